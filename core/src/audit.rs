@@ -1,0 +1,446 @@
+//! The tamper-evident audit log: one append-only table whose entries form a SHA-256 hash chain
+//! (each entry stores the previous entry's hash). `verify` recomputes the chain and names the
+//! first broken link. The encoding is described in `docs/design/audit-chain.md`.
+
+use std::io::Write;
+
+use futures_util::TryStreamExt;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::db::{AnyConnection, Db};
+use crate::web::RequestContext;
+
+/// The `prev_hash` of the first entry.
+pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+const DOMAIN: &[u8] = b"kizuna-audit-v1";
+/// The most entries the writer commits in one transaction.
+const MAX_BATCH: usize = 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ActorKind {
+    User,
+    Client,
+    Device,
+    System,
+    Anonymous,
+}
+
+impl ActorKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActorKind::User => "user",
+            ActorKind::Client => "client",
+            ActorKind::Device => "device",
+            ActorKind::System => "system",
+            ActorKind::Anonymous => "anonymous",
+        }
+    }
+}
+
+/// Who did it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    pub kind: ActorKind,
+    pub id: String,
+}
+
+impl Actor {
+    pub fn user(id: impl Into<String>) -> Self {
+        Actor {
+            kind: ActorKind::User,
+            id: id.into(),
+        }
+    }
+    pub fn client(id: impl Into<String>) -> Self {
+        Actor {
+            kind: ActorKind::Client,
+            id: id.into(),
+        }
+    }
+    pub fn device(id: impl Into<String>) -> Self {
+        Actor {
+            kind: ActorKind::Device,
+            id: id.into(),
+        }
+    }
+    pub fn system(id: impl Into<String>) -> Self {
+        Actor {
+            kind: ActorKind::System,
+            id: id.into(),
+        }
+    }
+    pub fn anonymous() -> Self {
+        Actor {
+            kind: ActorKind::Anonymous,
+            id: String::new(),
+        }
+    }
+    /// An operator at the command line, named by their OS account.
+    pub fn cli() -> Self {
+        let who = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+        Actor::system(format!("cli:{who}"))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Success,
+    Failure,
+    Denied,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Success => "success",
+            Outcome::Failure => "failure",
+            Outcome::Denied => "denied",
+        }
+    }
+}
+
+/// An event to append. The request id and source address are taken from the request being
+/// served when there is one.
+#[derive(Debug, Clone)]
+pub struct AuditEvent {
+    pub actor: Actor,
+    pub action: String,
+    pub target: String,
+    pub outcome: Outcome,
+    pub details: serde_json::Value,
+    pub source_ip: Option<String>,
+    pub request_id: Option<String>,
+}
+
+impl AuditEvent {
+    /// `action` is a dotted name such as `org.create` or `cert.revoke`; `target` names the
+    /// object acted on (`org:<id>`, `cert:<serial>`).
+    pub fn new(actor: Actor, action: impl Into<String>, target: impl Into<String>) -> Self {
+        let ctx = RequestContext::current();
+        AuditEvent {
+            actor,
+            action: action.into(),
+            target: target.into(),
+            outcome: Outcome::Success,
+            details: serde_json::Value::Object(Default::default()),
+            source_ip: ctx
+                .as_ref()
+                .and_then(|c| c.peer_ip.map(|ip| ip.to_string())),
+            request_id: ctx.map(|c| c.request_id),
+        }
+    }
+
+    pub fn outcome(mut self, outcome: Outcome) -> Self {
+        self.outcome = outcome;
+        self
+    }
+
+    /// Structured details. Never put a secret, token, password or key here.
+    pub fn details(mut self, details: serde_json::Value) -> Self {
+        self.details = details;
+        self
+    }
+}
+
+/// A stored entry, as exported.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct AuditEntry {
+    pub seq: i64,
+    pub id: String,
+    pub at: String,
+    pub actor_kind: String,
+    pub actor_id: String,
+    pub action: String,
+    pub target: String,
+    pub outcome: String,
+    pub source_ip: Option<String>,
+    pub request_id: Option<String>,
+    #[serde(serialize_with = "raw_json")]
+    pub details: String,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+fn raw_json<S: serde::Serializer>(details: &str, s: S) -> Result<S::Ok, S::Error> {
+    match RawValue::from_string(details.to_string()) {
+        Ok(raw) => raw.serialize(s),
+        Err(_) => s.serialize_str(details),
+    }
+}
+
+impl AuditEntry {
+    /// Recomputes this entry's hash from its fields and `prev_hash`.
+    pub fn compute_hash(&self) -> String {
+        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+        ctx.update(DOMAIN);
+        let mut field = |value: Option<&str>| match value {
+            Some(v) => {
+                ctx.update(&[1]);
+                ctx.update(&(v.len() as u64).to_be_bytes());
+                ctx.update(v.as_bytes());
+            }
+            None => ctx.update(&[0]),
+        };
+        field(Some(&self.prev_hash));
+        field(Some(&self.seq.to_string()));
+        field(Some(&self.id));
+        field(Some(&self.at));
+        field(Some(&self.actor_kind));
+        field(Some(&self.actor_id));
+        field(Some(&self.action));
+        field(Some(&self.target));
+        field(Some(&self.outcome));
+        field(self.source_ip.as_deref());
+        field(self.request_id.as_deref());
+        field(Some(&self.details));
+        crate::secret::hex(ctx.finish().as_ref())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error("audit log storage failed: {0}")]
+    Storage(#[from] sqlx::Error),
+    #[error("the audit writer has stopped")]
+    WriterStopped,
+}
+
+/// Appends events inside the caller's transaction, so the audit entry commits (or rolls back)
+/// with the change it describes. Takes the chain head's row lock: appends never fork.
+pub async fn append_in(
+    conn: &mut AnyConnection,
+    events: &[AuditEvent],
+) -> Result<Vec<AuditEntry>, sqlx::Error> {
+    if events.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (last_seq, mut prev_hash): (i64, String) =
+        sqlx::query_as("UPDATE audit_head SET seq = seq + $1 WHERE id = 1 RETURNING seq, hash")
+            .bind(events.len() as i64)
+            .fetch_one(&mut *conn)
+            .await?;
+    let first_seq = last_seq - events.len() as i64 + 1;
+    let at = crate::time::now_rfc3339_micros();
+    let mut entries = Vec::with_capacity(events.len());
+    for (i, event) in events.iter().enumerate() {
+        let mut entry = AuditEntry {
+            seq: first_seq + i as i64,
+            id: crate::secret::new_id(),
+            at: at.clone(),
+            actor_kind: event.actor.kind.as_str().to_string(),
+            actor_id: event.actor.id.clone(),
+            action: event.action.clone(),
+            target: event.target.clone(),
+            outcome: event.outcome.as_str().to_string(),
+            source_ip: event.source_ip.clone(),
+            request_id: event.request_id.clone(),
+            details: event.details.to_string(),
+            prev_hash: std::mem::take(&mut prev_hash),
+            hash: String::new(),
+        };
+        entry.hash = entry.compute_hash();
+        prev_hash = entry.hash.clone();
+        sqlx::query(
+            "INSERT INTO audit_log (seq, id, at, actor_kind, actor_id, action, target, outcome, \
+             source_ip, request_id, details, prev_hash, hash) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+        )
+        .bind(entry.seq)
+        .bind(&entry.id)
+        .bind(&entry.at)
+        .bind(&entry.actor_kind)
+        .bind(&entry.actor_id)
+        .bind(&entry.action)
+        .bind(&entry.target)
+        .bind(&entry.outcome)
+        .bind(&entry.source_ip)
+        .bind(&entry.request_id)
+        .bind(&entry.details)
+        .bind(&entry.prev_hash)
+        .bind(&entry.hash)
+        .execute(&mut *conn)
+        .await?;
+        entries.push(entry);
+    }
+    sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
+        .bind(&prev_hash)
+        .execute(&mut *conn)
+        .await?;
+    Ok(entries)
+}
+
+/// Emits committed entries on the `kizuna::audit` log target, one JSON object each, for a SIEM.
+pub fn publish(entries: &[AuditEntry]) {
+    for entry in entries {
+        if let Ok(json) = serde_json::to_string(entry) {
+            tracing::info!(target: "kizuna::audit", audit = %json);
+        }
+    }
+}
+
+type Reply = oneshot::Sender<Result<AuditEntry, AuditError>>;
+
+/// Appends events that stand alone (a login, a token issued) through one writer task that
+/// commits whatever is waiting in a single transaction (group commit). `record` returns once
+/// the entry is committed.
+#[derive(Clone)]
+pub struct AuditLog {
+    sender: mpsc::Sender<(AuditEvent, Reply)>,
+}
+
+impl AuditLog {
+    /// Starts the writer. It stops, after committing what is queued, when every `AuditLog`
+    /// clone has been dropped.
+    pub fn start(db: Db) -> (AuditLog, tokio::task::JoinHandle<()>) {
+        let (sender, receiver) = mpsc::channel(MAX_BATCH * 8);
+        let writer = tokio::spawn(write_batches(db, receiver));
+        (AuditLog { sender }, writer)
+    }
+
+    pub async fn record(&self, event: AuditEvent) -> Result<AuditEntry, AuditError> {
+        let (reply, done) = oneshot::channel();
+        self.sender
+            .send((event, reply))
+            .await
+            .map_err(|_| AuditError::WriterStopped)?;
+        done.await.map_err(|_| AuditError::WriterStopped)?
+    }
+}
+
+async fn write_batches(db: Db, mut receiver: mpsc::Receiver<(AuditEvent, Reply)>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while receiver.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let (events, replies): (Vec<_>, Vec<_>) = batch.drain(..).unzip();
+        match commit_batch(&db, &events).await {
+            Ok(entries) => {
+                publish(&entries);
+                for (entry, reply) in entries.into_iter().zip(replies) {
+                    let _ = reply.send(Ok(entry));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, count = events.len(), "audit append failed");
+                let message = e.to_string();
+                for reply in replies {
+                    let _ = reply.send(Err(AuditError::Storage(sqlx::Error::Protocol(
+                        message.clone(),
+                    ))));
+                }
+            }
+        }
+    }
+}
+
+async fn commit_batch(db: &Db, events: &[AuditEvent]) -> Result<Vec<AuditEntry>, sqlx::Error> {
+    let mut tx = db.begin().await?;
+    let entries = append_in(tx.conn(), events).await?;
+    tx.commit().await?;
+    Ok(entries)
+}
+
+/// The result of recomputing the chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VerifyReport {
+    pub entries: u64,
+    pub broken: Option<BrokenLink>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BrokenLink {
+    pub seq: i64,
+    pub id: String,
+    pub reason: String,
+}
+
+/// Recomputes every entry's hash and link, in order, and checks the chain head.
+pub async fn verify(db: &Db) -> Result<VerifyReport, sqlx::Error> {
+    let mut conn = db.conn().await?;
+    let mut rows = sqlx::query_as::<_, AuditEntry>(
+        "SELECT seq, id, at, actor_kind, actor_id, action, target, outcome, source_ip, \
+         request_id, details, prev_hash, hash FROM audit_log ORDER BY seq",
+    )
+    .fetch(&mut *conn);
+    let mut expected_prev = GENESIS_HASH.to_string();
+    let mut expected_seq = 1i64;
+    let mut count = 0u64;
+    while let Some(entry) = rows.try_next().await? {
+        let problem = if entry.seq != expected_seq {
+            Some(format!(
+                "sequence jumps from {} to {}: entries are missing",
+                expected_seq - 1,
+                entry.seq
+            ))
+        } else if entry.prev_hash != expected_prev {
+            Some("prev_hash does not match the previous entry's hash".to_string())
+        } else if entry.compute_hash() != entry.hash {
+            Some("hash does not match the entry's contents: the entry was altered".to_string())
+        } else {
+            None
+        };
+        if let Some(reason) = problem {
+            return Ok(VerifyReport {
+                entries: count,
+                broken: Some(BrokenLink {
+                    seq: entry.seq,
+                    id: entry.id,
+                    reason,
+                }),
+            });
+        }
+        expected_prev = entry.hash;
+        expected_seq += 1;
+        count += 1;
+    }
+    drop(rows);
+    let (head_seq, head_hash): (i64, String) =
+        sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1")
+            .fetch_one(&mut *conn)
+            .await?;
+    let broken = (head_seq != expected_seq - 1 || head_hash != expected_prev).then(|| BrokenLink {
+        seq: expected_seq,
+        id: String::new(),
+        reason: format!(
+            "the chain ends at entry {} but its head records entry {head_seq}: entries were removed from the end",
+            expected_seq - 1
+        ),
+    });
+    Ok(VerifyReport {
+        entries: count,
+        broken,
+    })
+}
+
+/// Writes entries at or after `since` (an RFC 3339 time) as JSON lines. Returns how many.
+pub async fn export_jsonl(
+    db: &Db,
+    since: Option<&str>,
+    out: &mut impl Write,
+) -> Result<u64, ExportError> {
+    let mut conn = db.conn().await?;
+    let since = since.unwrap_or("");
+    let mut rows = sqlx::query_as::<_, AuditEntry>(
+        "SELECT seq, id, at, actor_kind, actor_id, action, target, outcome, source_ip, \
+         request_id, details, prev_hash, hash FROM audit_log WHERE at >= $1 ORDER BY seq",
+    )
+    .bind(since)
+    .fetch(&mut *conn);
+    let mut count = 0;
+    while let Some(entry) = rows.try_next().await? {
+        serde_json::to_writer(&mut *out, &entry).map_err(std::io::Error::from)?;
+        out.write_all(b"\n")?;
+        count += 1;
+    }
+    Ok(count)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error("reading the audit log failed: {0}")]
+    Storage(#[from] sqlx::Error),
+    #[error("writing the export failed: {0}")]
+    Io(#[from] std::io::Error),
+}

@@ -1,0 +1,399 @@
+//! Storage: one sqlx `Any` pool over SQLite (the embedded default) or PostgreSQL. Every query
+//! is one text that both dialects accept (`$N` placeholders, BIGINT/INTEGER, TEXT, BLOB/BYTEA);
+//! the two migration folders keep the schema in step.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::migrate::{MigrateError, Migrator};
+use sqlx::pool::PoolConnection;
+use sqlx::{Any, AnyPool, Connection, Executor, Transaction};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+pub use sqlx::AnyConnection;
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/postgres");
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn from_url(url: &str) -> Result<Self, DbError> {
+        if url.starts_with("sqlite:") {
+            Ok(Backend::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Backend::Postgres)
+        } else {
+            Err(DbError::UnsupportedUrl(redact_url(url)))
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+
+    fn migrator(self) -> &'static Migrator {
+        match self {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct DbOptions {
+    pub max_connections: u32,
+    /// How long to keep retrying an unreachable database at start-up before giving up.
+    pub connect_timeout: Duration,
+    /// How long a request may wait for a pooled connection.
+    pub acquire_timeout: Duration,
+}
+
+impl Default for DbOptions {
+    fn default() -> Self {
+        DbOptions {
+            max_connections: 16,
+            connect_timeout: Duration::from_secs(30),
+            acquire_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("unsupported database URL {0:?}: use sqlite://PATH or postgres://USER@HOST/DB")]
+    UnsupportedUrl(String),
+    #[error(
+        "could not reach the database at {url} ({attempts} attempts over {seconds} s; raise database.connect_timeout_secs to wait longer): {source}"
+    )]
+    Unreachable {
+        url: String,
+        attempts: u32,
+        seconds: u64,
+        source: sqlx::Error,
+    },
+    #[error("could not open the database at {url}: {source}")]
+    Open { url: String, source: sqlx::Error },
+    #[error(
+        "the database contains migration {version}, which this kizuna binary does not know: it was upgraded by a newer release. Refusing to start; run that release (or restore a backup taken before the upgrade)"
+    )]
+    NewerThanBinary { version: i64 },
+    #[error(
+        "migration {version} recorded in the database differs from the one built into this binary (checksum mismatch); refusing to start"
+    )]
+    ChecksumMismatch { version: i64 },
+    #[error("database migration failed: {0}")]
+    Migrate(MigrateError),
+    #[error(transparent)]
+    Sqlx(#[from] sqlx::Error),
+}
+
+impl From<MigrateError> for DbError {
+    fn from(e: MigrateError) -> Self {
+        match e {
+            MigrateError::VersionMissing(version) => DbError::NewerThanBinary { version },
+            MigrateError::VersionMismatch(version) => DbError::ChecksumMismatch { version },
+            other => DbError::Migrate(other),
+        }
+    }
+}
+
+/// Where the schema stands relative to this binary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SchemaStatus {
+    pub applied: i64,
+    pub expected: i64,
+}
+
+impl SchemaStatus {
+    pub fn is_current(&self) -> bool {
+        self.applied == self.expected
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct PoolStats {
+    pub size: u32,
+    pub idle: u32,
+    pub max: u32,
+}
+
+/// A handle to the database, cheap to clone.
+#[derive(Clone)]
+pub struct Db {
+    pool: AnyPool,
+    backend: Backend,
+    max_connections: u32,
+    /// SQLite allows one writer at a time; queueing writers here instead of in SQLite's
+    /// sleep-and-retry busy handler keeps write latency flat under load.
+    sqlite_writer: Option<Arc<Semaphore>>,
+}
+
+/// A write transaction. On SQLite it holds the process's writer slot and began with
+/// `BEGIN IMMEDIATE`, so it never fails half-way for lack of the write lock.
+pub struct WriteTx {
+    tx: Transaction<'static, Any>,
+    _writer: Option<OwnedSemaphorePermit>,
+}
+
+impl WriteTx {
+    pub fn conn(&mut self) -> &mut AnyConnection {
+        &mut self.tx
+    }
+
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        self.tx.commit().await
+    }
+}
+
+/// Held while a run-once job runs; on PostgreSQL it is a transaction-scoped advisory lock,
+/// released when this value is dropped (or the process dies).
+pub struct JobLock {
+    _tx: Option<Transaction<'static, Any>>,
+}
+
+impl Db {
+    /// Connects, retrying with backoff while the server is unreachable.
+    pub async fn connect(url: &str, options: &DbOptions) -> Result<Db, DbError> {
+        install_default_drivers();
+        let backend = Backend::from_url(url)?;
+        let mut pool_options = AnyPoolOptions::new()
+            .max_connections(options.max_connections)
+            .acquire_timeout(options.acquire_timeout);
+        if backend == Backend::Sqlite {
+            pool_options = pool_options.after_connect(|conn, _meta| {
+                Box::pin(async move {
+                    for pragma in [
+                        "PRAGMA journal_mode = WAL",
+                        "PRAGMA synchronous = NORMAL",
+                        "PRAGMA foreign_keys = ON",
+                        "PRAGMA busy_timeout = 10000",
+                    ] {
+                        conn.execute(pragma).await?;
+                    }
+                    Ok(())
+                })
+            });
+        }
+
+        let started = Instant::now();
+        let mut delay = Duration::from_millis(200);
+        let mut attempts = 0;
+        let pool = loop {
+            attempts += 1;
+            match pool_options.clone().connect(url).await {
+                Ok(pool) => break pool,
+                Err(e)
+                    if is_transient(&e) && started.elapsed() + delay < options.connect_timeout =>
+                {
+                    tracing::warn!(attempt = attempts, retry_in_ms = delay.as_millis() as u64, error = %e, "database not reachable yet");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+                Err(e) if is_transient(&e) => {
+                    return Err(DbError::Unreachable {
+                        url: redact_url(url),
+                        attempts,
+                        seconds: started.elapsed().as_secs(),
+                        source: e,
+                    });
+                }
+                Err(e) => {
+                    return Err(DbError::Open {
+                        url: redact_url(url),
+                        source: e,
+                    });
+                }
+            }
+        };
+        Ok(Db {
+            pool,
+            backend,
+            max_connections: options.max_connections,
+            sqlite_writer: (backend == Backend::Sqlite).then(|| Arc::new(Semaphore::new(1))),
+        })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// A pooled connection for reads (or single-statement writes).
+    pub async fn conn(&self) -> Result<PoolConnection<Any>, sqlx::Error> {
+        self.pool.acquire().await
+    }
+
+    /// Begins a write transaction. Do not call while holding another `WriteTx` in the same task.
+    pub async fn begin(&self) -> Result<WriteTx, sqlx::Error> {
+        let writer = match &self.sqlite_writer {
+            Some(slot) => Some(
+                slot.clone()
+                    .acquire_owned()
+                    .await
+                    .map_err(|_| sqlx::Error::PoolClosed)?,
+            ),
+            None => None,
+        };
+        let tx = match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        };
+        Ok(WriteTx {
+            tx,
+            _writer: writer,
+        })
+    }
+
+    /// Applies pending migrations. Refuses a database that a newer binary migrated.
+    pub async fn migrate(&self) -> Result<(), DbError> {
+        self.backend.migrator().run(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn schema_status(&self) -> Result<SchemaStatus, sqlx::Error> {
+        let expected = self
+            .backend
+            .migrator()
+            .iter()
+            .map(|m| m.version)
+            .max()
+            .unwrap_or(0);
+        let applied: i64 = sqlx::query_scalar(
+            "SELECT COALESCE(MAX(version), 0) FROM _sqlx_migrations WHERE success",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(SchemaStatus { applied, expected })
+    }
+
+    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+        self.conn().await?.ping().await
+    }
+
+    pub fn pool_stats(&self) -> PoolStats {
+        PoolStats {
+            size: self.pool.size(),
+            idle: self.pool.num_idle() as u32,
+            max: self.max_connections,
+        }
+    }
+
+    /// Takes the cluster-wide lock for a job that must run on one replica at a time.
+    /// Returns `None` when another replica holds it. On SQLite one process owns the file,
+    /// so the lock is always granted.
+    pub async fn try_job_lock(&self, job: &str) -> Result<Option<JobLock>, sqlx::Error> {
+        if self.backend == Backend::Sqlite {
+            return Ok(Some(JobLock { _tx: None }));
+        }
+        let mut tx = self.pool.begin().await?;
+        let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+            .bind(advisory_key(job))
+            .fetch_one(&mut *tx)
+            .await?;
+        Ok(got.then_some(JobLock { _tx: Some(tx) }))
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+fn advisory_key(job: &str) -> i64 {
+    let digest = crate::secret::sha256(format!("kizuna-job:{job}").as_bytes());
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    i64::from_be_bytes(first)
+}
+
+fn is_transient(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolTimedOut => true,
+        // 57P03: the server is starting up; 53300: too many connections.
+        sqlx::Error::Database(db) => matches!(db.code().as_deref(), Some("57P03" | "53300")),
+        _ => false,
+    }
+}
+
+/// A database URL with any password replaced, safe to print and log.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let (authority, tail) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or("");
+            let masked = if userinfo.contains(':') {
+                format!("{user}:***")
+            } else {
+                user.to_string()
+            };
+            let tail = redact_query_password(tail);
+            format!("{scheme}://{masked}@{host}{tail}")
+        }
+        None => format!("{scheme}://{authority}{}", redact_query_password(tail)),
+    }
+}
+
+fn redact_query_password(tail: &str) -> String {
+    let Some((path, query)) = tail.split_once('?') else {
+        return tail.to_string();
+    };
+    let query: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+            _ => pair.to_string(),
+        })
+        .collect();
+    format!("{path}?{}", query.join("&"))
+}
+
+/// True when a query failed on a UNIQUE constraint.
+pub fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redaction_hides_passwords_only() {
+        assert_eq!(
+            redact_url("postgres://kizuna:s3cret@db.example:5432/kizuna"),
+            "postgres://kizuna:***@db.example:5432/kizuna"
+        );
+        assert_eq!(
+            redact_url("postgres://kizuna@db/kizuna?sslmode=require&password=x"),
+            "postgres://kizuna@db/kizuna?sslmode=require&password=***"
+        );
+        assert_eq!(
+            redact_url("sqlite://./kizuna-data/kizuna.db?mode=rwc"),
+            "sqlite://./kizuna-data/kizuna.db?mode=rwc"
+        );
+    }
+
+    #[test]
+    fn unknown_schemes_are_refused_with_the_url_redacted() {
+        let err = Backend::from_url("mysql://root:pw@localhost/x").unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("mysql://root:***@localhost/x"), "{text}");
+        assert!(!text.contains("pw"));
+    }
+}

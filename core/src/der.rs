@@ -1,0 +1,131 @@
+//! The few DER (ITU-T X.690) encodings key custody needs: SubjectPublicKeyInfo, ECDSA-Sig-Value,
+//! and reading an RSAPublicKey. Certificates and CRLs are built in `kizuna-ca` with real ASN.1 crates.
+
+const SEQUENCE: u8 = 0x30;
+const INTEGER: u8 = 0x02;
+const BIT_STRING: u8 = 0x03;
+const NULL: u8 = 0x05;
+const OID: u8 = 0x06;
+
+/// Encodes one TLV.
+pub fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(content.len() + 6);
+    out.push(tag);
+    let len = content.len();
+    if len < 0x80 {
+        out.push(len as u8);
+    } else {
+        let bytes = len.to_be_bytes();
+        let skip = bytes.iter().take_while(|b| **b == 0).count();
+        out.push(0x80 | (bytes.len() - skip) as u8);
+        out.extend_from_slice(&bytes[skip..]);
+    }
+    out.extend_from_slice(content);
+    out
+}
+
+pub fn sequence(parts: &[&[u8]]) -> Vec<u8> {
+    tlv(SEQUENCE, &parts.concat())
+}
+
+/// An unsigned big-endian integer, minimally encoded.
+pub fn unsigned_integer(be: &[u8]) -> Vec<u8> {
+    let trimmed: &[u8] = {
+        let skip = be.iter().take_while(|b| **b == 0).count();
+        &be[skip.min(be.len().saturating_sub(1))..]
+    };
+    let mut content = Vec::with_capacity(trimmed.len() + 1);
+    if trimmed.first().is_some_and(|b| b & 0x80 != 0) {
+        content.push(0);
+    }
+    content.extend_from_slice(trimmed);
+    tlv(INTEGER, &content)
+}
+
+pub fn bit_string(bytes: &[u8]) -> Vec<u8> {
+    let mut content = Vec::with_capacity(bytes.len() + 1);
+    content.push(0);
+    content.extend_from_slice(bytes);
+    tlv(BIT_STRING, &content)
+}
+
+pub fn null() -> Vec<u8> {
+    vec![NULL, 0]
+}
+
+/// An OBJECT IDENTIFIER from its already-encoded content octets.
+pub fn oid(content: &[u8]) -> Vec<u8> {
+    tlv(OID, content)
+}
+
+/// Reads one TLV with the expected tag; returns (content, rest).
+pub fn read_tlv(input: &[u8], tag: u8) -> Option<(&[u8], &[u8])> {
+    let (&t, rest) = input.split_first()?;
+    if t != tag {
+        return None;
+    }
+    let (&first, rest) = rest.split_first()?;
+    let (len, rest) = if first < 0x80 {
+        (first as usize, rest)
+    } else {
+        let n = (first & 0x7f) as usize;
+        if n == 0 || n > 4 || rest.len() < n {
+            return None;
+        }
+        let len = rest[..n]
+            .iter()
+            .fold(0usize, |acc, b| (acc << 8) | *b as usize);
+        (len, &rest[n..])
+    };
+    if rest.len() < len {
+        return None;
+    }
+    Some(rest.split_at(len))
+}
+
+/// Splits a PKCS#1 RSAPublicKey into (modulus, exponent), big-endian without sign padding.
+pub fn rsa_public_key_components(der: &[u8]) -> Option<(&[u8], &[u8])> {
+    let (body, _) = read_tlv(der, SEQUENCE)?;
+    let (n, rest) = read_tlv(body, INTEGER)?;
+    let (e, _) = read_tlv(rest, INTEGER)?;
+    let trim = |x: &[u8]| -> usize { x.iter().take_while(|b| **b == 0).count() };
+    Some((&n[trim(n)..], &e[trim(e)..]))
+}
+
+/// Converts a fixed-width ECDSA signature (r || s) to ECDSA-Sig-Value (RFC 3279).
+pub fn ecdsa_fixed_to_der(fixed: &[u8]) -> Vec<u8> {
+    let (r, s) = fixed.split_at(fixed.len() / 2);
+    sequence(&[&unsigned_integer(r), &unsigned_integer(s)])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_lengths_use_the_long_form() {
+        let content = vec![7u8; 300];
+        let encoded = tlv(0x04, &content);
+        assert_eq!(&encoded[..4], &[0x04, 0x82, 0x01, 0x2c]);
+        let (read, rest) = read_tlv(&encoded, 0x04).unwrap();
+        assert_eq!(read.len(), 300);
+        assert!(rest.is_empty());
+    }
+
+    #[test]
+    fn integers_get_a_sign_byte_when_the_high_bit_is_set() {
+        assert_eq!(unsigned_integer(&[0x80]), vec![0x02, 0x02, 0x00, 0x80]);
+        assert_eq!(
+            unsigned_integer(&[0x00, 0x00, 0x7f]),
+            vec![0x02, 0x01, 0x7f]
+        );
+        assert_eq!(unsigned_integer(&[0x00]), vec![0x02, 0x01, 0x00]);
+    }
+
+    #[test]
+    fn truncated_input_is_refused() {
+        assert!(read_tlv(&[0x30, 0x05, 0x01], 0x30).is_none());
+        assert!(read_tlv(&[0x30], 0x30).is_none());
+        assert!(read_tlv(&[0x02, 0x01, 0x01], 0x30).is_none());
+    }
+}

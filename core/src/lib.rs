@@ -1,0 +1,36 @@
+//! Kizuna core: storage, migrations, the audit log, key custody, organizations, and the HTTP
+//! plumbing (request context, metrics, error pages, TLS) shared by the feature crates.
+
+pub mod audit;
+pub mod custody;
+pub mod db;
+pub mod der;
+mod health;
+pub mod metrics;
+pub mod orgs;
+pub mod secret;
+pub mod time;
+pub mod web;
+
+#[cfg(feature = "testing")]
+pub mod testing;
+
+use std::sync::Arc;
+
+pub use health::router;
+
+/// What every feature crate is given: the database, key custody, the audit log, metrics and
+/// the public base URL. Cheap to clone; holds no per-user state, so any replica serves any
+/// request.
+#[derive(Clone)]
+pub struct Core {
+    pub db: db::Db,
+    pub custody: custody::KeyCustody,
+    pub audit: audit::AuditLog,
+    pub metrics: metrics::Metrics,
+    /// The external base URL (the OIDC issuer and the base of URLs in certificates), without
+    /// a trailing slash.
+    pub public_url: Arc<str>,
+    /// Whether cookies carry `Secure` (true unless the public URL is plain HTTP on loopback).
+    pub secure_cookies: bool,
+}

@@ -1,0 +1,220 @@
+//! Organizations: the city's stakeholders (the city itself, service and data providers,
+//! device vendors, the city-OS operator). Users, clients, upstream IdPs, devices and
+//! certificates each belong to one, and administrators' rights are scoped to one.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::audit::{self, Actor, AuditEvent};
+use crate::db::{AnyConnection, Db, is_unique_violation};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OrgKind {
+    City,
+    ServiceProvider,
+    DataProvider,
+    DeviceVendor,
+    PlatformOperator,
+    Other,
+}
+
+impl OrgKind {
+    pub const ALL: [OrgKind; 6] = [
+        OrgKind::City,
+        OrgKind::ServiceProvider,
+        OrgKind::DataProvider,
+        OrgKind::DeviceVendor,
+        OrgKind::PlatformOperator,
+        OrgKind::Other,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrgKind::City => "city",
+            OrgKind::ServiceProvider => "service-provider",
+            OrgKind::DataProvider => "data-provider",
+            OrgKind::DeviceVendor => "device-vendor",
+            OrgKind::PlatformOperator => "platform-operator",
+            OrgKind::Other => "other",
+        }
+    }
+}
+
+impl fmt::Display for OrgKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for OrgKind {
+    type Err = OrgError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        OrgKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| OrgError::UnknownKind(s.to_string()))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Organization {
+    pub id: String,
+    pub name: String,
+    pub name_ja: Option<String>,
+    pub kind: OrgKind,
+    pub status: String,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewOrganization {
+    pub name: String,
+    pub name_ja: Option<String>,
+    pub kind: OrgKind,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OrgError {
+    #[error("organization name {0}")]
+    InvalidName(&'static str),
+    #[error("an organization named {0:?} already exists")]
+    NameTaken(String),
+    #[error(
+        "unknown organization kind {0:?}: use city, service-provider, data-provider, device-vendor, platform-operator or other"
+    )]
+    UnknownKind(String),
+    #[error("no organization with id or name {0:?}")]
+    NotFound(String),
+    #[error("storage failed: {0}")]
+    Storage(#[from] sqlx::Error),
+}
+
+/// Checks a display name: trimmed, 1–200 characters, no control characters.
+fn clean_name(name: &str) -> Result<String, OrgError> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(OrgError::InvalidName("must not be empty"));
+    }
+    if name.chars().count() > 200 {
+        return Err(OrgError::InvalidName("must be at most 200 characters"));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(OrgError::InvalidName("must not contain control characters"));
+    }
+    Ok(name.to_string())
+}
+
+type OrgRow = (String, String, Option<String>, String, String, i64);
+
+fn from_row((id, name, name_ja, kind, status, created_at): OrgRow) -> Organization {
+    Organization {
+        id,
+        name,
+        name_ja,
+        kind: kind.parse().unwrap_or(OrgKind::Other),
+        status,
+        created_at,
+    }
+}
+
+const COLUMNS: &str = "id, name, name_ja, kind, status, created_at";
+
+/// Creates an organization and audits it, in one transaction.
+pub async fn create(db: &Db, actor: Actor, new: NewOrganization) -> Result<Organization, OrgError> {
+    let name = clean_name(&new.name)?;
+    let name_ja = new.name_ja.as_deref().map(clean_name).transpose()?;
+    let org = Organization {
+        id: crate::secret::new_id(),
+        name,
+        name_ja,
+        kind: new.kind,
+        status: "active".into(),
+        created_at: crate::time::now_unix(),
+    };
+    let mut tx = db.begin().await?;
+    insert(tx.conn(), &org).await.map_err(|e| {
+        if is_unique_violation(&e) {
+            OrgError::NameTaken(org.name.clone())
+        } else {
+            OrgError::Storage(e)
+        }
+    })?;
+    let entries = audit::append_in(
+        tx.conn(),
+        &[
+            AuditEvent::new(actor, "org.create", format!("org:{}", org.id)).details(json!({
+                "name": org.name, "name_ja": org.name_ja, "kind": org.kind,
+            })),
+        ],
+    )
+    .await?;
+    tx.commit().await?;
+    audit::publish(&entries);
+    Ok(org)
+}
+
+async fn insert(conn: &mut AnyConnection, org: &Organization) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO organizations (id, name, name_ja, kind, status, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $6)",
+    )
+    .bind(&org.id)
+    .bind(&org.name)
+    .bind(&org.name_ja)
+    .bind(org.kind.as_str())
+    .bind(&org.status)
+    .bind(org.created_at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn list(db: &Db) -> Result<Vec<Organization>, OrgError> {
+    let rows: Vec<OrgRow> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM organizations ORDER BY name"
+    ))
+    .fetch_all(db.pool())
+    .await?;
+    Ok(rows.into_iter().map(from_row).collect())
+}
+
+/// Finds an organization by id, or else by exact name.
+pub async fn find(db: &Db, id_or_name: &str) -> Result<Organization, OrgError> {
+    let row: Option<OrgRow> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM organizations WHERE id = $1 OR name = $1 ORDER BY (id = $1) DESC LIMIT 1"
+    ))
+    .bind(id_or_name)
+    .fetch_optional(db.pool())
+    .await?;
+    row.map(from_row)
+        .ok_or_else(|| OrgError::NotFound(id_or_name.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_trimmed_and_bounded() {
+        assert_eq!(clean_name("  Kizuna City ").unwrap(), "Kizuna City");
+        assert!(clean_name("   ").is_err());
+        assert!(clean_name(&"x".repeat(201)).is_err());
+        assert!(clean_name("a\u{0}b").is_err());
+        assert_eq!(clean_name(&"市".repeat(200)).unwrap().chars().count(), 200);
+    }
+
+    #[test]
+    fn kinds_round_trip() {
+        for kind in OrgKind::ALL {
+            assert_eq!(kind.as_str().parse::<OrgKind>().unwrap(), kind);
+        }
+        assert!(matches!(
+            "bank".parse::<OrgKind>(),
+            Err(OrgError::UnknownKind(_))
+        ));
+    }
+}

@@ -1,0 +1,371 @@
+//! Configuration: defaults, then `kizuna.toml`, then `KIZUNA_…` environment variables, then
+//! command-line flags. Unknown keys and bad values stop start-up with a message naming the
+//! key. Every key is documented in `docs/configuration.md`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+use kizuna_core::custody::KekSource;
+use kizuna_core::db::{DbOptions, redact_url};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Plain-HTTP listen address.
+    pub listen: String,
+    /// TLS listen address (needs `tls.cert_file` and `tls.key_file`).
+    pub tls_listen: Option<String>,
+    pub data_dir: PathBuf,
+    pub database_url: Option<String>,
+    pub public_url: Option<String>,
+    pub kek_file: Option<PathBuf>,
+    pub kek: Option<String>,
+    pub log_format: LogFormat,
+    pub log_level: String,
+    pub database: DatabaseSection,
+    pub tls: TlsSection,
+    pub http: HttpSection,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseSection {
+    pub max_connections: u32,
+    pub connect_timeout_secs: u64,
+    pub acquire_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsSection {
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpSection {
+    pub request_timeout_secs: u64,
+    pub max_body_bytes: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: "127.0.0.1:8080".into(),
+            tls_listen: None,
+            data_dir: PathBuf::from("./kizuna-data"),
+            database_url: None,
+            public_url: None,
+            kek_file: None,
+            kek: None,
+            log_format: LogFormat::Text,
+            log_level: "info".into(),
+            database: DatabaseSection::default(),
+            tls: TlsSection::default(),
+            http: HttpSection::default(),
+        }
+    }
+}
+
+impl Default for DatabaseSection {
+    fn default() -> Self {
+        DatabaseSection {
+            max_connections: 16,
+            connect_timeout_secs: 30,
+            acquire_timeout_secs: 10,
+        }
+    }
+}
+
+impl Default for HttpSection {
+    fn default() -> Self {
+        HttpSection {
+            request_timeout_secs: 30,
+            max_body_bytes: 1024 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration file {0} does not exist")]
+    FileMissing(PathBuf),
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+    #[error("configuration key `{key}`: {message}")]
+    BadValue { key: &'static str, message: String },
+    #[error("cannot read {var} ({path}): {source}")]
+    SecretFile {
+        var: &'static str,
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+/// What the command line says, applied over file and environment.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub config: Option<PathBuf>,
+    pub data_dir: Option<PathBuf>,
+    pub listen: Option<String>,
+}
+
+/// Environment variables that are not configuration keys.
+fn ignored_env_key(key: &str) -> bool {
+    key == "config" || key.starts_with("test_") || key == "database_url_file"
+}
+
+/// Which configuration file applies, if any.
+pub fn config_path(overrides: &Overrides) -> Result<Option<PathBuf>, ConfigError> {
+    let explicit = overrides
+        .config
+        .clone()
+        .or_else(|| std::env::var_os("KIZUNA_CONFIG").map(PathBuf::from));
+    match explicit {
+        Some(path) if path.is_file() => Ok(Some(path)),
+        Some(path) => Err(ConfigError::FileMissing(path)),
+        None => {
+            let default = PathBuf::from("kizuna.toml");
+            Ok(default.is_file().then_some(default))
+        }
+    }
+}
+
+impl Config {
+    pub fn load(overrides: &Overrides) -> Result<Config, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = config_path(overrides)? {
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        figment = figment.merge(
+            Env::prefixed("KIZUNA_")
+                .split("__")
+                .filter(|key| !ignored_env_key(key.as_str())),
+        );
+        if let Some(path) = std::env::var_os("KIZUNA_DATABASE_URL_FILE") {
+            let path = PathBuf::from(path);
+            let url = std::fs::read_to_string(&path).map_err(|source| ConfigError::SecretFile {
+                var: "KIZUNA_DATABASE_URL_FILE",
+                path: path.display().to_string(),
+                source,
+            })?;
+            figment = figment.merge(Serialized::default("database_url", url.trim()));
+        }
+        if let Some(dir) = &overrides.data_dir {
+            figment = figment.merge(Serialized::default("data_dir", dir));
+        }
+        if let Some(listen) = &overrides.listen {
+            figment = figment.merge(Serialized::default("listen", listen));
+        }
+        let config: Config = figment.extract().map_err(|e| {
+            ConfigError::Invalid(
+                e.into_iter()
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            )
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        parse_addr("listen", &self.listen)?;
+        if let Some(addr) = &self.tls_listen {
+            parse_addr("tls_listen", addr)?;
+            if self.tls.cert_file.is_none() || self.tls.key_file.is_none() {
+                return Err(ConfigError::BadValue {
+                    key: "tls_listen",
+                    message: "needs tls.cert_file and tls.key_file".into(),
+                });
+            }
+        }
+        if self.tls.cert_file.is_some() != self.tls.key_file.is_some() {
+            return Err(ConfigError::BadValue {
+                key: "tls",
+                message: "set both tls.cert_file and tls.key_file, or neither".into(),
+            });
+        }
+        if let Some(url) = &self.public_url {
+            check_public_url(url)?;
+        }
+        if let Some(url) = &self.database_url {
+            kizuna_core::db::Backend::from_url(url).map_err(|e| ConfigError::BadValue {
+                key: "database_url",
+                message: e.to_string(),
+            })?;
+        }
+        if self.kek.is_some() && self.kek_file.is_some() {
+            return Err(ConfigError::BadValue {
+                key: "kek",
+                message: "set kek or kek_file, not both".into(),
+            });
+        }
+        if !(1..=1000).contains(&self.database.max_connections) {
+            return Err(ConfigError::BadValue {
+                key: "database.max_connections",
+                message: format!(
+                    "{} is out of range: allowed 1 to 1000",
+                    self.database.max_connections
+                ),
+            });
+        }
+        if self.http.max_body_bytes < 1024 {
+            return Err(ConfigError::BadValue {
+                key: "http.max_body_bytes",
+                message: "must be at least 1024".into(),
+            });
+        }
+        tracing_subscriber::EnvFilter::try_new(&self.log_level).map_err(|e| ConfigError::BadValue {
+            key: "log_level",
+            message: format!("{e}: use a level (error, warn, info, debug, trace) or a filter such as info,kizuna=debug"),
+        })?;
+        Ok(())
+    }
+
+    pub fn listen_addr(&self) -> SocketAddr {
+        // Checked by validate().
+        self.listen.parse().expect("validated listen address")
+    }
+
+    pub fn tls_listen_addr(&self) -> Option<SocketAddr> {
+        self.tls_listen.as_ref().and_then(|a| a.parse().ok())
+    }
+
+    pub fn database_url(&self) -> String {
+        self.database_url.clone().unwrap_or_else(|| {
+            format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("kizuna.db").display()
+            )
+        })
+    }
+
+    /// The external base URL, without a trailing slash.
+    pub fn public_url(&self) -> String {
+        match &self.public_url {
+            Some(url) => url.trim_end_matches('/').to_string(),
+            None => format!("http://{}", self.listen),
+        }
+    }
+
+    /// `Secure` cookies unless the public URL is plain HTTP (development on loopback).
+    pub fn secure_cookies(&self) -> bool {
+        self.public_url().starts_with("https://")
+    }
+
+    pub fn kek_source(&self) -> KekSource {
+        match (&self.kek, &self.kek_file) {
+            (Some(kek), _) => KekSource::Inline(kek.clone()),
+            (None, Some(path)) => KekSource::File {
+                path: path.clone(),
+                explicit: true,
+            },
+            (None, None) => KekSource::File {
+                path: self.data_dir.join("kek"),
+                explicit: false,
+            },
+        }
+    }
+
+    pub fn db_options(&self) -> DbOptions {
+        DbOptions {
+            max_connections: self.database.max_connections,
+            connect_timeout: std::time::Duration::from_secs(self.database.connect_timeout_secs),
+            acquire_timeout: std::time::Duration::from_secs(self.database.acquire_timeout_secs),
+        }
+    }
+
+    /// The effective configuration with defaults filled in and secrets redacted.
+    pub fn redacted(&self) -> Config {
+        let mut shown = self.clone();
+        shown.database_url = Some(redact_url(&self.database_url()));
+        shown.public_url = Some(self.public_url());
+        if shown.kek.is_some() {
+            shown.kek = Some("<redacted>".into());
+        } else if shown.kek_file.is_none() {
+            shown.kek_file = Some(self.data_dir.join("kek"));
+        }
+        shown
+    }
+}
+
+fn parse_addr(key: &'static str, value: &str) -> Result<SocketAddr, ConfigError> {
+    value.parse().map_err(|_| ConfigError::BadValue {
+        key,
+        message: format!(
+            "{value:?} is not an address: use IP:PORT, such as 127.0.0.1:8080 or [::]:8443"
+        ),
+    })
+}
+
+fn check_public_url(url: &str) -> Result<(), ConfigError> {
+    let bad = |message: &str| ConfigError::BadValue {
+        key: "public_url",
+        message: format!("{url:?} {message}"),
+    };
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or_else(|| bad("must start with https:// (or http:// for development)"))?;
+    let host = rest.split('/').next().unwrap_or("");
+    if host.is_empty() {
+        return Err(bad("has no host"));
+    }
+    if url.contains(['?', '#']) || url.chars().any(|c| c.is_whitespace()) {
+        return Err(bad("must not contain a query, fragment or spaces"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn public_urls_are_checked() {
+        assert!(check_public_url("https://id.city.example").is_ok());
+        assert!(check_public_url("http://127.0.0.1:8080/").is_ok());
+        assert!(check_public_url("ftp://x").is_err());
+        assert!(check_public_url("https://").is_err());
+        assert!(check_public_url("https://id.example/?a=b").is_err());
+    }
+
+    #[test]
+    fn redaction_hides_database_password_and_inline_kek() {
+        let config = Config {
+            database_url: Some("postgres://k:pw@db/kizuna".into()),
+            kek: Some("c2VjcmV0".into()),
+            ..Config::default()
+        };
+        let shown = config.redacted();
+        assert_eq!(
+            shown.database_url.as_deref(),
+            Some("postgres://k:***@db/kizuna")
+        );
+        assert_eq!(shown.kek.as_deref(), Some("<redacted>"));
+    }
+
+    #[test]
+    fn defaults_derive_from_listen_and_data_dir() {
+        let config = Config::default();
+        assert_eq!(config.public_url(), "http://127.0.0.1:8080");
+        assert_eq!(
+            config.database_url(),
+            "sqlite://./kizuna-data/kizuna.db?mode=rwc"
+        );
+        assert!(!config.secure_cookies());
+    }
+}

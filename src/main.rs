@@ -1,0 +1,101 @@
+//! The `kizuna` command: the server and the operator's command line.
+
+mod cli;
+mod config;
+mod logging;
+mod serve;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{Config, Overrides};
+
+#[derive(Parser)]
+#[command(
+    name = "kizuna",
+    version,
+    about = "Kizuna: federated identity (OpenID Connect) and PKI for a smart city",
+    long_about = "Kizuna: federated identity (OpenID Connect) and PKI for a smart city.\n\n\
+        Every command finds its configuration the same way: defaults, then the config file \
+        (--config, KIZUNA_CONFIG, or ./kizuna.toml if present), then KIZUNA_* environment \
+        variables, then flags. With no configuration at all, state lives in ./kizuna-data/."
+)]
+struct Cli {
+    /// Configuration file (TOML). Default: ./kizuna.toml if it exists. Env: KIZUNA_CONFIG.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Directory for the SQLite database and the key-encryption key. Env: KIZUNA_DATA_DIR.
+    #[arg(long, global = true, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (creates the database and keys on first start).
+    Serve {
+        /// Address for plain HTTP, e.g. 127.0.0.1:8080. Env: KIZUNA_LISTEN.
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+    },
+    /// Show the effective configuration.
+    #[command(subcommand)]
+    Config(cli::ConfigCommand),
+    /// Check and export the tamper-evident audit log.
+    #[command(subcommand)]
+    Audit(cli::AuditCommand),
+    /// Manage organizations (the city's stakeholders).
+    #[command(subcommand)]
+    Org(cli::OrgCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let listen = match &cli.command {
+        Command::Serve { listen } => listen.clone(),
+        _ => None,
+    };
+    let overrides = Overrides {
+        config: cli.config,
+        data_dir: cli.data_dir,
+        listen,
+    };
+    let config = match Config::load(&overrides) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("kizuna: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let serving = matches!(cli.command, Command::Serve { .. });
+    logging::init(&config, serving);
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("kizuna: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Serve { .. } => serve::run(config).await.map(|_| ExitCode::SUCCESS),
+            Command::Config(cmd) => cli::config(cmd, &config),
+            Command::Audit(cmd) => cli::audit(cmd, &config).await,
+            Command::Org(cmd) => cli::org(cmd, &config).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("kizuna: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,224 @@
+//! `kizuna serve`: opens storage and key custody, mounts every feature crate's router, and
+//! serves plain HTTP (and HTTPS when configured) until SIGINT/SIGTERM.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow};
+use axum::Router;
+use axum::http::StatusCode;
+use axum::middleware::{from_fn, from_fn_with_state};
+use axum::response::IntoResponse;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
+
+use kizuna_core::Core;
+use kizuna_core::audit::AuditLog;
+use kizuna_core::custody::{self, KeyCustody, SoftwareBackend};
+use kizuna_core::db::Db;
+use kizuna_core::metrics::{self, Metrics};
+use kizuna_core::web::{self, ErrorPage, tls::TlsConnectInfo, tls::TlsListener};
+
+use crate::config::{Config, HttpSection};
+
+/// Creates the data directory if needed and proves it is writable.
+pub fn prepare_data_dir(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
+    let probe = dir.join(".kizuna-write-test");
+    std::fs::write(&probe, b"ok")
+        .and_then(|_| std::fs::remove_file(&probe))
+        .with_context(|| {
+            format!(
+                "the data directory {} is not writable (set data_dir, --data-dir or KIZUNA_DATA_DIR to a writable directory)",
+                dir.display()
+            )
+        })
+}
+
+/// Connects (retrying while the database is unreachable) and migrates.
+pub async fn open_db(config: &Config) -> Result<Db> {
+    prepare_data_dir(&config.data_dir)?;
+    let db = Db::connect(&config.database_url(), &config.db_options()).await?;
+    db.migrate().await?;
+    Ok(db)
+}
+
+/// Everything a running server (or a CLI command that needs keys) uses.
+pub async fn open_core(config: &Config) -> Result<(Core, tokio::task::JoinHandle<()>)> {
+    let db = open_db(config).await?;
+    let kek = custody::open_kek(&db, &config.kek_source()).await?;
+    let custody = KeyCustody::new(db.clone(), Arc::new(SoftwareBackend::new(kek)));
+    let (audit, writer) = AuditLog::start(db.clone());
+    let core = Core {
+        db,
+        custody,
+        audit,
+        metrics: Metrics::default(),
+        public_url: config.public_url().into(),
+        secure_cookies: config.secure_cookies(),
+    };
+    Ok((core, writer))
+}
+
+/// The whole application: every feature crate's routes and the shared middleware.
+pub fn app(core: Core, http: &HttpSection) -> Router {
+    Router::new()
+        .merge(kizuna_core::router(core.clone()))
+        .merge(kizuna_idp::router(core.clone()))
+        .merge(kizuna_ca::router(core.clone()))
+        .merge(kizuna_ocsp::router(core.clone()))
+        .merge(kizuna_admin::router(core.clone()))
+        .fallback(|| async { ErrorPage::not_found() })
+        .layer(from_fn(web::error_page_for_plain_errors))
+        .layer(from_fn_with_state(core.metrics.clone(), metrics::track))
+        .layer(from_fn(web::security_headers))
+        .layer(RequestBodyLimitLayer::new(http.max_body_bytes))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(http.request_timeout_secs),
+        ))
+        .layer(CatchPanicLayer::custom(|_| {
+            ErrorPage::internal().into_response()
+        }))
+        .layer(from_fn(web::request_context))
+}
+
+async fn bind(addr: SocketAddr, key: &str) -> Result<TcpListener> {
+    TcpListener::bind(addr).await.map_err(|e| {
+        let hint = match e.kind() {
+            std::io::ErrorKind::AddrInUse => {
+                "the address is already in use (is another kizuna or service running there?)"
+            }
+            std::io::ErrorKind::PermissionDenied => {
+                "permission denied (ports below 1024 need privileges)"
+            }
+            _ => "",
+        };
+        anyhow!(
+            "cannot listen on {addr} ({key}): {e} {hint}; choose another with {key} / KIZUNA_{}",
+            key.to_uppercase()
+        )
+    })
+}
+
+pub async fn run(config: Config) -> Result<()> {
+    let (core, audit_writer) = open_core(&config).await?;
+
+    let plain = bind(config.listen_addr(), "listen").await?;
+    let tls = match (
+        config.tls_listen_addr(),
+        &config.tls.cert_file,
+        &config.tls.key_file,
+    ) {
+        (Some(addr), Some(cert), Some(key)) => {
+            let tls_config = web::tls::server_config(cert, key)?;
+            Some(TlsListener::new(
+                bind(addr, "tls_listen").await?,
+                tls_config,
+            )?)
+        }
+        _ => None,
+    };
+    if !config.listen_addr().ip().is_loopback() && tls.is_none() {
+        tracing::warn!(listen = %config.listen, "serving plain HTTP on a non-loopback address: put a TLS-terminating proxy in front or configure tls_listen");
+    }
+
+    let bootstrap = kizuna_admin::bootstrap::issue_if_needed(&core).await?;
+    let app = app(core.clone(), &config.http);
+    let (stop, stopped) = watch::channel(false);
+
+    let plain_addr = plain.local_addr()?;
+    println!("Kizuna {} is ready.", env!("CARGO_PKG_VERSION"));
+    println!("  listening:  http://{plain_addr}");
+    if let Some(tls) = &tls {
+        println!(
+            "  listening:  https://{}",
+            axum::serve::Listener::local_addr(tls)?
+        );
+    }
+    println!("  public URL: {}", core.public_url);
+    println!(
+        "  database:   {}",
+        kizuna_core::db::redact_url(&config.database_url())
+    );
+    println!("  data dir:   {}", config.data_dir.display());
+    if let Some(token) = bootstrap {
+        println!();
+        println!(
+            "No administrator exists yet. Within one hour, open this one-time link to create the first city administrator:"
+        );
+        println!("  {}/admin/bootstrap?token={token}", core.public_url);
+    }
+    tracing::info!(listen = %plain_addr, public_url = %core.public_url, database = core.db.backend().name(), "kizuna started");
+
+    let plain_server = {
+        let app = app.clone().layer(from_fn(web::plain_peer));
+        let mut stopped = stopped.clone();
+        tokio::spawn(async move {
+            axum::serve(
+                plain,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            })
+            .await
+        })
+    };
+    let tls_server = tls.map(|listener| {
+        let app = app.clone().layer(from_fn(web::tls_peer));
+        let mut stopped = stopped.clone();
+        tokio::spawn(async move {
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<TlsConnectInfo>(),
+            )
+            .with_graceful_shutdown(async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            })
+            .await
+        })
+    });
+    drop(app);
+
+    shutdown_signal().await;
+    tracing::info!("shutting down: finishing requests in flight");
+    let _ = stop.send(true);
+    plain_server.await??;
+    if let Some(server) = tls_server {
+        server.await??;
+    }
+    let db = core.db.clone();
+    drop(core);
+    // The audit writer commits what is queued once the last handle is gone.
+    let _ = tokio::time::timeout(Duration::from_secs(10), audit_writer).await;
+    db.close().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+}
