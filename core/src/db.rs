@@ -154,10 +154,20 @@ impl WriteTx {
     }
 }
 
-/// Held while a run-once job runs; on PostgreSQL it is a transaction-scoped advisory lock,
-/// released when this value is dropped (or the process dies).
+/// Held while a run-once job runs; on PostgreSQL it is a transaction-scoped advisory lock.
+/// Call [`JobLock::release`] when the job ends; a dropped lock is released when its
+/// connection next returns to the pool, and a dead process's lock when its session ends.
 pub struct JobLock {
-    _tx: Option<Transaction<'static, Any>>,
+    tx: Option<Transaction<'static, Any>>,
+}
+
+impl JobLock {
+    pub async fn release(self) -> Result<(), sqlx::Error> {
+        match self.tx {
+            Some(tx) => tx.rollback().await,
+            None => Ok(()),
+        }
+    }
 }
 
 impl Db {
@@ -184,16 +194,19 @@ impl Db {
             });
         }
 
+        // Probe with single connections first: the pool's own connect retries silently until
+        // its acquire timeout, which would hide why start-up is waiting.
         let started = Instant::now();
         let mut delay = Duration::from_millis(200);
         let mut attempts = 0;
-        let pool = loop {
+        loop {
             attempts += 1;
-            match pool_options.clone().connect(url).await {
-                Ok(pool) => break pool,
-                Err(e)
-                    if is_transient(&e) && started.elapsed() + delay < options.connect_timeout =>
-                {
+            match AnyConnection::connect(url).await {
+                Ok(conn) => {
+                    let _ = conn.close().await;
+                    break;
+                }
+                Err(e) if is_transient(&e) && started.elapsed() + delay < options.connect_timeout => {
                     tracing::warn!(attempt = attempts, retry_in_ms = delay.as_millis() as u64, error = %e, "database not reachable yet");
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(Duration::from_secs(5));
@@ -213,7 +226,14 @@ impl Db {
                     });
                 }
             }
-        };
+        }
+        let pool = pool_options
+            .connect(url)
+            .await
+            .map_err(|source| DbError::Open {
+                url: redact_url(url),
+                source,
+            })?;
         Ok(Db {
             pool,
             backend,
@@ -295,14 +315,14 @@ impl Db {
     /// so the lock is always granted.
     pub async fn try_job_lock(&self, job: &str) -> Result<Option<JobLock>, sqlx::Error> {
         if self.backend == Backend::Sqlite {
-            return Ok(Some(JobLock { _tx: None }));
+            return Ok(Some(JobLock { tx: None }));
         }
         let mut tx = self.pool.begin().await?;
         let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
             .bind(advisory_key(job))
             .fetch_one(&mut *tx)
             .await?;
-        Ok(got.then_some(JobLock { _tx: Some(tx) }))
+        Ok(got.then_some(JobLock { tx: Some(tx) }))
     }
 
     pub async fn close(&self) {

@@ -205,3 +205,26 @@ mod tests {
         );
     }
 }
+
+/// A [`Core`](crate::Core) over a test database, with a random inline KEK and the audit
+/// writer running.
+pub async fn core(db: &Db) -> crate::Core {
+    use base64::Engine;
+    let kek_text =
+        base64::engine::general_purpose::STANDARD.encode(crate::secret::random_bytes::<32>());
+    let kek = crate::custody::open_kek(db, &crate::custody::KekSource::Inline(kek_text))
+        .await
+        .expect("open KEK");
+    let (audit, _writer) = crate::audit::AuditLog::start(db.clone());
+    crate::Core {
+        db: db.clone(),
+        custody: crate::custody::KeyCustody::new(
+            db.clone(),
+            std::sync::Arc::new(crate::custody::SoftwareBackend::new(kek)),
+        ),
+        audit,
+        metrics: crate::metrics::Metrics::default(),
+        public_url: "http://127.0.0.1:8080".into(),
+        secure_cookies: false,
+    }
+}

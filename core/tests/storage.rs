@@ -1,0 +1,329 @@
+//! Storage behaviour on every backend: SQLite always, PostgreSQL when
+//! `KIZUNA_TEST_POSTGRES_URL` is set.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use base64::Engine;
+use kizuna_core::audit::{self, Actor, AuditEvent, AuditLog, Outcome};
+use kizuna_core::custody::{self, CustodyError, Kek, KekSource, KeyAlgorithm, KeyCustody, SoftwareBackend};
+use kizuna_core::db::{Backend, Db, DbError, DbOptions};
+use kizuna_core::orgs::{self, NewOrganization, OrgError, OrgKind};
+use kizuna_core::testing::{self, TempDir, TestDb};
+use serde_json::json;
+
+fn event(n: usize) -> AuditEvent {
+    AuditEvent::new(Actor::system("test"), "test.event", format!("thing:{n}"))
+        .details(json!({"n": n, "note": "日本語も"}))
+}
+
+async fn append(db: &Db, events: &[AuditEvent]) {
+    let mut tx = db.begin().await.unwrap();
+    audit::append_in(tx.conn(), events).await.unwrap();
+    tx.commit().await.unwrap();
+}
+
+#[tokio::test]
+async fn migrations_are_current_and_rerunning_them_changes_nothing() {
+    for TestDb { db, fresh } in testing::databases().await {
+        let status = db.schema_status().await.unwrap();
+        assert!(status.is_current(), "{:?}: {status:?}", fresh.backend);
+        assert!(status.applied >= 1);
+        db.migrate().await.unwrap();
+        assert_eq!(db.schema_status().await.unwrap(), status);
+    }
+}
+
+#[tokio::test]
+async fn a_database_migrated_by_a_newer_binary_is_refused() {
+    for TestDb { db, fresh } in testing::databases().await {
+        sqlx::query(
+            "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+             VALUES (99990101000000, 'from the future', TRUE, $1, 1)",
+        )
+        .bind(vec![0u8; 48])
+        .execute(db.pool())
+        .await
+        .unwrap();
+        let err = db.migrate().await.unwrap_err();
+        assert!(
+            matches!(err, DbError::NewerThanBinary { version: 99990101000000 }),
+            "{:?}: {err}",
+            fresh.backend
+        );
+        assert!(err.to_string().contains("newer release"), "{err}");
+        assert!(!db.schema_status().await.unwrap().is_current());
+    }
+}
+
+#[tokio::test]
+async fn an_unreachable_database_is_retried_then_reported_clearly() {
+    let options = DbOptions {
+        connect_timeout: std::time::Duration::from_millis(700),
+        ..DbOptions::default()
+    };
+    let err = match Db::connect("postgres://kizuna:pw@127.0.0.1:1/kizuna", &options).await {
+        Err(e) => e,
+        Ok(_) => panic!("connected to a closed port"),
+    };
+    let text = err.to_string();
+    assert!(matches!(err, DbError::Unreachable { attempts, .. } if attempts >= 2), "{text}");
+    assert!(text.contains("postgres://kizuna:***@127.0.0.1:1/kizuna"), "{text}");
+    assert!(!text.contains(":pw@"), "password leaked: {text}");
+}
+
+#[tokio::test]
+async fn the_audit_chain_verifies_and_names_the_first_altered_entry() {
+    for TestDb { db, fresh } in testing::databases().await {
+        let events: Vec<_> = (0..10).map(event).collect();
+        append(&db, &events[..4]).await;
+        append(&db, &events[4..]).await;
+        let report = audit::verify(&db).await.unwrap();
+        assert_eq!(report.entries, 10, "{:?}", fresh.backend);
+        assert!(report.broken.is_none());
+
+        let (id,): (String,) = sqlx::query_as("SELECT id FROM audit_log WHERE seq = 6")
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+        sqlx::query("UPDATE audit_log SET details = '{\"n\":600}' WHERE seq = 6")
+            .execute(db.pool())
+            .await
+            .unwrap();
+        let broken = audit::verify(&db).await.unwrap().broken.expect("tampering detected");
+        assert_eq!(broken.seq, 6);
+        assert_eq!(broken.id, id);
+        assert!(broken.reason.contains("altered"), "{}", broken.reason);
+    }
+}
+
+#[tokio::test]
+async fn removed_entries_break_the_chain_in_the_middle_and_at_the_end() {
+    for TestDb { db, .. } in testing::databases().await {
+        append(&db, &(0..5).map(event).collect::<Vec<_>>()).await;
+        sqlx::query("DELETE FROM audit_log WHERE seq = 5")
+            .execute(db.pool())
+            .await
+            .unwrap();
+        let broken = audit::verify(&db).await.unwrap().broken.expect("truncation detected");
+        assert!(broken.reason.contains("removed from the end"), "{}", broken.reason);
+
+        sqlx::query("DELETE FROM audit_log WHERE seq = 2")
+            .execute(db.pool())
+            .await
+            .unwrap();
+        let broken = audit::verify(&db).await.unwrap().broken.expect("gap detected");
+        assert_eq!(broken.seq, 3);
+        assert!(broken.reason.contains("missing"), "{}", broken.reason);
+    }
+}
+
+#[tokio::test]
+async fn concurrent_appenders_on_separate_pools_keep_one_linear_chain() {
+    for TestDb { db, fresh } in testing::databases().await {
+        // Two pools on one database stand for two processes (replicas).
+        let other = Db::connect(&fresh.url, &DbOptions::default()).await.unwrap();
+        let (log_a, writer_a) = AuditLog::start(db.clone());
+        let (log_b, writer_b) = AuditLog::start(other.clone());
+        let mut tasks = Vec::new();
+        for i in 0..200 {
+            let log = if i % 2 == 0 { log_a.clone() } else { log_b.clone() };
+            tasks.push(tokio::spawn(async move { log.record(event(i)).await.unwrap() }));
+        }
+        // And in-transaction appends interleaved with the writers.
+        for i in 0..20 {
+            let db = if i % 2 == 0 { db.clone() } else { other.clone() };
+            tasks.push(tokio::spawn(async move {
+                let mut tx = db.begin().await.unwrap();
+                let mut entries = audit::append_in(tx.conn(), &[event(1000 + i)]).await.unwrap();
+                tx.commit().await.unwrap();
+                entries.remove(0)
+            }));
+        }
+        let mut seqs = Vec::new();
+        for task in tasks {
+            seqs.push(task.await.unwrap().seq);
+        }
+        seqs.sort();
+        assert_eq!(seqs, (1..=220).collect::<Vec<i64>>(), "{:?}", fresh.backend);
+        drop((log_a, log_b));
+        writer_a.await.unwrap();
+        writer_b.await.unwrap();
+        let report = audit::verify(&db).await.unwrap();
+        assert_eq!(report.entries, 220);
+        assert!(report.broken.is_none(), "{:?}", report.broken);
+    }
+}
+
+#[tokio::test]
+async fn recorded_events_carry_outcome_and_export_filters_by_time() {
+    for TestDb { db, .. } in testing::databases().await {
+        let (log, writer) = AuditLog::start(db.clone());
+        let denied = log
+            .record(event(1).outcome(Outcome::Denied))
+            .await
+            .unwrap();
+        assert_eq!(denied.outcome, "denied");
+        log.record(event(2)).await.unwrap();
+        drop(log);
+        writer.await.unwrap();
+
+        let mut out = Vec::new();
+        assert_eq!(audit::export_jsonl(&db, None, &mut out).await.unwrap(), 2);
+        let lines: Vec<serde_json::Value> = String::from_utf8(out)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines[0]["outcome"], "denied");
+        assert_eq!(lines[1]["details"]["note"], "日本語も", "details export as JSON, not a string");
+        assert_eq!(lines[1]["prev_hash"], lines[0]["hash"]);
+
+        let mut out = Vec::new();
+        let n = audit::export_jsonl(&db, Some("2999-01-01T00:00:00.000000Z"), &mut out)
+            .await
+            .unwrap();
+        assert_eq!(n, 0);
+        assert!(out.is_empty());
+    }
+}
+
+fn kek_file(dir: &TempDir, name: &str, bytes: [u8; 32]) -> PathBuf {
+    let path = dir.path().join(name);
+    std::fs::write(&path, base64::engine::general_purpose::STANDARD.encode(bytes)).unwrap();
+    path
+}
+
+#[tokio::test]
+async fn the_kek_is_created_once_and_a_wrong_or_missing_one_is_refused() {
+    for TestDb { db, fresh } in testing::databases().await {
+        let dir = TempDir::new("kizuna-kek");
+        let default_path = dir.path().join("kek");
+        let source = KekSource::File { path: default_path.clone(), explicit: false };
+        custody::open_kek(&db, &source).await.unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&default_path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{:?}", fresh.backend);
+        }
+        let first = std::fs::read(&default_path).unwrap();
+        // Reopening reuses the file.
+        custody::open_kek(&db, &source).await.unwrap();
+        assert_eq!(std::fs::read(&default_path).unwrap(), first);
+
+        let wrong = kek_file(&dir, "wrong", [9u8; 32]);
+        let err = custody::open_kek(&db, &KekSource::File { path: wrong, explicit: true })
+            .await
+            .err()
+            .expect("wrong KEK refused");
+        assert!(matches!(err, CustodyError::WrongKek), "{err}");
+
+        std::fs::remove_file(&default_path).unwrap();
+        let err = custody::open_kek(&db, &source).await.err().expect("missing KEK refused");
+        assert!(matches!(err, CustodyError::KekMissingForExistingData(_)), "{err}");
+        assert!(!default_path.exists(), "no new KEK may be created over existing data");
+
+        let err = custody::open_kek(
+            &db,
+            &KekSource::File { path: dir.path().join("absent"), explicit: true },
+        )
+        .await
+        .err()
+        .unwrap();
+        assert!(matches!(err, CustodyError::KekFileMissing(_)), "{err}");
+    }
+}
+
+#[tokio::test]
+async fn stored_keys_are_sealed_and_sign_after_reload() {
+    for TestDb { db, fresh } in testing::databases().await {
+        let kek_text = base64::engine::general_purpose::STANDARD.encode([3u8; 32]);
+        let kek = custody::open_kek(&db, &KekSource::Inline(kek_text.clone())).await.unwrap();
+        let custody = KeyCustody::new(db.clone(), Arc::new(SoftwareBackend::new(kek)));
+        let mut ids = Vec::new();
+        for algorithm in [KeyAlgorithm::P256, KeyAlgorithm::Ed25519, KeyAlgorithm::Rsa2048] {
+            let key = custody.generate("test", algorithm).await.unwrap();
+            ids.push((key.id().to_string(), key.public_key().clone()));
+        }
+        // A fresh custody (another replica) loads the keys from the database.
+        let replica = KeyCustody::new(
+            db.clone(),
+            Arc::new(SoftwareBackend::new(Kek::parse(&kek_text).unwrap())),
+        );
+        for (id, public) in &ids {
+            let key = replica.get(id).await.unwrap();
+            assert_eq!(key.public_key(), public);
+            let sig = key.sign(b"message").unwrap();
+            assert!(public.verify(b"message", &sig), "{:?} {id}", fresh.backend);
+        }
+        assert_eq!(replica.list().await.unwrap().len(), 3);
+        assert!(matches!(replica.get("nope").await, Err(CustodyError::NotFound(_))));
+
+        // What is stored is ciphertext: the public key bytes appear, the private key's
+        // PKCS#8 header does not.
+        let materials: Vec<Vec<u8>> = sqlx::query_scalar("SELECT material FROM keys")
+            .fetch_all(db.pool())
+            .await
+            .unwrap();
+        for material in materials {
+            assert!(
+                !material.windows(4).any(|w| w == [0x30, 0x81, 0x87, 0x02]),
+                "plaintext PKCS#8 stored"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn organizations_are_created_audited_and_found_by_id_or_name() {
+    for TestDb { db, .. } in testing::databases().await {
+        let org = orgs::create(
+            &db,
+            Actor::cli(),
+            NewOrganization {
+                name: "Kizuna Water Works".into(),
+                name_ja: Some("絆水道局".into()),
+                kind: OrgKind::ServiceProvider,
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(orgs::find(&db, &org.id).await.unwrap(), org);
+        assert_eq!(orgs::find(&db, "Kizuna Water Works").await.unwrap(), org);
+        assert!(matches!(orgs::find(&db, "nobody").await, Err(OrgError::NotFound(_))));
+
+        let dup = orgs::create(
+            &db,
+            Actor::cli(),
+            NewOrganization { name: " Kizuna Water Works ".into(), name_ja: None, kind: OrgKind::Other },
+        )
+        .await;
+        assert!(matches!(dup, Err(OrgError::NameTaken(_))), "{dup:?}");
+        assert_eq!(orgs::list(&db).await.unwrap().len(), 1);
+
+        let (action, target): (String, String) =
+            sqlx::query_as("SELECT action, target FROM audit_log ORDER BY seq DESC LIMIT 1")
+                .fetch_one(db.pool())
+                .await
+                .unwrap();
+        assert_eq!(action, "org.create");
+        assert_eq!(target, format!("org:{}", org.id));
+        assert_eq!(audit::verify(&db).await.unwrap().entries, 1, "the failed create wrote nothing");
+    }
+}
+
+#[tokio::test]
+async fn run_once_jobs_are_exclusive_across_replicas_on_postgres() {
+    for TestDb { db, fresh } in testing::databases().await {
+        let held = db.try_job_lock("crl").await.unwrap();
+        assert!(held.is_some());
+        if fresh.backend == Backend::Postgres {
+            let other = Db::connect(&fresh.url, &DbOptions::default()).await.unwrap();
+            assert!(other.try_job_lock("crl").await.unwrap().is_none(), "lock is exclusive");
+            assert!(other.try_job_lock("sweep").await.unwrap().is_some(), "locks are per job");
+            held.unwrap().release().await.unwrap();
+            assert!(other.try_job_lock("crl").await.unwrap().is_some(), "released");
+        }
+    }
+}
