@@ -261,11 +261,6 @@ impl Config {
         }
     }
 
-    /// `Secure` cookies unless the public URL is plain HTTP (development on loopback).
-    pub fn secure_cookies(&self) -> bool {
-        self.public_url().starts_with("https://")
-    }
-
     pub fn kek_source(&self) -> KekSource {
         match (&self.kek, &self.kek_file) {
             (Some(kek), _) => KekSource::Inline(kek.clone()),
@@ -366,6 +361,5 @@ mod tests {
             config.database_url(),
             "sqlite://./kizuna-data/kizuna.db?mode=rwc"
         );
-        assert!(!config.secure_cookies());
     }
 }

@@ -50,7 +50,10 @@ pub async fn open_db(config: &Config) -> Result<Db> {
 }
 
 /// Everything a running server (or a CLI command that needs keys) uses.
-pub async fn open_core(config: &Config) -> Result<(Core, tokio::task::JoinHandle<()>)> {
+pub async fn open_core(
+    config: &Config,
+    public_url: String,
+) -> Result<(Core, tokio::task::JoinHandle<()>)> {
     let db = open_db(config).await?;
     let kek = custody::open_kek(&db, &config.kek_source()).await?;
     let custody = KeyCustody::new(db.clone(), Arc::new(SoftwareBackend::new(kek)));
@@ -60,8 +63,8 @@ pub async fn open_core(config: &Config) -> Result<(Core, tokio::task::JoinHandle
         custody,
         audit,
         metrics: Metrics::default(),
-        public_url: config.public_url().into(),
-        secure_cookies: config.secure_cookies(),
+        secure_cookies: public_url.starts_with("https://"),
+        public_url: public_url.into(),
     };
     Ok((core, writer))
 }
@@ -108,9 +111,10 @@ async fn bind(addr: SocketAddr, key: &str) -> Result<TcpListener> {
 }
 
 pub async fn run(config: Config) -> Result<()> {
-    let (core, audit_writer) = open_core(&config).await?;
-
+    // Bind first: a taken port is reported before any state is touched, and with port 0 the
+    // default public URL names the port actually bound.
     let plain = bind(config.listen_addr(), "listen").await?;
+    let plain_addr = plain.local_addr()?;
     let tls = match (
         config.tls_listen_addr(),
         &config.tls.cert_file,
@@ -125,6 +129,11 @@ pub async fn run(config: Config) -> Result<()> {
         }
         _ => None,
     };
+    let public_url = match &config.public_url {
+        Some(_) => config.public_url(),
+        None => format!("http://{plain_addr}"),
+    };
+    let (core, audit_writer) = open_core(&config, public_url).await?;
     if !config.listen_addr().ip().is_loopback() && tls.is_none() {
         tracing::warn!(listen = %config.listen, "serving plain HTTP on a non-loopback address: put a TLS-terminating proxy in front or configure tls_listen");
     }
@@ -133,7 +142,6 @@ pub async fn run(config: Config) -> Result<()> {
     let app = app(core.clone(), &config.http);
     let (stop, stopped) = watch::channel(false);
 
-    let plain_addr = plain.local_addr()?;
     println!("Kizuna {} is ready.", env!("CARGO_PKG_VERSION"));
     println!("  listening:  http://{plain_addr}");
     if let Some(tls) = &tls {

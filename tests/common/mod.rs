@@ -1,0 +1,263 @@
+//! The end-to-end test kit: runs the built `kizuna` binary in a fresh directory with a fresh
+//! database (SQLite, or PostgreSQL from `KIZUNA_TEST_POSTGRES_URL`), and talks to it over HTTP.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub use kizuna_core::testing::{FreshDatabase, TempDir};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_kizuna");
+
+/// A kizuna installation: a working directory (holding `./kizuna-data`) and the environment
+/// every command of the test runs with.
+pub struct Kizuna {
+    pub dir: TempDir,
+    env: Vec<(String, String)>,
+    pub db: Option<FreshDatabase>,
+}
+
+impl Kizuna {
+    /// The zero-configuration install: SQLite under `./kizuna-data`.
+    pub fn sqlite() -> Kizuna {
+        Kizuna {
+            dir: TempDir::new("kizuna-e2e"),
+            env: Vec::new(),
+            db: None,
+        }
+    }
+
+    /// An install on this fresh database (SQLite file or PostgreSQL database).
+    pub fn on(db: FreshDatabase) -> Kizuna {
+        let mut k = Kizuna::sqlite();
+        k.env.push(("KIZUNA_DATABASE_URL".into(), db.url.clone()));
+        k.db = Some(db);
+        k
+    }
+
+    /// One install per backend: SQLite, and PostgreSQL when configured.
+    pub async fn each_backend() -> Vec<Kizuna> {
+        kizuna_core::testing::fresh_databases()
+            .await
+            .into_iter()
+            .map(Kizuna::on)
+            .collect()
+    }
+
+    pub fn env(mut self, key: &str, value: &str) -> Kizuna {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.env.retain(|(k, _)| k != key);
+        self.env.push((key.into(), value.into()));
+    }
+
+    pub fn data_dir(&self) -> std::path::PathBuf {
+        self.dir.path().join("kizuna-data")
+    }
+
+    /// A `kizuna` command in this install's directory and environment (no other KIZUNA_*
+    /// variables leak in from the test runner).
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(BIN);
+        cmd.args(args).current_dir(self.dir.path());
+        for (key, _) in std::env::vars() {
+            if key.starts_with("KIZUNA_") {
+                cmd.env_remove(key);
+            }
+        }
+        for (key, value) in &self.env {
+            cmd.env(key, value);
+        }
+        cmd
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("run kizuna")
+    }
+
+    /// Runs a command that must succeed; returns its stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "kizuna {args:?} failed ({}):\n{}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf-8 output")
+    }
+
+    /// Starts `kizuna serve` on a free port and waits until it is ready.
+    pub fn serve(&self) -> Server {
+        match self.try_serve(&[]) {
+            Ok(server) => server,
+            Err(failed) => panic!("kizuna serve did not start: {failed}"),
+        }
+    }
+
+    /// Starts `kizuna serve` with extra arguments; on failure returns what it printed.
+    pub fn try_serve(&self, extra: &[&str]) -> Result<Server, Failed> {
+        let mut args = vec!["serve"];
+        if !extra.iter().any(|a| *a == "--listen") {
+            args.extend(["--listen", "127.0.0.1:0"]);
+        }
+        args.extend(extra);
+        let mut child = self
+            .command(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn kizuna serve");
+        let stdout = collect(child.stdout.take().expect("stdout"));
+        let stderr = collect(child.stderr.take().expect("stderr"));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let listening = stdout
+                .lock()
+                .unwrap()
+                .lines()
+                .find_map(|l| l.trim().strip_prefix("listening:  http://").map(str::to_string));
+            if let Some(base) = listening {
+                return Ok(Server {
+                    child,
+                    base: format!("http://{base}"),
+                    stdout,
+                    stderr,
+                });
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                std::thread::sleep(Duration::from_millis(100));
+                return Err(Failed {
+                    code: status.code(),
+                    stdout: stdout.lock().unwrap().clone(),
+                    stderr: stderr.lock().unwrap().clone(),
+                });
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("kizuna serve did not become ready: {}", stderr.lock().unwrap());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+fn collect(stream: impl Read + Send + 'static) -> Arc<Mutex<String>> {
+    let buffer = Arc::new(Mutex::new(String::new()));
+    let sink = buffer.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines() {
+            let Ok(line) = line else { break };
+            let mut b = sink.lock().unwrap();
+            b.push_str(&line);
+            b.push('\n');
+        }
+    });
+    buffer
+}
+
+/// What a server that failed to start printed.
+#[derive(Debug)]
+pub struct Failed {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl std::fmt::Display for Failed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "exit {:?}\nstdout:\n{}\nstderr:\n{}", self.code, self.stdout, self.stderr)
+    }
+}
+
+/// A running server, stopped (SIGTERM) when dropped.
+pub struct Server {
+    child: Child,
+    pub base: String,
+    stdout: Arc<Mutex<String>>,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Server {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn stdout(&self) -> String {
+        self.stdout.lock().unwrap().clone()
+    }
+
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// The one-time bootstrap link the server printed, if any.
+    pub fn bootstrap_link(&self) -> Option<String> {
+        self.stdout()
+            .lines()
+            .find_map(|l| l.trim().contains("/admin/bootstrap?token=").then(|| l.trim().to_string()))
+    }
+
+    /// Stops the server with SIGTERM and waits; returns its exit code.
+    pub fn stop(mut self) -> Option<i32> {
+        self.terminate()
+    }
+
+    fn terminate(&mut self) -> Option<i32> {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        None
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            self.terminate();
+        }
+    }
+}
+
+/// An HTTP client that keeps cookies (like a browser) and does not follow redirects.
+pub fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+}
+
+/// The value of a hidden form field in a page.
+pub fn hidden_field(html: &str, name: &str) -> Option<String> {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html.find(&marker)? + marker.len();
+    let end = html[start..].find('"')? + start;
+    Some(html[start..end].to_string())
+}
+
+/// Connects to an install's database directly (to tamper with it in a test).
+pub async fn database(k: &Kizuna) -> kizuna_core::db::Db {
+    let url = match &k.db {
+        Some(db) => db.url.clone(),
+        None => format!("sqlite://{}/kizuna.db", k.data_dir().display()),
+    };
+    kizuna_core::db::Db::connect(&url, &Default::default())
+        .await
+        .expect("connect to the install's database")
+}
