@@ -170,12 +170,7 @@ impl Config {
             figment = figment.merge(Serialized::default("listen", listen));
         }
         let config: Config = figment.extract().map_err(|e| {
-            ConfigError::Invalid(
-                e.into_iter()
-                    .map(|e| e.to_string())
-                    .collect::<Vec<_>>()
-                    .join("; "),
-            )
+            ConfigError::Invalid(e.into_iter().map(describe).collect::<Vec<_>>().join("; "))
         })?;
         config.validate()?;
         Ok(config)
@@ -294,6 +289,30 @@ impl Config {
             shown.kek_file = Some(self.data_dir.join("kek"));
         }
         shown
+    }
+}
+
+/// Words a figment error for an operator: the key in TOML form, where its value came from
+/// (file or environment variable), and what was wrong.
+fn describe(e: figment::Error) -> String {
+    // Figment prefixes the profile name ("default"); operators never see profiles.
+    let path: Vec<String> = match e.path.first().map(String::as_str) {
+        Some("default" | "global") if e.path.len() > 1 => e.path[1..].to_vec(),
+        _ => e.path.clone(),
+    };
+    let key = path.join(".").to_lowercase();
+    let origin = e.metadata.as_ref().map(|m| match &m.source {
+        Some(figment::Source::File(path)) => format!("in {}", path.display()),
+        _ if m.name.contains("environment") => {
+            format!("from KIZUNA_{}", path.join("__").to_uppercase())
+        }
+        _ => String::new(),
+    });
+    match (key.is_empty(), origin) {
+        (true, Some(origin)) => format!("{} {origin}", e.kind),
+        (true, None) => e.kind.to_string(),
+        (false, Some(origin)) => format!("key `{key}` {origin}: {}", e.kind),
+        (false, None) => format!("key `{key}`: {}", e.kind),
     }
 }
 

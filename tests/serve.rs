@@ -42,7 +42,10 @@ async fn a_fresh_start_creates_its_state_and_prints_a_one_time_bootstrap_link() 
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(data.join("kek")).unwrap().permissions().mode();
+        let mode = std::fs::metadata(data.join("kek"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
     }
     let ready = reqwest::get(server.url("/readyz")).await.unwrap();
@@ -55,13 +58,21 @@ async fn a_fresh_start_creates_its_state_and_prints_a_one_time_bootstrap_link() 
     assert!(created.text().await.unwrap().contains("mayor"));
 
     // The link is single use.
-    let reused = browser().get(&link).header(ACCEPT, "text/html").send().await.unwrap();
+    let reused = browser()
+        .get(&link)
+        .header(ACCEPT, "text/html")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(reused.status(), 410);
     assert_eq!(server.stop(), Some(0), "SIGTERM shuts down cleanly");
 
     let second = k.serve();
     assert!(second.bootstrap_link().is_none(), "{}", second.stdout());
-    assert_eq!(reqwest::get(second.url("/readyz")).await.unwrap().status(), 200);
+    assert_eq!(
+        reqwest::get(second.url("/readyz")).await.unwrap().status(),
+        200
+    );
 }
 
 #[tokio::test]
@@ -71,7 +82,10 @@ async fn a_restart_before_anyone_used_the_link_prints_a_new_one() {
     let server = k.serve();
     let second = server.bootstrap_link().unwrap();
     assert_ne!(first, second);
-    assert_eq!(create_admin(&server.base, &second, "mayor").await.status(), 201);
+    assert_eq!(
+        create_admin(&server.base, &second, "mayor").await.status(),
+        201
+    );
 }
 
 #[tokio::test]
@@ -94,7 +108,13 @@ async fn the_bootstrap_form_refuses_a_post_without_its_csrf_token() {
         .await
         .unwrap();
     assert_eq!(response.status(), 403);
-    assert!(response.text().await.unwrap().contains("did not come from this site"));
+    assert!(
+        response
+            .text()
+            .await
+            .unwrap()
+            .contains("did not come from this site")
+    );
     let db = database(&k).await;
     let users: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
         .fetch_one(db.pool())
@@ -120,12 +140,23 @@ async fn replicas_on_one_database_serve_any_request() {
     let server_a = a.serve();
     let server_b = b.serve();
     for server in [&server_a, &server_b] {
-        let ready: serde_json::Value = reqwest::get(server.url("/readyz")).await.unwrap().json().await.unwrap();
+        let ready: serde_json::Value = reqwest::get(server.url("/readyz"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         assert_eq!(ready["database"], "postgres");
     }
     // A token printed by one replica is redeemed through the other.
-    let link = server_a.bootstrap_link().unwrap().replace(&server_a.base, &server_b.base);
-    assert_eq!(create_admin(&server_b.base, &link, "mayor").await.status(), 201);
+    let link = server_a
+        .bootstrap_link()
+        .unwrap()
+        .replace(&server_a.base, &server_b.base);
+    assert_eq!(
+        create_admin(&server_b.base, &link, "mayor").await.status(),
+        201
+    );
     assert!(b.ok(&["audit", "verify"]).starts_with("ok: "));
 }
 
@@ -141,7 +172,10 @@ async fn error_pages_and_json_logs_carry_the_request_id() {
         .await
         .unwrap();
     assert_eq!(response.status(), 404);
-    let id = response.headers()["x-request-id"].to_str().unwrap().to_string();
+    let id = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
     assert_eq!(response.headers()["x-content-type-options"], "nosniff");
     assert!(response.headers().contains_key("content-security-policy"));
     let html = response.text().await.unwrap();
@@ -168,19 +202,45 @@ async fn error_pages_and_json_logs_carry_the_request_id() {
         .find(|l| l["span"]["request_id"] == id.as_str())
         .unwrap_or_else(|| panic!("no JSON log line with request id {id}:\n{logs}"));
     assert_eq!(line["status"], 404);
-    assert!(logs.lines().all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()), "every line is JSON");
+    assert!(
+        logs.lines()
+            .all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()),
+        "every line is JSON"
+    );
 }
 
 #[tokio::test]
 async fn health_readiness_and_metrics_answer() {
     let k = Kizuna::sqlite();
     let server = k.serve();
-    assert_eq!(reqwest::get(server.url("/healthz")).await.unwrap().text().await.unwrap(), "ok");
-    let ready: serde_json::Value = reqwest::get(server.url("/readyz")).await.unwrap().json().await.unwrap();
+    assert_eq!(
+        reqwest::get(server.url("/healthz"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        "ok"
+    );
+    let ready: serde_json::Value = reqwest::get(server.url("/readyz"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(ready["status"], "ready");
     reqwest::get(server.url("/nope")).await.unwrap();
-    let metrics = reqwest::get(server.url("/metrics")).await.unwrap().text().await.unwrap();
-    assert!(metrics.contains(r#"kizuna_http_requests_total{method="GET",route="/readyz",status="200"} 1"#), "{metrics}");
+    let metrics = reqwest::get(server.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics
+            .contains(r#"kizuna_http_requests_total{method="GET",route="/readyz",status="200"} 1"#),
+        "{metrics}"
+    );
     assert!(metrics.contains(r#"route="unmatched",status="404""#));
     assert!(metrics.contains("kizuna_http_request_duration_seconds_bucket"));
     assert!(metrics.contains("kizuna_db_pool_max_connections 16"));
@@ -208,7 +268,11 @@ async fn the_language_switch_sets_a_cookie_and_only_returns_to_local_paths() {
         .await
         .unwrap();
     assert!(page.contains("Create the first administrator"), "{page}");
-    let offsite = client.get(server.url("/lang/ja?next=//evil.example/")).send().await.unwrap();
+    let offsite = client
+        .get(server.url("/lang/ja?next=//evil.example/"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(offsite.headers()["location"], "/");
 }
 
@@ -218,16 +282,40 @@ async fn https_is_served_with_the_configured_certificate() {
     let cert = k.dir.path().join("tls.crt");
     let key = k.dir.path().join("tls.key");
     let status = std::process::Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2"])
-        .args(["-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"])
-        .args(["-addext", "basicConstraints=critical,CA:FALSE", "-addext", "extendedKeyUsage=serverAuth"])
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "2",
+        ])
+        .args([
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
+        .args([
+            "-addext",
+            "basicConstraints=critical,CA:FALSE",
+            "-addext",
+            "extendedKeyUsage=serverAuth",
+        ])
         .arg("-keyout")
         .arg(&key)
         .arg("-out")
         .arg(&cert)
         .output()
         .expect("openssl");
-    assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
     let k = k
         .env("KIZUNA_TLS_LISTEN", "127.0.0.1:0")
         .env("KIZUNA_TLS__CERT_FILE", cert.to_str().unwrap())
@@ -236,7 +324,11 @@ async fn https_is_served_with_the_configured_certificate() {
     let https = server
         .stdout()
         .lines()
-        .find_map(|l| l.trim().strip_prefix("listening:  https://").map(str::to_string))
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("listening:  https://")
+                .map(str::to_string)
+        })
         .expect("TLS address printed");
     let root = reqwest::Certificate::from_pem(&std::fs::read(&cert).unwrap()).unwrap();
     let client = reqwest::Client::builder()
@@ -251,14 +343,21 @@ async fn https_is_served_with_the_configured_certificate() {
     assert_eq!(response.status(), 200);
     assert!(response.headers().contains_key("strict-transport-security"));
     // A client that does not trust the certificate cannot connect.
-    assert!(reqwest::get(format!("https://{https}/healthz")).await.is_err());
+    assert!(
+        reqwest::get(format!("https://{https}/healthz"))
+            .await
+            .is_err()
+    );
 }
 
 #[tokio::test]
 async fn a_port_in_use_is_reported() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
-    let failed = Kizuna::sqlite().try_serve(&["--listen", &addr]).err().expect("must not start");
+    let failed = Kizuna::sqlite()
+        .try_serve(&["--listen", &addr])
+        .err()
+        .expect("must not start");
     assert_eq!(failed.code, Some(1));
     assert!(failed.stderr.contains("already in use"), "{failed}");
     assert!(failed.stderr.contains(&addr), "{failed}");
@@ -281,15 +380,27 @@ async fn an_unwritable_data_dir_is_reported() {
 #[tokio::test]
 async fn an_unreachable_database_is_retried_then_reported() {
     let failed = Kizuna::sqlite()
-        .env("KIZUNA_DATABASE_URL", "postgres://kizuna:hunter2@127.0.0.1:1/kizuna")
+        .env(
+            "KIZUNA_DATABASE_URL",
+            "postgres://kizuna:hunter2@127.0.0.1:1/kizuna",
+        )
         .env("KIZUNA_DATABASE__CONNECT_TIMEOUT_SECS", "1")
         .try_serve(&[])
         .err()
         .expect("must not start");
     assert_eq!(failed.code, Some(1));
-    assert!(failed.stderr.contains("could not reach the database"), "{failed}");
-    assert!(failed.stderr.contains("database not reachable yet"), "retries are logged: {failed}");
-    assert!(!failed.stderr.contains("hunter2"), "password leaked: {failed}");
+    assert!(
+        failed.stderr.contains("could not reach the database"),
+        "{failed}"
+    );
+    assert!(
+        failed.stderr.contains("database not reachable yet"),
+        "retries are logged: {failed}"
+    );
+    assert!(
+        !failed.stderr.contains("hunter2"),
+        "password leaked: {failed}"
+    );
 }
 
 #[tokio::test]
@@ -323,15 +434,28 @@ async fn a_loose_kek_is_warned_about_and_a_wrong_one_refused() {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&kek, std::fs::Permissions::from_mode(0o644)).unwrap();
         let server = k.serve();
-        assert!(server.stderr().contains("readable by other users"), "{}", server.stderr());
+        assert!(
+            server.stderr().contains("readable by other users"),
+            "{}",
+            server.stderr()
+        );
     }
     std::fs::write(&kek, "OTg3NjU0MzIxMDk4NzY1NDMyMTA5ODc2NTQzMjEwOTg=\n").unwrap();
-    let failed = k.try_serve(&[]).err().expect("must not start with a wrong KEK");
+    let failed = k
+        .try_serve(&[])
+        .err()
+        .expect("must not start with a wrong KEK");
     assert_eq!(failed.code, Some(1));
-    assert!(failed.stderr.contains("does not match this database"), "{failed}");
+    assert!(
+        failed.stderr.contains("does not match this database"),
+        "{failed}"
+    );
 
     std::fs::remove_file(&kek).unwrap();
-    let failed = k.try_serve(&[]).err().expect("must not start without its KEK");
+    let failed = k
+        .try_serve(&[])
+        .err()
+        .expect("must not start without its KEK");
     assert!(failed.stderr.contains("is missing"), "{failed}");
     assert!(!kek.exists(), "no new KEK over existing keys");
 }

@@ -21,22 +21,37 @@ async fn count(db: &kizuna_core::db::Db, sql: &str) -> i64 {
 async fn a_token_creates_the_first_administrator_once() {
     for TestDb { db, fresh } in testing::databases().await {
         let core = testing::core(&db).await;
-        let token = bootstrap::issue_if_needed(&core).await.unwrap().expect("fresh install gets a token");
+        let token = bootstrap::issue_if_needed(&core)
+            .await
+            .unwrap()
+            .expect("fresh install gets a token");
         let stored: String = sqlx::query_scalar("SELECT token_hash FROM bootstrap_tokens")
             .fetch_one(db.pool())
             .await
             .unwrap();
         assert_ne!(stored, token, "only the hash is stored");
 
-        let user = bootstrap::redeem(&core, &token, admin("Mayor.Admin")).await.unwrap();
+        let user = bootstrap::redeem(&core, &token, admin("Mayor.Admin"))
+            .await
+            .unwrap();
         assert_eq!(user.username, "mayor.admin", "{:?}", fresh.backend);
         assert_eq!(
-            count(&db, "SELECT COUNT(*) FROM role_assignments WHERE role = 'city-admin' AND scope = '*'").await,
+            count(
+                &db,
+                "SELECT COUNT(*) FROM role_assignments WHERE role = 'city-admin' AND scope = '*'"
+            )
+            .await,
             1
         );
         let again = bootstrap::redeem(&core, &token, admin("second")).await;
-        assert!(matches!(again, Err(BootstrapError::InvalidToken)), "{again:?}");
-        assert!(bootstrap::issue_if_needed(&core).await.unwrap().is_none(), "no token once an admin exists");
+        assert!(
+            matches!(again, Err(BootstrapError::InvalidToken)),
+            "{again:?}"
+        );
+        assert!(
+            bootstrap::issue_if_needed(&core).await.unwrap().is_none(),
+            "no token once an admin exists"
+        );
         assert_eq!(count(&db, "SELECT COUNT(*) FROM users").await, 1);
         let report = audit::verify(&db).await.unwrap();
         assert!(report.broken.is_none());
@@ -58,14 +73,19 @@ async fn a_failed_redemption_changes_nothing_and_keeps_the_token() {
         let mut short = admin("mayor");
         short.password = "short".into();
         short.password_confirm = "short".into();
-        assert!(matches!(bootstrap::redeem(&core, &token, short).await, Err(BootstrapError::User(_))));
+        assert!(matches!(
+            bootstrap::redeem(&core, &token, short).await,
+            Err(BootstrapError::User(_))
+        ));
         assert!(matches!(
             bootstrap::redeem(&core, &token, admin("<b>x</b>")).await,
             Err(BootstrapError::User(_))
         ));
         assert_eq!(count(&db, "SELECT COUNT(*) FROM users").await, 0);
         assert!(bootstrap::token_is_usable(&core, &token).await.unwrap());
-        bootstrap::redeem(&core, &token, admin("mayor")).await.unwrap();
+        bootstrap::redeem(&core, &token, admin("mayor"))
+            .await
+            .unwrap();
     }
 }
 
@@ -93,7 +113,9 @@ async fn expired_and_unknown_tokens_are_refused_and_audited() {
         );
         // A restart while no administrator exists prints a fresh token that works.
         let fresh_token = bootstrap::issue_if_needed(&core).await.unwrap().unwrap();
-        bootstrap::redeem(&core, &fresh_token, admin("mayor")).await.unwrap();
+        bootstrap::redeem(&core, &fresh_token, admin("mayor"))
+            .await
+            .unwrap();
     }
 }
 
@@ -103,7 +125,9 @@ async fn redeeming_one_token_voids_the_others() {
         let core = testing::core(&db).await;
         let first = bootstrap::issue_if_needed(&core).await.unwrap().unwrap();
         let second = bootstrap::issue_if_needed(&core).await.unwrap().unwrap();
-        bootstrap::redeem(&core, &second, admin("mayor")).await.unwrap();
+        bootstrap::redeem(&core, &second, admin("mayor"))
+            .await
+            .unwrap();
         assert!(!bootstrap::token_is_usable(&core, &first).await.unwrap());
     }
 }

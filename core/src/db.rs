@@ -206,7 +206,9 @@ impl Db {
                     let _ = conn.close().await;
                     break;
                 }
-                Err(e) if is_transient(&e) && started.elapsed() + delay < options.connect_timeout => {
+                Err(e)
+                    if is_transient(&e) && started.elapsed() + delay < options.connect_timeout =>
+                {
                     tracing::warn!(attempt = attempts, retry_in_ms = delay.as_millis() as u64, error = %e, "database not reachable yet");
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(Duration::from_secs(5));

@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use base64::Engine;
 use kizuna_core::audit::{self, Actor, AuditEvent, AuditLog, Outcome};
-use kizuna_core::custody::{self, CustodyError, Kek, KekSource, KeyAlgorithm, KeyCustody, SoftwareBackend};
+use kizuna_core::custody::{
+    self, CustodyError, Kek, KekSource, KeyAlgorithm, KeyCustody, SoftwareBackend,
+};
 use kizuna_core::db::{Backend, Db, DbError, DbOptions};
 use kizuna_core::orgs::{self, NewOrganization, OrgError, OrgKind};
 use kizuna_core::testing::{self, TempDir, TestDb};
@@ -47,7 +49,12 @@ async fn a_database_migrated_by_a_newer_binary_is_refused() {
         .unwrap();
         let err = db.migrate().await.unwrap_err();
         assert!(
-            matches!(err, DbError::NewerThanBinary { version: 99990101000000 }),
+            matches!(
+                err,
+                DbError::NewerThanBinary {
+                    version: 99990101000000
+                }
+            ),
             "{:?}: {err}",
             fresh.backend
         );
@@ -67,8 +74,14 @@ async fn an_unreachable_database_is_retried_then_reported_clearly() {
         Ok(_) => panic!("connected to a closed port"),
     };
     let text = err.to_string();
-    assert!(matches!(err, DbError::Unreachable { attempts, .. } if attempts >= 2), "{text}");
-    assert!(text.contains("postgres://kizuna:***@127.0.0.1:1/kizuna"), "{text}");
+    assert!(
+        matches!(err, DbError::Unreachable { attempts, .. } if attempts >= 2),
+        "{text}"
+    );
+    assert!(
+        text.contains("postgres://kizuna:***@127.0.0.1:1/kizuna"),
+        "{text}"
+    );
     assert!(!text.contains(":pw@"), "password leaked: {text}");
 }
 
@@ -90,7 +103,11 @@ async fn the_audit_chain_verifies_and_names_the_first_altered_entry() {
             .execute(db.pool())
             .await
             .unwrap();
-        let broken = audit::verify(&db).await.unwrap().broken.expect("tampering detected");
+        let broken = audit::verify(&db)
+            .await
+            .unwrap()
+            .broken
+            .expect("tampering detected");
         assert_eq!(broken.seq, 6);
         assert_eq!(broken.id, id);
         assert!(broken.reason.contains("altered"), "{}", broken.reason);
@@ -105,14 +122,26 @@ async fn removed_entries_break_the_chain_in_the_middle_and_at_the_end() {
             .execute(db.pool())
             .await
             .unwrap();
-        let broken = audit::verify(&db).await.unwrap().broken.expect("truncation detected");
-        assert!(broken.reason.contains("removed from the end"), "{}", broken.reason);
+        let broken = audit::verify(&db)
+            .await
+            .unwrap()
+            .broken
+            .expect("truncation detected");
+        assert!(
+            broken.reason.contains("removed from the end"),
+            "{}",
+            broken.reason
+        );
 
         sqlx::query("DELETE FROM audit_log WHERE seq = 2")
             .execute(db.pool())
             .await
             .unwrap();
-        let broken = audit::verify(&db).await.unwrap().broken.expect("gap detected");
+        let broken = audit::verify(&db)
+            .await
+            .unwrap()
+            .broken
+            .expect("gap detected");
         assert_eq!(broken.seq, 3);
         assert!(broken.reason.contains("missing"), "{}", broken.reason);
     }
@@ -122,20 +151,34 @@ async fn removed_entries_break_the_chain_in_the_middle_and_at_the_end() {
 async fn concurrent_appenders_on_separate_pools_keep_one_linear_chain() {
     for TestDb { db, fresh } in testing::databases().await {
         // Two pools on one database stand for two processes (replicas).
-        let other = Db::connect(&fresh.url, &DbOptions::default()).await.unwrap();
+        let other = Db::connect(&fresh.url, &DbOptions::default())
+            .await
+            .unwrap();
         let (log_a, writer_a) = AuditLog::start(db.clone());
         let (log_b, writer_b) = AuditLog::start(other.clone());
         let mut tasks = Vec::new();
         for i in 0..200 {
-            let log = if i % 2 == 0 { log_a.clone() } else { log_b.clone() };
-            tasks.push(tokio::spawn(async move { log.record(event(i)).await.unwrap() }));
+            let log = if i % 2 == 0 {
+                log_a.clone()
+            } else {
+                log_b.clone()
+            };
+            tasks.push(tokio::spawn(
+                async move { log.record(event(i)).await.unwrap() },
+            ));
         }
         // And in-transaction appends interleaved with the writers.
         for i in 0..20 {
-            let db = if i % 2 == 0 { db.clone() } else { other.clone() };
+            let db = if i % 2 == 0 {
+                db.clone()
+            } else {
+                other.clone()
+            };
             tasks.push(tokio::spawn(async move {
                 let mut tx = db.begin().await.unwrap();
-                let mut entries = audit::append_in(tx.conn(), &[event(1000 + i)]).await.unwrap();
+                let mut entries = audit::append_in(tx.conn(), &[event(1000 + i)])
+                    .await
+                    .unwrap();
                 tx.commit().await.unwrap();
                 entries.remove(0)
             }));
@@ -159,10 +202,7 @@ async fn concurrent_appenders_on_separate_pools_keep_one_linear_chain() {
 async fn recorded_events_carry_outcome_and_export_filters_by_time() {
     for TestDb { db, .. } in testing::databases().await {
         let (log, writer) = AuditLog::start(db.clone());
-        let denied = log
-            .record(event(1).outcome(Outcome::Denied))
-            .await
-            .unwrap();
+        let denied = log.record(event(1).outcome(Outcome::Denied)).await.unwrap();
         assert_eq!(denied.outcome, "denied");
         log.record(event(2)).await.unwrap();
         drop(log);
@@ -176,7 +216,10 @@ async fn recorded_events_carry_outcome_and_export_filters_by_time() {
             .map(|l| serde_json::from_str(l).unwrap())
             .collect();
         assert_eq!(lines[0]["outcome"], "denied");
-        assert_eq!(lines[1]["details"]["note"], "日本語も", "details export as JSON, not a string");
+        assert_eq!(
+            lines[1]["details"]["note"], "日本語も",
+            "details export as JSON, not a string"
+        );
         assert_eq!(lines[1]["prev_hash"], lines[0]["hash"]);
 
         let mut out = Vec::new();
@@ -190,7 +233,11 @@ async fn recorded_events_carry_outcome_and_export_filters_by_time() {
 
 fn kek_file(dir: &TempDir, name: &str, bytes: [u8; 32]) -> PathBuf {
     let path = dir.path().join(name);
-    std::fs::write(&path, base64::engine::general_purpose::STANDARD.encode(bytes)).unwrap();
+    std::fs::write(
+        &path,
+        base64::engine::general_purpose::STANDARD.encode(bytes),
+    )
+    .unwrap();
     path
 }
 
@@ -199,12 +246,18 @@ async fn the_kek_is_created_once_and_a_wrong_or_missing_one_is_refused() {
     for TestDb { db, fresh } in testing::databases().await {
         let dir = TempDir::new("kizuna-kek");
         let default_path = dir.path().join("kek");
-        let source = KekSource::File { path: default_path.clone(), explicit: false };
+        let source = KekSource::File {
+            path: default_path.clone(),
+            explicit: false,
+        };
         custody::open_kek(&db, &source).await.unwrap();
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(&default_path).unwrap().permissions().mode();
+            let mode = std::fs::metadata(&default_path)
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600, "{:?}", fresh.backend);
         }
         let first = std::fs::read(&default_path).unwrap();
@@ -213,20 +266,38 @@ async fn the_kek_is_created_once_and_a_wrong_or_missing_one_is_refused() {
         assert_eq!(std::fs::read(&default_path).unwrap(), first);
 
         let wrong = kek_file(&dir, "wrong", [9u8; 32]);
-        let err = custody::open_kek(&db, &KekSource::File { path: wrong, explicit: true })
-            .await
-            .err()
-            .expect("wrong KEK refused");
+        let err = custody::open_kek(
+            &db,
+            &KekSource::File {
+                path: wrong,
+                explicit: true,
+            },
+        )
+        .await
+        .err()
+        .expect("wrong KEK refused");
         assert!(matches!(err, CustodyError::WrongKek), "{err}");
 
         std::fs::remove_file(&default_path).unwrap();
-        let err = custody::open_kek(&db, &source).await.err().expect("missing KEK refused");
-        assert!(matches!(err, CustodyError::KekMissingForExistingData(_)), "{err}");
-        assert!(!default_path.exists(), "no new KEK may be created over existing data");
+        let err = custody::open_kek(&db, &source)
+            .await
+            .err()
+            .expect("missing KEK refused");
+        assert!(
+            matches!(err, CustodyError::KekMissingForExistingData(_)),
+            "{err}"
+        );
+        assert!(
+            !default_path.exists(),
+            "no new KEK may be created over existing data"
+        );
 
         let err = custody::open_kek(
             &db,
-            &KekSource::File { path: dir.path().join("absent"), explicit: true },
+            &KekSource::File {
+                path: dir.path().join("absent"),
+                explicit: true,
+            },
         )
         .await
         .err()
@@ -239,10 +310,16 @@ async fn the_kek_is_created_once_and_a_wrong_or_missing_one_is_refused() {
 async fn stored_keys_are_sealed_and_sign_after_reload() {
     for TestDb { db, fresh } in testing::databases().await {
         let kek_text = base64::engine::general_purpose::STANDARD.encode([3u8; 32]);
-        let kek = custody::open_kek(&db, &KekSource::Inline(kek_text.clone())).await.unwrap();
+        let kek = custody::open_kek(&db, &KekSource::Inline(kek_text.clone()))
+            .await
+            .unwrap();
         let custody = KeyCustody::new(db.clone(), Arc::new(SoftwareBackend::new(kek)));
         let mut ids = Vec::new();
-        for algorithm in [KeyAlgorithm::P256, KeyAlgorithm::Ed25519, KeyAlgorithm::Rsa2048] {
+        for algorithm in [
+            KeyAlgorithm::P256,
+            KeyAlgorithm::Ed25519,
+            KeyAlgorithm::Rsa2048,
+        ] {
             let key = custody.generate("test", algorithm).await.unwrap();
             ids.push((key.id().to_string(), key.public_key().clone()));
         }
@@ -258,7 +335,10 @@ async fn stored_keys_are_sealed_and_sign_after_reload() {
             assert!(public.verify(b"message", &sig), "{:?} {id}", fresh.backend);
         }
         assert_eq!(replica.list().await.unwrap().len(), 3);
-        assert!(matches!(replica.get("nope").await, Err(CustodyError::NotFound(_))));
+        assert!(matches!(
+            replica.get("nope").await,
+            Err(CustodyError::NotFound(_))
+        ));
 
         // What is stored is ciphertext: the public key bytes appear, the private key's
         // PKCS#8 header does not.
@@ -291,12 +371,19 @@ async fn organizations_are_created_audited_and_found_by_id_or_name() {
         .unwrap();
         assert_eq!(orgs::find(&db, &org.id).await.unwrap(), org);
         assert_eq!(orgs::find(&db, "Kizuna Water Works").await.unwrap(), org);
-        assert!(matches!(orgs::find(&db, "nobody").await, Err(OrgError::NotFound(_))));
+        assert!(matches!(
+            orgs::find(&db, "nobody").await,
+            Err(OrgError::NotFound(_))
+        ));
 
         let dup = orgs::create(
             &db,
             Actor::cli(),
-            NewOrganization { name: " Kizuna Water Works ".into(), name_ja: None, kind: OrgKind::Other },
+            NewOrganization {
+                name: " Kizuna Water Works ".into(),
+                name_ja: None,
+                kind: OrgKind::Other,
+            },
         )
         .await;
         assert!(matches!(dup, Err(OrgError::NameTaken(_))), "{dup:?}");
@@ -309,7 +396,11 @@ async fn organizations_are_created_audited_and_found_by_id_or_name() {
                 .unwrap();
         assert_eq!(action, "org.create");
         assert_eq!(target, format!("org:{}", org.id));
-        assert_eq!(audit::verify(&db).await.unwrap().entries, 1, "the failed create wrote nothing");
+        assert_eq!(
+            audit::verify(&db).await.unwrap().entries,
+            1,
+            "the failed create wrote nothing"
+        );
     }
 }
 
@@ -319,11 +410,22 @@ async fn run_once_jobs_are_exclusive_across_replicas_on_postgres() {
         let held = db.try_job_lock("crl").await.unwrap();
         assert!(held.is_some());
         if fresh.backend == Backend::Postgres {
-            let other = Db::connect(&fresh.url, &DbOptions::default()).await.unwrap();
-            assert!(other.try_job_lock("crl").await.unwrap().is_none(), "lock is exclusive");
-            assert!(other.try_job_lock("sweep").await.unwrap().is_some(), "locks are per job");
+            let other = Db::connect(&fresh.url, &DbOptions::default())
+                .await
+                .unwrap();
+            assert!(
+                other.try_job_lock("crl").await.unwrap().is_none(),
+                "lock is exclusive"
+            );
+            assert!(
+                other.try_job_lock("sweep").await.unwrap().is_some(),
+                "locks are per job"
+            );
             held.unwrap().release().await.unwrap();
-            assert!(other.try_job_lock("crl").await.unwrap().is_some(), "released");
+            assert!(
+                other.try_job_lock("crl").await.unwrap().is_some(),
+                "released"
+            );
         }
     }
 }

@@ -105,7 +105,7 @@ impl Kizuna {
     /// Starts `kizuna serve` with extra arguments; on failure returns what it printed.
     pub fn try_serve(&self, extra: &[&str]) -> Result<Server, Failed> {
         let mut args = vec!["serve"];
-        if !extra.iter().any(|a| *a == "--listen") {
+        if !extra.contains(&"--listen") {
             args.extend(["--listen", "127.0.0.1:0"]);
         }
         args.extend(extra);
@@ -119,11 +119,11 @@ impl Kizuna {
         let stderr = collect(child.stderr.take().expect("stderr"));
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            let listening = stdout
-                .lock()
-                .unwrap()
-                .lines()
-                .find_map(|l| l.trim().strip_prefix("listening:  http://").map(str::to_string));
+            let listening = stdout.lock().unwrap().lines().find_map(|l| {
+                l.trim()
+                    .strip_prefix("listening:  http://")
+                    .map(str::to_string)
+            });
             if let Some(base) = listening {
                 return Ok(Server {
                     child,
@@ -142,7 +142,10 @@ impl Kizuna {
             }
             if Instant::now() > deadline {
                 let _ = child.kill();
-                panic!("kizuna serve did not become ready: {}", stderr.lock().unwrap());
+                panic!(
+                    "kizuna serve did not become ready: {}",
+                    stderr.lock().unwrap()
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -173,7 +176,11 @@ pub struct Failed {
 
 impl std::fmt::Display for Failed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "exit {:?}\nstdout:\n{}\nstderr:\n{}", self.code, self.stdout, self.stderr)
+        write!(
+            f,
+            "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+            self.code, self.stdout, self.stderr
+        )
     }
 }
 
@@ -200,9 +207,11 @@ impl Server {
 
     /// The one-time bootstrap link the server printed, if any.
     pub fn bootstrap_link(&self) -> Option<String> {
-        self.stdout()
-            .lines()
-            .find_map(|l| l.trim().contains("/admin/bootstrap?token=").then(|| l.trim().to_string()))
+        self.stdout().lines().find_map(|l| {
+            l.trim()
+                .contains("/admin/bootstrap?token=")
+                .then(|| l.trim().to_string())
+        })
     }
 
     /// Stops the server with SIGTERM and waits; returns its exit code.
