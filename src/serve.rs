@@ -198,9 +198,14 @@ pub async fn run(config: Config) -> Result<()> {
     shutdown_signal().await;
     tracing::info!("shutting down: finishing requests in flight");
     let _ = stop.send(true);
-    plain_server.await??;
-    if let Some(server) = tls_server {
-        server.await??;
+    // Requests in flight get as long as any request may take; a client that keeps an idle
+    // connection open does not hold the shutdown beyond that.
+    let grace = Duration::from_secs(config.http.request_timeout_secs);
+    for server in std::iter::once(plain_server).chain(tls_server) {
+        match tokio::time::timeout(grace, server).await {
+            Ok(result) => result??,
+            Err(_) => tracing::warn!("connections still open after the grace period; closing them"),
+        }
     }
     let db = core.db.clone();
     drop(core);

@@ -276,7 +276,9 @@ async fn the_language_switch_sets_a_cookie_and_only_returns_to_local_paths() {
     assert_eq!(offsite.headers()["location"], "/");
 }
 
-#[tokio::test]
+// Multi-threaded so the client's HTTP/2 connection can wind down while the test thread
+// waits for the server to stop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn https_is_served_with_the_configured_certificate() {
     let k = Kizuna::sqlite();
     let cert = k.dir.path().join("tls.crt");
