@@ -6,6 +6,7 @@ pub mod custody;
 pub mod db;
 pub mod der;
 mod health;
+pub mod jose;
 pub mod metrics;
 pub mod orgs;
 pub mod secret;
