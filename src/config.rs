@@ -36,6 +36,7 @@ pub struct Config {
     pub database: DatabaseSection,
     pub tls: TlsSection,
     pub http: HttpSection,
+    pub oidc: kizuna_idp::OidcConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -75,6 +76,7 @@ impl Default for Config {
             database: DatabaseSection::default(),
             tls: TlsSection::default(),
             http: HttpSection::default(),
+            oidc: kizuna_idp::OidcConfig::default(),
         }
     }
 }
@@ -223,6 +225,9 @@ impl Config {
                 message: "must be at least 1024".into(),
             });
         }
+        self.oidc
+            .validate()
+            .map_err(|(key, message)| ConfigError::BadValue { key, message })?;
         tracing_subscriber::EnvFilter::try_new(&self.log_level).map_err(|e| ConfigError::BadValue {
             key: "log_level",
             message: format!("{e}: use a level (error, warn, info, debug, trace) or a filter such as info,kizuna=debug"),

@@ -50,6 +50,15 @@ enum Command {
     /// Manage organizations (the city's stakeholders).
     #[command(subcommand)]
     Org(cli::OrgCommand),
+    /// Manage relying parties (OAuth / OpenID Connect clients).
+    #[command(subcommand)]
+    Client(cli::clients::ClientCommand),
+    /// Manage accounts.
+    #[command(subcommand)]
+    User(cli::users::UserCommand),
+    /// Manage token signing keys.
+    #[command(subcommand)]
+    Keys(cli::keys::KeysCommand),
 }
 
 fn main() -> ExitCode {
@@ -89,6 +98,9 @@ fn main() -> ExitCode {
             Command::Config(cmd) => cli::config(cmd, &config),
             Command::Audit(cmd) => cli::audit(cmd, &config).await,
             Command::Org(cmd) => cli::org(cmd, &config).await,
+            Command::Client(cmd) => cli::clients::run(cmd, &config).await,
+            Command::User(cmd) => cli::users::run(cmd, &config).await,
+            Command::Keys(cmd) => cli::keys::run(cmd, &config).await,
         }
     });
     match result {

@@ -23,6 +23,7 @@ use kizuna_core::custody::{self, KeyCustody, SoftwareBackend};
 use kizuna_core::db::Db;
 use kizuna_core::metrics::{self, Metrics};
 use kizuna_core::web::{self, ErrorPage, tls::TlsConnectInfo, tls::TlsListener};
+use kizuna_idp::Idp;
 
 use crate::config::{Config, HttpSection};
 
@@ -69,11 +70,26 @@ pub async fn open_core(
     Ok((core, writer))
 }
 
+/// The identity provider over a freshly opened core, for CLI commands; pass both to
+/// [`close`] when done so queued audit entries are committed.
+pub async fn open_idp(config: &Config) -> Result<(Idp, tokio::task::JoinHandle<()>)> {
+    let (core, writer) = open_core(config, config.public_url()).await?;
+    Ok((Idp::new(core, config.oidc.clone()), writer))
+}
+
+/// Drops the handles and waits for the audit writer to commit what is queued.
+pub async fn close(idp: Idp, writer: tokio::task::JoinHandle<()>) {
+    let db = idp.core.db.clone();
+    drop(idp);
+    let _ = writer.await;
+    db.close().await;
+}
+
 /// The whole application: every feature crate's routes and the shared middleware.
-pub fn app(core: Core, http: &HttpSection) -> Router {
+pub fn app(core: Core, idp: Idp, http: &HttpSection) -> Router {
     Router::new()
         .merge(kizuna_core::router(core.clone()))
-        .merge(kizuna_idp::router(core.clone()))
+        .merge(kizuna_idp::router(idp))
         .merge(kizuna_ca::router(core.clone()))
         .merge(kizuna_ocsp::router(core.clone()))
         .merge(kizuna_admin::router(core.clone()))
@@ -138,8 +154,11 @@ pub async fn run(config: Config) -> Result<()> {
         tracing::warn!(listen = %config.listen, "serving plain HTTP on a non-loopback address: put a TLS-terminating proxy in front or configure tls_listen");
     }
 
+    let idp = Idp::new(core.clone(), config.oidc.clone());
+    kizuna_idp::init(&idp).await?;
+    let background = kizuna_idp::spawn_background(idp.clone());
     let bootstrap = kizuna_admin::bootstrap::issue_if_needed(&core).await?;
-    let app = app(core.clone(), &config.http);
+    let app = app(core.clone(), idp, &config.http);
     let (stop, stopped) = watch::channel(false);
 
     println!("Kizuna {} is ready.", env!("CARGO_PKG_VERSION"));
@@ -207,6 +226,8 @@ pub async fn run(config: Config) -> Result<()> {
             Err(_) => tracing::warn!("connections still open after the grace period; closing them"),
         }
     }
+    background.abort();
+    let _ = background.await;
     let db = core.db.clone();
     drop(core);
     // The audit writer commits what is queued once the last handle is gone.

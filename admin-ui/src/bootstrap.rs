@@ -156,6 +156,7 @@ async fn redeem_inner(
         NewUser {
             username: admin.username,
             email,
+            name: None,
             password_hash: Some(password_hash),
             org_id: None,
         },

@@ -59,7 +59,9 @@ fn b64(data: &[u8]) -> String {
 }
 
 fn unb64(text: &str) -> Result<Vec<u8>, JoseError> {
-    URL_SAFE_NO_PAD.decode(text).map_err(|_| JoseError::Malformed)
+    URL_SAFE_NO_PAD
+        .decode(text)
+        .map_err(|_| JoseError::Malformed)
 }
 
 /// Signs `claims` as a compact JWS with a custody key.
@@ -89,7 +91,9 @@ impl Jws {
             return Err(JoseError::TooLarge);
         }
         let mut parts = token.split('.');
-        let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        let (Some(h), Some(p), Some(s), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
             return Err(JoseError::Malformed);
         };
         let header: Header =
@@ -114,7 +118,11 @@ impl Jws {
 
     /// Verifies with the key of a JWK Set that matches the header's `kid` (or, with no `kid`,
     /// the only key that fits the algorithm).
-    pub fn verify_with_set(&self, set: &serde_json::Value, allowed: &[&str]) -> Result<(), JoseError> {
+    pub fn verify_with_set(
+        &self,
+        set: &serde_json::Value,
+        allowed: &[&str],
+    ) -> Result<(), JoseError> {
         let keys = set["keys"].as_array().ok_or(JoseError::NoKey)?;
         let candidates: Vec<&serde_json::Value> = keys
             .iter()
@@ -197,7 +205,10 @@ impl PublicJwk {
             (PublicJwk::Ec { curve: "P-256", .. }, "ES256")
                 | (PublicJwk::Ec { curve: "P-384", .. }, "ES384")
                 | (PublicJwk::Ed25519(_), "EdDSA")
-                | (PublicJwk::Rsa { .. }, "RS256" | "RS384" | "RS512" | "PS256" | "PS384" | "PS512")
+                | (
+                    PublicJwk::Rsa { .. },
+                    "RS256" | "RS384" | "RS512" | "PS256" | "PS384" | "PS512"
+                )
         )
     }
 
@@ -212,7 +223,9 @@ impl PublicJwk {
                 } else {
                     &signature::ECDSA_P384_SHA384_FIXED
                 };
-                UnparsedPublicKey::new(alg, point).verify(message, sig).is_ok()
+                UnparsedPublicKey::new(alg, point)
+                    .verify(message, sig)
+                    .is_ok()
             }
             PublicJwk::Ed25519(x) => UnparsedPublicKey::new(&signature::ED25519, x)
                 .verify(message, sig)
@@ -226,10 +239,16 @@ impl PublicJwk {
                     "PS384" => &signature::RSA_PSS_2048_8192_SHA384,
                     _ => &signature::RSA_PSS_2048_8192_SHA512,
                 };
-                RsaPublicKeyComponents { n, e }.verify(params, message, sig).is_ok()
+                RsaPublicKeyComponents { n, e }
+                    .verify(params, message, sig)
+                    .is_ok()
             }
         };
-        if ok { Ok(()) } else { Err(JoseError::BadSignature) }
+        if ok {
+            Ok(())
+        } else {
+            Err(JoseError::BadSignature)
+        }
     }
 }
 
@@ -243,7 +262,12 @@ pub fn thumbprint(jwk: &serde_json::Value) -> Result<String, JoseError> {
     };
     let mut canonical = serde_json::Map::new();
     for m in members {
-        canonical.insert((*m).to_string(), jwk.get(*m).cloned().ok_or(JoseError::BadKey("missing member"))?);
+        canonical.insert(
+            (*m).to_string(),
+            jwk.get(*m)
+                .cloned()
+                .ok_or(JoseError::BadKey("missing member"))?,
+        );
     }
     let text = serde_json::to_string(&canonical).map_err(|_| JoseError::Malformed)?;
     Ok(b64(&crate::secret::sha256(text.as_bytes())))
@@ -258,21 +282,34 @@ mod tests {
     fn handle(algorithm: KeyAlgorithm) -> KeyHandle {
         let backend = SoftwareBackend::new(Kek::from_bytes(&[1u8; 32]));
         let (public, material) = backend.generate("k", algorithm).unwrap();
-        KeyHandle::new("k".into(), public, backend.load("k", algorithm, &material).unwrap())
+        KeyHandle::new(
+            "k".into(),
+            public,
+            backend.load("k", algorithm, &material).unwrap(),
+        )
     }
 
     #[test]
     fn tokens_signed_by_custody_verify_with_their_jwk() {
-        for algorithm in [KeyAlgorithm::P256, KeyAlgorithm::P384, KeyAlgorithm::Ed25519, KeyAlgorithm::Rsa2048] {
+        for algorithm in [
+            KeyAlgorithm::P256,
+            KeyAlgorithm::P384,
+            KeyAlgorithm::Ed25519,
+            KeyAlgorithm::Rsa2048,
+        ] {
             let key = handle(algorithm);
             let token = sign(&key, "kid-1", Some("JWT"), &json!({"sub": "alice"})).unwrap();
             let jws = Jws::parse(&token).unwrap();
             assert_eq!(jws.header.kid.as_deref(), Some("kid-1"));
             let mut jwk = key.public_key().jwk();
-            jws.verify(&jwk, &["ES256", "ES384", "EdDSA", "RS256"]).unwrap();
-            jwk["kid"] = json!("kid-1");
-            jws.verify_with_set(&json!({"keys": [jwk]}), &["ES256", "ES384", "EdDSA", "RS256"])
+            jws.verify(&jwk, &["ES256", "ES384", "EdDSA", "RS256"])
                 .unwrap();
+            jwk["kid"] = json!("kid-1");
+            jws.verify_with_set(
+                &json!({"keys": [jwk]}),
+                &["ES256", "ES384", "EdDSA", "RS256"],
+            )
+            .unwrap();
             let claims: serde_json::Value = jws.claims().unwrap();
             assert_eq!(claims["sub"], "alice");
         }
@@ -306,18 +343,30 @@ mod tests {
         parts[1] = &forged;
         let forged = parts.join(".");
         assert_eq!(
-            Jws::parse(&forged).unwrap().verify(&key.public_key().jwk(), &["ES256"]),
+            Jws::parse(&forged)
+                .unwrap()
+                .verify(&key.public_key().jwk(), &["ES256"]),
             Err(JoseError::BadSignature)
         );
         assert_eq!(Jws::parse("a.b").unwrap_err(), JoseError::Malformed);
         assert_eq!(Jws::parse("!!.??.**").unwrap_err(), JoseError::Malformed);
-        assert_eq!(Jws::parse(&"a".repeat(MAX_TOKEN_LEN + 1)).unwrap_err(), JoseError::TooLarge);
+        assert_eq!(
+            Jws::parse(&"a".repeat(MAX_TOKEN_LEN + 1)).unwrap_err(),
+            JoseError::TooLarge
+        );
     }
 
     #[test]
     fn private_and_weak_keys_are_not_accepted_as_public_jwks() {
-        assert!(PublicJwk::parse(&json!({"kty": "EC", "crv": "P-256", "x": "AA", "y": "AA", "d": "AA"})).is_err());
-        assert!(PublicJwk::parse(&json!({"kty": "RSA", "n": b64(&[1u8; 128]), "e": "AQAB"})).is_err());
+        assert!(
+            PublicJwk::parse(
+                &json!({"kty": "EC", "crv": "P-256", "x": "AA", "y": "AA", "d": "AA"})
+            )
+            .is_err()
+        );
+        assert!(
+            PublicJwk::parse(&json!({"kty": "RSA", "n": b64(&[1u8; 128]), "e": "AQAB"})).is_err()
+        );
         assert!(PublicJwk::parse(&json!({"kty": "oct", "k": "AA"})).is_err());
     }
 
@@ -330,6 +379,9 @@ mod tests {
             "alg": "RS256",
             "kid": "2011-04-29"
         });
-        assert_eq!(thumbprint(&jwk).unwrap(), "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs");
+        assert_eq!(
+            thumbprint(&jwk).unwrap(),
+            "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
+        );
     }
 }

@@ -1,13 +1,174 @@
-//! Kizuna's OpenID provider. Today it holds the account store (users, roles, password
-//! hashing) that the rest of the server builds on; the protocol endpoints mount here.
+//! Kizuna's OpenID provider: discovery and JWKS, the authorization code flow with PKCE and
+//! PAR, the token endpoint (authorization code, refresh token rotation, client credentials,
+//! device code), UserInfo, introspection, revocation, RP-initiated and back-channel logout,
+//! sign-in and consent pages, and the account store.
 
+pub mod authorize;
+pub mod client_auth;
+pub mod clients;
+pub mod config;
+pub mod consent;
+pub mod device;
+pub mod discovery;
+pub mod error;
+pub mod introspect;
+pub mod keys;
+pub mod login;
+pub mod logout;
+pub mod pages;
 pub mod password;
+pub mod revoke;
+pub mod sessions;
+pub mod throttle;
+pub mod token;
+pub mod tokens;
+pub mod userinfo;
 pub mod users;
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use axum::Router;
+use axum::routing::{get, post};
+
 use kizuna_core::Core;
 
+pub use config::OidcConfig;
+
+/// The identity provider's state. Cheap to clone.
+#[derive(Clone)]
+pub struct Idp {
+    pub core: Core,
+    pub config: Arc<OidcConfig>,
+    pub keys: keys::SigningKeys,
+    pub http: reqwest::Client,
+    pub remote_jwks: client_auth::RemoteJwks,
+}
+
+impl Idp {
+    pub fn new(core: Core, config: OidcConfig) -> Idp {
+        let config = Arc::new(config);
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("kizuna/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .expect("HTTP client with static settings");
+        Idp {
+            keys: keys::SigningKeys::new(core.clone(), config.clone()),
+            core,
+            config,
+            http,
+            remote_jwks: client_auth::RemoteJwks::default(),
+        }
+    }
+
+    /// The issuer identifier: the public URL.
+    pub fn issuer(&self) -> &str {
+        &self.core.public_url
+    }
+
+    /// The absolute URL of one of this provider's endpoints.
+    pub fn endpoint(&self, path: &str) -> String {
+        format!("{}{path}", self.core.public_url)
+    }
+}
+
 /// The identity provider's routes.
-pub fn router(_core: Core) -> Router {
+pub fn router(idp: Idp) -> Router {
     Router::new()
+        .route(
+            "/.well-known/openid-configuration",
+            get(discovery::configuration),
+        )
+        .route("/jwks", get(discovery::jwks))
+        .route("/authorize", get(authorize::get).post(authorize::post))
+        .route("/authorize/resume", get(authorize::resume))
+        .route("/par", post(authorize::par))
+        .route("/token", post(token::endpoint))
+        .route(
+            "/userinfo",
+            get(userinfo::endpoint).post(userinfo::endpoint),
+        )
+        .route("/introspect", post(introspect::endpoint))
+        .route("/revoke", post(revoke::endpoint))
+        .route(
+            "/device_authorization",
+            post(device::authorization_endpoint),
+        )
+        .route(
+            "/device",
+            get(pages::device::show).post(pages::device::enter),
+        )
+        .route("/device/decision", post(pages::device::decide))
+        .route("/login", get(pages::login::show).post(pages::login::submit))
+        .route(
+            "/consent",
+            get(pages::consent::show).post(pages::consent::submit),
+        )
+        .route(
+            "/logout",
+            get(pages::logout::start_get).post(pages::logout::start_post),
+        )
+        .route("/logout/confirm", post(pages::logout::confirm))
+        .with_state(idp)
+}
+
+/// Prepares the signing keys; call once at start-up.
+pub async fn init(idp: &Idp) -> Result<(), keys::KeyError> {
+    idp.keys.ensure("ES256").await
+}
+
+/// Background work every replica runs: scheduled key rotation, back-channel logout
+/// delivery, and removal of expired rows.
+pub fn spawn_background(idp: Idp) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        let mut round: u64 = 0;
+        loop {
+            tick.tick().await;
+            logout::deliver_due(&idp).await;
+            if round % 60 == 0 {
+                if let Err(e) = idp.keys.rotate_due().await {
+                    tracing::warn!(error = %e, "scheduled key rotation");
+                }
+                sweep(&idp).await;
+            }
+            round += 1;
+        }
+    })
+}
+
+/// Deletes rows that can no longer matter (expired codes, requests, replay records).
+async fn sweep(idp: &Idp) {
+    let Ok(Some(lock)) = idp.core.db.try_job_lock("oidc-sweep").await else {
+        return;
+    };
+    let now = kizuna_core::time::now_unix();
+    let day_ago = now - 86_400;
+    for (sql, cutoff) in [
+        (
+            "DELETE FROM authorization_codes WHERE expires_at < $1",
+            day_ago,
+        ),
+        ("DELETE FROM auth_requests WHERE expires_at < $1", day_ago),
+        (
+            "DELETE FROM client_assertion_jtis WHERE expires_at < $1",
+            now,
+        ),
+        ("DELETE FROM revoked_tokens WHERE expires_at < $1", now),
+        ("DELETE FROM device_codes WHERE expires_at < $1", day_ago),
+        ("DELETE FROM throttle WHERE window_start < $1", day_ago),
+        ("DELETE FROM refresh_tokens WHERE expires_at < $1", now),
+        ("DELETE FROM sessions WHERE expires_at < $1", day_ago),
+    ] {
+        if let Err(e) = sqlx::query(sql)
+            .bind(cutoff)
+            .execute(idp.core.db.pool())
+            .await
+        {
+            tracing::warn!(error = %e, "sweeping expired rows");
+        }
+    }
+    let _ = lock.release().await;
 }

@@ -51,7 +51,11 @@ pub enum UserError {
     InvalidUsername(&'static str),
     #[error("the email address is not valid")]
     InvalidEmail,
-    #[error("the username {0:?} is taken")]
+    #[error("the name must be at most 200 characters, without control characters")]
+    InvalidName,
+    #[error("no account {0:?}")]
+    NotFound(String),
+    #[error("an account with this username or email address already exists: {0}")]
     UsernameTaken(String),
     #[error(transparent)]
     Password(#[from] PasswordError),
@@ -82,7 +86,7 @@ pub fn normalize_username(raw: &str) -> Result<String, UserError> {
 
 /// A light syntactic check; ownership of an address is proven by mail, not by syntax.
 pub fn normalize_email(raw: &str) -> Result<String, UserError> {
-    let email = raw.trim();
+    let email = raw.trim().to_lowercase();
     let valid = email.len() <= 254
         && email.split_once('@').is_some_and(|(local, domain)| {
             !local.is_empty()
@@ -92,7 +96,7 @@ pub fn normalize_email(raw: &str) -> Result<String, UserError> {
         })
         && !email.chars().any(|c| c.is_whitespace() || c.is_control());
     if valid {
-        Ok(email.to_string())
+        Ok(email)
     } else {
         Err(UserError::InvalidEmail)
     }
@@ -102,6 +106,7 @@ pub fn normalize_email(raw: &str) -> Result<String, UserError> {
 pub struct NewUser {
     pub username: String,
     pub email: Option<String>,
+    pub name: Option<String>,
     pub password_hash: Option<String>,
     pub org_id: Option<String>,
 }
@@ -109,6 +114,13 @@ pub struct NewUser {
 pub async fn insert(conn: &mut AnyConnection, new: NewUser) -> Result<User, UserError> {
     let username = normalize_username(&new.username)?;
     let email = new.email.as_deref().map(normalize_email).transpose()?;
+    if new
+        .name
+        .as_ref()
+        .is_some_and(|n| n.chars().count() > 200 || n.chars().any(char::is_control))
+    {
+        return Err(UserError::InvalidName);
+    }
     let user = User {
         id: kizuna_core::secret::new_id(),
         username,
@@ -118,8 +130,8 @@ pub async fn insert(conn: &mut AnyConnection, new: NewUser) -> Result<User, User
         created_at: kizuna_core::time::now_unix(),
     };
     sqlx::query(
-        "INSERT INTO users (id, username, email, password_hash, status, org_id, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
+        "INSERT INTO users (id, username, email, password_hash, status, org_id, created_at, updated_at, name) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8)",
     )
     .bind(&user.id)
     .bind(&user.username)
@@ -128,6 +140,7 @@ pub async fn insert(conn: &mut AnyConnection, new: NewUser) -> Result<User, User
     .bind(&user.status)
     .bind(&user.org_id)
     .bind(user.created_at)
+    .bind(&new.name)
     .execute(conn)
     .await
     .map_err(|e| {
@@ -191,4 +204,245 @@ mod tests {
         assert!(normalize_email("@city.example").is_err());
         assert!(normalize_email("taro @city.example").is_err());
     }
+}
+
+/// A stored account with what sign-in and claims need.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct UserRecord {
+    pub id: String,
+    pub username: String,
+    pub email: Option<String>,
+    #[serde(skip)]
+    pub email_verified_int: i64,
+    pub name: Option<String>,
+    pub status: String,
+    pub org_id: Option<String>,
+    #[serde(skip)]
+    pub password_hash: Option<String>,
+    #[serde(skip)]
+    pub failed_logins: i64,
+    #[serde(skip)]
+    pub locked_until: i64,
+    pub last_login_at: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    #[sqlx(skip)]
+    pub email_verified: bool,
+}
+
+const RECORD_COLUMNS: &str = "id, username, email, email_verified AS email_verified_int, name, status, org_id, \
+    password_hash, failed_logins, locked_until, last_login_at, created_at, updated_at";
+
+fn finish(mut record: UserRecord) -> UserRecord {
+    record.email_verified = record.email_verified_int != 0;
+    record
+}
+
+pub async fn find(conn: &mut AnyConnection, id: &str) -> Result<Option<UserRecord>, sqlx::Error> {
+    let row: Option<UserRecord> =
+        sqlx::query_as(&format!("SELECT {RECORD_COLUMNS} FROM users WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(conn)
+            .await?;
+    Ok(row.map(finish))
+}
+
+/// Finds an account by username, email address, or id.
+pub async fn find_by_login(
+    conn: &mut AnyConnection,
+    login: &str,
+) -> Result<Option<UserRecord>, sqlx::Error> {
+    let login = login.trim().to_lowercase();
+    if login.is_empty() || login.len() > 254 {
+        return Ok(None);
+    }
+    let row: Option<UserRecord> = sqlx::query_as(&format!(
+        "SELECT {RECORD_COLUMNS} FROM users WHERE username = $1 OR email = $1 OR id = $1 ORDER BY (username = $1) DESC LIMIT 1"
+    ))
+    .bind(&login)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(finish))
+}
+
+pub async fn list(conn: &mut AnyConnection) -> Result<Vec<UserRecord>, sqlx::Error> {
+    let rows: Vec<UserRecord> = sqlx::query_as(&format!(
+        "SELECT {RECORD_COLUMNS} FROM users ORDER BY username"
+    ))
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(finish).collect())
+}
+
+/// Counts a failed password; locks the account for `lockout_secs` once `max_failures` is
+/// reached. Returns whether the account is now locked.
+pub async fn record_failure(
+    conn: &mut AnyConnection,
+    id: &str,
+    max_failures: i64,
+    lockout_secs: i64,
+) -> Result<bool, sqlx::Error> {
+    let now = kizuna_core::time::now_unix();
+    let failures: i64 = sqlx::query_scalar(
+        "UPDATE users SET failed_logins = failed_logins + 1 WHERE id = $1 RETURNING failed_logins",
+    )
+    .bind(id)
+    .fetch_one(&mut *conn)
+    .await?;
+    if failures >= max_failures {
+        sqlx::query("UPDATE users SET locked_until = $1, failed_logins = 0 WHERE id = $2")
+            .bind(now + lockout_secs)
+            .bind(id)
+            .execute(conn)
+            .await?;
+        return Ok(true);
+    }
+    Ok(false)
+}
+
+pub async fn record_success(conn: &mut AnyConnection, id: &str) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE users SET failed_logins = 0, locked_until = 0, last_login_at = $1 WHERE id = $2",
+    )
+    .bind(kizuna_core::time::now_unix())
+    .bind(id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn set_password_hash(
+    conn: &mut AnyConnection,
+    id: &str,
+    hash: &str,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query("UPDATE users SET password_hash = $1, failed_logins = 0, locked_until = 0, updated_at = $2 WHERE id = $3")
+        .bind(hash)
+        .bind(kizuna_core::time::now_unix())
+        .bind(id)
+        .execute(conn)
+        .await?
+        .rows_affected();
+    Ok(done > 0)
+}
+
+pub async fn set_status(
+    conn: &mut AnyConnection,
+    id: &str,
+    status: &str,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query("UPDATE users SET status = $1, updated_at = $2 WHERE id = $3")
+        .bind(status)
+        .bind(kizuna_core::time::now_unix())
+        .bind(id)
+        .execute(conn)
+        .await?
+        .rows_affected();
+    Ok(done > 0)
+}
+
+/// Creates an account (hashing the password first) and audits it, in one transaction.
+pub async fn create_account(
+    core: &kizuna_core::Core,
+    actor: kizuna_core::audit::Actor,
+    mut new: NewUser,
+    password: Option<&str>,
+) -> Result<User, UserError> {
+    use kizuna_core::audit::{self, AuditEvent};
+    normalize_username(&new.username)?;
+    new.password_hash = match password {
+        Some(p) => Some(crate::password::hash(p).await?),
+        None => None,
+    };
+    let mut tx = core.db.begin().await?;
+    let user = insert(tx.conn(), new).await?;
+    let entries = audit::append_in(
+        tx.conn(),
+        &[
+            AuditEvent::new(actor, "user.create", format!("user:{}", user.id)).details(
+                serde_json::json!({"username": user.username, "password": password.is_some()}),
+            ),
+        ],
+    )
+    .await?;
+    tx.commit().await?;
+    audit::publish(&entries);
+    Ok(user)
+}
+
+/// Sets a new password for the account named by username, email or id; audited.
+pub async fn change_password(
+    core: &kizuna_core::Core,
+    actor: kizuna_core::audit::Actor,
+    login: &str,
+    password: &str,
+) -> Result<UserRecord, UserError> {
+    use kizuna_core::audit::{self, AuditEvent};
+    let hash = crate::password::hash(password).await?;
+    let mut tx = core.db.begin().await?;
+    let user = find_by_login(tx.conn(), login)
+        .await?
+        .ok_or_else(|| UserError::NotFound(login.to_string()))?;
+    set_password_hash(tx.conn(), &user.id, &hash).await?;
+    let entries = audit::append_in(
+        tx.conn(),
+        &[AuditEvent::new(
+            actor,
+            "user.set_password",
+            format!("user:{}", user.id),
+        )],
+    )
+    .await?;
+    tx.commit().await?;
+    audit::publish(&entries);
+    Ok(user)
+}
+
+/// Disables or re-enables an account; disabling ends its sessions and revokes its grants.
+pub async fn change_status(
+    core: &kizuna_core::Core,
+    actor: kizuna_core::audit::Actor,
+    login: &str,
+    active: bool,
+) -> Result<UserRecord, UserError> {
+    use kizuna_core::audit::{self, AuditEvent};
+    let now = kizuna_core::time::now_unix();
+    let mut tx = core.db.begin().await?;
+    let user = find_by_login(tx.conn(), login)
+        .await?
+        .ok_or_else(|| UserError::NotFound(login.to_string()))?;
+    set_status(
+        tx.conn(),
+        &user.id,
+        if active { "active" } else { "disabled" },
+    )
+    .await?;
+    if !active {
+        sqlx::query("UPDATE sessions SET ended_at = $1 WHERE user_id = $2 AND ended_at IS NULL")
+            .bind(now)
+            .bind(&user.id)
+            .execute(tx.conn())
+            .await?;
+        sqlx::query("UPDATE grants SET revoked_at = $1, revoked_reason = 'account disabled' WHERE user_id = $2 AND revoked_at IS NULL")
+            .bind(now)
+            .bind(&user.id)
+            .execute(tx.conn())
+            .await?;
+    }
+    let entries = audit::append_in(
+        tx.conn(),
+        &[AuditEvent::new(
+            actor,
+            if active {
+                "user.enable"
+            } else {
+                "user.disable"
+            },
+            format!("user:{}", user.id),
+        )],
+    )
+    .await?;
+    tx.commit().await?;
+    audit::publish(&entries);
+    Ok(user)
 }

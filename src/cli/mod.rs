@@ -1,6 +1,10 @@
 //! The operator's commands (`kizuna <noun> <verb>`). Each finds the database exactly as
 //! `serve` does, so it works beside a running server.
 
+pub mod clients;
+pub mod keys;
+pub mod users;
+
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -1,0 +1,161 @@
+//! What happens next for an authorization request (OpenID Connect Core §3.1.2.2–3.1.2.6):
+//! sign in, consent, or a code back to the client — or the error that `prompt=none` asks for.
+
+use kizuna_core::secret;
+
+use super::pending::{self, Pending};
+use crate::Idp;
+use crate::clients::Client;
+use crate::consent;
+use crate::error::OAuthError;
+use crate::sessions::{self, Session};
+
+/// The next step for the browser.
+#[derive(Debug)]
+pub enum Step {
+    /// Show the sign-in page for this pending request.
+    Login(String),
+    /// Show the consent page for this pending request.
+    Consent(String),
+    /// Send the browser back to the client.
+    Redirect(String),
+}
+
+/// A URI with query parameters appended (keeping any it already has).
+pub fn with_query(uri: &str, params: &[(&str, &str)]) -> String {
+    if params.is_empty() {
+        return uri.to_string();
+    }
+    let mut query = url::form_urlencoded::Serializer::new(String::new());
+    for (k, v) in params {
+        query.append_pair(k, v);
+    }
+    let sep = if uri.contains('?') { '&' } else { '?' };
+    format!("{uri}{sep}{}", query.finish())
+}
+
+/// The client's redirect URI with response parameters and `iss` (RFC 9207).
+pub fn redirect_url(idp: &Idp, redirect_uri: &str, params: &[(&str, &str)]) -> String {
+    let mut all = params.to_vec();
+    all.push(("iss", idp.issuer()));
+    with_query(redirect_uri, &all)
+}
+
+/// The client's redirect URI carrying an error.
+pub fn error_redirect(
+    idp: &Idp,
+    redirect_uri: &str,
+    state: Option<&str>,
+    error: &OAuthError,
+) -> String {
+    let mut params = vec![
+        ("error", error.code),
+        ("error_description", error.description.as_str()),
+    ];
+    if let Some(state) = state {
+        params.push(("state", state));
+    }
+    redirect_url(idp, redirect_uri, &params)
+}
+
+/// Decides the next step. `pending_id` is set when the request is already stored.
+pub async fn decide(
+    idp: &Idp,
+    client: &Client,
+    session: Option<Session>,
+    pending: Pending,
+    pending_id: Option<String>,
+) -> Result<Step, OAuthError> {
+    let req = &pending.request;
+    let now = kizuna_core::time::now_unix();
+    let too_old = |s: &Session| req.max_age.is_some_and(|max| now - s.auth_time > max);
+    let session =
+        session.filter(|s| pending.login_done || !(req.has_prompt("login") || too_old(s)));
+    let Some(session) = session else {
+        if req.has_prompt("none") {
+            return Ok(Step::Redirect(error_redirect(
+                idp,
+                &req.redirect_uri,
+                req.state.as_deref(),
+                &OAuthError::login_required("the person is not signed in"),
+            )));
+        }
+        return Ok(Step::Login(keep(idp, &pending, pending_id).await?));
+    };
+    let needs_consent = client.require_consent
+        && (!consent::covers(idp, &session.user_id, &client.client_id, &req.scope).await?
+            || (req.has_prompt("consent") && !pending.consent_done));
+    if needs_consent {
+        if req.has_prompt("none") {
+            return Ok(Step::Redirect(error_redirect(
+                idp,
+                &req.redirect_uri,
+                req.state.as_deref(),
+                &OAuthError::consent_required("the person has not consented to these scopes"),
+            )));
+        }
+        return Ok(Step::Consent(keep(idp, &pending, pending_id).await?));
+    }
+    issue_code(idp, &pending, pending_id.as_deref(), &session).await
+}
+
+async fn keep(idp: &Idp, pending: &Pending, id: Option<String>) -> Result<String, OAuthError> {
+    Ok(match id {
+        Some(id) => {
+            pending::update(idp, &id, pending).await?;
+            id
+        }
+        None => pending::store(idp, pending, false).await?,
+    })
+}
+
+async fn issue_code(
+    idp: &Idp,
+    pending: &Pending,
+    pending_id: Option<&str>,
+    session: &Session,
+) -> Result<Step, OAuthError> {
+    let req = &pending.request;
+    let code = secret::random_token();
+    let now = kizuna_core::time::now_unix();
+    let mut tx = idp.core.db.begin().await?;
+    if let Some(id) = pending_id {
+        if !pending::consume(tx.conn(), id).await? {
+            return Err(OAuthError::invalid_request(
+                "this sign-in request was already completed",
+            ));
+        }
+    }
+    sqlx::query(
+        "INSERT INTO authorization_codes (code_hash, grant_id, client_id, user_id, sid, redirect_uri, scope, nonce, \
+         code_challenge, auth_time, acr, amr, created_at, expires_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+    )
+    .bind(secret::token_hash(&code))
+    .bind(secret::new_id())
+    .bind(&req.client_id)
+    .bind(&session.user_id)
+    .bind(&session.sid)
+    .bind(&req.redirect_uri)
+    .bind(req.scope.join(" "))
+    .bind(&req.nonce)
+    .bind(&req.code_challenge)
+    .bind(session.auth_time)
+    .bind(req.acr_values.first().cloned().or_else(|| session.acr.clone()))
+    .bind(serde_json::to_string(&session.amr).unwrap_or_else(|_| "[]".into()))
+    .bind(now)
+    .bind(now + idp.config.code_ttl_secs)
+    .execute(tx.conn())
+    .await?;
+    sessions::add_client(tx.conn(), &session.sid, &req.client_id).await?;
+    tx.commit().await?;
+    let mut params = vec![("code", code.as_str())];
+    if let Some(state) = &req.state {
+        params.push(("state", state));
+    }
+    Ok(Step::Redirect(redirect_url(
+        idp,
+        &req.redirect_uri,
+        &params,
+    )))
+}

@@ -1,0 +1,309 @@
+//! Token signing keys (OpenID Connect Core §10.1): one `active` key per algorithm signs; the
+//! `next` key is published in JWKS a whole rotation period before it signs; a `retired` key
+//! stays published until every token it signed has expired. Keys live in key custody.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde_json::json;
+
+use kizuna_core::Core;
+use kizuna_core::audit::{self, Actor, AuditEvent};
+use kizuna_core::custody::{CustodyError, KeyAlgorithm, KeyHandle, PublicKey};
+use kizuna_core::jose::{JoseError, Jws};
+
+use crate::config::OidcConfig;
+
+/// The algorithms tokens are signed with.
+pub const SIGNING_ALGS: [&str; 2] = ["ES256", "RS256"];
+const PURPOSE: &str = "oidc-signing";
+/// How long a replica signs with the key it last looked up before checking for a rotation.
+const ACTIVE_CACHE: Duration = Duration::from_secs(5);
+
+fn key_algorithm(alg: &str) -> KeyAlgorithm {
+    if alg == "RS256" {
+        KeyAlgorithm::Rsa2048
+    } else {
+        KeyAlgorithm::P256
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("unsupported signing algorithm {0:?}: use ES256 or RS256")]
+    UnsupportedAlg(String),
+    #[error("another replica is managing the signing keys; try again")]
+    Busy,
+    #[error(transparent)]
+    Custody(#[from] CustodyError),
+    #[error("storage failed: {0}")]
+    Storage(#[from] sqlx::Error),
+    #[error("audit failed: {0}")]
+    Audit(#[from] audit::AuditError),
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct SigningKeyInfo {
+    pub kid: String,
+    pub alg: String,
+    pub state: String,
+    pub created_at: i64,
+    pub activated_at: Option<i64>,
+    pub retired_at: Option<i64>,
+    pub publish_until: Option<i64>,
+}
+
+/// The signing key set of this issuer. Cheap to clone.
+#[derive(Clone)]
+pub struct SigningKeys {
+    core: Core,
+    config: Arc<OidcConfig>,
+    active: Arc<Mutex<HashMap<String, (String, KeyHandle, Instant)>>>,
+    public: Arc<Mutex<HashMap<String, (String, PublicKey)>>>,
+}
+
+impl SigningKeys {
+    pub fn new(core: Core, config: Arc<OidcConfig>) -> Self {
+        SigningKeys {
+            core,
+            config,
+            active: Arc::default(),
+            public: Arc::default(),
+        }
+    }
+
+    /// Makes sure `alg` has an active and a next key. Safe to call from every replica.
+    pub async fn ensure(&self, alg: &str) -> Result<(), KeyError> {
+        if !SIGNING_ALGS.contains(&alg) {
+            return Err(KeyError::UnsupportedAlg(alg.to_string()));
+        }
+        for _ in 0..300 {
+            let Some(lock) = self.core.db.try_job_lock("oidc-signing-keys").await? else {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            };
+            let result = self.fill(alg).await;
+            lock.release().await?;
+            return result;
+        }
+        Err(KeyError::Busy)
+    }
+
+    async fn fill(&self, alg: &str) -> Result<(), KeyError> {
+        let mut tx = self.core.db.begin().await?;
+        let states: Vec<String> = sqlx::query_scalar(
+            "SELECT state FROM signing_keys WHERE alg = $1 AND state IN ('active', 'next')",
+        )
+        .bind(alg)
+        .fetch_all(tx.conn())
+        .await?;
+        let mut events = Vec::new();
+        for wanted in ["active", "next"] {
+            if states.iter().any(|s| s == wanted) {
+                continue;
+            }
+            let key = self
+                .core
+                .custody
+                .generate_in(tx.conn(), PURPOSE, key_algorithm(alg))
+                .await?;
+            let kid = key.public_key().thumbprint();
+            let now = kizuna_core::time::now_unix();
+            sqlx::query(
+                "INSERT INTO signing_keys (kid, key_id, alg, state, created_at, activated_at) VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(&kid)
+            .bind(key.id())
+            .bind(alg)
+            .bind(wanted)
+            .bind(now)
+            .bind((wanted == "active").then_some(now))
+            .execute(tx.conn())
+            .await?;
+            events.push(
+                AuditEvent::new(
+                    Actor::system("kizuna"),
+                    "key.create",
+                    format!("signing-key:{kid}"),
+                )
+                .details(json!({"alg": alg, "state": wanted})),
+            );
+        }
+        let entries = audit::append_in(tx.conn(), &events).await?;
+        tx.commit().await?;
+        audit::publish(&entries);
+        Ok(())
+    }
+
+    /// The key that signs now for `alg`, with its `kid`.
+    pub async fn active(&self, alg: &str) -> Result<(String, KeyHandle), KeyError> {
+        if let Ok(cache) = self.active.lock() {
+            if let Some((kid, key, at)) = cache.get(alg) {
+                if at.elapsed() < ACTIVE_CACHE {
+                    return Ok((kid.clone(), key.clone()));
+                }
+            }
+        }
+        let row: Option<(String, String)> = sqlx::query_as(
+            "SELECT kid, key_id FROM signing_keys WHERE alg = $1 AND state = 'active' ORDER BY activated_at DESC LIMIT 1",
+        )
+        .bind(alg)
+        .fetch_optional(self.core.db.pool())
+        .await?;
+        let (kid, key_id) = match row {
+            Some(row) => row,
+            None => {
+                self.ensure(alg).await?;
+                return Box::pin(self.active(alg)).await;
+            }
+        };
+        let key = self.core.custody.get(&key_id).await?;
+        if let Ok(mut cache) = self.active.lock() {
+            cache.insert(alg.to_string(), (kid.clone(), key.clone(), Instant::now()));
+        }
+        Ok((kid, key))
+    }
+
+    /// The JWK Set: next, active, and retired keys still inside their publication window.
+    pub async fn jwks(&self) -> Result<serde_json::Value, KeyError> {
+        let rows: Vec<(String, String, String)> = sqlx::query_as(
+            "SELECT kid, key_id, alg FROM signing_keys \
+             WHERE state IN ('active', 'next') OR (state = 'retired' AND publish_until > $1) \
+             ORDER BY alg, created_at",
+        )
+        .bind(kizuna_core::time::now_unix())
+        .fetch_all(self.core.db.pool())
+        .await?;
+        let mut keys = Vec::with_capacity(rows.len());
+        for (kid, key_id, alg) in rows {
+            let public = self.core.custody.get(&key_id).await?.public_key().clone();
+            let mut jwk = public.jwk();
+            jwk["kid"] = json!(kid);
+            jwk["use"] = json!("sig");
+            jwk["alg"] = json!(alg);
+            keys.push(jwk);
+        }
+        Ok(json!({ "keys": keys }))
+    }
+
+    /// Verifies a token this issuer signed (any key it ever published) and returns the JWS.
+    pub async fn verify_own(&self, token: &str) -> Result<Jws, VerifyError> {
+        let jws = Jws::parse(token)?;
+        let kid = jws.header.kid.clone().ok_or(JoseError::NoKey)?;
+        let (alg, public) = self.public_key(&kid).await?.ok_or(JoseError::NoKey)?;
+        if jws.header.alg != alg {
+            return Err(JoseError::AlgorithmNotAllowed(jws.header.alg.clone()).into());
+        }
+        jws.verify(&public.jwk(), &SIGNING_ALGS)?;
+        Ok(jws)
+    }
+
+    async fn public_key(&self, kid: &str) -> Result<Option<(String, PublicKey)>, VerifyError> {
+        if let Some(found) = self.public.lock().ok().and_then(|c| c.get(kid).cloned()) {
+            return Ok(Some(found));
+        }
+        let row: Option<(String, String)> =
+            sqlx::query_as("SELECT key_id, alg FROM signing_keys WHERE kid = $1")
+                .bind(kid)
+                .fetch_optional(self.core.db.pool())
+                .await?;
+        let Some((key_id, alg)) = row else {
+            return Ok(None);
+        };
+        let public = self
+            .core
+            .custody
+            .get(&key_id)
+            .await
+            .map_err(KeyError::from)?
+            .public_key()
+            .clone();
+        if let Ok(mut cache) = self.public.lock() {
+            cache.insert(kid.to_string(), (alg.clone(), public.clone()));
+        }
+        Ok(Some((alg, public)))
+    }
+
+    /// Rotates `alg`: next becomes active, active retires (published until its tokens
+    /// expire), and a new next key is created.
+    pub async fn rotate(&self, alg: &str, actor: Actor) -> Result<(), KeyError> {
+        if !SIGNING_ALGS.contains(&alg) {
+            return Err(KeyError::UnsupportedAlg(alg.to_string()));
+        }
+        self.ensure(alg).await?;
+        let lock = loop {
+            match self.core.db.try_job_lock("oidc-signing-keys").await? {
+                Some(lock) => break lock,
+                None => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        };
+        let now = kizuna_core::time::now_unix();
+        let mut tx = self.core.db.begin().await?;
+        let publish_until = now + self.config.max_signed_token_ttl() + 60;
+        sqlx::query(
+            "UPDATE signing_keys SET state = 'retired', retired_at = $1, publish_until = $2 WHERE alg = $3 AND state = 'active'",
+        )
+        .bind(now)
+        .bind(publish_until)
+        .bind(alg)
+        .execute(tx.conn())
+        .await?;
+        sqlx::query("UPDATE signing_keys SET state = 'active', activated_at = $1 WHERE alg = $2 AND state = 'next'")
+            .bind(now)
+            .bind(alg)
+            .execute(tx.conn())
+            .await?;
+        let entries = audit::append_in(
+            tx.conn(),
+            &[
+                AuditEvent::new(actor, "key.rotate", format!("signing-keys:{alg}"))
+                    .details(json!({"alg": alg, "retired_published_until": publish_until})),
+            ],
+        )
+        .await?;
+        tx.commit().await?;
+        audit::publish(&entries);
+        let filled = self.fill(alg).await;
+        lock.release().await?;
+        filled?;
+        if let Ok(mut cache) = self.active.lock() {
+            cache.remove(alg);
+        }
+        Ok(())
+    }
+
+    /// Rotates every algorithm whose active key is older than the rotation period.
+    pub async fn rotate_due(&self) -> Result<Vec<String>, KeyError> {
+        let due_before = kizuna_core::time::now_unix() - self.config.key_rotation_days * 86_400;
+        let due: Vec<String> = sqlx::query_scalar(
+            "SELECT alg FROM signing_keys WHERE state = 'active' AND activated_at < $1",
+        )
+        .bind(due_before)
+        .fetch_all(self.core.db.pool())
+        .await?;
+        for alg in &due {
+            self.rotate(alg, Actor::system("kizuna")).await?;
+        }
+        Ok(due)
+    }
+
+    pub async fn list(&self) -> Result<Vec<SigningKeyInfo>, KeyError> {
+        Ok(sqlx::query_as(
+            "SELECT kid, alg, state, created_at, activated_at, retired_at, publish_until FROM signing_keys ORDER BY alg, created_at",
+        )
+        .fetch_all(self.core.db.pool())
+        .await?)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error(transparent)]
+    Jose(#[from] JoseError),
+    #[error(transparent)]
+    Keys(#[from] KeyError),
+    #[error("storage failed: {0}")]
+    Storage(#[from] sqlx::Error),
+}

@@ -1,0 +1,113 @@
+//! Token revocation (RFC 7009). Revoking a refresh token revokes its grant (every token of
+//! that sign-in); revoking an access token blocks it until it would have expired. Unknown
+//! tokens are answered with success, as the RFC asks.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use kizuna_core::audit::{self, Actor, AuditEvent};
+use kizuna_core::secret;
+
+use crate::Idp;
+use crate::client_auth;
+use crate::clients::Client;
+use crate::error::OAuthError;
+use crate::token::form_params;
+use crate::tokens::{self, AccessClaims};
+
+pub async fn endpoint(State(idp): State<Idp>, headers: HeaderMap, body: Bytes) -> Response {
+    match revoke(&idp, &headers, &body).await {
+        Ok(()) => StatusCode::OK.into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn revoke(idp: &Idp, headers: &HeaderMap, body: &[u8]) -> Result<(), OAuthError> {
+    let params = form_params(headers, body)?;
+    let client = client_auth::authenticate(idp, headers, &params, &idp.endpoint("/revoke")).await?;
+    let token = params
+        .get("token")
+        .map_err(OAuthError::invalid_request)?
+        .ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
+    if token.contains('.') {
+        let Ok(jws) = idp.keys.verify_own(token).await else {
+            return Ok(());
+        };
+        let Ok(claims) = jws.claims::<AccessClaims>() else {
+            return Ok(());
+        };
+        return revoke_access_token(idp, &client, &claims).await;
+    }
+    let mut tx = idp.core.db.begin().await?;
+    let grant: Option<(String, String)> = sqlx::query_as(
+        "SELECT g.id, g.client_id FROM refresh_tokens r JOIN grants g ON g.id = r.grant_id WHERE r.token_hash = $1",
+    )
+    .bind(secret::token_hash(token))
+    .fetch_optional(tx.conn())
+    .await?;
+    let Some((grant_id, owner)) = grant else {
+        return Ok(());
+    };
+    if owner != client.client_id {
+        return Err(OAuthError::unauthorized_client(
+            "the token was issued to another client",
+        ));
+    }
+    if tokens::revoke_grant(tx.conn(), &grant_id, "revoked by the client").await? {
+        let entries = audit::append_in(
+            tx.conn(),
+            &[AuditEvent::new(
+                Actor::client(&client.client_id),
+                "token.revoke",
+                format!("grant:{grant_id}"),
+            )
+            .details(json!({"token_type": "refresh_token"}))],
+        )
+        .await?;
+        tx.commit().await?;
+        audit::publish(&entries);
+    }
+    Ok(())
+}
+
+async fn revoke_access_token(
+    idp: &Idp,
+    client: &Client,
+    claims: &AccessClaims,
+) -> Result<(), OAuthError> {
+    if claims.client_id != client.client_id {
+        return Err(OAuthError::unauthorized_client(
+            "the token was issued to another client",
+        ));
+    }
+    if claims.exp <= kizuna_core::time::now_unix() {
+        return Ok(());
+    }
+    let mut tx = idp.core.db.begin().await?;
+    let inserted = sqlx::query(
+        "INSERT INTO revoked_tokens (jti, expires_at) VALUES ($1, $2) ON CONFLICT (jti) DO NOTHING",
+    )
+    .bind(&claims.jti)
+    .bind(claims.exp)
+    .execute(tx.conn())
+    .await?
+    .rows_affected();
+    if inserted > 0 {
+        let entries = audit::append_in(
+            tx.conn(),
+            &[AuditEvent::new(
+                Actor::client(&client.client_id),
+                "token.revoke",
+                format!("jti:{}", claims.jti),
+            )
+            .details(json!({"token_type": "access_token", "sub": claims.sub}))],
+        )
+        .await?;
+        tx.commit().await?;
+        audit::publish(&entries);
+    }
+    Ok(())
+}

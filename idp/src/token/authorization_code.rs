@@ -1,0 +1,210 @@
+//! The authorization code grant (RFC 6749 §4.1.3, RFC 7636 §4.6). A code works once; a
+//! second use revokes every token the first one issued.
+
+use serde_json::json;
+
+use kizuna_core::audit::{self, Actor, AuditEvent, Outcome};
+use kizuna_core::secret;
+
+use crate::Idp;
+use crate::authorize::request::Params;
+use crate::clients::{Client, GrantType};
+use crate::error::OAuthError;
+use crate::tokens::{self, Authorization, TokenResponse};
+use crate::users;
+
+#[derive(sqlx::FromRow)]
+struct CodeRow {
+    grant_id: String,
+    client_id: String,
+    user_id: String,
+    sid: Option<String>,
+    redirect_uri: String,
+    scope: String,
+    nonce: Option<String>,
+    code_challenge: Option<String>,
+    auth_time: i64,
+    acr: Option<String>,
+    amr: String,
+    expires_at: i64,
+    used_at: Option<i64>,
+}
+
+/// S256: BASE64URL(SHA-256(code_verifier)) (RFC 7636 §4.2).
+pub fn pkce_s256(verifier: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret::sha256(verifier.as_bytes()))
+}
+
+fn valid_verifier(v: &str) -> bool {
+    (43..=128).contains(&v.len())
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
+}
+
+pub async fn exchange(
+    idp: &Idp,
+    client: &Client,
+    params: &Params,
+) -> Result<TokenResponse, OAuthError> {
+    let get = |name| params.get(name).map_err(OAuthError::invalid_request);
+    let code = get("code")?.ok_or_else(|| OAuthError::invalid_request("code is missing"))?;
+    let redirect_uri = get("redirect_uri")?;
+    let verifier = get("code_verifier")?;
+    let code_hash = secret::token_hash(code);
+    let now = kizuna_core::time::now_unix();
+
+    let mut tx = idp.core.db.begin().await?;
+    let row: Option<CodeRow> = sqlx::query_as(
+        "SELECT grant_id, client_id, user_id, sid, redirect_uri, scope, nonce, code_challenge, auth_time, acr, amr, \
+         expires_at, used_at FROM authorization_codes WHERE code_hash = $1",
+    )
+    .bind(&code_hash)
+    .fetch_optional(tx.conn())
+    .await?;
+    let row =
+        row.ok_or_else(|| OAuthError::invalid_grant("the authorization code is not valid"))?;
+    if row.client_id != client.client_id {
+        return Err(OAuthError::invalid_grant(
+            "the authorization code was issued to another client",
+        ));
+    }
+    let first_use = sqlx::query(
+        "UPDATE authorization_codes SET used_at = $1 WHERE code_hash = $2 AND used_at IS NULL",
+    )
+    .bind(now)
+    .bind(&code_hash)
+    .execute(tx.conn())
+    .await?
+    .rows_affected()
+        == 1;
+    if row.used_at.is_some() || !first_use {
+        let revoked =
+            tokens::revoke_grant(tx.conn(), &row.grant_id, "authorization code replayed").await?;
+        let entries = audit::append_in(
+            tx.conn(),
+            &[AuditEvent::new(
+                Actor::client(&client.client_id),
+                "token.code_replay",
+                format!("grant:{}", row.grant_id),
+            )
+            .outcome(Outcome::Denied)
+            .details(json!({"user_id": row.user_id, "grant_revoked": revoked}))],
+        )
+        .await?;
+        tx.commit().await?;
+        audit::publish(&entries);
+        return Err(OAuthError::invalid_grant(
+            "the authorization code was already used; the tokens issued with it are revoked",
+        ));
+    }
+    if row.expires_at <= now {
+        return Err(OAuthError::invalid_grant(
+            "the authorization code has expired",
+        ));
+    }
+    if redirect_uri != Some(row.redirect_uri.as_str()) {
+        return Err(OAuthError::invalid_grant(
+            "redirect_uri does not match the authorization request",
+        ));
+    }
+    match (&row.code_challenge, verifier) {
+        (Some(challenge), Some(v)) => {
+            if !valid_verifier(v)
+                || !secret::constant_time_eq(pkce_s256(v).as_bytes(), challenge.as_bytes())
+            {
+                return Err(OAuthError::invalid_grant(
+                    "PKCE verification failed: code_verifier does not match",
+                ));
+            }
+        }
+        (Some(_), None) => return Err(OAuthError::invalid_grant("code_verifier is missing")),
+        (None, Some(_)) => {
+            return Err(OAuthError::invalid_grant(
+                "code_verifier sent, but the authorization request had no code_challenge",
+            ));
+        }
+        (None, None) => {}
+    }
+    let user = users::find(tx.conn(), &row.user_id)
+        .await?
+        .filter(|u| u.status == "active")
+        .ok_or_else(|| OAuthError::invalid_grant("the account is no longer active"))?;
+    let auth = Authorization {
+        grant_id: Some(row.grant_id.clone()),
+        sid: row.sid,
+        auth_time: Some(row.auth_time),
+        acr: row.acr,
+        amr: serde_json::from_str(&row.amr).unwrap_or_default(),
+        scope: row
+            .scope
+            .split(' ')
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect(),
+        nonce: row.nonce,
+    };
+    tokens::create_grant(
+        tx.conn(),
+        idp,
+        &row.grant_id,
+        &client.client_id,
+        &user.id,
+        &auth,
+    )
+    .await?;
+    let refresh_token = if client.allows(GrantType::RefreshToken) {
+        Some(tokens::new_refresh_token(tx.conn(), idp, &row.grant_id).await?)
+    } else {
+        None
+    };
+    let (access_token, access) = tokens::access_token(idp, client, &user.id, &auth).await?;
+    let (id_token, released) = if auth.scope.iter().any(|s| s == "openid") {
+        let (token, released) =
+            tokens::id_token(idp, client, &user, &auth, Some(&access_token)).await?;
+        (Some(token), released)
+    } else {
+        (None, Vec::new())
+    };
+    let entries = audit::append_in(
+        tx.conn(),
+        &[AuditEvent::new(
+            Actor::client(&client.client_id),
+            "token.issue",
+            format!("user:{}", user.id),
+        )
+        .details(json!({
+            "grant_type": "authorization_code",
+            "scope": access.scope,
+            "claims": released,
+            "jti": access.jti,
+            "grant_id": row.grant_id,
+            "id_token": id_token.is_some(),
+            "refresh_token": refresh_token.is_some(),
+        }))],
+    )
+    .await?;
+    tx.commit().await?;
+    audit::publish(&entries);
+    Ok(TokenResponse {
+        access_token,
+        token_type: "Bearer",
+        expires_in: idp.config.access_token_ttl_secs,
+        refresh_token,
+        id_token,
+        scope: auth.scope.join(" "),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn s256_matches_rfc_7636_appendix_b() {
+        assert_eq!(
+            pkce_s256("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+        );
+    }
+}

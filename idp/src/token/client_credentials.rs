@@ -1,0 +1,49 @@
+//! The client credentials grant (RFC 6749 §4.4), for services and devices acting for
+//! themselves. The token's subject is the client.
+
+use serde_json::json;
+
+use kizuna_core::audit::{Actor, AuditEvent};
+
+use super::requested_scope;
+use crate::Idp;
+use crate::authorize::request::Params;
+use crate::clients::{Client, STANDARD_SCOPES};
+use crate::error::OAuthError;
+use crate::tokens::{self, Authorization, TokenResponse};
+
+pub async fn issue(
+    idp: &Idp,
+    client: &Client,
+    params: &Params,
+) -> Result<TokenResponse, OAuthError> {
+    // Person-related scopes mean nothing without a person.
+    let allowed: Vec<String> = client
+        .scopes
+        .iter()
+        .filter(|s| !STANDARD_SCOPES.contains(&s.as_str()))
+        .cloned()
+        .collect();
+    let scope = requested_scope(params, &allowed)?.unwrap_or(allowed);
+    let auth = Authorization {
+        scope,
+        ..Authorization::default()
+    };
+    let (access_token, claims) =
+        tokens::access_token(idp, client, &client.client_id, &auth).await?;
+    idp.core
+        .audit
+        .record(
+            AuditEvent::new(Actor::client(&client.client_id), "token.issue", format!("client:{}", client.client_id))
+                .details(json!({"grant_type": "client_credentials", "scope": claims.scope, "jti": claims.jti})),
+        )
+        .await?;
+    Ok(TokenResponse {
+        access_token,
+        token_type: "Bearer",
+        expires_in: idp.config.access_token_ttl_secs,
+        refresh_token: None,
+        id_token: None,
+        scope: claims.scope,
+    })
+}

@@ -1,0 +1,148 @@
+//! The refresh token grant (RFC 6749 §6) with rotation: every use returns a new refresh
+//! token; presenting a used one again revokes the whole grant (RFC 9700 §4.14.2).
+
+use serde_json::json;
+
+use kizuna_core::audit::{self, Actor, AuditEvent, Outcome};
+use kizuna_core::secret;
+
+use super::requested_scope;
+use crate::Idp;
+use crate::authorize::request::Params;
+use crate::clients::Client;
+use crate::error::OAuthError;
+use crate::tokens::{self, Authorization, TokenResponse};
+use crate::users;
+
+#[derive(sqlx::FromRow)]
+struct RefreshRow {
+    grant_id: String,
+    expires_at: i64,
+    used_at: Option<i64>,
+    client_id: String,
+    user_id: String,
+    revoked_at: Option<i64>,
+    scope: String,
+    sid: Option<String>,
+    auth_time: Option<i64>,
+    acr: Option<String>,
+    amr: String,
+}
+
+pub async fn refresh(
+    idp: &Idp,
+    client: &Client,
+    params: &Params,
+) -> Result<TokenResponse, OAuthError> {
+    let token = params
+        .get("refresh_token")
+        .map_err(OAuthError::invalid_request)?
+        .ok_or_else(|| OAuthError::invalid_request("refresh_token is missing"))?;
+    let token_hash = secret::token_hash(token);
+    let now = kizuna_core::time::now_unix();
+    let mut tx = idp.core.db.begin().await?;
+    let row: Option<RefreshRow> = sqlx::query_as(
+        "SELECT r.grant_id, r.expires_at, r.used_at, g.client_id, g.user_id, g.revoked_at, g.scope, g.sid, \
+         g.auth_time, g.acr, g.amr FROM refresh_tokens r JOIN grants g ON g.id = r.grant_id WHERE r.token_hash = $1",
+    )
+    .bind(&token_hash)
+    .fetch_optional(tx.conn())
+    .await?;
+    let row = row.ok_or_else(|| OAuthError::invalid_grant("the refresh token is not valid"))?;
+    if row.client_id != client.client_id {
+        return Err(OAuthError::invalid_grant(
+            "the refresh token was issued to another client",
+        ));
+    }
+    if row.revoked_at.is_some() {
+        return Err(OAuthError::invalid_grant(
+            "the refresh token has been revoked",
+        ));
+    }
+    let first_use = sqlx::query(
+        "UPDATE refresh_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL",
+    )
+    .bind(now)
+    .bind(&token_hash)
+    .execute(tx.conn())
+    .await?
+    .rows_affected()
+        == 1;
+    if row.used_at.is_some() || !first_use {
+        tokens::revoke_grant(tx.conn(), &row.grant_id, "refresh token reused").await?;
+        let entries = audit::append_in(
+            tx.conn(),
+            &[AuditEvent::new(
+                Actor::client(&client.client_id),
+                "token.refresh_reuse",
+                format!("grant:{}", row.grant_id),
+            )
+            .outcome(Outcome::Denied)
+            .details(json!({"user_id": row.user_id, "family_revoked": true}))],
+        )
+        .await?;
+        tx.commit().await?;
+        audit::publish(&entries);
+        return Err(OAuthError::invalid_grant(
+            "the refresh token was already used; every token of this sign-in is revoked",
+        ));
+    }
+    if row.expires_at <= now {
+        return Err(OAuthError::invalid_grant("the refresh token has expired"));
+    }
+    let granted: Vec<String> = row
+        .scope
+        .split(' ')
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect();
+    let scope = requested_scope(params, &granted)?.unwrap_or_else(|| granted.clone());
+    let user = users::find(tx.conn(), &row.user_id)
+        .await?
+        .filter(|u| u.status == "active")
+        .ok_or_else(|| OAuthError::invalid_grant("the account is no longer active"))?;
+    let auth = Authorization {
+        grant_id: Some(row.grant_id.clone()),
+        sid: row.sid,
+        auth_time: row.auth_time,
+        acr: row.acr,
+        amr: serde_json::from_str(&row.amr).unwrap_or_default(),
+        scope,
+        nonce: None,
+    };
+    let refresh_token = tokens::new_refresh_token(tx.conn(), idp, &row.grant_id).await?;
+    let (access_token, access) = tokens::access_token(idp, client, &user.id, &auth).await?;
+    let (id_token, released) = if auth.scope.iter().any(|s| s == "openid") {
+        let (token, released) =
+            tokens::id_token(idp, client, &user, &auth, Some(&access_token)).await?;
+        (Some(token), released)
+    } else {
+        (None, Vec::new())
+    };
+    let entries = audit::append_in(
+        tx.conn(),
+        &[AuditEvent::new(
+            Actor::client(&client.client_id),
+            "token.issue",
+            format!("user:{}", user.id),
+        )
+        .details(json!({
+            "grant_type": "refresh_token",
+            "scope": access.scope,
+            "claims": released,
+            "jti": access.jti,
+            "grant_id": row.grant_id,
+        }))],
+    )
+    .await?;
+    tx.commit().await?;
+    audit::publish(&entries);
+    Ok(TokenResponse {
+        access_token,
+        token_type: "Bearer",
+        expires_in: idp.config.access_token_ttl_secs,
+        refresh_token: Some(refresh_token),
+        id_token,
+        scope: auth.scope.join(" "),
+    })
+}

@@ -1,0 +1,92 @@
+//! The UserInfo endpoint (OpenID Connect Core §5.3): claims about the person, as far as the
+//! access token's scopes allow. Every answer is an audit event naming the claims released.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use kizuna_core::audit::{Actor, AuditEvent};
+
+use crate::Idp;
+use crate::error::OAuthError;
+use crate::token::no_store;
+use crate::tokens::{self, Inactive};
+use crate::users;
+
+/// The bearer token from the Authorization header (RFC 6750 §2.1) or a form body (§2.2).
+pub fn bearer_token(headers: &HeaderMap, body: &[u8]) -> Option<String> {
+    if let Some(value) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        return value
+            .strip_prefix("Bearer ")
+            .or_else(|| value.strip_prefix("bearer "))
+            .map(|t| t.trim().to_string());
+    }
+    let is_form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    if is_form {
+        return url::form_urlencoded::parse(body)
+            .find(|(k, _)| k == "access_token")
+            .map(|(_, v)| v.into_owned());
+    }
+    None
+}
+
+pub async fn endpoint(State(idp): State<Idp>, headers: HeaderMap, body: Bytes) -> Response {
+    match answer(&idp, &headers, &body).await {
+        Ok(claims) => no_store(claims),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn answer(idp: &Idp, headers: &HeaderMap, body: &[u8]) -> Result<Value, OAuthError> {
+    let token =
+        bearer_token(headers, body).ok_or_else(|| OAuthError::invalid_token("no access token"))?;
+    let claims = match tokens::check_access_token(idp, &token).await? {
+        Ok(claims) => claims,
+        Err(Inactive::Expired) => {
+            return Err(OAuthError::invalid_token("the access token has expired"));
+        }
+        Err(Inactive::Revoked) => {
+            return Err(OAuthError::invalid_token(
+                "the access token has been revoked",
+            ));
+        }
+        Err(Inactive::Invalid) => {
+            return Err(OAuthError::invalid_token("the access token is not valid"));
+        }
+    };
+    let scope: Vec<String> = claims.scope.split(' ').map(str::to_string).collect();
+    if !scope.iter().any(|s| s == "openid") {
+        return Err(OAuthError::insufficient_scope(
+            "the access token lacks the openid scope",
+        ));
+    }
+    let mut conn = idp.core.db.conn().await?;
+    let user = users::find(&mut conn, &claims.sub)
+        .await?
+        .filter(|u| u.status == "active")
+        .ok_or_else(|| OAuthError::invalid_token("the account is no longer active"))?;
+    drop(conn);
+    let mut released = tokens::user_claims(&user, &scope);
+    let names: Vec<String> = released.keys().cloned().collect();
+    released.insert("sub".into(), json!(user.id));
+    idp.core
+        .audit
+        .record(
+            AuditEvent::new(
+                Actor::client(&claims.client_id),
+                "userinfo.release",
+                format!("user:{}", user.id),
+            )
+            .details(json!({"claims": names, "scope": claims.scope, "jti": claims.jti})),
+        )
+        .await?;
+    Ok(Value::Object(released))
+}

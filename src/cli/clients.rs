@@ -1,0 +1,220 @@
+//! `kizuna client create|list|show|delete`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::Subcommand;
+
+use kizuna_core::audit::Actor;
+use kizuna_core::orgs;
+use kizuna_idp::clients::{self, AuthMethod, Client, GrantType, NewClient};
+
+use crate::config::Config;
+use crate::serve::{close, open_idp};
+
+#[derive(Subcommand)]
+pub enum ClientCommand {
+    /// Register a relying party. Prints the client (with its secret, shown only now).
+    Create {
+        /// Display name, shown on the consent page.
+        #[arg(long)]
+        name: String,
+        /// Redirect URI (repeatable); exact match at sign-in.
+        #[arg(long = "redirect-uri", value_name = "URI")]
+        redirect_uris: Vec<String>,
+        /// Where the service may send people after sign-out (repeatable).
+        #[arg(long = "post-logout-redirect-uri", value_name = "URI")]
+        post_logout_redirect_uris: Vec<String>,
+        /// A public client (browser or native app): no secret, PKCE required.
+        #[arg(long)]
+        public: bool,
+        /// authorization_code, refresh_token, client_credentials or device_code (repeatable).
+        /// Default: authorization_code and refresh_token.
+        #[arg(long = "grant-type", value_name = "TYPE")]
+        grant_types: Vec<String>,
+        /// client_secret_basic (default), client_secret_post, private_key_jwt or none.
+        #[arg(long, value_name = "METHOD")]
+        auth_method: Option<String>,
+        /// The client's JWK Set URL, for private_key_jwt.
+        #[arg(long, value_name = "URI")]
+        jwks_uri: Option<String>,
+        /// A file holding the client's JWK Set, for private_key_jwt.
+        #[arg(long, value_name = "FILE")]
+        jwks_file: Option<PathBuf>,
+        /// Allowed scope (repeatable). Default: openid profile email offline_access.
+        #[arg(long = "scope", value_name = "SCOPE")]
+        scopes: Vec<String>,
+        /// Owning organization (id or name).
+        #[arg(long, value_name = "ORG")]
+        org: Option<String>,
+        /// Why the service asks for data; shown on the consent page.
+        #[arg(long)]
+        description: Option<String>,
+        /// ID token and access token signing: ES256 (default) or RS256 for older libraries.
+        #[arg(long, value_name = "ALG")]
+        id_token_alg: Option<String>,
+        /// Require pushed authorization requests (RFC 9126).
+        #[arg(long)]
+        require_par: bool,
+        /// Skip the consent page (first-party city services only).
+        #[arg(long)]
+        no_consent: bool,
+        /// Back-channel logout URI.
+        #[arg(long, value_name = "URI")]
+        backchannel_logout_uri: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List clients.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one client.
+    Show {
+        client_id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a client; its tokens stop working.
+    Delete { client_id: String },
+}
+
+fn print_client(client: &Client) {
+    println!("client_id:     {}", client.client_id);
+    println!("name:          {}", client.name);
+    println!("auth method:   {}", client.auth_method.as_str());
+    println!(
+        "grant types:   {}",
+        client
+            .grant_types
+            .iter()
+            .map(|g| g.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!("redirect URIs: {}", client.redirect_uris.join(", "));
+    println!("scopes:        {}", client.scopes.join(" "));
+    println!("status:        {}", client.status);
+}
+
+pub async fn run(cmd: ClientCommand, config: &Config) -> Result<ExitCode> {
+    let (idp, writer) = open_idp(config).await?;
+    let result = match cmd {
+        ClientCommand::Create {
+            name,
+            redirect_uris,
+            post_logout_redirect_uris,
+            public,
+            grant_types,
+            auth_method,
+            jwks_uri,
+            jwks_file,
+            scopes,
+            org,
+            description,
+            id_token_alg,
+            require_par,
+            no_consent,
+            backchannel_logout_uri,
+            json,
+        } => {
+            let grant_types = grant_types
+                .iter()
+                .map(|g| g.parse::<GrantType>())
+                .collect::<Result<Vec<_>, _>>()?;
+            let auth_method = auth_method.map(|m| m.parse::<AuthMethod>()).transpose()?;
+            let jwks = match jwks_file {
+                Some(path) => Some(
+                    serde_json::from_str(
+                        &std::fs::read_to_string(&path)
+                            .with_context(|| format!("cannot read {}", path.display()))?,
+                    )
+                    .with_context(|| format!("{} is not JSON", path.display()))?,
+                ),
+                None => None,
+            };
+            let org_id = match org {
+                Some(org) => Some(orgs::find(&idp.core.db, &org).await?.id),
+                None => None,
+            };
+            let created = clients::create(
+                &idp.core,
+                Actor::cli(),
+                NewClient {
+                    name,
+                    description,
+                    org_id,
+                    redirect_uris,
+                    post_logout_redirect_uris,
+                    public,
+                    grant_types,
+                    auth_method,
+                    scopes,
+                    jwks,
+                    jwks_uri,
+                    id_token_alg,
+                    require_par,
+                    require_consent: Some(!no_consent),
+                    backchannel_logout_uri,
+                },
+            )
+            .await?;
+            idp.keys.ensure(&created.client.id_token_alg).await?;
+            if json {
+                println!("{}", serde_json::to_string(&created)?);
+            } else {
+                print_client(&created.client);
+                if let Some(secret) = &created.client_secret {
+                    println!("client_secret: {secret}");
+                    println!(
+                        "(the secret is shown only now; store it in the service's secret store)"
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ClientCommand::List { json } => {
+            let list = clients::list(&idp.core.db).await?;
+            if json {
+                println!("{}", serde_json::to_string(&list)?);
+            } else if list.is_empty() {
+                println!("no clients");
+            } else {
+                println!(
+                    "{:<36}  {:<20}  {:<8}  NAME",
+                    "CLIENT ID", "AUTH METHOD", "STATUS"
+                );
+                for c in list {
+                    println!(
+                        "{:<36}  {:<20}  {:<8}  {}",
+                        c.client_id,
+                        c.auth_method.as_str(),
+                        c.status,
+                        c.name
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ClientCommand::Show { client_id, json } => {
+            let Some(client) = clients::get(&idp.core.db, &client_id).await? else {
+                bail!("no client with id {client_id}");
+            };
+            if json {
+                println!("{}", serde_json::to_string(&client)?);
+            } else {
+                print_client(&client);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ClientCommand::Delete { client_id } => {
+            clients::delete(&idp.core, Actor::cli(), &client_id).await?;
+            println!("deleted client {client_id}");
+            Ok(ExitCode::SUCCESS)
+        }
+    };
+    close(idp, writer).await;
+    result
+}
