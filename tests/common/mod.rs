@@ -18,6 +18,8 @@ pub struct Kizuna {
     pub dir: TempDir,
     env: Vec<(String, String)>,
     pub db: Option<FreshDatabase>,
+    /// The test CA certificate (PEM) when the install serves HTTPS.
+    pub tls_root: Option<Vec<u8>>,
 }
 
 impl Kizuna {
@@ -27,6 +29,7 @@ impl Kizuna {
             dir: TempDir::new("kizuna-e2e"),
             env: Vec::new(),
             db: None,
+            tls_root: None,
         }
     }
 
@@ -50,6 +53,67 @@ impl Kizuna {
     pub fn env(mut self, key: &str, value: &str) -> Kizuna {
         self.env.push((key.into(), value.into()));
         self
+    }
+
+    /// Serves HTTPS on a free port with a certificate for 127.0.0.1 (made with openssl),
+    /// and makes that the public URL, as a production install would be.
+    pub fn tls(mut self) -> Kizuna {
+        let cert = self.dir.path().join("tls.crt");
+        let key = self.dir.path().join("tls.key");
+        let out = Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-days",
+                "2",
+            ])
+            .args([
+                "-subj",
+                "/CN=127.0.0.1",
+                "-addext",
+                "subjectAltName=IP:127.0.0.1",
+            ])
+            .args([
+                "-addext",
+                "basicConstraints=critical,CA:FALSE",
+                "-addext",
+                "extendedKeyUsage=serverAuth",
+            ])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .output()
+            .expect("openssl");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        self.tls_root = Some(std::fs::read(&cert).unwrap());
+        self.env("KIZUNA_TLS_LISTEN", &format!("127.0.0.1:{port}"))
+            .env("KIZUNA_TLS__CERT_FILE", cert.to_str().unwrap())
+            .env("KIZUNA_TLS__KEY_FILE", key.to_str().unwrap())
+            .env("KIZUNA_PUBLIC_URL", &format!("https://127.0.0.1:{port}"))
+    }
+
+    /// An HTTP client builder that trusts this install's TLS certificate.
+    pub fn http(&self) -> reqwest::ClientBuilder {
+        let builder = reqwest::Client::builder();
+        match &self.tls_root {
+            Some(pem) => builder.add_root_certificate(reqwest::Certificate::from_pem(pem).unwrap()),
+            None => builder,
+        }
     }
 
     pub fn set_env(&mut self, key: &str, value: &str) {
@@ -125,9 +189,16 @@ impl Kizuna {
                     .map(str::to_string)
             });
             if let Some(base) = listening {
+                let public = stdout
+                    .lock()
+                    .unwrap()
+                    .lines()
+                    .find_map(|l| l.trim().strip_prefix("public URL: ").map(str::to_string))
+                    .unwrap_or_else(|| format!("http://{base}"));
                 return Ok(Server {
                     child,
                     base: format!("http://{base}"),
+                    public,
                     stdout,
                     stderr,
                 });
@@ -187,7 +258,10 @@ impl std::fmt::Display for Failed {
 /// A running server, stopped (SIGTERM) when dropped.
 pub struct Server {
     child: Child,
+    /// The plain-HTTP address.
     pub base: String,
+    /// The public URL (HTTPS when the install serves TLS).
+    pub public: String,
     stdout: Arc<Mutex<String>>,
     stderr: Arc<Mutex<String>>,
 }
@@ -269,4 +343,191 @@ pub async fn database(k: &Kizuna) -> kizuna_core::db::Db {
     kizuna_core::db::Db::connect(&url, &Default::default())
         .await
         .expect("connect to the install's database")
+}
+
+impl Kizuna {
+    /// Runs a command that must succeed, feeding `input` on standard input.
+    pub fn ok_stdin(&self, args: &[&str], input: &str) -> String {
+        use std::io::Write;
+        let mut child = self
+            .command(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn kizuna");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "kizuna {args:?} failed:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Runs a `--json` command and parses its output.
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        serde_json::from_str(&self.ok(args)).expect("JSON output")
+    }
+
+    /// Creates a resident account with a password.
+    pub fn resident(&self, username: &str, password: &str) -> serde_json::Value {
+        let out = self.ok_stdin(
+            &[
+                "user",
+                "create",
+                "--username",
+                username,
+                "--email",
+                &format!("{username}@city.example.jp"),
+                "--name",
+                "Taro Yamada",
+                "--password-stdin",
+                "--json",
+            ],
+            password,
+        );
+        serde_json::from_str(&out).unwrap()
+    }
+}
+
+/// A browser that signs in and consents through Kizuna's pages.
+pub struct Browser {
+    pub http: reqwest::Client,
+    pub base: String,
+}
+
+/// Where a walk through the pages ended.
+#[derive(Debug)]
+pub enum Landing {
+    /// Redirected outside Kizuna (to the relying party).
+    Redirect(String),
+    /// A page that could not be walked past (status and body).
+    Page(u16, String),
+}
+
+impl Browser {
+    pub fn new(base: &str) -> Browser {
+        Browser {
+            http: browser(),
+            base: base.to_string(),
+        }
+    }
+
+    /// A browser for this install's public URL (trusting its test certificate).
+    pub fn for_server(k: &Kizuna, server: &Server) -> Browser {
+        Browser {
+            http: k
+                .http()
+                .cookie_store(true)
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            base: server.public.clone(),
+        }
+    }
+
+    fn absolute(&self, location: &str) -> Option<String> {
+        if location.starts_with('/') {
+            Some(format!("{}{location}", self.base))
+        } else if location.starts_with(&self.base) {
+            Some(location.to_string())
+        } else {
+            None
+        }
+    }
+
+    /// Follows redirects from `url`, signing in as `login` with `password` and answering
+    /// consent with `consent`, until the browser leaves Kizuna or stops on a page.
+    pub async fn walk(&self, url: &str, login: Option<(&str, &str)>, consent: bool) -> Landing {
+        let mut next = url.to_string();
+        for _ in 0..20 {
+            let response = self
+                .http
+                .get(&next)
+                .header("accept", "text/html")
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            if (300..400).contains(&status) {
+                let location = response.headers()["location"].to_str().unwrap().to_string();
+                match self.absolute(&location) {
+                    Some(url) => next = url,
+                    None => return Landing::Redirect(location),
+                }
+                continue;
+            }
+            let html = response.text().await.unwrap();
+            let path = next.trim_start_matches(&self.base).to_string();
+            let csrf = hidden_field(&html, "csrf_token");
+            let response = if path.starts_with("/login") && status == 200 {
+                let Some((user, password)) = login else {
+                    return Landing::Page(status, html);
+                };
+                self.http
+                    .post(format!("{}/login", self.base))
+                    .header("accept", "text/html")
+                    .form(&[
+                        ("csrf_token", csrf.unwrap_or_default()),
+                        ("req", hidden_field(&html, "req").unwrap_or_default()),
+                        ("next", hidden_field(&html, "next").unwrap_or_default()),
+                        ("username", user.to_string()),
+                        ("password", password.to_string()),
+                    ])
+                    .send()
+                    .await
+                    .unwrap()
+            } else if path.starts_with("/consent") && status == 200 {
+                self.http
+                    .post(format!("{}/consent", self.base))
+                    .header("accept", "text/html")
+                    .form(&[
+                        ("csrf_token", csrf.unwrap_or_default()),
+                        ("req", hidden_field(&html, "req").unwrap_or_default()),
+                        (
+                            "decision",
+                            if consent { "approve" } else { "deny" }.to_string(),
+                        ),
+                    ])
+                    .send()
+                    .await
+                    .unwrap()
+            } else {
+                return Landing::Page(status, html);
+            };
+            let status = response.status().as_u16();
+            if !(300..400).contains(&status) {
+                return Landing::Page(status, response.text().await.unwrap());
+            }
+            let location = response.headers()["location"].to_str().unwrap().to_string();
+            match self.absolute(&location) {
+                Some(url) => next = url,
+                None => return Landing::Redirect(location),
+            }
+        }
+        panic!("too many redirects from {url}");
+    }
+
+    /// Walks to the relying party; panics on a page.
+    pub async fn sign_in(&self, url: &str, user: &str, password: &str) -> url::Url {
+        match self.walk(url, Some((user, password)), true).await {
+            Landing::Redirect(to) => url::Url::parse(&to).unwrap(),
+            Landing::Page(status, html) => panic!("stopped on a page ({status}):\n{html}"),
+        }
+    }
+}
+
+/// A query parameter of a URL.
+pub fn query_param(url: &url::Url, name: &str) -> Option<String> {
+    url.query_pairs()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
 }
