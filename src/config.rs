@@ -124,8 +124,10 @@ pub struct Overrides {
     pub listen: Option<String>,
 }
 
-/// Environment variables that are not configuration keys.
+/// Environment variables that are not configuration keys (figment hands the key over in
+/// the case it was written in).
 fn ignored_env_key(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
     key == "config" || key.starts_with("test_") || key == "database_url_file"
 }
 
@@ -352,6 +354,14 @@ fn check_public_url(url: &str) -> Result<(), ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn variables_that_are_not_keys_are_ignored_in_any_case() {
+        assert!(ignored_env_key("CONFIG"));
+        assert!(ignored_env_key("TEST_POSTGRES_URL"));
+        assert!(ignored_env_key("DATABASE_URL_FILE"));
+        assert!(!ignored_env_key("LISTEN"));
+    }
 
     #[test]
     fn public_urls_are_checked() {

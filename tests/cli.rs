@@ -78,6 +78,12 @@ fn an_unknown_key_stops_start_up_and_names_it() {
         "{err}"
     );
 
+    let ignored = Kizuna::sqlite()
+        .env("KIZUNA_TEST_POSTGRES_URL", "postgres://elsewhere/x")
+        .env("KIZUNA_CONFIG", "kizuna.toml");
+    std::fs::write(ignored.dir.path().join("kizuna.toml"), "").unwrap();
+    ignored.ok(&["config", "show"]);
+
     let env = Kizuna::sqlite().env("KIZUNA_LISTN", "127.0.0.1:1");
     let out = env.run(&["serve"]);
     assert_eq!(out.status.code(), Some(2));

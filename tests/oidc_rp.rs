@@ -23,7 +23,8 @@ fn http(k: &Kizuna) -> openidconnect::reqwest::Client {
         .unwrap()
 }
 
-#[tokio::test]
+// Multi-threaded so the clients' HTTP/2 connections wind down while a server stops.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_city_service_signs_a_resident_in_with_code_and_pkce() {
     for k in Kizuna::each_backend().await {
         let k = k.tls();

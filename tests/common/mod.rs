@@ -116,6 +116,11 @@ impl Kizuna {
         }
     }
 
+    /// The environment every command of this install runs with.
+    pub fn env_vars(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.env.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
     pub fn set_env(&mut self, key: &str, value: &str) {
         self.env.retain(|(k, _)| k != key);
         self.env.push((key.into(), value.into()));
@@ -530,4 +535,20 @@ pub fn query_param(url: &url::Url, name: &str) -> Option<String> {
     url.query_pairs()
         .find(|(k, _)| k == name)
         .map(|(_, v)| v.into_owned())
+}
+
+/// The directory of the npm test peers (`tests/node`), when installed. In CI a missing
+/// install is a failure; elsewhere the test says why it is skipped.
+pub fn node_peers() -> Option<std::path::PathBuf> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/node");
+    let installed = dir.join("node_modules").is_dir()
+        && Command::new("node").arg("--version").output().is_ok_and(|o| o.status.success());
+    if installed {
+        return Some(dir);
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
+        panic!("node and tests/node/node_modules are required in CI (scripts/test installs them)");
+    }
+    eprintln!("note: skipped: node packages are not installed (run scripts/test, or npm ci in tests/node)");
+    None
 }
