@@ -17,6 +17,8 @@ pub const GENESIS_HASH: &str = "000000000000000000000000000000000000000000000000
 const DOMAIN: &[u8] = b"kizuna-audit-v1";
 /// The most entries the writer commits in one transaction.
 const MAX_BATCH: usize = 1024;
+/// Rows per INSERT statement (13 parameters each, well under both databases' limits).
+const INSERT_CHUNK: usize = 200;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -244,27 +246,40 @@ pub async fn append_in(
         };
         entry.hash = entry.compute_hash();
         prev_hash = entry.hash.clone();
-        sqlx::query(
-            "INSERT INTO audit_log (seq, id, at, actor_kind, actor_id, action, target, outcome, \
-             source_ip, request_id, details, prev_hash, hash) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-        )
-        .bind(entry.seq)
-        .bind(&entry.id)
-        .bind(&entry.at)
-        .bind(&entry.actor_kind)
-        .bind(&entry.actor_id)
-        .bind(&entry.action)
-        .bind(&entry.target)
-        .bind(&entry.outcome)
-        .bind(&entry.source_ip)
-        .bind(&entry.request_id)
-        .bind(&entry.details)
-        .bind(&entry.prev_hash)
-        .bind(&entry.hash)
-        .execute(&mut *conn)
-        .await?;
         entries.push(entry);
+    }
+    // Many rows per statement: one round trip to the database for a whole batch.
+    for chunk in entries.chunks(INSERT_CHUNK) {
+        let placeholders: Vec<String> = (0..chunk.len())
+            .map(|row| {
+                let base = row * 13;
+                let cols: Vec<String> = (1..=13).map(|c| format!("${}", base + c)).collect();
+                format!("({})", cols.join(", "))
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO audit_log (seq, id, at, actor_kind, actor_id, action, target, outcome, \
+             source_ip, request_id, details, prev_hash, hash) VALUES {}",
+            placeholders.join(", ")
+        );
+        let mut query = sqlx::query(&sql);
+        for entry in chunk {
+            query = query
+                .bind(entry.seq)
+                .bind(&entry.id)
+                .bind(&entry.at)
+                .bind(&entry.actor_kind)
+                .bind(&entry.actor_id)
+                .bind(&entry.action)
+                .bind(&entry.target)
+                .bind(&entry.outcome)
+                .bind(&entry.source_ip)
+                .bind(&entry.request_id)
+                .bind(&entry.details)
+                .bind(&entry.prev_hash)
+                .bind(&entry.hash);
+        }
+        query.execute(&mut *conn).await?;
     }
     sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
         .bind(&prev_hash)

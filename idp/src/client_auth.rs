@@ -20,6 +20,7 @@ use kizuna_core::jose::Jws;
 use crate::Idp;
 use crate::authorize::request::Params;
 use crate::clients::{self, AuthMethod, Client};
+
 use crate::error::OAuthError;
 
 pub const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -139,7 +140,7 @@ pub async fn authenticate(
     headers: &HeaderMap,
     params: &Params,
     endpoint: &str,
-) -> Result<Client, OAuthError> {
+) -> Result<Arc<Client>, OAuthError> {
     let result = authenticate_inner(idp, headers, params, endpoint).await;
     if let Err((client_id, error)) = &result {
         if error.code == "invalid_client" {
@@ -166,7 +167,7 @@ async fn authenticate_inner(
     headers: &HeaderMap,
     params: &Params,
     endpoint: &str,
-) -> Result<Client, (String, OAuthError)> {
+) -> Result<Arc<Client>, (String, OAuthError)> {
     let presented = presented(headers, params).map_err(|e| (String::new(), e))?;
     let claimed = match &presented {
         Presented::Secret { client_id, .. } | Presented::None { client_id } => client_id.clone(),
@@ -183,10 +184,12 @@ async fn authenticate_inner(
         },
     };
     let fail = |message: &str| (claimed.clone(), OAuthError::invalid_client(message));
-    let client = clients::get(&idp.core.db, &claimed)
+    let client = idp
+        .clients
+        .get(&idp.core.db, &claimed)
         .await
         .map_err(|e| (claimed.clone(), OAuthError::from(e)))?
-        .filter(Client::is_active)
+        .filter(|c| c.is_active())
         .ok_or_else(|| fail("unknown or disabled client"))?;
     match presented {
         Presented::Secret { secret, method, .. } => {

@@ -1,8 +1,11 @@
 //! Relying parties (OAuth clients): registration rules, storage, and lookup. Secrets are
 //! generated here with 256 bits of entropy, shown once, and stored as SHA-256 hashes.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use serde_json::json;
@@ -722,5 +725,46 @@ mod tests {
             plan(service).is_ok(),
             "client_credentials needs no redirect URI"
         );
+    }
+}
+
+/// How long a replica may use a client record it read before reading it again. A change
+/// made on one replica (disable, delete, new secret) reaches the others within this time.
+pub const CACHE_TTL: Duration = Duration::from_secs(2);
+
+/// Recently read clients, so the token endpoint does not read the same row on every call.
+#[derive(Clone, Default)]
+pub struct ClientCache {
+    entries: Arc<Mutex<HashMap<String, (Option<Arc<Client>>, Instant)>>>,
+}
+
+impl ClientCache {
+    /// The client with this id (`None` when unknown), from memory when fresh.
+    pub async fn get(&self, db: &Db, client_id: &str) -> Result<Option<Arc<Client>>, sqlx::Error> {
+        if let Some((client, at)) = self
+            .entries
+            .lock()
+            .ok()
+            .and_then(|e| e.get(client_id).cloned())
+        {
+            if at.elapsed() < CACHE_TTL {
+                return Ok(client);
+            }
+        }
+        let client = get(db, client_id).await?.map(Arc::new);
+        if let Ok(mut entries) = self.entries.lock() {
+            if entries.len() > 10_000 {
+                entries.retain(|_, (_, at)| at.elapsed() < CACHE_TTL);
+            }
+            entries.insert(client_id.to_string(), (client.clone(), Instant::now()));
+        }
+        Ok(client)
+    }
+
+    /// Forgets a client changed on this replica.
+    pub fn forget(&self, client_id: &str) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.remove(client_id);
+        }
     }
 }

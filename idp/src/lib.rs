@@ -43,6 +43,7 @@ pub struct Idp {
     pub keys: keys::SigningKeys,
     pub http: reqwest::Client,
     pub remote_jwks: client_auth::RemoteJwks,
+    pub clients: clients::ClientCache,
 }
 
 impl Idp {
@@ -60,6 +61,7 @@ impl Idp {
             config,
             http,
             remote_jwks: client_auth::RemoteJwks::default(),
+            clients: clients::ClientCache::default(),
         }
     }
 
