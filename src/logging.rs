@@ -5,8 +5,10 @@ use tracing_subscriber::EnvFilter;
 
 use crate::config::{Config, LogFormat};
 
-/// Logs go to stderr; stdout is for what a command prints as its result.
-pub fn init(config: &Config, serving: bool) {
+/// Logs go to stderr; stdout is for what a command prints as its result. Lines are handed
+/// to a writer thread so a request never waits on the terminal or pipe; keep the returned
+/// guard alive until exit, when it flushes what is queued.
+pub fn init(config: &Config, serving: bool) -> tracing_appender::non_blocking::WorkerGuard {
     // One-shot commands stay quiet unless something is wrong, or the operator asks.
     let level = if serving
         || std::env::var_os("KIZUNA_LOG_LEVEL").is_some()
@@ -21,9 +23,13 @@ pub fn init(config: &Config, serving: bool) {
         .unwrap_or_else(|_| EnvFilter::new("info"))
         .add_directive("sqlx=warn".parse().expect("static directive"))
         .add_directive("hyper=warn".parse().expect("static directive"));
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        // Under overload a log line waits rather than disappears.
+        .lossy(false)
+        .finish(std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(writer);
     match config.log_format {
         LogFormat::Json => builder
             .json()
@@ -33,4 +39,5 @@ pub fn init(config: &Config, serving: bool) {
             .init(),
         LogFormat::Text => builder.with_ansi(false).init(),
     }
+    guard
 }

@@ -80,7 +80,7 @@ fn main() -> ExitCode {
         }
     };
     let serving = matches!(cli.command, Command::Serve { .. });
-    logging::init(&config, serving);
+    let _log_guard = logging::init(&config, serving);
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -290,6 +290,9 @@ pub async fn append_in(
 
 /// Emits committed entries on the `kizuna::audit` log target, one JSON object each, for a SIEM.
 pub fn publish(entries: &[AuditEntry]) {
+    if !tracing::enabled!(target: "kizuna::audit", tracing::Level::INFO) {
+        return;
+    }
     for entry in entries {
         if let Ok(json) = serde_json::to_string(entry) {
             tracing::info!(target: "kizuna::audit", audit = %json);

@@ -24,11 +24,12 @@ struct Series {
     sum: f64,
 }
 
-type SeriesKey = (String, String, u16);
+/// Series of one route, by method and status (few per route: searched in order).
+type RouteSeries = Vec<(String, u16, Series)>;
 
 #[derive(Clone, Default)]
 pub struct Metrics {
-    http: Arc<Mutex<HashMap<SeriesKey, Series>>>,
+    http: Arc<Mutex<HashMap<String, RouteSeries>>>,
 }
 
 impl Metrics {
@@ -36,9 +37,24 @@ impl Metrics {
         let Ok(mut http) = self.http.lock() else {
             return;
         };
-        let series = http
-            .entry((method.to_string(), route.to_string(), status))
-            .or_default();
+        // Look up by reference first: no allocation once a series exists.
+        if !http.contains_key(route) {
+            http.insert(route.to_string(), Vec::new());
+        }
+        let Some(route_series) = http.get_mut(route) else {
+            return;
+        };
+        let index = match route_series
+            .iter()
+            .position(|(m, s, _)| m == method && *s == status)
+        {
+            Some(i) => i,
+            None => {
+                route_series.push((method.to_string(), status, Series::default()));
+                route_series.len() - 1
+            }
+        };
+        let series = &mut route_series[index].2;
         series.count += 1;
         series.sum += seconds;
         for (i, bound) in BUCKETS.iter().enumerate() {
@@ -60,7 +76,16 @@ impl Metrics {
         let http = self.http.lock().map(|h| {
             let mut rows: Vec<_> = h
                 .iter()
-                .map(|(k, s)| (k.clone(), s.count, s.sum, s.buckets))
+                .flat_map(|(route, series)| {
+                    series.iter().map(move |(method, status, s)| {
+                        (
+                            (method.clone(), route.clone(), *status),
+                            s.count,
+                            s.sum,
+                            s.buckets,
+                        )
+                    })
+                })
                 .collect();
             rows.sort_by(|a, b| a.0.cmp(&b.0));
             rows
@@ -115,16 +140,12 @@ fn escape_label(value: &str) -> String {
 /// the number of series stays bounded); unmatched paths count as `unmatched`.
 pub async fn track(State(metrics): State<Metrics>, req: Request, next: Next) -> Response {
     let started = Instant::now();
-    let method = req.method().as_str().to_string();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_else(|| "unmatched".to_string());
+    let method = req.method().clone();
+    let route = req.extensions().get::<MatchedPath>().cloned();
     let response = next.run(req).await;
     metrics.observe(
-        &method,
-        &route,
+        method.as_str(),
+        route.as_ref().map_or("unmatched", MatchedPath::as_str),
         response.status().as_u16(),
         started.elapsed().as_secs_f64(),
     );

@@ -46,7 +46,7 @@ impl OAuthError {
         Self::new("unsupported_response_type", StatusCode::BAD_REQUEST, d)
     }
     pub fn access_denied(d: impl Into<String>) -> Self {
-        Self::new("access_denied", StatusCode::FORBIDDEN, d)
+        Self::new("access_denied", StatusCode::BAD_REQUEST, d)
     }
     pub fn login_required(d: impl Into<String>) -> Self {
         Self::new("login_required", StatusCode::BAD_REQUEST, d)

@@ -35,15 +35,25 @@ use kizuna_core::Core;
 
 pub use config::OidcConfig;
 
-/// The identity provider's state. Cheap to clone.
+/// The identity provider's state. Cheap to clone (one reference count).
 #[derive(Clone)]
-pub struct Idp {
+pub struct Idp(Arc<IdpState>);
+
+/// What the identity provider holds.
+pub struct IdpState {
     pub core: Core,
     pub config: Arc<OidcConfig>,
     pub keys: keys::SigningKeys,
     pub http: reqwest::Client,
     pub remote_jwks: client_auth::RemoteJwks,
     pub clients: clients::ClientCache,
+}
+
+impl std::ops::Deref for Idp {
+    type Target = IdpState;
+    fn deref(&self) -> &IdpState {
+        &self.0
+    }
 }
 
 impl Idp {
@@ -55,14 +65,14 @@ impl Idp {
             .user_agent(concat!("kizuna/", env!("CARGO_PKG_VERSION")))
             .build()
             .expect("HTTP client with static settings");
-        Idp {
+        Idp(Arc::new(IdpState {
             keys: keys::SigningKeys::new(core.clone(), config.clone()),
             core,
             config,
             http,
             remote_jwks: client_auth::RemoteJwks::default(),
             clients: clients::ClientCache::default(),
-        }
+        }))
     }
 
     /// The issuer identifier: the public URL.

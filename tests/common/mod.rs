@@ -272,6 +272,10 @@ pub struct Server {
 }
 
 impl Server {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
@@ -542,13 +546,18 @@ pub fn query_param(url: &url::Url, name: &str) -> Option<String> {
 pub fn node_peers() -> Option<std::path::PathBuf> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/node");
     let installed = dir.join("node_modules").is_dir()
-        && Command::new("node").arg("--version").output().is_ok_and(|o| o.status.success());
+        && Command::new("node")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success());
     if installed {
         return Some(dir);
     }
     if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
         panic!("node and tests/node/node_modules are required in CI (scripts/test installs them)");
     }
-    eprintln!("note: skipped: node packages are not installed (run scripts/test, or npm ci in tests/node)");
+    eprintln!(
+        "note: skipped: node packages are not installed (run scripts/test, or npm ci in tests/node)"
+    );
     None
 }
