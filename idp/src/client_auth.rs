@@ -142,22 +142,22 @@ pub async fn authenticate(
     endpoint: &str,
 ) -> Result<Arc<Client>, OAuthError> {
     let result = authenticate_inner(idp, headers, params, endpoint).await;
-    if let Err((client_id, error)) = &result {
-        if error.code == "invalid_client" {
-            let _ = idp
-                .core
-                .audit
-                .record(
-                    AuditEvent::new(
-                        Actor::client(client_id.clone()),
-                        "client.authenticate",
-                        format!("client:{client_id}"),
-                    )
-                    .outcome(Outcome::Failure)
-                    .details(json!({"reason": error.description})),
+    if let Err((client_id, error)) = &result
+        && error.code == "invalid_client"
+    {
+        let _ = idp
+            .core
+            .audit
+            .record(
+                AuditEvent::new(
+                    Actor::client(client_id.clone()),
+                    "client.authenticate",
+                    format!("client:{client_id}"),
                 )
-                .await;
-        }
+                .outcome(Outcome::Failure)
+                .details(json!({"reason": error.description})),
+            )
+            .await;
     }
     result.map_err(|(_, e)| e)
 }

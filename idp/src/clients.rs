@@ -733,9 +733,12 @@ mod tests {
 pub const CACHE_TTL: Duration = Duration::from_secs(2);
 
 /// Recently read clients, so the token endpoint does not read the same row on every call.
+/// A cached lookup: the client (or that there is none) and when it was read.
+type CachedClient = (Option<Arc<Client>>, Instant);
+
 #[derive(Clone, Default)]
 pub struct ClientCache {
-    entries: Arc<Mutex<HashMap<String, (Option<Arc<Client>>, Instant)>>>,
+    entries: Arc<Mutex<HashMap<String, CachedClient>>>,
 }
 
 impl ClientCache {
@@ -746,10 +749,9 @@ impl ClientCache {
             .lock()
             .ok()
             .and_then(|e| e.get(client_id).cloned())
+            && at.elapsed() < CACHE_TTL
         {
-            if at.elapsed() < CACHE_TTL {
-                return Ok(client);
-            }
+            return Ok(client);
         }
         let client = get(db, client_id).await?.map(Arc::new);
         if let Ok(mut entries) = self.entries.lock() {

@@ -55,12 +55,15 @@ pub struct SigningKeyInfo {
     pub publish_until: Option<i64>,
 }
 
+/// The signing key for an algorithm: its kid, the key, and when it was looked up.
+type ActiveKey = (String, KeyHandle, Instant);
+
 /// The signing key set of this issuer. Cheap to clone.
 #[derive(Clone)]
 pub struct SigningKeys {
     core: Core,
     config: Arc<OidcConfig>,
-    active: Arc<Mutex<HashMap<String, (String, KeyHandle, Instant)>>>,
+    active: Arc<Mutex<HashMap<String, ActiveKey>>>,
     public: Arc<Mutex<HashMap<String, (String, PublicKey)>>>,
 }
 
@@ -139,12 +142,10 @@ impl SigningKeys {
 
     /// The key that signs now for `alg`, with its `kid`.
     pub async fn active(&self, alg: &str) -> Result<(String, KeyHandle), KeyError> {
-        if let Ok(cache) = self.active.lock() {
-            if let Some((kid, key, at)) = cache.get(alg) {
-                if at.elapsed() < ACTIVE_CACHE {
-                    return Ok((kid.clone(), key.clone()));
-                }
-            }
+        if let Some((kid, key, at)) = self.active.lock().ok().and_then(|c| c.get(alg).cloned())
+            && at.elapsed() < ACTIVE_CACHE
+        {
+            return Ok((kid, key));
         }
         let row: Option<(String, String)> = sqlx::query_as(
             "SELECT kid, key_id FROM signing_keys WHERE alg = $1 AND state = 'active' ORDER BY activated_at DESC LIMIT 1",

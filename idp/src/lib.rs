@@ -3,6 +3,10 @@
 //! device code), UserInfo, introspection, revocation, RP-initiated and back-channel logout,
 //! sign-in and consent pages, and the account store.
 
+// Page handlers return early with a finished response (`Err(Response)`); its size does not
+// matter on that path.
+#![allow(clippy::result_large_err)]
+
 pub mod authorize;
 pub mod client_auth;
 pub mod clients;
@@ -140,7 +144,7 @@ pub fn spawn_background(idp: Idp) -> tokio::task::JoinHandle<()> {
         loop {
             tick.tick().await;
             logout::deliver_due(&idp).await;
-            if round % 60 == 0 {
+            if round.is_multiple_of(60) {
                 if let Err(e) = idp.keys.rotate_due().await {
                     tracing::warn!(error = %e, "scheduled key rotation");
                 }

@@ -105,11 +105,11 @@ pub fn user_claims(user: &UserRecord, scope: &[String]) -> Map<String, Value> {
         }
         claims.insert("updated_at".into(), json!(user.updated_at));
     }
-    if has("email") {
-        if let Some(email) = &user.email {
-            claims.insert("email".into(), json!(email));
-            claims.insert("email_verified".into(), json!(user.email_verified));
-        }
+    if has("email")
+        && let Some(email) = &user.email
+    {
+        claims.insert("email".into(), json!(email));
+        claims.insert("email_verified".into(), json!(user.email_verified));
     }
     claims
 }

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use clap::Subcommand;
+use clap::{Args, Subcommand};
 
 use kizuna_core::audit::Actor;
 use kizuna_core::orgs;
@@ -16,56 +16,7 @@ use crate::serve::{close, open_idp};
 #[derive(Subcommand)]
 pub enum ClientCommand {
     /// Register a relying party. Prints the client (with its secret, shown only now).
-    Create {
-        /// Display name, shown on the consent page.
-        #[arg(long)]
-        name: String,
-        /// Redirect URI (repeatable); exact match at sign-in.
-        #[arg(long = "redirect-uri", value_name = "URI")]
-        redirect_uris: Vec<String>,
-        /// Where the service may send people after sign-out (repeatable).
-        #[arg(long = "post-logout-redirect-uri", value_name = "URI")]
-        post_logout_redirect_uris: Vec<String>,
-        /// A public client (browser or native app): no secret, PKCE required.
-        #[arg(long)]
-        public: bool,
-        /// authorization_code, refresh_token, client_credentials or device_code (repeatable).
-        /// Default: authorization_code and refresh_token.
-        #[arg(long = "grant-type", value_name = "TYPE")]
-        grant_types: Vec<String>,
-        /// client_secret_basic (default), client_secret_post, private_key_jwt or none.
-        #[arg(long, value_name = "METHOD")]
-        auth_method: Option<String>,
-        /// The client's JWK Set URL, for private_key_jwt.
-        #[arg(long, value_name = "URI")]
-        jwks_uri: Option<String>,
-        /// A file holding the client's JWK Set, for private_key_jwt.
-        #[arg(long, value_name = "FILE")]
-        jwks_file: Option<PathBuf>,
-        /// Allowed scope (repeatable). Default: openid profile email offline_access.
-        #[arg(long = "scope", value_name = "SCOPE")]
-        scopes: Vec<String>,
-        /// Owning organization (id or name).
-        #[arg(long, value_name = "ORG")]
-        org: Option<String>,
-        /// Why the service asks for data; shown on the consent page.
-        #[arg(long)]
-        description: Option<String>,
-        /// ID token and access token signing: ES256 (default) or RS256 for older libraries.
-        #[arg(long, value_name = "ALG")]
-        id_token_alg: Option<String>,
-        /// Require pushed authorization requests (RFC 9126).
-        #[arg(long)]
-        require_par: bool,
-        /// Skip the consent page (first-party city services only).
-        #[arg(long)]
-        no_consent: bool,
-        /// Back-channel logout URI.
-        #[arg(long, value_name = "URI")]
-        backchannel_logout_uri: Option<String>,
-        #[arg(long)]
-        json: bool,
-    },
+    Create(Box<CreateArgs>),
     /// List clients.
     List {
         #[arg(long)]
@@ -79,6 +30,58 @@ pub enum ClientCommand {
     },
     /// Delete a client; its tokens stop working.
     Delete { client_id: String },
+}
+
+#[derive(Args)]
+pub struct CreateArgs {
+    /// Display name, shown on the consent page.
+    #[arg(long)]
+    name: String,
+    /// Redirect URI (repeatable); exact match at sign-in.
+    #[arg(long = "redirect-uri", value_name = "URI")]
+    redirect_uris: Vec<String>,
+    /// Where the service may send people after sign-out (repeatable).
+    #[arg(long = "post-logout-redirect-uri", value_name = "URI")]
+    post_logout_redirect_uris: Vec<String>,
+    /// A public client (browser or native app): no secret, PKCE required.
+    #[arg(long)]
+    public: bool,
+    /// authorization_code, refresh_token, client_credentials or device_code (repeatable).
+    /// Default: authorization_code and refresh_token.
+    #[arg(long = "grant-type", value_name = "TYPE")]
+    grant_types: Vec<String>,
+    /// client_secret_basic (default), client_secret_post, private_key_jwt or none.
+    #[arg(long, value_name = "METHOD")]
+    auth_method: Option<String>,
+    /// The client's JWK Set URL, for private_key_jwt.
+    #[arg(long, value_name = "URI")]
+    jwks_uri: Option<String>,
+    /// A file holding the client's JWK Set, for private_key_jwt.
+    #[arg(long, value_name = "FILE")]
+    jwks_file: Option<PathBuf>,
+    /// Allowed scope (repeatable). Default: openid profile email offline_access.
+    #[arg(long = "scope", value_name = "SCOPE")]
+    scopes: Vec<String>,
+    /// Owning organization (id or name).
+    #[arg(long, value_name = "ORG")]
+    org: Option<String>,
+    /// Why the service asks for data; shown on the consent page.
+    #[arg(long)]
+    description: Option<String>,
+    /// ID token and access token signing: ES256 (default) or RS256 for older libraries.
+    #[arg(long, value_name = "ALG")]
+    id_token_alg: Option<String>,
+    /// Require pushed authorization requests (RFC 9126).
+    #[arg(long)]
+    require_par: bool,
+    /// Skip the consent page (first-party city services only).
+    #[arg(long)]
+    no_consent: bool,
+    /// Back-channel logout URI.
+    #[arg(long, value_name = "URI")]
+    backchannel_logout_uri: Option<String>,
+    #[arg(long)]
+    json: bool,
 }
 
 fn print_client(client: &Client) {
@@ -102,24 +105,25 @@ fn print_client(client: &Client) {
 pub async fn run(cmd: ClientCommand, config: &Config) -> Result<ExitCode> {
     let (idp, writer) = open_idp(config).await?;
     let result = match cmd {
-        ClientCommand::Create {
-            name,
-            redirect_uris,
-            post_logout_redirect_uris,
-            public,
-            grant_types,
-            auth_method,
-            jwks_uri,
-            jwks_file,
-            scopes,
-            org,
-            description,
-            id_token_alg,
-            require_par,
-            no_consent,
-            backchannel_logout_uri,
-            json,
-        } => {
+        ClientCommand::Create(args) => {
+            let CreateArgs {
+                name,
+                redirect_uris,
+                post_logout_redirect_uris,
+                public,
+                grant_types,
+                auth_method,
+                jwks_uri,
+                jwks_file,
+                scopes,
+                org,
+                description,
+                id_token_alg,
+                require_par,
+                no_consent,
+                backchannel_logout_uri,
+                json,
+            } = *args;
             let grant_types = grant_types
                 .iter()
                 .map(|g| g.parse::<GrantType>())

@@ -119,12 +119,12 @@ async fn issue_code(
     let code = secret::random_token();
     let now = kizuna_core::time::now_unix();
     let mut tx = idp.core.db.begin().await?;
-    if let Some(id) = pending_id {
-        if !pending::consume(tx.conn(), id).await? {
-            return Err(OAuthError::invalid_request(
-                "this sign-in request was already completed",
-            ));
-        }
+    if let Some(id) = pending_id
+        && !pending::consume(tx.conn(), id).await?
+    {
+        return Err(OAuthError::invalid_request(
+            "this sign-in request was already completed",
+        ));
     }
     sqlx::query(
         "INSERT INTO authorization_codes (code_hash, grant_id, client_id, user_id, sid, redirect_uri, scope, nonce, \

@@ -153,12 +153,12 @@ pub fn parse_rest(
             ))));
         }
     }
-    if let Some(mode) = get("response_mode")? {
-        if mode != "query" {
-            return Err(redirect(bad(format!(
-                "response_mode {mode:?} is not supported: use query"
-            ))));
-        }
+    if let Some(mode) = get("response_mode")?
+        && mode != "query"
+    {
+        return Err(redirect(bad(format!(
+            "response_mode {mode:?} is not supported: use query"
+        ))));
     }
     if get("request")?.is_some() {
         return Err(redirect(OAuthError {

@@ -151,10 +151,10 @@ async fn start(idp: &Idp, headers: &HeaderMap, p: LogoutParams) -> Response {
         },
         None => None,
     };
-    if let (Some(h), Some(c)) = (&hint, &p.client_id) {
-        if h.client_id != *c {
-            return bad("client_id does not match id_token_hint.");
-        }
+    if let (Some(h), Some(c)) = (&hint, &p.client_id)
+        && h.client_id != *c
+    {
+        return bad("client_id does not match id_token_hint.");
     }
     let client_id = hint
         .as_ref()
