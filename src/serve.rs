@@ -89,10 +89,10 @@ pub async fn close(idp: Idp, writer: tokio::task::JoinHandle<()>) {
 pub fn app(core: Core, idp: Idp, http: &HttpSection) -> Router {
     Router::new()
         .merge(kizuna_core::router(core.clone()))
-        .merge(kizuna_idp::router(idp))
+        .merge(kizuna_idp::router(idp.clone()))
         .merge(kizuna_ca::router(core.clone()))
         .merge(kizuna_ocsp::router(core.clone()))
-        .merge(kizuna_admin::router(core.clone()))
+        .merge(kizuna_admin::router(idp))
         .fallback(|| async { ErrorPage::not_found() })
         .layer(from_fn(web::error_page_for_plain_errors))
         .layer(from_fn_with_state(core.metrics.clone(), metrics::track))

@@ -1,13 +1,14 @@
-//! Kizuna's admin console and admin API. Today: the one-time bootstrap that creates the first
-//! city administrator on a fresh install.
+//! Kizuna's admin console and admin API: the one-time bootstrap that creates the first city
+//! administrator, and the admin JSON API for clients and accounts.
 
+pub mod api;
 pub mod bootstrap;
 mod pages;
 
 use axum::Router;
-use kizuna_core::Core;
+use kizuna_idp::Idp;
 
-/// The console's routes.
-pub fn router(core: Core) -> Router {
-    pages::router(core)
+/// The console's and the admin API's routes.
+pub fn router(idp: Idp) -> Router {
+    pages::router(idp.core.clone()).merge(api::router(idp))
 }

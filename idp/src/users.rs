@@ -172,6 +172,23 @@ pub async fn grant_role(
     Ok(())
 }
 
+/// True when the account holds `role` (in any scope) and is active.
+pub async fn has_role(
+    conn: &mut AnyConnection,
+    user_id: &str,
+    role: Role,
+) -> Result<bool, sqlx::Error> {
+    let count: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM role_assignments r JOIN users u ON u.id = r.user_id \
+         WHERE r.user_id = $1 AND r.role = $2 AND u.status = 'active'",
+    )
+    .bind(user_id)
+    .bind(role.as_str())
+    .fetch_one(conn)
+    .await?;
+    Ok(count > 0)
+}
+
 /// True when an active account holds `role` anywhere.
 pub async fn role_exists(conn: &mut AnyConnection, role: Role) -> Result<bool, sqlx::Error> {
     let count: i64 = sqlx::query_scalar(
