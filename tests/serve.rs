@@ -461,3 +461,35 @@ async fn a_loose_kek_is_warned_about_and_a_wrong_one_refused() {
     assert!(failed.stderr.contains("is missing"), "{failed}");
     assert!(!kek.exists(), "no new KEK over existing keys");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_start_page_offers_sign_in_and_shows_who_is_signed_in() {
+    let k = Kizuna::sqlite();
+    let server = k.serve();
+    k.resident("taro", "correct horse battery staple");
+    let browser = common::Browser::new(&server.public);
+    let anonymous = browser
+        .http
+        .get(server.url("/"))
+        .header(ACCEPT_LANGUAGE, "en")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(anonymous.contains("href=\"/login?next=/\""), "{anonymous}");
+    match browser
+        .walk(
+            &server.url("/login?next=/"),
+            Some(("taro", "correct horse battery staple")),
+            false,
+        )
+        .await
+    {
+        common::Landing::Page(200, html) => {
+            assert!(html.contains("<strong>taro</strong>"), "{html}")
+        }
+        other => panic!("{other:?}"),
+    }
+}

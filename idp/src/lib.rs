@@ -93,6 +93,7 @@ impl Idp {
 /// The identity provider's routes.
 pub fn router(idp: Idp) -> Router {
     Router::new()
+        .route("/", get(pages::home))
         .route(
             "/.well-known/openid-configuration",
             get(discovery::configuration),

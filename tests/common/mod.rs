@@ -477,7 +477,10 @@ impl Browser {
             let html = response.text().await.unwrap();
             let path = next.trim_start_matches(&self.base).to_string();
             let csrf = hidden_field(&html, "csrf_token");
-            let response = if path.starts_with("/login") && status == 200 {
+            let response = if path.starts_with("/login")
+                && status == 200
+                && html.contains("name=\"password\"")
+            {
                 let Some((user, password)) = login else {
                     return Landing::Page(status, html);
                 };

@@ -124,3 +124,39 @@ pub fn see_other(location: &str, cookie: Option<axum::http::HeaderValue>) -> Res
 pub fn internal_error() -> Response {
     ErrorPage::internal().into_response()
 }
+
+#[derive(Template)]
+#[template(path = "home.html")]
+struct HomePage {
+    lang: Lang,
+    back_path: String,
+    csrf: String,
+    username: Option<String>,
+}
+
+/// `GET /`: who is signed in on this browser, with sign-in or sign-out.
+pub async fn home(
+    axum::extract::State(idp): axum::extract::State<Idp>,
+    headers: HeaderMap,
+) -> Response {
+    let username = match crate::sessions::current(&idp, &headers).await {
+        Ok(Some(session)) => {
+            let Ok(mut conn) = idp.core.db.conn().await else {
+                return internal_error();
+            };
+            crate::users::find(&mut conn, &session.user_id)
+                .await
+                .ok()
+                .flatten()
+                .map(|u| u.username)
+        }
+        Ok(None) => None,
+        Err(_) => return internal_error(),
+    };
+    form_page(&idp, &headers, StatusCode::OK, |csrf| HomePage {
+        lang: page_lang(None),
+        back_path: "/".into(),
+        csrf,
+        username,
+    })
+}
