@@ -361,10 +361,11 @@ async fn write_batches(db: Db, mut receiver: mpsc::Receiver<(AuditEvent, Reply)>
         let (events, replies): (Vec<_>, Vec<_>) = batch.drain(..).unzip();
         match commit_batch(&db, &events).await {
             Ok(entries) => {
-                publish(&entries);
-                for (entry, reply) in entries.into_iter().zip(replies) {
+                // Answer the waiting requests first; the log stream can wait a moment.
+                for (entry, reply) in entries.iter().cloned().zip(replies) {
                     let _ = reply.send(Ok(entry));
                 }
+                publish(&entries);
             }
             Err(e) => {
                 tracing::error!(error = %e, count = events.len(), "audit append failed");

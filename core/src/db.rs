@@ -189,6 +189,10 @@ impl Db {
                             "PRAGMA synchronous = NORMAL",
                             "PRAGMA foreign_keys = ON",
                             "PRAGMA busy_timeout = 10000",
+                            // Page cache of 16 MiB per connection (the default is 2 MiB), and
+                            // reads through a memory map instead of a syscall per page.
+                            "PRAGMA cache_size = -16384",
+                            "PRAGMA mmap_size = 268435456",
                         ] {
                             conn.execute(pragma).await?;
                         }
