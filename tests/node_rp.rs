@@ -34,7 +34,8 @@ async fn openid_client_signs_in_with_par_pkce_and_private_key_jwt() {
             String::from_utf8_lossy(&result.stderr),
             server.stderr()
         );
-        let report: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+        let report: serde_json::Value =
+            serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
         assert_eq!(report["sub"], user["id"]);
     }
 }

@@ -82,8 +82,9 @@ fn valid_request_id(value: &HeaderValue) -> Option<String> {
 }
 
 /// Gives every request an id (a well-formed incoming `X-Request-Id` is kept, so logs match
-/// across a proxy), a tracing span carrying it, the task-local context, and one log line
-/// when it finishes. The id is returned in `X-Request-Id`.
+/// across a proxy), a tracing span carrying it, the task-local context, and a log line when
+/// it finishes (refusals and failures at `info`/`error`, the rest at `debug`). The id is
+/// returned in `X-Request-Id`.
 pub async fn request_context(mut req: Request, next: Next) -> Response {
     let request_id = req
         .headers()
@@ -108,7 +109,7 @@ pub async fn request_context(mut req: Request, next: Next) -> Response {
         path = %req.uri().path(),
     );
     let started = Instant::now();
-    let quiet = matches!(req.uri().path(), "/healthz" | "/readyz" | "/metrics");
+
     let mut response = CONTEXT
         .scope(ctx, next.run(req))
         .instrument(span.clone())
@@ -116,12 +117,14 @@ pub async fn request_context(mut req: Request, next: Next) -> Response {
     let status = response.status().as_u16();
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
     span.in_scope(|| {
+        // Security events go to the audit stream; the access log records refusals and
+        // failures at `info`, and every request at `debug` (`kizuna_core::web=debug`).
         if status >= 500 {
             tracing::error!(status, latency_ms, "request failed");
-        } else if quiet {
-            tracing::debug!(status, latency_ms, "request finished");
+        } else if status >= 400 {
+            tracing::info!(status, latency_ms, "request refused");
         } else {
-            tracing::info!(status, latency_ms, "request finished");
+            tracing::debug!(status, latency_ms, "request finished");
         }
     });
     if let Ok(value) = HeaderValue::from_str(&request_id) {
