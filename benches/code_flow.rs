@@ -3,7 +3,7 @@
 //! browser: authorize → sign-in page → password → code → token exchange (ID token).
 //!   cargo bench --bench code_flow            (SQLite, and PostgreSQL when
 //!                                             KIZUNA_TEST_POSTGRES_URL is set)
-//! Environment: SECONDS (default 20), CONCURRENCY (default 16).
+//! Environment: BENCH_SECONDS (default 20), BENCH_CONCURRENCY (default 16).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -42,8 +42,8 @@ fn peak_rss_mb(pid: u32) -> u64 {
 }
 
 async fn run(label: &str, k: Kizuna) {
-    let seconds = env_number("SECONDS", 20);
-    let concurrency = env_number("CONCURRENCY", 16);
+    let seconds = env_number("BENCH_SECONDS", 20);
+    let concurrency = env_number("BENCH_CONCURRENCY", 16);
     let k = k.env("KIZUNA_LOG_LEVEL", "warn");
     let server = k.serve();
     let k = k.env("KIZUNA_PUBLIC_URL", &server.public);

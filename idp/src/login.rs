@@ -26,21 +26,17 @@ pub enum LoginFailure {
     Throttled,
 }
 
-/// A hash to verify against when the account does not exist, so both cases take as long.
+/// A stored value to verify against when the account does not exist, so both cases take as
+/// long: our parameters, a random salt and a random hash that no password matches.
 fn decoy_hash() -> &'static str {
     static DECOY: OnceLock<String> = OnceLock::new();
     DECOY.get_or_init(|| {
-        use argon2::password_hash::{PasswordHasher, SaltString};
+        use argon2::password_hash::{Output, SaltString};
         let salt = SaltString::encode_b64(&kizuna_core::secret::random_bytes::<16>())
             .expect("16-byte salt");
-        argon2::Argon2::new(
-            argon2::Algorithm::Argon2id,
-            argon2::Version::V0x13,
-            argon2::Params::new(19 * 1024, 2, 1, None).expect("constant parameters"),
-        )
-        .hash_password(kizuna_core::secret::random_token().as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .unwrap_or_default()
+        let output =
+            Output::new(&kizuna_core::secret::random_bytes::<32>()).expect("32-byte output");
+        format!("$argon2id$v=19$m=19456,t=2,p=1${}${output}", salt.as_str())
     })
 }
 
