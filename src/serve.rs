@@ -31,7 +31,12 @@ use crate::config::{Config, HttpSection};
 pub fn prepare_data_dir(dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir)
         .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
-    let probe = dir.join(".kizuna-write-test");
+    // A name of our own: another process (a CLI command beside the server) may be probing too.
+    let probe = dir.join(format!(
+        ".kizuna-write-test-{}-{}",
+        std::process::id(),
+        kizuna_core::secret::hex(&kizuna_core::secret::random_bytes::<4>())
+    ));
     std::fs::write(&probe, b"ok")
         .and_then(|_| std::fs::remove_file(&probe))
         .with_context(|| {
