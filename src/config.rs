@@ -37,6 +37,7 @@ pub struct Config {
     pub tls: TlsSection,
     pub http: HttpSection,
     pub oidc: kizuna_idp::OidcConfig,
+    pub ca: kizuna_ca::CaConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -77,6 +78,7 @@ impl Default for Config {
             tls: TlsSection::default(),
             http: HttpSection::default(),
             oidc: kizuna_idp::OidcConfig::default(),
+            ca: kizuna_ca::CaConfig::default(),
         }
     }
 }
@@ -228,6 +230,9 @@ impl Config {
             });
         }
         self.oidc
+            .validate()
+            .map_err(|(key, message)| ConfigError::BadValue { key, message })?;
+        self.ca
             .validate()
             .map_err(|(key, message)| ConfigError::BadValue { key, message })?;
         tracing_subscriber::EnvFilter::try_new(&self.log_level).map_err(|e| ConfigError::BadValue {

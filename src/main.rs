@@ -59,6 +59,12 @@ enum Command {
     /// Manage token signing keys.
     #[command(subcommand)]
     Keys(cli::keys::KeysCommand),
+    /// Manage the certificate authorities.
+    #[command(subcommand)]
+    Ca(cli::ca::CaCommand),
+    /// Issue and inspect certificates.
+    #[command(subcommand)]
+    Cert(cli::ca::CertCommand),
 }
 
 fn main() -> ExitCode {
@@ -101,6 +107,8 @@ fn main() -> ExitCode {
             Command::Client(cmd) => cli::clients::run(cmd, &config).await,
             Command::User(cmd) => cli::users::run(cmd, &config).await,
             Command::Keys(cmd) => cli::keys::run(cmd, &config).await,
+            Command::Ca(cmd) => cli::ca::ca(cmd, &config).await,
+            Command::Cert(cmd) => cli::ca::cert(cmd, &config).await,
         }
     });
     match result {

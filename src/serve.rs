@@ -17,6 +17,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 
+use kizuna_ca::Ca;
 use kizuna_core::Core;
 use kizuna_core::audit::AuditLog;
 use kizuna_core::custody::{self, KeyCustody, SoftwareBackend};
@@ -82,6 +83,12 @@ pub async fn open_idp(config: &Config) -> Result<(Idp, tokio::task::JoinHandle<(
     Ok((Idp::new(core, config.oidc.clone()), writer))
 }
 
+/// The certificate authority over the identity provider's core; its API accepts Kizuna
+/// access tokens.
+pub fn ca(config: &Config, idp: &Idp) -> Result<Ca> {
+    Ca::new(idp.core.clone(), config.ca.clone(), Arc::new(idp.clone())).map_err(anyhow::Error::msg)
+}
+
 /// Drops the handles and waits for the audit writer to commit what is queued.
 pub async fn close(idp: Idp, writer: tokio::task::JoinHandle<()>) {
     let db = idp.core.db.clone();
@@ -91,11 +98,11 @@ pub async fn close(idp: Idp, writer: tokio::task::JoinHandle<()>) {
 }
 
 /// The whole application: every feature crate's routes and the shared middleware.
-pub fn app(core: Core, idp: Idp, http: &HttpSection) -> Router {
+pub fn app(core: Core, idp: Idp, ca: Ca, http: &HttpSection) -> Router {
     Router::new()
         .merge(kizuna_core::router(core.clone()))
         .merge(kizuna_idp::router(idp.clone()))
-        .merge(kizuna_ca::router(core.clone()))
+        .merge(kizuna_ca::router(ca))
         .merge(kizuna_ocsp::router(core.clone()))
         .merge(kizuna_admin::router(idp))
         .fallback(|| async { ErrorPage::not_found() })
@@ -161,9 +168,11 @@ pub async fn run(config: Config) -> Result<()> {
 
     let idp = Idp::new(core.clone(), config.oidc.clone());
     kizuna_idp::init(&idp).await?;
+    let ca = ca(&config, &idp)?;
+    kizuna_ca::init(&ca).await?;
     let background = kizuna_idp::spawn_background(idp.clone());
     let bootstrap = kizuna_admin::bootstrap::issue_if_needed(&core).await?;
-    let app = app(core.clone(), idp, &config.http);
+    let app = app(core.clone(), idp, ca, &config.http);
     let (stop, stopped) = watch::channel(false);
 
     println!("Kizuna {} is ready.", env!("CARGO_PKG_VERSION"));

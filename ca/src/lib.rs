@@ -1,10 +1,133 @@
-//! Kizuna's certificate authority: hierarchy, profiles, issuance, CRLs, enrollment and the
-//! device registry mount here.
+//! Kizuna's certificate authority: the CA hierarchy (root, issuing CAs, rollover, offline
+//! root), profiles, issuance from PKCS#10 requests, the certificate store, and the public
+//! download URLs. Keys live in key custody (software or PKCS#11).
+
+pub mod config;
+pub mod csr;
+pub mod ext;
+pub mod hierarchy;
+mod http;
+pub mod issue;
+pub mod keys;
+pub mod names;
+pub mod profile;
+pub mod signer;
+pub mod store;
+pub mod verify;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use axum::Router;
-use kizuna_core::Core;
 
-/// The CA's routes.
-pub fn router(_core: Core) -> Router {
-    Router::new()
+use kizuna_core::Core;
+use kizuna_core::auth::Authenticator;
+
+pub use config::CaConfig;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CaError {
+    #[error("{0}")]
+    Csr(#[from] csr::CsrError),
+    #[error("unknown profile {0:?}")]
+    UnknownProfile(String),
+    #[error("{0}")]
+    NotAllowed(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("the CA is not ready: {0}")]
+    NotReady(String),
+    #[error("signing failed: {0}")]
+    Signing(String),
+    #[error("storing the certificate failed: {0}")]
+    Storage(String),
+    #[error("key custody: {0}")]
+    Custody(#[from] kizuna_core::custody::CustodyError),
+    #[error("storage failed: {0}")]
+    Db(#[from] sqlx::Error),
+}
+
+impl From<rcgen::Error> for CaError {
+    fn from(e: rcgen::Error) -> Self {
+        CaError::Signing(e.to_string())
+    }
+}
+
+impl From<kizuna_core::audit::AuditError> for CaError {
+    fn from(e: kizuna_core::audit::AuditError) -> Self {
+        CaError::Storage(e.to_string())
+    }
+}
+
+/// The certificate authority's state. Cheap to clone.
+#[derive(Clone)]
+pub struct Ca(Arc<CaState>);
+
+pub struct CaState {
+    pub core: Core,
+    pub config: CaConfig,
+    pub profiles: profile::Profiles,
+    pub auth: Arc<dyn Authenticator>,
+    writer: store::CertWriter,
+    loaded: Mutex<HashMap<String, Arc<hierarchy::LoadedCa>>>,
+}
+
+impl std::ops::Deref for Ca {
+    type Target = CaState;
+    fn deref(&self) -> &CaState {
+        &self.0
+    }
+}
+
+impl Ca {
+    /// Fails when the configuration's profiles do not resolve.
+    pub fn new(core: Core, config: CaConfig, auth: Arc<dyn Authenticator>) -> Result<Ca, String> {
+        let profiles = profile::Profiles::new(&config.profiles)?;
+        Ok(Ca(Arc::new(CaState {
+            writer: store::CertWriter::start(core.db.clone()),
+            core,
+            config,
+            profiles,
+            auth,
+            loaded: Mutex::new(HashMap::new()),
+        })))
+    }
+
+    /// An absolute URL under the public URL.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.core.public_url)
+    }
+
+    /// The names an organization may put in certificates.
+    pub async fn allowed_names(&self, org_id: &str) -> Result<names::AllowedNames, sqlx::Error> {
+        let text: Option<String> =
+            sqlx::query_scalar("SELECT allowed_names FROM organizations WHERE id = $1")
+                .bind(org_id)
+                .fetch_optional(self.core.db.pool())
+                .await?;
+        Ok(text
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default())
+    }
+}
+
+/// The CRL partition of a serial (hex): its first byte modulo the CA's shard count.
+pub fn crl_shard(serial_hex: &str, shards: i64) -> i64 {
+    let first = u8::from_str_radix(serial_hex.get(..2).unwrap_or("0"), 16).unwrap_or(0);
+    i64::from(first) % shards.max(1)
+}
+
+/// The CA's routes: public downloads and the issuance API.
+pub fn router(ca: Ca) -> Router {
+    http::router(ca)
+}
+
+/// Creates the hierarchy on first start when configured to.
+pub async fn init(ca: &Ca) -> Result<(), CaError> {
+    if ca.config.auto_init {
+        hierarchy::init(ca, kizuna_core::audit::Actor::system("kizuna")).await?;
+    }
+    Ok(())
 }

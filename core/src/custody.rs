@@ -661,7 +661,19 @@ impl KeyCustody {
         purpose: &str,
         algorithm: KeyAlgorithm,
     ) -> Result<KeyHandle, CustodyError> {
-        let backend = self.backend(self.inner.default_backend)?;
+        self.generate_in_backend(conn, self.inner.default_backend, purpose, algorithm)
+            .await
+    }
+
+    /// Like [`generate_in`](Self::generate_in), in a named backend (`software`, `pkcs11`).
+    pub async fn generate_in_backend(
+        &self,
+        conn: &mut AnyConnection,
+        backend: &str,
+        purpose: &str,
+        algorithm: KeyAlgorithm,
+    ) -> Result<KeyHandle, CustodyError> {
+        let backend = self.backend(backend)?;
         let id = crate::secret::new_id();
         let (public, material) = {
             let backend = backend.clone();

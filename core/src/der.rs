@@ -58,6 +58,34 @@ pub fn oid(content: &[u8]) -> Vec<u8> {
     tlv(OID, content)
 }
 
+/// The content octets of an OBJECT IDENTIFIER given as arcs (e.g. `[1, 3, 6, 1, 5, 5, 7, 1, 1]`).
+pub fn oid_content(arcs: &[u64]) -> Vec<u8> {
+    let mut out = Vec::new();
+    if arcs.len() >= 2 {
+        encode_base128(arcs[0] * 40 + arcs[1], &mut out);
+    }
+    for arc in arcs.iter().skip(2) {
+        encode_base128(*arc, &mut out);
+    }
+    out
+}
+
+fn encode_base128(mut value: u64, out: &mut Vec<u8>) {
+    let mut bytes = vec![(value & 0x7f) as u8];
+    value >>= 7;
+    while value > 0 {
+        bytes.push(0x80 | (value & 0x7f) as u8);
+        value >>= 7;
+    }
+    bytes.reverse();
+    out.extend_from_slice(&bytes);
+}
+
+/// A context-specific tag `[n]`, primitive (IMPLICIT string-like) or constructed.
+pub fn context(n: u8, constructed: bool, content: &[u8]) -> Vec<u8> {
+    tlv(0x80 | if constructed { 0x20 } else { 0 } | n, content)
+}
+
 /// Reads one TLV with the expected tag; returns (content, rest).
 pub fn read_tlv(input: &[u8], tag: u8) -> Option<(&[u8], &[u8])> {
     let (&t, rest) = input.split_first()?;
@@ -120,6 +148,17 @@ mod tests {
             vec![0x02, 0x01, 0x7f]
         );
         assert_eq!(unsigned_integer(&[0x00]), vec![0x02, 0x01, 0x00]);
+    }
+
+    #[test]
+    fn oids_encode_as_x690_says() {
+        // id-ad-ocsp 1.3.6.1.5.5.7.48.1
+        assert_eq!(
+            oid_content(&[1, 3, 6, 1, 5, 5, 7, 48, 1]),
+            vec![0x2b, 6, 1, 5, 5, 7, 0x30, 1]
+        );
+        // 2.16.840 → 0x60, 0x86, 0x48
+        assert_eq!(oid_content(&[2, 16, 840]), vec![0x60, 0x86, 0x48]);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! plumbing (request context, metrics, error pages, TLS) shared by the feature crates.
 
 pub mod audit;
+pub mod auth;
 pub mod custody;
 pub mod db;
 pub mod der;

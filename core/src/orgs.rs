@@ -173,6 +173,38 @@ async fn insert(conn: &mut AnyConnection, org: &Organization) -> Result<(), sqlx
     Ok(())
 }
 
+/// Replaces the names an organization may put in certificates; audited.
+pub async fn set_allowed_names(
+    db: &Db,
+    actor: Actor,
+    id: &str,
+    names: serde_json::Value,
+) -> Result<(), OrgError> {
+    let mut tx = db.begin().await?;
+    let changed =
+        sqlx::query("UPDATE organizations SET allowed_names = $1, updated_at = $2 WHERE id = $3")
+            .bind(names.to_string())
+            .bind(crate::time::now_unix())
+            .bind(id)
+            .execute(tx.conn())
+            .await?
+            .rows_affected();
+    if changed == 0 {
+        return Err(OrgError::NotFound(id.to_string()));
+    }
+    let entries = audit::append_in(
+        tx.conn(),
+        &[
+            AuditEvent::new(actor, "org.allowed_names", format!("org:{id}"))
+                .details(json!({"allowed_names": names})),
+        ],
+    )
+    .await?;
+    tx.commit().await?;
+    audit::publish(&entries);
+    Ok(())
+}
+
 pub async fn list(db: &Db) -> Result<Vec<Organization>, OrgError> {
     let rows: Vec<OrgRow> = sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM organizations ORDER BY name"

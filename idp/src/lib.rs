@@ -7,6 +7,7 @@
 // matter on that path.
 #![allow(clippy::result_large_err)]
 
+pub mod auth;
 pub mod authorize;
 pub mod client_auth;
 pub mod clients;

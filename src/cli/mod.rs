@@ -1,6 +1,7 @@
 //! The operator's commands (`kizuna <noun> <verb>`). Each finds the database exactly as
 //! `serve` does, so it works beside a running server.
 
+pub mod ca;
 pub mod clients;
 pub mod keys;
 pub mod users;
@@ -75,6 +76,17 @@ pub enum OrgCommand {
     List {
         #[arg(long)]
         json: bool,
+    },
+    /// Set the names an organization may put in service certificates.
+    Allow {
+        /// Organization id or name.
+        org: String,
+        /// DNS domain (allows it and every name below it; repeatable).
+        #[arg(long = "dns", value_name = "DOMAIN")]
+        dns: Vec<String>,
+        /// IP range in CIDR notation (repeatable).
+        #[arg(long = "ip", value_name = "CIDR")]
+        ip: Vec<String>,
     },
 }
 
@@ -184,6 +196,23 @@ pub async fn org(cmd: OrgCommand, config: &Config) -> Result<ExitCode> {
             } else {
                 println!("created organization {} ({})", org.name, org.id);
             }
+        }
+        OrgCommand::Allow { org, dns, ip } => {
+            let db = open_db(config).await?;
+            let org = orgs::find(&db, &org).await?;
+            for d in &dns {
+                if !kizuna_ca::names::valid_dns_name(d) {
+                    anyhow::bail!("{d:?} is not a DNS name");
+                }
+            }
+            for c in &ip {
+                c.parse::<kizuna_ca::names::Cidr>()
+                    .map_err(anyhow::Error::msg)?;
+            }
+            let allowed = kizuna_ca::names::AllowedNames { dns, ip };
+            orgs::set_allowed_names(&db, Actor::cli(), &org.id, serde_json::to_value(&allowed)?)
+                .await?;
+            println!("{} may use: {}", org.name, serde_json::to_string(&allowed)?);
         }
         OrgCommand::List { json } => {
             let db = open_db(config).await?;

@@ -1,0 +1,184 @@
+//! PKCS#10 certification requests (RFC 2986): accepted as PEM, DER, or base64 DER (as EST
+//! sends them), size-bounded, and verified — the signature must check with the enclosed key
+//! (proof of possession) before anything else is looked at.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use x509_cert::der::Decode;
+use x509_cert::ext::pkix::SubjectAltName;
+use x509_cert::ext::pkix::name::GeneralName;
+use x509_cert::name::Name;
+use x509_cert::request::CertReq;
+
+use kizuna_core::der;
+
+use crate::keys::{KeyError, SubjectKey};
+use crate::names::San;
+
+/// Larger requests are refused before parsing.
+pub const MAX_CSR_BYTES: usize = 64 * 1024;
+const EXTENSION_REQUEST: &str = "1.2.840.113549.1.9.14";
+const SUBJECT_ALT_NAME: &str = "2.5.29.17";
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CsrError {
+    #[error("the certificate request is larger than {MAX_CSR_BYTES} bytes")]
+    TooLarge,
+    #[error("the certificate request is not PEM, DER or base64 DER")]
+    Encoding,
+    #[error("the certificate request is not a valid PKCS#10 structure: {0}")]
+    Structure(String),
+    #[error("{0}")]
+    Key(#[from] KeyError),
+    #[error("the subject alternative names in the request are malformed: {0}")]
+    Names(String),
+}
+
+/// A verified certification request.
+#[derive(Debug, Clone)]
+pub struct Csr {
+    pub key: SubjectKey,
+    pub subject: Name,
+    /// Subject alternative names requested through the extensionRequest attribute.
+    pub requested_sans: Vec<San>,
+    /// Other requested extensions (OIDs), which are never copied into certificates.
+    pub ignored_extensions: Vec<String>,
+}
+
+/// Finds the DER in whatever form the request came.
+fn to_der(input: &[u8]) -> Result<Vec<u8>, CsrError> {
+    if input.len() > MAX_CSR_BYTES {
+        return Err(CsrError::TooLarge);
+    }
+    if input.first() == Some(&0x30) {
+        return Ok(input.to_vec());
+    }
+    let text = std::str::from_utf8(input)
+        .map_err(|_| CsrError::Encoding)?
+        .trim();
+    let body: String = if text.starts_with("-----BEGIN") {
+        let begin = text.find('\n').ok_or(CsrError::Encoding)?;
+        let end = text.rfind("-----END").ok_or(CsrError::Encoding)?;
+        if !text[..begin].contains("CERTIFICATE REQUEST") {
+            return Err(CsrError::Encoding);
+        }
+        text[begin..end]
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect()
+    } else {
+        text.chars().filter(|c| !c.is_whitespace()).collect()
+    };
+    STANDARD.decode(body).map_err(|_| CsrError::Encoding)
+}
+
+/// The raw bytes (header included) of the first TLV inside `content`.
+fn first_element(content: &[u8]) -> Option<&[u8]> {
+    let (_, rest) = der::read_tlv(content, 0x30)?;
+    Some(&content[..content.len() - rest.len()])
+}
+
+pub fn parse(input: &[u8]) -> Result<Csr, CsrError> {
+    let der_bytes = to_der(input)?;
+    let request = CertReq::from_der(&der_bytes).map_err(|e| CsrError::Structure(e.to_string()))?;
+    // Verify over the request-info bytes exactly as received.
+    let (outer, _) =
+        der::read_tlv(&der_bytes, 0x30).ok_or_else(|| CsrError::Structure("truncated".into()))?;
+    let info = first_element(outer).ok_or_else(|| CsrError::Structure("no request info".into()))?;
+    let key = SubjectKey::from_spki(&request.info.public_key)?;
+    let signature = request
+        .signature
+        .as_bytes()
+        .ok_or_else(|| CsrError::Structure("signature is not a whole number of bytes".into()))?;
+    key.verify(&request.algorithm.oid.to_string(), info, signature)?;
+
+    let mut requested_sans = Vec::new();
+    let mut ignored_extensions = Vec::new();
+    for attribute in request.info.attributes.iter() {
+        if attribute.oid.to_string() != EXTENSION_REQUEST {
+            continue;
+        }
+        for value in attribute.values.iter() {
+            let extensions: Vec<x509_cert::ext::Extension> = value
+                .decode_as()
+                .map_err(|e| CsrError::Structure(format!("extensionRequest: {e}")))?;
+            for extension in extensions {
+                if extension.extn_id.to_string() == SUBJECT_ALT_NAME {
+                    let names = SubjectAltName::from_der(extension.extn_value.as_bytes())
+                        .map_err(|e| CsrError::Names(e.to_string()))?;
+                    for name in names.0 {
+                        requested_sans.push(san_from(&name)?);
+                    }
+                } else {
+                    ignored_extensions.push(extension.extn_id.to_string());
+                }
+            }
+        }
+    }
+    Ok(Csr {
+        key,
+        subject: request.info.subject,
+        requested_sans,
+        ignored_extensions,
+    })
+}
+
+fn san_from(name: &GeneralName) -> Result<San, CsrError> {
+    Ok(match name {
+        GeneralName::DnsName(n) => San::Dns(n.to_string()),
+        GeneralName::UniformResourceIdentifier(u) => San::Uri(u.to_string()),
+        GeneralName::Rfc822Name(e) => San::Email(e.to_string()),
+        GeneralName::IpAddress(bytes) => {
+            let b = bytes.as_bytes();
+            let ip = match b.len() {
+                4 => std::net::IpAddr::from(<[u8; 4]>::try_from(b).expect("length checked")),
+                16 => std::net::IpAddr::from(<[u8; 16]>::try_from(b).expect("length checked")),
+                _ => {
+                    return Err(CsrError::Names(
+                        "an IP address is neither 4 nor 16 bytes".into(),
+                    ));
+                }
+            };
+            San::Ip(ip)
+        }
+        other => {
+            let kind = match other {
+                GeneralName::OtherName(_) => "otherName",
+                GeneralName::DirectoryName(_) => "directoryName",
+                GeneralName::EdiPartyName(_) => "ediPartyName",
+                _ => "registeredID",
+            };
+            return Err(CsrError::Names(format!("{kind} names are not supported")));
+        }
+    })
+}
+
+/// The text of the first subject attribute with this OID (UTF8String, PrintableString or
+/// IA5String).
+pub fn attribute(subject: &Name, oid: &str) -> Option<String> {
+    use x509_cert::der::asn1::{Ia5StringRef, PrintableStringRef, Utf8StringRef};
+    subject.iter().find_map(|atv| {
+        if atv.oid.to_string() != oid {
+            return None;
+        }
+        atv.value
+            .decode_as::<Utf8StringRef<'_>>()
+            .map(|s| s.to_string())
+            .or_else(|_| {
+                atv.value
+                    .decode_as::<PrintableStringRef<'_>>()
+                    .map(|s| s.to_string())
+            })
+            .or_else(|_| {
+                atv.value
+                    .decode_as::<Ia5StringRef<'_>>()
+                    .map(|s| s.to_string())
+            })
+            .ok()
+    })
+}
+
+/// The common name (2.5.4.3).
+pub const CN: &str = "2.5.4.3";
+/// The serialNumber attribute (2.5.4.5), e.g. a device's hardware serial.
+pub const SERIAL_NUMBER: &str = "2.5.4.5";

@@ -1,0 +1,410 @@
+//! Issuing a certificate from a PKCS#10 request under a profile: proof of possession, key
+//! type, names (profile rules, the organization's allowed names, the CA's name constraints),
+//! then a certificate with a 128-bit random serial, key identifiers, CRL distribution point
+//! and authority information access, stored and audited before it is returned.
+
+use rcgen::{
+    CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, KeyUsagePurpose,
+    SanType, SerialNumber,
+};
+use serde::Serialize;
+use serde_json::json;
+use time::{Duration, OffsetDateTime};
+
+use kizuna_core::audit::{Actor, AuditEvent};
+use kizuna_core::orgs;
+
+use crate::csr::{self, Csr};
+use crate::ext;
+use crate::hierarchy;
+use crate::keys::KeyType;
+use crate::names::{AllowedNames, San, valid_dns_name};
+use crate::profile::{ExtendedUsage, NameRule, Profile, Usage};
+use crate::store::{CertRecord, Sans};
+use crate::{Ca, CaError};
+
+/// The device URI form (`urn:kizuna:device:<org-id>:<device-id>`).
+pub const DEVICE_URN: &str = "urn:kizuna:device:";
+
+/// A fresh serial: 128 bits from the CSPRNG, as rcgen wants it and as stored (hex).
+pub fn random_serial() -> (SerialNumber, String) {
+    let mut bytes = kizuna_core::secret::random_bytes::<16>();
+    // A leading zero byte would be dropped from the DER INTEGER; keep 16 significant bytes.
+    if bytes[0] == 0 {
+        bytes[0] = 1;
+    }
+    (
+        SerialNumber::from_slice(&bytes),
+        kizuna_core::secret::hex(&bytes),
+    )
+}
+
+/// What a requester asks for.
+#[derive(Debug, Clone)]
+pub struct IssueRequest {
+    /// The PKCS#10 request: PEM, DER or base64 DER.
+    pub csr: Vec<u8>,
+    pub profile: String,
+    /// Names to certify instead of those in the request.
+    pub sans: Option<Vec<San>>,
+    /// The organization the certificate belongs to.
+    pub org_id: Option<String>,
+    pub actor: Actor,
+    /// Kizuna itself asking (may use internal profiles such as `ocsp-signer`).
+    pub internal: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Issued {
+    #[serde(flatten)]
+    pub record: CertRecord,
+    pub certificate_pem: String,
+    /// The issuing CA and its parents, PEM, leaf-most first.
+    pub chain_pem: String,
+    /// Extensions the request asked for that were not copied into the certificate.
+    pub ignored_extensions: Vec<String>,
+}
+
+pub fn pem(label: &str, der: &[u8]) -> String {
+    let b64 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, der);
+    let mut out = format!("-----BEGIN {label}-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        out.push_str(std::str::from_utf8(line).expect("base64 is ASCII"));
+        out.push('\n');
+    }
+    out.push_str(&format!("-----END {label}-----\n"));
+    out
+}
+
+fn not_allowed(message: impl Into<String>) -> CaError {
+    CaError::NotAllowed(message.into())
+}
+
+/// Checks each name against the profile and the organization; returns the device id when
+/// the profile takes a device URI.
+fn check_names(
+    profile: &Profile,
+    sans: &[San],
+    org: Option<&orgs::Organization>,
+    allowed: &AllowedNames,
+) -> Result<Option<String>, CaError> {
+    if sans.is_empty() {
+        return Err(not_allowed(format!(
+            "profile {} needs at least one subject alternative name",
+            profile.name
+        )));
+    }
+    if sans.len() > 100 {
+        return Err(not_allowed("at most 100 subject alternative names"));
+    }
+    let mut device_id = None;
+    for san in sans {
+        let rule = |rule: NameRule, kind: &str| -> Result<(), CaError> {
+            match rule {
+                NameRule::No => Err(not_allowed(format!(
+                    "profile {} does not allow {kind} names ({san})",
+                    profile.name
+                ))),
+                NameRule::OrgNames if !allowed.allows(san) => Err(not_allowed(format!(
+                    "{san} is not among the names the organization may use"
+                ))),
+                _ => Ok(()),
+            }
+        };
+        match san {
+            San::Dns(name) => {
+                if !valid_dns_name(name) {
+                    return Err(not_allowed(format!(
+                        "{name:?} is not a valid DNS name (lower case, no wildcards)"
+                    )));
+                }
+                rule(profile.dns, "DNS")?;
+            }
+            San::Ip(_) => rule(profile.ip, "IP address")?,
+            San::Email(email) => {
+                if !email.contains('@') || email.len() > 254 {
+                    return Err(not_allowed(format!("{email:?} is not an email address")));
+                }
+                rule(profile.email, "email")?;
+            }
+            San::Uri(uri) => {
+                let Some(rest) = uri.strip_prefix(DEVICE_URN).filter(|_| profile.device_uri) else {
+                    return Err(not_allowed(format!(
+                        "profile {} does not allow the URI {uri}",
+                        profile.name
+                    )));
+                };
+                let (org_part, device) = rest.split_once(':').ok_or_else(|| {
+                    not_allowed(format!(
+                        "{uri} is not {DEVICE_URN}<organization>:<device-id>"
+                    ))
+                })?;
+                let org = org.ok_or_else(|| {
+                    not_allowed("a device certificate needs an owning organization")
+                })?;
+                if org_part != org.id {
+                    return Err(not_allowed(format!(
+                        "{uri} names another organization than the requester's ({})",
+                        org.id
+                    )));
+                }
+                if device.is_empty()
+                    || device.len() > 64
+                    || !device
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+                {
+                    return Err(not_allowed(format!(
+                        "the device id in {uri} must be 1-64 letters, digits, - _ ."
+                    )));
+                }
+                if device_id.replace(device.to_string()).is_some() {
+                    return Err(not_allowed("one device URI per certificate"));
+                }
+            }
+        }
+    }
+    if profile.device_uri && device_id.is_none() {
+        return Err(not_allowed(format!(
+            "profile {} needs a device URI {DEVICE_URN}<organization>:<device-id>",
+            profile.name
+        )));
+    }
+    Ok(device_id)
+}
+
+fn san_type(san: &San) -> Result<SanType, CaError> {
+    let ia5 = |s: &str| {
+        s.to_string()
+            .try_into()
+            .map_err(|_| not_allowed(format!("{s:?} is not ASCII")))
+    };
+    Ok(match san {
+        San::Dns(d) => SanType::DnsName(ia5(d)?),
+        San::Ip(ip) => SanType::IpAddress(*ip),
+        San::Uri(u) => SanType::URI(ia5(u)?),
+        San::Email(e) => SanType::Rfc822Name(ia5(e)?),
+    })
+}
+
+fn params(
+    ca: &Ca,
+    profile: &Profile,
+    csr: &Csr,
+    sans: &[San],
+    device_id: Option<&str>,
+    ca_record: &hierarchy::CaRecord,
+    serial: SerialNumber,
+) -> Result<CertificateParams, CaError> {
+    let now = OffsetDateTime::now_utc();
+    let ca_not_after =
+        OffsetDateTime::from_unix_timestamp(ca_record.not_after.unwrap_or(0)).unwrap_or(now);
+    let mut p = CertificateParams::default();
+    p.serial_number = Some(serial);
+    p.not_before = now - Duration::minutes(5);
+    // Never outlive the issuing CA.
+    p.not_after = (now + Duration::days(profile.validity_days)).min(ca_not_after);
+    let mut dn = DistinguishedName::new();
+    let cn = match (device_id, sans.first()) {
+        (Some(device), _) => Some(device.to_string()),
+        (None, Some(San::Dns(d))) => Some(d.clone()),
+        (None, Some(San::Ip(ip))) => Some(ip.to_string()),
+        _ => None,
+    };
+    if let Some(cn) = cn.filter(|c| c.len() <= 64) {
+        dn.push(DnType::CommonName, cn);
+    }
+    if profile.subject_serial_number
+        && let Some(serial) = csr::attribute(&csr.subject, csr::SERIAL_NUMBER)
+            .filter(|s| !s.is_empty() && s.len() <= 64)
+    {
+        dn.push(
+            DnType::CustomDnType(vec![2, 5, 4, 5]),
+            rcgen::DnValue::PrintableString(
+                serial.try_into().map_err(|_| {
+                    not_allowed("the subject serialNumber must be a PrintableString")
+                })?,
+            ),
+        );
+    }
+    p.distinguished_name = dn;
+    p.subject_alt_names = sans.iter().map(san_type).collect::<Result<_, _>>()?;
+    p.is_ca = IsCa::ExplicitNoCa;
+    p.use_authority_key_identifier_extension = true;
+    let rsa = matches!(csr.key.key_type, KeyType::Rsa(_));
+    p.key_usages = profile
+        .key_usage
+        .iter()
+        .map(|u| match u {
+            Usage::DigitalSignature => KeyUsagePurpose::DigitalSignature,
+            Usage::KeyEncipherment => KeyUsagePurpose::KeyEncipherment,
+            Usage::KeyAgreement => KeyUsagePurpose::KeyAgreement,
+        })
+        .collect();
+    // RSA key transport (TLS 1.2 without ECDHE) needs keyEncipherment on server keys.
+    if rsa
+        && profile
+            .extended_key_usage
+            .contains(&ExtendedUsage::ServerAuth)
+        && !p.key_usages.contains(&KeyUsagePurpose::KeyEncipherment)
+    {
+        p.key_usages.push(KeyUsagePurpose::KeyEncipherment);
+    }
+    p.extended_key_usages = profile
+        .extended_key_usage
+        .iter()
+        .map(|u| match u {
+            ExtendedUsage::ServerAuth => ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedUsage::ClientAuth => ExtendedKeyUsagePurpose::ClientAuth,
+            ExtendedUsage::OcspSigning => ExtendedKeyUsagePurpose::OcspSigning,
+            ExtendedUsage::EmailProtection => ExtendedKeyUsagePurpose::EmailProtection,
+            ExtendedUsage::CodeSigning => ExtendedKeyUsagePurpose::CodeSigning,
+        })
+        .collect();
+    if !profile.ocsp_nocheck {
+        let shard = crate::crl_shard(&serial_hex_of(&p), ca_record.crl_shards);
+        p.crl_distribution_points = vec![rcgen::CrlDistributionPoint {
+            uris: vec![ca.url(&format!("/pki/crl/{}/{shard}.crl", ca_record.id))],
+        }];
+    }
+    p.custom_extensions.push(ext::authority_info_access(
+        (!profile.ocsp_nocheck)
+            .then(|| ca.url(&format!("/ocsp/{}", ca_record.id)))
+            .as_deref(),
+        &ca.url(&format!("/pki/ca/{}.der", ca_record.id)),
+    ));
+    if profile.ocsp_nocheck {
+        p.custom_extensions.push(ext::ocsp_nocheck());
+    }
+    if let Some(policies) = ext::certificate_policies(&profile.policies) {
+        p.custom_extensions.push(policies);
+    }
+    Ok(p)
+}
+
+fn serial_hex_of(p: &CertificateParams) -> String {
+    p.serial_number
+        .as_ref()
+        .map(|s| kizuna_core::secret::hex(s.as_ref()))
+        .unwrap_or_default()
+}
+
+/// Issues a certificate: checks, signs, stores, audits.
+pub async fn issue(ca: &Ca, req: IssueRequest) -> Result<Issued, CaError> {
+    let profile = ca
+        .profiles
+        .get(&req.profile)
+        .ok_or_else(|| CaError::UnknownProfile(req.profile.clone()))?
+        .clone();
+    if profile.internal && !req.internal {
+        return Err(CaError::Forbidden(format!(
+            "profile {} is issued by Kizuna itself only",
+            profile.name
+        )));
+    }
+    let csr = csr::parse(&req.csr)?;
+    profile
+        .allows_key(csr.key.key_type)
+        .map_err(CaError::NotAllowed)?;
+    let mut sans = req
+        .sans
+        .clone()
+        .unwrap_or_else(|| csr.requested_sans.clone());
+    sans.dedup();
+    let org = match &req.org_id {
+        Some(id) => Some(
+            orgs::find(&ca.core.db, id)
+                .await
+                .map_err(|_| CaError::Invalid(format!("no organization {id}")))?,
+        ),
+        None => None,
+    };
+    let allowed = match &org {
+        Some(o) => ca.allowed_names(&o.id).await?,
+        None => AllowedNames::default(),
+    };
+    let device_id = check_names(&profile, &sans, org.as_ref(), &allowed)?;
+    if let Some(nc) = ca
+        .config
+        .issuers
+        .get(&profile.issuer)
+        .map(|i| &i.name_constraints)
+        && let Some(v) = sans.iter().find_map(|s| nc.violation(s))
+    {
+        return Err(CaError::NotAllowed(v));
+    }
+    let ca_record = hierarchy::active(ca, &profile.issuer)
+        .await?
+        .ok_or_else(|| CaError::NotReady(format!("issuing CA {} is not set up", profile.issuer)))?;
+    let loaded = hierarchy::load(ca, ca_record).await?;
+    let (serial, serial_hex) = random_serial();
+    let p = params(
+        ca,
+        &profile,
+        &csr,
+        &sans,
+        device_id.as_deref(),
+        &loaded.record,
+        serial,
+    )?;
+    let cert = p
+        .signed_by(&csr.key, &loaded.issuer)
+        .map_err(CaError::from)?;
+    let record = CertRecord {
+        serial: serial_hex.clone(),
+        ca_id: loaded.record.id.clone(),
+        subject: p
+            .distinguished_name
+            .get(&DnType::CommonName)
+            .map(|v| format!("CN={}", dn_text(v)))
+            .unwrap_or_default(),
+        sans: Sans(sans.clone()),
+        profile: profile.name.clone(),
+        org_id: org.as_ref().map(|o| o.id.clone()),
+        device_id,
+        key_sha256: csr.key.fingerprint(),
+        not_before: p.not_before.unix_timestamp(),
+        not_after: p.not_after.unix_timestamp(),
+        status: "valid".into(),
+        revoked_at: None,
+        revocation_reason: None,
+        requested_by: format!("{}:{}", req.actor.kind.as_str(), req.actor.id),
+        der: cert.der().to_vec(),
+        created_at: kizuna_core::time::now_unix(),
+    };
+    let event = AuditEvent::new(
+        req.actor.clone(),
+        "cert.issue",
+        format!("cert:{serial_hex}"),
+    )
+    .details(json!({
+        "profile": profile.name,
+        "ca": record.ca_id,
+        "sans": sans.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "key": csr.key.key_type.to_string(),
+        "org_id": record.org_id,
+        "device_id": record.device_id,
+        "not_after": record.not_after,
+        "ignored_extensions": csr.ignored_extensions,
+    }));
+    ca.writer
+        .store(record.clone(), event)
+        .await
+        .map_err(CaError::Storage)?;
+    let chain = hierarchy::chain(ca, &record.ca_id).await?;
+    Ok(Issued {
+        certificate_pem: pem("CERTIFICATE", cert.der()),
+        chain_pem: chain.iter().map(|d| pem("CERTIFICATE", d)).collect(),
+        ignored_extensions: csr.ignored_extensions,
+        record,
+    })
+}
+
+fn dn_text(value: &rcgen::DnValue) -> String {
+    match value {
+        rcgen::DnValue::Utf8String(s) => s.clone(),
+        rcgen::DnValue::PrintableString(s) => s.as_str().to_string(),
+        rcgen::DnValue::Ia5String(s) => s.as_str().to_string(),
+        other => format!("{other:?}"),
+    }
+}

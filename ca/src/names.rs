@@ -1,0 +1,356 @@
+//! Subject alternative names, and the rules that bound them: an organization's allowed
+//! names (DNS suffixes, IP ranges) and an issuing CA's name constraints (RFC 5280 §4.2.1.10).
+
+use std::fmt;
+use std::net::IpAddr;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "value", rename_all = "lowercase")]
+pub enum San {
+    Dns(String),
+    Ip(IpAddr),
+    Uri(String),
+    Email(String),
+}
+
+impl fmt::Display for San {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            San::Dns(d) => write!(f, "DNS:{d}"),
+            San::Ip(ip) => write!(f, "IP:{ip}"),
+            San::Uri(u) => write!(f, "URI:{u}"),
+            San::Email(e) => write!(f, "email:{e}"),
+        }
+    }
+}
+
+impl FromStr for San {
+    type Err = String;
+    /// `dns:name`, `ip:address`, `uri:value`, `email:address`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (kind, value) = s.split_once(':').ok_or_else(|| {
+            format!("{s:?}: write names as dns:NAME, ip:ADDRESS, uri:URI or email:ADDRESS")
+        })?;
+        match kind.to_ascii_lowercase().as_str() {
+            "dns" => Ok(San::Dns(value.to_string())),
+            "ip" => value
+                .parse()
+                .map(San::Ip)
+                .map_err(|_| format!("{value:?} is not an IP address")),
+            "uri" => Ok(San::Uri(value.to_string())),
+            "email" => Ok(San::Email(value.to_string())),
+            _ => Err(format!("{s:?}: the kind must be dns, ip, uri or email")),
+        }
+    }
+}
+
+/// A DNS name that a certificate may carry: LDH labels, no wildcards, at most 253 bytes.
+pub fn valid_dns_name(name: &str) -> bool {
+    name.len() <= 253
+        && !name.is_empty()
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        })
+}
+
+/// `name` is `domain` or inside it.
+pub fn dns_within(name: &str, domain: &str) -> bool {
+    let domain = domain.trim_start_matches('.');
+    name == domain || name.ends_with(&format!(".{domain}"))
+}
+
+/// An IP range `address/prefix`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    pub addr: IpAddr,
+    pub prefix: u8,
+}
+
+impl FromStr for Cidr {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (addr, prefix) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        };
+        let addr: IpAddr = addr
+            .parse()
+            .map_err(|_| format!("{s:?} is not an IP range"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            Some(p) => p
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(|| format!("{s:?}: bad prefix length"))?,
+            None => max,
+        };
+        Ok(Cidr { addr, prefix })
+    }
+}
+
+impl fmt::Display for Cidr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+impl Cidr {
+    pub fn contains(&self, ip: &IpAddr) -> bool {
+        let (a, b) = match (self.addr, ip) {
+            (IpAddr::V4(a), IpAddr::V4(b)) => (
+                u128::from(u32::from(a)) << 96,
+                u128::from(u32::from(*b)) << 96,
+            ),
+            (IpAddr::V6(a), IpAddr::V6(b)) => (u128::from(a), u128::from(*b)),
+            _ => return false,
+        };
+        // IPv4 addresses sit in the top 32 bits, so the same mask arithmetic serves both.
+        let mask = if self.prefix == 0 {
+            0
+        } else {
+            u128::MAX << (128 - u32::from(self.prefix))
+        };
+        a & mask == b & mask
+    }
+
+    /// The address and mask as name constraints encode them (RFC 5280 §4.2.1.10).
+    pub fn constraint_bytes(&self) -> Vec<u8> {
+        let (addr, len): (Vec<u8>, usize) = match self.addr {
+            IpAddr::V4(a) => (a.octets().to_vec(), 4),
+            IpAddr::V6(a) => (a.octets().to_vec(), 16),
+        };
+        let mut mask = vec![0u8; len];
+        for (i, byte) in mask.iter_mut().enumerate() {
+            let bits = (self.prefix as usize).saturating_sub(i * 8).min(8);
+            *byte = if bits == 0 { 0 } else { 0xffu8 << (8 - bits) };
+        }
+        let mut out = addr;
+        out.extend_from_slice(&mask);
+        out
+    }
+}
+
+/// The names an organization may put in certificates (for profiles that check them).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AllowedNames {
+    /// DNS domains: each allows itself and every name below it.
+    #[serde(default)]
+    pub dns: Vec<String>,
+    /// IP ranges, CIDR notation.
+    #[serde(default)]
+    pub ip: Vec<String>,
+}
+
+impl AllowedNames {
+    pub fn allows(&self, san: &San) -> bool {
+        match san {
+            San::Dns(name) => self.dns.iter().any(|d| dns_within(name, d)),
+            San::Ip(ip) => self
+                .ip
+                .iter()
+                .filter_map(|c| c.parse::<Cidr>().ok())
+                .any(|c| c.contains(ip)),
+            _ => false,
+        }
+    }
+}
+
+/// Tests one constraint value against a name.
+type Matcher = Box<dyn Fn(&str) -> bool>;
+
+/// Name constraints of an issuing CA.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NameConstraints {
+    pub permitted_dns: Vec<String>,
+    pub excluded_dns: Vec<String>,
+    pub permitted_ip: Vec<String>,
+    pub excluded_ip: Vec<String>,
+    /// Host or domain of URIs (RFC 5280: the host part; a leading dot means "below").
+    pub permitted_uri: Vec<String>,
+    pub excluded_uri: Vec<String>,
+    /// Mailbox, host or domain of email addresses.
+    pub permitted_email: Vec<String>,
+    pub excluded_email: Vec<String>,
+}
+
+impl NameConstraints {
+    pub fn is_empty(&self) -> bool {
+        *self == NameConstraints::default()
+    }
+
+    /// Checks every value parses; returns the first problem.
+    pub fn validate(&self) -> Result<(), String> {
+        for ip in self.permitted_ip.iter().chain(&self.excluded_ip) {
+            ip.parse::<Cidr>()?;
+        }
+        for dns in self.permitted_dns.iter().chain(&self.excluded_dns) {
+            if !valid_dns_name(dns.trim_start_matches('.')) {
+                return Err(format!("{dns:?} is not a DNS name"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Why `san` falls outside these constraints, if it does.
+    pub fn violation(&self, san: &San) -> Option<String> {
+        let (permitted, excluded, matches): (&[String], &[String], Matcher) = match san {
+            San::Dns(name) => {
+                let name = name.clone();
+                (
+                    &self.permitted_dns,
+                    &self.excluded_dns,
+                    Box::new(move |c: &str| dns_within(&name, c)),
+                )
+            }
+            San::Ip(ip) => {
+                let ip = *ip;
+                (
+                    &self.permitted_ip,
+                    &self.excluded_ip,
+                    Box::new(move |c: &str| c.parse::<Cidr>().is_ok_and(|c| c.contains(&ip))),
+                )
+            }
+            San::Uri(uri) => {
+                let host = uri_host(uri);
+                (
+                    &self.permitted_uri,
+                    &self.excluded_uri,
+                    Box::new(move |c: &str| {
+                        host.as_deref().is_some_and(|h| {
+                            if c.starts_with('.') {
+                                h.ends_with(c)
+                            } else {
+                                h == c
+                            }
+                        })
+                    }),
+                )
+            }
+            San::Email(email) => {
+                let email = email.clone();
+                (
+                    &self.permitted_email,
+                    &self.excluded_email,
+                    Box::new(move |c: &str| {
+                        let domain = email.rsplit_once('@').map(|(_, d)| d).unwrap_or("");
+                        if c.contains('@') {
+                            email == c
+                        } else if c.starts_with('.') {
+                            domain.ends_with(c)
+                        } else {
+                            domain == c
+                        }
+                    }),
+                )
+            }
+        };
+        if let Some(hit) = excluded.iter().find(|c| matches(c)) {
+            return Some(format!(
+                "{san} is excluded by the issuing CA's name constraints ({hit})"
+            ));
+        }
+        if !permitted.is_empty() && !permitted.iter().any(|c| matches(c)) {
+            return Some(format!("{san} is outside the issuing CA's permitted names"));
+        }
+        None
+    }
+}
+
+/// The host of a URI with an authority (`scheme://host/...`); URNs have none.
+fn uri_host(uri: &str) -> Option<String> {
+    let rest = uri.split_once("://")?.1;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let host = authority.rsplit('@').next()?;
+    let host = host.rsplit_once(':').map_or(host, |(h, p)| {
+        if p.chars().all(|c| c.is_ascii_digit()) {
+            h
+        } else {
+            host
+        }
+    });
+    Some(host.to_ascii_lowercase())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dns_names_and_domains() {
+        assert!(valid_dns_name("api.water.city.example"));
+        assert!(!valid_dns_name("*.city.example"));
+        assert!(!valid_dns_name("Upper.example"));
+        assert!(!valid_dns_name("bad..example"));
+        assert!(dns_within("a.water.city.example", "water.city.example"));
+        assert!(dns_within("water.city.example", "water.city.example"));
+        assert!(!dns_within("evilwater.city.example", "water.city.example"));
+    }
+
+    #[test]
+    fn cidr_ranges() {
+        let net: Cidr = "10.1.0.0/16".parse().unwrap();
+        assert!(net.contains(&"10.1.200.3".parse().unwrap()));
+        assert!(!net.contains(&"10.2.0.1".parse().unwrap()));
+        assert!(!net.contains(&"::1".parse().unwrap()));
+        assert_eq!(net.constraint_bytes(), vec![10, 1, 0, 0, 255, 255, 0, 0]);
+        let v6: Cidr = "2001:db8::/33".parse().unwrap();
+        assert_eq!(&v6.constraint_bytes()[16..21], &[255, 255, 255, 255, 0x80]);
+        assert!("10.0.0.0/33".parse::<Cidr>().is_err());
+    }
+
+    #[test]
+    fn name_constraints_permit_and_exclude() {
+        let nc = NameConstraints {
+            permitted_dns: vec!["city.example".into()],
+            excluded_dns: vec!["secret.city.example".into()],
+            permitted_ip: vec!["10.0.0.0/8".into()],
+            ..Default::default()
+        };
+        assert!(
+            nc.violation(&San::Dns("water.city.example".into()))
+                .is_none()
+        );
+        assert!(
+            nc.violation(&San::Dns("x.secret.city.example".into()))
+                .is_some()
+        );
+        assert!(nc.violation(&San::Dns("evil.example".into())).is_some());
+        assert!(
+            nc.violation(&San::Ip("10.9.9.9".parse().unwrap()))
+                .is_none()
+        );
+        assert!(
+            nc.violation(&San::Ip("192.168.0.1".parse().unwrap()))
+                .is_some()
+        );
+        assert!(
+            nc.violation(&San::Uri("urn:kizuna:device:o:d".into()))
+                .is_none(),
+            "no URI constraints"
+        );
+    }
+
+    #[test]
+    fn sans_parse_from_text() {
+        assert_eq!(
+            "dns:a.example".parse::<San>().unwrap(),
+            San::Dns("a.example".into())
+        );
+        assert_eq!(
+            "ip:10.0.0.1".parse::<San>().unwrap(),
+            San::Ip("10.0.0.1".parse().unwrap())
+        );
+        assert!("ftp:x".parse::<San>().is_err());
+    }
+}

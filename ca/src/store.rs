@@ -1,0 +1,176 @@
+//! Issued certificates: every one is stored (the revocation responders and the console read
+//! them). Inserts go through one writer task that commits whatever is waiting — the
+//! certificates and their `cert.issue` audit entries — in a single transaction.
+
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot};
+
+use kizuna_core::audit::{self, AuditEvent};
+use kizuna_core::db::{AnyConnection, Db};
+
+use crate::names::San;
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct CertRecord {
+    pub serial: String,
+    pub ca_id: String,
+    pub subject: String,
+    #[sqlx(try_from = "String")]
+    pub sans: Sans,
+    pub profile: String,
+    pub org_id: Option<String>,
+    pub device_id: Option<String>,
+    pub key_sha256: String,
+    pub not_before: i64,
+    pub not_after: i64,
+    pub status: String,
+    pub revoked_at: Option<i64>,
+    pub revocation_reason: Option<String>,
+    pub requested_by: String,
+    #[serde(skip)]
+    pub der: Vec<u8>,
+    pub created_at: i64,
+}
+
+/// Subject alternative names as stored (a JSON list).
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(transparent)]
+pub struct Sans(pub Vec<San>);
+
+impl TryFrom<String> for Sans {
+    type Error = serde_json::Error;
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        serde_json::from_str(&text).map(Sans)
+    }
+}
+
+const COLUMNS: &str = "serial, ca_id, subject, sans, profile, org_id, device_id, key_sha256, not_before, not_after, \
+    status, revoked_at, revocation_reason, requested_by, der, created_at";
+
+pub async fn get(db: &Db, serial: &str) -> Result<Option<CertRecord>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM certificates WHERE serial = $1"
+    ))
+    .bind(serial.to_ascii_lowercase())
+    .fetch_optional(db.pool())
+    .await
+}
+
+/// Filters for listings; every field narrows.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub ca_id: Option<String>,
+    pub org_id: Option<String>,
+    pub device_id: Option<String>,
+    pub profile: Option<String>,
+    pub status: Option<String>,
+    /// Only certificates that expire before this unix time.
+    pub expiring_before: Option<i64>,
+    /// A substring of the subject or of a subject alternative name.
+    pub name: Option<String>,
+    pub limit: i64,
+}
+
+pub async fn list(db: &Db, f: &Filter) -> Result<Vec<CertRecord>, sqlx::Error> {
+    let name = f
+        .name
+        .as_ref()
+        .map(|n| format!("%{}%", n.replace(['%', '_'], "")));
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM certificates WHERE \
+         ($1 IS NULL OR ca_id = $1) AND ($2 IS NULL OR org_id = $2) AND ($3 IS NULL OR device_id = $3) AND \
+         ($4 IS NULL OR profile = $4) AND ($5 IS NULL OR status = $5) AND ($6 IS NULL OR not_after < $6) AND \
+         ($7 IS NULL OR subject LIKE $7 OR sans LIKE $7) \
+         ORDER BY created_at DESC, serial LIMIT $8"
+    ))
+    .bind(&f.ca_id)
+    .bind(&f.org_id)
+    .bind(&f.device_id)
+    .bind(&f.profile)
+    .bind(&f.status)
+    .bind(f.expiring_before)
+    .bind(name)
+    .bind(if f.limit > 0 { f.limit.min(10_000) } else { 100 })
+    .fetch_all(db.pool())
+    .await
+}
+
+async fn insert(conn: &mut AnyConnection, c: &CertRecord) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO certificates (serial, ca_id, subject, sans, profile, org_id, device_id, key_sha256, not_before, \
+         not_after, status, requested_by, der, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+    )
+    .bind(&c.serial)
+    .bind(&c.ca_id)
+    .bind(&c.subject)
+    .bind(serde_json::to_string(&c.sans).unwrap_or_else(|_| "[]".into()))
+    .bind(&c.profile)
+    .bind(&c.org_id)
+    .bind(&c.device_id)
+    .bind(&c.key_sha256)
+    .bind(c.not_before)
+    .bind(c.not_after)
+    .bind(&c.status)
+    .bind(&c.requested_by)
+    .bind(&c.der)
+    .bind(c.created_at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+type Pending = (CertRecord, AuditEvent, oneshot::Sender<Result<(), String>>);
+const MAX_BATCH: usize = 256;
+
+/// The certificate writer (group commit). Cheap to clone.
+#[derive(Clone)]
+pub struct CertWriter {
+    sender: mpsc::Sender<Pending>,
+}
+
+impl CertWriter {
+    pub fn start(db: Db) -> CertWriter {
+        let (sender, mut receiver) = mpsc::channel::<Pending>(MAX_BATCH * 8);
+        tokio::spawn(async move {
+            let mut batch = Vec::with_capacity(MAX_BATCH);
+            while receiver.recv_many(&mut batch, MAX_BATCH).await > 0 {
+                let result = commit(&db, &batch).await;
+                let failure = result.as_ref().err().map(|e| e.to_string());
+                if let Some(e) = &failure {
+                    tracing::error!(error = %e, count = batch.len(), "storing issued certificates failed");
+                }
+                let entries = result.unwrap_or_default();
+                for (_, _, reply) in batch.drain(..) {
+                    let _ = reply.send(match &failure {
+                        Some(e) => Err(e.clone()),
+                        None => Ok(()),
+                    });
+                }
+                audit::publish(&entries);
+            }
+        });
+        CertWriter { sender }
+    }
+
+    /// Stores a certificate with its audit entry; returns once both are committed.
+    pub async fn store(&self, record: CertRecord, event: AuditEvent) -> Result<(), String> {
+        let (reply, done) = oneshot::channel();
+        self.sender
+            .send((record, event, reply))
+            .await
+            .map_err(|_| "the certificate writer has stopped".to_string())?;
+        done.await
+            .map_err(|_| "the certificate writer has stopped".to_string())?
+    }
+}
+
+async fn commit(db: &Db, batch: &[Pending]) -> Result<Vec<audit::AuditEntry>, sqlx::Error> {
+    let mut tx = db.begin().await?;
+    for (record, _, _) in batch {
+        insert(tx.conn(), record).await?;
+    }
+    let events: Vec<AuditEvent> = batch.iter().map(|(_, e, _)| e.clone()).collect();
+    let entries = audit::append_in(tx.conn(), &events).await?;
+    tx.commit().await?;
+    Ok(entries)
+}

@@ -1,0 +1,313 @@
+//! `kizuna ca …` (the hierarchy) and `kizuna cert …` (issued certificates).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::Subcommand;
+
+use kizuna_ca::hierarchy;
+use kizuna_ca::issue::{IssueRequest, pem};
+use kizuna_ca::names::San;
+use kizuna_ca::store::{self, Filter};
+use kizuna_core::audit::Actor;
+use kizuna_core::orgs;
+use kizuna_core::time::unix_to_rfc3339;
+
+use crate::config::Config;
+use crate::serve::{close, open_idp};
+
+#[derive(Subcommand)]
+pub enum CaCommand {
+    /// Create the root and issuing CA (what `serve` does on first start), or — with
+    /// --root-csr-out — an issuing CA whose root is kept offline: writes its CSR to FILE.
+    Init {
+        #[arg(long, value_name = "FILE")]
+        root_csr_out: Option<PathBuf>,
+        /// Logical name of the issuing CA for --root-csr-out.
+        #[arg(long, default_value = "issuing")]
+        name: String,
+    },
+    /// Install the certificate an offline root signed for a pending issuing CA.
+    ImportIssuer {
+        /// The signed issuing CA certificate (PEM).
+        #[arg(long, value_name = "FILE")]
+        cert: PathBuf,
+        /// The root CA certificate that signed it (PEM).
+        #[arg(long, value_name = "FILE")]
+        root: PathBuf,
+    },
+    /// Create another issuing CA under the root (e.g. one for devices, one for services).
+    CreateIssuer {
+        #[arg(long)]
+        name: String,
+    },
+    /// Roll over an issuing CA: a new generation issues from now on; the old one stays valid
+    /// for its certificates.
+    Rollover {
+        #[arg(long)]
+        name: String,
+    },
+    /// List the CAs with their validity.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum CertCommand {
+    /// Issue a certificate from a PKCS#10 request; prints the certificate (PEM).
+    Issue {
+        #[arg(long, value_name = "FILE")]
+        csr: PathBuf,
+        #[arg(long)]
+        profile: String,
+        /// Owning organization (id or name).
+        #[arg(long, value_name = "ORG")]
+        org: Option<String>,
+        /// Name to certify instead of those in the request: dns:…, ip:…, uri:…, email:… (repeatable).
+        #[arg(long = "san", value_name = "NAME")]
+        sans: Vec<String>,
+        /// Also print the chain (issuing CA up to the root).
+        #[arg(long)]
+        chain: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List issued certificates.
+    List {
+        #[arg(long, value_name = "ORG")]
+        org: Option<String>,
+        #[arg(long)]
+        profile: Option<String>,
+        /// valid, revoked or hold.
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long)]
+        device: Option<String>,
+        /// Only those expiring within this many days.
+        #[arg(long, value_name = "DAYS")]
+        expiring_days: Option<i64>,
+        /// A substring of the subject or a name.
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one certificate.
+    Show {
+        serial: String,
+        /// Print the certificate as PEM.
+        #[arg(long)]
+        pem: bool,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub async fn ca(cmd: CaCommand, config: &Config) -> Result<ExitCode> {
+    let (idp, writer) = open_idp(config).await?;
+    let ca = crate::serve::ca(config, &idp)?;
+    let result = async {
+        match cmd {
+            CaCommand::Init { root_csr_out: Some(path), name } => {
+                let csr = hierarchy::start_offline_issuer(&ca, &name, Actor::cli()).await?;
+                std::fs::write(&path, pem("CERTIFICATE REQUEST", &csr)).with_context(|| format!("cannot write {}", path.display()))?;
+                println!("wrote the CSR of issuing CA {name:?} to {}; have the offline root sign it, then run kizuna ca import-issuer", path.display());
+            }
+            CaCommand::Init { root_csr_out: None, .. } => {
+                let report = hierarchy::init(&ca, Actor::cli()).await?;
+                if report.created.is_empty() {
+                    println!("the CA hierarchy already exists (kizuna ca list)");
+                }
+                for c in report.created {
+                    println!("created {} CA {}", c.kind, c.id);
+                }
+            }
+            CaCommand::ImportIssuer { cert, root } => {
+                let cert = std::fs::read(&cert).with_context(|| format!("cannot read {}", cert.display()))?;
+                let root = std::fs::read(&root).with_context(|| format!("cannot read {}", root.display()))?;
+                let record = hierarchy::import_issuer(&ca, &cert, &root, Actor::cli()).await?;
+                println!("issuing CA {} is active (signed by {})", record.id, record.parent_id.unwrap_or_default());
+            }
+            CaCommand::CreateIssuer { name } | CaCommand::Rollover { name } => {
+                let record = hierarchy::create_issuer(&ca, &name, Actor::cli()).await?;
+                println!("created issuing CA {} (valid until {})", record.id, unix_to_rfc3339(record.not_after.unwrap_or(0)));
+            }
+            CaCommand::List { json } => {
+                let list = hierarchy::list(&ca).await?;
+                if json {
+                    println!("{}", serde_json::to_string(&list)?);
+                } else {
+                    println!("{:<22}  {:<8}  {:<10}  {:<20}  {:<20}  PARENT", "ID", "KIND", "STATUS", "NOT BEFORE", "NOT AFTER");
+                    for c in list {
+                        println!(
+                            "{:<22}  {:<8}  {:<10}  {:<20}  {:<20}  {}",
+                            c.id,
+                            c.kind,
+                            c.status,
+                            c.not_before.map(unix_to_rfc3339).unwrap_or_else(|| "-".into()),
+                            c.not_after.map(unix_to_rfc3339).unwrap_or_else(|| "-".into()),
+                            c.parent_id.unwrap_or_else(|| "-".into())
+                        );
+                    }
+                }
+            }
+        }
+        anyhow::Ok(ExitCode::SUCCESS)
+    }
+    .await;
+    drop(ca);
+    close(idp, writer).await;
+    result
+}
+
+pub async fn cert(cmd: CertCommand, config: &Config) -> Result<ExitCode> {
+    let (idp, writer) = open_idp(config).await?;
+    let ca = crate::serve::ca(config, &idp)?;
+    let result = async {
+        match cmd {
+            CertCommand::Issue {
+                csr,
+                profile,
+                org,
+                sans,
+                chain,
+                json,
+            } => {
+                let csr = std::fs::read(&csr)
+                    .with_context(|| format!("cannot read {}", csr.display()))?;
+                let org_id = match org {
+                    Some(o) => Some(orgs::find(&idp.core.db, &o).await?.id),
+                    None => None,
+                };
+                let sans = if sans.is_empty() {
+                    None
+                } else {
+                    Some(
+                        sans.iter()
+                            .map(|s| s.parse::<San>())
+                            .collect::<Result<Vec<_>, _>>()
+                            .map_err(anyhow::Error::msg)?,
+                    )
+                };
+                let issued = kizuna_ca::issue::issue(
+                    &ca,
+                    IssueRequest {
+                        csr,
+                        profile,
+                        sans,
+                        org_id,
+                        actor: Actor::cli(),
+                        internal: false,
+                    },
+                )
+                .await?;
+                if json {
+                    println!("{}", serde_json::to_string(&issued)?);
+                } else {
+                    print!("{}", issued.certificate_pem);
+                    if chain {
+                        print!("{}", issued.chain_pem);
+                    }
+                    if !issued.ignored_extensions.is_empty() {
+                        eprintln!(
+                            "note: requested extensions not copied: {}",
+                            issued.ignored_extensions.join(", ")
+                        );
+                    }
+                }
+            }
+            CertCommand::List {
+                org,
+                profile,
+                status,
+                device,
+                expiring_days,
+                name,
+                limit,
+                json,
+            } => {
+                let org_id = match org {
+                    Some(o) => Some(orgs::find(&idp.core.db, &o).await?.id),
+                    None => None,
+                };
+                let filter = Filter {
+                    org_id,
+                    profile,
+                    status,
+                    device_id: device,
+                    expiring_before: expiring_days
+                        .map(|d| kizuna_core::time::now_unix() + d * 86_400),
+                    name,
+                    limit,
+                    ..Filter::default()
+                };
+                let list = store::list(&idp.core.db, &filter).await?;
+                if json {
+                    println!("{}", serde_json::to_string(&list)?);
+                } else if list.is_empty() {
+                    println!("no certificates");
+                } else {
+                    println!(
+                        "{:<32}  {:<11}  {:<7}  {:<20}  NAMES",
+                        "SERIAL", "PROFILE", "STATUS", "NOT AFTER"
+                    );
+                    for c in list {
+                        let names: Vec<String> = c.sans.0.iter().map(ToString::to_string).collect();
+                        println!(
+                            "{:<32}  {:<11}  {:<7}  {:<20}  {}",
+                            c.serial,
+                            c.profile,
+                            c.status,
+                            unix_to_rfc3339(c.not_after),
+                            names.join(", ")
+                        );
+                    }
+                }
+            }
+            CertCommand::Show {
+                serial,
+                pem: as_pem,
+                json,
+            } => {
+                let Some(c) = store::get(&idp.core.db, &serial).await? else {
+                    bail!("no certificate with serial {serial}");
+                };
+                if as_pem {
+                    print!("{}", pem("CERTIFICATE", &c.der));
+                } else if json {
+                    println!("{}", serde_json::to_string(&c)?);
+                } else {
+                    println!("serial:      {}", c.serial);
+                    println!("issuer:      {}", c.ca_id);
+                    println!("subject:     {}", c.subject);
+                    println!(
+                        "names:       {}",
+                        c.sans
+                            .0
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    );
+                    println!("profile:     {}", c.profile);
+                    println!("status:      {}", c.status);
+                    println!("not before:  {}", unix_to_rfc3339(c.not_before));
+                    println!("not after:   {}", unix_to_rfc3339(c.not_after));
+                    println!("org:         {}", c.org_id.unwrap_or_else(|| "-".into()));
+                    println!("device:      {}", c.device_id.unwrap_or_else(|| "-".into()));
+                    println!("key sha256:  {}", c.key_sha256);
+                }
+            }
+        }
+        anyhow::Ok(ExitCode::SUCCESS)
+    }
+    .await;
+    drop(ca);
+    close(idp, writer).await;
+    result
+}
