@@ -30,6 +30,7 @@ pub struct Config {
     pub database_url: Option<String>,
     pub public_url: Option<String>,
     pub kek_file: Option<PathBuf>,
+    #[serde(deserialize_with = "text")]
     pub kek: Option<String>,
     pub log_format: LogFormat,
     pub log_level: String,
@@ -38,6 +39,21 @@ pub struct Config {
     pub http: HttpSection,
     pub oidc: kizuna_idp::OidcConfig,
     pub ca: kizuna_ca::CaConfig,
+    pub pkcs11: Pkcs11Section,
+}
+
+/// A PKCS#11 token (HSM) for CA keys.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Pkcs11Section {
+    /// The PKCS#11 module, e.g. /usr/lib/softhsm/libsofthsm2.so.
+    pub module: Option<String>,
+    #[serde(deserialize_with = "text")]
+    pub token_label: Option<String>,
+    /// The user PIN (secret); or `pin_file`.
+    #[serde(deserialize_with = "text")]
+    pub pin: Option<String>,
+    pub pin_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -79,6 +95,7 @@ impl Default for Config {
             http: HttpSection::default(),
             oidc: kizuna_idp::OidcConfig::default(),
             ca: kizuna_ca::CaConfig::default(),
+            pkcs11: Pkcs11Section::default(),
         }
     }
 }
@@ -126,11 +143,26 @@ pub struct Overrides {
     pub listen: Option<String>,
 }
 
-/// Environment variables that are not configuration keys (figment hands the key over in
-/// the case it was written in).
+/// Text settings read verbatim from the environment: the general environment provider
+/// would turn `KIZUNA_PKCS11__PIN=012345` into the number 12345.
+const TEXT_VARIABLES: [(&str, &str); 5] = [
+    ("KIZUNA_PKCS11__PIN", "pkcs11.pin"),
+    ("KIZUNA_PKCS11__TOKEN_LABEL", "pkcs11.token_label"),
+    ("KIZUNA_KEK", "kek"),
+    ("KIZUNA_CA__ORGANIZATION", "ca.organization"),
+    ("KIZUNA_CA__COUNTRY", "ca.country"),
+];
+
+/// Environment variables that are not configuration keys, or that are read verbatim
+/// (figment hands the key over in the case it was written in).
 fn ignored_env_key(key: &str) -> bool {
     let key = key.to_ascii_lowercase();
-    key == "config" || key.starts_with("test_") || key == "database_url_file"
+    key == "config"
+        || key.starts_with("test_")
+        || key == "database_url_file"
+        || TEXT_VARIABLES
+            .iter()
+            .any(|(var, _)| var["KIZUNA_".len()..].eq_ignore_ascii_case(&key))
 }
 
 /// Which configuration file applies, if any.
@@ -160,6 +192,11 @@ impl Config {
                 .split("__")
                 .filter(|key| !ignored_env_key(key.as_str())),
         );
+        for (var, key) in TEXT_VARIABLES {
+            if let Ok(value) = std::env::var(var) {
+                figment = figment.merge(Serialized::default(key, value));
+            }
+        }
         if let Some(path) = std::env::var_os("KIZUNA_DATABASE_URL_FILE") {
             let path = PathBuf::from(path);
             let url = std::fs::read_to_string(&path).map_err(|source| ConfigError::SecretFile {
@@ -235,6 +272,26 @@ impl Config {
         self.ca
             .validate()
             .map_err(|(key, message)| ConfigError::BadValue { key, message })?;
+        if let Some(module) = &self.pkcs11.module {
+            if self.pkcs11.token_label.is_none() {
+                return Err(ConfigError::BadValue {
+                    key: "pkcs11.token_label",
+                    message: format!("required with pkcs11.module ({module})"),
+                });
+            }
+            if self.pkcs11.pin.is_some() == self.pkcs11.pin_file.is_some() {
+                return Err(ConfigError::BadValue {
+                    key: "pkcs11.pin",
+                    message: "set pkcs11.pin or pkcs11.pin_file (one of them)".into(),
+                });
+            }
+        }
+        if self.ca.key_backend == "pkcs11" && self.pkcs11.module.is_none() {
+            return Err(ConfigError::BadValue {
+                key: "ca.key_backend",
+                message: "pkcs11 needs the [pkcs11] section (module, token_label, pin)".into(),
+            });
+        }
         tracing_subscriber::EnvFilter::try_new(&self.log_level).map_err(|e| ConfigError::BadValue {
             key: "log_level",
             message: format!("{e}: use a level (error, warn, info, debug, trace) or a filter such as info,kizuna=debug"),
@@ -295,6 +352,9 @@ impl Config {
         let mut shown = self.clone();
         shown.database_url = Some(redact_url(&self.database_url()));
         shown.public_url = Some(self.public_url());
+        if shown.pkcs11.pin.is_some() {
+            shown.pkcs11.pin = Some("<redacted>".into());
+        }
         if shown.kek.is_some() {
             shown.kek = Some("<redacted>".into());
         } else if shown.kek_file.is_none() {
@@ -365,6 +425,7 @@ mod tests {
         assert!(ignored_env_key("CONFIG"));
         assert!(ignored_env_key("TEST_POSTGRES_URL"));
         assert!(ignored_env_key("DATABASE_URL_FILE"));
+        assert!(ignored_env_key("PKCS11__PIN"), "read verbatim instead");
         assert!(!ignored_env_key("LISTEN"));
     }
 
@@ -401,4 +462,43 @@ mod tests {
             "sqlite://./kizuna-data/kizuna.db?mode=rwc"
         );
     }
+}
+
+impl Pkcs11Section {
+    /// The token settings, reading the PIN file if that is how the PIN is given.
+    pub fn settings(&self) -> Result<Option<kizuna_core::custody::pkcs11::Pkcs11Settings>, String> {
+        let Some(module) = &self.module else {
+            return Ok(None);
+        };
+        let pin = match (&self.pin, &self.pin_file) {
+            (Some(pin), _) => pin.clone(),
+            (None, Some(path)) => std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read pkcs11.pin_file {}: {e}", path.display()))?
+                .trim()
+                .to_string(),
+            (None, None) => return Err("pkcs11.pin is missing".into()),
+        };
+        Ok(Some(kizuna_core::custody::pkcs11::Pkcs11Settings {
+            module: module.clone(),
+            token_label: self.token_label.clone().unwrap_or_default(),
+            pin,
+        }))
+    }
+}
+
+/// A text value that an environment variable may have spelled as a number (`KIZUNA_PKCS11__PIN=1234`
+/// arrives as an integer).
+fn text<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Text {
+        String(String),
+        Unsigned(u64),
+        Signed(i64),
+    }
+    Ok(Option::<Text>::deserialize(deserializer)?.map(|t| match t {
+        Text::String(s) => s,
+        Text::Unsigned(n) => n.to_string(),
+        Text::Signed(n) => n.to_string(),
+    }))
 }

@@ -63,7 +63,15 @@ pub async fn open_core(
 ) -> Result<(Core, tokio::task::JoinHandle<()>)> {
     let db = open_db(config).await?;
     let kek = custody::open_kek(&db, &config.kek_source()).await?;
-    let custody = KeyCustody::new(db.clone(), Arc::new(SoftwareBackend::new(kek)));
+    let mut others: Vec<Arc<dyn custody::KeyBackend>> = Vec::new();
+    if let Some(settings) = config.pkcs11.settings().map_err(anyhow::Error::msg)? {
+        let backend =
+            tokio::task::spawn_blocking(move || custody::pkcs11::Pkcs11Backend::open(&settings))
+                .await??;
+        others.push(Arc::new(backend));
+    }
+    let custody =
+        KeyCustody::with_backends(db.clone(), Arc::new(SoftwareBackend::new(kek)), others);
     let (audit, writer) = AuditLog::start(db.clone());
     let core = Core {
         db,

@@ -16,7 +16,10 @@ fn config_show_prints_the_effective_configuration_with_secrets_redacted() {
             "postgres://kizuna:s3cr3t-pw@db.city.example/kizuna",
         )
         .env("KIZUNA_KEK", "MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE=")
-        .env("KIZUNA_HTTP__MAX_BODY_BYTES", "65536");
+        .env("KIZUNA_HTTP__MAX_BODY_BYTES", "65536")
+        .env("KIZUNA_PKCS11__MODULE", "/usr/lib/softhsm/libsofthsm2.so")
+        .env("KIZUNA_PKCS11__TOKEN_LABEL", "0099")
+        .env("KIZUNA_PKCS11__PIN", "012345");
     std::fs::write(
         k.dir.path().join("kizuna.toml"),
         "listen = \"127.0.0.1:9090\"\n[database]\nmax_connections = 8\n",
@@ -43,6 +46,11 @@ fn config_show_prints_the_effective_configuration_with_secrets_redacted() {
     assert!(!shown.contains("s3cr3t"), "password leaked: {shown}");
     assert!(!shown.contains("MDEyMzQ1"), "KEK leaked: {shown}");
     assert!(shown.contains("<redacted>"));
+    assert!(
+        shown.contains("token_label = \"0099\""),
+        "digits stay text: {shown}"
+    );
+    assert!(!shown.contains("012345"), "PIN leaked: {shown}");
 
     let json: serde_json::Value =
         serde_json::from_str(&k.ok(&["config", "show", "--json"])).unwrap();

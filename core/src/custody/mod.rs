@@ -20,6 +20,8 @@ use serde_json::json;
 use crate::db::{AnyConnection, Db};
 use crate::der;
 
+pub mod pkcs11;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum KeyAlgorithm {
     P256,
@@ -630,8 +632,20 @@ struct CustodyInner {
 
 impl KeyCustody {
     pub fn new(db: Db, default_backend: Arc<dyn KeyBackend>) -> Self {
+        Self::with_backends(db, default_backend, Vec::new())
+    }
+
+    /// Custody with further backends (e.g. PKCS#11) that keys can be generated in by name.
+    pub fn with_backends(
+        db: Db,
+        default_backend: Arc<dyn KeyBackend>,
+        others: Vec<Arc<dyn KeyBackend>>,
+    ) -> Self {
         let name = default_backend.name();
         let mut backends = HashMap::new();
+        for other in others {
+            backends.insert(other.name(), other);
+        }
         backends.insert(name, default_backend);
         KeyCustody {
             inner: Arc::new(CustodyInner {
