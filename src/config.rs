@@ -416,6 +416,45 @@ fn check_public_url(url: &str) -> Result<(), ConfigError> {
     Ok(())
 }
 
+impl Pkcs11Section {
+    /// The token settings, reading the PIN file if that is how the PIN is given.
+    pub fn settings(&self) -> Result<Option<kizuna_core::custody::pkcs11::Pkcs11Settings>, String> {
+        let Some(module) = &self.module else {
+            return Ok(None);
+        };
+        let pin = match (&self.pin, &self.pin_file) {
+            (Some(pin), _) => pin.clone(),
+            (None, Some(path)) => std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read pkcs11.pin_file {}: {e}", path.display()))?
+                .trim()
+                .to_string(),
+            (None, None) => return Err("pkcs11.pin is missing".into()),
+        };
+        Ok(Some(kizuna_core::custody::pkcs11::Pkcs11Settings {
+            module: module.clone(),
+            token_label: self.token_label.clone().unwrap_or_default(),
+            pin,
+        }))
+    }
+}
+
+/// A text value that an environment variable may have spelled as a number (`KIZUNA_PKCS11__PIN=1234`
+/// arrives as an integer).
+fn text<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Text {
+        String(String),
+        Unsigned(u64),
+        Signed(i64),
+    }
+    Ok(Option::<Text>::deserialize(deserializer)?.map(|t| match t {
+        Text::String(s) => s,
+        Text::Unsigned(n) => n.to_string(),
+        Text::Signed(n) => n.to_string(),
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -462,43 +501,4 @@ mod tests {
             "sqlite://./kizuna-data/kizuna.db?mode=rwc"
         );
     }
-}
-
-impl Pkcs11Section {
-    /// The token settings, reading the PIN file if that is how the PIN is given.
-    pub fn settings(&self) -> Result<Option<kizuna_core::custody::pkcs11::Pkcs11Settings>, String> {
-        let Some(module) = &self.module else {
-            return Ok(None);
-        };
-        let pin = match (&self.pin, &self.pin_file) {
-            (Some(pin), _) => pin.clone(),
-            (None, Some(path)) => std::fs::read_to_string(path)
-                .map_err(|e| format!("cannot read pkcs11.pin_file {}: {e}", path.display()))?
-                .trim()
-                .to_string(),
-            (None, None) => return Err("pkcs11.pin is missing".into()),
-        };
-        Ok(Some(kizuna_core::custody::pkcs11::Pkcs11Settings {
-            module: module.clone(),
-            token_label: self.token_label.clone().unwrap_or_default(),
-            pin,
-        }))
-    }
-}
-
-/// A text value that an environment variable may have spelled as a number (`KIZUNA_PKCS11__PIN=1234`
-/// arrives as an integer).
-fn text<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Text {
-        String(String),
-        Unsigned(u64),
-        Signed(i64),
-    }
-    Ok(Option::<Text>::deserialize(deserializer)?.map(|t| match t {
-        Text::String(s) => s,
-        Text::Unsigned(n) => n.to_string(),
-        Text::Signed(n) => n.to_string(),
-    }))
 }
