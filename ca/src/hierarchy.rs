@@ -439,7 +439,15 @@ pub async fn create_issuer(ca: &Ca, name: &str, actor: Actor) -> Result<CaRecord
     .await?;
     tx.commit().await?;
     audit::publish(&entries);
+    forget_active(ca, name);
     Ok(record)
+}
+
+/// Makes this replica look up the active CA of `name` again.
+fn forget_active(ca: &Ca, name: &str) {
+    if let Ok(mut cache) = ca.active.lock() {
+        cache.remove(name);
+    }
 }
 
 /// Starts an issuing CA whose root is kept offline: creates its key and returns its CSR
@@ -613,6 +621,7 @@ pub async fn import_issuer(
     .await?;
     tx.commit().await?;
     audit::publish(&entries);
+    forget_active(ca, &record.name);
     record.cert_der = Some(issuer_der);
     record.status = "active".into();
     record.parent_id = Some(root_id);

@@ -333,10 +333,7 @@ pub async fn issue(ca: &Ca, req: IssueRequest) -> Result<Issued, CaError> {
     {
         return Err(CaError::NotAllowed(v));
     }
-    let ca_record = hierarchy::active(ca, &profile.issuer)
-        .await?
-        .ok_or_else(|| CaError::NotReady(format!("issuing CA {} is not set up", profile.issuer)))?;
-    let loaded = hierarchy::load(ca, ca_record).await?;
+    let loaded = ca.active_issuer(&profile.issuer).await?;
     let (serial, serial_hex) = random_serial();
     let p = params(
         ca,
@@ -391,10 +388,10 @@ pub async fn issue(ca: &Ca, req: IssueRequest) -> Result<Issued, CaError> {
         .store(record.clone(), event)
         .await
         .map_err(CaError::Storage)?;
-    let chain = hierarchy::chain(ca, &record.ca_id).await?;
+    let chain = ca.chain_pem(&record.ca_id).await?;
     Ok(Issued {
         certificate_pem: pem("CERTIFICATE", cert.der()),
-        chain_pem: chain.iter().map(|d| pem("CERTIFICATE", d)).collect(),
+        chain_pem: chain.to_string(),
         ignored_extensions: csr.ignored_extensions,
         record,
     })

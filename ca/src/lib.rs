@@ -17,6 +17,7 @@ pub mod verify;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::Router;
 
@@ -72,7 +73,20 @@ pub struct CaState {
     pub auth: Arc<dyn Authenticator>,
     writer: store::CertWriter,
     loaded: Mutex<HashMap<String, Arc<hierarchy::LoadedCa>>>,
+    /// The active CA per logical name, re-read after a few seconds (rollover on another
+    /// replica shows within that time).
+    active: Mutex<HashMap<String, (Arc<hierarchy::LoadedCa>, Instant)>>,
+    /// Chains (PEM) by CA id; a CA's chain never changes.
+    chains: Mutex<HashMap<String, Arc<String>>>,
+    /// Organizations with their allowed names, briefly.
+    orgs: Mutex<HashMap<String, (OrgNames, Instant)>>,
 }
+
+/// An organization and the names it may use.
+type OrgNames = (kizuna_core::orgs::Organization, names::AllowedNames);
+
+/// How long a replica reuses what it read about CAs and organizations.
+const CACHE_TTL: Duration = Duration::from_secs(5);
 
 impl std::ops::Deref for Ca {
     type Target = CaState;
@@ -92,12 +106,74 @@ impl Ca {
             profiles,
             auth,
             loaded: Mutex::new(HashMap::new()),
+            active: Mutex::new(HashMap::new()),
+            chains: Mutex::new(HashMap::new()),
+            orgs: Mutex::new(HashMap::new()),
         })))
     }
 
     /// An absolute URL under the public URL.
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.core.public_url)
+    }
+
+    /// The CA that issues for `name` now, ready to sign.
+    pub async fn active_issuer(&self, name: &str) -> Result<Arc<hierarchy::LoadedCa>, CaError> {
+        if let Some((loaded, at)) = self.active.lock().ok().and_then(|c| c.get(name).cloned())
+            && at.elapsed() < CACHE_TTL
+        {
+            return Ok(loaded);
+        }
+        let record = hierarchy::active(self, name)
+            .await?
+            .ok_or_else(|| CaError::NotReady(format!("issuing CA {name} is not set up")))?;
+        let loaded = hierarchy::load(self, record).await?;
+        if let Ok(mut cache) = self.active.lock() {
+            cache.insert(name.to_string(), (loaded.clone(), Instant::now()));
+        }
+        Ok(loaded)
+    }
+
+    /// The chain of a CA (it and its parents), PEM.
+    pub async fn chain_pem(&self, ca_id: &str) -> Result<Arc<String>, sqlx::Error> {
+        if let Some(chain) = self.chains.lock().ok().and_then(|c| c.get(ca_id).cloned()) {
+            return Ok(chain);
+        }
+        let chain = Arc::new(
+            hierarchy::chain(self, ca_id)
+                .await?
+                .iter()
+                .map(|der| issue::pem("CERTIFICATE", der))
+                .collect::<String>(),
+        );
+        if let Ok(mut cache) = self.chains.lock() {
+            cache.insert(ca_id.to_string(), chain.clone());
+        }
+        Ok(chain)
+    }
+
+    /// An organization (by id or name) and the names it may use.
+    pub async fn organization(&self, id_or_name: &str) -> Result<OrgNames, CaError> {
+        if let Some((found, at)) = self
+            .orgs
+            .lock()
+            .ok()
+            .and_then(|c| c.get(id_or_name).cloned())
+            && at.elapsed() < CACHE_TTL
+        {
+            return Ok(found);
+        }
+        let org = kizuna_core::orgs::find(&self.core.db, id_or_name)
+            .await
+            .map_err(|_| CaError::Invalid(format!("no organization {id_or_name}")))?;
+        let allowed = self.allowed_names(&org.id).await?;
+        if let Ok(mut cache) = self.orgs.lock() {
+            cache.insert(
+                id_or_name.to_string(),
+                ((org.clone(), allowed.clone()), Instant::now()),
+            );
+        }
+        Ok((org, allowed))
     }
 
     /// The names an organization may put in certificates.

@@ -95,27 +95,36 @@ pub async fn list(db: &Db, f: &Filter) -> Result<Vec<CertRecord>, sqlx::Error> {
     .await
 }
 
-async fn insert(conn: &mut AnyConnection, c: &CertRecord) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO certificates (serial, ca_id, subject, sans, profile, org_id, device_id, key_sha256, not_before, \
-         not_after, status, requested_by, der, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-    )
-    .bind(&c.serial)
-    .bind(&c.ca_id)
-    .bind(&c.subject)
-    .bind(serde_json::to_string(&c.sans).unwrap_or_else(|_| "[]".into()))
-    .bind(&c.profile)
-    .bind(&c.org_id)
-    .bind(&c.device_id)
-    .bind(&c.key_sha256)
-    .bind(c.not_before)
-    .bind(c.not_after)
-    .bind(&c.status)
-    .bind(&c.requested_by)
-    .bind(&c.der)
-    .bind(c.created_at)
-    .execute(conn)
-    .await?;
+/// Inserts certificates, several rows per statement.
+async fn insert_all(conn: &mut AnyConnection, records: &[&CertRecord]) -> Result<(), sqlx::Error> {
+    let sizes = kizuna_core::db::batch_sizes(conn);
+    for chunk in kizuna_core::db::chunks(records, sizes) {
+        let sql = kizuna_core::db::insert_sql(
+            "certificates (serial, ca_id, subject, sans, profile, org_id, device_id, key_sha256, not_before, \
+             not_after, status, requested_by, der, created_at)",
+            14,
+            chunk.len(),
+        );
+        let mut query = sqlx::query(&sql);
+        for c in chunk {
+            query = query
+                .bind(&c.serial)
+                .bind(&c.ca_id)
+                .bind(&c.subject)
+                .bind(serde_json::to_string(&c.sans).unwrap_or_else(|_| "[]".into()))
+                .bind(&c.profile)
+                .bind(&c.org_id)
+                .bind(&c.device_id)
+                .bind(&c.key_sha256)
+                .bind(c.not_before)
+                .bind(c.not_after)
+                .bind(&c.status)
+                .bind(&c.requested_by)
+                .bind(&c.der)
+                .bind(c.created_at);
+        }
+        query.execute(&mut *conn).await?;
+    }
     Ok(())
 }
 
@@ -166,9 +175,8 @@ impl CertWriter {
 
 async fn commit(db: &Db, batch: &[Pending]) -> Result<Vec<audit::AuditEntry>, sqlx::Error> {
     let mut tx = db.begin().await?;
-    for (record, _, _) in batch {
-        insert(tx.conn(), record).await?;
-    }
+    let records: Vec<&CertRecord> = batch.iter().map(|(r, _, _)| r).collect();
+    insert_all(tx.conn(), &records).await?;
     let events: Vec<AuditEvent> = batch.iter().map(|(_, e, _)| e.clone()).collect();
     let entries = audit::append_in(tx.conn(), &events).await?;
     tx.commit().await?;

@@ -17,32 +17,6 @@ pub const GENESIS_HASH: &str = "000000000000000000000000000000000000000000000000
 const DOMAIN: &[u8] = b"kizuna-audit-v1";
 /// The most entries the writer commits in one transaction.
 const MAX_BATCH: usize = 1024;
-/// The INSERT text for `rows` rows (built once per size).
-fn insert_sql(rows: usize) -> &'static str {
-    use std::sync::OnceLock;
-    static TEXTS: OnceLock<std::collections::HashMap<usize, String>> = OnceLock::new();
-    let texts = TEXTS.get_or_init(|| {
-        [1usize, 8, 64]
-            .into_iter()
-            .map(|n| {
-                let values: Vec<String> = (0..n)
-                    .map(|row| {
-                        let cols: Vec<String> = (1..=13).map(|c| format!("${}", row * 13 + c)).collect();
-                        format!("({})", cols.join(", "))
-                    })
-                    .collect();
-                let sql = format!(
-                    "INSERT INTO audit_log (seq, id, at, actor_kind, actor_id, action, target, outcome, \
-                     source_ip, request_id, details, prev_hash, hash) VALUES {}",
-                    values.join(", ")
-                );
-                (n, sql)
-            })
-            .collect()
-    });
-    texts[&rows].as_str()
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ActorKind {
@@ -271,24 +245,15 @@ pub async fn append_in(
         prev_hash = entry.hash.clone();
         entries.push(entry);
     }
-    // Several rows per statement, in a few fixed sizes so each connection caches a handful of
-    // prepared statements. SQLite binds `$N` parameters by a linear name search, so its
-    // statements stay small.
-    let sizes: &[usize] = if conn.backend_name() == "SQLite" {
-        &[8, 1]
-    } else {
-        &[64, 8, 1]
-    };
-    let mut rest = entries.as_slice();
-    while !rest.is_empty() {
-        let size = sizes
-            .iter()
-            .copied()
-            .find(|s| *s <= rest.len())
-            .unwrap_or(1);
-        let (chunk, tail) = rest.split_at(size);
-        rest = tail;
-        let mut query = sqlx::query(insert_sql(size));
+    let sizes = crate::db::batch_sizes(conn);
+    for chunk in crate::db::chunks(&entries, sizes) {
+        let sql = crate::db::insert_sql(
+            "audit_log (seq, id, at, actor_kind, actor_id, action, target, outcome, source_ip, \
+             request_id, details, prev_hash, hash)",
+            13,
+            chunk.len(),
+        );
+        let mut query = sqlx::query(&sql);
         for entry in chunk {
             query = query
                 .bind(entry.seq)

@@ -393,6 +393,50 @@ fn redact_query_password(tail: &str) -> String {
     format!("{path}?{}", query.join("&"))
 }
 
+/// Rows per INSERT statement for bulk writes, largest first, in a few fixed sizes so each
+/// connection caches a handful of prepared statements. SQLite binds `$N` parameters by a
+/// linear name search, so its statements stay small.
+pub fn batch_sizes(conn: &AnyConnection) -> &'static [usize] {
+    if conn.backend_name() == "SQLite" {
+        &[8, 1]
+    } else {
+        &[64, 8, 1]
+    }
+}
+
+/// `INSERT INTO table (columns) VALUES ($1, …), (…)` for `rows` rows.
+pub fn insert_sql(table_and_columns: &str, columns: usize, rows: usize) -> String {
+    let values: Vec<String> = (0..rows)
+        .map(|row| {
+            let cols: Vec<String> = (1..=columns)
+                .map(|c| format!("${}", row * columns + c))
+                .collect();
+            format!("({})", cols.join(", "))
+        })
+        .collect();
+    format!(
+        "INSERT INTO {table_and_columns} VALUES {}",
+        values.join(", ")
+    )
+}
+
+/// Splits `items` into chunks of the sizes [`batch_sizes`] allows.
+pub fn chunks<'a, T>(items: &'a [T], sizes: &[usize]) -> Vec<&'a [T]> {
+    let mut out = Vec::new();
+    let mut rest = items;
+    while !rest.is_empty() {
+        let size = sizes
+            .iter()
+            .copied()
+            .find(|s| *s <= rest.len())
+            .unwrap_or(1);
+        let (chunk, tail) = rest.split_at(size);
+        out.push(chunk);
+        rest = tail;
+    }
+    out
+}
+
 /// True when a query failed on a UNIQUE constraint.
 pub fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
