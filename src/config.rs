@@ -39,6 +39,7 @@ pub struct Config {
     pub http: HttpSection,
     pub oidc: kizuna_idp::OidcConfig,
     pub ca: kizuna_ca::CaConfig,
+    pub ocsp: kizuna_ocsp::OcspConfig,
     pub pkcs11: Pkcs11Section,
 }
 
@@ -95,6 +96,7 @@ impl Default for Config {
             http: HttpSection::default(),
             oidc: kizuna_idp::OidcConfig::default(),
             ca: kizuna_ca::CaConfig::default(),
+            ocsp: kizuna_ocsp::OcspConfig::default(),
             pkcs11: Pkcs11Section::default(),
         }
     }
@@ -270,6 +272,9 @@ impl Config {
             .validate()
             .map_err(|(key, message)| ConfigError::BadValue { key, message })?;
         self.ca
+            .validate()
+            .map_err(|(key, message)| ConfigError::BadValue { key, message })?;
+        self.ocsp
             .validate()
             .map_err(|(key, message)| ConfigError::BadValue { key, message })?;
         if let Some(module) = &self.pkcs11.module {

@@ -62,15 +62,23 @@ enum Command {
     /// Manage the certificate authorities.
     #[command(subcommand)]
     Ca(cli::ca::CaCommand),
-    /// Issue and inspect certificates.
+    /// Issue, inspect and revoke certificates.
     #[command(subcommand)]
     Cert(cli::ca::CertCommand),
+    /// Generate certificate revocation lists.
+    #[command(subcommand)]
+    Crl(cli::ca::CrlCommand),
+    /// Run the OCSP responder alone, on the same database as the servers.
+    #[command(subcommand)]
+    Ocsp(cli::ca::OcspCommand),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let listen = match &cli.command {
-        Command::Serve { listen } => listen.clone(),
+        Command::Serve { listen } | Command::Ocsp(cli::ca::OcspCommand::Serve { listen }) => {
+            listen.clone()
+        }
         _ => None,
     };
     let overrides = Overrides {
@@ -85,7 +93,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let serving = matches!(cli.command, Command::Serve { .. });
+    let serving = matches!(cli.command, Command::Serve { .. } | Command::Ocsp(_));
     let _log_guard = logging::init(&config, serving);
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -100,7 +108,15 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async move {
         match cli.command {
-            Command::Serve { .. } => serve::run(config).await.map(|_| ExitCode::SUCCESS),
+            Command::Serve { .. } => serve::run(config, serve::Mode::Full)
+                .await
+                .map(|_| ExitCode::SUCCESS),
+            Command::Ocsp(cli::ca::OcspCommand::Serve { .. }) => {
+                serve::run(config, serve::Mode::OcspOnly)
+                    .await
+                    .map(|_| ExitCode::SUCCESS)
+            }
+            Command::Crl(cmd) => cli::ca::crl(cmd, &config).await,
             Command::Config(cmd) => cli::config(cmd, &config),
             Command::Audit(cmd) => cli::audit(cmd, &config).await,
             Command::Org(cmd) => cli::org(cmd, &config).await,

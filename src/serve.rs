@@ -25,6 +25,7 @@ use kizuna_core::db::Db;
 use kizuna_core::metrics::{self, Metrics};
 use kizuna_core::web::{self, ErrorPage, tls::TlsConnectInfo, tls::TlsListener};
 use kizuna_idp::Idp;
+use kizuna_ocsp::Responder;
 
 use crate::config::{Config, HttpSection};
 
@@ -80,6 +81,7 @@ pub async fn open_core(
         metrics: Metrics::default(),
         secure_cookies: public_url.starts_with("https://"),
         public_url: public_url.into(),
+        changes: kizuna_core::events::ChangeBus::default(),
     };
     Ok((core, writer))
 }
@@ -105,14 +107,19 @@ pub async fn close(idp: Idp, writer: tokio::task::JoinHandle<()>) {
     db.close().await;
 }
 
-/// The whole application: every feature crate's routes and the shared middleware.
-pub fn app(core: Core, idp: Idp, ca: Ca, http: &HttpSection) -> Router {
+/// What a process serves.
+pub enum Mode {
+    /// Everything (`kizuna serve`).
+    Full,
+    /// Only the OCSP responder and health endpoints (`kizuna ocsp serve`).
+    OcspOnly,
+}
+
+/// The whole application: the feature crates' routes and the shared middleware.
+pub fn app(core: Core, features: Router, http: &HttpSection) -> Router {
     Router::new()
         .merge(kizuna_core::router(core.clone()))
-        .merge(kizuna_idp::router(idp.clone()))
-        .merge(kizuna_ca::router(ca))
-        .merge(kizuna_ocsp::router(core.clone()))
-        .merge(kizuna_admin::router(idp))
+        .merge(features)
         .fallback(|| async { ErrorPage::not_found() })
         .layer(from_fn(web::error_page_for_plain_errors))
         .layer(from_fn_with_state(core.metrics.clone(), metrics::track))
@@ -146,7 +153,7 @@ async fn bind(addr: SocketAddr, key: &str) -> Result<TcpListener> {
     })
 }
 
-pub async fn run(config: Config) -> Result<()> {
+pub async fn run(config: Config, mode: Mode) -> Result<()> {
     // Bind first: a taken port is reported before any state is touched, and with port 0 the
     // default public URL names the port actually bound.
     let plain = bind(config.listen_addr(), "listen").await?;
@@ -174,13 +181,28 @@ pub async fn run(config: Config) -> Result<()> {
         tracing::warn!(listen = %config.listen, "serving plain HTTP on a non-loopback address: put a TLS-terminating proxy in front or configure tls_listen");
     }
 
-    let idp = Idp::new(core.clone(), config.oidc.clone());
-    kizuna_idp::init(&idp).await?;
-    let ca = ca(&config, &idp)?;
-    kizuna_ca::init(&ca).await?;
-    let background = kizuna_idp::spawn_background(idp.clone());
-    let bootstrap = kizuna_admin::bootstrap::issue_if_needed(&core).await?;
-    let app = app(core.clone(), idp, ca, &config.http);
+    let responder = Responder::new(core.clone(), config.ocsp.clone());
+    let mut background = Vec::new();
+    let (features, bootstrap) = match mode {
+        Mode::Full => {
+            let idp = Idp::new(core.clone(), config.oidc.clone());
+            kizuna_idp::init(&idp).await?;
+            let ca = ca(&config, &idp)?;
+            kizuna_ca::init(&ca).await?;
+            background.push(kizuna_idp::spawn_background(idp.clone()));
+            background.push(kizuna_ca::spawn_background(ca.clone()));
+            let bootstrap = kizuna_admin::bootstrap::issue_if_needed(&core).await?;
+            let routes = Router::new()
+                .merge(kizuna_idp::router(idp.clone()))
+                .merge(kizuna_ca::router(ca))
+                .merge(kizuna_ocsp::router(responder.clone()))
+                .merge(kizuna_admin::router(idp));
+            (routes, bootstrap)
+        }
+        Mode::OcspOnly => (kizuna_ocsp::router(responder.clone()), None),
+    };
+    background.push(responder.start().await?);
+    let app = app(core.clone(), features, &config.http);
     let (stop, stopped) = watch::channel(false);
 
     println!("Kizuna {} is ready.", env!("CARGO_PKG_VERSION"));
@@ -248,8 +270,10 @@ pub async fn run(config: Config) -> Result<()> {
             Err(_) => tracing::warn!("connections still open after the grace period; closing them"),
         }
     }
-    background.abort();
-    let _ = background.await;
+    for task in background {
+        task.abort();
+        let _ = task.await;
+    }
     let db = core.db.clone();
     drop(core);
     // The audit writer commits what is queued once the last handle is gone.

@@ -76,6 +76,8 @@ async fn run(label: &str, db: &kizuna_core::db::Db) {
                             org_id: Some(org_id.clone()),
                             actor: Actor::system("bench"),
                             internal: false,
+                            common_name: None,
+                            ca_id: None,
                         },
                     )
                     .await

@@ -24,6 +24,11 @@ pub fn router(ca: Ca) -> Router {
         .route("/ca/api/v1/certificates", post(issue).get(list))
         .route("/ca/api/v1/certificates/{serial}", get(show))
         .route("/ca/api/v1/cas", get(cas))
+        .route("/ca/api/v1/certificates/{serial}/revoke", post(revoke_one))
+        .route("/ca/api/v1/certificates/{serial}/unhold", post(unhold_one))
+        .route("/ca/api/v1/revocations", post(revoke_many))
+        .route("/pki/crl/{file}", get(full_crl))
+        .route("/pki/crl/{ca}/{file}", get(shard_crl))
         .with_state(ca)
 }
 
@@ -61,6 +66,7 @@ impl From<CaError> for ApiError {
             }
             CaError::Invalid(_) => ApiError(StatusCode::BAD_REQUEST, "invalid_request", message),
             CaError::Forbidden(_) => ApiError(StatusCode::FORBIDDEN, "forbidden", message),
+            CaError::NotFound(_) => ApiError(StatusCode::NOT_FOUND, "not_found", message),
             CaError::NotReady(_) => ApiError(StatusCode::SERVICE_UNAVAILABLE, "not_ready", message),
             other => {
                 tracing::error!(error = %other, "CA failure");
@@ -222,6 +228,8 @@ async fn issue(
             org_id,
             actor: who.actor(),
             internal: false,
+            common_name: None,
+            ca_id: None,
         },
     )
     .await?;
@@ -293,4 +301,217 @@ async fn show(
 /// `GET /ca/api/v1/cas`: the hierarchy (public information).
 async fn cas(State(ca): State<Ca>) -> Result<Response, ApiError> {
     Ok(Json(hierarchy::list(&ca).await?).into_response())
+}
+
+/// An HTTP date (RFC 9110 §5.6.7).
+fn http_date(secs: i64) -> String {
+    let t =
+        time::OffsetDateTime::from_unix_timestamp(secs).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let format = time::macros::format_description!(
+        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+    );
+    t.format(&format).unwrap_or_default()
+}
+
+/// Serves a stored CRL (DER, or PEM for `.pem`) with validators for caches and CDNs.
+async fn crl_response(
+    ca: &Ca,
+    ca_id: &str,
+    shard: i64,
+    as_pem: bool,
+    headers: &HeaderMap,
+) -> Response {
+    let (der_bytes, this_update, next_update) = match crate::crl::stored(ca, ca_id, shard).await {
+        Ok(Some(found)) => found,
+        Ok(None) => return StatusCode::NOT_FOUND.into_response(),
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    let etag = format!(
+        "\"{}\"",
+        &kizuna_core::secret::hex(&kizuna_core::secret::sha256(&der_bytes))[..32]
+    );
+    let max_age = (next_update - kizuna_core::time::now_unix()).clamp(0, 3600);
+    let not_modified = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag));
+    let mut response = if not_modified {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else if as_pem {
+        (
+            [(header::CONTENT_TYPE, "application/x-pem-file")],
+            pem("X509 CRL", &der_bytes),
+        )
+            .into_response()
+    } else {
+        ([(header::CONTENT_TYPE, "application/pkix-crl")], der_bytes).into_response()
+    };
+    let h = response.headers_mut();
+    for (name, value) in [
+        (header::ETAG, etag),
+        (header::LAST_MODIFIED, http_date(this_update)),
+        (header::EXPIRES, http_date(next_update)),
+        (
+            header::CACHE_CONTROL,
+            format!("public, max-age={max_age}, no-transform"),
+        ),
+    ] {
+        if let Ok(value) = header::HeaderValue::from_str(&value) {
+            h.insert(name, value);
+        }
+    }
+    response.extensions_mut().insert(ProtocolResponse);
+    response
+}
+
+/// `GET /pki/crl/{ca}.crl|.pem`: the full CRL.
+async fn full_crl(State(ca): State<Ca>, Path(file): Path<String>, headers: HeaderMap) -> Response {
+    let (id, as_pem) = match (file.strip_suffix(".crl"), file.strip_suffix(".pem")) {
+        (Some(id), _) => (id, false),
+        (_, Some(id)) => (id, true),
+        _ => return StatusCode::NOT_FOUND.into_response(),
+    };
+    crl_response(&ca, id, crate::crl::FULL, as_pem, &headers).await
+}
+
+/// `GET /pki/crl/{ca}/{shard}.crl|.pem`: one partition.
+async fn shard_crl(
+    State(ca): State<Ca>,
+    Path((id, file)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let (shard, as_pem) = match (file.strip_suffix(".crl"), file.strip_suffix(".pem")) {
+        (Some(s), _) => (s, false),
+        (_, Some(s)) => (s, true),
+        _ => return StatusCode::NOT_FOUND.into_response(),
+    };
+    match shard.parse::<i64>() {
+        Ok(shard) if shard >= 0 => crl_response(&ca, &id, shard, as_pem, &headers).await,
+        _ => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+const REVOKE_SCOPE: &str = "kizuna:cert:revoke";
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RevokeBody {
+    reason: String,
+}
+
+/// `POST /ca/api/v1/certificates/{serial}/revoke`: administrators, or the certificate's
+/// organization with the `kizuna:cert:revoke` scope.
+async fn revoke_one(
+    State(ca): State<Ca>,
+    headers: HeaderMap,
+    Path(serial): Path<String>,
+    body: Result<Json<RevokeBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, ApiError> {
+    let who = principal(&ca, &headers).await?;
+    let Json(body) =
+        body.map_err(|e| ApiError(StatusCode::BAD_REQUEST, "invalid_request", e.body_text()))?;
+    let reason: crate::revoke::Reason = body
+        .reason
+        .parse()
+        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, "invalid_request", e))?;
+    let record = store::get(&ca.core.db, &serial)
+        .await?
+        .filter(|r| {
+            who.has_scope(ADMIN_SCOPE)
+                || (who.has_scope(REVOKE_SCOPE) && r.org_id.is_some() && r.org_id == who.org_id)
+        })
+        .ok_or_else(|| {
+            ApiError(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("no certificate {serial} you may revoke"),
+            )
+        })?;
+    let report = crate::revoke::revoke(
+        &ca,
+        &crate::revoke::Selector::Serial(record.serial),
+        reason,
+        who.actor(),
+    )
+    .await?;
+    Ok(Json(report).into_response())
+}
+
+async fn unhold_one(
+    State(ca): State<Ca>,
+    headers: HeaderMap,
+    Path(serial): Path<String>,
+) -> Result<Response, ApiError> {
+    let who = principal(&ca, &headers).await?;
+    let record = store::get(&ca.core.db, &serial)
+        .await?
+        .filter(|r| {
+            who.has_scope(ADMIN_SCOPE)
+                || (who.has_scope(REVOKE_SCOPE) && r.org_id.is_some() && r.org_id == who.org_id)
+        })
+        .ok_or_else(|| {
+            ApiError(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("no certificate {serial} you may release"),
+            )
+        })?;
+    crate::revoke::unhold(&ca, &record.serial, who.actor()).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RevokeManyBody {
+    #[serde(default)]
+    device_id: Option<String>,
+    #[serde(default)]
+    org_id: Option<String>,
+    reason: String,
+    /// Without it, answers how many certificates would be revoked and changes nothing.
+    #[serde(default)]
+    confirm: bool,
+}
+
+/// `POST /ca/api/v1/revocations`: every certificate of a device or an organization
+/// (administrators only), in one transaction; without `confirm`, a count.
+async fn revoke_many(
+    State(ca): State<Ca>,
+    headers: HeaderMap,
+    body: Result<Json<RevokeManyBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, ApiError> {
+    let who = principal(&ca, &headers).await?;
+    if !who.has_scope(ADMIN_SCOPE) {
+        return Err(ApiError(
+            StatusCode::FORBIDDEN,
+            "insufficient_scope",
+            format!("bulk revocation needs {ADMIN_SCOPE}"),
+        ));
+    }
+    let Json(body) =
+        body.map_err(|e| ApiError(StatusCode::BAD_REQUEST, "invalid_request", e.body_text()))?;
+    let reason: crate::revoke::Reason = body
+        .reason
+        .parse()
+        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, "invalid_request", e))?;
+    let selector = match (body.device_id, body.org_id) {
+        (Some(d), None) => crate::revoke::Selector::Device(d),
+        (None, Some(o)) => crate::revoke::Selector::Organization(o),
+        _ => {
+            return Err(ApiError(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "give device_id or org_id".into(),
+            ));
+        }
+    };
+    if !body.confirm {
+        let count = crate::revoke::count(&ca, &selector).await?;
+        return Ok(Json(
+            json!({"would_revoke": count, "confirm": "repeat with \"confirm\": true"}),
+        )
+        .into_response());
+    }
+    let report = crate::revoke::revoke(&ca, &selector, reason, who.actor()).await?;
+    Ok(Json(report).into_response())
 }

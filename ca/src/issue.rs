@@ -52,6 +52,9 @@ pub struct IssueRequest {
     pub actor: Actor,
     /// Kizuna itself asking (may use internal profiles such as `ocsp-signer`).
     pub internal: bool,
+    /// Internal requests only: the subject CN, and a specific CA (generation) to issue from.
+    pub common_name: Option<String>,
+    pub ca_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -323,7 +326,11 @@ pub async fn issue(ca: &Ca, req: IssueRequest) -> Result<Issued, CaError> {
         Some(o) => ca.allowed_names(&o.id).await?,
         None => AllowedNames::default(),
     };
-    let device_id = check_names(&profile, &sans, org.as_ref(), &allowed)?;
+    let device_id = if profile.internal && sans.is_empty() {
+        None
+    } else {
+        check_names(&profile, &sans, org.as_ref(), &allowed)?
+    };
     if let Some(nc) = ca
         .config
         .issuers
@@ -333,7 +340,15 @@ pub async fn issue(ca: &Ca, req: IssueRequest) -> Result<Issued, CaError> {
     {
         return Err(CaError::NotAllowed(v));
     }
-    let loaded = ca.active_issuer(&profile.issuer).await?;
+    let loaded = match (&req.ca_id, req.internal) {
+        (Some(id), true) => {
+            let record = hierarchy::get(ca, id)
+                .await?
+                .ok_or_else(|| CaError::NotFound(format!("no CA {id}")))?;
+            hierarchy::load(ca, record).await?
+        }
+        _ => ca.active_issuer(&profile.issuer).await?,
+    };
     let (serial, serial_hex) = random_serial();
     let p = params(
         ca,

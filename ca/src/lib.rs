@@ -3,6 +3,7 @@
 //! download URLs. Keys live in key custody (software or PKCS#11).
 
 pub mod config;
+pub mod crl;
 pub mod csr;
 pub mod ext;
 pub mod hierarchy;
@@ -10,7 +11,9 @@ mod http;
 pub mod issue;
 pub mod keys;
 pub mod names;
+pub mod ocsp_signer;
 pub mod profile;
+pub mod revoke;
 pub mod signer;
 pub mod store;
 pub mod verify;
@@ -38,6 +41,8 @@ pub enum CaError {
     Forbidden(String),
     #[error("{0}")]
     Invalid(String),
+    #[error("{0}")]
+    NotFound(String),
     #[error("the CA is not ready: {0}")]
     NotReady(String),
     #[error("signing failed: {0}")]
@@ -100,7 +105,7 @@ impl Ca {
     pub fn new(core: Core, config: CaConfig, auth: Arc<dyn Authenticator>) -> Result<Ca, String> {
         let profiles = profile::Profiles::new(&config.profiles)?;
         Ok(Ca(Arc::new(CaState {
-            writer: store::CertWriter::start(core.db.clone()),
+            writer: store::CertWriter::start(core.db.clone(), core.changes.clone()),
             core,
             config,
             profiles,
@@ -200,10 +205,50 @@ pub fn router(ca: Ca) -> Router {
     http::router(ca)
 }
 
-/// Creates the hierarchy on first start when configured to.
+/// Creates the hierarchy on first start when configured to, then makes sure every issuing
+/// CA has an OCSP signer and current CRLs.
 pub async fn init(ca: &Ca) -> Result<(), CaError> {
     if ca.config.auto_init {
         hierarchy::init(ca, kizuna_core::audit::Actor::system("kizuna")).await?;
     }
+    ocsp_signer::ensure(ca).await?;
+    crl::refresh(ca).await?;
     Ok(())
+}
+
+/// Background work every replica runs: CRLs regenerated shortly after certificates change
+/// status (once changes have been quiet for two seconds, so a burst of revocations makes one
+/// CRL) and on schedule; OCSP signers renewed before they expire. Run-once parts take
+/// advisory locks.
+pub fn spawn_background(ca: Ca) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(2));
+        let mut round: u64 = 0;
+        let mut handled = crl::last_status_change(&ca).await.unwrap_or(0);
+        let mut previous = handled;
+        loop {
+            tick.tick().await;
+            round += 1;
+            if round % 1800 == 1
+                && let Err(e) = ocsp_signer::ensure(&ca).await
+            {
+                tracing::warn!(error = %e, "renewing OCSP signers");
+            }
+            let latest = match crl::last_status_change(&ca).await {
+                Ok(seq) => seq,
+                Err(e) => {
+                    tracing::warn!(error = %e, "reading certificate changes");
+                    continue;
+                }
+            };
+            let quiet_change = latest > handled && latest == previous;
+            previous = latest;
+            if quiet_change || round.is_multiple_of(15) {
+                match crl::refresh(&ca).await {
+                    Ok(_) => handled = latest,
+                    Err(e) => tracing::warn!(error = %e, "generating CRLs"),
+                }
+            }
+        }
+    })
 }

@@ -138,7 +138,7 @@ pub struct CertWriter {
 }
 
 impl CertWriter {
-    pub fn start(db: Db) -> CertWriter {
+    pub fn start(db: Db, changes: kizuna_core::events::ChangeBus) -> CertWriter {
         let (sender, mut receiver) = mpsc::channel::<Pending>(MAX_BATCH * 8);
         tokio::spawn(async move {
             let mut batch = Vec::with_capacity(MAX_BATCH);
@@ -149,6 +149,14 @@ impl CertWriter {
                     tracing::error!(error = %e, count = batch.len(), "storing issued certificates failed");
                 }
                 let entries = result.unwrap_or_default();
+                if failure.is_none() {
+                    for (record, _, _) in &batch {
+                        changes.publish(kizuna_core::events::CertChange {
+                            ca_id: record.ca_id.clone(),
+                            serial: record.serial.clone(),
+                        });
+                    }
+                }
                 for (_, _, reply) in batch.drain(..) {
                     let _ = reply.send(match &failure {
                         Some(e) => Err(e.clone()),
@@ -177,6 +185,12 @@ async fn commit(db: &Db, batch: &[Pending]) -> Result<Vec<audit::AuditEntry>, sq
     let mut tx = db.begin().await?;
     let records: Vec<&CertRecord> = batch.iter().map(|(r, _, _)| r).collect();
     insert_all(tx.conn(), &records).await?;
+    // New certificates are changes too: OCSP responders sign their responses ahead.
+    let changes: Vec<(String, String)> = records
+        .iter()
+        .map(|r| (r.ca_id.clone(), r.serial.clone()))
+        .collect();
+    crate::revoke::record_changes(tx.conn(), "issued", &changes).await?;
     let events: Vec<AuditEvent> = batch.iter().map(|(_, e, _)| e.clone()).collect();
     let entries = audit::append_in(tx.conn(), &events).await?;
     tx.commit().await?;

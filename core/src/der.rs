@@ -86,6 +86,71 @@ pub fn context(n: u8, constructed: bool, content: &[u8]) -> Vec<u8> {
     tlv(0x80 | if constructed { 0x20 } else { 0 } | n, content)
 }
 
+/// A GeneralizedTime (`YYYYMMDDHHMMSSZ`) for a unix time.
+pub fn generalized_time(secs: i64) -> Vec<u8> {
+    let t =
+        time::OffsetDateTime::from_unix_timestamp(secs).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let text = format!(
+        "{:04}{:02}{:02}{:02}{:02}{:02}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    );
+    tlv(0x18, text.as_bytes())
+}
+
+/// An X.509 Time (RFC 5280 §4.1.2.5): UTCTime through 2049, GeneralizedTime from 2050.
+pub fn x509_time(secs: i64) -> Vec<u8> {
+    let t =
+        time::OffsetDateTime::from_unix_timestamp(secs).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    if t.year() >= 2050 {
+        return generalized_time(secs);
+    }
+    let text = format!(
+        "{:02}{:02}{:02}{:02}{:02}{:02}Z",
+        t.year() % 100,
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    );
+    tlv(0x17, text.as_bytes())
+}
+
+pub fn octet_string(bytes: &[u8]) -> Vec<u8> {
+    tlv(0x04, bytes)
+}
+
+pub fn boolean(value: bool) -> Vec<u8> {
+    vec![0x01, 0x01, if value { 0xff } else { 0x00 }]
+}
+
+pub fn enumerated(value: u8) -> Vec<u8> {
+    vec![0x0a, 0x01, value]
+}
+
+/// An X.509 extension: SEQUENCE { extnID, critical (if true), extnValue OCTET STRING }.
+pub fn extension(oid_arcs: &[u64], critical: bool, value: &[u8]) -> Vec<u8> {
+    let id = oid(&oid_content(oid_arcs));
+    let value = octet_string(value);
+    if critical {
+        sequence(&[&id, &boolean(true), &value])
+    } else {
+        sequence(&[&id, &value])
+    }
+}
+
+/// Reads one TLV of any tag; returns (tag, content, rest).
+pub fn read_any(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let tag = *input.first()?;
+    let (content, rest) = read_tlv(input, tag)?;
+    Some((tag, content, rest))
+}
+
 /// Reads one TLV with the expected tag; returns (content, rest).
 pub fn read_tlv(input: &[u8], tag: u8) -> Option<(&[u8], &[u8])> {
     let (&t, rest) = input.split_first()?;
@@ -148,6 +213,18 @@ mod tests {
             vec![0x02, 0x01, 0x7f]
         );
         assert_eq!(unsigned_integer(&[0x00]), vec![0x02, 0x01, 0x00]);
+    }
+
+    #[test]
+    fn times_switch_to_generalized_in_2050() {
+        // 2026-11-01T00:00:00Z
+        assert_eq!(x509_time(1_793_491_200), tlv(0x17, b"261101000000Z"));
+        assert_eq!(
+            generalized_time(1_793_491_200),
+            tlv(0x18, b"20261101000000Z")
+        );
+        // 2050-01-01T00:00:00Z
+        assert_eq!(x509_time(2_524_608_000)[0], 0x18);
     }
 
     #[test]

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod custody;
 pub mod db;
 pub mod der;
+pub mod events;
 mod health;
 pub mod jose;
 pub mod metrics;
@@ -35,4 +36,6 @@ pub struct Core {
     pub public_url: Arc<str>,
     /// Whether cookies carry `Secure` (true unless the public URL is plain HTTP on loopback).
     pub secure_cookies: bool,
+    /// Certificate changes, for listeners in this process.
+    pub changes: events::ChangeBus,
 }

@@ -1,9 +1,628 @@
-//! Kizuna's OCSP responder (RFC 6960), run inside `kizuna serve` or alone.
+//! Kizuna's OCSP responder (RFC 6960, RFC 5019 profile). It answers from a cache of
+//! pre-signed responses (one per certificate, signed by the issuing CA's delegated OCSP
+//! signer), refreshed before nextUpdate and replaced as soon as a certificate changes: at
+//! once for changes in this process, and within a fraction of a second for changes made by
+//! other replicas (it follows the `cert_changes` table). Requests with a nonce are signed on
+//! the fly so the nonce can be echoed. Runs inside `kizuna serve` or alone
+//! (`kizuna ocsp serve`).
+
+pub mod codec;
+mod config;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use axum::Router;
-use kizuna_core::Core;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use base64::Engine;
+use x509_cert::Certificate;
+use x509_cert::der::{Decode, Encode};
 
-/// The responder's routes.
-pub fn router(_core: Core) -> Router {
+use kizuna_core::Core;
+use kizuna_core::custody::KeyHandle;
+use kizuna_core::web::ProtocolResponse;
+
+use codec::{ErrorStatus, HashAlg, ParseError, Status};
+pub use config::OcspConfig;
+
+/// An issuer's name hash and key hash under one algorithm.
+type IssuerHash = (HashAlg, Vec<u8>, Vec<u8>);
+
+/// A served issuing CA: its hashes for matching CertIDs, and its current signer.
+struct Issuer {
+    ca_id: String,
+    hashes: Vec<IssuerHash>,
+    signer: Option<Arc<Signer>>,
+}
+
+struct Signer {
+    serial: String,
+    key: KeyHandle,
+    cert_der: Vec<u8>,
+    key_hash: Vec<u8>,
+    signature_algorithm: Vec<u8>,
+}
+
+/// A signed response ready to serve.
+pub struct Prepared {
+    pub der: Bytes,
+    pub etag: String,
+    pub this_update: i64,
+    pub next_update: i64,
+}
+
+type CacheKey = (String, String, HashAlg);
+
+/// The responder. Cheap to clone.
+#[derive(Clone)]
+pub struct Responder(Arc<ResponderState>);
+
+pub struct ResponderState {
+    core: Core,
+    config: OcspConfig,
+    issuers: RwLock<Vec<Arc<Issuer>>>,
+    cache: RwLock<HashMap<CacheKey, Arc<Prepared>>>,
+    last_seq: AtomicI64,
+}
+
+impl std::ops::Deref for Responder {
+    type Target = ResponderState;
+    fn deref(&self) -> &ResponderState {
+        &self.0
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OcspError {
+    #[error("storage: {0}")]
+    Storage(#[from] sqlx::Error),
+    #[error("key custody: {0}")]
+    Custody(#[from] kizuna_core::custody::CustodyError),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+fn issuer_hashes(cert_der: &[u8]) -> Result<Vec<IssuerHash>, OcspError> {
+    let cert = Certificate::from_der(cert_der).map_err(|e| OcspError::Invalid(e.to_string()))?;
+    let name = cert
+        .tbs_certificate()
+        .subject()
+        .to_der()
+        .map_err(|e| OcspError::Invalid(e.to_string()))?;
+    let key = cert
+        .tbs_certificate()
+        .subject_public_key_info()
+        .subject_public_key
+        .raw_bytes()
+        .to_vec();
+    Ok(HashAlg::ALL
+        .into_iter()
+        .map(|h| (h, h.digest(&name), h.digest(&key)))
+        .collect())
+}
+
+impl Responder {
+    pub fn new(core: Core, config: OcspConfig) -> Responder {
+        Responder(Arc::new(ResponderState {
+            core,
+            config,
+            issuers: RwLock::new(Vec::new()),
+            cache: RwLock::new(HashMap::new()),
+            last_seq: AtomicI64::new(0),
+        }))
+    }
+
+    /// Loads the issuing CAs and their newest signers. A CA whose signer changed has its
+    /// cached responses dropped (they carried the old signer).
+    pub async fn load_issuers(&self) -> Result<(), OcspError> {
+        let rows: Vec<(String, Vec<u8>)> = sqlx::query_as(
+            "SELECT id, cert_der FROM cas WHERE kind = 'issuing' AND cert_der IS NOT NULL AND status <> 'pending'",
+        )
+        .fetch_all(self.core.db.pool())
+        .await?;
+        let now = kizuna_core::time::now_unix();
+        let mut issuers = Vec::new();
+        for (ca_id, cert_der) in rows {
+            let signer_row: Option<(String, String, Vec<u8>)> = sqlx::query_as(
+                "SELECT serial, key_id, cert_der FROM ocsp_signers WHERE ca_id = $1 AND not_before <= $2 AND not_after > $2 \
+                 ORDER BY not_after DESC LIMIT 1",
+            )
+            .bind(&ca_id)
+            .bind(now)
+            .fetch_optional(self.core.db.pool())
+            .await?;
+            let signer = match signer_row {
+                Some((serial, key_id, signer_der)) => {
+                    let key = self.core.custody.get(&key_id).await?;
+                    let public = key.public_key().raw().to_vec();
+                    Some(Arc::new(Signer {
+                        serial,
+                        key_hash: HashAlg::Sha1.digest(&public),
+                        signature_algorithm: key.x509_signature_algorithm(),
+                        key,
+                        cert_der: signer_der,
+                    }))
+                }
+                None => None,
+            };
+            issuers.push(Arc::new(Issuer {
+                hashes: issuer_hashes(&cert_der)?,
+                ca_id,
+                signer,
+            }));
+        }
+        let changed: Vec<String> = {
+            let old = self.issuers.read().map(|i| i.clone()).unwrap_or_default();
+            issuers
+                .iter()
+                .filter(|new| {
+                    let before = old
+                        .iter()
+                        .find(|o| o.ca_id == new.ca_id)
+                        .and_then(|o| o.signer.as_ref().map(|s| s.serial.clone()));
+                    before != new.signer.as_ref().map(|s| s.serial.clone())
+                })
+                .map(|i| i.ca_id.clone())
+                .collect()
+        };
+        if let Ok(mut slot) = self.issuers.write() {
+            *slot = issuers;
+        }
+        if !changed.is_empty()
+            && let Ok(mut cache) = self.cache.write()
+        {
+            cache.retain(|(ca, _, _), _| !changed.contains(ca));
+        }
+        Ok(())
+    }
+
+    fn issuer_for(&self, id: &codec::CertId) -> Option<Arc<Issuer>> {
+        let issuers = self.issuers.read().ok()?;
+        issuers
+            .iter()
+            .find(|i| {
+                i.hashes.iter().any(|(h, name, key)| {
+                    *h == id.hash && *name == id.issuer_name_hash && *key == id.issuer_key_hash
+                })
+            })
+            .cloned()
+    }
+
+    async fn status(&self, ca_id: &str, serial: &str) -> Result<Status, OcspError> {
+        let row: Option<(String, Option<i64>, Option<String>)> =
+            sqlx::query_as("SELECT status, revoked_at, revocation_reason FROM certificates WHERE ca_id = $1 AND serial = $2")
+                .bind(ca_id)
+                .bind(serial)
+                .fetch_optional(self.core.db.pool())
+                .await?;
+        Ok(match row {
+            None => Status::Unknown,
+            Some((status, _, _)) if status == "valid" => Status::Good,
+            Some((_, at, reason)) => Status::Revoked {
+                at: at.unwrap_or(0),
+                reason: reason.as_deref().map(reason_code),
+            },
+        })
+    }
+
+    fn sign(
+        &self,
+        signer: &Signer,
+        singles: &[Vec<u8>],
+        nonce: Option<&[u8]>,
+    ) -> Result<Vec<u8>, OcspError> {
+        let data = codec::response_data(
+            &signer.key_hash,
+            kizuna_core::time::now_unix(),
+            singles,
+            nonce,
+        );
+        let signature = signer.key.sign_der(&data)?;
+        Ok(codec::successful(
+            &data,
+            &signer.signature_algorithm,
+            &signature,
+            &signer.cert_der,
+        ))
+    }
+
+    /// Signs (and caches) the response for one certificate and CertID hash.
+    async fn prepare(
+        &self,
+        issuer: &Issuer,
+        serial: &str,
+        hash: HashAlg,
+        cert_id: &[u8],
+    ) -> Result<Arc<Prepared>, OcspError> {
+        let signer = issuer
+            .signer
+            .as_ref()
+            .ok_or_else(|| OcspError::Invalid(format!("no OCSP signer for {}", issuer.ca_id)))?;
+        let status = self.status(&issuer.ca_id, serial).await?;
+        let now = kizuna_core::time::now_unix();
+        let next_update = now + self.config.response_validity_secs;
+        let single = codec::single_response(cert_id, status, now, next_update);
+        let der = self.sign(signer, &[single], None)?;
+        let etag = format!(
+            "\"{}\"",
+            &kizuna_core::secret::hex(&kizuna_core::secret::sha256(&der))[..32]
+        );
+        let prepared = Arc::new(Prepared {
+            der: Bytes::from(der),
+            etag,
+            this_update: now,
+            next_update,
+        });
+        if status != Status::Unknown
+            && let Ok(mut cache) = self.cache.write()
+        {
+            cache.insert(
+                (issuer.ca_id.clone(), serial.to_string(), hash),
+                prepared.clone(),
+            );
+        }
+        Ok(prepared)
+    }
+
+    /// Answers an OCSP request (DER). Returns the response and, when it came from (or went
+    /// into) the cache, its validity for HTTP caching.
+    pub async fn respond(&self, request: &[u8]) -> (Bytes, Option<Arc<Prepared>>) {
+        let parsed = match codec::parse_request(request) {
+            Ok(r) => r,
+            Err(ParseError::Malformed | ParseError::UnsupportedHash) => {
+                return (
+                    Bytes::from(codec::error(ErrorStatus::MalformedRequest)),
+                    None,
+                );
+            }
+        };
+        let mut issuers = Vec::with_capacity(parsed.ids.len());
+        for id in &parsed.ids {
+            match self.issuer_for(id) {
+                Some(issuer) => issuers.push(issuer),
+                None => return (Bytes::from(codec::error(ErrorStatus::Unauthorized)), None),
+            }
+        }
+        if let ([id], [issuer], None) = (parsed.ids.as_slice(), issuers.as_slice(), &parsed.nonce) {
+            let key = (issuer.ca_id.clone(), id.serial_hex.clone(), id.hash);
+            let cached = self.cache.read().ok().and_then(|c| c.get(&key).cloned());
+            if let Some(hit) = cached.filter(|p| p.next_update > kizuna_core::time::now_unix()) {
+                return (hit.der.clone(), Some(hit));
+            }
+            return match self.prepare(issuer, &id.serial_hex, id.hash, &id.raw).await {
+                Ok(p) => (p.der.clone(), Some(p)),
+                Err(e) => {
+                    tracing::error!(error = %e, "OCSP response");
+                    (Bytes::from(codec::error(ErrorStatus::InternalError)), None)
+                }
+            };
+        }
+        // Several certificates or a nonce: sign now. All must share one issuer (signer).
+        let first = &issuers[0];
+        if issuers.iter().any(|i| i.ca_id != first.ca_id) {
+            return (
+                Bytes::from(codec::error(ErrorStatus::MalformedRequest)),
+                None,
+            );
+        }
+        let Some(signer) = first.signer.clone() else {
+            return (Bytes::from(codec::error(ErrorStatus::TryLater)), None);
+        };
+        let now = kizuna_core::time::now_unix();
+        let mut singles = Vec::new();
+        for id in &parsed.ids {
+            match self.status(&first.ca_id, &id.serial_hex).await {
+                Ok(status) => singles.push(codec::single_response(
+                    &id.raw,
+                    status,
+                    now,
+                    now + self.config.response_validity_secs,
+                )),
+                Err(e) => {
+                    tracing::error!(error = %e, "OCSP status");
+                    return (Bytes::from(codec::error(ErrorStatus::InternalError)), None);
+                }
+            }
+        }
+        match self.sign(&signer, &singles, parsed.nonce.as_deref()) {
+            Ok(der) => (Bytes::from(der), None),
+            Err(e) => {
+                tracing::error!(error = %e, "OCSP signing");
+                (Bytes::from(codec::error(ErrorStatus::InternalError)), None)
+            }
+        }
+    }
+
+    /// Re-signs the cached responses of one certificate (after it changed).
+    async fn refresh_one(&self, ca_id: &str, serial: &str) {
+        let Some(issuer) = self
+            .issuers
+            .read()
+            .ok()
+            .and_then(|i| i.iter().find(|i| i.ca_id == ca_id).cloned())
+        else {
+            return;
+        };
+        let hashes: Vec<HashAlg> = {
+            let mut cache = match self.cache.write() {
+                Ok(c) => c,
+                Err(_) => return,
+            };
+            let present: Vec<HashAlg> = HashAlg::ALL
+                .into_iter()
+                .filter(|h| {
+                    cache
+                        .remove(&(ca_id.to_string(), serial.to_string(), *h))
+                        .is_some()
+                })
+                .collect();
+            if present.is_empty() {
+                vec![HashAlg::Sha1]
+            } else {
+                present
+            }
+        };
+        for hash in hashes {
+            let cert_id = cert_id_der(&issuer, hash, serial);
+            if let Err(e) = self.prepare(&issuer, serial, hash, &cert_id).await {
+                tracing::warn!(error = %e, ca = ca_id, serial, "refreshing an OCSP response");
+            }
+        }
+    }
+
+    /// Signs a response for every current certificate of every served CA (SHA-1 CertIDs,
+    /// which RFC 5019 clients use).
+    pub async fn prebuild(&self) -> Result<usize, OcspError> {
+        use futures_util::TryStreamExt;
+        let issuers = self.issuers.read().map(|i| i.clone()).unwrap_or_default();
+        let mut built = 0;
+        for issuer in issuers.iter().filter(|i| i.signer.is_some()) {
+            let serials: Vec<String> = {
+                let mut conn = self.core.db.conn().await?;
+                sqlx::query_scalar(
+                    "SELECT serial FROM certificates WHERE ca_id = $1 AND not_after > $2",
+                )
+                .bind(&issuer.ca_id)
+                .bind(kizuna_core::time::now_unix())
+                .fetch(&mut *conn)
+                .try_collect()
+                .await?
+            };
+            for serial in serials {
+                let cert_id = cert_id_der(issuer, HashAlg::Sha1, &serial);
+                self.prepare(issuer, &serial, HashAlg::Sha1, &cert_id)
+                    .await?;
+                built += 1;
+            }
+        }
+        Ok(built)
+    }
+
+    /// Follows `cert_changes` (other replicas' and CLI revocations) from where it left off.
+    async fn follow_changes(&self, seen: &mut HashSet<i64>) -> Result<(), OcspError> {
+        // Look a little behind the last sequence number: on PostgreSQL, transactions can
+        // commit out of sequence order.
+        let from = self.last_seq.load(Ordering::Relaxed) - 256;
+        let rows: Vec<(i64, String, String)> = sqlx::query_as(
+            "SELECT seq, ca_id, serial FROM cert_changes WHERE seq > $1 ORDER BY seq LIMIT 5000",
+        )
+        .bind(from)
+        .fetch_all(self.core.db.pool())
+        .await?;
+        for (seq, ca_id, serial) in rows {
+            if seen.insert(seq) {
+                self.refresh_one(&ca_id, &serial).await;
+            }
+            self.last_seq.fetch_max(seq, Ordering::Relaxed);
+        }
+        let floor = self.last_seq.load(Ordering::Relaxed) - 1024;
+        seen.retain(|s| *s > floor);
+        Ok(())
+    }
+
+    /// Re-signs responses past half their validity.
+    async fn renew_aging(&self) {
+        let now = kizuna_core::time::now_unix();
+        let half = self.config.response_validity_secs / 2;
+        let aging: Vec<CacheKey> = self
+            .cache
+            .read()
+            .map(|c| {
+                c.iter()
+                    .filter(|(_, p)| p.next_update - now < half)
+                    .map(|(k, _)| k.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        for (ca_id, serial, _) in aging {
+            self.refresh_one(&ca_id, &serial).await;
+        }
+    }
+
+    /// Starts the responder's background work: load issuers, follow changes (this process at
+    /// once; the database every 200 ms), pre-sign every certificate, renew aging responses,
+    /// reload issuers and signers every minute.
+    pub async fn start(&self) -> Result<tokio::task::JoinHandle<()>, OcspError> {
+        self.load_issuers().await?;
+        let max: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM cert_changes")
+            .fetch_one(self.core.db.pool())
+            .await?;
+        self.last_seq.store(max, Ordering::Relaxed);
+        let responder = self.clone();
+        let mut changes = self.core.changes.subscribe();
+        Ok(tokio::spawn(async move {
+            {
+                let responder = responder.clone();
+                tokio::spawn(async move {
+                    match responder.prebuild().await {
+                        Ok(n) => tracing::info!(responses = n, "OCSP responses signed ahead"),
+                        Err(e) => tracing::warn!(error = %e, "pre-signing OCSP responses"),
+                    }
+                });
+            }
+            let mut seen = HashSet::new();
+            let mut poll = tokio::time::interval(Duration::from_millis(200));
+            let mut round: u64 = 0;
+            loop {
+                tokio::select! {
+                    change = changes.recv() => {
+                        if let Ok(change) = change {
+                            responder.refresh_one(&change.ca_id, &change.serial).await;
+                        }
+                    }
+                    _ = poll.tick() => {
+                        if let Err(e) = responder.follow_changes(&mut seen).await {
+                            tracing::warn!(error = %e, "following certificate changes");
+                        }
+                        round += 1;
+                        if round.is_multiple_of(300) {
+                            if let Err(e) = responder.load_issuers().await {
+                                tracing::warn!(error = %e, "reloading OCSP issuers");
+                            }
+                            responder.renew_aging().await;
+                        }
+                    }
+                }
+            }
+        }))
+    }
+}
+
+/// The DER CertID for a certificate of `issuer`, as a client hashing with `hash` sends it.
+fn cert_id_der(issuer: &Issuer, hash: HashAlg, serial_hex: &str) -> Vec<u8> {
+    use kizuna_core::der;
+    let (name, key) = issuer
+        .hashes
+        .iter()
+        .find(|(h, _, _)| *h == hash)
+        .map(|(_, n, k)| (n.clone(), k.clone()))
+        .unwrap_or_default();
+    let serial: Vec<u8> = (0..serial_hex.len() / 2)
+        .filter_map(|i| u8::from_str_radix(&serial_hex[2 * i..2 * i + 2], 16).ok())
+        .collect();
+    der::sequence(&[
+        &der::sequence(&[&der::oid(&der::oid_content(hash.arcs())), &der::null()]),
+        &der::octet_string(&name),
+        &der::octet_string(&key),
+        &der::unsigned_integer(&serial),
+    ])
+}
+
+fn reason_code(reason: &str) -> u8 {
+    match reason {
+        "keyCompromise" => 1,
+        "cACompromise" => 2,
+        "affiliationChanged" => 3,
+        "superseded" => 4,
+        "cessationOfOperation" => 5,
+        "certificateHold" => 6,
+        "privilegeWithdrawn" => 9,
+        "aACompromise" => 10,
+        _ => 0,
+    }
+}
+
+/// The responder's routes: `POST /ocsp[/{ca}]` and `GET /ocsp/{ca}/{base64 request}`.
+pub fn router(responder: Responder) -> Router {
     Router::new()
+        .route("/ocsp", post(post_request))
+        .route("/ocsp/{ca}", post(post_request_for))
+        .route("/ocsp/{ca}/{*request}", get(get_request))
+        .with_state(responder)
+}
+
+fn http_response(
+    der: Bytes,
+    prepared: Option<&Prepared>,
+    cacheable: bool,
+    config: &OcspConfig,
+) -> Response {
+    let mut response = ([(header::CONTENT_TYPE, "application/ocsp-response")], der).into_response();
+    if let (Some(p), true) = (prepared, cacheable) {
+        let now = kizuna_core::time::now_unix();
+        let max_age = (p.next_update - now).clamp(0, config.max_age_secs);
+        let h = response.headers_mut();
+        for (name, value) in [
+            (
+                header::CACHE_CONTROL,
+                format!("max-age={max_age}, public, no-transform, must-revalidate"),
+            ),
+            (header::ETAG, p.etag.clone()),
+            (header::LAST_MODIFIED, http_date(p.this_update)),
+            (header::EXPIRES, http_date(p.next_update)),
+        ] {
+            if let Ok(value) = HeaderValue::from_str(&value) {
+                h.insert(name, value);
+            }
+        }
+    } else {
+        response
+            .headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    }
+    response.extensions_mut().insert(ProtocolResponse);
+    response
+}
+
+fn http_date(secs: i64) -> String {
+    let t =
+        time::OffsetDateTime::from_unix_timestamp(secs).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let format = time::macros::format_description!(
+        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+    );
+    t.format(&format).unwrap_or_default()
+}
+
+async fn post_request(State(responder): State<Responder>, body: Bytes) -> Response {
+    let (der, prepared) = responder.respond(&body).await;
+    http_response(der, prepared.as_deref(), false, &responder.config)
+}
+
+async fn post_request_for(
+    State(responder): State<Responder>,
+    Path(_ca): Path<String>,
+    body: Bytes,
+) -> Response {
+    post_request(State(responder), body).await
+}
+
+/// RFC 5019 §5: GET with the base64 request (URL-encoded) in the path; cacheable.
+async fn get_request(
+    State(responder): State<Responder>,
+    Path((_ca, encoded)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let cleaned: String = encoded
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect::<String>()
+        .replace(' ', "+");
+    let Ok(der) = base64::engine::general_purpose::STANDARD.decode(cleaned.trim_start_matches('/'))
+    else {
+        return http_response(
+            Bytes::from(codec::error(ErrorStatus::MalformedRequest)),
+            None,
+            false,
+            &responder.config,
+        );
+    };
+    let (der, prepared) = responder.respond(&der).await;
+    if let Some(p) = &prepared {
+        let matches = headers
+            .get(header::IF_NONE_MATCH)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.split(',').any(|t| t.trim() == p.etag));
+        if matches {
+            let mut response = StatusCode::NOT_MODIFIED.into_response();
+            response.extensions_mut().insert(ProtocolResponse);
+            return response;
+        }
+    }
+    http_response(der, prepared.as_deref(), true, &responder.config)
 }

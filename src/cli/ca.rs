@@ -97,6 +97,27 @@ pub enum CertCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Revoke a certificate, or every certificate of a device or organization.
+    Revoke {
+        /// The certificate's serial (hex).
+        serial: Option<String>,
+        #[arg(long, value_name = "ID", conflicts_with = "serial")]
+        device: Option<String>,
+        #[arg(long, value_name = "ORG", conflicts_with_all = ["serial", "device"])]
+        org: Option<String>,
+        /// RFC 5280 reason: unspecified, keyCompromise, cACompromise, affiliationChanged,
+        /// superseded, cessationOfOperation, certificateHold (suspend), privilegeWithdrawn,
+        /// aACompromise.
+        #[arg(long)]
+        reason: String,
+        /// Confirm a revocation by device or organization (without it, prints the count).
+        #[arg(long)]
+        yes: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Release a certificate from certificateHold.
+    Unhold { serial: String },
     /// Show one certificate.
     Show {
         serial: String,
@@ -106,6 +127,65 @@ pub enum CertCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Subcommand)]
+pub enum CrlCommand {
+    /// Generate and publish the CRLs (full and partitions) now.
+    Generate {
+        /// Only this CA (id, e.g. issuing-1).
+        #[arg(long, value_name = "CA")]
+        issuer: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum OcspCommand {
+    /// Serve OCSP (and health endpoints) only.
+    Serve {
+        /// Address for plain HTTP. Env: KIZUNA_LISTEN.
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+    },
+}
+
+pub async fn crl(cmd: CrlCommand, config: &Config) -> Result<ExitCode> {
+    let CrlCommand::Generate { issuer } = cmd;
+    let (idp, writer) = open_idp(config).await?;
+    let ca = crate::serve::ca(config, &idp)?;
+    let result = async {
+        let cas = kizuna_ca::crl::publishing_cas(&ca).await?;
+        let selected: Vec<_> = cas
+            .into_iter()
+            .filter(|c| issuer.as_ref().is_none_or(|i| *i == c.id))
+            .collect();
+        if selected.is_empty() {
+            bail!(
+                "no CA to generate CRLs for{}",
+                issuer
+                    .map(|i| format!(" (no CA {i} with a key here)"))
+                    .unwrap_or_default()
+            );
+        }
+        for record in selected {
+            let generated =
+                kizuna_ca::crl::generate(&ca, &record, &mut kizuna_ca::crl::print_progress).await?;
+            eprintln!();
+            println!(
+                "{}: CRL number {}, {} revoked, {} CRLs published (full CRL {} bytes)",
+                generated.ca_id,
+                generated.number,
+                generated.revoked,
+                generated.crls,
+                generated.full_bytes
+            );
+        }
+        anyhow::Ok(ExitCode::SUCCESS)
+    }
+    .await;
+    drop(ca);
+    close(idp, writer).await;
+    result
 }
 
 pub async fn ca(cmd: CaCommand, config: &Config) -> Result<ExitCode> {
@@ -203,6 +283,8 @@ pub async fn cert(cmd: CertCommand, config: &Config) -> Result<ExitCode> {
                         org_id,
                         actor: Actor::cli(),
                         internal: false,
+                common_name: None,
+                ca_id: None,
                     },
                 )
                 .await?;
@@ -268,6 +350,32 @@ pub async fn cert(cmd: CertCommand, config: &Config) -> Result<ExitCode> {
                         );
                     }
                 }
+            }
+            CertCommand::Revoke { serial, device, org, reason, yes, json } => {
+                let reason: kizuna_ca::revoke::Reason = reason.parse().map_err(anyhow::Error::msg)?;
+                let selector = match (serial, device, org) {
+                    (Some(s), _, _) => kizuna_ca::revoke::Selector::Serial(s),
+                    (None, Some(d), _) => kizuna_ca::revoke::Selector::Device(d),
+                    (None, None, Some(o)) => kizuna_ca::revoke::Selector::Organization(orgs::find(&idp.core.db, &o).await?.id),
+                    (None, None, None) => bail!("give a serial, --device or --org"),
+                };
+                if !matches!(selector, kizuna_ca::revoke::Selector::Serial(_)) && !yes {
+                    let n = kizuna_ca::revoke::count(&ca, &selector).await?;
+                    println!("{n} certificates would be revoked ({reason}); run again with --yes to revoke them");
+                    return Ok(ExitCode::FAILURE);
+                }
+                let report = kizuna_ca::revoke::revoke(&ca, &selector, reason, Actor::cli()).await?;
+                if json {
+                    println!("{}", serde_json::to_string(&report)?);
+                } else if report.revoked.is_empty() {
+                    println!("nothing to revoke: {} already revoked", report.already);
+                } else {
+                    println!("revoked {} certificates ({reason})", report.revoked.len());
+                }
+            }
+            CertCommand::Unhold { serial } => {
+                kizuna_ca::revoke::unhold(&ca, &serial, Actor::cli()).await?;
+                println!("certificate {serial} is valid again");
             }
             CertCommand::Show {
                 serial,

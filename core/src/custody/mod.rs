@@ -596,6 +596,23 @@ impl KeyHandle {
         self.key.sign(message)
     }
 
+    /// The AlgorithmIdentifier (DER) of this key's X.509 signatures.
+    pub fn x509_signature_algorithm(&self) -> Vec<u8> {
+        match self.public.algorithm {
+            KeyAlgorithm::P256 => {
+                der::sequence(&[&der::oid(&der::oid_content(&[1, 2, 840, 10045, 4, 3, 2]))])
+            }
+            KeyAlgorithm::P384 => {
+                der::sequence(&[&der::oid(&der::oid_content(&[1, 2, 840, 10045, 4, 3, 3]))])
+            }
+            KeyAlgorithm::Ed25519 => der::sequence(&[&der::oid(OID_ED25519)]),
+            _ => der::sequence(&[
+                &der::oid(&der::oid_content(&[1, 2, 840, 113549, 1, 1, 11])),
+                &der::null(),
+            ]),
+        }
+    }
+
     /// A signature in the X.509 / CMS form (ECDSA as a DER ECDSA-Sig-Value).
     pub fn sign_der(&self, message: &[u8]) -> Result<Vec<u8>, CustodyError> {
         let sig = self.key.sign(message)?;
