@@ -202,6 +202,7 @@ pub async fn run(config: Config, mode: Mode) -> Result<()> {
         Mode::OcspOnly => (kizuna_ocsp::router(responder.clone()), None),
     };
     background.push(responder.start().await?);
+    drop(responder);
     let app = app(core.clone(), features, &config.http);
     let (stop, stopped) = watch::channel(false);
 

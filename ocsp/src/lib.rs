@@ -457,20 +457,24 @@ impl Responder {
         let responder = self.clone();
         let mut changes = self.core.changes.subscribe();
         Ok(tokio::spawn(async move {
-            {
+            // Pre-signing runs beside change handling; both stop with this task.
+            let prebuild = {
                 let responder = responder.clone();
-                tokio::spawn(async move {
+                async move {
                     match responder.prebuild().await {
                         Ok(n) => tracing::info!(responses = n, "OCSP responses signed ahead"),
                         Err(e) => tracing::warn!(error = %e, "pre-signing OCSP responses"),
                     }
-                });
-            }
+                    std::future::pending::<()>().await
+                }
+            };
+            tokio::pin!(prebuild);
             let mut seen = HashSet::new();
             let mut poll = tokio::time::interval(Duration::from_millis(200));
             let mut round: u64 = 0;
             loop {
                 tokio::select! {
+                    _ = &mut prebuild => {}
                     change = changes.recv() => {
                         if let Ok(change) = change {
                             responder.refresh_one(&change.ca_id, &change.serial).await;
