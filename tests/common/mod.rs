@@ -174,10 +174,17 @@ impl Kizuna {
     /// Starts `kizuna serve` with extra arguments; on failure returns what it printed.
     pub fn try_serve(&self, extra: &[&str]) -> Result<Server, Failed> {
         let mut args = vec!["serve"];
-        if !extra.contains(&"--listen") {
+        args.extend(extra);
+        self.try_serve_command(&args)
+    }
+
+    /// Starts a serving command (`serve`, `ocsp serve`) on a free port unless `--listen` is
+    /// given, and waits until it listens.
+    pub fn try_serve_command(&self, command: &[&str]) -> Result<Server, Failed> {
+        let mut args: Vec<&str> = command.to_vec();
+        if !command.contains(&"--listen") {
             args.extend(["--listen", "127.0.0.1:0"]);
         }
-        args.extend(extra);
         let mut child = self
             .command(&args)
             .stdout(Stdio::piped())
