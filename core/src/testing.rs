@@ -125,10 +125,13 @@ pub fn fresh_sqlite() -> FreshDatabase {
     }
 }
 
-/// A fresh, uniquely named PostgreSQL database, dropped with the returned value.
+/// A fresh, uniquely named PostgreSQL database, dropped with the returned value. The name
+/// carries its creation time (`kizuna_test_<unix seconds>_<random>`) so `scripts/test` can
+/// drop what an interrupted run left behind without touching a run still going.
 pub async fn fresh_postgres(server_url: &str) -> FreshDatabase {
     let name = format!(
-        "kizuna_test_{}",
+        "kizuna_test_{}_{}",
+        crate::time::now_unix(),
         crate::secret::hex(&crate::secret::random_bytes::<6>())
     );
     let admin = Db::connect(server_url, &quick())
