@@ -26,23 +26,38 @@ const ID_CE_CRL_NUMBER: [u64; 4] = [2, 5, 29, 20];
 const ID_CE_ISSUING_DISTRIBUTION_POINT: [u64; 4] = [2, 5, 29, 28];
 const ID_CE_CRL_REASONS: [u64; 4] = [2, 5, 29, 21];
 
-/// One revoked certificate as a CRL lists it.
-pub struct Entry {
-    pub serial: Vec<u8>,
-    pub revoked_at: i64,
-    pub reason: Option<u8>,
+/// Revoked certificates read per query while generating (one aggregated row each).
+const PAGE: i64 = 20_000;
+/// Room kept in front of a CRL being built for its outer SEQUENCE header.
+const OUTER_HEADER_ROOM: usize = 10;
+
+/// The crlEntryExtensions of each reason code (index = code), encoded once per run.
+fn reason_extensions() -> Vec<Vec<u8>> {
+    (0..=10u8)
+        .map(|code| {
+            let ext = der::extension(&ID_CE_CRL_REASONS, false, &der::enumerated(code));
+            der::sequence(&[&ext])
+        })
+        .collect()
 }
 
-fn entry_der(e: &Entry) -> Vec<u8> {
-    let serial = der::unsigned_integer(&e.serial);
-    let date = der::x509_time(e.revoked_at);
-    match e.reason.filter(|r| *r != 0) {
-        Some(code) => {
-            let ext = der::extension(&ID_CE_CRL_REASONS, false, &der::enumerated(code));
-            der::sequence(&[&serial, &date, &der::sequence(&[&ext])])
-        }
-        None => der::sequence(&[&serial, &date]),
+/// Appends one revokedCertificates entry (RFC 5280 §5.1): userCertificate, revocationDate,
+/// and the reason code when there is one. `scratch` is reused between entries.
+fn push_entry(
+    out: &mut Vec<u8>,
+    scratch: &mut Vec<u8>,
+    serial: &[u8],
+    revoked_at: i64,
+    reason_extension: Option<&[u8]>,
+) {
+    scratch.clear();
+    der::push_unsigned_integer(scratch, serial);
+    der::push_x509_time(scratch, revoked_at);
+    if let Some(ext) = reason_extension {
+        scratch.extend_from_slice(ext);
     }
+    der::push_header(out, 0x30, scratch.len());
+    out.extend_from_slice(scratch);
 }
 
 /// What a CRL says besides its entries.
@@ -57,52 +72,94 @@ pub struct CrlHeader<'a> {
     pub distribution_point: Option<String>,
 }
 
-/// The TBSCertList (DER), entries written straight into one buffer.
-pub fn tbs_cert_list<'e>(h: &CrlHeader<'_>, entries: impl Iterator<Item = &'e Entry>) -> Vec<u8> {
-    let mut revoked = Vec::new();
-    for e in entries {
-        revoked.extend(entry_der(e));
+impl CrlHeader<'_> {
+    /// The crlExtensions: Authority Key Identifier, CRL number, and for a partition its
+    /// Issuing Distribution Point.
+    fn extensions(&self) -> Vec<u8> {
+        let aki = der::extension(
+            &ID_CE_AUTHORITY_KEY_IDENTIFIER,
+            false,
+            &der::sequence(&[&der::context(0, false, self.authority_key_id)]),
+        );
+        let number = der::extension(
+            &ID_CE_CRL_NUMBER,
+            false,
+            &der::unsigned_integer(&self.number.to_be_bytes()),
+        );
+        let mut extensions = vec![aki, number];
+        if let Some(uri) = &self.distribution_point {
+            // IssuingDistributionPoint { distributionPoint [0] { fullName [0] { URI } },
+            // onlyContainsUserCerts [1] TRUE }
+            let full_name = der::context(0, true, &der::context(6, false, uri.as_bytes()));
+            let idp = der::sequence(&[
+                &der::context(0, true, &full_name),
+                &der::context(1, false, &[0xff]),
+            ]);
+            extensions.push(der::extension(
+                &ID_CE_ISSUING_DISTRIBUTION_POINT,
+                true,
+                &idp,
+            ));
+        }
+        let parts: Vec<&[u8]> = extensions.iter().map(Vec::as_slice).collect();
+        der::context(0, true, &der::sequence(&parts))
     }
-    let aki = der::extension(
-        &ID_CE_AUTHORITY_KEY_IDENTIFIER,
-        false,
-        &der::sequence(&[&der::context(0, false, h.authority_key_id)]),
+}
+
+/// A signed CertificateList, and where its encoded entries lie in it.
+pub struct SignedCrl {
+    pub der: Vec<u8>,
+    pub entries: std::ops::Range<usize>,
+}
+
+/// Signs a CertificateList whose revokedCertificates are the concatenation of `entries`
+/// (runs of encoded entries). Built in one buffer: the TBSCertList is written once, signed
+/// in place, and never copied, so a CRL of a million entries costs its own size in memory.
+pub fn signed_crl(
+    h: &CrlHeader<'_>,
+    entries: &[&[u8]],
+    sign: impl FnOnce(&[u8]) -> Result<Vec<u8>, CaError>,
+) -> Result<SignedCrl, CaError> {
+    let mut head = der::unsigned_integer(&[1]); // v2
+    head.extend_from_slice(h.signature_algorithm);
+    head.extend_from_slice(h.issuer_name);
+    der::push_x509_time(&mut head, h.this_update);
+    der::push_x509_time(&mut head, h.next_update);
+    let extensions = h.extensions();
+    let entries_len: usize = entries.iter().map(|e| e.len()).sum();
+    let revoked_len = if entries_len > 0 {
+        der::header_len(entries_len) + entries_len
+    } else {
+        0
+    };
+    let tbs_len = head.len() + revoked_len + extensions.len();
+    let mut buf = Vec::with_capacity(
+        OUTER_HEADER_ROOM + der::header_len(tbs_len) + tbs_len + h.signature_algorithm.len() + 160,
     );
-    let number = der::extension(
-        &ID_CE_CRL_NUMBER,
-        false,
-        &der::unsigned_integer(&h.number.to_be_bytes()),
-    );
-    let mut extensions = vec![aki, number];
-    if let Some(uri) = &h.distribution_point {
-        // IssuingDistributionPoint { distributionPoint [0] { fullName [0] { URI } },
-        // onlyContainsUserCerts [1] TRUE }
-        let full_name = der::context(0, true, &der::context(6, false, uri.as_bytes()));
-        let idp = der::sequence(&[
-            &der::context(0, true, &full_name),
-            &der::context(1, false, &[0xff]),
-        ]);
-        extensions.push(der::extension(
-            &ID_CE_ISSUING_DISTRIBUTION_POINT,
-            true,
-            &idp,
-        ));
+    buf.resize(OUTER_HEADER_ROOM, 0);
+    der::push_header(&mut buf, 0x30, tbs_len);
+    buf.extend_from_slice(&head);
+    if entries_len > 0 {
+        der::push_header(&mut buf, 0x30, entries_len);
     }
-    let ext_parts: Vec<&[u8]> = extensions.iter().map(Vec::as_slice).collect();
-    let mut parts: Vec<Vec<u8>> = vec![
-        der::unsigned_integer(&[1]), // v2
-        h.signature_algorithm.to_vec(),
-        h.issuer_name.to_vec(),
-        der::x509_time(h.this_update),
-        der::x509_time(h.next_update),
-    ];
-    if !revoked.is_empty() {
-        parts.push(der::tlv(0x30, &revoked));
+    let entries_start = buf.len();
+    for run in entries {
+        buf.extend_from_slice(run);
     }
-    drop(revoked);
-    parts.push(der::context(0, true, &der::sequence(&ext_parts)));
-    let refs: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
-    der::sequence(&refs)
+    buf.extend_from_slice(&extensions);
+    let signature = sign(&buf[OUTER_HEADER_ROOM..])?;
+    buf.extend_from_slice(h.signature_algorithm);
+    buf.extend_from_slice(&der::bit_string(&signature));
+    let mut outer = Vec::with_capacity(OUTER_HEADER_ROOM);
+    der::push_header(&mut outer, 0x30, buf.len() - OUTER_HEADER_ROOM);
+    let start = OUTER_HEADER_ROOM - outer.len();
+    buf[start..OUTER_HEADER_ROOM].copy_from_slice(&outer);
+    buf.drain(..start);
+    let entries_start = entries_start - start;
+    Ok(SignedCrl {
+        der: buf,
+        entries: entries_start..entries_start + entries_len,
+    })
 }
 
 /// What a generation run did.
@@ -115,10 +172,74 @@ pub struct Generated {
     pub full_bytes: usize,
 }
 
-fn serial_bytes(hex: &str) -> Vec<u8> {
-    (0..hex.len() / 2)
-        .filter_map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok())
-        .collect()
+/// Decodes a stored serial (hex) into `out`; false when it is not hex.
+fn decode_serial(hex: &str, out: &mut Vec<u8>) -> bool {
+    out.clear();
+    if hex.len() % 2 != 0 {
+        return false;
+    }
+    for pair in hex.as_bytes().chunks(2) {
+        match std::str::from_utf8(pair)
+            .ok()
+            .and_then(|p| u8::from_str_radix(p, 16).ok())
+        {
+            Some(b) => out.push(b),
+            None => return false,
+        }
+    }
+    true
+}
+
+/// Reads the CA's revoked (and held), unexpired certificates, encoded as CRL entries into one
+/// run per partition (`buckets` of them; the root CA has one). The database concatenates each
+/// page of rows into one text value, so a million entries cross the driver as a few dozen rows.
+async fn read_entries(
+    ca: &Ca,
+    ca_id: &str,
+    buckets: i64,
+    progress: &mut (dyn FnMut(usize) + Send),
+) -> Result<(Vec<Vec<u8>>, usize), CaError> {
+    let reasons = reason_extensions();
+    let mut runs: Vec<Vec<u8>> = (0..buckets).map(|_| Vec::new()).collect();
+    let (mut scratch, mut serial) = (Vec::new(), Vec::new());
+    let mut read = 0;
+    let mut after = String::new();
+    let now = kizuna_core::time::now_unix();
+    loop {
+        let (last, joined): (Option<String>, Option<String>) = sqlx::query_as(
+            "SELECT MAX(serial), string_agg(serial || ':' || COALESCE(revoked_at, 0) || ':' ||              COALESCE(revocation_reason, ''), ',') FROM (SELECT serial, revoked_at, revocation_reason              FROM certificates WHERE ca_id = $1 AND status IN ('revoked', 'hold') AND not_after > $2              AND serial > $3 ORDER BY serial LIMIT $4) AS page",
+        )
+        .bind(ca_id)
+        .bind(now)
+        .bind(&after)
+        .bind(PAGE)
+        .fetch_one(ca.core.db.pool())
+        .await?;
+        let (Some(last), Some(joined)) = (last, joined) else {
+            break;
+        };
+        for item in joined.split(',') {
+            let mut fields = item.splitn(3, ':');
+            let (Some(hex), Some(at), reason) = (fields.next(), fields.next(), fields.next())
+            else {
+                continue;
+            };
+            if !decode_serial(hex, &mut serial) {
+                tracing::warn!(serial = hex, "skipping a stored serial that is not hex");
+                continue;
+            }
+            let revoked_at = at.parse().unwrap_or(0);
+            let extension = reason_code(reason.filter(|r| !r.is_empty()))
+                .filter(|code| *code != 0)
+                .map(|code| reasons[code as usize].as_slice());
+            let run = &mut runs[crate::crl_shard(hex, buckets) as usize];
+            push_entry(run, &mut scratch, &serial, revoked_at, extension);
+            read += 1;
+        }
+        progress(read);
+        after = last;
+    }
+    Ok((runs, read))
 }
 
 fn reason_code(reason: Option<&str>) -> Option<u8> {
@@ -165,35 +286,7 @@ pub async fn generate(
     } else {
         record.crl_shards.max(1)
     };
-    let mut by_shard: Vec<Vec<Entry>> = (0..shards).map(|_| Vec::new()).collect();
-    let mut all = Vec::new();
-    {
-        use futures_util::TryStreamExt;
-        let mut conn = ca.core.db.conn().await?;
-        let mut rows = sqlx::query_as::<_, (String, i64, Option<String>)>(
-            "SELECT serial, revoked_at, revocation_reason FROM certificates \
-             WHERE ca_id = $1 AND status IN ('revoked', 'hold') AND not_after > $2",
-        )
-        .bind(&record.id)
-        .bind(kizuna_core::time::now_unix())
-        .fetch(&mut *conn);
-        while let Some((serial, revoked_at, reason)) = rows.try_next().await? {
-            let entry = Entry {
-                serial: serial_bytes(&serial),
-                revoked_at,
-                reason: reason_code(reason.as_deref()),
-            };
-            if shards > 0 {
-                by_shard[crate::crl_shard(&serial, shards) as usize].push(entry);
-            } else {
-                all.push(entry);
-            }
-            let read = all.len() + by_shard.iter().map(Vec::len).sum::<usize>();
-            if read % 100_000 == 0 {
-                progress(read);
-            }
-        }
-    }
+    let (runs, revoked) = read_entries(ca, &record.id, shards.max(1), progress).await?;
     let now = kizuna_core::time::now_unix();
     let header = |distribution_point: Option<String>| CrlHeader {
         signature_algorithm: &signature_algorithm,
@@ -204,62 +297,54 @@ pub async fn generate(
         number: number as u64,
         distribution_point,
     };
-    let sign = |tbs: Vec<u8>| -> Result<Vec<u8>, CaError> {
-        let signature = key.sign_der(&tbs)?;
-        Ok(der::sequence(&[
-            &tbs,
-            &signature_algorithm,
-            &der::bit_string(&signature),
-        ]))
+    let sign = |tbs: &[u8]| -> Result<Vec<u8>, CaError> { Ok(key.sign_der(tbs)?) };
+    // The full CRL lists the partitions' runs one after another, so each partition's entries
+    // are a slice of it: the runs can go before the partitions are signed.
+    let full = {
+        let all: Vec<&[u8]> = runs.iter().map(Vec::as_slice).collect();
+        signed_crl(&header(None), &all, sign)?
     };
-    let revoked = all.len() + by_shard.iter().map(Vec::len).sum::<usize>();
-    progress(revoked);
-    let full = sign(tbs_cert_list(
-        &header(None),
-        all.iter().chain(by_shard.iter().flatten()),
-    ))?;
-    let full_bytes = full.len();
-    let mut crls = vec![(FULL, full)];
-    for (shard, entries) in by_shard.iter().enumerate() {
-        let url = ca.url(&format!("/pki/crl/{}/{shard}.crl", record.id));
-        crls.push((
-            shard as i64,
-            sign(tbs_cert_list(&header(Some(url)), entries.iter()))?,
-        ));
+    let mut ranges = Vec::with_capacity(runs.len());
+    let mut at = full.entries.start;
+    for run in &runs {
+        ranges.push(at..at + run.len());
+        at += run.len();
     }
-    drop(by_shard);
-    drop(all);
-    let count = crls.len();
+    drop(runs);
+    let full_bytes = full.der.len();
+    let count = 1 + ranges.len() * usize::from(shards > 0);
+    let stored_as = Published {
+        ca_id: &record.id,
+        number,
+        this_update: now,
+        next_update: now + CRL_VALIDITY_SECS,
+        source_seq,
+    };
+    // All of a CA's CRLs change together, with their audit entry; each partition is signed and
+    // stored in turn so only one is in memory beside the full CRL.
     let mut tx = ca.core.db.begin().await?;
-    for (shard, der_bytes) in crls {
-        sqlx::query(
-            "INSERT INTO crls (ca_id, shard, number, this_update, next_update, source_seq, der) VALUES ($1, $2, $3, $4, $5, $6, $7) \
-             ON CONFLICT (ca_id, shard) DO UPDATE SET number = $3, this_update = $4, next_update = $5, source_seq = $6, der = $7",
-        )
-        .bind(&record.id)
-        .bind(shard)
-        .bind(number)
-        .bind(now)
-        .bind(now + CRL_VALIDITY_SECS)
-        .bind(source_seq)
-        .bind(der_bytes)
-        .execute(tx.conn())
-        .await?;
+    if shards > 0 {
+        for (shard, range) in ranges.into_iter().enumerate() {
+            let url = ca.url(&format!("/pki/crl/{}/{shard}.crl", record.id));
+            let part = signed_crl(&header(Some(url)), &[&full.der[range]], sign)?;
+            stored_as.store(tx.conn(), shard as i64, part.der).await?;
+        }
     }
-    tx.commit().await?;
-    ca.core
-        .audit
-        .record(
-            AuditEvent::new(
-                Actor::system("kizuna"),
-                "crl.publish",
-                format!("ca:{}", record.id),
-            )
-            .details(json!({
-                "number": number, "revoked": revoked, "crls": count,
-            })),
+    stored_as.store(tx.conn(), FULL, full.der).await?;
+    let audited = kizuna_core::audit::append_in(
+        tx.conn(),
+        &[AuditEvent::new(
+            Actor::system("kizuna"),
+            "crl.publish",
+            format!("ca:{}", record.id),
         )
-        .await?;
+        .details(json!({
+            "number": number, "revoked": revoked, "crls": count,
+        }))],
+    )
+    .await?;
+    tx.commit().await?;
+    kizuna_core::audit::publish(&audited);
     Ok(Generated {
         ca_id: record.id.clone(),
         number: number as u64,
@@ -267,6 +352,39 @@ pub async fn generate(
         crls: count,
         full_bytes,
     })
+}
+
+/// What every CRL of one generation run is stored with.
+struct Published<'a> {
+    ca_id: &'a str,
+    number: i64,
+    this_update: i64,
+    next_update: i64,
+    source_seq: i64,
+}
+
+impl Published<'_> {
+    async fn store(
+        &self,
+        conn: &mut kizuna_core::db::AnyConnection,
+        shard: i64,
+        der_bytes: Vec<u8>,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO crls (ca_id, shard, number, this_update, next_update, source_seq, der) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (ca_id, shard) DO UPDATE SET number = $3, this_update = $4, next_update = $5, source_seq = $6, der = $7",
+        )
+        .bind(self.ca_id)
+        .bind(shard)
+        .bind(self.number)
+        .bind(self.this_update)
+        .bind(self.next_update)
+        .bind(self.source_seq)
+        .bind(der_bytes)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
 }
 
 /// The CAs whose CRLs Kizuna publishes: every CA with a key here and a certificate.
@@ -336,4 +454,63 @@ pub fn print_progress(read: usize) {
     let mut err = std::io::stderr();
     let _ = write!(err, "\rread {read} revoked entries");
     let _ = err.flush();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use x509_cert::crl::CertificateList;
+
+    #[test]
+    fn entries_in_several_runs_make_one_list_and_the_range_names_them() {
+        let alg = der::sequence(&[&der::oid(&der::oid_content(&[1, 2, 840, 10045, 4, 3, 2]))]);
+        let name = der::sequence(&[]);
+        let reasons = reason_extensions();
+        let (mut a, mut b, mut scratch) = (Vec::new(), Vec::new(), Vec::new());
+        push_entry(&mut a, &mut scratch, &[0x01, 0x02], 1_800_000_000, None);
+        push_entry(
+            &mut b,
+            &mut scratch,
+            &[0x80],
+            1_800_000_001,
+            Some(&reasons[1]),
+        );
+        push_entry(
+            &mut b,
+            &mut scratch,
+            &[0x00, 0x7f],
+            2_600_000_000,
+            Some(&reasons[6]),
+        );
+        let h = CrlHeader {
+            signature_algorithm: &alg,
+            issuer_name: &name,
+            authority_key_id: &[1, 2, 3],
+            this_update: 1_800_000_000,
+            next_update: 1_800_086_400,
+            number: 7,
+            distribution_point: Some("http://pki.example/pki/crl/issuing-1/0.crl".into()),
+        };
+        let signed = signed_crl(&h, &[&a, &b], |_| Ok(vec![0x30, 0x00])).unwrap();
+        assert_eq!(
+            &signed.der[signed.entries.clone()],
+            [a, b].concat().as_slice()
+        );
+        let crl = <CertificateList>::from_der(&signed.der).expect("a DER CertificateList");
+        let revoked = crl.tbs_cert_list.revoked_certificates.expect("entries");
+        let serials: Vec<Vec<u8>> = revoked
+            .iter()
+            .map(|r| r.serial_number.as_bytes().to_vec())
+            .collect();
+        assert_eq!(
+            serials,
+            vec![vec![0x01, 0x02], vec![0x00, 0x80], vec![0x7f]]
+        );
+        assert!(revoked[0].crl_entry_extensions.is_none());
+        assert!(revoked[1].crl_entry_extensions.is_some());
+
+        let empty = signed_crl(&h, &[&[], &[]], |_| Ok(vec![0x30, 0x00])).unwrap();
+        let crl = <CertificateList>::from_der(&empty.der).expect("an empty CRL parses");
+        assert!(crl.tbs_cert_list.revoked_certificates.is_none());
+    }
 }

@@ -7,11 +7,9 @@ const BIT_STRING: u8 = 0x03;
 const NULL: u8 = 0x05;
 const OID: u8 = 0x06;
 
-/// Encodes one TLV.
-pub fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(content.len() + 6);
+/// Appends a tag and a definite length.
+pub fn push_header(out: &mut Vec<u8>, tag: u8, len: usize) {
     out.push(tag);
-    let len = content.len();
     if len < 0x80 {
         out.push(len as u8);
     } else {
@@ -20,6 +18,20 @@ pub fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
         out.push(0x80 | (bytes.len() - skip) as u8);
         out.extend_from_slice(&bytes[skip..]);
     }
+}
+
+/// The size of a tag and length for `len` content octets.
+pub fn header_len(len: usize) -> usize {
+    match len {
+        0..0x80 => 2,
+        _ => 2 + (usize::BITS - len.leading_zeros()).div_ceil(8) as usize,
+    }
+}
+
+/// Encodes one TLV.
+pub fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(content.len() + 6);
+    push_header(&mut out, tag, content.len());
     out.extend_from_slice(content);
     out
 }
@@ -30,16 +42,21 @@ pub fn sequence(parts: &[&[u8]]) -> Vec<u8> {
 
 /// An unsigned big-endian integer, minimally encoded.
 pub fn unsigned_integer(be: &[u8]) -> Vec<u8> {
-    let trimmed: &[u8] = {
-        let skip = be.iter().take_while(|b| **b == 0).count();
-        &be[skip.min(be.len().saturating_sub(1))..]
-    };
-    let mut content = Vec::with_capacity(trimmed.len() + 1);
-    if trimmed.first().is_some_and(|b| b & 0x80 != 0) {
-        content.push(0);
+    let mut out = Vec::with_capacity(be.len() + 3);
+    push_unsigned_integer(&mut out, be);
+    out
+}
+
+/// Appends an unsigned big-endian integer, minimally encoded.
+pub fn push_unsigned_integer(out: &mut Vec<u8>, be: &[u8]) {
+    let skip = be.iter().take_while(|b| **b == 0).count();
+    let trimmed = &be[skip.min(be.len().saturating_sub(1))..];
+    let sign = trimmed.first().is_some_and(|b| b & 0x80 != 0);
+    push_header(out, INTEGER, trimmed.len() + usize::from(sign));
+    if sign {
+        out.push(0);
     }
-    content.extend_from_slice(trimmed);
-    tlv(INTEGER, &content)
+    out.extend_from_slice(trimmed);
 }
 
 pub fn bit_string(bytes: &[u8]) -> Vec<u8> {
@@ -88,37 +105,53 @@ pub fn context(n: u8, constructed: bool, content: &[u8]) -> Vec<u8> {
 
 /// A GeneralizedTime (`YYYYMMDDHHMMSSZ`) for a unix time.
 pub fn generalized_time(secs: i64) -> Vec<u8> {
-    let t =
-        time::OffsetDateTime::from_unix_timestamp(secs).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    let text = format!(
-        "{:04}{:02}{:02}{:02}{:02}{:02}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    );
-    tlv(0x18, text.as_bytes())
+    let mut out = Vec::with_capacity(17);
+    push_time(&mut out, secs, true);
+    out
 }
 
 /// An X.509 Time (RFC 5280 §4.1.2.5): UTCTime through 2049, GeneralizedTime from 2050.
 pub fn x509_time(secs: i64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(17);
+    push_x509_time(&mut out, secs);
+    out
+}
+
+/// Appends an X.509 Time (see [`x509_time`]).
+pub fn push_x509_time(out: &mut Vec<u8>, secs: i64) {
+    let year = time::OffsetDateTime::from_unix_timestamp(secs)
+        .map(|t| t.year())
+        .unwrap_or(1970);
+    push_time(out, secs, year >= 2050);
+}
+
+fn push_time(out: &mut Vec<u8>, secs: i64, generalized: bool) {
     let t =
         time::OffsetDateTime::from_unix_timestamp(secs).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    if t.year() >= 2050 {
-        return generalized_time(secs);
-    }
-    let text = format!(
-        "{:02}{:02}{:02}{:02}{:02}{:02}Z",
-        t.year() % 100,
+    let year = t.year().clamp(0, 9999) as u32;
+    let (tag, len, year, width) = if generalized {
+        (0x18, 15, year, 4)
+    } else {
+        (0x17, 13, year % 100, 2)
+    };
+    out.push(tag);
+    out.push(len);
+    let mut digits = |value: u32, width: u32| {
+        for i in (0..width).rev() {
+            out.push(b'0' + (value / 10u32.pow(i) % 10) as u8);
+        }
+    };
+    digits(year, width);
+    for part in [
         u8::from(t.month()),
         t.day(),
         t.hour(),
         t.minute(),
-        t.second()
-    );
-    tlv(0x17, text.as_bytes())
+        t.second(),
+    ] {
+        digits(u32::from(part), 2);
+    }
+    out.push(b'Z');
 }
 
 pub fn octet_string(bytes: &[u8]) -> Vec<u8> {
@@ -203,6 +236,15 @@ mod tests {
         let (read, rest) = read_tlv(&encoded, 0x04).unwrap();
         assert_eq!(read.len(), 300);
         assert!(rest.is_empty());
+    }
+
+    #[test]
+    fn header_lengths_match_what_is_written() {
+        for len in [0, 1, 0x7f, 0x80, 0xff, 0x100, 0xffff, 0x1_0000, 50_000_000] {
+            let mut out = Vec::new();
+            push_header(&mut out, 0x30, len);
+            assert_eq!(out.len(), header_len(len), "{len}");
+        }
     }
 
     #[test]
