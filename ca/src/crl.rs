@@ -175,7 +175,7 @@ pub struct Generated {
 /// Decodes a stored serial (hex) into `out`; false when it is not hex.
 fn decode_serial(hex: &str, out: &mut Vec<u8>) -> bool {
     out.clear();
-    if hex.len() % 2 != 0 {
+    if !hex.len().is_multiple_of(2) {
         return false;
     }
     for pair in hex.as_bytes().chunks(2) {
