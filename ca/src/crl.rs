@@ -205,6 +205,8 @@ async fn read_entries(
     let mut read = 0;
     let mut after = String::new();
     let now = kizuna_core::time::now_unix();
+    // One connection for every page: on SQLite each connection maps the file on its own.
+    let mut conn = ca.core.db.conn().await?;
     loop {
         let (last, joined): (Option<String>, Option<String>) = sqlx::query_as(
             "SELECT MAX(serial), string_agg(serial || ':' || COALESCE(revoked_at, 0) || ':' ||              COALESCE(revocation_reason, ''), ',') FROM (SELECT serial, revoked_at, revocation_reason              FROM certificates WHERE ca_id = $1 AND status IN ('revoked', 'hold') AND not_after > $2              AND serial > $3 ORDER BY serial LIMIT $4) AS page",
@@ -213,7 +215,7 @@ async fn read_entries(
         .bind(now)
         .bind(&after)
         .bind(PAGE)
-        .fetch_one(ca.core.db.pool())
+        .fetch_one(&mut *conn)
         .await?;
         let (Some(last), Some(joined)) = (last, joined) else {
             break;

@@ -1,6 +1,7 @@
 //! PKCS#10 certification requests (RFC 2986): accepted as PEM, DER, or base64 DER (as EST
-//! sends them), size-bounded, and verified — the signature must check with the enclosed key
-//! (proof of possession) before anything else is looked at.
+//! sends them), size-bounded, the key checked against what the caller allows, and verified —
+//! the signature must check with the enclosed key (proof of possession) before anything else
+//! in the request is looked at.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -12,7 +13,7 @@ use x509_cert::request::CertReq;
 
 use kizuna_core::der;
 
-use crate::keys::{KeyError, SubjectKey};
+use crate::keys::{KeyError, KeyType, SubjectKey};
 use crate::names::San;
 
 /// Larger requests are refused before parsing.
@@ -30,6 +31,8 @@ pub enum CsrError {
     Structure(String),
     #[error("{0}")]
     Key(#[from] KeyError),
+    #[error("{0}")]
+    KeyNotAllowed(String),
     #[error("the subject alternative names in the request are malformed: {0}")]
     Names(String),
 }
@@ -78,7 +81,12 @@ fn first_element(content: &[u8]) -> Option<&[u8]> {
     Some(&content[..content.len() - rest.len()])
 }
 
-pub fn parse(input: &[u8]) -> Result<Csr, CsrError> {
+/// Parses a request whose key `allows_key` accepts (a profile's key rule), then verifies its
+/// signature.
+pub fn parse(
+    input: &[u8],
+    allows_key: impl FnOnce(KeyType) -> Result<(), String>,
+) -> Result<Csr, CsrError> {
     let der_bytes = to_der(input)?;
     let request = CertReq::from_der(&der_bytes).map_err(|e| CsrError::Structure(e.to_string()))?;
     // Verify over the request-info bytes exactly as received.
@@ -86,6 +94,7 @@ pub fn parse(input: &[u8]) -> Result<Csr, CsrError> {
         der::read_tlv(&der_bytes, 0x30).ok_or_else(|| CsrError::Structure("truncated".into()))?;
     let info = first_element(outer).ok_or_else(|| CsrError::Structure("no request info".into()))?;
     let key = SubjectKey::from_spki(&request.info.public_key)?;
+    allows_key(key.key_type).map_err(CsrError::KeyNotAllowed)?;
     let signature = request
         .signature
         .as_bytes()

@@ -440,6 +440,8 @@ pub async fn create_issuer(ca: &Ca, name: &str, actor: Actor) -> Result<CaRecord
     tx.commit().await?;
     audit::publish(&entries);
     forget_active(ca, name);
+    // The new CA's certificates get OCSP answers from the start.
+    crate::ocsp_signer::ensure(ca).await?;
     Ok(record)
 }
 
@@ -622,6 +624,7 @@ pub async fn import_issuer(
     tx.commit().await?;
     audit::publish(&entries);
     forget_active(ca, &record.name);
+    crate::ocsp_signer::ensure(ca).await?;
     record.cert_der = Some(issuer_der);
     record.status = "active".into();
     record.parent_id = Some(root_id);

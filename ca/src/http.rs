@@ -57,6 +57,9 @@ impl From<CaError> for ApiError {
             CaError::Csr(crate::csr::CsrError::TooLarge) => {
                 ApiError(StatusCode::PAYLOAD_TOO_LARGE, "csr_too_large", message)
             }
+            CaError::Csr(crate::csr::CsrError::KeyNotAllowed(_)) => {
+                ApiError(StatusCode::UNPROCESSABLE_ENTITY, "not_allowed", message)
+            }
             CaError::Csr(_) => ApiError(StatusCode::BAD_REQUEST, "bad_csr", message),
             CaError::UnknownProfile(_) => {
                 ApiError(StatusCode::BAD_REQUEST, "unknown_profile", message)

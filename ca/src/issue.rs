@@ -190,15 +190,23 @@ fn san_type(san: &San) -> Result<SanType, CaError> {
     })
 }
 
+/// The names a certificate carries: its SANs, the device it identifies, and for Kizuna's own
+/// certificates (OCSP signers) the common name it chose.
+struct Naming<'a> {
+    sans: &'a [San],
+    device_id: Option<&'a str>,
+    common_name: Option<&'a str>,
+}
+
 fn params(
     ca: &Ca,
     profile: &Profile,
     csr: &Csr,
-    sans: &[San],
-    device_id: Option<&str>,
+    naming: &Naming<'_>,
     ca_record: &hierarchy::CaRecord,
     serial: SerialNumber,
 ) -> Result<CertificateParams, CaError> {
+    let sans = naming.sans;
     let now = OffsetDateTime::now_utc();
     let ca_not_after =
         OffsetDateTime::from_unix_timestamp(ca_record.not_after.unwrap_or(0)).unwrap_or(now);
@@ -208,10 +216,11 @@ fn params(
     // Never outlive the issuing CA.
     p.not_after = (now + Duration::days(profile.validity_days)).min(ca_not_after);
     let mut dn = DistinguishedName::new();
-    let cn = match (device_id, sans.first()) {
-        (Some(device), _) => Some(device.to_string()),
-        (None, Some(San::Dns(d))) => Some(d.clone()),
-        (None, Some(San::Ip(ip))) => Some(ip.to_string()),
+    let cn = match (naming.device_id, naming.common_name, sans.first()) {
+        (Some(device), _, _) => Some(device.to_string()),
+        (None, Some(name), _) => Some(name.to_string()),
+        (None, None, Some(San::Dns(d))) => Some(d.clone()),
+        (None, None, Some(San::Ip(ip))) => Some(ip.to_string()),
         _ => None,
     };
     if let Some(cn) = cn.filter(|c| c.len() <= 64) {
@@ -305,10 +314,7 @@ pub async fn issue(ca: &Ca, req: IssueRequest) -> Result<Issued, CaError> {
             profile.name
         )));
     }
-    let csr = csr::parse(&req.csr)?;
-    profile
-        .allows_key(csr.key.key_type)
-        .map_err(CaError::NotAllowed)?;
+    let csr = csr::parse(&req.csr, |key| profile.allows_key(key))?;
     let mut sans = req
         .sans
         .clone()
@@ -350,15 +356,12 @@ pub async fn issue(ca: &Ca, req: IssueRequest) -> Result<Issued, CaError> {
         _ => ca.active_issuer(&profile.issuer).await?,
     };
     let (serial, serial_hex) = random_serial();
-    let p = params(
-        ca,
-        &profile,
-        &csr,
-        &sans,
-        device_id.as_deref(),
-        &loaded.record,
-        serial,
-    )?;
+    let naming = Naming {
+        sans: &sans,
+        device_id: device_id.as_deref(),
+        common_name: req.common_name.as_deref().filter(|_| req.internal),
+    };
+    let p = params(ca, &profile, &csr, &naming, &loaded.record, serial)?;
     let cert = p
         .signed_by(&csr.key, &loaded.issuer)
         .map_err(CaError::from)?;

@@ -218,8 +218,8 @@ pub async fn init(ca: &Ca) -> Result<(), CaError> {
 
 /// Background work every replica runs: CRLs regenerated shortly after certificates change
 /// status (once changes have been quiet for two seconds, so a burst of revocations makes one
-/// CRL) and on schedule; OCSP signers renewed before they expire. Run-once parts take
-/// advisory locks.
+/// CRL) and on schedule; OCSP signers renewed before they expire; the change feed pruned.
+/// Run-once parts take advisory locks.
 pub fn spawn_background(ca: Ca) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(2));
@@ -233,6 +233,11 @@ pub fn spawn_background(ca: Ca) -> tokio::task::JoinHandle<()> {
                 && let Err(e) = ocsp_signer::ensure(&ca).await
             {
                 tracing::warn!(error = %e, "renewing OCSP signers");
+            }
+            if round % 900 == 450
+                && let Err(e) = revoke::prune_changes(&ca).await
+            {
+                tracing::warn!(error = %e, "pruning the certificate change feed");
             }
             let latest = match crl::last_status_change(&ca).await {
                 Ok(seq) => seq,

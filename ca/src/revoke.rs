@@ -167,6 +167,28 @@ pub(crate) async fn record_changes(
     Ok(())
 }
 
+/// How long the change feed keeps a change. Responders poll it every fraction of a second; one
+/// that fell further behind than this re-signs everything (see the OCSP responder).
+pub const CHANGE_RETENTION_SECS: i64 = 3600;
+
+/// Deletes changes every replica has long since read. One replica at a time.
+pub async fn prune_changes(ca: &Ca) -> Result<u64, sqlx::Error> {
+    let Some(lock) = ca.core.db.try_job_lock("cert-changes-prune").await? else {
+        return Ok(0);
+    };
+    // The newest change always stays, so a responder can tell how far the feed has moved on.
+    let deleted = sqlx::query(
+        "DELETE FROM cert_changes WHERE created_at < $1 \
+         AND seq < (SELECT MAX(seq) FROM cert_changes)",
+    )
+        .bind(kizuna_core::time::now_unix() - CHANGE_RETENTION_SECS)
+        .execute(ca.core.db.pool())
+        .await?
+        .rows_affected();
+    lock.release().await?;
+    Ok(deleted)
+}
+
 /// Revokes (or, with `certificateHold`, suspends) the selected certificates.
 pub async fn revoke(
     ca: &Ca,

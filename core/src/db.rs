@@ -189,10 +189,11 @@ impl Db {
                             "PRAGMA synchronous = NORMAL",
                             "PRAGMA foreign_keys = ON",
                             "PRAGMA busy_timeout = 10000",
-                            // Page cache of 16 MiB per connection (the default is 2 MiB), and
-                            // reads through a memory map instead of a syscall per page.
+                            // Page cache of 16 MiB per connection (the default is 2 MiB).
+                            // No memory-mapped reads: a large scan (CRL generation, an audit
+                            // export) would map, through the kernel's fault-around, most of
+                            // the file into every connection's resident memory.
                             "PRAGMA cache_size = -16384",
-                            "PRAGMA mmap_size = 268435456",
                         ] {
                             conn.execute(pragma).await?;
                         }

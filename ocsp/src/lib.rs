@@ -9,7 +9,7 @@
 pub mod codec;
 mod config;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -58,6 +58,9 @@ pub struct Prepared {
 }
 
 type CacheKey = (String, String, HashAlg);
+
+/// How far back the responder re-reads status changes, whatever their sequence number.
+const STATUS_LOOKBACK_SECS: i64 = 60;
 
 /// The responder. Cheap to clone.
 #[derive(Clone)]
@@ -339,14 +342,27 @@ impl Responder {
         }
     }
 
-    /// Re-signs the cached responses of one certificate (after it changed).
-    async fn refresh_one(&self, ca_id: &str, serial: &str) {
-        let Some(issuer) = self
-            .issuers
+    fn served(&self, ca_id: &str) -> Option<Arc<Issuer>> {
+        self.issuers
             .read()
             .ok()
             .and_then(|i| i.iter().find(|i| i.ca_id == ca_id).cloned())
-        else {
+    }
+
+    /// Re-signs the cached responses of one certificate (after it changed). A certificate of
+    /// a CA this responder has not loaded yet (created moments ago) makes it reload its CAs.
+    async fn refresh_one(&self, ca_id: &str, serial: &str) {
+        let issuer = match self.served(ca_id) {
+            Some(issuer) => Some(issuer),
+            None => match self.load_issuers().await {
+                Ok(()) => self.served(ca_id),
+                Err(e) => {
+                    tracing::warn!(error = %e, "reloading OCSP issuers");
+                    None
+                }
+            },
+        };
+        let Some(issuer) = issuer else {
             return;
         };
         let hashes: Vec<HashAlg> = {
@@ -405,24 +421,52 @@ impl Responder {
     }
 
     /// Follows `cert_changes` (other replicas' and CLI revocations) from where it left off.
-    async fn follow_changes(&self, seen: &mut HashSet<i64>) -> Result<(), OcspError> {
-        // Look a little behind the last sequence number: on PostgreSQL, transactions can
-        // commit out of sequence order.
+    /// `seen` maps each handled change to its time.
+    async fn follow_changes(&self, seen: &mut HashMap<i64, i64>) -> Result<(), OcspError> {
+        // On PostgreSQL, transactions can commit out of sequence order: look a little behind
+        // the last sequence number, and at every status change of the last minute however far
+        // behind (a revocation must never be missed; issuances only warm the cache).
         let from = self.last_seq.load(Ordering::Relaxed) - 256;
-        let rows: Vec<(i64, String, String)> = sqlx::query_as(
-            "SELECT seq, ca_id, serial FROM cert_changes WHERE seq > $1 ORDER BY seq LIMIT 5000",
+        let since = kizuna_core::time::now_unix() - STATUS_LOOKBACK_SECS;
+        let rows: Vec<(i64, String, String, i64)> = sqlx::query_as(
+            "SELECT seq, ca_id, serial, created_at FROM cert_changes \
+             WHERE seq > $1 OR (kind = 'status' AND created_at >= $2) ORDER BY seq LIMIT 5000",
         )
         .bind(from)
+        .bind(since)
         .fetch_all(self.core.db.pool())
         .await?;
-        for (seq, ca_id, serial) in rows {
-            if seen.insert(seq) {
+        for (seq, ca_id, serial, created_at) in rows {
+            if seen.insert(seq, created_at).is_none() {
                 self.refresh_one(&ca_id, &serial).await;
             }
             self.last_seq.fetch_max(seq, Ordering::Relaxed);
         }
         let floor = self.last_seq.load(Ordering::Relaxed) - 1024;
-        seen.retain(|s| *s > floor);
+        seen.retain(|seq, at| *seq > floor || *at >= since);
+        Ok(())
+    }
+
+    /// When the change feed no longer holds the changes this responder has not read (it was
+    /// cut off from the database for longer than the feed keeps them), re-signs every
+    /// certificate's response from the database.
+    async fn resync_if_behind(&self) -> Result<(), OcspError> {
+        let oldest: i64 = sqlx::query_scalar("SELECT COALESCE(MIN(seq), 0) FROM cert_changes")
+            .fetch_one(self.core.db.pool())
+            .await?;
+        let last = self.last_seq.load(Ordering::Relaxed);
+        if oldest > last + 1 {
+            tracing::warn!(
+                last_read = last,
+                oldest_kept = oldest,
+                "the certificate change feed moved past this responder: re-signing every response"
+            );
+            let newest: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM cert_changes")
+                .fetch_one(self.core.db.pool())
+                .await?;
+            self.prebuild().await?;
+            self.last_seq.fetch_max(newest, Ordering::Relaxed);
+        }
         Ok(())
     }
 
@@ -469,7 +513,7 @@ impl Responder {
                 }
             };
             tokio::pin!(prebuild);
-            let mut seen = HashSet::new();
+            let mut seen = HashMap::new();
             let mut poll = tokio::time::interval(Duration::from_millis(200));
             let mut round: u64 = 0;
             loop {
@@ -490,6 +534,9 @@ impl Responder {
                                 tracing::warn!(error = %e, "reloading OCSP issuers");
                             }
                             responder.renew_aging().await;
+                            if let Err(e) = responder.resync_if_behind().await {
+                                tracing::warn!(error = %e, "re-signing after falling behind");
+                            }
                         }
                     }
                 }
