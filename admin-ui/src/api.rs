@@ -184,6 +184,9 @@ struct ClientRequest {
     require_consent: Option<bool>,
     #[serde(default)]
     backchannel_logout_uri: Option<String>,
+    /// The lowest authentication assurance level (1-3) sign-ins for this client must reach.
+    #[serde(default)]
+    min_aal: u8,
 }
 
 async fn create_client(
@@ -231,6 +234,7 @@ async fn create_client(
             require_par: req.require_pushed_authorization_requests,
             require_consent: req.require_consent,
             backchannel_logout_uri: req.backchannel_logout_uri,
+            min_aal: req.min_aal,
         },
     )
     .await?;
