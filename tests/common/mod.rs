@@ -433,8 +433,13 @@ pub enum Landing {
 
 impl Browser {
     pub fn new(base: &str) -> Browser {
+        Browser::with_client(browser(), base)
+    }
+
+    /// A browser over this HTTP client (which must keep cookies and not follow redirects).
+    pub fn with_client(http: reqwest::Client, base: &str) -> Browser {
         Browser {
-            http: browser(),
+            http,
             base: base.to_string(),
             totp: Mutex::new(None),
         }
@@ -442,16 +447,14 @@ impl Browser {
 
     /// A browser for this install's public URL (trusting its test certificate).
     pub fn for_server(k: &Kizuna, server: &Server) -> Browser {
-        Browser {
-            http: k
-                .http()
+        Browser::with_client(
+            k.http()
                 .cookie_store(true)
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .unwrap(),
-            base: server.public.clone(),
-            totp: Mutex::new(None),
-        }
+            &server.public,
+        )
     }
 
     fn absolute(&self, location: &str) -> Option<String> {
