@@ -703,3 +703,17 @@ pub fn base32_decode(text: &str) -> Vec<u8> {
     }
     out
 }
+
+/// Debian's Chromium for the browser tests, when installed. In CI a missing browser is a
+/// failure; elsewhere the test says why it is skipped.
+pub fn chromium() -> Option<std::path::PathBuf> {
+    let path = std::path::PathBuf::from("/usr/bin/chromium");
+    if path.exists() {
+        return Some(path);
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
+        panic!("/usr/bin/chromium is required in CI (scripts/test installs it)");
+    }
+    eprintln!("note: skipped: chromium is not installed (run scripts/test)");
+    None
+}
