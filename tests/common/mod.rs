@@ -660,7 +660,7 @@ impl TotpApp {
         let marker = "id=\"totp-secret\">";
         let start = html.find(marker).expect("the TOTP secret on the page") + marker.len();
         let end = html[start..].find('<').unwrap() + start;
-        TotpApp::new(base32_decode(&html[start..end]))
+        TotpApp::new(kizuna_idp::mfa::totp::decode_base32(&html[start..end]).expect("base32 seed"))
     }
 
     pub fn new(seed: Vec<u8>) -> TotpApp {
@@ -687,21 +687,6 @@ impl TotpApp {
         *last = step;
         self.code_at(step)
     }
-}
-
-/// RFC 4648 base32 (spaces ignored, no padding), as authenticator apps read seeds.
-pub fn base32_decode(text: &str) -> Vec<u8> {
-    let (mut out, mut buffer, mut bits) = (Vec::new(), 0u32, 0u32);
-    for c in text.chars().filter(|c| !c.is_whitespace() && *c != '=') {
-        let v = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567".find(c.to_ascii_uppercase()).expect("base32") as u32;
-        buffer = (buffer << 5) | v;
-        bits += 5;
-        if bits >= 8 {
-            out.push((buffer >> (bits - 8)) as u8);
-            bits -= 8;
-        }
-    }
-    out
 }
 
 /// Debian's Chromium for the browser tests, when installed. In CI a missing browser is a

@@ -2,7 +2,8 @@
 // authenticator (CDP WebAuthn domain) against Kizuna: sign in with the password, register a
 // passkey on the account page, sign out, sign in passwordless with the passkey for a relying
 // party that requires AAL2, and finish the code flow with panva's openid-client, checking
-// amr/acr in the ID token. Run by tests/browser_passkey.rs with ISSUER (http://localhost:…),
+// amr/acr in the ID token; the sign-in page also starts the autofill (conditional UI)
+// request, whose list cannot be picked from headless. Run by tests/browser_passkey.rs with ISSUER (http://localhost:…),
 // RP_KIZUNA, RP_USER and RP_PASSWORD set.
 import { chromium } from 'playwright-core'
 import * as client from 'openid-client'

@@ -77,6 +77,23 @@ pub fn base32(bytes: &[u8]) -> String {
     out
 }
 
+/// Reads base32 as [`base32`] writes it (spaces, padding and case ignored), as a seed
+/// typed into an authenticator app is read; `None` for other characters.
+pub fn decode_base32(text: &str) -> Option<Vec<u8>> {
+    const ALPHABET: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let (mut out, mut buffer, mut bits) = (Vec::new(), 0u32, 0u32);
+    for c in text.chars().filter(|c| !c.is_whitespace() && *c != '=') {
+        let value = ALPHABET.find(c.to_ascii_uppercase())? as u32;
+        buffer = (buffer << 5) | value;
+        bits += 5;
+        if bits >= 8 {
+            out.push((buffer >> (bits - 8)) as u8);
+            bits -= 8;
+        }
+    }
+    Some(out)
+}
+
 /// The `otpauth://` URI (Key Uri Format) an authenticator app scans.
 pub fn otpauth_uri(issuer: &str, account: &str, secret: &[u8]) -> String {
     let enc = |s: &str| -> String { url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>().replace('+', "%20") };
@@ -313,6 +330,9 @@ mod tests {
         // RFC 4648 §10.
         assert_eq!(base32(b"foobar"), "MZXW6YTBOI");
         assert_eq!(base32(b"f"), "MY");
+        assert_eq!(decode_base32("mzxw 6ytb oi").unwrap(), b"foobar");
+        assert_eq!(decode_base32("MY======").unwrap(), b"f");
+        assert!(decode_base32("M1").is_none());
         let uri = otpauth_uri("Kizuna City", "taro@city.example", b"foobar");
         assert_eq!(
             uri,
