@@ -14,14 +14,19 @@ async fn chromium_registers_a_passkey_and_signs_in_passwordless_at_aal2() {
         return;
     };
     for k in Kizuna::each_backend().await {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let k = k.env("KIZUNA_PUBLIC_URL", &format!("http://localhost:{port}"));
         let server = k
             .try_serve(&["--listen", &format!("127.0.0.1:{port}")])
             .unwrap_or_else(|failed| panic!("{failed}"));
         let user = k.resident("natsuko", "a perfectly long passphrase");
         let mut node = std::process::Command::new("node");
-        node.arg(node_dir.join("passkey.mjs")).current_dir(k.dir.path());
+        node.arg(node_dir.join("passkey.mjs"))
+            .current_dir(k.dir.path());
         for (key, value) in k.env_vars() {
             node.env(key, value);
         }
@@ -40,7 +45,8 @@ async fn chromium_registers_a_passkey_and_signs_in_passwordless_at_aal2() {
             String::from_utf8_lossy(&result.stderr),
             server.stderr()
         );
-        let report: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+        let report: serde_json::Value =
+            serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
         assert_eq!(report["sub"], user["id"]);
     }
 }

@@ -18,7 +18,15 @@ struct Rp {
 }
 
 fn rp(k: &Kizuna, args: &[&str]) -> Rp {
-    let mut all = vec!["client", "create", "--name", "Ward office", "--redirect-uri", CALLBACK, "--no-consent"];
+    let mut all = vec![
+        "client",
+        "create",
+        "--name",
+        "Ward office",
+        "--redirect-uri",
+        CALLBACK,
+        "--no-consent",
+    ];
     all.extend_from_slice(args);
     all.push("--json");
     let c = k.json(&all);
@@ -49,18 +57,30 @@ async fn id_token_claims(server: &Server, rp: &Rp, callback: &url::Url) -> Value
     let tokens: Value = reqwest::Client::new()
         .post(format!("{}/token", server.public))
         .basic_auth(&rp.id, Some(&rp.secret))
-        .form(&[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", CALLBACK)])
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", CALLBACK),
+        ])
         .send()
         .await
         .unwrap()
         .json()
         .await
         .unwrap();
-    Jws::parse(tokens["id_token"].as_str().expect("id_token")).unwrap().claims().unwrap()
+    Jws::parse(tokens["id_token"].as_str().expect("id_token"))
+        .unwrap()
+        .claims()
+        .unwrap()
 }
 
 fn amr(claims: &Value) -> Vec<String> {
-    claims["amr"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect()
+    claims["amr"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect()
 }
 
 /// A resident with a verified email address.
@@ -72,18 +92,24 @@ fn resident(k: &Kizuna, name: &str) -> String {
 
 async fn count(k: &Kizuna, sql: &str, bind: &str) -> i64 {
     let db = database(k).await;
-    let n: i64 = sqlx::query_scalar(sql).bind(bind).fetch_one(db.pool()).await.unwrap();
+    let n: i64 = sqlx::query_scalar(sql)
+        .bind(bind)
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
     db.close().await;
     n
 }
 
 async fn outbox_kinds(k: &Kizuna, user_id: &str) -> Vec<String> {
     let db = database(k).await;
-    let kinds: Vec<String> = sqlx::query_scalar("SELECT kind FROM mail_outbox WHERE user_id = $1 ORDER BY created_at, id")
-        .bind(user_id)
-        .fetch_all(db.pool())
-        .await
-        .unwrap();
+    let kinds: Vec<String> = sqlx::query_scalar(
+        "SELECT kind FROM mail_outbox WHERE user_id = $1 ORDER BY created_at, id",
+    )
+    .bind(user_id)
+    .fetch_all(db.pool())
+    .await
+    .unwrap();
     db.close().await;
     kinds
 }
@@ -101,7 +127,9 @@ async fn a_second_factor_raises_the_sign_in_to_aal2_and_the_id_token_says_so() {
         // A new browser: the password, then the authenticator app, then the client.
         let browser = Browser::new(&server.public);
         *browser.totp.lock().unwrap() = Some(app.clone());
-        let callback = browser.sign_in(&authorize_url(&server, &ward, &[]), "taro", PASSWORD).await;
+        let callback = browser
+            .sign_in(&authorize_url(&server, &ward, &[]), "taro", PASSWORD)
+            .await;
         let claims = id_token_claims(&server, &ward, &callback).await;
         assert_eq!(claims["acr"], "urn:kizuna:aal:2");
         assert_eq!(amr(&claims), ["pwd", "otp", "mfa"]);
@@ -115,12 +143,15 @@ async fn a_second_factor_raises_the_sign_in_to_aal2_and_the_id_token_says_so() {
         assert!(page.contains("pwd+otp"), "history shows the method");
 
         // Discovery publishes the levels and the claims parameter.
-        let meta: Value = reqwest::get(format!("{}/.well-known/openid-configuration", server.public))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let meta: Value = reqwest::get(format!(
+            "{}/.well-known/openid-configuration",
+            server.public
+        ))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
         assert_eq!(
             meta["acr_values_supported"],
             serde_json::json!(["urn:kizuna:aal:1", "urn:kizuna:aal:2", "urn:kizuna:aal:3"])
@@ -141,8 +172,13 @@ async fn step_up_asks_only_for_the_missing_factor() {
         let app = browser.enroll_totp().await;
 
         // An AAL1 client signs in without a further factor.
-        let plain = browser.sign_in(&authorize_url(&server, &portal, &[]), "hanako", PASSWORD).await;
-        assert_eq!(id_token_claims(&server, &portal, &plain).await["acr"], "urn:kizuna:aal:1");
+        let plain = browser
+            .sign_in(&authorize_url(&server, &portal, &[]), "hanako", PASSWORD)
+            .await;
+        assert_eq!(
+            id_token_claims(&server, &portal, &plain).await["acr"],
+            "urn:kizuna:aal:1"
+        );
 
         // acr_values asks for AAL2: straight to the second factor, no password page.
         let url = authorize_url(&server, &portal, &[("acr_values", "urn:kizuna:aal:2")]);
@@ -151,13 +187,34 @@ async fn step_up_asks_only_for_the_missing_factor() {
         assert_eq!(response.headers()["location"], "/login/mfa");
         let (status, page) = browser.page("/login/mfa").await;
         assert_eq!(status, 200);
-        assert!(page.contains("value=\"totp\""), "the authenticator app is asked for");
-        assert!(!page.contains("name=\"password\""), "the password is not asked again");
+        assert!(
+            page.contains("value=\"totp\""),
+            "the authenticator app is asked for"
+        );
+        assert!(
+            !page.contains("name=\"password\""),
+            "the password is not asked again"
+        );
         let response = browser
-            .post("/login/mfa", "/login/mfa", &[("method", "totp"), ("code", &app.code())])
+            .post(
+                "/login/mfa",
+                "/login/mfa",
+                &[("method", "totp"), ("code", &app.code())],
+            )
             .await;
         assert_eq!(response.status(), 303);
-        let callback = match browser.walk(&format!("{}{}", server.public, response.headers()["location"].to_str().unwrap()), None, true).await {
+        let callback = match browser
+            .walk(
+                &format!(
+                    "{}{}",
+                    server.public,
+                    response.headers()["location"].to_str().unwrap()
+                ),
+                None,
+                true,
+            )
+            .await
+        {
             Landing::Redirect(to) => url::Url::parse(&to).unwrap(),
             Landing::Page(status, html) => panic!("stopped on a page ({status}): {html}"),
         };
@@ -167,11 +224,21 @@ async fn step_up_asks_only_for_the_missing_factor() {
 
         // The session is raised now: an essential acr claim is met without asking again.
         let essential = r#"{"id_token":{"acr":{"essential":true,"value":"urn:kizuna:aal:2"}}}"#;
-        let again = match browser.walk(&authorize_url(&server, &portal, &[("claims", essential)]), None, true).await {
+        let again = match browser
+            .walk(
+                &authorize_url(&server, &portal, &[("claims", essential)]),
+                None,
+                true,
+            )
+            .await
+        {
             Landing::Redirect(to) => url::Url::parse(&to).unwrap(),
             Landing::Page(status, html) => panic!("stopped on a page ({status}): {html}"),
         };
-        assert_eq!(id_token_claims(&server, &portal, &again).await["acr"], "urn:kizuna:aal:2");
+        assert_eq!(
+            id_token_claims(&server, &portal, &again).await["acr"],
+            "urn:kizuna:aal:2"
+        );
     }
 }
 
@@ -184,13 +251,28 @@ async fn a_level_no_factor_can_reach_answers_unmet_authentication_requirements()
         let portal = rp(&k, &[]);
         let browser = Browser::new(&server.public);
         // No second factor at all: the client hears why, with its state.
-        let callback = browser.sign_in(&authorize_url(&server, &strict, &[]), "jiro", PASSWORD).await;
-        assert_eq!(query_param(&callback, "error").as_deref(), Some("unmet_authentication_requirements"));
+        let callback = browser
+            .sign_in(&authorize_url(&server, &strict, &[]), "jiro", PASSWORD)
+            .await;
+        assert_eq!(
+            query_param(&callback, "error").as_deref(),
+            Some("unmet_authentication_requirements")
+        );
         assert_eq!(query_param(&callback, "state").as_deref(), Some("st"));
         assert!(query_param(&callback, "code").is_none());
 
         // prompt=none cannot ask: login_required.
-        let silent = browser.walk(&authorize_url(&server, &portal, &[("prompt", "none"), ("acr_values", "urn:kizuna:aal:2")]), None, true).await;
+        let silent = browser
+            .walk(
+                &authorize_url(
+                    &server,
+                    &portal,
+                    &[("prompt", "none"), ("acr_values", "urn:kizuna:aal:2")],
+                ),
+                None,
+                true,
+            )
+            .await;
         match silent {
             Landing::Redirect(to) => {
                 let to = url::Url::parse(&to).unwrap();
@@ -205,22 +287,44 @@ async fn a_level_no_factor_can_reach_answers_unmet_authentication_requirements()
         let app = enrolled.enroll_totp().await;
         let fresh = Browser::new(&server.public);
         *fresh.totp.lock().unwrap() = Some(app);
-        let callback = fresh.sign_in(&authorize_url(&server, &portal, &[("acr_values", "urn:kizuna:aal:3")]), "jiro", PASSWORD).await;
-        assert_eq!(query_param(&callback, "error").as_deref(), Some("unmet_authentication_requirements"));
+        let callback = fresh
+            .sign_in(
+                &authorize_url(&server, &portal, &[("acr_values", "urn:kizuna:aal:3")]),
+                "jiro",
+                PASSWORD,
+            )
+            .await;
+        assert_eq!(
+            query_param(&callback, "error").as_deref(),
+            Some("unmet_authentication_requirements")
+        );
     }
 }
 
 /// Signs a fresh browser in with the password up to the second-factor page.
 async fn to_second_factor(server: &Server, rp: &Rp, user: &str) -> Browser {
     let browser = Browser::new(&server.public);
-    match browser.walk(&authorize_url(server, rp, &[]), Some((user, PASSWORD)), true).await {
+    match browser
+        .walk(
+            &authorize_url(server, rp, &[]),
+            Some((user, PASSWORD)),
+            true,
+        )
+        .await
+    {
         Landing::Page(200, html) if html.contains("action=\"/login/mfa\"") => browser,
         other => panic!("expected the second-factor page: {other:?}"),
     }
 }
 
 async fn submit_code(browser: &Browser, method: &str, code: &str) -> reqwest::Response {
-    browser.post("/login/mfa", "/login/mfa", &[("method", method), ("code", code)]).await
+    browser
+        .post(
+            "/login/mfa",
+            "/login/mfa",
+            &[("method", method), ("code", code)],
+        )
+        .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -247,8 +351,15 @@ async fn recovery_codes_work_once_and_their_use_is_shown_and_mailed() {
         let used = submit_code(&browser, "recovery", &codes[3].to_uppercase()).await;
         assert_eq!(used.status(), 303, "a recovery code signs in");
         let (_, account) = browser.page("/account").await;
-        assert!(account.contains("id=\"recovery-use-title\""), "the use is shown on the account page");
-        assert!(outbox_kinds(&k, &user_id).await.contains(&"recovery_code_used".to_string()));
+        assert!(
+            account.contains("id=\"recovery-use-title\""),
+            "the use is shown on the account page"
+        );
+        assert!(
+            outbox_kinds(&k, &user_id)
+                .await
+                .contains(&"recovery_code_used".to_string())
+        );
 
         // The same code again: refused, audited.
         let other = to_second_factor(&server, &portal, "saburo").await;
@@ -258,7 +369,15 @@ async fn recovery_codes_work_once_and_their_use_is_shown_and_mailed() {
             count(&k, "SELECT COUNT(*) FROM audit_log WHERE target = $1 AND action = 'mfa.recovery.use' AND outcome = 'failure' AND details LIKE '%already used%'", &format!("user:{user_id}")).await,
             1
         );
-        assert_eq!(count(&k, "SELECT COUNT(*) FROM recovery_codes WHERE user_id = $1 AND used_at IS NULL", &user_id).await, 9);
+        assert_eq!(
+            count(
+                &k,
+                "SELECT COUNT(*) FROM recovery_codes WHERE user_id = $1 AND used_at IS NULL",
+                &user_id
+            )
+            .await,
+            9
+        );
     }
 }
 
@@ -283,9 +402,17 @@ async fn a_totp_code_works_once_and_guessing_is_throttled_and_audited() {
         let now_step = kizuna_core::time::now_unix().div_euclid(30);
         let ahead = fresh.code_at(now_step + 1);
         let second = to_second_factor(&server, &portal, "shiro").await;
-        assert_eq!(submit_code(&second, "totp", &ahead).await.status(), 303, "the next window's code works once");
+        assert_eq!(
+            submit_code(&second, "totp", &ahead).await.status(),
+            303,
+            "the next window's code works once"
+        );
         let third = to_second_factor(&server, &portal, "shiro").await;
-        assert_eq!(submit_code(&third, "totp", &ahead).await.status(), 401, "and not twice");
+        assert_eq!(
+            submit_code(&third, "totp", &ahead).await.status(),
+            401,
+            "and not twice"
+        );
         let target = format!("user:{user_id}");
         assert!(count(&k, "SELECT COUNT(*) FROM audit_log WHERE target = $1 AND action = 'mfa.totp.verify' AND details LIKE '%already used%'", &target).await >= 2);
 
@@ -299,7 +426,10 @@ async fn a_totp_code_works_once_and_guessing_is_throttled_and_audited() {
         assert!(throttled.text().await.unwrap().contains("role=\"alert\""));
         assert!(count(&k, "SELECT COUNT(*) FROM audit_log WHERE target = $1 AND action = 'mfa.code' AND outcome = 'denied'", &target).await >= 1);
         // The server keeps serving.
-        assert_eq!(reqwest::get(server.url("/healthz")).await.unwrap().status(), 200);
+        assert_eq!(
+            reqwest::get(server.url("/healthz")).await.unwrap().status(),
+            200
+        );
     }
 }
 
@@ -316,7 +446,15 @@ async fn account_changes_need_a_fresh_sign_in_and_keep_the_last_required_factor(
         // The only strong factor of an account that must use one cannot go.
         let refused = browser.post("/account", "/account/totp/remove", &[]).await;
         assert_eq!(refused.headers()["location"], "/account?error=last_factor");
-        assert_eq!(count(&k, "SELECT COUNT(*) FROM totp_credentials WHERE user_id = $1", &user_id).await, 1);
+        assert_eq!(
+            count(
+                &k,
+                "SELECT COUNT(*) FROM totp_credentials WHERE user_id = $1",
+                &user_id
+            )
+            .await,
+            1
+        );
         let (_, page) = browser.page("/account?error=last_factor").await;
         assert!(page.contains("role=\"alert\""));
 
@@ -328,11 +466,26 @@ async fn account_changes_need_a_fresh_sign_in_and_keep_the_last_required_factor(
             .await
             .unwrap();
         db.close().await;
-        let stale = browser.post("/account", "/account/recovery-codes", &[]).await;
+        let stale = browser
+            .post("/account", "/account/recovery-codes", &[])
+            .await;
         assert_eq!(stale.headers()["location"], "/account?error=reauth");
-        assert_eq!(count(&k, "SELECT COUNT(*) FROM recovery_codes WHERE user_id = $1", &user_id).await, 0);
         assert_eq!(
-            count(&k, "SELECT COUNT(*) FROM audit_log WHERE target = $1 AND action = 'mfa.totp.enroll'", &format!("user:{user_id}")).await,
+            count(
+                &k,
+                "SELECT COUNT(*) FROM recovery_codes WHERE user_id = $1",
+                &user_id
+            )
+            .await,
+            0
+        );
+        assert_eq!(
+            count(
+                &k,
+                "SELECT COUNT(*) FROM audit_log WHERE target = $1 AND action = 'mfa.totp.enroll'",
+                &format!("user:{user_id}")
+            )
+            .await,
             1,
             "the enrolment is audited"
         );
@@ -351,10 +504,18 @@ async fn the_account_page_lists_sessions_and_ends_another_one() {
     let (_, page) = laptop.page("/account").await;
     assert_eq!(page.matches("action=\"/account/sessions/end\"").count(), 2);
     // The other session is the one not marked as this device.
-    let rows: Vec<&str> = page.split("<tr>").filter(|r| r.contains("name=\"sid\"")).collect();
-    let other = rows.iter().find(|r| !r.contains("this device") && !r.contains("この端末")).unwrap();
+    let rows: Vec<&str> = page
+        .split("<tr>")
+        .filter(|r| r.contains("name=\"sid\""))
+        .collect();
+    let other = rows
+        .iter()
+        .find(|r| !r.contains("this device") && !r.contains("この端末"))
+        .unwrap();
     let sid = hidden_field(other, "sid").unwrap();
-    let ended = laptop.post("/account", "/account/sessions/end", &[("sid", &sid)]).await;
+    let ended = laptop
+        .post("/account", "/account/sessions/end", &[("sid", &sid)])
+        .await;
     assert_eq!(ended.headers()["location"], "/account?done=session_ended");
     let (status, _) = phone.page("/account").await;
     assert_eq!(status, 303, "the ended session is signed out");
@@ -373,15 +534,44 @@ async fn a_helpdesk_reset_needs_a_reproofing_reference_and_is_audited() {
         let short = k.run(&["user", "mfa-reset", "shichiro", "--reproofing-ref", "x"]);
         assert!(!short.status.success());
         assert!(String::from_utf8_lossy(&short.stderr).contains("re-proofing reference"));
-        assert_eq!(count(&k, "SELECT COUNT(*) FROM totp_credentials WHERE user_id = $1", &user_id).await, 1);
-        let report = k.json(&["user", "mfa-reset", "shichiro", "--reproofing-ref", "COUNTER-2026-0042", "--reason", "lost phone", "--json"]);
+        assert_eq!(
+            count(
+                &k,
+                "SELECT COUNT(*) FROM totp_credentials WHERE user_id = $1",
+                &user_id
+            )
+            .await,
+            1
+        );
+        let report = k.json(&[
+            "user",
+            "mfa-reset",
+            "shichiro",
+            "--reproofing-ref",
+            "COUNTER-2026-0042",
+            "--reason",
+            "lost phone",
+            "--json",
+        ]);
         assert_eq!(report["totp"], 1);
-        assert_eq!(count(&k, "SELECT COUNT(*) FROM totp_credentials WHERE user_id = $1", &user_id).await, 0);
+        assert_eq!(
+            count(
+                &k,
+                "SELECT COUNT(*) FROM totp_credentials WHERE user_id = $1",
+                &user_id
+            )
+            .await,
+            0
+        );
         assert_eq!(
             count(&k, "SELECT COUNT(*) FROM audit_log WHERE target = $1 AND action = 'mfa.reset' AND details LIKE '%COUNTER-2026-0042%'", &format!("user:{user_id}")).await,
             1
         );
-        assert!(outbox_kinds(&k, &user_id).await.contains(&"factors_reset".to_string()));
+        assert!(
+            outbox_kinds(&k, &user_id)
+                .await
+                .contains(&"factors_reset".to_string())
+        );
         let (status, _) = browser.page("/account").await;
         assert_eq!(status, 303, "its sessions ended");
     }

@@ -372,10 +372,26 @@ async fn mfa_reset(
     let actor = caller_in(&idp, &headers, &[Role::CityAdmin, Role::Helpdesk]).await?;
     let Json(req) =
         body.map_err(|e| ApiError(StatusCode::BAD_REQUEST, "invalid_request", e.body_text()))?;
-    match mfa::reset::reset(&idp, actor, &id, &req.reproofing_reference, req.reason.as_deref()).await {
+    match mfa::reset::reset(
+        &idp,
+        actor,
+        &id,
+        &req.reproofing_reference,
+        req.reason.as_deref(),
+    )
+    .await
+    {
         Ok(report) => Ok(Json(report).into_response()),
-        Err(MfaError::NoAccount(m)) => Err(ApiError(StatusCode::NOT_FOUND, "not_found", format!("no account {m}"))),
+        Err(MfaError::NoAccount(m)) => Err(ApiError(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no account {m}"),
+        )),
         Err(MfaError::Storage(e)) => Err(e.into()),
-        Err(e) => Err(ApiError(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", e.to_string())),
+        Err(e) => Err(ApiError(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request",
+            e.to_string(),
+        )),
     }
 }

@@ -72,7 +72,12 @@ impl std::ops::Deref for Idp {
 impl Idp {
     /// The provider over `core`. Fails when the `[mfa]` or `[mail]` settings cannot be used
     /// (an unreadable attestation root, a malformed relay).
-    pub fn new(core: Core, config: OidcConfig, mfa: MfaConfig, mail: MailConfig) -> Result<Idp, String> {
+    pub fn new(
+        core: Core,
+        config: OidcConfig,
+        mfa: MfaConfig,
+        mail: MailConfig,
+    ) -> Result<Idp, String> {
         let config = Arc::new(config);
         let passkeys = mfa::webauthn::Passkeys::new(&core.public_url, &mfa)?;
         let mailer = mfa::notify::mailer(&mail)?;
@@ -143,11 +148,17 @@ pub fn router(idp: Idp) -> Router {
         .route("/account", get(pages::account::show))
         .route("/account/passkeys/new", get(pages::account::new_passkey))
         .route("/account/passkeys", post(pages::account::add_passkey))
-        .route("/account/passkeys/remove", post(pages::account::remove_passkey))
+        .route(
+            "/account/passkeys/remove",
+            post(pages::account::remove_passkey),
+        )
         .route("/account/totp/new", get(pages::account::new_totp))
         .route("/account/totp", post(pages::account::confirm_totp))
         .route("/account/totp/remove", post(pages::account::remove_totp))
-        .route("/account/recovery-codes", post(pages::account::regenerate_codes))
+        .route(
+            "/account/recovery-codes",
+            post(pages::account::regenerate_codes),
+        )
         .route("/account/sessions/end", post(pages::account::end_session))
         .route(
             "/consent",

@@ -125,7 +125,11 @@ pub fn clear_cookie(idp: &Idp) -> HeaderValue {
 
 /// Raises a live session after a further factor (step-up): its methods, level and
 /// authentication time change; returns whether it was live.
-pub async fn elevate(conn: &mut AnyConnection, sid: &str, amr: &[String]) -> Result<bool, sqlx::Error> {
+pub async fn elevate(
+    conn: &mut AnyConnection,
+    sid: &str,
+    amr: &[String],
+) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
         "UPDATE sessions SET amr = $1, acr = $2, auth_time = $3 WHERE sid = $4 AND ended_at IS NULL",
     )
@@ -140,7 +144,11 @@ pub async fn elevate(conn: &mut AnyConnection, sid: &str, amr: &[String]) -> Res
 }
 
 /// One of the account's live sessions, by its `sid`.
-pub async fn find_live(idp: &Idp, user_id: &str, sid: &str) -> Result<Option<Session>, sqlx::Error> {
+pub async fn find_live(
+    idp: &Idp,
+    user_id: &str,
+    sid: &str,
+) -> Result<Option<Session>, sqlx::Error> {
     let row: Option<(String, String, i64, String, Option<String>, i64)> = sqlx::query_as(
         "SELECT sid, user_id, auth_time, amr, acr, expires_at FROM sessions \
          WHERE sid = $1 AND user_id = $2 AND ended_at IS NULL AND expires_at > $3",
@@ -154,7 +162,14 @@ pub async fn find_live(idp: &Idp, user_id: &str, sid: &str) -> Result<Option<Ses
 }
 
 fn to_session(
-    (sid, user_id, auth_time, amr, acr, expires_at): (String, String, i64, String, Option<String>, i64),
+    (sid, user_id, auth_time, amr, acr, expires_at): (
+        String,
+        String,
+        i64,
+        String,
+        Option<String>,
+        i64,
+    ),
 ) -> Session {
     Session {
         sid,

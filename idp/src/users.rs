@@ -483,7 +483,11 @@ pub async fn mark_email_verified(
         .await?;
     let entries = audit::append_in(
         tx.conn(),
-        &[AuditEvent::new(actor, "user.verify_email", format!("user:{}", user.id))],
+        &[AuditEvent::new(
+            actor,
+            "user.verify_email",
+            format!("user:{}", user.id),
+        )],
     )
     .await?;
     tx.commit().await?;

@@ -46,12 +46,22 @@ async fn enrolled(idp: &Idp, name: &str, synced: bool) -> (String, SoftAuthentic
     let user = account(idp, name).await;
     let mut authenticator = SoftAuthenticator::new(RP_ID, ORIGIN);
     authenticator.synced = synced;
-    let (ceremony, options) = webauthn::start_registration(idp, &user, name, name, false).await.unwrap();
+    let (ceremony, options) = webauthn::start_registration(idp, &user, name, name, false)
+        .await
+        .unwrap();
     let options_json: serde_json::Value = serde_json::from_str(&options).unwrap();
-    assert_eq!(options_json["publicKey"]["authenticatorSelection"]["residentKey"], "required");
-    assert_eq!(options_json["publicKey"]["authenticatorSelection"]["userVerification"], "required");
+    assert_eq!(
+        options_json["publicKey"]["authenticatorSelection"]["residentKey"],
+        "required"
+    );
+    assert_eq!(
+        options_json["publicKey"]["authenticatorSelection"]["userVerification"],
+        "required"
+    );
     let response = authenticator.register(&options);
-    let info = webauthn::finish_registration(idp, &user, &ceremony, "My phone", &response).await.unwrap();
+    let info = webauthn::finish_registration(idp, &user, &ceremony, "My phone", &response)
+        .await
+        .unwrap();
     assert_eq!(info.hardware_bound, i64::from(!synced));
     (user, authenticator)
 }
@@ -69,7 +79,17 @@ async fn settle(idp: &Idp) {
     // Failures are audited through the group-commit writer; let it commit.
     for _ in 0..50 {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        if idp.core.audit.record(kizuna_core::audit::AuditEvent::new(kizuna_core::audit::Actor::system("test"), "test.flush", "test")).await.is_ok() {
+        if idp
+            .core
+            .audit
+            .record(kizuna_core::audit::AuditEvent::new(
+                kizuna_core::audit::Actor::system("test"),
+                "test.flush",
+                "test",
+            ))
+            .await
+            .is_ok()
+        {
             return;
         }
     }
@@ -82,12 +102,24 @@ async fn a_passkey_registers_and_signs_in_passwordless_and_as_a_second_factor() 
         let (user, mut authenticator) = enrolled(&idp, "taro", false).await;
 
         let (ceremony, options) = webauthn::start_discoverable(&idp).await.unwrap();
-        let (found, factor) = webauthn::finish_discoverable(&idp, &ceremony, &authenticator.assert(&options)).await.unwrap();
+        let (found, factor) =
+            webauthn::finish_discoverable(&idp, &ceremony, &authenticator.assert(&options))
+                .await
+                .unwrap();
         assert_eq!(found, user);
         assert_eq!(factor, Factor::Passkey { hardware: true });
 
-        let (ceremony, options) = webauthn::start_authentication(&idp, &user, false).await.unwrap();
-        let factor = webauthn::finish_authentication(&idp, &user, &ceremony, &authenticator.assert(&options)).await.unwrap();
+        let (ceremony, options) = webauthn::start_authentication(&idp, &user, false)
+            .await
+            .unwrap();
+        let factor = webauthn::finish_authentication(
+            &idp,
+            &user,
+            &ceremony,
+            &authenticator.assert(&options),
+        )
+        .await
+        .unwrap();
         assert_eq!(factor, Factor::Passkey { hardware: true });
         let listed = webauthn::list(&idp, &user).await.unwrap();
         assert_eq!(listed.len(), 1);
@@ -96,7 +128,9 @@ async fn a_passkey_registers_and_signs_in_passwordless_and_as_a_second_factor() 
         // A synced passkey is not hardware-bound (AAL2, not AAL3).
         let (_, mut synced) = enrolled(&idp, "hanako", true).await;
         let (ceremony, options) = webauthn::start_discoverable(&idp).await.unwrap();
-        let (_, factor) = webauthn::finish_discoverable(&idp, &ceremony, &synced.assert(&options)).await.unwrap();
+        let (_, factor) = webauthn::finish_discoverable(&idp, &ceremony, &synced.assert(&options))
+            .await
+            .unwrap();
         assert_eq!(factor, Factor::Passkey { hardware: false });
         assert_eq!(audit_count(&idp, "mfa.passkey.register", &user).await, 1);
     }
@@ -111,11 +145,16 @@ async fn a_response_to_another_challenge_is_refused() {
         let (second, _) = webauthn::start_discoverable(&idp).await.unwrap();
         let answer = authenticator.assert(&first_options);
         match webauthn::finish_discoverable(&idp, &second, &answer).await {
-            Err(MfaError::Rejected(why)) => assert!(why.to_lowercase().contains("challenge"), "{why}"),
+            Err(MfaError::Rejected(why)) => {
+                assert!(why.to_lowercase().contains("challenge"), "{why}")
+            }
             other => panic!("{other:?}"),
         }
         // A ceremony works once: the second finish finds nothing.
-        assert!(matches!(webauthn::finish_discoverable(&idp, &second, &answer).await, Err(MfaError::Expired)));
+        assert!(matches!(
+            webauthn::finish_discoverable(&idp, &second, &answer).await,
+            Err(MfaError::Expired)
+        ));
     }
 }
 
@@ -125,29 +164,55 @@ async fn a_wrong_origin_or_rp_id_is_refused() {
         let idp = idp(&t.db, MfaConfig::default()).await;
         let (user, mut authenticator) = enrolled(&idp, "taro", false).await;
         authenticator.origin = "https://id.city.example.evil.test".into();
-        let (ceremony, options) = webauthn::start_authentication(&idp, &user, false).await.unwrap();
-        match webauthn::finish_authentication(&idp, &user, &ceremony, &authenticator.assert(&options)).await {
+        let (ceremony, options) = webauthn::start_authentication(&idp, &user, false)
+            .await
+            .unwrap();
+        match webauthn::finish_authentication(
+            &idp,
+            &user,
+            &ceremony,
+            &authenticator.assert(&options),
+        )
+        .await
+        {
             Err(MfaError::Rejected(why)) => assert!(why.contains("origin"), "{why}"),
             other => panic!("{other:?}"),
         }
         authenticator.origin = ORIGIN.into();
         authenticator.rp_id = "evil.test".into();
-        let (ceremony, options) = webauthn::start_authentication(&idp, &user, false).await.unwrap();
-        match webauthn::finish_authentication(&idp, &user, &ceremony, &authenticator.assert(&options)).await {
-            Err(MfaError::Rejected(why)) => assert!(why.to_lowercase().contains("relying party id"), "{why}"),
+        let (ceremony, options) = webauthn::start_authentication(&idp, &user, false)
+            .await
+            .unwrap();
+        match webauthn::finish_authentication(
+            &idp,
+            &user,
+            &ceremony,
+            &authenticator.assert(&options),
+        )
+        .await
+        {
+            Err(MfaError::Rejected(why)) => {
+                assert!(why.to_lowercase().contains("relying party id"), "{why}")
+            }
             other => panic!("{other:?}"),
         }
         // Registration checks them too.
         let other = account(&idp, "jiro").await;
         let mut evil = SoftAuthenticator::new("evil.test", ORIGIN);
-        let (ceremony, options) = webauthn::start_registration(&idp, &other, "jiro", "jiro", false).await.unwrap();
+        let (ceremony, options) = webauthn::start_registration(&idp, &other, "jiro", "jiro", false)
+            .await
+            .unwrap();
         assert!(matches!(
-            webauthn::finish_registration(&idp, &other, &ceremony, "key", &evil.register(&options)).await,
+            webauthn::finish_registration(&idp, &other, &ceremony, "key", &evil.register(&options))
+                .await,
             Err(MfaError::Rejected(_))
         ));
         assert!(webauthn::list(&idp, &other).await.unwrap().is_empty());
         settle(&idp).await;
-        assert!(audit_count(&idp, "mfa.passkey.verify", &user).await >= 2, "refusals are audited");
+        assert!(
+            audit_count(&idp, "mfa.passkey.verify", &user).await >= 2,
+            "refusals are audited"
+        );
     }
 }
 
@@ -157,11 +222,22 @@ async fn a_counter_that_goes_backwards_blocks_the_passkey() {
         let idp = idp(&t.db, MfaConfig::default()).await;
         let (user, mut authenticator) = enrolled(&idp, "taro", false).await;
         for _ in 0..3 {
-            let (ceremony, options) = webauthn::start_authentication(&idp, &user, false).await.unwrap();
-            webauthn::finish_authentication(&idp, &user, &ceremony, &authenticator.assert(&options)).await.unwrap();
+            let (ceremony, options) = webauthn::start_authentication(&idp, &user, false)
+                .await
+                .unwrap();
+            webauthn::finish_authentication(
+                &idp,
+                &user,
+                &ceremony,
+                &authenticator.assert(&options),
+            )
+            .await
+            .unwrap();
         }
         // A clone that was copied at counter 1.
-        let (ceremony, options) = webauthn::start_authentication(&idp, &user, false).await.unwrap();
+        let (ceremony, options) = webauthn::start_authentication(&idp, &user, false)
+            .await
+            .unwrap();
         let cloned = authenticator.assert_with_counter(&options, 1);
         assert!(matches!(
             webauthn::finish_authentication(&idp, &user, &ceremony, &cloned).await,
@@ -169,7 +245,10 @@ async fn a_counter_that_goes_backwards_blocks_the_passkey() {
         ));
         let listed = webauthn::list(&idp, &user).await.unwrap();
         assert_eq!(listed[0].possibly_cloned, 1, "flagged");
-        assert_eq!(audit_count(&idp, "mfa.passkey.clone_suspected", &user).await, 1);
+        assert_eq!(
+            audit_count(&idp, "mfa.passkey.clone_suspected", &user).await,
+            1
+        );
         // Blocked: even the real authenticator's next assertion is refused now.
         assert!(matches!(
             webauthn::start_authentication(&idp, &user, false).await,
@@ -190,7 +269,9 @@ async fn another_accounts_credential_is_refused() {
         let (alice, mut alices) = enrolled(&idp, "alice", false).await;
         let (bob, _) = enrolled(&idp, "bob", false).await;
         // Bob's second factor answered with Alice's passkey.
-        let (ceremony, options) = webauthn::start_authentication(&idp, &bob, false).await.unwrap();
+        let (ceremony, options) = webauthn::start_authentication(&idp, &bob, false)
+            .await
+            .unwrap();
         assert!(matches!(
             webauthn::finish_authentication(&idp, &bob, &ceremony, &alices.assert(&options)).await,
             Err(MfaError::ForeignCredential)
@@ -214,16 +295,31 @@ async fn user_verification_is_required() {
         let idp = idp(&t.db, MfaConfig::default()).await;
         let (user, mut authenticator) = enrolled(&idp, "taro", false).await;
         authenticator.user_verified = false;
-        let (ceremony, options) = webauthn::start_authentication(&idp, &user, false).await.unwrap();
+        let (ceremony, options) = webauthn::start_authentication(&idp, &user, false)
+            .await
+            .unwrap();
         assert!(matches!(
-            webauthn::finish_authentication(&idp, &user, &ceremony, &authenticator.assert(&options)).await,
+            webauthn::finish_authentication(
+                &idp,
+                &user,
+                &ceremony,
+                &authenticator.assert(&options)
+            )
+            .await,
             Err(MfaError::Rejected(_))
         ));
         let (ceremony, options) = webauthn::start_discoverable(&idp).await.unwrap();
-        assert!(webauthn::finish_discoverable(&idp, &ceremony, &authenticator.assert(&options)).await.is_err());
+        assert!(
+            webauthn::finish_discoverable(&idp, &ceremony, &authenticator.assert(&options))
+                .await
+                .is_err()
+        );
         // Malformed JSON is refused, not a panic.
         let (ceremony, _) = webauthn::start_discoverable(&idp).await.unwrap();
-        assert!(matches!(webauthn::finish_discoverable(&idp, &ceremony, "{not json").await, Err(MfaError::Rejected(_))));
+        assert!(matches!(
+            webauthn::finish_discoverable(&idp, &ceremony, "{not json").await,
+            Err(MfaError::Rejected(_))
+        ));
     }
 }
 
@@ -232,7 +328,19 @@ async fn staff_accounts_must_register_an_allowed_attested_model() {
     let dir = testing::TempDir::new("kizuna-attestation");
     let ca = dir.path().join("vendor-root.pem");
     let made = std::process::Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2", "-subj", "/CN=Vendor Attestation Root"])
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=Vendor Attestation Root",
+        ])
         .arg("-keyout")
         .arg(dir.path().join("vendor-root.key"))
         .arg("-out")
@@ -253,16 +361,40 @@ async fn staff_accounts_must_register_an_allowed_attested_model() {
         let idp = idp(&t.db, mfa.clone()).await;
         let staff = account(&idp, "clerk").await;
         let mut authenticator = SoftAuthenticator::new(RP_ID, ORIGIN);
-        let (ceremony, options) = webauthn::start_registration(&idp, &staff, "clerk", "clerk", true).await.unwrap();
+        let (ceremony, options) =
+            webauthn::start_registration(&idp, &staff, "clerk", "clerk", true)
+                .await
+                .unwrap();
         let asked: serde_json::Value = serde_json::from_str(&options).unwrap();
         assert_eq!(asked["publicKey"]["attestation"], "direct");
         // A self-made authenticator without attestation is not on the list.
-        assert!(webauthn::finish_registration(&idp, &staff, &ceremony, "key", &authenticator.register(&options)).await.is_err());
+        assert!(
+            webauthn::finish_registration(
+                &idp,
+                &staff,
+                &ceremony,
+                "key",
+                &authenticator.register(&options)
+            )
+            .await
+            .is_err()
+        );
         assert!(webauthn::list(&idp, &staff).await.unwrap().is_empty());
         // Residents are not bound by the staff list.
         let resident = account(&idp, "resident").await;
-        let (ceremony, options) = webauthn::start_registration(&idp, &resident, "resident", "resident", false).await.unwrap();
+        let (ceremony, options) =
+            webauthn::start_registration(&idp, &resident, "resident", "resident", false)
+                .await
+                .unwrap();
         let mut theirs = SoftAuthenticator::new(RP_ID, ORIGIN);
-        webauthn::finish_registration(&idp, &resident, &ceremony, "key", &theirs.register(&options)).await.unwrap();
+        webauthn::finish_registration(
+            &idp,
+            &resident,
+            &ceremony,
+            "key",
+            &theirs.register(&options),
+        )
+        .await
+        .unwrap();
     }
 }

@@ -168,7 +168,10 @@ async fn run_with(
         }
         UserCommand::SetMinAal { user, level } => {
             let u = mfa::set_account_min_aal(idp, Actor::cli(), &user, level).await?;
-            println!("{} ({}) must now reach AAL{level} at sign-in", u.username, u.id);
+            println!(
+                "{} ({}) must now reach AAL{level} at sign-in",
+                u.username, u.id
+            );
         }
         UserCommand::MfaReset {
             user,

@@ -570,7 +570,12 @@ impl Browser {
     }
 
     /// Posts a form to this server with the CSRF token of the page at `from`.
-    pub async fn post(&self, from: &str, action: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+    pub async fn post(
+        &self,
+        from: &str,
+        action: &str,
+        fields: &[(&str, &str)],
+    ) -> reqwest::Response {
         let (_, html) = self.page(from).await;
         let mut form: Vec<(String, String)> = vec![(
             "csrf_token".into(),
@@ -589,7 +594,11 @@ impl Browser {
     /// Signs in on Kizuna's own pages (not for a client) and lands on the account page.
     pub async fn sign_in_to_account(&self, user: &str, password: &str) {
         match self
-            .walk(&format!("{}/login?next=/account", self.base), Some((user, password)), true)
+            .walk(
+                &format!("{}/login?next=/account", self.base),
+                Some((user, password)),
+                true,
+            )
             .await
         {
             Landing::Page(200, html) if html.contains("id=\"sessions-title\"") => {}
@@ -604,7 +613,11 @@ impl Browser {
         assert_eq!(status, 200, "{html}");
         let app = Arc::new(TotpApp::from_page(&html));
         let response = self
-            .post("/account/totp/new", "/account/totp", &[("code", &app.code())])
+            .post(
+                "/account/totp/new",
+                "/account/totp",
+                &[("code", &app.code())],
+            )
             .await;
         assert_eq!(response.status(), 303, "{}", response.text().await.unwrap());
         *self.totp.lock().unwrap() = Some(app.clone());
@@ -672,7 +685,10 @@ impl TotpApp {
 
     /// The code for a time step.
     pub fn code_at(&self, step: i64) -> String {
-        format!("{:06}", kizuna_idp::mfa::totp::hotp(&self.seed, step as u64))
+        format!(
+            "{:06}",
+            kizuna_idp::mfa::totp::hotp(&self.seed, step as u64)
+        )
     }
 
     /// A code not used before: this step's, or the next (accepted one step ahead), or,
@@ -682,7 +698,9 @@ impl TotpApp {
         let now = kizuna_core::time::now_unix().div_euclid(30);
         let step = (*last + 1).max(now);
         if step > now + 1 {
-            std::thread::sleep(Duration::from_secs(((step - 1) * 30 - kizuna_core::time::now_unix()).max(0) as u64 + 1));
+            std::thread::sleep(Duration::from_secs(
+                ((step - 1) * 30 - kizuna_core::time::now_unix()).max(0) as u64 + 1,
+            ));
         }
         *last = step;
         self.code_at(step)

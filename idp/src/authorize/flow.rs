@@ -8,7 +8,10 @@ use crate::Idp;
 use crate::clients::Client;
 use crate::consent;
 use crate::error::OAuthError;
-use crate::mfa::{self, policy::{self, Next}};
+use crate::mfa::{
+    self,
+    policy::{self, Next},
+};
 use crate::sessions::{self, Session};
 
 /// The next step for the browser.
@@ -85,7 +88,8 @@ pub async fn decide(
         }
         return Ok(Step::Login(keep(idp, &pending, pending_id).await?));
     };
-    if let Some(step) = check_assurance(idp, client, &session, &pending, pending_id.clone()).await? {
+    if let Some(step) = check_assurance(idp, client, &session, &pending, pending_id.clone()).await?
+    {
         return Ok(step);
     }
     let needs_consent = client.require_consent

@@ -363,14 +363,24 @@ mod tests {
             uri(),
             &params(&[
                 ("response_type", "code"),
-                ("claims", r#"{"id_token":{"acr":{"essential":true,"value":"urn:kizuna:aal:2"}}}"#),
+                (
+                    "claims",
+                    r#"{"id_token":{"acr":{"essential":true,"value":"urn:kizuna:aal:2"}}}"#,
+                ),
             ]),
         )
         .unwrap();
-        assert_eq!(req.acr_request().minimum(), Some(crate::mfa::policy::Aal::Two));
+        assert_eq!(
+            req.acr_request().minimum(),
+            Some(crate::mfa::policy::Aal::Two)
+        );
         for bad in ["not json", "[1,2]", "\"acr\""] {
             assert_eq!(
-                error_code(parse_rest(&c, uri(), &params(&[("response_type", "code"), ("claims", bad)]))),
+                error_code(parse_rest(
+                    &c,
+                    uri(),
+                    &params(&[("response_type", "code"), ("claims", bad)])
+                )),
                 "invalid_request",
                 "{bad}"
             );

@@ -145,7 +145,10 @@ impl MailConfig {
             ));
         }
         if self.password.is_some() && self.password_file.is_some() {
-            return Err(("mail.password", "set password or password_file, not both".into()));
+            return Err((
+                "mail.password",
+                "set password or password_file, not both".into(),
+            ));
         }
         Ok(())
     }

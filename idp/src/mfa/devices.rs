@@ -81,24 +81,29 @@ pub async fn remember(
     };
     let now = kizuna_core::time::now_unix();
     let hash = secret::token_hash(&token);
-    let known: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM known_devices WHERE user_id = $1 AND device_hash = $2")
+    let known: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM known_devices WHERE user_id = $1 AND device_hash = $2",
+    )
+    .bind(user_id)
+    .bind(&hash)
+    .fetch_one(&mut *conn)
+    .await?;
+    if known > 0 {
+        sqlx::query(
+            "UPDATE known_devices SET last_seen = $1 WHERE user_id = $2 AND device_hash = $3",
+        )
+        .bind(now)
         .bind(user_id)
         .bind(&hash)
-        .fetch_one(&mut *conn)
+        .execute(&mut *conn)
         .await?;
-    if known > 0 {
-        sqlx::query("UPDATE known_devices SET last_seen = $1 WHERE user_id = $2 AND device_hash = $3")
-            .bind(now)
-            .bind(user_id)
-            .bind(&hash)
-            .execute(&mut *conn)
-            .await?;
         return Ok(new_cookie);
     }
-    let seen_before: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM known_devices WHERE user_id = $1")
-        .bind(user_id)
-        .fetch_one(&mut *conn)
-        .await?;
+    let seen_before: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM known_devices WHERE user_id = $1")
+            .bind(user_id)
+            .fetch_one(&mut *conn)
+            .await?;
     sqlx::query("INSERT INTO known_devices (user_id, device_hash, first_seen, last_seen) VALUES ($1, $2, $3, $3)")
         .bind(user_id)
         .bind(&hash)
@@ -110,7 +115,11 @@ pub async fn remember(
             .and_then(|c| c.peer_ip)
             .map(|ip| ip.to_string())
             .unwrap_or_else(|| "unknown".into());
-        let device = describe(headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()));
+        let device = describe(
+            headers
+                .get(header::USER_AGENT)
+                .and_then(|v| v.to_str().ok()),
+        );
         notify::factor_changed(conn, user_id, notify::Change::NewDevice { place, device }).await?;
     }
     Ok(new_cookie)
@@ -123,11 +132,15 @@ mod tests {
     #[test]
     fn user_agents_are_summarised() {
         assert_eq!(
-            describe(Some("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36")),
+            describe(Some(
+                "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36"
+            )),
             "Chrome (Linux)"
         );
         assert_eq!(
-            describe(Some("Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 Version/17.0 Mobile/15E148 Safari/604.1")),
+            describe(Some(
+                "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 Version/17.0 Mobile/15E148 Safari/604.1"
+            )),
             "Safari (iPhone)"
         );
         assert_eq!(describe(None), "unknown");

@@ -91,7 +91,11 @@ impl Enrolled {
 }
 
 /// What the account has enrolled and must reach.
-pub async fn enrolled(idp: &Idp, conn: &mut AnyConnection, user_id: &str) -> Result<Enrolled, sqlx::Error> {
+pub async fn enrolled(
+    idp: &Idp,
+    conn: &mut AnyConnection,
+    user_id: &str,
+) -> Result<Enrolled, sqlx::Error> {
     let passkeys: Vec<(i64,)> = sqlx::query_as(
         "SELECT hardware_bound FROM webauthn_credentials WHERE user_id = $1 AND possibly_cloned = 0",
     )
@@ -138,7 +142,11 @@ pub async fn enrolled(idp: &Idp, conn: &mut AnyConnection, user_id: &str) -> Res
 
 /// The level the account must reach (its own setting, or the staff rule when it holds a
 /// role), and whether it is a staff account.
-async fn account_rule(idp: &Idp, conn: &mut AnyConnection, user_id: &str) -> Result<(u8, bool), sqlx::Error> {
+async fn account_rule(
+    idp: &Idp,
+    conn: &mut AnyConnection,
+    user_id: &str,
+) -> Result<(u8, bool), sqlx::Error> {
     let row: Option<(i64, i64)> = sqlx::query_as(
         "SELECT u.min_aal, (SELECT COUNT(*) FROM role_assignments r WHERE r.user_id = u.id) FROM users u WHERE u.id = $1",
     )
@@ -152,7 +160,11 @@ async fn account_rule(idp: &Idp, conn: &mut AnyConnection, user_id: &str) -> Res
 }
 
 /// The level the account must reach at every sign-in.
-pub async fn account_min_aal(idp: &Idp, conn: &mut AnyConnection, user_id: &str) -> Result<u8, sqlx::Error> {
+pub async fn account_min_aal(
+    idp: &Idp,
+    conn: &mut AnyConnection,
+    user_id: &str,
+) -> Result<u8, sqlx::Error> {
     Ok(account_rule(idp, conn, user_id).await?.0)
 }
 
@@ -186,8 +198,10 @@ pub async fn set_account_min_aal(
         .await?;
     let entries = audit::append_in(
         tx.conn(),
-        &[AuditEvent::new(actor, "user.set_min_aal", format!("user:{}", user.id))
-            .details(json!({"min_aal": min_aal}))],
+        &[
+            AuditEvent::new(actor, "user.set_min_aal", format!("user:{}", user.id))
+                .details(json!({"min_aal": min_aal})),
+        ],
     )
     .await?;
     tx.commit().await?;

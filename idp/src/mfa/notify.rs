@@ -98,7 +98,11 @@ impl Change {
 /// Queues the notice for the account's verified address, inside the caller's transaction.
 /// An account without a verified address gets none (the account page still shows the
 /// change in its history).
-pub async fn factor_changed(conn: &mut AnyConnection, user_id: &str, change: Change) -> Result<(), sqlx::Error> {
+pub async fn factor_changed(
+    conn: &mut AnyConnection,
+    user_id: &str,
+    change: Change,
+) -> Result<(), sqlx::Error> {
     let email: Option<(Option<String>, i64)> =
         sqlx::query_as("SELECT email, email_verified FROM users WHERE id = $1")
             .bind(user_id)
@@ -164,7 +168,10 @@ pub fn mailer(config: &MailConfig) -> Result<Option<Mailer>, String> {
     };
     let mut builder = builder.port(config.port);
     if let Some(user) = &config.username {
-        builder = builder.credentials(Credentials::new(user.clone(), config.password()?.unwrap_or_default()));
+        builder = builder.credentials(Credentials::new(
+            user.clone(),
+            config.password()?.unwrap_or_default(),
+        ));
     }
     Ok(Some(builder.build()))
 }
@@ -182,10 +189,12 @@ pub async fn deliver_due(idp: &Idp) {
         return;
     };
     let now = kizuna_core::time::now_unix();
-    let _ = sqlx::query("UPDATE mail_outbox SET status = 'expired' WHERE status = 'queued' AND created_at < $1")
-        .bind(now - MAX_AGE_SECS)
-        .execute(idp.core.db.pool())
-        .await;
+    let _ = sqlx::query(
+        "UPDATE mail_outbox SET status = 'expired' WHERE status = 'queued' AND created_at < $1",
+    )
+    .bind(now - MAX_AGE_SECS)
+    .execute(idp.core.db.pool())
+    .await;
     let due: Vec<(String, String, String, String, i64)> = match sqlx::query_as(
         "SELECT id, recipient, subject, body, attempts FROM mail_outbox \
          WHERE status = 'queued' AND next_attempt <= $1 ORDER BY next_attempt LIMIT 20",
@@ -236,13 +245,28 @@ pub async fn deliver_due(idp: &Idp) {
     }
 }
 
-async fn send(mailer: &Mailer, from: &str, to: &str, subject: &str, body: &str) -> Result<(), String> {
+async fn send(
+    mailer: &Mailer,
+    from: &str,
+    to: &str,
+    subject: &str,
+    body: &str,
+) -> Result<(), String> {
     let message = Message::builder()
-        .from(from.parse().map_err(|e: lettre::address::AddressError| e.to_string())?)
-        .to(to.parse().map_err(|e: lettre::address::AddressError| e.to_string())?)
+        .from(
+            from.parse()
+                .map_err(|e: lettre::address::AddressError| e.to_string())?,
+        )
+        .to(to
+            .parse()
+            .map_err(|e: lettre::address::AddressError| e.to_string())?)
         .subject(subject)
         .header(ContentType::TEXT_PLAIN)
         .body(body.to_string())
         .map_err(|e| e.to_string())?;
-    mailer.send(message).await.map(|_| ()).map_err(|e| e.to_string())
+    mailer
+        .send(message)
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }

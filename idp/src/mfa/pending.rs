@@ -68,7 +68,14 @@ fn token(idp: &Idp, headers: &HeaderMap) -> Option<String> {
         .map(secret::token_hash)
 }
 
-type Row = (String, Option<String>, String, Option<String>, Option<String>, i64);
+type Row = (
+    String,
+    Option<String>,
+    String,
+    Option<String>,
+    Option<String>,
+    i64,
+);
 
 fn from_row((user_id, sid, amr, req, next, target): Row) -> PendingMfa {
     PendingMfa {
@@ -98,7 +105,11 @@ pub async fn current(idp: &Idp, headers: &HeaderMap) -> Result<Option<PendingMfa
 
 /// Ends the browser's pending step inside the caller's transaction; false when it was
 /// already used (a second, concurrent finish).
-pub async fn finish(idp: &Idp, conn: &mut AnyConnection, headers: &HeaderMap) -> Result<bool, sqlx::Error> {
+pub async fn finish(
+    idp: &Idp,
+    conn: &mut AnyConnection,
+    headers: &HeaderMap,
+) -> Result<bool, sqlx::Error> {
     let Some(hash) = token(idp, headers) else {
         return Ok(false);
     };

@@ -120,7 +120,10 @@ impl AcrRequest {
     /// Core §5.5.1.1). Values Kizuna does not define are ignored.
     pub fn parse(acr_values: &[String], claims: Option<&Value>) -> AcrRequest {
         let mut wanted: Vec<Aal> = acr_values.iter().filter_map(|v| Aal::from_uri(v)).collect();
-        if let Some(acr) = claims.and_then(|c| c.get("id_token")).and_then(|c| c.get("acr")) {
+        if let Some(acr) = claims
+            .and_then(|c| c.get("id_token"))
+            .and_then(|c| c.get("acr"))
+        {
             let listed = acr
                 .get("values")
                 .and_then(Value::as_array)
@@ -207,7 +210,10 @@ mod tests {
         assert_eq!(Aal::from_amr(&amr(&["pwd"])), Some(Aal::One));
         assert_eq!(Aal::from_amr(&amr(&["pwd", "otp", "mfa"])), Some(Aal::Two));
         assert_eq!(Aal::from_amr(&amr(&["swk", "user", "mfa"])), Some(Aal::Two));
-        assert_eq!(Aal::from_amr(&amr(&["hwk", "user", "mfa"])), Some(Aal::Three));
+        assert_eq!(
+            Aal::from_amr(&amr(&["hwk", "user", "mfa"])),
+            Some(Aal::Three)
+        );
         assert_eq!(
             Aal::from_amr(&amr(&["pwd", "hwk", "user", "mfa"])),
             Some(Aal::Three)
@@ -220,7 +226,10 @@ mod tests {
 
     #[test]
     fn combining_adds_mfa_once_two_factors_are_used() {
-        assert_eq!(combine(&amr(&["pwd"]), &["otp"]), amr(&["pwd", "otp", "mfa"]));
+        assert_eq!(
+            combine(&amr(&["pwd"]), &["otp"]),
+            amr(&["pwd", "otp", "mfa"])
+        );
         assert_eq!(
             combine(&amr(&["pwd", "otp", "mfa"]), &["hwk", "user"]),
             amr(&["pwd", "otp", "hwk", "user", "mfa"])
@@ -258,7 +267,11 @@ mod tests {
         // Nothing enrolled can reach the level.
         assert_eq!(next_factor(&amr(&["pwd"]), Aal::Two, &[]), Next::Unmet);
         assert_eq!(
-            next_factor(&amr(&["pwd"]), Aal::Three, &[Factor::Totp, Factor::RecoveryCode]),
+            next_factor(
+                &amr(&["pwd"]),
+                Aal::Three,
+                &[Factor::Totp, Factor::RecoveryCode]
+            ),
             Next::Unmet
         );
     }
@@ -273,12 +286,16 @@ mod tests {
         assert_eq!(req.minimum(), Some(Aal::Two));
         assert_eq!(req.claim(Aal::Three), "urn:kizuna:aal:3");
         assert_eq!(req.claim(Aal::Two), "urn:kizuna:aal:2");
-        let claims = json!({"id_token": {"acr": {"essential": true, "values": ["urn:kizuna:aal:2"]}}});
+        let claims =
+            json!({"id_token": {"acr": {"essential": true, "values": ["urn:kizuna:aal:2"]}}});
         let req = AcrRequest::parse(&[], Some(&claims));
         assert_eq!(req.minimum(), Some(Aal::Two));
         assert_eq!(req.claim(Aal::Three), "urn:kizuna:aal:2");
         let single = json!({"id_token": {"acr": {"essential": true, "value": "urn:kizuna:aal:3"}}});
-        assert_eq!(AcrRequest::parse(&[], Some(&single)).minimum(), Some(Aal::Three));
+        assert_eq!(
+            AcrRequest::parse(&[], Some(&single)).minimum(),
+            Some(Aal::Three)
+        );
         assert_eq!(AcrRequest::default().claim(Aal::Two), "urn:kizuna:aal:2");
     }
 

@@ -19,7 +19,10 @@ const ALPHABET: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";
 /// A new code in its display form, `xxxx-xxxx-xxxx-xxxx`.
 pub fn new_code() -> String {
     let bytes = secret::random_bytes::<LEN>();
-    let chars: Vec<char> = bytes.iter().map(|b| ALPHABET[(*b & 31) as usize] as char).collect();
+    let chars: Vec<char> = bytes
+        .iter()
+        .map(|b| ALPHABET[(*b & 31) as usize] as char)
+        .collect();
     chars
         .chunks(4)
         .map(|c| c.iter().collect::<String>())
@@ -72,8 +75,12 @@ pub async fn regenerate(idp: &Idp, user_id: &str) -> Result<Vec<String>, MfaErro
     }
     let entries = audit::append_in(
         tx.conn(),
-        &[AuditEvent::new(Actor::user(user_id), "mfa.recovery.regenerate", format!("user:{user_id}"))
-            .details(json!({"count": COUNT}))],
+        &[AuditEvent::new(
+            Actor::user(user_id),
+            "mfa.recovery.regenerate",
+            format!("user:{user_id}"),
+        )
+        .details(json!({"count": COUNT}))],
     )
     .await?;
     notify::factor_changed(tx.conn(), user_id, notify::Change::RecoveryCodesRegenerated).await?;
@@ -132,12 +139,22 @@ pub async fn consume(idp: &Idp, user_id: &str, text: &str) -> Result<usize, MfaE
     .await?;
     let entries = audit::append_in(
         tx.conn(),
-        &[AuditEvent::new(Actor::user(user_id), "mfa.recovery.use", format!("user:{user_id}"))
-            .details(json!({"left": left}))],
+        &[AuditEvent::new(
+            Actor::user(user_id),
+            "mfa.recovery.use",
+            format!("user:{user_id}"),
+        )
+        .details(json!({"left": left}))],
     )
     .await?;
-    notify::factor_changed(tx.conn(), user_id, notify::Change::RecoveryCodeUsed { left: left as usize })
-        .await?;
+    notify::factor_changed(
+        tx.conn(),
+        user_id,
+        notify::Change::RecoveryCodeUsed {
+            left: left as usize,
+        },
+    )
+    .await?;
     tx.commit().await?;
     audit::publish(&entries);
     Ok(left as usize)
@@ -162,8 +179,15 @@ mod tests {
             normalize(" ABCD-efgh-0123-4567 ").as_deref(),
             Some("abcdefgh01234567")
         );
-        assert_eq!(normalize("abcd efgh O1I2 L567").as_deref(), Some("abcdefgh01121567"));
+        assert_eq!(
+            normalize("abcd efgh O1I2 L567").as_deref(),
+            Some("abcdefgh01121567")
+        );
         assert_eq!(normalize("abcd-efgh-0123-456"), None);
-        assert_eq!(normalize("abcd-efgh-0123-456u"), None, "u is not in the alphabet");
+        assert_eq!(
+            normalize("abcd-efgh-0123-456u"),
+            None,
+            "u is not in the alphabet"
+        );
     }
 }

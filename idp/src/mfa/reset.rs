@@ -48,7 +48,10 @@ pub async fn reset(
         .await?
         .ok_or_else(|| MfaError::NoAccount(login.to_string()))?;
     let mut removed = [0u64; 3];
-    for (i, table) in ["webauthn_credentials", "totp_credentials", "recovery_codes"].iter().enumerate() {
+    for (i, table) in ["webauthn_credentials", "totp_credentials", "recovery_codes"]
+        .iter()
+        .enumerate()
+    {
         removed[i] = sqlx::query(&format!("DELETE FROM {table} WHERE user_id = $1"))
             .bind(&user.id)
             .execute(tx.conn())
@@ -59,12 +62,13 @@ pub async fn reset(
         .bind(&user.id)
         .execute(tx.conn())
         .await?;
-    let sessions_ended = sqlx::query("UPDATE sessions SET ended_at = $1 WHERE user_id = $2 AND ended_at IS NULL")
-        .bind(now)
-        .bind(&user.id)
-        .execute(tx.conn())
-        .await?
-        .rows_affected();
+    let sessions_ended =
+        sqlx::query("UPDATE sessions SET ended_at = $1 WHERE user_id = $2 AND ended_at IS NULL")
+            .bind(now)
+            .bind(&user.id)
+            .execute(tx.conn())
+            .await?
+            .rows_affected();
     sqlx::query("UPDATE grants SET revoked_at = $1, revoked_reason = 'factors reset' WHERE user_id = $2 AND revoked_at IS NULL")
         .bind(now)
         .bind(&user.id)

@@ -25,8 +25,12 @@ pub fn hotp(secret: &[u8], counter: u64) -> u32 {
     let tag = hmac::sign(&key, &counter.to_be_bytes());
     let mac = tag.as_ref();
     let offset = (mac[mac.len() - 1] & 0x0f) as usize;
-    let binary = u32::from_be_bytes([mac[offset], mac[offset + 1], mac[offset + 2], mac[offset + 3]])
-        & 0x7fff_ffff;
+    let binary = u32::from_be_bytes([
+        mac[offset],
+        mac[offset + 1],
+        mac[offset + 2],
+        mac[offset + 3],
+    ]) & 0x7fff_ffff;
     binary % 10u32.pow(DIGITS)
 }
 
@@ -96,7 +100,11 @@ pub fn decode_base32(text: &str) -> Option<Vec<u8>> {
 
 /// The `otpauth://` URI (Key Uri Format) an authenticator app scans.
 pub fn otpauth_uri(issuer: &str, account: &str, secret: &[u8]) -> String {
-    let enc = |s: &str| -> String { url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>().replace('+', "%20") };
+    let enc = |s: &str| -> String {
+        url::form_urlencoded::byte_serialize(s.as_bytes())
+            .collect::<String>()
+            .replace('+', "%20")
+    };
     format!(
         "otpauth://totp/{}:{}?secret={}&issuer={}&algorithm=SHA1&digits={DIGITS}&period={STEP_SECS}",
         enc(issuer),
@@ -114,7 +122,10 @@ pub fn qr_data_uri(text: &str) -> Option<String> {
         .min_dimensions(220, 220)
         .quiet_zone(true)
         .build();
-    Some(format!("data:image/svg+xml;base64,{}", STANDARD.encode(svg)))
+    Some(format!(
+        "data:image/svg+xml;base64,{}",
+        STANDARD.encode(svg)
+    ))
 }
 
 fn context(user_id: &str) -> String {
@@ -193,7 +204,11 @@ async fn check(idp: &Idp, user_id: &str, code_text: &str, now: i64) -> Result<bo
             idp,
             user_id,
             "mfa.totp.verify",
-            if replay { "code already used" } else { "wrong code" },
+            if replay {
+                "code already used"
+            } else {
+                "wrong code"
+            },
             Outcome::Failure,
         )
         .await;
@@ -210,7 +225,14 @@ async fn check(idp: &Idp, user_id: &str, code_text: &str, now: i64) -> Result<bo
     .await?
     .rows_affected();
     if claimed == 0 {
-        audit_failure(idp, user_id, "mfa.totp.verify", "code already used", Outcome::Failure).await;
+        audit_failure(
+            idp,
+            user_id,
+            "mfa.totp.verify",
+            "code already used",
+            Outcome::Failure,
+        )
+        .await;
         return Err(MfaError::WrongCode);
     }
     Ok(confirmed == 1)
@@ -247,7 +269,11 @@ pub async fn confirm(idp: &Idp, user_id: &str, code: &str) -> Result<(), MfaErro
         .await?;
     let entries = audit::append_in(
         tx.conn(),
-        &[AuditEvent::new(Actor::user(user_id), "mfa.totp.enroll", format!("user:{user_id}"))],
+        &[AuditEvent::new(
+            Actor::user(user_id),
+            "mfa.totp.enroll",
+            format!("user:{user_id}"),
+        )],
     )
     .await?;
     notify::factor_changed(tx.conn(), user_id, notify::Change::TotpAdded).await?;
@@ -268,8 +294,12 @@ pub async fn remove(idp: &Idp, user_id: &str) -> Result<bool, MfaError> {
     if removed {
         let entries = audit::append_in(
             tx.conn(),
-            &[AuditEvent::new(Actor::user(user_id), "mfa.totp.remove", format!("user:{user_id}"))
-                .details(json!({}))],
+            &[AuditEvent::new(
+                Actor::user(user_id),
+                "mfa.totp.remove",
+                format!("user:{user_id}"),
+            )
+            .details(json!({}))],
         )
         .await?;
         notify::factor_changed(tx.conn(), user_id, notify::Change::TotpRemoved).await?;
@@ -296,7 +326,11 @@ mod tests {
             (2000000000, 69279037),
             (20000000000, 65353130),
         ] {
-            assert_eq!(hotp(RFC_SEED, step_at(time) as u64), eight % 1_000_000, "T={time}");
+            assert_eq!(
+                hotp(RFC_SEED, step_at(time) as u64),
+                eight % 1_000_000,
+                "T={time}"
+            );
         }
     }
 
@@ -306,10 +340,24 @@ mod tests {
         let step = step_at(now);
         let code = |s: i64| hotp(RFC_SEED, s as u64);
         assert_eq!(matching_step(RFC_SEED, code(step), now, 0), Some(step));
-        assert_eq!(matching_step(RFC_SEED, code(step - 1), now, 0), Some(step - 1));
-        assert_eq!(matching_step(RFC_SEED, code(step + 1), now, 0), Some(step + 1));
-        assert_eq!(matching_step(RFC_SEED, code(step - 2), now, 0), None, "too old");
-        assert_eq!(matching_step(RFC_SEED, code(step + 2), now, 0), None, "too new");
+        assert_eq!(
+            matching_step(RFC_SEED, code(step - 1), now, 0),
+            Some(step - 1)
+        );
+        assert_eq!(
+            matching_step(RFC_SEED, code(step + 1), now, 0),
+            Some(step + 1)
+        );
+        assert_eq!(
+            matching_step(RFC_SEED, code(step - 2), now, 0),
+            None,
+            "too old"
+        );
+        assert_eq!(
+            matching_step(RFC_SEED, code(step + 2), now, 0),
+            None,
+            "too new"
+        );
         // The previous step's code, once used, cannot be used again in its window.
         assert_eq!(matching_step(RFC_SEED, code(step - 1), now, step - 1), None);
         // Nor can an older code once a newer one was used.

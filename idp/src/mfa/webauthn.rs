@@ -48,7 +48,9 @@ impl Passkeys {
                 .ok()
         });
         if webauthn.is_none() {
-            tracing::info!("passkeys are off: public_url has no domain name (use a host name; localhost works for development)");
+            tracing::info!(
+                "passkeys are off: public_url has no domain name (use a host name; localhost works for development)"
+            );
         }
         let staff = if config.staff_authenticators.is_empty() {
             None
@@ -56,7 +58,8 @@ impl Passkeys {
             let mut builder = AttestationCaListBuilder::new();
             let mut aaguids = Vec::new();
             for a in &config.staff_authenticators {
-                let aaguid = Uuid::parse_str(&a.aaguid).map_err(|e| format!("aaguid {}: {e}", a.aaguid))?;
+                let aaguid =
+                    Uuid::parse_str(&a.aaguid).map_err(|e| format!("aaguid {}: {e}", a.aaguid))?;
                 let der = read_certificate(&a.ca_file)?;
                 builder
                     .insert_device_der(&der, aaguid, a.name.clone(), BTreeMap::new())
@@ -137,7 +140,10 @@ struct Stored {
     possibly_cloned: bool,
 }
 
-async fn load_by_credential(conn: &mut AnyConnection, credential_id: &[u8]) -> Result<Option<Stored>, MfaError> {
+async fn load_by_credential(
+    conn: &mut AnyConnection,
+    credential_id: &[u8],
+) -> Result<Option<Stored>, MfaError> {
     let row: Option<(String, String, String, String, i64, i64)> = sqlx::query_as(
         "SELECT id, user_id, name, passkey, hardware_bound, possibly_cloned FROM webauthn_credentials WHERE credential_id = $1",
     )
@@ -146,7 +152,8 @@ async fn load_by_credential(conn: &mut AnyConnection, credential_id: &[u8]) -> R
     .await?;
     row.map(|(id, user_id, name, passkey, hw, cloned)| {
         Ok(Stored {
-            passkey: serde_json::from_str(&passkey).map_err(|e| MfaError::Rejected(format!("stored passkey {id}: {e}")))?,
+            passkey: serde_json::from_str(&passkey)
+                .map_err(|e| MfaError::Rejected(format!("stored passkey {id}: {e}")))?,
             id,
             user_id,
             name,
@@ -157,7 +164,11 @@ async fn load_by_credential(conn: &mut AnyConnection, credential_id: &[u8]) -> R
     .transpose()
 }
 
-async fn user_passkeys(idp: &Idp, user_id: &str, hardware_only: bool) -> Result<Vec<Passkey>, MfaError> {
+async fn user_passkeys(
+    idp: &Idp,
+    user_id: &str,
+    hardware_only: bool,
+) -> Result<Vec<Passkey>, MfaError> {
     let rows: Vec<(String,)> = sqlx::query_as(
         "SELECT passkey FROM webauthn_credentials WHERE user_id = $1 AND possibly_cloned = 0 AND (hardware_bound = 1 OR $2 = 0)",
     )
@@ -174,7 +185,12 @@ async fn user_passkeys(idp: &Idp, user_id: &str, hardware_only: bool) -> Result<
 // ---------------------------------------------------------------------------------------------
 // Ceremony state
 
-async fn keep_state<T: Serialize>(idp: &Idp, purpose: &str, user_id: Option<&str>, state: &T) -> Result<String, MfaError> {
+async fn keep_state<T: Serialize>(
+    idp: &Idp,
+    purpose: &str,
+    user_id: Option<&str>,
+    state: &T,
+) -> Result<String, MfaError> {
     let id = secret::random_token();
     let now = kizuna_core::time::now_unix();
     sqlx::query(
@@ -192,7 +208,12 @@ async fn keep_state<T: Serialize>(idp: &Idp, purpose: &str, user_id: Option<&str
 }
 
 /// Takes a ceremony's state (once: a second finish with the same ceremony fails).
-async fn take_state<T: DeserializeOwned>(idp: &Idp, id: &str, purpose: &str, user_id: Option<&str>) -> Result<T, MfaError> {
+async fn take_state<T: DeserializeOwned>(
+    idp: &Idp,
+    id: &str,
+    purpose: &str,
+    user_id: Option<&str>,
+) -> Result<T, MfaError> {
     let row: Option<(String, Option<String>, i64)> = sqlx::query_as(
         "DELETE FROM webauthn_ceremonies WHERE id = $1 AND purpose = $2 RETURNING state, user_id, expires_at",
     )
@@ -201,7 +222,9 @@ async fn take_state<T: DeserializeOwned>(idp: &Idp, id: &str, purpose: &str, use
     .fetch_optional(idp.core.db.pool())
     .await?;
     match row {
-        Some((state, owner, expires_at)) if owner.as_deref() == user_id && expires_at > kizuna_core::time::now_unix() => {
+        Some((state, owner, expires_at))
+            if owner.as_deref() == user_id && expires_at > kizuna_core::time::now_unix() =>
+        {
             serde_json::from_str(&state).map_err(|e| MfaError::Rejected(e.to_string()))
         }
         _ => Err(MfaError::Expired),
@@ -212,7 +235,8 @@ fn parse<T: DeserializeOwned>(response: &str) -> Result<T, MfaError> {
     if response.len() > 64 * 1024 {
         return Err(MfaError::Rejected("the response is too large".into()));
     }
-    serde_json::from_str(response).map_err(|e| MfaError::Rejected(format!("malformed response: {e}")))
+    serde_json::from_str(response)
+        .map_err(|e| MfaError::Rejected(format!("malformed response: {e}")))
 }
 
 fn options_json<T: Serialize>(options: &T) -> String {
@@ -230,7 +254,10 @@ fn credential_flag(passkey: &Passkey, name: &str) -> bool {
             _ => None,
         }
     }
-    serde_json::to_value(passkey).ok().and_then(|v| find(&v, name)).unwrap_or(false)
+    serde_json::to_value(passkey)
+        .ok()
+        .and_then(|v| find(&v, name))
+        .unwrap_or(false)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -239,7 +266,13 @@ fn credential_flag(passkey: &Passkey, name: &str) -> bool {
 /// Starts registering a passkey for the account. Returns the ceremony id and the options for
 /// `navigator.credentials.create()`. Staff accounts must use an allowed, attested model
 /// when an allow-list is configured.
-pub async fn start_registration(idp: &Idp, user_id: &str, username: &str, display_name: &str, staff: bool) -> Result<(String, String), MfaError> {
+pub async fn start_registration(
+    idp: &Idp,
+    user_id: &str,
+    username: &str,
+    display_name: &str,
+    staff: bool,
+) -> Result<(String, String), MfaError> {
     let rp = idp.passkeys.rp()?;
     let exclude: Vec<CredentialID> = user_passkeys(idp, user_id, false)
         .await?
@@ -250,15 +283,28 @@ pub async fn start_registration(idp: &Idp, user_id: &str, username: &str, displa
     let (options, id) = match (&idp.passkeys.staff, staff) {
         (Some((cas, _)), true) => {
             let (options, state) = rp
-                .start_attested_passkey_registration(handle, username, display_name, Some(exclude), cas.clone(), None)
+                .start_attested_passkey_registration(
+                    handle,
+                    username,
+                    display_name,
+                    Some(exclude),
+                    cas.clone(),
+                    None,
+                )
                 .map_err(|e| MfaError::Rejected(e.to_string()))?;
-            (options, keep_state(idp, "register-attested", Some(user_id), &state).await?)
+            (
+                options,
+                keep_state(idp, "register-attested", Some(user_id), &state).await?,
+            )
         }
         _ => {
             let (options, state) = rp
                 .start_passkey_registration(handle, username, display_name, Some(exclude))
                 .map_err(|e| MfaError::Rejected(e.to_string()))?;
-            (options, keep_state(idp, "register", Some(user_id), &state).await?)
+            (
+                options,
+                keep_state(idp, "register", Some(user_id), &state).await?,
+            )
         }
     };
     // Passkeys are discoverable credentials, so they can sign in without a username.
@@ -272,7 +318,13 @@ pub async fn start_registration(idp: &Idp, user_id: &str, username: &str, displa
 
 /// Finishes a registration: verifies the browser's response against the ceremony and
 /// stores the named passkey; audited and notified.
-pub async fn finish_registration(idp: &Idp, user_id: &str, ceremony: &str, name: &str, response: &str) -> Result<PasskeyInfo, MfaError> {
+pub async fn finish_registration(
+    idp: &Idp,
+    user_id: &str,
+    ceremony: &str,
+    name: &str,
+    response: &str,
+) -> Result<PasskeyInfo, MfaError> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
         return Err(MfaError::InvalidName);
@@ -280,29 +332,46 @@ pub async fn finish_registration(idp: &Idp, user_id: &str, ceremony: &str, name:
     let rp = idp.passkeys.rp()?;
     let credential: RegisterPublicKeyCredential = parse(response)?;
     let refused = |e: WebauthnError| MfaError::Rejected(e.to_string());
-    let attested_state: Result<AttestedPasskeyRegistration, MfaError> = take_state(idp, ceremony, "register-attested", Some(user_id)).await;
+    let attested_state: Result<AttestedPasskeyRegistration, MfaError> =
+        take_state(idp, ceremony, "register-attested", Some(user_id)).await;
     let (passkey, attested, aaguid) = match attested_state {
         Ok(state) => {
             let attested = rp.finish_attested_passkey_registration(&credential, &state);
             let attested = match attested {
                 Ok(a) => a,
-                Err(e) => return Err(reject(idp, user_id, "mfa.passkey.register", refused(e)).await),
+                Err(e) => {
+                    return Err(reject(idp, user_id, "mfa.passkey.register", refused(e)).await);
+                }
             };
             let aaguid = match attested.attestation().metadata {
-                AttestationMetadata::Packed { aaguid } | AttestationMetadata::Tpm { aaguid, .. } => Some(aaguid),
+                AttestationMetadata::Packed { aaguid }
+                | AttestationMetadata::Tpm { aaguid, .. } => Some(aaguid),
                 _ => None,
             };
-            let allowed = idp.passkeys.staff.as_ref().is_some_and(|(_, list)| aaguid.is_some_and(|a| list.contains(&a)));
+            let allowed = idp
+                .passkeys
+                .staff
+                .as_ref()
+                .is_some_and(|(_, list)| aaguid.is_some_and(|a| list.contains(&a)));
             if !allowed {
-                return Err(reject(idp, user_id, "mfa.passkey.register", MfaError::AuthenticatorNotAllowed).await);
+                return Err(reject(
+                    idp,
+                    user_id,
+                    "mfa.passkey.register",
+                    MfaError::AuthenticatorNotAllowed,
+                )
+                .await);
             }
             (Passkey::from(attested), true, aaguid.map(|a| a.to_string()))
         }
         Err(MfaError::Expired) => {
-            let state: PasskeyRegistration = take_state(idp, ceremony, "register", Some(user_id)).await?;
+            let state: PasskeyRegistration =
+                take_state(idp, ceremony, "register", Some(user_id)).await?;
             match rp.finish_passkey_registration(&credential, &state) {
                 Ok(p) => (p, false, None),
-                Err(e) => return Err(reject(idp, user_id, "mfa.passkey.register", refused(e)).await),
+                Err(e) => {
+                    return Err(reject(idp, user_id, "mfa.passkey.register", refused(e)).await);
+                }
             }
         }
         Err(other) => return Err(other),
@@ -346,7 +415,14 @@ pub async fn finish_registration(idp: &Idp, user_id: &str, ceremony: &str, name:
             .details(json!({"passkey": info.id, "name": info.name, "hardware_bound": hardware_bound, "attested": attested, "aaguid": aaguid}))],
     )
     .await?;
-    notify::factor_changed(tx.conn(), user_id, notify::Change::PasskeyAdded { name: info.name.clone() }).await?;
+    notify::factor_changed(
+        tx.conn(),
+        user_id,
+        notify::Change::PasskeyAdded {
+            name: info.name.clone(),
+        },
+    )
+    .await?;
     tx.commit().await?;
     audit::publish(&entries);
     Ok(info)
@@ -360,18 +436,24 @@ async fn reject(idp: &Idp, user_id: &str, action: &str, error: MfaError) -> MfaE
 /// Removes one of the account's passkeys; audited and notified.
 pub async fn remove(idp: &Idp, user_id: &str, passkey_id: &str) -> Result<bool, MfaError> {
     let mut tx = idp.core.db.begin().await?;
-    let name: Option<String> = sqlx::query_scalar("DELETE FROM webauthn_credentials WHERE id = $1 AND user_id = $2 RETURNING name")
-        .bind(passkey_id)
-        .bind(user_id)
-        .fetch_optional(tx.conn())
-        .await?;
+    let name: Option<String> = sqlx::query_scalar(
+        "DELETE FROM webauthn_credentials WHERE id = $1 AND user_id = $2 RETURNING name",
+    )
+    .bind(passkey_id)
+    .bind(user_id)
+    .fetch_optional(tx.conn())
+    .await?;
     let Some(name) = name else {
         return Ok(false);
     };
     let entries = audit::append_in(
         tx.conn(),
-        &[AuditEvent::new(Actor::user(user_id), "mfa.passkey.remove", format!("user:{user_id}"))
-            .details(json!({"passkey": passkey_id, "name": name}))],
+        &[AuditEvent::new(
+            Actor::user(user_id),
+            "mfa.passkey.remove",
+            format!("user:{user_id}"),
+        )
+        .details(json!({"passkey": passkey_id, "name": name}))],
     )
     .await?;
     notify::factor_changed(tx.conn(), user_id, notify::Change::PasskeyRemoved { name }).await?;
@@ -385,7 +467,11 @@ pub async fn remove(idp: &Idp, user_id: &str, passkey_id: &str) -> Result<bool, 
 
 /// Starts a second-factor check with the account's passkeys (only hardware-bound ones when
 /// AAL3 is needed). Returns the ceremony id and the options for `navigator.credentials.get()`.
-pub async fn start_authentication(idp: &Idp, user_id: &str, hardware_only: bool) -> Result<(String, String), MfaError> {
+pub async fn start_authentication(
+    idp: &Idp,
+    user_id: &str,
+    hardware_only: bool,
+) -> Result<(String, String), MfaError> {
     let rp = idp.passkeys.rp()?;
     let passkeys = user_passkeys(idp, user_id, hardware_only).await?;
     if passkeys.is_empty() {
@@ -399,15 +485,27 @@ pub async fn start_authentication(idp: &Idp, user_id: &str, hardware_only: bool)
 }
 
 /// Finishes a second-factor check for `user_id`.
-pub async fn finish_authentication(idp: &Idp, user_id: &str, ceremony: &str, response: &str) -> Result<Factor, MfaError> {
+pub async fn finish_authentication(
+    idp: &Idp,
+    user_id: &str,
+    ceremony: &str,
+    response: &str,
+) -> Result<Factor, MfaError> {
     let rp = idp.passkeys.rp()?;
     let credential: PublicKeyCredential = parse(response)?;
-    let state: PasskeyAuthentication = take_state(idp, ceremony, "authenticate", Some(user_id)).await?;
+    let state: PasskeyAuthentication =
+        take_state(idp, ceremony, "authenticate", Some(user_id)).await?;
     let mut conn = idp.core.db.conn().await?;
     let stored = load_by_credential(&mut conn, &credential.raw_id).await?;
     drop(conn);
     let Some(stored) = stored else {
-        return Err(reject(idp, user_id, "mfa.passkey.verify", MfaError::Rejected("unknown passkey".into())).await);
+        return Err(reject(
+            idp,
+            user_id,
+            "mfa.passkey.verify",
+            MfaError::Rejected("unknown passkey".into()),
+        )
+        .await);
     };
     if stored.user_id != user_id {
         return Err(foreign(idp, user_id, &stored).await);
@@ -427,7 +525,11 @@ pub async fn start_discoverable(idp: &Idp) -> Result<(String, String), MfaError>
 }
 
 /// Finishes a passwordless sign-in; returns the account and the factor used.
-pub async fn finish_discoverable(idp: &Idp, ceremony: &str, response: &str) -> Result<(String, Factor), MfaError> {
+pub async fn finish_discoverable(
+    idp: &Idp,
+    ceremony: &str,
+    response: &str,
+) -> Result<(String, Factor), MfaError> {
     let rp = idp.passkeys.rp()?;
     let credential: PublicKeyCredential = parse(response)?;
     let state: DiscoverableAuthentication = take_state(idp, ceremony, "discover", None).await?;
@@ -438,7 +540,9 @@ pub async fn finish_discoverable(idp: &Idp, ceremony: &str, response: &str) -> R
     let stored = load_by_credential(&mut conn, credential_id).await?;
     drop(conn);
     let Some(stored) = stored else {
-        return Err(MfaError::Rejected("this passkey is not registered here".into()));
+        return Err(MfaError::Rejected(
+            "this passkey is not registered here".into(),
+        ));
     };
     if user_handle(&stored.user_id) != handle {
         // The authenticator claims an account the credential is not registered to.
@@ -463,9 +567,19 @@ async fn foreign(idp: &Idp, claimed_by: &str, stored: &Stored) -> MfaError {
 
 /// After webauthn-rs checked the assertion: blocks a credential whose counter went
 /// backwards, else records its use.
-async fn verified(idp: &Idp, mut stored: Stored, result: Result<AuthenticationResult, WebauthnError>) -> Result<Factor, MfaError> {
+async fn verified(
+    idp: &Idp,
+    mut stored: Stored,
+    result: Result<AuthenticationResult, WebauthnError>,
+) -> Result<Factor, MfaError> {
     if stored.possibly_cloned {
-        return Err(reject(idp, &stored.user_id, "mfa.passkey.verify", MfaError::PossiblyCloned).await);
+        return Err(reject(
+            idp,
+            &stored.user_id,
+            "mfa.passkey.verify",
+            MfaError::PossiblyCloned,
+        )
+        .await);
     }
     let result = match result {
         Ok(r) => r,
@@ -474,12 +588,21 @@ async fn verified(idp: &Idp, mut stored: Stored, result: Result<AuthenticationRe
             return Err(MfaError::PossiblyCloned);
         }
         Err(e) => {
-            return Err(reject(idp, &stored.user_id, "mfa.passkey.verify", MfaError::Rejected(e.to_string())).await);
+            return Err(reject(
+                idp,
+                &stored.user_id,
+                "mfa.passkey.verify",
+                MfaError::Rejected(e.to_string()),
+            )
+            .await);
         }
     };
     stored.passkey.update_credential(&result);
     sqlx::query("UPDATE webauthn_credentials SET passkey = $1, last_used_at = $2 WHERE id = $3")
-        .bind(serde_json::to_string(&stored.passkey).map_err(|e| MfaError::Rejected(e.to_string()))?)
+        .bind(
+            serde_json::to_string(&stored.passkey)
+                .map_err(|e| MfaError::Rejected(e.to_string()))?,
+        )
         .bind(kizuna_core::time::now_unix())
         .bind(&stored.id)
         .execute(idp.core.db.pool())
@@ -502,7 +625,14 @@ async fn block_cloned(idp: &Idp, stored: &Stored) -> Result<(), MfaError> {
             .details(json!({"passkey": stored.id, "name": stored.name, "reason": "signature counter did not increase"}))],
     )
     .await?;
-    notify::factor_changed(tx.conn(), &stored.user_id, notify::Change::PasskeyBlocked { name: stored.name.clone() }).await?;
+    notify::factor_changed(
+        tx.conn(),
+        &stored.user_id,
+        notify::Change::PasskeyBlocked {
+            name: stored.name.clone(),
+        },
+    )
+    .await?;
     tx.commit().await?;
     audit::publish(&entries);
     Ok(())

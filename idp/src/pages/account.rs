@@ -101,14 +101,20 @@ fn is_fresh(idp: &Idp, session: &Session) -> bool {
 
 /// For a change: the person, signed in recently enough; else back to the page, which offers
 /// to sign in again.
-async fn for_change(idp: &Idp, headers: &HeaderMap, csrf: Option<&str>) -> Result<(Session, UserRecord, Enrolled), Response> {
+async fn for_change(
+    idp: &Idp,
+    headers: &HeaderMap,
+    csrf: Option<&str>,
+) -> Result<(Session, UserRecord, Enrolled), Response> {
     check_csrf(idp, headers, csrf)?;
     let (session, user) = signed_in(idp, headers).await?;
     if !is_fresh(idp, &session) {
         return Err(see_other("/account?error=reauth", None));
     }
     let mut conn = idp.core.db.conn().await.map_err(|_| internal_error())?;
-    let enrolled = mfa::enrolled(idp, &mut conn, &user.id).await.map_err(|_| internal_error())?;
+    let enrolled = mfa::enrolled(idp, &mut conn, &user.id)
+        .await
+        .map_err(|_| internal_error())?;
     Ok((session, user, enrolled))
 }
 
@@ -122,8 +128,14 @@ fn notice_text(lang: Lang, done: &str) -> Option<&'static str> {
     Some(match done {
         "passkey_added" => lang.pick("パスキーを追加しました。", "The passkey was added."),
         "passkey_removed" => lang.pick("パスキーを削除しました。", "The passkey was removed."),
-        "totp_added" => lang.pick("認証アプリを設定しました。", "The authenticator app is set up."),
-        "totp_removed" => lang.pick("認証アプリを削除しました。", "The authenticator app was removed."),
+        "totp_added" => lang.pick(
+            "認証アプリを設定しました。",
+            "The authenticator app is set up.",
+        ),
+        "totp_removed" => lang.pick(
+            "認証アプリを削除しました。",
+            "The authenticator app was removed.",
+        ),
         "session_ended" => lang.pick("セッションを終了しました。", "The session was ended."),
         _ => return None,
     })
@@ -149,7 +161,12 @@ fn error_text(lang: Lang, error: &str) -> Option<String> {
 
 const HISTORY_ACTIONS: &str = "'login', 'login.step_up', 'mfa.totp.verify', 'mfa.passkey.verify', 'mfa.recovery.use', 'mfa.code'";
 
-async fn history(idp: &Idp, user_id: &str, actions: &str, limit: i64) -> Result<Vec<HistoryRow>, sqlx::Error> {
+async fn history(
+    idp: &Idp,
+    user_id: &str,
+    actions: &str,
+    limit: i64,
+) -> Result<Vec<HistoryRow>, sqlx::Error> {
     let rows: Vec<(String, String, String, Option<String>, String)> = sqlx::query_as(&format!(
         "SELECT at, action, outcome, source_ip, details FROM audit_log WHERE target = $1 AND action IN ({actions}) \
          ORDER BY seq DESC LIMIT $2"
@@ -162,19 +179,30 @@ async fn history(idp: &Idp, user_id: &str, actions: &str, limit: i64) -> Result<
         .into_iter()
         .map(|(at, action, outcome, ip, details)| {
             let details: serde_json::Value = serde_json::from_str(&details).unwrap_or_default();
-            let method = details["method"].as_str().map(str::to_string).unwrap_or_else(|| {
-                match action.as_str() {
-                    "mfa.totp.verify" => "otp",
-                    "mfa.passkey.verify" => "passkey",
-                    "mfa.recovery.use" => "recovery",
-                    "mfa.code" => "code (throttled)",
-                    _ => "pwd",
-                }
-                .to_string()
-            });
+            let method = details["method"]
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| {
+                    match action.as_str() {
+                        "mfa.totp.verify" => "otp",
+                        "mfa.passkey.verify" => "passkey",
+                        "mfa.recovery.use" => "recovery",
+                        "mfa.code" => "code (throttled)",
+                        _ => "pwd",
+                    }
+                    .to_string()
+                });
             HistoryRow {
-                time: format!("{} {} UTC", at.get(..10).unwrap_or(""), at.get(11..16).unwrap_or("")),
-                method: if action == "login.step_up" { format!("step-up: {method}") } else { method },
+                time: format!(
+                    "{} {} UTC",
+                    at.get(..10).unwrap_or(""),
+                    at.get(11..16).unwrap_or("")
+                ),
+                method: if action == "login.step_up" {
+                    format!("step-up: {method}")
+                } else {
+                    method
+                },
                 place: ip.unwrap_or_else(|| "-".into()),
                 success: outcome == "success",
             }
@@ -182,7 +210,11 @@ async fn history(idp: &Idp, user_id: &str, actions: &str, limit: i64) -> Result<
         .collect())
 }
 
-pub async fn show(State(idp): State<Idp>, headers: HeaderMap, Query(q): Query<AccountQuery>) -> Response {
+pub async fn show(
+    State(idp): State<Idp>,
+    headers: HeaderMap,
+    Query(q): Query<AccountQuery>,
+) -> Response {
     let (session, user) = match signed_in(&idp, &headers).await {
         Ok(found) => found,
         Err(response) => return response,
@@ -194,7 +226,11 @@ pub async fn show(State(idp): State<Idp>, headers: HeaderMap, Query(q): Query<Ac
                 lang,
                 back_path: "/account".into(),
                 csrf,
-                notice: q.done.as_deref().and_then(|d| notice_text(lang, d)).map(str::to_string),
+                notice: q
+                    .done
+                    .as_deref()
+                    .and_then(|d| notice_text(lang, d))
+                    .map(str::to_string),
                 error: q.error.as_deref().and_then(|e| error_text(lang, e)),
                 ..data
             })
@@ -203,7 +239,11 @@ pub async fn show(State(idp): State<Idp>, headers: HeaderMap, Query(q): Query<Ac
     }
 }
 
-async fn page_data(idp: &Idp, session: &Session, user: &UserRecord) -> Result<AccountPage, sqlx::Error> {
+async fn page_data(
+    idp: &Idp,
+    session: &Session,
+    user: &UserRecord,
+) -> Result<AccountPage, sqlx::Error> {
     let mut conn = idp.core.db.conn().await?;
     let enrolled = mfa::enrolled(idp, &mut conn, &user.id).await?;
     drop(conn);
@@ -216,13 +256,19 @@ async fn page_data(idp: &Idp, session: &Session, user: &UserRecord) -> Result<Ac
             id: p.id,
             name: p.name,
             kind: if p.hardware_bound != 0 {
-                lang.pick("この認証器のみ (ハードウェア)", "this authenticator only (hardware)")
+                lang.pick(
+                    "この認証器のみ (ハードウェア)",
+                    "this authenticator only (hardware)",
+                )
             } else {
                 lang.pick("同期パスキー", "synced passkey")
             }
             .to_string(),
             created: display_time(p.created_at),
-            last_used: p.last_used_at.map(display_time).unwrap_or_else(|| never.clone()),
+            last_used: p
+                .last_used_at
+                .map(display_time)
+                .unwrap_or_else(|| never.clone()),
             blocked: p.possibly_cloned != 0,
         })
         .collect();
@@ -261,7 +307,11 @@ async fn page_data(idp: &Idp, session: &Session, user: &UserRecord) -> Result<Ac
         passkeys,
         totp: enrolled.totp,
         codes_left: enrolled.recovery_codes_left,
-        recovery_uses: history(idp, &user.id, "'mfa.recovery.use'", 5).await?.into_iter().filter(|h| h.success).collect(),
+        recovery_uses: history(idp, &user.id, "'mfa.recovery.use'", 5)
+            .await?
+            .into_iter()
+            .filter(|h| h.success)
+            .collect(),
         sessions,
         history: history(idp, &user.id, HISTORY_ACTIONS, 20).await?,
         mail,
@@ -308,7 +358,13 @@ pub async fn new_passkey(State(idp): State<Idp>, headers: HeaderMap) -> Response
     passkey_page(&idp, &headers, &user, StatusCode::OK, None).await
 }
 
-async fn passkey_page(idp: &Idp, headers: &HeaderMap, user: &UserRecord, status: StatusCode, error: Option<String>) -> Response {
+async fn passkey_page(
+    idp: &Idp,
+    headers: &HeaderMap,
+    user: &UserRecord,
+    status: StatusCode,
+    error: Option<String>,
+) -> Response {
     let lang = page_lang(None);
     let staff = {
         let Ok(mut conn) = idp.core.db.conn().await else {
@@ -341,7 +397,11 @@ pub struct AddPasskeyForm {
     credential: Option<String>,
 }
 
-pub async fn add_passkey(State(idp): State<Idp>, headers: HeaderMap, Form(form): Form<AddPasskeyForm>) -> Response {
+pub async fn add_passkey(
+    State(idp): State<Idp>,
+    headers: HeaderMap,
+    Form(form): Form<AddPasskeyForm>,
+) -> Response {
     let (_, user, _) = match for_change(&idp, &headers, form.csrf_token.as_deref()).await {
         Ok(found) => found,
         Err(response) => return response,
@@ -377,7 +437,11 @@ pub struct RemoveForm {
     id: Option<String>,
 }
 
-pub async fn remove_passkey(State(idp): State<Idp>, headers: HeaderMap, Form(form): Form<RemoveForm>) -> Response {
+pub async fn remove_passkey(
+    State(idp): State<Idp>,
+    headers: HeaderMap,
+    Form(form): Form<RemoveForm>,
+) -> Response {
     let (_, user, enrolled) = match for_change(&idp, &headers, form.csrf_token.as_deref()).await {
         Ok(found) => found,
         Err(response) => return response,
@@ -406,7 +470,13 @@ struct TotpPage {
     error: Option<String>,
 }
 
-async fn totp_page(idp: &Idp, headers: &HeaderMap, user: &UserRecord, status: StatusCode, error: Option<String>) -> Response {
+async fn totp_page(
+    idp: &Idp,
+    headers: &HeaderMap,
+    user: &UserRecord,
+    status: StatusCode,
+    error: Option<String>,
+) -> Response {
     let lang = page_lang(None);
     let account = user.email.clone().unwrap_or_else(|| user.username.clone());
     match totp::begin(idp, &user.id, &account).await {
@@ -440,7 +510,11 @@ pub struct ConfirmTotpForm {
     code: Option<String>,
 }
 
-pub async fn confirm_totp(State(idp): State<Idp>, headers: HeaderMap, Form(form): Form<ConfirmTotpForm>) -> Response {
+pub async fn confirm_totp(
+    State(idp): State<Idp>,
+    headers: HeaderMap,
+    Form(form): Form<ConfirmTotpForm>,
+) -> Response {
     let (_, user, _) = match for_change(&idp, &headers, form.csrf_token.as_deref()).await {
         Ok(found) => found,
         Err(response) => return response,
@@ -461,7 +535,11 @@ pub struct CsrfOnly {
     csrf_token: Option<String>,
 }
 
-pub async fn remove_totp(State(idp): State<Idp>, headers: HeaderMap, Form(form): Form<CsrfOnly>) -> Response {
+pub async fn remove_totp(
+    State(idp): State<Idp>,
+    headers: HeaderMap,
+    Form(form): Form<CsrfOnly>,
+) -> Response {
     let (_, user, enrolled) = match for_change(&idp, &headers, form.csrf_token.as_deref()).await {
         Ok(found) => found,
         Err(response) => return response,
@@ -485,7 +563,11 @@ struct CodesPage {
     codes: Vec<String>,
 }
 
-pub async fn regenerate_codes(State(idp): State<Idp>, headers: HeaderMap, Form(form): Form<CsrfOnly>) -> Response {
+pub async fn regenerate_codes(
+    State(idp): State<Idp>,
+    headers: HeaderMap,
+    Form(form): Form<CsrfOnly>,
+) -> Response {
     let (_, user, _) = match for_change(&idp, &headers, form.csrf_token.as_deref()).await {
         Ok(found) => found,
         Err(response) => return response,
@@ -506,7 +588,11 @@ pub struct EndSessionForm {
     sid: Option<String>,
 }
 
-pub async fn end_session(State(idp): State<Idp>, headers: HeaderMap, Form(form): Form<EndSessionForm>) -> Response {
+pub async fn end_session(
+    State(idp): State<Idp>,
+    headers: HeaderMap,
+    Form(form): Form<EndSessionForm>,
+) -> Response {
     if let Err(refused) = check_csrf(&idp, &headers, form.csrf_token.as_deref()) {
         return refused;
     }

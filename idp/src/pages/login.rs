@@ -107,12 +107,36 @@ pub async fn show(
     headers: HeaderMap,
     Query(q): Query<LoginQuery>,
 ) -> Response {
-    render(&idp, &headers, StatusCode::OK, q.req.unwrap_or_default(), q.next, None, None).await
+    render(
+        &idp,
+        &headers,
+        StatusCode::OK,
+        q.req.unwrap_or_default(),
+        q.next,
+        None,
+        None,
+    )
+    .await
 }
 
 /// The page again, with a message (a refused passkey).
-pub async fn show_with_error(idp: &Idp, headers: &HeaderMap, req: String, next: Option<String>, error: String) -> Response {
-    render(idp, headers, StatusCode::UNAUTHORIZED, req, next, None, Some(error)).await
+pub async fn show_with_error(
+    idp: &Idp,
+    headers: &HeaderMap,
+    req: String,
+    next: Option<String>,
+    error: String,
+) -> Response {
+    render(
+        idp,
+        headers,
+        StatusCode::UNAUTHORIZED,
+        req,
+        next,
+        None,
+        Some(error),
+    )
+    .await
 }
 
 #[derive(Deserialize)]
@@ -170,7 +194,16 @@ pub async fn submit(
                     ),
                 ),
             };
-            render(&idp, &headers, status, req, Some(next), Some(username), Some(text.to_string())).await
+            render(
+                &idp,
+                &headers,
+                status,
+                req,
+                Some(next),
+                Some(username),
+                Some(text.to_string()),
+            )
+            .await
         }
     }
 }

@@ -39,7 +39,13 @@ pub async fn script() -> Response {
 }
 
 /// Where a finished sign-in goes: back into the authorization request, or to a local page.
-async fn continue_to(idp: &Idp, req: Option<&str>, next: Option<&str>, cookies: Vec<HeaderValue>, login_done: bool) -> Response {
+async fn continue_to(
+    idp: &Idp,
+    req: Option<&str>,
+    next: Option<&str>,
+    cookies: Vec<HeaderValue>,
+    login_done: bool,
+) -> Response {
     let location = match req.filter(|r| !r.is_empty()) {
         Some(req) => {
             if login_done {
@@ -67,7 +73,13 @@ async fn continue_to(idp: &Idp, req: Option<&str>, next: Option<&str>, cookies: 
 
 /// After the password: starts the session, or asks for the second factor when the account
 /// has one (and for the strongest the request needs, when one of its factors reaches it).
-pub async fn after_password(idp: &Idp, headers: &HeaderMap, user_id: &str, req: &str, next: &str) -> Response {
+pub async fn after_password(
+    idp: &Idp,
+    headers: &HeaderMap,
+    user_id: &str,
+    req: &str,
+    next: &str,
+) -> Response {
     let amr = vec!["pwd".to_string()];
     let target = match first_target(idp, user_id, req).await {
         Ok(t) => t,
@@ -111,7 +123,11 @@ async fn first_target(idp: &Idp, user_id: &str, req: &str) -> Result<Option<Aal>
         let client_min = clients::get(&idp.core.db, &p.request.client_id)
             .await?
             .map_or(0, |c| c.min_aal);
-        wanted = wanted.max(policy::required(&p.request.acr_request(), client_min, enrolled.min_aal));
+        wanted = wanted.max(policy::required(
+            &p.request.acr_request(),
+            client_min,
+            enrolled.min_aal,
+        ));
     }
     let pwd = ["pwd".to_string()];
     if wanted > Aal::Two && policy::next_factor(&pwd, wanted, &enrolled.factors) == Next::Unmet {
@@ -136,7 +152,13 @@ struct MfaPage {
     error: Option<String>,
 }
 
-async fn render(idp: &Idp, headers: &HeaderMap, pending: &PendingMfa, status: StatusCode, error: Option<String>) -> Response {
+async fn render(
+    idp: &Idp,
+    headers: &HeaderMap,
+    pending: &PendingMfa,
+    status: StatusCode,
+    error: Option<String>,
+) -> Response {
     let lang = page_lang(None);
     let mut conn = match idp.core.db.conn().await {
         Ok(c) => c,
@@ -151,16 +173,17 @@ async fn render(idp: &Idp, headers: &HeaderMap, pending: &PendingMfa, status: St
         Next::Ask(list) => list,
         _ => Vec::new(),
     };
-    let passkey = if idp.passkeys.available() && ask.iter().any(|f| matches!(f, Factor::Passkey { .. })) {
-        let hardware_only = !ask.contains(&Factor::Passkey { hardware: false });
-        match webauthn::start_authentication(idp, &pending.user_id, hardware_only).await {
-            Ok(found) => Some(found),
-            Err(e) if e.is_internal() => return internal_error(),
-            Err(_) => None,
-        }
-    } else {
-        None
-    };
+    let passkey =
+        if idp.passkeys.available() && ask.iter().any(|f| matches!(f, Factor::Passkey { .. })) {
+            let hardware_only = !ask.contains(&Factor::Passkey { hardware: false });
+            match webauthn::start_authentication(idp, &pending.user_id, hardware_only).await {
+                Ok(found) => Some(found),
+                Err(e) if e.is_internal() => return internal_error(),
+                Err(_) => None,
+            }
+        } else {
+            None
+        };
     form_page(idp, headers, status, |csrf| MfaPage {
         lang,
         back_path: "/login/mfa".into(),
@@ -220,10 +243,16 @@ pub fn refusal(lang: Lang, error: &MfaError) -> String {
     text.to_string()
 }
 
-async fn check_factor(idp: &Idp, pending: &PendingMfa, form: &FactorForm) -> Result<(Factor, &'static str), MfaError> {
+async fn check_factor(
+    idp: &Idp,
+    pending: &PendingMfa,
+    form: &FactorForm,
+) -> Result<(Factor, &'static str), MfaError> {
     let user = &pending.user_id;
     match form.method.as_deref() {
-        Some("totp") => totp::verify(idp, user, form.code.as_deref().unwrap_or("")).await.map(|_| (Factor::Totp, "otp")),
+        Some("totp") => totp::verify(idp, user, form.code.as_deref().unwrap_or(""))
+            .await
+            .map(|_| (Factor::Totp, "otp")),
         Some("recovery") => recovery::consume(idp, user, form.code.as_deref().unwrap_or(""))
             .await
             .map(|_| (Factor::RecoveryCode, "recovery")),
@@ -239,7 +268,11 @@ async fn check_factor(idp: &Idp, pending: &PendingMfa, form: &FactorForm) -> Res
     }
 }
 
-pub async fn submit(State(idp): State<Idp>, headers: HeaderMap, Form(form): Form<FactorForm>) -> Response {
+pub async fn submit(
+    State(idp): State<Idp>,
+    headers: HeaderMap,
+    Form(form): Form<FactorForm>,
+) -> Response {
     if let Err(refused) = check_csrf(&idp, &headers, form.csrf_token.as_deref()) {
         return refused;
     }
@@ -267,11 +300,25 @@ pub async fn submit(State(idp): State<Idp>, headers: HeaderMap, Form(form): Form
             "この方法では必要な強さに足りません。別の方法を選んでください。",
             "This method is not strong enough here. Choose another one.",
         );
-        return render(&idp, &headers, &pending, StatusCode::UNAUTHORIZED, Some(text.into())).await;
+        return render(
+            &idp,
+            &headers,
+            &pending,
+            StatusCode::UNAUTHORIZED,
+            Some(text.into()),
+        )
+        .await;
     }
     match finish(&idp, &headers, &pending, &amr, method).await {
         Ok(Some(cookies)) => {
-            continue_to(&idp, pending.req.as_deref(), pending.next.as_deref(), cookies, pending.sid.is_none()).await
+            continue_to(
+                &idp,
+                pending.req.as_deref(),
+                pending.next.as_deref(),
+                cookies,
+                pending.sid.is_none(),
+            )
+            .await
         }
         Ok(None) => request_expired(lang),
         Err(_) => internal_error(),
@@ -280,7 +327,13 @@ pub async fn submit(State(idp): State<Idp>, headers: HeaderMap, Form(form): Form
 
 /// Completes the pending step in one transaction: raises the session (step-up) or starts
 /// it (second factor after the password). `None` when the step was already used.
-async fn finish(idp: &Idp, headers: &HeaderMap, pending: &PendingMfa, amr: &[String], method: &str) -> Result<Option<Vec<HeaderValue>>, sqlx::Error> {
+async fn finish(
+    idp: &Idp,
+    headers: &HeaderMap,
+    pending: &PendingMfa,
+    amr: &[String],
+    method: &str,
+) -> Result<Option<Vec<HeaderValue>>, sqlx::Error> {
     let mut tx = idp.core.db.begin().await?;
     if !mfa_pending::finish(idp, tx.conn(), headers).await? {
         return Ok(None);
@@ -299,7 +352,15 @@ async fn finish(idp: &Idp, headers: &HeaderMap, pending: &PendingMfa, amr: &[Str
             .await?
         }
         None => {
-            let signed_in = login::open_session(idp, tx.conn(), &pending.user_id, amr, &format!("pwd+{method}"), headers).await?;
+            let signed_in = login::open_session(
+                idp,
+                tx.conn(),
+                &pending.user_id,
+                amr,
+                &format!("pwd+{method}"),
+                headers,
+            )
+            .await?;
             cookies.extend(signed_in.cookies);
             signed_in.entries
         }
@@ -316,7 +377,11 @@ pub struct CancelForm {
 
 /// `POST /login/mfa/cancel`: gives up the second step; the client hears
 /// `unmet_authentication_requirements` (step-up) or `access_denied`.
-pub async fn cancel(State(idp): State<Idp>, headers: HeaderMap, Form(form): Form<CancelForm>) -> Response {
+pub async fn cancel(
+    State(idp): State<Idp>,
+    headers: HeaderMap,
+    Form(form): Form<CancelForm>,
+) -> Response {
     if let Err(refused) = check_csrf(&idp, &headers, form.csrf_token.as_deref()) {
         return refused;
     }
@@ -343,11 +408,21 @@ pub async fn cancel(State(idp): State<Idp>, headers: HeaderMap, Form(form): Form
         Err(_) => return internal_error(),
     };
     let error = if pending.sid.is_some() {
-        OAuthError::unmet_authentication_requirements("the person could not complete the stronger sign-in")
+        OAuthError::unmet_authentication_requirements(
+            "the person could not complete the stronger sign-in",
+        )
     } else {
         OAuthError::access_denied("the person cancelled the sign-in")
     };
-    see_other(&error_redirect(&idp, &request.redirect_uri, request.state.as_deref(), &error), clear)
+    see_other(
+        &error_redirect(
+            &idp,
+            &request.redirect_uri,
+            request.state.as_deref(),
+            &error,
+        ),
+        clear,
+    )
 }
 
 #[derive(Deserialize)]
@@ -361,7 +436,11 @@ pub struct PasskeyForm {
 
 /// `POST /login/passkey`: passwordless sign-in with a discoverable passkey (user
 /// verification required, so it is multi-factor on its own).
-pub async fn passwordless(State(idp): State<Idp>, headers: HeaderMap, Form(form): Form<PasskeyForm>) -> Response {
+pub async fn passwordless(
+    State(idp): State<Idp>,
+    headers: HeaderMap,
+    Form(form): Form<PasskeyForm>,
+) -> Response {
     if let Err(refused) = check_csrf(&idp, &headers, form.csrf_token.as_deref()) {
         return refused;
     }
@@ -375,20 +454,50 @@ pub async fn passwordless(State(idp): State<Idp>, headers: HeaderMap, Form(form)
         Ok(found) => found,
         Err(e) if e.is_internal() => return internal_error(),
         Err(e) => {
-            return super::login::show_with_error(&idp, &headers, form.req.unwrap_or_default(), form.next, refusal(page_lang(None), &e)).await;
+            return super::login::show_with_error(
+                &idp,
+                &headers,
+                form.req.unwrap_or_default(),
+                form.next,
+                refusal(page_lang(None), &e),
+            )
+            .await;
         }
     };
     let active = match idp.core.db.conn().await {
-        Ok(mut conn) => crate::users::find(&mut conn, &user_id).await.ok().flatten().is_some_and(|u| u.status == "active"),
+        Ok(mut conn) => crate::users::find(&mut conn, &user_id)
+            .await
+            .ok()
+            .flatten()
+            .is_some_and(|u| u.status == "active"),
         Err(_) => return internal_error(),
     };
     if !active {
-        let text = page_lang(None).pick("このアカウントは利用できません。", "This account cannot be used.");
-        return super::login::show_with_error(&idp, &headers, form.req.unwrap_or_default(), form.next, text.into()).await;
+        let text = page_lang(None).pick(
+            "このアカウントは利用できません。",
+            "This account cannot be used.",
+        );
+        return super::login::show_with_error(
+            &idp,
+            &headers,
+            form.req.unwrap_or_default(),
+            form.next,
+            text.into(),
+        )
+        .await;
     }
     let amr = policy::combine(&[], factor.amr());
     match login::sign_in_with(&idp, &user_id, &amr, "passkey", &headers).await {
-        Ok(signed_in) => continue_to(&idp, form.req.as_deref(), form.next.as_deref(), signed_in.cookies, true).await,
+        Ok(signed_in) => {
+            continue_to(
+                &idp,
+                form.req.as_deref(),
+                form.next.as_deref(),
+                signed_in.cookies,
+                true,
+            )
+            .await
+        }
         Err(_) => internal_error(),
     }
 }
