@@ -576,3 +576,80 @@ async fn a_helpdesk_reset_needs_a_reproofing_reference_and_is_audited() {
         assert_eq!(status, 303, "its sessions ended");
     }
 }
+
+/// Python's aiosmtpd (PyPI, not written here) as the SMTP relay, when installed.
+fn smtp_relay(port: u16) -> Option<std::process::Child> {
+    let installed = std::process::Command::new("python3")
+        .args(["-c", "import aiosmtpd"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !installed {
+        if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
+            panic!("aiosmtpd is required in CI (scripts/test installs it)");
+        }
+        eprintln!("note: skipped: aiosmtpd is not installed (run scripts/test)");
+        return None;
+    }
+    let child = std::process::Command::new("python3")
+        .args([
+            "-u",
+            "-m",
+            "aiosmtpd",
+            "-n",
+            "-c",
+            "aiosmtpd.handlers.Debugging",
+            "-l",
+        ])
+        .arg(format!("127.0.0.1:{port}"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start aiosmtpd");
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    Some(child)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notification_mail_goes_out_through_the_smtp_relay() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let Some(mut relay) = smtp_relay(port) else {
+        return;
+    };
+    let k = Kizuna::sqlite()
+        .env("KIZUNA_MAIL__RELAY", "127.0.0.1")
+        .env("KIZUNA_MAIL__PORT", &port.to_string())
+        .env("KIZUNA_MAIL__SECURITY", "none")
+        .env(
+            "KIZUNA_MAIL__FROM",
+            "Kizuna City <no-reply@city.example.jp>",
+        );
+    let server = k.serve();
+    let user_id = resident(&k, "hachiro");
+    let browser = Browser::new(&server.public);
+    browser.sign_in_to_account("hachiro", PASSWORD).await;
+    browser.enroll_totp().await;
+    let mut sent = 0;
+    for _ in 0..100 {
+        sent = count(&k, "SELECT COUNT(*) FROM mail_outbox WHERE user_id = $1 AND kind = 'totp_added' AND status = 'sent'", &user_id).await;
+        if sent == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(sent, 1, "delivered by the background task");
+    relay.kill().unwrap();
+    let mut received = String::new();
+    std::io::Read::read_to_string(&mut relay.stdout.take().unwrap(), &mut received).unwrap();
+    let _ = relay.wait();
+    assert!(received.contains("hachiro@city.example.jp"), "{received}");
+    assert!(received.contains("no-reply@city.example.jp"), "{received}");
+}

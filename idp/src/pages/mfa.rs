@@ -138,6 +138,69 @@ async fn first_target(idp: &Idp, user_id: &str, req: &str) -> Result<Option<Aal>
     Ok(Some(wanted))
 }
 
+/// For a sign-in outside an authorization request (approving a device): when the session
+/// is weaker than the client's or the account's rule, the response that asks for the
+/// missing factor (and comes back to `back`), or explains that none can reach it.
+pub async fn require_level(
+    idp: &Idp,
+    session: &sessions::Session,
+    client_id: &str,
+    back: &str,
+) -> Option<Response> {
+    let found = async {
+        let client_min = clients::get(&idp.core.db, client_id)
+            .await?
+            .map_or(0, |c| c.min_aal);
+        let mut conn = idp.core.db.conn().await?;
+        let account_min = mfa::account_min_aal(idp, &mut conn, &session.user_id).await?;
+        let target = policy::required(&policy::AcrRequest::default(), client_min, account_min);
+        if session.aal() >= target {
+            return Ok::<_, sqlx::Error>(None);
+        }
+        let enrolled = mfa::enrolled(idp, &mut conn, &session.user_id).await?;
+        Ok(Some((
+            target,
+            policy::next_factor(&session.amr, target, &enrolled.factors),
+        )))
+    };
+    match found.await {
+        Ok(None) | Ok(Some((_, Next::Satisfied))) => None,
+        Ok(Some((target, Next::Ask(_)))) => {
+            let pending = PendingMfa {
+                user_id: session.user_id.clone(),
+                sid: Some(session.sid.clone()),
+                amr: session.amr.clone(),
+                req: None,
+                next: Some(back.to_string()),
+                target,
+            };
+            Some(match mfa_pending::start(idp, &pending).await {
+                Ok(cookie) => see_other("/login/mfa", Some(cookie)),
+                Err(_) => internal_error(),
+            })
+        }
+        Ok(Some((target, Next::Unmet))) => Some(super::message(
+            StatusCode::FORBIDDEN,
+            page_lang(None),
+            (
+                "より強いサインインが必要です",
+                "A stronger sign-in is needed",
+            ),
+            (
+                &format!(
+                    "このサービスには {} のサインインが必要ですが、アカウントに使える方法がありません。アカウントページでパスキーか認証アプリを追加してください。",
+                    target.uri()
+                ),
+                &format!(
+                    "This service needs a {} sign-in, which none of your account's methods reaches. Add a passkey or an authenticator app on your account page.",
+                    target.uri()
+                ),
+            ),
+        )),
+        Err(_) => Some(internal_error()),
+    }
+}
+
 #[derive(Template)]
 #[template(path = "login_mfa.html")]
 struct MfaPage {
