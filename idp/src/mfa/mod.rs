@@ -57,17 +57,12 @@ pub enum MfaError {
     Storage(#[from] sqlx::Error),
     #[error("key custody failed: {0}")]
     Custody(#[from] kizuna_core::custody::CustodyError),
-    #[error("audit failed: {0}")]
-    Audit(#[from] kizuna_core::audit::AuditError),
 }
 
 impl MfaError {
     /// True for failures on our side (shown as an internal error, not a message).
     pub fn is_internal(&self) -> bool {
-        matches!(
-            self,
-            MfaError::Storage(_) | MfaError::Custody(_) | MfaError::Audit(_)
-        )
+        matches!(self, MfaError::Storage(_) | MfaError::Custody(_))
     }
 }
 
@@ -207,6 +202,21 @@ pub async fn set_account_min_aal(
     tx.commit().await?;
     audit::publish(&entries);
     Ok(user)
+}
+
+/// Ends a factor change: audits it and queues its notice inside the change's transaction,
+/// commits, and publishes the audit entry.
+pub(crate) async fn commit_change(
+    mut tx: kizuna_core::db::WriteTx,
+    event: AuditEvent,
+    user_id: &str,
+    change: notify::Change,
+) -> Result<(), MfaError> {
+    let entries = audit::append_in(tx.conn(), &[event]).await?;
+    notify::factor_changed(tx.conn(), user_id, change).await?;
+    tx.commit().await?;
+    audit::publish(&entries);
+    Ok(())
 }
 
 /// Audits a refused second factor (outside any transaction: nothing else is written).

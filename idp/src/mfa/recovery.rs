@@ -4,10 +4,10 @@
 
 use serde_json::json;
 
-use kizuna_core::audit::{self, Actor, AuditEvent, Outcome};
+use kizuna_core::audit::{Actor, AuditEvent, Outcome};
 use kizuna_core::secret;
 
-use super::{MfaError, audit_failure, check_code_budget, notify, spend_code_budget};
+use super::{MfaError, audit_failure, check_code_budget, commit_change, notify, spend_code_budget};
 use crate::Idp;
 use crate::password;
 
@@ -73,19 +73,18 @@ pub async fn regenerate(idp: &Idp, user_id: &str) -> Result<Vec<String>, MfaErro
         .execute(tx.conn())
         .await?;
     }
-    let entries = audit::append_in(
-        tx.conn(),
-        &[AuditEvent::new(
+    commit_change(
+        tx,
+        AuditEvent::new(
             Actor::user(user_id),
             "mfa.recovery.regenerate",
             format!("user:{user_id}"),
         )
-        .details(json!({"count": COUNT}))],
+        .details(json!({"count": COUNT})),
+        user_id,
+        notify::Change::RecoveryCodesRegenerated,
     )
     .await?;
-    notify::factor_changed(tx.conn(), user_id, notify::Change::RecoveryCodesRegenerated).await?;
-    tx.commit().await?;
-    audit::publish(&entries);
     Ok(codes)
 }
 
@@ -137,26 +136,20 @@ pub async fn consume(idp: &Idp, user_id: &str, text: &str) -> Result<usize, MfaE
     .bind(user_id)
     .fetch_one(tx.conn())
     .await?;
-    let entries = audit::append_in(
-        tx.conn(),
-        &[AuditEvent::new(
+    commit_change(
+        tx,
+        AuditEvent::new(
             Actor::user(user_id),
             "mfa.recovery.use",
             format!("user:{user_id}"),
         )
-        .details(json!({"left": left}))],
-    )
-    .await?;
-    notify::factor_changed(
-        tx.conn(),
+        .details(json!({"left": left})),
         user_id,
         notify::Change::RecoveryCodeUsed {
             left: left as usize,
         },
     )
     .await?;
-    tx.commit().await?;
-    audit::publish(&entries);
     Ok(left as usize)
 }
 

@@ -6,12 +6,11 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use ring::hmac;
-use serde_json::json;
 
-use kizuna_core::audit::{self, Actor, AuditEvent, Outcome};
+use kizuna_core::audit::{Actor, AuditEvent, Outcome};
 use kizuna_core::secret;
 
-use super::{MfaError, audit_failure, check_code_budget, notify, spend_code_budget};
+use super::{MfaError, audit_failure, check_code_budget, commit_change, notify, spend_code_budget};
 use crate::Idp;
 
 pub const STEP_SECS: i64 = 30;
@@ -267,19 +266,12 @@ pub async fn confirm(idp: &Idp, user_id: &str, code: &str) -> Result<(), MfaErro
         .bind(user_id)
         .execute(tx.conn())
         .await?;
-    let entries = audit::append_in(
-        tx.conn(),
-        &[AuditEvent::new(
-            Actor::user(user_id),
-            "mfa.totp.enroll",
-            format!("user:{user_id}"),
-        )],
-    )
-    .await?;
-    notify::factor_changed(tx.conn(), user_id, notify::Change::TotpAdded).await?;
-    tx.commit().await?;
-    audit::publish(&entries);
-    Ok(())
+    let event = AuditEvent::new(
+        Actor::user(user_id),
+        "mfa.totp.enroll",
+        format!("user:{user_id}"),
+    );
+    commit_change(tx, event, user_id, notify::Change::TotpAdded).await
 }
 
 /// Removes the authenticator app (confirmed or pending); audited and notified.
@@ -292,19 +284,12 @@ pub async fn remove(idp: &Idp, user_id: &str) -> Result<bool, MfaError> {
         .rows_affected()
         > 0;
     if removed {
-        let entries = audit::append_in(
-            tx.conn(),
-            &[AuditEvent::new(
-                Actor::user(user_id),
-                "mfa.totp.remove",
-                format!("user:{user_id}"),
-            )
-            .details(json!({}))],
-        )
-        .await?;
-        notify::factor_changed(tx.conn(), user_id, notify::Change::TotpRemoved).await?;
-        tx.commit().await?;
-        audit::publish(&entries);
+        let event = AuditEvent::new(
+            Actor::user(user_id),
+            "mfa.totp.remove",
+            format!("user:{user_id}"),
+        );
+        commit_change(tx, event, user_id, notify::Change::TotpRemoved).await?;
     }
     Ok(removed)
 }

@@ -13,13 +13,13 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use webauthn_rs::prelude::*;
 
-use kizuna_core::audit::{self, Actor, AuditEvent, Outcome};
+use kizuna_core::audit::{Actor, AuditEvent, Outcome};
 use kizuna_core::db::{AnyConnection, is_unique_violation};
 use kizuna_core::secret;
 
 use super::config::MfaConfig;
 use super::policy::Factor;
-use super::{MfaError, audit_failure, notify};
+use super::{MfaError, audit_failure, commit_change, notify};
 use crate::Idp;
 
 /// How long a ceremony (the options sent to the browser) stays usable.
@@ -409,22 +409,10 @@ pub async fn finish_registration(
             MfaError::Storage(e)
         }
     })?;
-    let entries = audit::append_in(
-        tx.conn(),
-        &[AuditEvent::new(Actor::user(user_id), "mfa.passkey.register", format!("user:{user_id}"))
-            .details(json!({"passkey": info.id, "name": info.name, "hardware_bound": hardware_bound, "attested": attested, "aaguid": aaguid}))],
-    )
-    .await?;
-    notify::factor_changed(
-        tx.conn(),
-        user_id,
-        notify::Change::PasskeyAdded {
+    commit_change(tx, AuditEvent::new(Actor::user(user_id), "mfa.passkey.register", format!("user:{user_id}"))
+            .details(json!({"passkey": info.id, "name": info.name, "hardware_bound": hardware_bound, "attested": attested, "aaguid": aaguid})), user_id, notify::Change::PasskeyAdded {
             name: info.name.clone(),
-        },
-    )
-    .await?;
-    tx.commit().await?;
-    audit::publish(&entries);
+        },).await?;
     Ok(info)
 }
 
@@ -446,19 +434,18 @@ pub async fn remove(idp: &Idp, user_id: &str, passkey_id: &str) -> Result<bool, 
     let Some(name) = name else {
         return Ok(false);
     };
-    let entries = audit::append_in(
-        tx.conn(),
-        &[AuditEvent::new(
+    commit_change(
+        tx,
+        AuditEvent::new(
             Actor::user(user_id),
             "mfa.passkey.remove",
             format!("user:{user_id}"),
         )
-        .details(json!({"passkey": passkey_id, "name": name}))],
+        .details(json!({"passkey": passkey_id, "name": name})),
+        user_id,
+        notify::Change::PasskeyRemoved { name },
     )
     .await?;
-    notify::factor_changed(tx.conn(), user_id, notify::Change::PasskeyRemoved { name }).await?;
-    tx.commit().await?;
-    audit::publish(&entries);
     Ok(true)
 }
 
@@ -618,22 +605,10 @@ async fn block_cloned(idp: &Idp, stored: &Stored) -> Result<(), MfaError> {
         .bind(&stored.id)
         .execute(tx.conn())
         .await?;
-    let entries = audit::append_in(
-        tx.conn(),
-        &[AuditEvent::new(Actor::system("webauthn"), "mfa.passkey.clone_suspected", format!("user:{}", stored.user_id))
+    commit_change(tx, AuditEvent::new(Actor::system("webauthn"), "mfa.passkey.clone_suspected", format!("user:{}", stored.user_id))
             .outcome(Outcome::Denied)
-            .details(json!({"passkey": stored.id, "name": stored.name, "reason": "signature counter did not increase"}))],
-    )
-    .await?;
-    notify::factor_changed(
-        tx.conn(),
-        &stored.user_id,
-        notify::Change::PasskeyBlocked {
+            .details(json!({"passkey": stored.id, "name": stored.name, "reason": "signature counter did not increase"})), &stored.user_id, notify::Change::PasskeyBlocked {
             name: stored.name.clone(),
-        },
-    )
-    .await?;
-    tx.commit().await?;
-    audit::publish(&entries);
+        },).await?;
     Ok(())
 }

@@ -99,6 +99,15 @@ fn is_fresh(idp: &Idp, session: &Session) -> bool {
     kizuna_core::time::now_unix() - session.auth_time <= idp.mfa.reauth_secs
 }
 
+/// For a page that starts a change: the person, signed in recently enough.
+async fn freshly_signed_in(idp: &Idp, headers: &HeaderMap) -> Result<UserRecord, Response> {
+    let (session, user) = signed_in(idp, headers).await?;
+    if !is_fresh(idp, &session) {
+        return Err(see_other("/account?error=reauth", None));
+    }
+    Ok(user)
+}
+
 /// For a change: the person, signed in recently enough; else back to the page, which offers
 /// to sign in again.
 async fn for_change(
@@ -348,14 +357,10 @@ struct PasskeyPage {
 }
 
 pub async fn new_passkey(State(idp): State<Idp>, headers: HeaderMap) -> Response {
-    let (session, user) = match signed_in(&idp, &headers).await {
-        Ok(found) => found,
-        Err(response) => return response,
-    };
-    if !is_fresh(&idp, &session) {
-        return see_other("/account?error=reauth", None);
+    match freshly_signed_in(&idp, &headers).await {
+        Ok(user) => passkey_page(&idp, &headers, &user, StatusCode::OK, None).await,
+        Err(response) => response,
     }
-    passkey_page(&idp, &headers, &user, StatusCode::OK, None).await
 }
 
 async fn passkey_page(
@@ -494,14 +499,10 @@ async fn totp_page(
 }
 
 pub async fn new_totp(State(idp): State<Idp>, headers: HeaderMap) -> Response {
-    let (session, user) = match signed_in(&idp, &headers).await {
-        Ok(found) => found,
-        Err(response) => return response,
-    };
-    if !is_fresh(&idp, &session) {
-        return see_other("/account?error=reauth", None);
+    match freshly_signed_in(&idp, &headers).await {
+        Ok(user) => totp_page(&idp, &headers, &user, StatusCode::OK, None).await,
+        Err(response) => response,
     }
-    totp_page(&idp, &headers, &user, StatusCode::OK, None).await
 }
 
 #[derive(Deserialize)]
