@@ -198,7 +198,8 @@ pub fn spawn_background(idp: Idp) -> tokio::task::JoinHandle<()> {
     })
 }
 
-/// Deletes rows that can no longer matter (expired codes, requests, replay records).
+/// Deletes rows that can no longer matter (expired codes, requests, replay records,
+/// ceremonies, pending second steps, mail older than 90 days that is done).
 async fn sweep(idp: &Idp) {
     let Ok(Some(lock)) = idp.core.db.try_job_lock("oidc-sweep").await else {
         return;
@@ -222,6 +223,10 @@ async fn sweep(idp: &Idp) {
         ("DELETE FROM sessions WHERE expires_at < $1", day_ago),
         ("DELETE FROM webauthn_ceremonies WHERE expires_at < $1", now),
         ("DELETE FROM mfa_pending WHERE expires_at < $1", now),
+        (
+            "DELETE FROM mail_outbox WHERE status <> 'queued' AND created_at < $1",
+            now - 90 * 86_400,
+        ),
     ] {
         if let Err(e) = sqlx::query(sql)
             .bind(cutoff)
