@@ -653,3 +653,72 @@ async fn notification_mail_goes_out_through_the_smtp_relay() {
     assert!(received.contains("hachiro@city.example.jp"), "{received}");
     assert!(received.contains("no-reply@city.example.jp"), "{received}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approving_a_device_for_an_aal2_client_asks_for_the_second_factor() {
+    let k = Kizuna::sqlite();
+    let server = k.serve();
+    resident(&k, "kuro");
+    let kiosk = k.json(&[
+        "client",
+        "create",
+        "--name",
+        "Kiosk",
+        "--public",
+        "--grant-type",
+        "device_code",
+        "--min-aal",
+        "2",
+        "--no-consent",
+        "--json",
+    ]);
+    let started: Value = reqwest::Client::new()
+        .post(format!("{}/device_authorization", server.public))
+        .form(&[
+            ("client_id", kiosk["client_id"].as_str().unwrap()),
+            ("scope", "openid"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let code = started["user_code"].as_str().unwrap();
+    let browser = Browser::new(&server.public);
+    browser.sign_in_to_account("kuro", PASSWORD).await;
+    let app = browser.enroll_totp().await;
+    let page = format!("/device?user_code={code}");
+    let (status, html) = browser.page(&page).await;
+    assert_eq!(status, 200, "{html}");
+    let approve = browser
+        .post(
+            &page,
+            "/device/decision",
+            &[("user_code", code), ("decision", "approve")],
+        )
+        .await;
+    assert_eq!(
+        approve.headers()["location"],
+        "/login/mfa",
+        "the password session is stepped up first"
+    );
+    let stepped = browser
+        .post(
+            "/login/mfa",
+            "/login/mfa",
+            &[("method", "totp"), ("code", &app.code())],
+        )
+        .await;
+    let back = stepped.headers()["location"].to_str().unwrap().to_string();
+    assert!(back.starts_with("/device?user_code="), "{back}");
+    let approved = browser
+        .post(
+            &back,
+            "/device/decision",
+            &[("user_code", code), ("decision", "approve")],
+        )
+        .await;
+    assert_eq!(approved.status(), 200);
+    assert!(approved.text().await.unwrap().contains("role=\"status\""));
+}
