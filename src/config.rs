@@ -38,6 +38,8 @@ pub struct Config {
     pub tls: TlsSection,
     pub http: HttpSection,
     pub oidc: kizuna_idp::OidcConfig,
+    pub mfa: kizuna_idp::MfaConfig,
+    pub mail: kizuna_idp::MailConfig,
     pub ca: kizuna_ca::CaConfig,
     pub ocsp: kizuna_ocsp::OcspConfig,
     pub pkcs11: Pkcs11Section,
@@ -95,6 +97,8 @@ impl Default for Config {
             tls: TlsSection::default(),
             http: HttpSection::default(),
             oidc: kizuna_idp::OidcConfig::default(),
+            mfa: kizuna_idp::MfaConfig::default(),
+            mail: kizuna_idp::MailConfig::default(),
             ca: kizuna_ca::CaConfig::default(),
             ocsp: kizuna_ocsp::OcspConfig::default(),
             pkcs11: Pkcs11Section::default(),
@@ -147,7 +151,9 @@ pub struct Overrides {
 
 /// Text settings read verbatim from the environment: the general environment provider
 /// would turn `KIZUNA_PKCS11__PIN=012345` into the number 12345.
-const TEXT_VARIABLES: [(&str, &str); 5] = [
+const TEXT_VARIABLES: [(&str, &str); 7] = [
+    ("KIZUNA_MAIL__PASSWORD", "mail.password"),
+    ("KIZUNA_MAIL__USERNAME", "mail.username"),
     ("KIZUNA_PKCS11__PIN", "pkcs11.pin"),
     ("KIZUNA_PKCS11__TOKEN_LABEL", "pkcs11.token_label"),
     ("KIZUNA_KEK", "kek"),
@@ -271,6 +277,12 @@ impl Config {
         self.oidc
             .validate()
             .map_err(|(key, message)| ConfigError::BadValue { key, message })?;
+        self.mfa
+            .validate()
+            .map_err(|(key, message)| ConfigError::BadValue { key, message })?;
+        self.mail
+            .validate()
+            .map_err(|(key, message)| ConfigError::BadValue { key, message })?;
         self.ca
             .validate()
             .map_err(|(key, message)| ConfigError::BadValue { key, message })?;
@@ -359,6 +371,9 @@ impl Config {
         shown.public_url = Some(self.public_url());
         if shown.pkcs11.pin.is_some() {
             shown.pkcs11.pin = Some("<redacted>".into());
+        }
+        if shown.mail.password.is_some() {
+            shown.mail.password = Some("<redacted>".into());
         }
         if shown.kek.is_some() {
             shown.kek = Some("<redacted>".into());

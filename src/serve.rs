@@ -90,7 +90,18 @@ pub async fn open_core(
 /// [`close`] when done so queued audit entries are committed.
 pub async fn open_idp(config: &Config) -> Result<(Idp, tokio::task::JoinHandle<()>)> {
     let (core, writer) = open_core(config, config.public_url()).await?;
-    Ok((Idp::new(core, config.oidc.clone()), writer))
+    Ok((idp(config, core)?, writer))
+}
+
+/// The identity provider over `core` with the configured OIDC, MFA and mail settings.
+pub fn idp(config: &Config, core: Core) -> Result<Idp> {
+    Idp::new(
+        core,
+        config.oidc.clone(),
+        config.mfa.clone(),
+        config.mail.clone(),
+    )
+    .map_err(anyhow::Error::msg)
 }
 
 /// The certificate authority over the identity provider's core; its API accepts Kizuna
@@ -185,7 +196,7 @@ pub async fn run(config: Config, mode: Mode) -> Result<()> {
     let mut background = Vec::new();
     let (features, bootstrap) = match mode {
         Mode::Full => {
-            let idp = Idp::new(core.clone(), config.oidc.clone());
+            let idp = idp(&config, core.clone())?;
             kizuna_idp::init(&idp).await?;
             let ca = ca(&config, &idp)?;
             kizuna_ca::init(&ca).await?;

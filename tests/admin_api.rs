@@ -256,6 +256,11 @@ async fn a_signed_in_city_administrator_may_use_the_api_and_a_resident_may_not()
         ("hanako", "a resident's long passphrase", 403),
     ] {
         let browser = Browser::new(&server.public);
+        if user == "mayor" {
+            // Staff accounts must reach AAL2 (mfa.staff_min_aal): a second factor first.
+            browser.sign_in_to_account(user, password).await;
+            browser.enroll_totp().await;
+        }
         let url = format!(
             "{}/authorize?response_type=code&client_id={id}&redirect_uri=http://127.0.0.1:9/cb&scope=openid%20kizuna:admin&state=s",
             server.public

@@ -71,15 +71,15 @@ fn api() -> reqwest::Client {
 fn browser(server: &Server) -> Browser {
     let mut headers = HeaderMap::new();
     headers.insert(ACCEPT_LANGUAGE, HeaderValue::from_static("en"));
-    Browser {
-        http: reqwest::Client::builder()
+    Browser::with_client(
+        reqwest::Client::builder()
             .cookie_store(true)
             .redirect(reqwest::redirect::Policy::none())
             .default_headers(headers)
             .build()
             .unwrap(),
-        base: server.public.clone(),
-    }
+        &server.public,
+    )
 }
 
 fn pairs<'a>(owned: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {

@@ -16,6 +16,7 @@ use kizuna_core::audit::Actor;
 use kizuna_core::web::ProtocolResponse;
 use kizuna_idp::Idp;
 use kizuna_idp::clients::{self, AuthMethod, ClientError, GrantType, NewClient};
+use kizuna_idp::mfa::{self, MfaError};
 use kizuna_idp::tokens::{self, AccessClaims};
 use kizuna_idp::userinfo::bearer_token;
 use kizuna_idp::users::{self, NewUser, Role, UserError};
@@ -37,6 +38,7 @@ pub fn router(idp: Idp) -> Router {
         .route("/admin/api/v1/users/{id}/disable", post(disable_user))
         .route("/admin/api/v1/users/{id}/enable", post(enable_user))
         .route("/admin/api/v1/users/{id}/password", post(set_password))
+        .route("/admin/api/v1/users/{id}/mfa-reset", post(mfa_reset))
         .with_state(idp)
 }
 
@@ -104,6 +106,11 @@ impl From<UserError> for ApiError {
 
 /// Who is calling: the verified token's subject, as an audit actor.
 async fn caller(idp: &Idp, headers: &HeaderMap) -> Result<Actor, ApiError> {
+    caller_in(idp, headers, &[Role::CityAdmin]).await
+}
+
+/// The caller, who must hold one of `roles` (or be a client with the admin scope).
+async fn caller_in(idp: &Idp, headers: &HeaderMap, roles: &[Role]) -> Result<Actor, ApiError> {
     let unauthorized = |m: &str| ApiError(StatusCode::UNAUTHORIZED, "invalid_token", m.to_string());
     let token = bearer_token(headers, &[])
         .ok_or_else(|| unauthorized("a bearer access token is required"))?;
@@ -121,15 +128,17 @@ async fn caller(idp: &Idp, headers: &HeaderMap) -> Result<Actor, ApiError> {
         return Ok(Actor::client(claims.client_id));
     }
     let mut conn = idp.core.db.conn().await?;
-    if users::has_role(&mut conn, &claims.sub, Role::CityAdmin).await? {
-        Ok(Actor::user(claims.sub))
-    } else {
-        Err(ApiError(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "the account is not a city administrator".into(),
-        ))
+    for role in roles {
+        if users::has_role(&mut conn, &claims.sub, *role).await? {
+            return Ok(Actor::user(claims.sub));
+        }
     }
+    let names: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
+    Err(ApiError(
+        StatusCode::FORBIDDEN,
+        "forbidden",
+        format!("the account holds none of the roles {}", names.join(", ")),
+    ))
 }
 
 async fn list_clients(State(idp): State<Idp>, headers: HeaderMap) -> Result<Response, ApiError> {
@@ -184,6 +193,9 @@ struct ClientRequest {
     require_consent: Option<bool>,
     #[serde(default)]
     backchannel_logout_uri: Option<String>,
+    /// The lowest authentication assurance level (1-3) sign-ins for this client must reach.
+    #[serde(default)]
+    min_aal: u8,
 }
 
 async fn create_client(
@@ -231,6 +243,7 @@ async fn create_client(
             require_par: req.require_pushed_authorization_requests,
             require_consent: req.require_consent,
             backchannel_logout_uri: req.backchannel_logout_uri,
+            min_aal: req.min_aal,
         },
     )
     .await?;
@@ -337,4 +350,48 @@ async fn set_password(
         body.map_err(|e| ApiError(StatusCode::BAD_REQUEST, "invalid_request", e.body_text()))?;
     users::change_password(&idp.core, actor, &id, &req.password).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MfaResetRequest {
+    /// The record of the person's re-proofing (identity checked again).
+    reproofing_reference: String,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// The helpdesk reset of a person who lost every factor (city administrators and the
+/// helpdesk role); needs the re-proofing reference.
+async fn mfa_reset(
+    State(idp): State<Idp>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Result<Json<MfaResetRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, ApiError> {
+    let actor = caller_in(&idp, &headers, &[Role::CityAdmin, Role::Helpdesk]).await?;
+    let Json(req) =
+        body.map_err(|e| ApiError(StatusCode::BAD_REQUEST, "invalid_request", e.body_text()))?;
+    match mfa::reset::reset(
+        &idp,
+        actor,
+        &id,
+        &req.reproofing_reference,
+        req.reason.as_deref(),
+    )
+    .await
+    {
+        Ok(report) => Ok(Json(report).into_response()),
+        Err(MfaError::NoAccount(m)) => Err(ApiError(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no account {m}"),
+        )),
+        Err(MfaError::Storage(e)) => Err(e.into()),
+        Err(e) => Err(ApiError(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request",
+            e.to_string(),
+        )),
+    }
 }

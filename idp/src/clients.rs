@@ -131,6 +131,9 @@ pub struct Client {
     pub id_token_alg: String,
     pub require_par: bool,
     pub require_consent: bool,
+    /// The lowest authentication assurance level (1-3) every sign-in for this client must
+    /// reach; 0 for no rule of its own.
+    pub min_aal: u8,
     pub backchannel_logout_uri: Option<String>,
     pub status: String,
     pub created_at: i64,
@@ -184,6 +187,7 @@ pub struct NewClient {
     pub require_par: bool,
     pub require_consent: Option<bool>,
     pub backchannel_logout_uri: Option<String>,
+    pub min_aal: u8,
 }
 
 /// A new client and, for secret-based methods, its secret (shown once).
@@ -376,7 +380,11 @@ fn plan(new: NewClient) -> Result<Client, ClientError> {
     {
         return Err(invalid("the description must be at most 1000 characters"));
     }
+    if new.min_aal > 3 {
+        return Err(invalid("min_aal must be 0 (none), 1, 2 or 3"));
+    }
     Ok(Client {
+        min_aal: new.min_aal,
         client_id: String::new(),
         name,
         description,
@@ -432,6 +440,7 @@ pub async fn create(
             "grant_types": client.grant_types,
             "redirect_uris": client.redirect_uris,
             "org_id": client.org_id,
+            "min_aal": client.min_aal,
         }))],
     )
     .await?;
@@ -452,8 +461,8 @@ async fn insert(conn: &mut AnyConnection, c: &Client) -> Result<(), sqlx::Error>
     sqlx::query(
         "INSERT INTO clients (id, name, description, org_id, secret_hash, auth_method, redirect_uris, \
          post_logout_redirect_uris, grant_types, scopes, jwks, jwks_uri, id_token_alg, require_par, \
-         require_consent, backchannel_logout_uri, status, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $18)",
+         require_consent, backchannel_logout_uri, status, created_at, updated_at, min_aal) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $18, $19)",
     )
     .bind(&c.client_id)
     .bind(&c.name)
@@ -473,6 +482,7 @@ async fn insert(conn: &mut AnyConnection, c: &Client) -> Result<(), sqlx::Error>
     .bind(&c.backchannel_logout_uri)
     .bind(&c.status)
     .bind(c.created_at)
+    .bind(c.min_aal as i64)
     .execute(conn)
     .await?;
     Ok(())
@@ -480,7 +490,7 @@ async fn insert(conn: &mut AnyConnection, c: &Client) -> Result<(), sqlx::Error>
 
 const COLUMNS: &str = "id, name, description, org_id, secret_hash, auth_method, redirect_uris, \
     post_logout_redirect_uris, grant_types, scopes, jwks, jwks_uri, id_token_alg, require_par, \
-    require_consent, backchannel_logout_uri, status, created_at";
+    require_consent, backchannel_logout_uri, status, created_at, min_aal";
 
 #[derive(sqlx::FromRow)]
 struct ClientRow {
@@ -502,6 +512,7 @@ struct ClientRow {
     backchannel_logout_uri: Option<String>,
     status: String,
     created_at: i64,
+    min_aal: i64,
 }
 
 impl From<ClientRow> for Client {
@@ -528,6 +539,7 @@ impl From<ClientRow> for Client {
             id_token_alg: r.id_token_alg,
             require_par: r.require_par != 0,
             require_consent: r.require_consent != 0,
+            min_aal: r.min_aal.clamp(0, 3) as u8,
             backchannel_logout_uri: r.backchannel_logout_uri,
             status: r.status,
             created_at: r.created_at,

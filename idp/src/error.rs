@@ -51,6 +51,13 @@ impl OAuthError {
     pub fn login_required(d: impl Into<String>) -> Self {
         Self::new("login_required", StatusCode::BAD_REQUEST, d)
     }
+    pub fn unmet_authentication_requirements(d: impl Into<String>) -> Self {
+        Self::new(
+            "unmet_authentication_requirements",
+            StatusCode::BAD_REQUEST,
+            d,
+        )
+    }
     pub fn consent_required(d: impl Into<String>) -> Self {
         Self::new("consent_required", StatusCode::BAD_REQUEST, d)
     }

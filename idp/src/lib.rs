@@ -1,7 +1,8 @@
 //! Kizuna's OpenID provider: discovery and JWKS, the authorization code flow with PKCE and
 //! PAR, the token endpoint (authorization code, refresh token rotation, client credentials,
 //! device code), UserInfo, introspection, revocation, RP-initiated and back-channel logout,
-//! sign-in and consent pages, and the account store.
+//! sign-in and consent pages, multi-factor authentication with step-up, the account page,
+//! and the account store.
 
 // Page handlers return early with a finished response (`Err(Response)`); its size does not
 // matter on that path.
@@ -20,6 +21,7 @@ pub mod introspect;
 pub mod keys;
 pub mod login;
 pub mod logout;
+pub mod mfa;
 pub mod pages;
 pub mod password;
 pub mod revoke;
@@ -39,6 +41,7 @@ use axum::routing::{get, post};
 use kizuna_core::Core;
 
 pub use config::OidcConfig;
+pub use mfa::config::{MailConfig, MfaConfig};
 
 /// The identity provider's state. Cheap to clone (one reference count).
 #[derive(Clone)]
@@ -52,6 +55,11 @@ pub struct IdpState {
     pub http: reqwest::Client,
     pub remote_jwks: client_auth::RemoteJwks,
     pub clients: clients::ClientCache,
+    pub mfa: Arc<MfaConfig>,
+    pub passkeys: mfa::webauthn::Passkeys,
+    /// The SMTP relay for notifications; `None` keeps mail in the outbox.
+    pub mailer: Option<mfa::notify::Mailer>,
+    pub mail_from: String,
 }
 
 impl std::ops::Deref for Idp {
@@ -62,22 +70,35 @@ impl std::ops::Deref for Idp {
 }
 
 impl Idp {
-    pub fn new(core: Core, config: OidcConfig) -> Idp {
+    /// The provider over `core`. Fails when the `[mfa]` or `[mail]` settings cannot be used
+    /// (an unreadable attestation root, a malformed relay).
+    pub fn new(
+        core: Core,
+        config: OidcConfig,
+        mfa: MfaConfig,
+        mail: MailConfig,
+    ) -> Result<Idp, String> {
         let config = Arc::new(config);
+        let passkeys = mfa::webauthn::Passkeys::new(&core.public_url, &mfa)?;
+        let mailer = mfa::notify::mailer(&mail)?;
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("kizuna/", env!("CARGO_PKG_VERSION")))
             .build()
             .expect("HTTP client with static settings");
-        Idp(Arc::new(IdpState {
+        Ok(Idp(Arc::new(IdpState {
             keys: keys::SigningKeys::new(core.clone(), config.clone()),
             core,
             config,
             http,
             remote_jwks: client_auth::RemoteJwks::default(),
             clients: clients::ClientCache::default(),
-        }))
+            mfa: Arc::new(mfa),
+            passkeys,
+            mailer,
+            mail_from: mail.from,
+        })))
     }
 
     /// The issuer identifier: the public URL.
@@ -120,6 +141,25 @@ pub fn router(idp: Idp) -> Router {
         )
         .route("/device/decision", post(pages::device::decide))
         .route("/login", get(pages::login::show).post(pages::login::submit))
+        .route("/login/passkey", post(pages::mfa::passwordless))
+        .route("/login/mfa", get(pages::mfa::show).post(pages::mfa::submit))
+        .route("/login/mfa/cancel", post(pages::mfa::cancel))
+        .route("/assets/webauthn.js", get(pages::mfa::script))
+        .route("/account", get(pages::account::show))
+        .route("/account/passkeys/new", get(pages::account::new_passkey))
+        .route("/account/passkeys", post(pages::account::add_passkey))
+        .route(
+            "/account/passkeys/remove",
+            post(pages::account::remove_passkey),
+        )
+        .route("/account/totp/new", get(pages::account::new_totp))
+        .route("/account/totp", post(pages::account::confirm_totp))
+        .route("/account/totp/remove", post(pages::account::remove_totp))
+        .route(
+            "/account/recovery-codes",
+            post(pages::account::regenerate_codes),
+        )
+        .route("/account/sessions/end", post(pages::account::end_session))
         .route(
             "/consent",
             get(pages::consent::show).post(pages::consent::submit),
@@ -146,6 +186,7 @@ pub fn spawn_background(idp: Idp) -> tokio::task::JoinHandle<()> {
         loop {
             tick.tick().await;
             logout::deliver_due(&idp).await;
+            mfa::notify::deliver_due(&idp).await;
             if round.is_multiple_of(60) {
                 if let Err(e) = idp.keys.rotate_due().await {
                     tracing::warn!(error = %e, "scheduled key rotation");
@@ -157,7 +198,8 @@ pub fn spawn_background(idp: Idp) -> tokio::task::JoinHandle<()> {
     })
 }
 
-/// Deletes rows that can no longer matter (expired codes, requests, replay records).
+/// Deletes rows that can no longer matter (expired codes, requests, replay records,
+/// ceremonies, pending second steps, mail older than 90 days that is done).
 async fn sweep(idp: &Idp) {
     let Ok(Some(lock)) = idp.core.db.try_job_lock("oidc-sweep").await else {
         return;
@@ -179,6 +221,12 @@ async fn sweep(idp: &Idp) {
         ("DELETE FROM throttle WHERE window_start < $1", day_ago),
         ("DELETE FROM refresh_tokens WHERE expires_at < $1", now),
         ("DELETE FROM sessions WHERE expires_at < $1", day_ago),
+        ("DELETE FROM webauthn_ceremonies WHERE expires_at < $1", now),
+        ("DELETE FROM mfa_pending WHERE expires_at < $1", now),
+        (
+            "DELETE FROM mail_outbox WHERE status <> 'queued' AND created_at < $1",
+            now - 90 * 86_400,
+        ),
     ] {
         if let Err(e) = sqlx::query(sql)
             .bind(cutoff)

@@ -1,20 +1,23 @@
 //! Password sign-in with throttling: per account (lock after repeated failures) and per
-//! source address (a fixed window shared by all replicas). Every attempt is audited; the
-//! answer never says whether the account exists.
+//! source address (a fixed window shared by all replicas), and the start of a session once
+//! every factor the sign-in needs has passed. Every attempt is audited; the answer never
+//! says whether the account exists.
 
 use std::sync::OnceLock;
 
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, HeaderValue};
 use serde_json::json;
 
 use kizuna_core::audit::{self, Actor, AuditEvent, Outcome};
+use kizuna_core::db::AnyConnection;
 use kizuna_core::web::RequestContext;
 
 use crate::Idp;
+use crate::mfa::devices;
 use crate::password;
 use crate::sessions::{self, Session};
 use crate::throttle;
-use crate::users;
+use crate::users::{self, UserRecord};
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum LoginFailure {
@@ -48,14 +51,14 @@ fn ip_key() -> String {
     format!("login-ip:{ip}")
 }
 
-/// Checks a username (or email) and password; on success starts a session.
-pub async fn sign_in(
+/// Checks a username (or email) and password: throttled per address, locked per account
+/// after repeated failures, every failure audited. On success the caller either starts a
+/// session ([`open_session`]) or, when the account has a second factor, asks for it.
+pub async fn check_password(
     idp: &Idp,
     login: &str,
     password_text: &str,
-    acr: Option<&str>,
-    headers: &HeaderMap,
-) -> Result<(Session, String), LoginFailure> {
+) -> Result<UserRecord, LoginFailure> {
     let storage = |e: sqlx::Error| {
         tracing::error!(error = %e, "sign-in storage failure");
         LoginFailure::BadCredentials
@@ -94,8 +97,8 @@ pub async fn sign_in(
             false
         }
     };
-    let mut tx = idp.core.db.begin().await.map_err(storage)?;
     if !ok {
+        let mut tx = idp.core.db.begin().await.map_err(storage)?;
         let locked = users::record_failure(
             tx.conn(),
             &user.id,
@@ -123,24 +126,64 @@ pub async fn sign_in(
             LoginFailure::BadCredentials
         });
     }
-    users::record_success(tx.conn(), &user.id)
-        .await
-        .map_err(storage)?;
-    let (session, cookie) = sessions::create(idp, tx.conn(), &user.id, &["pwd"], acr, headers)
-        .await
-        .map_err(storage)?;
+    Ok(user)
+}
+
+/// A session just started, the cookies that carry it (session, and the device cookie when
+/// new), and the audit entries to publish once the caller commits.
+pub struct SignedIn {
+    pub session: Session,
+    pub cookies: Vec<HeaderValue>,
+    pub entries: Vec<audit::AuditEntry>,
+}
+
+/// Starts a session inside the caller's transaction after every factor the sign-in needs
+/// passed: resets the failure count, remembers the device (notifying when it is new) and
+/// audits the sign-in with its `method` (e.g. `pwd`, `pwd+otp`, `passkey`).
+pub async fn open_session(
+    idp: &Idp,
+    conn: &mut AnyConnection,
+    user_id: &str,
+    amr: &[String],
+    method: &str,
+    headers: &HeaderMap,
+) -> Result<SignedIn, sqlx::Error> {
+    users::record_success(conn, user_id).await?;
+    // Signing in again on this browser replaces its session (a re-authentication).
+    if let Some(old) = sessions::current(idp, headers).await? {
+        sessions::end(conn, &old.sid).await?;
+    }
+    let (session, value) = sessions::create(idp, conn, user_id, amr, headers).await?;
+    let mut cookies = vec![sessions::set_cookie(idp, &value)];
+    cookies.extend(devices::remember(conn, idp.core.secure_cookies, user_id, headers).await?);
     let entries = audit::append_in(
-        tx.conn(),
+        conn,
         &[
-            AuditEvent::new(Actor::user(&user.id), "login", format!("user:{}", user.id))
-                .details(json!({"method": "pwd", "sid": session.sid})),
+            AuditEvent::new(Actor::user(user_id), "login", format!("user:{user_id}"))
+                .details(json!({"method": method, "sid": session.sid, "amr": session.amr, "acr": session.acr})),
         ],
     )
-    .await
-    .map_err(storage)?;
-    tx.commit().await.map_err(storage)?;
-    audit::publish(&entries);
-    Ok((session, cookie))
+    .await?;
+    Ok(SignedIn {
+        session,
+        cookies,
+        entries,
+    })
+}
+
+/// Starts a session for a sign-in that needs nothing more; commits and publishes.
+pub async fn sign_in_with(
+    idp: &Idp,
+    user_id: &str,
+    amr: &[String],
+    method: &str,
+    headers: &HeaderMap,
+) -> Result<SignedIn, sqlx::Error> {
+    let mut tx = idp.core.db.begin().await?;
+    let signed_in = open_session(idp, tx.conn(), user_id, amr, method, headers).await?;
+    tx.commit().await?;
+    audit::publish(&signed_in.entries);
+    Ok(signed_in)
 }
 
 async fn audit_attempt(idp: &Idp, user_id: Option<&str>, login: &str, reason: &str) {

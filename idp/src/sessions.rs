@@ -10,6 +10,7 @@ use kizuna_core::secret;
 use kizuna_core::web::cookie;
 
 use crate::Idp;
+use crate::mfa::policy::Aal;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Session {
@@ -46,35 +47,34 @@ pub async fn current(idp: &Idp, headers: &HeaderMap) -> Result<Option<Session>, 
     .bind(kizuna_core::time::now_unix())
     .fetch_optional(idp.core.db.pool())
     .await?;
-    Ok(
-        row.map(|(sid, user_id, auth_time, amr, acr, expires_at)| Session {
-            sid,
-            user_id,
-            auth_time,
-            amr: serde_json::from_str(&amr).unwrap_or_default(),
-            acr,
-            expires_at,
-        }),
-    )
+    Ok(row.map(to_session))
 }
 
-/// Starts a session inside the caller's transaction; returns it and the cookie value.
+impl Session {
+    /// The assurance level this session's sign-in reached.
+    pub fn aal(&self) -> Aal {
+        Aal::from_amr(&self.amr).unwrap_or(Aal::One)
+    }
+}
+
+/// Starts a session inside the caller's transaction; returns it and the cookie value. Its
+/// `acr` is the assurance level the methods in `amr` reach.
 pub async fn create(
     idp: &Idp,
     conn: &mut AnyConnection,
     user_id: &str,
-    amr: &[&str],
-    acr: Option<&str>,
+    amr: &[String],
     headers: &HeaderMap,
 ) -> Result<(Session, String), sqlx::Error> {
     let value = secret::random_token();
     let now = kizuna_core::time::now_unix();
+    let acr = Aal::from_amr(amr).map(|a| a.uri().to_string());
     let session = Session {
         sid: secret::new_id(),
         user_id: user_id.to_string(),
         auth_time: now,
-        amr: amr.iter().map(|s| s.to_string()).collect(),
-        acr: acr.map(str::to_string),
+        amr: amr.to_vec(),
+        acr: acr.clone(),
         expires_at: now + idp.config.session_ttl_secs,
     };
     let ctx = kizuna_core::web::RequestContext::current();
@@ -121,6 +121,87 @@ pub fn clear_cookie(idp: &Idp) -> HeaderValue {
         cookie_name(secure)
     ))
     .expect("static cookie")
+}
+
+/// Raises a live session after a further factor (step-up): its methods, level and
+/// authentication time change; returns whether it was live.
+pub async fn elevate(
+    conn: &mut AnyConnection,
+    sid: &str,
+    amr: &[String],
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE sessions SET amr = $1, acr = $2, auth_time = $3 WHERE sid = $4 AND ended_at IS NULL",
+    )
+    .bind(serde_json::to_string(amr).unwrap_or_else(|_| "[]".into()))
+    .bind(Aal::from_amr(amr).map(|a| a.uri()))
+    .bind(kizuna_core::time::now_unix())
+    .bind(sid)
+    .execute(conn)
+    .await?
+    .rows_affected();
+    Ok(done > 0)
+}
+
+/// One of the account's live sessions, by its `sid`.
+pub async fn find_live(
+    idp: &Idp,
+    user_id: &str,
+    sid: &str,
+) -> Result<Option<Session>, sqlx::Error> {
+    let row: Option<(String, String, i64, String, Option<String>, i64)> = sqlx::query_as(
+        "SELECT sid, user_id, auth_time, amr, acr, expires_at FROM sessions \
+         WHERE sid = $1 AND user_id = $2 AND ended_at IS NULL AND expires_at > $3",
+    )
+    .bind(sid)
+    .bind(user_id)
+    .bind(kizuna_core::time::now_unix())
+    .fetch_optional(idp.core.db.pool())
+    .await?;
+    Ok(row.map(to_session))
+}
+
+fn to_session(
+    (sid, user_id, auth_time, amr, acr, expires_at): (
+        String,
+        String,
+        i64,
+        String,
+        Option<String>,
+        i64,
+    ),
+) -> Session {
+    Session {
+        sid,
+        user_id,
+        auth_time,
+        amr: serde_json::from_str(&amr).unwrap_or_default(),
+        acr,
+        expires_at,
+    }
+}
+
+/// A live session as the account page lists it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SessionInfo {
+    pub sid: String,
+    pub amr: String,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub created_at: i64,
+    pub auth_time: i64,
+}
+
+/// The account's live sessions, newest first.
+pub async fn list_live(idp: &Idp, user_id: &str) -> Result<Vec<SessionInfo>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT sid, amr, ip, user_agent, created_at, auth_time FROM sessions \
+         WHERE user_id = $1 AND ended_at IS NULL AND expires_at > $2 ORDER BY created_at DESC, sid",
+    )
+    .bind(user_id)
+    .bind(kizuna_core::time::now_unix())
+    .fetch_all(idp.core.db.pool())
+    .await
 }
 
 /// Ends a session; returns whether it was live.

@@ -463,3 +463,34 @@ pub async fn change_status(
     audit::publish(&entries);
     Ok(user)
 }
+
+/// Records that the account's email address is verified; audited.
+pub async fn mark_email_verified(
+    core: &kizuna_core::Core,
+    actor: kizuna_core::audit::Actor,
+    login: &str,
+) -> Result<UserRecord, UserError> {
+    use kizuna_core::audit::{self, AuditEvent};
+    let mut tx = core.db.begin().await?;
+    let user = find_by_login(tx.conn(), login)
+        .await?
+        .filter(|u| u.email.is_some())
+        .ok_or_else(|| UserError::NotFound(format!("{login} (with an email address)")))?;
+    sqlx::query("UPDATE users SET email_verified = 1, updated_at = $1 WHERE id = $2")
+        .bind(kizuna_core::time::now_unix())
+        .bind(&user.id)
+        .execute(tx.conn())
+        .await?;
+    let entries = audit::append_in(
+        tx.conn(),
+        &[AuditEvent::new(
+            actor,
+            "user.verify_email",
+            format!("user:{}", user.id),
+        )],
+    )
+    .await?;
+    tx.commit().await?;
+    audit::publish(&entries);
+    Ok(user)
+}

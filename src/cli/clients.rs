@@ -80,6 +80,10 @@ pub struct CreateArgs {
     /// Back-channel logout URI.
     #[arg(long, value_name = "URI")]
     backchannel_logout_uri: Option<String>,
+    /// The lowest authentication assurance level every sign-in must reach: 1, 2 (a second
+    /// factor or a passkey) or 3 (a hardware-bound passkey). See docs/assurance.md.
+    #[arg(long, value_name = "LEVEL", value_parser = clap::value_parser!(u8).range(0..=3), default_value_t = 0)]
+    min_aal: u8,
     #[arg(long)]
     json: bool,
 }
@@ -99,6 +103,9 @@ fn print_client(client: &Client) {
     );
     println!("redirect URIs: {}", client.redirect_uris.join(", "));
     println!("scopes:        {}", client.scopes.join(" "));
+    if client.min_aal > 0 {
+        println!("minimum AAL:   {}", client.min_aal);
+    }
     println!("status:        {}", client.status);
 }
 
@@ -122,6 +129,7 @@ pub async fn run(cmd: ClientCommand, config: &Config) -> Result<ExitCode> {
                 require_par,
                 no_consent,
                 backchannel_logout_uri,
+                min_aal,
                 json,
             } = *args;
             let grant_types = grant_types
@@ -162,6 +170,7 @@ pub async fn run(cmd: ClientCommand, config: &Config) -> Result<ExitCode> {
                     require_par,
                     require_consent: Some(!no_consent),
                     backchannel_logout_uri,
+                    min_aal,
                 },
             )
             .await?;

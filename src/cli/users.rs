@@ -1,4 +1,4 @@
-//! `kizuna user create|list|disable|enable|set-password`.
+//! `kizuna user create|list|disable|enable|set-password|verify-email|set-min-aal|mfa-reset`.
 
 use std::io::Read;
 use std::process::ExitCode;
@@ -7,6 +7,7 @@ use anyhow::{Context, Result};
 use clap::Subcommand;
 
 use kizuna_core::audit::Actor;
+use kizuna_idp::mfa;
 use kizuna_idp::users::{self, NewUser};
 
 use crate::config::Config;
@@ -41,6 +42,31 @@ pub enum UserCommand {
     },
     /// Enable a disabled account.
     Enable { user: String },
+    /// Record that the account's email address is verified (by the operator, e.g. imported
+    /// from a proofed registry); notifications go only to verified addresses.
+    VerifyEmail { user: String },
+    /// Set the lowest authentication assurance level the account must reach at every
+    /// sign-in (0 none, 2 a second factor, 3 a hardware-bound passkey). Staff accounts
+    /// also follow mfa.staff_min_aal.
+    SetMinAal {
+        user: String,
+        #[arg(value_parser = clap::value_parser!(u8).range(0..=3))]
+        level: u8,
+    },
+    /// Helpdesk reset of a person who lost every factor: removes their passkeys,
+    /// authenticator app and recovery codes, ends their sessions. Requires the reference of
+    /// the re-proofing record (identity checked again at the account's assurance level).
+    MfaReset {
+        user: String,
+        /// The re-proofing record (e.g. counter visit number, JPKI check id).
+        #[arg(long, value_name = "REF")]
+        reproofing_ref: String,
+        /// Why (kept in the audit log).
+        #[arg(long)]
+        reason: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Set an account's password (read from standard input).
     SetPassword {
         user: String,
@@ -135,6 +161,40 @@ async fn run_with(
         UserCommand::Enable { user } => {
             let u = users::change_status(&idp.core, Actor::cli(), &user, true).await?;
             println!("enabled {} ({})", u.username, u.id);
+        }
+        UserCommand::VerifyEmail { user } => {
+            let u = users::mark_email_verified(&idp.core, Actor::cli(), &user).await?;
+            println!("email of {} ({}) marked verified", u.username, u.id);
+        }
+        UserCommand::SetMinAal { user, level } => {
+            let u = mfa::set_account_min_aal(idp, Actor::cli(), &user, level).await?;
+            println!(
+                "{} ({}) must now reach AAL{level} at sign-in",
+                u.username, u.id
+            );
+        }
+        UserCommand::MfaReset {
+            user,
+            reproofing_ref,
+            reason,
+            json,
+        } => {
+            let report =
+                mfa::reset::reset(idp, Actor::cli(), &user, &reproofing_ref, reason.as_deref())
+                    .await?;
+            if json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                println!(
+                    "reset {} ({}): removed {} passkeys, {} authenticator app, {} recovery codes; ended {} sessions",
+                    report.username,
+                    report.user_id,
+                    report.passkeys,
+                    report.totp,
+                    report.recovery_codes,
+                    report.sessions_ended
+                );
+            }
         }
         UserCommand::SetPassword { user, .. } => {
             let u = users::change_password(

@@ -418,6 +418,8 @@ impl Kizuna {
 pub struct Browser {
     pub http: reqwest::Client,
     pub base: String,
+    /// The authenticator app the walk answers `/login/mfa` with, once enrolled.
+    pub totp: Mutex<Option<Arc<TotpApp>>>,
 }
 
 /// Where a walk through the pages ended.
@@ -431,23 +433,28 @@ pub enum Landing {
 
 impl Browser {
     pub fn new(base: &str) -> Browser {
+        Browser::with_client(browser(), base)
+    }
+
+    /// A browser over this HTTP client (which must keep cookies and not follow redirects).
+    pub fn with_client(http: reqwest::Client, base: &str) -> Browser {
         Browser {
-            http: browser(),
+            http,
             base: base.to_string(),
+            totp: Mutex::new(None),
         }
     }
 
     /// A browser for this install's public URL (trusting its test certificate).
     pub fn for_server(k: &Kizuna, server: &Server) -> Browser {
-        Browser {
-            http: k
-                .http()
+        Browser::with_client(
+            k.http()
                 .cookie_store(true)
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .unwrap(),
-            base: server.public.clone(),
-        }
+            &server.public,
+        )
     }
 
     fn absolute(&self, location: &str) -> Option<String> {
@@ -504,6 +511,21 @@ impl Browser {
                     .send()
                     .await
                     .unwrap()
+            } else if path.starts_with("/login/mfa") && html.contains("value=\"totp\"") {
+                let Some(app) = self.totp.lock().unwrap().clone() else {
+                    return Landing::Page(status, html);
+                };
+                self.http
+                    .post(format!("{}/login/mfa", self.base))
+                    .header("accept", "text/html")
+                    .form(&[
+                        ("csrf_token", csrf.unwrap_or_default()),
+                        ("method", "totp".into()),
+                        ("code", app.code()),
+                    ])
+                    .send()
+                    .await
+                    .unwrap()
             } else if path.starts_with("/consent") && status == 200 {
                 self.http
                     .post(format!("{}/consent", self.base))
@@ -533,6 +555,73 @@ impl Browser {
             }
         }
         panic!("too many redirects from {url}");
+    }
+
+    /// Fetches a page of this server: status and body (no redirects followed).
+    pub async fn page(&self, path: &str) -> (u16, String) {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .header("accept", "text/html")
+            .send()
+            .await
+            .unwrap();
+        (response.status().as_u16(), response.text().await.unwrap())
+    }
+
+    /// Posts a form to this server with the CSRF token of the page at `from`.
+    pub async fn post(
+        &self,
+        from: &str,
+        action: &str,
+        fields: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let (_, html) = self.page(from).await;
+        let mut form: Vec<(String, String)> = vec![(
+            "csrf_token".into(),
+            hidden_field(&html, "csrf_token").expect("csrf token on the page"),
+        )];
+        form.extend(fields.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        self.http
+            .post(format!("{}{action}", self.base))
+            .header("accept", "text/html")
+            .form(&form)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Signs in on Kizuna's own pages (not for a client) and lands on the account page.
+    pub async fn sign_in_to_account(&self, user: &str, password: &str) {
+        match self
+            .walk(
+                &format!("{}/login?next=/account", self.base),
+                Some((user, password)),
+                true,
+            )
+            .await
+        {
+            Landing::Page(200, html) if html.contains("id=\"sessions-title\"") => {}
+            other => panic!("did not reach the account page: {other:?}"),
+        }
+    }
+
+    /// Sets up an authenticator app on the account page (signed in recently); the walk
+    /// answers second-factor pages with it from now on.
+    pub async fn enroll_totp(&self) -> Arc<TotpApp> {
+        let (status, html) = self.page("/account/totp/new").await;
+        assert_eq!(status, 200, "{html}");
+        let app = Arc::new(TotpApp::from_page(&html));
+        let response = self
+            .post(
+                "/account/totp/new",
+                "/account/totp",
+                &[("code", &app.code())],
+            )
+            .await;
+        assert_eq!(response.status(), 303, "{}", response.text().await.unwrap());
+        *self.totp.lock().unwrap() = Some(app.clone());
+        app
     }
 
     /// Walks to the relying party; panics on a page.
@@ -569,5 +658,65 @@ pub fn node_peers() -> Option<std::path::PathBuf> {
     eprintln!(
         "note: skipped: node packages are not installed (run scripts/test, or npm ci in tests/node)"
     );
+    None
+}
+
+/// An authenticator app: the seed read off the enrollment page, and codes that never repeat
+/// a time step (Kizuna refuses a code used before in its window).
+pub struct TotpApp {
+    pub seed: Vec<u8>,
+    last_step: Mutex<i64>,
+}
+
+impl TotpApp {
+    pub fn from_page(html: &str) -> TotpApp {
+        let marker = "id=\"totp-secret\">";
+        let start = html.find(marker).expect("the TOTP secret on the page") + marker.len();
+        let end = html[start..].find('<').unwrap() + start;
+        TotpApp::new(kizuna_idp::mfa::totp::decode_base32(&html[start..end]).expect("base32 seed"))
+    }
+
+    pub fn new(seed: Vec<u8>) -> TotpApp {
+        TotpApp {
+            seed,
+            last_step: Mutex::new(0),
+        }
+    }
+
+    /// The code for a time step.
+    pub fn code_at(&self, step: i64) -> String {
+        format!(
+            "{:06}",
+            kizuna_idp::mfa::totp::hotp(&self.seed, step as u64)
+        )
+    }
+
+    /// A code not used before: this step's, or the next (accepted one step ahead), or,
+    /// when both were used, the next after waiting for its window.
+    pub fn code(&self) -> String {
+        let mut last = self.last_step.lock().unwrap();
+        let now = kizuna_core::time::now_unix().div_euclid(30);
+        let step = (*last + 1).max(now);
+        if step > now + 1 {
+            std::thread::sleep(Duration::from_secs(
+                ((step - 1) * 30 - kizuna_core::time::now_unix()).max(0) as u64 + 1,
+            ));
+        }
+        *last = step;
+        self.code_at(step)
+    }
+}
+
+/// Debian's Chromium for the browser tests, when installed. In CI a missing browser is a
+/// failure; elsewhere the test says why it is skipped.
+pub fn chromium() -> Option<std::path::PathBuf> {
+    let path = std::path::PathBuf::from("/usr/bin/chromium");
+    if path.exists() {
+        return Some(path);
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
+        panic!("/usr/bin/chromium is required in CI (scripts/test installs it)");
+    }
+    eprintln!("note: skipped: chromium is not installed (run scripts/test)");
     None
 }

@@ -118,6 +118,10 @@ pub enum CustodyError {
     CorruptKey(String),
     #[error("signing failed")]
     SignFailed,
+    #[error("no configured key backend seals data")]
+    SealUnavailable,
+    #[error("sealed data for {0} could not be decrypted")]
+    CorruptData(String),
     #[error("key generation failed: {0}")]
     Generate(String),
     #[error("key storage failed: {0}")]
@@ -240,6 +244,15 @@ pub trait KeyBackend: Send + Sync {
         algorithm: KeyAlgorithm,
         material: &[u8],
     ) -> Result<Arc<dyn SigningKey>, CustodyError>;
+    /// Encrypts a small secret that is not a key (a TOTP seed) bound to `context`; `None` when
+    /// this backend does not seal data.
+    fn seal_data(&self, _context: &str, _plaintext: &[u8]) -> Option<Vec<u8>> {
+        None
+    }
+    /// Decrypts what [`seal_data`](Self::seal_data) sealed under the same `context`.
+    fn open_data(&self, _context: &str, _sealed: &[u8]) -> Option<Vec<u8>> {
+        None
+    }
 }
 
 /// The AES-256 key-encryption key.
@@ -418,6 +431,12 @@ impl SoftwareBackend {
     fn aad(key_id: &str, algorithm: KeyAlgorithm) -> Vec<u8> {
         format!("kizuna-key:{key_id}:{algorithm}").into_bytes()
     }
+
+    /// Data is bound to its context under a prefix keys never use, so sealed key material
+    /// cannot be opened as data or the other way round.
+    fn data_aad(context: &str) -> Vec<u8> {
+        format!("kizuna-data:{context}").into_bytes()
+    }
 }
 
 enum SoftwareKey {
@@ -550,6 +569,14 @@ impl KeyBackend for SoftwareBackend {
         let (key, _) = parse_software_key(algorithm, &pkcs8, &self.rng)
             .ok_or_else(|| CustodyError::CorruptKey(key_id.to_string()))?;
         Ok(Arc::new(key))
+    }
+
+    fn seal_data(&self, context: &str, plaintext: &[u8]) -> Option<Vec<u8>> {
+        Some(self.kek.seal(&Self::data_aad(context), plaintext))
+    }
+
+    fn open_data(&self, context: &str, sealed: &[u8]) -> Option<Vec<u8>> {
+        self.kek.open(&Self::data_aad(context), sealed)
     }
 }
 
@@ -764,6 +791,34 @@ impl KeyCustody {
         Ok(handle)
     }
 
+    /// Seals a small secret that is not a signing key (a TOTP seed) under the key-encryption
+    /// key, bound to `context` (e.g. `totp:<user id>`): the KEK never leaves custody, and a
+    /// sealed value copied to another context does not open.
+    pub fn seal(&self, context: &str, plaintext: &[u8]) -> Result<Vec<u8>, CustodyError> {
+        self.sealing_backends()
+            .find_map(|b| b.seal_data(context, plaintext))
+            .ok_or(CustodyError::SealUnavailable)
+    }
+
+    /// Opens what [`seal`](Self::seal) sealed under the same `context`.
+    pub fn open(&self, context: &str, sealed: &[u8]) -> Result<Vec<u8>, CustodyError> {
+        self.sealing_backends()
+            .find_map(|b| b.open_data(context, sealed))
+            .ok_or_else(|| CustodyError::CorruptData(context.to_string()))
+    }
+
+    /// The default backend first, then the others.
+    fn sealing_backends(&self) -> impl Iterator<Item = &Arc<dyn KeyBackend>> {
+        let default = self.inner.backends.get(self.inner.default_backend);
+        default.into_iter().chain(
+            self.inner
+                .backends
+                .iter()
+                .filter(|(name, _)| **name != self.inner.default_backend)
+                .map(|(_, b)| b),
+        )
+    }
+
     fn cached(&self, id: &str) -> Option<KeyHandle> {
         self.inner.cache.read().ok()?.get(id).cloned()
     }
@@ -878,6 +933,16 @@ mod tests {
         let (_, rest) = der::read_tlv(body, 0x02).unwrap();
         let (_, rest) = der::read_tlv(rest, 0x02).unwrap();
         assert!(rest.is_empty());
+    }
+
+    #[test]
+    fn sealed_data_opens_only_in_its_context_and_never_as_a_key() {
+        let backend = backend();
+        let sealed = backend.seal_data("totp:u1", b"seed").unwrap();
+        assert_eq!(backend.open_data("totp:u1", &sealed).unwrap(), b"seed");
+        assert!(backend.open_data("totp:u2", &sealed).is_none());
+        let (_, material) = backend.generate("k1", KeyAlgorithm::P256).unwrap();
+        assert!(backend.open_data("k1", &material).is_none());
     }
 
     #[test]

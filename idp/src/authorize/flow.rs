@@ -8,6 +8,10 @@ use crate::Idp;
 use crate::clients::Client;
 use crate::consent;
 use crate::error::OAuthError;
+use crate::mfa::{
+    self,
+    policy::{self, Next},
+};
 use crate::sessions::{self, Session};
 
 /// The next step for the browser.
@@ -17,6 +21,8 @@ pub enum Step {
     Login(String),
     /// Show the consent page for this pending request.
     Consent(String),
+    /// Ask for a further factor: the pending second-factor step's cookie.
+    SecondFactor(axum::http::HeaderValue),
     /// Send the browser back to the client.
     Redirect(String),
 }
@@ -82,6 +88,10 @@ pub async fn decide(
         }
         return Ok(Step::Login(keep(idp, &pending, pending_id).await?));
     };
+    if let Some(step) = check_assurance(idp, client, &session, &pending, pending_id.clone()).await?
+    {
+        return Ok(step);
+    }
     let needs_consent = client.require_consent
         && (!consent::covers(idp, &session.user_id, &client.client_id, &req.scope).await?
             || (req.has_prompt("consent") && !pending.consent_done));
@@ -97,6 +107,63 @@ pub async fn decide(
         return Ok(Step::Consent(keep(idp, &pending, pending_id).await?));
     }
     issue_code(idp, &pending, pending_id.as_deref(), &session).await
+}
+
+/// Step-up (OpenID Connect Core §3.1.2.1 `acr_values`, §5.5.1.1 essential `acr`): when the
+/// session is weaker than the request, the client or the account requires, asks for the
+/// missing factor only; when no enrolled factor can reach it, answers
+/// `unmet_authentication_requirements` (or `login_required` to `prompt=none`).
+async fn check_assurance(
+    idp: &Idp,
+    client: &Client,
+    session: &Session,
+    pending: &Pending,
+    pending_id: Option<String>,
+) -> Result<Option<Step>, OAuthError> {
+    let req = &pending.request;
+    let mut conn = idp.core.db.conn().await?;
+    let account_min = mfa::account_min_aal(idp, &mut conn, &session.user_id).await?;
+    let target = policy::required(&req.acr_request(), client.min_aal, account_min);
+    if session.aal() >= target {
+        return Ok(None);
+    }
+    let enrolled = mfa::enrolled(idp, &mut conn, &session.user_id).await?;
+    drop(conn);
+    let refuse = |error: OAuthError| {
+        Ok(Some(Step::Redirect(error_redirect(
+            idp,
+            &req.redirect_uri,
+            req.state.as_deref(),
+            &error,
+        ))))
+    };
+    match policy::next_factor(&session.amr, target, &enrolled.factors) {
+        Next::Satisfied => Ok(None),
+        _ if req.has_prompt("none") => refuse(OAuthError::login_required(format!(
+            "a stronger sign-in ({}) is needed",
+            target.uri()
+        ))),
+        Next::Unmet => refuse(OAuthError::unmet_authentication_requirements(format!(
+            "the account has no factor that reaches {}",
+            target.uri()
+        ))),
+        Next::Ask(_) => {
+            let id = keep(idp, pending, pending_id).await?;
+            let cookie = mfa::pending::start(
+                idp,
+                &mfa::pending::PendingMfa {
+                    user_id: session.user_id.clone(),
+                    sid: Some(session.sid.clone()),
+                    amr: session.amr.clone(),
+                    req: Some(id),
+                    next: None,
+                    target,
+                },
+            )
+            .await?;
+            Ok(Some(Step::SecondFactor(cookie)))
+        }
+    }
 }
 
 async fn keep(idp: &Idp, pending: &Pending, id: Option<String>) -> Result<String, OAuthError> {
@@ -141,7 +208,7 @@ async fn issue_code(
     .bind(&req.nonce)
     .bind(&req.code_challenge)
     .bind(session.auth_time)
-    .bind(req.acr_values.first().cloned().or_else(|| session.acr.clone()))
+    .bind(req.acr_request().claim(session.aal()))
     .bind(serde_json::to_string(&session.amr).unwrap_or_else(|_| "[]".into()))
     .bind(now)
     .bind(now + idp.config.code_ttl_secs)

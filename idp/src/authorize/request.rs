@@ -25,9 +25,17 @@ pub struct AuthorizationRequest {
     pub login_hint: Option<String>,
     pub ui_locales: Option<String>,
     pub acr_values: Vec<String>,
+    /// The `claims` parameter (OpenID Connect Core §5.5); Kizuna acts on its `acr` member.
+    #[serde(default)]
+    pub claims: Option<serde_json::Value>,
 }
 
 impl AuthorizationRequest {
+    /// The assurance the request asks for (`acr_values` and an `acr` claim request).
+    pub fn acr_request(&self) -> crate::mfa::policy::AcrRequest {
+        crate::mfa::policy::AcrRequest::parse(&self.acr_values, self.claims.as_ref())
+    }
+
     pub fn has_prompt(&self, value: &str) -> bool {
         self.prompt.iter().any(|p| p == value)
     }
@@ -244,7 +252,19 @@ pub fn parse_rest(
         .filter(|s| !s.is_empty())
         .map(str::to_string)
         .collect();
+    let claims = match get("claims")? {
+        None => None,
+        Some(text) => match serde_json::from_str::<serde_json::Value>(text) {
+            Ok(v @ serde_json::Value::Object(_)) => Some(v),
+            _ => {
+                return Err(redirect(bad(
+                    "claims must be a JSON object (OpenID Connect Core 5.5)",
+                )));
+            }
+        },
+    };
     Ok(AuthorizationRequest {
+        claims,
         client_id: client.client_id.clone(),
         redirect_uri: redirect_uri.clone(),
         scope,
@@ -284,6 +304,7 @@ mod tests {
             id_token_alg: "ES256".into(),
             require_par: false,
             require_consent: true,
+            min_aal: 0,
             backchannel_logout_uri: None,
             status: "active".into(),
             created_at: 0,
@@ -331,6 +352,39 @@ mod tests {
         assert_eq!(req.max_age, Some(300));
         assert!(req.has_prompt("consent"));
         assert_eq!(req.acr_values.len(), 2);
+    }
+
+    #[test]
+    fn the_claims_parameter_must_be_a_json_object() {
+        let c = client(false);
+        let uri = || "https://rp.example/cb".to_string();
+        let req = parse_rest(
+            &c,
+            uri(),
+            &params(&[
+                ("response_type", "code"),
+                (
+                    "claims",
+                    r#"{"id_token":{"acr":{"essential":true,"value":"urn:kizuna:aal:2"}}}"#,
+                ),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            req.acr_request().minimum(),
+            Some(crate::mfa::policy::Aal::Two)
+        );
+        for bad in ["not json", "[1,2]", "\"acr\""] {
+            assert_eq!(
+                error_code(parse_rest(
+                    &c,
+                    uri(),
+                    &params(&[("response_type", "code"), ("claims", bad)])
+                )),
+                "invalid_request",
+                "{bad}"
+            );
+        }
     }
 
     #[test]

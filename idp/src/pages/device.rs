@@ -199,6 +199,17 @@ pub async fn decide(
         Err(_) => return internal_error(),
     };
     let approve = form.decision.as_deref() == Some("approve");
+    if approve {
+        let back = format!(
+            "/device?user_code={}",
+            url::form_urlencoded::byte_serialize(code.as_bytes()).collect::<String>()
+        );
+        if let Some(step_up) =
+            super::mfa::require_level(&idp, &session, &pending.client_id, &back).await
+        {
+            return step_up;
+        }
+    }
     match device::decide(&idp, &session, &pending, approve).await {
         Ok(true) if approve => message(
             StatusCode::OK,

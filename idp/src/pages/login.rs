@@ -1,5 +1,6 @@
 //! `GET/POST /login`: the sign-in page, for an authorization request (`req`) or a local
-//! page to return to (`next`).
+//! page to return to (`next`): a password, or a passkey without a username (a button, and
+//! the browser's autofill where it offers passkeys there).
 
 use askama::Template;
 use axum::Form;
@@ -10,12 +11,12 @@ use serde::Deserialize;
 
 use kizuna_core::web::{Lang, local_path};
 
-use super::{check_csrf, form_page, internal_error, page_lang, request_expired, see_other};
+use super::{check_csrf, form_page, internal_error, page_lang, request_expired};
 use crate::Idp;
 use crate::authorize::pending::{self, Pending};
 use crate::clients;
 use crate::login::{self, LoginFailure};
-use crate::sessions;
+use crate::mfa::webauthn;
 
 #[derive(Template)]
 #[template(path = "login.html")]
@@ -28,6 +29,8 @@ struct LoginPage {
     client_name: Option<String>,
     login_hint: String,
     error: Option<String>,
+    /// The passwordless ceremony: its id and the options for the browser.
+    passkey: Option<(String, String)>,
 }
 
 #[derive(Deserialize)]
@@ -47,13 +50,21 @@ async fn context(idp: &Idp, req: &str) -> Result<Option<(Pending, Option<String>
     Ok(Some((pending, client.map(|c| c.name))))
 }
 
-pub async fn show(
-    State(idp): State<Idp>,
-    headers: HeaderMap,
-    Query(q): Query<LoginQuery>,
+fn url_encode(text: &str) -> String {
+    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
+
+/// Renders the page (with a fresh passwordless ceremony when passkeys are on).
+async fn render(
+    idp: &Idp,
+    headers: &HeaderMap,
+    status: StatusCode,
+    req: String,
+    next: Option<String>,
+    username: Option<String>,
+    error: Option<String>,
 ) -> Response {
-    let req = q.req.unwrap_or_default();
-    let found = match context(&idp, &req).await {
+    let found = match context(idp, &req).await {
         Ok(found) => found,
         Err(_) => return internal_error(),
     };
@@ -68,21 +79,64 @@ pub async fn show(
         ),
         None => (page_lang(None), None, String::new()),
     };
-    let next = local_path(q.next.as_deref());
-    form_page(&idp, &headers, StatusCode::OK, |csrf| LoginPage {
+    let passkey = if idp.passkeys.available() {
+        match webauthn::start_discoverable(idp).await {
+            Ok(found) => Some(found),
+            Err(e) if e.is_internal() => return internal_error(),
+            Err(_) => None,
+        }
+    } else {
+        None
+    };
+    let next = local_path(next.as_deref());
+    form_page(idp, headers, status, |csrf| LoginPage {
         back_path: format!("/login?req={req}&next={}", url_encode(&next)),
         lang,
         csrf,
         req,
         next,
         client_name,
-        login_hint: hint,
-        error: None,
+        login_hint: username.unwrap_or(hint),
+        error,
+        passkey,
     })
 }
 
-fn url_encode(text: &str) -> String {
-    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
+pub async fn show(
+    State(idp): State<Idp>,
+    headers: HeaderMap,
+    Query(q): Query<LoginQuery>,
+) -> Response {
+    render(
+        &idp,
+        &headers,
+        StatusCode::OK,
+        q.req.unwrap_or_default(),
+        q.next,
+        None,
+        None,
+    )
+    .await
+}
+
+/// The page again, with a message (a refused passkey).
+pub async fn show_with_error(
+    idp: &Idp,
+    headers: &HeaderMap,
+    req: String,
+    next: Option<String>,
+    error: String,
+) -> Response {
+    render(
+        idp,
+        headers,
+        StatusCode::UNAUTHORIZED,
+        req,
+        next,
+        None,
+        Some(error),
+    )
+    .await
 }
 
 #[derive(Deserialize)]
@@ -116,31 +170,9 @@ pub async fn submit(
             .and_then(|(p, _)| p.request.ui_locales.as_deref()),
     );
     let username = form.username.unwrap_or_default();
-    let acr = found
-        .as_ref()
-        .and_then(|(p, _)| p.request.acr_values.first().cloned());
-    match login::sign_in(
-        &idp,
-        &username,
-        &form.password.unwrap_or_default(),
-        acr.as_deref(),
-        &headers,
-    )
-    .await
-    {
-        Ok((_, cookie)) => {
-            let cookie = sessions::set_cookie(&idp, &cookie);
-            match found {
-                Some((mut pending, _)) => {
-                    pending.login_done = true;
-                    if pending::update(&idp, &req, &pending).await.is_err() {
-                        return internal_error();
-                    }
-                    see_other(&format!("/authorize/resume?req={req}"), Some(cookie))
-                }
-                None => see_other(&local_path(form.next.as_deref()), Some(cookie)),
-            }
-        }
+    let next = local_path(form.next.as_deref());
+    match login::check_password(&idp, &username, &form.password.unwrap_or_default()).await {
+        Ok(user) => super::mfa::after_password(&idp, &headers, &user.id, &req, &next).await,
         Err(failure) => {
             let (status, text) = match failure {
                 LoginFailure::BadCredentials => (
@@ -162,18 +194,16 @@ pub async fn submit(
                     ),
                 ),
             };
-            let client_name = found.and_then(|(_, name)| name);
-            let next = local_path(form.next.as_deref());
-            form_page(&idp, &headers, status, |csrf| LoginPage {
-                back_path: "/login".into(),
-                lang,
-                csrf,
+            render(
+                &idp,
+                &headers,
+                status,
                 req,
-                next,
-                client_name,
-                login_hint: username,
-                error: Some(text.to_string()),
-            })
+                Some(next),
+                Some(username),
+                Some(text.to_string()),
+            )
+            .await
         }
     }
 }

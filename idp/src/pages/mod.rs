@@ -1,10 +1,13 @@
-//! The pages a person sees: sign-in, consent, sign-out, device approval. Server-rendered,
+//! The pages a person sees: sign-in (with the second factor and passkeys), consent,
+//! sign-out, device approval, and the account page. Server-rendered,
 //! Japanese and English, CSRF-protected.
 
+pub mod account;
 pub mod consent;
 pub mod device;
 pub mod login;
 pub mod logout;
+pub mod mfa;
 
 use askama::Template;
 use axum::http::{HeaderMap, StatusCode, header};
