@@ -24,6 +24,11 @@ pub struct CaConfig {
     pub issuing_validity_days: i64,
     /// CRL partitions per issuing CA (each certificate's CDP names its shard).
     pub crl_shards: i64,
+    /// The base URL written into certificates and CRLs (CRL distribution points, OCSP and
+    /// CA-issuer URLs). Relying parties fetch these before they can trust any TLS, so they are
+    /// plain HTTP (RFC 5280 §4.2.1.13/§4.2.2.1, RFC 5019, the CA/Browser Forum baseline):
+    /// default the public URL with `https` replaced by `http`.
+    pub pki_url: Option<String>,
     /// Name constraints by logical issuing CA name, written into new issuing CA certificates
     /// and enforced at issuance.
     pub issuers: BTreeMap<String, IssuerConfig>,
@@ -47,6 +52,7 @@ impl Default for CaConfig {
             root_validity_days: 20 * 365,
             issuing_validity_days: 5 * 365,
             crl_shards: 16,
+            pki_url: None,
             issuers: BTreeMap::new(),
             profiles: BTreeMap::new(),
         }
@@ -95,6 +101,14 @@ impl CaConfig {
             return Err((
                 "ca.issuing_validity_days",
                 "must be at least 30 and at most the root's validity".into(),
+            ));
+        }
+        if let Some(url) = &self.pki_url
+            && (!url.starts_with("http://") || url.ends_with('/') || url.len() <= "http://".len())
+        {
+            return Err((
+                "ca.pki_url",
+                format!("{url:?}: use an http:// base URL without a trailing slash"),
             ));
         }
         if !(1..=256).contains(&self.crl_shards) {

@@ -14,7 +14,7 @@ use x509_cert::request::CertReq;
 use kizuna_core::der;
 
 use crate::keys::{KeyError, KeyType, SubjectKey};
-use crate::names::San;
+use crate::names::{ID_ON_HARDWARE_MODULE_NAME, San};
 
 /// Larger requests are refused before parsing.
 pub const MAX_CSR_BYTES: usize = 64 * 1024;
@@ -150,6 +150,18 @@ fn san_from(name: &GeneralName) -> Result<San, CsrError> {
             };
             San::Ip(ip)
         }
+        GeneralName::OtherName(other)
+            if other.type_id.to_string() == ID_ON_HARDWARE_MODULE_NAME =>
+        {
+            use x509_cert::der::Encode;
+            let value = other
+                .value
+                .to_der()
+                .map_err(|e| CsrError::Names(e.to_string()))?;
+            hardware_module_name(&value).ok_or_else(|| {
+                CsrError::Names("a HardwareModuleName is not SEQUENCE { OID, OCTET STRING }".into())
+            })??
+        }
         other => {
             let kind = match other {
                 GeneralName::OtherName(_) => "otherName",
@@ -160,6 +172,19 @@ fn san_from(name: &GeneralName) -> Result<San, CsrError> {
             return Err(CsrError::Names(format!("{kind} names are not supported")));
         }
     })
+}
+
+/// Reads HardwareModuleName ::= SEQUENCE { hwType OBJECT IDENTIFIER, hwSerialNum OCTET
+/// STRING }; `None` when it is not that shape.
+fn hardware_module_name(value: &[u8]) -> Option<Result<San, CsrError>> {
+    let (body, rest) = der::read_tlv(value, 0x30)?;
+    let (oid, body) = der::read_tlv(body, 0x06)?;
+    let (serial, body) = der::read_tlv(body, 0x04)?;
+    if !rest.is_empty() || !body.is_empty() {
+        return None;
+    }
+    let oid = x509_cert::der::asn1::ObjectIdentifier::from_bytes(oid).ok()?;
+    Some(San::hardware_module(&oid.to_string(), serial).map_err(CsrError::Names))
 }
 
 /// The text of the first subject attribute with this OID (UTF8String, PrintableString or

@@ -127,11 +127,29 @@ fn ca_params(
 }
 
 /// A loaded CA that can sign: its record, rcgen issuer (DN, key identifier, key usages as
-/// in its certificate) and certificate.
+/// in its certificate), certificate, and the name constraints of its certificate and of
+/// every CA above it, which relying parties will enforce.
 pub struct LoadedCa {
     pub record: CaRecord,
     pub issuer: Issuer<'static, CustodySigner>,
     pub cert_der: Vec<u8>,
+    pub name_constraints: Vec<crate::names::NameConstraints>,
+}
+
+/// The name constraints extension of a certificate, if it has one.
+fn name_constraints_of(der: &[u8]) -> Result<Option<crate::names::NameConstraints>, CaError> {
+    let cert = Certificate::from_der(der)
+        .map_err(|e| CaError::Invalid(format!("stored CA certificate: {e}")))?;
+    let Some(extension) = cert
+        .tbs_certificate()
+        .extensions()
+        .and_then(|e| e.iter().find(|e| e.extn_id.to_string() == "2.5.29.30"))
+    else {
+        return Ok(None);
+    };
+    crate::ext::read_name_constraints(extension.extn_value.as_bytes())
+        .map(Some)
+        .map_err(CaError::Invalid)
 }
 
 /// Rebuilds what rcgen needs to sign as this CA from its stored certificate.
@@ -162,10 +180,15 @@ pub async fn load(ca: &Ca, record: CaRecord) -> Result<Arc<LoadedCa>, CaError> {
         Some(ski) => KeyIdMethod::PreSpecified(ski),
         None => KeyIdMethod::Sha256,
     };
+    let mut name_constraints = Vec::new();
+    for der in chain(ca, &record.id).await? {
+        name_constraints.extend(name_constraints_of(&der)?);
+    }
     let loaded = Arc::new(LoadedCa {
         issuer: Issuer::new(params, CustodySigner(key)),
         cert_der,
         record,
+        name_constraints,
     });
     if let Ok(mut cache) = ca.loaded.lock() {
         cache.insert(loaded.record.id.clone(), loaded.clone());

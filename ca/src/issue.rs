@@ -5,7 +5,7 @@
 
 use rcgen::{
     CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, KeyUsagePurpose,
-    SanType, SerialNumber,
+    SerialNumber,
 };
 use serde::Serialize;
 use serde_json::json;
@@ -101,6 +101,7 @@ fn check_names(
         return Err(not_allowed("at most 100 subject alternative names"));
     }
     let mut device_id = None;
+    let mut hardware_modules = None;
     for san in sans {
         let rule = |rule: NameRule, kind: &str| -> Result<(), CaError> {
             match rule {
@@ -129,6 +130,17 @@ fn check_names(
                     return Err(not_allowed(format!("{email:?} is not an email address")));
                 }
                 rule(profile.email, "email")?;
+            }
+            San::HardwareModule { .. } => {
+                if !profile.hardware_module_name {
+                    return Err(not_allowed(format!(
+                        "profile {} does not allow a HardwareModuleName",
+                        profile.name
+                    )));
+                }
+                if hardware_modules.replace(san).is_some() {
+                    return Err(not_allowed("one HardwareModuleName per certificate"));
+                }
             }
             San::Uri(uri) => {
                 let Some(rest) = uri.strip_prefix(DEVICE_URN).filter(|_| profile.device_uri) else {
@@ -174,20 +186,6 @@ fn check_names(
         )));
     }
     Ok(device_id)
-}
-
-fn san_type(san: &San) -> Result<SanType, CaError> {
-    let ia5 = |s: &str| {
-        s.to_string()
-            .try_into()
-            .map_err(|_| not_allowed(format!("{s:?} is not ASCII")))
-    };
-    Ok(match san {
-        San::Dns(d) => SanType::DnsName(ia5(d)?),
-        San::Ip(ip) => SanType::IpAddress(*ip),
-        San::Uri(u) => SanType::URI(ia5(u)?),
-        San::Email(e) => SanType::Rfc822Name(ia5(e)?),
-    })
 }
 
 /// The names a certificate carries: its SANs, the device it identifies, and for Kizuna's own
@@ -239,8 +237,10 @@ fn params(
             ),
         );
     }
+    // Written by Kizuna rather than rcgen, for the name forms rcgen lacks (HardwareModuleName).
+    p.custom_extensions
+        .extend(ext::subject_alt_name(sans, dn.iter().next().is_none()).map_err(not_allowed)?);
     p.distinguished_name = dn;
-    p.subject_alt_names = sans.iter().map(san_type).collect::<Result<_, _>>()?;
     p.is_ca = IsCa::ExplicitNoCa;
     p.use_authority_key_identifier_extension = true;
     let rsa = matches!(csr.key.key_type, KeyType::Rsa(_));
@@ -337,15 +337,6 @@ pub async fn issue(ca: &Ca, req: IssueRequest) -> Result<Issued, CaError> {
     } else {
         check_names(&profile, &sans, org.as_ref(), &allowed)?
     };
-    if let Some(nc) = ca
-        .config
-        .issuers
-        .get(&profile.issuer)
-        .map(|i| &i.name_constraints)
-        && let Some(v) = sans.iter().find_map(|s| nc.violation(s))
-    {
-        return Err(CaError::NotAllowed(v));
-    }
     let loaded = match (&req.ca_id, req.internal) {
         (Some(id), true) => {
             let record = hierarchy::get(ca, id)
@@ -355,6 +346,15 @@ pub async fn issue(ca: &Ca, req: IssueRequest) -> Result<Issued, CaError> {
         }
         _ => ca.active_issuer(&profile.issuer).await?,
     };
+    // The constraints written in the CA certificates (relying parties enforce those), not
+    // the configuration, which may have changed since the CA was made.
+    if let Some(v) = loaded
+        .name_constraints
+        .iter()
+        .find_map(|nc| sans.iter().find_map(|s| nc.violation(s)))
+    {
+        return Err(CaError::NotAllowed(v));
+    }
     let (serial, serial_hex) = random_serial();
     let naming = Naming {
         sans: &sans,

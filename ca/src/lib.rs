@@ -117,9 +117,24 @@ impl Ca {
         })))
     }
 
-    /// An absolute URL under the public URL.
+    /// An absolute URL for certificates and CRLs to name (CRL, OCSP and CA-issuer URLs):
+    /// under `ca.pki_url`; by default the public URL itself when it is plain HTTP, or its host
+    /// over plain HTTP on port 80 when it is HTTPS.
     pub fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.core.public_url)
+        match &self.config.pki_url {
+            Some(base) => format!("{base}{path}"),
+            None => match self.core.public_url.strip_prefix("https://") {
+                Some(rest) => {
+                    let authority = rest.split('/').next().unwrap_or(rest);
+                    let host = match authority.rsplit_once(':') {
+                        Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host,
+                        _ => authority,
+                    };
+                    format!("http://{host}{path}")
+                }
+                None => format!("{}{path}", self.core.public_url),
+            },
+        }
     }
 
     /// The CA that issues for `name` now, ready to sign.

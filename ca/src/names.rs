@@ -14,6 +14,43 @@ pub enum San {
     Ip(IpAddr),
     Uri(String),
     Email(String),
+    /// A HardwareModuleName otherName (RFC 4108 §5): the device's hardware type (an OID,
+    /// dotted) and its serial number (hex), as IEEE 802.1AR device identities carry them.
+    #[serde(rename = "hwmodule")]
+    HardwareModule {
+        hw_type: String,
+        serial: String,
+    },
+}
+
+/// id-on-hardwareModuleName (RFC 4108 §5).
+pub const ID_ON_HARDWARE_MODULE_NAME: &str = "1.3.6.1.5.5.7.8.4";
+
+/// A dotted OID: at least two arcs, the first 0-2, digits only.
+pub fn valid_oid(text: &str) -> bool {
+    let arcs: Vec<&str> = text.split('.').collect();
+    arcs.len() >= 2
+        && arcs.len() <= 32
+        && arcs
+            .iter()
+            .all(|a| !a.is_empty() && a.len() <= 18 && a.bytes().all(|b| b.is_ascii_digit()))
+        && matches!(arcs[0], "0" | "1" | "2")
+}
+
+impl San {
+    /// A hardware module name from its type OID and serial bytes.
+    pub fn hardware_module(hw_type: &str, serial: &[u8]) -> Result<San, String> {
+        if !valid_oid(hw_type) {
+            return Err(format!("{hw_type:?} is not an object identifier"));
+        }
+        if serial.is_empty() || serial.len() > 64 {
+            return Err("a hardware serial number is 1 to 64 bytes".into());
+        }
+        Ok(San::HardwareModule {
+            hw_type: hw_type.to_string(),
+            serial: kizuna_core::secret::hex(serial),
+        })
+    }
 }
 
 impl fmt::Display for San {
@@ -23,16 +60,21 @@ impl fmt::Display for San {
             San::Ip(ip) => write!(f, "IP:{ip}"),
             San::Uri(u) => write!(f, "URI:{u}"),
             San::Email(e) => write!(f, "email:{e}"),
+            San::HardwareModule { hw_type, serial } => {
+                write!(f, "HardwareModuleName:{hw_type}:{serial}")
+            }
         }
     }
 }
 
 impl FromStr for San {
     type Err = String;
-    /// `dns:name`, `ip:address`, `uri:value`, `email:address`.
+    /// `dns:name`, `ip:address`, `uri:value`, `email:address`, `hwmodule:OID:SERIAL-HEX`.
     fn from_str(s: &str) -> Result<Self, String> {
         let (kind, value) = s.split_once(':').ok_or_else(|| {
-            format!("{s:?}: write names as dns:NAME, ip:ADDRESS, uri:URI or email:ADDRESS")
+            format!(
+                "{s:?}: write names as dns:NAME, ip:ADDRESS, uri:URI, email:ADDRESS or hwmodule:OID:SERIAL-HEX"
+            )
         })?;
         match kind.to_ascii_lowercase().as_str() {
             "dns" => Ok(San::Dns(value.to_string())),
@@ -42,7 +84,21 @@ impl FromStr for San {
                 .map_err(|_| format!("{value:?} is not an IP address")),
             "uri" => Ok(San::Uri(value.to_string())),
             "email" => Ok(San::Email(value.to_string())),
-            _ => Err(format!("{s:?}: the kind must be dns, ip, uri or email")),
+            "hwmodule" => {
+                let (hw_type, serial) = value
+                    .split_once(':')
+                    .ok_or_else(|| format!("{s:?}: write hwmodule:OID:SERIAL-HEX"))?;
+                let bytes = (0..serial.len() / 2)
+                    .map(|i| u8::from_str_radix(serial.get(2 * i..2 * i + 2).unwrap_or("zz"), 16))
+                    .collect::<Result<Vec<u8>, _>>()
+                    .ok()
+                    .filter(|b| b.len() * 2 == serial.len())
+                    .ok_or_else(|| format!("{serial:?} is not hex"))?;
+                San::hardware_module(hw_type, &bytes)
+            }
+            _ => Err(format!(
+                "{s:?}: the kind must be dns, ip, uri, email or hwmodule"
+            )),
         }
     }
 }
@@ -121,6 +177,35 @@ impl Cidr {
             u128::MAX << (128 - u32::from(self.prefix))
         };
         a & mask == b & mask
+    }
+
+    /// The range an address-and-mask constraint (RFC 5280 §4.2.1.10) encodes; the mask must
+    /// be a prefix.
+    pub fn from_constraint_bytes(bytes: &[u8]) -> Result<Cidr, String> {
+        let half = match bytes.len() {
+            8 => 4,
+            32 => 16,
+            n => return Err(format!("an IP constraint of {n} bytes")),
+        };
+        let (addr, mask) = bytes.split_at(half);
+        let prefix: u32 = mask.iter().map(|b| b.leading_ones()).sum();
+        let full = (prefix / 8) as usize;
+        let is_prefix = mask[..full].iter().all(|b| *b == 0xff)
+            && mask
+                .get(full)
+                .is_none_or(|b| b.leading_ones() == prefix % 8 && b.count_ones() == prefix % 8)
+            && mask.iter().skip(full + 1).all(|b| *b == 0);
+        if !is_prefix {
+            return Err("an IP constraint whose mask is not a prefix".into());
+        }
+        let addr = match half {
+            4 => IpAddr::from(<[u8; 4]>::try_from(addr).map_err(|_| "length")?),
+            _ => IpAddr::from(<[u8; 16]>::try_from(addr).map_err(|_| "length")?),
+        };
+        Ok(Cidr {
+            addr,
+            prefix: prefix as u8,
+        })
     }
 
     /// The address and mask as name constraints encode them (RFC 5280 §4.2.1.10).
@@ -205,6 +290,9 @@ impl NameConstraints {
     /// Why `san` falls outside these constraints, if it does.
     pub fn violation(&self, san: &San) -> Option<String> {
         let (permitted, excluded, matches): (&[String], &[String], Matcher) = match san {
+            // Kizuna writes no otherName constraints, and RFC 5280 applies a constraint only
+            // to names of its own form.
+            San::HardwareModule { .. } => return None,
             San::Dns(name) => {
                 let name = name.clone();
                 (
@@ -352,5 +440,15 @@ mod tests {
             San::Ip("10.0.0.1".parse().unwrap())
         );
         assert!("ftp:x".parse::<San>().is_err());
+        assert_eq!(
+            "hwmodule:1.3.6.1.4.1.99999.1:0a0b".parse::<San>().unwrap(),
+            San::HardwareModule {
+                hw_type: "1.3.6.1.4.1.99999.1".into(),
+                serial: "0a0b".into()
+            }
+        );
+        assert!("hwmodule:1.3.6:0g".parse::<San>().is_err());
+        assert!("hwmodule:x.y:0a".parse::<San>().is_err());
+        assert!("hwmodule:1.3.6:".parse::<San>().is_err());
     }
 }

@@ -58,6 +58,8 @@ pub struct ProfileConfig {
     pub device_uri: Option<bool>,
     /// Copy a `serialNumber` from the request's subject (a device's hardware serial).
     pub subject_serial_number: Option<bool>,
+    /// Allow a HardwareModuleName otherName SAN (RFC 4108: hardware type OID and serial).
+    pub hardware_module_name: Option<bool>,
     /// The token scope that may request this profile (default `kizuna:cert:<name>`).
     pub scope: Option<String>,
     /// Certificate policy OIDs to assert (the `service` profile asserts the CA/Browser Forum
@@ -80,6 +82,7 @@ pub struct Profile {
     pub email: NameRule,
     pub device_uri: bool,
     pub subject_serial_number: bool,
+    pub hardware_module_name: bool,
     /// Adds id-pkix-ocsp-nocheck (RFC 6960 §4.2.2.2.1).
     pub ocsp_nocheck: bool,
     pub scope: String,
@@ -123,6 +126,7 @@ fn builtin(name: &str) -> Option<Profile> {
         email: NameRule::No,
         device_uri: false,
         subject_serial_number: false,
+        hardware_module_name: false,
         ocsp_nocheck: false,
         scope: format!("kizuna:cert:{name}"),
         policies: vec![],
@@ -133,6 +137,7 @@ fn builtin(name: &str) -> Option<Profile> {
             extended_key_usage: vec![ExtendedUsage::ClientAuth],
             device_uri: true,
             subject_serial_number: true,
+            hardware_module_name: true,
             ..base(name)
         }),
         "service" => Some(Profile {
@@ -237,6 +242,9 @@ fn apply(profile: &mut Profile, config: &ProfileConfig) -> Result<(), String> {
     }
     if let Some(device) = config.device_uri {
         profile.device_uri = device;
+    }
+    if let Some(hmn) = config.hardware_module_name {
+        profile.hardware_module_name = hmn;
     }
     if let Some(serial) = config.subject_serial_number {
         profile.subject_serial_number = serial;

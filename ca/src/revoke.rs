@@ -181,10 +181,10 @@ pub async fn prune_changes(ca: &Ca) -> Result<u64, sqlx::Error> {
         "DELETE FROM cert_changes WHERE created_at < $1 \
          AND seq < (SELECT MAX(seq) FROM cert_changes)",
     )
-        .bind(kizuna_core::time::now_unix() - CHANGE_RETENTION_SECS)
-        .execute(ca.core.db.pool())
-        .await?
-        .rows_affected();
+    .bind(kizuna_core::time::now_unix() - CHANGE_RETENTION_SECS)
+    .execute(ca.core.db.pool())
+    .await?
+    .rows_affected();
     lock.release().await?;
     Ok(deleted)
 }
