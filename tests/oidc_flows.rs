@@ -704,7 +704,7 @@ async fn the_token_endpoint_refuses_bad_credentials_grant_types_and_bodies() {
 
     // A body declared larger than the limit is refused from its Content-Length, before the
     // server reads it (a client still writing then sees the connection close).
-    let (status, body) = declared_oversize_post(&server.base, "/token", 2 << 20).await;
+    let (status, body) = common::declared_oversize_post(&server.base, "/token", 2 << 20).await;
     assert_eq!(status, 413, "a 2 MB body: {body}");
     assert!(!body.contains("access_token"));
 
@@ -1604,26 +1604,4 @@ async fn signing_out_sends_a_signed_logout_token_over_the_back_channel() {
         let refresh = tokens["refresh_token"].as_str().unwrap();
         assert_eq!(introspect(&server, &rp, refresh).await["active"], false);
     }
-}
-
-/// Sends a POST whose headers declare `length` bytes of form body, without sending the body,
-/// and returns the status and body of the server's answer.
-async fn declared_oversize_post(base: &str, path: &str, length: usize) -> (u16, String) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let addr = base.trim_start_matches("http://");
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let head = format!(
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/x-www-form-urlencoded\r\n\
-         Content-Length: {length}\r\nConnection: close\r\n\r\ngrant_type=client_credentials"
-    );
-    stream.write_all(head.as_bytes()).await.unwrap();
-    let mut answer = Vec::new();
-    let _ = stream.read_to_end(&mut answer).await;
-    let answer = String::from_utf8_lossy(&answer).to_string();
-    let status = answer
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    (status, answer)
 }

@@ -5,28 +5,11 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::pki::{self, pkilint_clean, sh, text};
 use common::{Kizuna, Server, database};
-
-fn sh(dir: &Path, script: &str) -> Output {
-    Command::new("sh")
-        .current_dir(dir)
-        .arg("-c")
-        .arg(script)
-        .output()
-        .expect("sh")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
 
 /// An organization, a device certificate (leaf.pem, leaf.key) and the CA certificates
 /// (root.pem, issuing.pem) in the install's directory. Returns the serial.
@@ -41,14 +24,15 @@ async fn device_certificate(k: &Kizuna, server: &Server, name: &str) -> String {
         None => k.json(&["org", "create", "--name", "Transit", "--json"]),
     };
     let org_id = org["id"].as_str().unwrap();
-    let out = sh(
+    pki::csr(
         dir,
-        &format!(
-            "openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout {name}.key -subj /CN={name} \
-             -addext subjectAltName=URI:urn:kizuna:device:{org_id}:{name} -out {name}.csr"
-        ),
+        name,
+        "p256",
+        &format!("/CN={name}"),
+        &[&format!(
+            "subjectAltName=URI:urn:kizuna:device:{org_id}:{name}"
+        )],
     );
-    assert!(out.status.success(), "{}", text(&out));
     let pem = k.ok(&[
         "cert",
         "issue",
@@ -60,15 +44,7 @@ async fn device_certificate(k: &Kizuna, server: &Server, name: &str) -> String {
         org_id,
     ]);
     std::fs::write(dir.join(format!("{name}.pem")), &pem).unwrap();
-    for (id, file) in [("root-1", "root.pem"), ("issuing-1", "issuing.pem")] {
-        let body = reqwest::get(format!("{}/pki/ca/{id}.pem", server.base))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        std::fs::write(dir.join(file), body).unwrap();
-    }
+    pki::download_ca_certificates(k, server).await;
     let serial = sh(dir, &format!("openssl x509 -in {name}.pem -noout -serial"));
     String::from_utf8_lossy(&serial.stdout)
         .trim()
@@ -76,11 +52,18 @@ async fn device_certificate(k: &Kizuna, server: &Server, name: &str) -> String {
         .to_ascii_lowercase()
 }
 
+/// `openssl ocsp` for `<cert>.pem`. Without `-nonce` in `extra` the request carries no
+/// nonce, as RFC 5019 clients send it, so the answer comes from the pre-signed cache.
 fn ocsp(dir: &Path, base: &str, cert: &str, extra: &str) -> String {
+    let nonce = if extra.contains("-nonce") {
+        ""
+    } else {
+        "-no_nonce"
+    };
     text(&sh(
         dir,
         &format!(
-            "openssl ocsp -issuer issuing.pem -cert {cert}.pem -url {base}/ocsp/issuing-1 -CAfile root.pem {extra}"
+            "openssl ocsp {nonce} -issuer issuing.pem -cert {cert}.pem -url {base}/ocsp/issuing-1 -CAfile root.pem {extra}"
         ),
     ))
 }
@@ -116,11 +99,30 @@ async fn openssl_ocsp_sees_good_then_revoked_with_the_reason() {
             "{with_nonce}"
         );
 
+        sh(
+            dir,
+            "openssl ocsp -no_nonce -issuer issuing.pem -cert bus-1.pem -reqout bus-1.req",
+        );
+        let get_url = format!(
+            "{}/ocsp/issuing-1/{}",
+            server.base,
+            base64_url_path(&std::fs::read(dir.join("bus-1.req")).unwrap())
+        );
+        let etag_before = reqwest::get(&get_url).await.unwrap().headers()["etag"].clone();
+
         let out = k.ok(&["cert", "revoke", &serial, "--reason", "keyCompromise"]);
         assert!(out.contains("revoked 1"), "{out}");
         let revoked = until_revoked(dir, &server.base, "bus-1");
         assert!(revoked.contains("bus-1.pem: revoked"), "{revoked}");
         assert!(revoked.contains("Reason: keyCompromise"), "{revoked}");
+        let after = reqwest::get(&get_url).await.unwrap();
+        assert_ne!(
+            after.headers()["etag"],
+            etag_before,
+            "a new response, a new ETag"
+        );
+        let with_nonce = ocsp(dir, &server.base, "bus-1", "-nonce");
+        assert!(with_nonce.contains("bus-1.pem: revoked"), "{with_nonce}");
 
         // Revoking again changes nothing and says so, once, in the audit log.
         let again = k.ok(&["cert", "revoke", &serial, "--reason", "keyCompromise"]);
@@ -260,18 +262,31 @@ async fn bad_ocsp_requests_get_the_rfc_6960_error_and_the_responder_keeps_servin
         MALFORMED
     );
     // A CertID hashed with MD5.
-    let md5 = text(&sh(
+    let md5 = sh(
         dir,
-        "openssl ocsp -issuer issuing.pem -cert meter-3.pem -no_nonce -md5 -reqout md5.der",
+        "openssl ocsp -issuer issuing.pem -md5 -cert meter-3.pem -no_nonce -reqout md5.der",
+    );
+    assert!(md5.status.success(), "{}", text(&md5));
+    let body = std::fs::read(dir.join("md5.der")).unwrap();
+    assert_eq!(
+        response_status(&post_ocsp(&server.base, body).await),
+        MALFORMED
+    );
+    // A serial this CA never issued: a signed `unknown`.
+    let unknown = text(&sh(
+        dir,
+        &format!(
+            "openssl ocsp -no_nonce -issuer issuing.pem -serial 0x1234abcd -url {}/ocsp -CAfile root.pem",
+            server.base
+        ),
     ));
-    if std::fs::metadata(dir.join("md5.der")).is_ok() {
-        let body = std::fs::read(dir.join("md5.der")).unwrap();
-        assert_eq!(
-            response_status(&post_ocsp(&server.base, body).await),
-            MALFORMED,
-            "{md5}"
-        );
-    }
+    assert!(
+        unknown.contains("Response verify OK") && unknown.contains("0x1234abcd: unknown"),
+        "{unknown}"
+    );
+    // Larger than any endpoint takes: refused from its declared length.
+    let (status, _) = common::declared_oversize_post(&server.base, "/ocsp", 2 << 20).await;
+    assert_eq!(status, 413);
     // An issuer this responder does not serve.
     let other = Kizuna::sqlite();
     let other_server = other.serve();
@@ -340,13 +355,10 @@ async fn crls_full_and_partitioned_make_openssl_reject_a_revoked_certificate() {
             response.bytes().await.unwrap(),
         )
         .unwrap();
-        let lint = text(&sh(
+        let kind = if name == "root" { "ARL" } else { "CRL" };
+        pkilint_clean(
             dir,
-            &format!("lint_crl lint -t CRL -p PKIX -s ERROR {name}.crl"),
-        ));
-        assert!(
-            !lint.contains("(ERROR)") && !lint.contains("(FATAL)"),
-            "{name}: {lint}"
+            &format!("lint_crl lint -t {kind} -p PKIX -s ERROR {name}.crl"),
         );
     }
     for crl in ["full", "shard"] {
@@ -390,13 +402,9 @@ async fn pkilint_finds_nothing_wrong_in_ocsp_responses() {
         }
         let out = ocsp(dir, &server.base, "hub-2", &format!("-respout {state}.der"));
         assert!(out.contains(&format!("hub-2.pem: {state}")), "{out}");
-        let lint = text(&sh(
+        pkilint_clean(
             dir,
             &format!("lint_ocsp_response lint -s ERROR {state}.der"),
-        ));
-        assert!(
-            !lint.contains("(ERROR)") && !lint.contains("(FATAL)"),
-            "{state}: {lint}"
         );
     }
 }
@@ -609,4 +617,131 @@ async fn a_rustls_server_loading_the_crl_refuses_a_revoked_device() {
         ),
         "the revoked device is refused: {verdict:?}"
     );
+}
+
+/// The serials a DER CRL lists, as openssl prints them (upper-case hex).
+fn crl_serials(dir: &Path, der: &[u8]) -> String {
+    std::fs::write(dir.join("current.crl"), der).unwrap();
+    text(&sh(
+        dir,
+        "openssl crl -inform DER -in current.crl -noout -text",
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_reaches_the_published_crl_without_anyone_asking() {
+    let k = Kizuna::sqlite();
+    let server = k.serve();
+    let k = k.env("KIZUNA_PUBLIC_URL", &server.public);
+    let serial = device_certificate(&k, &server, "crane-2").await;
+    let dir = k.dir.path();
+    let url = format!("{}/pki/crl/issuing-1.crl", server.base);
+    let before = reqwest::get(&url).await.unwrap().bytes().await.unwrap();
+    assert!(!crl_serials(dir, &before).contains(&serial.to_ascii_uppercase()));
+    k.ok(&["cert", "revoke", &serial, "--reason", "keyCompromise"]);
+    // The server regenerates CRLs once changes have been quiet for a moment.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let listed = loop {
+        let now = reqwest::get(&url).await.unwrap().bytes().await.unwrap();
+        let printed = crl_serials(dir, &now);
+        if printed.contains(&serial.to_ascii_uppercase()) || Instant::now() > deadline {
+            break printed;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert!(
+        listed.contains(&serial.to_ascii_uppercase()) && listed.contains("Key Compromise"),
+        "{listed}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_revocation_api_revokes_holds_releases_and_counts_before_a_bulk_revocation() {
+    for k in Kizuna::each_backend().await {
+        let server = k.serve();
+        let k = k.env("KIZUNA_PUBLIC_URL", &server.public);
+        let one = device_certificate(&k, &server, "tap-1").await;
+        device_certificate(&k, &server, "tap-2").await;
+        let dir = k.dir.path();
+        let admin = pki::service_token(&k, &server.base, "kizuna:admin").await;
+        let http = reqwest::Client::new();
+        let api = |path: &str| format!("{}/ca/api/v1{path}", server.base);
+
+        let unauthenticated = http
+            .post(api(&format!("/certificates/{one}/revoke")))
+            .json(&serde_json::json!({"reason": "keyCompromise"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(unauthenticated.status(), 401);
+        let bad_reason = http
+            .post(api(&format!("/certificates/{one}/revoke")))
+            .bearer_auth(&admin)
+            .json(&serde_json::json!({"reason": "stolen"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(bad_reason.status(), 400);
+        assert!(ocsp(dir, &server.base, "tap-1", "").contains("tap-1.pem: good"));
+
+        let held: serde_json::Value = http
+            .post(api(&format!("/certificates/{one}/revoke")))
+            .bearer_auth(&admin)
+            .json(&serde_json::json!({"reason": "certificateHold"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(held["revoked"][0], one.as_str(), "{held}");
+        assert!(until_revoked(dir, &server.base, "tap-1").contains("Reason: certificateHold"));
+        let released = http
+            .post(api(&format!("/certificates/{one}/unhold")))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(released.status(), 204);
+
+        let count: serde_json::Value = http
+            .post(api("/revocations"))
+            .bearer_auth(&admin)
+            .json(&serde_json::json!({"org_id": org_of(&k), "reason": "cessationOfOperation"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(count["would_revoke"], 2, "{count}");
+        assert!(ocsp(dir, &server.base, "tap-2", "").contains("tap-2.pem: good"));
+        let done: serde_json::Value = http
+            .post(api("/revocations"))
+            .bearer_auth(&admin)
+            .json(&serde_json::json!({"org_id": org_of(&k), "reason": "cessationOfOperation", "confirm": true}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(done["revoked"].as_array().map(Vec::len), Some(2), "{done}");
+        assert!(until_revoked(dir, &server.base, "tap-2").contains("tap-2.pem: revoked"));
+        let audit = k.ok(&["audit", "export"]);
+        assert!(
+            audit
+                .lines()
+                .any(|l| l.contains("\"action\":\"cert.revoke\"")
+                    && l.contains("\"actor_kind\":\"client\"")),
+            "the API caller is the audited actor"
+        );
+    }
+}
+
+fn org_of(k: &Kizuna) -> String {
+    k.json(&["org", "list", "--json"])[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
 }

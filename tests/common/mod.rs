@@ -722,3 +722,25 @@ pub fn chromium() -> Option<std::path::PathBuf> {
     eprintln!("note: skipped: chromium is not installed (run scripts/test)");
     None
 }
+
+/// Sends a POST whose headers declare `length` bytes of form body, without sending the body,
+/// and returns the status and body of the server's answer.
+pub async fn declared_oversize_post(base: &str, path: &str, length: usize) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = base.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+         Content-Length: {length}\r\nConnection: close\r\n\r\ngrant_type=client_credentials"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer).await;
+    let answer = String::from_utf8_lossy(&answer).to_string();
+    let status = answer
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, answer)
+}
