@@ -335,6 +335,13 @@ impl Config {
     }
 
     /// The external base URL, without a trailing slash.
+    /// The public URL when it is configured (file, environment), without a trailing slash.
+    pub fn explicit_public_url(&self) -> Option<String> {
+        self.public_url
+            .as_ref()
+            .map(|url| url.trim_end_matches('/').to_string())
+    }
+
     pub fn public_url(&self) -> String {
         match &self.public_url {
             Some(url) => url.trim_end_matches('/').to_string(),

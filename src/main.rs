@@ -117,7 +117,7 @@ fn main() -> ExitCode {
                     .map(|_| ExitCode::SUCCESS)
             }
             Command::Crl(cmd) => cli::ca::crl(cmd, &config).await,
-            Command::Config(cmd) => cli::config(cmd, &config),
+            Command::Config(cmd) => cli::config(cmd, &config, &overrides),
             Command::Audit(cmd) => cli::audit(cmd, &config).await,
             Command::Org(cmd) => cli::org(cmd, &config).await,
             Command::Client(cmd) => cli::clients::run(cmd, &config).await,

@@ -57,12 +57,20 @@ pub async fn open_db(config: &Config) -> Result<Db> {
     Ok(db)
 }
 
-/// Everything a running server (or a CLI command that needs keys) uses.
+/// Everything a running server (or a CLI command that needs keys) uses. Without a
+/// `public_url`, the one the server recorded at its last start applies, so certificates a
+/// command issues name the same URLs as the server's.
 pub async fn open_core(
     config: &Config,
-    public_url: String,
+    public_url: Option<String>,
 ) -> Result<(Core, tokio::task::JoinHandle<()>)> {
     let db = open_db(config).await?;
+    let public_url = match public_url {
+        Some(url) => url,
+        None => kizuna_core::settings::get(&db, kizuna_core::settings::PUBLIC_URL)
+            .await?
+            .unwrap_or_else(|| config.public_url()),
+    };
     let kek = custody::open_kek(&db, &config.kek_source()).await?;
     let mut others: Vec<Arc<dyn custody::KeyBackend>> = Vec::new();
     if let Some(settings) = config.pkcs11.settings().map_err(anyhow::Error::msg)? {
@@ -89,7 +97,7 @@ pub async fn open_core(
 /// The identity provider over a freshly opened core, for CLI commands; pass both to
 /// [`close`] when done so queued audit entries are committed.
 pub async fn open_idp(config: &Config) -> Result<(Idp, tokio::task::JoinHandle<()>)> {
-    let (core, writer) = open_core(config, config.public_url()).await?;
+    let (core, writer) = open_core(config, config.explicit_public_url()).await?;
     Ok((idp(config, core)?, writer))
 }
 
@@ -183,11 +191,22 @@ pub async fn run(config: Config, mode: Mode) -> Result<()> {
         }
         _ => None,
     };
-    let public_url = match &config.public_url {
-        Some(_) => config.public_url(),
-        None => format!("http://{plain_addr}"),
+    // The full server serves under the configured URL or the address it bound, and records
+    // it; the standalone OCSP responder builds no URLs and follows the recorded one.
+    let public_url = match (&mode, config.explicit_public_url()) {
+        (_, Some(url)) => Some(url),
+        (Mode::Full, None) => Some(format!("http://{plain_addr}")),
+        (Mode::OcspOnly, None) => None,
     };
     let (core, audit_writer) = open_core(&config, public_url).await?;
+    if matches!(mode, Mode::Full) {
+        kizuna_core::settings::set(
+            &core.db,
+            kizuna_core::settings::PUBLIC_URL,
+            &core.public_url,
+        )
+        .await?;
+    }
     if !config.listen_addr().ip().is_loopback() && tls.is_none() {
         tracing::warn!(listen = %config.listen, "serving plain HTTP on a non-loopback address: put a TLS-terminating proxy in front or configure tls_listen");
     }

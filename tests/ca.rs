@@ -648,3 +648,31 @@ async fn certificates_download_in_pem_and_der_at_the_urls_they_name() {
     let none = k.json(&["cert", "list", "--profile", "service", "--json"]);
     assert!(none.as_array().unwrap().is_empty(), "{none}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_beside_the_server_writes_the_servers_urls_into_certificates() {
+    // No public URL configured: the server serves under the address it bound and records it.
+    let k = Kizuna::sqlite();
+    let server = k.serve();
+    let org = k.json(&["org", "create", "--name", "Lights", "--json"]);
+    let org = org["id"].as_str().unwrap();
+    let dir = k.dir.path().to_path_buf();
+    csr(
+        &dir,
+        "lamp-1",
+        "p256",
+        "/CN=lamp-1",
+        &[&format!(
+            "subjectAltName=URI:urn:kizuna:device:{org}:lamp-1"
+        )],
+    );
+    issue(&k, "lamp-1", "device", org, &[]);
+    let cdp = sh_ok(
+        &dir,
+        "openssl x509 -in lamp-1.pem -noout -ext crlDistributionPoints",
+    );
+    assert!(
+        cdp.contains(&format!("URI:{}/pki/crl/issuing-1/", server.base)),
+        "{cdp}"
+    );
+}

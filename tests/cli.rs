@@ -58,6 +58,18 @@ fn config_show_prints_the_effective_configuration_with_secrets_redacted() {
     // Flags win over file and environment.
     let flagged = k.ok(&["--data-dir", "/srv/kizuna", "config", "show"]);
     assert!(flagged.contains("data_dir = \"/srv/kizuna\""), "{flagged}");
+    assert!(flagged.contains("file (kizuna.toml)"), "{flagged}");
+    // The header names the file that applied.
+    std::fs::write(
+        k.dir.path().join("other.toml"),
+        "listen = \"127.0.0.1:7070\"\n",
+    )
+    .unwrap();
+    let other = k.ok(&["--config", "other.toml", "config", "show"]);
+    assert!(
+        other.contains("file (other.toml)") && other.contains("listen = \"127.0.0.1:7070\""),
+        "{other}"
+    );
 }
 
 #[test]

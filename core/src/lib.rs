@@ -12,6 +12,7 @@ pub mod jose;
 pub mod metrics;
 pub mod orgs;
 pub mod secret;
+pub mod settings;
 pub mod time;
 pub mod web;
 

@@ -17,7 +17,7 @@ use serde_json::json;
 use kizuna_core::audit::{self, Actor};
 use kizuna_core::orgs::{self, NewOrganization, OrgKind};
 
-use crate::config::{Config, config_path};
+use crate::config::{Config, Overrides, config_path};
 use crate::serve::open_db;
 
 #[derive(Subcommand)]
@@ -90,13 +90,13 @@ pub enum OrgCommand {
     },
 }
 
-pub fn config(cmd: ConfigCommand, config: &Config) -> Result<ExitCode> {
+pub fn config(cmd: ConfigCommand, config: &Config, overrides: &Overrides) -> Result<ExitCode> {
     let ConfigCommand::Show { json } = cmd;
     let shown = config.redacted();
     if json {
         println!("{}", serde_json::to_string_pretty(&shown)?);
     } else {
-        let file = config_path(&Default::default())
+        let file = config_path(overrides)
             .ok()
             .flatten()
             .map(|p| p.display().to_string())

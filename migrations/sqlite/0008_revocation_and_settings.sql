@@ -7,3 +7,10 @@ CREATE INDEX certificates_revoked ON certificates (ca_id, serial, not_after, rev
 -- status change of each CA.
 CREATE INDEX cert_changes_kind_time ON cert_changes (kind, created_at);
 CREATE INDEX cert_changes_kind_ca ON cert_changes (kind, ca_id, seq);
+
+-- Installation-wide values the server records for CLI commands (its public URL).
+CREATE TABLE settings (
+    key        TEXT PRIMARY KEY,
+    value      TEXT NOT NULL,
+    updated_at INTEGER NOT NULL
+);

@@ -1,0 +1,27 @@
+//! Installation-wide values the server records for the CLI and other processes: what a
+//! command run beside a server needs to agree with it on (the public URL it serves under).
+
+use crate::db::Db;
+
+/// The public URL the full server last started with.
+pub const PUBLIC_URL: &str = "public_url";
+
+pub async fn get(db: &Db, key: &str) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT value FROM settings WHERE key = $1")
+        .bind(key)
+        .fetch_optional(db.pool())
+        .await
+}
+
+pub async fn set(db: &Db, key: &str, value: &str) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO settings (key, value, updated_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (key) DO UPDATE SET value = $2, updated_at = $3",
+    )
+    .bind(key)
+    .bind(value)
+    .bind(crate::time::now_unix())
+    .execute(db.pool())
+    .await?;
+    Ok(())
+}
