@@ -67,6 +67,7 @@ impl From<CaError> for ApiError {
             CaError::Invalid(_) => ApiError(StatusCode::BAD_REQUEST, "invalid_request", message),
             CaError::Forbidden(_) => ApiError(StatusCode::FORBIDDEN, "forbidden", message),
             CaError::NotFound(_) => ApiError(StatusCode::NOT_FOUND, "not_found", message),
+            CaError::Conflict(_) => ApiError(StatusCode::CONFLICT, "conflict", message),
             CaError::NotReady(_) => ApiError(StatusCode::SERVICE_UNAVAILABLE, "not_ready", message),
             other => {
                 tracing::error!(error = %other, "CA failure");

@@ -90,6 +90,7 @@ fn check_names(
     sans: &[San],
     org: Option<&orgs::Organization>,
     allowed: &AllowedNames,
+    internal: bool,
 ) -> Result<Option<String>, CaError> {
     if sans.is_empty() {
         return Err(not_allowed(format!(
@@ -108,7 +109,8 @@ fn check_names(
                     "profile {} does not allow {kind} names ({san})",
                     profile.name
                 ))),
-                NameRule::OrgNames if !allowed.allows(san) => Err(not_allowed(format!(
+                // Kizuna certifying its own configured host needs no organization.
+                NameRule::OrgNames if !internal && !allowed.allows(san) => Err(not_allowed(format!(
                     "{san} is not among the names the organization may use"
                 ))),
                 _ => Ok(()),
@@ -292,8 +294,48 @@ fn serial_hex_of(p: &CertificateParams) -> String {
         .unwrap_or_default()
 }
 
+/// A request that passed every check, ready to be signed: what [`prepare`] returns and
+/// [`finish`] consumes. Nothing is stored until [`finish`].
+pub struct Prepared {
+    profile: Profile,
+    csr: Csr,
+    sans: Vec<San>,
+    org_id: Option<String>,
+    device_id: Option<String>,
+    loaded: std::sync::Arc<hierarchy::LoadedCa>,
+    actor: Actor,
+    details: serde_json::Value,
+    serial: SerialNumber,
+    serial_hex: String,
+}
+
+impl Prepared {
+    /// The serial (hex) the certificate will carry.
+    pub fn serial(&self) -> &str {
+        &self.serial_hex
+    }
+
+    /// The device the certificate will name, if the profile takes a device URI.
+    pub fn device_id(&self) -> Option<&str> {
+        self.device_id.as_deref()
+    }
+
+    /// Adds fields to the `cert.issue` audit entry (e.g. how the requester authenticated).
+    pub fn audit_details(mut self, extra: serde_json::Value) -> Self {
+        self.details = extra;
+        self
+    }
+}
+
 /// Issues a certificate: checks, signs, stores, audits.
 pub async fn issue(ca: &Ca, req: IssueRequest) -> Result<Issued, CaError> {
+    let prepared = prepare(ca, req).await?;
+    finish(ca, prepared).await
+}
+
+/// Every check an issuance makes (profile, key, names, name constraints, issuing CA ready),
+/// without side effects.
+pub async fn prepare(ca: &Ca, req: IssueRequest) -> Result<Prepared, CaError> {
     let profile = ca
         .profiles
         .get(&req.profile)
@@ -329,7 +371,7 @@ pub async fn issue(ca: &Ca, req: IssueRequest) -> Result<Issued, CaError> {
     let device_id = if profile.internal && sans.is_empty() {
         None
     } else {
-        check_names(&profile, &sans, org.as_ref(), &allowed)?
+        check_names(&profile, &sans, org.as_ref(), &allowed, req.internal)?
     };
     if let Some(nc) = ca
         .config
@@ -350,6 +392,34 @@ pub async fn issue(ca: &Ca, req: IssueRequest) -> Result<Issued, CaError> {
         _ => ca.active_issuer(&profile.issuer).await?,
     };
     let (serial, serial_hex) = random_serial();
+    Ok(Prepared {
+        serial,
+        serial_hex,
+        profile,
+        csr,
+        sans,
+        org_id: org.map(|o| o.id),
+        device_id,
+        loaded,
+        actor: req.actor,
+        details: serde_json::Value::Null,
+    })
+}
+
+/// Signs, stores and audits a prepared request.
+pub async fn finish(ca: &Ca, prepared: Prepared) -> Result<Issued, CaError> {
+    let Prepared {
+        profile,
+        csr,
+        sans,
+        org_id,
+        device_id,
+        loaded,
+        actor,
+        details,
+        serial,
+        serial_hex,
+    } = prepared;
     let p = params(
         ca,
         &profile,
@@ -372,7 +442,7 @@ pub async fn issue(ca: &Ca, req: IssueRequest) -> Result<Issued, CaError> {
             .unwrap_or_default(),
         sans: Sans(sans.clone()),
         profile: profile.name.clone(),
-        org_id: org.as_ref().map(|o| o.id.clone()),
+        org_id,
         device_id,
         key_sha256: csr.key.fingerprint(),
         not_before: p.not_before.unix_timestamp(),
@@ -380,16 +450,11 @@ pub async fn issue(ca: &Ca, req: IssueRequest) -> Result<Issued, CaError> {
         status: "valid".into(),
         revoked_at: None,
         revocation_reason: None,
-        requested_by: format!("{}:{}", req.actor.kind.as_str(), req.actor.id),
+        requested_by: format!("{}:{}", actor.kind.as_str(), actor.id),
         der: cert.der().to_vec(),
         created_at: kizuna_core::time::now_unix(),
     };
-    let event = AuditEvent::new(
-        req.actor.clone(),
-        "cert.issue",
-        format!("cert:{serial_hex}"),
-    )
-    .details(json!({
+    let mut audit_details = json!({
         "profile": profile.name,
         "ca": record.ca_id,
         "sans": sans.iter().map(ToString::to_string).collect::<Vec<_>>(),
@@ -398,7 +463,13 @@ pub async fn issue(ca: &Ca, req: IssueRequest) -> Result<Issued, CaError> {
         "device_id": record.device_id,
         "not_after": record.not_after,
         "ignored_extensions": csr.ignored_extensions,
-    }));
+    });
+    if let (Some(all), serde_json::Value::Object(extra)) = (audit_details.as_object_mut(), details)
+    {
+        all.extend(extra);
+    }
+    let event = AuditEvent::new(actor, "cert.issue", format!("cert:{serial_hex}"))
+        .details(audit_details);
     ca.writer
         .store(record.clone(), event)
         .await

@@ -5,6 +5,8 @@
 pub mod config;
 pub mod crl;
 pub mod csr;
+pub mod devices;
+pub mod enroll;
 pub mod ext;
 pub mod hierarchy;
 mod http;
@@ -16,6 +18,7 @@ pub mod profile;
 pub mod revoke;
 pub mod signer;
 pub mod store;
+pub mod tls_identity;
 pub mod verify;
 
 use std::collections::HashMap;
@@ -43,6 +46,8 @@ pub enum CaError {
     Invalid(String),
     #[error("{0}")]
     NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
     #[error("the CA is not ready: {0}")]
     NotReady(String),
     #[error("signing failed: {0}")]
@@ -85,6 +90,8 @@ pub struct CaState {
     chains: Mutex<HashMap<String, Arc<String>>>,
     /// Organizations with their allowed names, briefly.
     orgs: Mutex<HashMap<String, (OrgNames, Instant)>>,
+    /// Manufacturers' trust anchors for IDevID enrollment.
+    pub vendor_anchors: Vec<x509_cert::Certificate>,
 }
 
 /// An organization and the names it may use.
@@ -104,7 +111,9 @@ impl Ca {
     /// Fails when the configuration's profiles do not resolve.
     pub fn new(core: Core, config: CaConfig, auth: Arc<dyn Authenticator>) -> Result<Ca, String> {
         let profiles = profile::Profiles::new(&config.profiles)?;
+        let vendor_anchors = enroll::load_anchors(&config.enrollment.idevid_anchors)?;
         Ok(Ca(Arc::new(CaState {
+            vendor_anchors,
             writer: store::CertWriter::start(core.db.clone(), core.changes.clone()),
             core,
             config,
@@ -200,9 +209,23 @@ pub fn crl_shard(serial_hex: &str, shards: i64) -> i64 {
     i64::from(first) % shards.max(1)
 }
 
-/// The CA's routes: public downloads and the issuance API.
+/// The CA's routes: public downloads, the issuance and registry API, and EST.
 pub fn router(ca: Ca) -> Router {
-    http::router(ca)
+    http::router(ca.clone()).merge(enroll::est::router(ca))
+}
+
+/// What a client certificate may chain to: every CA certificate of the hierarchy (issuing
+/// CAs too, since devices often send only their own certificate) and the manufacturers'
+/// anchors. DER.
+pub async fn client_trust_anchors(ca: &Ca) -> Result<Vec<Vec<u8>>, sqlx::Error> {
+    use x509_cert::der::Encode;
+    let mut anchors: Vec<Vec<u8>> = hierarchy::list(ca)
+        .await?
+        .into_iter()
+        .filter_map(|c| c.cert_der)
+        .collect();
+    anchors.extend(ca.vendor_anchors.iter().filter_map(|c| c.to_der().ok()));
+    Ok(anchors)
 }
 
 /// Creates the hierarchy on first start when configured to, then makes sure every issuing
