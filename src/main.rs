@@ -71,6 +71,12 @@ enum Command {
     /// Run the OCSP responder alone, on the same database as the servers.
     #[command(subcommand)]
     Ocsp(cli::ca::OcspCommand),
+    /// The device registry: register, list, suspend, resume and retire devices.
+    #[command(subcommand)]
+    Device(cli::devices::DeviceCommand),
+    /// One-time enrollment tokens for installers.
+    #[command(subcommand)]
+    Enroll(cli::devices::EnrollCommand),
 }
 
 fn main() -> ExitCode {
@@ -125,6 +131,8 @@ fn main() -> ExitCode {
             Command::Keys(cmd) => cli::keys::run(cmd, &config).await,
             Command::Ca(cmd) => cli::ca::ca(cmd, &config).await,
             Command::Cert(cmd) => cli::ca::cert(cmd, &config).await,
+            Command::Device(cmd) => cli::devices::device(cmd, &config).await,
+            Command::Enroll(cmd) => cli::devices::enroll(cmd, &config).await,
         }
     });
     match result {

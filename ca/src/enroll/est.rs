@@ -39,6 +39,7 @@ pub fn router(ca: Ca) -> Router {
 }
 
 /// An EST answer that is not a certificate: a status and a plain-text reason.
+#[derive(Debug)]
 struct EstError(StatusCode, String);
 
 impl IntoResponse for EstError {
@@ -114,13 +115,13 @@ fn check_label(ca: &Ca, label: Option<&str>) -> Result<(), EstError> {
     }
 }
 
-/// Base64 with line breaks every 64 characters, as EST bodies are written.
+/// Base64 in lines of 64 characters (LF, which `base64 -d` and `openssl base64 -d` both read).
 fn base64_lines(der_bytes: &[u8]) -> String {
     let b64 = STANDARD.encode(der_bytes);
     let mut out = String::with_capacity(b64.len() + b64.len() / 64 + 1);
     for line in b64.as_bytes().chunks(64) {
         out.push_str(std::str::from_utf8(line).expect("base64 is ASCII"));
-        out.push_str("\r\n");
+        out.push('\n');
     }
     out
 }
@@ -255,10 +256,10 @@ fn csr_body(headers: &HeaderMap, body: &[u8]) -> Result<Vec<u8>, EstError> {
             "the body is not base64 (EST sends the DER request base64-encoded)".into(),
         )
     })?;
-    if der_bytes.is_empty() {
+    if der_bytes.first() != Some(&0x30) {
         return Err(EstError(
             StatusCode::BAD_REQUEST,
-            "the body is empty: send a base64 PKCS#10 request".into(),
+            "the body is not a PKCS#10 certification request (base64 of its DER)".into(),
         ));
     }
     Ok(der_bytes)
