@@ -291,20 +291,28 @@ async fn enroll(
 ) -> Result<Response, EstError> {
     let channel = secure_channel(channel, path)?;
     check_label(ca, label)?;
+    enum Credential<'a> {
+        Token(String),
+        Chain(&'a [Vec<u8>]),
+    }
+    let credential = match (basic_password(headers), &channel.client_chain) {
+        (Some(token), _) => Credential::Token(token),
+        (None, Some(chain)) => Credential::Chain(chain),
+        (None, None) => {
+            return Err(EstError(
+                StatusCode::UNAUTHORIZED,
+                "authenticate with an enrollment token (HTTP Basic, the token as password) or a manufacturer certificate in TLS".into(),
+            ));
+        }
+    };
     let csr = csr_body(headers, body)?;
-    let issued = if let Some(token) = basic_password(headers) {
-        super::with_token(ca, &token, label, &csr).await?
-    } else if let Some(chain) = &channel.client_chain {
-        match super::identify(ca, chain).await? {
+    let issued = match credential {
+        Credential::Token(token) => super::with_token(ca, &token, label, &csr).await?,
+        Credential::Chain(chain) => match super::identify(ca, chain).await? {
             // A device that already holds a Kizuna certificate renews with it.
             Presented::Kizuna(current) => super::reenroll(ca, &current, label, &csr).await?,
             Presented::Vendor(idevid) => super::with_idevid(ca, &idevid, label, &csr).await?,
-        }
-    } else {
-        return Err(EstError(
-            StatusCode::UNAUTHORIZED,
-            "authenticate with an enrollment token (HTTP Basic, the token as password) or a manufacturer certificate in TLS".into(),
-        ));
+        },
     };
     Ok(issued_response(&issued))
 }
@@ -319,13 +327,13 @@ async fn reenroll(
 ) -> Result<Response, EstError> {
     let channel = secure_channel(channel, path)?;
     check_label(ca, label)?;
-    let csr = csr_body(headers, body)?;
     let Some(chain) = &channel.client_chain else {
         return Err(EstError(
             StatusCode::UNAUTHORIZED,
             "re-enrollment authenticates with the current certificate, presented in TLS".into(),
         ));
     };
+    let csr = csr_body(headers, body)?;
     match super::identify(ca, chain).await? {
         Presented::Kizuna(current) => Ok(issued_response(
             &super::reenroll(ca, &current, label, &csr).await?,
