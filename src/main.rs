@@ -77,6 +77,9 @@ enum Command {
     /// One-time enrollment tokens for installers.
     #[command(subcommand)]
     Enroll(cli::devices::EnrollCommand),
+    /// The ACME server: external account binding keys for organizations.
+    #[command(subcommand)]
+    Acme(cli::devices::AcmeCommand),
 }
 
 fn main() -> ExitCode {
@@ -133,6 +136,7 @@ fn main() -> ExitCode {
             Command::Cert(cmd) => cli::ca::cert(cmd, &config).await,
             Command::Device(cmd) => cli::devices::device(cmd, &config).await,
             Command::Enroll(cmd) => cli::devices::enroll(cmd, &config).await,
+            Command::Acme(cmd) => cli::devices::acme(cmd, &config).await,
         }
     });
     match result {

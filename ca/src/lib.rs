@@ -2,6 +2,7 @@
 //! root), profiles, issuance from PKCS#10 requests, the certificate store, and the public
 //! download URLs. Keys live in key custody (software or PKCS#11).
 
+pub mod acme;
 pub mod config;
 pub mod crl;
 pub mod csr;
@@ -211,7 +212,12 @@ pub fn crl_shard(serial_hex: &str, shards: i64) -> i64 {
 
 /// The CA's routes: public downloads, the issuance and registry API, and EST.
 pub fn router(ca: Ca) -> Router {
-    http::router(ca.clone()).merge(enroll::est::router(ca))
+    let routes = http::router(ca.clone()).merge(enroll::est::router(ca.clone()));
+    if ca.config.acme.enabled {
+        routes.merge(acme::router(ca))
+    } else {
+        routes
+    }
 }
 
 /// What a client certificate may chain to: every CA certificate of the hierarchy (issuing
@@ -256,6 +262,9 @@ pub fn spawn_background(ca: Ca) -> tokio::task::JoinHandle<()> {
                 && let Err(e) = ocsp_signer::ensure(&ca).await
             {
                 tracing::warn!(error = %e, "renewing OCSP signers");
+            }
+            if round % 300 == 150 {
+                acme::purge(&ca).await;
             }
             let latest = match crl::last_status_change(&ca).await {
                 Ok(seq) => seq,

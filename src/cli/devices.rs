@@ -129,6 +129,34 @@ pub enum EnrollCommand {
     },
 }
 
+#[derive(Subcommand)]
+pub enum AcmeCommand {
+    /// Create an external account binding key for an organization: an ACME client that
+    /// registers with it is bound to the organization and may order its allowed names.
+    Eab {
+        #[command(subcommand)]
+        cmd: EabCommand,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum EabCommand {
+    /// Create a key id and HMAC key (shown once), e.g. for certbot's --eab-kid/--eab-hmac-key.
+    Create {
+        #[arg(long, value_name = "ORG")]
+        org: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List binding keys and the accounts they bound.
+    List {
+        #[arg(long, value_name = "ORG")]
+        org: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
 /// `90`, `30m`, `24h`, `7d` as seconds.
 fn parse_ttl(text: &str) -> Result<i64> {
     let (number, unit) = match text.char_indices().last() {
@@ -428,6 +456,61 @@ async fn run_enroll(cmd: EnrollCommand, ca: &Ca) -> Result<ExitCode> {
                         unix_to_rfc3339(t.expires_at),
                         t.used_at.map(unix_to_rfc3339).unwrap_or_else(|| "-".into()),
                         t.used_device_id.or(t.device_id).unwrap_or_else(|| "-".into())
+                    );
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn acme(cmd: AcmeCommand, config: &Config) -> Result<ExitCode> {
+    let (idp, writer) = open_idp(config).await?;
+    let ca = crate::serve::ca(config, &idp)?;
+    let result = run_acme(cmd, &ca).await;
+    drop(ca);
+    close(idp, writer).await;
+    result
+}
+
+async fn run_acme(cmd: AcmeCommand, ca: &Ca) -> Result<ExitCode> {
+    let AcmeCommand::Eab { cmd } = cmd;
+    match cmd {
+        EabCommand::Create { org, json } => {
+            let key = kizuna_ca::acme::eab::create(ca, Actor::cli(), &org_id(ca, &org).await?).await?;
+            if json {
+                println!("{}", serde_json::to_string(&key)?);
+            } else {
+                println!("key id:   {}", key.kid);
+                println!("HMAC key: {}", key.hmac_key);
+                println!("expires:  {}", unix_to_rfc3339(key.expires_at));
+                println!(
+                    "certbot --server {} --eab-kid {} --eab-hmac-key {} …",
+                    ca.url("/acme/directory"),
+                    key.kid,
+                    key.hmac_key
+                );
+            }
+        }
+        EabCommand::List { org, json } => {
+            let org_id = match org {
+                Some(o) => Some(org_id(ca, &o).await?),
+                None => None,
+            };
+            let list = kizuna_ca::acme::eab::list(ca, org_id.as_deref()).await?;
+            if json {
+                println!("{}", serde_json::to_string(&list)?);
+            } else if list.is_empty() {
+                println!("no external account binding keys");
+            } else {
+                println!("{:<28}  {:<36}  {:<20}  ACCOUNT", "KEY ID", "ORGANIZATION", "EXPIRES");
+                for k in list {
+                    println!(
+                        "{:<28}  {:<36}  {:<20}  {}",
+                        k.kid,
+                        k.org_id,
+                        unix_to_rfc3339(k.expires_at),
+                        k.account_id.unwrap_or_else(|| "-".into())
                     );
                 }
             }

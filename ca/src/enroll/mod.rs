@@ -92,7 +92,8 @@ pub enum Presented {
     Vendor(VendorIdentity),
 }
 
-fn serial_hex(cert: &Certificate) -> String {
+/// A certificate's serial as the store keys it (hex, without the DER sign byte).
+pub fn serial_hex(cert: &Certificate) -> String {
     let bytes = cert.tbs_certificate().serial_number().as_bytes();
     let skip = bytes.iter().take_while(|b| **b == 0).count();
     kizuna_core::secret::hex(&bytes[skip.min(bytes.len().saturating_sub(1))..])
