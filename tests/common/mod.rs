@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod acme;
 pub mod enroll;
 
 use std::io::{BufRead, BufReader, Read};
