@@ -342,3 +342,61 @@ async fn a_manufacturer_certificate_enrolls_a_registered_device_without_a_token(
     let unknown = idevid("LM-2", "lamp-2");
     assert!(stderr(&unknown).contains("HTTP 403") && stderr(&unknown).contains("no registered device"), "{}", stderr(&unknown));
 }
+
+/// Percent-encodes PEM as nginx's `$ssl_client_escaped_cert` does.
+fn escaped(pem: &str) -> String {
+    pem.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_the_forwarded_client_certificate_authenticates() {
+    let i = Installation::start(Kizuna::sqlite().env("KIZUNA_TLS__TRUSTED_PROXIES", "[\"127.0.0.1/32\"]")).await;
+    i.add_device("sl-5", "SN-5");
+    let dir = i.enroll("sl-5", &i.token(&["--device", "sl-5"]), "/CN=sl-5");
+    let pem = std::fs::read_to_string(dir.join("device.pem")).unwrap();
+    let csr = dir.join("proxy.der");
+    assert!(Command::new("openssl")
+        .args(["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj", "/CN=sl-5", "-outform", "DER", "-keyout"])
+        .arg(dir.join("proxy.key"))
+        .arg("-out")
+        .arg(&csr)
+        .status()
+        .unwrap()
+        .success());
+    let reenroll = |header: String| {
+        let out = Command::new("curl")
+            .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "-H", "Content-Type: application/pkcs10", "-H"])
+            .arg(header)
+            .args(["--data-binary", &base64_file(&csr)])
+            .arg(i.server.url("/.well-known/est/simplereenroll"))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    // Envoy's form and nginx's form, from the trusted proxy address (the plain listener).
+    assert_eq!(reenroll(format!("X-Forwarded-Client-Cert: Hash=00;Cert=\"{}\"", escaped(&pem))), "200");
+    assert_eq!(reenroll(format!("X-Forwarded-Client-Cert: {}", escaped(&pem))), "200");
+    assert_eq!(reenroll("X-Forwarded-Client-Cert: garbage".into()), "401");
+}
+
+#[tokio::test]
+async fn a_forwarded_certificate_from_an_untrusted_address_is_ignored() {
+    let i = Installation::start(Kizuna::sqlite()).await;
+    i.add_device("sl-6", "SN-6");
+    let dir = i.enroll("sl-6", &i.token(&["--device", "sl-6"]), "/CN=sl-6");
+    let pem = std::fs::read_to_string(dir.join("device.pem")).unwrap();
+    let out = Command::new("curl")
+        .args(["-sS", "-w", "\n%{http_code}", "-H", "Content-Type: application/pkcs10", "-H"])
+        .arg(format!("X-Forwarded-Client-Cert: {}", escaped(&pem)))
+        .args(["--data-binary", "MAMCAQE="])
+        .arg(i.server.url("/.well-known/est/simplereenroll"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.ends_with("403") && text.contains("over TLS only"), "{text}");
+}

@@ -33,7 +33,7 @@ pub fn router(ca: Ca) -> Router {
 }
 
 /// An API error: a status with `{"error", "message"}`.
-struct ApiError(StatusCode, &'static str, String);
+pub(crate) struct ApiError(pub(crate) StatusCode, pub(crate) &'static str, pub(crate) String);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -142,7 +142,7 @@ async fn certificate(State(ca): State<Ca>, Path(file): Path<String>) -> Response
     }
 }
 
-async fn principal(ca: &Ca, headers: &HeaderMap) -> Result<Principal, ApiError> {
+pub(crate) async fn principal(ca: &Ca, headers: &HeaderMap) -> Result<Principal, ApiError> {
     let token = bearer(headers).ok_or_else(|| {
         ApiError(
             StatusCode::UNAUTHORIZED,
@@ -159,7 +159,7 @@ async fn principal(ca: &Ca, headers: &HeaderMap) -> Result<Principal, ApiError> 
     })
 }
 
-const ADMIN_SCOPE: &str = "kizuna:admin";
+pub(crate) const ADMIN_SCOPE: &str = "kizuna:admin";
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -16,6 +16,7 @@ pub mod keys;
 pub mod names;
 pub mod ocsp_signer;
 pub mod profile;
+mod registry_http;
 pub mod revoke;
 pub mod signer;
 pub mod store;
@@ -212,7 +213,9 @@ pub fn crl_shard(serial_hex: &str, shards: i64) -> i64 {
 
 /// The CA's routes: public downloads, the issuance and registry API, and EST.
 pub fn router(ca: Ca) -> Router {
-    let routes = http::router(ca.clone()).merge(enroll::est::router(ca.clone()));
+    let routes = http::router(ca.clone())
+        .merge(registry_http::router(ca.clone()))
+        .merge(enroll::est::router(ca.clone()));
     if ca.config.acme.enabled {
         routes.merge(acme::router(ca))
     } else {
