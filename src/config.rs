@@ -262,12 +262,12 @@ impl Config {
                     message,
                 })?;
         }
-        axum::http::HeaderName::from_bytes(self.tls.client_cert_header.as_bytes()).map_err(|_| {
-            ConfigError::BadValue {
+        axum::http::HeaderName::from_bytes(self.tls.client_cert_header.as_bytes()).map_err(
+            |_| ConfigError::BadValue {
                 key: "tls.client_cert_header",
                 message: format!("{:?} is not a header name", self.tls.client_cert_header),
-            }
-        })?;
+            },
+        )?;
         if self.tls.cert_file.is_some() != self.tls.key_file.is_some() {
             return Err(ConfigError::BadValue {
                 key: "tls",

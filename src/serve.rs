@@ -180,10 +180,13 @@ pub async fn run(config: Config, mode: Mode) -> Result<()> {
     let responder = Responder::new(core.clone(), config.ocsp.clone());
     let mut background = Vec::new();
     let client_auth = web::tls::ClientAuth::new(&[]);
-    let mut tls_identity: Option<Arc<web::tls::CertSlot>> = match (&config.tls.cert_file, &config.tls.key_file) {
-        (Some(cert), Some(key)) if tls_tcp.is_some() => Some(web::tls::CertSlot::from_files(cert, key)?),
-        _ => None,
-    };
+    let mut tls_identity: Option<Arc<web::tls::CertSlot>> =
+        match (&config.tls.cert_file, &config.tls.key_file) {
+            (Some(cert), Some(key)) if tls_tcp.is_some() => {
+                Some(web::tls::CertSlot::from_files(cert, key)?)
+            }
+            _ => None,
+        };
     let (features, bootstrap) = match mode {
         Mode::Full => {
             let idp = Idp::new(core.clone(), config.oidc.clone());

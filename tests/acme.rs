@@ -7,8 +7,8 @@ use std::process::{Command, Output};
 
 use serde_json::json;
 
-use common::enroll::{Installation, openssl_verify, stderr, x509_field};
 use common::acme::{Client, NAME, install};
+use common::enroll::{Installation, openssl_verify, stderr, x509_field};
 use common::{Kizuna, free_port};
 
 fn certbot(i: &Installation, args: &[&str]) -> Output {
@@ -21,7 +21,11 @@ fn certbot(i: &Installation, args: &[&str]) -> Output {
         .arg(dir.join("work"))
         .arg("--logs-dir")
         .arg(dir.join("logs"))
-        .args(["--non-interactive", "--server", &format!("{}/acme/directory", i.server.public)])
+        .args([
+            "--non-interactive",
+            "--server",
+            &format!("{}/acme/directory", i.server.public),
+        ])
         .env("REQUESTS_CA_BUNDLE", &i.root)
         .output()
         .expect("certbot (scripts/test installs it from PyPI)")
@@ -42,8 +46,14 @@ async fn certbot_obtains_renews_and_revokes_over_http_01() {
     for k in Kizuna::each_backend().await {
         let port = free_port();
         let i = install(k, port, free_port()).await;
-        let eab = i.k.json(&["acme", "eab", "create", "--org", "Streetlights", "--json"]);
-        let standalone = ["--standalone", "--http-01-address", "127.0.0.1", "--http-01-port"];
+        let eab =
+            i.k.json(&["acme", "eab", "create", "--org", "Streetlights", "--json"]);
+        let standalone = [
+            "--standalone",
+            "--http-01-address",
+            "127.0.0.1",
+            "--http-01-port",
+        ];
         let port_text = port.to_string();
         let mut obtain: Vec<&str> = vec!["certonly"];
         obtain.extend(standalone);
@@ -64,19 +74,37 @@ async fn certbot_obtains_renews_and_revokes_over_http_01() {
         let live = i.path("certbot").join("etc/live").join(NAME);
         let cert = live.join("cert.pem");
         let verified = openssl_verify(&i.root, &live.join("chain.pem"), &cert);
-        assert!(verified.status.success(), "{}", String::from_utf8_lossy(&verified.stdout));
+        assert!(
+            verified.status.success(),
+            "{}",
+            String::from_utf8_lossy(&verified.stdout)
+        );
         assert!(x509_field(&cert, "-ext=subjectAltName").contains(&format!("DNS:{NAME}")));
         let first = x509_field(&cert, "-serial");
 
-        certbot_ok(&i, &["renew", "--force-renewal", "--no-random-sleep-on-renew"]);
+        certbot_ok(
+            &i,
+            &["renew", "--force-renewal", "--no-random-sleep-on-renew"],
+        );
         let renewed = x509_field(&cert, "-serial");
         assert_ne!(renewed, first, "renewal issued a new certificate");
-        assert!(openssl_verify(&i.root, &live.join("chain.pem"), &cert).status.success());
+        assert!(
+            openssl_verify(&i.root, &live.join("chain.pem"), &cert)
+                .status
+                .success()
+        );
 
-        certbot_ok(&i, &[
-            "revoke", "--cert-path", cert.to_str().unwrap(), "--reason", "superseded",
-            "--no-delete-after-revoke",
-        ]);
+        certbot_ok(
+            &i,
+            &[
+                "revoke",
+                "--cert-path",
+                cert.to_str().unwrap(),
+                "--reason",
+                "superseded",
+                "--no-delete-after-revoke",
+            ],
+        );
         let serial = renewed.trim_start_matches("serial=").to_ascii_lowercase();
         let shown = i.k.json(&["cert", "show", &serial, "--json"]);
         assert_eq!(shown["status"], "revoked");
@@ -84,7 +112,12 @@ async fn certbot_obtains_renews_and_revokes_over_http_01() {
         assert_eq!(shown["profile"], "service");
         assert_eq!(shown["org_id"], i.org_id.as_str());
         let audit = i.k.ok(&["audit", "export"]);
-        for action in ["acme.account.create", "acme.order.create", "acme.challenge.validate", "cert.revoke"] {
+        for action in [
+            "acme.account.create",
+            "acme.order.create",
+            "acme.challenge.validate",
+            "cert.revoke",
+        ] {
             assert!(audit.contains(&format!("\"{action}\"")), "{action} audited");
         }
     }
@@ -94,10 +127,14 @@ async fn certbot_obtains_renews_and_revokes_over_http_01() {
 async fn registered() -> (Installation, Client, u16, u16) {
     let (http, tls) = (free_port(), free_port());
     let i = install(Kizuna::sqlite(), http, tls).await;
-    let eab = i.k.json(&["acme", "eab", "create", "--org", "Streetlights", "--json"]);
+    let eab =
+        i.k.json(&["acme", "eab", "create", "--org", "Streetlights", "--json"]);
     let mut client = Client::new(&i).await;
     let answer = client
-        .register(Some((eab["kid"].as_str().unwrap(), eab["hmac_key"].as_str().unwrap())))
+        .register(Some((
+            eab["kid"].as_str().unwrap(),
+            eab["hmac_key"].as_str().unwrap(),
+        )))
         .await;
     assert_eq!(answer.status, 201, "{}", answer.body);
     (i, client, http, tls)
@@ -107,7 +144,11 @@ fn assert_problem(answer: &common::acme::Answer, status: u16, kind: &str) {
     assert_eq!(answer.status, status, "{}", answer.body);
     assert_eq!(answer.problem(), kind, "{}", answer.body);
     assert_eq!(answer.content_type, "application/problem+json");
-    assert!(answer.body["detail"].as_str().is_some_and(|d| !d.is_empty()));
+    assert!(
+        answer.body["detail"]
+            .as_str()
+            .is_some_and(|d| !d.is_empty())
+    );
 }
 
 #[tokio::test]
@@ -116,16 +157,25 @@ async fn accounts_need_an_external_account_binding_with_the_right_key() {
     let mut client = Client::new(&i).await;
     assert_eq!(client.directory["meta"]["externalAccountRequired"], true);
     assert_problem(&client.register(None).await, 403, "externalAccountRequired");
-    let eab = i.k.json(&["acme", "eab", "create", "--org", "Streetlights", "--json"]);
+    let eab =
+        i.k.json(&["acme", "eab", "create", "--org", "Streetlights", "--json"]);
     let kid = eab["kid"].as_str().unwrap();
     let wrong = common::acme::b64(&[7u8; 32]);
-    assert_problem(&client.register(Some((kid, &wrong))).await, 403, "unauthorized");
-    let ok = client.register(Some((kid, eab["hmac_key"].as_str().unwrap()))).await;
+    assert_problem(
+        &client.register(Some((kid, &wrong))).await,
+        403,
+        "unauthorized",
+    );
+    let ok = client
+        .register(Some((kid, eab["hmac_key"].as_str().unwrap())))
+        .await;
     assert_eq!(ok.status, 201, "{}", ok.body);
     // The binding key is used once.
     let mut second = Client::new(&i).await;
     assert_problem(
-        &second.register(Some((kid, eab["hmac_key"].as_str().unwrap()))).await,
+        &second
+            .register(Some((kid, eab["hmac_key"].as_str().unwrap())))
+            .await,
         403,
         "unauthorized",
     );
@@ -142,14 +192,18 @@ async fn bad_jws_requests_get_the_problem_the_rfc_names() {
     let payload = json!({"identifiers": [{"type": "dns", "value": NAME}]});
 
     // A bad signature.
-    let mut jws = client.key.sign(&client.protected(&url).await, Some(&payload));
+    let mut jws = client
+        .key
+        .sign(&client.protected(&url).await, Some(&payload));
     let sig = jws["signature"].as_str().unwrap().to_string();
     let flipped = if sig.starts_with('A') { "B" } else { "A" };
     jws["signature"] = json!(format!("{flipped}{}", &sig[1..]));
     assert_problem(&client.send(&url, &jws).await, 400, "malformed");
 
     // A replayed nonce.
-    let jws = client.key.sign(&client.protected(&url).await, Some(&payload));
+    let jws = client
+        .key
+        .sign(&client.protected(&url).await, Some(&payload));
     assert_eq!(client.send(&url, &jws).await.status, 201);
     assert_problem(&client.send(&url, &jws).await, 400, "badNonce");
 
@@ -157,7 +211,9 @@ async fn bad_jws_requests_get_the_problem_the_rfc_names() {
     let mut protected = client.protected(&url).await;
     protected["kid"] = json!(format!("{}/acme/account/nobody", i.server.public));
     assert_problem(
-        &client.send(&url, &client.key.sign(&protected, Some(&payload))).await,
+        &client
+            .send(&url, &client.key.sign(&protected, Some(&payload)))
+            .await,
         400,
         "accountDoesNotExist",
     );
@@ -172,18 +228,32 @@ async fn bad_jws_requests_get_the_problem_the_rfc_names() {
     });
     let answer = client.send(&url, &unsigned).await;
     assert_problem(&answer, 400, "badSignatureAlgorithm");
-    assert!(answer.body["algorithms"].as_array().unwrap().contains(&json!("ES256")));
+    assert!(
+        answer.body["algorithms"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("ES256"))
+    );
 
     // A URL that is not the request's.
     let protected = client.protected(&client.url("newAccount")).await;
     assert_problem(
-        &client.send(&url, &client.key.sign(&protected, Some(&payload))).await,
+        &client
+            .send(&url, &client.key.sign(&protected, Some(&payload)))
+            .await,
         403,
         "unauthorized",
     );
 
     // Not JOSE at all.
-    let response = client.http.post(&url).header("content-type", "application/json").body("{}").send().await.unwrap();
+    let response = client
+        .http
+        .post(&url)
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 415);
     // Still serving.
     assert_eq!(client.order(&[NAME]).await.status, 201);
@@ -192,14 +262,28 @@ async fn bad_jws_requests_get_the_problem_the_rfc_names() {
 #[tokio::test]
 async fn an_order_for_a_name_the_organization_may_not_use_is_rejected() {
     let (_i, client, _, _) = registered().await;
-    assert_problem(&client.order(&["www.water.city.example"]).await, 403, "rejectedIdentifier");
-    assert_problem(&client.order(&["*.streetlights.city.example"]).await, 403, "rejectedIdentifier");
+    assert_problem(
+        &client.order(&["www.water.city.example"]).await,
+        403,
+        "rejectedIdentifier",
+    );
+    assert_problem(
+        &client.order(&["*.streetlights.city.example"]).await,
+        403,
+        "rejectedIdentifier",
+    );
     let ip = client
-        .post(&client.url("newOrder"), Some(&json!({"identifiers": [{"type": "ip", "value": "192.0.2.1"}]})))
+        .post(
+            &client.url("newOrder"),
+            Some(&json!({"identifiers": [{"type": "ip", "value": "192.0.2.1"}]})),
+        )
         .await;
     assert_problem(&ip, 403, "rejectedIdentifier");
     let email = client
-        .post(&client.url("newOrder"), Some(&json!({"identifiers": [{"type": "email", "value": "a@b"}]})))
+        .post(
+            &client.url("newOrder"),
+            Some(&json!({"identifiers": [{"type": "email", "value": "a@b"}]})),
+        )
         .await;
     assert_problem(&email, 400, "unsupportedIdentifier");
 }
@@ -214,11 +298,17 @@ async fn a_failed_challenge_invalidates_the_authorization_and_the_order() {
     assert_eq!(started.status, 200, "{}", started.body);
     let settled = client.settle(&url).await;
     assert_eq!(settled["status"], "invalid");
-    assert_eq!(settled["error"]["type"], "urn:ietf:params:acme:error:connection");
+    assert_eq!(
+        settled["error"]["type"],
+        "urn:ietf:params:acme:error:connection"
+    );
     let order_now = client.post(order.location.as_deref().unwrap(), None).await;
     assert_eq!(order_now.body["status"], "invalid");
     let finalize = client
-        .post(order.body["finalize"].as_str().unwrap(), Some(&json!({"csr": "AA"})))
+        .post(
+            order.body["finalize"].as_str().unwrap(),
+            Some(&json!({"csr": "AA"})),
+        )
         .await;
     assert_problem(&finalize, 403, "orderNotReady");
 }
@@ -237,9 +327,27 @@ fn alpn_server(dir: &std::path::Path, port: u16, key_authorization: &str) -> Alp
     let digest = ring::digest::digest(&ring::digest::SHA256, key_authorization.as_bytes());
     let hex: Vec<String> = digest.as_ref().iter().map(|b| format!("{b:02X}")).collect();
     let made = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1"])
-        .args(["-subj", &format!("/CN={NAME}"), "-addext", &format!("subjectAltName=DNS:{NAME}")])
-        .args(["-addext", &format!("1.3.6.1.5.5.7.1.31=critical,DER:04:20:{}", hex.join(":"))])
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "1",
+        ])
+        .args([
+            "-subj",
+            &format!("/CN={NAME}"),
+            "-addext",
+            &format!("subjectAltName=DNS:{NAME}"),
+        ])
+        .args([
+            "-addext",
+            &format!("1.3.6.1.5.5.7.1.31=critical,DER:04:20:{}", hex.join(":")),
+        ])
         .arg("-keyout")
         .arg(dir.join("alpn.key"))
         .arg("-out")
@@ -248,7 +356,15 @@ fn alpn_server(dir: &std::path::Path, port: u16, key_authorization: &str) -> Alp
         .unwrap();
     assert!(made.status.success(), "{}", stderr(&made));
     let child = Command::new("openssl")
-        .args(["s_server", "-quiet", "-accept", &format!("127.0.0.1:{port}"), "-alpn", "acme-tls/1", "-cert"])
+        .args([
+            "s_server",
+            "-quiet",
+            "-accept",
+            &format!("127.0.0.1:{port}"),
+            "-alpn",
+            "acme-tls/1",
+            "-cert",
+        ])
         .arg(dir.join("alpn.pem"))
         .arg("-key")
         .arg(dir.join("alpn.key"))
@@ -259,7 +375,10 @@ fn alpn_server(dir: &std::path::Path, port: u16, key_authorization: &str) -> Alp
         .unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(std::time::Instant::now() < deadline, "openssl s_server did not start");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "openssl s_server did not start"
+        );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     AlpnServer(child)
@@ -268,8 +387,21 @@ fn alpn_server(dir: &std::path::Path, port: u16, key_authorization: &str) -> Alp
 fn csr_der(dir: &std::path::Path, names: &[&str]) -> String {
     let san: Vec<String> = names.iter().map(|n| format!("DNS:{n}")).collect();
     let out = Command::new("openssl")
-        .args(["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"])
-        .args(["-subj", &format!("/CN={}", names[0]), "-addext", &format!("subjectAltName={}", san.join(","))])
+        .args([
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+        ])
+        .args([
+            "-subj",
+            &format!("/CN={}", names[0]),
+            "-addext",
+            &format!("subjectAltName={}", san.join(",")),
+        ])
         .arg("-keyout")
         .arg(dir.join("service.key"))
         .args(["-outform", "DER"])
@@ -284,7 +416,11 @@ async fn tls_alpn_01_validates_finalize_checks_the_csr_and_keys_roll_over() {
     let (i, mut client, _, tls_port) = registered().await;
     let order = client.order(&[NAME]).await;
     let (url, token) = client.challenge(&order.body, "tls-alpn-01").await;
-    let _server = alpn_server(i.k.dir.path(), tls_port, &format!("{token}.{}", client.key.thumbprint()));
+    let _server = alpn_server(
+        i.k.dir.path(),
+        tls_port,
+        &format!("{token}.{}", client.key.thumbprint()),
+    );
     client.post(&url, Some(&json!({}))).await;
     let settled = client.settle(&url).await;
     assert_eq!(settled["status"], "valid", "{settled}");
@@ -293,16 +429,27 @@ async fn tls_alpn_01_validates_finalize_checks_the_csr_and_keys_roll_over() {
 
     let finalize = order.body["finalize"].as_str().unwrap();
     let dir = i.k.dir.path();
-    let wrong = client.post(finalize, Some(&json!({"csr": csr_der(dir, &[NAME, "other.streetlights.city.example"])}))).await;
+    let wrong = client
+        .post(
+            finalize,
+            Some(&json!({"csr": csr_der(dir, &[NAME, "other.streetlights.city.example"])})),
+        )
+        .await;
     assert_problem(&wrong, 400, "badCSR");
-    let done = client.post(finalize, Some(&json!({"csr": csr_der(dir, &[NAME])}))).await;
+    let done = client
+        .post(finalize, Some(&json!({"csr": csr_der(dir, &[NAME])})))
+        .await;
     assert_eq!(done.status, 200, "{}", done.body);
     assert_eq!(done.body["status"], "valid");
     let cert_url = done.body["certificate"].as_str().unwrap().to_string();
     let chain = client.post(&cert_url, None).await;
     assert_eq!(chain.content_type, "application/pem-certificate-chain");
     let pem = chain.body.as_str().unwrap().to_string();
-    assert_eq!(pem.matches("BEGIN CERTIFICATE").count(), 2, "leaf and issuing CA");
+    assert_eq!(
+        pem.matches("BEGIN CERTIFICATE").count(),
+        2,
+        "leaf and issuing CA"
+    );
 
     // Key rollover: the new key signs the inner JWS, the account the outer one.
     let new_key = common::acme::Key::generate();
@@ -320,12 +467,34 @@ async fn tls_alpn_01_validates_finalize_checks_the_csr_and_keys_roll_over() {
 
     // Revocation: a bad reason, then a good one, then again.
     let der = {
-        let body: String = pem.lines().skip(1).take_while(|l| !l.starts_with("-----END")).collect();
+        let body: String = pem
+            .lines()
+            .skip(1)
+            .take_while(|l| !l.starts_with("-----END"))
+            .collect();
         base64::Engine::decode(&base64::engine::general_purpose::STANDARD, body).unwrap()
     };
     let revoke = client.url("revokeCert");
     let cert = common::acme::b64(&der);
-    assert_problem(&client.post(&revoke, Some(&json!({"certificate": cert, "reason": 7}))).await, 400, "badRevocationReason");
-    assert_eq!(client.post(&revoke, Some(&json!({"certificate": cert, "reason": 1}))).await.status, 200);
-    assert_problem(&client.post(&revoke, Some(&json!({"certificate": cert}))).await, 400, "alreadyRevoked");
+    assert_problem(
+        &client
+            .post(&revoke, Some(&json!({"certificate": cert, "reason": 7})))
+            .await,
+        400,
+        "badRevocationReason",
+    );
+    assert_eq!(
+        client
+            .post(&revoke, Some(&json!({"certificate": cert, "reason": 1})))
+            .await
+            .status,
+        200
+    );
+    assert_problem(
+        &client
+            .post(&revoke, Some(&json!({"certificate": cert})))
+            .await,
+        400,
+        "alreadyRevoked",
+    );
 }

@@ -58,7 +58,11 @@ async fn a_device_enrolls_with_a_token_reenrolls_with_its_certificate_and_verifi
         assert!(renewed.status.success(), "{}", stderr(&renewed));
         assert!(openssl_verify(&i.root, &ca, &cert).status.success());
         assert_ne!(x509_field(&cert, "-serial"), first_serial);
-        assert_ne!(x509_field(&cert, "-pubkey"), first_key, "re-enrollment rekeyed");
+        assert_ne!(
+            x509_field(&cert, "-pubkey"),
+            first_key,
+            "re-enrollment rekeyed"
+        );
 
         let shown = i.k.json(&["device", "show", "sl-0042", "--json"]);
         assert_eq!(shown["device"]["status"], "active");
@@ -66,7 +70,10 @@ async fn a_device_enrolls_with_a_token_reenrolls_with_its_certificate_and_verifi
         let audit = i.k.ok(&["audit", "export"]);
         assert!(audit.contains("\"enroll.token.use\""));
         assert!(audit.contains("\"enroll.refused\""));
-        assert!(!audit.contains(&token), "the token never reaches the audit log");
+        assert!(
+            !audit.contains(&token),
+            "the token never reaches the audit log"
+        );
         assert!(i.k.ok(&["audit", "verify"]).starts_with("ok"));
     }
 }
@@ -76,29 +83,58 @@ async fn batch_tokens_register_new_devices_and_the_csv_has_a_token_column() {
     let i = Installation::start(Kizuna::sqlite()).await;
     let csv = i.path("batch.csv");
     let out = i.k.run(&[
-        "enroll", "tokens", "--org", &i.org_id, "--profile", "device", "--model", "AQ-2",
-        "--subject", "AQ-*", "--count", "3", "--ttl", "2h", "--out", csv.to_str().unwrap(),
+        "enroll",
+        "tokens",
+        "--org",
+        &i.org_id,
+        "--profile",
+        "device",
+        "--model",
+        "AQ-2",
+        "--subject",
+        "AQ-*",
+        "--count",
+        "3",
+        "--ttl",
+        "2h",
+        "--out",
+        csv.to_str().unwrap(),
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stderr(&out).contains("3/3 tokens"), "a progress line: {}", stderr(&out));
+    assert!(
+        stderr(&out).contains("3/3 tokens"),
+        "a progress line: {}",
+        stderr(&out)
+    );
     let tokens = read_tokens(&csv);
     assert_eq!(tokens.len(), 3);
     assert!(tokens.iter().all(|t| t.starts_with("kzet_")));
     let dir = i.enroll("aq-1", &tokens[0], "/CN=AQ-0001/serialNumber=AQ-SN-1");
     assert!(x509_field(&dir.join("device.pem"), "-subject").contains("AQ-SN-1"));
-    let devices = i.k.json(&["device", "list", "--org", "Streetlights", "--json"]);
+    let devices =
+        i.k.json(&["device", "list", "--org", "Streetlights", "--json"]);
     let list = devices.as_array().unwrap();
     assert_eq!(list.len(), 1);
     assert_eq!(list[0]["model"], "AQ-2");
     assert_eq!(list[0]["hardware_serial"], "AQ-SN-1");
     assert_eq!(list[0]["status"], "active");
     // The same hardware serial again is a cloned device: refused, token not spent.
-    let clone = i.device_script("enroll", &i.path("clone"), &[&tokens[1], "/CN=AQ-0002/serialNumber=AQ-SN-1"]);
+    let clone = i.device_script(
+        "enroll",
+        &i.path("clone"),
+        &[&tokens[1], "/CN=AQ-0002/serialNumber=AQ-SN-1"],
+    );
     assert!(stderr(&clone).contains("HTTP 409"), "{}", stderr(&clone));
     i.enroll("aq-2", &tokens[1], "/CN=AQ-0002/serialNumber=AQ-SN-2");
-    let listed = i.k.json(&["enroll", "list", "--org", "Streetlights", "--json"]);
+    let listed =
+        i.k.json(&["enroll", "list", "--org", "Streetlights", "--json"]);
     assert_eq!(
-        listed.as_array().unwrap().iter().filter(|t| t["used_at"].is_number()).count(),
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| t["used_at"].is_number())
+            .count(),
         2
     );
 }
@@ -113,7 +149,11 @@ async fn an_expired_token_is_refused() {
         .await
         .unwrap();
     let out = i.device_script("enroll", &i.path("d"), &[&token, "/CN=x"]);
-    assert!(stderr(&out).contains("HTTP 401") && stderr(&out).contains("expired"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("HTTP 401") && stderr(&out).contains("expired"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[tokio::test]
@@ -126,14 +166,25 @@ async fn a_token_for_another_organization_or_profile_is_refused() {
     std::fs::create_dir_all(&dir).unwrap();
     let csr = dir.join("request.der");
     let made = Command::new("openssl")
-        .args(["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"])
+        .args([
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+        ])
         .args(["-subj", "/CN=w-1", "-outform", "DER", "-keyout"])
         .arg(dir.join("k.pem"))
         .arg("-out")
         .arg(&csr)
         .args([
             "-addext",
-            &format!("subjectAltName=URI:urn:kizuna:device:{}:w-1", other["id"].as_str().unwrap()),
+            &format!(
+                "subjectAltName=URI:urn:kizuna:device:{}:w-1",
+                other["id"].as_str().unwrap()
+            ),
         ])
         .output()
         .unwrap();
@@ -158,27 +209,57 @@ async fn a_request_whose_subject_or_names_the_token_does_not_allow_is_refused() 
     let i = Installation::start(Kizuna::sqlite()).await;
     let token = i.token(&["--subject", "SL-*"]);
     let out = i.device_script("enroll", &i.path("a"), &[&token, "/CN=XL-1"]);
-    assert!(stderr(&out).contains("HTTP 403") && stderr(&out).contains("pattern"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("HTTP 403") && stderr(&out).contains("pattern"),
+        "{}",
+        stderr(&out)
+    );
     let dir = i.path("b");
     std::fs::create_dir_all(&dir).unwrap();
     let csr = dir.join("request.der");
-    assert!(Command::new("openssl")
-        .args(["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"])
-        .args(["-subj", "/CN=SL-1", "-addext", "subjectAltName=DNS:evil.example", "-outform", "DER", "-keyout"])
-        .arg(dir.join("k.pem"))
-        .arg("-out")
-        .arg(&csr)
-        .status()
-        .unwrap()
-        .success());
+    assert!(
+        Command::new("openssl")
+            .args([
+                "req",
+                "-new",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes"
+            ])
+            .args([
+                "-subj",
+                "/CN=SL-1",
+                "-addext",
+                "subjectAltName=DNS:evil.example",
+                "-outform",
+                "DER",
+                "-keyout"
+            ])
+            .arg(dir.join("k.pem"))
+            .arg("-out")
+            .arg(&csr)
+            .status()
+            .unwrap()
+            .success()
+    );
     let (status, body) = curl_enroll(&i, &i.est, &csr, Some(&token));
     assert_eq!(status, 403, "{body}");
     assert!(body.contains("DNS:evil.example"), "{body}");
     // A registered device's hardware serial must match the request's serialNumber.
     i.add_device("sl-7", "SN-7");
     let bound = i.token(&["--device", "sl-7"]);
-    let out = i.device_script("enroll", &i.path("c"), &[&bound, "/CN=SL-7/serialNumber=SN-8"]);
-    assert!(stderr(&out).contains("HTTP 403") && stderr(&out).contains("hardware serial"), "{}", stderr(&out));
+    let out = i.device_script(
+        "enroll",
+        &i.path("c"),
+        &[&bound, "/CN=SL-7/serialNumber=SN-8"],
+    );
+    assert!(
+        stderr(&out).contains("HTTP 403") && stderr(&out).contains("hardware serial"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 /// POSTs a DER CSR (base64) to simpleenroll; returns status and body.
@@ -189,7 +270,13 @@ fn curl_enroll(
     token: Option<&str>,
 ) -> (u16, String) {
     let body = base64_file(csr_der);
-    curl(i, &format!("{est}/simpleenroll"), "application/pkcs10", body.as_bytes(), token)
+    curl(
+        i,
+        &format!("{est}/simpleenroll"),
+        "application/pkcs10",
+        body.as_bytes(),
+        token,
+    )
 }
 
 fn base64_file(path: &std::path::Path) -> String {
@@ -197,7 +284,13 @@ fn base64_file(path: &std::path::Path) -> String {
     base64::engine::general_purpose::STANDARD.encode(std::fs::read(path).unwrap())
 }
 
-fn curl(i: &Installation, url: &str, content_type: &str, body: &[u8], token: Option<&str>) -> (u16, String) {
+fn curl(
+    i: &Installation,
+    url: &str,
+    content_type: &str,
+    body: &[u8],
+    token: Option<&str>,
+) -> (u16, String) {
     let body_file = i.path(&format!("body-{}", common::free_port()));
     std::fs::write(&body_file, body).unwrap();
     let mut cmd = Command::new("curl");
@@ -220,10 +313,22 @@ async fn bodies_that_are_not_base64_csrs_or_have_the_wrong_type_are_refused() {
     let i = Installation::start(Kizuna::sqlite()).await;
     let token = i.token(&[]);
     let url = format!("{}/simpleenroll", i.est);
-    let (status, body) = curl(&i, &url, "application/pkcs10", b"%%% not base64 %%%", Some(&token));
+    let (status, body) = curl(
+        &i,
+        &url,
+        "application/pkcs10",
+        b"%%% not base64 %%%",
+        Some(&token),
+    );
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("not base64"), "{body}");
-    let (status, body) = curl(&i, &url, "application/pkcs10", b"aGVsbG8gd29ybGQ=", Some(&token));
+    let (status, body) = curl(
+        &i,
+        &url,
+        "application/pkcs10",
+        b"aGVsbG8gd29ybGQ=",
+        Some(&token),
+    );
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("PKCS#10"), "{body}");
     let (status, body) = curl(&i, &url, "application/json", b"{}", Some(&token));
@@ -237,10 +342,15 @@ async fn bodies_that_are_not_base64_csrs_or_have_the_wrong_type_are_refused() {
 #[tokio::test]
 async fn the_plain_listener_sends_est_clients_to_the_tls_listener() {
     let i = Installation::start(Kizuna::sqlite()).await;
-    let response = reqwest::get(i.server.url("/.well-known/est/cacerts")).await.unwrap();
+    let response = reqwest::get(i.server.url("/.well-known/est/cacerts"))
+        .await
+        .unwrap();
     assert_eq!(response.status(), 403);
     let text = response.text().await.unwrap();
-    assert!(text.contains(&format!("{}/.well-known/est/cacerts", i.server.public)), "{text}");
+    assert!(
+        text.contains(&format!("{}/.well-known/est/cacerts", i.server.public)),
+        "{text}"
+    );
 }
 
 #[tokio::test]
@@ -251,31 +361,56 @@ async fn reenrollment_with_a_revoked_held_or_foreign_certificate_is_refused() {
 
     i.k.ok(&["device", "suspend", "sl-1"]);
     let held = i.device_script("reenroll", &dir, &[]);
-    assert!(stderr(&held).contains("HTTP 403") && stderr(&held).contains("hold"), "{}", stderr(&held));
+    assert!(
+        stderr(&held).contains("HTTP 403") && stderr(&held).contains("hold"),
+        "{}",
+        stderr(&held)
+    );
     i.k.ok(&["device", "resume", "sl-1"]);
     assert!(i.device_script("reenroll", &dir, &[]).status.success());
 
     let serial = x509_field(&dir.join("device.pem"), "-serial").replace("serial=", "");
     i.k.ok(&["cert", "revoke", &serial, "--reason", "keyCompromise"]);
     let revoked = i.device_script("reenroll", &dir, &[]);
-    assert!(stderr(&revoked).contains("HTTP 403") && stderr(&revoked).contains("revoked"), "{}", stderr(&revoked));
+    assert!(
+        stderr(&revoked).contains("HTTP 403") && stderr(&revoked).contains("revoked"),
+        "{}",
+        stderr(&revoked)
+    );
 
     // A certificate from another CA is refused in the TLS handshake or by EST.
     let foreign = i.path("foreign");
     std::fs::create_dir_all(&foreign).unwrap();
-    assert!(Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2"])
-        .args(["-subj", "/CN=sl-1", "-keyout"])
-        .arg(foreign.join("device.key"))
-        .arg("-out")
-        .arg(foreign.join("device.pem"))
-        .status()
-        .unwrap()
-        .success());
+    assert!(
+        Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-days",
+                "2"
+            ])
+            .args(["-subj", "/CN=sl-1", "-keyout"])
+            .arg(foreign.join("device.key"))
+            .arg("-out")
+            .arg(foreign.join("device.pem"))
+            .status()
+            .unwrap()
+            .success()
+    );
     let out = i.device_script("reenroll", &foreign, &[]);
     assert!(!out.status.success());
     assert!(!stderr(&out).contains("HTTP 200"));
-    assert!(!foreign.join("response").exists() || !std::fs::read_to_string(foreign.join("response")).unwrap().contains("MII"));
+    assert!(
+        !foreign.join("response").exists()
+            || !std::fs::read_to_string(foreign.join("response"))
+                .unwrap()
+                .contains("MII")
+    );
     // The server keeps serving.
     i.add_device("sl-2", "SN-2");
     i.enroll("sl-2", &i.token(&["--device", "sl-2"]), "/CN=sl-2");
@@ -299,7 +434,12 @@ async fn renewal_after_expiry_is_allowed_only_within_the_profiles_grace_window()
             .await
             .unwrap();
         let out = i.device_script("reenroll", &dir, &[]);
-        assert_eq!(out.status.success(), allowed, "grace {grace:?}: {}", stderr(&out));
+        assert_eq!(
+            out.status.success(),
+            allowed,
+            "grace {grace:?}: {}",
+            stderr(&out)
+        );
         if !allowed {
             assert!(stderr(&out).contains("expired"), "{}", stderr(&out));
         }
@@ -311,28 +451,92 @@ async fn a_manufacturer_certificate_enrolls_a_registered_device_without_a_token(
     let vendor = common::TempDir::new("vendor");
     let v = vendor.path();
     let run = |args: &[&str]| {
-        let out = Command::new("openssl").args(args).current_dir(v).output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(v)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     };
-    run(&["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "30",
-        "-subj", "/O=Lamp Maker/CN=Lamp Maker Root", "-addext", "basicConstraints=critical,CA:TRUE",
-        "-addext", "keyUsage=critical,keyCertSign", "-keyout", "vendor.key", "-out", "vendor.pem"]);
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-days",
+        "30",
+        "-subj",
+        "/O=Lamp Maker/CN=Lamp Maker Root",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign",
+        "-keyout",
+        "vendor.key",
+        "-out",
+        "vendor.pem",
+    ]);
     for serial in ["LM-1", "LM-2"] {
-        run(&["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-            "-subj", &format!("/CN=lamp/serialNumber={serial}"), "-keyout", &format!("{serial}.key"), "-out", &format!("{serial}.csr")]);
-        std::fs::write(v.join("ext.cnf"), "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n").unwrap();
-        run(&["x509", "-req", "-in", &format!("{serial}.csr"), "-CA", "vendor.pem", "-CAkey", "vendor.key",
-            "-days", "30", "-extfile", "ext.cnf", "-out", &format!("{serial}.pem")]);
+        run(&[
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-subj",
+            &format!("/CN=lamp/serialNumber={serial}"),
+            "-keyout",
+            &format!("{serial}.key"),
+            "-out",
+            &format!("{serial}.csr"),
+        ]);
+        std::fs::write(
+            v.join("ext.cnf"),
+            "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n",
+        )
+        .unwrap();
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            &format!("{serial}.csr"),
+            "-CA",
+            "vendor.pem",
+            "-CAkey",
+            "vendor.key",
+            "-days",
+            "30",
+            "-extfile",
+            "ext.cnf",
+            "-out",
+            &format!("{serial}.pem"),
+        ]);
     }
     let anchors = format!("[\"{}\"]", v.join("vendor.pem").display());
-    let i = Installation::start(Kizuna::sqlite().env("KIZUNA_CA__ENROLLMENT__IDEVID_ANCHORS", &anchors)).await;
+    let i = Installation::start(
+        Kizuna::sqlite().env("KIZUNA_CA__ENROLLMENT__IDEVID_ANCHORS", &anchors),
+    )
+    .await;
     i.add_device("lamp-1", "LM-1");
     let idevid = |serial: &str, dir: &str| {
-        i.device_script("idevid", &i.path(dir), &[
-            v.join(format!("{serial}.pem")).to_str().unwrap(),
-            v.join(format!("{serial}.key")).to_str().unwrap(),
-            &format!("/CN=lamp-1/serialNumber={serial}"),
-        ])
+        i.device_script(
+            "idevid",
+            &i.path(dir),
+            &[
+                v.join(format!("{serial}.pem")).to_str().unwrap(),
+                v.join(format!("{serial}.key")).to_str().unwrap(),
+                &format!("/CN=lamp-1/serialNumber={serial}"),
+            ],
+        )
     };
     let ok = idevid("LM-1", "lamp-1");
     assert!(ok.status.success(), "{}", stderr(&ok));
@@ -340,14 +544,20 @@ async fn a_manufacturer_certificate_enrolls_a_registered_device_without_a_token(
     assert!(san.contains(":lamp-1"), "{san}");
     // LM-2 has a valid manufacturer certificate but is not registered: quarantined.
     let unknown = idevid("LM-2", "lamp-2");
-    assert!(stderr(&unknown).contains("HTTP 403") && stderr(&unknown).contains("no registered device"), "{}", stderr(&unknown));
+    assert!(
+        stderr(&unknown).contains("HTTP 403") && stderr(&unknown).contains("no registered device"),
+        "{}",
+        stderr(&unknown)
+    );
 }
 
 /// Percent-encodes PEM as nginx's `$ssl_client_escaped_cert` does.
 fn escaped(pem: &str) -> String {
     pem.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -355,22 +565,49 @@ fn escaped(pem: &str) -> String {
 
 #[tokio::test]
 async fn behind_a_trusted_proxy_the_forwarded_client_certificate_authenticates() {
-    let i = Installation::start(Kizuna::sqlite().env("KIZUNA_TLS__TRUSTED_PROXIES", "[\"127.0.0.1/32\"]")).await;
+    let i = Installation::start(
+        Kizuna::sqlite().env("KIZUNA_TLS__TRUSTED_PROXIES", "[\"127.0.0.1/32\"]"),
+    )
+    .await;
     i.add_device("sl-5", "SN-5");
     let dir = i.enroll("sl-5", &i.token(&["--device", "sl-5"]), "/CN=sl-5");
     let pem = std::fs::read_to_string(dir.join("device.pem")).unwrap();
     let csr = dir.join("proxy.der");
-    assert!(Command::new("openssl")
-        .args(["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj", "/CN=sl-5", "-outform", "DER", "-keyout"])
-        .arg(dir.join("proxy.key"))
-        .arg("-out")
-        .arg(&csr)
-        .status()
-        .unwrap()
-        .success());
+    assert!(
+        Command::new("openssl")
+            .args([
+                "req",
+                "-new",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-subj",
+                "/CN=sl-5",
+                "-outform",
+                "DER",
+                "-keyout"
+            ])
+            .arg(dir.join("proxy.key"))
+            .arg("-out")
+            .arg(&csr)
+            .status()
+            .unwrap()
+            .success()
+    );
     let reenroll = |header: String| {
         let out = Command::new("curl")
-            .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "-H", "Content-Type: application/pkcs10", "-H"])
+            .args([
+                "-sS",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "-H",
+                "Content-Type: application/pkcs10",
+                "-H",
+            ])
             .arg(header)
             .args(["--data-binary", &base64_file(&csr)])
             .arg(i.server.url("/.well-known/est/simplereenroll"))
@@ -379,8 +616,17 @@ async fn behind_a_trusted_proxy_the_forwarded_client_certificate_authenticates()
         String::from_utf8_lossy(&out.stdout).to_string()
     };
     // Envoy's form and nginx's form, from the trusted proxy address (the plain listener).
-    assert_eq!(reenroll(format!("X-Forwarded-Client-Cert: Hash=00;Cert=\"{}\"", escaped(&pem))), "200");
-    assert_eq!(reenroll(format!("X-Forwarded-Client-Cert: {}", escaped(&pem))), "200");
+    assert_eq!(
+        reenroll(format!(
+            "X-Forwarded-Client-Cert: Hash=00;Cert=\"{}\"",
+            escaped(&pem)
+        )),
+        "200"
+    );
+    assert_eq!(
+        reenroll(format!("X-Forwarded-Client-Cert: {}", escaped(&pem))),
+        "200"
+    );
     assert_eq!(reenroll("X-Forwarded-Client-Cert: garbage".into()), "401");
 }
 
@@ -391,12 +637,22 @@ async fn a_forwarded_certificate_from_an_untrusted_address_is_ignored() {
     let dir = i.enroll("sl-6", &i.token(&["--device", "sl-6"]), "/CN=sl-6");
     let pem = std::fs::read_to_string(dir.join("device.pem")).unwrap();
     let out = Command::new("curl")
-        .args(["-sS", "-w", "\n%{http_code}", "-H", "Content-Type: application/pkcs10", "-H"])
+        .args([
+            "-sS",
+            "-w",
+            "\n%{http_code}",
+            "-H",
+            "Content-Type: application/pkcs10",
+            "-H",
+        ])
         .arg(format!("X-Forwarded-Client-Cert: {}", escaped(&pem)))
         .args(["--data-binary", "MAMCAQE="])
         .arg(i.server.url("/.well-known/est/simplereenroll"))
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.ends_with("403") && text.contains("over TLS only"), "{text}");
+    assert!(
+        text.ends_with("403") && text.contains("over TLS only"),
+        "{text}"
+    );
 }

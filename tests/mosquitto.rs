@@ -44,7 +44,16 @@ impl Drop for Broker {
 
 fn publish(broker: &Broker, root: &Path, device: &Path) -> std::process::Output {
     Command::new("mosquitto_pub")
-        .args(["-h", "127.0.0.1", "-p", &broker.port.to_string(), "-t", "city/lamp/1", "-m", "on"])
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &broker.port.to_string(),
+            "-t",
+            "city/lamp/1",
+            "-m",
+            "on",
+        ])
         .arg("--cafile")
         .arg(root)
         .arg("--cert")
@@ -71,8 +80,22 @@ async fn an_enrolled_device_reaches_mosquitto_until_it_is_retired() {
     let dir = i.path("broker");
     std::fs::create_dir_all(&dir).unwrap();
     let made = Command::new("openssl")
-        .args(["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"])
-        .args(["-subj", "/CN=broker", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout"])
+        .args([
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+        ])
+        .args([
+            "-subj",
+            "/CN=broker",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+        ])
         .arg(dir.join("broker.key"))
         .arg("-out")
         .arg(dir.join("broker.csr"))
@@ -80,13 +103,23 @@ async fn an_enrolled_device_reaches_mosquitto_until_it_is_retired() {
         .unwrap();
     assert!(made.status.success());
     let broker_cert = i.k.ok(&[
-        "cert", "issue", "--csr", dir.join("broker.csr").to_str().unwrap(), "--profile", "service",
-        "--org", "Streetlights",
+        "cert",
+        "issue",
+        "--csr",
+        dir.join("broker.csr").to_str().unwrap(),
+        "--profile",
+        "service",
+        "--org",
+        "Streetlights",
     ]);
     std::fs::write(dir.join("broker.pem"), broker_cert).unwrap();
 
     i.add_device("sl-1", "SN-1");
-    let device = i.enroll("sl-1", &i.token(&["--device", "sl-1"]), "/CN=sl-1/serialNumber=SN-1");
+    let device = i.enroll(
+        "sl-1",
+        &i.token(&["--device", "sl-1"]),
+        "/CN=sl-1/serialNumber=SN-1",
+    );
     let cacerts = i.device_script("cacerts", &dir, &[]);
     assert!(cacerts.status.success(), "{}", stderr(&cacerts));
 
@@ -140,5 +173,8 @@ async fn an_enrolled_device_reaches_mosquitto_until_it_is_retired() {
     drop(broker);
     let broker = Broker::start(&conf, port);
     let refused = publish(&broker, &i.root, &device);
-    assert!(!refused.status.success(), "a retired device must not connect");
+    assert!(
+        !refused.status.success(),
+        "a retired device must not connect"
+    );
 }

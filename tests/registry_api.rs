@@ -8,14 +8,27 @@ use common::Kizuna;
 use serde_json::{Value, json};
 
 async fn token(k: &Kizuna, base: &str, scope: &str, org: Option<&str>) -> String {
-    let mut args = vec!["client", "create", "--name", "automation", "--grant-type", "client_credentials", "--scope", scope, "--json"];
+    let mut args = vec![
+        "client",
+        "create",
+        "--name",
+        "automation",
+        "--grant-type",
+        "client_credentials",
+        "--scope",
+        scope,
+        "--json",
+    ];
     if let Some(org) = org {
         args.extend(["--org", org]);
     }
     let client = k.json(&args);
     let response: Value = reqwest::Client::new()
         .post(format!("{base}/token"))
-        .basic_auth(client["client_id"].as_str().unwrap(), client["client_secret"].as_str())
+        .basic_auth(
+            client["client_id"].as_str().unwrap(),
+            client["client_secret"].as_str(),
+        )
         .form(&[("grant_type", "client_credentials"), ("scope", scope)])
         .send()
         .await
@@ -63,11 +76,36 @@ async fn devices_and_tokens_are_managed_through_the_api_within_an_organization()
             .unwrap();
         assert_eq!(foreign.status(), 403);
 
-        let listed: Value = http.get(api("/devices")).bearer_auth(&lamps).send().await.unwrap().json().await.unwrap();
-        assert_eq!(listed.as_array().unwrap().len(), 1, "only its own organization's");
-        let hidden = http.get(api("/devices/pump-1")).bearer_auth(&lamps).send().await.unwrap();
+        let listed: Value = http
+            .get(api("/devices"))
+            .bearer_auth(&lamps)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            listed.as_array().unwrap().len(),
+            1,
+            "only its own organization's"
+        );
+        let hidden = http
+            .get(api("/devices/pump-1"))
+            .bearer_auth(&lamps)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(hidden.status(), 404);
-        let all: Value = http.get(api("/devices")).bearer_auth(&admin).send().await.unwrap().json().await.unwrap();
+        let all: Value = http
+            .get(api("/devices"))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         assert_eq!(all.as_array().unwrap().len(), 2);
 
         let tokens = http
@@ -80,8 +118,21 @@ async fn devices_and_tokens_are_managed_through_the_api_within_an_organization()
         assert_eq!(tokens.status(), 201);
         let tokens: Value = tokens.json().await.unwrap();
         assert_eq!(tokens["tokens"].as_array().unwrap().len(), 2);
-        assert!(tokens["tokens"][0]["token"].as_str().unwrap().starts_with("kzet_"));
-        let stored = http.get(api("/enrollment-tokens")).bearer_auth(&lamps).send().await.unwrap().text().await.unwrap();
+        assert!(
+            tokens["tokens"][0]["token"]
+                .as_str()
+                .unwrap()
+                .starts_with("kzet_")
+        );
+        let stored = http
+            .get(api("/enrollment-tokens"))
+            .bearer_auth(&lamps)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
         assert!(!stored.contains("kzet_"), "secrets are never listed");
         let bad = http
             .post(api("/enrollment-tokens"))
@@ -92,21 +143,63 @@ async fn devices_and_tokens_are_managed_through_the_api_within_an_organization()
             .unwrap();
         assert_eq!(bad.status(), 403);
 
-        let suspended: Value = http.post(api("/devices/lamp-1/suspend")).bearer_auth(&lamps).send().await.unwrap().json().await.unwrap();
+        let suspended: Value = http
+            .post(api("/devices/lamp-1/suspend"))
+            .bearer_auth(&lamps)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         assert_eq!(suspended["device"]["status"], "suspended");
-        let resumed: Value = http.post(api("/devices/lamp-1/resume")).bearer_auth(&lamps).send().await.unwrap().json().await.unwrap();
-        assert_eq!(resumed["device"]["status"], "pending", "never enrolled: back to pending");
-        let retired = http.post(api("/devices/lamp-1/retire")).bearer_auth(&admin).send().await.unwrap();
+        let resumed: Value = http
+            .post(api("/devices/lamp-1/resume"))
+            .bearer_auth(&lamps)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            resumed["device"]["status"], "pending",
+            "never enrolled: back to pending"
+        );
+        let retired = http
+            .post(api("/devices/lamp-1/retire"))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(retired.status(), 200);
-        let again = http.post(api("/devices/lamp-1/retire")).bearer_auth(&admin).send().await.unwrap();
+        let again = http
+            .post(api("/devices/lamp-1/retire"))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(again.status(), 409);
 
-        let eab = http.post(api("/acme/eab")).bearer_auth(&lamps).json(&json!({})).send().await.unwrap();
+        let eab = http
+            .post(api("/acme/eab"))
+            .bearer_auth(&lamps)
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(eab.status(), 201);
         let none = http.get(api("/devices")).send().await.unwrap();
         assert_eq!(none.status(), 401);
         let audit = k.ok(&["audit", "export"]);
-        for action in ["device.create", "device.suspend", "device.resume", "device.retire", "enroll.tokens.create", "acme.eab.create"] {
+        for action in [
+            "device.create",
+            "device.suspend",
+            "device.resume",
+            "device.retire",
+            "enroll.tokens.create",
+            "acme.eab.create",
+        ] {
             assert!(audit.contains(&format!("\"{action}\"")), "{action}");
         }
     }

@@ -337,10 +337,7 @@ async fn change_status(
 ) -> Result<StatusChange, CaError> {
     let device = find(&ca.core.db, id).await?;
     let (verb, allowed_from): (&str, &[DeviceStatus]) = match to {
-        DeviceStatus::Suspended => (
-            "suspend",
-            &[DeviceStatus::Pending, DeviceStatus::Active],
-        ),
+        DeviceStatus::Suspended => ("suspend", &[DeviceStatus::Pending, DeviceStatus::Active]),
         DeviceStatus::Retired => (
             "retire",
             &[

@@ -33,7 +33,11 @@ pub fn router(ca: Ca) -> Router {
 }
 
 /// An API error: a status with `{"error", "message"}`.
-pub(crate) struct ApiError(pub(crate) StatusCode, pub(crate) &'static str, pub(crate) String);
+pub(crate) struct ApiError(
+    pub(crate) StatusCode,
+    pub(crate) &'static str,
+    pub(crate) String,
+);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {

@@ -110,9 +110,9 @@ fn check_names(
                     profile.name
                 ))),
                 // Kizuna certifying its own configured host needs no organization.
-                NameRule::OrgNames if !internal && !allowed.allows(san) => Err(not_allowed(format!(
-                    "{san} is not among the names the organization may use"
-                ))),
+                NameRule::OrgNames if !internal && !allowed.allows(san) => Err(not_allowed(
+                    format!("{san} is not among the names the organization may use"),
+                )),
                 _ => Ok(()),
             }
         };
@@ -468,8 +468,8 @@ pub async fn finish(ca: &Ca, prepared: Prepared) -> Result<Issued, CaError> {
     {
         all.extend(extra);
     }
-    let event = AuditEvent::new(actor, "cert.issue", format!("cert:{serial_hex}"))
-        .details(audit_details);
+    let event =
+        AuditEvent::new(actor, "cert.issue", format!("cert:{serial_hex}")).details(audit_details);
     ca.writer
         .store(record.clone(), event)
         .await

@@ -13,10 +13,10 @@ use serde_json::json;
 
 use kizuna_core::auth::Principal;
 
+use crate::Ca;
 use crate::devices::{self, DeviceFilter, NewDevice};
 use crate::enroll::tokens::{self, TokenSpec};
 use crate::http::{ADMIN_SCOPE, ApiError, principal};
-use crate::Ca;
 
 /// The scope an organization's own tools need to manage its devices and tokens.
 pub const DEVICES_SCOPE: &str = "kizuna:devices";
@@ -87,7 +87,13 @@ async fn visible_device(
     let device = devices::get(&ca.core.db, id)
         .await?
         .filter(|d| who.has_scope(ADMIN_SCOPE) || org.as_deref() == Some(d.org_id.as_str()))
-        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, "not_found", format!("no device {id}")))?;
+        .ok_or_else(|| {
+            ApiError(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("no device {id}"),
+            )
+        })?;
     Ok((who, device))
 }
 
@@ -152,7 +158,11 @@ async fn create(
     let body = json_body(body)?;
     let (who, org_id) = caller(&ca, &headers, body.org_id).await?;
     let org_id = org_id.ok_or_else(|| {
-        ApiError(StatusCode::BAD_REQUEST, "invalid_request", "give org_id".into())
+        ApiError(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "give org_id".into(),
+        )
     })?;
     let coordinates = match (body.latitude, body.longitude) {
         (Some(lat), Some(lon)) => Some((lat, lon)),
@@ -248,7 +258,11 @@ async fn create_tokens(
     let (who, org_id) = caller(&ca, &headers, body.org_id).await?;
     let spec = TokenSpec {
         org_id: org_id.ok_or_else(|| {
-            ApiError(StatusCode::BAD_REQUEST, "invalid_request", "give org_id".into())
+            ApiError(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "give org_id".into(),
+            )
         })?,
         profile: body.profile,
         device_id: body.device_id,
@@ -301,7 +315,11 @@ async fn create_eab(
     let body = json_body(body)?;
     let (who, org_id) = caller(&ca, &headers, body.org_id).await?;
     let org_id = org_id.ok_or_else(|| {
-        ApiError(StatusCode::BAD_REQUEST, "invalid_request", "give org_id".into())
+        ApiError(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "give org_id".into(),
+        )
     })?;
     let key = crate::acme::eab::create(&ca, who.actor(), &org_id)
         .await

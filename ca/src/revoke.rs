@@ -282,7 +282,9 @@ pub async fn revoke_in(
                     },
                     format!("cert:{serial}"),
                 )
-                .details(json!({"reason": reason.as_str(), "ca": ca_id, "selector": selector.target()}))
+                .details(
+                    json!({"reason": reason.as_str(), "ca": ca_id, "selector": selector.target()}),
+                )
             })
             .collect();
         entries = audit::append_in(conn, &events).await?;

@@ -78,7 +78,12 @@ pub async fn self_certificate(ca: &Ca, host: &San) -> Result<SelfCertificate, Ca
     }
     let key = match &stored {
         Some(stored) => ca.core.custody.get(&stored.key).await?,
-        None => ca.core.custody.generate("tls-self", KeyAlgorithm::P256).await?,
+        None => {
+            ca.core
+                .custody
+                .generate("tls-self", KeyAlgorithm::P256)
+                .await?
+        }
     };
     let csr = CertificateParams::default()
         .serialize_request(&CustodySigner(key.clone()))

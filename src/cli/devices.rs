@@ -331,15 +331,21 @@ async fn run_device(cmd: DeviceCommand, ca: &Ca) -> Result<ExitCode> {
                 }
             }
         }
-        DeviceCommand::Suspend { id, json } => {
-            print_change(&devices::suspend(ca, &id, Actor::cli()).await?, "on hold", json)?
-        }
-        DeviceCommand::Resume { id, json } => {
-            print_change(&devices::resume(ca, &id, Actor::cli()).await?, "released", json)?
-        }
-        DeviceCommand::Retire { id, json } => {
-            print_change(&devices::retire(ca, &id, Actor::cli()).await?, "revoked", json)?
-        }
+        DeviceCommand::Suspend { id, json } => print_change(
+            &devices::suspend(ca, &id, Actor::cli()).await?,
+            "on hold",
+            json,
+        )?,
+        DeviceCommand::Resume { id, json } => print_change(
+            &devices::resume(ca, &id, Actor::cli()).await?,
+            "released",
+            json,
+        )?,
+        DeviceCommand::Retire { id, json } => print_change(
+            &devices::retire(ca, &id, Actor::cli()).await?,
+            "revoked",
+            json,
+        )?,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -438,7 +444,8 @@ async fn run_enroll(cmd: EnrollCommand, ca: &Ca) -> Result<ExitCode> {
                 Some(o) => Some(org_id(ca, &o).await?),
                 None => None,
             };
-            let list = tokens::list(&ca.core.db, org_id.as_deref(), batch.as_deref(), limit).await?;
+            let list =
+                tokens::list(&ca.core.db, org_id.as_deref(), batch.as_deref(), limit).await?;
             if json {
                 println!("{}", serde_json::to_string(&list)?);
             } else if list.is_empty() {
@@ -455,7 +462,9 @@ async fn run_enroll(cmd: EnrollCommand, ca: &Ca) -> Result<ExitCode> {
                         t.profile,
                         unix_to_rfc3339(t.expires_at),
                         t.used_at.map(unix_to_rfc3339).unwrap_or_else(|| "-".into()),
-                        t.used_device_id.or(t.device_id).unwrap_or_else(|| "-".into())
+                        t.used_device_id
+                            .or(t.device_id)
+                            .unwrap_or_else(|| "-".into())
                     );
                 }
             }
@@ -477,7 +486,8 @@ async fn run_acme(cmd: AcmeCommand, ca: &Ca) -> Result<ExitCode> {
     let AcmeCommand::Eab { cmd } = cmd;
     match cmd {
         EabCommand::Create { org, json } => {
-            let key = kizuna_ca::acme::eab::create(ca, Actor::cli(), &org_id(ca, &org).await?).await?;
+            let key =
+                kizuna_ca::acme::eab::create(ca, Actor::cli(), &org_id(ca, &org).await?).await?;
             if json {
                 println!("{}", serde_json::to_string(&key)?);
             } else {
@@ -503,7 +513,10 @@ async fn run_acme(cmd: AcmeCommand, ca: &Ca) -> Result<ExitCode> {
             } else if list.is_empty() {
                 println!("no external account binding keys");
             } else {
-                println!("{:<28}  {:<36}  {:<20}  ACCOUNT", "KEY ID", "ORGANIZATION", "EXPIRES");
+                println!(
+                    "{:<28}  {:<36}  {:<20}  ACCOUNT",
+                    "KEY ID", "ORGANIZATION", "EXPIRES"
+                );
                 for k in list {
                     println!(
                         "{:<28}  {:<36}  {:<20}  {}",

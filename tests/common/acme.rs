@@ -23,7 +23,13 @@ pub async fn install(k: super::Kizuna, http_port: u16, tls_port: u16) -> Install
     )
     .unwrap();
     let i = Installation::start(k).await;
-    i.k.ok(&["org", "allow", "Streetlights", "--dns", "streetlights.city.example"]);
+    i.k.ok(&[
+        "org",
+        "allow",
+        "Streetlights",
+        "--dns",
+        "streetlights.city.example",
+    ]);
     i
 }
 
@@ -63,10 +69,15 @@ impl Key {
     /// A flattened JWS over `payload` (None: POST-as-GET) with this protected header.
     pub fn sign(&self, protected: &Value, payload: Option<&Value>) -> Value {
         let protected = b64(protected.to_string().as_bytes());
-        let payload = payload.map(|p| b64(p.to_string().as_bytes())).unwrap_or_default();
+        let payload = payload
+            .map(|p| b64(p.to_string().as_bytes()))
+            .unwrap_or_default();
         let signature = self
             .pair
-            .sign(&SystemRandom::new(), format!("{protected}.{payload}").as_bytes())
+            .sign(
+                &SystemRandom::new(),
+                format!("{protected}.{payload}").as_bytes(),
+            )
             .unwrap();
         json!({"protected": protected, "payload": payload, "signature": b64(signature.as_ref())})
     }
@@ -129,7 +140,10 @@ impl Client {
 
     pub async fn nonce(&self) -> String {
         let response = self.http.head(self.url("newNonce")).send().await.unwrap();
-        response.headers()["replay-nonce"].to_str().unwrap().to_string()
+        response.headers()["replay-nonce"]
+            .to_str()
+            .unwrap()
+            .to_string()
     }
 
     /// The protected header for `url`: `kid` once registered, else `jwk`.
@@ -191,9 +205,15 @@ impl Client {
     }
 
     pub async fn order(&self, names: &[&str]) -> Answer {
-        let identifiers: Vec<Value> = names.iter().map(|n| json!({"type": "dns", "value": n})).collect();
-        self.post(&self.url("newOrder"), Some(&json!({"identifiers": identifiers})))
-            .await
+        let identifiers: Vec<Value> = names
+            .iter()
+            .map(|n| json!({"type": "dns", "value": n}))
+            .collect();
+        self.post(
+            &self.url("newOrder"),
+            Some(&json!({"identifiers": identifiers})),
+        )
+        .await
     }
 
     /// The challenge of `kind` in an order's first authorization: (url, token).
@@ -208,14 +228,20 @@ impl Client {
             .find(|c| c["type"] == kind)
             .unwrap()
             .clone();
-        (c["url"].as_str().unwrap().to_string(), c["token"].as_str().unwrap().to_string())
+        (
+            c["url"].as_str().unwrap().to_string(),
+            c["token"].as_str().unwrap().to_string(),
+        )
     }
 
     /// Polls a resource until its status leaves pending/processing.
     pub async fn settle(&self, url: &str) -> Value {
         for _ in 0..100 {
             let answer = self.post(url, None).await;
-            if !matches!(answer.body["status"].as_str(), Some("pending" | "processing")) {
+            if !matches!(
+                answer.body["status"].as_str(),
+                Some("pending" | "processing")
+            ) {
                 return answer.body;
             }
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
@@ -226,7 +252,9 @@ impl Client {
 
 /// An external account binding JWS (HS256 over the account key).
 pub fn binding(jwk: &Value, kid: &str, hmac_key: &str, url: &str) -> Value {
-    let protected = b64(json!({"alg": "HS256", "kid": kid, "url": url}).to_string().as_bytes());
+    let protected = b64(json!({"alg": "HS256", "kid": kid, "url": url})
+        .to_string()
+        .as_bytes());
     let payload = b64(jwk.to_string().as_bytes());
     let key = URL_SAFE_NO_PAD.decode(hmac_key).unwrap();
     let tag = ring::hmac::sign(

@@ -25,8 +25,7 @@ impl Installation {
         let server = k.serve();
         let root = k.dir.path().join("root.pem");
         std::fs::write(&root, root_pem(&server).await).unwrap();
-        let org: serde_json::Value =
-            k.json(&["org", "create", "--name", "Streetlights", "--json"]);
+        let org: serde_json::Value = k.json(&["org", "create", "--name", "Streetlights", "--json"]);
         let est = format!("{}/.well-known/est", server.public);
         Installation {
             org_id: org["id"].as_str().unwrap().to_string(),
@@ -44,9 +43,25 @@ impl Installation {
     /// Registers a device; returns its JSON.
     pub fn add_device(&self, id: &str, serial: &str) -> serde_json::Value {
         self.k.json(&[
-            "device", "add", "--org", "Streetlights", "--id", id, "--serial", serial, "--model",
-            "LED-9", "--location", "Ekimae-dori lamp 12", "--lat", "35.68", "--lon", "139.76",
-            "--installer", "Kizuna Denki", "--json",
+            "device",
+            "add",
+            "--org",
+            "Streetlights",
+            "--id",
+            id,
+            "--serial",
+            serial,
+            "--model",
+            "LED-9",
+            "--location",
+            "Ekimae-dori lamp 12",
+            "--lat",
+            "35.68",
+            "--lon",
+            "139.76",
+            "--installer",
+            "Kizuna Denki",
+            "--json",
         ])
     }
 
@@ -100,7 +115,10 @@ pub fn read_tokens(csv: &Path) -> Vec<String> {
     let text = std::fs::read_to_string(csv).unwrap();
     let mut lines = text.lines();
     let header: Vec<&str> = lines.next().unwrap().split(',').collect();
-    let column = header.iter().position(|h| *h == "token").expect("a token column");
+    let column = header
+        .iter()
+        .position(|h| *h == "token")
+        .expect("a token column");
     lines
         .map(|l| l.split(',').nth(column).unwrap().to_string())
         .collect()

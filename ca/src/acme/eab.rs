@@ -42,7 +42,10 @@ pub async fn create(ca: &Ca, actor: Actor, org_id: &str) -> Result<EabKey, CaErr
     let key = kizuna_core::secret::random_bytes::<32>();
     let now = kizuna_core::time::now_unix();
     let eab = EabKey {
-        kid: format!("eab_{}", kizuna_core::secret::hex(&kizuna_core::secret::random_bytes::<12>())),
+        kid: format!(
+            "eab_{}",
+            kizuna_core::secret::hex(&kizuna_core::secret::random_bytes::<12>())
+        ),
         hmac_key: URL_SAFE_NO_PAD.encode(key),
         org_id: org.id.clone(),
         expires_at: now + ca.config.acme.eab_ttl_secs,
@@ -62,8 +65,10 @@ pub async fn create(ca: &Ca, actor: Actor, org_id: &str) -> Result<EabKey, CaErr
     .await?;
     let entries = audit::append_in(
         tx.conn(),
-        &[AuditEvent::new(actor, "acme.eab.create", format!("org:{}", org.id))
-            .details(json!({"kid": eab.kid, "expires_at": eab.expires_at}))],
+        &[
+            AuditEvent::new(actor, "acme.eab.create", format!("org:{}", org.id))
+                .details(json!({"kid": eab.kid, "expires_at": eab.expires_at})),
+        ],
     )
     .await?;
     tx.commit().await?;
@@ -96,10 +101,12 @@ pub async fn verify(
         return Err(bad("its url is not the newAccount URL"));
     }
     if inner.header.nonce.is_some() {
-        return Err(Problem::malformed("external account binding: it must not carry a nonce"));
+        return Err(Problem::malformed(
+            "external account binding: it must not carry a nonce",
+        ));
     }
-    let bound_key: serde_json::Value = serde_json::from_slice(&inner.payload)
-        .map_err(|_| bad("its payload is not a JWK"))?;
+    let bound_key: serde_json::Value =
+        serde_json::from_slice(&inner.payload).map_err(|_| bad("its payload is not a JWK"))?;
     if bound_key != *account_jwk {
         return Err(bad("it binds another key than the account's"));
     }

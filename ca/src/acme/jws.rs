@@ -37,8 +37,11 @@ pub struct Signed {
 impl Signed {
     /// The payload as JSON; POST-as-GET requests have none.
     pub fn json<T: for<'de> Deserialize<'de>>(&self) -> Result<T, Problem> {
-        serde_json::from_slice(&self.payload)
-            .map_err(|e| Problem::malformed(format!("the JWS payload is not what this resource takes: {e}")))
+        serde_json::from_slice(&self.payload).map_err(|e| {
+            Problem::malformed(format!(
+                "the JWS payload is not what this resource takes: {e}"
+            ))
+        })
     }
 
     /// The signing account (requests with `kid`).
@@ -116,7 +119,9 @@ pub async fn verify(
     let jws = parse(body)?;
     let alg = jws.header.alg.as_str();
     if alg.eq_ignore_ascii_case("none") || !ALGORITHMS.contains(&alg) {
-        return Err(jose_problem(JoseError::AlgorithmNotAllowed(alg.to_string())));
+        return Err(jose_problem(JoseError::AlgorithmNotAllowed(
+            alg.to_string(),
+        )));
     }
     if jws.header.url.as_deref() != Some(url) {
         return Err(Problem::unauthorized(format!(
@@ -135,10 +140,14 @@ pub async fn verify(
             (Some(account), jwk)
         }
         (_, _, Signer::Jwk) => {
-            return Err(Problem::malformed("this request must carry the account key (jwk)"));
+            return Err(Problem::malformed(
+                "this request must carry the account key (jwk)",
+            ));
         }
         _ => {
-            return Err(Problem::malformed("this request must be signed with the account (kid)"));
+            return Err(Problem::malformed(
+                "this request must be signed with the account (kid)",
+            ));
         }
     };
     jws.verify(&jwk, ALGORITHMS).map_err(jose_problem)?;
@@ -163,9 +172,12 @@ pub async fn verify(
 /// The account a `kid` names; it must exist and be valid.
 pub async fn account_of_kid(ca: &Ca, kid: &str) -> Result<Account, Problem> {
     let prefix = ca.url("/acme/account/");
-    let id = kid
-        .strip_prefix(&prefix)
-        .ok_or_else(|| Problem::new(Kind::AccountDoesNotExist, format!("{kid} is not an account URL of this server")))?;
+    let id = kid.strip_prefix(&prefix).ok_or_else(|| {
+        Problem::new(
+            Kind::AccountDoesNotExist,
+            format!("{kid} is not an account URL of this server"),
+        )
+    })?;
     let account = store::account(&ca.core.db, id)
         .await?
         .ok_or_else(|| Problem::new(Kind::AccountDoesNotExist, format!("no account {kid}")))?;

@@ -67,10 +67,9 @@ async fn replay_nonce(State(ca): State<Ca>, req: Request, next: Next) -> Respons
         Err(e) => tracing::error!(error = %e, "creating an ACME nonce"),
     }
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    if let Ok(link) = HeaderValue::from_str(&format!(
-        "<{}>;rel=\"index\"",
-        ca.url("/acme/directory")
-    )) {
+    if let Ok(link) =
+        HeaderValue::from_str(&format!("<{}>;rel=\"index\"", ca.url("/acme/directory")))
+    {
         headers.append(header::LINK, link);
     }
     response
@@ -199,9 +198,9 @@ async fn new_account(
     let contact = payload.contact.unwrap_or_default();
     check_contacts(&contact)?;
     let binding = match &payload.external_account_binding {
-        Some(binding) => Some(
-            eab::verify(&ca, binding, &req.jwk, &ca.url("/acme/new-account")).await?,
-        ),
+        Some(binding) => {
+            Some(eab::verify(&ca, binding, &req.jwk, &ca.url("/acme/new-account")).await?)
+        }
         None if ca.config.acme.require_eab => {
             return Err(Problem::new(
                 Kind::ExternalAccountRequired,
@@ -259,7 +258,9 @@ struct AccountUpdate {
 fn own_account<'a>(req: &'a Signed, id: &str) -> Result<&'a Account, Problem> {
     let account = req.account()?;
     if account.id != id {
-        return Err(Problem::unauthorized("the request is signed by another account"));
+        return Err(Problem::unauthorized(
+            "the request is signed by another account",
+        ));
     }
     Ok(account)
 }
@@ -271,7 +272,14 @@ async fn account(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, Problem> {
-    let req = signed(&ca, &headers, &body, &format!("/acme/account/{id}"), Signer::Account).await?;
+    let req = signed(
+        &ca,
+        &headers,
+        &body,
+        &format!("/acme/account/{id}"),
+        Signer::Account,
+    )
+    .await?;
     let mut account = own_account(&req, &id)?.clone();
     if !req.is_post_as_get() {
         let update: AccountUpdate = req.json()?;
@@ -319,8 +327,14 @@ async fn orders(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, Problem> {
-    let req = signed(&ca, &headers, &body, &format!("/acme/account/{id}/orders"), Signer::Account)
-        .await?;
+    let req = signed(
+        &ca,
+        &headers,
+        &body,
+        &format!("/acme/account/{id}/orders"),
+        Signer::Account,
+    )
+    .await?;
     own_account(&req, &id)?;
     let ids = store::orders_of(&ca.core.db, &id).await?;
     let urls: Vec<String> = ids.iter().map(|o| order_url(&ca, o)).collect();
@@ -359,7 +373,11 @@ async fn order_json(ca: &Ca, o: &Order) -> Result<Value, Problem> {
     if let Some(serial) = &o.cert_serial {
         body["certificate"] = json!(ca.url(&format!("/acme/cert/{serial}")));
     }
-    if let Some(error) = o.error.as_deref().and_then(|e| serde_json::from_str::<Value>(e).ok()) {
+    if let Some(error) = o
+        .error
+        .as_deref()
+        .and_then(|e| serde_json::from_str::<Value>(e).ok())
+    {
         body["error"] = error;
     }
     Ok(body)
@@ -383,12 +401,20 @@ async fn check_identifier(ca: &Ca, account: &Account, id: &Identifier) -> Result
         "dns" => {
             return Err(Problem::new(
                 Kind::RejectedIdentifier,
-                format!("{:?} is not a valid DNS name (lower case, no wildcards)", id.value),
+                format!(
+                    "{:?} is not a valid DNS name (lower case, no wildcards)",
+                    id.value
+                ),
             ));
         }
         "ip" => match id.value.parse() {
             Ok(ip) => (San::Ip(ip), profile.ip),
-            Err(_) => return Err(Problem::malformed(format!("{:?} is not an IP address", id.value))),
+            Err(_) => {
+                return Err(Problem::malformed(format!(
+                    "{:?} is not an IP address",
+                    id.value
+                )));
+            }
         },
         other => {
             return Err(Problem::new(
@@ -550,7 +576,14 @@ async fn order(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, Problem> {
-    let req = signed(&ca, &headers, &body, &format!("/acme/order/{id}"), Signer::Account).await?;
+    let req = signed(
+        &ca,
+        &headers,
+        &body,
+        &format!("/acme/order/{id}"),
+        Signer::Account,
+    )
+    .await?;
     let order = own_order(&ca, &req, &id).await?;
     Ok(reply(StatusCode::OK, order_json(&ca, &order).await?, None))
 }
@@ -565,7 +598,11 @@ fn challenge_json(ca: &Ca, c: &Challenge) -> Value {
     if let Some(at) = c.validated_at {
         body["validated"] = json!(unix_to_rfc3339(at));
     }
-    if let Some(error) = c.error.as_deref().and_then(|e| serde_json::from_str::<Value>(e).ok()) {
+    if let Some(error) = c
+        .error
+        .as_deref()
+        .and_then(|e| serde_json::from_str::<Value>(e).ok())
+    {
         body["error"] = error;
     }
     body
@@ -592,19 +629,27 @@ async fn authorization(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, Problem> {
-    let req = signed(&ca, &headers, &body, &format!("/acme/authz/{id}"), Signer::Account).await?;
+    let req = signed(
+        &ca,
+        &headers,
+        &body,
+        &format!("/acme/authz/{id}"),
+        Signer::Account,
+    )
+    .await?;
     let mut authz = own_authorization(&ca, &req, &id).await?;
     if !req.is_post_as_get() {
         let update: AuthorizationUpdate = req.json()?;
         if update.status.as_deref() != Some("deactivated") {
-            return Err(Problem::malformed("an authorization can only be deactivated"));
+            return Err(Problem::malformed(
+                "an authorization can only be deactivated",
+            ));
         }
         let mut tx = ca.core.db.begin().await?;
         store::set_authorization_status(tx.conn(), &id, "deactivated").await?;
         store::set_order_status(tx.conn(), &authz.order_id, "pending", "invalid", None, None)
             .await?;
-        store::set_order_status(tx.conn(), &authz.order_id, "ready", "invalid", None, None)
-            .await?;
+        store::set_order_status(tx.conn(), &authz.order_id, "ready", "invalid", None, None).await?;
         tx.commit().await?;
         authz.status = "deactivated".into();
     }
@@ -628,7 +673,14 @@ async fn challenge(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, Problem> {
-    let req = signed(&ca, &headers, &body, &format!("/acme/chall/{id}"), Signer::Account).await?;
+    let req = signed(
+        &ca,
+        &headers,
+        &body,
+        &format!("/acme/chall/{id}"),
+        Signer::Account,
+    )
+    .await?;
     let account = req.account()?.clone();
     let mut chall = store::challenge(&ca.core.db, &id)
         .await?
@@ -644,7 +696,12 @@ async fn challenge(
         let mut conn = ca.core.db.conn().await?;
         if store::set_challenge_status(&mut conn, &id, "pending", "processing", None).await? {
             chall.status = "processing".into();
-            tokio::spawn(run_validation(ca.clone(), chall.clone(), authz.clone(), account));
+            tokio::spawn(run_validation(
+                ca.clone(),
+                chall.clone(),
+                authz.clone(),
+                account,
+            ));
         }
     }
     let mut response = reply(StatusCode::OK, challenge_json(&ca, &chall), None);
@@ -676,8 +733,15 @@ async fn run_validation(ca: Ca, chall: Challenge, authz: Authorization, account:
                 store::set_authorization_status(tx.conn(), &authz.id, "valid").await?;
                 let all = store::authorizations_of(tx.conn(), &authz.order_id).await?;
                 if all.iter().all(|a| a.status == "valid") {
-                    store::set_order_status(tx.conn(), &authz.order_id, "pending", "ready", None, None)
-                        .await?;
+                    store::set_order_status(
+                        tx.conn(),
+                        &authz.order_id,
+                        "pending",
+                        "ready",
+                        None,
+                        None,
+                    )
+                    .await?;
                 }
             }
             Err(problem) => {
@@ -758,8 +822,14 @@ async fn finalize(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, Problem> {
-    let req = signed(&ca, &headers, &body, &format!("/acme/order/{id}/finalize"), Signer::Account)
-        .await?;
+    let req = signed(
+        &ca,
+        &headers,
+        &body,
+        &format!("/acme/order/{id}/finalize"),
+        Signer::Account,
+    )
+    .await?;
     let account = req.account()?.clone();
     let order = own_order(&ca, &req, &id).await?;
     if order_status(&order) != "ready" {
@@ -773,7 +843,11 @@ async fn finalize(
         .decode(payload.csr.trim_end_matches('='))
         .map_err(|_| Problem::new(Kind::BadCsr, "the csr is not base64url DER"))?;
     let parsed = csr::parse(&der).map_err(|e| Problem::new(Kind::BadCsr, e.to_string()))?;
-    let mut wanted: Vec<San> = order.identifiers().iter().filter_map(Identifier::san).collect();
+    let mut wanted: Vec<San> = order
+        .identifiers()
+        .iter()
+        .filter_map(Identifier::san)
+        .collect();
     wanted.sort_by_key(|n| n.to_string());
     if csr_names(&parsed)? != wanted {
         return Err(Problem::new(
@@ -783,7 +857,10 @@ async fn finalize(
     }
     let mut conn = ca.core.db.conn().await?;
     if !store::set_order_status(&mut conn, &id, "ready", "processing", None, None).await? {
-        return Err(Problem::new(Kind::OrderNotReady, "the order is being finalized"));
+        return Err(Problem::new(
+            Kind::OrderNotReady,
+            "the order is being finalized",
+        ));
     }
     let issued = crate::issue::issue(
         &ca,
@@ -836,8 +913,14 @@ async fn certificate(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, Problem> {
-    let req = signed(&ca, &headers, &body, &format!("/acme/cert/{serial}"), Signer::Account)
-        .await?;
+    let req = signed(
+        &ca,
+        &headers,
+        &body,
+        &format!("/acme/cert/{serial}"),
+        Signer::Account,
+    )
+    .await?;
     let account = req.account()?;
     store::order_of_certificate(&ca.core.db, &serial)
         .await?
@@ -928,7 +1011,10 @@ async fn revoke_cert(
         }
     };
     if record.status == "revoked" {
-        return Err(Problem::new(Kind::AlreadyRevoked, "the certificate is already revoked"));
+        return Err(Problem::new(
+            Kind::AlreadyRevoked,
+            "the certificate is already revoked",
+        ));
     }
     crate::revoke::revoke(&ca, &Selector::Serial(serial), reason, actor)
         .await
@@ -960,10 +1046,14 @@ async fn key_change(
         .clone()
         .ok_or_else(|| Problem::malformed("the inner JWS must carry the new key (jwk)"))?;
     if inner.header.url.as_deref() != Some(url.as_str()) {
-        return Err(Problem::malformed("the inner JWS url must be the keyChange URL"));
+        return Err(Problem::malformed(
+            "the inner JWS url must be the keyChange URL",
+        ));
     }
     if inner.header.nonce.is_some() || inner.header.kid.is_some() {
-        return Err(Problem::malformed("the inner JWS must not carry a nonce or kid"));
+        return Err(Problem::malformed(
+            "the inner JWS must not carry a nonce or kid",
+        ));
     }
     inner
         .verify(&new_key, jws::ALGORITHMS)
@@ -976,7 +1066,9 @@ async fn key_change(
     }
     let old = jose::thumbprint(&change.old_key).map_err(|e| Problem::malformed(e.to_string()))?;
     if old != account.thumbprint {
-        return Err(Problem::unauthorized("oldKey is not the account's current key"));
+        return Err(Problem::unauthorized(
+            "oldKey is not the account's current key",
+        ));
     }
     let new = jose::thumbprint(&new_key).map_err(|e| Problem::malformed(e.to_string()))?;
     if let Some(other) = store::account_by_thumbprint(&ca.core.db, &new).await? {

@@ -123,11 +123,13 @@ pub async fn consume_nonce(db: &Db, nonce: &str) -> Result<bool, sqlx::Error> {
 
 /// Forgets expired nonces.
 pub async fn purge_nonces(db: &Db) -> Result<u64, sqlx::Error> {
-    Ok(sqlx::query("DELETE FROM acme_nonces WHERE expires_at <= $1")
-        .bind(kizuna_core::time::now_unix())
-        .execute(db.pool())
-        .await?
-        .rows_affected())
+    Ok(
+        sqlx::query("DELETE FROM acme_nonces WHERE expires_at <= $1")
+            .bind(kizuna_core::time::now_unix())
+            .execute(db.pool())
+            .await?
+            .rows_affected(),
+    )
 }
 
 const ACCOUNT_COLUMNS: &str = "id, jwk, thumbprint, org_id, eab_kid, contact, status, created_at";

@@ -65,7 +65,9 @@ pub async fn validate(
                     Err(Problem::new(Kind::Connection, format!("{addr}: timed out")))
                 })
         }
-        other => Err(Problem::malformed(format!("unknown challenge type {other}"))),
+        other => Err(Problem::malformed(format!(
+            "unknown challenge type {other}"
+        ))),
     }
 }
 
@@ -97,9 +99,11 @@ async fn http_01(
     let client = client
         .build()
         .map_err(|e| Problem::new(Kind::Connection, e.to_string()))?;
-    let response = client.get(&url).send().await.map_err(|e| {
-        Problem::new(Kind::Connection, format!("fetching {url}: {e}"))
-    })?;
+    let response = client
+        .get(&url)
+        .send()
+        .await
+        .map_err(|e| Problem::new(Kind::Connection, format!("fetching {url}: {e}")))?;
     let status = response.status();
     if !status.is_success() {
         return Err(Problem::new(
@@ -155,7 +159,11 @@ fn verify_handshake(
         SignatureScheme::RSA_PKCS1_SHA256 => &sig::RSA_PKCS1_2048_8192_SHA256,
         SignatureScheme::RSA_PKCS1_SHA384 => &sig::RSA_PKCS1_2048_8192_SHA384,
         SignatureScheme::RSA_PKCS1_SHA512 => &sig::RSA_PKCS1_2048_8192_SHA512,
-        _ => return Err(rustls::Error::PeerMisbehaved(rustls::PeerMisbehaved::SignedHandshakeWithUnadvertisedSigScheme)),
+        _ => {
+            return Err(rustls::Error::PeerMisbehaved(
+                rustls::PeerMisbehaved::SignedHandshakeWithUnadvertisedSigScheme,
+            ));
+        }
     };
     let cert = Certificate::from_der(cert.as_ref())
         .map_err(|_| rustls::Error::InvalidCertificate(rustls::CertificateError::BadEncoding))?;

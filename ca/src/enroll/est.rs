@@ -29,7 +29,10 @@ pub fn router(ca: Ca) -> Router {
         .route("/.well-known/est/csrattrs", get(csrattrs))
         .route("/.well-known/est/{label}/csrattrs", get(csrattrs_labelled))
         .route("/.well-known/est/simpleenroll", post(simpleenroll))
-        .route("/.well-known/est/{label}/simpleenroll", post(simpleenroll_labelled))
+        .route(
+            "/.well-known/est/{label}/simpleenroll",
+            post(simpleenroll_labelled),
+        )
         .route("/.well-known/est/simplereenroll", post(simplereenroll))
         .route(
             "/.well-known/est/{label}/simplereenroll",
@@ -274,7 +277,8 @@ fn basic_password(headers: &HeaderMap) -> Option<String> {
     }
     let decoded = STANDARD.decode(credentials.trim()).ok()?;
     let text = String::from_utf8(decoded).ok()?;
-    text.split_once(':').map(|(_, password)| password.to_string())
+    text.split_once(':')
+        .map(|(_, password)| password.to_string())
 }
 
 fn issued_response(issued: &Issued) -> Response {
@@ -363,7 +367,15 @@ async fn simpleenroll_labelled(
     body: Bytes,
 ) -> Result<Response, EstError> {
     let path = format!("/.well-known/est/{label}/simpleenroll");
-    enroll(&ca, Some(&label), channel.as_deref(), &headers, &body, &path).await
+    enroll(
+        &ca,
+        Some(&label),
+        channel.as_deref(),
+        &headers,
+        &body,
+        &path,
+    )
+    .await
 }
 
 async fn simplereenroll(
@@ -384,7 +396,15 @@ async fn simplereenroll_labelled(
     body: Bytes,
 ) -> Result<Response, EstError> {
     let path = format!("/.well-known/est/{label}/simplereenroll");
-    reenroll(&ca, Some(&label), channel.as_deref(), &headers, &body, &path).await
+    reenroll(
+        &ca,
+        Some(&label),
+        channel.as_deref(),
+        &headers,
+        &body,
+        &path,
+    )
+    .await
 }
 
 #[cfg(test)]

@@ -88,7 +88,7 @@ pub struct VendorIdentity {
 #[derive(Debug, Clone)]
 pub enum Presented {
     /// One Kizuna issued (exactly these bytes are in the certificate store).
-    Kizuna(CertRecord),
+    Kizuna(Box<CertRecord>),
     Vendor(VendorIdentity),
 }
 
@@ -115,7 +115,7 @@ pub async fn identify(ca: &Ca, chain: &[Vec<u8>]) -> Result<Presented, EnrollErr
     if let Some(record) = store::get(&ca.core.db, &serial_hex(&leaf)).await?
         && kizuna_core::secret::constant_time_eq(&record.der, leaf_der)
     {
-        return Ok(Presented::Kizuna(record));
+        return Ok(Presented::Kizuna(Box::new(record)));
     }
     let intermediates: Vec<Certificate> = chain[1..]
         .iter()
@@ -134,9 +134,11 @@ pub async fn identify(ca: &Ca, chain: &[Vec<u8>]) -> Result<Presented, EnrollErr
             ));
         }
         let issuer = at.tbs_certificate().issuer();
-        if let Some(anchor) = ca.vendor_anchors.iter().find(|a| {
-            a.tbs_certificate().subject() == issuer && verify::signed_by(&at, a).is_ok()
-        }) {
+        if let Some(anchor) = ca
+            .vendor_anchors
+            .iter()
+            .find(|a| a.tbs_certificate().subject() == issuer && verify::signed_by(&at, a).is_ok())
+        {
             let subject = leaf.tbs_certificate().subject();
             let hardware_serial = csr::attribute(subject, csr::SERIAL_NUMBER)
                 .or_else(|| csr::attribute(subject, csr::CN))
@@ -344,8 +346,11 @@ async fn token_enrollment(
     entries.extend(
         audit::append_in(
             tx.conn(),
-            &[AuditEvent::new(actor, "enroll.token.use", format!("token:{}", token.id))
-                .details(json!({"device_id": device_id, "serial": serial, "batch_id": token.batch_id}))],
+            &[
+                AuditEvent::new(actor, "enroll.token.use", format!("token:{}", token.id)).details(
+                    json!({"device_id": device_id, "serial": serial, "batch_id": token.batch_id}),
+                ),
+            ],
         )
         .await?,
     );
@@ -356,7 +361,14 @@ async fn token_enrollment(
         Err(e) => {
             // Signing or storing failed after the token was spent: give it back (and remove a
             // device registered only now), so nothing is left half-done.
-            if let Err(undo) = release_token(ca, &token.id, &serial, new_device.then_some(device_id).flatten()).await {
+            if let Err(undo) = release_token(
+                ca,
+                &token.id,
+                &serial,
+                new_device.then_some(device_id).flatten(),
+            )
+            .await
+            {
                 tracing::error!(error = %undo, token = %token.id, "releasing an enrollment token after a failed issuance");
             }
             Err(e.into())
@@ -504,7 +516,8 @@ pub async fn reenroll(
         let expired_for = now - current.not_after;
         if expired_for > profile.renewal_grace_days * 86_400 {
             return Err(EnrollError::Forbidden(if profile.renewal_grace_days == 0 {
-                "the current certificate has expired; this profile allows no renewal after expiry".into()
+                "the current certificate has expired; this profile allows no renewal after expiry"
+                    .into()
             } else {
                 format!(
                     "the current certificate expired more than the profile's {} days of grace ago",
@@ -534,8 +547,15 @@ pub async fn reenroll(
                     )));
                 }
                 check_hardware_serial(&csr, &device)?;
-                certify_device(ca, &device, &current.profile, names.clone(), csr_bytes, details)
-                    .await
+                certify_device(
+                    ca,
+                    &device,
+                    &current.profile,
+                    names.clone(),
+                    csr_bytes,
+                    details,
+                )
+                .await
             }
             None => {
                 let prepared = issue::prepare(

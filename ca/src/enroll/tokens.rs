@@ -237,7 +237,10 @@ pub async fn create(
 }
 
 /// The token a secret names, if it may still be used.
-pub async fn find_usable(db: &Db, token: &str) -> Result<Result<TokenRecord, TokenRefusal>, CaError> {
+pub async fn find_usable(
+    db: &Db,
+    token: &str,
+) -> Result<Result<TokenRecord, TokenRefusal>, CaError> {
     if !token.starts_with(TOKEN_PREFIX) || token.len() > 128 {
         return Ok(Err(TokenRefusal::Unknown));
     }
@@ -298,7 +301,10 @@ pub async fn list(
 
 /// Writes tokens as CSV: a header row, then one row per token.
 pub fn write_csv(out: &mut impl std::io::Write, tokens: &[CreatedToken]) -> std::io::Result<()> {
-    writeln!(out, "token,token_id,org_id,profile,device_id,batch_id,expires_at")?;
+    writeln!(
+        out,
+        "token,token_id,org_id,profile,device_id,batch_id,expires_at"
+    )?;
     for t in tokens {
         // Every field is an id, a token or a profile name: no commas or quotes to escape.
         writeln!(
@@ -353,6 +359,11 @@ mod tests {
         let text = String::from_utf8(out).unwrap();
         let mut lines = text.lines();
         assert!(lines.next().unwrap().starts_with("token,"));
-        assert!(lines.next().unwrap().starts_with("kzet_x,i,o,device,,b,1970-01-01"));
+        assert!(
+            lines
+                .next()
+                .unwrap()
+                .starts_with("kzet_x,i,o,device,,b,1970-01-01")
+        );
     }
 }

@@ -69,7 +69,11 @@ pub async fn channel(
     let channel = Channel {
         secure: on_tls || from_proxy,
         via_proxy: from_proxy && !on_tls,
-        client_chain: if on_tls { tls_chain } else { forwarded.map(Arc::new) },
+        client_chain: if on_tls {
+            tls_chain
+        } else {
+            forwarded.map(Arc::new)
+        },
         tls_base_url: config.tls_base_url.as_deref().map(Arc::from),
     };
     req.extensions_mut().insert(channel);

@@ -202,14 +202,9 @@ impl ClientCertVerifier for ClientAuth {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
-        let inner = self
-            .inner
-            .read()
-            .ok()
-            .and_then(|v| v.clone())
-            .ok_or(rustls::Error::InvalidCertificate(
-                rustls::CertificateError::UnknownIssuer,
-            ))?;
+        let inner = self.inner.read().ok().and_then(|v| v.clone()).ok_or(
+            rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer),
+        )?;
         match inner.verify_client_cert(end_entity, intermediates, now) {
             Err(rustls::Error::InvalidCertificate(rustls::CertificateError::ExpiredContext {
                 not_after,
