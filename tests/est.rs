@@ -34,8 +34,9 @@ async fn a_device_enrolls_with_a_token_reenrolls_with_its_certificate_and_verifi
         let verified = openssl_verify(&i.root, &ca, &cert);
         assert!(
             verified.status.success(),
-            "openssl verify: {}",
-            String::from_utf8_lossy(&verified.stdout)
+            "openssl verify: {} {}",
+            String::from_utf8_lossy(&verified.stdout),
+            stderr(&verified)
         );
         let san = x509_field(&cert, "-ext=subjectAltName");
         assert!(

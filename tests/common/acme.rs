@@ -88,6 +88,8 @@ pub struct Client {
     pub directory: Value,
     pub key: Key,
     pub kid: Option<String>,
+    /// The last Replay-Nonce the server sent, used for the next request (as clients do).
+    nonce: std::sync::Mutex<Option<String>>,
 }
 
 /// What the server answered.
@@ -131,6 +133,7 @@ impl Client {
             directory,
             key: Key::generate(),
             kid: None,
+            nonce: std::sync::Mutex::new(None),
         }
     }
 
@@ -138,7 +141,11 @@ impl Client {
         self.directory[name].as_str().unwrap().to_string()
     }
 
+    /// A nonce: the one the last answer carried, else a new one from newNonce.
     pub async fn nonce(&self) -> String {
+        if let Some(nonce) = self.nonce.lock().unwrap().take() {
+            return nonce;
+        }
         let response = self.http.head(self.url("newNonce")).send().await.unwrap();
         response.headers()["replay-nonce"]
             .to_str()
@@ -166,6 +173,9 @@ impl Client {
             .await
             .unwrap();
         let status = response.status().as_u16();
+        if let Some(nonce) = response.headers().get("replay-nonce") {
+            *self.nonce.lock().unwrap() = Some(nonce.to_str().unwrap().to_string());
+        }
         let location = response
             .headers()
             .get("location")

@@ -31,7 +31,7 @@ post() { # $1 = operation, $2 = CSR (DER file), rest = curl options; writes $dir
 }
 
 certs_of() { # base64 PKCS#7 certs-only → PEM certificates
-  base64 -d "$1" | openssl pkcs7 -inform DER -print_certs | sed -n '/BEGIN/,/END/p'
+  base64 -d "$1" | openssl pkcs7 -inform DER -print_certs | sed -n '/^-----BEGIN/,/^-----END/p'
 }
 
 new_csr() { # $1 = subject; writes $dir/next.key and $dir/request.der
