@@ -13,7 +13,6 @@
 mod common;
 
 use std::collections::HashMap;
-use std::process::Command;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -24,35 +23,13 @@ use serde_json::json;
 
 use common::Kizuna;
 use common::acme::{Client, NAME, b64, install};
-use common::enroll::{Installation, read_tokens};
+use common::enroll::{Installation, csr, read_tokens};
 
 fn env_number(name: &str, default: u64) -> u64 {
     std::env::var(name)
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-/// A P-256 CSR (DER) made with openssl.
-fn csr(dir: &std::path::Path, subject: &str, san: Option<&str>) -> Vec<u8> {
-    let mut cmd = Command::new("openssl");
-    cmd.args([
-        "req",
-        "-new",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-    ])
-    .args(["-subj", subject, "-outform", "DER", "-keyout"])
-    .arg(dir.join("bench.key"));
-    if let Some(san) = san {
-        cmd.args(["-addext", &format!("subjectAltName={san}")]);
-    }
-    let out = cmd.output().unwrap();
-    assert!(out.status.success());
-    out.stdout
 }
 
 async fn est(label: &str, k: Kizuna) {
@@ -81,7 +58,7 @@ async fn est(label: &str, k: Kizuna) {
         "{label}: {count} tokens created in {:.1}s",
         made.elapsed().as_secs_f64()
     );
-    let body = STANDARD.encode(csr(i.k.dir.path(), "/CN=bench", None));
+    let body = STANDARD.encode(csr(i.k.dir.path(), "bench", "/CN=bench", &[]));
     let root = reqwest::Certificate::from_pem(&std::fs::read(&i.root).unwrap()).unwrap();
     let http = reqwest::Client::builder()
         .add_root_certificate(root)
@@ -224,8 +201,9 @@ async fn acme(label: &str, k: Kizuna) {
     let server = tokio::spawn(responder(http_port, answers.clone()));
     let csr_b64 = b64(&csr(
         i.k.dir.path(),
+        "bench",
         &format!("/CN={NAME}"),
-        Some(&format!("DNS:{NAME}")),
+        &[&format!("subjectAltName=DNS:{NAME}")],
     ));
     let mut clients = Vec::new();
     for _ in 0..concurrency {

@@ -134,9 +134,15 @@ fn main() -> ExitCode {
             Command::Keys(cmd) => cli::keys::run(cmd, &config).await,
             Command::Ca(cmd) => cli::ca::ca(cmd, &config).await,
             Command::Cert(cmd) => cli::ca::cert(cmd, &config).await,
-            Command::Device(cmd) => cli::devices::device(cmd, &config).await,
-            Command::Enroll(cmd) => cli::devices::enroll(cmd, &config).await,
-            Command::Acme(cmd) => cli::devices::acme(cmd, &config).await,
+            Command::Device(cmd) => {
+                cli::devices::run(cli::devices::Registry::Device(cmd), &config).await
+            }
+            Command::Enroll(cmd) => {
+                cli::devices::run(cli::devices::Registry::Enroll(cmd), &config).await
+            }
+            Command::Acme(cmd) => {
+                cli::devices::run(cli::devices::Registry::Acme(cmd), &config).await
+            }
         }
     });
     match result {

@@ -8,7 +8,7 @@ use std::process::{Command, Output};
 use serde_json::json;
 
 use common::acme::{Client, NAME, install};
-use common::enroll::{Installation, openssl_verify, stderr, x509_field};
+use common::enroll::{Installation, csr, openssl_verify, self_signed, stderr, x509_field};
 use common::{Kizuna, free_port};
 
 fn certbot(i: &Installation, args: &[&str]) -> Output {
@@ -326,35 +326,13 @@ impl Drop for AlpnServer {
 fn alpn_server(dir: &std::path::Path, port: u16, key_authorization: &str) -> AlpnServer {
     let digest = ring::digest::digest(&ring::digest::SHA256, key_authorization.as_bytes());
     let hex: Vec<String> = digest.as_ref().iter().map(|b| format!("{b:02X}")).collect();
-    let made = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-days",
-            "1",
-        ])
-        .args([
-            "-subj",
-            &format!("/CN={NAME}"),
-            "-addext",
-            &format!("subjectAltName=DNS:{NAME}"),
-        ])
-        .args([
-            "-addext",
-            &format!("1.3.6.1.5.5.7.1.31=critical,DER:04:20:{}", hex.join(":")),
-        ])
-        .arg("-keyout")
-        .arg(dir.join("alpn.key"))
-        .arg("-out")
-        .arg(dir.join("alpn.pem"))
-        .output()
-        .unwrap();
-    assert!(made.status.success(), "{}", stderr(&made));
+    let acme_id = format!("1.3.6.1.5.5.7.1.31=critical,DER:04:20:{}", hex.join(":"));
+    self_signed(
+        dir,
+        "alpn",
+        &format!("/CN={NAME}"),
+        &[&format!("subjectAltName=DNS:{NAME}"), &acme_id],
+    );
     let child = Command::new("openssl")
         .args([
             "s_server",
@@ -386,29 +364,8 @@ fn alpn_server(dir: &std::path::Path, port: u16, key_authorization: &str) -> Alp
 
 fn csr_der(dir: &std::path::Path, names: &[&str]) -> String {
     let san: Vec<String> = names.iter().map(|n| format!("DNS:{n}")).collect();
-    let out = Command::new("openssl")
-        .args([
-            "req",
-            "-new",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-        ])
-        .args([
-            "-subj",
-            &format!("/CN={}", names[0]),
-            "-addext",
-            &format!("subjectAltName={}", san.join(",")),
-        ])
-        .arg("-keyout")
-        .arg(dir.join("service.key"))
-        .args(["-outform", "DER"])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    common::acme::b64(&out.stdout)
+    let san = format!("subjectAltName={}", san.join(","));
+    common::acme::b64(&csr(dir, "service", &format!("/CN={}", names[0]), &[&san]))
 }
 
 #[tokio::test]

@@ -6,7 +6,9 @@ mod common;
 
 use std::process::Command;
 
-use common::enroll::{Installation, openssl_verify, read_tokens, stderr, x509_field};
+use common::enroll::{
+    Installation, csr, openssl, openssl_verify, read_tokens, self_signed, stderr, x509_field,
+};
 use common::{Kizuna, database};
 
 #[tokio::test]
@@ -164,32 +166,12 @@ async fn a_token_for_another_organization_or_profile_is_refused() {
     let token = i.token(&[]);
     // A request naming a device of another organization.
     let dir = i.path("foreign");
-    std::fs::create_dir_all(&dir).unwrap();
+    let urn = format!(
+        "subjectAltName=URI:urn:kizuna:device:{}:w-1",
+        other["id"].as_str().unwrap()
+    );
+    csr(&dir, "request", "/CN=w-1", &[&urn]);
     let csr = dir.join("request.der");
-    let made = Command::new("openssl")
-        .args([
-            "req",
-            "-new",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-        ])
-        .args(["-subj", "/CN=w-1", "-outform", "DER", "-keyout"])
-        .arg(dir.join("k.pem"))
-        .arg("-out")
-        .arg(&csr)
-        .args([
-            "-addext",
-            &format!(
-                "subjectAltName=URI:urn:kizuna:device:{}:w-1",
-                other["id"].as_str().unwrap()
-            ),
-        ])
-        .output()
-        .unwrap();
-    assert!(made.status.success());
     let status = curl_enroll(&i, &i.est, &csr, Some(&token));
     assert_eq!(status.0, 403, "{}", status.1);
     assert!(status.1.contains("another organization"), "{}", status.1);
@@ -216,35 +198,13 @@ async fn a_request_whose_subject_or_names_the_token_does_not_allow_is_refused() 
         stderr(&out)
     );
     let dir = i.path("b");
-    std::fs::create_dir_all(&dir).unwrap();
-    let csr = dir.join("request.der");
-    assert!(
-        Command::new("openssl")
-            .args([
-                "req",
-                "-new",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes"
-            ])
-            .args([
-                "-subj",
-                "/CN=SL-1",
-                "-addext",
-                "subjectAltName=DNS:evil.example",
-                "-outform",
-                "DER",
-                "-keyout"
-            ])
-            .arg(dir.join("k.pem"))
-            .arg("-out")
-            .arg(&csr)
-            .status()
-            .unwrap()
-            .success()
+    csr(
+        &dir,
+        "request",
+        "/CN=SL-1",
+        &["subjectAltName=DNS:evil.example"],
     );
+    let csr = dir.join("request.der");
     let (status, body) = curl_enroll(&i, &i.est, &csr, Some(&token));
     assert_eq!(status, 403, "{body}");
     assert!(body.contains("DNS:evil.example"), "{body}");
@@ -381,28 +341,7 @@ async fn reenrollment_with_a_revoked_held_or_foreign_certificate_is_refused() {
 
     // A certificate from another CA is refused in the TLS handshake or by EST.
     let foreign = i.path("foreign");
-    std::fs::create_dir_all(&foreign).unwrap();
-    assert!(
-        Command::new("openssl")
-            .args([
-                "req",
-                "-x509",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-days",
-                "2"
-            ])
-            .args(["-subj", "/CN=sl-1", "-keyout"])
-            .arg(foreign.join("device.key"))
-            .arg("-out")
-            .arg(foreign.join("device.pem"))
-            .status()
-            .unwrap()
-            .success()
-    );
+    self_signed(&foreign, "device", "/CN=sl-1", &[]);
     let out = i.device_script("reenroll", &foreign, &[]);
     assert!(!out.status.success());
     assert!(!stderr(&out).contains("HTTP 200"));
@@ -451,76 +390,44 @@ async fn renewal_after_expiry_is_allowed_only_within_the_profiles_grace_window()
 async fn a_manufacturer_certificate_enrolls_a_registered_device_without_a_token() {
     let vendor = common::TempDir::new("vendor");
     let v = vendor.path();
-    let run = |args: &[&str]| {
-        let out = Command::new("openssl")
-            .args(args)
-            .current_dir(v)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    run(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-days",
-        "30",
-        "-subj",
+    self_signed(
+        v,
+        "vendor",
         "/O=Lamp Maker/CN=Lamp Maker Root",
-        "-addext",
-        "basicConstraints=critical,CA:TRUE",
-        "-addext",
-        "keyUsage=critical,keyCertSign",
-        "-keyout",
-        "vendor.key",
-        "-out",
-        "vendor.pem",
-    ]);
+        &[
+            "basicConstraints=critical,CA:TRUE",
+            "keyUsage=critical,keyCertSign",
+        ],
+    );
+    std::fs::write(
+        v.join("ext.cnf"),
+        "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n",
+    )
+    .unwrap();
     for serial in ["LM-1", "LM-2"] {
-        run(&[
-            "req",
-            "-new",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-subj",
-            &format!("/CN=lamp/serialNumber={serial}"),
-            "-keyout",
-            &format!("{serial}.key"),
-            "-out",
-            &format!("{serial}.csr"),
-        ]);
-        std::fs::write(
-            v.join("ext.cnf"),
-            "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n",
-        )
-        .unwrap();
-        run(&[
-            "x509",
-            "-req",
-            "-in",
-            &format!("{serial}.csr"),
-            "-CA",
-            "vendor.pem",
-            "-CAkey",
-            "vendor.key",
-            "-days",
-            "30",
-            "-extfile",
-            "ext.cnf",
-            "-out",
-            &format!("{serial}.pem"),
-        ]);
+        csr(v, serial, &format!("/CN=lamp/serialNumber={serial}"), &[]);
+        let (der, pem) = (format!("{serial}.der"), format!("{serial}.pem"));
+        openssl(
+            v,
+            &[
+                "x509",
+                "-req",
+                "-inform",
+                "DER",
+                "-in",
+                &der,
+                "-CA",
+                "vendor.pem",
+                "-CAkey",
+                "vendor.key",
+                "-days",
+                "30",
+                "-extfile",
+                "ext.cnf",
+                "-out",
+                &pem,
+            ],
+        );
     }
     let anchors = format!("[\"{}\"]", v.join("vendor.pem").display());
     let i = Installation::start(
@@ -573,30 +480,8 @@ async fn behind_a_trusted_proxy_the_forwarded_client_certificate_authenticates()
     i.add_device("sl-5", "SN-5");
     let dir = i.enroll("sl-5", &i.token(&["--device", "sl-5"]), "/CN=sl-5");
     let pem = std::fs::read_to_string(dir.join("device.pem")).unwrap();
+    csr(&dir, "proxy", "/CN=sl-5", &[]);
     let csr = dir.join("proxy.der");
-    assert!(
-        Command::new("openssl")
-            .args([
-                "req",
-                "-new",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-subj",
-                "/CN=sl-5",
-                "-outform",
-                "DER",
-                "-keyout"
-            ])
-            .arg(dir.join("proxy.key"))
-            .arg("-out")
-            .arg(&csr)
-            .status()
-            .unwrap()
-            .success()
-    );
     let reenroll = |header: String| {
         let out = Command::new("curl")
             .args([

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::enroll::{Installation, stderr};
+use common::enroll::{Installation, csr, stderr};
 use common::{Kizuna, free_port};
 
 struct Broker {
@@ -78,35 +78,17 @@ async fn an_enrolled_device_reaches_mosquitto_until_it_is_retired() {
     let i = Installation::start(Kizuna::sqlite()).await;
     i.k.ok(&["org", "allow", "Streetlights", "--ip", "127.0.0.1/32"]);
     let dir = i.path("broker");
-    std::fs::create_dir_all(&dir).unwrap();
-    let made = Command::new("openssl")
-        .args([
-            "req",
-            "-new",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-        ])
-        .args([
-            "-subj",
-            "/CN=broker",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-            "-keyout",
-        ])
-        .arg(dir.join("broker.key"))
-        .arg("-out")
-        .arg(dir.join("broker.csr"))
-        .output()
-        .unwrap();
-    assert!(made.status.success());
+    csr(
+        &dir,
+        "broker",
+        "/CN=broker",
+        &["subjectAltName=IP:127.0.0.1"],
+    );
     let broker_cert = i.k.ok(&[
         "cert",
         "issue",
         "--csr",
-        dir.join("broker.csr").to_str().unwrap(),
+        dir.join("broker.der").to_str().unwrap(),
         "--profile",
         "service",
         "--org",

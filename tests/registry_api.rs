@@ -4,40 +4,8 @@
 
 mod common;
 
-use common::Kizuna;
+use common::{Kizuna, service_token};
 use serde_json::{Value, json};
-
-async fn token(k: &Kizuna, base: &str, scope: &str, org: Option<&str>) -> String {
-    let mut args = vec![
-        "client",
-        "create",
-        "--name",
-        "automation",
-        "--grant-type",
-        "client_credentials",
-        "--scope",
-        scope,
-        "--json",
-    ];
-    if let Some(org) = org {
-        args.extend(["--org", org]);
-    }
-    let client = k.json(&args);
-    let response: Value = reqwest::Client::new()
-        .post(format!("{base}/token"))
-        .basic_auth(
-            client["client_id"].as_str().unwrap(),
-            client["client_secret"].as_str(),
-        )
-        .form(&[("grant_type", "client_credentials"), ("scope", scope)])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    response["access_token"].as_str().unwrap().to_string()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn devices_and_tokens_are_managed_through_the_api_within_an_organization() {
@@ -46,8 +14,8 @@ async fn devices_and_tokens_are_managed_through_the_api_within_an_organization()
         let k = k.env("KIZUNA_PUBLIC_URL", &server.public);
         k.ok(&["org", "create", "--name", "Streetlights"]);
         k.ok(&["org", "create", "--name", "Water"]);
-        let admin = token(&k, &server.public, "kizuna:admin", None).await;
-        let lamps = token(&k, &server.public, "kizuna:devices", Some("Streetlights")).await;
+        let admin = service_token(&k, &server.public, "kizuna:admin", None).await;
+        let lamps = service_token(&k, &server.public, "kizuna:devices", Some("Streetlights")).await;
         let http = reqwest::Client::new();
         let api = |path: &str| format!("{}/ca/api/v1{path}", server.public);
 

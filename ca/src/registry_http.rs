@@ -25,9 +25,7 @@ pub fn router(ca: Ca) -> Router {
     Router::new()
         .route("/ca/api/v1/devices", get(list).post(create))
         .route("/ca/api/v1/devices/{id}", get(show))
-        .route("/ca/api/v1/devices/{id}/suspend", post(suspend))
-        .route("/ca/api/v1/devices/{id}/resume", post(resume))
-        .route("/ca/api/v1/devices/{id}/retire", post(retire))
+        .route("/ca/api/v1/devices/{id}/{action}", post(change_status))
         .route(
             "/ca/api/v1/enrollment-tokens",
             get(list_tokens).post(create_tokens),
@@ -203,31 +201,26 @@ async fn show(
     Ok(Json(json!({"device": device, "certificates": certificates})).into_response())
 }
 
-async fn suspend(
+/// `POST /ca/api/v1/devices/{id}/suspend|resume|retire`.
+async fn change_status(
     State(ca): State<Ca>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    Path((id, action)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     let (who, _) = visible_device(&ca, &headers, &id).await?;
-    Ok(Json(devices::suspend(&ca, &id, who.actor()).await?).into_response())
-}
-
-async fn resume(
-    State(ca): State<Ca>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Result<Response, ApiError> {
-    let (who, _) = visible_device(&ca, &headers, &id).await?;
-    Ok(Json(devices::resume(&ca, &id, who.actor()).await?).into_response())
-}
-
-async fn retire(
-    State(ca): State<Ca>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Result<Response, ApiError> {
-    let (who, _) = visible_device(&ca, &headers, &id).await?;
-    Ok(Json(devices::retire(&ca, &id, who.actor()).await?).into_response())
+    let change = match action.as_str() {
+        "suspend" => devices::suspend(&ca, &id, who.actor()).await?,
+        "resume" => devices::resume(&ca, &id, who.actor()).await?,
+        "retire" => devices::retire(&ca, &id, who.actor()).await?,
+        _ => {
+            return Err(ApiError(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("no action {action}: use suspend, resume or retire"),
+            ));
+        }
+    };
+    Ok(Json(change).into_response())
 }
 
 #[derive(Deserialize)]

@@ -223,10 +223,22 @@ async fn org_id(ca: &Ca, org: &str) -> Result<String> {
     Ok(orgs::find(&ca.core.db, org).await?.id)
 }
 
-pub async fn device(cmd: DeviceCommand, config: &Config) -> Result<ExitCode> {
+/// What this module's commands are.
+pub enum Registry {
+    Device(DeviceCommand),
+    Enroll(EnrollCommand),
+    Acme(AcmeCommand),
+}
+
+/// Runs a registry command over a freshly opened CA, committing its audit entries.
+pub async fn run(cmd: Registry, config: &Config) -> Result<ExitCode> {
     let (idp, writer) = open_idp(config).await?;
     let ca = crate::serve::ca(config, &idp)?;
-    let result = run_device(cmd, &ca).await;
+    let result = match cmd {
+        Registry::Device(cmd) => run_device(cmd, &ca).await,
+        Registry::Enroll(cmd) => run_enroll(cmd, &ca).await,
+        Registry::Acme(cmd) => run_acme(cmd, &ca).await,
+    };
     drop(ca);
     close(idp, writer).await;
     result
@@ -350,15 +362,6 @@ async fn run_device(cmd: DeviceCommand, ca: &Ca) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn enroll(cmd: EnrollCommand, config: &Config) -> Result<ExitCode> {
-    let (idp, writer) = open_idp(config).await?;
-    let ca = crate::serve::ca(config, &idp)?;
-    let result = run_enroll(cmd, &ca).await;
-    drop(ca);
-    close(idp, writer).await;
-    result
-}
-
 async fn run_enroll(cmd: EnrollCommand, ca: &Ca) -> Result<ExitCode> {
     match cmd {
         EnrollCommand::Tokens {
@@ -471,15 +474,6 @@ async fn run_enroll(cmd: EnrollCommand, ca: &Ca) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-pub async fn acme(cmd: AcmeCommand, config: &Config) -> Result<ExitCode> {
-    let (idp, writer) = open_idp(config).await?;
-    let ca = crate::serve::ca(config, &idp)?;
-    let result = run_acme(cmd, &ca).await;
-    drop(ca);
-    close(idp, writer).await;
-    result
 }
 
 async fn run_acme(cmd: AcmeCommand, ca: &Ca) -> Result<ExitCode> {

@@ -151,3 +151,51 @@ pub fn x509_field(cert: &Path, field: &str) -> String {
         .unwrap();
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
+
+/// Runs openssl in `dir`; panics with its message unless it succeeds; returns its stdout.
+pub fn openssl(dir: &Path, args: &[&str]) -> Vec<u8> {
+    std::fs::create_dir_all(dir).unwrap();
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl");
+    assert!(out.status.success(), "openssl {args:?}: {}", stderr(&out));
+    out.stdout
+}
+
+const NEW_P256: [&str; 5] = [
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:P-256",
+    "-nodes",
+];
+
+/// A new P-256 key (`<dir>/<name>.key`) and a CSR for it (DER, also written to
+/// `<dir>/<name>.der`), with `-addext` values such as `subjectAltName=DNS:x`.
+pub fn csr(dir: &Path, name: &str, subject: &str, extensions: &[&str]) -> Vec<u8> {
+    let (key, out) = (format!("{name}.key"), format!("{name}.der"));
+    let mut args = vec!["req", "-new"];
+    args.extend(NEW_P256);
+    args.extend([
+        "-subj", subject, "-keyout", &key, "-outform", "DER", "-out", &out,
+    ]);
+    for e in extensions {
+        args.extend(["-addext", e]);
+    }
+    openssl(dir, &args);
+    std::fs::read(dir.join(out)).unwrap()
+}
+
+/// A self-signed P-256 certificate `<dir>/<name>.pem` with its key `<dir>/<name>.key`.
+pub fn self_signed(dir: &Path, name: &str, subject: &str, extensions: &[&str]) {
+    let (key, out) = (format!("{name}.key"), format!("{name}.pem"));
+    let mut args = vec!["req", "-x509", "-days", "2"];
+    args.extend(NEW_P256);
+    args.extend(["-subj", subject, "-keyout", &key, "-out", &out]);
+    for e in extensions {
+        args.extend(["-addext", e]);
+    }
+    openssl(dir, &args);
+}

@@ -278,6 +278,40 @@ impl std::fmt::Display for Failed {
     }
 }
 
+/// An access token from `client_credentials` for a new client with `scope` (and owning
+/// organization `org`, id or name).
+pub async fn service_token(k: &Kizuna, base: &str, scope: &str, org: Option<&str>) -> String {
+    let mut args = vec![
+        "client",
+        "create",
+        "--name",
+        "automation",
+        "--grant-type",
+        "client_credentials",
+        "--scope",
+        scope,
+        "--json",
+    ];
+    if let Some(org) = org {
+        args.extend(["--org", org]);
+    }
+    let client = k.json(&args);
+    let response: serde_json::Value = reqwest::Client::new()
+        .post(format!("{base}/token"))
+        .basic_auth(
+            client["client_id"].as_str().unwrap(),
+            client["client_secret"].as_str(),
+        )
+        .form(&[("grant_type", "client_credentials"), ("scope", scope)])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    response["access_token"].as_str().unwrap().to_string()
+}
+
 /// A free TCP port on 127.0.0.1 (for a listener started just after).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

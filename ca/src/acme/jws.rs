@@ -64,7 +64,7 @@ struct Flattened {
 }
 
 /// The largest JWS body accepted.
-const MAX_BODY: usize = 64 * 1024;
+pub const MAX_BODY: usize = 64 * 1024;
 
 /// Parses a flattened JWS without checking anything but its form.
 pub fn parse(body: &[u8]) -> Result<Jws, Problem> {

@@ -12,7 +12,7 @@ pub mod validate;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, Request, State};
+use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{Next, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
@@ -115,6 +115,24 @@ async fn nonce_get() -> StatusCode {
 
 async fn nonce_head() -> StatusCode {
     StatusCode::OK
+}
+
+/// A request signed by an account (`kid`), verified against its own URL.
+struct ByAccount(Signed);
+
+impl FromRequest<Ca> for ByAccount {
+    type Rejection = Problem;
+
+    async fn from_request(req: Request, ca: &Ca) -> Result<Self, Problem> {
+        let path = req.uri().path().to_string();
+        let (parts, body) = req.into_parts();
+        let body = axum::body::to_bytes(body, jws::MAX_BODY)
+            .await
+            .map_err(|_| Problem::malformed("the request body is too large"))?;
+        Ok(ByAccount(
+            signed(ca, &parts.headers, &body, &path, Signer::Account).await?,
+        ))
+    }
 }
 
 /// Verifies a request for `path` under the public URL.
@@ -269,17 +287,8 @@ fn own_account<'a>(req: &'a Signed, id: &str) -> Result<&'a Account, Problem> {
 async fn account(
     State(ca): State<Ca>,
     Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    ByAccount(req): ByAccount,
 ) -> Result<Response, Problem> {
-    let req = signed(
-        &ca,
-        &headers,
-        &body,
-        &format!("/acme/account/{id}"),
-        Signer::Account,
-    )
-    .await?;
     let mut account = own_account(&req, &id)?.clone();
     if !req.is_post_as_get() {
         let update: AccountUpdate = req.json()?;
@@ -324,17 +333,8 @@ async fn account(
 async fn orders(
     State(ca): State<Ca>,
     Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    ByAccount(req): ByAccount,
 ) -> Result<Response, Problem> {
-    let req = signed(
-        &ca,
-        &headers,
-        &body,
-        &format!("/acme/account/{id}/orders"),
-        Signer::Account,
-    )
-    .await?;
     own_account(&req, &id)?;
     let ids = store::orders_of(&ca.core.db, &id).await?;
     let urls: Vec<String> = ids.iter().map(|o| order_url(&ca, o)).collect();
@@ -466,12 +466,7 @@ struct NewOrder {
 }
 
 /// `newOrder` (§7.4).
-async fn new_order(
-    State(ca): State<Ca>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, Problem> {
-    let req = signed(&ca, &headers, &body, "/acme/new-order", Signer::Account).await?;
+async fn new_order(State(ca): State<Ca>, ByAccount(req): ByAccount) -> Result<Response, Problem> {
     let account = req.account()?;
     let payload: NewOrder = req.json()?;
     if payload.not_before.is_some() || payload.not_after.is_some() {
@@ -573,17 +568,8 @@ async fn own_order(ca: &Ca, req: &Signed, id: &str) -> Result<Order, Problem> {
 async fn order(
     State(ca): State<Ca>,
     Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    ByAccount(req): ByAccount,
 ) -> Result<Response, Problem> {
-    let req = signed(
-        &ca,
-        &headers,
-        &body,
-        &format!("/acme/order/{id}"),
-        Signer::Account,
-    )
-    .await?;
     let order = own_order(&ca, &req, &id).await?;
     Ok(reply(StatusCode::OK, order_json(&ca, &order).await?, None))
 }
@@ -626,17 +612,8 @@ struct AuthorizationUpdate {
 async fn authorization(
     State(ca): State<Ca>,
     Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    ByAccount(req): ByAccount,
 ) -> Result<Response, Problem> {
-    let req = signed(
-        &ca,
-        &headers,
-        &body,
-        &format!("/acme/authz/{id}"),
-        Signer::Account,
-    )
-    .await?;
     let mut authz = own_authorization(&ca, &req, &id).await?;
     if !req.is_post_as_get() {
         let update: AuthorizationUpdate = req.json()?;
@@ -670,17 +647,8 @@ async fn authorization(
 async fn challenge(
     State(ca): State<Ca>,
     Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    ByAccount(req): ByAccount,
 ) -> Result<Response, Problem> {
-    let req = signed(
-        &ca,
-        &headers,
-        &body,
-        &format!("/acme/chall/{id}"),
-        Signer::Account,
-    )
-    .await?;
     let account = req.account()?.clone();
     let mut chall = store::challenge(&ca.core.db, &id)
         .await?
@@ -819,17 +787,8 @@ fn csr_names(csr: &csr::Csr) -> Result<Vec<San>, Problem> {
 async fn finalize(
     State(ca): State<Ca>,
     Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    ByAccount(req): ByAccount,
 ) -> Result<Response, Problem> {
-    let req = signed(
-        &ca,
-        &headers,
-        &body,
-        &format!("/acme/order/{id}/finalize"),
-        Signer::Account,
-    )
-    .await?;
     let account = req.account()?.clone();
     let order = own_order(&ca, &req, &id).await?;
     if order_status(&order) != "ready" {
@@ -910,17 +869,8 @@ async fn finalize(
 async fn certificate(
     State(ca): State<Ca>,
     Path(serial): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    ByAccount(req): ByAccount,
 ) -> Result<Response, Problem> {
-    let req = signed(
-        &ca,
-        &headers,
-        &body,
-        &format!("/acme/cert/{serial}"),
-        Signer::Account,
-    )
-    .await?;
     let account = req.account()?;
     store::order_of_certificate(&ca.core.db, &serial)
         .await?
@@ -1031,13 +981,8 @@ struct KeyChange {
 
 /// `keyChange` (§7.3.5): the inner JWS, signed by the new key, names the account and its old
 /// key; the outer one is signed by the account as it is.
-async fn key_change(
-    State(ca): State<Ca>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, Problem> {
+async fn key_change(State(ca): State<Ca>, ByAccount(req): ByAccount) -> Result<Response, Problem> {
     let url = ca.url("/acme/key-change");
-    let req = signed(&ca, &headers, &body, "/acme/key-change", Signer::Account).await?;
     let account = req.account()?.clone();
     let inner = jws::parse(&req.payload)?;
     let new_key = inner

@@ -8,7 +8,7 @@
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use base64::Engine;
@@ -25,21 +25,21 @@ use crate::{Ca, hierarchy};
 pub fn router(ca: Ca) -> Router {
     Router::new()
         .route("/.well-known/est/cacerts", get(cacerts))
-        .route("/.well-known/est/{label}/cacerts", get(cacerts_labelled))
+        .route("/.well-known/est/{label}/cacerts", get(cacerts))
         .route("/.well-known/est/csrattrs", get(csrattrs))
-        .route("/.well-known/est/{label}/csrattrs", get(csrattrs_labelled))
+        .route("/.well-known/est/{label}/csrattrs", get(csrattrs))
         .route("/.well-known/est/simpleenroll", post(simpleenroll))
-        .route(
-            "/.well-known/est/{label}/simpleenroll",
-            post(simpleenroll_labelled),
-        )
+        .route("/.well-known/est/{label}/simpleenroll", post(simpleenroll))
         .route("/.well-known/est/simplereenroll", post(simplereenroll))
         .route(
             "/.well-known/est/{label}/simplereenroll",
-            post(simplereenroll_labelled),
+            post(simplereenroll),
         )
         .with_state(ca)
 }
+
+/// The optional label (`/.well-known/est/<label>/…`).
+type Label = Option<Path<String>>;
 
 /// An EST answer that is not a certificate: a status and a plain-text reason.
 #[derive(Debug)]
@@ -169,23 +169,14 @@ async fn cacerts_for(ca: &Ca, label: Option<&str>) -> Result<Response, EstError>
 
 async fn cacerts(
     State(ca): State<Ca>,
+    label: Label,
+    uri: Uri,
     channel: Option<axum::Extension<Channel>>,
 ) -> Result<Response, EstError> {
-    secure_channel(channel.as_deref(), "/.well-known/est/cacerts")?;
-    cacerts_for(&ca, None).await
-}
-
-async fn cacerts_labelled(
-    State(ca): State<Ca>,
-    Path(label): Path<String>,
-    channel: Option<axum::Extension<Channel>>,
-) -> Result<Response, EstError> {
-    secure_channel(
-        channel.as_deref(),
-        &format!("/.well-known/est/{label}/cacerts"),
-    )?;
-    check_label(&ca, Some(&label))?;
-    cacerts_for(&ca, Some(&label)).await
+    secure_channel(channel.as_deref(), uri.path())?;
+    let label = label.map(|Path(l)| l);
+    check_label(&ca, label.as_deref())?;
+    cacerts_for(&ca, label.as_deref()).await
 }
 
 /// `csrattrs`: the signature algorithm to use, and for profiles that copy it, the subject
@@ -207,23 +198,14 @@ fn csrattrs_for(ca: &Ca, label: Option<&str>) -> Response {
 
 async fn csrattrs(
     State(ca): State<Ca>,
+    label: Label,
+    uri: Uri,
     channel: Option<axum::Extension<Channel>>,
 ) -> Result<Response, EstError> {
-    secure_channel(channel.as_deref(), "/.well-known/est/csrattrs")?;
-    Ok(csrattrs_for(&ca, None))
-}
-
-async fn csrattrs_labelled(
-    State(ca): State<Ca>,
-    Path(label): Path<String>,
-    channel: Option<axum::Extension<Channel>>,
-) -> Result<Response, EstError> {
-    secure_channel(
-        channel.as_deref(),
-        &format!("/.well-known/est/{label}/csrattrs"),
-    )?;
-    check_label(&ca, Some(&label))?;
-    Ok(csrattrs_for(&ca, Some(&label)))
+    secure_channel(channel.as_deref(), uri.path())?;
+    let label = label.map(|Path(l)| l);
+    check_label(&ca, label.as_deref())?;
+    Ok(csrattrs_for(&ca, label.as_deref()))
 }
 
 /// The PKCS#10 request of an enrollment body: `application/pkcs10`, base64 DER.
@@ -351,58 +333,40 @@ async fn reenroll(
 
 async fn simpleenroll(
     State(ca): State<Ca>,
+    label: Label,
+    uri: Uri,
     channel: Option<axum::Extension<Channel>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, EstError> {
-    let path = "/.well-known/est/simpleenroll";
-    enroll(&ca, None, channel.as_deref(), &headers, &body, path).await
-}
-
-async fn simpleenroll_labelled(
-    State(ca): State<Ca>,
-    Path(label): Path<String>,
-    channel: Option<axum::Extension<Channel>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, EstError> {
-    let path = format!("/.well-known/est/{label}/simpleenroll");
+    let label = label.map(|Path(l)| l);
     enroll(
         &ca,
-        Some(&label),
+        label.as_deref(),
         channel.as_deref(),
         &headers,
         &body,
-        &path,
+        uri.path(),
     )
     .await
 }
 
 async fn simplereenroll(
     State(ca): State<Ca>,
+    label: Label,
+    uri: Uri,
     channel: Option<axum::Extension<Channel>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, EstError> {
-    let path = "/.well-known/est/simplereenroll";
-    reenroll(&ca, None, channel.as_deref(), &headers, &body, path).await
-}
-
-async fn simplereenroll_labelled(
-    State(ca): State<Ca>,
-    Path(label): Path<String>,
-    channel: Option<axum::Extension<Channel>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, EstError> {
-    let path = format!("/.well-known/est/{label}/simplereenroll");
+    let label = label.map(|Path(l)| l);
     reenroll(
         &ca,
-        Some(&label),
+        label.as_deref(),
         channel.as_deref(),
         &headers,
         &body,
-        &path,
+        uri.path(),
     )
     .await
 }
