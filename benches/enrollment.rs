@@ -4,8 +4,10 @@
 //! - ACME orders per second to certificate: newOrder → authorization → http-01 challenge
 //!   (validated by Kizuna against a responder in this process) → finalize → download.
 //!
-//!   cargo bench --bench enrollment        (SQLite, and PostgreSQL when
-//!                                          KIZUNA_TEST_POSTGRES_URL is set)
+//!
+//! `cargo bench --bench enrollment` (SQLite, and PostgreSQL when `KIZUNA_TEST_POSTGRES_URL`
+//! is set).
+//!
 //! Environment: BENCH_SECONDS (default 15), BENCH_CONCURRENCY (default 32 for EST, a quarter
 //! of it for ACME), BENCH_TOKENS (default 40000).
 

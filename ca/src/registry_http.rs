@@ -75,6 +75,17 @@ async fn caller(
     Ok((who, Some(own)))
 }
 
+/// The organization a creating request acts for (administrators must name one).
+fn required(org_id: Option<String>) -> Result<String, ApiError> {
+    org_id.ok_or_else(|| {
+        ApiError(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "give org_id".into(),
+        )
+    })
+}
+
 /// The device, if the caller may see it.
 async fn visible_device(
     ca: &Ca,
@@ -155,13 +166,7 @@ async fn create(
 ) -> Result<Response, ApiError> {
     let body = json_body(body)?;
     let (who, org_id) = caller(&ca, &headers, body.org_id).await?;
-    let org_id = org_id.ok_or_else(|| {
-        ApiError(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            "give org_id".into(),
-        )
-    })?;
+    let org_id = required(org_id)?;
     let coordinates = match (body.latitude, body.longitude) {
         (Some(lat), Some(lon)) => Some((lat, lon)),
         (None, None) => None,
@@ -250,13 +255,7 @@ async fn create_tokens(
     let body = json_body(body)?;
     let (who, org_id) = caller(&ca, &headers, body.org_id).await?;
     let spec = TokenSpec {
-        org_id: org_id.ok_or_else(|| {
-            ApiError(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                "give org_id".into(),
-            )
-        })?,
+        org_id: required(org_id)?,
         profile: body.profile,
         device_id: body.device_id,
         model: body.model,
@@ -307,13 +306,7 @@ async fn create_eab(
 ) -> Result<Response, ApiError> {
     let body = json_body(body)?;
     let (who, org_id) = caller(&ca, &headers, body.org_id).await?;
-    let org_id = org_id.ok_or_else(|| {
-        ApiError(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            "give org_id".into(),
-        )
-    })?;
+    let org_id = required(org_id)?;
     let key = crate::acme::eab::create(&ca, who.actor(), &org_id)
         .await
         .map_err(ApiError::from)?;

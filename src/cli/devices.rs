@@ -223,6 +223,13 @@ async fn org_id(ca: &Ca, org: &str) -> Result<String> {
     Ok(orgs::find(&ca.core.db, org).await?.id)
 }
 
+async fn optional_org(ca: &Ca, org: Option<String>) -> Result<Option<String>> {
+    match org {
+        Some(o) => Ok(Some(org_id(ca, &o).await?)),
+        None => Ok(None),
+    }
+}
+
 /// What this module's commands are.
 pub enum Registry {
     Device(DeviceCommand),
@@ -286,10 +293,7 @@ async fn run_device(cmd: DeviceCommand, ca: &Ca) -> Result<ExitCode> {
             json,
         } => {
             let filter = DeviceFilter {
-                org_id: match org {
-                    Some(o) => Some(org_id(ca, &o).await?),
-                    None => None,
-                },
+                org_id: optional_org(ca, org).await?,
                 status: status.as_deref().map(str::parse).transpose()?,
                 model,
                 limit,
@@ -443,10 +447,7 @@ async fn run_enroll(cmd: EnrollCommand, ca: &Ca) -> Result<ExitCode> {
             limit,
             json,
         } => {
-            let org_id = match org {
-                Some(o) => Some(org_id(ca, &o).await?),
-                None => None,
-            };
+            let org_id = optional_org(ca, org).await?;
             let list =
                 tokens::list(&ca.core.db, org_id.as_deref(), batch.as_deref(), limit).await?;
             if json {
@@ -497,10 +498,7 @@ async fn run_acme(cmd: AcmeCommand, ca: &Ca) -> Result<ExitCode> {
             }
         }
         EabCommand::List { org, json } => {
-            let org_id = match org {
-                Some(o) => Some(org_id(ca, &o).await?),
-                None => None,
-            };
+            let org_id = optional_org(ca, org).await?;
             let list = kizuna_ca::acme::eab::list(ca, org_id.as_deref()).await?;
             if json {
                 println!("{}", serde_json::to_string(&list)?);
