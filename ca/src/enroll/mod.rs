@@ -527,7 +527,12 @@ pub async fn reenroll(
         }
         let csr = csr::parse(csr_bytes).map_err(CaError::from)?;
         let names = &current.sans.0;
-        if !csr.requested_sans.is_empty() && csr.requested_sans != *names {
+        let sorted = |list: &[San]| {
+            let mut texts: Vec<String> = list.iter().map(ToString::to_string).collect();
+            texts.sort();
+            texts
+        };
+        if !csr.requested_sans.is_empty() && sorted(&csr.requested_sans) != sorted(names) {
             return Err(EnrollError::Forbidden(
                 "a re-enrollment must ask for the names of the current certificate".into(),
             ));
