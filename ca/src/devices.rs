@@ -208,7 +208,8 @@ pub async fn insert_in(conn: &mut AnyConnection, d: &Device) -> Result<(), CaErr
     Ok(())
 }
 
-fn created_event(actor: Actor, d: &Device, via: &str) -> AuditEvent {
+/// The `device.create` audit event; `via` says how it was registered.
+pub fn created_event(actor: Actor, d: &Device, via: &str) -> AuditEvent {
     AuditEvent::new(actor, "device.create", format!("device:{}", d.id)).details(json!({
         "org_id": d.org_id, "model": d.model, "hardware_serial": d.hardware_serial,
         "location": d.location, "installer": d.installer, "status": d.status, "via": via,
@@ -227,16 +228,6 @@ pub async fn create(db: &Db, actor: Actor, new: NewDevice) -> Result<Device, CaE
     tx.commit().await?;
     audit::publish(&entries);
     Ok(device)
-}
-
-/// Inserts a device that enrolls in the same transaction (a batch token's new device).
-pub async fn create_in(
-    conn: &mut AnyConnection,
-    actor: Actor,
-    device: &Device,
-) -> Result<Vec<audit::AuditEntry>, CaError> {
-    insert_in(conn, device).await?;
-    Ok(audit::append_in(conn, &[created_event(actor, device, "enrollment")]).await?)
 }
 
 pub async fn get(db: &Db, id: &str) -> Result<Option<Device>, sqlx::Error> {

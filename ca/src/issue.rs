@@ -305,6 +305,8 @@ pub struct Prepared {
     loaded: std::sync::Arc<hierarchy::LoadedCa>,
     actor: Actor,
     details: serde_json::Value,
+    /// Entries committed with the certificate (how it was requested).
+    events: Vec<AuditEvent>,
     serial: SerialNumber,
     serial_hex: String,
 }
@@ -325,6 +327,12 @@ impl Prepared {
         self.details = extra;
         self
     }
+
+    /// Audit entries to commit in the certificate's transaction, before `cert.issue`.
+    pub fn audit_with(mut self, events: Vec<AuditEvent>) -> Self {
+        self.events = events;
+        self
+    }
 }
 
 /// Issues a certificate: checks, signs, stores, audits.
@@ -336,6 +344,12 @@ pub async fn issue(ca: &Ca, req: IssueRequest) -> Result<Issued, CaError> {
 /// Every check an issuance makes (profile, key, names, name constraints, issuing CA ready),
 /// without side effects.
 pub async fn prepare(ca: &Ca, req: IssueRequest) -> Result<Prepared, CaError> {
+    let csr = csr::parse(&req.csr)?;
+    prepare_parsed(ca, req, csr).await
+}
+
+/// [`prepare`] for a request whose CSR the caller has parsed (and so verified) already.
+pub async fn prepare_parsed(ca: &Ca, req: IssueRequest, csr: Csr) -> Result<Prepared, CaError> {
     let profile = ca
         .profiles
         .get(&req.profile)
@@ -347,7 +361,6 @@ pub async fn prepare(ca: &Ca, req: IssueRequest) -> Result<Prepared, CaError> {
             profile.name
         )));
     }
-    let csr = csr::parse(&req.csr)?;
     profile
         .allows_key(csr.key.key_type)
         .map_err(CaError::NotAllowed)?;
@@ -356,17 +369,12 @@ pub async fn prepare(ca: &Ca, req: IssueRequest) -> Result<Prepared, CaError> {
         .clone()
         .unwrap_or_else(|| csr.requested_sans.clone());
     sans.dedup();
-    let org = match &req.org_id {
-        Some(id) => Some(
-            orgs::find(&ca.core.db, id)
-                .await
-                .map_err(|_| CaError::Invalid(format!("no organization {id}")))?,
-        ),
-        None => None,
-    };
-    let allowed = match &org {
-        Some(o) => ca.allowed_names(&o.id).await?,
-        None => AllowedNames::default(),
+    let (org, allowed) = match &req.org_id {
+        Some(id) => {
+            let (org, allowed) = ca.organization(id).await?;
+            (Some(org), allowed)
+        }
+        None => (None, AllowedNames::default()),
     };
     let device_id = if profile.internal && sans.is_empty() {
         None
@@ -403,6 +411,7 @@ pub async fn prepare(ca: &Ca, req: IssueRequest) -> Result<Prepared, CaError> {
         loaded,
         actor: req.actor,
         details: serde_json::Value::Null,
+        events: Vec::new(),
     })
 }
 
@@ -417,6 +426,7 @@ pub async fn finish(ca: &Ca, prepared: Prepared) -> Result<Issued, CaError> {
         loaded,
         actor,
         details,
+        mut events,
         serial,
         serial_hex,
     } = prepared;
@@ -468,10 +478,11 @@ pub async fn finish(ca: &Ca, prepared: Prepared) -> Result<Issued, CaError> {
     {
         all.extend(extra);
     }
-    let event =
-        AuditEvent::new(actor, "cert.issue", format!("cert:{serial_hex}")).details(audit_details);
+    events.push(
+        AuditEvent::new(actor, "cert.issue", format!("cert:{serial_hex}")).details(audit_details),
+    );
     ca.writer
-        .store(record.clone(), event)
+        .store(record.clone(), events)
         .await
         .map_err(CaError::Storage)?;
     let chain = ca.chain_pem(&record.ca_id).await?;

@@ -14,7 +14,7 @@ use serde_json::json;
 use x509_cert::Certificate;
 use x509_cert::der::Decode;
 
-use kizuna_core::audit::{self, Actor, AuditEvent, Outcome};
+use kizuna_core::audit::{Actor, AuditEvent, Outcome};
 
 use crate::csr::{self, Csr};
 use crate::devices::{self, Device, DeviceStatus, NewDevice};
@@ -286,13 +286,15 @@ async fn token_enrollment(
             (Some(device), false)
         }
         None if profile.device_uri => {
-            let device = NewDevice {
+            let mut device = NewDevice {
                 org_id: token.org_id.clone(),
                 model: token.model.clone().unwrap_or_default(),
                 hardware_serial: csr::attribute(&csr.subject, csr::SERIAL_NUMBER),
                 ..NewDevice::default()
             }
-            .into_device(DeviceStatus::Pending)?;
+            .into_device(DeviceStatus::Active)?;
+            device.enrolled_at = Some(device.created_at);
+            device.last_seen_at = Some(device.created_at);
             (Some(device), true)
         }
         None => (None, false),
@@ -305,10 +307,11 @@ async fn token_enrollment(
         Some(d) => Actor::device(&d.id),
         None => Actor::system(format!("enrollment-token:{}", token.id)),
     };
-    let prepared = issue::prepare(
+    let device_id = device.as_ref().map(|d| d.id.clone());
+    let prepared = issue::prepare_parsed(
         ca,
         IssueRequest {
-            csr: csr_bytes.to_vec(),
+            csr: Vec::new(),
             profile: token.profile.clone(),
             sans,
             org_id: Some(token.org_id.clone()),
@@ -317,19 +320,18 @@ async fn token_enrollment(
             common_name: None,
             ca_id: None,
         },
+        csr,
     )
     .await?
     .audit_details(json!({"via": "est", "auth": "token", "token_id": token.id}));
     let serial = prepared.serial().to_string();
-    let device_id = device.as_ref().map(|d| d.id.clone());
-    // The token is the gate: consume it (with the device's registration) before signing.
+    // The token is the gate: spend it (with the device's registration) before signing. Its
+    // use is audited with the certificate, in the certificate's transaction.
     let mut tx = ca.core.db.begin().await?;
-    let mut entries = Vec::new();
-    if let (Some(d), true) = (&device, new_device) {
-        entries.extend(devices::create_in(tx.conn(), actor.clone(), d).await?);
-    }
-    if let Some(id) = &device_id {
-        devices::mark_enrolled_in(tx.conn(), id).await?;
+    match (&device, new_device) {
+        (Some(d), true) => devices::insert_in(tx.conn(), d).await?,
+        (Some(d), false) => devices::mark_enrolled_in(tx.conn(), &d.id).await?,
+        (None, _) => {}
     }
     if !tokens::consume_in(
         tx.conn(),
@@ -343,20 +345,16 @@ async fn token_enrollment(
             tokens::TokenRefusal::Used.to_string(),
         ));
     }
-    entries.extend(
-        audit::append_in(
-            tx.conn(),
-            &[
-                AuditEvent::new(actor, "enroll.token.use", format!("token:{}", token.id)).details(
-                    json!({"device_id": device_id, "serial": serial, "batch_id": token.batch_id}),
-                ),
-            ],
-        )
-        .await?,
-    );
     tx.commit().await?;
-    audit::publish(&entries);
-    match issue::finish(ca, prepared).await {
+    let mut events = Vec::new();
+    if let (Some(d), true) = (&device, new_device) {
+        events.push(devices::created_event(actor.clone(), d, "enrollment"));
+    }
+    events.push(
+        AuditEvent::new(actor, "enroll.token.use", format!("token:{}", token.id))
+            .details(json!({"device_id": device_id, "serial": serial, "batch_id": token.batch_id})),
+    );
+    match issue::finish(ca, prepared.audit_with(events)).await {
         Ok(issued) => Ok(issued),
         Err(e) => {
             // Signing or storing failed after the token was spent: give it back (and remove a
@@ -436,7 +434,7 @@ pub async fn with_idevid(
             &device,
             profile,
             sans,
-            csr_bytes,
+            csr,
             json!({"via": "est", "auth": "idevid", "anchor": idevid.anchor}),
         )
         .await
@@ -454,14 +452,14 @@ async fn certify_device(
     device: &Device,
     profile: &str,
     sans: Vec<San>,
-    csr_bytes: &[u8],
+    csr: Csr,
     details: serde_json::Value,
 ) -> Result<Issued, EnrollError> {
     let actor = Actor::device(&device.id);
-    let prepared = issue::prepare(
+    let prepared = issue::prepare_parsed(
         ca,
         IssueRequest {
-            csr: csr_bytes.to_vec(),
+            csr: Vec::new(),
             profile: profile.to_string(),
             sans: Some(sans),
             org_id: Some(device.org_id.clone()),
@@ -470,6 +468,7 @@ async fn certify_device(
             common_name: None,
             ca_id: None,
         },
+        csr,
     )
     .await?
     .audit_details(details);
@@ -552,21 +551,13 @@ pub async fn reenroll(
                     )));
                 }
                 check_hardware_serial(&csr, &device)?;
-                certify_device(
-                    ca,
-                    &device,
-                    &current.profile,
-                    names.clone(),
-                    csr_bytes,
-                    details,
-                )
-                .await
+                certify_device(ca, &device, &current.profile, names.clone(), csr, details).await
             }
             None => {
-                let prepared = issue::prepare(
+                let prepared = issue::prepare_parsed(
                     ca,
                     IssueRequest {
-                        csr: csr_bytes.to_vec(),
+                        csr: Vec::new(),
                         profile: current.profile.clone(),
                         sans: Some(names.clone()),
                         org_id: current.org_id.clone(),
@@ -575,6 +566,7 @@ pub async fn reenroll(
                         common_name: None,
                         ca_id: None,
                     },
+                    csr,
                 )
                 .await?
                 .audit_details(details);
