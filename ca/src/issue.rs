@@ -328,6 +328,12 @@ impl Prepared {
         self
     }
 
+    /// Uses a serial chosen beforehand (e.g. recorded with a spent enrollment token).
+    pub fn with_serial(mut self, serial: (SerialNumber, String)) -> Self {
+        (self.serial, self.serial_hex) = serial;
+        self
+    }
+
     /// Audit entries to commit in the certificate's transaction, before `cert.issue`.
     pub fn audit_with(mut self, events: Vec<AuditEvent>) -> Self {
         self.events = events;

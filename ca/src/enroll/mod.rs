@@ -238,30 +238,41 @@ fn usable_device(device: &Device) -> Result<(), EnrollError> {
     }
 }
 
-/// First enrollment with a one-time token (EST `simpleenroll` with HTTP Basic).
+/// First enrollment with a one-time token (EST `simpleenroll` with HTTP Basic). The token is
+/// spent first, in one statement (so two requests racing with it get one certificate), and
+/// given back if the enrollment is then refused or fails.
 pub async fn with_token(
     ca: &Ca,
     token: &str,
     label: Option<&str>,
     csr_bytes: &[u8],
 ) -> Result<Issued, EnrollError> {
-    let record = match tokens::find_usable(&ca.core.db, token).await? {
+    let serial = issue::random_serial();
+    let new_device = kizuna_core::secret::new_id();
+    let record = match tokens::spend(&ca.core.db, token, &new_device, &serial.1).await? {
         Ok(record) => record,
         Err(refusal) => {
             let e = EnrollError::Unauthorized(refusal.to_string());
             return Err(refused(ca, Actor::anonymous(), "token:unknown".into(), e).await);
         }
     };
-    let target = format!("token:{}", record.id);
-    match token_enrollment(ca, &record, label, csr_bytes).await {
+    let serial_hex = serial.1.clone();
+    match token_enrollment(ca, &record, &new_device, serial, label, csr_bytes).await {
         Ok(issued) => Ok(issued),
-        Err(e) => Err(refused(ca, Actor::anonymous(), target, e).await),
+        Err(e) => {
+            if let Err(undo) = tokens::release(&ca.core.db, &record.id, &serial_hex).await {
+                tracing::error!(error = %undo, token = %record.id, "giving back an enrollment token");
+            }
+            Err(refused(ca, Actor::anonymous(), format!("token:{}", record.id), e).await)
+        }
     }
 }
 
 async fn token_enrollment(
     ca: &Ca,
     token: &tokens::TokenRecord,
+    new_device: &str,
+    serial: (rcgen::SerialNumber, String),
     label: Option<&str>,
     csr_bytes: &[u8],
 ) -> Result<Issued, EnrollError> {
@@ -278,7 +289,7 @@ async fn token_enrollment(
         .profiles
         .get(&token.profile)
         .ok_or_else(|| CaError::UnknownProfile(token.profile.clone()))?;
-    let (device, new_device) = match &token.device_id {
+    let (device, registers) = match &token.device_id {
         Some(id) => {
             let device = devices::find(&ca.core.db, id).await?;
             usable_device(&device)?;
@@ -287,6 +298,7 @@ async fn token_enrollment(
         }
         None if profile.device_uri => {
             let mut device = NewDevice {
+                id: Some(new_device.to_string()),
                 org_id: token.org_id.clone(),
                 model: token.model.clone().unwrap_or_default(),
                 hardware_serial: csr::attribute(&csr.subject, csr::SERIAL_NUMBER),
@@ -297,7 +309,10 @@ async fn token_enrollment(
             device.last_seen_at = Some(device.created_at);
             (Some(device), true)
         }
-        None => (None, false),
+        None => {
+            tokens::record_device(&ca.core.db, &token.id, None).await?;
+            (None, false)
+        }
     };
     let sans = match &device {
         Some(d) => Some(device_names(&csr, &token.org_id, &d.id)?),
@@ -323,79 +338,42 @@ async fn token_enrollment(
         csr,
     )
     .await?
+    .with_serial(serial)
     .audit_details(json!({"via": "est", "auth": "token", "token_id": token.id}));
-    let serial = prepared.serial().to_string();
-    // The token is the gate: spend it (with the device's registration) before signing. Its
-    // use is audited with the certificate, in the certificate's transaction.
-    let mut tx = ca.core.db.begin().await?;
-    match (&device, new_device) {
-        (Some(d), true) => devices::insert_in(tx.conn(), d).await?,
-        (Some(d), false) => devices::mark_enrolled_in(tx.conn(), &d.id).await?,
+    let mut events = Vec::new();
+    match (&device, registers) {
+        (Some(d), true) => {
+            devices::insert_in(ca.core.db.writer().await?.conn(), d).await?;
+            events.push(devices::created_event(actor.clone(), d, "enrollment"));
+        }
+        (Some(d), false) => {
+            devices::mark_enrolled_in(ca.core.db.writer().await?.conn(), &d.id).await?
+        }
         (None, _) => {}
     }
-    if !tokens::consume_in(
-        tx.conn(),
-        &token.id,
-        device_id.as_deref().unwrap_or(""),
-        &serial,
-    )
-    .await?
-    {
-        return Err(EnrollError::Unauthorized(
-            tokens::TokenRefusal::Used.to_string(),
-        ));
-    }
-    tx.commit().await?;
-    let mut events = Vec::new();
-    if let (Some(d), true) = (&device, new_device) {
-        events.push(devices::created_event(actor.clone(), d, "enrollment"));
-    }
+    // The token's use is audited with the certificate, in its transaction.
     events.push(
-        AuditEvent::new(actor, "enroll.token.use", format!("token:{}", token.id))
-            .details(json!({"device_id": device_id, "serial": serial, "batch_id": token.batch_id})),
+        AuditEvent::new(actor, "enroll.token.use", format!("token:{}", token.id)).details(
+            json!({"device_id": device_id, "serial": prepared.serial(), "batch_id": token.batch_id}),
+        ),
     );
     match issue::finish(ca, prepared.audit_with(events)).await {
         Ok(issued) => Ok(issued),
         Err(e) => {
-            // Signing or storing failed after the token was spent: give it back (and remove a
-            // device registered only now), so nothing is left half-done.
-            if let Err(undo) = release_token(
-                ca,
-                &token.id,
-                &serial,
-                new_device.then_some(device_id).flatten(),
-            )
-            .await
-            {
-                tracing::error!(error = %undo, token = %token.id, "releasing an enrollment token after a failed issuance");
+            // Nothing was issued: remove a device registered only for this enrollment (the
+            // caller gives the token back).
+            if registers && let Some(id) = &device_id {
+                let removed = sqlx::query("DELETE FROM devices WHERE id = $1")
+                    .bind(id)
+                    .execute(ca.core.db.writer().await?.conn())
+                    .await;
+                if let Err(undo) = removed {
+                    tracing::error!(error = %undo, device = %id, "removing a device after a failed enrollment");
+                }
             }
             Err(e.into())
         }
     }
-}
-
-async fn release_token(
-    ca: &Ca,
-    token_id: &str,
-    serial: &str,
-    new_device: Option<String>,
-) -> Result<(), sqlx::Error> {
-    let mut tx = ca.core.db.begin().await?;
-    sqlx::query(
-        "UPDATE enrollment_tokens SET used_at = NULL, used_device_id = NULL, used_serial = NULL \
-         WHERE id = $1 AND used_serial = $2",
-    )
-    .bind(token_id)
-    .bind(serial)
-    .execute(tx.conn())
-    .await?;
-    if let Some(device) = new_device {
-        sqlx::query("DELETE FROM devices WHERE id = $1")
-            .bind(device)
-            .execute(tx.conn())
-            .await?;
-    }
-    tx.commit().await
 }
 
 /// First enrollment with a manufacturer certificate: the device must be registered with the

@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use kizuna_core::audit::{self, Actor, AuditEvent};
-use kizuna_core::db::{AnyConnection, Db};
+use kizuna_core::db::Db;
 
 use crate::devices::{self, DeviceStatus};
 use crate::{Ca, CaError};
@@ -236,49 +236,68 @@ pub async fn create(
     Ok(tokens)
 }
 
-/// The token a secret names, if it may still be used.
-pub async fn find_usable(
+/// Spends a token in one statement: marks it used by `serial` (and, for a batch token, by
+/// `new_device`) if it is unused and unexpired, and returns it. When it cannot be spent,
+/// says why.
+pub async fn spend(
     db: &Db,
     token: &str,
+    new_device: &str,
+    serial: &str,
 ) -> Result<Result<TokenRecord, TokenRefusal>, CaError> {
     if !token.starts_with(TOKEN_PREFIX) || token.len() > 128 {
         return Ok(Err(TokenRefusal::Unknown));
     }
-    let record: Option<TokenRecord> = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM enrollment_tokens WHERE token_hash = $1"
+    let hash = kizuna_core::secret::token_hash(token);
+    let now = kizuna_core::time::now_unix();
+    let mut writer = db.writer().await?;
+    let spent: Option<TokenRecord> = sqlx::query_as(&format!(
+        "UPDATE enrollment_tokens SET used_at = $2, used_device_id = COALESCE(device_id, $3), used_serial = $4 \
+         WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2 RETURNING {COLUMNS}"
     ))
-    .bind(kizuna_core::secret::token_hash(token))
-    .fetch_optional(db.pool())
+    .bind(&hash)
+    .bind(now)
+    .bind(new_device)
+    .bind(serial)
+    .fetch_optional(writer.conn())
     .await?;
-    Ok(match record {
-        None => Err(TokenRefusal::Unknown),
-        Some(r) if r.used_at.is_some() => Err(TokenRefusal::Used),
-        Some(r) if r.expires_at <= kizuna_core::time::now_unix() => Err(TokenRefusal::Expired),
-        Some(r) => Ok(r),
-    })
+    drop(writer);
+    if let Some(record) = spent {
+        return Ok(Ok(record));
+    }
+    let found: Option<(Option<i64>, i64)> =
+        sqlx::query_as("SELECT used_at, expires_at FROM enrollment_tokens WHERE token_hash = $1")
+            .bind(&hash)
+            .fetch_optional(db.pool())
+            .await?;
+    Ok(Err(match found {
+        None => TokenRefusal::Unknown,
+        Some((Some(_), _)) => TokenRefusal::Used,
+        Some(_) => TokenRefusal::Expired,
+    }))
 }
 
-/// Uses a token inside the caller's transaction; false when another request used it first
-/// (or it expired meanwhile).
-pub async fn consume_in(
-    conn: &mut AnyConnection,
-    id: &str,
-    device_id: &str,
-    serial: &str,
-) -> Result<bool, CaError> {
-    let now = kizuna_core::time::now_unix();
-    let changed = sqlx::query(
-        "UPDATE enrollment_tokens SET used_at = $2, used_device_id = $3, used_serial = $4 \
-         WHERE id = $1 AND used_at IS NULL AND expires_at > $2",
+/// Gives a spent token back (its enrollment was refused or failed after spending it).
+pub async fn release(db: &Db, id: &str, serial: &str) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE enrollment_tokens SET used_at = NULL, used_device_id = NULL, used_serial = NULL \
+         WHERE id = $1 AND used_serial = $2",
     )
     .bind(id)
-    .bind(now)
-    .bind(device_id)
     .bind(serial)
-    .execute(conn)
-    .await?
-    .rows_affected();
-    Ok(changed == 1)
+    .execute(db.writer().await?.conn())
+    .await?;
+    Ok(())
+}
+
+/// Corrects what a spent token records as its device (none, for profiles without devices).
+pub async fn record_device(db: &Db, id: &str, device: Option<&str>) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE enrollment_tokens SET used_device_id = $2 WHERE id = $1")
+        .bind(id)
+        .bind(device)
+        .execute(db.writer().await?.conn())
+        .await?;
+    Ok(())
 }
 
 /// Tokens of an organization (or of a batch), newest first; never their secrets.
