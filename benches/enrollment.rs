@@ -72,6 +72,8 @@ async fn est(label: &str, k: Kizuna) {
     let next = Arc::new(AtomicUsize::new(0));
     let done = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));
+    let server_pid = i.server.pid().to_string();
+    let (server_cpu, bench_cpu) = (cpu_seconds(&server_pid), cpu_seconds("self"));
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let started = Instant::now();
     let workers: Vec<_> = (0..concurrency)
@@ -108,6 +110,8 @@ async fn est(label: &str, k: Kizuna) {
     }
     let elapsed = started.elapsed().as_secs_f64();
     let done = done.load(Ordering::Relaxed);
+    let server_cpu = cpu_seconds(&server_pid) - server_cpu;
+    let bench_cpu = cpu_seconds("self") - bench_cpu;
     drop(http);
     let chain = i.k.ok(&["audit", "verify"]);
     println!(
@@ -116,6 +120,24 @@ async fn est(label: &str, k: Kizuna) {
         failed.load(Ordering::Relaxed),
         chain.trim()
     );
+    println!(
+        "EST {label}: CPU per enrollment: server {:.0} µs, load generator {:.0} µs (so {:.0}/s per core of server CPU)",
+        server_cpu * 1e6 / done as f64,
+        bench_cpu * 1e6 / done as f64,
+        done as f64 / server_cpu
+    );
+}
+
+/// CPU time (user + system) a process has used, in seconds.
+fn cpu_seconds(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 /// Answers http-01 challenges from a shared table (token → key authorization).
