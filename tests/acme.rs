@@ -124,9 +124,9 @@ async fn certbot_obtains_renews_and_revokes_over_http_01() {
 }
 
 /// An install, a registered account bound to Streetlights, and the http-01 port.
-async fn registered() -> (Installation, Client, u16, u16) {
+async fn registered(k: Kizuna) -> (Installation, Client, u16, u16) {
     let (http, tls) = (free_port(), free_port());
-    let i = install(Kizuna::sqlite(), http, tls).await;
+    let i = install(k, http, tls).await;
     let eab =
         i.k.json(&["acme", "eab", "create", "--org", "Streetlights", "--json"]);
     let mut client = Client::new(&i).await;
@@ -153,164 +153,172 @@ fn assert_problem(answer: &common::acme::Answer, status: u16, kind: &str) {
 
 #[tokio::test]
 async fn accounts_need_an_external_account_binding_with_the_right_key() {
-    let i = install(Kizuna::sqlite(), free_port(), free_port()).await;
-    let mut client = Client::new(&i).await;
-    assert_eq!(client.directory["meta"]["externalAccountRequired"], true);
-    assert_problem(&client.register(None).await, 403, "externalAccountRequired");
-    let eab =
-        i.k.json(&["acme", "eab", "create", "--org", "Streetlights", "--json"]);
-    let kid = eab["kid"].as_str().unwrap();
-    let wrong = common::acme::b64(&[7u8; 32]);
-    assert_problem(
-        &client.register(Some((kid, &wrong))).await,
-        403,
-        "unauthorized",
-    );
-    let ok = client
-        .register(Some((kid, eab["hmac_key"].as_str().unwrap())))
-        .await;
-    assert_eq!(ok.status, 201, "{}", ok.body);
-    // The binding key is used once.
-    let mut second = Client::new(&i).await;
-    assert_problem(
-        &second
+    for k in Kizuna::each_backend().await {
+        let i = install(k, free_port(), free_port()).await;
+        let mut client = Client::new(&i).await;
+        assert_eq!(client.directory["meta"]["externalAccountRequired"], true);
+        assert_problem(&client.register(None).await, 403, "externalAccountRequired");
+        let eab =
+            i.k.json(&["acme", "eab", "create", "--org", "Streetlights", "--json"]);
+        let kid = eab["kid"].as_str().unwrap();
+        let wrong = common::acme::b64(&[7u8; 32]);
+        assert_problem(
+            &client.register(Some((kid, &wrong))).await,
+            403,
+            "unauthorized",
+        );
+        let ok = client
             .register(Some((kid, eab["hmac_key"].as_str().unwrap())))
-            .await,
-        403,
-        "unauthorized",
-    );
-    // The same key again finds the same account.
-    client.kid = None;
-    let again = client.register(None).await;
-    assert_eq!((again.status, again.location), (200, ok.location));
+            .await;
+        assert_eq!(ok.status, 201, "{}", ok.body);
+        // The binding key is used once.
+        let mut second = Client::new(&i).await;
+        assert_problem(
+            &second
+                .register(Some((kid, eab["hmac_key"].as_str().unwrap())))
+                .await,
+            403,
+            "unauthorized",
+        );
+        // The same key again finds the same account.
+        client.kid = None;
+        let again = client.register(None).await;
+        assert_eq!((again.status, again.location), (200, ok.location));
+    }
 }
 
 #[tokio::test]
 async fn bad_jws_requests_get_the_problem_the_rfc_names() {
-    let (i, client, _, _) = registered().await;
-    let url = client.url("newOrder");
-    let payload = json!({"identifiers": [{"type": "dns", "value": NAME}]});
+    for k in Kizuna::each_backend().await {
+        let (i, client, _, _) = registered(k).await;
+        let url = client.url("newOrder");
+        let payload = json!({"identifiers": [{"type": "dns", "value": NAME}]});
 
-    // A bad signature.
-    let mut jws = client
-        .key
-        .sign(&client.protected(&url).await, Some(&payload));
-    let sig = jws["signature"].as_str().unwrap().to_string();
-    let flipped = if sig.starts_with('A') { "B" } else { "A" };
-    jws["signature"] = json!(format!("{flipped}{}", &sig[1..]));
-    assert_problem(&client.send(&url, &jws).await, 400, "malformed");
+        // A bad signature.
+        let mut jws = client
+            .key
+            .sign(&client.protected(&url).await, Some(&payload));
+        let sig = jws["signature"].as_str().unwrap().to_string();
+        let flipped = if sig.starts_with('A') { "B" } else { "A" };
+        jws["signature"] = json!(format!("{flipped}{}", &sig[1..]));
+        assert_problem(&client.send(&url, &jws).await, 400, "malformed");
 
-    // A replayed nonce.
-    let jws = client
-        .key
-        .sign(&client.protected(&url).await, Some(&payload));
-    assert_eq!(client.send(&url, &jws).await.status, 201);
-    assert_problem(&client.send(&url, &jws).await, 400, "badNonce");
+        // A replayed nonce.
+        let jws = client
+            .key
+            .sign(&client.protected(&url).await, Some(&payload));
+        assert_eq!(client.send(&url, &jws).await.status, 201);
+        assert_problem(&client.send(&url, &jws).await, 400, "badNonce");
 
-    // An unknown account.
-    let mut protected = client.protected(&url).await;
-    protected["kid"] = json!(format!("{}/acme/account/nobody", i.server.public));
-    assert_problem(
-        &client
-            .send(&url, &client.key.sign(&protected, Some(&payload)))
-            .await,
-        400,
-        "accountDoesNotExist",
-    );
+        // An unknown account.
+        let mut protected = client.protected(&url).await;
+        protected["kid"] = json!(format!("{}/acme/account/nobody", i.server.public));
+        assert_problem(
+            &client
+                .send(&url, &client.key.sign(&protected, Some(&payload)))
+                .await,
+            400,
+            "accountDoesNotExist",
+        );
 
-    // alg none.
-    let mut protected = client.protected(&url).await;
-    protected["alg"] = json!("none");
-    let unsigned = json!({
-        "protected": common::acme::b64(protected.to_string().as_bytes()),
-        "payload": common::acme::b64(payload.to_string().as_bytes()),
-        "signature": "",
-    });
-    let answer = client.send(&url, &unsigned).await;
-    assert_problem(&answer, 400, "badSignatureAlgorithm");
-    assert!(
-        answer.body["algorithms"]
-            .as_array()
-            .unwrap()
-            .contains(&json!("ES256"))
-    );
+        // alg none.
+        let mut protected = client.protected(&url).await;
+        protected["alg"] = json!("none");
+        let unsigned = json!({
+            "protected": common::acme::b64(protected.to_string().as_bytes()),
+            "payload": common::acme::b64(payload.to_string().as_bytes()),
+            "signature": "",
+        });
+        let answer = client.send(&url, &unsigned).await;
+        assert_problem(&answer, 400, "badSignatureAlgorithm");
+        assert!(
+            answer.body["algorithms"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("ES256"))
+        );
 
-    // A URL that is not the request's.
-    let protected = client.protected(&client.url("newAccount")).await;
-    assert_problem(
-        &client
-            .send(&url, &client.key.sign(&protected, Some(&payload)))
-            .await,
-        403,
-        "unauthorized",
-    );
+        // A URL that is not the request's.
+        let protected = client.protected(&client.url("newAccount")).await;
+        assert_problem(
+            &client
+                .send(&url, &client.key.sign(&protected, Some(&payload)))
+                .await,
+            403,
+            "unauthorized",
+        );
 
-    // Not JOSE at all.
-    let response = client
-        .http
-        .post(&url)
-        .header("content-type", "application/json")
-        .body("{}")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 415);
-    // Still serving.
-    assert_eq!(client.order(&[NAME]).await.status, 201);
+        // Not JOSE at all.
+        let response = client
+            .http
+            .post(&url)
+            .header("content-type", "application/json")
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 415);
+        // Still serving.
+        assert_eq!(client.order(&[NAME]).await.status, 201);
+    }
 }
 
 #[tokio::test]
 async fn an_order_for_a_name_the_organization_may_not_use_is_rejected() {
-    let (_i, client, _, _) = registered().await;
-    assert_problem(
-        &client.order(&["www.water.city.example"]).await,
-        403,
-        "rejectedIdentifier",
-    );
-    assert_problem(
-        &client.order(&["*.streetlights.city.example"]).await,
-        403,
-        "rejectedIdentifier",
-    );
-    let ip = client
-        .post(
-            &client.url("newOrder"),
-            Some(&json!({"identifiers": [{"type": "ip", "value": "192.0.2.1"}]})),
-        )
-        .await;
-    assert_problem(&ip, 403, "rejectedIdentifier");
-    let email = client
-        .post(
-            &client.url("newOrder"),
-            Some(&json!({"identifiers": [{"type": "email", "value": "a@b"}]})),
-        )
-        .await;
-    assert_problem(&email, 400, "unsupportedIdentifier");
+    for k in Kizuna::each_backend().await {
+        let (_i, client, _, _) = registered(k).await;
+        assert_problem(
+            &client.order(&["www.water.city.example"]).await,
+            403,
+            "rejectedIdentifier",
+        );
+        assert_problem(
+            &client.order(&["*.streetlights.city.example"]).await,
+            403,
+            "rejectedIdentifier",
+        );
+        let ip = client
+            .post(
+                &client.url("newOrder"),
+                Some(&json!({"identifiers": [{"type": "ip", "value": "192.0.2.1"}]})),
+            )
+            .await;
+        assert_problem(&ip, 403, "rejectedIdentifier");
+        let email = client
+            .post(
+                &client.url("newOrder"),
+                Some(&json!({"identifiers": [{"type": "email", "value": "a@b"}]})),
+            )
+            .await;
+        assert_problem(&email, 400, "unsupportedIdentifier");
+    }
 }
 
 #[tokio::test]
 async fn a_failed_challenge_invalidates_the_authorization_and_the_order() {
-    let (_i, client, _, _) = registered().await;
-    let order = client.order(&[NAME]).await;
-    let (url, _) = client.challenge(&order.body, "http-01").await;
-    // Nothing listens on the http-01 port.
-    let started = client.post(&url, Some(&json!({}))).await;
-    assert_eq!(started.status, 200, "{}", started.body);
-    let settled = client.settle(&url).await;
-    assert_eq!(settled["status"], "invalid");
-    assert_eq!(
-        settled["error"]["type"],
-        "urn:ietf:params:acme:error:connection"
-    );
-    let order_now = client.post(order.location.as_deref().unwrap(), None).await;
-    assert_eq!(order_now.body["status"], "invalid");
-    let finalize = client
-        .post(
-            order.body["finalize"].as_str().unwrap(),
-            Some(&json!({"csr": "AA"})),
-        )
-        .await;
-    assert_problem(&finalize, 403, "orderNotReady");
+    for k in Kizuna::each_backend().await {
+        let (_i, client, _, _) = registered(k).await;
+        let order = client.order(&[NAME]).await;
+        let (url, _) = client.challenge(&order.body, "http-01").await;
+        // Nothing listens on the http-01 port.
+        let started = client.post(&url, Some(&json!({}))).await;
+        assert_eq!(started.status, 200, "{}", started.body);
+        let settled = client.settle(&url).await;
+        assert_eq!(settled["status"], "invalid");
+        assert_eq!(
+            settled["error"]["type"],
+            "urn:ietf:params:acme:error:connection"
+        );
+        let order_now = client.post(order.location.as_deref().unwrap(), None).await;
+        assert_eq!(order_now.body["status"], "invalid");
+        let finalize = client
+            .post(
+                order.body["finalize"].as_str().unwrap(),
+                Some(&json!({"csr": "AA"})),
+            )
+            .await;
+        assert_problem(&finalize, 403, "orderNotReady");
+    }
 }
 
 /// A challenge certificate made with openssl, served by `openssl s_server -alpn acme-tls/1`.
@@ -370,88 +378,90 @@ fn csr_der(dir: &std::path::Path, names: &[&str]) -> String {
 
 #[tokio::test]
 async fn tls_alpn_01_validates_finalize_checks_the_csr_and_keys_roll_over() {
-    let (i, mut client, _, tls_port) = registered().await;
-    let order = client.order(&[NAME]).await;
-    let (url, token) = client.challenge(&order.body, "tls-alpn-01").await;
-    let _server = alpn_server(
-        i.k.dir.path(),
-        tls_port,
-        &format!("{token}.{}", client.key.thumbprint()),
-    );
-    client.post(&url, Some(&json!({}))).await;
-    let settled = client.settle(&url).await;
-    assert_eq!(settled["status"], "valid", "{settled}");
-    let order_url = order.location.clone().unwrap();
-    assert_eq!(client.settle(&order_url).await["status"], "ready");
+    for k in Kizuna::each_backend().await {
+        let (i, mut client, _, tls_port) = registered(k).await;
+        let order = client.order(&[NAME]).await;
+        let (url, token) = client.challenge(&order.body, "tls-alpn-01").await;
+        let _server = alpn_server(
+            i.k.dir.path(),
+            tls_port,
+            &format!("{token}.{}", client.key.thumbprint()),
+        );
+        client.post(&url, Some(&json!({}))).await;
+        let settled = client.settle(&url).await;
+        assert_eq!(settled["status"], "valid", "{settled}");
+        let order_url = order.location.clone().unwrap();
+        assert_eq!(client.settle(&order_url).await["status"], "ready");
 
-    let finalize = order.body["finalize"].as_str().unwrap();
-    let dir = i.k.dir.path();
-    let wrong = client
-        .post(
-            finalize,
-            Some(&json!({"csr": csr_der(dir, &[NAME, "other.streetlights.city.example"])})),
-        )
-        .await;
-    assert_problem(&wrong, 400, "badCSR");
-    let done = client
-        .post(finalize, Some(&json!({"csr": csr_der(dir, &[NAME])})))
-        .await;
-    assert_eq!(done.status, 200, "{}", done.body);
-    assert_eq!(done.body["status"], "valid");
-    let cert_url = done.body["certificate"].as_str().unwrap().to_string();
-    let chain = client.post(&cert_url, None).await;
-    assert_eq!(chain.content_type, "application/pem-certificate-chain");
-    let pem = chain.body.as_str().unwrap().to_string();
-    assert_eq!(
-        pem.matches("BEGIN CERTIFICATE").count(),
-        2,
-        "leaf and issuing CA"
-    );
+        let finalize = order.body["finalize"].as_str().unwrap();
+        let dir = i.k.dir.path();
+        let wrong = client
+            .post(
+                finalize,
+                Some(&json!({"csr": csr_der(dir, &[NAME, "other.streetlights.city.example"])})),
+            )
+            .await;
+        assert_problem(&wrong, 400, "badCSR");
+        let done = client
+            .post(finalize, Some(&json!({"csr": csr_der(dir, &[NAME])})))
+            .await;
+        assert_eq!(done.status, 200, "{}", done.body);
+        assert_eq!(done.body["status"], "valid");
+        let cert_url = done.body["certificate"].as_str().unwrap().to_string();
+        let chain = client.post(&cert_url, None).await;
+        assert_eq!(chain.content_type, "application/pem-certificate-chain");
+        let pem = chain.body.as_str().unwrap().to_string();
+        assert_eq!(
+            pem.matches("BEGIN CERTIFICATE").count(),
+            2,
+            "leaf and issuing CA"
+        );
 
-    // Key rollover: the new key signs the inner JWS, the account the outer one.
-    let new_key = common::acme::Key::generate();
-    let key_change = client.url("keyChange");
-    let inner = new_key.sign(
-        &json!({"alg": "ES256", "jwk": new_key.jwk(), "url": key_change}),
-        Some(&json!({"account": client.kid.clone().unwrap(), "oldKey": client.key.jwk()})),
-    );
-    let rolled = client.post(&key_change, Some(&inner)).await;
-    assert_eq!(rolled.status, 200, "{}", rolled.body);
-    // The old key no longer signs for the account; the new one does.
-    assert_problem(&client.post(&order_url, None).await, 400, "malformed");
-    client.key = new_key;
-    assert_eq!(client.post(&order_url, None).await.body["status"], "valid");
+        // Key rollover: the new key signs the inner JWS, the account the outer one.
+        let new_key = common::acme::Key::generate();
+        let key_change = client.url("keyChange");
+        let inner = new_key.sign(
+            &json!({"alg": "ES256", "jwk": new_key.jwk(), "url": key_change}),
+            Some(&json!({"account": client.kid.clone().unwrap(), "oldKey": client.key.jwk()})),
+        );
+        let rolled = client.post(&key_change, Some(&inner)).await;
+        assert_eq!(rolled.status, 200, "{}", rolled.body);
+        // The old key no longer signs for the account; the new one does.
+        assert_problem(&client.post(&order_url, None).await, 400, "malformed");
+        client.key = new_key;
+        assert_eq!(client.post(&order_url, None).await.body["status"], "valid");
 
-    // Revocation: a bad reason, then a good one, then again.
-    let der = {
-        let body: String = pem
-            .lines()
-            .skip(1)
-            .take_while(|l| !l.starts_with("-----END"))
-            .collect();
-        base64::Engine::decode(&base64::engine::general_purpose::STANDARD, body).unwrap()
-    };
-    let revoke = client.url("revokeCert");
-    let cert = common::acme::b64(&der);
-    assert_problem(
-        &client
-            .post(&revoke, Some(&json!({"certificate": cert, "reason": 7})))
-            .await,
-        400,
-        "badRevocationReason",
-    );
-    assert_eq!(
-        client
-            .post(&revoke, Some(&json!({"certificate": cert, "reason": 1})))
-            .await
-            .status,
-        200
-    );
-    assert_problem(
-        &client
-            .post(&revoke, Some(&json!({"certificate": cert})))
-            .await,
-        400,
-        "alreadyRevoked",
-    );
+        // Revocation: a bad reason, then a good one, then again.
+        let der = {
+            let body: String = pem
+                .lines()
+                .skip(1)
+                .take_while(|l| !l.starts_with("-----END"))
+                .collect();
+            base64::Engine::decode(&base64::engine::general_purpose::STANDARD, body).unwrap()
+        };
+        let revoke = client.url("revokeCert");
+        let cert = common::acme::b64(&der);
+        assert_problem(
+            &client
+                .post(&revoke, Some(&json!({"certificate": cert, "reason": 7})))
+                .await,
+            400,
+            "badRevocationReason",
+        );
+        assert_eq!(
+            client
+                .post(&revoke, Some(&json!({"certificate": cert, "reason": 1})))
+                .await
+                .status,
+            200
+        );
+        assert_problem(
+            &client
+                .post(&revoke, Some(&json!({"certificate": cert})))
+                .await,
+            400,
+            "alreadyRevoked",
+        );
+    }
 }
