@@ -57,6 +57,28 @@ pub struct IssueRequest {
     pub ca_id: Option<String>,
 }
 
+impl IssueRequest {
+    /// A request from outside Kizuna whose CSR the caller parsed already (for
+    /// [`prepare_parsed`], which takes the parsed CSR beside it).
+    pub fn parsed(
+        profile: impl Into<String>,
+        sans: Option<Vec<San>>,
+        org_id: Option<String>,
+        actor: Actor,
+    ) -> IssueRequest {
+        IssueRequest {
+            csr: Vec::new(),
+            profile: profile.into(),
+            sans,
+            org_id,
+            actor,
+            internal: false,
+            common_name: None,
+            ca_id: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Issued {
     #[serde(flatten)]

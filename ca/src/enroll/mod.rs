@@ -325,16 +325,12 @@ async fn token_enrollment(
     let device_id = device.as_ref().map(|d| d.id.clone());
     let prepared = issue::prepare_parsed(
         ca,
-        IssueRequest {
-            csr: Vec::new(),
-            profile: token.profile.clone(),
+        IssueRequest::parsed(
+            token.profile.clone(),
             sans,
-            org_id: Some(token.org_id.clone()),
-            actor: actor.clone(),
-            internal: false,
-            common_name: None,
-            ca_id: None,
-        },
+            Some(token.org_id.clone()),
+            actor.clone(),
+        ),
         csr,
     )
     .await?
@@ -436,16 +432,12 @@ async fn certify_device(
     let actor = Actor::device(&device.id);
     let prepared = issue::prepare_parsed(
         ca,
-        IssueRequest {
-            csr: Vec::new(),
-            profile: profile.to_string(),
-            sans: Some(sans),
-            org_id: Some(device.org_id.clone()),
+        IssueRequest::parsed(
+            profile.to_string(),
+            Some(sans),
+            Some(device.org_id.clone()),
             actor,
-            internal: false,
-            common_name: None,
-            ca_id: None,
-        },
+        ),
         csr,
     )
     .await?
@@ -534,16 +526,12 @@ pub async fn reenroll(
             None => {
                 let prepared = issue::prepare_parsed(
                     ca,
-                    IssueRequest {
-                        csr: Vec::new(),
-                        profile: current.profile.clone(),
-                        sans: Some(names.clone()),
-                        org_id: current.org_id.clone(),
-                        actor: actor.clone(),
-                        internal: false,
-                        common_name: None,
-                        ca_id: None,
-                    },
+                    IssueRequest::parsed(
+                        current.profile.clone(),
+                        Some(names.clone()),
+                        current.org_id.clone(),
+                        actor.clone(),
+                    ),
                     csr,
                 )
                 .await?
