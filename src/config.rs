@@ -24,7 +24,8 @@ pub enum LogFormat {
 pub struct Config {
     /// Plain-HTTP listen address.
     pub listen: String,
-    /// TLS listen address (needs `tls.cert_file` and `tls.key_file`).
+    /// TLS listen address: with `tls.cert_file`/`tls.key_file`, or a certificate Kizuna
+    /// issues itself for the public URL's host.
     pub tls_listen: Option<String>,
     pub data_dir: PathBuf,
     pub database_url: Option<String>,
@@ -67,11 +68,38 @@ pub struct DatabaseSection {
     pub acquire_timeout_secs: u64,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TlsSection {
     pub cert_file: Option<PathBuf>,
     pub key_file: Option<PathBuf>,
+    /// Reverse proxies (IPs or CIDR ranges) whose forwarded client certificate header is
+    /// believed, and whose requests count as TLS.
+    pub trusted_proxies: Vec<String>,
+    /// The header a trusted proxy puts the client certificate in (Envoy's
+    /// `X-Forwarded-Client-Cert`, or nginx's `$ssl_client_escaped_cert` under any name).
+    pub client_cert_header: String,
+}
+
+impl Default for TlsSection {
+    fn default() -> Self {
+        TlsSection {
+            cert_file: None,
+            key_file: None,
+            trusted_proxies: Vec::new(),
+            client_cert_header: "x-forwarded-client-cert".into(),
+        }
+    }
+}
+
+impl TlsSection {
+    /// The trusted proxy ranges (checked by validation).
+    pub fn proxies(&self) -> Vec<kizuna_core::net::Cidr> {
+        self.trusted_proxies
+            .iter()
+            .filter_map(|p| p.parse().ok())
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -231,13 +259,21 @@ impl Config {
         parse_addr("listen", &self.listen)?;
         if let Some(addr) = &self.tls_listen {
             parse_addr("tls_listen", addr)?;
-            if self.tls.cert_file.is_none() || self.tls.key_file.is_none() {
-                return Err(ConfigError::BadValue {
-                    key: "tls_listen",
-                    message: "needs tls.cert_file and tls.key_file".into(),
-                });
-            }
         }
+        for proxy in &self.tls.trusted_proxies {
+            proxy
+                .parse::<kizuna_core::net::Cidr>()
+                .map_err(|message| ConfigError::BadValue {
+                    key: "tls.trusted_proxies",
+                    message,
+                })?;
+        }
+        axum::http::HeaderName::from_bytes(self.tls.client_cert_header.as_bytes()).map_err(
+            |_| ConfigError::BadValue {
+                key: "tls.client_cert_header",
+                message: format!("{:?} is not a header name", self.tls.client_cert_header),
+            },
+        )?;
         if self.tls.cert_file.is_some() != self.tls.key_file.is_some() {
             return Err(ConfigError::BadValue {
                 key: "tls",

@@ -71,6 +71,15 @@ enum Command {
     /// Run the OCSP responder alone, on the same database as the servers.
     #[command(subcommand)]
     Ocsp(cli::ca::OcspCommand),
+    /// The device registry: register, list, suspend, resume and retire devices.
+    #[command(subcommand)]
+    Device(cli::devices::DeviceCommand),
+    /// One-time enrollment tokens for installers.
+    #[command(subcommand)]
+    Enroll(cli::devices::EnrollCommand),
+    /// The ACME server: external account binding keys for organizations.
+    #[command(subcommand)]
+    Acme(cli::devices::AcmeCommand),
 }
 
 fn main() -> ExitCode {
@@ -125,6 +134,15 @@ fn main() -> ExitCode {
             Command::Keys(cmd) => cli::keys::run(cmd, &config).await,
             Command::Ca(cmd) => cli::ca::ca(cmd, &config).await,
             Command::Cert(cmd) => cli::ca::cert(cmd, &config).await,
+            Command::Device(cmd) => {
+                cli::devices::run(cli::devices::Registry::Device(cmd), &config).await
+            }
+            Command::Enroll(cmd) => {
+                cli::devices::run(cli::devices::Registry::Enroll(cmd), &config).await
+            }
+            Command::Acme(cmd) => {
+                cli::devices::run(cli::devices::Registry::Acme(cmd), &config).await
+            }
         }
     });
     match result {

@@ -135,12 +135,18 @@ pub enum Mode {
 }
 
 /// The whole application: the feature crates' routes and the shared middleware.
-pub fn app(core: Core, features: Router, http: &HttpSection) -> Router {
+pub fn app(
+    core: Core,
+    features: Router,
+    http: &HttpSection,
+    channel: Arc<web::client_cert::ChannelConfig>,
+) -> Router {
     Router::new()
         .merge(kizuna_core::router(core.clone()))
         .merge(features)
         .fallback(|| async { ErrorPage::not_found() })
         .layer(from_fn(web::error_page_for_plain_errors))
+        .layer(from_fn_with_state(channel, web::client_cert::channel))
         .layer(from_fn_with_state(core.metrics.clone(), metrics::track))
         .layer(from_fn(web::security_headers))
         .layer(RequestBodyLimitLayer::new(http.max_body_bytes))
@@ -177,19 +183,9 @@ pub async fn run(config: Config, mode: Mode) -> Result<()> {
     // default public URL names the port actually bound.
     let plain = bind(config.listen_addr(), "listen").await?;
     let plain_addr = plain.local_addr()?;
-    let tls = match (
-        config.tls_listen_addr(),
-        &config.tls.cert_file,
-        &config.tls.key_file,
-    ) {
-        (Some(addr), Some(cert), Some(key)) => {
-            let tls_config = web::tls::server_config(cert, key)?;
-            Some(TlsListener::new(
-                bind(addr, "tls_listen").await?,
-                tls_config,
-            )?)
-        }
-        _ => None,
+    let tls_tcp = match config.tls_listen_addr() {
+        Some(addr) => Some(bind(addr, "tls_listen").await?),
+        None => None,
     };
     // The full server serves under the configured URL or the address it bound, and records
     // it; the standalone OCSP responder builds no URLs and follows the recorded one.
@@ -207,12 +203,20 @@ pub async fn run(config: Config, mode: Mode) -> Result<()> {
         )
         .await?;
     }
-    if !config.listen_addr().ip().is_loopback() && tls.is_none() {
+    if !config.listen_addr().ip().is_loopback() && tls_tcp.is_none() {
         tracing::warn!(listen = %config.listen, "serving plain HTTP on a non-loopback address: put a TLS-terminating proxy in front or configure tls_listen");
     }
 
     let responder = Responder::new(core.clone(), config.ocsp.clone());
     let mut background = Vec::new();
+    let client_auth = web::tls::ClientAuth::new(&[]);
+    let mut tls_identity: Option<Arc<web::tls::CertSlot>> =
+        match (&config.tls.cert_file, &config.tls.key_file) {
+            (Some(cert), Some(key)) if tls_tcp.is_some() => {
+                Some(web::tls::CertSlot::from_files(cert, key)?)
+            }
+            _ => None,
+        };
     let (features, bootstrap) = match mode {
         Mode::Full => {
             let idp = idp(&config, core.clone())?;
@@ -221,6 +225,18 @@ pub async fn run(config: Config, mode: Mode) -> Result<()> {
             kizuna_ca::init(&ca).await?;
             background.push(kizuna_idp::spawn_background(idp.clone()));
             background.push(kizuna_ca::spawn_background(ca.clone()));
+            if tls_tcp.is_some() {
+                let (slot, own) = match tls_identity.take() {
+                    Some(slot) => (slot, None),
+                    None => {
+                        let (slot, serial) = self_issued_identity(&ca).await?;
+                        (slot.clone(), Some((slot, serial)))
+                    }
+                };
+                client_auth.set_anchors(&kizuna_ca::client_trust_anchors(&ca).await?);
+                background.push(tls_upkeep(ca.clone(), client_auth.clone(), own));
+                tls_identity = Some(slot);
+            }
             let bootstrap = kizuna_admin::bootstrap::issue_if_needed(&core).await?;
             let routes = Router::new()
                 .merge(kizuna_idp::router(idp.clone()))
@@ -229,11 +245,38 @@ pub async fn run(config: Config, mode: Mode) -> Result<()> {
                 .merge(kizuna_admin::router(idp));
             (routes, bootstrap)
         }
-        Mode::OcspOnly => (kizuna_ocsp::router(responder.clone()), None),
+        Mode::OcspOnly => {
+            if tls_tcp.is_some() && tls_identity.is_none() {
+                return Err(anyhow!(
+                    "kizuna ocsp serve with tls_listen needs tls.cert_file and tls.key_file (only the full server issues itself a certificate)"
+                ));
+            }
+            (kizuna_ocsp::router(responder.clone()), None)
+        }
     };
+    let tls = match (tls_tcp, tls_identity) {
+        (Some(tcp), Some(slot)) => Some(TlsListener::new(
+            tcp,
+            web::tls::server_config(slot, client_auth.clone())?,
+        )?),
+        _ => None,
+    };
+    let tls_base_url = match &tls {
+        Some(_) if core.public_url.starts_with("https://") => Some(core.public_url.to_string()),
+        Some(listener) => Some(format!(
+            "https://{}",
+            axum::serve::Listener::local_addr(listener)?
+        )),
+        None => None,
+    };
+    let channel = Arc::new(web::client_cert::ChannelConfig {
+        trusted_proxies: config.tls.proxies(),
+        header: axum::http::HeaderName::from_bytes(config.tls.client_cert_header.as_bytes())?,
+        tls_base_url,
+    });
     background.push(responder.start().await?);
     drop(responder);
-    let app = app(core.clone(), features, &config.http);
+    let app = app(core.clone(), features, &config.http, channel);
     let (stop, stopped) = watch::channel(false);
 
     println!("Kizuna {} is ready.", env!("CARGO_PKG_VERSION"));
@@ -311,6 +354,50 @@ pub async fn run(config: Config, mode: Mode) -> Result<()> {
     let _ = tokio::time::timeout(Duration::from_secs(10), audit_writer).await;
     db.close().await;
     Ok(())
+}
+
+/// The TLS listener's certificate when none is configured: Kizuna's own, for the public
+/// URL's host.
+async fn self_issued_identity(ca: &Ca) -> Result<(Arc<web::tls::CertSlot>, String)> {
+    let host = kizuna_ca::tls_identity::url_host(&ca.core.public_url)
+        .ok_or_else(|| anyhow!("public_url {} has no host to certify", ca.core.public_url))?;
+    let own = kizuna_ca::tls_identity::self_certificate(ca, &host).await?;
+    let slot = web::tls::CertSlot::new(web::tls::CertSlot::custody(own.chain, own.key));
+    Ok((slot, own.serial))
+}
+
+/// Keeps the TLS listener current: client certificate anchors follow the CA hierarchy
+/// (rollovers, new issuers), and Kizuna's own certificate, when it serves one, is renewed.
+fn tls_upkeep(
+    ca: Ca,
+    client_auth: Arc<web::tls::ClientAuth>,
+    mut own: Option<(Arc<web::tls::CertSlot>, String)>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            match kizuna_ca::client_trust_anchors(&ca).await {
+                Ok(anchors) => client_auth.set_anchors(&anchors),
+                Err(e) => tracing::warn!(error = %e, "reading client certificate anchors"),
+            }
+            let Some((slot, serial)) = &mut own else {
+                continue;
+            };
+            let Some(host) = kizuna_ca::tls_identity::url_host(&ca.core.public_url) else {
+                continue;
+            };
+            match kizuna_ca::tls_identity::self_certificate(&ca, &host).await {
+                Ok(current) if current.serial != *serial => {
+                    *serial = current.serial.clone();
+                    slot.replace(web::tls::CertSlot::custody(current.chain, current.key));
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "renewing the TLS listener's certificate"),
+            }
+        }
+    })
 }
 
 async fn shutdown_signal() {

@@ -3,43 +3,15 @@
 
 mod common;
 
-use common::{Browser, Kizuna, hidden_field, query_param};
+use common::{Browser, Kizuna, hidden_field, query_param, service_token};
 use serde_json::{Value, json};
-
-async fn service_token(k: &Kizuna, base: &str, scope: &str) -> String {
-    let admin = k.json(&[
-        "client",
-        "create",
-        "--name",
-        "automation",
-        "--grant-type",
-        "client_credentials",
-        "--scope",
-        scope,
-        "--json",
-    ]);
-    let response: Value = reqwest::Client::new()
-        .post(format!("{base}/token"))
-        .basic_auth(
-            admin["client_id"].as_str().unwrap(),
-            admin["client_secret"].as_str(),
-        )
-        .form(&[("grant_type", "client_credentials"), ("scope", scope)])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    response["access_token"].as_str().unwrap().to_string()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn automation_manages_clients_and_accounts_with_an_admin_token() {
     for k in Kizuna::each_backend().await {
         let server = k.serve();
         let k = k.env("KIZUNA_PUBLIC_URL", &server.public);
-        let token = service_token(&k, &server.public, "kizuna:admin").await;
+        let token = service_token(&k, &server.public, "kizuna:admin", None).await;
         let http = reqwest::Client::new();
         let api = |path: &str| format!("{}/admin/api/v1{path}", server.public);
 
@@ -151,7 +123,7 @@ async fn the_admin_api_refuses_missing_weak_or_malformed_requests() {
             .status(),
         401
     );
-    let weak = service_token(&k, &server.public, "sensors:read").await;
+    let weak = service_token(&k, &server.public, "sensors:read", None).await;
     let refused = http.get(&api).bearer_auth(&weak).send().await.unwrap();
     assert_eq!(refused.status(), 403);
     assert_eq!(
@@ -159,7 +131,7 @@ async fn the_admin_api_refuses_missing_weak_or_malformed_requests() {
         "insufficient_scope"
     );
 
-    let token = service_token(&k, &server.public, "kizuna:admin").await;
+    let token = service_token(&k, &server.public, "kizuna:admin", None).await;
     let garbage = http
         .post(&api)
         .bearer_auth(&token)

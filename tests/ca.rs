@@ -200,7 +200,7 @@ async fn bad_requests_get_a_clear_4xx_and_nothing_is_stored() {
                 && ca_text.contains("secret.water.city.example"),
             "{ca_text}"
         );
-        let admin = pki::service_token(&k, &server.base, "kizuna:admin").await;
+        let admin = common::service_token(&k, &server.base, "kizuna:admin", None).await;
         let stored = || async {
             let db = database(&k).await;
             let n: i64 = sqlx::query_scalar(
@@ -346,7 +346,7 @@ async fn bad_requests_get_a_clear_4xx_and_nothing_is_stored() {
             text(&cli)
         );
 
-        let device_only = pki::service_token(&k, &server.base, "kizuna:cert:device").await;
+        let device_only = common::service_token(&k, &server.base, "kizuna:cert:device", None).await;
         refused(
             api(
                 device_only,

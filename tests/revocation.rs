@@ -663,7 +663,7 @@ async fn the_revocation_api_revokes_holds_releases_and_counts_before_a_bulk_revo
         let one = device_certificate(&k, &server, "tap-1").await;
         device_certificate(&k, &server, "tap-2").await;
         let dir = k.dir.path();
-        let admin = pki::service_token(&k, &server.base, "kizuna:admin").await;
+        let admin = common::service_token(&k, &server.base, "kizuna:admin", None).await;
         let http = reqwest::Client::new();
         let api = |path: &str| format!("{}/ca/api/v1{path}", server.base);
 

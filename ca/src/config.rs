@@ -33,6 +33,75 @@ pub struct CaConfig {
     /// and enforced at issuance.
     pub issuers: BTreeMap<String, IssuerConfig>,
     pub profiles: BTreeMap<String, ProfileConfig>,
+    /// Device enrollment: tokens, EST, manufacturer (IDevID) trust.
+    pub enrollment: EnrollmentConfig,
+    /// The ACME server for services.
+    pub acme: AcmeConfig,
+}
+
+/// The `[ca.enrollment]` section.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EnrollmentConfig {
+    /// Default lifetime of an enrollment token.
+    pub token_ttl_secs: i64,
+    /// PEM files with manufacturers' trust anchors: a device presenting a certificate
+    /// (IDevID) that chains to one of them may enroll without a token, if it is registered
+    /// with the IDevID's serial number as its hardware serial.
+    pub idevid_anchors: Vec<std::path::PathBuf>,
+    /// The profile IDevID enrollments get when the EST URL names none.
+    pub idevid_profile: String,
+}
+
+impl Default for EnrollmentConfig {
+    fn default() -> Self {
+        EnrollmentConfig {
+            token_ttl_secs: 86_400,
+            idevid_anchors: Vec::new(),
+            idevid_profile: "device".into(),
+        }
+    }
+}
+
+/// The `[ca.acme]` section.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AcmeConfig {
+    /// Serve ACME under /acme/.
+    pub enabled: bool,
+    /// The profile ACME certificates are issued under.
+    pub profile: String,
+    /// Accounts must be bound to an organization with external account binding (without
+    /// one, an account may order nothing, since only organizations have allowed names).
+    pub require_eab: bool,
+    /// The port http-01 validation connects to (80 in production; tests use a free port).
+    pub http01_port: u16,
+    /// The port tls-alpn-01 validation connects to (443 in production).
+    pub tls_alpn01_port: u16,
+    /// Static name → address overrides for validation (development and tests; no DNS).
+    pub resolve: BTreeMap<String, std::net::IpAddr>,
+    /// How long an order and its authorizations stay usable.
+    pub order_lifetime_secs: i64,
+    /// How long a validation connection may take.
+    pub validation_timeout_secs: u64,
+    /// How long an external account binding key stays usable after it is created.
+    pub eab_ttl_secs: i64,
+}
+
+impl Default for AcmeConfig {
+    fn default() -> Self {
+        AcmeConfig {
+            enabled: true,
+            profile: "service".into(),
+            require_eab: true,
+            http01_port: 80,
+            tls_alpn01_port: 443,
+            resolve: BTreeMap::new(),
+            order_lifetime_secs: 86_400,
+            validation_timeout_secs: 10,
+            eab_ttl_secs: 7 * 86_400,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -55,6 +124,8 @@ impl Default for CaConfig {
             pki_url: None,
             issuers: BTreeMap::new(),
             profiles: BTreeMap::new(),
+            enrollment: EnrollmentConfig::default(),
+            acme: AcmeConfig::default(),
         }
     }
 }
@@ -120,7 +191,46 @@ impl CaConfig {
                 .validate()
                 .map_err(|e| ("ca.issuers", e))?;
         }
-        crate::profile::Profiles::new(&self.profiles).map_err(|e| ("ca.profiles", e))?;
+        let profiles =
+            crate::profile::Profiles::new(&self.profiles).map_err(|e| ("ca.profiles", e))?;
+        if !(60..=crate::enroll::tokens::MAX_TTL_SECS).contains(&self.enrollment.token_ttl_secs) {
+            return Err((
+                "ca.enrollment.token_ttl_secs",
+                "must be between 60 and 2592000 (30 days)".into(),
+            ));
+        }
+        if profiles.get(&self.enrollment.idevid_profile).is_none() {
+            return Err((
+                "ca.enrollment.idevid_profile",
+                format!("no profile {:?}", self.enrollment.idevid_profile),
+            ));
+        }
+        crate::enroll::load_anchors(&self.enrollment.idevid_anchors)
+            .map_err(|e| ("ca.enrollment.idevid_anchors", e))?;
+        if profiles.get(&self.acme.profile).is_none_or(|p| p.internal) {
+            return Err((
+                "ca.acme.profile",
+                format!("no requestable profile {:?}", self.acme.profile),
+            ));
+        }
+        if !(300..=30 * 86_400).contains(&self.acme.order_lifetime_secs) {
+            return Err((
+                "ca.acme.order_lifetime_secs",
+                "must be between 300 and 2592000".into(),
+            ));
+        }
+        if !(1..=120).contains(&self.acme.validation_timeout_secs) {
+            return Err((
+                "ca.acme.validation_timeout_secs",
+                "must be between 1 and 120".into(),
+            ));
+        }
+        if !(60..=365 * 86_400).contains(&self.acme.eab_ttl_secs) {
+            return Err((
+                "ca.acme.eab_ttl_secs",
+                "must be between 60 and 31536000".into(),
+            ));
+        }
         Ok(())
     }
 }

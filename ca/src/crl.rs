@@ -327,7 +327,7 @@ pub async fn generate(
     let mut tx = ca.core.db.begin().await?;
     if shards > 0 {
         for (shard, range) in ranges.into_iter().enumerate() {
-            let url = ca.url(&format!("/pki/crl/{}/{shard}.crl", record.id));
+            let url = ca.pki_url(&format!("/pki/crl/{}/{shard}.crl", record.id));
             let part = signed_crl(&header(Some(url)), &[&full.der[range]], sign)?;
             stored_as.store(tx.conn(), shard as i64, part.der).await?;
         }

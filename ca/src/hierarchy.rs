@@ -414,11 +414,11 @@ pub async fn create_issuer(ca: &Ca, name: &str, actor: Actor) -> Result<CaRecord
     let mut params = ca_params(subject(ca, cn), Some(0), not_after);
     params.use_authority_key_identifier_extension = true;
     params.crl_distribution_points = vec![rcgen::CrlDistributionPoint {
-        uris: vec![ca.url(&format!("/pki/crl/{}.crl", root.record.id))],
+        uris: vec![ca.pki_url(&format!("/pki/crl/{}.crl", root.record.id))],
     }];
     params.custom_extensions.push(ext::authority_info_access(
         None,
-        &ca.url(&format!("/pki/ca/{}.der", root.record.id)),
+        &ca.pki_url(&format!("/pki/ca/{}.der", root.record.id)),
     ));
     params
         .custom_extensions

@@ -33,7 +33,11 @@ pub fn router(ca: Ca) -> Router {
 }
 
 /// An API error: a status with `{"error", "message"}`.
-struct ApiError(StatusCode, &'static str, String);
+pub(crate) struct ApiError(
+    pub(crate) StatusCode,
+    pub(crate) &'static str,
+    pub(crate) String,
+);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -70,6 +74,7 @@ impl From<CaError> for ApiError {
             CaError::Invalid(_) => ApiError(StatusCode::BAD_REQUEST, "invalid_request", message),
             CaError::Forbidden(_) => ApiError(StatusCode::FORBIDDEN, "forbidden", message),
             CaError::NotFound(_) => ApiError(StatusCode::NOT_FOUND, "not_found", message),
+            CaError::Conflict(_) => ApiError(StatusCode::CONFLICT, "conflict", message),
             CaError::NotReady(_) => ApiError(StatusCode::SERVICE_UNAVAILABLE, "not_ready", message),
             other => {
                 tracing::error!(error = %other, "CA failure");
@@ -144,7 +149,7 @@ async fn certificate(State(ca): State<Ca>, Path(file): Path<String>) -> Response
     }
 }
 
-async fn principal(ca: &Ca, headers: &HeaderMap) -> Result<Principal, ApiError> {
+pub(crate) async fn principal(ca: &Ca, headers: &HeaderMap) -> Result<Principal, ApiError> {
     let token = bearer(headers).ok_or_else(|| {
         ApiError(
             StatusCode::UNAUTHORIZED,
@@ -161,7 +166,7 @@ async fn principal(ca: &Ca, headers: &HeaderMap) -> Result<Principal, ApiError> 
     })
 }
 
-const ADMIN_SCOPE: &str = "kizuna:admin";
+pub(crate) const ADMIN_SCOPE: &str = "kizuna:admin";
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -57,6 +57,28 @@ pub struct IssueRequest {
     pub ca_id: Option<String>,
 }
 
+impl IssueRequest {
+    /// A request from outside Kizuna whose CSR the caller parsed already (for
+    /// [`prepare_parsed`], which takes the parsed CSR beside it).
+    pub fn parsed(
+        profile: impl Into<String>,
+        sans: Option<Vec<San>>,
+        org_id: Option<String>,
+        actor: Actor,
+    ) -> IssueRequest {
+        IssueRequest {
+            csr: Vec::new(),
+            profile: profile.into(),
+            sans,
+            org_id,
+            actor,
+            internal: false,
+            common_name: None,
+            ca_id: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Issued {
     #[serde(flatten)]
@@ -90,6 +112,7 @@ fn check_names(
     sans: &[San],
     org: Option<&orgs::Organization>,
     allowed: &AllowedNames,
+    internal: bool,
 ) -> Result<Option<String>, CaError> {
     if sans.is_empty() {
         return Err(not_allowed(format!(
@@ -109,9 +132,10 @@ fn check_names(
                     "profile {} does not allow {kind} names ({san})",
                     profile.name
                 ))),
-                NameRule::OrgNames if !allowed.allows(san) => Err(not_allowed(format!(
-                    "{san} is not among the names the organization may use"
-                ))),
+                // Kizuna certifying its own configured host needs no organization.
+                NameRule::OrgNames if !internal && !allowed.allows(san) => Err(not_allowed(
+                    format!("{san} is not among the names the organization may use"),
+                )),
                 _ => Ok(()),
             }
         };
@@ -276,14 +300,14 @@ fn params(
     if !profile.ocsp_nocheck {
         let shard = crate::crl_shard(&serial_hex_of(&p), ca_record.crl_shards);
         p.crl_distribution_points = vec![rcgen::CrlDistributionPoint {
-            uris: vec![ca.url(&format!("/pki/crl/{}/{shard}.crl", ca_record.id))],
+            uris: vec![ca.pki_url(&format!("/pki/crl/{}/{shard}.crl", ca_record.id))],
         }];
     }
     p.custom_extensions.push(ext::authority_info_access(
         (!profile.ocsp_nocheck)
-            .then(|| ca.url(&format!("/ocsp/{}", ca_record.id)))
+            .then(|| ca.pki_url(&format!("/ocsp/{}", ca_record.id)))
             .as_deref(),
-        &ca.url(&format!("/pki/ca/{}.der", ca_record.id)),
+        &ca.pki_url(&format!("/pki/ca/{}.der", ca_record.id)),
     ));
     if profile.ocsp_nocheck {
         p.custom_extensions.push(ext::ocsp_nocheck());
@@ -301,8 +325,80 @@ fn serial_hex_of(p: &CertificateParams) -> String {
         .unwrap_or_default()
 }
 
+/// A request that passed every check, ready to be signed: what [`prepare`] returns and
+/// [`finish`] consumes. Nothing is stored until [`finish`].
+pub struct Prepared {
+    profile: Profile,
+    csr: Csr,
+    sans: Vec<San>,
+    org_id: Option<String>,
+    device_id: Option<String>,
+    /// Kizuna's own certificates only: the subject CN it chose.
+    common_name: Option<String>,
+    loaded: std::sync::Arc<hierarchy::LoadedCa>,
+    actor: Actor,
+    details: serde_json::Value,
+    /// Entries committed with the certificate (how it was requested).
+    events: Vec<AuditEvent>,
+    serial: SerialNumber,
+    serial_hex: String,
+}
+
+impl Prepared {
+    /// The serial (hex) the certificate will carry.
+    pub fn serial(&self) -> &str {
+        &self.serial_hex
+    }
+
+    /// The device the certificate will name, if the profile takes a device URI.
+    pub fn device_id(&self) -> Option<&str> {
+        self.device_id.as_deref()
+    }
+
+    /// Adds fields to the `cert.issue` audit entry (e.g. how the requester authenticated).
+    pub fn audit_details(mut self, extra: serde_json::Value) -> Self {
+        self.details = extra;
+        self
+    }
+
+    /// Uses a serial chosen beforehand (e.g. recorded with a spent enrollment token).
+    pub fn with_serial(mut self, serial: (SerialNumber, String)) -> Self {
+        (self.serial, self.serial_hex) = serial;
+        self
+    }
+
+    /// Audit entries to commit in the certificate's transaction, before `cert.issue`.
+    pub fn audit_with(mut self, events: Vec<AuditEvent>) -> Self {
+        self.events = events;
+        self
+    }
+}
+
 /// Issues a certificate: checks, signs, stores, audits.
 pub async fn issue(ca: &Ca, req: IssueRequest) -> Result<Issued, CaError> {
+    let prepared = prepare(ca, req).await?;
+    finish(ca, prepared).await
+}
+
+/// Every check an issuance makes (profile, key, names, name constraints, issuing CA ready),
+/// without side effects.
+pub async fn prepare(ca: &Ca, req: IssueRequest) -> Result<Prepared, CaError> {
+    let csr = parse_csr(ca, &req.profile, &req.csr)?;
+    prepare_parsed(ca, req, csr).await
+}
+
+/// Parses and verifies a request under the key rule of `profile`, so a key the profile does
+/// not take is reported as such rather than as a failed proof of possession. With no such
+/// profile any key passes here; the issuance that follows refuses the profile.
+pub fn parse_csr(ca: &Ca, profile: &str, input: &[u8]) -> Result<Csr, csr::CsrError> {
+    match ca.profiles.get(profile) {
+        Some(p) => csr::parse(input, |key| p.allows_key(key)),
+        None => csr::parse(input, |_| Ok(())),
+    }
+}
+
+/// [`prepare`] for a request whose CSR the caller has parsed (and so verified) already.
+pub async fn prepare_parsed(ca: &Ca, req: IssueRequest, csr: Csr) -> Result<Prepared, CaError> {
     let profile = ca
         .profiles
         .get(&req.profile)
@@ -314,28 +410,27 @@ pub async fn issue(ca: &Ca, req: IssueRequest) -> Result<Issued, CaError> {
             profile.name
         )));
     }
-    let csr = csr::parse(&req.csr, |key| profile.allows_key(key))?;
+    // Parsed with the profile's key rule already (see [`parse_csr`]); checked again here
+    // because a caller may have parsed it otherwise.
+    profile
+        .allows_key(csr.key.key_type)
+        .map_err(CaError::NotAllowed)?;
     let mut sans = req
         .sans
         .clone()
         .unwrap_or_else(|| csr.requested_sans.clone());
     sans.dedup();
-    let org = match &req.org_id {
-        Some(id) => Some(
-            orgs::find(&ca.core.db, id)
-                .await
-                .map_err(|_| CaError::Invalid(format!("no organization {id}")))?,
-        ),
-        None => None,
-    };
-    let allowed = match &org {
-        Some(o) => ca.allowed_names(&o.id).await?,
-        None => AllowedNames::default(),
+    let (org, allowed) = match &req.org_id {
+        Some(id) => {
+            let (org, allowed) = ca.organization(id).await?;
+            (Some(org), allowed)
+        }
+        None => (None, AllowedNames::default()),
     };
     let device_id = if profile.internal && sans.is_empty() {
         None
     } else {
-        check_names(&profile, &sans, org.as_ref(), &allowed)?
+        check_names(&profile, &sans, org.as_ref(), &allowed, req.internal)?
     };
     let loaded = match (&req.ca_id, req.internal) {
         (Some(id), true) => {
@@ -356,10 +451,42 @@ pub async fn issue(ca: &Ca, req: IssueRequest) -> Result<Issued, CaError> {
         return Err(CaError::NotAllowed(v));
     }
     let (serial, serial_hex) = random_serial();
+    Ok(Prepared {
+        serial,
+        serial_hex,
+        profile,
+        csr,
+        sans,
+        org_id: org.map(|o| o.id),
+        device_id,
+        common_name: req.common_name.filter(|_| req.internal),
+        loaded,
+        actor: req.actor,
+        details: serde_json::Value::Null,
+        events: Vec::new(),
+    })
+}
+
+/// Signs, stores and audits a prepared request.
+pub async fn finish(ca: &Ca, prepared: Prepared) -> Result<Issued, CaError> {
+    let Prepared {
+        profile,
+        csr,
+        sans,
+        org_id,
+        device_id,
+        common_name,
+        loaded,
+        actor,
+        details,
+        mut events,
+        serial,
+        serial_hex,
+    } = prepared;
     let naming = Naming {
         sans: &sans,
         device_id: device_id.as_deref(),
-        common_name: req.common_name.as_deref().filter(|_| req.internal),
+        common_name: common_name.as_deref(),
     };
     let p = params(ca, &profile, &csr, &naming, &loaded.record, serial)?;
     let cert = p
@@ -375,7 +502,7 @@ pub async fn issue(ca: &Ca, req: IssueRequest) -> Result<Issued, CaError> {
             .unwrap_or_default(),
         sans: Sans(sans.clone()),
         profile: profile.name.clone(),
-        org_id: org.as_ref().map(|o| o.id.clone()),
+        org_id,
         device_id,
         key_sha256: csr.key.fingerprint(),
         not_before: p.not_before.unix_timestamp(),
@@ -383,16 +510,11 @@ pub async fn issue(ca: &Ca, req: IssueRequest) -> Result<Issued, CaError> {
         status: "valid".into(),
         revoked_at: None,
         revocation_reason: None,
-        requested_by: format!("{}:{}", req.actor.kind.as_str(), req.actor.id),
+        requested_by: format!("{}:{}", actor.kind.as_str(), actor.id),
         der: cert.der().to_vec(),
         created_at: kizuna_core::time::now_unix(),
     };
-    let event = AuditEvent::new(
-        req.actor.clone(),
-        "cert.issue",
-        format!("cert:{serial_hex}"),
-    )
-    .details(json!({
+    let mut audit_details = json!({
         "profile": profile.name,
         "ca": record.ca_id,
         "sans": sans.iter().map(ToString::to_string).collect::<Vec<_>>(),
@@ -401,9 +523,16 @@ pub async fn issue(ca: &Ca, req: IssueRequest) -> Result<Issued, CaError> {
         "device_id": record.device_id,
         "not_after": record.not_after,
         "ignored_extensions": csr.ignored_extensions,
-    }));
+    });
+    if let (Some(all), serde_json::Value::Object(extra)) = (audit_details.as_object_mut(), details)
+    {
+        all.extend(extra);
+    }
+    events.push(
+        AuditEvent::new(actor, "cert.issue", format!("cert:{serial_hex}")).details(audit_details),
+    );
     ca.writer
-        .store(record.clone(), event)
+        .store(record.clone(), events)
         .await
         .map_err(CaError::Storage)?;
     let chain = ca.chain_pem(&record.ca_id).await?;

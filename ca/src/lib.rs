@@ -2,9 +2,12 @@
 //! root), profiles, issuance from PKCS#10 requests, the certificate store, and the public
 //! download URLs. Keys live in key custody (software or PKCS#11).
 
+pub mod acme;
 pub mod config;
 pub mod crl;
 pub mod csr;
+pub mod devices;
+pub mod enroll;
 pub mod ext;
 pub mod hierarchy;
 mod http;
@@ -13,9 +16,11 @@ pub mod keys;
 pub mod names;
 pub mod ocsp_signer;
 pub mod profile;
+mod registry_http;
 pub mod revoke;
 pub mod signer;
 pub mod store;
+pub mod tls_identity;
 pub mod verify;
 
 use std::collections::HashMap;
@@ -43,6 +48,8 @@ pub enum CaError {
     Invalid(String),
     #[error("{0}")]
     NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
     #[error("the CA is not ready: {0}")]
     NotReady(String),
     #[error("signing failed: {0}")]
@@ -85,6 +92,8 @@ pub struct CaState {
     chains: Mutex<HashMap<String, Arc<String>>>,
     /// Organizations with their allowed names, briefly.
     orgs: Mutex<HashMap<String, (OrgNames, Instant)>>,
+    /// Manufacturers' trust anchors for IDevID enrollment.
+    pub vendor_anchors: Vec<x509_cert::Certificate>,
 }
 
 /// An organization and the names it may use.
@@ -104,7 +113,9 @@ impl Ca {
     /// Fails when the configuration's profiles do not resolve.
     pub fn new(core: Core, config: CaConfig, auth: Arc<dyn Authenticator>) -> Result<Ca, String> {
         let profiles = profile::Profiles::new(&config.profiles)?;
+        let vendor_anchors = enroll::load_anchors(&config.enrollment.idevid_anchors)?;
         Ok(Ca(Arc::new(CaState {
+            vendor_anchors,
             writer: store::CertWriter::start(core.db.clone(), core.changes.clone()),
             core,
             config,
@@ -117,10 +128,15 @@ impl Ca {
         })))
     }
 
+    /// An absolute URL under the public URL (protocol endpoints such as ACME's).
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.core.public_url)
+    }
+
     /// An absolute URL for certificates and CRLs to name (CRL, OCSP and CA-issuer URLs):
     /// under `ca.pki_url`; by default the public URL itself when it is plain HTTP, or its host
     /// over plain HTTP on port 80 when it is HTTPS.
-    pub fn url(&self, path: &str) -> String {
+    pub fn pki_url(&self, path: &str) -> String {
         match &self.config.pki_url {
             Some(base) => format!("{base}{path}"),
             None => match self.core.public_url.strip_prefix("https://") {
@@ -215,9 +231,30 @@ pub fn crl_shard(serial_hex: &str, shards: i64) -> i64 {
     i64::from(first) % shards.max(1)
 }
 
-/// The CA's routes: public downloads and the issuance API.
+/// The CA's routes: public downloads, the issuance and registry API, and EST.
 pub fn router(ca: Ca) -> Router {
-    http::router(ca)
+    let routes = http::router(ca.clone())
+        .merge(registry_http::router(ca.clone()))
+        .merge(enroll::est::router(ca.clone()));
+    if ca.config.acme.enabled {
+        routes.merge(acme::router(ca))
+    } else {
+        routes
+    }
+}
+
+/// What a client certificate may chain to: every CA certificate of the hierarchy (issuing
+/// CAs too, since devices often send only their own certificate) and the manufacturers'
+/// anchors. DER.
+pub async fn client_trust_anchors(ca: &Ca) -> Result<Vec<Vec<u8>>, sqlx::Error> {
+    use x509_cert::der::Encode;
+    let mut anchors: Vec<Vec<u8>> = hierarchy::list(ca)
+        .await?
+        .into_iter()
+        .filter_map(|c| c.cert_der)
+        .collect();
+    anchors.extend(ca.vendor_anchors.iter().filter_map(|c| c.to_der().ok()));
+    Ok(anchors)
 }
 
 /// Creates the hierarchy on first start when configured to, then makes sure every issuing
@@ -253,6 +290,9 @@ pub fn spawn_background(ca: Ca) -> tokio::task::JoinHandle<()> {
                 && let Err(e) = revoke::prune_changes(&ca).await
             {
                 tracing::warn!(error = %e, "pruning the certificate change feed");
+            }
+            if round % 300 == 150 {
+                acme::purge(&ca).await;
             }
             let latest = match crl::last_status_change(&ca).await {
                 Ok(seq) => seq,

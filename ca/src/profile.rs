@@ -65,6 +65,9 @@ pub struct ProfileConfig {
     /// Certificate policy OIDs to assert (the `service` profile asserts the CA/Browser Forum
     /// domain-validated policy, 2.23.140.1.2.1).
     pub policies: Option<Vec<String>>,
+    /// EST re-enrollment with an expired (never revoked) certificate is allowed this many
+    /// days after it expired; 0 (the default) allows none.
+    pub renewal_grace_days: Option<i64>,
 }
 
 /// A resolved profile.
@@ -89,6 +92,8 @@ pub struct Profile {
     pub policies: Vec<String>,
     /// Issued only by Kizuna itself, never on request.
     pub internal: bool,
+    /// Days after expiry within which an unrevoked certificate may still re-enroll.
+    pub renewal_grace_days: i64,
 }
 
 impl Profile {
@@ -131,6 +136,7 @@ fn builtin(name: &str) -> Option<Profile> {
         scope: format!("kizuna:cert:{name}"),
         policies: vec![],
         internal: false,
+        renewal_grace_days: 0,
     };
     match name {
         "device" => Some(Profile {
@@ -260,6 +266,12 @@ fn apply(profile: &mut Profile, config: &ProfileConfig) -> Result<(), String> {
             }
         }
         profile.policies = policies.clone();
+    }
+    if let Some(days) = config.renewal_grace_days {
+        if !(0..=3650).contains(&days) {
+            return Err("renewal_grace_days must be between 0 and 3650".into());
+        }
+        profile.renewal_grace_days = days;
     }
     Ok(())
 }

@@ -189,6 +189,25 @@ pub async fn prune_changes(ca: &Ca) -> Result<u64, sqlx::Error> {
     Ok(deleted)
 }
 
+/// What a revocation inside a caller's transaction changed, to announce once it commits.
+#[must_use = "announce the changes after the transaction commits"]
+pub struct Changed {
+    pub report: RevokeReport,
+    changed: Vec<(String, String)>,
+    entries: Vec<audit::AuditEntry>,
+}
+
+impl Changed {
+    /// Publishes the audit entries and tells this process's OCSP responder; call after commit.
+    pub fn announce(self, ca: &Ca) -> RevokeReport {
+        audit::publish(&self.entries);
+        for (ca_id, serial) in self.changed {
+            ca.core.changes.publish(CertChange { ca_id, serial });
+        }
+        self.report
+    }
+}
+
 /// Revokes (or, with `certificateHold`, suspends) the selected certificates.
 pub async fn revoke(
     ca: &Ca,
@@ -196,47 +215,13 @@ pub async fn revoke(
     reason: Reason,
     actor: Actor,
 ) -> Result<RevokeReport, CaError> {
-    let (clause, value) = selector.clause();
-    let status = if reason == Reason::CertificateHold {
-        "hold"
-    } else {
-        "revoked"
-    };
-    // A held certificate may be revoked for good; a revoked one never changes again.
-    let from = if reason == Reason::CertificateHold {
-        "('valid')"
-    } else {
-        "('valid', 'hold')"
-    };
-    let now = kizuna_core::time::now_unix();
     let mut tx = ca.core.db.begin().await?;
-    let changed: Vec<(String, String)> = sqlx::query_as(&format!(
-        "UPDATE certificates SET status = $2, revoked_at = $3, revocation_reason = $4 \
-         WHERE {clause} AND status IN {from} RETURNING ca_id, serial"
-    ))
-    .bind(&value)
-    .bind(status)
-    .bind(now)
-    .bind(reason.as_str())
-    .fetch_all(tx.conn())
-    .await?;
-    let already: i64 = sqlx::query_scalar(&format!(
-        "SELECT COUNT(*) FROM certificates WHERE {clause} AND status = 'revoked'"
-    ))
-    .bind(&value)
-    .fetch_one(tx.conn())
-    .await?;
-    let already = already
-        - if status == "revoked" {
-            changed.len() as i64
-        } else {
-            0
-        };
-    if changed.is_empty() {
+    let changed = revoke_in(tx.conn(), selector, reason, &actor).await?;
+    if changed.report.revoked.is_empty() {
         if let Selector::Serial(serial) = selector {
             let exists: i64 =
                 sqlx::query_scalar("SELECT COUNT(*) FROM certificates WHERE serial = $1")
-                    .bind(&value)
+                    .bind(serial.to_ascii_lowercase())
                     .fetch_one(tx.conn())
                     .await?;
             if exists == 0 {
@@ -250,44 +235,89 @@ pub async fn revoke(
             tx.conn(),
             &[AuditEvent::new(actor, "cert.revoke", selector.target())
                 .outcome(Outcome::Failure)
-                .details(json!({"reason": reason.as_str(), "result": "already revoked", "already": already}))],
+                .details(json!({"reason": reason.as_str(), "result": "already revoked", "already": changed.report.already}))],
         )
         .await?;
         tx.commit().await?;
         audit::publish(&entries);
-        return Ok(RevokeReport {
-            revoked: vec![],
-            already,
-        });
+        return Ok(changed.report);
     }
-    record_changes(tx.conn(), "status", &changed).await?;
-    let events: Vec<AuditEvent> = changed
-        .iter()
-        .map(|(ca_id, serial)| {
-            AuditEvent::new(
-                actor.clone(),
-                if status == "hold" {
-                    "cert.hold"
-                } else {
-                    "cert.revoke"
-                },
-                format!("cert:{serial}"),
-            )
-            .details(json!({"reason": reason.as_str(), "ca": ca_id, "selector": selector.target()}))
-        })
-        .collect();
-    let entries = audit::append_in(tx.conn(), &events).await?;
     tx.commit().await?;
-    audit::publish(&entries);
-    for (ca_id, serial) in &changed {
-        ca.core.changes.publish(CertChange {
-            ca_id: ca_id.clone(),
-            serial: serial.clone(),
-        });
+    Ok(changed.announce(ca))
+}
+
+/// Revokes (or holds) inside the caller's transaction: status, change feed and audit entries
+/// commit with whatever else the caller changes (a device retired with its certificates).
+pub async fn revoke_in(
+    conn: &mut AnyConnection,
+    selector: &Selector,
+    reason: Reason,
+    actor: &Actor,
+) -> Result<Changed, CaError> {
+    let (clause, value) = selector.clause();
+    let status = if reason == Reason::CertificateHold {
+        "hold"
+    } else {
+        "revoked"
+    };
+    // A held certificate may be revoked for good; a revoked one never changes again.
+    let from = if reason == Reason::CertificateHold {
+        "('valid')"
+    } else {
+        "('valid', 'hold')"
+    };
+    let now = kizuna_core::time::now_unix();
+    let changed: Vec<(String, String)> = sqlx::query_as(&format!(
+        "UPDATE certificates SET status = $2, revoked_at = $3, revocation_reason = $4 \
+         WHERE {clause} AND status IN {from} RETURNING ca_id, serial"
+    ))
+    .bind(&value)
+    .bind(status)
+    .bind(now)
+    .bind(reason.as_str())
+    .fetch_all(&mut *conn)
+    .await?;
+    let already: i64 = sqlx::query_scalar(&format!(
+        "SELECT COUNT(*) FROM certificates WHERE {clause} AND status = 'revoked'"
+    ))
+    .bind(&value)
+    .fetch_one(&mut *conn)
+    .await?;
+    let already = already
+        - if status == "revoked" {
+            changed.len() as i64
+        } else {
+            0
+        };
+    let mut entries = Vec::new();
+    if !changed.is_empty() {
+        record_changes(conn, "status", &changed).await?;
+        let events: Vec<AuditEvent> = changed
+            .iter()
+            .map(|(ca_id, serial)| {
+                AuditEvent::new(
+                    actor.clone(),
+                    if status == "hold" {
+                        "cert.hold"
+                    } else {
+                        "cert.revoke"
+                    },
+                    format!("cert:{serial}"),
+                )
+                .details(
+                    json!({"reason": reason.as_str(), "ca": ca_id, "selector": selector.target()}),
+                )
+            })
+            .collect();
+        entries = audit::append_in(conn, &events).await?;
     }
-    Ok(RevokeReport {
-        revoked: changed.into_iter().map(|(_, s)| s).collect(),
-        already,
+    Ok(Changed {
+        report: RevokeReport {
+            revoked: changed.iter().map(|(_, s)| s.clone()).collect(),
+            already,
+        },
+        changed,
+        entries,
     })
 }
 
@@ -295,14 +325,8 @@ pub async fn revoke(
 pub async fn unhold(ca: &Ca, serial: &str, actor: Actor) -> Result<(), CaError> {
     let serial = serial.to_ascii_lowercase();
     let mut tx = ca.core.db.begin().await?;
-    let changed: Option<String> = sqlx::query_scalar(
-        "UPDATE certificates SET status = 'valid', revoked_at = NULL, revocation_reason = NULL \
-         WHERE serial = $1 AND status = 'hold' RETURNING ca_id",
-    )
-    .bind(&serial)
-    .fetch_optional(tx.conn())
-    .await?;
-    let Some(ca_id) = changed else {
+    let changed = unhold_in(tx.conn(), &Selector::Serial(serial.clone()), &actor).await?;
+    if changed.report.revoked.is_empty() {
         let status: Option<String> =
             sqlx::query_scalar("SELECT status FROM certificates WHERE serial = $1")
                 .bind(&serial)
@@ -312,21 +336,47 @@ pub async fn unhold(ca: &Ca, serial: &str, actor: Actor) -> Result<(), CaError> 
             None => CaError::NotFound(format!("no certificate with serial {serial}")),
             Some(s) => CaError::Invalid(format!("certificate {serial} is {s}, not on hold")),
         });
-    };
-    record_changes(tx.conn(), "status", &[(ca_id.clone(), serial.clone())]).await?;
-    let entries = audit::append_in(
-        tx.conn(),
-        &[AuditEvent::new(
-            actor,
-            "cert.unhold",
-            format!("cert:{serial}"),
-        )],
-    )
-    .await?;
+    }
     tx.commit().await?;
-    audit::publish(&entries);
-    ca.core.changes.publish(CertChange { ca_id, serial });
+    changed.announce(ca);
     Ok(())
+}
+
+/// Releases the selected certificates that are on hold, inside the caller's transaction
+/// (the report's `revoked` lists the serials released).
+pub async fn unhold_in(
+    conn: &mut AnyConnection,
+    selector: &Selector,
+    actor: &Actor,
+) -> Result<Changed, CaError> {
+    let (clause, value) = selector.clause();
+    let changed: Vec<(String, String)> = sqlx::query_as(&format!(
+        "UPDATE certificates SET status = 'valid', revoked_at = NULL, revocation_reason = NULL \
+         WHERE {clause} AND status = 'hold' RETURNING ca_id, serial"
+    ))
+    .bind(&value)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut entries = Vec::new();
+    if !changed.is_empty() {
+        record_changes(conn, "status", &changed).await?;
+        let events: Vec<AuditEvent> = changed
+            .iter()
+            .map(|(_, serial)| {
+                AuditEvent::new(actor.clone(), "cert.unhold", format!("cert:{serial}"))
+                    .details(json!({"selector": selector.target()}))
+            })
+            .collect();
+        entries = audit::append_in(conn, &events).await?;
+    }
+    Ok(Changed {
+        report: RevokeReport {
+            revoked: changed.iter().map(|(_, s)| s.clone()).collect(),
+            already: 0,
+        },
+        changed,
+        entries,
+    })
 }
 
 #[cfg(test)]

@@ -128,7 +128,11 @@ async fn insert_all(conn: &mut AnyConnection, records: &[&CertRecord]) -> Result
     Ok(())
 }
 
-type Pending = (CertRecord, AuditEvent, oneshot::Sender<Result<(), String>>);
+type Pending = (
+    CertRecord,
+    Vec<AuditEvent>,
+    oneshot::Sender<Result<(), String>>,
+);
 const MAX_BATCH: usize = 256;
 
 /// The certificate writer (group commit). Cheap to clone.
@@ -169,11 +173,11 @@ impl CertWriter {
         CertWriter { sender }
     }
 
-    /// Stores a certificate with its audit entry; returns once both are committed.
-    pub async fn store(&self, record: CertRecord, event: AuditEvent) -> Result<(), String> {
+    /// Stores a certificate with its audit entries; returns once all are committed.
+    pub async fn store(&self, record: CertRecord, events: Vec<AuditEvent>) -> Result<(), String> {
         let (reply, done) = oneshot::channel();
         self.sender
-            .send((record, event, reply))
+            .send((record, events, reply))
             .await
             .map_err(|_| "the certificate writer has stopped".to_string())?;
         done.await
@@ -191,7 +195,7 @@ async fn commit(db: &Db, batch: &[Pending]) -> Result<Vec<audit::AuditEntry>, sq
         .map(|r| (r.ca_id.clone(), r.serial.clone()))
         .collect();
     crate::revoke::record_changes(tx.conn(), "issued", &changes).await?;
-    let events: Vec<AuditEvent> = batch.iter().map(|(_, e, _)| e.clone()).collect();
+    let events: Vec<AuditEvent> = batch.iter().flat_map(|(_, e, _)| e.clone()).collect();
     let entries = audit::append_in(tx.conn(), &events).await?;
     tx.commit().await?;
     Ok(entries)

@@ -154,6 +154,19 @@ impl WriteTx {
     }
 }
 
+/// A pooled connection for single-statement writes (each commits by itself). On SQLite it
+/// holds the writer slot, so it queues behind transactions instead of in the busy handler.
+pub struct WriteConn {
+    conn: PoolConnection<Any>,
+    _writer: Option<OwnedSemaphorePermit>,
+}
+
+impl WriteConn {
+    pub fn conn(&mut self) -> &mut AnyConnection {
+        &mut self.conn
+    }
+}
+
 /// Held while a run-once job runs; on PostgreSQL it is a transaction-scoped advisory lock.
 /// Call [`JobLock::release`] when the job ends; a dropped lock is released when its
 /// connection next returns to the pool, and a dead process's lock when its session ends.
@@ -263,6 +276,24 @@ impl Db {
     /// A pooled connection for reads (or single-statement writes).
     pub async fn conn(&self) -> Result<PoolConnection<Any>, sqlx::Error> {
         self.pool.acquire().await
+    }
+
+    /// A connection for single-statement writes. Do not call while holding a `WriteTx` or
+    /// another `WriteConn` in the same task.
+    pub async fn writer(&self) -> Result<WriteConn, sqlx::Error> {
+        let writer = match &self.sqlite_writer {
+            Some(slot) => Some(
+                slot.clone()
+                    .acquire_owned()
+                    .await
+                    .map_err(|_| sqlx::Error::PoolClosed)?,
+            ),
+            None => None,
+        };
+        Ok(WriteConn {
+            conn: self.pool.acquire().await?,
+            _writer: writer,
+        })
     }
 
     /// Begins a write transaction. Do not call while holding another `WriteTx` in the same task.

@@ -139,6 +139,23 @@ impl Jws {
         }
     }
 
+    /// Verifies a MAC with a shared key (HS256/HS384/HS512), as ACME external account
+    /// binding uses (RFC 8555 §7.3.4).
+    pub fn verify_hmac(&self, key: &[u8]) -> Result<(), JoseError> {
+        let algorithm = match self.header.alg.as_str() {
+            "HS256" => ring::hmac::HMAC_SHA256,
+            "HS384" => ring::hmac::HMAC_SHA384,
+            "HS512" => ring::hmac::HMAC_SHA512,
+            other => return Err(JoseError::AlgorithmNotAllowed(other.to_string())),
+        };
+        ring::hmac::verify(
+            &ring::hmac::Key::new(algorithm, key),
+            self.signing_input.as_bytes(),
+            &self.signature,
+        )
+        .map_err(|_| JoseError::BadSignature)
+    }
+
     /// The payload as JSON claims.
     pub fn claims<T: for<'de> Deserialize<'de>>(&self) -> Result<T, JoseError> {
         serde_json::from_slice(&self.payload).map_err(|_| JoseError::Malformed)
@@ -248,6 +265,31 @@ impl PublicJwk {
             Ok(())
         } else {
             Err(JoseError::BadSignature)
+        }
+    }
+}
+
+impl PublicJwk {
+    /// The key as custody describes public keys (for its SubjectPublicKeyInfo).
+    pub fn public_key(&self) -> crate::custody::PublicKey {
+        use crate::custody::{KeyAlgorithm, PublicKey};
+        match self {
+            PublicJwk::Ec { curve, point } => PublicKey::new(
+                if *curve == "P-256" {
+                    KeyAlgorithm::P256
+                } else {
+                    KeyAlgorithm::P384
+                },
+                point.clone(),
+            ),
+            PublicJwk::Ed25519(x) => PublicKey::new(KeyAlgorithm::Ed25519, x.clone()),
+            PublicJwk::Rsa { n, e } => PublicKey::new(
+                KeyAlgorithm::Rsa2048,
+                crate::der::sequence(&[
+                    &crate::der::unsigned_integer(n),
+                    &crate::der::unsigned_integer(e),
+                ]),
+            ),
         }
     }
 }
@@ -368,6 +410,29 @@ mod tests {
             PublicJwk::parse(&json!({"kty": "RSA", "n": b64(&[1u8; 128]), "e": "AQAB"})).is_err()
         );
         assert!(PublicJwk::parse(&json!({"kty": "oct", "k": "AA"})).is_err());
+    }
+
+    #[test]
+    fn hmac_tokens_verify_only_with_their_key() {
+        let input = format!("{}.{}", b64(br#"{"alg":"HS256","kid":"k"}"#), b64(b"{}"));
+        let tag = ring::hmac::sign(
+            &ring::hmac::Key::new(ring::hmac::HMAC_SHA256, b"secret"),
+            input.as_bytes(),
+        );
+        let token = format!("{input}.{}", b64(tag.as_ref()));
+        let jws = Jws::parse(&token).unwrap();
+        assert!(jws.verify_hmac(b"secret").is_ok());
+        assert_eq!(jws.verify_hmac(b"other"), Err(JoseError::BadSignature));
+    }
+
+    #[test]
+    fn jwks_convert_to_the_spki_custody_writes() {
+        let key = handle(KeyAlgorithm::P256);
+        let jwk = key.public_key().jwk();
+        assert_eq!(
+            PublicJwk::parse(&jwk).unwrap().public_key().spki_der(),
+            key.public_key().spki_der()
+        );
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod events;
 mod health;
 pub mod jose;
 pub mod metrics;
+pub mod net;
 pub mod orgs;
 pub mod secret;
 pub mod settings;

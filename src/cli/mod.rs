@@ -3,6 +3,7 @@
 
 pub mod ca;
 pub mod clients;
+pub mod devices;
 pub mod keys;
 pub mod users;
 

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod acme;
+pub mod enroll;
 pub mod pki;
 
 use std::io::{BufRead, BufReader, Read};
@@ -106,6 +108,14 @@ impl Kizuna {
         self.env("KIZUNA_TLS_LISTEN", &format!("127.0.0.1:{port}"))
             .env("KIZUNA_TLS__CERT_FILE", cert.to_str().unwrap())
             .env("KIZUNA_TLS__KEY_FILE", key.to_str().unwrap())
+            .env("KIZUNA_PUBLIC_URL", &format!("https://127.0.0.1:{port}"))
+    }
+
+    /// Serves HTTPS on a free port with the certificate Kizuna issues itself (no certificate
+    /// files), and makes that the public URL.
+    pub fn tls_self(self) -> Kizuna {
+        let port = free_port();
+        self.env("KIZUNA_TLS_LISTEN", &format!("127.0.0.1:{port}"))
             .env("KIZUNA_PUBLIC_URL", &format!("https://127.0.0.1:{port}"))
     }
 
@@ -267,6 +277,71 @@ impl std::fmt::Display for Failed {
             self.code, self.stdout, self.stderr
         )
     }
+}
+
+/// An access token from `client_credentials` for a new client with `scope` (and owning
+/// organization `org`, id or name).
+pub async fn service_token(k: &Kizuna, base: &str, scope: &str, org: Option<&str>) -> String {
+    let mut args = vec![
+        "client",
+        "create",
+        "--name",
+        "automation",
+        "--grant-type",
+        "client_credentials",
+        "--scope",
+        scope,
+        "--json",
+    ];
+    if let Some(org) = org {
+        args.extend(["--org", org]);
+    }
+    let client = k.json(&args);
+    let response: serde_json::Value = reqwest::Client::new()
+        .post(format!("{base}/token"))
+        .basic_auth(
+            client["client_id"].as_str().unwrap(),
+            client["client_secret"].as_str(),
+        )
+        .form(&[("grant_type", "client_credentials"), ("scope", scope)])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    response["access_token"].as_str().unwrap().to_string()
+}
+
+/// A free TCP port on 127.0.0.1 (for a listener started just after).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The root CA certificate (PEM) of a running install, fetched from its public downloads.
+pub async fn root_pem(server: &Server) -> String {
+    let cas: serde_json::Value = reqwest::get(server.url("/ca/api/v1/cas"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let root = cas
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["kind"] == "root" && c["status"] == "active")
+        .expect("an active root CA");
+    reqwest::get(server.url(&format!("/pki/ca/{}.pem", root["id"].as_str().unwrap())))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
 }
 
 /// A running server, stopped (SIGTERM) when dropped.

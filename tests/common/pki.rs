@@ -104,35 +104,3 @@ pub async fn download_ca_certificates(k: &Kizuna, server: &Server) {
         std::fs::write(k.dir.path().join(file), body).unwrap();
     }
 }
-
-/// A `client_credentials` access token with `scope` for a new confidential client.
-pub async fn service_token(k: &Kizuna, base: &str, scope: &str) -> String {
-    let client = k.json(&[
-        "client",
-        "create",
-        "--name",
-        "automation",
-        "--grant-type",
-        "client_credentials",
-        "--scope",
-        scope,
-        "--json",
-    ]);
-    let response: serde_json::Value = reqwest::Client::new()
-        .post(format!("{base}/token"))
-        .basic_auth(
-            client["client_id"].as_str().unwrap(),
-            client["client_secret"].as_str(),
-        )
-        .form(&[("grant_type", "client_credentials"), ("scope", scope)])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    response["access_token"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no access token: {response}"))
-        .to_string()
-}

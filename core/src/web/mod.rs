@@ -1,6 +1,7 @@
 //! HTTP plumbing every feature crate shares: the request context (request id, peer address,
 //! language), error pages that carry the request id, security headers, and the TLS listener.
 
+pub mod client_cert;
 pub mod csrf;
 pub(crate) mod error;
 mod lang;

@@ -1,22 +1,33 @@
 //! The TLS listener (rustls with the ring provider). Handshakes run in their own tasks so a
-//! slow client never holds up the accept loop; each connection's client certificate chain,
-//! when one was sent, is handed to handlers through [`TlsConnectInfo`].
+//! slow client never holds up the accept loop; the server asks for (never insists on) a
+//! client certificate, and each connection's verified chain, when one was sent, is handed to
+//! handlers through [`TlsConnectInfo`].
 
 use std::io;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use axum::extract::connect_info::Connected;
 use axum::serve::{IncomingStream, Listener};
-use rustls::ServerConfig;
+use rustls::client::danger::HandshakeSignatureValid;
+use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
+use rustls::sign::{CertifiedKey, Signer, SigningKey};
+use rustls::{
+    DigitallySignedStruct, DistinguishedName, RootCertStore, ServerConfig, SignatureAlgorithm,
+    SignatureScheme,
+};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
+
+use crate::custody::{KeyAlgorithm, KeyHandle};
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -30,33 +41,224 @@ pub enum TlsSetupError {
     Rustls(#[from] rustls::Error),
 }
 
-/// Loads a PEM certificate chain and private key into a server configuration offering
-/// HTTP/2 and HTTP/1.1.
-pub fn server_config(
-    cert_file: &Path,
-    key_file: &Path,
-) -> Result<Arc<ServerConfig>, TlsSetupError> {
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert_file)
-        .and_then(|iter| iter.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| TlsSetupError::Certificate {
-            path: cert_file.display().to_string(),
+/// The server's certificate and key, replaceable while serving (a renewed certificate
+/// takes effect on the next handshake).
+#[derive(Debug)]
+pub struct CertSlot(RwLock<Arc<CertifiedKey>>);
+
+impl CertSlot {
+    pub fn new(key: CertifiedKey) -> Arc<CertSlot> {
+        Arc::new(CertSlot(RwLock::new(Arc::new(key))))
+    }
+
+    /// Loads a PEM certificate chain and private key from files.
+    pub fn from_files(cert_file: &Path, key_file: &Path) -> Result<Arc<CertSlot>, TlsSetupError> {
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert_file)
+            .and_then(|iter| iter.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| TlsSetupError::Certificate {
+                path: cert_file.display().to_string(),
+                reason: e.to_string(),
+            })?;
+        if certs.is_empty() {
+            return Err(TlsSetupError::Certificate {
+                path: cert_file.display().to_string(),
+                reason: "no certificate in the file".into(),
+            });
+        }
+        let key = PrivateKeyDer::from_pem_file(key_file).map_err(|e| TlsSetupError::Key {
+            path: key_file.display().to_string(),
             reason: e.to_string(),
         })?;
-    if certs.is_empty() {
-        return Err(TlsSetupError::Certificate {
-            path: cert_file.display().to_string(),
-            reason: "no certificate in the file".into(),
-        });
+        let key = provider().key_provider.load_private_key(key)?;
+        Ok(CertSlot::new(CertifiedKey::new(certs, key)))
     }
-    let key = PrivateKeyDer::from_pem_file(key_file).map_err(|e| TlsSetupError::Key {
-        path: key_file.display().to_string(),
-        reason: e.to_string(),
-    })?;
-    let mut config =
-        ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()?
-            .with_no_client_auth()
-            .with_single_cert(certs, key)?;
+
+    /// A chain (leaf first, DER) whose key lives in key custody: handshakes are signed there.
+    pub fn custody(chain: Vec<Vec<u8>>, key: KeyHandle) -> CertifiedKey {
+        CertifiedKey::new(
+            chain.into_iter().map(CertificateDer::from).collect(),
+            Arc::new(CustodyTlsKey(key)),
+        )
+    }
+
+    pub fn replace(&self, key: CertifiedKey) {
+        if let Ok(mut slot) = self.0.write() {
+            *slot = Arc::new(key);
+        }
+    }
+}
+
+impl ResolvesServerCert for CertSlot {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        self.0.read().ok().map(|k| k.clone())
+    }
+}
+
+/// A custody key as a rustls signing key.
+#[derive(Debug)]
+struct CustodyTlsKey(KeyHandle);
+
+#[derive(Debug)]
+struct CustodyTlsSigner(KeyHandle, SignatureScheme);
+
+impl SigningKey for CustodyTlsKey {
+    fn choose_scheme(&self, offered: &[SignatureScheme]) -> Option<Box<dyn Signer>> {
+        let scheme = match self.0.algorithm() {
+            KeyAlgorithm::P256 => SignatureScheme::ECDSA_NISTP256_SHA256,
+            KeyAlgorithm::P384 => SignatureScheme::ECDSA_NISTP384_SHA384,
+            KeyAlgorithm::Ed25519 => SignatureScheme::ED25519,
+            _ => SignatureScheme::RSA_PKCS1_SHA256,
+        };
+        offered
+            .contains(&scheme)
+            .then(|| Box::new(CustodyTlsSigner(self.0.clone(), scheme)) as Box<dyn Signer>)
+    }
+
+    fn algorithm(&self) -> SignatureAlgorithm {
+        match self.0.algorithm() {
+            KeyAlgorithm::P256 | KeyAlgorithm::P384 => SignatureAlgorithm::ECDSA,
+            KeyAlgorithm::Ed25519 => SignatureAlgorithm::ED25519,
+            _ => SignatureAlgorithm::RSA,
+        }
+    }
+}
+
+impl Signer for CustodyTlsSigner {
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, rustls::Error> {
+        self.0
+            .sign_der(message)
+            .map_err(|e| rustls::Error::General(format!("key custody: {e}")))
+    }
+
+    fn scheme(&self) -> SignatureScheme {
+        self.1
+    }
+}
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Requests — never requires — a client certificate, and accepts one that chains to the
+/// configured anchors (Kizuna's CAs and manufacturers' roots). An expired certificate is
+/// checked as at its last valid moment and let through: whether it may still do anything
+/// (a renewal grace window) is the handler's decision, which sees its validity. Revocation
+/// is the handler's check too (against the certificate store).
+#[derive(Debug)]
+pub struct ClientAuth {
+    inner: RwLock<Option<Arc<dyn ClientCertVerifier>>>,
+    provider: Arc<CryptoProvider>,
+}
+
+impl ClientAuth {
+    pub fn new(anchors: &[Vec<u8>]) -> Arc<ClientAuth> {
+        let auth = Arc::new(ClientAuth {
+            inner: RwLock::new(None),
+            provider: provider(),
+        });
+        auth.set_anchors(anchors);
+        auth
+    }
+
+    /// Replaces the trust anchors (after a CA rollover); anchors that do not parse are skipped.
+    pub fn set_anchors(&self, anchors: &[Vec<u8>]) {
+        let mut roots = RootCertStore::empty();
+        for der in anchors {
+            if let Err(e) = roots.add(CertificateDer::from(der.clone())) {
+                tracing::warn!(error = %e, "a client certificate trust anchor was not usable");
+            }
+        }
+        let verifier = if roots.is_empty() {
+            None
+        } else {
+            WebPkiClientVerifier::builder_with_provider(Arc::new(roots), self.provider.clone())
+                .build()
+                .map_err(|e| tracing::warn!(error = %e, "building the client certificate verifier"))
+                .ok()
+        };
+        if let Ok(mut inner) = self.inner.write() {
+            *inner = verifier;
+        }
+    }
+}
+
+impl ClientCertVerifier for ClientAuth {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        false
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        // No hints: devices send the certificate they hold whatever the server names.
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        let inner = self.inner.read().ok().and_then(|v| v.clone()).ok_or(
+            rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer),
+        )?;
+        match inner.verify_client_cert(end_entity, intermediates, now) {
+            Err(rustls::Error::InvalidCertificate(rustls::CertificateError::ExpiredContext {
+                not_after,
+                ..
+            })) => inner.verify_client_cert(end_entity, intermediates, not_after),
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// A server configuration offering HTTP/2 and HTTP/1.1, serving the slot's certificate and
+/// requesting client certificates through `client_auth`.
+pub fn server_config(
+    cert: Arc<CertSlot>,
+    client_auth: Arc<ClientAuth>,
+) -> Result<Arc<ServerConfig>, TlsSetupError> {
+    let mut config = ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .with_client_cert_verifier(client_auth)
+        .with_cert_resolver(cert);
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }

@@ -1,0 +1,467 @@
+//! ACME (RFC 8555) with certbot (PyPI), standalone http-01, against Kizuna's directory:
+//! register with external account binding, obtain, renew, revoke.
+
+mod common;
+
+use std::process::{Command, Output};
+
+use serde_json::json;
+
+use common::acme::{Client, NAME, install};
+use common::enroll::{Installation, csr, openssl_verify, self_signed, stderr, x509_field};
+use common::{Kizuna, free_port};
+
+fn certbot(i: &Installation, args: &[&str]) -> Output {
+    let dir = i.path("certbot");
+    Command::new("certbot")
+        .args(args)
+        .arg("--config-dir")
+        .arg(dir.join("etc"))
+        .arg("--work-dir")
+        .arg(dir.join("work"))
+        .arg("--logs-dir")
+        .arg(dir.join("logs"))
+        .args([
+            "--non-interactive",
+            "--server",
+            &format!("{}/acme/directory", i.server.public),
+        ])
+        .env("REQUESTS_CA_BUNDLE", &i.root)
+        .output()
+        .expect("certbot (scripts/test installs it from PyPI)")
+}
+
+fn certbot_ok(i: &Installation, args: &[&str]) {
+    let out = certbot(i, args);
+    assert!(
+        out.status.success(),
+        "certbot {args:?}:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        stderr(&out)
+    );
+}
+
+#[tokio::test]
+async fn certbot_obtains_renews_and_revokes_over_http_01() {
+    for k in Kizuna::each_backend().await {
+        let port = free_port();
+        let i = install(k, port, free_port()).await;
+        let eab =
+            i.k.json(&["acme", "eab", "create", "--org", "Streetlights", "--json"]);
+        let standalone = [
+            "--standalone",
+            "--http-01-address",
+            "127.0.0.1",
+            "--http-01-port",
+        ];
+        let port_text = port.to_string();
+        let mut obtain: Vec<&str> = vec!["certonly"];
+        obtain.extend(standalone);
+        obtain.extend([
+            port_text.as_str(),
+            "--agree-tos",
+            "-m",
+            "ops@streetlights.city.example",
+            "--no-eff-email",
+            "--eab-kid",
+            eab["kid"].as_str().unwrap(),
+            "--eab-hmac-key",
+            eab["hmac_key"].as_str().unwrap(),
+            "-d",
+            NAME,
+        ]);
+        certbot_ok(&i, &obtain);
+        let live = i.path("certbot").join("etc/live").join(NAME);
+        let cert = live.join("cert.pem");
+        let verified = openssl_verify(&i.root, &live.join("chain.pem"), &cert);
+        assert!(
+            verified.status.success(),
+            "{}",
+            String::from_utf8_lossy(&verified.stdout)
+        );
+        assert!(x509_field(&cert, "-ext=subjectAltName").contains(&format!("DNS:{NAME}")));
+        let first = x509_field(&cert, "-serial");
+
+        certbot_ok(
+            &i,
+            &["renew", "--force-renewal", "--no-random-sleep-on-renew"],
+        );
+        let renewed = x509_field(&cert, "-serial");
+        assert_ne!(renewed, first, "renewal issued a new certificate");
+        assert!(
+            openssl_verify(&i.root, &live.join("chain.pem"), &cert)
+                .status
+                .success()
+        );
+
+        certbot_ok(
+            &i,
+            &[
+                "revoke",
+                "--cert-path",
+                cert.to_str().unwrap(),
+                "--reason",
+                "superseded",
+                "--no-delete-after-revoke",
+            ],
+        );
+        let serial = renewed.trim_start_matches("serial=").to_ascii_lowercase();
+        let shown = i.k.json(&["cert", "show", &serial, "--json"]);
+        assert_eq!(shown["status"], "revoked");
+        assert_eq!(shown["revocation_reason"], "superseded");
+        assert_eq!(shown["profile"], "service");
+        assert_eq!(shown["org_id"], i.org_id.as_str());
+        let audit = i.k.ok(&["audit", "export"]);
+        for action in [
+            "acme.account.create",
+            "acme.order.create",
+            "acme.challenge.validate",
+            "cert.revoke",
+        ] {
+            assert!(audit.contains(&format!("\"{action}\"")), "{action} audited");
+        }
+    }
+}
+
+/// An install, a registered account bound to Streetlights, and the http-01 port.
+async fn registered(k: Kizuna) -> (Installation, Client, u16, u16) {
+    let (http, tls) = (free_port(), free_port());
+    let i = install(k, http, tls).await;
+    let eab =
+        i.k.json(&["acme", "eab", "create", "--org", "Streetlights", "--json"]);
+    let mut client = Client::new(&i).await;
+    let answer = client
+        .register(Some((
+            eab["kid"].as_str().unwrap(),
+            eab["hmac_key"].as_str().unwrap(),
+        )))
+        .await;
+    assert_eq!(answer.status, 201, "{}", answer.body);
+    (i, client, http, tls)
+}
+
+fn assert_problem(answer: &common::acme::Answer, status: u16, kind: &str) {
+    assert_eq!(answer.status, status, "{}", answer.body);
+    assert_eq!(answer.problem(), kind, "{}", answer.body);
+    assert_eq!(answer.content_type, "application/problem+json");
+    assert!(
+        answer.body["detail"]
+            .as_str()
+            .is_some_and(|d| !d.is_empty())
+    );
+}
+
+#[tokio::test]
+async fn accounts_need_an_external_account_binding_with_the_right_key() {
+    for k in Kizuna::each_backend().await {
+        let i = install(k, free_port(), free_port()).await;
+        let mut client = Client::new(&i).await;
+        assert_eq!(client.directory["meta"]["externalAccountRequired"], true);
+        assert_problem(&client.register(None).await, 403, "externalAccountRequired");
+        let eab =
+            i.k.json(&["acme", "eab", "create", "--org", "Streetlights", "--json"]);
+        let kid = eab["kid"].as_str().unwrap();
+        let wrong = common::acme::b64(&[7u8; 32]);
+        assert_problem(
+            &client.register(Some((kid, &wrong))).await,
+            403,
+            "unauthorized",
+        );
+        let ok = client
+            .register(Some((kid, eab["hmac_key"].as_str().unwrap())))
+            .await;
+        assert_eq!(ok.status, 201, "{}", ok.body);
+        // The binding key is used once.
+        let mut second = Client::new(&i).await;
+        assert_problem(
+            &second
+                .register(Some((kid, eab["hmac_key"].as_str().unwrap())))
+                .await,
+            403,
+            "unauthorized",
+        );
+        // The same key again finds the same account.
+        client.kid = None;
+        let again = client.register(None).await;
+        assert_eq!((again.status, again.location), (200, ok.location));
+    }
+}
+
+#[tokio::test]
+async fn bad_jws_requests_get_the_problem_the_rfc_names() {
+    for k in Kizuna::each_backend().await {
+        let (i, client, _, _) = registered(k).await;
+        let url = client.url("newOrder");
+        let payload = json!({"identifiers": [{"type": "dns", "value": NAME}]});
+
+        // A bad signature.
+        let mut jws = client
+            .key
+            .sign(&client.protected(&url).await, Some(&payload));
+        let sig = jws["signature"].as_str().unwrap().to_string();
+        let flipped = if sig.starts_with('A') { "B" } else { "A" };
+        jws["signature"] = json!(format!("{flipped}{}", &sig[1..]));
+        assert_problem(&client.send(&url, &jws).await, 400, "malformed");
+
+        // A replayed nonce.
+        let jws = client
+            .key
+            .sign(&client.protected(&url).await, Some(&payload));
+        assert_eq!(client.send(&url, &jws).await.status, 201);
+        assert_problem(&client.send(&url, &jws).await, 400, "badNonce");
+
+        // An unknown account.
+        let mut protected = client.protected(&url).await;
+        protected["kid"] = json!(format!("{}/acme/account/nobody", i.server.public));
+        assert_problem(
+            &client
+                .send(&url, &client.key.sign(&protected, Some(&payload)))
+                .await,
+            400,
+            "accountDoesNotExist",
+        );
+
+        // alg none.
+        let mut protected = client.protected(&url).await;
+        protected["alg"] = json!("none");
+        let unsigned = json!({
+            "protected": common::acme::b64(protected.to_string().as_bytes()),
+            "payload": common::acme::b64(payload.to_string().as_bytes()),
+            "signature": "",
+        });
+        let answer = client.send(&url, &unsigned).await;
+        assert_problem(&answer, 400, "badSignatureAlgorithm");
+        assert!(
+            answer.body["algorithms"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("ES256"))
+        );
+
+        // A URL that is not the request's.
+        let protected = client.protected(&client.url("newAccount")).await;
+        assert_problem(
+            &client
+                .send(&url, &client.key.sign(&protected, Some(&payload)))
+                .await,
+            403,
+            "unauthorized",
+        );
+
+        // Not JOSE at all.
+        let response = client
+            .http
+            .post(&url)
+            .header("content-type", "application/json")
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 415);
+        // Still serving.
+        assert_eq!(client.order(&[NAME]).await.status, 201);
+    }
+}
+
+#[tokio::test]
+async fn an_order_for_a_name_the_organization_may_not_use_is_rejected() {
+    for k in Kizuna::each_backend().await {
+        let (_i, client, _, _) = registered(k).await;
+        assert_problem(
+            &client.order(&["www.water.city.example"]).await,
+            403,
+            "rejectedIdentifier",
+        );
+        assert_problem(
+            &client.order(&["*.streetlights.city.example"]).await,
+            403,
+            "rejectedIdentifier",
+        );
+        let ip = client
+            .post(
+                &client.url("newOrder"),
+                Some(&json!({"identifiers": [{"type": "ip", "value": "192.0.2.1"}]})),
+            )
+            .await;
+        assert_problem(&ip, 403, "rejectedIdentifier");
+        let email = client
+            .post(
+                &client.url("newOrder"),
+                Some(&json!({"identifiers": [{"type": "email", "value": "a@b"}]})),
+            )
+            .await;
+        assert_problem(&email, 400, "unsupportedIdentifier");
+    }
+}
+
+#[tokio::test]
+async fn a_failed_challenge_invalidates_the_authorization_and_the_order() {
+    for k in Kizuna::each_backend().await {
+        let (_i, client, _, _) = registered(k).await;
+        let order = client.order(&[NAME]).await;
+        let (url, _) = client.challenge(&order.body, "http-01").await;
+        // Nothing listens on the http-01 port.
+        let started = client.post(&url, Some(&json!({}))).await;
+        assert_eq!(started.status, 200, "{}", started.body);
+        let settled = client.settle(&url).await;
+        assert_eq!(settled["status"], "invalid");
+        assert_eq!(
+            settled["error"]["type"],
+            "urn:ietf:params:acme:error:connection"
+        );
+        let order_now = client.post(order.location.as_deref().unwrap(), None).await;
+        assert_eq!(order_now.body["status"], "invalid");
+        let finalize = client
+            .post(
+                order.body["finalize"].as_str().unwrap(),
+                Some(&json!({"csr": "AA"})),
+            )
+            .await;
+        assert_problem(&finalize, 403, "orderNotReady");
+    }
+}
+
+/// A challenge certificate made with openssl, served by `openssl s_server -alpn acme-tls/1`.
+struct AlpnServer(std::process::Child);
+
+impl Drop for AlpnServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn alpn_server(dir: &std::path::Path, port: u16, key_authorization: &str) -> AlpnServer {
+    let digest = ring::digest::digest(&ring::digest::SHA256, key_authorization.as_bytes());
+    let hex: Vec<String> = digest.as_ref().iter().map(|b| format!("{b:02X}")).collect();
+    let acme_id = format!("1.3.6.1.5.5.7.1.31=critical,DER:04:20:{}", hex.join(":"));
+    self_signed(
+        dir,
+        "alpn",
+        &format!("/CN={NAME}"),
+        &[&format!("subjectAltName=DNS:{NAME}"), &acme_id],
+    );
+    let child = Command::new("openssl")
+        .args([
+            "s_server",
+            "-quiet",
+            "-accept",
+            &format!("127.0.0.1:{port}"),
+            "-alpn",
+            "acme-tls/1",
+            "-cert",
+        ])
+        .arg(dir.join("alpn.pem"))
+        .arg("-key")
+        .arg(dir.join("alpn.key"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "openssl s_server did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    AlpnServer(child)
+}
+
+fn csr_der(dir: &std::path::Path, names: &[&str]) -> String {
+    let san: Vec<String> = names.iter().map(|n| format!("DNS:{n}")).collect();
+    let san = format!("subjectAltName={}", san.join(","));
+    common::acme::b64(&csr(dir, "service", &format!("/CN={}", names[0]), &[&san]))
+}
+
+#[tokio::test]
+async fn tls_alpn_01_validates_finalize_checks_the_csr_and_keys_roll_over() {
+    for k in Kizuna::each_backend().await {
+        let (i, mut client, _, tls_port) = registered(k).await;
+        let order = client.order(&[NAME]).await;
+        let (url, token) = client.challenge(&order.body, "tls-alpn-01").await;
+        let _server = alpn_server(
+            i.k.dir.path(),
+            tls_port,
+            &format!("{token}.{}", client.key.thumbprint()),
+        );
+        client.post(&url, Some(&json!({}))).await;
+        let settled = client.settle(&url).await;
+        assert_eq!(settled["status"], "valid", "{settled}");
+        let order_url = order.location.clone().unwrap();
+        assert_eq!(client.settle(&order_url).await["status"], "ready");
+
+        let finalize = order.body["finalize"].as_str().unwrap();
+        let dir = i.k.dir.path();
+        let wrong = client
+            .post(
+                finalize,
+                Some(&json!({"csr": csr_der(dir, &[NAME, "other.streetlights.city.example"])})),
+            )
+            .await;
+        assert_problem(&wrong, 400, "badCSR");
+        let done = client
+            .post(finalize, Some(&json!({"csr": csr_der(dir, &[NAME])})))
+            .await;
+        assert_eq!(done.status, 200, "{}", done.body);
+        assert_eq!(done.body["status"], "valid");
+        let cert_url = done.body["certificate"].as_str().unwrap().to_string();
+        let chain = client.post(&cert_url, None).await;
+        assert_eq!(chain.content_type, "application/pem-certificate-chain");
+        let pem = chain.body.as_str().unwrap().to_string();
+        assert_eq!(
+            pem.matches("BEGIN CERTIFICATE").count(),
+            2,
+            "leaf and issuing CA"
+        );
+
+        // Key rollover: the new key signs the inner JWS, the account the outer one.
+        let new_key = common::acme::Key::generate();
+        let key_change = client.url("keyChange");
+        let inner = new_key.sign(
+            &json!({"alg": "ES256", "jwk": new_key.jwk(), "url": key_change}),
+            Some(&json!({"account": client.kid.clone().unwrap(), "oldKey": client.key.jwk()})),
+        );
+        let rolled = client.post(&key_change, Some(&inner)).await;
+        assert_eq!(rolled.status, 200, "{}", rolled.body);
+        // The old key no longer signs for the account; the new one does.
+        assert_problem(&client.post(&order_url, None).await, 400, "malformed");
+        client.key = new_key;
+        assert_eq!(client.post(&order_url, None).await.body["status"], "valid");
+
+        // Revocation: a bad reason, then a good one, then again.
+        let der = {
+            let body: String = pem
+                .lines()
+                .skip(1)
+                .take_while(|l| !l.starts_with("-----END"))
+                .collect();
+            base64::Engine::decode(&base64::engine::general_purpose::STANDARD, body).unwrap()
+        };
+        let revoke = client.url("revokeCert");
+        let cert = common::acme::b64(&der);
+        assert_problem(
+            &client
+                .post(&revoke, Some(&json!({"certificate": cert, "reason": 7})))
+                .await,
+            400,
+            "badRevocationReason",
+        );
+        assert_eq!(
+            client
+                .post(&revoke, Some(&json!({"certificate": cert, "reason": 1})))
+                .await
+                .status,
+            200
+        );
+        assert_problem(
+            &client
+                .post(&revoke, Some(&json!({"certificate": cert})))
+                .await,
+            400,
+            "alreadyRevoked",
+        );
+    }
+}
