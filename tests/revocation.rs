@@ -745,3 +745,99 @@ fn org_of(k: &Kizuna) -> String {
         .unwrap()
         .to_string()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoking_by_device_never_reaches_another_organizations_device() {
+    for k in Kizuna::each_backend().await {
+        let server = k.serve();
+        let k = k.env("KIZUNA_PUBLIC_URL", &server.public);
+        let dir = k.dir.path();
+        let mut serials = Vec::new();
+        for org in ["Water", "Gas"] {
+            let id = k.json(&["org", "create", "--name", org, "--json"])["id"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            let name = format!("meter-{org}");
+            pki::csr(
+                dir,
+                &name,
+                "p256",
+                "/CN=meter-1",
+                &[&format!(
+                    "subjectAltName=URI:urn:kizuna:device:{id}:meter-1"
+                )],
+            );
+            let pem = k.ok(&[
+                "cert",
+                "issue",
+                "--csr",
+                &format!("{name}.csr"),
+                "--profile",
+                "device",
+                "--org",
+                &id,
+            ]);
+            std::fs::write(dir.join(format!("{name}.pem")), pem).unwrap();
+            let serial = text(&sh(
+                dir,
+                &format!("openssl x509 -in {name}.pem -noout -serial"),
+            ));
+            serials.push(
+                serial
+                    .trim()
+                    .trim_start_matches("serial=")
+                    .to_ascii_lowercase(),
+            );
+        }
+        let ambiguous = k.run(&[
+            "cert",
+            "revoke",
+            "--device",
+            "meter-1",
+            "--reason",
+            "keyCompromise",
+            "--yes",
+        ]);
+        assert!(!ambiguous.status.success());
+        assert!(
+            String::from_utf8_lossy(&ambiguous.stderr).contains("several organizations"),
+            "{}",
+            text(&ambiguous)
+        );
+        let preview = k.run(&[
+            "cert",
+            "revoke",
+            "--device",
+            "meter-1",
+            "--org",
+            "Water",
+            "--reason",
+            "keyCompromise",
+        ]);
+        assert!(
+            String::from_utf8_lossy(&preview.stdout).contains("1 certificates would be revoked"),
+            "{}",
+            text(&preview)
+        );
+        let done = k.ok(&[
+            "cert",
+            "revoke",
+            "--device",
+            "meter-1",
+            "--org",
+            "Water",
+            "--reason",
+            "keyCompromise",
+            "--yes",
+        ]);
+        assert!(done.contains("revoked 1"), "{done}");
+        let water = k.json(&["cert", "show", &serials[0], "--json"]);
+        let gas = k.json(&["cert", "show", &serials[1], "--json"]);
+        assert_eq!(water["status"], "revoked");
+        assert_eq!(
+            gas["status"], "valid",
+            "the other organization's meter-1 is untouched"
+        );
+    }
+}

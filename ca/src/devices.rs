@@ -350,7 +350,10 @@ async fn change_status(
         (DeviceStatus::Active, None) => DeviceStatus::Pending,
         (to, _) => to,
     };
-    let selector = Selector::Device(id.to_string());
+    let selector = Selector::Device {
+        org_id: device.org_id.clone(),
+        device_id: id.to_string(),
+    };
     let mut tx = ca.core.db.begin().await?;
     let changed = sqlx::query(
         "UPDATE devices SET status = $2, updated_at = $3 WHERE id = $1 AND status = $4",

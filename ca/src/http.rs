@@ -481,8 +481,9 @@ struct RevokeManyBody {
     confirm: bool,
 }
 
-/// `POST /ca/api/v1/revocations`: every certificate of a device or an organization
-/// (administrators only), in one transaction; without `confirm`, a count.
+/// `POST /ca/api/v1/revocations`: every certificate of a device (`device_id`, with `org_id`
+/// when the id is used in several organizations) or of an organization (`org_id` alone), for
+/// administrators only, in one transaction; without `confirm`, a count.
 async fn revoke_many(
     State(ca): State<Ca>,
     headers: HeaderMap,
@@ -503,7 +504,7 @@ async fn revoke_many(
         .parse()
         .map_err(|e| ApiError(StatusCode::BAD_REQUEST, "invalid_request", e))?;
     let selector = match (body.device_id, body.org_id) {
-        (Some(d), None) => crate::revoke::Selector::Device(d),
+        (Some(d), org) => crate::revoke::device(&ca, &d, org.as_deref()).await?,
         (None, Some(o)) => crate::revoke::Selector::Organization(o),
         _ => {
             return Err(ApiError(

@@ -101,26 +101,72 @@ impl FromStr for Reason {
 #[derive(Debug, Clone)]
 pub enum Selector {
     Serial(String),
-    Device(String),
+    /// A device's certificates. Device ids are unique within their organization; see
+    /// [`device`] to resolve one.
+    Device {
+        org_id: String,
+        device_id: String,
+    },
     Organization(String),
 }
 
 impl Selector {
-    /// The WHERE clause (with `$1` as the value) and the value.
-    fn clause(&self) -> (&'static str, String) {
+    /// The WHERE clause, its parameters numbered from `$first`, and their values.
+    fn clause(&self, first: usize) -> (String, Vec<String>) {
         match self {
-            Selector::Serial(s) => ("serial = $1", s.to_ascii_lowercase()),
-            Selector::Device(d) => ("device_id = $1", d.clone()),
-            Selector::Organization(o) => ("org_id = $1", o.clone()),
+            Selector::Serial(s) => (format!("serial = ${first}"), vec![s.to_ascii_lowercase()]),
+            Selector::Device { org_id, device_id } => (
+                format!("org_id = ${first} AND device_id = ${}", first + 1),
+                vec![org_id.clone(), device_id.clone()],
+            ),
+            Selector::Organization(o) => (format!("org_id = ${first}"), vec![o.clone()]),
         }
     }
 
     fn target(&self) -> String {
         match self {
             Selector::Serial(s) => format!("cert:{}", s.to_ascii_lowercase()),
-            Selector::Device(d) => format!("device:{d}"),
+            Selector::Device { device_id, .. } => format!("device:{device_id}"),
             Selector::Organization(o) => format!("org:{o}"),
         }
+    }
+}
+
+/// The selector for a device's certificates. Without `org_id`, the device id must name
+/// certificates of one organization only; the same id in several organizations needs the
+/// organization, so a revocation never reaches another organization's device.
+pub async fn device(ca: &Ca, device_id: &str, org_id: Option<&str>) -> Result<Selector, CaError> {
+    if let Some(org_id) = org_id {
+        return Ok(Selector::Device {
+            org_id: org_id.to_string(),
+            device_id: device_id.to_string(),
+        });
+    }
+    let orgs: Vec<Option<String>> = sqlx::query_scalar(
+        "SELECT DISTINCT org_id FROM certificates WHERE device_id = $1 ORDER BY org_id",
+    )
+    .bind(device_id)
+    .fetch_all(ca.core.db.pool())
+    .await?;
+    let orgs: Vec<String> = orgs.into_iter().flatten().collect();
+    match orgs.as_slice() {
+        [] => match crate::devices::get(&ca.core.db, device_id).await? {
+            Some(device) => Ok(Selector::Device {
+                org_id: device.org_id,
+                device_id: device_id.to_string(),
+            }),
+            None => Err(CaError::NotFound(format!(
+                "no certificate or device with id {device_id}"
+            ))),
+        },
+        [org] => Ok(Selector::Device {
+            org_id: org.clone(),
+            device_id: device_id.to_string(),
+        }),
+        several => Err(CaError::Invalid(format!(
+            "device id {device_id} exists in several organizations ({}): name the organization",
+            several.join(", ")
+        ))),
     }
 }
 
@@ -134,13 +180,14 @@ pub struct RevokeReport {
 
 /// How many certificates a selector would revoke now (for a confirmation prompt).
 pub async fn count(ca: &Ca, selector: &Selector) -> Result<i64, CaError> {
-    let (clause, value) = selector.clause();
-    Ok(sqlx::query_scalar(&format!(
-        "SELECT COUNT(*) FROM certificates WHERE {clause} AND status IN ('valid', 'hold')"
-    ))
-    .bind(value)
-    .fetch_one(ca.core.db.pool())
-    .await?)
+    let (clause, values) = selector.clause(1);
+    let query_sql =
+        format!("SELECT COUNT(*) FROM certificates WHERE {clause} AND status IN ('valid', 'hold')");
+    let mut query = sqlx::query_scalar(&query_sql);
+    for value in values {
+        query = query.bind(value);
+    }
+    Ok(query.fetch_one(ca.core.db.pool()).await?)
 }
 
 /// Records changes for replicas (their OCSP caches) and, for status changes, the CRL job.
@@ -254,7 +301,7 @@ pub async fn revoke_in(
     reason: Reason,
     actor: &Actor,
 ) -> Result<Changed, CaError> {
-    let (clause, value) = selector.clause();
+    let (clause, values) = selector.clause(4);
     let status = if reason == Reason::CertificateHold {
         "hold"
     } else {
@@ -267,22 +314,26 @@ pub async fn revoke_in(
         "('valid', 'hold')"
     };
     let now = kizuna_core::time::now_unix();
-    let changed: Vec<(String, String)> = sqlx::query_as(&format!(
-        "UPDATE certificates SET status = $2, revoked_at = $3, revocation_reason = $4 \
+    let update_sql = format!(
+        "UPDATE certificates SET status = $1, revoked_at = $2, revocation_reason = $3 \
          WHERE {clause} AND status IN {from} RETURNING ca_id, serial"
-    ))
-    .bind(&value)
-    .bind(status)
-    .bind(now)
-    .bind(reason.as_str())
-    .fetch_all(&mut *conn)
-    .await?;
-    let already: i64 = sqlx::query_scalar(&format!(
-        "SELECT COUNT(*) FROM certificates WHERE {clause} AND status = 'revoked'"
-    ))
-    .bind(&value)
-    .fetch_one(&mut *conn)
-    .await?;
+    );
+    let mut update = sqlx::query_as(&update_sql)
+        .bind(status)
+        .bind(now)
+        .bind(reason.as_str());
+    for value in &values {
+        update = update.bind(value);
+    }
+    let changed: Vec<(String, String)> = update.fetch_all(&mut *conn).await?;
+    let (clause, values) = selector.clause(1);
+    let revoked_sql =
+        format!("SELECT COUNT(*) FROM certificates WHERE {clause} AND status = 'revoked'");
+    let mut revoked = sqlx::query_scalar(&revoked_sql);
+    for value in values {
+        revoked = revoked.bind(value);
+    }
+    let already: i64 = revoked.fetch_one(&mut *conn).await?;
     let already = already
         - if status == "revoked" {
             changed.len() as i64
@@ -349,14 +400,16 @@ pub async fn unhold_in(
     selector: &Selector,
     actor: &Actor,
 ) -> Result<Changed, CaError> {
-    let (clause, value) = selector.clause();
-    let changed: Vec<(String, String)> = sqlx::query_as(&format!(
+    let (clause, values) = selector.clause(1);
+    let update_sql = format!(
         "UPDATE certificates SET status = 'valid', revoked_at = NULL, revocation_reason = NULL \
          WHERE {clause} AND status = 'hold' RETURNING ca_id, serial"
-    ))
-    .bind(&value)
-    .fetch_all(&mut *conn)
-    .await?;
+    );
+    let mut update = sqlx::query_as(&update_sql);
+    for value in values {
+        update = update.bind(value);
+    }
+    let changed: Vec<(String, String)> = update.fetch_all(&mut *conn).await?;
     let mut entries = Vec::new();
     if !changed.is_empty() {
         record_changes(conn, "status", &changed).await?;

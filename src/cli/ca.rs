@@ -103,7 +103,9 @@ pub enum CertCommand {
         serial: Option<String>,
         #[arg(long, value_name = "ID", conflicts_with = "serial")]
         device: Option<String>,
-        #[arg(long, value_name = "ORG", conflicts_with_all = ["serial", "device"])]
+        /// Every certificate of this organization; with --device, the organization whose
+        /// device is meant (needed when the id is used in several).
+        #[arg(long, value_name = "ORG", conflicts_with = "serial")]
         org: Option<String>,
         /// RFC 5280 reason: unspecified, keyCompromise, cACompromise, affiliationChanged,
         /// superseded, cessationOfOperation, certificateHold (suspend), privilegeWithdrawn,
@@ -353,10 +355,14 @@ pub async fn cert(cmd: CertCommand, config: &Config) -> Result<ExitCode> {
             }
             CertCommand::Revoke { serial, device, org, reason, yes, json } => {
                 let reason: kizuna_ca::revoke::Reason = reason.parse().map_err(anyhow::Error::msg)?;
+                let org = match org {
+                    Some(o) => Some(orgs::find(&idp.core.db, &o).await?.id),
+                    None => None,
+                };
                 let selector = match (serial, device, org) {
                     (Some(s), _, _) => kizuna_ca::revoke::Selector::Serial(s),
-                    (None, Some(d), _) => kizuna_ca::revoke::Selector::Device(d),
-                    (None, None, Some(o)) => kizuna_ca::revoke::Selector::Organization(orgs::find(&idp.core.db, &o).await?.id),
+                    (None, Some(d), org) => kizuna_ca::revoke::device(&ca, &d, org.as_deref()).await?,
+                    (None, None, Some(o)) => kizuna_ca::revoke::Selector::Organization(o),
                     (None, None, None) => bail!("give a serial, --device or --org"),
                 };
                 if !matches!(selector, kizuna_ca::revoke::Selector::Serial(_)) && !yes {
