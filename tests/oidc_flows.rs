@@ -2040,3 +2040,96 @@ async fn signing_keys_past_their_rotation_period_are_rotated_by_the_server() {
         assert!(published.contains(&active(&k)), "{published:?}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_and_accounts_are_managed_from_the_command_line() {
+    for k in Kizuna::each_backend().await {
+        let server = k.serve();
+        // Clients: create, show, list, delete.
+        let rp = web_client(&k, "Parking permits", &[]);
+        let shown = k.json(&["client", "show", &rp.id, "--json"]);
+        assert_eq!(shown["client_id"], json!(rp.id));
+        assert_eq!(shown["redirect_uris"], json!([CALLBACK]));
+        assert!(
+            shown.get("client_secret").is_none(),
+            "a secret is shown only at creation"
+        );
+        assert!(
+            !shown.to_string().contains(&rp.secret),
+            "nor its hash's source"
+        );
+        assert!(k.ok(&["client", "list"]).contains("Parking permits"));
+        k.ok(&["client", "delete", &rp.id]);
+        assert!(!k.run(&["client", "show", &rp.id]).status.success());
+        assert_oauth_error(
+            post_token(&server, Some(&rp), &[("grant_type", "client_credentials")]).await,
+            401,
+            "invalid_client",
+            "a deleted client",
+        )
+        .await;
+
+        // Accounts: list, disable, enable, set-password.
+        let user = k.resident("umeko", PASSWORD);
+        let listed = k.json(&["user", "list", "--json"]);
+        assert!(
+            listed
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|u| u["id"] == user["id"]),
+            "{listed}"
+        );
+        let signs_in = |password: &'static str| {
+            let b = browser(&server);
+            async move {
+                let response = submit_login(&b, "/login?next=/account", "umeko", password).await;
+                response.status() == 303 && location(&response).starts_with("/account")
+            }
+        };
+        assert!(signs_in(PASSWORD).await);
+        k.ok(&["user", "disable", "umeko"]);
+        assert!(
+            !signs_in(PASSWORD).await,
+            "a disabled account cannot sign in"
+        );
+        k.ok(&["user", "enable", "umeko"]);
+        assert!(signs_in(PASSWORD).await, "enabled again");
+        k.ok_stdin(
+            &["user", "set-password", "umeko"],
+            "a brand new long passphrase",
+        );
+        assert!(!signs_in(PASSWORD).await, "the old password stops working");
+        let b = browser(&server);
+        let response = submit_login(
+            &b,
+            "/login?next=/account",
+            "umeko",
+            "a brand new long passphrase",
+        )
+        .await;
+        assert_eq!(response.status(), 303, "the new one works");
+        let short = k
+            .command(&["user", "set-password", "umeko"])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        assert!(!short.status.success(), "an empty password is refused");
+        for action in [
+            "user.disable",
+            "user.enable",
+            "user.set_password",
+            "client.delete",
+        ] {
+            assert!(
+                count(
+                    &k,
+                    &format!("SELECT COUNT(*) FROM audit_log WHERE action = '{action}'")
+                )
+                .await
+                    >= 1,
+                "{action} audited"
+            );
+        }
+    }
+}
