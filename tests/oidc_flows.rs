@@ -245,6 +245,21 @@ async fn client_credentials(server: &Server, rp: &Rp) -> Value {
     .await
 }
 
+/// A `client_credentials` request authenticated by a `private_key_jwt` assertion.
+async fn present_assertion(server: &Server, rp: &Rp, assertion: String) -> reqwest::Response {
+    post_token(
+        server,
+        None,
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", &rp.id),
+            ("client_assertion_type", ASSERTION_TYPE),
+            ("client_assertion", &assertion),
+        ],
+    )
+    .await
+}
+
 async fn jwks(server: &Server) -> Value {
     api()
         .get(format!("{}/jwks", server.base))
@@ -760,32 +775,23 @@ async fn private_key_jwt_assertions_are_verified_and_single_use() {
             }
             jose::sign(signer, "kid1", None, &claims).unwrap()
         };
-        let present = |assertion: String| {
-            let id = rp.id.clone();
-            let server = &server;
-            async move {
-                post_token(
-                    server,
-                    None,
-                    &[
-                        ("grant_type", "client_credentials"),
-                        ("client_id", &id),
-                        ("client_assertion_type", ASSERTION_TYPE),
-                        ("client_assertion", &assertion),
-                    ],
-                )
-                .await
-            }
-        };
 
         let valid = sign(&key, json!({}));
-        let tokens = assert_tokens(present(valid.clone()).await, "a valid assertion").await;
+        let tokens = assert_tokens(
+            present_assertion(&server, &rp, valid.clone()).await,
+            "a valid assertion",
+        )
+        .await;
         assert_eq!(
             claims(tokens["access_token"].as_str().unwrap())["sub"],
             rp.id
         );
         let issuer_audience = sign(&key, json!({"aud": server.public}));
-        assert_tokens(present(issuer_audience).await, "the issuer as audience").await;
+        assert_tokens(
+            present_assertion(&server, &rp, issuer_audience).await,
+            "the issuer as audience",
+        )
+        .await;
 
         let now = kizuna_core::time::now_unix();
         let unsigned = format!(
@@ -809,7 +815,13 @@ async fn private_key_jwt_assertions_are_verified_and_single_use() {
             ),
         ];
         for (case, assertion) in refused {
-            assert_oauth_error(present(assertion).await, 401, "invalid_client", case).await;
+            assert_oauth_error(
+                present_assertion(&server, &rp, assertion).await,
+                401,
+                "invalid_client",
+                case,
+            )
+            .await;
         }
     }
 }
@@ -1756,30 +1768,17 @@ async fn private_key_jwt_keys_are_fetched_from_the_clients_jwks_uri() {
         });
         jose::sign(&key, kid, None, &claims).unwrap()
     };
-    let present = |assertion: String| {
-        let id = rp.id.clone();
-        let server = &server;
-        async move {
-            post_token(
-                server,
-                None,
-                &[
-                    ("grant_type", "client_credentials"),
-                    ("client_id", &id),
-                    ("client_assertion_type", ASSERTION_TYPE),
-                    ("client_assertion", &assertion),
-                ],
-            )
-            .await
-        }
-    };
-    let tokens = assert_tokens(present(assertion("sensor-key-1")).await, "jwks_uri key").await;
+    let tokens = assert_tokens(
+        present_assertion(&server, &rp, assertion("sensor-key-1")).await,
+        "jwks_uri key",
+    )
+    .await;
     assert_eq!(
         claims(tokens["access_token"].as_str().unwrap())["sub"],
         json!(rp.id)
     );
     assert_oauth_error(
-        present(assertion("not-published")).await,
+        present_assertion(&server, &rp, assertion("not-published")).await,
         401,
         "invalid_client",
         "a kid the client's JWKS does not publish",
