@@ -2132,3 +2132,113 @@ async fn clients_and_accounts_are_managed_from_the_command_line() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resident_sees_each_release_of_their_data_and_withdraws_consent() {
+    for k in Kizuna::each_backend().await {
+        let server = k.serve();
+        let rp = web_client(
+            &k,
+            "Childcare <b>portal</b>",
+            &[
+                "--grant-type",
+                "authorization_code",
+                "--grant-type",
+                "refresh_token",
+            ],
+        );
+        k.resident("taro", PASSWORD);
+        let b = browser(&server);
+        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+        let code = code_for(&b, &server, &rp, "taro", &challenge).await;
+        let tokens = assert_tokens(
+            exchange_code(&server, &rp, &code, CALLBACK, Some(verifier.secret())).await,
+            "sign-in",
+        )
+        .await;
+        let info = api()
+            .get(format!("{}/userinfo", server.base))
+            .bearer_auth(tokens["access_token"].as_str().unwrap())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(info.status(), 200);
+
+        let (status, html) = b.page("/account/services").await;
+        assert_eq!(status, 200, "{html}\n{}", server.stderr());
+        assert!(
+            html.contains("Childcare &lt;b&gt;portal&lt;/b&gt;")
+                || html.contains("Childcare &#60;b&#62;portal"),
+            "the service, named as text: {html}"
+        );
+        assert!(!html.contains("<b>portal</b>"));
+        assert!(html.contains("Your name and username"), "what it may read");
+        assert!(
+            html.contains("asked for your details"),
+            "the UserInfo release"
+        );
+        assert!(
+            html.contains("sign-in (tokens issued)"),
+            "the token release"
+        );
+        assert!(html.contains("preferred_username"), "which claims left");
+
+        // Without the CSRF token nothing is withdrawn.
+        let forged = b
+            .http
+            .post(format!("{}/account/services/withdraw", server.base))
+            .header(ACCEPT, "text/html")
+            .form(&[("client_id", rp.id.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(forged.status(), 403);
+        let refresh = tokens["refresh_token"].as_str().unwrap();
+        assert_eq!(introspect(&server, &rp, refresh).await["active"], true);
+
+        let withdrawn = b
+            .post(
+                "/account/services",
+                "/account/services/withdraw",
+                &[("client_id", &rp.id)],
+            )
+            .await;
+        assert_eq!(location(&withdrawn), "/account/services?done=withdrawn");
+        assert_eq!(
+            introspect(&server, &rp, refresh).await["active"],
+            false,
+            "the service's grant ended"
+        );
+        assert_eq!(
+            introspect(&server, &rp, tokens["access_token"].as_str().unwrap()).await["active"],
+            false
+        );
+        assert_eq!(
+            count(
+                &k,
+                "SELECT COUNT(*) FROM audit_log WHERE action = 'consent.withdraw'"
+            )
+            .await,
+            1
+        );
+        let (_, html) = b.page("/account/services?done=withdrawn").await;
+        assert!(html.contains("Your consent was withdrawn"), "{html}");
+        assert!(
+            !html.contains("Withdraw consent:"),
+            "no service is listed any more"
+        );
+
+        // The next sign-in to the service asks for consent again.
+        let url = authorize_url(
+            &server,
+            &[
+                ("client_id", &rp.id),
+                ("redirect_uri", CALLBACK),
+                ("response_type", "code"),
+                ("scope", "openid profile"),
+            ],
+        );
+        let next = location(&get_page(&b.http, &url).await);
+        assert!(next.starts_with("/consent?req="), "asks again: {next}");
+    }
+}

@@ -160,6 +160,11 @@ pub fn router(idp: Idp) -> Router {
             post(pages::account::regenerate_codes),
         )
         .route("/account/sessions/end", post(pages::account::end_session))
+        .route("/account/services", get(pages::services::show))
+        .route(
+            "/account/services/withdraw",
+            post(pages::services::withdraw),
+        )
         .route(
             "/consent",
             get(pages::consent::show).post(pages::consent::submit),

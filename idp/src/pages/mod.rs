@@ -8,6 +8,7 @@ pub mod device;
 pub mod login;
 pub mod logout;
 pub mod mfa;
+pub mod services;
 
 use askama::Template;
 use axum::http::{HeaderMap, StatusCode, header};
