@@ -2242,3 +2242,93 @@ async fn a_resident_sees_each_release_of_their_data_and_withdraws_consent() {
         assert!(next.starts_with("/consent?req="), "asks again: {next}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_over_its_quota_gets_429_until_the_limit_is_lifted() {
+    for k in Kizuna::each_backend().await {
+        let server = k.serve();
+        let limited = client(&k, "Traffic feed", &["--grant-type", "client_credentials"]);
+        let other = client(&k, "Air quality", &["--grant-type", "client_credentials"]);
+        let set = k.json(&[
+            "client",
+            "quota",
+            &limited.id,
+            "--per-minute",
+            "3",
+            "--json",
+        ]);
+        assert_eq!(set["requests_per_minute"], 3);
+        // A replica reads the limits at most every two seconds.
+        tokio::time::sleep(Duration::from_millis(2100)).await;
+        let grant = |rp: &Rp| {
+            let (id, secret) = (rp.id.clone(), rp.secret.clone());
+            let server = &server;
+            async move {
+                post_token(
+                    server,
+                    Some(&Rp { id, secret }),
+                    &[("grant_type", "client_credentials")],
+                )
+                .await
+            }
+        };
+        for n in 1..=3 {
+            assert_tokens(grant(&limited).await, &format!("request {n} of 3")).await;
+        }
+        let refused = grant(&limited).await;
+        assert_eq!(
+            refused
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok()),
+            Some("60")
+        );
+        assert_oauth_error(refused, 429, "temporarily_unavailable", "over the quota").await;
+        assert_oauth_error(
+            grant(&limited).await,
+            429,
+            "temporarily_unavailable",
+            "still over",
+        )
+        .await;
+        assert_tokens(grant(&other).await, "another client has its own budget").await;
+        assert_eq!(
+            count(
+                &k,
+                "SELECT COUNT(*) FROM audit_log WHERE action = 'client.quota_exceeded'"
+            )
+            .await,
+            1,
+            "audited once per window, not per refusal"
+        );
+        assert_eq!(
+            count(
+                &k,
+                "SELECT COUNT(*) FROM audit_log WHERE action = 'client.quota'"
+            )
+            .await,
+            1
+        );
+
+        // Bad values are refused and change nothing.
+        for bad in [
+            vec!["client", "quota", &limited.id, "--per-minute", "0"],
+            vec!["client", "quota", "no-such-client", "--per-minute", "5"],
+            vec!["client", "quota", &limited.id],
+        ] {
+            let out = k.run(&bad);
+            assert!(!out.status.success(), "{bad:?}");
+        }
+        assert_oauth_error(
+            grant(&limited).await,
+            429,
+            "temporarily_unavailable",
+            "unchanged",
+        )
+        .await;
+
+        k.ok(&["client", "quota", &limited.id, "--unlimited"]);
+        tokio::time::sleep(Duration::from_millis(2100)).await;
+        assert_tokens(grant(&limited).await, "the limit is lifted").await;
+    }
+}

@@ -24,6 +24,7 @@ pub mod logout;
 pub mod mfa;
 pub mod pages;
 pub mod password;
+pub mod quota;
 pub mod revoke;
 pub mod sessions;
 pub mod throttle;
@@ -55,6 +56,7 @@ pub struct IdpState {
     pub http: reqwest::Client,
     pub remote_jwks: client_auth::RemoteJwks,
     pub clients: clients::ClientCache,
+    pub quotas: quota::Quotas,
     pub mfa: Arc<MfaConfig>,
     pub passkeys: mfa::webauthn::Passkeys,
     /// The SMTP relay for notifications; `None` keeps mail in the outbox.
@@ -94,6 +96,7 @@ impl Idp {
             http,
             remote_jwks: client_auth::RemoteJwks::default(),
             clients: clients::ClientCache::default(),
+            quotas: quota::Quotas::default(),
             mfa: Arc::new(mfa),
             passkeys,
             mailer,
