@@ -32,6 +32,27 @@ impl Role {
     }
 }
 
+impl std::str::FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Role, String> {
+        Role::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| format!("unknown role {s:?}"))
+    }
+}
+
+impl Role {
+    pub const ALL: [Role; 6] = [
+        Role::CityAdmin,
+        Role::OrgAdmin,
+        Role::Registrar,
+        Role::Installer,
+        Role::Auditor,
+        Role::Helpdesk,
+    ];
+}
+
 /// The scope of a role held across every organization.
 pub const CITY_WIDE: &str = "*";
 
@@ -187,6 +208,62 @@ pub async fn has_role(
     .fetch_one(conn)
     .await?;
     Ok(count > 0)
+}
+
+/// The account's role assignments: each role with its scope (an organization id, or
+/// [`CITY_WIDE`]), for an active account only.
+pub async fn assignments(
+    conn: &mut AnyConnection,
+    user_id: &str,
+) -> Result<Vec<(Role, String)>, sqlx::Error> {
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT r.role, r.scope FROM role_assignments r JOIN users u ON u.id = r.user_id \
+         WHERE r.user_id = $1 AND u.status = 'active' ORDER BY r.role, r.scope",
+    )
+    .bind(user_id)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(role, scope)| Some((role.parse().ok()?, scope)))
+        .collect())
+}
+
+/// Grants (`granted`) or withdraws a role in a scope; audited as `user.role_grant` or
+/// `user.role_revoke` (the periodic review lists these).
+pub async fn change_role(
+    core: &kizuna_core::Core,
+    actor: kizuna_core::audit::Actor,
+    user_id: &str,
+    role: Role,
+    scope: &str,
+    granted: bool,
+) -> Result<(), UserError> {
+    use kizuna_core::audit::{self, AuditEvent};
+    let mut tx = core.db.begin().await?;
+    if find(tx.conn(), user_id).await?.is_none() {
+        return Err(UserError::NotFound(user_id.to_string()));
+    }
+    if granted {
+        grant_role(tx.conn(), user_id, role, scope).await?;
+    } else {
+        sqlx::query("DELETE FROM role_assignments WHERE user_id = $1 AND role = $2 AND scope = $3")
+            .bind(user_id)
+            .bind(role.as_str())
+            .bind(scope)
+            .execute(tx.conn())
+            .await?;
+    }
+    let action = if granted { "user.role_grant" } else { "user.role_revoke" };
+    let entries = audit::append_in(
+        tx.conn(),
+        &[AuditEvent::new(actor, action, format!("user:{user_id}"))
+            .details(serde_json::json!({"role": role.as_str(), "scope": scope}))],
+    )
+    .await?;
+    tx.commit().await?;
+    audit::publish(&entries);
+    Ok(())
 }
 
 /// True when an active account holds `role` anywhere.
