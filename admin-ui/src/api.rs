@@ -130,7 +130,7 @@ type ApiResult = Result<Response, ApiError>;
 
 fn body<T>(b: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
     b.map(|Json(t)| t)
-        .map_err(|e| ApiError(ConsoleError::Invalid(e.body_text())))
+        .map_err(|e| ApiError(ConsoleError::BadRequest(e.body_text())))
 }
 
 fn ok(value: impl serde::Serialize) -> ApiResult {

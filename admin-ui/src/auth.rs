@@ -377,8 +377,8 @@ pub async fn api_caller(c: &Console, headers: &HeaderMap) -> Result<Staff, Conso
     let scopes: Vec<&str> = claims.scope.split(' ').collect();
     if claims.sub != claims.client_id {
         if !scopes.contains(&ADMIN_SCOPE) {
-            return Err(ConsoleError::Forbidden(format!(
-                "insufficient_scope: the token lacks {ADMIN_SCOPE}"
+            return Err(ConsoleError::InsufficientScope(format!(
+                "the token lacks {ADMIN_SCOPE}"
             )));
         }
         return person(c, &claims.sub).await;
@@ -399,8 +399,8 @@ pub async fn api_caller(c: &Console, headers: &HeaderMap) -> Result<Staff, Conso
         })
         .collect();
     if roles.is_empty() {
-        return Err(ConsoleError::Forbidden(format!(
-            "insufficient_scope: the token needs {ADMIN_SCOPE} or a {ROLE_SCOPE_PREFIX}<role> scope"
+        return Err(ConsoleError::InsufficientScope(format!(
+            "the token needs {ADMIN_SCOPE} or a {ROLE_SCOPE_PREFIX}<role> scope"
         )));
     }
     Ok(Staff {

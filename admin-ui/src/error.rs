@@ -15,6 +15,12 @@ pub enum ConsoleError {
     Unauthorized(String),
     #[error("{0}")]
     Forbidden(String),
+    /// The token is valid but lacks the scope the API needs.
+    #[error("{0}")]
+    InsufficientScope(String),
+    /// The request body is not what the API takes (malformed JSON, unknown fields).
+    #[error("{0}")]
+    BadRequest(String),
     #[error("not found: {0}")]
     NotFound(String),
     #[error("{0}")]
@@ -39,7 +45,8 @@ impl ConsoleError {
     pub fn status(&self) -> StatusCode {
         match self {
             ConsoleError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            ConsoleError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ConsoleError::Forbidden(_) | ConsoleError::InsufficientScope(_) => StatusCode::FORBIDDEN,
+            ConsoleError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ConsoleError::NotFound(_) => StatusCode::NOT_FOUND,
             ConsoleError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ConsoleError::Conflict(_) | ConsoleError::Stale(_) => StatusCode::CONFLICT,
@@ -52,6 +59,8 @@ impl ConsoleError {
         match self {
             ConsoleError::Unauthorized(_) => "invalid_token",
             ConsoleError::Forbidden(_) => "forbidden",
+            ConsoleError::InsufficientScope(_) => "insufficient_scope",
+            ConsoleError::BadRequest(_) => "invalid_request",
             ConsoleError::NotFound(_) => "not_found",
             ConsoleError::Invalid(_) => "invalid_request",
             ConsoleError::Conflict(_) => "conflict",
