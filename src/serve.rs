@@ -238,7 +238,8 @@ pub async fn run(config: Config, mode: Mode) -> Result<()> {
                 tls_identity = Some(slot);
             }
             let bootstrap = kizuna_admin::bootstrap::issue_if_needed(&core).await?;
-            let console = kizuna_admin::Console::new(idp.clone(), ca.clone(), config.console.clone());
+            let console =
+                kizuna_admin::Console::new(idp.clone(), ca.clone(), config.console.clone());
             kizuna_admin::init(&console).await?;
             let routes = Router::new()
                 .merge(kizuna_idp::router(idp))

@@ -13,7 +13,9 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::pki::{download_ca_certificates, sh};
-use common::{Browser, Kizuna, Server, chromium, free_port, hidden_field, node_peers, root_pem, service_token};
+use common::{
+    Browser, Kizuna, Server, chromium, free_port, hidden_field, node_peers, root_pem, service_token,
+};
 
 const ARTIFACTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/target/test-artifacts/console");
 const DEVICE_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/est/device.sh");
@@ -27,7 +29,11 @@ fn ocsp_until_revoked(dir: &std::path::Path, base: &str) -> String {
                 "openssl ocsp -no_nonce -issuer issuing.pem -cert lamp-42/device.pem -url {base}/ocsp/issuing-1 -CAfile root.pem"
             ),
         );
-        let answer = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        let answer = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
         if answer.contains(": revoked") || Instant::now() > deadline {
             return answer;
         }
@@ -54,14 +60,21 @@ async fn a_city_administrator_revokes_an_enrolled_device_from_the_console() {
         let root = k.dir.path().join("root.pem");
         std::fs::write(&root, root_pem(&server).await).unwrap();
         let mut node = std::process::Command::new("node");
-        node.arg(node_dir.join("console.mjs")).current_dir(k.dir.path());
+        node.arg(node_dir.join("console.mjs"))
+            .current_dir(k.dir.path());
         for (key, value) in k.env_vars() {
             node.env(key, value);
         }
         let result = node
             .env("ISSUER", &server.public)
-            .env("BOOTSTRAP", server.bootstrap_link().expect("bootstrap link"))
-            .env("EST", format!("https://localhost:{tls_port}/.well-known/est"))
+            .env(
+                "BOOTSTRAP",
+                server.bootstrap_link().expect("bootstrap link"),
+            )
+            .env(
+                "EST",
+                format!("https://localhost:{tls_port}/.well-known/est"),
+            )
             .env("ROOT", &root)
             .env("DEVICE_SCRIPT", DEVICE_SCRIPT)
             .env("WORK", k.dir.path())
@@ -76,7 +89,8 @@ async fn a_city_administrator_revokes_an_enrolled_device_from_the_console() {
             String::from_utf8_lossy(&result.stderr),
             server.stderr()
         );
-        let report: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+        let report: serde_json::Value =
+            serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
         let serial = report["serial"].as_str().unwrap();
 
         download_ca_certificates(&k, &server).await;
@@ -84,11 +98,27 @@ async fn a_city_administrator_revokes_an_enrolled_device_from_the_console() {
         assert!(answer.contains(": revoked"), "openssl ocsp: {answer}");
         assert!(answer.contains("Reason: keyCompromise"), "{answer}");
         let audit = k.ok(&["audit", "export"]);
-        assert!(audit.contains(&format!("\"target\":\"cert:{serial}\"")), "the revocation is audited");
+        assert!(
+            audit.contains(&format!("\"target\":\"cert:{serial}\"")),
+            "the revocation is audited"
+        );
         assert!(audit.contains("\"console.signin\""));
         assert!(k.ok(&["audit", "verify"]).starts_with("ok"));
-        for shot in ["dashboard", "organizations", "clients", "devices", "certificate", "revoke-confirm", "audit", "user", "reviews"] {
-            assert!(std::path::Path::new(&format!("{ARTIFACTS}/{shot}.png")).is_file(), "{shot}.png");
+        for shot in [
+            "dashboard",
+            "organizations",
+            "clients",
+            "devices",
+            "certificate",
+            "revoke-confirm",
+            "audit",
+            "user",
+            "reviews",
+        ] {
+            assert!(
+                std::path::Path::new(&format!("{ARTIFACTS}/{shot}.png")).is_file(),
+                "{shot}.png"
+            );
         }
         drop(server);
     }
@@ -100,7 +130,9 @@ async fn console() -> (Kizuna, Server, Browser) {
     let k = Kizuna::sqlite().env("KIZUNA_CONSOLE__CITY_ADMIN_AAL", "2");
     let server = k.serve();
     let browser = Browser::for_server(&k, &server);
-    browser.bootstrap_admin(&server, "city.admin", "a long city admin passphrase").await;
+    browser
+        .bootstrap_admin(&server, "city.admin", "a long city admin passphrase")
+        .await;
     browser.enroll_totp().await;
     browser.sign_in_to_console().await;
     (k, server, browser)
@@ -121,16 +153,45 @@ async fn form_post(browser: &Browser, action: &str, fields: &[(&str, &str)]) -> 
 #[tokio::test]
 async fn the_console_needs_a_sign_in_and_sends_strict_security_headers() {
     let (_k, server, browser) = console().await;
-    let anonymous = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    let response = anonymous.get(server.url("/admin/devices")).send().await.unwrap();
+    let anonymous = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let response = anonymous
+        .get(server.url("/admin/devices"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 303);
-    assert!(response.headers()["location"].to_str().unwrap().starts_with("/admin/login?next=%2Fadmin%2Fdevices"));
-    let response = browser.http.get(server.url("/admin")).header("accept-language", "ja").send().await.unwrap();
-    let csp = response.headers()["content-security-policy"].to_str().unwrap().to_string();
-    assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline") && csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert!(
+        response.headers()["location"]
+            .to_str()
+            .unwrap()
+            .starts_with("/admin/login?next=%2Fadmin%2Fdevices")
+    );
+    let response = browser
+        .http
+        .get(server.url("/admin"))
+        .header("accept-language", "ja")
+        .send()
+        .await
+        .unwrap();
+    let csp = response.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        csp.contains("script-src 'self'")
+            && !csp.contains("unsafe-inline")
+            && csp.contains("frame-ancestors 'none'"),
+        "{csp}"
+    );
     assert_eq!(response.headers()["x-frame-options"], "DENY");
     let html = response.text().await.unwrap();
-    assert!(html.contains("ダッシュボード") && html.contains("<html lang=\"ja\">"), "Japanese by Accept-Language");
+    assert!(
+        html.contains("ダッシュボード") && html.contains("<html lang=\"ja\">"),
+        "Japanese by Accept-Language"
+    );
     assert!(!html.contains("<script"), "no script at all");
 }
 
@@ -139,13 +200,23 @@ async fn console_posts_without_the_csrf_token_are_refused_and_change_nothing() {
     let (k, _server, browser) = console().await;
     for (action, fields) in [
         ("/admin/orgs", vec![("name", "Forged")]),
-        ("/admin/orgs", vec![("name", "Forged"), ("csrf_token", "not-the-token")]),
-        ("/admin/revoke", vec![("org", "x"), ("reason", "keyCompromise")]),
+        (
+            "/admin/orgs",
+            vec![("name", "Forged"), ("csrf_token", "not-the-token")],
+        ),
+        (
+            "/admin/revoke",
+            vec![("org", "x"), ("reason", "keyCompromise")],
+        ),
         ("/admin/logout", vec![]),
     ] {
         let (status, html) = form_post(&browser, action, &fields).await;
         assert_eq!(status, 403, "{action}: {html}");
-        assert!(html.contains("did not come from this site") || html.contains("このサイトから送信されていません"), "{html}");
+        assert!(
+            html.contains("did not come from this site")
+                || html.contains("このサイトから送信されていません"),
+            "{html}"
+        );
     }
     let orgs = k.json(&["org", "list", "--json"]);
     assert!(orgs.as_array().unwrap().is_empty(), "{orgs}");
@@ -156,10 +227,24 @@ async fn console_posts_without_the_csrf_token_are_refused_and_change_nothing() {
 async fn html_and_script_in_fields_are_shown_as_text() {
     let (_k, _server, browser) = console().await;
     let evil = "<script>alert(1)</script><img src=x onerror=alert(2)>";
-    let response = browser.post("/admin/orgs", "/admin/orgs", &[("name", evil), ("kind", "other")]).await;
+    let response = browser
+        .post(
+            "/admin/orgs",
+            "/admin/orgs",
+            &[("name", evil), ("kind", "other")],
+        )
+        .await;
     assert_eq!(response.status(), 303, "{}", response.text().await.unwrap());
     let response = browser
-        .post("/admin/clients", "/admin/clients", &[("client_name", evil), ("redirect_uris", "https://x.example/cb"), ("min_aal", "0")])
+        .post(
+            "/admin/clients",
+            "/admin/clients",
+            &[
+                ("client_name", evil),
+                ("redirect_uris", "https://x.example/cb"),
+                ("min_aal", "0"),
+            ],
+        )
         .await;
     assert_eq!(response.status(), 201);
     let (_, audit) = browser.page("/admin/audit?action=org.create").await;
@@ -173,8 +258,15 @@ async fn html_and_script_in_fields_are_shown_as_text() {
     for path in ["/admin/orgs", "/admin/clients", entry.as_str()] {
         let (status, html) = browser.page(path).await;
         assert_eq!(status, 200);
-        assert!(!html.contains("<script>alert") && !html.contains("<img src=x"), "{path}: {html}");
-        assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;") || html.contains("&#60;script&#62;"), "{path} shows the text");
+        assert!(
+            !html.contains("<script>alert") && !html.contains("<img src=x"),
+            "{path}: {html}"
+        );
+        assert!(
+            html.contains("&lt;script&gt;alert(1)&lt;/script&gt;")
+                || html.contains("&#60;script&#62;"),
+            "{path} shows the text"
+        );
     }
 }
 
@@ -192,7 +284,17 @@ async fn a_stale_form_is_refused_and_shows_the_newer_version() {
         let browser = &browser;
         let path = path.clone();
         async move {
-            form_post(browser, &path, &[("csrf_token", &csrf), ("version", &version), ("name", name), ("kind", "other")]).await
+            form_post(
+                browser,
+                &path,
+                &[
+                    ("csrf_token", &csrf),
+                    ("version", &version),
+                    ("name", name),
+                    ("kind", "other"),
+                ],
+            )
+            .await
         }
     };
     let (status, _) = edit("Parks and Gardens").await;
@@ -200,14 +302,35 @@ async fn a_stale_form_is_refused_and_shows_the_newer_version() {
     // The second editor loaded the page before the first saved.
     let (status, html) = edit("Parks Department").await;
     assert_eq!(status, 409);
-    assert!(html.contains("changed by someone else") || html.contains("changed"), "{html}");
-    assert!(html.contains("Parks and Gardens"), "the newer version is shown");
-    assert_eq!(hidden_field(&html, "version").as_deref(), Some("1"), "and can be edited from there");
+    assert!(
+        html.contains("changed by someone else") || html.contains("changed"),
+        "{html}"
+    );
+    assert!(
+        html.contains("Parks and Gardens"),
+        "the newer version is shown"
+    );
+    assert_eq!(
+        hidden_field(&html, "version").as_deref(),
+        Some("1"),
+        "and can be edited from there"
+    );
     let (_, page) = browser.page(&path).await;
-    assert!(!page.contains("Parks Department"), "the stale edit was not saved");
+    assert!(
+        !page.contains("Parks Department"),
+        "the stale edit was not saved"
+    );
 
     let response = browser
-        .post("/admin/clients", "/admin/clients", &[("client_name", "Library"), ("redirect_uris", "https://library.example/cb"), ("min_aal", "0")])
+        .post(
+            "/admin/clients",
+            "/admin/clients",
+            &[
+                ("client_name", "Library"),
+                ("redirect_uris", "https://library.example/cb"),
+                ("min_aal", "0"),
+            ],
+        )
         .await;
     let html = response.text().await.unwrap();
     let id_marker = "href=\"/admin/clients/";
@@ -216,11 +339,27 @@ async fn a_stale_form_is_refused_and_shows_the_newer_version() {
     let path = format!("/admin/clients/{client_id}");
     let (_, loaded) = browser.page(&path).await;
     let csrf = hidden_field(&loaded, "csrf_token").unwrap();
-    for (uri, expected) in [("https://library.example/one", 303), ("https://library.example/two", 409)] {
-        let (status, html) = form_post(&browser, &path, &[("csrf_token", &csrf), ("version", "0"), ("redirect_uris", uri), ("min_aal", "0")]).await;
+    for (uri, expected) in [
+        ("https://library.example/one", 303),
+        ("https://library.example/two", 409),
+    ] {
+        let (status, html) = form_post(
+            &browser,
+            &path,
+            &[
+                ("csrf_token", &csrf),
+                ("version", "0"),
+                ("redirect_uris", uri),
+                ("min_aal", "0"),
+            ],
+        )
+        .await;
         assert_eq!(status, expected, "{html}");
         if expected == 409 {
-            assert!(html.contains("https://library.example/one"), "the newer redirect URI is shown");
+            assert!(
+                html.contains("https://library.example/one"),
+                "the newer redirect URI is shown"
+            );
         }
     }
 }
@@ -228,10 +367,20 @@ async fn a_stale_form_is_refused_and_shows_the_newer_version() {
 #[tokio::test]
 async fn an_org_admin_cannot_reach_another_organizations_device_by_url() {
     let (k, server, _admin) = console().await;
-    let a = k.json(&["org", "create", "--name", "Streetlights", "--json"])["id"].as_str().unwrap().to_string();
-    let b = k.json(&["org", "create", "--name", "Waterworks", "--json"])["id"].as_str().unwrap().to_string();
-    k.json(&["device", "add", "--org", &a, "--id", "lamp-1", "--model", "LED-9", "--json"]);
-    k.json(&["device", "add", "--org", &b, "--id", "pump-1", "--model", "P-2", "--json"]);
+    let a = k.json(&["org", "create", "--name", "Streetlights", "--json"])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let b = k.json(&["org", "create", "--name", "Waterworks", "--json"])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    k.json(&[
+        "device", "add", "--org", &a, "--id", "lamp-1", "--model", "LED-9", "--json",
+    ]);
+    k.json(&[
+        "device", "add", "--org", &b, "--id", "pump-1", "--model", "P-2", "--json",
+    ]);
     let city = service_token(&k, &server.base, "kizuna:admin", None).await;
     let http = reqwest::Client::new();
     let user: serde_json::Value = http
@@ -245,7 +394,10 @@ async fn an_org_admin_cannot_reach_another_organizations_device_by_url() {
         .await
         .unwrap();
     let granted = http
-        .post(server.url(&format!("/admin/api/v1/users/{}/roles", user["id"].as_str().unwrap())))
+        .post(server.url(&format!(
+            "/admin/api/v1/users/{}/roles",
+            user["id"].as_str().unwrap()
+        )))
         .bearer_auth(&city)
         .json(&serde_json::json!({"role": "org-admin", "scope": a}))
         .send()
@@ -253,12 +405,18 @@ async fn an_org_admin_cannot_reach_another_organizations_device_by_url() {
         .unwrap();
     assert_eq!(granted.status(), 204);
     let browser = Browser::for_server(&k, &server);
-    browser.sign_in_to_account("lamp.manager", "a long org admin passphrase").await;
+    browser
+        .sign_in_to_account("lamp.manager", "a long org admin passphrase")
+        .await;
     browser.enroll_totp().await;
     browser.sign_in_to_console().await;
     let (status, _) = browser.page("/admin/devices/lamp-1").await;
     assert_eq!(status, 200);
-    for path in ["/admin/devices/pump-1", "/admin/revoke?device=pump-1&reason=keyCompromise", &format!("/admin/revoke?org={b}&reason=keyCompromise")] {
+    for path in [
+        "/admin/devices/pump-1",
+        "/admin/revoke?device=pump-1&reason=keyCompromise",
+        &format!("/admin/revoke?org={b}&reason=keyCompromise"),
+    ] {
         let (status, html) = browser.page(path).await;
         assert_eq!(status, 404, "{path}: {html}");
         assert!(!html.contains("P-2"), "nothing of the device is shown");
@@ -273,31 +431,76 @@ async fn an_org_admin_cannot_reach_another_organizations_device_by_url() {
 async fn huge_searches_and_revoking_twice_get_a_clear_message() {
     let (k, server, browser) = console().await;
     let huge = "%41".repeat(5_000);
-    for path in [format!("/admin/users?q={huge}"), format!("/admin/devices?q={huge}"), format!("/admin/audit?action={huge}")] {
+    for path in [
+        format!("/admin/users?q={huge}"),
+        format!("/admin/devices?q={huge}"),
+        format!("/admin/audit?action={huge}"),
+    ] {
         let (status, html) = browser.page(&path).await;
         assert_eq!(status, 422, "{html}");
         assert!(html.contains("at most 256"), "{html}");
     }
-    let org = k.json(&["org", "create", "--name", "Transit", "--json"])["id"].as_str().unwrap().to_string();
+    let org = k.json(&["org", "create", "--name", "Transit", "--json"])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let dir = k.dir.path();
-    common::pki::csr(dir, "bus-1", "p256", "/CN=bus-1", &[&format!("subjectAltName=URI:urn:kizuna:device:{org}:bus-1")]);
-    let pem = k.ok(&["cert", "issue", "--csr", "bus-1.csr", "--profile", "device", "--org", &org]);
+    common::pki::csr(
+        dir,
+        "bus-1",
+        "p256",
+        "/CN=bus-1",
+        &[&format!("subjectAltName=URI:urn:kizuna:device:{org}:bus-1")],
+    );
+    let pem = k.ok(&[
+        "cert",
+        "issue",
+        "--csr",
+        "bus-1.csr",
+        "--profile",
+        "device",
+        "--org",
+        &org,
+    ]);
     std::fs::write(dir.join("bus-1.pem"), pem).unwrap();
-    let serial = common::pki::sh_ok(dir, "openssl x509 -in bus-1.pem -noout -serial").trim().trim_start_matches("serial=").to_ascii_lowercase();
+    let serial = common::pki::sh_ok(dir, "openssl x509 -in bus-1.pem -noout -serial")
+        .trim()
+        .trim_start_matches("serial=")
+        .to_ascii_lowercase();
     let confirm = format!("/admin/revoke?serial={serial}&reason=superseded");
     let (status, html) = browser.page(&confirm).await;
     assert_eq!(status, 200);
-    assert!(html.contains(&serial) && html.contains("confirm-revoke"), "{html}");
+    assert!(
+        html.contains(&serial) && html.contains("confirm-revoke"),
+        "{html}"
+    );
     let csrf = hidden_field(&html, "csrf_token").unwrap();
-    let fields = [("csrf_token", csrf.as_str()), ("serial", serial.as_str()), ("reason", "superseded"), ("expected", "1")];
+    let fields = [
+        ("csrf_token", csrf.as_str()),
+        ("serial", serial.as_str()),
+        ("reason", "superseded"),
+        ("expected", "1"),
+    ];
     let (status, _) = form_post(&browser, "/admin/revoke", &fields).await;
     assert_eq!(status, 303);
-    let (status, html) = form_post(&browser, "/admin/revoke", &[("csrf_token", &csrf), ("serial", &serial), ("reason", "superseded")]).await;
+    let (status, html) = form_post(
+        &browser,
+        "/admin/revoke",
+        &[
+            ("csrf_token", &csrf),
+            ("serial", &serial),
+            ("reason", "superseded"),
+        ],
+    )
+    .await;
     assert_eq!(status, 409, "{html}");
     assert!(html.contains("already revoked"), "{html}");
     let (status, html) = browser.page(&confirm).await;
     assert_eq!(status, 200);
-    assert!(html.contains("id=\"error\"") && !html.contains("confirm-revoke"), "no button to revoke again: {html}");
+    assert!(
+        html.contains("id=\"error\"") && !html.contains("confirm-revoke"),
+        "no button to revoke again: {html}"
+    );
     let (status, _) = browser.page("/admin").await;
     assert_eq!(status, 200, "the server keeps serving");
     drop(server);

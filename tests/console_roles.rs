@@ -19,9 +19,20 @@ fn device_cert(k: &Kizuna, org: &str, name: &str) -> String {
         name,
         "p256",
         &format!("/CN={name}"),
-        &[&format!("subjectAltName=URI:urn:kizuna:device:{org}:{name}")],
+        &[&format!(
+            "subjectAltName=URI:urn:kizuna:device:{org}:{name}"
+        )],
     );
-    let pem = k.ok(&["cert", "issue", "--csr", &format!("{name}.csr"), "--profile", "device", "--org", org]);
+    let pem = k.ok(&[
+        "cert",
+        "issue",
+        "--csr",
+        &format!("{name}.csr"),
+        "--profile",
+        "device",
+        "--org",
+        org,
+    ]);
     std::fs::write(dir.join(format!("{name}.pem")), &pem).unwrap();
     sh_ok(dir, &format!("openssl x509 -in {name}.pem -noout -serial"))
         .trim()
@@ -30,8 +41,19 @@ fn device_cert(k: &Kizuna, org: &str, name: &str) -> String {
 }
 
 fn add_device(k: &Kizuna, org: &str, id: &str) {
-    k.json(&["device", "add", "--org", org, "--id", id, "--model", "LED-9", "--json"]);
+    k.json(&[
+        "device", "add", "--org", org, "--id", id, "--model", "LED-9", "--json",
+    ]);
 }
+
+/// An action: its name, the request, and the roles allowed to make it.
+type Case = (
+    &'static str,
+    Method,
+    String,
+    Option<Value>,
+    &'static [&'static str],
+);
 
 struct Api<'a> {
     server: &'a Server,
@@ -39,7 +61,13 @@ struct Api<'a> {
 }
 
 impl Api<'_> {
-    async fn call(&self, token: &str, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
+    async fn call(
+        &self,
+        token: &str,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
         let mut request = self
             .http
             .request(method, format!("{}/admin/api/v1{path}", self.server.base))
@@ -50,7 +78,10 @@ impl Api<'_> {
         let response = request.send().await.unwrap();
         let status = response.status().as_u16();
         let text = response.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 }
 
@@ -59,13 +90,22 @@ async fn each_role_is_allowed_and_refused_as_the_table_says() {
     for k in Kizuna::each_backend().await {
         let server = k.serve();
         let base = server.base.clone();
-        let a = k.json(&["org", "create", "--name", "Streetlights", "--json"])["id"].as_str().unwrap().to_string();
-        let b = k.json(&["org", "create", "--name", "Waterworks", "--json"])["id"].as_str().unwrap().to_string();
+        let a = k.json(&["org", "create", "--name", "Streetlights", "--json"])["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let b = k.json(&["org", "create", "--name", "Waterworks", "--json"])["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
         add_device(&k, &a, "lamp-1");
         let serial = device_cert(&k, &a, "lamp-1");
         let resident = k.resident("hanako", "a perfectly long passphrase");
         let resident = resident["id"].as_str().unwrap().to_string();
-        let api = Api { server: &server, http: reqwest::Client::new() };
+        let api = Api {
+            server: &server,
+            http: reqwest::Client::new(),
+        };
 
         let city = service_token(&k, &base, "kizuna:admin", None).await;
         let mut tokens = vec![("city-admin", city.clone())];
@@ -76,49 +116,208 @@ async fn each_role_is_allowed_and_refused_as_the_table_says() {
             ("auditor", None),
             ("helpdesk", None),
         ] {
-            tokens.push((role, service_token(&k, &base, &format!("kizuna:role:{role}"), org).await));
+            tokens.push((
+                role,
+                service_token(&k, &base, &format!("kizuna:role:{role}"), org).await,
+            ));
         }
 
         // (name, method, path, body, roles allowed)
         let hold = json!({"serial": serial, "reason": "certificateHold"});
-        let cases: Vec<(&str, Method, String, Option<Value>, &[&str])> = vec![
-            ("dashboard", Method::GET, "/dashboard".into(), None, &["city-admin", "org-admin", "registrar", "installer", "auditor", "helpdesk"]),
-            ("search devices", Method::GET, "/devices".into(), None, &["city-admin", "org-admin", "installer", "auditor"]),
-            ("view a device", Method::GET, "/devices/lamp-1".into(), None, &["city-admin", "org-admin", "installer", "auditor"]),
-            ("view a certificate", Method::GET, format!("/certificates/{serial}"), None, &["city-admin", "org-admin", "installer", "auditor"]),
-            ("register a device", Method::POST, "/devices".into(), Some(json!({"org_id": a, "model": "LED-9"})), &["city-admin", "org-admin", "installer"]),
-            ("create an enrollment token", Method::POST, "/enrollment-tokens".into(), Some(json!({"org_id": a})), &["city-admin", "org-admin", "installer"]),
-            ("suspend a certificate", Method::POST, "/revocations".into(), Some(hold.clone()), &["city-admin", "org-admin"]),
-            ("read the audit log", Method::GET, "/audit?action=cert.".into(), None, &["city-admin", "auditor"]),
-            ("verify the audit chain", Method::POST, "/audit/verify".into(), None, &["city-admin", "auditor"]),
-            ("search users", Method::GET, "/users".into(), None, &["city-admin", "org-admin", "registrar", "auditor", "helpdesk"]),
-            ("view a resident", Method::GET, format!("/users/{resident}"), None, &["city-admin", "auditor", "helpdesk"]),
-            ("end a resident's sessions", Method::POST, format!("/users/{resident}/sessions/end"), None, &["city-admin", "helpdesk"]),
-            ("reset a resident's factors", Method::POST, format!("/users/{resident}/mfa-reset"), Some(json!({"reproofing_reference": "counter-2026-0042"})), &["city-admin", "helpdesk"]),
-            ("disable a resident", Method::POST, format!("/users/{resident}/disable"), None, &["city-admin"]),
-            ("list clients", Method::GET, "/clients".into(), None, &["city-admin", "org-admin", "auditor"]),
-            ("register a client", Method::POST, "/clients".into(), Some(json!({"client_name": "Lamp portal", "org_id": a, "redirect_uris": ["https://lamps.example/cb"]})), &["city-admin", "org-admin"]),
-            ("list organizations", Method::GET, "/orgs".into(), None, &["city-admin", "org-admin", "registrar", "installer", "auditor", "helpdesk"]),
-            ("add an organization", Method::POST, "/orgs".into(), Some(json!({"name": "Hospital"})), &["city-admin"]),
-            ("review accounts", Method::GET, "/reviews?days=30".into(), None, &["city-admin", "org-admin", "auditor"]),
+        let cases: Vec<Case> = vec![
+            (
+                "dashboard",
+                Method::GET,
+                "/dashboard".into(),
+                None,
+                &[
+                    "city-admin",
+                    "org-admin",
+                    "registrar",
+                    "installer",
+                    "auditor",
+                    "helpdesk",
+                ],
+            ),
+            (
+                "search devices",
+                Method::GET,
+                "/devices".into(),
+                None,
+                &["city-admin", "org-admin", "installer", "auditor"],
+            ),
+            (
+                "view a device",
+                Method::GET,
+                "/devices/lamp-1".into(),
+                None,
+                &["city-admin", "org-admin", "installer", "auditor"],
+            ),
+            (
+                "view a certificate",
+                Method::GET,
+                format!("/certificates/{serial}"),
+                None,
+                &["city-admin", "org-admin", "installer", "auditor"],
+            ),
+            (
+                "register a device",
+                Method::POST,
+                "/devices".into(),
+                Some(json!({"org_id": a, "model": "LED-9"})),
+                &["city-admin", "org-admin", "installer"],
+            ),
+            (
+                "create an enrollment token",
+                Method::POST,
+                "/enrollment-tokens".into(),
+                Some(json!({"org_id": a})),
+                &["city-admin", "org-admin", "installer"],
+            ),
+            (
+                "suspend a certificate",
+                Method::POST,
+                "/revocations".into(),
+                Some(hold.clone()),
+                &["city-admin", "org-admin"],
+            ),
+            (
+                "read the audit log",
+                Method::GET,
+                "/audit?action=cert.".into(),
+                None,
+                &["city-admin", "auditor"],
+            ),
+            (
+                "verify the audit chain",
+                Method::POST,
+                "/audit/verify".into(),
+                None,
+                &["city-admin", "auditor"],
+            ),
+            (
+                "search users",
+                Method::GET,
+                "/users".into(),
+                None,
+                &[
+                    "city-admin",
+                    "org-admin",
+                    "registrar",
+                    "auditor",
+                    "helpdesk",
+                ],
+            ),
+            (
+                "view a resident",
+                Method::GET,
+                format!("/users/{resident}"),
+                None,
+                &["city-admin", "auditor", "helpdesk"],
+            ),
+            (
+                "end a resident's sessions",
+                Method::POST,
+                format!("/users/{resident}/sessions/end"),
+                None,
+                &["city-admin", "helpdesk"],
+            ),
+            (
+                "reset a resident's factors",
+                Method::POST,
+                format!("/users/{resident}/mfa-reset"),
+                Some(json!({"reproofing_reference": "counter-2026-0042"})),
+                &["city-admin", "helpdesk"],
+            ),
+            (
+                "disable a resident",
+                Method::POST,
+                format!("/users/{resident}/disable"),
+                None,
+                &["city-admin"],
+            ),
+            (
+                "list clients",
+                Method::GET,
+                "/clients".into(),
+                None,
+                &["city-admin", "org-admin", "auditor"],
+            ),
+            (
+                "register a client",
+                Method::POST,
+                "/clients".into(),
+                Some(
+                    json!({"client_name": "Lamp portal", "org_id": a, "redirect_uris": ["https://lamps.example/cb"]}),
+                ),
+                &["city-admin", "org-admin"],
+            ),
+            (
+                "list organizations",
+                Method::GET,
+                "/orgs".into(),
+                None,
+                &[
+                    "city-admin",
+                    "org-admin",
+                    "registrar",
+                    "installer",
+                    "auditor",
+                    "helpdesk",
+                ],
+            ),
+            (
+                "add an organization",
+                Method::POST,
+                "/orgs".into(),
+                Some(json!({"name": "Hospital"})),
+                &["city-admin"],
+            ),
+            (
+                "review accounts",
+                Method::GET,
+                "/reviews?days=30".into(),
+                None,
+                &["city-admin", "org-admin", "auditor"],
+            ),
         ];
         for (name, method, path, body, allowed) in &cases {
             for (role, token) in &tokens {
                 let (status, answer) = api.call(token, method.clone(), path, body.clone()).await;
                 if allowed.contains(role) {
-                    assert!((200..300).contains(&status), "{role} may {name}: {status} {answer}");
+                    assert!(
+                        (200..300).contains(&status),
+                        "{role} may {name}: {status} {answer}"
+                    );
                 } else {
-                    assert!(matches!(status, 403 | 404), "{role} may not {name}: {status} {answer}");
+                    assert!(
+                        matches!(status, 403 | 404),
+                        "{role} may not {name}: {status} {answer}"
+                    );
                 }
                 // Undo what an allowed call changed, so the next role meets the same state.
                 if (200..300).contains(&status) {
                     match *name {
                         "suspend a certificate" => {
-                            let (s, _) = api.call(&city, Method::POST, &format!("/certificates/{serial}/unhold"), None).await;
+                            let (s, _) = api
+                                .call(
+                                    &city,
+                                    Method::POST,
+                                    &format!("/certificates/{serial}/unhold"),
+                                    None,
+                                )
+                                .await;
                             assert_eq!(s, 204);
                         }
                         "disable a resident" => {
-                            let (s, _) = api.call(&city, Method::POST, &format!("/users/{resident}/enable"), None).await;
+                            let (s, _) = api
+                                .call(
+                                    &city,
+                                    Method::POST,
+                                    &format!("/users/{resident}/enable"),
+                                    None,
+                                )
+                                .await;
                             assert_eq!(s, 200);
                         }
                         "add an organization" => {}
@@ -136,15 +335,45 @@ async fn each_role_is_allowed_and_refused_as_the_table_says() {
         assert_eq!(status, 201, "{created}");
         assert_eq!(created["status"], "pending");
         let id = created["client_id"].as_str().unwrap();
-        let (status, _) = api.call(org_admin, Method::POST, &format!("/clients/{id}/approve"), None).await;
+        let (status, _) = api
+            .call(
+                org_admin,
+                Method::POST,
+                &format!("/clients/{id}/approve"),
+                None,
+            )
+            .await;
         assert_eq!(status, 403, "an org-admin cannot approve");
-        let (status, _) = api.call(org_admin, Method::POST, &format!("/clients/{id}/enable"), None).await;
-        assert_eq!(status, 409, "enabling a pending client does not skip the approval");
-        let (status, approved) = api.call(&city, Method::POST, &format!("/clients/{id}/approve"), None).await;
+        let (status, _) = api
+            .call(
+                org_admin,
+                Method::POST,
+                &format!("/clients/{id}/enable"),
+                None,
+            )
+            .await;
+        assert_eq!(
+            status, 409,
+            "enabling a pending client does not skip the approval"
+        );
+        let (status, approved) = api
+            .call(&city, Method::POST, &format!("/clients/{id}/approve"), None)
+            .await;
         assert_eq!(status, 200, "{approved}");
         assert_eq!(approved["status"], "active");
-        let (_, audit) = api.call(&city, Method::GET, &format!("/audit?action=client.approve&target=client:{id}"), None).await;
-        assert_eq!(audit.as_array().unwrap().len(), 1, "the approval is audited");
+        let (_, audit) = api
+            .call(
+                &city,
+                Method::GET,
+                &format!("/audit?action=client.approve&target=client:{id}"),
+                None,
+            )
+            .await;
+        assert_eq!(
+            audit.as_array().unwrap().len(),
+            1,
+            "the approval is audited"
+        );
         // Nor can an org-admin give a client admin scopes.
         let (status, _) = api
             .call(org_admin, Method::POST, "/clients", Some(json!({"client_name": "Escalate", "org_id": a, "grant_types": ["client_credentials"], "scope": "kizuna:admin"})))
@@ -154,7 +383,10 @@ async fn each_role_is_allowed_and_refused_as_the_table_says() {
         // Another organization's device, certificate and bulk revocation are out of reach.
         add_device(&k, &b, "pump-1");
         let foreign = device_cert(&k, &b, "pump-1");
-        for path in ["/devices/pump-1".to_string(), format!("/certificates/{foreign}")] {
+        for path in [
+            "/devices/pump-1".to_string(),
+            format!("/certificates/{foreign}"),
+        ] {
             let (status, answer) = api.call(org_admin, Method::GET, &path, None).await;
             assert_eq!(status, 404, "{path}: {answer}");
         }
@@ -163,13 +395,34 @@ async fn each_role_is_allowed_and_refused_as_the_table_says() {
             json!({"device_id": "pump-1", "reason": "keyCompromise"}),
             json!({"org_id": b, "reason": "keyCompromise"}),
         ] {
-            let (status, answer) = api.call(org_admin, Method::POST, "/revocations", Some(body.clone())).await;
+            let (status, answer) = api
+                .call(org_admin, Method::POST, "/revocations", Some(body.clone()))
+                .await;
             assert_eq!(status, 404, "{body}: {answer}");
         }
-        let (_, listed) = api.call(org_admin, Method::GET, "/certificates", None).await;
-        assert!(listed.as_array().unwrap().iter().all(|c| c["org_id"] == a.as_str()), "{listed}");
-        let (_, cert) = api.call(&city, Method::GET, &format!("/certificates/{foreign}"), None).await;
-        assert_eq!(cert["status"], "valid", "nothing of the other organization changed");
+        let (_, listed) = api
+            .call(org_admin, Method::GET, "/certificates", None)
+            .await;
+        assert!(
+            listed
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|c| c["org_id"] == a.as_str()),
+            "{listed}"
+        );
+        let (_, cert) = api
+            .call(
+                &city,
+                Method::GET,
+                &format!("/certificates/{foreign}"),
+                None,
+            )
+            .await;
+        assert_eq!(
+            cert["status"], "valid",
+            "nothing of the other organization changed"
+        );
         drop(server);
     }
 }
@@ -178,44 +431,84 @@ async fn each_role_is_allowed_and_refused_as_the_table_says() {
 async fn stale_edits_huge_searches_and_double_revocations_are_refused_clearly() {
     let k = Kizuna::sqlite();
     let server = k.serve();
-    let api = Api { server: &server, http: reqwest::Client::new() };
+    let api = Api {
+        server: &server,
+        http: reqwest::Client::new(),
+    };
     let city = service_token(&k, &server.base, "kizuna:admin", None).await;
-    let org = k.json(&["org", "create", "--name", "Transit", "--json"])["id"].as_str().unwrap().to_string();
+    let org = k.json(&["org", "create", "--name", "Transit", "--json"])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
 
     // Two administrators edit the same client from the same copy: the second is refused with
     // the newer version.
     let (_, client) = api
-        .call(&city, Method::POST, "/clients", Some(json!({"client_name": "Bus app", "redirect_uris": ["https://bus.example/cb"]})))
+        .call(
+            &city,
+            Method::POST,
+            "/clients",
+            Some(json!({"client_name": "Bus app", "redirect_uris": ["https://bus.example/cb"]})),
+        )
         .await;
     let id = client["client_id"].as_str().unwrap();
     assert_eq!(client["version"], 0);
     let first = json!({"redirect_uris": ["https://bus.example/one"], "version": 0});
     let second = json!({"redirect_uris": ["https://bus.example/two"], "version": 0});
-    let (status, edited) = api.call(&city, Method::PATCH, &format!("/clients/{id}"), Some(first)).await;
+    let (status, edited) = api
+        .call(&city, Method::PATCH, &format!("/clients/{id}"), Some(first))
+        .await;
     assert_eq!(status, 200, "{edited}");
     assert_eq!(edited["version"], 1);
-    let (status, stale) = api.call(&city, Method::PATCH, &format!("/clients/{id}"), Some(second)).await;
+    let (status, stale) = api
+        .call(
+            &city,
+            Method::PATCH,
+            &format!("/clients/{id}"),
+            Some(second),
+        )
+        .await;
     assert_eq!(status, 409);
     assert_eq!(stale["error"], "stale");
-    assert_eq!(stale["current"]["redirect_uris"], json!(["https://bus.example/one"]));
+    assert_eq!(
+        stale["current"]["redirect_uris"],
+        json!(["https://bus.example/one"])
+    );
     assert_eq!(stale["current"]["version"], 1);
 
     let (status, stale) = api
-        .call(&city, Method::PATCH, &format!("/orgs/{org}"), Some(json!({"name": "Transit Bureau", "version": 0})))
+        .call(
+            &city,
+            Method::PATCH,
+            &format!("/orgs/{org}"),
+            Some(json!({"name": "Transit Bureau", "version": 0})),
+        )
         .await;
     assert_eq!(status, 200, "{stale}");
     let (status, stale) = api
-        .call(&city, Method::PATCH, &format!("/orgs/{org}"), Some(json!({"name": "Transit Dept", "version": 0})))
+        .call(
+            &city,
+            Method::PATCH,
+            &format!("/orgs/{org}"),
+            Some(json!({"name": "Transit Dept", "version": 0})),
+        )
         .await;
     assert_eq!(status, 409);
     assert_eq!(stale["current"]["name"], "Transit Bureau");
 
     // A huge search string is refused with a message, and the server keeps serving.
     let huge = "x".repeat(20_000);
-    for path in [format!("/users?q={huge}"), format!("/devices?q={huge}"), format!("/certificates?q={huge}")] {
+    for path in [
+        format!("/users?q={huge}"),
+        format!("/devices?q={huge}"),
+        format!("/certificates?q={huge}"),
+    ] {
         let (status, answer) = api.call(&city, Method::GET, &path, None).await;
         assert_eq!(status, 422, "{answer}");
-        assert!(answer["message"].as_str().unwrap().contains("at most 256"), "{answer}");
+        assert!(
+            answer["message"].as_str().unwrap().contains("at most 256"),
+            "{answer}"
+        );
     }
     let (status, _) = api.call(&city, Method::GET, "/users?q=x", None).await;
     assert_eq!(status, 200);
@@ -223,21 +516,49 @@ async fn stale_edits_huge_searches_and_double_revocations_are_refused_clearly() 
     // Revoking a revoked certificate says so, and changes nothing.
     let serial = device_cert(&k, &org, "bus-7");
     let body = json!({"serial": serial, "reason": "keyCompromise"});
-    let (status, report) = api.call(&city, Method::POST, "/revocations", Some(body.clone())).await;
+    let (status, report) = api
+        .call(&city, Method::POST, "/revocations", Some(body.clone()))
+        .await;
     assert_eq!(status, 200, "{report}");
     assert_eq!(report["revoked"], json!([serial]));
-    let (status, again) = api.call(&city, Method::POST, "/revocations", Some(body)).await;
+    let (status, again) = api
+        .call(&city, Method::POST, "/revocations", Some(body))
+        .await;
     assert_eq!(status, 409, "{again}");
-    assert!(again["message"].as_str().unwrap().contains("already revoked"), "{again}");
-    let (status, _) = api.call(&city, Method::POST, "/revocations", Some(json!({"serial": serial, "device_id": "x", "reason": "keyCompromise"}))).await;
+    assert!(
+        again["message"]
+            .as_str()
+            .unwrap()
+            .contains("already revoked"),
+        "{again}"
+    );
+    let (status, _) = api
+        .call(
+            &city,
+            Method::POST,
+            "/revocations",
+            Some(json!({"serial": serial, "device_id": "x", "reason": "keyCompromise"})),
+        )
+        .await;
     assert_eq!(status, 422, "two targets at once");
 
     // The OpenAPI document describes every route the API serves.
-    let spec: Value = reqwest::get(format!("{}/admin/api/openapi.json", server.base)).await.unwrap().json().await.unwrap();
+    let spec: Value = reqwest::get(format!("{}/admin/api/openapi.json", server.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(spec["openapi"], "3.1.0");
-    for path in ["/admin/api/v1/revocations", "/admin/api/v1/clients/{id}", "/admin/api/v1/audit/verify"] {
+    for path in [
+        "/admin/api/v1/revocations",
+        "/admin/api/v1/clients/{id}",
+        "/admin/api/v1/audit/verify",
+    ] {
         assert!(spec["paths"][path].is_object(), "{path}");
     }
-    let (status, _) = api.call("not-a-token", Method::GET, "/dashboard", None).await;
+    let (status, _) = api
+        .call("not-a-token", Method::GET, "/dashboard", None)
+        .await;
     assert_eq!(status, 401);
 }

@@ -65,7 +65,10 @@ pub fn router(console: Console) -> Router {
             "/admin/api/v1/clients/{id}",
             get(show_client).patch(edit_client).delete(delete_client),
         )
-        .route("/admin/api/v1/clients/{id}/rotate-secret", post(rotate_secret))
+        .route(
+            "/admin/api/v1/clients/{id}/rotate-secret",
+            post(rotate_secret),
+        )
         .route("/admin/api/v1/clients/{id}/approve", post(approve_client))
         .route("/admin/api/v1/clients/{id}/disable", post(disable_client))
         .route("/admin/api/v1/clients/{id}/enable", post(enable_client))
@@ -167,7 +170,11 @@ impl DeviceQuery {
     }
 }
 
-async fn devices(State(c): State<Console>, h: HeaderMap, Query(q): Query<DeviceQuery>) -> ApiResult {
+async fn devices(
+    State(c): State<Console>,
+    h: HeaderMap,
+    Query(q): Query<DeviceQuery>,
+) -> ApiResult {
     let who = who(&c, &h).await?;
     ok(ops::search_devices(&c, &who, q.search()?).await?)
 }
@@ -232,12 +239,20 @@ impl CertQuery {
     }
 }
 
-async fn certificates(State(c): State<Console>, h: HeaderMap, Query(q): Query<CertQuery>) -> ApiResult {
+async fn certificates(
+    State(c): State<Console>,
+    h: HeaderMap,
+    Query(q): Query<CertQuery>,
+) -> ApiResult {
     let who = who(&c, &h).await?;
     ok(ops::search_certificates(&c, &who, q.search()?).await?)
 }
 
-async fn certificate(State(c): State<Console>, h: HeaderMap, Path(serial): Path<String>) -> ApiResult {
+async fn certificate(
+    State(c): State<Console>,
+    h: HeaderMap,
+    Path(serial): Path<String>,
+) -> ApiResult {
     let cert = ops::certificate(&c, &who(&c, &h).await?, &serial).await?;
     let pem = kizuna_ca::issue::pem("CERTIFICATE", &cert.der);
     let mut value = json!(cert);
@@ -273,7 +288,8 @@ impl RevokeRequest {
             (None, None, Some(o)) => Target::Org(o.clone()),
             _ => {
                 return Err(ConsoleError::Invalid(
-                    "name exactly one of serial, device_id (with org_id if needed) or org_id".into(),
+                    "name exactly one of serial, device_id (with org_id if needed) or org_id"
+                        .into(),
                 ));
             }
         };
@@ -297,7 +313,11 @@ struct OrgQuery {
     org: String,
 }
 
-async fn enrollment_tokens(State(c): State<Console>, h: HeaderMap, Query(q): Query<OrgQuery>) -> ApiResult {
+async fn enrollment_tokens(
+    State(c): State<Console>,
+    h: HeaderMap,
+    Query(q): Query<OrgQuery>,
+) -> ApiResult {
     ok(ops::enrollment_tokens(&c, &who(&c, &h).await?, &q.org).await?)
 }
 
@@ -394,13 +414,17 @@ pub async fn export(
         "jsonl" => {
             let mut out = String::new();
             for e in &entries {
-                out.push_str(&serde_json::to_string(e).map_err(|e| ConsoleError::Internal(e.to_string()))?);
+                out.push_str(
+                    &serde_json::to_string(e).map_err(|e| ConsoleError::Internal(e.to_string()))?,
+                );
                 out.push('\n');
             }
             ("application/jsonl", "audit.jsonl", out)
         }
         "csv" => {
-            let mut out = String::from("seq,id,at,actor_kind,actor_id,action,target,outcome,source_ip,request_id,details,hash\n");
+            let mut out = String::from(
+                "seq,id,at,actor_kind,actor_id,action,target,outcome,source_ip,request_id,details,hash\n",
+            );
             for e in &entries {
                 let fields = [
                     e.seq.to_string(),
@@ -469,7 +493,11 @@ pub struct UserQuery {
     pub q: Option<String>,
 }
 
-async fn list_users(State(c): State<Console>, h: HeaderMap, Query(q): Query<UserQuery>) -> ApiResult {
+async fn list_users(
+    State(c): State<Console>,
+    h: HeaderMap,
+    Query(q): Query<UserQuery>,
+) -> ApiResult {
     ok(ops::search_users(&c, &who(&c, &h).await?, q.q).await?)
 }
 
@@ -570,7 +598,14 @@ async fn mfa_reset(
 ) -> ApiResult {
     let who = who(&c, &h).await?;
     let req = body(b)?;
-    ok(ops::reset_factors(&c, &who, &id, &req.reproofing_reference, req.reason.as_deref()).await?)
+    ok(ops::reset_factors(
+        &c,
+        &who,
+        &id,
+        &req.reproofing_reference,
+        req.reason.as_deref(),
+    )
+    .await?)
 }
 
 #[derive(Deserialize)]
@@ -693,7 +728,12 @@ impl ClientRequest {
             auth_method,
             scopes: self
                 .scope
-                .map(|s| s.split(' ').filter(|s| !s.is_empty()).map(str::to_string).collect())
+                .map(|s| {
+                    s.split(' ')
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_string)
+                        .collect()
+                })
                 .unwrap_or_default(),
             jwks: self.jwks,
             jwks_uri: self.jwks_uri,
@@ -742,7 +782,11 @@ async fn edit_client(
     ok(ops::edit_client(&c, &who, &id, edit).await?)
 }
 
-async fn delete_client(State(c): State<Console>, h: HeaderMap, Path(id): Path<String>) -> ApiResult {
+async fn delete_client(
+    State(c): State<Console>,
+    h: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult {
     let who = who(&c, &h).await?;
     who.require_in(Action::ApproveClients, None, &format!("client {id}"))?;
     kizuna_idp::clients::delete(&c.idp.core, who.actor.clone(), &id).await?;
@@ -750,7 +794,11 @@ async fn delete_client(State(c): State<Console>, h: HeaderMap, Path(id): Path<St
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-async fn rotate_secret(State(c): State<Console>, h: HeaderMap, Path(id): Path<String>) -> ApiResult {
+async fn rotate_secret(
+    State(c): State<Console>,
+    h: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult {
     let secret = ops::rotate_client_secret(&c, &who(&c, &h).await?, &id).await?;
     ok(json!({"client_id": id, "client_secret": secret}))
 }
@@ -759,15 +807,27 @@ async fn client_change(c: &Console, h: &HeaderMap, id: &str, change: ClientChang
     ok(ops::change_client(c, &who(c, h).await?, id, change).await?)
 }
 
-async fn approve_client(State(c): State<Console>, h: HeaderMap, Path(id): Path<String>) -> ApiResult {
+async fn approve_client(
+    State(c): State<Console>,
+    h: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult {
     client_change(&c, &h, &id, ClientChange::Approve).await
 }
 
-async fn disable_client(State(c): State<Console>, h: HeaderMap, Path(id): Path<String>) -> ApiResult {
+async fn disable_client(
+    State(c): State<Console>,
+    h: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult {
     client_change(&c, &h, &id, ClientChange::Disable).await
 }
 
-async fn enable_client(State(c): State<Console>, h: HeaderMap, Path(id): Path<String>) -> ApiResult {
+async fn enable_client(
+    State(c): State<Console>,
+    h: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult {
     client_change(&c, &h, &id, ClientChange::Enable).await
 }
 
@@ -795,7 +855,9 @@ pub struct OrgRequest {
 impl OrgRequest {
     pub fn organization(&self) -> Result<NewOrganization, ConsoleError> {
         let kind: OrgKind = match self.kind.as_deref().filter(|k| !k.is_empty()) {
-            Some(k) => k.parse().map_err(|e: kizuna_core::orgs::OrgError| ConsoleError::from(e))?,
+            Some(k) => k
+                .parse()
+                .map_err(|e: kizuna_core::orgs::OrgError| ConsoleError::from(e))?,
             None => OrgKind::Other,
         };
         Ok(NewOrganization {

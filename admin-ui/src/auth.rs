@@ -202,12 +202,18 @@ pub async fn finish(
         .and_then(id_token_claims)
         .ok_or_else(|| ConsoleError::Internal("the token response has no ID token".into()))?;
     if claims.nonce.as_deref() != Some(nonce.as_str()) {
-        return Err(ConsoleError::Forbidden("the ID token nonce does not match".into()));
+        return Err(ConsoleError::Forbidden(
+            "the ID token nonce does not match".into(),
+        ));
     }
     let sid = claims
         .sid
         .ok_or_else(|| ConsoleError::Internal("the ID token has no sid".into()))?;
-    let reached = claims.acr.as_deref().and_then(Aal::from_uri).unwrap_or(Aal::One);
+    let reached = claims
+        .acr
+        .as_deref()
+        .and_then(Aal::from_uri)
+        .unwrap_or(Aal::One);
     let staff = person(c, &claims.sub).await?;
     if staff.roles.is_empty() {
         audit_denied(c, &claims.sub, "no console role").await?;
@@ -243,8 +249,12 @@ pub async fn finish(
     .await?;
     let entries = kizuna_core::audit::append_in(
         tx.conn(),
-        &[AuditEvent::new(Actor::user(&claims.sub), "console.signin", format!("user:{}", claims.sub))
-            .details(json!({"acr": reached.uri(), "roles": staff.role_names()}))],
+        &[AuditEvent::new(
+            Actor::user(&claims.sub),
+            "console.signin",
+            format!("user:{}", claims.sub),
+        )
+        .details(json!({"acr": reached.uri(), "roles": staff.role_names()}))],
     )
     .await?;
     tx.commit().await?;
@@ -253,9 +263,17 @@ pub async fn finish(
     let h = response.headers_mut();
     h.append(
         header::SET_COOKIE,
-        set_cookie(secure, session_cookie(secure), &token, c.config.session_ttl_secs),
+        set_cookie(
+            secure,
+            session_cookie(secure),
+            &token,
+            c.config.session_ttl_secs,
+        ),
     );
-    h.append(header::SET_COOKIE, set_cookie(secure, login_cookie(secure), "", 0));
+    h.append(
+        header::SET_COOKIE,
+        set_cookie(secure, login_cookie(secure), "", 0),
+    );
     Ok(Finished::Session(response))
 }
 
@@ -264,9 +282,13 @@ async fn audit_denied(c: &Console, user_id: &str, reason: &str) -> Result<(), Co
         .core
         .audit
         .record(
-            AuditEvent::new(Actor::user(user_id), "console.signin", format!("user:{user_id}"))
-                .outcome(Outcome::Denied)
-                .details(json!({"reason": reason})),
+            AuditEvent::new(
+                Actor::user(user_id),
+                "console.signin",
+                format!("user:{user_id}"),
+            )
+            .outcome(Outcome::Denied)
+            .details(json!({"reason": reason})),
         )
         .await?;
     Ok(())
@@ -316,7 +338,9 @@ pub enum Signed {
 pub async fn session(c: &Console, headers: &HeaderMap) -> Result<Signed, ConsoleError> {
     let secure = c.idp.core.secure_cookies;
     let Some(value) = cookie(headers, session_cookie(secure)).filter(|v| v.len() == 43) else {
-        return Ok(Signed::Out(Aal::from_level(c.config.min_aal as i64).unwrap_or(Aal::Two)));
+        return Ok(Signed::Out(
+            Aal::from_level(c.config.min_aal as i64).unwrap_or(Aal::Two),
+        ));
     };
     let now = kizuna_core::time::now_unix();
     let row: Option<(String, i64)> = sqlx::query_as(
@@ -330,7 +354,9 @@ pub async fn session(c: &Console, headers: &HeaderMap) -> Result<Signed, Console
     .fetch_optional(c.idp.core.db.pool())
     .await?;
     let Some((user_id, aal)) = row else {
-        return Ok(Signed::Out(Aal::from_level(c.config.min_aal as i64).unwrap_or(Aal::Two)));
+        return Ok(Signed::Out(
+            Aal::from_level(c.config.min_aal as i64).unwrap_or(Aal::Two),
+        ));
     };
     let staff = person(c, &user_id).await?;
     let needed = needed_aal(c, &staff);
@@ -341,7 +367,11 @@ pub async fn session(c: &Console, headers: &HeaderMap) -> Result<Signed, Console
 }
 
 /// Ends the browser's console session (the sign-in session at the provider stays).
-pub async fn end(c: &Console, headers: &HeaderMap, staff: &Staff) -> Result<Response, ConsoleError> {
+pub async fn end(
+    c: &Console,
+    headers: &HeaderMap,
+    staff: &Staff,
+) -> Result<Response, ConsoleError> {
     let secure = c.idp.core.secure_cookies;
     if let Some(value) = cookie(headers, session_cookie(secure)) {
         let mut tx = c.idp.core.db.begin().await?;
@@ -352,7 +382,11 @@ pub async fn end(c: &Console, headers: &HeaderMap, staff: &Staff) -> Result<Resp
             .await?;
         let entries = kizuna_core::audit::append_in(
             tx.conn(),
-            &[AuditEvent::new(staff.actor.clone(), "console.signout", "console")],
+            &[AuditEvent::new(
+                staff.actor.clone(),
+                "console.signout",
+                "console",
+            )],
         )
         .await?;
         tx.commit().await?;
@@ -386,7 +420,10 @@ pub async fn api_caller(c: &Console, headers: &HeaderMap) -> Result<Staff, Conso
     let client = clients::get(&c.idp.core.db, &claims.client_id)
         .await?
         .ok_or_else(|| unauthorized("the client is gone"))?;
-    let scope = client.org_id.clone().unwrap_or_else(|| CITY_WIDE.to_string());
+    let scope = client
+        .org_id
+        .clone()
+        .unwrap_or_else(|| CITY_WIDE.to_string());
     let roles: Vec<(Role, String)> = scopes
         .iter()
         .filter_map(|s| {

@@ -31,7 +31,10 @@ impl ConsoleConfig {
             return Err(("console.min_aal", "must be 2 or 3".into()));
         }
         if !(self.min_aal..=3).contains(&self.city_admin_aal) {
-            return Err(("console.city_admin_aal", "must be between min_aal and 3".into()));
+            return Err((
+                "console.city_admin_aal",
+                "must be between min_aal and 3".into(),
+            ));
         }
         if !(300..=86_400).contains(&self.session_ttl_secs) {
             return Err(("console.session_ttl_secs", "must be 300 to 86400".into()));

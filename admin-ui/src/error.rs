@@ -45,7 +45,9 @@ impl ConsoleError {
     pub fn status(&self) -> StatusCode {
         match self {
             ConsoleError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            ConsoleError::Forbidden(_) | ConsoleError::InsufficientScope(_) => StatusCode::FORBIDDEN,
+            ConsoleError::Forbidden(_) | ConsoleError::InsufficientScope(_) => {
+                StatusCode::FORBIDDEN
+            }
             ConsoleError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ConsoleError::NotFound(_) => StatusCode::NOT_FOUND,
             ConsoleError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,

@@ -16,45 +16,357 @@ struct Op {
 }
 
 const OPS: &[Op] = &[
-    Op { method: "get", path: "/dashboard", id: "dashboard", summary: "Counts and recent security events", roles: "any staff role", body: None, query: &[] },
-    Op { method: "get", path: "/devices", id: "searchDevices", summary: "Search devices by id, hardware serial, model or location", roles: "city-admin, auditor; org-admin, installer (own organization)", body: None, query: &["q", "org", "status"] },
-    Op { method: "post", path: "/devices", id: "createDevice", summary: "Register a device", roles: "city-admin; org-admin, installer (own organization)", body: Some("Device"), query: &[] },
-    Op { method: "get", path: "/devices/{id}", id: "getDevice", summary: "A device and its certificates", roles: "city-admin, auditor; org-admin, installer (own organization)", body: None, query: &[] },
-    Op { method: "get", path: "/certificates", id: "searchCertificates", summary: "Search certificates by serial, subject, SAN, device, organization, status", roles: "city-admin, auditor; org-admin, installer (own organization)", body: None, query: &["q", "org", "device", "status"] },
-    Op { method: "get", path: "/certificates/{serial}", id: "getCertificate", summary: "A certificate with its PEM", roles: "city-admin, auditor; org-admin, installer (own organization)", body: None, query: &[] },
-    Op { method: "post", path: "/certificates/{serial}/unhold", id: "unholdCertificate", summary: "Release a certificate from certificateHold", roles: "city-admin; org-admin (own organization)", body: None, query: &[] },
-    Op { method: "post", path: "/revocations", id: "revoke", summary: "Revoke (or hold) one certificate, a device's or an organization's", roles: "city-admin; org-admin (own organization)", body: Some("Revocation"), query: &[] },
-    Op { method: "get", path: "/enrollment-tokens", id: "listEnrollmentTokens", summary: "An organization's enrollment tokens (never their secrets)", roles: "city-admin; org-admin, installer (own organization)", body: None, query: &["org"] },
-    Op { method: "post", path: "/enrollment-tokens", id: "createEnrollmentToken", summary: "Create one enrollment token (shown once)", roles: "city-admin; org-admin, installer (own organization)", body: Some("EnrollmentToken"), query: &[] },
-    Op { method: "get", path: "/audit", id: "searchAudit", summary: "Search the audit log; with format=jsonl or csv, export it", roles: "city-admin, auditor", body: None, query: &["actor", "action", "target", "since", "until", "format"] },
-    Op { method: "post", path: "/audit/verify", id: "verifyAudit", summary: "Recompute the hash chain (as `kizuna audit verify`)", roles: "city-admin, auditor", body: None, query: &[] },
-    Op { method: "get", path: "/audit/{id}", id: "getAuditEntry", summary: "One audit entry", roles: "city-admin, auditor", body: None, query: &[] },
-    Op { method: "get", path: "/users", id: "searchUsers", summary: "Search accounts", roles: "city-admin, auditor, helpdesk; org-admin, registrar (own organization)", body: None, query: &["q"] },
-    Op { method: "post", path: "/users", id: "createUser", summary: "Create an account", roles: "city-admin", body: Some("User"), query: &[] },
-    Op { method: "get", path: "/users/{id}", id: "getUser", summary: "An account: roles, factors, sessions, consents, audit trail", roles: "city-admin, auditor, helpdesk; org-admin, registrar (own organization)", body: None, query: &[] },
-    Op { method: "post", path: "/users/{id}/disable", id: "disableUser", summary: "Disable an account (ends its sessions and grants)", roles: "city-admin; org-admin (own organization)", body: None, query: &[] },
-    Op { method: "post", path: "/users/{id}/enable", id: "enableUser", summary: "Enable an account", roles: "city-admin; org-admin (own organization)", body: None, query: &[] },
-    Op { method: "post", path: "/users/{id}/sessions/end", id: "endSessions", summary: "End every session of an account", roles: "city-admin, helpdesk; org-admin (own organization)", body: None, query: &[] },
-    Op { method: "post", path: "/users/{id}/password", id: "setPassword", summary: "Set an account's password", roles: "city-admin", body: Some("Password"), query: &[] },
-    Op { method: "post", path: "/users/{id}/mfa-reset", id: "resetFactors", summary: "Remove every second factor after re-proofing", roles: "city-admin, helpdesk", body: Some("FactorReset"), query: &[] },
-    Op { method: "post", path: "/users/{id}/roles", id: "changeRole", summary: "Grant or withdraw a role", roles: "city-admin; org-admin (org-admin, registrar, installer in own organization)", body: Some("Role"), query: &[] },
-    Op { method: "post", path: "/users/bulk-disable", id: "bulkDisable", summary: "Disable several accounts after a review", roles: "city-admin; org-admin (own organization)", body: Some("BulkDisable"), query: &[] },
-    Op { method: "get", path: "/reviews", id: "review", summary: "Accounts unused for N days and role changes in that time", roles: "city-admin, auditor; org-admin (own organization)", body: None, query: &["days"] },
-    Op { method: "get", path: "/clients", id: "listClients", summary: "Relying parties", roles: "city-admin, auditor; org-admin (own organization)", body: None, query: &[] },
-    Op { method: "post", path: "/clients", id: "createClient", summary: "Register a relying party (secret shown once; pending when an org-admin registers it)", roles: "city-admin; org-admin (own organization)", body: Some("Client"), query: &[] },
-    Op { method: "get", path: "/clients/{id}", id: "getClient", summary: "A relying party", roles: "city-admin, auditor; org-admin (own organization)", body: None, query: &[] },
-    Op { method: "patch", path: "/clients/{id}", id: "editClient", summary: "Edit redirect URIs and required AAL (refused with 409 and the current version when stale)", roles: "city-admin; org-admin (own organization)", body: Some("ClientEdit"), query: &[] },
-    Op { method: "delete", path: "/clients/{id}", id: "deleteClient", summary: "Delete a relying party", roles: "city-admin", body: None, query: &[] },
-    Op { method: "post", path: "/clients/{id}/rotate-secret", id: "rotateSecret", summary: "New client secret (shown once)", roles: "city-admin; org-admin (own organization)", body: None, query: &[] },
-    Op { method: "post", path: "/clients/{id}/approve", id: "approveClient", summary: "Approve a pending relying party", roles: "city-admin", body: None, query: &[] },
-    Op { method: "post", path: "/clients/{id}/disable", id: "disableClient", summary: "Disable a relying party (revokes its grants)", roles: "city-admin; org-admin (own organization)", body: None, query: &[] },
-    Op { method: "post", path: "/clients/{id}/enable", id: "enableClient", summary: "Enable a disabled relying party (pending again when an org-admin enables it)", roles: "city-admin; org-admin (own organization)", body: None, query: &[] },
-    Op { method: "get", path: "/orgs", id: "listOrgs", summary: "Organizations", roles: "any staff role (own organizations)", body: None, query: &[] },
-    Op { method: "post", path: "/orgs", id: "createOrg", summary: "Add an organization", roles: "city-admin", body: Some("Organization"), query: &[] },
-    Op { method: "get", path: "/orgs/{id}", id: "getOrg", summary: "An organization", roles: "any staff role (own organizations)", body: None, query: &[] },
-    Op { method: "patch", path: "/orgs/{id}", id: "updateOrg", summary: "Edit an organization (refused with 409 and the current version when stale)", roles: "city-admin", body: Some("Organization"), query: &[] },
-    Op { method: "post", path: "/orgs/{id}/disable", id: "disableOrg", summary: "Disable an organization", roles: "city-admin", body: None, query: &[] },
-    Op { method: "post", path: "/orgs/{id}/enable", id: "enableOrg", summary: "Enable an organization", roles: "city-admin", body: None, query: &[] },
+    Op {
+        method: "get",
+        path: "/dashboard",
+        id: "dashboard",
+        summary: "Counts and recent security events",
+        roles: "any staff role",
+        body: None,
+        query: &[],
+    },
+    Op {
+        method: "get",
+        path: "/devices",
+        id: "searchDevices",
+        summary: "Search devices by id, hardware serial, model or location",
+        roles: "city-admin, auditor; org-admin, installer (own organization)",
+        body: None,
+        query: &["q", "org", "status"],
+    },
+    Op {
+        method: "post",
+        path: "/devices",
+        id: "createDevice",
+        summary: "Register a device",
+        roles: "city-admin; org-admin, installer (own organization)",
+        body: Some("Device"),
+        query: &[],
+    },
+    Op {
+        method: "get",
+        path: "/devices/{id}",
+        id: "getDevice",
+        summary: "A device and its certificates",
+        roles: "city-admin, auditor; org-admin, installer (own organization)",
+        body: None,
+        query: &[],
+    },
+    Op {
+        method: "get",
+        path: "/certificates",
+        id: "searchCertificates",
+        summary: "Search certificates by serial, subject, SAN, device, organization, status",
+        roles: "city-admin, auditor; org-admin, installer (own organization)",
+        body: None,
+        query: &["q", "org", "device", "status"],
+    },
+    Op {
+        method: "get",
+        path: "/certificates/{serial}",
+        id: "getCertificate",
+        summary: "A certificate with its PEM",
+        roles: "city-admin, auditor; org-admin, installer (own organization)",
+        body: None,
+        query: &[],
+    },
+    Op {
+        method: "post",
+        path: "/certificates/{serial}/unhold",
+        id: "unholdCertificate",
+        summary: "Release a certificate from certificateHold",
+        roles: "city-admin; org-admin (own organization)",
+        body: None,
+        query: &[],
+    },
+    Op {
+        method: "post",
+        path: "/revocations",
+        id: "revoke",
+        summary: "Revoke (or hold) one certificate, a device's or an organization's",
+        roles: "city-admin; org-admin (own organization)",
+        body: Some("Revocation"),
+        query: &[],
+    },
+    Op {
+        method: "get",
+        path: "/enrollment-tokens",
+        id: "listEnrollmentTokens",
+        summary: "An organization's enrollment tokens (never their secrets)",
+        roles: "city-admin; org-admin, installer (own organization)",
+        body: None,
+        query: &["org"],
+    },
+    Op {
+        method: "post",
+        path: "/enrollment-tokens",
+        id: "createEnrollmentToken",
+        summary: "Create one enrollment token (shown once)",
+        roles: "city-admin; org-admin, installer (own organization)",
+        body: Some("EnrollmentToken"),
+        query: &[],
+    },
+    Op {
+        method: "get",
+        path: "/audit",
+        id: "searchAudit",
+        summary: "Search the audit log; with format=jsonl or csv, export it",
+        roles: "city-admin, auditor",
+        body: None,
+        query: &["actor", "action", "target", "since", "until", "format"],
+    },
+    Op {
+        method: "post",
+        path: "/audit/verify",
+        id: "verifyAudit",
+        summary: "Recompute the hash chain (as `kizuna audit verify`)",
+        roles: "city-admin, auditor",
+        body: None,
+        query: &[],
+    },
+    Op {
+        method: "get",
+        path: "/audit/{id}",
+        id: "getAuditEntry",
+        summary: "One audit entry",
+        roles: "city-admin, auditor",
+        body: None,
+        query: &[],
+    },
+    Op {
+        method: "get",
+        path: "/users",
+        id: "searchUsers",
+        summary: "Search accounts",
+        roles: "city-admin, auditor, helpdesk; org-admin, registrar (own organization)",
+        body: None,
+        query: &["q"],
+    },
+    Op {
+        method: "post",
+        path: "/users",
+        id: "createUser",
+        summary: "Create an account",
+        roles: "city-admin",
+        body: Some("User"),
+        query: &[],
+    },
+    Op {
+        method: "get",
+        path: "/users/{id}",
+        id: "getUser",
+        summary: "An account: roles, factors, sessions, consents, audit trail",
+        roles: "city-admin, auditor, helpdesk; org-admin, registrar (own organization)",
+        body: None,
+        query: &[],
+    },
+    Op {
+        method: "post",
+        path: "/users/{id}/disable",
+        id: "disableUser",
+        summary: "Disable an account (ends its sessions and grants)",
+        roles: "city-admin; org-admin (own organization)",
+        body: None,
+        query: &[],
+    },
+    Op {
+        method: "post",
+        path: "/users/{id}/enable",
+        id: "enableUser",
+        summary: "Enable an account",
+        roles: "city-admin; org-admin (own organization)",
+        body: None,
+        query: &[],
+    },
+    Op {
+        method: "post",
+        path: "/users/{id}/sessions/end",
+        id: "endSessions",
+        summary: "End every session of an account",
+        roles: "city-admin, helpdesk; org-admin (own organization)",
+        body: None,
+        query: &[],
+    },
+    Op {
+        method: "post",
+        path: "/users/{id}/password",
+        id: "setPassword",
+        summary: "Set an account's password",
+        roles: "city-admin",
+        body: Some("Password"),
+        query: &[],
+    },
+    Op {
+        method: "post",
+        path: "/users/{id}/mfa-reset",
+        id: "resetFactors",
+        summary: "Remove every second factor after re-proofing",
+        roles: "city-admin, helpdesk",
+        body: Some("FactorReset"),
+        query: &[],
+    },
+    Op {
+        method: "post",
+        path: "/users/{id}/roles",
+        id: "changeRole",
+        summary: "Grant or withdraw a role",
+        roles: "city-admin; org-admin (org-admin, registrar, installer in own organization)",
+        body: Some("Role"),
+        query: &[],
+    },
+    Op {
+        method: "post",
+        path: "/users/bulk-disable",
+        id: "bulkDisable",
+        summary: "Disable several accounts after a review",
+        roles: "city-admin; org-admin (own organization)",
+        body: Some("BulkDisable"),
+        query: &[],
+    },
+    Op {
+        method: "get",
+        path: "/reviews",
+        id: "review",
+        summary: "Accounts unused for N days and role changes in that time",
+        roles: "city-admin, auditor; org-admin (own organization)",
+        body: None,
+        query: &["days"],
+    },
+    Op {
+        method: "get",
+        path: "/clients",
+        id: "listClients",
+        summary: "Relying parties",
+        roles: "city-admin, auditor; org-admin (own organization)",
+        body: None,
+        query: &[],
+    },
+    Op {
+        method: "post",
+        path: "/clients",
+        id: "createClient",
+        summary: "Register a relying party (secret shown once; pending when an org-admin registers it)",
+        roles: "city-admin; org-admin (own organization)",
+        body: Some("Client"),
+        query: &[],
+    },
+    Op {
+        method: "get",
+        path: "/clients/{id}",
+        id: "getClient",
+        summary: "A relying party",
+        roles: "city-admin, auditor; org-admin (own organization)",
+        body: None,
+        query: &[],
+    },
+    Op {
+        method: "patch",
+        path: "/clients/{id}",
+        id: "editClient",
+        summary: "Edit redirect URIs and required AAL (refused with 409 and the current version when stale)",
+        roles: "city-admin; org-admin (own organization)",
+        body: Some("ClientEdit"),
+        query: &[],
+    },
+    Op {
+        method: "delete",
+        path: "/clients/{id}",
+        id: "deleteClient",
+        summary: "Delete a relying party",
+        roles: "city-admin",
+        body: None,
+        query: &[],
+    },
+    Op {
+        method: "post",
+        path: "/clients/{id}/rotate-secret",
+        id: "rotateSecret",
+        summary: "New client secret (shown once)",
+        roles: "city-admin; org-admin (own organization)",
+        body: None,
+        query: &[],
+    },
+    Op {
+        method: "post",
+        path: "/clients/{id}/approve",
+        id: "approveClient",
+        summary: "Approve a pending relying party",
+        roles: "city-admin",
+        body: None,
+        query: &[],
+    },
+    Op {
+        method: "post",
+        path: "/clients/{id}/disable",
+        id: "disableClient",
+        summary: "Disable a relying party (revokes its grants)",
+        roles: "city-admin; org-admin (own organization)",
+        body: None,
+        query: &[],
+    },
+    Op {
+        method: "post",
+        path: "/clients/{id}/enable",
+        id: "enableClient",
+        summary: "Enable a disabled relying party (pending again when an org-admin enables it)",
+        roles: "city-admin; org-admin (own organization)",
+        body: None,
+        query: &[],
+    },
+    Op {
+        method: "get",
+        path: "/orgs",
+        id: "listOrgs",
+        summary: "Organizations",
+        roles: "any staff role (own organizations)",
+        body: None,
+        query: &[],
+    },
+    Op {
+        method: "post",
+        path: "/orgs",
+        id: "createOrg",
+        summary: "Add an organization",
+        roles: "city-admin",
+        body: Some("Organization"),
+        query: &[],
+    },
+    Op {
+        method: "get",
+        path: "/orgs/{id}",
+        id: "getOrg",
+        summary: "An organization",
+        roles: "any staff role (own organizations)",
+        body: None,
+        query: &[],
+    },
+    Op {
+        method: "patch",
+        path: "/orgs/{id}",
+        id: "updateOrg",
+        summary: "Edit an organization (refused with 409 and the current version when stale)",
+        roles: "city-admin",
+        body: Some("Organization"),
+        query: &[],
+    },
+    Op {
+        method: "post",
+        path: "/orgs/{id}/disable",
+        id: "disableOrg",
+        summary: "Disable an organization",
+        roles: "city-admin",
+        body: None,
+        query: &[],
+    },
+    Op {
+        method: "post",
+        path: "/orgs/{id}/enable",
+        id: "enableOrg",
+        summary: "Enable an organization",
+        roles: "city-admin",
+        body: None,
+        query: &[],
+    },
 ];
 
 fn string() -> Value {
@@ -62,8 +374,10 @@ fn string() -> Value {
 }
 
 fn object(required: &[&str], props: &[(&str, Value)]) -> Value {
-    let properties: serde_json::Map<String, Value> =
-        props.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+    let properties: serde_json::Map<String, Value> = props
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect();
     json!({"type": "object", "required": required, "properties": properties, "additionalProperties": false})
 }
 
@@ -101,9 +415,9 @@ fn operation(op: &Op) -> Value {
         .map(|name| json!({"name": name, "in": "path", "required": true, "schema": string()}))
         .collect();
     parameters.extend(
-        op.query
-            .iter()
-            .map(|name| json!({"name": name, "in": "query", "required": false, "schema": string()})),
+        op.query.iter().map(
+            |name| json!({"name": name, "in": "query", "required": false, "schema": string()}),
+        ),
     );
     let error = json!({"description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}});
     let mut value = json!({
@@ -160,9 +474,16 @@ mod tests {
         let schemas = spec["components"]["schemas"].as_object().unwrap();
         for (path, item) in spec["paths"].as_object().unwrap() {
             for (_, op) in item.as_object().unwrap() {
-                let declared = op["parameters"].as_array().unwrap().iter().filter(|p| p["in"] == "path").count();
+                let declared = op["parameters"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|p| p["in"] == "path")
+                    .count();
                 assert_eq!(declared, path.matches('{').count(), "{path}");
-                if let Some(r) = op["requestBody"]["content"]["application/json"]["schema"]["$ref"].as_str() {
+                if let Some(r) =
+                    op["requestBody"]["content"]["application/json"]["schema"]["$ref"].as_str()
+                {
                     assert!(schemas.contains_key(r.rsplit('/').next().unwrap()), "{r}");
                 }
             }

@@ -113,7 +113,11 @@ pub async fn create_device(
     Ok(devices::create(&c.idp.core.db, who.actor.clone(), new).await?)
 }
 
-pub async fn certificate(c: &Console, who: &Staff, serial: &str) -> Result<CertRecord, ConsoleError> {
+pub async fn certificate(
+    c: &Console,
+    who: &Staff,
+    serial: &str,
+) -> Result<CertRecord, ConsoleError> {
     let what = format!("certificate {serial}");
     let cert = cert_store::get(&c.idp.core.db, serial)
         .await?
@@ -266,7 +270,8 @@ pub async fn create_enrollment_token(
     )?;
     if spec.count != 1 {
         return Err(ConsoleError::Invalid(
-            "the console creates one token at a time; use `kizuna enroll tokens` for batches".into(),
+            "the console creates one token at a time; use `kizuna enroll tokens` for batches"
+                .into(),
         ));
     }
     let mut created = enroll_tokens::create(&c.ca, who.actor.clone(), &spec, &mut |_| {}).await?;
@@ -296,9 +301,15 @@ pub async fn search_audit(
     search: AuditSearch,
 ) -> Result<Vec<AuditEntry>, ConsoleError> {
     who.require_in(Action::ViewAudit, None, "audit log")?;
-    for text in [&search.actor, &search.action, &search.target, &search.since, &search.until]
-        .into_iter()
-        .flatten()
+    for text in [
+        &search.actor,
+        &search.action,
+        &search.target,
+        &search.since,
+        &search.until,
+    ]
+    .into_iter()
+    .flatten()
     {
         search_text(Some(text.clone()))?;
     }
@@ -419,7 +430,9 @@ pub async fn set_user_status(
 ) -> Result<(), ConsoleError> {
     let user = user_in_reach(c, who, Action::ManageUsers, id).await?;
     if !active && who.user_id.as_deref() == Some(user.id.as_str()) {
-        return Err(ConsoleError::Invalid("you cannot disable your own account".into()));
+        return Err(ConsoleError::Invalid(
+            "you cannot disable your own account".into(),
+        ));
     }
     users::change_status(&c.idp.core, who.actor.clone(), &user.id, active).await?;
     Ok(())
@@ -438,7 +451,14 @@ pub async fn reset_factors(
     reason: Option<&str>,
 ) -> Result<mfa::reset::ResetReport, ConsoleError> {
     let user = user_in_reach(c, who, Action::ResetFactors, id).await?;
-    Ok(mfa::reset::reset(&c.idp, who.actor.clone(), &user.id, reproofing_reference, reason).await?)
+    Ok(mfa::reset::reset(
+        &c.idp,
+        who.actor.clone(),
+        &user.id,
+        reproofing_reference,
+        reason,
+    )
+    .await?)
 }
 
 /// Grants or withdraws a role. Organization administrators hand out their organization's
@@ -457,7 +477,8 @@ pub async fn change_role(
         who.may_in(Action::ManageOrgs, None)
     } else {
         orgs::find(&c.idp.core.db, scope).await?;
-        who.may_in(Action::ManageOrgs, None) || (org_role && who.may_in(Action::ManageUsers, Some(scope)))
+        who.may_in(Action::ManageOrgs, None)
+            || (org_role && who.may_in(Action::ManageUsers, Some(scope)))
     };
     if !allowed {
         return Err(ConsoleError::Forbidden(format!(
@@ -467,9 +488,19 @@ pub async fn change_role(
         )));
     }
     if !granted && who.user_id.as_deref() == Some(user.id.as_str()) && role == Role::CityAdmin {
-        return Err(ConsoleError::Invalid("you cannot withdraw your own city-admin role".into()));
+        return Err(ConsoleError::Invalid(
+            "you cannot withdraw your own city-admin role".into(),
+        ));
     }
-    Ok(users::change_role(&c.idp.core, who.actor.clone(), &user.id, role, scope, granted).await?)
+    Ok(users::change_role(
+        &c.idp.core,
+        who.actor.clone(),
+        &user.id,
+        role,
+        scope,
+        granted,
+    )
+    .await?)
 }
 
 /// Disables many accounts after a review; each is audited. Returns how many.
@@ -515,7 +546,11 @@ pub async fn review(c: &Console, who: &Staff, days: i64) -> Result<Review, Conso
             .filter(|e| {
                 serde_json::from_str::<serde_json::Value>(&e.details)
                     .ok()
-                    .and_then(|d| d["scope"].as_str().map(|s| who.may_in(Action::ViewReviews, Some(s))))
+                    .and_then(|d| {
+                        d["scope"]
+                            .as_str()
+                            .map(|s| who.may_in(Action::ViewReviews, Some(s)))
+                    })
                     .unwrap_or(false)
             })
             .collect()
@@ -549,9 +584,15 @@ pub async fn client(c: &Console, who: &Staff, id: &str) -> Result<Client, Consol
 
 async fn managed_client(c: &Console, who: &Staff, id: &str) -> Result<Client, ConsoleError> {
     let client = client(c, who, id).await?;
-    who.require_in(Action::ManageClients, client.org_id.as_deref(), &format!("client {id}"))?;
+    who.require_in(
+        Action::ManageClients,
+        client.org_id.as_deref(),
+        &format!("client {id}"),
+    )?;
     if client.client_id == crate::auth::CLIENT_ID && !who.may_in(Action::ApproveClients, None) {
-        return Err(ConsoleError::Forbidden("the console's own client is for city administrators".into()));
+        return Err(ConsoleError::Forbidden(
+            "the console's own client is for city administrators".into(),
+        ));
     }
     Ok(client)
 }
@@ -566,7 +607,10 @@ pub async fn create_client(
     who.require_in(
         Action::ManageClients,
         new.org_id.as_deref(),
-        &format!("organization {}", new.org_id.as_deref().unwrap_or(CITY_WIDE)),
+        &format!(
+            "organization {}",
+            new.org_id.as_deref().unwrap_or(CITY_WIDE)
+        ),
     )?;
     let city = who.may_in(Action::ApproveClients, None);
     if !city
@@ -605,7 +649,11 @@ pub async fn edit_client(
     Ok(client)
 }
 
-pub async fn rotate_client_secret(c: &Console, who: &Staff, id: &str) -> Result<String, ConsoleError> {
+pub async fn rotate_client_secret(
+    c: &Console,
+    who: &Staff,
+    id: &str,
+) -> Result<String, ConsoleError> {
     managed_client(c, who, id).await?;
     let secret = clients::rotate_secret(&c.idp.core, who.actor.clone(), id).await?;
     c.idp.clients.forget(id);

@@ -58,8 +58,7 @@ pub async fn counts(db: &Db, reach: &Reach) -> Result<Counts, sqlx::Error> {
         "SELECT COUNT(*) FROM sessions s JOIN users u ON u.id = s.user_id \
          WHERE s.ended_at IS NULL AND s.expires_at > $1 AND {sess_in}"
     );
-    let mut q = sqlx::query_scalar(&sql)
-    .bind(now);
+    let mut q = sqlx::query_scalar(&sql).bind(now);
     for o in &sess_orgs {
         q = q.bind(o);
     }
@@ -77,9 +76,7 @@ pub async fn counts(db: &Db, reach: &Reach) -> Result<Counts, sqlx::Error> {
     let sql = format!(
         "SELECT COUNT(*) FROM certificates WHERE status = 'valid' AND not_after >= $1 AND not_after < $2 AND {cert_in}"
     );
-    let mut q = sqlx::query_scalar(&sql)
-    .bind(now)
-    .bind(now + 30 * 86_400);
+    let mut q = sqlx::query_scalar(&sql).bind(now).bind(now + 30 * 86_400);
     for o in &cert_orgs {
         q = q.bind(o);
     }
@@ -88,8 +85,7 @@ pub async fn counts(db: &Db, reach: &Reach) -> Result<Counts, sqlx::Error> {
     let sql = format!(
         "SELECT COUNT(*) FROM certificates WHERE status IN ('revoked', 'hold') AND revoked_at >= $1 AND {rev_in}"
     );
-    let mut q = sqlx::query_scalar(&sql)
-    .bind(now - now.rem_euclid(86_400));
+    let mut q = sqlx::query_scalar(&sql).bind(now - now.rem_euclid(86_400));
     for o in &rev_orgs {
         q = q.bind(o);
     }
@@ -123,10 +119,10 @@ pub async fn devices(db: &Db, reach: &Reach, s: &DeviceSearch) -> Result<Vec<Dev
          AND {org_in} ORDER BY created_at DESC, id LIMIT $4"
     );
     let mut q = sqlx::query_as(&sql)
-    .bind(s.text.as_deref().map(contains))
-    .bind(&s.org_id)
-    .bind(&s.status)
-    .bind(PAGE);
+        .bind(s.text.as_deref().map(contains))
+        .bind(&s.org_id)
+        .bind(&s.status)
+        .bind(PAGE);
     for o in &orgs {
         q = q.bind(o);
     }
@@ -152,7 +148,10 @@ pub async fn certificates(
     s: &CertSearch,
 ) -> Result<Vec<CertRecord>, sqlx::Error> {
     let (org_in, orgs) = org_clause("org_id", reach, 7);
-    let serial = s.text.as_deref().map(|t| t.trim().to_ascii_lowercase().replace(':', ""));
+    let serial = s
+        .text
+        .as_deref()
+        .map(|t| t.trim().to_ascii_lowercase().replace(':', ""));
     let sql = format!(
         "SELECT {CERT_COLUMNS} FROM certificates WHERE ($1 IS NULL OR serial = $2 OR LOWER(subject) LIKE $1 \
          OR LOWER(sans) LIKE $1 OR LOWER(device_id) LIKE $1) AND ($3 IS NULL OR org_id = $3) \
@@ -160,12 +159,12 @@ pub async fn certificates(
          ORDER BY created_at DESC, serial LIMIT $6"
     );
     let mut q = sqlx::query_as(&sql)
-    .bind(s.text.as_deref().map(contains))
-    .bind(serial)
-    .bind(&s.org_id)
-    .bind(&s.device_id)
-    .bind(&s.status)
-    .bind(PAGE);
+        .bind(s.text.as_deref().map(contains))
+        .bind(serial)
+        .bind(&s.org_id)
+        .bind(&s.device_id)
+        .bind(&s.status)
+        .bind(PAGE);
     for o in &orgs {
         q = q.bind(o);
     }
@@ -212,10 +211,12 @@ pub async fn audit(db: &Db, s: &AuditSearch) -> Result<Vec<AuditEntry>, sqlx::Er
 }
 
 pub async fn audit_entry(db: &Db, id: &str) -> Result<Option<AuditEntry>, sqlx::Error> {
-    sqlx::query_as(&format!("SELECT {AUDIT_COLUMNS} FROM audit_log WHERE id = $1"))
-        .bind(id)
-        .fetch_optional(db.pool())
-        .await
+    sqlx::query_as(&format!(
+        "SELECT {AUDIT_COLUMNS} FROM audit_log WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(db.pool())
+    .await
 }
 
 /// Recent refusals and security changes, newest first, for the dashboard.
@@ -241,19 +242,20 @@ pub struct UserRow {
     pub created_at: i64,
 }
 
-const USER_COLUMNS: &str =
-    "id, username, email, name, status, org_id, last_login_at, created_at";
+const USER_COLUMNS: &str = "id, username, email, name, status, org_id, last_login_at, created_at";
 
 /// Accounts whose username, email, name or id contains `text`.
-pub async fn users(db: &Db, reach: &Reach, text: Option<&str>) -> Result<Vec<UserRow>, sqlx::Error> {
+pub async fn users(
+    db: &Db,
+    reach: &Reach,
+    text: Option<&str>,
+) -> Result<Vec<UserRow>, sqlx::Error> {
     let (org_in, orgs) = org_clause("org_id", reach, 3);
     let sql = format!(
         "SELECT {USER_COLUMNS} FROM users WHERE ($1 IS NULL OR username LIKE $1 OR LOWER(email) LIKE $1 \
          OR LOWER(name) LIKE $1 OR id LIKE $1) AND {org_in} ORDER BY username LIMIT $2"
     );
-    let mut q = sqlx::query_as(&sql)
-    .bind(text.map(contains))
-    .bind(PAGE);
+    let mut q = sqlx::query_as(&sql).bind(text.map(contains)).bind(PAGE);
     for o in &orgs {
         q = q.bind(o);
     }
@@ -293,9 +295,7 @@ pub async fn unused(db: &Db, reach: &Reach, days: i64) -> Result<Vec<UserRow>, s
         "SELECT {USER_COLUMNS} FROM users WHERE status = 'active' AND COALESCE(last_login_at, created_at) < $1 \
          AND {org_in} ORDER BY username LIMIT $2"
     );
-    let mut q = sqlx::query_as(&sql)
-    .bind(cutoff)
-    .bind(PAGE);
+    let mut q = sqlx::query_as(&sql).bind(cutoff).bind(PAGE);
     for o in &orgs {
         q = q.bind(o);
     }

@@ -19,7 +19,9 @@ use kizuna_idp::users::Role;
 
 use crate::Console;
 use crate::access::{Action, Staff};
-use crate::api::{AuditQuery, CertQuery, ClientRequest, DeviceQuery, DeviceRequest, OrgRequest, TokenRequest};
+use crate::api::{
+    AuditQuery, CertQuery, ClientRequest, DeviceQuery, DeviceRequest, OrgRequest, TokenRequest,
+};
 use crate::auth::{self, CallbackQuery, Finished, Signed};
 use crate::error::{ConsoleError, Stale};
 use crate::ops::{self, ClientChange, Target};
@@ -56,7 +58,9 @@ pub fn router(console: Console) -> Router {
 }
 
 fn lang() -> Lang {
-    RequestContext::current().map(|c| c.lang).unwrap_or_default()
+    RequestContext::current()
+        .map(|c| c.lang)
+        .unwrap_or_default()
 }
 
 fn t(ja: &str, en: &str) -> String {
@@ -285,11 +289,26 @@ impl View {
 
 fn nav(who: &Staff) -> Vec<(String, String)> {
     [
-        (Action::ViewDashboard, "/admin", "ダッシュボード", "Dashboard"),
-        (Action::ViewDevices, "/admin/devices", "機器と証明書", "Devices and certificates"),
+        (
+            Action::ViewDashboard,
+            "/admin",
+            "ダッシュボード",
+            "Dashboard",
+        ),
+        (
+            Action::ViewDevices,
+            "/admin/devices",
+            "機器と証明書",
+            "Devices and certificates",
+        ),
         (Action::ViewAudit, "/admin/audit", "監査ログ", "Audit log"),
         (Action::ViewUsers, "/admin/users", "利用者", "Users"),
-        (Action::ViewClients, "/admin/clients", "クライアント", "Clients"),
+        (
+            Action::ViewClients,
+            "/admin/clients",
+            "クライアント",
+            "Clients",
+        ),
         (Action::ViewOrgs, "/admin/orgs", "組織", "Organizations"),
         (Action::ViewReviews, "/admin/reviews", "棚卸し", "Reviews"),
     ]
@@ -378,7 +397,10 @@ impl Posted {
 /// Checks the CSRF token first (a forged post learns nothing), then the session.
 async fn posted(c: &Console, headers: &HeaderMap, body: &Bytes) -> Result<Posted, Response> {
     let fields: Vec<(String, String)> = form_urlencoded::parse(body).into_owned().collect();
-    let token = fields.iter().find(|(k, _)| k == csrf::FIELD).map(|(_, v)| v.as_str());
+    let token = fields
+        .iter()
+        .find(|(k, _)| k == csrf::FIELD)
+        .map(|(_, v)| v.as_str());
     if !csrf::verify(headers, token, c.idp.core.secure_cookies) {
         return Err(error_page(
             c,
@@ -474,9 +496,17 @@ struct NextQuery {
     next: Option<String>,
 }
 
-async fn login(State(c): State<Console>, headers: HeaderMap, Query(q): Query<NextQuery>) -> Response {
+async fn login(
+    State(c): State<Console>,
+    headers: HeaderMap,
+    Query(q): Query<NextQuery>,
+) -> Response {
     let next = local_path(q.next.as_deref());
-    let next = if next.starts_with("/admin") { next } else { "/admin".into() };
+    let next = if next.starts_with("/admin") {
+        next
+    } else {
+        "/admin".into()
+    };
     let aal = match auth::session(&c, &headers).await {
         Ok(Signed::Out(aal)) => aal,
         Ok(Signed::In(_)) => return see_other(&next),
@@ -488,7 +518,11 @@ async fn login(State(c): State<Console>, headers: HeaderMap, Query(q): Query<Nex
     }
 }
 
-async fn callback(State(c): State<Console>, headers: HeaderMap, Query(q): Query<CallbackQuery>) -> Response {
+async fn callback(
+    State(c): State<Console>,
+    headers: HeaderMap,
+    Query(q): Query<CallbackQuery>,
+) -> Response {
     match auth::finish(&c, &headers, q).await {
         Ok(Finished::Session(r) | Finished::StepUp(r)) => r,
         Err(e) => error_page(&c, &headers, None, e),
@@ -503,7 +537,13 @@ async fn logout(State(c): State<Console>, headers: HeaderMap, body: Bytes) -> Re
 
 fn audit_table(entries: &[AuditEntry]) -> Table {
     table(
-        &[("時刻", "Time"), ("実行者", "Actor"), ("操作", "Action"), ("対象", "Target"), ("結果", "Outcome")],
+        &[
+            ("時刻", "Time"),
+            ("実行者", "Actor"),
+            ("操作", "Action"),
+            ("対象", "Target"),
+            ("結果", "Outcome"),
+        ],
         entries
             .iter()
             .map(|e| {
@@ -527,12 +567,27 @@ async fn dashboard(State(c): State<Console>, headers: HeaderMap) -> Response {
         counts.id = "counts".into();
         counts.facts = vec![
             (t("利用者", "Users"), d.counts.users.to_string()),
-            (t("有効なセッション", "Active sessions"), d.counts.active_sessions.to_string()),
-            (t("30日以内に期限切れの証明書", "Certificates expiring within 30 days"), d.counts.certificates_expiring_30d.to_string()),
-            (t("本日の失効", "Revocations today"), d.counts.revocations_today.to_string()),
+            (
+                t("有効なセッション", "Active sessions"),
+                d.counts.active_sessions.to_string(),
+            ),
+            (
+                t(
+                    "30日以内に期限切れの証明書",
+                    "Certificates expiring within 30 days",
+                ),
+                d.counts.certificates_expiring_30d.to_string(),
+            ),
+            (
+                t("本日の失効", "Revocations today"),
+                d.counts.revocations_today.to_string(),
+            ),
         ];
         for (status, n) in &d.counts.devices_by_status {
-            counts.facts.push((format!("{} ({status})", t("機器", "Devices")), n.to_string()));
+            counts.facts.push((
+                format!("{} ({status})", t("機器", "Devices")),
+                n.to_string(),
+            ));
         }
         v.sections.push(counts);
         if who.may_in(Action::ViewAudit, None) {
@@ -565,7 +620,10 @@ fn cert_rows(certs: &[kizuna_ca::store::CertRecord]) -> Vec<Vec<Cell>> {
         .iter()
         .map(|r| {
             vec![
-                link(r.serial.clone(), format!("/admin/certificates/{}", r.serial)),
+                link(
+                    r.serial.clone(),
+                    format!("/admin/certificates/{}", r.serial),
+                ),
                 cell(r.subject.clone()),
                 cell(r.device_id.clone().unwrap_or_default()),
                 cell(r.org_id.clone().unwrap_or_default()),
@@ -585,36 +643,86 @@ const CERT_HEADERS: [(&str, &str); 6] = [
     ("有効期限", "Expires"),
 ];
 
-async fn devices(State(c): State<Console>, headers: HeaderMap, RawQuery(raw): RawQuery) -> Response {
+async fn devices(
+    State(c): State<Console>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Response {
     let path = path_with_query("/admin/devices", &raw);
     page_for!(c, headers, path, |who| {
         let q = |n| query_value(&raw, n);
-        let dq = DeviceQuery { q: q("q"), org: q("org"), status: q("status") };
-        let cq = CertQuery { q: q("q"), org: q("org"), device: None, status: q("cert_status") };
+        let dq = DeviceQuery {
+            q: q("q"),
+            org: q("org"),
+            status: q("status"),
+        };
+        let cq = CertQuery {
+            q: q("q"),
+            org: q("org"),
+            device: None,
+            status: q("cert_status"),
+        };
         let devices = ops::search_devices(&c, &who, dq.search()?).await?;
         let certs = ops::search_certificates(&c, &who, cq.search()?).await?;
         let mut v = view(t("機器と証明書", "Devices and certificates"), &path);
         v.notice = notice_for(&raw);
         let mut search = section(t("検索", "Search"));
-        search.forms.push(search_form("search", "/admin/devices", vec![
-            text_field("q", t("機器ID・シリアル・SAN・サブジェクト", "Device id, serial, SAN or subject"), &q("q").unwrap_or_default()),
-            text_field("org", t("組織ID", "Organization id"), &q("org").unwrap_or_default()),
-            select("status", t("機器の状態", "Device status"), &q("status").unwrap_or_default(), status_options(&["pending", "active", "suspended", "retired"])),
-            select("cert_status", t("証明書の状態", "Certificate status"), &q("cert_status").unwrap_or_default(), status_options(&["valid", "hold", "revoked"])),
-        ]));
+        search.forms.push(search_form(
+            "search",
+            "/admin/devices",
+            vec![
+                text_field(
+                    "q",
+                    t(
+                        "機器ID・シリアル・SAN・サブジェクト",
+                        "Device id, serial, SAN or subject",
+                    ),
+                    &q("q").unwrap_or_default(),
+                ),
+                text_field(
+                    "org",
+                    t("組織ID", "Organization id"),
+                    &q("org").unwrap_or_default(),
+                ),
+                select(
+                    "status",
+                    t("機器の状態", "Device status"),
+                    &q("status").unwrap_or_default(),
+                    status_options(&["pending", "active", "suspended", "retired"]),
+                ),
+                select(
+                    "cert_status",
+                    t("証明書の状態", "Certificate status"),
+                    &q("cert_status").unwrap_or_default(),
+                    status_options(&["valid", "hold", "revoked"]),
+                ),
+            ],
+        ));
         v.sections.push(search);
         let mut ds = section(t("機器", "Devices"));
         ds.id = "devices".into();
         ds.table = Some(table(
-            &[("機器ID", "Device id"), ("組織", "Organization"), ("型式", "Model"), ("シリアル", "Hardware serial"), ("設置場所", "Location"), ("状態", "Status")],
-            devices.iter().map(|d| vec![
-                link(d.id.clone(), format!("/admin/devices/{}", d.id)),
-                cell(d.org_id.clone()),
-                cell(d.model.clone()),
-                cell(d.hardware_serial.clone().unwrap_or_default()),
-                cell(d.location.clone()),
-                cell(d.status.as_str()),
-            ]).collect(),
+            &[
+                ("機器ID", "Device id"),
+                ("組織", "Organization"),
+                ("型式", "Model"),
+                ("シリアル", "Hardware serial"),
+                ("設置場所", "Location"),
+                ("状態", "Status"),
+            ],
+            devices
+                .iter()
+                .map(|d| {
+                    vec![
+                        link(d.id.clone(), format!("/admin/devices/{}", d.id)),
+                        cell(d.org_id.clone()),
+                        cell(d.model.clone()),
+                        cell(d.hardware_serial.clone().unwrap_or_default()),
+                        cell(d.location.clone()),
+                        cell(d.status.as_str()),
+                    ]
+                })
+                .collect(),
         ));
         v.sections.push(ds);
         let mut cs = section(t("証明書", "Certificates"));
@@ -629,37 +737,84 @@ async fn devices(State(c): State<Console>, headers: HeaderMap, RawQuery(raw): Ra
                 .map(|o| (o.id.clone(), o.name.clone()))
                 .collect();
             let mut add = section(t("機器を登録", "Register a device"));
-            add.forms.push(post_form("new-device", "/admin/devices", vec![
-                select("org_id", t("組織", "Organization"), "", org_options.clone()),
-                text_field("id", t("機器ID（空欄で自動）", "Device id (blank: generated)"), ""),
-                required(text_field("model", t("型式", "Model"), "")),
-                text_field("hardware_serial", t("ハードウェアシリアル", "Hardware serial"), ""),
-                text_field("location", t("設置場所", "Location"), ""),
-                text_field("installer", t("設置業者", "Installer"), ""),
-            ], t("登録", "Register")));
+            add.forms.push(post_form(
+                "new-device",
+                "/admin/devices",
+                vec![
+                    select("org_id", t("組織", "Organization"), "", org_options.clone()),
+                    text_field(
+                        "id",
+                        t("機器ID（空欄で自動）", "Device id (blank: generated)"),
+                        "",
+                    ),
+                    required(text_field("model", t("型式", "Model"), "")),
+                    text_field(
+                        "hardware_serial",
+                        t("ハードウェアシリアル", "Hardware serial"),
+                        "",
+                    ),
+                    text_field("location", t("設置場所", "Location"), ""),
+                    text_field("installer", t("設置業者", "Installer"), ""),
+                ],
+                t("登録", "Register"),
+            ));
             v.sections.push(add);
             let mut tok = section(t("登録トークンを発行", "Create an enrollment token"));
-            tok.forms.push(post_form("new-token", "/admin/enrollment-tokens", vec![
-                select("org_id", t("組織", "Organization"), "", org_options),
-                text_field("device_id", t("機器ID（登録済みの機器に限定）", "Device id (bind to a registered device)"), ""),
-                text_field("subject_pattern", t("サブジェクトCNのパターン", "Subject CN pattern"), "*"),
-                text_field("profile", t("プロファイル", "Profile"), "device"),
-            ], t("発行", "Create")));
+            tok.forms.push(post_form(
+                "new-token",
+                "/admin/enrollment-tokens",
+                vec![
+                    select("org_id", t("組織", "Organization"), "", org_options),
+                    text_field(
+                        "device_id",
+                        t(
+                            "機器ID（登録済みの機器に限定）",
+                            "Device id (bind to a registered device)",
+                        ),
+                        "",
+                    ),
+                    text_field(
+                        "subject_pattern",
+                        t("サブジェクトCNのパターン", "Subject CN pattern"),
+                        "*",
+                    ),
+                    text_field("profile", t("プロファイル", "Profile"), "device"),
+                ],
+                t("発行", "Create"),
+            ));
             v.sections.push(tok);
         }
         if who.may(Action::RevokeCertificates) {
             let mut bulk = section(t("一括失効", "Bulk revocation"));
-            bulk.text = t("次の画面で、失効する証明書を確認してから実行します。", "The next page shows exactly what will be revoked before anything happens.");
+            bulk.text = t(
+                "次の画面で、失効する証明書を確認してから実行します。",
+                "The next page shows exactly what will be revoked before anything happens.",
+            );
             bulk.forms.push(Form {
                 id: "bulk-device".into(),
                 method: "get",
                 action: "/admin/revoke".into(),
                 fields: vec![
                     required(text_field("device", t("機器ID", "Device id"), "")),
-                    text_field("org", t("組織ID（同じIDが複数の組織にある場合）", "Organization id (when the id exists in several)"), ""),
-                    select("reason", t("理由", "Reason"), "keyCompromise", reason_options()),
+                    text_field(
+                        "org",
+                        t(
+                            "組織ID（同じIDが複数の組織にある場合）",
+                            "Organization id (when the id exists in several)",
+                        ),
+                        "",
+                    ),
+                    select(
+                        "reason",
+                        t("理由", "Reason"),
+                        "keyCompromise",
+                        reason_options(),
+                    ),
                 ],
-                submit: t("機器の証明書の失効を確認", "Review revoking the device's certificates"),
+                submit: t(
+                    "機器の証明書の失効を確認",
+                    "Review revoking the device's certificates",
+                ),
                 danger: true,
             });
             bulk.forms.push(Form {
@@ -668,9 +823,17 @@ async fn devices(State(c): State<Console>, headers: HeaderMap, RawQuery(raw): Ra
                 action: "/admin/revoke".into(),
                 fields: vec![
                     required(text_field("org", t("組織ID", "Organization id"), "")),
-                    select("reason", t("理由", "Reason"), "cessationOfOperation", reason_options()),
+                    select(
+                        "reason",
+                        t("理由", "Reason"),
+                        "cessationOfOperation",
+                        reason_options(),
+                    ),
                 ],
-                submit: t("組織の証明書の失効を確認", "Review revoking the organization's certificates"),
+                submit: t(
+                    "組織の証明書の失効を確認",
+                    "Review revoking the organization's certificates",
+                ),
                 danger: true,
             });
             v.sections.push(bulk);
@@ -705,12 +868,18 @@ async fn create_token(State(c): State<Console>, headers: HeaderMap, body: Bytes)
         };
         let token = ops::create_enrollment_token(&c, &p.who, req.into()).await?;
         let mut v = view(t("登録トークン", "Enrollment token"), "/admin/devices");
-        let mut s = section(t("このトークンは一度だけ表示されます", "This token is shown once"));
+        let mut s = section(t(
+            "このトークンは一度だけ表示されます",
+            "This token is shown once",
+        ));
         s.id = "token".into();
         s.facts = vec![
             (t("トークン", "Token"), token.token.clone()),
             (t("組織", "Organization"), token.org_id.clone()),
-            (t("機器", "Device"), token.device_id.clone().unwrap_or_default()),
+            (
+                t("機器", "Device"),
+                token.device_id.clone().unwrap_or_default(),
+            ),
             (t("有効期限", "Expires"), time(token.expires_at)),
         ];
         v.sections.push(s);
@@ -719,7 +888,12 @@ async fn create_token(State(c): State<Console>, headers: HeaderMap, body: Bytes)
     })
 }
 
-async fn device(State(c): State<Console>, headers: HeaderMap, Path(id): Path<String>, RawQuery(raw): RawQuery) -> Response {
+async fn device(
+    State(c): State<Console>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Response {
     let path = format!("/admin/devices/{id}");
     page_for!(c, headers, path, |who| {
         let d = ops::device(&c, &who, &id).await?;
@@ -730,7 +904,10 @@ async fn device(State(c): State<Console>, headers: HeaderMap, Path(id): Path<Str
             (t("機器ID", "Device id"), d.device.id.clone()),
             (t("組織", "Organization"), d.device.org_id.clone()),
             (t("型式", "Model"), d.device.model.clone()),
-            (t("ハードウェアシリアル", "Hardware serial"), d.device.hardware_serial.clone().unwrap_or_default()),
+            (
+                t("ハードウェアシリアル", "Hardware serial"),
+                d.device.hardware_serial.clone().unwrap_or_default(),
+            ),
             (t("設置場所", "Location"), d.device.location.clone()),
             (t("状態", "Status"), d.device.status.as_str().to_string()),
             (t("登録", "Enrolled"), opt_time(d.device.enrolled_at)),
@@ -746,9 +923,17 @@ async fn device(State(c): State<Console>, headers: HeaderMap, Path(id): Path<Str
                 fields: vec![
                     hidden("device", &d.device.id),
                     hidden("org", &d.device.org_id),
-                    select("reason", t("理由", "Reason"), "keyCompromise", reason_options()),
+                    select(
+                        "reason",
+                        t("理由", "Reason"),
+                        "keyCompromise",
+                        reason_options(),
+                    ),
                 ],
-                submit: t("この機器の証明書をすべて失効…", "Revoke all of this device's certificates…"),
+                submit: t(
+                    "この機器の証明書をすべて失効…",
+                    "Revoke all of this device's certificates…",
+                ),
                 danger: true,
             });
         }
@@ -761,18 +946,33 @@ async fn device(State(c): State<Console>, headers: HeaderMap, Path(id): Path<Str
 fn decoded(der: &[u8]) -> Vec<(String, String)> {
     use x509_cert::der::Decode;
     let Ok(cert) = x509_cert::Certificate::from_der(der) else {
-        return vec![(t("解析", "Parsing"), t("証明書を解析できません", "the certificate cannot be parsed"))];
+        return vec![(
+            t("解析", "Parsing"),
+            t("証明書を解析できません", "the certificate cannot be parsed"),
+        )];
     };
     let tbs = cert.tbs_certificate();
     let mut out = vec![
         (t("バージョン", "Version"), format!("{:?}", tbs.version())),
         (t("シリアル", "Serial"), tbs.serial_number().to_string()),
-        (t("署名アルゴリズム", "Signature algorithm"), tbs.signature().oid.to_string()),
+        (
+            t("署名アルゴリズム", "Signature algorithm"),
+            tbs.signature().oid.to_string(),
+        ),
         (t("発行者", "Issuer"), tbs.issuer().to_string()),
         (t("サブジェクト", "Subject"), tbs.subject().to_string()),
-        (t("有効期間の開始", "Not before"), tbs.validity().not_before.to_string()),
-        (t("有効期間の終了", "Not after"), tbs.validity().not_after.to_string()),
-        (t("公開鍵アルゴリズム", "Public key algorithm"), tbs.subject_public_key_info().algorithm.oid.to_string()),
+        (
+            t("有効期間の開始", "Not before"),
+            tbs.validity().not_before.to_string(),
+        ),
+        (
+            t("有効期間の終了", "Not after"),
+            tbs.validity().not_after.to_string(),
+        ),
+        (
+            t("公開鍵アルゴリズム", "Public key algorithm"),
+            tbs.subject_public_key_info().algorithm.oid.to_string(),
+        ),
     ];
     for ext in tbs.extensions().into_iter().flatten() {
         let name = match ext.extn_id.to_string().as_str() {
@@ -789,7 +989,13 @@ fn decoded(der: &[u8]) -> Vec<(String, String)> {
         };
         let value = if name == "subjectAltName" {
             x509_cert::ext::pkix::SubjectAltName::from_der(ext.extn_value.as_bytes())
-                .map(|san| san.0.iter().map(general_name).collect::<Vec<_>>().join(", "))
+                .map(|san| {
+                    san.0
+                        .iter()
+                        .map(general_name)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                })
                 .unwrap_or_default()
         } else {
             kizuna_core::secret::hex(ext.extn_value.as_bytes())
@@ -797,7 +1003,11 @@ fn decoded(der: &[u8]) -> Vec<(String, String)> {
         out.push((
             format!(
                 "{} {}{}",
-                if name.is_empty() { ext.extn_id.to_string() } else { name.to_string() },
+                if name.is_empty() {
+                    ext.extn_id.to_string()
+                } else {
+                    name.to_string()
+                },
                 if ext.critical { "(critical) " } else { "" },
                 ""
             ),
@@ -818,26 +1028,51 @@ fn general_name(n: &x509_cert::ext::pkix::name::GeneralName) -> String {
     }
 }
 
-async fn certificate(State(c): State<Console>, headers: HeaderMap, Path(serial): Path<String>, RawQuery(raw): RawQuery) -> Response {
+async fn certificate(
+    State(c): State<Console>,
+    headers: HeaderMap,
+    Path(serial): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Response {
     let path = format!("/admin/certificates/{serial}");
     page_for!(c, headers, path, |who| {
         let cert = ops::certificate(&c, &who, &serial).await?;
-        let mut v = view(format!("{} {}", t("証明書", "Certificate"), cert.serial), &path);
+        let mut v = view(
+            format!("{} {}", t("証明書", "Certificate"), cert.serial),
+            &path,
+        );
         v.notice = notice_for(&raw);
         let mut s = section(t("状態", "Status"));
         s.id = "status".into();
         s.facts = vec![
             (t("状態", "Status"), cert.status.clone()),
             (t("失効日時", "Revoked at"), opt_time(cert.revoked_at)),
-            (t("失効理由", "Revocation reason"), cert.revocation_reason.clone().unwrap_or_default()),
-            (t("組織", "Organization"), cert.org_id.clone().unwrap_or_default()),
-            (t("機器", "Device"), cert.device_id.clone().unwrap_or_default()),
+            (
+                t("失効理由", "Revocation reason"),
+                cert.revocation_reason.clone().unwrap_or_default(),
+            ),
+            (
+                t("組織", "Organization"),
+                cert.org_id.clone().unwrap_or_default(),
+            ),
+            (
+                t("機器", "Device"),
+                cert.device_id.clone().unwrap_or_default(),
+            ),
             (t("プロファイル", "Profile"), cert.profile.clone()),
             (t("要求者", "Requested by"), cert.requested_by.clone()),
         ];
-        s.links.push((format!("/admin/certificates/{}/pem", cert.serial), t("PEMをダウンロード", "Download PEM"), true));
+        s.links.push((
+            format!("/admin/certificates/{}/pem", cert.serial),
+            t("PEMをダウンロード", "Download PEM"),
+            true,
+        ));
         if let Some(device) = &cert.device_id {
-            s.links.push((format!("/admin/devices/{device}"), t("機器を表示", "Show the device"), false));
+            s.links.push((
+                format!("/admin/devices/{device}"),
+                t("機器を表示", "Show the device"),
+                false,
+            ));
         }
         if who.may_in(Action::RevokeCertificates, cert.org_id.as_deref()) {
             if cert.status != "revoked" {
@@ -845,7 +1080,15 @@ async fn certificate(State(c): State<Console>, headers: HeaderMap, Path(serial):
                     id: "revoke".into(),
                     method: "get",
                     action: "/admin/revoke".into(),
-                    fields: vec![hidden("serial", &cert.serial), select("reason", t("理由", "Reason"), "keyCompromise", reason_options())],
+                    fields: vec![
+                        hidden("serial", &cert.serial),
+                        select(
+                            "reason",
+                            t("理由", "Reason"),
+                            "keyCompromise",
+                            reason_options(),
+                        ),
+                    ],
                     submit: t("失効…", "Revoke…"),
                     danger: true,
                 });
@@ -855,13 +1098,21 @@ async fn certificate(State(c): State<Console>, headers: HeaderMap, Path(serial):
                     id: "hold".into(),
                     method: "get",
                     action: "/admin/revoke".into(),
-                    fields: vec![hidden("serial", &cert.serial), hidden("reason", Reason::CertificateHold.as_str())],
+                    fields: vec![
+                        hidden("serial", &cert.serial),
+                        hidden("reason", Reason::CertificateHold.as_str()),
+                    ],
                     submit: t("一時停止…", "Suspend (hold)…"),
                     danger: false,
                 });
             }
             if cert.status == "hold" {
-                s.forms.push(post_form("unhold", format!("/admin/certificates/{}/unhold", cert.serial), vec![], t("一時停止を解除", "Release from hold")));
+                s.forms.push(post_form(
+                    "unhold",
+                    format!("/admin/certificates/{}/unhold", cert.serial),
+                    vec![],
+                    t("一時停止を解除", "Release from hold"),
+                ));
             }
         }
         v.sections.push(s);
@@ -874,7 +1125,11 @@ async fn certificate(State(c): State<Console>, headers: HeaderMap, Path(serial):
     })
 }
 
-async fn certificate_pem(State(c): State<Console>, headers: HeaderMap, Path(serial): Path<String>) -> Response {
+async fn certificate_pem(
+    State(c): State<Console>,
+    headers: HeaderMap,
+    Path(serial): Path<String>,
+) -> Response {
     let path = format!("/admin/certificates/{serial}/pem");
     let who = match staff(&c, &headers, &path).await {
         Ok(s) => s,
@@ -883,8 +1138,14 @@ async fn certificate_pem(State(c): State<Console>, headers: HeaderMap, Path(seri
     match ops::certificate(&c, &who, &serial).await {
         Ok(cert) => (
             [
-                (header::CONTENT_TYPE, "application/pem-certificate-chain".to_string()),
-                (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{}.pem\"", cert.serial)),
+                (
+                    header::CONTENT_TYPE,
+                    "application/pem-certificate-chain".to_string(),
+                ),
+                (
+                    header::CONTENT_DISPOSITION,
+                    format!("attachment; filename=\"{}.pem\"", cert.serial),
+                ),
             ],
             kizuna_ca::issue::pem("CERTIFICATE", &cert.der),
         )
@@ -893,10 +1154,17 @@ async fn certificate_pem(State(c): State<Console>, headers: HeaderMap, Path(seri
     }
 }
 
-fn target_of(serial: Option<String>, device: Option<String>, org: Option<String>) -> Result<Target, ConsoleError> {
+fn target_of(
+    serial: Option<String>,
+    device: Option<String>,
+    org: Option<String>,
+) -> Result<Target, ConsoleError> {
     match (serial, device, org) {
         (Some(s), None, None) => Ok(Target::Serial(s)),
-        (None, Some(d), org) => Ok(Target::Device { device_id: d, org_id: org }),
+        (None, Some(d), org) => Ok(Target::Device {
+            device_id: d,
+            org_id: org,
+        }),
         (None, None, Some(o)) => Ok(Target::Org(o)),
         _ => Err(ConsoleError::Invalid(t(
             "証明書のシリアル、機器ID、組織IDのいずれか一つを指定してください。",
@@ -906,16 +1174,27 @@ fn target_of(serial: Option<String>, device: Option<String>, org: Option<String>
 }
 
 /// The confirmation: names exactly what will be revoked before anything changes.
-async fn revoke_confirm(State(c): State<Console>, headers: HeaderMap, RawQuery(raw): RawQuery) -> Response {
+async fn revoke_confirm(
+    State(c): State<Console>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Response {
     let path = path_with_query("/admin/revoke", &raw);
     page_for!(c, headers, path, |who| {
         let q = |n| query_value(&raw, n);
-        let reason: Reason = q("reason").unwrap_or_else(|| "unspecified".into()).parse().map_err(ConsoleError::Invalid)?;
+        let reason: Reason = q("reason")
+            .unwrap_or_else(|| "unspecified".into())
+            .parse()
+            .map_err(ConsoleError::Invalid)?;
         let target = target_of(q("serial"), q("device"), q("org"))?;
         let plan = ops::plan_revocation(&c, &who, target).await?;
         let hold = reason == Reason::CertificateHold;
         let mut v = view(
-            if hold { t("一時停止の確認", "Confirm the suspension") } else { t("失効の確認", "Confirm the revocation") },
+            if hold {
+                t("一時停止の確認", "Confirm the suspension")
+            } else {
+                t("失効の確認", "Confirm the revocation")
+            },
             &path,
         );
         let mut s = section(t("対象", "What will change"));
@@ -927,7 +1206,11 @@ async fn revoke_confirm(State(c): State<Console>, headers: HeaderMap, RawQuery(r
         };
         s.text = format!(
             "{} {} {} ({}: {}) — {} {} — {}: {}",
-            if hold { t("一時停止:", "Suspend:") } else { t("失効:", "Revoke:") },
+            if hold {
+                t("一時停止:", "Suspend:")
+            } else {
+                t("失効:", "Revoke:")
+            },
             kind,
             plan.id,
             t("組織", "organization"),
@@ -937,9 +1220,18 @@ async fn revoke_confirm(State(c): State<Console>, headers: HeaderMap, RawQuery(r
             t("理由", "reason"),
             reason.as_str(),
         );
-        s.table = Some(table(&[("シリアル", "Serial")], plan.serials.iter().map(|x| vec![link(x.clone(), format!("/admin/certificates/{x}"))]).collect()));
+        s.table = Some(table(
+            &[("シリアル", "Serial")],
+            plan.serials
+                .iter()
+                .map(|x| vec![link(x.clone(), format!("/admin/certificates/{x}"))])
+                .collect(),
+        ));
         if plan.count == 0 {
-            v.error = Some(t("失効できる証明書はありません（すでに失効済みです）。", "There is nothing to revoke: the certificates are already revoked."));
+            v.error = Some(t(
+                "失効できる証明書はありません（すでに失効済みです）。",
+                "There is nothing to revoke: the certificates are already revoked.",
+            ));
         } else {
             let mut fields = vec![hidden("reason", reason.as_str())];
             match plan.kind {
@@ -955,7 +1247,16 @@ async fn revoke_confirm(State(c): State<Console>, headers: HeaderMap, RawQuery(r
                 "confirm-revoke",
                 "/admin/revoke",
                 fields,
-                format!("{} {} {}", if hold { t("一時停止する", "Suspend") } else { t("失効する", "Revoke") }, plan.count, t("件", "certificate(s)")),
+                format!(
+                    "{} {} {}",
+                    if hold {
+                        t("一時停止する", "Suspend")
+                    } else {
+                        t("失効する", "Revoke")
+                    },
+                    plan.count,
+                    t("件", "certificate(s)")
+                ),
             )));
         }
         v.sections.push(s);
@@ -973,18 +1274,32 @@ async fn revoke(State(c): State<Console>, headers: HeaderMap, body: Bytes) -> Re
             Target::Org(_) => "/admin/devices".to_string(),
         };
         let plan = ops::plan_revocation(&c, &p.who, target.clone()).await?;
-        if p.opt("expected").is_some_and(|e| e != plan.count.to_string()) {
+        if p.opt("expected")
+            .is_some_and(|e| e != plan.count.to_string())
+        {
             return Err(ConsoleError::Conflict(t(
                 "確認後に対象の証明書が変わりました。もう一度確認してください。",
                 "The certificates changed since you confirmed; review them again.",
             )));
         }
         ops::revoke(&c, &p.who, target, reason).await?;
-        done(&back, if reason == Reason::CertificateHold { "held" } else { "revoked" })
+        done(
+            &back,
+            if reason == Reason::CertificateHold {
+                "held"
+            } else {
+                "revoked"
+            },
+        )
     })
 }
 
-async fn unhold(State(c): State<Console>, headers: HeaderMap, Path(serial): Path<String>, body: Bytes) -> Response {
+async fn unhold(
+    State(c): State<Console>,
+    headers: HeaderMap,
+    Path(serial): Path<String>,
+    body: Bytes,
+) -> Response {
     post_for!(c, headers, body, |p| {
         ops::unhold(&c, &p.who, &serial).await?;
         done(&format!("/admin/certificates/{serial}"), "released")
@@ -995,7 +1310,14 @@ async fn unhold(State(c): State<Console>, headers: HeaderMap, Path(serial): Path
 
 fn audit_query(raw: &Option<String>) -> AuditQuery {
     let q = |n| query_value(raw, n);
-    AuditQuery { actor: q("actor"), action: q("action"), target: q("target"), since: q("since"), until: q("until"), format: q("format") }
+    AuditQuery {
+        actor: q("actor"),
+        action: q("action"),
+        target: q("target"),
+        since: q("since"),
+        until: q("until"),
+        format: q("format"),
+    }
 }
 
 async fn audit(State(c): State<Console>, headers: HeaderMap, RawQuery(raw): RawQuery) -> Response {
@@ -1006,18 +1328,54 @@ async fn audit(State(c): State<Console>, headers: HeaderMap, RawQuery(raw): RawQ
         let mut v = view(t("監査ログ", "Audit log"), &path);
         let mut s = section(t("絞り込み", "Filter"));
         let val = |x: &Option<String>| x.clone().unwrap_or_default();
-        s.forms.push(search_form("audit-filter", "/admin/audit", vec![
-            text_field("actor", t("実行者ID", "Actor id"), &val(&q.actor)),
-            text_field("action", t("操作（例: cert.revoke、接頭辞は cert.）", "Action (e.g. cert.revoke; prefix: cert.)"), &val(&q.action)),
-            text_field("target", t("対象（例: cert:…）", "Target (e.g. cert:…)"), &val(&q.target)),
-            text_field("since", t("開始（RFC 3339）", "From (RFC 3339)"), &val(&q.since)),
-            text_field("until", t("終了（RFC 3339）", "Until (RFC 3339)"), &val(&q.until)),
-        ]));
+        s.forms.push(search_form(
+            "audit-filter",
+            "/admin/audit",
+            vec![
+                text_field("actor", t("実行者ID", "Actor id"), &val(&q.actor)),
+                text_field(
+                    "action",
+                    t(
+                        "操作（例: cert.revoke、接頭辞は cert.）",
+                        "Action (e.g. cert.revoke; prefix: cert.)",
+                    ),
+                    &val(&q.action),
+                ),
+                text_field(
+                    "target",
+                    t("対象（例: cert:…）", "Target (e.g. cert:…)"),
+                    &val(&q.target),
+                ),
+                text_field(
+                    "since",
+                    t("開始（RFC 3339）", "From (RFC 3339)"),
+                    &val(&q.since),
+                ),
+                text_field(
+                    "until",
+                    t("終了（RFC 3339）", "Until (RFC 3339)"),
+                    &val(&q.until),
+                ),
+            ],
+        ));
         let filter = raw.clone().unwrap_or_default();
         let sep = if filter.is_empty() { "" } else { "&" };
-        s.links.push((format!("/admin/audit/export?{filter}{sep}format=jsonl"), t("JSON Lines で書き出す", "Export JSON lines"), true));
-        s.links.push((format!("/admin/audit/export?{filter}{sep}format=csv"), t("CSV で書き出す", "Export CSV"), true));
-        s.forms.push(post_form("verify", "/admin/audit/verify", vec![], t("ハッシュチェーンを検証", "Verify chain")));
+        s.links.push((
+            format!("/admin/audit/export?{filter}{sep}format=jsonl"),
+            t("JSON Lines で書き出す", "Export JSON lines"),
+            true,
+        ));
+        s.links.push((
+            format!("/admin/audit/export?{filter}{sep}format=csv"),
+            t("CSV で書き出す", "Export CSV"),
+            true,
+        ));
+        s.forms.push(post_form(
+            "verify",
+            "/admin/audit/verify",
+            vec![],
+            t("ハッシュチェーンを検証", "Verify chain"),
+        ));
         v.sections.push(s);
         let mut list = section(t("記録", "Entries"));
         list.id = "entries".into();
@@ -1027,7 +1385,11 @@ async fn audit(State(c): State<Console>, headers: HeaderMap, RawQuery(raw): RawQ
     })
 }
 
-async fn audit_export(State(c): State<Console>, headers: HeaderMap, RawQuery(raw): RawQuery) -> Response {
+async fn audit_export(
+    State(c): State<Console>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Response {
     let path = path_with_query("/admin/audit/export", &raw);
     let who = match staff(&c, &headers, &path).await {
         Ok(s) => s,
@@ -1044,15 +1406,25 @@ async fn audit_export(State(c): State<Console>, headers: HeaderMap, RawQuery(raw
 async fn audit_verify(State(c): State<Console>, headers: HeaderMap, body: Bytes) -> Response {
     post_for!(c, headers, body, |p| {
         let report = ops::verify_audit(&c, &p.who).await?;
-        let mut v = view(t("ハッシュチェーンの検証", "Chain verification"), "/admin/audit");
+        let mut v = view(
+            t("ハッシュチェーンの検証", "Chain verification"),
+            "/admin/audit",
+        );
         let mut s = section(t("結果", "Result"));
         s.id = "verify".into();
         match &report.broken {
             None => {
-                s.text = format!("ok: {} {}", report.entries, t("件の記録を検証しました", "entries verified"));
+                s.text = format!(
+                    "ok: {} {}",
+                    report.entries,
+                    t("件の記録を検証しました", "entries verified")
+                );
             }
             Some(b) => {
-                v.error = Some(t("ハッシュチェーンが壊れています。", "The hash chain is broken."));
+                v.error = Some(t(
+                    "ハッシュチェーンが壊れています。",
+                    "The hash chain is broken.",
+                ));
                 s.text = format!("broken at entry {} ({}): {}", b.seq, b.id, b.reason);
             }
         }
@@ -1061,23 +1433,39 @@ async fn audit_verify(State(c): State<Console>, headers: HeaderMap, body: Bytes)
     })
 }
 
-async fn audit_entry(State(c): State<Console>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+async fn audit_entry(
+    State(c): State<Console>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
     let path = format!("/admin/audit/{id}");
     page_for!(c, headers, path, |who| {
         let e = ops::audit_entry(&c, &who, &id).await?;
-        let mut v = view(format!("{} #{}", t("監査記録", "Audit entry"), e.seq), &path);
+        let mut v = view(
+            format!("{} #{}", t("監査記録", "Audit entry"), e.seq),
+            &path,
+        );
         let mut s = section(e.action.clone());
         s.id = "entry".into();
         s.facts = vec![
             (t("番号", "Sequence"), e.seq.to_string()),
             ("ID".into(), e.id.clone()),
             (t("時刻", "Time"), e.at.clone()),
-            (t("実行者", "Actor"), format!("{}:{}", e.actor_kind, e.actor_id)),
+            (
+                t("実行者", "Actor"),
+                format!("{}:{}", e.actor_kind, e.actor_id),
+            ),
             (t("操作", "Action"), e.action.clone()),
             (t("対象", "Target"), e.target.clone()),
             (t("結果", "Outcome"), e.outcome.clone()),
-            (t("送信元", "Source address"), e.source_ip.clone().unwrap_or_default()),
-            (t("リクエストID", "Request id"), e.request_id.clone().unwrap_or_default()),
+            (
+                t("送信元", "Source address"),
+                e.source_ip.clone().unwrap_or_default(),
+            ),
+            (
+                t("リクエストID", "Request id"),
+                e.request_id.clone().unwrap_or_default(),
+            ),
             (t("直前のハッシュ", "Previous hash"), e.prev_hash.clone()),
             (t("ハッシュ", "Hash"), e.hash.clone()),
         ];
@@ -1100,7 +1488,18 @@ async fn users(State(c): State<Console>, headers: HeaderMap, RawQuery(raw): RawQ
         let found = ops::search_users(&c, &who, text.clone()).await?;
         let mut v = view(t("利用者", "Users"), &path);
         let mut s = section(t("検索", "Search"));
-        s.forms.push(search_form("user-search", "/admin/users", vec![text_field("q", t("ユーザー名・メール・名前・ID", "Username, email, name or id"), &text.unwrap_or_default())]));
+        s.forms.push(search_form(
+            "user-search",
+            "/admin/users",
+            vec![text_field(
+                "q",
+                t(
+                    "ユーザー名・メール・名前・ID",
+                    "Username, email, name or id",
+                ),
+                &text.unwrap_or_default(),
+            )],
+        ));
         v.sections.push(s);
         let mut list = section(t("アカウント", "Accounts"));
         list.id = "users".into();
@@ -1112,24 +1511,44 @@ async fn users(State(c): State<Console>, headers: HeaderMap, RawQuery(raw): RawQ
 
 fn user_table(found: &[crate::store::UserRow]) -> Table {
     table(
-        &[("ユーザー名", "Username"), ("名前", "Name"), ("メール", "Email"), ("組織", "Organization"), ("状態", "Status"), ("最終サインイン", "Last sign-in")],
-        found.iter().map(|u| vec![
-            link(u.username.clone(), format!("/admin/users/{}", u.id)),
-            cell(u.name.clone().unwrap_or_default()),
-            cell(u.email.clone().unwrap_or_default()),
-            cell(u.org_id.clone().unwrap_or_default()),
-            cell(u.status.clone()),
-            cell(opt_time(u.last_login_at)),
-        ]).collect(),
+        &[
+            ("ユーザー名", "Username"),
+            ("名前", "Name"),
+            ("メール", "Email"),
+            ("組織", "Organization"),
+            ("状態", "Status"),
+            ("最終サインイン", "Last sign-in"),
+        ],
+        found
+            .iter()
+            .map(|u| {
+                vec![
+                    link(u.username.clone(), format!("/admin/users/{}", u.id)),
+                    cell(u.name.clone().unwrap_or_default()),
+                    cell(u.email.clone().unwrap_or_default()),
+                    cell(u.org_id.clone().unwrap_or_default()),
+                    cell(u.status.clone()),
+                    cell(opt_time(u.last_login_at)),
+                ]
+            })
+            .collect(),
     )
 }
 
-async fn user(State(c): State<Console>, headers: HeaderMap, Path(id): Path<String>, RawQuery(raw): RawQuery) -> Response {
+async fn user(
+    State(c): State<Console>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Response {
     let path = format!("/admin/users/{id}");
     page_for!(c, headers, path, |who| {
         let u = ops::user(&c, &who, &id).await?;
         let org = u.user.org_id.clone();
-        let mut v = view(format!("{} {}", t("利用者", "User"), u.user.username), &path);
+        let mut v = view(
+            format!("{} {}", t("利用者", "User"), u.user.username),
+            &path,
+        );
         v.notice = notice_for(&raw);
         let mut s = section(t("アカウント", "Account"));
         s.id = "account".into();
@@ -1137,45 +1556,149 @@ async fn user(State(c): State<Console>, headers: HeaderMap, Path(id): Path<Strin
             ("ID".into(), u.user.id.clone()),
             (t("ユーザー名", "Username"), u.user.username.clone()),
             (t("名前", "Name"), u.user.name.clone().unwrap_or_default()),
-            (t("メール", "Email"), u.user.email.clone().unwrap_or_default()),
+            (
+                t("メール", "Email"),
+                u.user.email.clone().unwrap_or_default(),
+            ),
             (t("組織", "Organization"), org.clone().unwrap_or_default()),
             (t("状態", "Status"), u.user.status.clone()),
-            (t("役割", "Roles"), u.roles.iter().map(|(r, s)| format!("{}@{s}", r.as_str())).collect::<Vec<_>>().join(", ")),
-            (t("必要な認証レベル", "Required level"), format!("AAL{}", u.min_aal)),
+            (
+                t("役割", "Roles"),
+                u.roles
+                    .iter()
+                    .map(|(r, s)| format!("{}@{s}", r.as_str()))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            ),
+            (
+                t("必要な認証レベル", "Required level"),
+                format!("AAL{}", u.min_aal),
+            ),
             (t("パスキー", "Passkeys"), u.passkeys.to_string()),
-            (t("認証アプリ", "Authenticator app"), if u.totp { t("あり", "yes") } else { t("なし", "no") }),
-            (t("回復コード残り", "Recovery codes left"), u.recovery_codes_left.to_string()),
+            (
+                t("認証アプリ", "Authenticator app"),
+                if u.totp {
+                    t("あり", "yes")
+                } else {
+                    t("なし", "no")
+                },
+            ),
+            (
+                t("回復コード残り", "Recovery codes left"),
+                u.recovery_codes_left.to_string(),
+            ),
         ];
         let base = format!("/admin/users/{}", u.user.id);
         if who.may_in(Action::ManageUsers, org.as_deref()) {
             if u.user.status == "active" {
-                s.forms.push(danger(post_form("disable", format!("{base}/disable"), vec![], t("無効にする", "Disable"))));
+                s.forms.push(danger(post_form(
+                    "disable",
+                    format!("{base}/disable"),
+                    vec![],
+                    t("無効にする", "Disable"),
+                )));
             } else {
-                s.forms.push(post_form("enable", format!("{base}/enable"), vec![], t("有効にする", "Enable")));
+                s.forms.push(post_form(
+                    "enable",
+                    format!("{base}/enable"),
+                    vec![],
+                    t("有効にする", "Enable"),
+                ));
             }
-            s.forms.push(post_form("role", format!("{base}/roles"), vec![
-                select("role", t("役割", "Role"), "", Role::ALL.iter().map(|r| (r.as_str().to_string(), r.as_str().to_string())).collect()),
-                required(text_field("scope", t("範囲（組織IDまたは *）", "Scope (organization id or *)"), org.as_deref().unwrap_or("*"))),
-                select("granted", t("操作", "Change"), "true", vec![("true".into(), t("付与", "grant")), ("false".into(), t("取り消し", "withdraw"))]),
-            ], t("役割を変更", "Change role")));
+            s.forms.push(post_form(
+                "role",
+                format!("{base}/roles"),
+                vec![
+                    select(
+                        "role",
+                        t("役割", "Role"),
+                        "",
+                        Role::ALL
+                            .iter()
+                            .map(|r| (r.as_str().to_string(), r.as_str().to_string()))
+                            .collect(),
+                    ),
+                    required(text_field(
+                        "scope",
+                        t("範囲（組織IDまたは *）", "Scope (organization id or *)"),
+                        org.as_deref().unwrap_or("*"),
+                    )),
+                    select(
+                        "granted",
+                        t("操作", "Change"),
+                        "true",
+                        vec![
+                            ("true".into(), t("付与", "grant")),
+                            ("false".into(), t("取り消し", "withdraw")),
+                        ],
+                    ),
+                ],
+                t("役割を変更", "Change role"),
+            ));
         }
         if who.may_in(Action::EndSessions, org.as_deref()) {
-            s.forms.push(danger(post_form("end-sessions", format!("{base}/end-sessions"), vec![], t("すべてのセッションを終了", "End all sessions"))));
+            s.forms.push(danger(post_form(
+                "end-sessions",
+                format!("{base}/end-sessions"),
+                vec![],
+                t("すべてのセッションを終了", "End all sessions"),
+            )));
         }
         if who.may_in(Action::ResetFactors, org.as_deref()) {
-            s.forms.push(danger(post_form("reset-factors", format!("{base}/reset-factors"), vec![
-                required(text_field("reproofing_reference", t("本人確認の記録番号", "Re-proofing reference"), "")),
-                text_field("reason", t("理由", "Reason"), ""),
-            ], t("認証要素をリセット", "Reset factors"))));
+            s.forms.push(danger(post_form(
+                "reset-factors",
+                format!("{base}/reset-factors"),
+                vec![
+                    required(text_field(
+                        "reproofing_reference",
+                        t("本人確認の記録番号", "Re-proofing reference"),
+                        "",
+                    )),
+                    text_field("reason", t("理由", "Reason"), ""),
+                ],
+                t("認証要素をリセット", "Reset factors"),
+            )));
         }
         v.sections.push(s);
         let mut sess = section(t("セッション", "Sessions"));
-        sess.table = Some(table(&[("開始", "Started"), ("方法", "Methods"), ("送信元", "Address"), ("ブラウザ", "Browser")],
-            u.sessions.iter().map(|x| vec![cell(time(x.created_at)), cell(x.amr.clone()), cell(x.ip.clone().unwrap_or_default()), cell(x.user_agent.clone().unwrap_or_default())]).collect()));
+        sess.table = Some(table(
+            &[
+                ("開始", "Started"),
+                ("方法", "Methods"),
+                ("送信元", "Address"),
+                ("ブラウザ", "Browser"),
+            ],
+            u.sessions
+                .iter()
+                .map(|x| {
+                    vec![
+                        cell(time(x.created_at)),
+                        cell(x.amr.clone()),
+                        cell(x.ip.clone().unwrap_or_default()),
+                        cell(x.user_agent.clone().unwrap_or_default()),
+                    ]
+                })
+                .collect(),
+        ));
         v.sections.push(sess);
         let mut cons = section(t("同意", "Consents"));
-        cons.table = Some(table(&[("クライアント", "Client"), ("スコープ", "Scopes"), ("更新", "Updated")],
-            u.consents.iter().map(|x| vec![cell(x.client_id.clone()), cell(x.scopes.clone()), cell(time(x.updated_at))]).collect()));
+        cons.table = Some(table(
+            &[
+                ("クライアント", "Client"),
+                ("スコープ", "Scopes"),
+                ("更新", "Updated"),
+            ],
+            u.consents
+                .iter()
+                .map(|x| {
+                    vec![
+                        cell(x.client_id.clone()),
+                        cell(x.scopes.clone()),
+                        cell(time(x.updated_at)),
+                    ]
+                })
+                .collect(),
+        ));
         v.sections.push(cons);
         if who.may_in(Action::ViewAudit, None) {
             let mut trail = section(t("監査記録", "Audit trail"));
@@ -1186,20 +1709,49 @@ async fn user(State(c): State<Console>, headers: HeaderMap, Path(id): Path<Strin
     })
 }
 
-async fn user_action(State(c): State<Console>, headers: HeaderMap, Path((id, action)): Path<(String, String)>, body: Bytes) -> Response {
+async fn user_action(
+    State(c): State<Console>,
+    headers: HeaderMap,
+    Path((id, action)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
     post_for!(c, headers, body, |p| {
         let back = format!("/admin/users/{id}");
         match action.as_str() {
-            "disable" => { ops::set_user_status(&c, &p.who, &id, false).await?; done(&back, "disabled") }
-            "enable" => { ops::set_user_status(&c, &p.who, &id, true).await?; done(&back, "enabled") }
-            "end-sessions" => { ops::end_sessions(&c, &p.who, &id).await?; done(&back, "sessions") }
+            "disable" => {
+                ops::set_user_status(&c, &p.who, &id, false).await?;
+                done(&back, "disabled")
+            }
+            "enable" => {
+                ops::set_user_status(&c, &p.who, &id, true).await?;
+                done(&back, "enabled")
+            }
+            "end-sessions" => {
+                ops::end_sessions(&c, &p.who, &id).await?;
+                done(&back, "sessions")
+            }
             "reset-factors" => {
-                ops::reset_factors(&c, &p.who, &id, &p.get("reproofing_reference"), p.opt("reason").as_deref()).await?;
+                ops::reset_factors(
+                    &c,
+                    &p.who,
+                    &id,
+                    &p.get("reproofing_reference"),
+                    p.opt("reason").as_deref(),
+                )
+                .await?;
                 done(&back, "reset")
             }
             "roles" => {
                 let role: Role = p.get("role").parse().map_err(ConsoleError::Invalid)?;
-                ops::change_role(&c, &p.who, &id, role, p.get("scope").trim(), p.get("granted") != "false").await?;
+                ops::change_role(
+                    &c,
+                    &p.who,
+                    &id,
+                    role,
+                    p.get("scope").trim(),
+                    p.get("granted") != "false",
+                )
+                .await?;
                 done(&back, "role")
             }
             other => Err(ConsoleError::NotFound(format!("action {other}"))),
@@ -1210,44 +1762,97 @@ async fn user_action(State(c): State<Console>, headers: HeaderMap, Path((id, act
 // Clients.
 
 fn aal_options() -> Vec<(String, String)> {
-    (0..=3).map(|l| (l.to_string(), if l == 0 { t("指定なし", "none") } else { format!("AAL{l}") })).collect()
+    (0..=3)
+        .map(|l| {
+            (
+                l.to_string(),
+                if l == 0 {
+                    t("指定なし", "none")
+                } else {
+                    format!("AAL{l}")
+                },
+            )
+        })
+        .collect()
 }
 
-async fn clients(State(c): State<Console>, headers: HeaderMap, RawQuery(raw): RawQuery) -> Response {
-    page_for!(c, headers, "/admin/clients".to_string(), |who| {
+async fn clients(
+    State(c): State<Console>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    page_for!(c, headers, "/admin/clients", |who| {
         let list = ops::list_clients(&c, &who).await?;
         let mut v = view(t("クライアント", "Clients"), "/admin/clients");
         v.notice = notice_for(&raw);
         let mut s = section(t("登録済みのクライアント", "Registered clients"));
         s.id = "clients".into();
         s.table = Some(table(
-            &[("名前", "Name"), ("クライアントID", "Client id"), ("組織", "Organization"), ("状態", "Status"), ("必要なAAL", "Required AAL")],
-            list.iter().map(|cl| vec![
-                link(cl.name.clone(), format!("/admin/clients/{}", cl.client_id)),
-                cell(cl.client_id.clone()),
-                cell(cl.org_id.clone().unwrap_or_default()),
-                cell(cl.status.clone()),
-                cell(cl.min_aal.to_string()),
-            ]).collect(),
+            &[
+                ("名前", "Name"),
+                ("クライアントID", "Client id"),
+                ("組織", "Organization"),
+                ("状態", "Status"),
+                ("必要なAAL", "Required AAL"),
+            ],
+            list.iter()
+                .map(|cl| {
+                    vec![
+                        link(cl.name.clone(), format!("/admin/clients/{}", cl.client_id)),
+                        cell(cl.client_id.clone()),
+                        cell(cl.org_id.clone().unwrap_or_default()),
+                        cell(cl.status.clone()),
+                        cell(cl.min_aal.to_string()),
+                    ]
+                })
+                .collect(),
         ));
         v.sections.push(s);
         if who.may(Action::ManageClients) {
             let orgs = ops::list_orgs(&c, &who).await?;
             let mut options: Vec<(String, String)> = Vec::new();
             if who.may_in(Action::ManageClients, None) {
-                options.push((String::new(), t("市（組織なし）", "the city (no organization)")));
+                options.push((
+                    String::new(),
+                    t("市（組織なし）", "the city (no organization)"),
+                ));
             }
-            options.extend(orgs.iter().filter(|o| who.may_in(Action::ManageClients, Some(&o.id))).map(|o| (o.id.clone(), o.name.clone())));
+            options.extend(
+                orgs.iter()
+                    .filter(|o| who.may_in(Action::ManageClients, Some(&o.id)))
+                    .map(|o| (o.id.clone(), o.name.clone())),
+            );
             let mut add = section(t("クライアントを登録", "Register a client"));
             if !who.may_in(Action::ApproveClients, None) {
-                add.text = t("登録したクライアントは、市の管理者が承認するまで保留になります。", "A client you register stays pending until a city administrator approves it.");
+                add.text = t(
+                    "登録したクライアントは、市の管理者が承認するまで保留になります。",
+                    "A client you register stays pending until a city administrator approves it.",
+                );
             }
-            add.forms.push(post_form("new-client", "/admin/clients", vec![
-                required(text_field("client_name", t("名前", "Name"), "")),
-                select("org_id", t("組織", "Organization"), "", options),
-                Field { kind: "textarea", name: "redirect_uris", label: t("リダイレクトURI（1行に1つ）", "Redirect URIs (one per line)"), ..Field::default() },
-                select("min_aal", t("必要な認証レベル", "Required level"), "0", aal_options()),
-            ], t("登録", "Register")));
+            add.forms.push(post_form(
+                "new-client",
+                "/admin/clients",
+                vec![
+                    required(text_field("client_name", t("名前", "Name"), "")),
+                    select("org_id", t("組織", "Organization"), "", options),
+                    Field {
+                        kind: "textarea",
+                        name: "redirect_uris",
+                        label: t(
+                            "リダイレクトURI（1行に1つ）",
+                            "Redirect URIs (one per line)",
+                        ),
+                        ..Field::default()
+                    },
+                    select(
+                        "min_aal",
+                        t("必要な認証レベル", "Required level"),
+                        "0",
+                        aal_options(),
+                    ),
+                ],
+                t("登録", "Register"),
+            ));
             v.sections.push(add);
         }
         Ok(v)
@@ -1255,18 +1860,32 @@ async fn clients(State(c): State<Console>, headers: HeaderMap, RawQuery(raw): Ra
 }
 
 fn lines(text: &str) -> Vec<String> {
-    text.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string).collect()
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 fn secret_view(title: String, client_id: &str, secret: Option<&str>) -> View {
     let mut v = view(title, "/admin/clients");
-    let mut s = section(t("このシークレットは一度だけ表示されます", "This secret is shown once"));
+    let mut s = section(t(
+        "このシークレットは一度だけ表示されます",
+        "This secret is shown once",
+    ));
     s.id = "secret".into();
     s.facts = vec![(t("クライアントID", "Client id"), client_id.to_string())];
     if let Some(secret) = secret {
-        s.facts.push((t("クライアントシークレット", "Client secret"), secret.to_string()));
+        s.facts.push((
+            t("クライアントシークレット", "Client secret"),
+            secret.to_string(),
+        ));
     }
-    s.links.push((format!("/admin/clients/{client_id}"), t("クライアントを表示", "Show the client"), false));
+    s.links.push((
+        format!("/admin/clients/{client_id}"),
+        t("クライアントを表示", "Show the client"),
+        false,
+    ));
     v.sections.push(s);
     v
 }
@@ -1291,7 +1910,11 @@ async fn create_client(State(c): State<Console>, headers: HeaderMap, body: Bytes
             min_aal: p.get("min_aal").parse().unwrap_or(0),
         };
         let created = ops::create_client(&c, &p.who, req.into_new()?).await?;
-        let mut v = secret_view(t("クライアントを登録しました", "Client registered"), &created.client.client_id, created.client_secret.as_deref());
+        let mut v = secret_view(
+            t("クライアントを登録しました", "Client registered"),
+            &created.client.client_id,
+            created.client_secret.as_deref(),
+        );
         v.status = StatusCode::CREATED;
         Ok(v.render(&c, &headers, Some(&p.who)))
     })
@@ -1300,7 +1923,10 @@ async fn create_client(State(c): State<Console>, headers: HeaderMap, body: Bytes
 /// The client page; `stale` shows it again with the newer version after a refused edit.
 fn client_view(who: &Staff, cl: &Client, notice: Option<String>, error: Option<String>) -> View {
     let path = format!("/admin/clients/{}", cl.client_id);
-    let mut v = view(format!("{} {}", t("クライアント", "Client"), cl.name), &path);
+    let mut v = view(
+        format!("{} {}", t("クライアント", "Client"), cl.name),
+        &path,
+    );
     v.notice = notice;
     v.error = error;
     let mut s = section(t("登録情報", "Registration"));
@@ -1308,37 +1934,93 @@ fn client_view(who: &Staff, cl: &Client, notice: Option<String>, error: Option<S
     s.facts = vec![
         (t("クライアントID", "Client id"), cl.client_id.clone()),
         (t("名前", "Name"), cl.name.clone()),
-        (t("組織", "Organization"), cl.org_id.clone().unwrap_or_default()),
+        (
+            t("組織", "Organization"),
+            cl.org_id.clone().unwrap_or_default(),
+        ),
         (t("状態", "Status"), cl.status.clone()),
-        (t("認証方式", "Authentication"), cl.auth_method.as_str().to_string()),
-        (t("リダイレクトURI", "Redirect URIs"), cl.redirect_uris.join(" ")),
-        (t("必要な認証レベル", "Required level"), cl.min_aal.to_string()),
+        (
+            t("認証方式", "Authentication"),
+            cl.auth_method.as_str().to_string(),
+        ),
+        (
+            t("リダイレクトURI", "Redirect URIs"),
+            cl.redirect_uris.join(" "),
+        ),
+        (
+            t("必要な認証レベル", "Required level"),
+            cl.min_aal.to_string(),
+        ),
         (t("版", "Version"), cl.version.to_string()),
     ];
     let base = path.clone();
     if who.may_in(Action::ManageClients, cl.org_id.as_deref()) {
-        s.forms.push(post_form("edit-client", base.clone(), vec![
-            hidden("version", &cl.version.to_string()),
-            Field { kind: "textarea", name: "redirect_uris", label: t("リダイレクトURI（1行に1つ）", "Redirect URIs (one per line)"), value: cl.redirect_uris.join("\n"), ..Field::default() },
-            select("min_aal", t("必要な認証レベル", "Required level"), &cl.min_aal.to_string(), aal_options()),
-        ], t("保存", "Save")));
+        s.forms.push(post_form(
+            "edit-client",
+            base.clone(),
+            vec![
+                hidden("version", &cl.version.to_string()),
+                Field {
+                    kind: "textarea",
+                    name: "redirect_uris",
+                    label: t(
+                        "リダイレクトURI（1行に1つ）",
+                        "Redirect URIs (one per line)",
+                    ),
+                    value: cl.redirect_uris.join("\n"),
+                    ..Field::default()
+                },
+                select(
+                    "min_aal",
+                    t("必要な認証レベル", "Required level"),
+                    &cl.min_aal.to_string(),
+                    aal_options(),
+                ),
+            ],
+            t("保存", "Save"),
+        ));
         if cl.auth_method.uses_secret() {
-            s.forms.push(danger(post_form("rotate", format!("{base}/rotate"), vec![], t("シークレットを再発行", "Rotate secret"))));
+            s.forms.push(danger(post_form(
+                "rotate",
+                format!("{base}/rotate"),
+                vec![],
+                t("シークレットを再発行", "Rotate secret"),
+            )));
         }
         if cl.status == "pending" && who.may_in(Action::ApproveClients, None) {
-            s.forms.push(post_form("approve", format!("{base}/approve"), vec![], t("承認", "Approve")));
+            s.forms.push(post_form(
+                "approve",
+                format!("{base}/approve"),
+                vec![],
+                t("承認", "Approve"),
+            ));
         }
         if cl.status == "disabled" {
-            s.forms.push(post_form("enable", format!("{base}/enable"), vec![], t("有効にする", "Enable")));
+            s.forms.push(post_form(
+                "enable",
+                format!("{base}/enable"),
+                vec![],
+                t("有効にする", "Enable"),
+            ));
         } else {
-            s.forms.push(danger(post_form("disable", format!("{base}/disable"), vec![], t("無効にする", "Disable"))));
+            s.forms.push(danger(post_form(
+                "disable",
+                format!("{base}/disable"),
+                vec![],
+                t("無効にする", "Disable"),
+            )));
         }
     }
     v.sections.push(s);
     v
 }
 
-async fn client(State(c): State<Console>, headers: HeaderMap, Path(id): Path<String>, RawQuery(raw): RawQuery) -> Response {
+async fn client(
+    State(c): State<Console>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Response {
     let path = format!("/admin/clients/{id}");
     page_for!(c, headers, path, |who| {
         let cl = ops::client(&c, &who, &id).await?;
@@ -1346,18 +2028,31 @@ async fn client(State(c): State<Console>, headers: HeaderMap, Path(id): Path<Str
     })
 }
 
-async fn edit_client(State(c): State<Console>, headers: HeaderMap, Path(id): Path<String>, body: Bytes) -> Response {
+async fn edit_client(
+    State(c): State<Console>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
     post_for!(c, headers, body, |p| {
         let edit = ClientEdit {
             redirect_uris: lines(&p.get("redirect_uris")),
-            min_aal: p.get("min_aal").parse().map_err(|_| ConsoleError::Invalid("min_aal must be 0 to 3".into()))?,
-            expected_version: p.get("version").parse().map_err(|_| ConsoleError::Invalid("the form has no version".into()))?,
+            min_aal: p
+                .get("min_aal")
+                .parse()
+                .map_err(|_| ConsoleError::Invalid("min_aal must be 0 to 3".into()))?,
+            expected_version: p
+                .get("version")
+                .parse()
+                .map_err(|_| ConsoleError::Invalid("the form has no version".into()))?,
         };
         match ops::edit_client(&c, &p.who, &id, edit).await {
             Ok(_) => done(&format!("/admin/clients/{id}"), "saved"),
             Err(e @ ConsoleError::Stale(_)) => {
                 let message = e.public_message();
-                let ConsoleError::Stale(Stale::Client(current)) = e else { return Err(e) };
+                let ConsoleError::Stale(Stale::Client(current)) = e else {
+                    return Err(e);
+                };
                 let mut v = client_view(&p.who, &current, None, Some(message));
                 v.status = StatusCode::CONFLICT;
                 Ok(v.render(&c, &headers, Some(&p.who)))
@@ -1367,13 +2062,23 @@ async fn edit_client(State(c): State<Console>, headers: HeaderMap, Path(id): Pat
     })
 }
 
-async fn client_action(State(c): State<Console>, headers: HeaderMap, Path((id, action)): Path<(String, String)>, body: Bytes) -> Response {
+async fn client_action(
+    State(c): State<Console>,
+    headers: HeaderMap,
+    Path((id, action)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
     post_for!(c, headers, body, |p| {
         let back = format!("/admin/clients/{id}");
         let change = match action.as_str() {
             "rotate" => {
                 let secret = ops::rotate_client_secret(&c, &p.who, &id).await?;
-                return Ok(secret_view(t("シークレットを再発行しました", "Secret rotated"), &id, Some(&secret)).render(&c, &headers, Some(&p.who)));
+                return Ok(secret_view(
+                    t("シークレットを再発行しました", "Secret rotated"),
+                    &id,
+                    Some(&secret),
+                )
+                .render(&c, &headers, Some(&p.who)));
             }
             "approve" => ClientChange::Approve,
             "disable" => ClientChange::Disable,
@@ -1381,41 +2086,66 @@ async fn client_action(State(c): State<Console>, headers: HeaderMap, Path((id, a
             other => return Err(ConsoleError::NotFound(format!("action {other}"))),
         };
         ops::change_client(&c, &p.who, &id, change).await?;
-        done(&back, match change { ClientChange::Approve => "approved", ClientChange::Disable => "disabled", ClientChange::Enable => "enabled" })
+        done(
+            &back,
+            match change {
+                ClientChange::Approve => "approved",
+                ClientChange::Disable => "disabled",
+                ClientChange::Enable => "enabled",
+            },
+        )
     })
 }
 
 // Organizations.
 
 fn kind_options() -> Vec<(String, String)> {
-    kizuna_core::orgs::OrgKind::ALL.iter().map(|k| (k.as_str().to_string(), k.as_str().to_string())).collect()
+    kizuna_core::orgs::OrgKind::ALL
+        .iter()
+        .map(|k| (k.as_str().to_string(), k.as_str().to_string()))
+        .collect()
 }
 
 async fn orgs(State(c): State<Console>, headers: HeaderMap, RawQuery(raw): RawQuery) -> Response {
-    page_for!(c, headers, "/admin/orgs".to_string(), |who| {
+    page_for!(c, headers, "/admin/orgs", |who| {
         let list = ops::list_orgs(&c, &who).await?;
         let mut v = view(t("組織", "Organizations"), "/admin/orgs");
         v.notice = notice_for(&raw);
         let mut s = section(t("組織一覧", "Organizations"));
         s.id = "orgs".into();
         s.table = Some(table(
-            &[("名前", "Name"), ("日本語名", "Japanese name"), ("種類", "Kind"), ("状態", "Status"), ("ID", "Id")],
-            list.iter().map(|o| vec![
-                link(o.name.clone(), format!("/admin/orgs/{}", o.id)),
-                cell(o.name_ja.clone().unwrap_or_default()),
-                cell(o.kind.as_str()),
-                cell(o.status.clone()),
-                cell(o.id.clone()),
-            ]).collect(),
+            &[
+                ("名前", "Name"),
+                ("日本語名", "Japanese name"),
+                ("種類", "Kind"),
+                ("状態", "Status"),
+                ("ID", "Id"),
+            ],
+            list.iter()
+                .map(|o| {
+                    vec![
+                        link(o.name.clone(), format!("/admin/orgs/{}", o.id)),
+                        cell(o.name_ja.clone().unwrap_or_default()),
+                        cell(o.kind.as_str()),
+                        cell(o.status.clone()),
+                        cell(o.id.clone()),
+                    ]
+                })
+                .collect(),
         ));
         v.sections.push(s);
         if who.may_in(Action::ManageOrgs, None) {
             let mut add = section(t("組織を追加", "Add an organization"));
-            add.forms.push(post_form("new-org", "/admin/orgs", vec![
-                required(text_field("name", t("名前", "Name"), "")),
-                text_field("name_ja", t("日本語名", "Japanese name"), ""),
-                select("kind", t("種類", "Kind"), "other", kind_options()),
-            ], t("追加", "Add")));
+            add.forms.push(post_form(
+                "new-org",
+                "/admin/orgs",
+                vec![
+                    required(text_field("name", t("名前", "Name"), "")),
+                    text_field("name_ja", t("日本語名", "Japanese name"), ""),
+                    select("kind", t("種類", "Kind"), "other", kind_options()),
+                ],
+                t("追加", "Add"),
+            ));
             v.sections.push(add);
         }
         Ok(v)
@@ -1423,7 +2153,12 @@ async fn orgs(State(c): State<Console>, headers: HeaderMap, RawQuery(raw): RawQu
 }
 
 fn org_request(p: &Posted, version: Option<i64>) -> OrgRequest {
-    OrgRequest { name: p.get("name"), name_ja: p.opt("name_ja"), kind: p.opt("kind"), version }
+    OrgRequest {
+        name: p.get("name"),
+        name_ja: p.opt("name_ja"),
+        kind: p.opt("kind"),
+        version,
+    }
 }
 
 async fn create_org(State(c): State<Console>, headers: HeaderMap, body: Bytes) -> Response {
@@ -1433,7 +2168,12 @@ async fn create_org(State(c): State<Console>, headers: HeaderMap, body: Bytes) -
     })
 }
 
-fn org_view(who: &Staff, o: &kizuna_core::orgs::Organization, notice: Option<String>, error: Option<String>) -> View {
+fn org_view(
+    who: &Staff,
+    o: &kizuna_core::orgs::Organization,
+    notice: Option<String>,
+    error: Option<String>,
+) -> View {
     let path = format!("/admin/orgs/{}", o.id);
     let mut v = view(format!("{} {}", t("組織", "Organization"), o.name), &path);
     v.notice = notice;
@@ -1443,30 +2183,64 @@ fn org_view(who: &Staff, o: &kizuna_core::orgs::Organization, notice: Option<Str
     s.facts = vec![
         ("ID".into(), o.id.clone()),
         (t("名前", "Name"), o.name.clone()),
-        (t("日本語名", "Japanese name"), o.name_ja.clone().unwrap_or_default()),
+        (
+            t("日本語名", "Japanese name"),
+            o.name_ja.clone().unwrap_or_default(),
+        ),
         (t("種類", "Kind"), o.kind.as_str().to_string()),
         (t("状態", "Status"), o.status.clone()),
         (t("版", "Version"), o.version.to_string()),
     ];
-    s.links.push((format!("/admin/devices?org={}", o.id), t("この組織の機器と証明書", "This organization's devices and certificates"), false));
+    s.links.push((
+        format!("/admin/devices?org={}", o.id),
+        t(
+            "この組織の機器と証明書",
+            "This organization's devices and certificates",
+        ),
+        false,
+    ));
     if who.may_in(Action::ManageOrgs, None) {
-        s.forms.push(post_form("edit-org", path.clone(), vec![
-            hidden("version", &o.version.to_string()),
-            required(text_field("name", t("名前", "Name"), &o.name)),
-            text_field("name_ja", t("日本語名", "Japanese name"), o.name_ja.as_deref().unwrap_or_default()),
-            select("kind", t("種類", "Kind"), o.kind.as_str(), kind_options()),
-        ], t("保存", "Save")));
+        s.forms.push(post_form(
+            "edit-org",
+            path.clone(),
+            vec![
+                hidden("version", &o.version.to_string()),
+                required(text_field("name", t("名前", "Name"), &o.name)),
+                text_field(
+                    "name_ja",
+                    t("日本語名", "Japanese name"),
+                    o.name_ja.as_deref().unwrap_or_default(),
+                ),
+                select("kind", t("種類", "Kind"), o.kind.as_str(), kind_options()),
+            ],
+            t("保存", "Save"),
+        ));
         if o.status == "active" {
-            s.forms.push(danger(post_form("disable-org", format!("{path}/disable"), vec![], t("無効にする", "Disable"))));
+            s.forms.push(danger(post_form(
+                "disable-org",
+                format!("{path}/disable"),
+                vec![],
+                t("無効にする", "Disable"),
+            )));
         } else {
-            s.forms.push(post_form("enable-org", format!("{path}/enable"), vec![], t("有効にする", "Enable")));
+            s.forms.push(post_form(
+                "enable-org",
+                format!("{path}/enable"),
+                vec![],
+                t("有効にする", "Enable"),
+            ));
         }
     }
     v.sections.push(s);
     v
 }
 
-async fn org(State(c): State<Console>, headers: HeaderMap, Path(id): Path<String>, RawQuery(raw): RawQuery) -> Response {
+async fn org(
+    State(c): State<Console>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Response {
     let path = format!("/admin/orgs/{id}");
     page_for!(c, headers, path, |who| {
         let o = ops::org(&c, &who, &id).await?;
@@ -1474,15 +2248,25 @@ async fn org(State(c): State<Console>, headers: HeaderMap, Path(id): Path<String
     })
 }
 
-async fn edit_org(State(c): State<Console>, headers: HeaderMap, Path(id): Path<String>, body: Bytes) -> Response {
+async fn edit_org(
+    State(c): State<Console>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
     post_for!(c, headers, body, |p| {
-        let version: i64 = p.get("version").parse().map_err(|_| ConsoleError::Invalid("the form has no version".into()))?;
+        let version: i64 = p
+            .get("version")
+            .parse()
+            .map_err(|_| ConsoleError::Invalid("the form has no version".into()))?;
         let new = org_request(&p, Some(version)).organization()?;
         match ops::update_org(&c, &p.who, &id, version, new).await {
             Ok(_) => done(&format!("/admin/orgs/{id}"), "saved"),
             Err(e @ ConsoleError::Stale(_)) => {
                 let message = e.public_message();
-                let ConsoleError::Stale(Stale::Org(current)) = e else { return Err(e) };
+                let ConsoleError::Stale(Stale::Org(current)) = e else {
+                    return Err(e);
+                };
                 let mut v = org_view(&p.who, &current, None, Some(message));
                 v.status = StatusCode::CONFLICT;
                 Ok(v.render(&c, &headers, Some(&p.who)))
@@ -1492,7 +2276,12 @@ async fn edit_org(State(c): State<Console>, headers: HeaderMap, Path(id): Path<S
     })
 }
 
-async fn org_action(State(c): State<Console>, headers: HeaderMap, Path((id, action)): Path<(String, String)>, body: Bytes) -> Response {
+async fn org_action(
+    State(c): State<Console>,
+    headers: HeaderMap,
+    Path((id, action)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
     post_for!(c, headers, body, |p| {
         let active = match action.as_str() {
             "disable" => false,
@@ -1500,26 +2289,43 @@ async fn org_action(State(c): State<Console>, headers: HeaderMap, Path((id, acti
             other => return Err(ConsoleError::NotFound(format!("action {other}"))),
         };
         ops::set_org_status(&c, &p.who, &id, active).await?;
-        done(&format!("/admin/orgs/{id}"), if active { "enabled" } else { "disabled" })
+        done(
+            &format!("/admin/orgs/{id}"),
+            if active { "enabled" } else { "disabled" },
+        )
     })
 }
 
 // Reviews.
 
-async fn reviews(State(c): State<Console>, headers: HeaderMap, RawQuery(raw): RawQuery) -> Response {
+async fn reviews(
+    State(c): State<Console>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Response {
     let path = path_with_query("/admin/reviews", &raw);
     page_for!(c, headers, path, |who| {
         let days: i64 = match query_value(&raw, "days") {
-            Some(d) => d.parse().map_err(|_| ConsoleError::Invalid("days must be a number".into()))?,
+            Some(d) => d
+                .parse()
+                .map_err(|_| ConsoleError::Invalid("days must be a number".into()))?,
             None => 90,
         };
         let r = ops::review(&c, &who, days).await?;
         let mut v = view(t("定期棚卸し", "Periodic review"), &path);
         v.notice = notice_for(&raw);
         let mut s = section(t("期間", "Period"));
-        s.forms.push(search_form("review-days", "/admin/reviews", vec![text_field("days", t("日数", "Days"), &days.to_string())]));
+        s.forms.push(search_form(
+            "review-days",
+            "/admin/reviews",
+            vec![text_field("days", t("日数", "Days"), &days.to_string())],
+        ));
         v.sections.push(s);
-        let mut unused = section(format!("{} ({days} {})", t("使われていないアカウント", "Accounts unused"), t("日", "days")));
+        let mut unused = section(format!(
+            "{} ({days} {})",
+            t("使われていないアカウント", "Accounts unused"),
+            t("日", "days")
+        ));
         unused.id = "unused".into();
         let mut tbl = user_table(&r.unused);
         for (row, u) in tbl.rows.iter_mut().zip(&r.unused) {
@@ -1527,7 +2333,15 @@ async fn reviews(State(c): State<Console>, headers: HeaderMap, RawQuery(raw): Ra
         }
         if who.may(Action::ManageUsers) {
             tbl.select = Some(("bulk-disable".into(), "user_id".into()));
-            unused.forms.push(danger(post_form("bulk-disable", "/admin/reviews/disable", vec![], t("選択したアカウントを無効にする", "Disable the selected accounts"))));
+            unused.forms.push(danger(post_form(
+                "bulk-disable",
+                "/admin/reviews/disable",
+                vec![],
+                t(
+                    "選択したアカウントを無効にする",
+                    "Disable the selected accounts",
+                ),
+            )));
         }
         unused.table = Some(tbl);
         v.sections.push(unused);
@@ -1543,7 +2357,10 @@ async fn review_disable(State(c): State<Console>, headers: HeaderMap, body: Byte
     post_for!(c, headers, body, |p| {
         let ids = p.all("user_id");
         if ids.is_empty() {
-            return Err(ConsoleError::Invalid(t("アカウントが選択されていません。", "No account is selected.")));
+            return Err(ConsoleError::Invalid(t(
+                "アカウントが選択されていません。",
+                "No account is selected.",
+            )));
         }
         ops::bulk_disable(&c, &p.who, &ids).await?;
         done("/admin/reviews", "disabled")

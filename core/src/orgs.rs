@@ -261,7 +261,12 @@ pub async fn update(
 }
 
 /// Disables or re-enables an organization; audited.
-pub async fn set_status(db: &Db, actor: Actor, id: &str, active: bool) -> Result<Organization, OrgError> {
+pub async fn set_status(
+    db: &Db,
+    actor: Actor,
+    id: &str,
+    active: bool,
+) -> Result<Organization, OrgError> {
     let status = if active { "active" } else { "disabled" };
     let mut tx = db.begin().await?;
     sqlx::query("UPDATE organizations SET status = $1, version = version + 1, updated_at = $2 WHERE id = $3")
@@ -272,19 +277,23 @@ pub async fn set_status(db: &Db, actor: Actor, id: &str, active: bool) -> Result
         .await?;
     let current = find_in(tx.conn(), id).await?;
     let action = if active { "org.enable" } else { "org.disable" };
-    let entries =
-        audit::append_in(tx.conn(), &[AuditEvent::new(actor, action, format!("org:{id}"))]).await?;
+    let entries = audit::append_in(
+        tx.conn(),
+        &[AuditEvent::new(actor, action, format!("org:{id}"))],
+    )
+    .await?;
     tx.commit().await?;
     audit::publish(&entries);
     Ok(current)
 }
 
 async fn find_in(conn: &mut AnyConnection, id: &str) -> Result<Organization, OrgError> {
-    let row: Option<OrgRow> =
-        sqlx::query_as(&format!("SELECT {COLUMNS} FROM organizations WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(conn)
-            .await?;
+    let row: Option<OrgRow> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM organizations WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(conn)
+    .await?;
     row.map(from_row)
         .ok_or_else(|| OrgError::NotFound(id.to_string()))
 }

@@ -814,7 +814,11 @@ pub async fn rotate_secret(
     .await?;
     let entries = audit::append_in(
         tx.conn(),
-        &[AuditEvent::new(actor, "client.rotate_secret", format!("client:{client_id}"))],
+        &[AuditEvent::new(
+            actor,
+            "client.rotate_secret",
+            format!("client:{client_id}"),
+        )],
     )
     .await?;
     tx.commit().await?;
@@ -832,7 +836,14 @@ pub async fn set_status(
     action: &str,
 ) -> Result<Client, ClientError> {
     let mut tx = core.db.begin().await?;
-    let client = change(tx.conn(), client_id, None, "status = $4", &[to.as_str().to_string()]).await?;
+    let client = change(
+        tx.conn(),
+        client_id,
+        None,
+        "status = $4",
+        &[to.as_str().to_string()],
+    )
+    .await?;
     if to == ClientStatus::Disabled {
         sqlx::query("UPDATE grants SET revoked_at = $1, revoked_reason = 'client disabled' WHERE client_id = $2 AND revoked_at IS NULL")
             .bind(kizuna_core::time::now_unix())
@@ -842,8 +853,10 @@ pub async fn set_status(
     }
     let entries = audit::append_in(
         tx.conn(),
-        &[AuditEvent::new(actor, action, format!("client:{client_id}"))
-            .details(json!({"status": to.as_str()}))],
+        &[
+            AuditEvent::new(actor, action, format!("client:{client_id}"))
+                .details(json!({"status": to.as_str()})),
+        ],
     )
     .await?;
     tx.commit().await?;

@@ -239,16 +239,19 @@ pub async fn end_all(
 ) -> Result<u64, sqlx::Error> {
     use kizuna_core::audit::{self, AuditEvent};
     let mut tx = core.db.begin().await?;
-    let ended = sqlx::query("UPDATE sessions SET ended_at = $1 WHERE user_id = $2 AND ended_at IS NULL")
-        .bind(kizuna_core::time::now_unix())
-        .bind(user_id)
-        .execute(tx.conn())
-        .await?
-        .rows_affected();
+    let ended =
+        sqlx::query("UPDATE sessions SET ended_at = $1 WHERE user_id = $2 AND ended_at IS NULL")
+            .bind(kizuna_core::time::now_unix())
+            .bind(user_id)
+            .execute(tx.conn())
+            .await?
+            .rows_affected();
     let entries = audit::append_in(
         tx.conn(),
-        &[AuditEvent::new(actor, "user.sessions_end", format!("user:{user_id}"))
-            .details(serde_json::json!({"sessions_ended": ended}))],
+        &[
+            AuditEvent::new(actor, "user.sessions_end", format!("user:{user_id}"))
+                .details(serde_json::json!({"sessions_ended": ended})),
+        ],
     )
     .await?;
     tx.commit().await?;

@@ -254,7 +254,11 @@ pub async fn change_role(
             .execute(tx.conn())
             .await?;
     }
-    let action = if granted { "user.role_grant" } else { "user.role_revoke" };
+    let action = if granted {
+        "user.role_grant"
+    } else {
+        "user.role_revoke"
+    };
     let entries = audit::append_in(
         tx.conn(),
         &[AuditEvent::new(actor, action, format!("user:{user_id}"))

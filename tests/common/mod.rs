@@ -704,7 +704,9 @@ impl Browser {
     /// Creates the first city administrator from the server's bootstrap link and signs in
     /// to the account page with the password.
     pub async fn bootstrap_admin(&self, server: &Server, username: &str, password: &str) {
-        let link = server.bootstrap_link().expect("a bootstrap link on a fresh install");
+        let link = server
+            .bootstrap_link()
+            .expect("a bootstrap link on a fresh install");
         let from = &link[link.find("/admin/bootstrap").unwrap()..];
         let token = from.split("token=").nth(1).unwrap().to_string();
         let response = self
