@@ -562,3 +562,73 @@ async fn stale_edits_huge_searches_and_double_revocations_are_refused_clearly() 
         .await;
     assert_eq!(status, 401);
 }
+
+#[tokio::test]
+async fn enrollment_tokens_are_listed_without_secrets_and_voided_once() {
+    let k = Kizuna::sqlite();
+    let server = k.serve();
+    let api = Api {
+        server: &server,
+        http: reqwest::Client::new(),
+    };
+    let org = k.json(&["org", "create", "--name", "Parks", "--json"])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let installer = service_token(&k, &server.base, "kizuna:role:installer", Some(&org)).await;
+    let (status, created) = api
+        .call(
+            &installer,
+            Method::POST,
+            "/enrollment-tokens",
+            Some(json!({"org_id": org})),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let secret = created["token"].as_str().unwrap();
+    assert!(secret.starts_with("kzet_"));
+    let id = created["id"].as_str().unwrap();
+    let (_, listed) = api
+        .call(
+            &installer,
+            Method::GET,
+            &format!("/enrollment-tokens?org={org}"),
+            None,
+        )
+        .await;
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    assert!(
+        !listed.to_string().contains(secret),
+        "the list never shows the token"
+    );
+    let auditor = service_token(&k, &server.base, "kizuna:role:auditor", None).await;
+    let (status, _) = api
+        .call(
+            &auditor,
+            Method::POST,
+            &format!("/enrollment-tokens/{id}/void"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 403);
+    let (status, voided) = api
+        .call(
+            &installer,
+            Method::POST,
+            &format!("/enrollment-tokens/{id}/void"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{voided}");
+    let (status, again) = api
+        .call(
+            &installer,
+            Method::POST,
+            &format!("/enrollment-tokens/{id}/void"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 409, "{again}");
+    let audit = k.ok(&["audit", "export"]);
+    assert_eq!(audit.matches("\"enroll.token.void\"").count(), 1);
+}

@@ -44,6 +44,10 @@ pub fn router(console: Console) -> Router {
             "/admin/api/v1/enrollment-tokens",
             get(enrollment_tokens).post(create_enrollment_token),
         )
+        .route(
+            "/admin/api/v1/enrollment-tokens/{id}/void",
+            post(void_enrollment_token),
+        )
         .route("/admin/api/v1/audit", get(audit))
         .route("/admin/api/v1/audit/verify", post(verify_audit))
         .route("/admin/api/v1/audit/{id}", get(audit_entry))
@@ -365,6 +369,14 @@ async fn create_enrollment_token(
 ) -> ApiResult {
     let who = who(&c, &h).await?;
     created(ops::create_enrollment_token(&c, &who, body(b)?.into()).await?)
+}
+
+async fn void_enrollment_token(
+    State(c): State<Console>,
+    h: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult {
+    ok(ops::void_enrollment_token(&c, &who(&c, &h).await?, &id).await?)
 }
 
 #[derive(Deserialize, Default)]

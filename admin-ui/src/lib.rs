@@ -8,6 +8,7 @@ pub mod api;
 pub mod auth;
 pub mod bootstrap;
 pub mod config;
+mod decode;
 pub mod error;
 mod openapi;
 pub mod ops;

@@ -107,6 +107,15 @@ const OPS: &[Op] = &[
         query: &[],
     },
     Op {
+        method: "post",
+        path: "/enrollment-tokens/{id}/void",
+        id: "voidEnrollmentToken",
+        summary: "Void an unused enrollment token",
+        roles: "city-admin; org-admin, installer (own organization)",
+        body: None,
+        query: &[],
+    },
+    Op {
         method: "get",
         path: "/audit",
         id: "searchAudit",

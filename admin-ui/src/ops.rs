@@ -293,6 +293,19 @@ pub async fn enrollment_tokens(
     Ok(enroll_tokens::list(&c.idp.core.db, Some(org_id), None, store::PAGE).await?)
 }
 
+pub async fn void_enrollment_token(
+    c: &Console,
+    who: &Staff,
+    id: &str,
+) -> Result<TokenRecord, ConsoleError> {
+    let what = format!("enrollment token {id}");
+    let token = enroll_tokens::get(&c.idp.core.db, id)
+        .await?
+        .ok_or_else(|| ConsoleError::NotFound(what.clone()))?;
+    who.require_in(Action::ManageDevices, Some(&token.org_id), &what)?;
+    Ok(enroll_tokens::void(&c.idp.core.db, who.actor.clone(), id).await?)
+}
+
 // Audit log.
 
 pub async fn search_audit(

@@ -39,6 +39,7 @@ pub fn router(console: Console) -> Router {
         .route("/admin/certificates/{serial}/unhold", post(unhold))
         .route("/admin/revoke", get(revoke_confirm).post(revoke))
         .route("/admin/enrollment-tokens", post(create_token))
+        .route("/admin/enrollment-tokens/void", post(void_tokens))
         .route("/admin/audit", get(audit))
         .route("/admin/audit/export", get(audit_export))
         .route("/admin/audit/verify", post(audit_verify))
@@ -478,6 +479,7 @@ fn notice_for(query: &Option<String>) -> Option<String> {
         "reset" => t("認証要素をリセットしました。", "Factors reset."),
         "role" => t("役割を変更しました。", "Role changed."),
         "created" => t("作成しました。", "Created."),
+        "voided" => t("トークンを無効にしました。", "Tokens voided."),
         _ => return None,
     })
 }
@@ -784,6 +786,50 @@ async fn devices(
             ));
             v.sections.push(tok);
         }
+        if let Some(org) = q("org").filter(|o| who.may_in(Action::ManageDevices, Some(o))) {
+            let tokens = ops::enrollment_tokens(&c, &who, &org).await?;
+            let now = kizuna_core::time::now_unix();
+            let mut ts = section(t("登録トークン", "Enrollment tokens"));
+            ts.id = "tokens".into();
+            let mut tbl = table(
+                &[
+                    ("ID", "Id"),
+                    ("機器", "Device"),
+                    ("プロファイル", "Profile"),
+                    ("有効期限", "Expires"),
+                    ("状態", "State"),
+                ],
+                tokens
+                    .iter()
+                    .map(|r| {
+                        let state = match (r.used_at, r.expires_at > now) {
+                            (Some(_), _) => t("使用済み", "used"),
+                            (None, true) => t("未使用", "unused"),
+                            (None, false) => t("期限切れ・無効", "expired or void"),
+                        };
+                        vec![
+                            cell(r.id.clone()),
+                            cell(r.device_id.clone().unwrap_or_default()),
+                            cell(r.profile.clone()),
+                            cell(time(r.expires_at)),
+                            cell(state),
+                        ]
+                    })
+                    .collect(),
+            );
+            for (row, r) in tbl.rows.iter_mut().zip(&tokens) {
+                row.select = r.id.clone();
+            }
+            tbl.select = Some(("void-tokens".into(), "token_id".into()));
+            ts.table = Some(tbl);
+            ts.forms.push(danger(post_form(
+                "void-tokens",
+                "/admin/enrollment-tokens/void",
+                vec![hidden("org", &org)],
+                t("選択したトークンを無効にする", "Void the selected tokens"),
+            )));
+            v.sections.push(ts);
+        }
         if who.may(Action::RevokeCertificates) {
             let mut bulk = section(t("一括失効", "Bulk revocation"));
             bulk.text = t(
@@ -888,6 +934,25 @@ async fn create_token(State(c): State<Console>, headers: HeaderMap, body: Bytes)
     })
 }
 
+async fn void_tokens(State(c): State<Console>, headers: HeaderMap, body: Bytes) -> Response {
+    post_for!(c, headers, body, |p| {
+        let ids = p.all("token_id");
+        if ids.is_empty() {
+            return Err(ConsoleError::Invalid(t(
+                "トークンが選択されていません。",
+                "No token is selected.",
+            )));
+        }
+        for id in &ids {
+            ops::void_enrollment_token(&c, &p.who, id).await?;
+        }
+        done(
+            &kizuna_idp::authorize::flow::with_query("/admin/devices", &[("org", &p.get("org"))]),
+            "voided",
+        )
+    })
+}
+
 async fn device(
     State(c): State<Console>,
     headers: HeaderMap,
@@ -940,92 +1005,6 @@ async fn device(
         v.sections.push(cs);
         Ok(v)
     })
-}
-
-/// The decoded fields of a certificate, as text.
-fn decoded(der: &[u8]) -> Vec<(String, String)> {
-    use x509_cert::der::Decode;
-    let Ok(cert) = x509_cert::Certificate::from_der(der) else {
-        return vec![(
-            t("解析", "Parsing"),
-            t("証明書を解析できません", "the certificate cannot be parsed"),
-        )];
-    };
-    let tbs = cert.tbs_certificate();
-    let mut out = vec![
-        (t("バージョン", "Version"), format!("{:?}", tbs.version())),
-        (t("シリアル", "Serial"), tbs.serial_number().to_string()),
-        (
-            t("署名アルゴリズム", "Signature algorithm"),
-            tbs.signature().oid.to_string(),
-        ),
-        (t("発行者", "Issuer"), tbs.issuer().to_string()),
-        (t("サブジェクト", "Subject"), tbs.subject().to_string()),
-        (
-            t("有効期間の開始", "Not before"),
-            tbs.validity().not_before.to_string(),
-        ),
-        (
-            t("有効期間の終了", "Not after"),
-            tbs.validity().not_after.to_string(),
-        ),
-        (
-            t("公開鍵アルゴリズム", "Public key algorithm"),
-            tbs.subject_public_key_info().algorithm.oid.to_string(),
-        ),
-    ];
-    for ext in tbs.extensions().into_iter().flatten() {
-        let name = match ext.extn_id.to_string().as_str() {
-            "2.5.29.17" => "subjectAltName",
-            "2.5.29.15" => "keyUsage",
-            "2.5.29.37" => "extKeyUsage",
-            "2.5.29.19" => "basicConstraints",
-            "2.5.29.14" => "subjectKeyIdentifier",
-            "2.5.29.35" => "authorityKeyIdentifier",
-            "2.5.29.31" => "cRLDistributionPoints",
-            "1.3.6.1.5.5.7.1.1" => "authorityInfoAccess",
-            "2.5.29.32" => "certificatePolicies",
-            _ => "",
-        };
-        let value = if name == "subjectAltName" {
-            x509_cert::ext::pkix::SubjectAltName::from_der(ext.extn_value.as_bytes())
-                .map(|san| {
-                    san.0
-                        .iter()
-                        .map(general_name)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                })
-                .unwrap_or_default()
-        } else {
-            kizuna_core::secret::hex(ext.extn_value.as_bytes())
-        };
-        out.push((
-            format!(
-                "{} {}{}",
-                if name.is_empty() {
-                    ext.extn_id.to_string()
-                } else {
-                    name.to_string()
-                },
-                if ext.critical { "(critical) " } else { "" },
-                ""
-            ),
-            value,
-        ));
-    }
-    out
-}
-
-fn general_name(n: &x509_cert::ext::pkix::name::GeneralName) -> String {
-    use x509_cert::ext::pkix::name::GeneralName;
-    match n {
-        GeneralName::DnsName(d) => format!("DNS:{}", d.as_str()),
-        GeneralName::UniformResourceIdentifier(u) => format!("URI:{}", u.as_str()),
-        GeneralName::Rfc822Name(e) => format!("email:{}", e.as_str()),
-        GeneralName::IpAddress(ip) => format!("IP:{}", kizuna_core::secret::hex(ip.as_bytes())),
-        other => format!("{other:?}"),
-    }
 }
 
 async fn certificate(
@@ -1118,7 +1097,10 @@ async fn certificate(
         v.sections.push(s);
         let mut f = section(t("内容", "Decoded fields"));
         f.id = "fields".into();
-        f.facts = decoded(&cert.der);
+        f.facts = crate::decode::fields(&cert.der)
+            .into_iter()
+            .map(|(name, value)| (lang().pick(name.0, name.1).to_string(), value))
+            .collect();
         f.pre = Some(kizuna_ca::issue::pem("CERTIFICATE", &cert.der));
         v.sections.push(f);
         Ok(v)
