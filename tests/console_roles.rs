@@ -632,3 +632,118 @@ async fn enrollment_tokens_are_listed_without_secrets_and_voided_once() {
     let audit = k.ok(&["audit", "export"]);
     assert_eq!(audit.matches("\"enroll.token.void\"").count(), 1);
 }
+
+#[tokio::test]
+async fn devices_suspend_and_resume_with_their_certificates_and_reviews_disable_in_bulk() {
+    let k = Kizuna::sqlite();
+    let server = k.serve();
+    let api = Api {
+        server: &server,
+        http: reqwest::Client::new(),
+    };
+    let org = k.json(&["org", "create", "--name", "Meters", "--json"])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    add_device(&k, &org, "meter-1");
+    let serial = device_cert(&k, &org, "meter-1");
+    let org_admin = service_token(&k, &server.base, "kizuna:role:org-admin", Some(&org)).await;
+    let (status, change) = api
+        .call(&org_admin, Method::POST, "/devices/meter-1/suspend", None)
+        .await;
+    assert_eq!(status, 200, "{change}");
+    assert_eq!(change["certificates"], json!([serial]));
+    let (_, cert) = api
+        .call(
+            &org_admin,
+            Method::GET,
+            &format!("/certificates/{serial}"),
+            None,
+        )
+        .await;
+    assert_eq!(cert["status"], "hold");
+    let (status, _) = api
+        .call(&org_admin, Method::POST, "/devices/meter-1/resume", None)
+        .await;
+    assert_eq!(status, 200);
+    let (_, cert) = api
+        .call(
+            &org_admin,
+            Method::GET,
+            &format!("/certificates/{serial}"),
+            None,
+        )
+        .await;
+    assert_eq!(cert["status"], "valid");
+
+    // A bulk disable is all or nothing: one account out of reach refuses the whole batch.
+    let city = service_token(&k, &server.base, "kizuna:admin", None).await;
+    let mut ids = Vec::new();
+    for name in ["idle.one", "idle.two"] {
+        let (status, user) = api
+            .call(
+                &city,
+                Method::POST,
+                "/users",
+                Some(json!({"username": name, "org_id": org})),
+            )
+            .await;
+        assert_eq!(status, 201, "{user}");
+        ids.push(user["id"].as_str().unwrap().to_string());
+    }
+    let (_, outside) = api
+        .call(
+            &city,
+            Method::POST,
+            "/users",
+            Some(json!({"username": "resident.x"})),
+        )
+        .await;
+    let mut with_outsider = ids.clone();
+    with_outsider.push(outside["id"].as_str().unwrap().to_string());
+    let (status, _) = api
+        .call(
+            &org_admin,
+            Method::POST,
+            "/users/bulk-disable",
+            Some(json!({"user_ids": with_outsider})),
+        )
+        .await;
+    assert_eq!(status, 404);
+    let (_, review) = api
+        .call(&org_admin, Method::GET, "/reviews?days=1", None)
+        .await;
+    assert_eq!(
+        review["unused"].as_array().unwrap().len(),
+        0,
+        "just created: not unused for a day"
+    );
+    let (status, done) = api
+        .call(
+            &org_admin,
+            Method::POST,
+            "/users/bulk-disable",
+            Some(json!({"user_ids": ids})),
+        )
+        .await;
+    assert_eq!(status, 200, "{done}");
+    assert_eq!(done["disabled"], 2);
+    let (_, users) = api.call(&org_admin, Method::GET, "/users", None).await;
+    assert!(
+        users
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|u| u["status"] == "disabled"),
+        "{users}"
+    );
+    let (_, outsider) = api
+        .call(
+            &city,
+            Method::GET,
+            &format!("/users/{}", outside["id"].as_str().unwrap()),
+            None,
+        )
+        .await;
+    assert_eq!(outsider["user"]["status"], "active");
+}

@@ -25,7 +25,7 @@ use crate::Console;
 use crate::access::{Action, Staff};
 use crate::auth::api_caller;
 use crate::error::{ConsoleError, Stale};
-use crate::ops::{self, ClientChange, Target};
+use crate::ops::{self, ClientChange, DeviceChange, Target};
 use crate::store::{AuditSearch, CertSearch, DeviceSearch};
 
 pub use crate::auth::ADMIN_SCOPE;
@@ -36,6 +36,9 @@ pub fn router(console: Console) -> Router {
         .route("/admin/api/v1/dashboard", get(dashboard))
         .route("/admin/api/v1/devices", get(devices).post(create_device))
         .route("/admin/api/v1/devices/{id}", get(device))
+        .route("/admin/api/v1/devices/{id}/suspend", post(suspend_device))
+        .route("/admin/api/v1/devices/{id}/resume", post(resume_device))
+        .route("/admin/api/v1/devices/{id}/retire", post(retire_device))
         .route("/admin/api/v1/certificates", get(certificates))
         .route("/admin/api/v1/certificates/{serial}", get(certificate))
         .route("/admin/api/v1/certificates/{serial}/unhold", post(unhold))
@@ -185,6 +188,34 @@ async fn devices(
 
 async fn device(State(c): State<Console>, h: HeaderMap, Path(id): Path<String>) -> ApiResult {
     ok(ops::device(&c, &who(&c, &h).await?, &id).await?)
+}
+
+async fn device_change(c: &Console, h: &HeaderMap, id: &str, change: DeviceChange) -> ApiResult {
+    ok(ops::change_device(c, &who(c, h).await?, id, change).await?)
+}
+
+async fn suspend_device(
+    State(c): State<Console>,
+    h: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult {
+    device_change(&c, &h, &id, DeviceChange::Suspend).await
+}
+
+async fn resume_device(
+    State(c): State<Console>,
+    h: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult {
+    device_change(&c, &h, &id, DeviceChange::Resume).await
+}
+
+async fn retire_device(
+    State(c): State<Console>,
+    h: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult {
+    device_change(&c, &h, &id, DeviceChange::Retire).await
 }
 
 #[derive(Deserialize)]
@@ -527,6 +558,9 @@ struct UserRequest {
     name: Option<String>,
     #[serde(default)]
     password: Option<String>,
+    /// The organization the account belongs to (staff of a stakeholder).
+    #[serde(default)]
+    org_id: Option<String>,
 }
 
 async fn create_user(
@@ -535,8 +569,16 @@ async fn create_user(
     b: Result<Json<UserRequest>, JsonRejection>,
 ) -> ApiResult {
     let who = who(&c, &h).await?;
-    who.require_in(Action::ManageUsers, None, "accounts")?;
     let req = body(b)?;
+    let org = req.org_id.clone().filter(|o| !o.trim().is_empty());
+    who.require_in(
+        Action::ManageUsers,
+        org.as_deref(),
+        &format!("organization {}", org.as_deref().unwrap_or("*")),
+    )?;
+    if let Some(org) = &org {
+        kizuna_core::orgs::find(&c.idp.core.db, org).await?;
+    }
     let user = users::create_account(
         &c.idp.core,
         who.actor.clone(),
@@ -545,7 +587,7 @@ async fn create_user(
             email: req.email,
             name: req.name,
             password_hash: None,
-            org_id: None,
+            org_id: org,
         },
         req.password.as_deref(),
     )

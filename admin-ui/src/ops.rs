@@ -113,6 +113,34 @@ pub async fn create_device(
     Ok(devices::create(&c.idp.core.db, who.actor.clone(), new).await?)
 }
 
+/// What can happen to a registered device (its certificates follow: held, released,
+/// revoked).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceChange {
+    Suspend,
+    Resume,
+    Retire,
+}
+
+pub async fn change_device(
+    c: &Console,
+    who: &Staff,
+    id: &str,
+    change: DeviceChange,
+) -> Result<devices::StatusChange, ConsoleError> {
+    let what = format!("device {id}");
+    let device = devices::get(&c.idp.core.db, id)
+        .await?
+        .ok_or_else(|| ConsoleError::NotFound(what.clone()))?;
+    who.require_in(Action::RevokeCertificates, Some(&device.org_id), &what)?;
+    let actor = who.actor.clone();
+    Ok(match change {
+        DeviceChange::Suspend => devices::suspend(&c.ca, id, actor).await?,
+        DeviceChange::Resume => devices::resume(&c.ca, id, actor).await?,
+        DeviceChange::Retire => devices::retire(&c.ca, id, actor).await?,
+    })
+}
+
 pub async fn certificate(
     c: &Console,
     who: &Staff,
@@ -516,15 +544,31 @@ pub async fn change_role(
     .await?)
 }
 
-/// Disables many accounts after a review; each is audited. Returns how many.
+/// Disables many accounts after a review, in one transaction (all or none); each is
+/// audited. Returns how many.
 pub async fn bulk_disable(c: &Console, who: &Staff, ids: &[String]) -> Result<usize, ConsoleError> {
+    let mut found = Vec::new();
     for id in ids {
-        user_in_reach(c, who, Action::ManageUsers, id).await?;
+        let user = user_in_reach(c, who, Action::ManageUsers, id).await?;
+        if who.user_id.as_deref() == Some(user.id.as_str()) {
+            return Err(ConsoleError::Invalid(
+                "you cannot disable your own account".into(),
+            ));
+        }
+        found.push(user.id);
     }
-    for id in ids {
-        set_user_status(c, who, id, false).await?;
+    let mut tx = c.idp.core.db.begin().await?;
+    let mut entries = Vec::new();
+    for id in &found {
+        entries.extend(
+            users::change_status_in(tx.conn(), who.actor.clone(), id, false)
+                .await?
+                .1,
+        );
     }
-    Ok(ids.len())
+    tx.commit().await?;
+    audit::publish(&entries);
+    Ok(found.len())
 }
 
 #[derive(Debug, Serialize)]
@@ -688,6 +732,11 @@ pub async fn change_client(
     change: ClientChange,
 ) -> Result<Client, ConsoleError> {
     let current = managed_client(c, who, id).await?;
+    if current.client_id == crate::auth::CLIENT_ID && change == ClientChange::Disable {
+        return Err(ConsoleError::Invalid(
+            "disabling the console's own client would lock every administrator out".into(),
+        ));
+    }
     let (to, action) = match change {
         ClientChange::Approve => {
             who.require_in(Action::ApproveClients, None, &format!("client {id}"))?;

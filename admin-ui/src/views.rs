@@ -24,7 +24,7 @@ use crate::api::{
 };
 use crate::auth::{self, CallbackQuery, Finished, Signed};
 use crate::error::{ConsoleError, Stale};
-use crate::ops::{self, ClientChange, Target};
+use crate::ops::{self, ClientChange, DeviceChange, Target};
 
 pub fn router(console: Console) -> Router {
     Router::new()
@@ -34,6 +34,7 @@ pub fn router(console: Console) -> Router {
         .route("/admin/logout", post(logout))
         .route("/admin/devices", get(devices).post(create_device))
         .route("/admin/devices/{id}", get(device))
+        .route("/admin/devices/{id}/{action}", post(device_action))
         .route("/admin/certificates/{serial}", get(certificate))
         .route("/admin/certificates/{serial}/pem", get(certificate_pem))
         .route("/admin/certificates/{serial}/unhold", post(unhold))
@@ -934,6 +935,24 @@ async fn create_token(State(c): State<Console>, headers: HeaderMap, body: Bytes)
     })
 }
 
+async fn device_action(
+    State(c): State<Console>,
+    headers: HeaderMap,
+    Path((id, action)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    post_for!(c, headers, body, |p| {
+        let change = match action.as_str() {
+            "suspend" => DeviceChange::Suspend,
+            "resume" => DeviceChange::Resume,
+            "retire" => DeviceChange::Retire,
+            other => return Err(ConsoleError::NotFound(format!("action {other}"))),
+        };
+        ops::change_device(&c, &p.who, &id, change).await?;
+        done(&format!("/admin/devices/{id}"), "saved")
+    })
+}
+
 async fn void_tokens(State(c): State<Console>, headers: HeaderMap, body: Bytes) -> Response {
     post_for!(c, headers, body, |p| {
         let ids = p.all("token_id");
@@ -977,6 +996,38 @@ async fn device(
             (t("状態", "Status"), d.device.status.as_str().to_string()),
             (t("登録", "Enrolled"), opt_time(d.device.enrolled_at)),
         ];
+        if who.may_in(Action::RevokeCertificates, Some(&d.device.org_id)) {
+            let base = format!("/admin/devices/{}", d.device.id);
+            match d.device.status.as_str() {
+                "active" | "pending" => s.forms.push(post_form(
+                    "suspend",
+                    format!("{base}/suspend"),
+                    vec![],
+                    t(
+                        "一時停止（証明書を保留）",
+                        "Suspend (hold its certificates)",
+                    ),
+                )),
+                "suspended" => s.forms.push(post_form(
+                    "resume",
+                    format!("{base}/resume"),
+                    vec![],
+                    t("再開", "Resume"),
+                )),
+                _ => {}
+            }
+            if d.device.status.as_str() != "retired" {
+                s.forms.push(danger(post_form(
+                    "retire",
+                    format!("{base}/retire"),
+                    vec![],
+                    t(
+                        "廃止（証明書をすべて失効）",
+                        "Retire (revoke all its certificates)",
+                    ),
+                )));
+            }
+        }
         v.sections.push(s);
         let mut cs = section(t("証明書", "Certificates"));
         cs.table = Some(table(&CERT_HEADERS, cert_rows(&d.certificates)));

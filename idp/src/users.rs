@@ -503,14 +503,28 @@ pub async fn change_status(
     login: &str,
     active: bool,
 ) -> Result<UserRecord, UserError> {
+    let mut tx = core.db.begin().await?;
+    let (user, entries) = change_status_in(tx.conn(), actor, login, active).await?;
+    tx.commit().await?;
+    kizuna_core::audit::publish(&entries);
+    Ok(user)
+}
+
+/// [`change_status`] inside the caller's transaction (several accounts at once); returns
+/// the audit entries to publish after commit.
+pub async fn change_status_in(
+    conn: &mut AnyConnection,
+    actor: kizuna_core::audit::Actor,
+    login: &str,
+    active: bool,
+) -> Result<(UserRecord, Vec<kizuna_core::audit::AuditEntry>), UserError> {
     use kizuna_core::audit::{self, AuditEvent};
     let now = kizuna_core::time::now_unix();
-    let mut tx = core.db.begin().await?;
-    let user = find_by_login(tx.conn(), login)
+    let user = find_by_login(&mut *conn, login)
         .await?
         .ok_or_else(|| UserError::NotFound(login.to_string()))?;
     set_status(
-        tx.conn(),
+        &mut *conn,
         &user.id,
         if active { "active" } else { "disabled" },
     )
@@ -519,16 +533,16 @@ pub async fn change_status(
         sqlx::query("UPDATE sessions SET ended_at = $1 WHERE user_id = $2 AND ended_at IS NULL")
             .bind(now)
             .bind(&user.id)
-            .execute(tx.conn())
+            .execute(&mut *conn)
             .await?;
         sqlx::query("UPDATE grants SET revoked_at = $1, revoked_reason = 'account disabled' WHERE user_id = $2 AND revoked_at IS NULL")
             .bind(now)
             .bind(&user.id)
-            .execute(tx.conn())
+            .execute(&mut *conn)
             .await?;
     }
     let entries = audit::append_in(
-        tx.conn(),
+        conn,
         &[AuditEvent::new(
             actor,
             if active {
@@ -540,9 +554,7 @@ pub async fn change_status(
         )],
     )
     .await?;
-    tx.commit().await?;
-    audit::publish(&entries);
-    Ok(user)
+    Ok((user, entries))
 }
 
 /// Records that the account's email address is verified; audited.
