@@ -33,26 +33,6 @@ pub enum Action {
     ViewReviews,
 }
 
-impl Action {
-    pub const ALL: [Action; 15] = [
-        Action::ViewDashboard,
-        Action::ViewDevices,
-        Action::ManageDevices,
-        Action::RevokeCertificates,
-        Action::ViewAudit,
-        Action::ViewUsers,
-        Action::ManageUsers,
-        Action::EndSessions,
-        Action::ResetFactors,
-        Action::ViewClients,
-        Action::ManageClients,
-        Action::ApproveClients,
-        Action::ViewOrgs,
-        Action::ManageOrgs,
-        Action::ViewReviews,
-    ];
-}
-
 /// The authorization table: may `role` take `action` (within its scope)?
 pub fn allows(role: Role, action: Action) -> bool {
     use Action::*;
@@ -205,6 +185,26 @@ impl Staff {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    impl Action {
+        const ALL: [Action; 15] = [
+            Action::ViewDashboard,
+            Action::ViewDevices,
+            Action::ManageDevices,
+            Action::RevokeCertificates,
+            Action::ViewAudit,
+            Action::ViewUsers,
+            Action::ManageUsers,
+            Action::EndSessions,
+            Action::ResetFactors,
+            Action::ViewClients,
+            Action::ManageClients,
+            Action::ApproveClients,
+            Action::ViewOrgs,
+            Action::ManageOrgs,
+            Action::ViewReviews,
+        ];
+    }
 
     fn staff(roles: &[(Role, &str)]) -> Staff {
         Staff {

@@ -28,8 +28,6 @@ use crate::error::{ConsoleError, Stale};
 use crate::ops::{self, ClientChange, DeviceChange, Target};
 use crate::store::{AuditSearch, CertSearch, DeviceSearch};
 
-pub use crate::auth::ADMIN_SCOPE;
-
 pub fn router(console: Console) -> Router {
     Router::new()
         .route("/admin/api/openapi.json", get(crate::openapi::document))

@@ -3,17 +3,17 @@
 //! and the admin JSON API the console's actions share (described at
 //! `/admin/api/openapi.json`).
 
-pub mod access;
-pub mod api;
-pub mod auth;
+mod access;
+mod api;
+mod auth;
 pub mod bootstrap;
 pub mod config;
 mod decode;
 pub mod error;
 mod openapi;
-pub mod ops;
+mod ops;
 mod pages;
-pub mod store;
+mod store;
 mod views;
 
 use std::sync::Arc;
