@@ -85,6 +85,16 @@ fn see_other(to: &str) -> Response {
 /// Sends the browser to sign in at Kizuna's authorization endpoint, asking for `aal`, to
 /// come back to `next`.
 pub async fn start(c: &Console, next: &str, aal: Aal) -> Result<Response, ConsoleError> {
+    let now = kizuna_core::time::now_unix();
+    // Sign-ins never finished and sessions long over go first, so the tables stay small.
+    sqlx::query("DELETE FROM console_logins WHERE expires_at < $1")
+        .bind(now)
+        .execute(c.idp.core.db.pool())
+        .await?;
+    sqlx::query("DELETE FROM console_sessions WHERE expires_at < $1")
+        .bind(now - 86_400)
+        .execute(c.idp.core.db.pool())
+        .await?;
     let state = secret::random_token();
     let verifier = secret::random_token();
     let nonce = secret::random_token();
@@ -97,7 +107,7 @@ pub async fn start(c: &Console, next: &str, aal: Aal) -> Result<Response, Consol
     .bind(&nonce)
     .bind(kizuna_core::web::local_path(Some(next)))
     .bind(aal.level() as i64)
-    .bind(kizuna_core::time::now_unix() + LOGIN_TTL_SECS)
+    .bind(now + LOGIN_TTL_SECS)
     .execute(c.idp.core.db.pool())
     .await?;
     let challenge = pkce_s256(&verifier);
