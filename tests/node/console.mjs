@@ -66,7 +66,18 @@ try {
   await Promise.all([page.waitForURL(url('/admin')), page.click('#passkey-verify')])
   assert.match(await page.textContent('h1'), /Dashboard/)
   assert.match(await page.textContent('#counts'), /Revocations today/)
-  // Keyboard: the first Tab after the language links reaches the console navigation.
+  // Keyboard: Tab reaches the skip link right after the language links; Enter moves to the
+  // page title, past the navigation, and the next Tab lands in the page's content.
+  let focused = ''
+  for (let i = 0; i < 5 && focused !== 'skip'; i++) {
+    await page.keyboard.press('Tab')
+    focused = await page.evaluate(() => document.activeElement.className)
+  }
+  assert.equal(focused, 'skip', 'the skip link is reachable by keyboard')
+  await page.keyboard.press('Enter')
+  assert.equal(await page.evaluate(() => document.activeElement.id), 'page-title')
+  await page.keyboard.press('Tab')
+  assert.equal(await page.evaluate(() => document.activeElement.closest('nav')), null, 'past the navigation')
   await shot('dashboard')
 
   step('add an organization')
