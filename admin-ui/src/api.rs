@@ -74,6 +74,10 @@ pub fn router(console: Console) -> Router {
             "/admin/api/v1/clients/{id}/rotate-secret",
             post(rotate_secret),
         )
+        .route(
+            "/admin/api/v1/clients/{id}/quota",
+            axum::routing::put(set_quota),
+        )
         .route("/admin/api/v1/clients/{id}/approve", post(approve_client))
         .route("/admin/api/v1/clients/{id}/disable", post(disable_client))
         .route("/admin/api/v1/clients/{id}/enable", post(enable_client))
@@ -103,7 +107,8 @@ api_error_from!(
     kizuna_ca::CaError,
     kizuna_idp::clients::ClientError,
     kizuna_core::orgs::OrgError,
-    kizuna_idp::users::UserError
+    kizuna_idp::users::UserError,
+    kizuna_idp::quota::QuotaError
 );
 
 impl From<ConsoleError> for ApiError {
@@ -844,6 +849,26 @@ async fn delete_client(
     kizuna_idp::clients::delete(&c.idp.core, who.actor.clone(), &id).await?;
     c.idp.clients.forget(&id);
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QuotaBody {
+    /// Requests per minute; `null` removes the limit.
+    requests_per_minute: Option<i64>,
+}
+
+/// `PUT /admin/api/v1/clients/{id}/quota`: a client's request quota (city administrators).
+async fn set_quota(
+    State(c): State<Console>,
+    h: HeaderMap,
+    Path(id): Path<String>,
+    b: Result<Json<QuotaBody>, JsonRejection>,
+) -> ApiResult {
+    let who = who(&c, &h).await?;
+    who.require_in(Action::ApproveClients, None, &format!("client {id}"))?;
+    let quota = body(b)?;
+    ok(kizuna_idp::quota::set(&c.idp, &id, quota.requests_per_minute, who.actor.clone()).await?)
 }
 
 async fn rotate_secret(

@@ -7,6 +7,7 @@ use kizuna_ca::CaError;
 use kizuna_core::orgs::{OrgError, Organization};
 use kizuna_idp::clients::{Client, ClientError};
 use kizuna_idp::mfa::MfaError;
+use kizuna_idp::quota::QuotaError;
 use kizuna_idp::users::UserError;
 
 #[derive(Debug, thiserror::Error)]
@@ -109,6 +110,17 @@ impl From<ClientError> for ConsoleError {
             ClientError::NotFound(m) => ConsoleError::NotFound(format!("client {m}")),
             ClientError::Stale(c) => ConsoleError::Stale(Stale::Client(c)),
             ClientError::Storage(e) => e.into(),
+        }
+    }
+}
+
+impl From<QuotaError> for ConsoleError {
+    fn from(e: QuotaError) -> Self {
+        match e {
+            QuotaError::Invalid(m) => ConsoleError::Invalid(m),
+            QuotaError::UnknownClient(m) => ConsoleError::NotFound(format!("client {m}")),
+            QuotaError::Storage(e) => e.into(),
+            QuotaError::Audit(e) => e.into(),
         }
     }
 }

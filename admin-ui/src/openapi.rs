@@ -323,6 +323,15 @@ const OPS: &[Op] = &[
         query: &[],
     },
     Op {
+        method: "put",
+        path: "/clients/{id}/quota",
+        id: "setClientQuota",
+        summary: "Limit a client's requests per minute at the endpoints it calls (null: no limit)",
+        roles: "city-admin",
+        body: Some("ClientQuota"),
+        query: &[],
+    },
+    Op {
         method: "post",
         path: "/clients/{id}/approve",
         id: "approveClient",
@@ -439,6 +448,7 @@ fn schemas() -> Value {
             ("require_pushed_authorization_requests", json!({"type": "boolean"})), ("require_consent", json!({"type": "boolean"})),
             ("backchannel_logout_uri", string()), ("min_aal", int.clone())]),
         "ClientEdit": object(&["redirect_uris", "version"], &[("redirect_uris", strings), ("min_aal", int.clone()), ("version", int.clone())]),
+        "ClientQuota": object(&["requests_per_minute"], &[("requests_per_minute", json!({"type": ["integer", "null"], "minimum": 1}))]),
         "Organization": object(&["name"], &[("name", string()), ("name_ja", string()), ("kind", string()), ("version", int)]),
     })
 }
