@@ -15,6 +15,7 @@ use serde_json::json;
 use kizuna_core::audit::Actor;
 use kizuna_core::web::ProtocolResponse;
 use kizuna_idp::Idp;
+use kizuna_idp::assurance::{self, AssuranceError, ClientAssurance, counter::CounterCheck};
 use kizuna_idp::clients::{self, AuthMethod, ClientError, GrantType, NewClient};
 use kizuna_idp::mfa::{self, MfaError};
 use kizuna_idp::tokens::{self, AccessClaims};
@@ -39,6 +40,14 @@ pub fn router(idp: Idp) -> Router {
         .route("/admin/api/v1/users/{id}/enable", post(enable_user))
         .route("/admin/api/v1/users/{id}/password", post(set_password))
         .route("/admin/api/v1/users/{id}/mfa-reset", post(mfa_reset))
+        .route(
+            "/admin/api/v1/users/{id}/proofing",
+            get(show_proofing).post(record_proofing),
+        )
+        .route(
+            "/admin/api/v1/clients/{id}/assurance",
+            axum::routing::put(set_client_assurance),
+        )
         .with_state(idp)
 }
 
@@ -394,4 +403,97 @@ async fn mfa_reset(
             e.to_string(),
         )),
     }
+}
+
+impl From<AssuranceError> for ApiError {
+    fn from(e: AssuranceError) -> Self {
+        match e {
+            AssuranceError::NoAccount(_) => {
+                ApiError(StatusCode::NOT_FOUND, "not_found", e.to_string())
+            }
+            AssuranceError::AlreadyBound => {
+                ApiError(StatusCode::CONFLICT, "already_bound", e.to_string())
+            }
+            AssuranceError::Storage(e) => e.into(),
+            e if e.is_internal() => {
+                tracing::error!(error = %e, "admin API assurance failure");
+                ApiError(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "server_error",
+                    "key custody failure".into(),
+                )
+            }
+            other => ApiError(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_request",
+                other.to_string(),
+            ),
+        }
+    }
+}
+
+fn json_body<T>(
+    body: Result<Json<T>, axum::extract::rejection::JsonRejection>,
+) -> Result<T, ApiError> {
+    body.map(|Json(b)| b)
+        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, "invalid_request", e.body_text()))
+}
+
+/// The person's current proofing record (city administrators, registrars, the helpdesk).
+async fn show_proofing(
+    State(idp): State<Idp>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    caller_in(
+        &idp,
+        &headers,
+        &[Role::CityAdmin, Role::Registrar, Role::Helpdesk],
+    )
+    .await?;
+    let mut conn = idp.core.db.conn().await?;
+    let user = users::find_by_login(&mut conn, &id)
+        .await?
+        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, "not_found", format!("no account {id}")))?;
+    let record = assurance::current(&mut conn, &user.id).await?;
+    Ok(Json(json!({
+        "user_id": user.id,
+        "ial": record.as_ref().map(|r| r.level).unwrap_or(1),
+        "record": record,
+    }))
+    .into_response())
+}
+
+/// A registrar records an in-person check at the counter, under their own account (an
+/// automation client cannot: a person must have seen the document).
+async fn record_proofing(
+    State(idp): State<Idp>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Result<Json<CounterCheck>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, ApiError> {
+    let actor = caller_in(&idp, &headers, &[Role::Registrar]).await?;
+    if actor.kind != kizuna_core::audit::ActorKind::User {
+        return Err(ApiError(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "an in-person check is recorded by a registrar's own account".into(),
+        ));
+    }
+    let check = json_body(body)?;
+    let record = assurance::counter::record_check(&idp, &actor.id, &id, check).await?;
+    Ok((StatusCode::CREATED, Json(record)).into_response())
+}
+
+/// Sets a client's identity assurance settings (city administrators).
+async fn set_client_assurance(
+    State(idp): State<Idp>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Result<Json<ClientAssurance>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, ApiError> {
+    let actor = caller(&idp, &headers).await?;
+    let settings = json_body(body)?;
+    let saved = assurance::set_client_settings(&idp, actor, &id, settings).await?;
+    Ok(Json(saved).into_response())
 }

@@ -2,12 +2,13 @@
 //! PAR, the token endpoint (authorization code, refresh token rotation, client credentials,
 //! device code), UserInfo, introspection, revocation, RP-initiated and back-channel logout,
 //! sign-in and consent pages, multi-factor authentication with step-up, the account page,
-//! and the account store.
+//! identity assurance (proofing providers, verified claims), and the account store.
 
 // Page handlers return early with a finished response (`Err(Response)`); its size does not
 // matter on that path.
 #![allow(clippy::result_large_err)]
 
+pub mod assurance;
 pub mod auth;
 pub mod authorize;
 pub mod client_auth;
@@ -40,6 +41,7 @@ use axum::routing::{get, post};
 
 use kizuna_core::Core;
 
+pub use assurance::AssuranceConfig;
 pub use config::OidcConfig;
 pub use mfa::config::{MailConfig, MfaConfig};
 
@@ -60,6 +62,8 @@ pub struct IdpState {
     /// The SMTP relay for notifications; `None` keeps mail in the outbox.
     pub mailer: Option<mfa::notify::Mailer>,
     pub mail_from: String,
+    /// Proofing providers and identity assurance settings.
+    pub assurance: Arc<assurance::Assurance>,
 }
 
 impl std::ops::Deref for Idp {
@@ -70,17 +74,19 @@ impl std::ops::Deref for Idp {
 }
 
 impl Idp {
-    /// The provider over `core`. Fails when the `[mfa]` or `[mail]` settings cannot be used
-    /// (an unreadable attestation root, a malformed relay).
+    /// The provider over `core`. Fails when the `[mfa]`, `[mail]` or `[assurance]` settings
+    /// cannot be used (an unreadable attestation root or trust anchor, a malformed relay).
     pub fn new(
         core: Core,
         config: OidcConfig,
         mfa: MfaConfig,
         mail: MailConfig,
+        assurance: AssuranceConfig,
     ) -> Result<Idp, String> {
         let config = Arc::new(config);
         let passkeys = mfa::webauthn::Passkeys::new(&core.public_url, &mfa)?;
         let mailer = mfa::notify::mailer(&mail)?;
+        let assurance = Arc::new(assurance::Assurance::new(assurance)?);
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .redirect(reqwest::redirect::Policy::none())
@@ -98,6 +104,7 @@ impl Idp {
             passkeys,
             mailer,
             mail_from: mail.from,
+            assurance,
         })))
     }
 
@@ -169,6 +176,32 @@ pub fn router(idp: Idp) -> Router {
             get(pages::logout::start_get).post(pages::logout::start_post),
         )
         .route("/logout/confirm", post(pages::logout::confirm))
+        .route(
+            "/account/identity",
+            get(assurance::pages::show).post(assurance::pages::edit_name),
+        )
+        .route("/account/identity/cancel", post(assurance::pages::cancel))
+        .route("/account/identity/continue", get(assurance::pages::resume))
+        .route(
+            "/assurance/x509/challenge",
+            post(assurance::x509_signature::challenge),
+        )
+        .route(
+            "/assurance/x509/start",
+            post(assurance::x509_signature::start_page),
+        )
+        .route(
+            "/assurance/x509/verify",
+            post(assurance::x509_signature::verify),
+        )
+        .route(
+            "/assurance/webhook/{name}/start",
+            post(assurance::webhook::start),
+        )
+        .route(
+            "/assurance/webhook/{name}/callback",
+            post(assurance::webhook::callback),
+        )
         .with_state(idp)
 }
 
@@ -223,6 +256,8 @@ async fn sweep(idp: &Idp) {
         ("DELETE FROM sessions WHERE expires_at < $1", day_ago),
         ("DELETE FROM webauthn_ceremonies WHERE expires_at < $1", now),
         ("DELETE FROM mfa_pending WHERE expires_at < $1", now),
+        ("DELETE FROM proofing_attempts WHERE expires_at < $1", day_ago),
+        ("DELETE FROM proofing_result_ids WHERE expires_at < $1", now),
         (
             "DELETE FROM mail_outbox WHERE status <> 'queued' AND created_at < $1",
             now - 90 * 86_400,

@@ -38,6 +38,9 @@ pub struct Authorization {
     pub amr: Vec<String>,
     pub scope: Vec<String>,
     pub nonce: Option<String>,
+    /// The request's `claims` parameter (OpenID Connect Core §5.5), kept for
+    /// `verified_claims` at the ID token and UserInfo.
+    pub claims: Option<Value>,
 }
 
 /// Claims of Kizuna's JWT access tokens.
@@ -128,7 +131,19 @@ pub async fn id_token(
 ) -> Result<(String, Vec<String>), OAuthError> {
     let now = kizuna_core::time::now_unix();
     let mut claims = user_claims(user, &auth.scope);
-    let released: Vec<String> = claims.keys().cloned().collect();
+    let mut released: Vec<String> = claims.keys().cloned().collect();
+    if let Some((verified, names)) = crate::assurance::claims::release(
+        idp,
+        &client.client_id,
+        &user.id,
+        auth.claims.as_ref(),
+        "id_token",
+    )
+    .await?
+    {
+        claims.insert("verified_claims".into(), verified);
+        released.extend(names);
+    }
     claims.insert("iss".into(), json!(idp.issuer()));
     claims.insert("sub".into(), json!(user.id));
     claims.insert("aud".into(), json!(client.client_id));
@@ -175,8 +190,8 @@ pub async fn create_grant(
 ) -> Result<(), sqlx::Error> {
     let now = kizuna_core::time::now_unix();
     sqlx::query(
-        "INSERT INTO grants (id, client_id, user_id, sid, scope, auth_time, acr, amr, created_at, expires_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        "INSERT INTO grants (id, client_id, user_id, sid, scope, auth_time, acr, amr, created_at, expires_at, claims) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
     )
     .bind(grant_id)
     .bind(client_id)
@@ -188,6 +203,7 @@ pub async fn create_grant(
     .bind(serde_json::to_string(&auth.amr).unwrap_or_else(|_| "[]".into()))
     .bind(now)
     .bind(now + idp.config.refresh_token_ttl_secs)
+    .bind(auth.claims.as_ref().map(|c| c.to_string()))
     .execute(conn)
     .await?;
     Ok(())
