@@ -5,6 +5,7 @@
 
 pub mod acme;
 pub mod enroll;
+pub mod jpki;
 pub mod pki;
 
 use std::io::{BufRead, BufReader, Read};
