@@ -16,8 +16,8 @@ use openidconnect::core::{
     CoreGenderClaim, CoreJsonWebKeySet, CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm,
 };
 use openidconnect::{
-    AdditionalClaims, ClientId, ClientSecret, IdToken, IdTokenVerifier, IssuerUrl, JsonWebKeySetUrl,
-    Nonce,
+    AdditionalClaims, ClientId, ClientSecret, IdToken, IdTokenVerifier, IssuerUrl,
+    JsonWebKeySetUrl, Nonce,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -175,12 +175,7 @@ impl X509Env {
         )
         .unwrap();
         let server = k.serve();
-        X509Env {
-            k,
-            server,
-            ca,
-            crl,
-        }
+        X509Env { k, server, ca, crl }
     }
 
     /// A resident signed in on Kizuna's own pages.
@@ -213,7 +208,9 @@ async fn challenge(browser: &Browser, req: Option<&str>) -> (String, String) {
 async fn verify(server: &Server, id: &str, signature: &str, card: &Card) -> (u16, Value) {
     let response = reqwest::Client::new()
         .post(format!("{}/assurance/x509/verify", server.public))
-        .json(&json!({"challenge_id": id, "signature": signature, "certificate": card.certificate()}))
+        .json(
+            &json!({"challenge_id": id, "signature": signature, "certificate": card.certificate()}),
+        )
         .send()
         .await
         .unwrap();
@@ -261,7 +258,10 @@ async fn a_resident_at_ial1_proves_with_a_jpki_signature_and_the_rp_gets_verifie
         let url = authorize_url(
             server,
             &rp,
-            &[("claims", &claims), ("acr_values", "urn:kizuna:ial:3:aal:1")],
+            &[
+                ("claims", &claims),
+                ("acr_values", "urn:kizuna:ial:3:aal:1"),
+            ],
         );
         let browser = Browser::for_server(k, server);
         // Below the client's IAL: the identity page offers the providers the client allows.
@@ -319,7 +319,10 @@ async fn a_resident_at_ial1_proves_with_a_jpki_signature_and_the_rp_gets_verifie
         assert!(vc.evidence_has_no_numbers());
 
         let info = userinfo(server, tokens["access_token"].as_str().unwrap()).await;
-        assert_eq!(info["verified_claims"]["claims"]["given_name"], "太郎", "{info}");
+        assert_eq!(
+            info["verified_claims"]["claims"]["given_name"], "太郎",
+            "{info}"
+        );
         assert_eq!(info["name"], "山田 太郎");
         for action in ["assurance.proofing", "assurance.level"] {
             assert_eq!(
@@ -352,9 +355,24 @@ async fn a_resident_at_ial1_proves_with_a_jpki_signature_and_the_rp_gets_verifie
             .unwrap();
         assert_eq!(meta["verified_claims_supported"], true);
         assert_eq!(meta["trust_frameworks_supported"], json!(["nist_800_63A"]));
-        assert!(meta["evidence_supported"].as_array().unwrap().contains(&json!("electronic_signature")));
-        assert!(meta["claims_in_verified_claims_supported"].as_array().unwrap().contains(&json!("birthdate")));
-        assert!(meta["acr_values_supported"].as_array().unwrap().contains(&json!("urn:kizuna:ial:3:aal:2")));
+        assert!(
+            meta["evidence_supported"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("electronic_signature"))
+        );
+        assert!(
+            meta["claims_in_verified_claims_supported"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("birthdate"))
+        );
+        assert!(
+            meta["acr_values_supported"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("urn:kizuna:ial:3:aal:2"))
+        );
     }
 }
 
@@ -365,10 +383,10 @@ trait NoNumbers {
 impl NoNumbers for VerifiedClaims {
     /// Certificate serial numbers and document numbers are never released.
     fn evidence_has_no_numbers(&self) -> bool {
-        self.verification
-            .evidence
-            .iter()
-            .all(|e| e.get("serial_number").is_none() && e["document_details"].get("document_number").is_none())
+        self.verification.evidence.iter().all(|e| {
+            e.get("serial_number").is_none()
+                && e["document_details"].get("document_number").is_none()
+        })
     }
 }
 
@@ -416,12 +434,18 @@ async fn a_challenge_works_once_and_not_after_it_expired() {
         let (status, _) = verify(&env.server, &id, "AAAA", &card).await;
         assert_eq!(status, 422);
         let (status, answer) = verify(&env.server, &id, &card.sign(&c), &card).await;
-        assert_eq!((status, answer["error"].as_str()), (400, Some("invalid_challenge")));
+        assert_eq!(
+            (status, answer["error"].as_str()),
+            (400, Some("invalid_challenge"))
+        );
         // Reused after success.
         let (id, c) = challenge(&browser, None).await;
         assert_eq!(verify(&env.server, &id, &card.sign(&c), &card).await.0, 200);
         let (status, answer) = verify(&env.server, &id, &card.sign(&c), &card).await;
-        assert_eq!((status, answer["error"].as_str()), (400, Some("invalid_challenge")));
+        assert_eq!(
+            (status, answer["error"].as_str()),
+            (400, Some("invalid_challenge"))
+        );
         // Expired.
         let (id, c) = challenge(&browser, None).await;
         let db = database(&env.k).await;
@@ -431,7 +455,10 @@ async fn a_challenge_works_once_and_not_after_it_expired() {
             .await
             .unwrap();
         let (status, answer) = verify(&env.server, &id, &card.sign(&c), &card).await;
-        assert_eq!((status, answer["error"].as_str()), (400, Some("invalid_challenge")));
+        assert_eq!(
+            (status, answer["error"].as_str()),
+            (400, Some("invalid_challenge"))
+        );
         assert!(answer["message"].as_str().unwrap().contains("expired"));
     }
 }
@@ -445,7 +472,10 @@ async fn a_signature_over_another_challenge_is_refused() {
         let (_, first) = challenge(&browser, None).await;
         let (id, _) = challenge(&browser, None).await;
         let (status, answer) = verify(&env.server, &id, &card.sign(&first), &card).await;
-        assert_eq!((status, answer["error"].as_str()), (422, Some("bad_signature")));
+        assert_eq!(
+            (status, answer["error"].as_str()),
+            (422, Some("bad_signature"))
+        );
         assert_eq!(ial(&env.k, &user_id).await, 1);
     }
 }
@@ -458,8 +488,15 @@ async fn a_certificate_without_the_basic_attributes_is_refused() {
         let card = env.ca.card(None, -1, 365).await;
         let (id, c) = challenge(&browser, None).await;
         let (status, answer) = verify(&env.server, &id, &card.sign(&c), &card).await;
-        assert_eq!((status, answer["error"].as_str()), (422, Some("missing_attributes")), "{answer}");
-        assert!(answer["message"].as_str().unwrap().contains("name"), "{answer}");
+        assert_eq!(
+            (status, answer["error"].as_str()),
+            (422, Some("missing_attributes")),
+            "{answer}"
+        );
+        assert!(
+            answer["message"].as_str().unwrap().contains("name"),
+            "{answer}"
+        );
         assert_eq!(ial(&env.k, &user_id).await, 1);
     }
 }
@@ -501,7 +538,11 @@ async fn verified_claims_a_client_is_not_allowed_are_omitted_not_an_error() {
         let rp = rp(&env.k, &["--min-ial", "0"]);
         let claims = verified_claims_request(&["given_name", "birthdate"]);
         let callback = browser
-            .sign_in(&authorize_url(&env.server, &rp, &[("claims", &claims)]), "taro", PASSWORD)
+            .sign_in(
+                &authorize_url(&env.server, &rp, &[("claims", &claims)]),
+                "taro",
+                PASSWORD,
+            )
             .await;
         let tokens = tokens(&env.server, &rp, &callback).await;
         let id_token = claims_of(tokens["id_token"].as_str().unwrap());
@@ -524,7 +565,10 @@ async fn one_card_binds_one_account_and_a_second_binding_is_refused_and_audited(
         assert_eq!(verify(&env.server, &id, &card.sign(&c), &card).await.0, 200);
         let (id, c) = challenge(&other, None).await;
         let (status, answer) = verify(&env.server, &id, &card.sign(&c), &card).await;
-        assert_eq!((status, answer["error"].as_str()), (409, Some("already_bound")));
+        assert_eq!(
+            (status, answer["error"].as_str()),
+            (409, Some("already_bound"))
+        );
         assert_eq!(ial(&env.k, &other_id).await, 1);
         assert_eq!(
             count(
@@ -537,10 +581,11 @@ async fn one_card_binds_one_account_and_a_second_binding_is_refused_and_audited(
         );
         // The identifier is stored only as a keyed hash.
         let db = database(&env.k).await;
-        let stored: Vec<String> = sqlx::query_scalar("SELECT identifier_hash FROM identity_bindings")
-            .fetch_all(db.pool())
-            .await
-            .unwrap();
+        let stored: Vec<String> =
+            sqlx::query_scalar("SELECT identifier_hash FROM identity_bindings")
+                .fetch_all(db.pool())
+                .await
+                .unwrap();
         assert_eq!(stored.len(), 1);
         assert!(stored[0].len() == 64 && !stored[0].contains("JPKI"));
     }
@@ -555,9 +600,16 @@ async fn editing_a_verified_name_drops_the_level() {
         let (id, c) = challenge(&browser, None).await;
         assert_eq!(verify(&env.server, &id, &card.sign(&c), &card).await.0, 200);
         let (_, page) = browser.page("/account/identity").await;
-        assert!(page.contains("id=\"name-warning\"") && page.contains("IAL3"), "{page}");
+        assert!(
+            page.contains("id=\"name-warning\"") && page.contains("IAL3"),
+            "{page}"
+        );
         let done = browser
-            .post("/account/identity", "/account/identity", &[("name", "山田 花子")])
+            .post(
+                "/account/identity",
+                "/account/identity",
+                &[("name", "山田 花子")],
+            )
             .await;
         assert_eq!(done.status(), 303);
         assert_eq!(
@@ -714,20 +766,40 @@ async fn an_ekyc_vendor_result_is_verified_capped_and_not_replayable() {
         let browser = Browser::for_server(&k, &server);
         browser.sign_in_to_account("hanako", PASSWORD).await;
         let (_, page) = browser.page("/account/identity").await;
-        assert!(page.contains("Photo ID and selfie") || page.contains("本人確認書類と顔写真"), "{page}");
+        assert!(
+            page.contains("Photo ID and selfie") || page.contains("本人確認書類と顔写真"),
+            "{page}"
+        );
         let sent = browser
-            .post("/account/identity", "/assurance/webhook/ekyc/start", &[("req", "")])
+            .post(
+                "/account/identity",
+                "/assurance/webhook/ekyc/start",
+                &[("req", "")],
+            )
             .await;
         assert_eq!(sent.status(), 303);
-        assert!(sent.headers()["location"].to_str().unwrap().starts_with(&vendor.url));
+        assert!(
+            sent.headers()["location"]
+                .to_str()
+                .unwrap()
+                .starts_with(&vendor.url)
+        );
         let t = vendor.last();
         let txn = t["transaction_id"].as_str().unwrap();
         let callback = t["callback_url"].as_str().unwrap();
-        assert!(t["return_url"].as_str().unwrap().ends_with("/account/identity"));
+        assert!(
+            t["return_url"]
+                .as_str()
+                .unwrap()
+                .ends_with("/account/identity")
+        );
 
         // A result signed by someone else.
         let (status, answer) = deliver(callback, &vendor.result(txn, 2, true)).await;
-        assert_eq!((status, answer["error"].as_str()), (401, Some("bad_signature")));
+        assert_eq!(
+            (status, answer["error"].as_str()),
+            (401, Some("bad_signature"))
+        );
         assert_eq!(ial(&k, user_id).await, 1);
 
         // The vendor claims IAL3; its ceiling is IAL2.
@@ -750,7 +822,10 @@ async fn an_ekyc_vendor_result_is_verified_capped_and_not_replayable() {
         assert_eq!((status, answer["error"].as_str()), (409, Some("replayed")));
         // A new result for the finished transaction.
         let (status, answer) = deliver(callback, &vendor.result(txn, 2, false)).await;
-        assert_eq!((status, answer["error"].as_str()), (409, Some("unknown_transaction")));
+        assert_eq!(
+            (status, answer["error"].as_str()),
+            (409, Some("unknown_transaction"))
+        );
         let db = database(&k).await;
         let number: Option<String> = sqlx::query_scalar(
             "SELECT evidence_number_hash FROM identity_proofing WHERE user_id = $1",
@@ -764,12 +839,19 @@ async fn an_ekyc_vendor_result_is_verified_capped_and_not_replayable() {
         // A vendor that does not answer in time: a clear page, quickly.
         let began = std::time::Instant::now();
         let slow = browser
-            .post("/account/identity", "/assurance/webhook/slow/start", &[("req", "")])
+            .post(
+                "/account/identity",
+                "/assurance/webhook/slow/start",
+                &[("req", "")],
+            )
             .await;
         assert_eq!(slow.status(), 504);
         assert!(began.elapsed() < std::time::Duration::from_secs(4));
         let text = slow.text().await.unwrap();
-        assert!(text.contains("did not answer") || text.contains("応答しませんでした"), "{text}");
+        assert!(
+            text.contains("did not answer") || text.contains("応答しませんでした"),
+            "{text}"
+        );
         assert_eq!(browser.page("/account/identity").await.0, 200);
     }
 }
@@ -788,8 +870,18 @@ async fn a_registrar_records_an_in_person_check_with_the_document_number_hashed(
             .await
             .unwrap();
         let console = k.json(&[
-            "client", "create", "--name", "console", "--redirect-uri", CALLBACK, "--scope", "openid",
-            "--scope", "kizuna:admin", "--no-consent", "--json",
+            "client",
+            "create",
+            "--name",
+            "console",
+            "--redirect-uri",
+            CALLBACK,
+            "--scope",
+            "openid",
+            "--scope",
+            "kizuna:admin",
+            "--no-consent",
+            "--json",
         ]);
         let console = Rp {
             id: console["client_id"].as_str().unwrap().into(),
@@ -814,24 +906,50 @@ async fn a_registrar_records_an_in_person_check_with_the_document_number_hashed(
             "attributes": {"family_name": "佐藤", "given_name": "次郎", "birthdate": "1975-05-05"},
         });
         let http = reqwest::Client::new();
-        let recorded = http.post(&api).bearer_auth(&token).json(&check).send().await.unwrap();
+        let recorded = http
+            .post(&api)
+            .bearer_auth(&token)
+            .json(&check)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(recorded.status(), 201);
         let record: Value = recorded.json().await.unwrap();
         assert_eq!(record["level"], 3);
         assert_eq!(record["verifier_kind"], "person");
         assert_eq!(record["verifier_id"], registrar["id"]);
         assert_eq!(record["evidence_document"], "driving_permit");
-        let shown: Value = http.get(&api).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+        let shown: Value = http
+            .get(&api)
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         assert_eq!(shown["ial"], 3);
         assert!(!shown.to_string().contains("301234567890"));
         // Bad input: unknown document type, a level a counter does not give, own account.
         for (body, path) in [
-            (json!({"document_type": "library_card", "document_number": "1", "level": 2}), "jiro"),
-            (json!({"document_type": "passport", "document_number": "1", "level": 1}), "jiro"),
-            (json!({"document_type": "passport", "document_number": "1", "level": 2}), "registrar"),
+            (
+                json!({"document_type": "library_card", "document_number": "1", "level": 2}),
+                "jiro",
+            ),
+            (
+                json!({"document_type": "passport", "document_number": "1", "level": 1}),
+                "jiro",
+            ),
+            (
+                json!({"document_type": "passport", "document_number": "1", "level": 2}),
+                "registrar",
+            ),
         ] {
             let refused = http
-                .post(format!("{}/admin/api/v1/users/{path}/proofing", server.public))
+                .post(format!(
+                    "{}/admin/api/v1/users/{path}/proofing",
+                    server.public
+                ))
                 .bearer_auth(&token)
                 .json(&body)
                 .send()
@@ -841,7 +959,13 @@ async fn a_registrar_records_an_in_person_check_with_the_document_number_hashed(
         }
         // An automation client cannot record a check nobody saw.
         let automation = common::service_token(&k, &server.public, "kizuna:admin", None).await;
-        let refused = http.post(&api).bearer_auth(&automation).json(&check).send().await.unwrap();
+        let refused = http
+            .post(&api)
+            .bearer_auth(&automation)
+            .json(&check)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(refused.status(), 403);
         assert_eq!(ial(&k, resident["id"].as_str().unwrap()).await, 3);
     }

@@ -452,9 +452,13 @@ async fn show_proofing(
     )
     .await?;
     let mut conn = idp.core.db.conn().await?;
-    let user = users::find_by_login(&mut conn, &id)
-        .await?
-        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, "not_found", format!("no account {id}")))?;
+    let user = users::find_by_login(&mut conn, &id).await?.ok_or_else(|| {
+        ApiError(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no account {id}"),
+        )
+    })?;
     let record = assurance::current(&mut conn, &user.id).await?;
     Ok(Json(json!({
         "user_id": user.id,

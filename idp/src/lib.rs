@@ -256,7 +256,10 @@ async fn sweep(idp: &Idp) {
         ("DELETE FROM sessions WHERE expires_at < $1", day_ago),
         ("DELETE FROM webauthn_ceremonies WHERE expires_at < $1", now),
         ("DELETE FROM mfa_pending WHERE expires_at < $1", now),
-        ("DELETE FROM proofing_attempts WHERE expires_at < $1", day_ago),
+        (
+            "DELETE FROM proofing_attempts WHERE expires_at < $1",
+            day_ago,
+        ),
         ("DELETE FROM proofing_result_ids WHERE expires_at < $1", now),
         (
             "DELETE FROM mail_outbox WHERE status <> 'queued' AND created_at < $1",

@@ -12,8 +12,8 @@ use kizuna_ca::signer::CustodySigner;
 use kizuna_core::custody::{KeyAlgorithm, KeyHandle};
 use rcgen::{
     BasicConstraints, CertificateParams, CertificateRevocationListParams, CrlDistributionPoint,
-    DnType, DnValue, IsCa, Issuer, KeyIdMethod, KeyUsagePurpose, OtherNameValue,
-    RevokedCertParams, SanType, SerialNumber,
+    DnType, DnValue, IsCa, Issuer, KeyIdMethod, KeyUsagePurpose, OtherNameValue, RevokedCertParams,
+    SanType, SerialNumber,
 };
 use time::{Duration, OffsetDateTime};
 
@@ -90,10 +90,13 @@ impl JpkiCa {
             .unwrap();
         let mut params = CertificateParams::default();
         params.distinguished_name = rcgen::DistinguishedName::new();
+        params.distinguished_name.push(
+            DnType::CountryName,
+            DnValue::PrintableString("JP".try_into().unwrap()),
+        );
         params
             .distinguished_name
-            .push(DnType::CountryName, DnValue::PrintableString("JP".try_into().unwrap()));
-        params.distinguished_name.push(DnType::OrganizationName, "JPKI");
+            .push(DnType::OrganizationName, "JPKI");
         params
             .distinguished_name
             .push(DnType::OrganizationalUnitName, "JPKI for digital signature");
@@ -133,10 +136,13 @@ impl JpkiCa {
         let serial = SerialNumber::from(kizuna_core::secret::random_bytes::<16>().to_vec());
         let mut params = CertificateParams::default();
         params.distinguished_name = rcgen::DistinguishedName::new();
+        params.distinguished_name.push(
+            DnType::CountryName,
+            DnValue::PrintableString("JP".try_into().unwrap()),
+        );
         params
             .distinguished_name
-            .push(DnType::CountryName, DnValue::PrintableString("JP".try_into().unwrap()));
-        params.distinguished_name.push(DnType::LocalityName, "Tokyo");
+            .push(DnType::LocalityName, "Tokyo");
         params
             .distinguished_name
             .push(DnType::CommonName, format!("{serial}"));
@@ -163,9 +169,11 @@ impl JpkiCa {
         params.crl_distribution_points = vec![CrlDistributionPoint {
             uris: vec![self.crl_url.clone()],
         }];
-        params.custom_extensions.extend(kizuna_ca::ext::certificate_policies(&[
-            "1.2.392.200149.8.5.1.1.10".to_string(),
-        ]));
+        params
+            .custom_extensions
+            .extend(kizuna_ca::ext::certificate_policies(&[
+                "1.2.392.200149.8.5.1.1.10".to_string(),
+            ]));
         params.not_before = OffsetDateTime::now_utc() + Duration::days(not_before);
         params.not_after = OffsetDateTime::now_utc() + Duration::days(not_after);
         params.use_authority_key_identifier_extension = true;

@@ -135,7 +135,12 @@ impl AssuranceConfig {
                 ))
             }
         };
-        range("assurance.attempt_ttl_secs", self.attempt_ttl_secs, 60, 3600)?;
+        range(
+            "assurance.attempt_ttl_secs",
+            self.attempt_ttl_secs,
+            60,
+            3600,
+        )?;
         range("assurance.x509.ceiling", self.x509.ceiling as i64, 1, 3)?;
         range("assurance.x509.valid_days", self.x509.valid_days, 1, 3650)?;
         range(
@@ -150,8 +155,18 @@ impl AssuranceConfig {
             1,
             60,
         )?;
-        range("assurance.counter.ceiling", self.counter.ceiling as i64, 1, 3)?;
-        range("assurance.counter.valid_days", self.counter.valid_days, 1, 3650)?;
+        range(
+            "assurance.counter.ceiling",
+            self.counter.ceiling as i64,
+            1,
+            3,
+        )?;
+        range(
+            "assurance.counter.valid_days",
+            self.counter.valid_days,
+            1,
+            3650,
+        )?;
         for path in &self.x509.trust_anchors {
             if !path.is_file() {
                 return Err((
@@ -164,17 +179,13 @@ impl AssuranceConfig {
         for w in &self.webhook {
             let valid_name = !w.name.is_empty()
                 && w.name.len() <= 32
-                && w
-                    .name
+                && w.name
                     .bytes()
                     .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
             if !valid_name || !names.insert(w.name.clone()) {
                 return Err((
                     "assurance.webhook.name",
-                    format!(
-                        "{:?}: names are unique, 1-32 of a-z 0-9 -",
-                        w.name
-                    ),
+                    format!("{:?}: names are unique, 1-32 of a-z 0-9 -", w.name),
                 ));
             }
             if url::Url::parse(&w.start_url).is_err() {
@@ -196,7 +207,12 @@ impl AssuranceConfig {
             }
             range("assurance.webhook.ceiling", w.ceiling as i64, 1, 3)?;
             range("assurance.webhook.valid_days", w.valid_days, 1, 3650)?;
-            range("assurance.webhook.timeout_secs", w.timeout_secs as i64, 1, 120)?;
+            range(
+                "assurance.webhook.timeout_secs",
+                w.timeout_secs as i64,
+                1,
+                120,
+            )?;
             range(
                 "assurance.webhook.max_result_age_secs",
                 w.max_result_age_secs,

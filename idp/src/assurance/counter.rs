@@ -97,7 +97,11 @@ pub async fn record_check(
             "document_number must be 1 to 64 characters".into(),
         ));
     }
-    if check.issuer.as_ref().is_some_and(|i| i.chars().count() > 200) {
+    if check
+        .issuer
+        .as_ref()
+        .is_some_and(|i| i.chars().count() > 200)
+    {
         return Err(AssuranceError::Refused(
             "issuer must be at most 200 characters".into(),
         ));

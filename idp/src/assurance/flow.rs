@@ -173,9 +173,7 @@ pub async fn check(
             target.level()
         )));
     }
-    Ok(Some(Step::Proofing(
-        keep(idp, pending, pending_id).await?,
-    )))
+    Ok(Some(Step::Proofing(keep(idp, pending, pending_id).await?)))
 }
 
 /// The providers a person may use for a client (its list, or every configured one) that can
@@ -215,9 +213,14 @@ mod tests {
     fn the_request_lists_acceptable_combinations() {
         let req = IalRequest::parse(
             &["urn:kizuna:ial:3:aal:2".into(), "urn:kizuna:aal:2".into()],
-            Some(&json!({"id_token": {"acr": {"essential": true, "value": "urn:kizuna:ial:2:aal:3"}}})),
+            Some(
+                &json!({"id_token": {"acr": {"essential": true, "value": "urn:kizuna:ial:2:aal:3"}}}),
+            ),
         );
-        assert_eq!(req.wanted, vec![(Ial::Three, Aal::Two), (Ial::Two, Aal::Three)]);
+        assert_eq!(
+            req.wanted,
+            vec![(Ial::Three, Aal::Two), (Ial::Two, Aal::Three)]
+        );
         assert_eq!(req.min_ial(), Some(Ial::Two));
         assert_eq!(req.min_aal(), Some(Aal::Two));
         assert_eq!(

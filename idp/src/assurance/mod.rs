@@ -454,9 +454,13 @@ pub async fn record(idp: &Idp, user_id: &str, p: Proofing) -> Result<Record, Ass
                 .await?;
         if owner != user_id {
             drop(tx);
-            let event = AuditEvent::new(actor, "assurance.binding_refused", format!("user:{user_id}"))
-                .outcome(Outcome::Denied)
-                .details(json!({"provider": p.provider, "bound_to": owner}));
+            let event = AuditEvent::new(
+                actor,
+                "assurance.binding_refused",
+                format!("user:{user_id}"),
+            )
+            .outcome(Outcome::Denied)
+            .details(json!({"provider": p.provider, "bound_to": owner}));
             idp.core.audit.record(event).await?;
             return Err(AssuranceError::AlreadyBound);
         }
@@ -527,20 +531,23 @@ pub async fn record(idp: &Idp, user_id: &str, p: Proofing) -> Result<Record, Ass
     }
     let after = level(tx.conn(), user_id).await?;
     let mut events = vec![
-        AuditEvent::new(actor.clone(), "assurance.proofing", format!("user:{user_id}")).details(
-            json!({
-                "record": record.id,
-                "provider": record.provider,
-                "level": record.level,
-                "claimed_level": record.claimed_level,
-                "capped": reached < p.claimed,
-                "evidence_type": record.evidence_type,
-                "evidence_document": record.evidence_document,
-                "attributes": record.attributes.keys().collect::<Vec<_>>(),
-                "bound": binding.is_some(),
-                "expires_at": record.expires_at,
-            }),
-        ),
+        AuditEvent::new(
+            actor.clone(),
+            "assurance.proofing",
+            format!("user:{user_id}"),
+        )
+        .details(json!({
+            "record": record.id,
+            "provider": record.provider,
+            "level": record.level,
+            "claimed_level": record.claimed_level,
+            "capped": reached < p.claimed,
+            "evidence_type": record.evidence_type,
+            "evidence_document": record.evidence_document,
+            "attributes": record.attributes.keys().collect::<Vec<_>>(),
+            "bound": binding.is_some(),
+            "expires_at": record.expires_at,
+        })),
     ];
     if after != before {
         events.push(level_event(actor, user_id, before, after, "proofing"));
@@ -585,7 +592,9 @@ pub async fn edit_name(idp: &Idp, user_id: &str, name: &str) -> Result<bool, Ass
     let changes_verified = verified.as_ref().is_some_and(|r| {
         r.attributes.get("name").is_some_and(|v| v != name)
             || (!r.attributes.contains_key("name")
-                && NAME_ATTRIBUTES.iter().any(|a| r.attributes.contains_key(*a)))
+                && NAME_ATTRIBUTES
+                    .iter()
+                    .any(|a| r.attributes.contains_key(*a)))
     });
     if changes_verified {
         sqlx::query(
@@ -606,11 +615,21 @@ pub async fn edit_name(idp: &Idp, user_id: &str, name: &str) -> Result<bool, Ass
     let after = level(tx.conn(), user_id).await?;
     let actor = Actor::user(user_id);
     let mut events = vec![
-        AuditEvent::new(actor.clone(), "user.profile_edit", format!("user:{user_id}"))
-            .details(json!({"attributes": ["name"], "verified_attribute_changed": changes_verified})),
+        AuditEvent::new(
+            actor.clone(),
+            "user.profile_edit",
+            format!("user:{user_id}"),
+        )
+        .details(json!({"attributes": ["name"], "verified_attribute_changed": changes_verified})),
     ];
     if after != before {
-        events.push(level_event(actor, user_id, before, after, "attribute edited"));
+        events.push(level_event(
+            actor,
+            user_id,
+            before,
+            after,
+            "attribute edited",
+        ));
     }
     let entries = audit::append_in(tx.conn(), &events).await?;
     tx.commit().await?;
@@ -771,14 +790,13 @@ pub async fn take_attempt(
     let Some((user_id, challenge, req)) = row else {
         return Ok(None);
     };
-    let spent = sqlx::query(
-        "UPDATE proofing_attempts SET used_at = $1 WHERE id = $2 AND used_at IS NULL",
-    )
-    .bind(now)
-    .bind(id)
-    .execute(tx.conn())
-    .await?
-    .rows_affected();
+    let spent =
+        sqlx::query("UPDATE proofing_attempts SET used_at = $1 WHERE id = $2 AND used_at IS NULL")
+            .bind(now)
+            .bind(id)
+            .execute(tx.conn())
+            .await?
+            .rows_affected();
     tx.commit().await?;
     Ok((spent == 1).then_some(Attempt {
         user_id,

@@ -135,7 +135,9 @@ impl Webhook {
             )));
         }
         let body: serde_json::Value = answer.json().await.map_err(|_| {
-            AssuranceError::Unavailable("the identity verification service answered nonsense".into())
+            AssuranceError::Unavailable(
+                "the identity verification service answered nonsense".into(),
+            )
         })?;
         body["redirect_url"]
             .as_str()
@@ -150,9 +152,15 @@ impl Webhook {
 
     /// Verifies a result and turns it into a proofing of the attempt's person.
     async fn accept(&self, idp: &Idp, body: &str) -> Result<(super::Attempt, Proofing), Refusal> {
-        let jws = Jws::parse(body.trim()).map_err(|_| Refusal::bad("malformed", "the result is not a compact JWS"))?;
-        jws.verify(&self.jwk, &RESULT_ALGS)
-            .map_err(|_| Refusal::new(StatusCode::UNAUTHORIZED, "bad_signature", "the result's signature does not verify with the vendor key"))?;
+        let jws = Jws::parse(body.trim())
+            .map_err(|_| Refusal::bad("malformed", "the result is not a compact JWS"))?;
+        jws.verify(&self.jwk, &RESULT_ALGS).map_err(|_| {
+            Refusal::new(
+                StatusCode::UNAUTHORIZED,
+                "bad_signature",
+                "the result's signature does not verify with the vendor key",
+            )
+        })?;
         let result: VendorResult = jws
             .claims()
             .map_err(|_| Refusal::bad("malformed", "the result's claims are not as documented"))?;
@@ -175,7 +183,11 @@ impl Webhook {
         .rows_affected()
             == 1;
         if !fresh {
-            return Err(Refusal::new(StatusCode::CONFLICT, "replayed", "this result was already delivered"));
+            return Err(Refusal::new(
+                StatusCode::CONFLICT,
+                "replayed",
+                "this result was already delivered",
+            ));
         }
         let attempt = super::take_attempt(idp, &result.txn, &self.id())
             .await
@@ -187,8 +199,9 @@ impl Webhook {
                     "the transaction is unknown, expired or already finished",
                 )
             })?;
-        let kind = EvidenceType::parse(&result.evidence.kind)
-            .ok_or_else(|| Refusal::bad("malformed", "evidence.type is not an IDA evidence type"))?;
+        let kind = EvidenceType::parse(&result.evidence.kind).ok_or_else(|| {
+            Refusal::bad("malformed", "evidence.type is not an IDA evidence type")
+        })?;
         let claimed = Ial::from_level(result.level)
             .ok_or_else(|| Refusal::bad("malformed", "level must be 1, 2 or 3"))?;
         let attributes = super::clean_attributes(&result.claims)
@@ -226,7 +239,11 @@ impl Refusal {
     }
     fn storage(e: sqlx::Error) -> Refusal {
         tracing::error!(error = %e, "eKYC result storage");
-        Refusal::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "storage failure")
+        Refusal::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            "storage failure",
+        )
     }
     fn response(&self) -> Response {
         (self.0, Json(json!({"error": self.1, "message": self.2}))).into_response()
@@ -275,8 +292,12 @@ pub async fn callback(
         Ok(record) => Json(json!({"status": "recorded", "level": record.level})).into_response(),
         Err(e) if e.is_internal() => {
             tracing::error!(error = %e, "recording an eKYC result");
-            Refusal::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "storage failure")
-                .response()
+            Refusal::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                "storage failure",
+            )
+            .response()
         }
         Err(e) => Refusal::new(StatusCode::CONFLICT, "refused", &e.to_string()).response(),
     }

@@ -224,7 +224,9 @@ fn in_validity(cert: &Certificate, now: i64) -> bool {
 
 /// The CRL distribution point URLs (http or https) of a certificate.
 fn crl_urls(cert: &Certificate) -> Vec<String> {
-    let Ok(Some((_, points))) = cert.tbs_certificate().get_extension::<CrlDistributionPoints>()
+    let Ok(Some((_, points))) = cert
+        .tbs_certificate()
+        .get_extension::<CrlDistributionPoints>()
     else {
         return Vec::new();
     };
@@ -332,7 +334,10 @@ impl X509Signature {
             let pem = std::fs::read(path)
                 .map_err(|e| format!("cannot read trust anchor {}: {e}", path.display()))?;
             let certs = Certificate::load_pem_chain(&pem).map_err(|e| {
-                format!("trust anchor {} is not PEM certificates: {e}", path.display())
+                format!(
+                    "trust anchor {} is not PEM certificates: {e}",
+                    path.display()
+                )
             })?;
             anchors.extend(certs);
         }
@@ -463,7 +468,12 @@ impl X509Signature {
 
     /// A current CRL from `url` signed by `issuer`: cached until its nextUpdate or the cache
     /// limit, else fetched.
-    async fn crl(&self, url: &str, issuer: &Certificate, now: i64) -> Result<CertificateList, String> {
+    async fn crl(
+        &self,
+        url: &str,
+        issuer: &Certificate,
+        now: i64,
+    ) -> Result<CertificateList, String> {
         let cached = self
             .crls
             .lock()
@@ -475,17 +485,16 @@ impl X509Signature {
         {
             return Ok(c.crl);
         }
-        let fetched = self
-            .http
-            .get(url)
-            .send()
-            .await
-            .map_err(|e| {
-                format!(
-                    "the CRL at {url} could not be fetched: {}",
-                    if e.is_timeout() { "timed out".to_string() } else { e.without_url().to_string() }
-                )
-            })?;
+        let fetched = self.http.get(url).send().await.map_err(|e| {
+            format!(
+                "the CRL at {url} could not be fetched: {}",
+                if e.is_timeout() {
+                    "timed out".to_string()
+                } else {
+                    e.without_url().to_string()
+                }
+            )
+        })?;
         if !fetched.status().is_success() {
             return Err(format!("the CRL at {url} answered {}", fetched.status()));
         }
@@ -500,10 +509,14 @@ impl X509Signature {
             .or_else(|_| CertificateList::from_pem(&body))
             .map_err(|e| format!("the CRL at {url} is malformed: {e}"))?;
         if !crl_signed_by(&crl, issuer) {
-            return Err(format!("the CRL at {url} is not signed by the certificate's issuer"));
+            return Err(format!(
+                "the CRL at {url} is not signed by the certificate's issuer"
+            ));
         }
         if !current(&crl, now) {
-            return Err(format!("the CRL at {url} is out of date (past its nextUpdate)"));
+            return Err(format!(
+                "the CRL at {url} is out of date (past its nextUpdate)"
+            ));
         }
         if let Ok(mut cache) = self.crls.lock() {
             cache.insert(
@@ -578,8 +591,7 @@ pub async fn new_challenge(
     req: Option<&str>,
 ) -> Result<serde_json::Value, sqlx::Error> {
     let challenge = kizuna_core::secret::random_token();
-    let (id, expires_at) =
-        super::open_attempt(idp, user_id, ID, Some(&challenge), req).await?;
+    let (id, expires_at) = super::open_attempt(idp, user_id, ID, Some(&challenge), req).await?;
     Ok(json!({
         "challenge_id": id,
         "challenge": challenge,
@@ -647,7 +659,9 @@ pub async fn verify(
             "send challenge_id, signature and certificate as JSON",
         );
     };
-    if body.certificate.len() > 16_384 || body.signature.len() > 2048 || body.chain.len() > MAX_CHAIN
+    if body.certificate.len() > 16_384
+        || body.signature.len() > 2048
+        || body.chain.len() > MAX_CHAIN
     {
         return api_error(StatusCode::BAD_REQUEST, "invalid_request", "too large");
     }
@@ -698,7 +712,10 @@ pub async fn verify(
         attributes: checked.attributes,
         expires_at: (now + x509.valid_days * 86_400).min(checked.not_after),
         verifier: Verifier::System(ID.into()),
-        binding: Some(format!("jpki-signature:{}:{}", checked.issuer, checked.serial)),
+        binding: Some(format!(
+            "jpki-signature:{}:{}",
+            checked.issuer, checked.serial
+        )),
     };
     finish(&idp, &attempt, proofing).await
 }

@@ -174,7 +174,11 @@ async fn check_assurance(
     }
 }
 
-pub(crate) async fn keep(idp: &Idp, pending: &Pending, id: Option<String>) -> Result<String, OAuthError> {
+pub(crate) async fn keep(
+    idp: &Idp,
+    pending: &Pending,
+    id: Option<String>,
+) -> Result<String, OAuthError> {
     Ok(match id {
         Some(id) => {
             pending::update(idp, &id, pending).await?;
