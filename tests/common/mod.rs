@@ -6,6 +6,7 @@
 pub mod acme;
 pub mod enroll;
 pub mod pki;
+pub mod upstream;
 
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, Output, Stdio};
