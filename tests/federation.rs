@@ -337,3 +337,464 @@ async fn a_resident_signs_in_through_oidc_provider_and_is_provisioned_just_in_ti
         assert!(audit.contains("hanako"), "the upstream subject is audited");
     }
 }
+
+// ------------------------------------------------------------------------------------------
+// Bad input from an upstream: a small provider of our own that answers as told.
+
+/// How the crafted provider misbehaves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Craft {
+    Good,
+    WrongState,
+    ReplayedNonce,
+    UnknownKey,
+    AlgNone,
+    WrongIssuer,
+    WrongAudience,
+    Expired,
+    ErrorResponse,
+    SlowDiscovery,
+}
+
+struct CraftedState {
+    issuer: String,
+    craft: std::sync::Mutex<Craft>,
+    key: common::acme::Key,
+    rogue: common::acme::Key,
+    codes: std::sync::Mutex<std::collections::HashMap<String, String>>,
+    first_nonce: std::sync::Mutex<Option<String>>,
+}
+
+/// The crafted provider, served in this process until dropped.
+struct CraftedOp {
+    state: std::sync::Arc<CraftedState>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for CraftedOp {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl CraftedOp {
+    async fn start() -> CraftedOp {
+        use axum::routing::{get, post};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let issuer = format!("http://{}", listener.local_addr().unwrap());
+        let state = std::sync::Arc::new(CraftedState {
+            issuer,
+            craft: std::sync::Mutex::new(Craft::Good),
+            key: common::acme::Key::generate(),
+            rogue: common::acme::Key::generate(),
+            codes: Default::default(),
+            first_nonce: Default::default(),
+        });
+        let app = axum::Router::new()
+            .route("/.well-known/openid-configuration", get(crafted_discovery))
+            .route("/jwks", get(crafted_jwks))
+            .route("/authorize", get(crafted_authorize))
+            .route("/token", post(crafted_token))
+            .with_state(state.clone());
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        CraftedOp { state, task }
+    }
+
+    fn issuer(&self) -> String {
+        self.state.issuer.clone()
+    }
+
+    fn set(&self, craft: Craft) {
+        *self.state.craft.lock().unwrap() = craft;
+    }
+}
+
+type Crafted = axum::extract::State<std::sync::Arc<CraftedState>>;
+
+async fn crafted_discovery(axum::extract::State(s): Crafted) -> axum::Json<Value> {
+    if *s.craft.lock().unwrap() == Craft::SlowDiscovery {
+        tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+    }
+    axum::Json(json!({
+        "issuer": s.issuer,
+        "authorization_endpoint": format!("{}/authorize", s.issuer),
+        "token_endpoint": format!("{}/token", s.issuer),
+        "jwks_uri": format!("{}/jwks", s.issuer),
+        "response_types_supported": ["code"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["ES256"],
+        "code_challenge_methods_supported": ["S256"],
+    }))
+}
+
+async fn crafted_jwks(axum::extract::State(s): Crafted) -> axum::Json<Value> {
+    let mut jwk = s.key.jwk();
+    jwk["kid"] = json!("k1");
+    jwk["alg"] = json!("ES256");
+    jwk["use"] = json!("sig");
+    axum::Json(json!({"keys": [jwk]}))
+}
+
+async fn crafted_authorize(
+    axum::extract::State(s): Crafted,
+    axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> axum::response::Redirect {
+    let craft = *s.craft.lock().unwrap();
+    let nonce = q.get("nonce").cloned().unwrap_or_default();
+    s.first_nonce.lock().unwrap().get_or_insert(nonce.clone());
+    let code = kizuna_core::secret::random_token();
+    s.codes.lock().unwrap().insert(code.clone(), nonce);
+    let state = if craft == Craft::WrongState {
+        "forged-state-forged-state-forged-state-000".to_string()
+    } else {
+        q["state"].clone()
+    };
+    let params: Vec<(&str, &str)> = if craft == Craft::ErrorResponse {
+        vec![
+            ("error", "access_denied"),
+            ("error_description", "the person said no"),
+            ("state", &state),
+        ]
+    } else {
+        vec![("code", &code), ("state", &state)]
+    };
+    let to = url::Url::parse_with_params(&q["redirect_uri"], &params).unwrap();
+    axum::response::Redirect::to(to.as_str())
+}
+
+async fn crafted_token(
+    axum::extract::State(s): Crafted,
+    axum::Form(form): axum::Form<std::collections::HashMap<String, String>>,
+) -> axum::Json<Value> {
+    let craft = *s.craft.lock().unwrap();
+    let nonce = match craft {
+        Craft::ReplayedNonce => s.first_nonce.lock().unwrap().clone().unwrap(),
+        _ => s
+            .codes
+            .lock()
+            .unwrap()
+            .remove(&form["code"])
+            .unwrap_or_default(),
+    };
+    let now = kizuna_core::time::now_unix();
+    let (iat, exp) = if craft == Craft::Expired {
+        (now - 300, now - 120)
+    } else {
+        (now, now + 300)
+    };
+    let claims = json!({
+        "iss": if craft == Craft::WrongIssuer { "http://127.0.0.1:1".to_string() } else { s.issuer.clone() },
+        "sub": "crafted-person",
+        "aud": if craft == Craft::WrongAudience { "someone-else" } else { "kizuna" },
+        "iat": iat,
+        "exp": exp,
+        "nonce": nonce,
+        "email": "crafted@hospital.example.jp",
+        "email_verified": true,
+    });
+    let id_token = match craft {
+        Craft::AlgNone => format!(
+            "{}.{}.",
+            URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#),
+            URL_SAFE_NO_PAD.encode(claims.to_string())
+        ),
+        _ => {
+            let (key, kid) = if craft == Craft::UnknownKey {
+                (&s.rogue, "k9")
+            } else {
+                (&s.key, "k1")
+            };
+            let jws = key.sign(
+                &json!({"alg": "ES256", "kid": kid, "typ": "JWT"}),
+                Some(&claims),
+            );
+            format!(
+                "{}.{}.{}",
+                jws["protected"].as_str().unwrap(),
+                jws["payload"].as_str().unwrap(),
+                jws["signature"].as_str().unwrap()
+            )
+        }
+    };
+    axum::Json(json!({
+        "access_token": kizuna_core::secret::random_token(),
+        "token_type": "Bearer",
+        "expires_in": 300,
+        "id_token": id_token,
+    }))
+}
+
+/// A Kizuna install with the crafted provider as upstream `crafted`, and a city service.
+struct CraftedCity {
+    k: Kizuna,
+    server: Server,
+    op: CraftedOp,
+    city: CityService,
+}
+
+async fn crafted_cities() -> Vec<CraftedCity> {
+    let mut out = Vec::new();
+    for k in Kizuna::each_backend().await {
+        let k = k.env("KIZUNA_OIDC__UPSTREAM_TIMEOUT_SECS", "2");
+        let server = city(&k);
+        let op = CraftedOp::start().await;
+        let issuer = op.issuer();
+        serde_json::from_str::<Value>(&k.ok_stdin(
+            &[
+                "upstream",
+                "add",
+                "--alias",
+                "crafted",
+                "--name",
+                "Crafted",
+                "--org",
+                "Hospital",
+                "--issuer",
+                &issuer,
+                "--client-id",
+                "kizuna",
+                "--client-secret-stdin",
+                "--json",
+            ],
+            UPSTREAM_SECRET,
+        ))
+        .unwrap();
+        let city = CityService::register(&k, &server).await;
+        out.push(CraftedCity {
+            k,
+            server,
+            op,
+            city,
+        });
+    }
+    out
+}
+
+fn crafted_browser() -> CrossBrowser {
+    CrossBrowser {
+        upstream: Some("crafted".into()),
+        ..CrossBrowser::default()
+    }
+}
+
+impl CraftedCity {
+    /// A sign-in through the crafted provider that must end on Kizuna's refusal page with
+    /// `status` and `text`; nothing is signed in or created, the server keeps serving, and
+    /// the refusal is audited.
+    async fn refused(&self, status: u16, text: &str) -> String {
+        let users_before = self
+            .k
+            .json(&["user", "list", "--json"])
+            .as_array()
+            .unwrap()
+            .len();
+        let browser = crafted_browser();
+        let attempt = self.city.start(None);
+        let (at, got, html) = match browser.walk(&attempt.url, CALLBACK).await {
+            Arrival::Page(at, got, html) => (at, got, html),
+            Arrival::Arrived(url) => panic!("signed in despite the bad answer: {url}"),
+        };
+        assert_eq!(got, status, "at {at}: {html}");
+        assert!(html.contains(text), "expected {text:?} at {at}:\n{html}");
+        let (account, _) = browser
+            .get(&format!("{}/account", self.server.public))
+            .await;
+        assert_eq!(account, 303, "no session was started");
+        let users_after = self
+            .k
+            .json(&["user", "list", "--json"])
+            .as_array()
+            .unwrap()
+            .len();
+        assert_eq!(users_before, users_after, "no account was created");
+        let (status, _) = browser
+            .get(&format!(
+                "{}/.well-known/openid-configuration",
+                self.server.public
+            ))
+            .await;
+        assert_eq!(status, 200, "the server keeps serving");
+        html
+    }
+
+    fn audited(&self, reason: &str) {
+        let audit = audit_actions(&self.k);
+        assert!(
+            audit
+                .lines()
+                .any(|l| l.contains("\"action\":\"federation.callback\"") && l.contains(reason)),
+            "no audited refusal with {reason:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sane_crafted_upstream_signs_in() {
+    for c in crafted_cities().await {
+        let attempt = c.city.start(None);
+        let back = arrive(&crafted_browser(), &attempt).await;
+        let (claims, _) = c.city.finish(attempt, &back).await;
+        assert_eq!(
+            claims["acr"], "urn:kizuna:aal:1",
+            "nothing claimed, ceiling 1"
+        );
+        assert_eq!(claims["email"], "crafted@hospital.example.jp");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_answer_with_a_wrong_state_is_refused() {
+    for c in crafted_cities().await {
+        c.op.set(Craft::WrongState);
+        c.refused(400, "does not match one started in this browser")
+            .await;
+        c.audited("bad state");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_answer_from_another_browser_is_refused() {
+    for c in crafted_cities().await {
+        // The answer is fetched by a browser that did not start the sign-in (login CSRF).
+        let starter = crafted_browser();
+        let attempt = c.city.start(None);
+        let to_upstream = match starter.walk(&attempt.url, &c.op.issuer()).await {
+            Arrival::Arrived(url) => url,
+            other => panic!("{other:?}"),
+        };
+        let response = starter.http.get(to_upstream).send().await.unwrap();
+        let callback = response.headers()["location"].to_str().unwrap().to_string();
+        let other = crafted_browser();
+        let (status, html) = other.get(&callback).await;
+        assert_eq!(status, 400, "{html}");
+        assert!(html.contains("does not match one started in this browser"));
+        // And the real browser can still finish: the state was not spent by the stranger.
+        match starter.walk(&callback, CALLBACK).await {
+            Arrival::Arrived(back) => {
+                c.city.finish(attempt, &back).await;
+            }
+            other => panic!("{other:?}"),
+        }
+        // A replay of the same answer is refused: the state was used.
+        let (status, _) = starter.get(&callback).await;
+        assert_eq!(status, 400);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_id_token_with_a_replayed_nonce_is_refused() {
+    for c in crafted_cities().await {
+        let attempt = c.city.start(None);
+        let back = arrive(&crafted_browser(), &attempt).await;
+        c.city.finish(attempt, &back).await;
+        c.op.set(Craft::ReplayedNonce);
+        c.refused(502, "could not be verified").await;
+        c.audited("nonce");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_id_token_signed_with_an_unknown_key_is_refused() {
+    for c in crafted_cities().await {
+        c.op.set(Craft::UnknownKey);
+        c.refused(502, "could not be verified").await;
+        c.audited("No matching key");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unsigned_id_token_alg_none_is_refused() {
+    for c in crafted_cities().await {
+        c.op.set(Craft::AlgNone);
+        c.refused(502, "could not be verified").await;
+        c.audited("ID token refused");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_id_token_from_another_issuer_is_refused() {
+    for c in crafted_cities().await {
+        c.op.set(Craft::WrongIssuer);
+        c.refused(502, "could not be verified").await;
+        c.audited("Invalid issuer");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_id_token_for_another_audience_is_refused() {
+    for c in crafted_cities().await {
+        c.op.set(Craft::WrongAudience);
+        c.refused(502, "could not be verified").await;
+        c.audited("Invalid audiences");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_id_token_is_refused() {
+    for c in crafted_cities().await {
+        c.op.set(Craft::Expired);
+        c.refused(502, "could not be verified").await;
+        c.audited("Expired");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_error_response_shows_a_clear_page() {
+    for c in crafted_cities().await {
+        c.op.set(Craft::ErrorResponse);
+        let html = c.refused(403, "was cancelled or refused").await;
+        assert!(html.contains("access_denied"), "{html}");
+        c.audited("upstream error");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_upstream_discovery_times_out_with_a_clear_page() {
+    for c in crafted_cities().await {
+        c.op.set(Craft::SlowDiscovery);
+        let started = std::time::Instant::now();
+        let html = c.refused(502, "cannot be reached").await;
+        assert!(html.contains("did not answer within 2 seconds"), "{html}");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(15),
+            "no hang"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_upstream_discovery_shows_a_clear_page_and_cannot_be_added() {
+    for c in crafted_cities().await {
+        let issuer = c.op.issuer();
+        c.op.task.abort();
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        c.refused(502, "cannot be reached").await;
+        let out = c.k.run(&[
+            "upstream",
+            "add",
+            "--alias",
+            "gone",
+            "--name",
+            "Gone",
+            "--org",
+            "Hospital",
+            "--issuer",
+            &issuer,
+            "--client-id",
+            "kizuna",
+            "--private-key-jwt",
+        ]);
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("discovery document could not be used"),
+            "{stderr}"
+        );
+        assert!(
+            !c.k.ok(&["upstream", "list"]).contains("gone"),
+            "nothing stored"
+        );
+    }
+}

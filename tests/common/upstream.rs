@@ -5,7 +5,7 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{browser, free_port, hidden_field};
+use super::{free_port, hidden_field};
 
 /// A running `oidc-provider`, stopped when dropped.
 pub struct NodeOp {
@@ -84,8 +84,18 @@ pub struct CrossBrowser {
 
 impl Default for CrossBrowser {
     fn default() -> Self {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            reqwest::header::ACCEPT_LANGUAGE,
+            reqwest::header::HeaderValue::from_static("en"),
+        );
         CrossBrowser {
-            http: browser(),
+            http: reqwest::Client::builder()
+                .cookie_store(true)
+                .redirect(reqwest::redirect::Policy::none())
+                .default_headers(headers)
+                .build()
+                .unwrap(),
             upstream: None,
             upstream_login: None,
             password_login: None,
