@@ -18,6 +18,8 @@ use common::upstream::{Arrival, CrossBrowser, NodeOp};
 use common::{Kizuna, Server, node_peers, query_param};
 
 const CALLBACK: &str = "http://127.0.0.1:9/callback";
+const AFTER_LOGOUT: &str = "http://127.0.0.1:9/bye";
+const PASSWORD: &str = "correct horse battery staple";
 const UPSTREAM_SECRET: &str = "upstream-client-secret-upstream-client-secret";
 
 fn http() -> reqwest::Client {
@@ -254,6 +256,54 @@ async fn arrive(browser: &CrossBrowser, attempt: &Attempt) -> url::Url {
 fn audit_actions(k: &Kizuna) -> String {
     assert!(k.ok(&["audit", "verify"]).starts_with("ok: "));
     k.ok(&["audit", "export"])
+}
+
+/// A city with the hospital's oidc-provider as upstream `hospital` and a city service.
+struct HospitalCity {
+    k: Kizuna,
+    server: Server,
+    op: NodeOp,
+    city: CityService,
+}
+
+async fn hospital_cities(node: &std::path::Path, private_key_jwt: bool) -> Vec<HospitalCity> {
+    let mut out = Vec::new();
+    for k in Kizuna::each_backend().await {
+        let server = city(&k);
+        let op = NodeOp::start(
+            node,
+            &kizuna_at_upstream(&server, "hospital", private_key_jwt),
+            &hospital_staff(),
+        );
+        add_upstream(&k, "hospital", &op.issuer, private_key_jwt, &[]);
+        let city = CityService::register(&k, &server).await;
+        out.push(HospitalCity {
+            k,
+            server,
+            op,
+            city,
+        });
+    }
+    out
+}
+
+impl HospitalCity {
+    /// Signs `login` in at the city service through the hospital; the ID token's claims.
+    async fn sign_in(&self, browser: &CrossBrowser) -> (Value, String) {
+        let attempt = self.city.start(None);
+        let back = arrive(browser, &attempt).await;
+        self.city.finish(attempt, &back).await
+    }
+
+    /// Walks a fresh browser through the hospital as `login` to where Kizuna stops.
+    async fn stops_at(&self, login: &str) -> (CrossBrowser, url::Url, u16, String) {
+        let browser = upstream_browser(login);
+        let attempt = self.city.start(None);
+        match browser.walk(&attempt.url, CALLBACK).await {
+            Arrival::Page(at, status, html) => (browser, at, status, html),
+            Arrival::Arrived(url) => panic!("signed in: {url}"),
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -796,5 +846,289 @@ async fn unreachable_upstream_discovery_shows_a_clear_page_and_cannot_be_added()
             !c.k.ok(&["upstream", "list"]).contains("gone"),
             "nothing stored"
         );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_account_is_linked_to_an_existing_account_after_signing_in_to_it() {
+    let Some(node) = node_peers() else { return };
+    for h in hospital_cities(&node, false).await {
+        let taro = h.k.resident("taro", PASSWORD);
+        let (browser, at, status, html) = h.stops_at("taro-upstream").await;
+        assert_eq!((at.path(), status), ("/federation/link", 200), "{html}");
+        assert!(html.contains("Sign in to your city account"), "{html}");
+        assert!(
+            !audit_actions(&h.k).contains("\"action\":\"federation.link\""),
+            "not linked by address"
+        );
+
+        // Sign in to the existing account, then confirm.
+        let signing_in = CrossBrowser {
+            http: browser.http.clone(),
+            password_login: Some(("taro".into(), PASSWORD.into())),
+            ..CrossBrowser::default()
+        };
+        let start = format!("{}/login?next=/federation/link", h.server.public);
+        let page = match signing_in.walk(&start, CALLBACK).await {
+            Arrival::Page(at, 200, html) if at.path() == "/federation/link" => html,
+            other => panic!("{other:?}"),
+        };
+        assert!(
+            page.contains("Link the accounts") && page.contains("taro"),
+            "{page}"
+        );
+        let link_url = format!("{}/federation/link", h.server.public);
+        let linked = browser.post_form(&link_url, "/federation/link", &[]).await;
+        assert_eq!(linked.status(), 303);
+        let resume = url::Url::parse(&link_url)
+            .unwrap()
+            .join(linked.headers()["location"].to_str().unwrap())
+            .unwrap();
+        let back = match browser.walk(resume.as_str(), CALLBACK).await {
+            Arrival::Arrived(url) => url,
+            other => panic!("{other:?}"),
+        };
+        assert!(
+            query_param(&back, "code").is_some(),
+            "the original request continues: {back}"
+        );
+
+        // From now on the upstream signs taro in directly.
+        let (claims, _) = h.sign_in(&upstream_browser("taro-upstream")).await;
+        assert_eq!(claims["sub"], taro["id"]);
+        assert!(claims["amr"].as_array().unwrap().contains(&json!("fed")));
+
+        // taro sees the link on /account and may unlink it (he has a password).
+        let account = CrossBrowser {
+            password_login: Some(("taro".into(), PASSWORD.into())),
+            ..CrossBrowser::default()
+        };
+        let page = match account
+            .walk(
+                &format!("{}/login?next=/account", h.server.public),
+                CALLBACK,
+            )
+            .await
+        {
+            Arrival::Page(_, 200, html) => html,
+            other => panic!("{other:?}"),
+        };
+        assert!(
+            page.contains("Linked organization accounts") && page.contains("City Hospital"),
+            "{page}"
+        );
+        let account_url = format!("{}/account", h.server.public);
+        let removed = account
+            .post_form(
+                &account_url,
+                "/account/links/remove",
+                &[("upstream", "hospital")],
+            )
+            .await;
+        assert_eq!(removed.headers()["location"], "/account?done=link_removed");
+        let (_, at, _, _) = h.stops_at("taro-upstream").await;
+        assert_eq!(
+            at.path(),
+            "/federation/link",
+            "unlinked: linking is asked again"
+        );
+        let audit = audit_actions(&h.k);
+        assert!(audit.contains("\"action\":\"federation.link_required\""));
+        assert!(audit.contains("\"action\":\"federation.link\""));
+        assert!(audit.contains("\"action\":\"federation.unlink\""));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_only_way_to_sign_in_cannot_be_unlinked() {
+    let Some(node) = node_peers() else { return };
+    for h in hospital_cities(&node, false).await {
+        let browser = upstream_browser("hanako");
+        h.sign_in(&browser).await;
+        let account_url = format!("{}/account", h.server.public);
+        let (status, page) = browser.get(&account_url).await;
+        assert_eq!(status, 200);
+        assert!(page.contains("City Hospital"), "{page}");
+        let refused = browser
+            .post_form(
+                &account_url,
+                "/account/links/remove",
+                &[("upstream", "hospital")],
+            )
+            .await;
+        assert_eq!(refused.headers()["location"], "/account?error=last_method");
+        let (_, page) = browser
+            .get(&format!("{account_url}?error=last_method"))
+            .await;
+        assert!(page.contains("only way to sign in"), "{page}");
+        assert!(page.contains("City Hospital"), "still linked");
+        assert!(!audit_actions(&h.k).contains("\"action\":\"federation.unlink\""));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unverified_upstream_email_matching_an_account_never_links_it() {
+    let Some(node) = node_peers() else { return };
+    for h in hospital_cities(&node, false).await {
+        let taro = h.k.resident("taro", PASSWORD);
+        let users =
+            h.k.json(&["user", "list", "--json"])
+                .as_array()
+                .unwrap()
+                .len();
+        let (browser, at, status, html) = h.stops_at("mallory").await;
+        assert_eq!((at.path(), status), ("/federation/link", 200), "{html}");
+        let (account, _) = browser.get(&format!("{}/account", h.server.public)).await;
+        assert_eq!(account, 303, "no session for the existing account");
+        // Confirming without signing in to the account links nothing.
+        let link_url = format!("{}/federation/link", h.server.public);
+        let response = browser.post_form(&link_url, "/federation/link", &[]).await;
+        assert_eq!(response.headers()["location"], "/federation/link");
+        assert_eq!(
+            users,
+            h.k.json(&["user", "list", "--json"])
+                .as_array()
+                .unwrap()
+                .len(),
+            "no new account"
+        );
+        let (_, at, _, _) = h.stops_at("mallory").await;
+        assert_eq!(at.path(), "/federation/link", "still not linked");
+        let audit = audit_actions(&h.k);
+        assert!(audit.contains("\"action\":\"federation.link_required\""));
+        assert!(!audit.contains("\"action\":\"federation.link\""));
+        assert!(!audit.contains(&format!(
+            "\"action\":\"federation.login\",\"target\":\"user:{}",
+            taro["id"].as_str().unwrap()
+        )));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_acr_above_its_ceiling_is_capped() {
+    let Some(node) = node_peers() else { return };
+    for h in hospital_cities(&node, false).await {
+        // kenji's upstream says aal3 (mapped to AAL3/IAL3); the hospital may vouch for AAL2.
+        let browser = upstream_browser("kenji");
+        let (claims, _) = h.sign_in(&browser).await;
+        assert_eq!(claims["acr"], "urn:kizuna:aal:2", "{claims}");
+        let audit = audit_actions(&h.k);
+        let login = audit
+            .lines()
+            .find(|l| l.contains("\"action\":\"federation.provision\""))
+            .unwrap();
+        assert!(
+            login.contains("\"capped\":true") && login.contains("\"upstream_acr\":\"aal3\""),
+            "{login}"
+        );
+        // A service that needs AAL3 is told it cannot be met (kenji has no local factor).
+        let attempt = h.city.start(Some("urn:kizuna:aal:3"));
+        let sso = CrossBrowser {
+            http: browser.http.clone(),
+            ..CrossBrowser::default()
+        };
+        let back = arrive(&sso, &attempt).await;
+        assert_eq!(
+            query_param(&back, "error").as_deref(),
+            Some("unmet_authentication_requirements"),
+            "{back}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kizuna_authenticates_to_the_upstream_with_private_key_jwt() {
+    let Some(node) = node_peers() else { return };
+    for h in hospital_cities(&node, true).await {
+        let (claims, _) = h.sign_in(&upstream_browser("hanako")).await;
+        assert_eq!(claims["email"], "hanako@hospital.example.jp");
+        let (status, jwks) = CrossBrowser::default()
+            .get(&format!("{}/federation/hospital/jwks", h.server.public))
+            .await;
+        assert_eq!(status, 200);
+        let jwks: Value = serde_json::from_str(&jwks).unwrap();
+        assert_eq!(jwks["keys"][0]["kty"], "EC");
+        assert!(jwks["keys"][0].get("d").is_none(), "public only");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_upstreams_back_channel_logout_ends_the_kizuna_session() {
+    let Some(node) = node_peers() else { return };
+    for h in hospital_cities(&node, false).await {
+        let browser = upstream_browser("hanako");
+        h.sign_in(&browser).await;
+        let account_url = format!("{}/account", h.server.public);
+        assert_eq!(browser.get(&account_url).await.0, 200);
+        // The person signs out at the hospital; it tells Kizuna over the back channel.
+        let end = format!("{}/session/end?client_id=kizuna", h.op.issuer);
+        match browser.walk(&end, "http://never.example").await {
+            Arrival::Page(_, status, _) => assert!(status < 400, "{status}"),
+            other => panic!("{other:?}"),
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while browser.get(&account_url).await.0 == 200 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the Kizuna session is still live"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        let audit = audit_actions(&h.k);
+        let line = audit
+            .lines()
+            .find(|l| l.contains("\"action\":\"federation.backchannel_logout\""))
+            .expect("audited");
+        assert!(line.contains("\"sessions_ended\":1"), "{line}");
+        // A replayed or forged logout token is refused with 400.
+        let forged = reqwest::Client::new()
+            .post(format!(
+                "{}/federation/hospital/backchannel-logout",
+                h.server.public
+            ))
+            .form(&[("logout_token", "e30.e30.")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(forged.status(), 400);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_out_at_kizuna_signs_out_at_the_upstream_and_returns_to_the_service() {
+    let Some(node) = node_peers() else { return };
+    for h in hospital_cities(&node, false).await {
+        let browser = upstream_browser("hanako");
+        let (_, id_token) = h.sign_in(&browser).await;
+        let logout = url::Url::parse_with_params(
+            &format!("{}/logout", h.server.public),
+            &[
+                ("id_token_hint", id_token.as_str()),
+                ("post_logout_redirect_uri", AFTER_LOGOUT),
+                ("state", "bye-1"),
+            ],
+        )
+        .unwrap();
+        match browser.walk(logout.as_str(), AFTER_LOGOUT).await {
+            Arrival::Arrived(url) => {
+                assert_eq!(url.as_str(), format!("{AFTER_LOGOUT}?state=bye-1"))
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            browser.get(&format!("{}/account", h.server.public)).await.0,
+            303
+        );
+        // The hospital's session is gone too: a new sign-in asks for the login again.
+        let attempt = h.city.start(None);
+        let no_login = CrossBrowser {
+            http: browser.http.clone(),
+            upstream: Some("hospital".into()),
+            ..CrossBrowser::default()
+        };
+        match no_login.walk(&attempt.url, CALLBACK).await {
+            Arrival::Page(at, _, _) => assert!(at.path().starts_with("/interaction/"), "{at}"),
+            other => panic!("{other:?}"),
+        }
     }
 }

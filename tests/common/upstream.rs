@@ -120,7 +120,7 @@ impl CrossBrowser {
     }
 
     /// Follows `start` until the browser is sent to `destination`, answering sign-in,
-    /// upstream-login and consent pages on the way.
+    /// upstream-login, consent and upstream sign-out confirmation pages on the way.
     pub async fn walk(&self, start: &str, destination: &str) -> Arrival {
         let mut url = url::Url::parse(start).unwrap();
         for _ in 0..40 {
@@ -147,6 +147,16 @@ impl CrossBrowser {
                     };
                     self.post(&url, &path, &[("login".into(), login.clone())])
                         .await
+                } else if html.contains("id=\"op.logoutForm\"") {
+                    self.post(
+                        &url,
+                        "/session/end/confirm",
+                        &[
+                            ("xsrf".into(), field("xsrf")),
+                            ("logout".into(), "yes".into()),
+                        ],
+                    )
+                    .await
                 } else if let Some(alias) = self
                     .upstream
                     .as_ref()
