@@ -60,6 +60,8 @@ impl CityService {
             "--redirect-uri",
             CALLBACK,
             "--no-consent",
+            "--post-logout-redirect-uri",
+            AFTER_LOGOUT,
             "--json",
         ]);
         let http = http();

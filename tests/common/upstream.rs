@@ -37,7 +37,7 @@ impl NodeOp {
             .env("CLIENTS", clients.to_string())
             .env("ACCOUNTS", accounts.to_string())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::inherit())
             .spawn()
             .expect("run node");
         let stdout = super::collect(child.stdout.take().unwrap());

@@ -33,6 +33,9 @@ const provider = new Provider(issuer, {
     rpInitiatedLogout: { enabled: true }
   },
   interactions: { url: (ctx, interaction) => `/interaction/${interaction.uid}` },
+  // Kizuna's JWK Set and back-channel logout endpoint are on loopback in the tests, which
+  // oidc-provider's SSRF guard (its default dispatcher) refuses.
+  fetch: (url, options) => globalThis.fetch(url, { ...options, dispatcher: undefined }),
   ttl: { Session: 3600, Interaction: 600, Grant: 3600, IdToken: 600, AccessToken: 600 }
 })
 
@@ -80,3 +83,6 @@ provider.use(async (ctx, next) => {
 })
 
 provider.listen(port, '127.0.0.1', () => console.log(`upstream oidc-provider listening on ${port}`))
+for (const event of ['grant.error', 'server_error', 'backchannel.error', 'end_session.error']) {
+  provider.on(event, (...args) => console.error(event, args[args.length - 1]))
+}
