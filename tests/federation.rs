@@ -1134,3 +1134,117 @@ async fn signing_out_at_kizuna_signs_out_at_the_upstream_and_returns_to_the_serv
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_kizuna_is_an_upstream_city_to_city() {
+    for k in Kizuna::each_backend().await {
+        let server = city(&k);
+        // The neighbouring city's Kizuna, on another host name (its own cookies).
+        let port = common::free_port();
+        let next = Kizuna::sqlite().env("KIZUNA_PUBLIC_URL", &format!("http://localhost:{port}"));
+        let next_server = next
+            .try_serve(&["--listen", &format!("127.0.0.1:{port}")])
+            .unwrap_or_else(|f| panic!("{f}"));
+        let aiko = next.resident("aiko", PASSWORD);
+        let registered = next.json(&[
+            "client",
+            "create",
+            "--name",
+            "Kashiwa City",
+            "--redirect-uri",
+            &format!("{}/federation/callback", server.public),
+            "--post-logout-redirect-uri",
+            &format!("{}/federation/logout/done", server.public),
+            "--backchannel-logout-uri",
+            &format!("{}/federation/nextcity/backchannel-logout", server.public),
+            "--json",
+        ]);
+        k.ok(&["org", "create", "--name", "Next City", "--kind", "city"]);
+        k.ok_stdin(
+            &[
+                "upstream",
+                "add",
+                "--alias",
+                "nextcity",
+                "--name",
+                "Next City",
+                "--org",
+                "Next City",
+                "--issuer",
+                &next_server.public,
+                "--client-id",
+                registered["client_id"].as_str().unwrap(),
+                "--client-secret-stdin",
+                "--scope",
+                "profile",
+                "--scope",
+                "email",
+                "--max-aal",
+                "2",
+            ],
+            registered["client_secret"].as_str().unwrap(),
+        );
+        let city = CityService::register(&k, &server).await;
+        let browser = CrossBrowser {
+            upstream: Some("nextcity".into()),
+            password_login: Some(("aiko".into(), PASSWORD.into())),
+            ..CrossBrowser::default()
+        };
+        let attempt = city.start(None);
+        let back = arrive(&browser, &attempt).await;
+        let (claims, id_token) = city.finish(attempt, &back).await;
+        assert_eq!(claims["idp"], next_server.public.as_str());
+        assert_eq!(
+            claims["acr"], "urn:kizuna:aal:1",
+            "a password at the next city is AAL1"
+        );
+        assert_eq!(claims["name"], "Taro Yamada");
+        assert!(
+            claims.get("email").is_none(),
+            "not verified there, so not kept: {claims}"
+        );
+        assert!(claims["amr"].as_array().unwrap().contains(&json!("fed")));
+        assert!(
+            audit_actions(&k).contains(aiko["id"].as_str().unwrap()),
+            "the upstream subject is audited"
+        );
+
+        // Signing out here signs out there too, and the next city's back-channel logout
+        // token (Kizuna to Kizuna) verifies.
+        let logout = url::Url::parse_with_params(
+            &format!("{}/logout", server.public),
+            &[
+                ("id_token_hint", id_token.as_str()),
+                ("post_logout_redirect_uri", AFTER_LOGOUT),
+            ],
+        )
+        .unwrap();
+        match browser.walk(logout.as_str(), AFTER_LOGOUT).await {
+            Arrival::Arrived(_) => {}
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            browser
+                .get(&format!("{}/account", next_server.public))
+                .await
+                .0,
+            303
+        );
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        loop {
+            let audit = audit_actions(&k);
+            if let Some(line) = audit
+                .lines()
+                .find(|l| l.contains("\"action\":\"federation.backchannel_logout\""))
+            {
+                assert!(line.contains("\"outcome\":\"success\""), "{line}");
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no logout token from the next city"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    }
+}
