@@ -1248,3 +1248,85 @@ async fn another_kizuna_is_an_upstream_city_to_city() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn home_realm_discovery_sends_an_organization_address_to_its_upstream() {
+    let Some(node) = node_peers() else { return };
+    for h in hospital_cities(&node, false).await {
+        let browser = CrossBrowser::default();
+        let attempt = h.city.start(None);
+        let login = match browser.walk(&attempt.url, CALLBACK).await {
+            Arrival::Page(at, 200, html) if at.path() == "/login" => (at, html),
+            other => panic!("{other:?}"),
+        };
+        assert!(
+            login.1.contains("Sign in with City Hospital"),
+            "{}",
+            login.1
+        );
+        assert!(login.1.contains("name=\"email\""), "the address field");
+        let req = common::hidden_field(&login.1, "req").unwrap();
+        let sent = browser
+            .post_form(
+                login.0.as_str(),
+                "/login/federated",
+                &[("req", &req), ("email", "Hanako@Hospital.Example.JP")],
+            )
+            .await;
+        assert_eq!(sent.status(), 303);
+        let to = url::Url::parse(sent.headers()["location"].to_str().unwrap()).unwrap();
+        assert!(to.as_str().starts_with(&h.op.issuer), "{to}");
+        assert_eq!(
+            query_param(&to, "login_hint").as_deref(),
+            Some("hanako@hospital.example.jp")
+        );
+        assert_eq!(
+            query_param(&to, "code_challenge_method").as_deref(),
+            Some("S256")
+        );
+        assert!(query_param(&to, "nonce").is_some() && query_param(&to, "state").is_some());
+        let unknown = browser
+            .post_form(
+                login.0.as_str(),
+                "/login/federated",
+                &[("req", &req), ("email", "someone@elsewhere.example")],
+            )
+            .await;
+        assert_eq!(unknown.status(), 401);
+        assert!(
+            unknown
+                .text()
+                .await
+                .unwrap()
+                .contains("no organization sign-in for this address")
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disabled_upstream_is_not_offered_and_its_answers_are_refused() {
+    for c in crafted_cities().await {
+        let browser = crafted_browser();
+        let attempt = c.city.start(None);
+        let at_upstream = match browser.walk(&attempt.url, &c.op.issuer()).await {
+            Arrival::Arrived(url) => url,
+            other => panic!("{other:?}"),
+        };
+        c.k.ok(&["upstream", "disable", "crafted"]);
+        assert!(c.k.ok(&["upstream", "list"]).contains("disabled"));
+        let (status, html) = match browser.walk(at_upstream.as_str(), CALLBACK).await {
+            Arrival::Page(_, status, html) => (status, html),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(status, 403, "{html}");
+        assert!(html.contains("switched off"), "{html}");
+        let attempt = c.city.start(None);
+        match CrossBrowser::default().walk(&attempt.url, CALLBACK).await {
+            Arrival::Page(_, 200, html) => {
+                assert!(!html.contains("upstream-crafted"), "not offered")
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(audit_actions(&c.k).contains("\"action\":\"upstream.disable\""));
+    }
+}
