@@ -18,6 +18,7 @@ pub mod consent;
 pub mod device;
 pub mod discovery;
 pub mod error;
+pub mod federation;
 pub mod introspect;
 pub mod keys;
 pub mod login;
@@ -57,6 +58,8 @@ pub struct IdpState {
     pub http: reqwest::Client,
     pub remote_jwks: client_auth::RemoteJwks,
     pub clients: clients::ClientCache,
+    /// The broker's client for upstream providers.
+    pub federation: federation::Federation,
     pub mfa: Arc<MfaConfig>,
     pub passkeys: mfa::webauthn::Passkeys,
     /// The SMTP relay for notifications; `None` keeps mail in the outbox.
@@ -83,6 +86,10 @@ impl Idp {
         mail: MailConfig,
         assurance: AssuranceConfig,
     ) -> Result<Idp, String> {
+        let federation = federation::Federation::new(
+            config.upstream_timeout_secs as u64,
+            config.upstream_clock_skew_secs,
+        );
         let config = Arc::new(config);
         let passkeys = mfa::webauthn::Passkeys::new(&core.public_url, &mfa)?;
         let mailer = mfa::notify::mailer(&mail)?;
@@ -100,6 +107,7 @@ impl Idp {
             http,
             remote_jwks: client_auth::RemoteJwks::default(),
             clients: clients::ClientCache::default(),
+            federation,
             mfa: Arc::new(mfa),
             passkeys,
             mailer,
@@ -202,6 +210,29 @@ pub fn router(idp: Idp) -> Router {
             "/assurance/webhook/{name}/callback",
             post(assurance::webhook::callback),
         )
+        .route("/login/federated", post(pages::federation::start))
+        .route("/federation/callback", get(pages::federation::callback))
+        .route(
+            "/federation/link",
+            get(pages::federation::link_page).post(pages::federation::link),
+        )
+        .route(
+            "/federation/link/cancel",
+            post(pages::federation::cancel_link),
+        )
+        .route(
+            "/federation/logout/done",
+            get(pages::federation::logged_out),
+        )
+        .route(
+            "/federation/{alias}/backchannel-logout",
+            post(pages::federation::backchannel_logout),
+        )
+        .route(
+            "/federation/{alias}/jwks",
+            get(pages::federation::client_jwks),
+        )
+        .route("/account/links/remove", post(pages::account::unlink))
         .with_state(idp)
 }
 
@@ -261,6 +292,19 @@ async fn sweep(idp: &Idp) {
             day_ago,
         ),
         ("DELETE FROM proofing_result_ids WHERE expires_at < $1", now),
+        (
+            "DELETE FROM upstream_authorizations WHERE expires_at < $1",
+            now,
+        ),
+        (
+            "DELETE FROM federation_link_requests WHERE expires_at < $1",
+            now,
+        ),
+        ("DELETE FROM federation_logouts WHERE expires_at < $1", now),
+        (
+            "DELETE FROM federated_sessions WHERE created_at < $1 AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.sid = federated_sessions.sid)",
+            day_ago,
+        ),
         (
             "DELETE FROM mail_outbox WHERE status <> 'queued' AND created_at < $1",
             now - 90 * 86_400,

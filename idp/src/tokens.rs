@@ -13,6 +13,7 @@ use kizuna_core::{jose, secret};
 use crate::Idp;
 use crate::clients::Client;
 use crate::error::OAuthError;
+use crate::federation::accounts::AMR_FED;
 use crate::users::UserRecord;
 
 /// The token endpoint's success response (RFC 6749 §5.1).
@@ -164,6 +165,11 @@ pub async fn id_token(
     }
     if let Some(sid) = &auth.sid {
         claims.insert("sid".into(), json!(sid));
+        if auth.amr.iter().any(|a| a == AMR_FED)
+            && let Some(issuer) = crate::federation::accounts::session_upstream(idp, sid).await?
+        {
+            claims.insert("idp".into(), json!(issuer));
+        }
     }
     if let Some(at) = access_token {
         claims.insert("at_hash".into(), json!(half_hash(at)));
