@@ -210,6 +210,10 @@ pub fn router(idp: Idp) -> Router {
             "/assurance/webhook/{name}/callback",
             post(assurance::webhook::callback),
         )
+        .route(
+            "/assurance/jpki-oidc/{alias}/start",
+            post(assurance::jpki_oidc::start),
+        )
         .route("/login/federated", post(pages::federation::start))
         .route("/federation/callback", get(pages::federation::callback))
         .route(

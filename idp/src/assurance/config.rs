@@ -20,6 +20,27 @@ pub struct AssuranceConfig {
     pub webhook: Vec<WebhookConfig>,
     /// In-person checks at a counter (`counter`), recorded by registrars.
     pub counter: CounterConfig,
+    /// Upstream OpenID providers that are the JPKI OP (`jpki-oidc:<alias>`).
+    pub jpki_oidc: JpkiOidcConfig,
+}
+
+/// The My Number card through an upstream OpenID provider.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JpkiOidcConfig {
+    /// Aliases of federation upstreams (`kizuna upstream add --alias …`) that are the JPKI
+    /// OP: their answers prove IAL3, capped by the upstream's trust ceiling.
+    pub upstreams: Vec<String>,
+    pub valid_days: i64,
+}
+
+impl Default for JpkiOidcConfig {
+    fn default() -> Self {
+        JpkiOidcConfig {
+            upstreams: Vec::new(),
+            valid_days: 1825,
+        }
+    }
 }
 
 impl Default for AssuranceConfig {
@@ -30,6 +51,7 @@ impl Default for AssuranceConfig {
             x509: X509Config::default(),
             webhook: Vec::new(),
             counter: CounterConfig::default(),
+            jpki_oidc: JpkiOidcConfig::default(),
         }
     }
 }

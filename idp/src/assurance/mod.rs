@@ -1,12 +1,14 @@
 //! Identity assurance: how well a person's identity was proven (NIST SP 800-63A IAL1–3),
 //! the proofing records that say so, the providers that raise the level (a signature
-//! certificate, an eKYC vendor, a registrar at a counter), one-person-one-account bindings,
+//! certificate, an eKYC vendor, a registrar at a counter, the JPKI OpenID provider through
+//! the federation's upstream client), one-person-one-account bindings,
 //! and what a client may ask for. `docs/assurance.md` explains the levels and choices.
 
 pub mod claims;
 pub mod config;
 pub mod counter;
 pub mod flow;
+pub mod jpki_oidc;
 pub mod pages;
 pub mod webhook;
 pub mod x509_signature;
@@ -286,6 +288,9 @@ impl Assurance {
         }
         for w in &webhooks {
             providers.push(w.clone());
+        }
+        for alias in &config.jpki_oidc.upstreams {
+            providers.push(Arc::new(jpki_oidc::JpkiOidc::new(alias)));
         }
         providers.push(Arc::new(counter::Counter::new(&config.counter)));
         Ok(Assurance {

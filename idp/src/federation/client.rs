@@ -215,6 +215,12 @@ pub enum Continuation {
         req: Option<String>,
         next: Option<String>,
     },
+    /// Identity proofing of the signed-in account `user_id` (`jpki-oidc`), then back to the
+    /// authorization request `req` when there is one.
+    Proofing {
+        user_id: String,
+        req: Option<String>,
+    },
 }
 
 /// A started upstream authorization: where to send the browser, and the cookie that binds

@@ -166,6 +166,10 @@ async fn proceed(
         Continuation::SignIn { req, next } => {
             continue_to(idp, req.as_deref(), next.as_deref(), cookies, true).await
         }
+        Continuation::Proofing { req, .. } => see_other(
+            &crate::assurance::pages::continue_path(req.as_deref()),
+            None,
+        ),
     }
 }
 
@@ -180,6 +184,13 @@ pub async fn callback(
         Err(refused) if refused.error.is_internal() => return internal_error(),
         Err(refused) => return refused_page(&refused),
     };
+    if let Continuation::Proofing { user_id, .. } = &continuation {
+        return match crate::assurance::jpki_oidc::record(&idp, &headers, &identity, user_id).await
+        {
+            Ok(()) => proceed(&idp, &continuation, Vec::new()).await,
+            Err(page) => page,
+        };
+    }
     match accounts::sign_in(&idp, &identity, &continuation, &headers).await {
         Ok(Resolution::SignedIn(signed_in)) => {
             proceed(&idp, &continuation, signed_in.cookies).await
