@@ -11,7 +11,8 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use common::jpki::{Card, CrlServer, Holder, JpkiCa};
-use common::{Browser, Kizuna, Landing, Server, database, hidden_field, query_param};
+use common::upstream::{Arrival, CrossBrowser, NodeOp};
+use common::{Browser, Kizuna, Landing, Server, database, free_port, hidden_field, query_param};
 use openidconnect::core::{
     CoreGenderClaim, CoreJsonWebKeySet, CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm,
 };
@@ -288,25 +289,7 @@ async fn a_resident_at_ial1_proves_with_a_jpki_signature_and_the_rp_gets_verifie
         assert_eq!(claims_of(id_token)["acr"], "urn:kizuna:ial:3:aal:1");
 
         // The RP (openidconnect crate) verifies the ID token and reads verified_claims.
-        let http = reqwest::Client::new();
-        let jwks = CoreJsonWebKeySet::fetch_async(
-            &JsonWebKeySetUrl::new(format!("{}/jwks", server.public)).unwrap(),
-            &http,
-        )
-        .await
-        .unwrap();
-        let verifier = IdTokenVerifier::new_confidential_client(
-            ClientId::new(rp.id.clone()),
-            ClientSecret::new(rp.secret.clone()),
-            IssuerUrl::new(server.public.clone()).unwrap(),
-            jwks,
-        )
-        .set_allowed_algs(vec![CoreJwsSigningAlgorithm::EcdsaP256Sha256]);
-        let parsed: IdaIdToken = id_token.parse().unwrap();
-        let claims = parsed
-            .claims(&verifier, &Nonce::new("n-1".into()))
-            .expect("ID token verifies");
-        let vc = &claims.additional_claims().verified_claims;
+        let vc = &rp_verified_claims(server, &rp, id_token).await;
         assert_eq!(vc.verification.trust_framework, "nist_800_63A");
         assert_eq!(vc.verification.assurance_level.as_deref(), Some("ial3"));
         assert!(!vc.verification.time.is_empty());
@@ -374,6 +357,30 @@ async fn a_resident_at_ial1_proves_with_a_jpki_signature_and_the_rp_gets_verifie
                 .contains(&json!("urn:kizuna:ial:3:aal:2"))
         );
     }
+}
+
+/// What an RP built on the `openidconnect` crate reads: the ID token verified against
+/// Kizuna's JWK Set (signature, issuer, audience, nonce `n-1`), then its `verified_claims`.
+async fn rp_verified_claims(server: &Server, rp: &Rp, id_token: &str) -> VerifiedClaims {
+    let http = reqwest::Client::new();
+    let jwks = CoreJsonWebKeySet::fetch_async(
+        &JsonWebKeySetUrl::new(format!("{}/jwks", server.public)).unwrap(),
+        &http,
+    )
+    .await
+    .unwrap();
+    let verifier = IdTokenVerifier::new_confidential_client(
+        ClientId::new(rp.id.clone()),
+        ClientSecret::new(rp.secret.clone()),
+        IssuerUrl::new(server.public.clone()).unwrap(),
+        jwks,
+    )
+    .set_allowed_algs(vec![CoreJwsSigningAlgorithm::EcdsaP256Sha256]);
+    let parsed: IdaIdToken = id_token.parse().unwrap();
+    let claims = parsed
+        .claims(&verifier, &Nonce::new("n-1".into()))
+        .expect("ID token verifies");
+    claims.additional_claims().verified_claims.clone()
 }
 
 trait NoNumbers {
@@ -986,5 +993,233 @@ async fn without_an_allowed_provider_the_client_gets_unmet_authentication_requir
             Some("unmet_authentication_requirements")
         );
         assert_eq!(query_param(&callback, "state").as_deref(), Some("st"));
+    }
+}
+
+/// The My Number card OP, shaped like the Digital Agency's: the four basic attributes as
+/// scopes, `acr_values` `aal3` and `crl`, PKCE required, Kizuna authenticating with
+/// `private_key_jwt`.
+fn jpki_op(node: &std::path::Path, server: &Server, alias: &str) -> NodeOp {
+    NodeOp::start_shaped(
+        node,
+        free_port(),
+        &json!([{
+            "client_id": "kizuna",
+            "redirect_uris": [format!("{}/federation/callback", server.public)],
+            "response_types": ["code"],
+            "grant_types": ["authorization_code"],
+            "token_endpoint_auth_method": "private_key_jwt",
+            "jwks_uri": format!("{}/federation/{alias}/jwks", server.public),
+            "scope": "openid name address birthdate gender",
+        }]),
+        &json!({
+            "card-holder": {
+                "claims": {"name": "鈴木\u{3000}一郎", "address": {"formatted": "千葉県柏市若柴一七八番地"},
+                           "birthdate": "1985-07-07", "gender": "male"},
+                "acr": "aal3", "amr": ["hwk", "pin"],
+            },
+        }),
+        &[
+            (
+                "SCOPE_CLAIMS",
+                json!({"openid": ["sub"], "name": ["name"], "address": ["address"],
+                       "birthdate": ["birthdate"], "gender": ["gender"]}),
+            ),
+            ("ACR_VALUES", json!(["aal3", "crl"])),
+        ],
+    )
+}
+
+fn add_jpki_upstream(k: &Kizuna, alias: &str, issuer: &str, max_ial: &str) {
+    k.json(&[
+        "upstream",
+        "add",
+        "--alias",
+        alias,
+        "--name",
+        "My Number card",
+        "--org",
+        "Digital Agency",
+        "--issuer",
+        issuer,
+        "--client-id",
+        "kizuna",
+        "--scope",
+        "name",
+        "--scope",
+        "address",
+        "--scope",
+        "birthdate",
+        "--scope",
+        "gender",
+        "--acr-value",
+        "aal3",
+        "--acr-value",
+        "crl",
+        "--acr-map",
+        "aal3=3:3",
+        "--max-ial",
+        max_ial,
+        "--max-aal",
+        "3",
+        "--no-jit",
+        "--private-key-jwt",
+        "--json",
+    ]);
+}
+
+/// Walks a resident signed in with a password to the identity page of a sign-in at `rp`,
+/// presses the provider's button and walks on to the RP's callback.
+async fn through_provider(
+    browser: &CrossBrowser,
+    server: &Server,
+    rp: &Rp,
+    provider_path: &str,
+    extra: &[(&str, &str)],
+) -> Arrival {
+    let url = authorize_url(server, rp, extra);
+    let Arrival::Page(at, 200, html) = browser.walk(&url, CALLBACK).await else {
+        panic!("expected the identity page");
+    };
+    assert!(at.path().starts_with("/account/identity"), "{at}");
+    assert!(
+        html.contains(&format!("action=\"{provider_path}\"")),
+        "{html}"
+    );
+    let req = hidden_field(&html, "req").unwrap();
+    let sent = browser
+        .post_form(at.as_str(), provider_path, &[("req", &req)])
+        .await;
+    assert_eq!(sent.status(), 303);
+    let to = sent.headers()["location"].to_str().unwrap().to_string();
+    browser.walk(&to, CALLBACK).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resident_at_ial1_goes_through_the_jpki_op_and_comes_back_at_ial3() {
+    let Some(node) = common::node_peers() else {
+        return;
+    };
+    for k in Kizuna::each_backend().await {
+        std::fs::write(
+            k.dir.path().join("kizuna.toml"),
+            "[assurance.jpki_oidc]\nupstreams = [\"jpki\", \"jpki-lite\"]\n",
+        )
+        .unwrap();
+        let server = k.serve();
+        k.ok(&[
+            "org",
+            "create",
+            "--name",
+            "Digital Agency",
+            "--kind",
+            "service-provider",
+        ]);
+        let op = jpki_op(&node, &server, "jpki");
+        add_jpki_upstream(&k, "jpki", &op.issuer, "3");
+        let service = rp(
+            &k,
+            &[
+                "--min-ial",
+                "3",
+                "--verified-claim",
+                "family_name",
+                "--verified-claim",
+                "given_name",
+                "--verified-claim",
+                "birthdate",
+                "--verified-claim",
+                "address",
+                "--verified-claim",
+                "gender",
+                "--proofing-provider",
+                "jpki-oidc:jpki",
+            ],
+        );
+        let user = k.resident("ichiro", PASSWORD);
+        let user_id = user["id"].as_str().unwrap();
+        let browser = CrossBrowser {
+            upstream_login: Some("card-holder".into()),
+            password_login: Some(("ichiro".into(), PASSWORD.into())),
+            ..CrossBrowser::default()
+        };
+        let claims = verified_claims_request(&[
+            "family_name",
+            "given_name",
+            "birthdate",
+            "address",
+            "gender",
+        ]);
+        let arrival = through_provider(
+            &browser,
+            &server,
+            &service,
+            "/assurance/jpki-oidc/jpki/start",
+            &[
+                ("claims", &claims),
+                ("acr_values", "urn:kizuna:ial:3:aal:1"),
+            ],
+        )
+        .await;
+        let Arrival::Arrived(callback) = arrival else {
+            panic!("did not come back: {arrival:?}");
+        };
+        assert_eq!(ial(&k, user_id).await, 3);
+        let tokens = tokens(&server, &service, &callback).await;
+        let id_token = tokens["id_token"].as_str().unwrap();
+        assert_eq!(claims_of(id_token)["acr"], "urn:kizuna:ial:3:aal:1");
+        // The resident is still the same local account, signed in with a password.
+        assert_eq!(claims_of(id_token)["sub"], user["id"]);
+        let vc = rp_verified_claims(&server, &service, id_token).await;
+        assert_eq!(vc.verification.assurance_level.as_deref(), Some("ial3"));
+        assert_eq!(vc.claims["family_name"], "鈴木");
+        assert_eq!(vc.claims["given_name"], "一郎");
+        assert_eq!(vc.claims["birthdate"], "1985-07-07");
+        assert_eq!(vc.claims["gender"], "male");
+        assert_eq!(
+            vc.claims["address"]["formatted"],
+            "千葉県柏市若柴一七八番地"
+        );
+        assert!(vc.evidence_has_no_numbers());
+
+        // An upstream vetted only to IAL2 cannot give more: capped, and the client's IAL3
+        // requirement stays unmet.
+        let lite = jpki_op(&node, &server, "jpki-lite");
+        add_jpki_upstream(&k, "jpki-lite", &lite.issuer, "2");
+        let rp2 = rp(
+            &k,
+            &[
+                "--min-ial",
+                "3",
+                "--proofing-provider",
+                "jpki-oidc:jpki-lite",
+            ],
+        );
+        k.resident("jiro", PASSWORD);
+        let browser = CrossBrowser {
+            upstream_login: Some("card-holder".into()),
+            password_login: Some(("jiro".into(), PASSWORD.into())),
+            ..CrossBrowser::default()
+        };
+        let arrival = through_provider(
+            &browser,
+            &server,
+            &rp2,
+            "/assurance/jpki-oidc/jpki-lite/start",
+            &[],
+        )
+        .await;
+        let Arrival::Page(at, 200, _) = arrival else {
+            panic!("expected the identity page again: {arrival:?}");
+        };
+        assert!(at.path().starts_with("/account/identity"), "{at}");
+        let db = database(&k).await;
+        let (level, claimed): (i64, i64) = sqlx::query_as(
+            "SELECT p.level, p.claimed_level FROM identity_proofing p JOIN users u ON u.id = p.user_id WHERE u.username = 'jiro'",
+        )
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+        assert_eq!((level, claimed), (2, 3));
     }
 }

@@ -31,7 +31,22 @@ impl NodeOp {
         clients: &serde_json::Value,
         accounts: &serde_json::Value,
     ) -> NodeOp {
-        let mut child = Command::new("node")
+        NodeOp::start_shaped(node_dir, port, clients, accounts, &[])
+    }
+
+    /// The same, with extra settings of the script (`SCOPE_CLAIMS`, `ACR_VALUES`).
+    pub fn start_shaped(
+        node_dir: &std::path::Path,
+        port: u16,
+        clients: &serde_json::Value,
+        accounts: &serde_json::Value,
+        settings: &[(&str, serde_json::Value)],
+    ) -> NodeOp {
+        let mut command = Command::new("node");
+        for (key, value) in settings {
+            command.env(key, value.to_string());
+        }
+        let mut child = command
             .arg(node_dir.join("upstream-op.mjs"))
             .env("PORT", port.to_string())
             .env("CLIENTS", clients.to_string())

@@ -1,6 +1,8 @@
 // panva's oidc-provider as an organization's identity provider upstream of Kizuna (the
 // federation tests and bench/federation.sh). PORT is the port; CLIENTS a JSON array of client
-// registrations; ACCOUNTS a JSON object of login -> {claims, acr, amr}. The login page takes
+// registrations; ACCOUNTS a JSON object of login -> {claims, acr, amr}; SCOPE_CLAIMS (optional)
+// a JSON object of scope -> claims and ACR_VALUES (optional) a JSON array, for a provider
+// shaped like another (the My Number card OP's attribute scopes). The login page takes
 // only a login name (the account table stands in for a real password check); consent is
 // granted for the requested scopes.
 import Provider from 'oidc-provider'
@@ -8,6 +10,15 @@ import Provider from 'oidc-provider'
 const port = Number(process.env.PORT || 3000)
 const accounts = JSON.parse(process.env.ACCOUNTS || '{}')
 const issuer = `http://127.0.0.1:${port}`
+const scopeClaims = process.env.SCOPE_CLAIMS
+  ? JSON.parse(process.env.SCOPE_CLAIMS)
+  : {
+      openid: ['sub'],
+      email: ['email', 'email_verified'],
+      profile: ['name', 'birthdate', 'name_kana'],
+      address: ['address'],
+      groups: ['groups']
+    }
 
 const provider = new Provider(issuer, {
   clients: JSON.parse(process.env.CLIENTS || '[]'),
@@ -16,15 +27,9 @@ const provider = new Provider(issuer, {
     if (!account) return undefined
     return { accountId: id, claims: async () => ({ sub: id, ...account.claims }) }
   },
-  claims: {
-    openid: ['sub'],
-    email: ['email', 'email_verified'],
-    profile: ['name', 'birthdate', 'name_kana'],
-    address: ['address'],
-    groups: ['groups']
-  },
-  scopes: ['openid', 'email', 'profile', 'address', 'groups'],
-  acrValues: ['aal1', 'aal2', 'aal3'],
+  claims: scopeClaims,
+  scopes: Object.keys(scopeClaims),
+  acrValues: JSON.parse(process.env.ACR_VALUES || '["aal1", "aal2", "aal3"]'),
   pkce: { required: () => true },
   cookies: { keys: ['upstream-op-test-cookie-key'] },
   features: {

@@ -63,7 +63,10 @@ impl ProofingProvider for JpkiOidc {
 fn text(claims: &serde_json::Map<String, Value>, name: &str) -> Option<String> {
     match claims.get(name)? {
         Value::String(s) => Some(s.clone()),
-        Value::Object(o) => o.get("formatted").and_then(Value::as_str).map(str::to_string),
+        Value::Object(o) => o
+            .get("formatted")
+            .and_then(Value::as_str)
+            .map(str::to_string),
         _ => None,
     }
 }
@@ -74,9 +77,7 @@ fn attributes(identity: &UpstreamIdentity) -> Result<Attributes, AssuranceError>
     let mut raw = std::collections::BTreeMap::new();
     let m = &identity.mapped;
     if let Some(name) = m.name.clone().or_else(|| text(&identity.claims, "name")) {
-        if let Some((family, given)) = name
-            .split_once('\u{3000}')
-            .or_else(|| name.split_once(' '))
+        if let Some((family, given)) = name.split_once('\u{3000}').or_else(|| name.split_once(' '))
         {
             raw.insert("family_name".to_string(), family.to_string());
             raw.insert("given_name".to_string(), given.to_string());
@@ -85,7 +86,12 @@ fn attributes(identity: &UpstreamIdentity) -> Result<Attributes, AssuranceError>
     }
     for (attribute, value) in [
         ("birthdate", m.birthdate.clone()),
-        ("address", m.address.clone().or_else(|| text(&identity.claims, "address"))),
+        (
+            "address",
+            m.address
+                .clone()
+                .or_else(|| text(&identity.claims, "address")),
+        ),
         ("gender", text(&identity.claims, "gender")),
     ] {
         if let Some(v) = value {
@@ -167,7 +173,10 @@ pub async fn record(
         attributes,
         expires_at: now + idp.assurance.config.jpki_oidc.valid_days * 86_400,
         verifier: Verifier::System(provider.clone()),
-        binding: Some(format!("jpki-oidc:{}:{}", identity.issuer, identity.subject)),
+        binding: Some(format!(
+            "jpki-oidc:{}:{}",
+            identity.issuer, identity.subject
+        )),
     };
     match super::record(idp, user_id, proofing).await {
         Ok(_) => Ok(()),

@@ -185,8 +185,7 @@ pub async fn callback(
         Err(refused) => return refused_page(&refused),
     };
     if let Continuation::Proofing { user_id, .. } = &continuation {
-        return match crate::assurance::jpki_oidc::record(&idp, &headers, &identity, user_id).await
-        {
+        return match crate::assurance::jpki_oidc::record(&idp, &headers, &identity, user_id).await {
             Ok(()) => proceed(&idp, &continuation, Vec::new()).await,
             Err(page) => page,
         };
