@@ -2,7 +2,7 @@
 //! PAR, the token endpoint (authorization code, refresh token rotation, client credentials,
 //! device code), UserInfo, introspection, revocation, RP-initiated and back-channel logout,
 //! sign-in and consent pages, multi-factor authentication with step-up, the account page,
-//! and the account store.
+//! the account store, and federation (brokering the stakeholders' own OpenID providers).
 
 // Page handlers return early with a finished response (`Err(Response)`); its size does not
 // matter on that path.
@@ -230,7 +230,8 @@ pub fn spawn_background(idp: Idp) -> tokio::task::JoinHandle<()> {
 }
 
 /// Deletes rows that can no longer matter (expired codes, requests, replay records,
-/// ceremonies, pending second steps, mail older than 90 days that is done).
+/// ceremonies, pending second steps, upstream authorizations and link requests, federated
+/// sessions whose session is gone, mail older than 90 days that is done).
 async fn sweep(idp: &Idp) {
     let Ok(Some(lock)) = idp.core.db.try_job_lock("oidc-sweep").await else {
         return;
