@@ -1330,3 +1330,15 @@ async fn a_disabled_upstream_is_not_offered_and_its_answers_are_refused() {
         assert!(audit_actions(&c.k).contains("\"action\":\"upstream.disable\""));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disabled_linked_account_is_not_signed_in_through_the_upstream() {
+    let Some(node) = node_peers() else { return };
+    for h in hospital_cities(&node, false).await {
+        let (claims, _) = h.sign_in(&upstream_browser("hanako")).await;
+        h.k.ok(&["user", "disable", claims["sub"].as_str().unwrap()]);
+        let (_, at, status, html) = h.stops_at("hanako").await;
+        assert_eq!((at.path(), status), ("/federation/callback", 403), "{html}");
+        assert!(html.contains("The linked account is not active"), "{html}");
+    }
+}
