@@ -25,6 +25,7 @@ pub mod logout;
 pub mod mfa;
 pub mod pages;
 pub mod password;
+pub mod quota;
 pub mod revoke;
 pub mod sessions;
 pub mod throttle;
@@ -56,6 +57,7 @@ pub struct IdpState {
     pub http: reqwest::Client,
     pub remote_jwks: client_auth::RemoteJwks,
     pub clients: clients::ClientCache,
+    pub quotas: quota::Quotas,
     /// The broker's client for upstream providers.
     pub federation: federation::Federation,
     pub mfa: Arc<MfaConfig>,
@@ -101,6 +103,7 @@ impl Idp {
             http,
             remote_jwks: client_auth::RemoteJwks::default(),
             clients: clients::ClientCache::default(),
+            quotas: quota::Quotas::default(),
             federation,
             mfa: Arc::new(mfa),
             passkeys,
@@ -168,6 +171,11 @@ pub fn router(idp: Idp) -> Router {
             post(pages::account::regenerate_codes),
         )
         .route("/account/sessions/end", post(pages::account::end_session))
+        .route("/account/services", get(pages::services::show))
+        .route(
+            "/account/services/withdraw",
+            post(pages::services::withdraw),
+        )
         .route(
             "/consent",
             get(pages::consent::show).post(pages::consent::submit),
