@@ -292,3 +292,18 @@ fn audit_export_writes_json_lines_since_a_time() {
     let bad = k.run(&["audit", "export", "--since", "yesterday"]);
     assert!(stderr(&bad).contains("RFC 3339"), "{}", stderr(&bad));
 }
+
+#[test]
+fn the_example_configuration_in_deploy_is_accepted_as_written() {
+    let k = Kizuna::sqlite();
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/kizuna.example.toml");
+    let shown = k.ok(&["config", "show", "--config", example]);
+    for expected in [
+        "public_url = \"https://id.city.example\"",
+        "organization = \"Example City\"",
+        "response_validity_secs = 14400",
+        "staff_min_aal = 2",
+    ] {
+        assert!(shown.contains(expected), "{expected}: {shown}");
+    }
+}

@@ -1330,3 +1330,125 @@ async fn a_disabled_upstream_is_not_offered_and_its_answers_are_refused() {
         assert!(audit_actions(&c.k).contains("\"action\":\"upstream.disable\""));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disabled_linked_account_is_not_signed_in_through_the_upstream() {
+    let Some(node) = node_peers() else { return };
+    for h in hospital_cities(&node, false).await {
+        let (claims, _) = h.sign_in(&upstream_browser("hanako")).await;
+        h.k.ok(&["user", "disable", claims["sub"].as_str().unwrap()]);
+        let (_, at, status, html) = h.stops_at("hanako").await;
+        assert_eq!((at.path(), status), ("/federation/callback", 403), "{html}");
+        assert!(html.contains("The linked account is not active"), "{html}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_add_refuses_bad_settings_and_never_prints_the_secret() {
+    let k = Kizuna::sqlite();
+    k.ok(&[
+        "org",
+        "create",
+        "--name",
+        "Hospital",
+        "--kind",
+        "service-provider",
+    ]);
+    let add = |extra: &[&str]| {
+        let mut args = vec![
+            "upstream",
+            "add",
+            "--alias",
+            "hospital",
+            "--name",
+            "City Hospital",
+            "--org",
+            "Hospital",
+            "--client-id",
+            "kizuna",
+        ];
+        args.extend(extra);
+        let out = k.run(&args);
+        assert!(!out.status.success(), "{args:?} was accepted");
+        String::from_utf8_lossy(&out.stderr).to_string()
+    };
+    assert!(add(&["--issuer", "http://op.example", "--private-key-jwt"]).contains("https://"));
+    assert!(add(&["--issuer", "https://op.example"]).contains("--client-secret-stdin"));
+    assert!(
+        add(&[
+            "--issuer",
+            "https://op.example",
+            "--private-key-jwt",
+            "--max-aal",
+            "4"
+        ])
+        .contains("4")
+    );
+    assert!(
+        add(&[
+            "--issuer",
+            "https://op.example",
+            "--private-key-jwt",
+            "--acr-map",
+            "gold"
+        ])
+        .contains("VALUE=AAL")
+    );
+    assert!(
+        add(&[
+            "--issuer",
+            "https://op.example",
+            "--private-key-jwt",
+            "--claim",
+            "password=pwd"
+        ])
+        .contains("not an attribute")
+    );
+    assert_eq!(
+        k.json(&["upstream", "list", "--json"]),
+        json!([]),
+        "nothing stored"
+    );
+
+    let op = CraftedOp::start().await;
+    let out = k.ok_stdin(
+        &[
+            "upstream",
+            "add",
+            "--alias",
+            "hospital",
+            "--name",
+            "City Hospital",
+            "--org",
+            "Hospital",
+            "--issuer",
+            &op.issuer(),
+            "--client-id",
+            "kizuna",
+            "--client-secret-stdin",
+        ],
+        UPSTREAM_SECRET,
+    );
+    assert!(out.contains("/federation/callback"), "{out}");
+    let listed = k.ok(&["upstream", "list", "--json"]);
+    assert!(
+        !listed.contains(UPSTREAM_SECRET) && !listed.contains("\"client_secret\""),
+        "{listed}"
+    );
+    let again = k.run(&[
+        "upstream",
+        "add",
+        "--alias",
+        "hospital",
+        "--name",
+        "Again",
+        "--org",
+        "Hospital",
+        "--issuer",
+        &op.issuer(),
+        "--client-id",
+        "kizuna",
+        "--private-key-jwt",
+    ]);
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
+}

@@ -245,6 +245,21 @@ async fn client_credentials(server: &Server, rp: &Rp) -> Value {
     .await
 }
 
+/// A `client_credentials` request authenticated by a `private_key_jwt` assertion.
+async fn present_assertion(server: &Server, rp: &Rp, assertion: String) -> reqwest::Response {
+    post_token(
+        server,
+        None,
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", &rp.id),
+            ("client_assertion_type", ASSERTION_TYPE),
+            ("client_assertion", &assertion),
+        ],
+    )
+    .await
+}
+
 async fn jwks(server: &Server) -> Value {
     api()
         .get(format!("{}/jwks", server.base))
@@ -760,32 +775,23 @@ async fn private_key_jwt_assertions_are_verified_and_single_use() {
             }
             jose::sign(signer, "kid1", None, &claims).unwrap()
         };
-        let present = |assertion: String| {
-            let id = rp.id.clone();
-            let server = &server;
-            async move {
-                post_token(
-                    server,
-                    None,
-                    &[
-                        ("grant_type", "client_credentials"),
-                        ("client_id", &id),
-                        ("client_assertion_type", ASSERTION_TYPE),
-                        ("client_assertion", &assertion),
-                    ],
-                )
-                .await
-            }
-        };
 
         let valid = sign(&key, json!({}));
-        let tokens = assert_tokens(present(valid.clone()).await, "a valid assertion").await;
+        let tokens = assert_tokens(
+            present_assertion(&server, &rp, valid.clone()).await,
+            "a valid assertion",
+        )
+        .await;
         assert_eq!(
             claims(tokens["access_token"].as_str().unwrap())["sub"],
             rp.id
         );
         let issuer_audience = sign(&key, json!({"aud": server.public}));
-        assert_tokens(present(issuer_audience).await, "the issuer as audience").await;
+        assert_tokens(
+            present_assertion(&server, &rp, issuer_audience).await,
+            "the issuer as audience",
+        )
+        .await;
 
         let now = kizuna_core::time::now_unix();
         let unsigned = format!(
@@ -809,7 +815,13 @@ async fn private_key_jwt_assertions_are_verified_and_single_use() {
             ),
         ];
         for (case, assertion) in refused {
-            assert_oauth_error(present(assertion).await, 401, "invalid_client", case).await;
+            assert_oauth_error(
+                present_assertion(&server, &rp, assertion).await,
+                401,
+                "invalid_client",
+                case,
+            )
+            .await;
         }
     }
 }
@@ -1603,5 +1615,720 @@ async fn signing_out_sends_a_signed_logout_token_over_the_back_channel() {
         assert_eq!(introspect(&server, &rp, access).await["active"], false);
         let refresh = tokens["refresh_token"].as_str().unwrap();
         assert_eq!(introspect(&server, &rp, refresh).await["active"], false);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Client options, request parameters, throttling, retries and schedules
+
+/// The value of an audit entry's `details` field, for the newest entry with this action.
+async fn audit_details(k: &Kizuna, action: &str) -> Value {
+    let db = database(k).await;
+    let details: String = sqlx::query_scalar(
+        "SELECT details FROM audit_log WHERE action = $1 ORDER BY seq DESC LIMIT 1",
+    )
+    .bind(action)
+    .fetch_one(db.pool())
+    .await
+    .unwrap();
+    db.close().await;
+    serde_json::from_str(&details).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_secret_post_client_gets_rs256_id_tokens_and_releases_are_audited() {
+    for k in Kizuna::each_backend().await {
+        let server = k.serve();
+        let rp = web_client(
+            &k,
+            "Old library system",
+            &[
+                "--auth-method",
+                "client_secret_post",
+                "--id-token-alg",
+                "RS256",
+                "--no-consent",
+            ],
+        );
+        k.resident("taro", PASSWORD);
+        let b = browser(&server);
+        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+        let code = code_for(&b, &server, &rp, "taro", &challenge).await;
+        let form = [
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", CALLBACK),
+            ("code_verifier", verifier.secret()),
+            ("client_id", rp.id.as_str()),
+            ("client_secret", rp.secret.as_str()),
+        ];
+        let tokens = assert_tokens(post_token(&server, None, &form).await, "secret in body").await;
+        let id_token = Jws::parse(tokens["id_token"].as_str().unwrap()).unwrap();
+        id_token
+            .verify_with_set(&jwks(&server).await, &["RS256"])
+            .expect("an RS256 ID token verifying with a published RSA key");
+        assert!(
+            id_token
+                .verify_with_set(&jwks(&server).await, &["ES256"])
+                .is_err(),
+            "the client's algorithm, not the default"
+        );
+        let claims: Value = id_token.claims().unwrap();
+        assert_eq!(claims["aud"], json!(rp.id));
+        assert_eq!(claims["preferred_username"], "taro");
+
+        // The release names the claims that left; UserInfo's release too.
+        let issued = audit_details(&k, "token.issue").await;
+        let released: Vec<&str> = issued["claims"]
+            .as_array()
+            .expect("claims released")
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        assert!(released.contains(&"preferred_username"), "{issued}");
+        let info = api()
+            .get(format!("{}/userinfo", server.base))
+            .bearer_auth(tokens["access_token"].as_str().unwrap())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(info.status(), 200);
+        let info: Value = info.json().await.unwrap();
+        assert_eq!(info["preferred_username"], "taro");
+        let userinfo = audit_details(&k, "userinfo.release").await;
+        assert!(
+            userinfo["claims"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("preferred_username")),
+            "{userinfo}"
+        );
+
+        // The same secret presented another way than registered is refused.
+        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+        let code = code_for(&b, &server, &rp, "taro", &challenge).await;
+        assert_oauth_error(
+            exchange_code(&server, &rp, &code, CALLBACK, Some(verifier.secret())).await,
+            401,
+            "invalid_client",
+            "basic for a client_secret_post client",
+        )
+        .await;
+    }
+}
+
+/// Serves a JWK Set at `/jwks` on a loopback port; returns its URL.
+async fn jwks_server(set: Value) -> String {
+    let app = axum::Router::new().route(
+        "/jwks",
+        axum::routing::get(move || {
+            let set = set.clone();
+            async move { axum::Json(set) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    format!("http://{address}/jwks")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_key_jwt_keys_are_fetched_from_the_clients_jwks_uri() {
+    let backend = SoftwareBackend::new(Kek::from_bytes(&[6u8; 32]));
+    let (public, material) = backend.generate("k", KeyAlgorithm::P256).unwrap();
+    let key = KeyHandle::new(
+        "k".into(),
+        public.clone(),
+        backend.load("k", KeyAlgorithm::P256, &material).unwrap(),
+    );
+    let mut jwk = public.jwk();
+    jwk["kid"] = json!("sensor-key-1");
+    let jwks_uri = jwks_server(json!({"keys": [jwk]})).await;
+    let k = Kizuna::sqlite();
+    let server = k.serve();
+    let rp = client(
+        &k,
+        "Bus stop display",
+        &[
+            "--grant-type",
+            "client_credentials",
+            "--auth-method",
+            "private_key_jwt",
+            "--jwks-uri",
+            &jwks_uri,
+        ],
+    );
+    let assertion = |kid: &str| {
+        let now = kizuna_core::time::now_unix();
+        let claims = json!({
+            "iss": rp.id, "sub": rp.id, "aud": format!("{}/token", server.public),
+            "iat": now, "exp": now + 60, "jti": kizuna_core::secret::new_id(),
+        });
+        jose::sign(&key, kid, None, &claims).unwrap()
+    };
+    let tokens = assert_tokens(
+        present_assertion(&server, &rp, assertion("sensor-key-1")).await,
+        "jwks_uri key",
+    )
+    .await;
+    assert_eq!(
+        claims(tokens["access_token"].as_str().unwrap())["sub"],
+        json!(rp.id)
+    );
+    assert_oauth_error(
+        present_assertion(&server, &rp, assertion("not-published")).await,
+        401,
+        "invalid_client",
+        "a kid the client's JWKS does not publish",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prompt_login_select_account_and_max_age_ask_for_a_fresh_sign_in() {
+    let k = Kizuna::sqlite();
+    let server = k.serve();
+    let rp = web_client(&k, "Library", &["--no-consent"]);
+    k.resident("taro", PASSWORD);
+    let b = browser(&server);
+    let (challenge, _) = PkceCodeChallenge::new_random_sha256();
+    code_for(&b, &server, &rp, "taro", &challenge).await;
+    let with = |extra: &[(&'static str, &'static str)]| {
+        let mut params = vec![
+            ("client_id", rp.id.as_str()),
+            ("redirect_uri", CALLBACK),
+            ("response_type", "code"),
+            ("scope", "openid"),
+            ("state", "st-2"),
+            ("code_challenge", challenge.as_str()),
+            ("code_challenge_method", "S256"),
+        ];
+        params.extend_from_slice(extra);
+        authorize_url(&server, &params)
+    };
+    // With the session and no demand, straight back to the client.
+    let to = location(&get_page(&b.http, &with(&[])).await);
+    assert!(to.starts_with(CALLBACK), "SSO: {to}");
+    let to = location(&get_page(&b.http, &with(&[("max_age", "3600")])).await);
+    assert!(
+        to.starts_with(CALLBACK),
+        "a recent sign-in satisfies max_age: {to}"
+    );
+    for extra in [
+        ("prompt", "login"),
+        ("prompt", "select_account"),
+        ("max_age", "0"),
+    ] {
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let to = location(&get_page(&b.http, &with(&[extra])).await);
+        assert!(to.starts_with("/login?req="), "{extra:?}: {to}");
+        let back = location(&submit_login(&b, &to, "taro", PASSWORD).await);
+        let to = location(&get_page(&b.http, &format!("{}{back}", b.base)).await);
+        assert!(to.starts_with(CALLBACK), "{extra:?}: {to}");
+    }
+    // The ID token of a max_age request carries auth_time.
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let before = kizuna_core::time::now_unix();
+    let url = authorize_url(
+        &server,
+        &[
+            ("client_id", &rp.id),
+            ("redirect_uri", CALLBACK),
+            ("response_type", "code"),
+            ("scope", "openid"),
+            ("max_age", "0"),
+            ("code_challenge", challenge.as_str()),
+            ("code_challenge_method", "S256"),
+        ],
+    );
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let callback = b.sign_in(&url, "taro", PASSWORD).await;
+    let code = query_param(&callback, "code").unwrap();
+    let tokens = assert_tokens(
+        exchange_code(&server, &rp, &code, CALLBACK, Some(verifier.secret())).await,
+        "max_age",
+    )
+    .await;
+    let auth_time = claims(tokens["id_token"].as_str().unwrap())["auth_time"]
+        .as_i64()
+        .expect("auth_time");
+    assert!(
+        auth_time >= before,
+        "a fresh authentication: {auth_time} < {before}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_hint_fills_the_username_and_ui_locales_chooses_the_language() {
+    let k = Kizuna::sqlite();
+    let server = k.serve();
+    let rp = web_client(&k, "Library", &[]);
+    let b = browser(&server);
+    let page = |extra: &[(&'static str, &'static str)]| {
+        let mut params = vec![
+            ("client_id", rp.id.as_str()),
+            ("redirect_uri", CALLBACK),
+            ("response_type", "code"),
+            ("scope", "openid"),
+        ];
+        params.extend_from_slice(extra);
+        let url = authorize_url(&server, &params);
+        let b = &b;
+        async move {
+            let login = location(&get_page(&b.http, &url).await);
+            let response = get_page(&b.http, &format!("{}{login}", b.base)).await;
+            assert_eq!(response.status(), 200);
+            response.text().await.unwrap()
+        }
+    };
+    let html = page(&[("login_hint", "hanako@city.example")]).await;
+    assert!(html.contains("value=\"hanako@city.example\""), "{html}");
+    assert!(html.contains("lang=\"en\""), "Accept-Language: en");
+    let html = page(&[("login_hint", "<b>x</b>")]).await;
+    assert!(!html.contains("<b>x</b>"), "a hint is shown as text");
+    let html = page(&[("ui_locales", "ja en")]).await;
+    assert!(
+        html.contains("lang=\"ja\""),
+        "ui_locales wins over Accept-Language"
+    );
+    let html = page(&[("ui_locales", "fr")]).await;
+    assert!(html.contains("lang=\"en\""), "an unknown locale falls back");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_sign_ins_from_one_address_are_throttled_with_429_and_audited() {
+    for k in Kizuna::each_backend().await {
+        let k = k.env("KIZUNA_OIDC__LOGIN_IP_MAX_FAILURES", "3");
+        let server = k.serve();
+        k.resident("taro", PASSWORD);
+        let b = browser(&server);
+        // Different accounts, so no account lock: the address is what is counted.
+        for name in ["jiro", "saburo", "shiro"] {
+            let response = submit_login(&b, "/login?next=/account", name, "guess").await;
+            assert_ne!(response.status(), 429, "{name}: below the limit");
+        }
+        let response = submit_login(&b, "/login?next=/account", "taro", PASSWORD).await;
+        assert_eq!(
+            response.status(),
+            429,
+            "even the right password is throttled once the address is over the limit"
+        );
+        assert!(
+            count(
+                &k,
+                "SELECT COUNT(*) FROM audit_log WHERE action = 'login' AND details LIKE '%throttled%'"
+            )
+            .await
+                >= 1
+        );
+        // The server keeps serving other requests.
+        let ready = api()
+            .get(format!("{}/readyz", server.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(ready.status(), 200);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_back_channel_logout_that_fails_is_delivered_on_a_later_attempt() {
+    let (sender, mut received) = tokio::sync::mpsc::unbounded_channel();
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let app = axum::Router::new().route(
+        "/bcl",
+        axum::routing::post(
+            move |axum::Form(form): axum::Form<HashMap<String, String>>| {
+                let sender = sender.clone();
+                let calls = calls.clone();
+                async move {
+                    if calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+                        return axum::http::StatusCode::SERVICE_UNAVAILABLE;
+                    }
+                    let _ = sender.send(form.get("logout_token").cloned().unwrap_or_default());
+                    axum::http::StatusCode::OK
+                }
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}/bcl", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let k = Kizuna::sqlite();
+    let server = k.serve();
+    let rp = web_client(&k, "Library", &["--backchannel-logout-uri", &endpoint]);
+    k.resident("taro", PASSWORD);
+    let b = browser(&server);
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let code = code_for(&b, &server, &rp, "taro", &challenge).await;
+    let tokens = assert_tokens(
+        exchange_code(&server, &rp, &code, CALLBACK, Some(verifier.secret())).await,
+        "sign-in",
+    )
+    .await;
+    let id_token = tokens["id_token"].as_str().unwrap();
+    let sid = claims(id_token)["sid"].clone();
+    let logout = url::Url::parse_with_params(
+        &format!("{}/logout", server.public),
+        &[("id_token_hint", id_token)],
+    )
+    .unwrap();
+    assert_eq!(get_page(&b.http, logout.as_str()).await.status(), 200);
+    // The first attempt fails; the retry (5 s later) delivers the same token.
+    let token = tokio::time::timeout(Duration::from_secs(30), received.recv())
+        .await
+        .expect("delivered on a retry")
+        .unwrap();
+    assert_eq!(claims(&token)["sid"], sid);
+    assert_eq!(
+        count(
+            &k,
+            "SELECT COUNT(*) FROM logout_deliveries WHERE delivered_at IS NOT NULL AND attempts = 2"
+        )
+        .await,
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_keys_past_their_rotation_period_are_rotated_by_the_server() {
+    for k in Kizuna::each_backend().await {
+        let server = k.serve();
+        let active = |k: &Kizuna| -> String {
+            k.json(&["keys", "list", "--json"])
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|key| key["state"] == "active" && key["alg"] == "ES256")
+                .expect("an active key")["kid"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        };
+        let old = active(&k);
+        drop(server);
+        let db = database(&k).await;
+        sqlx::query(
+            "UPDATE signing_keys SET activated_at = activated_at - 91 * 86400 WHERE kid = $1",
+        )
+        .bind(&old)
+        .execute(db.pool())
+        .await
+        .unwrap();
+        db.close().await;
+        let server = k.serve();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while active(&k) == old {
+            assert!(Instant::now() < deadline, "the overdue key was not rotated");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let published: Vec<String> = jwks(&server).await["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|key| key["kid"].as_str().map(str::to_string))
+            .collect();
+        assert!(
+            published.contains(&old),
+            "the old key stays published: {published:?}"
+        );
+        assert!(published.contains(&active(&k)), "{published:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_and_accounts_are_managed_from_the_command_line() {
+    for k in Kizuna::each_backend().await {
+        let server = k.serve();
+        // Clients: create, show, list, delete.
+        let rp = web_client(&k, "Parking permits", &[]);
+        let shown = k.json(&["client", "show", &rp.id, "--json"]);
+        assert_eq!(shown["client_id"], json!(rp.id));
+        assert_eq!(shown["redirect_uris"], json!([CALLBACK]));
+        assert!(
+            shown.get("client_secret").is_none(),
+            "a secret is shown only at creation"
+        );
+        assert!(
+            !shown.to_string().contains(&rp.secret),
+            "nor its hash's source"
+        );
+        assert!(k.ok(&["client", "list"]).contains("Parking permits"));
+        k.ok(&["client", "delete", &rp.id]);
+        assert!(!k.run(&["client", "show", &rp.id]).status.success());
+        assert_oauth_error(
+            post_token(&server, Some(&rp), &[("grant_type", "client_credentials")]).await,
+            401,
+            "invalid_client",
+            "a deleted client",
+        )
+        .await;
+
+        // Accounts: list, disable, enable, set-password.
+        let user = k.resident("umeko", PASSWORD);
+        let listed = k.json(&["user", "list", "--json"]);
+        assert!(
+            listed
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|u| u["id"] == user["id"]),
+            "{listed}"
+        );
+        let signs_in = |password: &'static str| {
+            let b = browser(&server);
+            async move {
+                let response = submit_login(&b, "/login?next=/account", "umeko", password).await;
+                response.status() == 303 && location(&response).starts_with("/account")
+            }
+        };
+        assert!(signs_in(PASSWORD).await);
+        k.ok(&["user", "disable", "umeko"]);
+        assert!(
+            !signs_in(PASSWORD).await,
+            "a disabled account cannot sign in"
+        );
+        k.ok(&["user", "enable", "umeko"]);
+        assert!(signs_in(PASSWORD).await, "enabled again");
+        k.ok_stdin(
+            &["user", "set-password", "umeko"],
+            "a brand new long passphrase",
+        );
+        assert!(!signs_in(PASSWORD).await, "the old password stops working");
+        let b = browser(&server);
+        let response = submit_login(
+            &b,
+            "/login?next=/account",
+            "umeko",
+            "a brand new long passphrase",
+        )
+        .await;
+        assert_eq!(response.status(), 303, "the new one works");
+        let short = k
+            .command(&["user", "set-password", "umeko"])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        assert!(!short.status.success(), "an empty password is refused");
+        for action in [
+            "user.disable",
+            "user.enable",
+            "user.set_password",
+            "client.delete",
+        ] {
+            assert!(
+                count(
+                    &k,
+                    &format!("SELECT COUNT(*) FROM audit_log WHERE action = '{action}'")
+                )
+                .await
+                    >= 1,
+                "{action} audited"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resident_sees_each_release_of_their_data_and_withdraws_consent() {
+    for k in Kizuna::each_backend().await {
+        let server = k.serve();
+        let rp = web_client(
+            &k,
+            "Childcare <b>portal</b>",
+            &[
+                "--grant-type",
+                "authorization_code",
+                "--grant-type",
+                "refresh_token",
+            ],
+        );
+        k.resident("taro", PASSWORD);
+        let b = browser(&server);
+        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+        let code = code_for(&b, &server, &rp, "taro", &challenge).await;
+        let tokens = assert_tokens(
+            exchange_code(&server, &rp, &code, CALLBACK, Some(verifier.secret())).await,
+            "sign-in",
+        )
+        .await;
+        let info = api()
+            .get(format!("{}/userinfo", server.base))
+            .bearer_auth(tokens["access_token"].as_str().unwrap())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(info.status(), 200);
+
+        let (status, html) = b.page("/account/services").await;
+        assert_eq!(status, 200, "{html}\n{}", server.stderr());
+        assert!(
+            html.contains("Childcare &lt;b&gt;portal&lt;/b&gt;")
+                || html.contains("Childcare &#60;b&#62;portal"),
+            "the service, named as text: {html}"
+        );
+        assert!(!html.contains("<b>portal</b>"));
+        assert!(html.contains("Your name and username"), "what it may read");
+        assert!(
+            html.contains("asked for your details"),
+            "the UserInfo release"
+        );
+        assert!(
+            html.contains("sign-in (tokens issued)"),
+            "the token release"
+        );
+        assert!(html.contains("preferred_username"), "which claims left");
+
+        // Without the CSRF token nothing is withdrawn.
+        let forged = b
+            .http
+            .post(format!("{}/account/services/withdraw", server.base))
+            .header(ACCEPT, "text/html")
+            .form(&[("client_id", rp.id.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(forged.status(), 403);
+        let refresh = tokens["refresh_token"].as_str().unwrap();
+        assert_eq!(introspect(&server, &rp, refresh).await["active"], true);
+
+        let withdrawn = b
+            .post(
+                "/account/services",
+                "/account/services/withdraw",
+                &[("client_id", &rp.id)],
+            )
+            .await;
+        assert_eq!(location(&withdrawn), "/account/services?done=withdrawn");
+        assert_eq!(
+            introspect(&server, &rp, refresh).await["active"],
+            false,
+            "the service's grant ended"
+        );
+        assert_eq!(
+            introspect(&server, &rp, tokens["access_token"].as_str().unwrap()).await["active"],
+            false
+        );
+        assert_eq!(
+            count(
+                &k,
+                "SELECT COUNT(*) FROM audit_log WHERE action = 'consent.withdraw'"
+            )
+            .await,
+            1
+        );
+        let (_, html) = b.page("/account/services?done=withdrawn").await;
+        assert!(html.contains("Your consent was withdrawn"), "{html}");
+        assert!(
+            !html.contains("Withdraw consent:"),
+            "no service is listed any more"
+        );
+
+        // The next sign-in to the service asks for consent again.
+        let url = authorize_url(
+            &server,
+            &[
+                ("client_id", &rp.id),
+                ("redirect_uri", CALLBACK),
+                ("response_type", "code"),
+                ("scope", "openid profile"),
+            ],
+        );
+        let next = location(&get_page(&b.http, &url).await);
+        assert!(next.starts_with("/consent?req="), "asks again: {next}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_over_its_quota_gets_429_until_the_limit_is_lifted() {
+    for k in Kizuna::each_backend().await {
+        let server = k.serve();
+        let limited = client(&k, "Traffic feed", &["--grant-type", "client_credentials"]);
+        let other = client(&k, "Air quality", &["--grant-type", "client_credentials"]);
+        let set = k.json(&[
+            "client",
+            "quota",
+            &limited.id,
+            "--per-minute",
+            "3",
+            "--json",
+        ]);
+        assert_eq!(set["requests_per_minute"], 3);
+        // A replica reads the limits at most every two seconds.
+        tokio::time::sleep(Duration::from_millis(2100)).await;
+        let grant = |rp: &Rp| {
+            let (id, secret) = (rp.id.clone(), rp.secret.clone());
+            let server = &server;
+            async move {
+                post_token(
+                    server,
+                    Some(&Rp { id, secret }),
+                    &[("grant_type", "client_credentials")],
+                )
+                .await
+            }
+        };
+        for n in 1..=3 {
+            assert_tokens(grant(&limited).await, &format!("request {n} of 3")).await;
+        }
+        let refused = grant(&limited).await;
+        assert_eq!(
+            refused
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok()),
+            Some("60")
+        );
+        assert_oauth_error(refused, 429, "temporarily_unavailable", "over the quota").await;
+        assert_oauth_error(
+            grant(&limited).await,
+            429,
+            "temporarily_unavailable",
+            "still over",
+        )
+        .await;
+        assert_tokens(grant(&other).await, "another client has its own budget").await;
+        assert_eq!(
+            count(
+                &k,
+                "SELECT COUNT(*) FROM audit_log WHERE action = 'client.quota_exceeded'"
+            )
+            .await,
+            1,
+            "audited once per window, not per refusal"
+        );
+        assert_eq!(
+            count(
+                &k,
+                "SELECT COUNT(*) FROM audit_log WHERE action = 'client.quota'"
+            )
+            .await,
+            1
+        );
+
+        // Bad values are refused and change nothing.
+        for bad in [
+            vec!["client", "quota", &limited.id, "--per-minute", "0"],
+            vec!["client", "quota", "no-such-client", "--per-minute", "5"],
+            vec!["client", "quota", &limited.id],
+        ] {
+            let out = k.run(&bad);
+            assert!(!out.status.success(), "{bad:?}");
+        }
+        assert_oauth_error(
+            grant(&limited).await,
+            429,
+            "temporarily_unavailable",
+            "unchanged",
+        )
+        .await;
+
+        k.ok(&["client", "quota", &limited.id, "--unlimited"]);
+        tokio::time::sleep(Duration::from_millis(2100)).await;
+        assert_tokens(grant(&limited).await, "the limit is lifted").await;
     }
 }

@@ -159,7 +159,9 @@ pub async fn authenticate(
             )
             .await;
     }
-    result.map_err(|(_, e)| e)
+    let client = result.map_err(|(_, e)| e)?;
+    idp.quotas.admit(idp, &client.client_id).await?;
+    Ok(client)
 }
 
 async fn authenticate_inner(

@@ -569,7 +569,8 @@ pub async fn list(db: &Db) -> Result<Vec<Client>, sqlx::Error> {
     Ok(rows.into_iter().map(Client::from).collect())
 }
 
-/// Deletes a client: its grants are revoked and its consents removed, in one transaction.
+/// Deletes a client: its grants are revoked and its consents and quota removed, in one
+/// transaction.
 pub async fn delete(core: &Core, actor: Actor, client_id: &str) -> Result<(), ClientError> {
     let now = kizuna_core::time::now_unix();
     let mut tx = core.db.begin().await?;
@@ -586,10 +587,12 @@ pub async fn delete(core: &Core, actor: Actor, client_id: &str) -> Result<(), Cl
         .bind(client_id)
         .execute(tx.conn())
         .await?;
-    sqlx::query("DELETE FROM consents WHERE client_id = $1")
-        .bind(client_id)
-        .execute(tx.conn())
-        .await?;
+    for table in ["consents", "client_quotas"] {
+        sqlx::query(&format!("DELETE FROM {table} WHERE client_id = $1"))
+            .bind(client_id)
+            .execute(tx.conn())
+            .await?;
+    }
     let entries = audit::append_in(
         tx.conn(),
         &[AuditEvent::new(

@@ -94,6 +94,11 @@ impl OAuthError {
             d,
         )
     }
+    /// A client over its request quota (RFC 6585 429; the code is RFC 6749's
+    /// `temporarily_unavailable`, with `Retry-After`).
+    pub fn rate_limited(d: impl Into<String>) -> Self {
+        Self::new("temporarily_unavailable", StatusCode::TOO_MANY_REQUESTS, d)
+    }
     pub fn server_error() -> Self {
         Self::new(
             "server_error",
@@ -147,6 +152,12 @@ impl IntoResponse for OAuthError {
                     .headers_mut()
                     .insert(header::WWW_AUTHENTICATE, value);
             }
+        }
+        if self.status == StatusCode::TOO_MANY_REQUESTS {
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(crate::quota::WINDOW_SECS),
+            );
         }
         response.extensions_mut().insert(ProtocolResponse);
         response

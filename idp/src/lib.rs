@@ -2,7 +2,8 @@
 //! PAR, the token endpoint (authorization code, refresh token rotation, client credentials,
 //! device code), UserInfo, introspection, revocation, RP-initiated and back-channel logout,
 //! sign-in and consent pages, multi-factor authentication with step-up, the account page,
-//! identity assurance (proofing providers, verified claims), and the account store.
+//! the account store, federation (brokering the stakeholders' own OpenID providers), and
+//! identity assurance (proofing providers, verified claims).
 
 // Page handlers return early with a finished response (`Err(Response)`); its size does not
 // matter on that path.
@@ -26,6 +27,7 @@ pub mod logout;
 pub mod mfa;
 pub mod pages;
 pub mod password;
+pub mod quota;
 pub mod revoke;
 pub mod sessions;
 pub mod throttle;
@@ -58,6 +60,7 @@ pub struct IdpState {
     pub http: reqwest::Client,
     pub remote_jwks: client_auth::RemoteJwks,
     pub clients: clients::ClientCache,
+    pub quotas: quota::Quotas,
     /// The broker's client for upstream providers.
     pub federation: federation::Federation,
     pub mfa: Arc<MfaConfig>,
@@ -107,6 +110,7 @@ impl Idp {
             http,
             remote_jwks: client_auth::RemoteJwks::default(),
             clients: clients::ClientCache::default(),
+            quotas: quota::Quotas::default(),
             federation,
             mfa: Arc::new(mfa),
             passkeys,
@@ -175,6 +179,11 @@ pub fn router(idp: Idp) -> Router {
             post(pages::account::regenerate_codes),
         )
         .route("/account/sessions/end", post(pages::account::end_session))
+        .route("/account/services", get(pages::services::show))
+        .route(
+            "/account/services/withdraw",
+            post(pages::services::withdraw),
+        )
         .route(
             "/consent",
             get(pages::consent::show).post(pages::consent::submit),
@@ -267,7 +276,8 @@ pub fn spawn_background(idp: Idp) -> tokio::task::JoinHandle<()> {
 }
 
 /// Deletes rows that can no longer matter (expired codes, requests, replay records,
-/// ceremonies, pending second steps, mail older than 90 days that is done).
+/// ceremonies, pending second steps, upstream authorizations and link requests, federated
+/// sessions whose session is gone, mail older than 90 days that is done).
 async fn sweep(idp: &Idp) {
     let Ok(Some(lock)) = idp.core.db.try_job_lock("oidc-sweep").await else {
         return;

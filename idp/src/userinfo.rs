@@ -62,6 +62,7 @@ async fn answer(idp: &Idp, headers: &HeaderMap, body: &[u8]) -> Result<Value, OA
             return Err(OAuthError::invalid_token("the access token is not valid"));
         }
     };
+    idp.quotas.admit(idp, &claims.client_id).await?;
     let scope: Vec<String> = claims.scope.split(' ').map(str::to_string).collect();
     if !scope.iter().any(|s| s == "openid") {
         return Err(OAuthError::insufficient_scope(

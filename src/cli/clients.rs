@@ -1,4 +1,4 @@
-//! `kizuna client create|list|show|delete|set-assurance`.
+//! `kizuna client create|list|show|delete|quota|set-assurance`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -30,6 +30,19 @@ pub enum ClientCommand {
     },
     /// Delete a client; its tokens stop working.
     Delete { client_id: String },
+    /// Limit a client's requests per minute at the token, PAR, introspection, revocation,
+    /// device authorization and UserInfo endpoints (shared by every replica).
+    Quota {
+        client_id: String,
+        /// Requests per minute (1 to 10,000,000).
+        #[arg(long, value_name = "N", conflicts_with = "unlimited")]
+        per_minute: Option<i64>,
+        /// Remove the client's limit.
+        #[arg(long)]
+        unlimited: bool,
+        #[arg(long)]
+        json: bool,
+    },
     /// Set what the client asks of identity assurance: the lowest identity assurance level
     /// (IAL) every sign-in must show, the verified claims it may receive, and the proofing
     /// providers its residents may use (default: every configured one).
@@ -236,6 +249,26 @@ pub async fn run(cmd: ClientCommand, config: &Config) -> Result<ExitCode> {
                 println!("{}", serde_json::to_string(&client)?);
             } else {
                 print_client(&client);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ClientCommand::Quota {
+            client_id,
+            per_minute,
+            unlimited,
+            json,
+        } => {
+            if per_minute.is_none() && !unlimited {
+                bail!("give --per-minute N, or --unlimited to remove the limit");
+            }
+            let quota = kizuna_idp::quota::set(&idp, &client_id, per_minute, Actor::cli()).await?;
+            if json {
+                println!("{}", serde_json::to_string(&quota)?);
+            } else {
+                match quota.requests_per_minute {
+                    Some(n) => println!("client {client_id}: at most {n} requests per minute"),
+                    None => println!("client {client_id}: no request limit"),
+                }
             }
             Ok(ExitCode::SUCCESS)
         }

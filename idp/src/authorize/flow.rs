@@ -77,8 +77,10 @@ pub async fn decide(
     let req = &pending.request;
     let now = kizuna_core::time::now_unix();
     let too_old = |s: &Session| req.max_age.is_some_and(|max| now - s.auth_time > max);
-    let session =
-        session.filter(|s| pending.login_done || !(req.has_prompt("login") || too_old(s)));
+    // There is no account chooser: `select_account` shows the sign-in page, where the person
+    // may sign in as anyone, as `login` does.
+    let fresh_sign_in = req.has_prompt("login") || req.has_prompt("select_account");
+    let session = session.filter(|s| pending.login_done || !(fresh_sign_in || too_old(s)));
     let Some(session) = session else {
         if req.has_prompt("none") {
             return Ok(Step::Redirect(error_redirect(

@@ -469,3 +469,55 @@ pub async fn client_jwks(
     jwk["alg"] = json!(key.algorithm().jws_alg());
     Ok(Some(json!({"keys": [jwk]})))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn new(alias: &str, issuer: &str) -> NewUpstream {
+        NewUpstream {
+            alias: alias.into(),
+            name: "City Hospital".into(),
+            org_id: "org".into(),
+            issuer: issuer.into(),
+            client_id: "kizuna".into(),
+            client_auth: ClientAuth::ClientSecretBasic,
+            client_secret: Some("secret".into()),
+            key_algorithm: KeyAlgorithm::P256,
+            scopes: vec!["openid".into()],
+            acr_values: Vec::new(),
+            claim_map: None,
+            acr_map: AcrMap::new(),
+            ceiling: TrustCeiling::new(1, 1).unwrap(),
+            jit: true,
+            email_domains: vec!["hospital.example.jp".into()],
+            propagate_logout: true,
+        }
+    }
+
+    #[test]
+    fn issuers_are_https_except_on_loopback() {
+        assert!(check_issuer("https://login.hospital.example.jp").is_ok());
+        assert!(check_issuer("http://127.0.0.1:4000").is_ok());
+        assert!(check_issuer("http://localhost:4000").is_ok());
+        assert!(check_issuer("http://login.hospital.example.jp").is_err());
+        assert!(check_issuer("https://op.example/?tenant=1").is_err());
+        assert!(check_issuer("not a url").is_err());
+    }
+
+    #[test]
+    fn settings_are_checked_before_anything_is_fetched() {
+        assert!(check(&new("hospital", "https://op.example")).is_ok());
+        assert!(check(&new("Hospital", "https://op.example")).is_err());
+        assert!(check(&new("-x", "https://op.example")).is_err());
+        let mut no_openid = new("hospital", "https://op.example");
+        no_openid.scopes = vec!["email".into()];
+        assert!(check(&no_openid).is_err());
+        let mut both = new("hospital", "https://op.example");
+        both.client_auth = ClientAuth::PrivateKeyJwt;
+        assert!(check(&both).is_err(), "a key, not a secret");
+        let mut domain = new("hospital", "https://op.example");
+        domain.email_domains = vec!["Hospital.example".into()];
+        assert!(check(&domain).is_err());
+    }
+}

@@ -91,7 +91,10 @@ struct AccountPage {
 }
 
 /// The signed-in person, or the redirect to sign in first.
-async fn signed_in(idp: &Idp, headers: &HeaderMap) -> Result<(Session, UserRecord), Response> {
+pub(super) async fn signed_in(
+    idp: &Idp,
+    headers: &HeaderMap,
+) -> Result<(Session, UserRecord), Response> {
     let session = match sessions::current(idp, headers).await {
         Ok(Some(s)) => s,
         Ok(None) => return Err(see_other("/login?next=/account", None)),

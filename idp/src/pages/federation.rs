@@ -142,6 +142,11 @@ fn refused_page(refused: &Refused) -> Response {
             "連携先のアカウントは停止されています".to_string(),
             "The linked account is not active".to_string(),
         ),
+        FederationError::Link(_) => (
+            StatusCode::CONFLICT,
+            format!("{name} のアカウントではサインインできません"),
+            format!("You cannot be signed in with this {name} account"),
+        ),
         FederationError::Disabled | FederationError::Discovery(_) => {
             return unavailable(name, &refused.error);
         }
