@@ -157,10 +157,11 @@ struct X509Env {
 
 impl X509Env {
     async fn new(k: Kizuna) -> X509Env {
-        X509Env::with(k, None, "").await
+        X509Env::with(k, None, "crl_cache_secs = 0\n").await
     }
 
-    /// With the CA's certificates naming `crl_url` (default: the local CRL server).
+    /// With the CA's certificates naming `crl_url` (default: the local CRL server) and these
+    /// `[assurance.x509]` lines.
     async fn with(k: Kizuna, crl_url: Option<&str>, extra_toml: &str) -> X509Env {
         let crl = CrlServer::start().await;
         let ca = JpkiCa::new("Japan", crl_url.unwrap_or(&crl.url)).await;
@@ -170,7 +171,7 @@ impl X509Env {
         std::fs::write(
             k.dir.path().join("kizuna.toml"),
             format!(
-                "[assurance.x509]\ntrust_anchors = [{:?}]\ncrl_cache_secs = 0\n{extra_toml}",
+                "[assurance.x509]\ntrust_anchors = [{:?}]\n{extra_toml}",
                 anchor.display().to_string()
             ),
         )
@@ -1221,5 +1222,31 @@ async fn a_resident_at_ial1_goes_through_the_jpki_op_and_comes_back_at_ial3() {
         .await
         .unwrap();
         assert_eq!((level, claimed), (2, 3));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_crl_is_fetched_once_and_cached_until_its_next_update() {
+    for k in Kizuna::each_backend().await {
+        let env = X509Env::with(k, None, "").await;
+        let (browser, _) = env.resident("taro").await;
+        let (b2, other) = env.resident("hanako").await;
+        let first = env.ca.card(Some(&Holder::taro()), -1, 365).await;
+        let (id, c) = challenge(&browser, None).await;
+        assert_eq!(
+            verify(&env.server, &id, &first.sign(&c), &first).await.0,
+            200
+        );
+        assert_eq!(env.crl.fetches(), 1);
+        // The distribution point now serves garbage: the cached CRL still answers.
+        env.crl.set(b"not a CRL".to_vec());
+        let mut holder = Holder::taro();
+        holder.name = "佐藤\u{3000}花子".into();
+        let second = env.ca.card(Some(&holder), -1, 365).await;
+        let (id, c) = challenge(&b2, None).await;
+        let (status, answer) = verify(&env.server, &id, &second.sign(&c), &second).await;
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(env.crl.fetches(), 1);
+        assert_eq!(ial(&env.k, &other).await, 3);
     }
 }

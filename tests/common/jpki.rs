@@ -217,17 +217,21 @@ impl JpkiCa {
 pub struct CrlServer {
     pub url: String,
     body: Arc<Mutex<Vec<u8>>>,
+    fetches: Arc<std::sync::atomic::AtomicUsize>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl CrlServer {
     pub async fn start() -> CrlServer {
         let body = Arc::new(Mutex::new(Vec::new()));
+        let fetches = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let served = body.clone();
+        let counted = fetches.clone();
         let app = axum::Router::new().route(
             "/jpki.crl",
             axum::routing::get(move || {
                 let served = served.clone();
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 async move {
                     let bytes = served.lock().unwrap().clone();
                     (
@@ -242,11 +246,21 @@ impl CrlServer {
         let task = tokio::spawn(async move {
             axum::serve(listener, app).await.unwrap();
         });
-        CrlServer { url, body, task }
+        CrlServer {
+            url,
+            body,
+            fetches,
+            task,
+        }
     }
 
     pub fn set(&self, crl: Vec<u8>) {
         *self.body.lock().unwrap() = crl;
+    }
+
+    /// How many times the CRL was fetched.
+    pub fn fetches(&self) -> usize {
+        self.fetches.load(std::sync::atomic::Ordering::SeqCst)
     }
 }
 
