@@ -250,6 +250,21 @@ impl AssuranceError {
     }
 }
 
+/// A JSON error for the machine-facing proofing endpoints (the card-reader app, an eKYC
+/// vendor): a status and `{"error", "message"}`.
+pub fn json_error(
+    status: axum::http::StatusCode,
+    error: &str,
+    message: impl Into<String>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    (
+        status,
+        axum::Json(json!({"error": error, "message": message.into()})),
+    )
+        .into_response()
+}
+
 /// A way to raise a person's level. Each provider is a module; the identity page lists the
 /// ones a client allows and sends the person to `start_path`.
 pub trait ProofingProvider: Send + Sync {

@@ -246,7 +246,7 @@ impl Refusal {
         )
     }
     fn response(&self) -> Response {
-        (self.0, Json(json!({"error": self.1, "message": self.2}))).into_response()
+        super::json_error(self.0, self.1, self.2.clone())
     }
 }
 

@@ -30,6 +30,7 @@ use kizuna_core::web::Lang;
 use super::config::X509Config;
 use super::{
     AssuranceError, Attributes, Evidence, EvidenceType, Ial, Proofing, ProofingProvider, Verifier,
+    json_error,
 };
 use crate::Idp;
 use crate::sessions;
@@ -558,18 +559,9 @@ fn crl_signed_by(crl: &CertificateList, issuer: &Certificate) -> bool {
     )
 }
 
-/// A JSON error for the card-reader app: a status and `{"error", "message"}`.
-fn api_error(status: StatusCode, error: &str, message: impl Into<String>) -> Response {
-    (
-        status,
-        Json(json!({"error": error, "message": message.into()})),
-    )
-        .into_response()
-}
-
 fn provider(idp: &Idp) -> Result<&X509Signature, Response> {
     idp.assurance.x509.as_deref().ok_or_else(|| {
-        api_error(
+        json_error(
             StatusCode::NOT_FOUND,
             "not_configured",
             "signature-certificate proofing is not configured",
@@ -612,7 +604,7 @@ pub async fn challenge(
         return r;
     }
     let Ok(Json(body)) = body else {
-        return api_error(
+        return json_error(
             StatusCode::BAD_REQUEST,
             "invalid_request",
             "send a JSON object",
@@ -621,13 +613,13 @@ pub async fn challenge(
     let session = match sessions::current(&idp, &headers).await {
         Ok(Some(s)) => s,
         Ok(None) => {
-            return api_error(StatusCode::UNAUTHORIZED, "login_required", "sign in first");
+            return json_error(StatusCode::UNAUTHORIZED, "login_required", "sign in first");
         }
-        Err(_) => return api_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "storage"),
+        Err(_) => return json_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "storage"),
     };
     match new_challenge(&idp, &session.user_id, body.req.as_deref()).await {
         Ok(v) => Json(v).into_response(),
-        Err(_) => api_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "storage"),
+        Err(_) => json_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "storage"),
     }
 }
 
@@ -653,7 +645,7 @@ pub async fn verify(
         Err(r) => return r,
     };
     let Ok(Json(body)) = body else {
-        return api_error(
+        return json_error(
             StatusCode::BAD_REQUEST,
             "invalid_request",
             "send challenge_id, signature and certificate as JSON",
@@ -663,18 +655,18 @@ pub async fn verify(
         || body.signature.len() > 2048
         || body.chain.len() > MAX_CHAIN
     {
-        return api_error(StatusCode::BAD_REQUEST, "invalid_request", "too large");
+        return json_error(StatusCode::BAD_REQUEST, "invalid_request", "too large");
     }
     let attempt = match super::take_attempt(&idp, &body.challenge_id, ID).await {
         Ok(Some(a)) => a,
         Ok(None) => {
-            return api_error(
+            return json_error(
                 StatusCode::BAD_REQUEST,
                 "invalid_challenge",
                 AssuranceError::AttemptGone.to_string(),
             );
         }
-        Err(_) => return api_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "storage"),
+        Err(_) => return json_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "storage"),
     };
     let challenge = attempt.challenge.clone().unwrap_or_default();
     let checked = match x509
@@ -693,7 +685,7 @@ pub async fn verify(
                 X509Error::MissingAttributes(_) => "missing_attributes",
                 _ => "invalid_certificate",
             };
-            return api_error(e.status(), code, e.to_string());
+            return json_error(e.status(), code, e.to_string());
         }
     };
     let now = kizuna_core::time::now_unix();
@@ -730,15 +722,15 @@ pub async fn finish(idp: &Idp, attempt: &super::Attempt, proofing: Proofing) -> 
             "continue_url": idp.endpoint(&super::pages::continue_path(attempt.req.as_deref())),
         }))
         .into_response(),
-        Err(AssuranceError::AlreadyBound) => api_error(
+        Err(AssuranceError::AlreadyBound) => json_error(
             StatusCode::CONFLICT,
             "already_bound",
             AssuranceError::AlreadyBound.to_string(),
         ),
         Err(e) if e.is_internal() => {
             tracing::error!(error = %e, "recording a proofing");
-            api_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "storage")
+            json_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "storage")
         }
-        Err(e) => api_error(StatusCode::UNPROCESSABLE_ENTITY, "refused", e.to_string()),
+        Err(e) => json_error(StatusCode::UNPROCESSABLE_ENTITY, "refused", e.to_string()),
     }
 }
