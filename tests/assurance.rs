@@ -468,6 +468,23 @@ async fn a_challenge_works_once_and_not_after_it_expired() {
             (400, Some("invalid_challenge"))
         );
         assert!(answer["message"].as_str().unwrap().contains("expired"));
+        // One person cannot keep more than ten challenges open.
+        let statuses: Vec<u16> = {
+            let mut out = Vec::new();
+            for _ in 0..11 {
+                let response = browser
+                    .http
+                    .post(format!("{}/assurance/x509/challenge", browser.base))
+                    .json(&json!({}))
+                    .send()
+                    .await
+                    .unwrap();
+                out.push(response.status().as_u16());
+            }
+            out
+        };
+        assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 10);
+        assert_eq!(statuses.last(), Some(&429));
     }
 }
 

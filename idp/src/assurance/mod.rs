@@ -750,17 +750,31 @@ pub async fn set_client_settings(
     Ok(settings)
 }
 
+/// How many unfinished, unexpired attempts one person may have open at once.
+const MAX_OPEN_ATTEMPTS: i64 = 10;
+
 /// Opens a proofing attempt for the person (a challenge to sign, or a vendor transaction),
-/// remembering the authorization request to return to.
+/// remembering the authorization request to return to. `None` when the person already has
+/// [`MAX_OPEN_ATTEMPTS`] open (nobody needs more; it bounds what one account can store).
 pub async fn open_attempt(
     idp: &Idp,
     user_id: &str,
     provider: &str,
     challenge: Option<&str>,
     req: Option<&str>,
-) -> Result<(String, i64), sqlx::Error> {
+) -> Result<Option<(String, i64)>, sqlx::Error> {
     let id = secret::random_token();
     let now = kizuna_core::time::now_unix();
+    let open: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM proofing_attempts WHERE user_id = $1 AND used_at IS NULL AND expires_at > $2",
+    )
+    .bind(user_id)
+    .bind(now)
+    .fetch_one(idp.core.db.pool())
+    .await?;
+    if open >= MAX_OPEN_ATTEMPTS {
+        return Ok(None);
+    }
     let expires_at = now + idp.assurance.config.attempt_ttl_secs;
     sqlx::query(
         "INSERT INTO proofing_attempts (id, user_id, provider, challenge, req, created_at, expires_at) \
@@ -775,7 +789,7 @@ pub async fn open_attempt(
     .bind(expires_at)
     .execute(idp.core.db.pool())
     .await?;
-    Ok((id, expires_at))
+    Ok(Some((id, expires_at)))
 }
 
 /// An attempt taken for use.

@@ -294,6 +294,22 @@ pub async fn resume(Query(q): Query<ContinueQuery>) -> Response {
     }
 }
 
+/// The page for a person who opened too many proofing attempts at once.
+fn too_many_attempts() -> Response {
+    message(
+        StatusCode::TOO_MANY_REQUESTS,
+        page_lang(None),
+        (
+            "本人確認の手続きが多すぎます",
+            "Too many verifications in progress",
+        ),
+        (
+            "始めた本人確認が多すぎます。どれかを完了するか、しばらく待ってからやり直してください。",
+            "You have started too many verifications. Finish one, or wait a few minutes and try again.",
+        ),
+    )
+}
+
 #[derive(Template)]
 #[template(path = "identity_x509.html")]
 struct X509Page {
@@ -322,9 +338,11 @@ pub async fn x509_start(
         return see_other("/account/identity", None);
     }
     let req = form.req.filter(|r| !r.is_empty());
-    let Ok(c) = super::x509_signature::new_challenge(&idp, &session.user_id, req.as_deref()).await
-    else {
-        return internal_error();
+    let c = match super::x509_signature::new_challenge(&idp, &session.user_id, req.as_deref()).await
+    {
+        Ok(Some(c)) => c,
+        Ok(None) => return too_many_attempts(),
+        Err(_) => return internal_error(),
     };
     let lang = page_lang(None);
     (
@@ -361,11 +379,12 @@ pub async fn webhook_start(
     };
     let req = form.req.filter(|r| !r.is_empty());
     let provider = super::ProofingProvider::id(webhook);
-    let Ok((txn, _)) =
-        super::open_attempt(&idp, &session.user_id, &provider, None, req.as_deref()).await
-    else {
-        return internal_error();
-    };
+    let txn =
+        match super::open_attempt(&idp, &session.user_id, &provider, None, req.as_deref()).await {
+            Ok(Some((txn, _))) => txn,
+            Ok(None) => return too_many_attempts(),
+            Err(_) => return internal_error(),
+        };
     let return_url = idp.endpoint(&continue_path(req.as_deref()));
     match webhook.open(&idp, &txn, &return_url).await {
         Ok(url) => see_other(&url, None),

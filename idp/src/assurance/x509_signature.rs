@@ -581,14 +581,16 @@ pub async fn new_challenge(
     idp: &Idp,
     user_id: &str,
     req: Option<&str>,
-) -> Result<serde_json::Value, sqlx::Error> {
+) -> Result<Option<serde_json::Value>, sqlx::Error> {
     let challenge = kizuna_core::secret::random_token();
-    let (id, expires_at) = super::open_attempt(idp, user_id, ID, Some(&challenge), req).await?;
-    Ok(json!({
-        "challenge_id": id,
-        "challenge": challenge,
-        "expires_at": expires_at,
-        "verify_url": idp.endpoint("/assurance/x509/verify"),
+    let opened = super::open_attempt(idp, user_id, ID, Some(&challenge), req).await?;
+    Ok(opened.map(|(id, expires_at)| {
+        json!({
+            "challenge_id": id,
+            "challenge": challenge,
+            "expires_at": expires_at,
+            "verify_url": idp.endpoint("/assurance/x509/verify"),
+        })
     }))
 }
 
@@ -618,7 +620,12 @@ pub async fn challenge(
         Err(_) => return json_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "storage"),
     };
     match new_challenge(&idp, &session.user_id, body.req.as_deref()).await {
-        Ok(v) => Json(v).into_response(),
+        Ok(Some(v)) => Json(v).into_response(),
+        Ok(None) => json_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_attempts",
+            "too many open challenges; use one or wait until they expire",
+        ),
         Err(_) => json_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "storage"),
     }
 }
