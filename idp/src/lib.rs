@@ -203,17 +203,14 @@ pub fn router(idp: Idp) -> Router {
             "/assurance/x509/challenge",
             post(assurance::x509_signature::challenge),
         )
-        .route(
-            "/assurance/x509/start",
-            post(assurance::x509_signature::start_page),
-        )
+        .route("/assurance/x509/start", post(assurance::pages::x509_start))
         .route(
             "/assurance/x509/verify",
             post(assurance::x509_signature::verify),
         )
         .route(
             "/assurance/webhook/{name}/start",
-            post(assurance::webhook::start),
+            post(assurance::pages::webhook_start),
         )
         .route(
             "/assurance/webhook/{name}/callback",

@@ -839,15 +839,6 @@ pub async fn take_attempt(
     }))
 }
 
-/// The authorization request an attempt was opened for, while it is not finished.
-pub async fn attempt_req(idp: &Idp, id: &str) -> Result<Option<String>, sqlx::Error> {
-    sqlx::query_scalar("SELECT req FROM proofing_attempts WHERE id = $1")
-        .bind(id)
-        .fetch_optional(idp.core.db.pool())
-        .await
-        .map(Option::flatten)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -259,8 +259,6 @@ pub fn find<'a>(idp: &'a Idp, name: &str) -> Option<&'a Webhook> {
         .map(|w| w.as_ref())
 }
 
-pub use super::pages::webhook_start as start;
-
 /// `POST /assurance/webhook/{name}/callback`: the vendor's signed result.
 pub async fn callback(
     State(idp): State<Idp>,

@@ -630,8 +630,6 @@ pub async fn challenge(
     }
 }
 
-pub use super::pages::x509_start as start_page;
-
 #[derive(Deserialize)]
 pub struct VerifyRequest {
     challenge_id: String,
@@ -721,7 +719,7 @@ pub async fn verify(
 
 /// Records a proofing from an attempt and answers the app: the level reached and where the
 /// browser continues.
-pub async fn finish(idp: &Idp, attempt: &super::Attempt, proofing: Proofing) -> Response {
+async fn finish(idp: &Idp, attempt: &super::Attempt, proofing: Proofing) -> Response {
     match super::record(idp, &attempt.user_id, proofing).await {
         Ok(record) => Json(json!({
             "level": record.level,
