@@ -8,7 +8,8 @@ Kizuna's code for tokens. Every sign-in is a fresh browser (no session at either
     cargo build --release && (cd tests/node && npm ci) && bench/federation.py
 
 Environment: DURATION (s, default 20), BROWSERS (concurrent browsers, default 16),
-DATABASE_URL (empty: SQLite in a temporary directory).
+DATABASE_URL (empty: SQLite in a temporary directory), BENCH_BIN (the binary; default
+the release build under CARGO_TARGET_DIR or target/).
 """
 
 import base64, hashlib, json, os, re, secrets, socket, subprocess, sys, tempfile, threading, time
@@ -17,11 +18,18 @@ import urllib.parse
 import requests
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN = os.environ.get("KIZUNA_BIN", os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "release", "kizuna"))
+BIN = os.environ.get("BENCH_BIN", os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "release", "kizuna"))
 DURATION = float(os.environ.get("DURATION", "20"))
 BROWSERS = int(os.environ.get("BROWSERS", "16"))
 CALLBACK = "http://127.0.0.1:9/callback"
 SECRET = "bench-upstream-secret-bench-upstream-secret"
+
+
+def browser():
+    """A fresh cookie jar that talks to loopback directly (never through a proxy)."""
+    s = requests.Session()
+    s.trust_env = False
+    return s
 
 
 def free_port():
@@ -35,7 +43,7 @@ def free_port():
 def wait_http(url):
     for _ in range(400):
         try:
-            if requests.get(url, timeout=1).ok:
+            if browser().get(url, timeout=1).ok:
                 return
         except requests.RequestException:
             pass
@@ -50,7 +58,7 @@ def field(html, name):
 
 def sign_in(kizuna, client_id, client_secret):
     """One brokered sign-in in a fresh browser; raises on any unexpected answer."""
-    s = requests.Session()
+    s = browser()
     verifier = secrets.token_urlsafe(48)
     challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
     url = kizuna + "/authorize?" + urllib.parse.urlencode({
@@ -61,7 +69,7 @@ def sign_in(kizuna, client_id, client_secret):
     for _ in range(20):
         if url.startswith(CALLBACK):
             code = urllib.parse.parse_qs(urllib.parse.urlparse(url).query)["code"][0]
-            r = requests.post(kizuna + "/token", auth=(client_id, client_secret), data={
+            r = s.post(kizuna + "/token", auth=(client_id, client_secret), data={
                 "grant_type": "authorization_code", "code": code, "redirect_uri": CALLBACK,
                 "code_verifier": verifier})
             assert r.ok and "id_token" in r.json(), r.text
@@ -116,7 +124,7 @@ def main():
         done, errors, lock = [0], [], threading.Lock()
         deadline = time.time() + DURATION
 
-        def browser():
+        def run_browser():
             while time.time() < deadline:
                 try:
                     sign_in(kizuna, cid, csecret)
@@ -126,7 +134,7 @@ def main():
                     with lock:
                         errors.append(str(e)[:200])
 
-        threads = [threading.Thread(target=browser) for _ in range(BROWSERS)]
+        threads = [threading.Thread(target=run_browser) for _ in range(BROWSERS)]
         started = time.time()
         for t in threads:
             t.start()

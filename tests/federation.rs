@@ -406,6 +406,7 @@ enum Craft {
     Expired,
     ErrorResponse,
     SlowDiscovery,
+    WrongAtHash,
 }
 
 struct CraftedState {
@@ -536,7 +537,7 @@ async fn crafted_token(
     } else {
         (now, now + 300)
     };
-    let claims = json!({
+    let mut claims = json!({
         "iss": if craft == Craft::WrongIssuer { "http://127.0.0.1:1".to_string() } else { s.issuer.clone() },
         "sub": "crafted-person",
         "aud": if craft == Craft::WrongAudience { "someone-else" } else { "kizuna" },
@@ -546,6 +547,9 @@ async fn crafted_token(
         "email": "crafted@hospital.example.jp",
         "email_verified": true,
     });
+    if craft == Craft::WrongAtHash {
+        claims["at_hash"] = json!("AAAAAAAAAAAAAAAAAAAAAA");
+    }
     let id_token = match craft {
         Craft::AlgNone => format!(
             "{}.{}.",
@@ -1451,4 +1455,13 @@ async fn upstream_add_refuses_bad_settings_and_never_prints_the_secret() {
         "--private-key-jwt",
     ]);
     assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_id_token_whose_at_hash_does_not_match_is_refused() {
+    for c in crafted_cities().await {
+        c.op.set(Craft::WrongAtHash);
+        c.refused(502, "could not be verified").await;
+        c.audited("at_hash does not match");
+    }
 }

@@ -22,7 +22,7 @@ use crate::Idp;
 use crate::authorize::pending;
 use crate::federation::accounts::{self, PendingLink, Resolution};
 use crate::federation::client::{self, CallbackParams, Refused};
-use crate::federation::{Continuation, FederationError, logout, upstreams};
+use crate::federation::{Continuation, FederationError, UpstreamIdentity, logout, upstreams};
 use crate::sessions;
 use crate::users;
 
@@ -178,7 +178,8 @@ async fn proceed(
     }
 }
 
-/// `GET /federation/callback`: the upstream's answer.
+/// `GET /federation/callback`: the upstream's answer, checked, then handed to what the
+/// authorization was started for.
 pub async fn callback(
     State(idp): State<Idp>,
     headers: HeaderMap,
@@ -189,22 +190,35 @@ pub async fn callback(
         Err(refused) if refused.error.is_internal() => return internal_error(),
         Err(refused) => return refused_page(&refused),
     };
-    if let Continuation::Proofing { user_id, .. } = &continuation {
-        return match crate::assurance::jpki_oidc::record(&idp, &headers, &identity, user_id).await {
-            Ok(()) => proceed(&idp, &continuation, Vec::new()).await,
-            Err(page) => page,
-        };
-    }
-    match accounts::sign_in(&idp, &identity, &continuation, &headers).await {
-        Ok(Resolution::SignedIn(signed_in)) => {
-            proceed(&idp, &continuation, signed_in.cookies).await
+    match &continuation {
+        Continuation::SignIn { .. } => sign_in(&idp, &headers, &identity, &continuation).await,
+        Continuation::Proofing { user_id, .. } => {
+            match crate::assurance::jpki_oidc::record(&idp, &headers, &identity, user_id).await {
+                Ok(()) => proceed(&idp, &continuation, Vec::new()).await,
+                Err(page) => page,
+            }
         }
+    }
+}
+
+/// A federated sign-in: the linked or provisioned account's session, or the link page.
+async fn sign_in(
+    idp: &Idp,
+    headers: &HeaderMap,
+    identity: &UpstreamIdentity,
+    continuation: &Continuation,
+) -> Response {
+    match accounts::sign_in(idp, identity, continuation, headers).await {
+        Ok(Resolution::SignedIn(signed_in)) => proceed(idp, continuation, signed_in.cookies).await,
         Ok(Resolution::NeedsLink(cookie)) => see_other("/federation/link", Some(cookie)),
         Err(e) if e.is_internal() => internal_error(),
         Err(error) => refused_page(&Refused {
             error,
-            upstream: None,
-            continuation: Some(continuation),
+            upstream: upstreams::find(idp, &identity.upstream_id)
+                .await
+                .ok()
+                .flatten(),
+            continuation: Some(continuation.clone()),
         }),
     }
 }
