@@ -41,6 +41,7 @@ pub struct Config {
     pub oidc: kizuna_idp::OidcConfig,
     pub mfa: kizuna_idp::MfaConfig,
     pub mail: kizuna_idp::MailConfig,
+    pub assurance: kizuna_idp::AssuranceConfig,
     pub ca: kizuna_ca::CaConfig,
     pub ocsp: kizuna_ocsp::OcspConfig,
     pub pkcs11: Pkcs11Section,
@@ -128,6 +129,7 @@ impl Default for Config {
             oidc: kizuna_idp::OidcConfig::default(),
             mfa: kizuna_idp::MfaConfig::default(),
             mail: kizuna_idp::MailConfig::default(),
+            assurance: kizuna_idp::AssuranceConfig::default(),
             ca: kizuna_ca::CaConfig::default(),
             ocsp: kizuna_ocsp::OcspConfig::default(),
             pkcs11: Pkcs11Section::default(),
@@ -319,6 +321,9 @@ impl Config {
             .validate()
             .map_err(|(key, message)| ConfigError::BadValue { key, message })?;
         self.mail
+            .validate()
+            .map_err(|(key, message)| ConfigError::BadValue { key, message })?;
+        self.assurance
             .validate()
             .map_err(|(key, message)| ConfigError::BadValue { key, message })?;
         self.ca

@@ -80,6 +80,9 @@ enum Command {
     /// The ACME server: external account binding keys for organizations.
     #[command(subcommand)]
     Acme(cli::devices::AcmeCommand),
+    /// Upstream identity providers Kizuna brokers (federation).
+    #[command(subcommand)]
+    Upstream(cli::upstreams::UpstreamCommand),
 }
 
 fn main() -> ExitCode {
@@ -143,6 +146,7 @@ fn main() -> ExitCode {
             Command::Acme(cmd) => {
                 cli::devices::run(cli::devices::Registry::Acme(cmd), &config).await
             }
+            Command::Upstream(cmd) => cli::upstreams::run(cmd, &config).await,
         }
     });
     match result {

@@ -108,6 +108,7 @@ pub fn idp(config: &Config, core: Core) -> Result<Idp> {
         config.oidc.clone(),
         config.mfa.clone(),
         config.mail.clone(),
+        config.assurance.clone(),
     )
     .map_err(anyhow::Error::msg)
 }

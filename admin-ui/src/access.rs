@@ -31,6 +31,8 @@ pub enum Action {
     ViewOrgs,
     ManageOrgs,
     ViewReviews,
+    /// Record an in-person identity check (the counter proofing provider).
+    RecordProofing,
 }
 
 /// The authorization table: may `role` take `action` (within its scope)?
@@ -52,7 +54,10 @@ pub fn allows(role: Role, action: Action) -> bool {
                 | ViewOrgs
                 | ViewReviews
         ),
-        Role::Registrar => matches!(action, ViewDashboard | ViewUsers | ViewOrgs),
+        Role::Registrar => matches!(
+            action,
+            ViewDashboard | ViewUsers | ViewOrgs | RecordProofing
+        ),
         Role::Installer => matches!(
             action,
             ViewDashboard | ViewDevices | ManageDevices | ViewOrgs

@@ -61,6 +61,10 @@ pub fn router(console: Console) -> Router {
         .route("/admin/api/v1/users/{id}/password", post(set_password))
         .route("/admin/api/v1/users/{id}/mfa-reset", post(mfa_reset))
         .route("/admin/api/v1/users/{id}/roles", post(change_role))
+        .route(
+            "/admin/api/v1/users/{id}/proofing",
+            get(show_proofing).post(record_proofing),
+        )
         .route("/admin/api/v1/reviews", get(review))
         .route(
             "/admin/api/v1/clients",
@@ -77,6 +81,10 @@ pub fn router(console: Console) -> Router {
         .route(
             "/admin/api/v1/clients/{id}/quota",
             axum::routing::put(set_quota),
+        )
+        .route(
+            "/admin/api/v1/clients/{id}/assurance",
+            axum::routing::put(set_client_assurance),
         )
         .route("/admin/api/v1/clients/{id}/approve", post(approve_client))
         .route("/admin/api/v1/clients/{id}/disable", post(disable_client))
@@ -849,6 +857,38 @@ async fn delete_client(
     kizuna_idp::clients::delete(&c.idp.core, who.actor.clone(), &id).await?;
     c.idp.clients.forget(&id);
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `GET /admin/api/v1/users/{id}/proofing`: the person's IAL and current proofing record.
+async fn show_proofing(
+    State(c): State<Console>,
+    h: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult {
+    ok(ops::proofing(&c, &who(&c, &h).await?, &id).await?)
+}
+
+/// `POST /admin/api/v1/users/{id}/proofing`: a registrar's in-person check.
+async fn record_proofing(
+    State(c): State<Console>,
+    h: HeaderMap,
+    Path(id): Path<String>,
+    b: Result<Json<kizuna_idp::assurance::counter::CounterCheck>, JsonRejection>,
+) -> ApiResult {
+    let who = who(&c, &h).await?;
+    let record = ops::record_proofing(&c, &who, &id, body(b)?).await?;
+    Ok((StatusCode::CREATED, Json(record)).into_response())
+}
+
+/// `PUT /admin/api/v1/clients/{id}/assurance`: a client's identity assurance settings.
+async fn set_client_assurance(
+    State(c): State<Console>,
+    h: HeaderMap,
+    Path(id): Path<String>,
+    b: Result<Json<kizuna_idp::assurance::ClientAssurance>, JsonRejection>,
+) -> ApiResult {
+    let who = who(&c, &h).await?;
+    ok(ops::set_client_assurance(&c, &who, &id, body(b)?).await?)
 }
 
 #[derive(Deserialize)]

@@ -5,6 +5,7 @@ use axum::http::StatusCode;
 
 use kizuna_ca::CaError;
 use kizuna_core::orgs::{OrgError, Organization};
+use kizuna_idp::assurance::AssuranceError;
 use kizuna_idp::clients::{Client, ClientError};
 use kizuna_idp::mfa::MfaError;
 use kizuna_idp::quota::QuotaError;
@@ -110,6 +111,18 @@ impl From<ClientError> for ConsoleError {
             ClientError::NotFound(m) => ConsoleError::NotFound(format!("client {m}")),
             ClientError::Stale(c) => ConsoleError::Stale(Stale::Client(c)),
             ClientError::Storage(e) => e.into(),
+        }
+    }
+}
+
+impl From<AssuranceError> for ConsoleError {
+    fn from(e: AssuranceError) -> Self {
+        match e {
+            AssuranceError::NoAccount(m) => ConsoleError::NotFound(format!("account {m}")),
+            AssuranceError::AlreadyBound => ConsoleError::Conflict(e.to_string()),
+            AssuranceError::Storage(e) => e.into(),
+            e if e.is_internal() => ConsoleError::Internal(e.to_string()),
+            other => ConsoleError::Invalid(other.to_string()),
         }
     }
 }

@@ -10,6 +10,7 @@ use kizuna_ca::revoke::{self, Reason, RevokeReport, Selector};
 use kizuna_ca::store::{self as cert_store, CertRecord};
 use kizuna_core::audit::{self, AuditEntry, VerifyReport};
 use kizuna_core::orgs::{self, NewOrganization, Organization};
+use kizuna_idp::assurance;
 use kizuna_idp::clients::{self, Client, ClientEdit, ClientStatus, CreatedClient, NewClient};
 use kizuna_idp::mfa;
 use kizuna_idp::sessions;
@@ -818,4 +819,52 @@ pub async fn set_org_status(
     who.require_in(Action::ManageOrgs, None, "organizations")?;
     let found = org(c, who, id).await?;
     Ok(orgs::set_status(&c.idp.core.db, who.actor.clone(), &found.id, active).await?)
+}
+
+/// A person's identity assurance: their level and current proofing record.
+#[derive(Debug, Serialize)]
+pub struct ProofingView {
+    pub user_id: String,
+    pub ial: u8,
+    pub record: Option<assurance::Record>,
+}
+
+pub async fn proofing(c: &Console, who: &Staff, id: &str) -> Result<ProofingView, ConsoleError> {
+    let user = user_in_reach(c, who, Action::ViewUsers, id).await?;
+    let mut conn = c.idp.core.db.conn().await?;
+    let record = assurance::current(&mut conn, &user.id).await?;
+    Ok(ProofingView {
+        ial: record.as_ref().map(|r| r.level).unwrap_or(1),
+        user_id: user.id,
+        record,
+    })
+}
+
+/// A registrar records an in-person check at the counter, under their own account: an
+/// automation client cannot, because a person must have seen the document.
+pub async fn record_proofing(
+    c: &Console,
+    who: &Staff,
+    id: &str,
+    check: assurance::counter::CounterCheck,
+) -> Result<assurance::Record, ConsoleError> {
+    let user = user_in_reach(c, who, Action::RecordProofing, id).await?;
+    let Some(registrar) = &who.user_id else {
+        return Err(ConsoleError::Forbidden(
+            "an in-person check is recorded by a registrar's own account".into(),
+        ));
+    };
+    Ok(assurance::counter::record_check(&c.idp, registrar, &user.id, check).await?)
+}
+
+/// A client's identity assurance settings (minimum IAL, verified claims it may receive, the
+/// proofing providers offered to its residents): city administrators.
+pub async fn set_client_assurance(
+    c: &Console,
+    who: &Staff,
+    id: &str,
+    settings: assurance::ClientAssurance,
+) -> Result<assurance::ClientAssurance, ConsoleError> {
+    who.require_in(Action::ApproveClients, None, &format!("client {id}"))?;
+    Ok(assurance::set_client_settings(&c.idp, who.actor.clone(), id, settings).await?)
 }

@@ -82,6 +82,7 @@ fn stored_checks(c: &mut Criterion) {
             OidcConfig::default(),
             MfaConfig::default(),
             MailConfig::default(),
+            Default::default(),
         )
         .unwrap();
         let mut conn = idp.core.db.conn().await.unwrap();

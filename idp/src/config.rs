@@ -24,6 +24,10 @@ pub struct OidcConfig {
     /// Failed sign-ins from one address within `login_ip_window_secs` before it is throttled.
     pub login_ip_max_failures: i64,
     pub login_ip_window_secs: i64,
+    /// Every request to an upstream provider (discovery, token, UserInfo) gives up after this.
+    pub upstream_timeout_secs: i64,
+    /// Clock skew allowed on an upstream's `exp` and `iat`.
+    pub upstream_clock_skew_secs: i64,
 }
 
 impl Default for OidcConfig {
@@ -43,6 +47,8 @@ impl Default for OidcConfig {
             login_lockout_secs: 300,
             login_ip_max_failures: 50,
             login_ip_window_secs: 300,
+            upstream_timeout_secs: 5,
+            upstream_clock_skew_secs: 60,
         }
     }
 }
@@ -50,7 +56,7 @@ impl Default for OidcConfig {
 impl OidcConfig {
     /// Checks ranges; returns the offending key and why.
     pub fn validate(&self) -> Result<(), (&'static str, String)> {
-        let checks: [(&'static str, i64, i64, i64); 14] = [
+        let checks: [(&'static str, i64, i64, i64); 16] = [
             ("oidc.id_token_ttl_secs", self.id_token_ttl_secs, 60, 86_400),
             (
                 "oidc.access_token_ttl_secs",
@@ -109,6 +115,18 @@ impl OidcConfig {
                 self.login_ip_window_secs,
                 1,
                 86_400,
+            ),
+            (
+                "oidc.upstream_timeout_secs",
+                self.upstream_timeout_secs,
+                1,
+                60,
+            ),
+            (
+                "oidc.upstream_clock_skew_secs",
+                self.upstream_clock_skew_secs,
+                0,
+                300,
             ),
         ];
         for (key, value, min, max) in checks {

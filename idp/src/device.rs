@@ -216,6 +216,7 @@ pub async fn exchange(
             .map(str::to_string)
             .collect(),
         nonce: None,
+        claims: None,
     };
     tokens::create_grant(
         tx.conn(),

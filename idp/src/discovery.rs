@@ -4,7 +4,7 @@
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Json, Response};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::Idp;
 use crate::client_auth::ASSERTION_ALGS;
@@ -14,7 +14,12 @@ use crate::keys::SIGNING_ALGS;
 
 pub async fn configuration(State(idp): State<Idp>) -> Response {
     let e = |path: &str| idp.endpoint(path);
-    let body = json!({
+    let mut acr_values: Vec<String> = crate::mfa::policy::ACR_VALUES
+        .iter()
+        .map(|v| v.to_string())
+        .collect();
+    acr_values.extend(crate::assurance::flow::acr_values());
+    let mut body = json!({
         "issuer": idp.issuer(),
         "authorization_endpoint": e("/authorize"),
         "token_endpoint": e("/token"),
@@ -41,9 +46,9 @@ pub async fn configuration(State(idp): State<Idp>) -> Response {
         "revocation_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGS,
         "code_challenge_methods_supported": ["S256"],
         "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "azp", "sid",
-                             "name", "preferred_username", "updated_at", "email", "email_verified"],
+                             "name", "preferred_username", "updated_at", "email", "email_verified", "verified_claims"],
         "claims_parameter_supported": true,
-        "acr_values_supported": crate::mfa::policy::ACR_VALUES,
+        "acr_values_supported": acr_values,
         "request_parameter_supported": false,
         "request_uri_parameter_supported": false,
         "authorization_response_iss_parameter_supported": true,
@@ -54,6 +59,12 @@ pub async fn configuration(State(idp): State<Idp>) -> Response {
         "backchannel_logout_supported": true,
         "backchannel_logout_session_supported": true,
     });
+    if let (Some(body), Value::Object(ida)) = (
+        body.as_object_mut(),
+        crate::assurance::claims::discovery(&idp),
+    ) {
+        body.extend(ida);
+    }
     ([(header::CACHE_CONTROL, "public, max-age=300")], Json(body)).into_response()
 }
 

@@ -2,12 +2,14 @@
 //! PAR, the token endpoint (authorization code, refresh token rotation, client credentials,
 //! device code), UserInfo, introspection, revocation, RP-initiated and back-channel logout,
 //! sign-in and consent pages, multi-factor authentication with step-up, the account page,
-//! and the account store.
+//! the account store, federation (brokering the stakeholders' own OpenID providers), and
+//! identity assurance (proofing providers, verified claims).
 
 // Page handlers return early with a finished response (`Err(Response)`); its size does not
 // matter on that path.
 #![allow(clippy::result_large_err)]
 
+pub mod assurance;
 pub mod auth;
 pub mod authorize;
 pub mod client_auth;
@@ -17,6 +19,7 @@ pub mod consent;
 pub mod device;
 pub mod discovery;
 pub mod error;
+pub mod federation;
 pub mod introspect;
 pub mod keys;
 pub mod login;
@@ -41,6 +44,7 @@ use axum::routing::{get, post};
 
 use kizuna_core::Core;
 
+pub use assurance::AssuranceConfig;
 pub use config::OidcConfig;
 pub use mfa::config::{MailConfig, MfaConfig};
 
@@ -57,11 +61,15 @@ pub struct IdpState {
     pub remote_jwks: client_auth::RemoteJwks,
     pub clients: clients::ClientCache,
     pub quotas: quota::Quotas,
+    /// The broker's client for upstream providers.
+    pub federation: federation::Federation,
     pub mfa: Arc<MfaConfig>,
     pub passkeys: mfa::webauthn::Passkeys,
     /// The SMTP relay for notifications; `None` keeps mail in the outbox.
     pub mailer: Option<mfa::notify::Mailer>,
     pub mail_from: String,
+    /// Proofing providers and identity assurance settings.
+    pub assurance: Arc<assurance::Assurance>,
 }
 
 impl std::ops::Deref for Idp {
@@ -72,17 +80,23 @@ impl std::ops::Deref for Idp {
 }
 
 impl Idp {
-    /// The provider over `core`. Fails when the `[mfa]` or `[mail]` settings cannot be used
-    /// (an unreadable attestation root, a malformed relay).
+    /// The provider over `core`. Fails when the `[mfa]`, `[mail]` or `[assurance]` settings
+    /// cannot be used (an unreadable attestation root or trust anchor, a malformed relay).
     pub fn new(
         core: Core,
         config: OidcConfig,
         mfa: MfaConfig,
         mail: MailConfig,
+        assurance: AssuranceConfig,
     ) -> Result<Idp, String> {
+        let federation = federation::Federation::new(
+            config.upstream_timeout_secs as u64,
+            config.upstream_clock_skew_secs,
+        );
         let config = Arc::new(config);
         let passkeys = mfa::webauthn::Passkeys::new(&core.public_url, &mfa)?;
         let mailer = mfa::notify::mailer(&mail)?;
+        let assurance = Arc::new(assurance::Assurance::new(assurance)?);
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .redirect(reqwest::redirect::Policy::none())
@@ -97,10 +111,12 @@ impl Idp {
             remote_jwks: client_auth::RemoteJwks::default(),
             clients: clients::ClientCache::default(),
             quotas: quota::Quotas::default(),
+            federation,
             mfa: Arc::new(mfa),
             passkeys,
             mailer,
             mail_from: mail.from,
+            assurance,
         })))
     }
 
@@ -177,6 +193,56 @@ pub fn router(idp: Idp) -> Router {
             get(pages::logout::start_get).post(pages::logout::start_post),
         )
         .route("/logout/confirm", post(pages::logout::confirm))
+        .route(
+            "/account/identity",
+            get(assurance::pages::show).post(assurance::pages::edit_name),
+        )
+        .route("/account/identity/cancel", post(assurance::pages::cancel))
+        .route("/account/identity/continue", get(assurance::pages::resume))
+        .route(
+            "/assurance/x509/challenge",
+            post(assurance::x509_signature::challenge),
+        )
+        .route("/assurance/x509/start", post(assurance::pages::x509_start))
+        .route(
+            "/assurance/x509/verify",
+            post(assurance::x509_signature::verify),
+        )
+        .route(
+            "/assurance/webhook/{name}/start",
+            post(assurance::pages::webhook_start),
+        )
+        .route(
+            "/assurance/webhook/{name}/callback",
+            post(assurance::webhook::callback),
+        )
+        .route(
+            "/assurance/jpki-oidc/{alias}/start",
+            post(assurance::jpki_oidc::start),
+        )
+        .route("/login/federated", post(pages::federation::start))
+        .route("/federation/callback", get(pages::federation::callback))
+        .route(
+            "/federation/link",
+            get(pages::federation::link_page).post(pages::federation::link),
+        )
+        .route(
+            "/federation/link/cancel",
+            post(pages::federation::cancel_link),
+        )
+        .route(
+            "/federation/logout/done",
+            get(pages::federation::logged_out),
+        )
+        .route(
+            "/federation/{alias}/backchannel-logout",
+            post(pages::federation::backchannel_logout),
+        )
+        .route(
+            "/federation/{alias}/jwks",
+            get(pages::federation::client_jwks),
+        )
+        .route("/account/links/remove", post(pages::account::unlink))
         .with_state(idp)
 }
 
@@ -207,7 +273,8 @@ pub fn spawn_background(idp: Idp) -> tokio::task::JoinHandle<()> {
 }
 
 /// Deletes rows that can no longer matter (expired codes, requests, replay records,
-/// ceremonies, pending second steps, mail older than 90 days that is done).
+/// ceremonies, pending second steps, upstream authorizations and link requests, federated
+/// sessions whose session is gone, mail older than 90 days that is done).
 async fn sweep(idp: &Idp) {
     let Ok(Some(lock)) = idp.core.db.try_job_lock("oidc-sweep").await else {
         return;
@@ -231,6 +298,24 @@ async fn sweep(idp: &Idp) {
         ("DELETE FROM sessions WHERE expires_at < $1", day_ago),
         ("DELETE FROM webauthn_ceremonies WHERE expires_at < $1", now),
         ("DELETE FROM mfa_pending WHERE expires_at < $1", now),
+        (
+            "DELETE FROM proofing_attempts WHERE expires_at < $1",
+            day_ago,
+        ),
+        ("DELETE FROM proofing_result_ids WHERE expires_at < $1", now),
+        (
+            "DELETE FROM upstream_authorizations WHERE expires_at < $1",
+            now,
+        ),
+        (
+            "DELETE FROM federation_link_requests WHERE expires_at < $1",
+            now,
+        ),
+        ("DELETE FROM federation_logouts WHERE expires_at < $1", now),
+        (
+            "DELETE FROM federated_sessions WHERE created_at < $1 AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.sid = federated_sessions.sid)",
+            day_ago,
+        ),
         (
             "DELETE FROM mail_outbox WHERE status <> 'queued' AND created_at < $1",
             now - 90 * 86_400,

@@ -14,6 +14,7 @@ use kizuna_core::web::RequestContext;
 
 use crate::Idp;
 use crate::mfa::devices;
+use crate::mfa::policy::Aal;
 use crate::password;
 use crate::sessions::{self, Session};
 use crate::throttle;
@@ -139,12 +140,14 @@ pub struct SignedIn {
 
 /// Starts a session inside the caller's transaction after every factor the sign-in needs
 /// passed: resets the failure count, remembers the device (notifying when it is new) and
-/// audits the sign-in with its `method` (e.g. `pwd`, `pwd+otp`, `passkey`).
+/// audits the sign-in with its `method` (e.g. `pwd`, `pwd+otp`, `passkey`, `fed`). `level`
+/// overrides the level `amr` reaches (a federated sign-in's, after the trust ceiling).
 pub async fn open_session(
     idp: &Idp,
     conn: &mut AnyConnection,
     user_id: &str,
     amr: &[String],
+    level: Option<Aal>,
     method: &str,
     headers: &HeaderMap,
 ) -> Result<SignedIn, sqlx::Error> {
@@ -153,7 +156,7 @@ pub async fn open_session(
     if let Some(old) = sessions::current(idp, headers).await? {
         sessions::end(conn, &old.sid).await?;
     }
-    let (session, value) = sessions::create(idp, conn, user_id, amr, headers).await?;
+    let (session, value) = sessions::create(idp, conn, user_id, amr, level, headers).await?;
     let mut cookies = vec![sessions::set_cookie(idp, &value)];
     cookies.extend(devices::remember(conn, idp.core.secure_cookies, user_id, headers).await?);
     let entries = audit::append_in(
@@ -180,7 +183,7 @@ pub async fn sign_in_with(
     headers: &HeaderMap,
 ) -> Result<SignedIn, sqlx::Error> {
     let mut tx = idp.core.db.begin().await?;
-    let signed_in = open_session(idp, tx.conn(), user_id, amr, method, headers).await?;
+    let signed_in = open_session(idp, tx.conn(), user_id, amr, None, method, headers).await?;
     tx.commit().await?;
     audit::publish(&signed_in.entries);
     Ok(signed_in)

@@ -53,22 +53,30 @@ pub async fn current(idp: &Idp, headers: &HeaderMap) -> Result<Option<Session>, 
 impl Session {
     /// The assurance level this session's sign-in reached.
     pub fn aal(&self) -> Aal {
-        Aal::from_amr(&self.amr).unwrap_or(Aal::One)
+        self.acr
+            .as_deref()
+            .and_then(Aal::from_uri)
+            .or_else(|| Aal::from_amr(&self.amr))
+            .unwrap_or(Aal::One)
     }
 }
 
 /// Starts a session inside the caller's transaction; returns it and the cookie value. Its
-/// `acr` is the assurance level the methods in `amr` reach.
+/// `acr` is `level` when given (a federated sign-in, after the upstream's trust ceiling),
+/// else the assurance level the methods in `amr` reach.
 pub async fn create(
     idp: &Idp,
     conn: &mut AnyConnection,
     user_id: &str,
     amr: &[String],
+    level: Option<Aal>,
     headers: &HeaderMap,
 ) -> Result<(Session, String), sqlx::Error> {
     let value = secret::random_token();
     let now = kizuna_core::time::now_unix();
-    let acr = Aal::from_amr(amr).map(|a| a.uri().to_string());
+    let acr = level
+        .or_else(|| Aal::from_amr(amr))
+        .map(|a| a.uri().to_string());
     let session = Session {
         sid: secret::new_id(),
         user_id: user_id.to_string(),

@@ -13,6 +13,7 @@ use kizuna_core::{jose, secret};
 use crate::Idp;
 use crate::clients::Client;
 use crate::error::OAuthError;
+use crate::federation::accounts::AMR_FED;
 use crate::users::UserRecord;
 
 /// The token endpoint's success response (RFC 6749 §5.1).
@@ -38,6 +39,9 @@ pub struct Authorization {
     pub amr: Vec<String>,
     pub scope: Vec<String>,
     pub nonce: Option<String>,
+    /// The request's `claims` parameter (OpenID Connect Core §5.5), kept for
+    /// `verified_claims` at the ID token and UserInfo.
+    pub claims: Option<Value>,
 }
 
 /// Claims of Kizuna's JWT access tokens.
@@ -128,7 +132,19 @@ pub async fn id_token(
 ) -> Result<(String, Vec<String>), OAuthError> {
     let now = kizuna_core::time::now_unix();
     let mut claims = user_claims(user, &auth.scope);
-    let released: Vec<String> = claims.keys().cloned().collect();
+    let mut released: Vec<String> = claims.keys().cloned().collect();
+    if let Some((verified, names)) = crate::assurance::claims::release(
+        idp,
+        &client.client_id,
+        &user.id,
+        auth.claims.as_ref(),
+        "id_token",
+    )
+    .await?
+    {
+        claims.insert("verified_claims".into(), verified);
+        released.extend(names);
+    }
     claims.insert("iss".into(), json!(idp.issuer()));
     claims.insert("sub".into(), json!(user.id));
     claims.insert("aud".into(), json!(client.client_id));
@@ -149,6 +165,11 @@ pub async fn id_token(
     }
     if let Some(sid) = &auth.sid {
         claims.insert("sid".into(), json!(sid));
+        if auth.amr.iter().any(|a| a == AMR_FED)
+            && let Some(issuer) = crate::federation::accounts::session_upstream(idp, sid).await?
+        {
+            claims.insert("idp".into(), json!(issuer));
+        }
     }
     if let Some(at) = access_token {
         claims.insert("at_hash".into(), json!(half_hash(at)));
@@ -175,8 +196,8 @@ pub async fn create_grant(
 ) -> Result<(), sqlx::Error> {
     let now = kizuna_core::time::now_unix();
     sqlx::query(
-        "INSERT INTO grants (id, client_id, user_id, sid, scope, auth_time, acr, amr, created_at, expires_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        "INSERT INTO grants (id, client_id, user_id, sid, scope, auth_time, acr, amr, created_at, expires_at, claims) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
     )
     .bind(grant_id)
     .bind(client_id)
@@ -188,6 +209,7 @@ pub async fn create_grant(
     .bind(serde_json::to_string(&auth.amr).unwrap_or_else(|_| "[]".into()))
     .bind(now)
     .bind(now + idp.config.refresh_token_ttl_secs)
+    .bind(auth.claims.as_ref().map(|c| c.to_string()))
     .execute(conn)
     .await?;
     Ok(())

@@ -74,9 +74,30 @@ async fn answer(idp: &Idp, headers: &HeaderMap, body: &[u8]) -> Result<Value, OA
         .await?
         .filter(|u| u.status == "active")
         .ok_or_else(|| OAuthError::invalid_token("the account is no longer active"))?;
+    let claims_request: Option<String> = match &claims.gid {
+        Some(gid) => sqlx::query_scalar("SELECT claims FROM grants WHERE id = $1")
+            .bind(gid)
+            .fetch_optional(&mut *conn)
+            .await?
+            .flatten(),
+        None => None,
+    };
     drop(conn);
     let mut released = tokens::user_claims(&user, &scope);
-    let names: Vec<String> = released.keys().cloned().collect();
+    let mut names: Vec<String> = released.keys().cloned().collect();
+    let claims_request: Option<Value> = claims_request.and_then(|c| serde_json::from_str(&c).ok());
+    if let Some((verified, verified_names)) = crate::assurance::claims::release(
+        idp,
+        &claims.client_id,
+        &user.id,
+        claims_request.as_ref(),
+        "userinfo",
+    )
+    .await?
+    {
+        released.insert("verified_claims".into(), verified);
+        names.extend(verified_names);
+    }
     released.insert("sub".into(), json!(user.id));
     idp.core
         .audit

@@ -21,7 +21,14 @@ const RP_ID: &str = "id.city.example";
 async fn idp(db: &Db, mfa: MfaConfig) -> Idp {
     let mut core = testing::core(db).await;
     core.public_url = ORIGIN.into();
-    Idp::new(core, OidcConfig::default(), mfa, MailConfig::default()).unwrap()
+    Idp::new(
+        core,
+        OidcConfig::default(),
+        mfa,
+        MailConfig::default(),
+        Default::default(),
+    )
+    .unwrap()
 }
 
 async fn account(idp: &Idp, name: &str) -> String {

@@ -1,4 +1,4 @@
-//! `kizuna client create|list|show|delete|quota`.
+//! `kizuna client create|list|show|delete|quota|set-assurance`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -40,6 +40,23 @@ pub enum ClientCommand {
         /// Remove the client's limit.
         #[arg(long)]
         unlimited: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Set what the client asks of identity assurance: the lowest identity assurance level
+    /// (IAL) every sign-in must show, the verified claims it may receive, and the proofing
+    /// providers its residents may use (default: every configured one).
+    SetAssurance {
+        client_id: String,
+        /// 0 (none), 1, 2 or 3.
+        #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=3))]
+        min_ial: u8,
+        /// A claim the client may receive in verified_claims (repeatable), e.g. given_name.
+        #[arg(long = "verified-claim", value_name = "CLAIM")]
+        verified_claims: Vec<String>,
+        /// A proofing provider id (repeatable): x509-signature, webhook:NAME, counter, …
+        #[arg(long = "proofing-provider", value_name = "ID")]
+        proofing_providers: Vec<String>,
         #[arg(long)]
         json: bool,
     },
@@ -258,6 +275,36 @@ pub async fn run(cmd: ClientCommand, config: &Config) -> Result<ExitCode> {
         ClientCommand::Delete { client_id } => {
             clients::delete(&idp.core, Actor::cli(), &client_id).await?;
             println!("deleted client {client_id}");
+            Ok(ExitCode::SUCCESS)
+        }
+        ClientCommand::SetAssurance {
+            client_id,
+            min_ial,
+            verified_claims,
+            proofing_providers,
+            json,
+        } => {
+            let settings = kizuna_idp::assurance::set_client_settings(
+                &idp,
+                Actor::cli(),
+                &client_id,
+                kizuna_idp::assurance::ClientAssurance {
+                    min_ial,
+                    verified_claims,
+                    proofing_providers,
+                },
+            )
+            .await?;
+            if json {
+                println!("{}", serde_json::to_string(&settings)?);
+            } else {
+                println!(
+                    "client {client_id}: minimum IAL {}, verified claims [{}], proofing providers [{}]",
+                    settings.min_ial,
+                    settings.verified_claims.join(", "),
+                    settings.proofing_providers.join(", ")
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
     };

@@ -5,6 +5,7 @@ pub mod ca;
 pub mod clients;
 pub mod devices;
 pub mod keys;
+pub mod upstreams;
 pub mod users;
 
 use std::io::Write;

@@ -76,7 +76,7 @@ pub enum UserCommand {
     },
 }
 
-fn read_password() -> Result<String> {
+pub(super) fn read_password() -> Result<String> {
     let mut text = String::new();
     std::io::stdin()
         .read_to_string(&mut text)

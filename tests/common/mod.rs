@@ -5,7 +5,9 @@
 
 pub mod acme;
 pub mod enroll;
+pub mod jpki;
 pub mod pki;
+pub mod upstream;
 
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, Output, Stdio};

@@ -25,6 +25,8 @@ pub enum Step {
     SecondFactor(axum::http::HeaderValue),
     /// Send the browser back to the client.
     Redirect(String),
+    /// Offer identity proofing for this pending request (the person is below the IAL asked).
+    Proofing(String),
 }
 
 /// A URI with query parameters appended (keeping any it already has).
@@ -94,6 +96,11 @@ pub async fn decide(
     {
         return Ok(step);
     }
+    if let Some(step) =
+        crate::assurance::flow::check(idp, client, &session, &pending, pending_id.clone()).await?
+    {
+        return Ok(step);
+    }
     let needs_consent = client.require_consent
         && (!consent::covers(idp, &session.user_id, &client.client_id, &req.scope).await?
             || (req.has_prompt("consent") && !pending.consent_done));
@@ -125,7 +132,8 @@ async fn check_assurance(
     let req = &pending.request;
     let mut conn = idp.core.db.conn().await?;
     let account_min = mfa::account_min_aal(idp, &mut conn, &session.user_id).await?;
-    let target = policy::required(&req.acr_request(), client.min_aal, account_min);
+    let target = policy::required(&req.acr_request(), client.min_aal, account_min)
+        .max(crate::assurance::flow::requested_aal(req).unwrap_or(policy::Aal::One));
     if session.aal() >= target {
         return Ok(None);
     }
@@ -168,7 +176,11 @@ async fn check_assurance(
     }
 }
 
-async fn keep(idp: &Idp, pending: &Pending, id: Option<String>) -> Result<String, OAuthError> {
+pub(crate) async fn keep(
+    idp: &Idp,
+    pending: &Pending,
+    id: Option<String>,
+) -> Result<String, OAuthError> {
     Ok(match id {
         Some(id) => {
             pending::update(idp, &id, pending).await?;
@@ -187,6 +199,7 @@ async fn issue_code(
     let req = &pending.request;
     let code = secret::random_token();
     let now = kizuna_core::time::now_unix();
+    let acr = crate::assurance::flow::acr_claim(idp, req, session).await?;
     let mut tx = idp.core.db.begin().await?;
     if let Some(id) = pending_id
         && !pending::consume(tx.conn(), id).await?
@@ -197,8 +210,8 @@ async fn issue_code(
     }
     sqlx::query(
         "INSERT INTO authorization_codes (code_hash, grant_id, client_id, user_id, sid, redirect_uri, scope, nonce, \
-         code_challenge, auth_time, acr, amr, created_at, expires_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+         code_challenge, auth_time, acr, amr, created_at, expires_at, claims) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
     )
     .bind(secret::token_hash(&code))
     .bind(secret::new_id())
@@ -210,10 +223,11 @@ async fn issue_code(
     .bind(&req.nonce)
     .bind(&req.code_challenge)
     .bind(session.auth_time)
-    .bind(req.acr_request().claim(session.aal()))
+    .bind(acr)
     .bind(serde_json::to_string(&session.amr).unwrap_or_else(|_| "[]".into()))
     .bind(now)
     .bind(now + idp.config.code_ttl_secs)
+    .bind(req.claims.as_ref().map(|c| c.to_string()))
     .execute(tx.conn())
     .await?;
     sessions::add_client(tx.conn(), &session.sid, &req.client_id).await?;

@@ -56,6 +56,9 @@ fn to_response(step: Result<Step, OAuthError>) -> Response {
         Ok(Step::Login(id)) => Redirect::to(&format!("/login?req={id}")).into_response(),
         Ok(Step::Consent(id)) => Redirect::to(&format!("/consent?req={id}")).into_response(),
         Ok(Step::SecondFactor(cookie)) => crate::pages::see_other("/login/mfa", Some(cookie)),
+        Ok(Step::Proofing(id)) => {
+            Redirect::to(&format!("/account/identity?req={id}")).into_response()
+        }
         Err(e) if e.status.is_server_error() => internal_error(),
         Err(e) => request_error_page(
             "The sign-in request cannot continue",

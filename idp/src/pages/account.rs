@@ -15,6 +15,7 @@ use kizuna_core::web::Lang;
 use super::mfa::refusal;
 use super::{check_csrf, form_page, internal_error, page_lang, see_other};
 use crate::Idp;
+use crate::federation::{FederationError, accounts};
 use crate::logout;
 use crate::mfa::devices::describe;
 use crate::mfa::policy::Factor;
@@ -52,6 +53,13 @@ pub struct HistoryRow {
     pub success: bool,
 }
 
+pub struct LinkRow {
+    pub alias: String,
+    pub name: String,
+    pub linked: String,
+    pub last_used: String,
+}
+
 pub struct MailRow {
     pub time: String,
     pub subject: String,
@@ -79,6 +87,7 @@ struct AccountPage {
     sessions: Vec<SessionRow>,
     history: Vec<HistoryRow>,
     mail: Vec<MailRow>,
+    links: Vec<LinkRow>,
 }
 
 /// The signed-in person, or the redirect to sign in first.
@@ -149,6 +158,10 @@ fn notice_text(lang: Lang, done: &str) -> Option<&'static str> {
             "The authenticator app was removed.",
         ),
         "session_ended" => lang.pick("セッションを終了しました。", "The session was ended."),
+        "link_removed" => lang.pick(
+            "組織アカウントの連携を解除しました。",
+            "The organization account was unlinked.",
+        ),
         _ => return None,
     })
 }
@@ -165,6 +178,12 @@ fn error_text(lang: Lang, error: &str) -> Option<String> {
             .pick(
                 "このアカウントには2段階目の認証が必須のため、最後の方法は削除できません。先に別の方法を追加してください。",
                 "This account must keep a second factor, so its last one cannot be removed. Add another first.",
+            )
+            .to_string(),
+        "last_method" => lang
+            .pick(
+                "これはこのアカウントにサインインする唯一の方法のため、連携を解除できません。先にパスキーを追加してください。",
+                "This is the only way to sign in to this account, so it cannot be unlinked. Add a passkey first.",
             )
             .to_string(),
         _ => return None,
@@ -304,7 +323,21 @@ async fn page_data(
             status: m.status,
         })
         .collect();
+    let links = accounts::links(idp, &user.id)
+        .await?
+        .into_iter()
+        .map(|l| LinkRow {
+            alias: l.alias,
+            name: l.name,
+            linked: display_time(l.created_at),
+            last_used: l
+                .last_login_at
+                .map(display_time)
+                .unwrap_or_else(|| never.clone()),
+        })
+        .collect();
     Ok(AccountPage {
+        links,
         lang,
         back_path: "/account".into(),
         csrf: String::new(),
@@ -617,4 +650,29 @@ pub async fn end_session(
         return see_other("/", Some(sessions::clear_cookie(&idp)));
     }
     see_other("/account?done=session_ended", None)
+}
+
+#[derive(Deserialize)]
+pub struct UnlinkForm {
+    csrf_token: Option<String>,
+    upstream: Option<String>,
+}
+
+/// `POST /account/links/remove`: unlinks an organization account (never the last way to
+/// sign in).
+pub async fn unlink(
+    State(idp): State<Idp>,
+    headers: HeaderMap,
+    Form(form): Form<UnlinkForm>,
+) -> Response {
+    let (_, user, _) = match for_change(&idp, &headers, form.csrf_token.as_deref()).await {
+        Ok(found) => found,
+        Err(response) => return response,
+    };
+    match accounts::unlink(&idp, &user.id, form.upstream.as_deref().unwrap_or_default()).await {
+        Ok(()) => see_other("/account?done=link_removed", None),
+        Err(FederationError::Link(_)) => see_other("/account?error=last_method", None),
+        Err(FederationError::UnknownUpstream(_)) => see_other("/account", None),
+        Err(_) => internal_error(),
+    }
 }

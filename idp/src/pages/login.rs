@@ -1,6 +1,7 @@
 //! `GET/POST /login`: the sign-in page, for an authorization request (`req`) or a local
 //! page to return to (`next`): a password, or a passkey without a username (a button, and
-//! the browser's autofill where it offers passkeys there).
+//! the browser's autofill where it offers passkeys there), or an upstream organization's
+//! sign-in (a button each, and an email field for home-realm discovery).
 
 use askama::Template;
 use axum::Form;
@@ -15,6 +16,7 @@ use super::{check_csrf, form_page, internal_error, page_lang, request_expired};
 use crate::Idp;
 use crate::authorize::pending::{self, Pending};
 use crate::clients;
+use crate::federation::upstreams;
 use crate::login::{self, LoginFailure};
 use crate::mfa::webauthn;
 
@@ -31,6 +33,10 @@ struct LoginPage {
     error: Option<String>,
     /// The passwordless ceremony: its id and the options for the browser.
     passkey: Option<(String, String)>,
+    /// The upstream providers offered ("Sign in with …"): alias and name.
+    upstreams: Vec<(String, String)>,
+    /// Some upstream has email domains for home-realm discovery.
+    realm_discovery: bool,
 }
 
 #[derive(Deserialize)]
@@ -88,6 +94,10 @@ async fn render(
     } else {
         None
     };
+    let Ok(offered) = upstreams::active(idp).await else {
+        return internal_error();
+    };
+    let realm_discovery = offered.iter().any(|u| !u.email_domains.is_empty());
     let next = local_path(next.as_deref());
     form_page(idp, headers, status, |csrf| LoginPage {
         back_path: format!("/login?req={req}&next={}", url_encode(&next)),
@@ -99,6 +109,8 @@ async fn render(
         login_hint: username.unwrap_or(hint),
         error,
         passkey,
+        upstreams: offered.into_iter().map(|u| (u.alias, u.name)).collect(),
+        realm_discovery,
     })
 }
 

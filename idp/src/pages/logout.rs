@@ -1,4 +1,5 @@
-//! `GET/POST /logout` (RP-initiated logout) and `POST /logout/confirm`.
+//! `GET/POST /logout` (RP-initiated logout) and `POST /logout/confirm`; a federated
+//! session's logout continues at its upstream.
 
 use askama::Template;
 use axum::Form;
@@ -13,6 +14,7 @@ use super::{check_csrf, form_page, internal_error, message, page_lang, see_other
 use crate::Idp;
 use crate::authorize::flow::with_query;
 use crate::clients;
+use crate::federation;
 use crate::logout;
 use crate::sessions;
 
@@ -126,6 +128,36 @@ fn finish(idp: &Idp, lang: Lang, return_to: Option<String>, state: Option<&str>)
     }
 }
 
+/// Ends the session; a session an upstream's sign-in started continues to the upstream's
+/// logout (which sends the browser back to `return_to`) when the upstream offers it.
+async fn sign_out(
+    idp: &Idp,
+    lang: Lang,
+    session: &sessions::Session,
+    return_to: Option<String>,
+    state: Option<&str>,
+) -> Response {
+    let back = return_to.as_deref().map(|uri| {
+        let params: Vec<(&str, &str)> = state.map(|s| vec![("state", s)]).unwrap_or_default();
+        with_query(uri, &params)
+    });
+    let upstream = match federation::logout::upstream_logout(idp, session, back).await {
+        Ok(url) => url,
+        Err(e) if e.is_internal() => return internal_error(),
+        Err(e) => {
+            tracing::warn!(error = %e, "logout at the upstream skipped");
+            None
+        }
+    };
+    if logout::end_session(idp, session).await.is_err() {
+        return internal_error();
+    }
+    match upstream {
+        Some(url) => see_other(&url, Some(sessions::clear_cookie(idp))),
+        None => finish(idp, lang, return_to, state),
+    }
+}
+
 pub async fn start_get(
     State(idp): State<Idp>,
     headers: HeaderMap,
@@ -181,10 +213,7 @@ async fn start(idp: &Idp, headers: &HeaderMap, p: LogoutParams) -> Response {
         h.sub == session.user_id && h.sid.as_deref().is_none_or(|sid| sid == session.sid)
     });
     if hint_matches {
-        if logout::end_session(idp, &session).await.is_err() {
-            return internal_error();
-        }
-        return finish(idp, lang, return_to, p.state.as_deref());
+        return sign_out(idp, lang, &session, return_to, p.state.as_deref()).await;
     }
     form_page(idp, headers, StatusCode::OK, |csrf| ConfirmPage {
         lang,
@@ -215,15 +244,10 @@ pub async fn confirm(
         Ok(r) => r,
         Err(page) => return page,
     };
-    match sessions::current(&idp, &headers).await {
-        Ok(Some(session)) => {
-            if logout::end_session(&idp, &session).await.is_err() {
-                return internal_error();
-            }
-        }
-        Ok(None) => {}
-        Err(_) => return internal_error(),
-    }
     let state = p.state.filter(|s| !s.is_empty());
-    finish(&idp, lang, return_to, state.as_deref())
+    match sessions::current(&idp, &headers).await {
+        Ok(Some(session)) => sign_out(&idp, lang, &session, return_to, state.as_deref()).await,
+        Ok(None) => finish(&idp, lang, return_to, state.as_deref()),
+        Err(_) => internal_error(),
+    }
 }

@@ -39,7 +39,7 @@ pub async fn script() -> Response {
 }
 
 /// Where a finished sign-in goes: back into the authorization request, or to a local page.
-async fn continue_to(
+pub(crate) async fn continue_to(
     idp: &Idp,
     req: Option<&str>,
     next: Option<&str>,
@@ -420,6 +420,7 @@ async fn finish(
                 tx.conn(),
                 &pending.user_id,
                 amr,
+                None,
                 &format!("pwd+{method}"),
                 headers,
             )

@@ -5,6 +5,7 @@
 pub mod account;
 pub mod consent;
 pub mod device;
+pub mod federation;
 pub mod login;
 pub mod logout;
 pub mod mfa;

@@ -28,6 +28,7 @@ struct CodeRow {
     amr: String,
     expires_at: i64,
     used_at: Option<i64>,
+    claims: Option<String>,
 }
 
 /// S256: BASE64URL(SHA-256(code_verifier)) (RFC 7636 §4.2).
@@ -57,7 +58,7 @@ pub async fn exchange(
     let mut tx = idp.core.db.begin().await?;
     let row: Option<CodeRow> = sqlx::query_as(
         "SELECT grant_id, client_id, user_id, sid, redirect_uri, scope, nonce, code_challenge, auth_time, acr, amr, \
-         expires_at, used_at FROM authorization_codes WHERE code_hash = $1",
+         expires_at, used_at, claims FROM authorization_codes WHERE code_hash = $1",
     )
     .bind(&code_hash)
     .fetch_optional(tx.conn())
@@ -143,6 +144,7 @@ pub async fn exchange(
             .map(str::to_string)
             .collect(),
         nonce: row.nonce,
+        claims: row.claims.and_then(|c| serde_json::from_str(&c).ok()),
     };
     tokens::create_grant(
         tx.conn(),

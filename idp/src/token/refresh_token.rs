@@ -27,6 +27,7 @@ struct RefreshRow {
     auth_time: Option<i64>,
     acr: Option<String>,
     amr: String,
+    claims: Option<String>,
 }
 
 pub async fn refresh(
@@ -43,7 +44,7 @@ pub async fn refresh(
     let mut tx = idp.core.db.begin().await?;
     let row: Option<RefreshRow> = sqlx::query_as(
         "SELECT r.grant_id, r.expires_at, r.used_at, g.client_id, g.user_id, g.revoked_at, g.scope, g.sid, \
-         g.auth_time, g.acr, g.amr FROM refresh_tokens r JOIN grants g ON g.id = r.grant_id WHERE r.token_hash = $1",
+         g.auth_time, g.acr, g.amr, g.claims FROM refresh_tokens r JOIN grants g ON g.id = r.grant_id WHERE r.token_hash = $1",
     )
     .bind(&token_hash)
     .fetch_optional(tx.conn())
@@ -109,6 +110,7 @@ pub async fn refresh(
         amr: serde_json::from_str(&row.amr).unwrap_or_default(),
         scope,
         nonce: None,
+        claims: row.claims.and_then(|c| serde_json::from_str(&c).ok()),
     };
     let refresh_token = tokens::new_refresh_token(tx.conn(), idp, &row.grant_id).await?;
     let (access_token, access) = tokens::access_token(idp, client, &user.id, &auth).await?;

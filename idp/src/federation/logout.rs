@@ -1,0 +1,226 @@
+//! Logout across the broker: an upstream's back-channel logout token (OpenID Connect
+//! Back-Channel Logout 1.0 §2.4–2.6) ends the Kizuna sessions that upstream's sign-in
+//! started (and, through Kizuna's own back-channel logout, the city services'), and
+//! RP-initiated logout at Kizuna continues to the upstream's end-session endpoint (OpenID
+//! Connect RP-Initiated Logout 1.0) when it has one and the upstream is set to propagate.
+
+use serde_json::{Value, json};
+
+use kizuna_core::audit::{Actor, AuditEvent, Outcome};
+use kizuna_core::db::is_unique_violation;
+use kizuna_core::jose::Jws;
+use kizuna_core::secret;
+
+use super::{FederationError, clean_text, upstreams};
+use crate::Idp;
+use crate::authorize::flow::with_query;
+use crate::sessions::{self, Session};
+
+const LOGOUT_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
+const ALLOWED: [&str; 10] = [
+    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA",
+];
+/// Logout tokens issued longer ago than this (plus the skew) are refused.
+const MAX_AGE_SECS: i64 = 600;
+const RETURN_TTL_SECS: i64 = 600;
+
+fn refuse(text: impl Into<String>) -> FederationError {
+    FederationError::IdToken(text.into())
+}
+
+/// Checks a logout token from the upstream `alias` and ends the sessions it names; returns
+/// how many ended. Audited either way.
+pub async fn backchannel(idp: &Idp, alias: &str, token: &str) -> Result<usize, FederationError> {
+    let upstream = upstreams::find(idp, alias)
+        .await?
+        .filter(|u| u.alias == alias)
+        .ok_or_else(|| FederationError::UnknownUpstream(alias.to_string()))?;
+    let result = end_named_sessions(idp, &upstream, token).await;
+    let (outcome, details) = match &result {
+        Ok((sub, sid, ended)) => (
+            Outcome::Success,
+            json!({"upstream": upstream.alias, "subject": sub, "upstream_sid": sid, "sessions_ended": ended}),
+        ),
+        Err(e) => (
+            Outcome::Failure,
+            json!({"upstream": upstream.alias, "reason": e.reason(), "detail": clean_text(&e.to_string(), 300)}),
+        ),
+    };
+    let event = AuditEvent::new(
+        Actor::system(format!("upstream:{}", upstream.alias)),
+        "federation.backchannel_logout",
+        format!("upstream:{}", upstream.id),
+    )
+    .outcome(outcome)
+    .details(details);
+    if let Err(e) = idp.core.audit.record(event).await {
+        tracing::error!(error = %e, "auditing an upstream logout token");
+    }
+    result.map(|(_, _, ended)| ended)
+}
+
+async fn verified(idp: &Idp, issuer: &str, jws: &Jws) -> Result<(), FederationError> {
+    for refresh in [false, true] {
+        let md = idp.federation.metadata(issuer, refresh).await?;
+        let jwks = serde_json::to_value(md.jwks()).unwrap_or(Value::Null);
+        match jws.verify_with_set(&jwks, &ALLOWED) {
+            Ok(()) => return Ok(()),
+            Err(kizuna_core::jose::JoseError::NoKey) if !refresh => continue,
+            Err(e) => return Err(refuse(format!("the logout token's signature: {e}"))),
+        }
+    }
+    Err(refuse("no key of the upstream verifies the logout token"))
+}
+
+async fn end_named_sessions(
+    idp: &Idp,
+    upstream: &upstreams::Upstream,
+    token: &str,
+) -> Result<(Option<String>, Option<String>, usize), FederationError> {
+    if !upstream.is_active() {
+        return Err(FederationError::Disabled);
+    }
+    let jws = Jws::parse(token).map_err(|e| refuse(format!("the logout token: {e}")))?;
+    verified(idp, &upstream.issuer, &jws).await?;
+    let claims: Value = jws
+        .claims()
+        .map_err(|_| refuse("the logout token's claims are not JSON"))?;
+    if claims["iss"].as_str() != Some(upstream.issuer.as_str()) {
+        return Err(refuse("the logout token's iss is not the upstream"));
+    }
+    let aud_ok = match &claims["aud"] {
+        Value::String(a) => *a == upstream.client_id,
+        Value::Array(list) => list.iter().any(|a| a.as_str() == Some(&upstream.client_id)),
+        _ => false,
+    };
+    if !aud_ok {
+        return Err(refuse("the logout token is not for Kizuna's client"));
+    }
+    let now = kizuna_core::time::now_unix();
+    let skew = idp.config.upstream_clock_skew_secs;
+    let iat = claims["iat"]
+        .as_i64()
+        .ok_or_else(|| refuse("the logout token has no iat"))?;
+    if iat > now + skew || iat < now - MAX_AGE_SECS - skew {
+        return Err(refuse("the logout token's iat is out of range"));
+    }
+    if claims["exp"].as_i64().is_some_and(|exp| exp <= now - skew) {
+        return Err(refuse("the logout token has expired"));
+    }
+    if claims["events"].get(LOGOUT_EVENT).is_none() {
+        return Err(refuse("the logout token has no back-channel logout event"));
+    }
+    if claims.get("nonce").is_some() {
+        return Err(refuse("a logout token must not carry a nonce"));
+    }
+    let sub = claims["sub"].as_str().map(str::to_string);
+    let sid = claims["sid"].as_str().map(str::to_string);
+    if sub.is_none() && sid.is_none() {
+        return Err(refuse("the logout token names neither sub nor sid"));
+    }
+    let jti = claims["jti"]
+        .as_str()
+        .filter(|j| !j.is_empty() && j.len() <= 255)
+        .ok_or_else(|| refuse("the logout token has no jti"))?;
+    sqlx::query(
+        "INSERT INTO client_assertion_jtis (client_id, jti, expires_at) VALUES ($1, $2, $3)",
+    )
+    .bind(format!("upstream:{}", upstream.id))
+    .bind(jti)
+    .bind(now + MAX_AGE_SECS + 2 * skew)
+    .execute(idp.core.db.pool())
+    .await
+    .map_err(|e| {
+        if is_unique_violation(&e) {
+            refuse("the logout token was already used")
+        } else {
+            FederationError::Storage(e)
+        }
+    })?;
+    let named: Vec<(String, String)> = sqlx::query_as(
+        "SELECT s.sid, s.user_id FROM federated_sessions f JOIN sessions s ON s.sid = f.sid \
+         WHERE f.upstream_id = $1 AND s.ended_at IS NULL \
+         AND ($2 IS NULL OR f.subject = $2) AND ($3 IS NULL OR f.upstream_sid = $3)",
+    )
+    .bind(&upstream.id)
+    .bind(&sub)
+    .bind(&sid)
+    .fetch_all(idp.core.db.pool())
+    .await?;
+    let mut ended = 0;
+    for (sid, user_id) in named {
+        if let Some(session) = sessions::find_live(idp, &user_id, &sid).await? {
+            crate::logout::end_session(idp, &session).await?;
+            ended += 1;
+        }
+    }
+    Ok((sub, sid, ended))
+}
+
+/// For RP-initiated logout of a federated session: the upstream's end-session URL to send
+/// the browser to (with the upstream ID token as hint), remembering `return_to` (the city
+/// service's page, with its `state`) for when the upstream sends the browser back.
+pub async fn upstream_logout(
+    idp: &Idp,
+    session: &Session,
+    return_to: Option<String>,
+) -> Result<Option<String>, FederationError> {
+    let row: Option<(String, Option<String>)> =
+        sqlx::query_as("SELECT upstream_id, id_token FROM federated_sessions WHERE sid = $1")
+            .bind(&session.sid)
+            .fetch_optional(idp.core.db.pool())
+            .await?;
+    let Some((upstream_id, id_token)) = row else {
+        return Ok(None);
+    };
+    let Some(upstream) = upstreams::find(idp, &upstream_id).await? else {
+        return Ok(None);
+    };
+    if !upstream.is_active() || !upstream.propagate_logout {
+        return Ok(None);
+    }
+    let endpoint = match idp.federation.metadata(&upstream.issuer, false).await {
+        Ok(md) => md.additional_metadata().end_session_endpoint.clone(),
+        Err(e) => {
+            tracing::warn!(error = %e, upstream = %upstream.alias, "no logout at the upstream");
+            None
+        }
+    };
+    let Some(endpoint) = endpoint else {
+        return Ok(None);
+    };
+    let state = secret::random_token();
+    let now = kizuna_core::time::now_unix();
+    sqlx::query(
+        "INSERT INTO federation_logouts (state_hash, return_to, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(secret::token_hash(&state))
+    .bind(&return_to)
+    .bind(now)
+    .bind(now + RETURN_TTL_SECS)
+    .execute(idp.core.db.pool())
+    .await?;
+    let back = idp.endpoint("/federation/logout/done");
+    let mut params = vec![
+        ("client_id", upstream.client_id.as_str()),
+        ("post_logout_redirect_uri", back.as_str()),
+        ("state", state.as_str()),
+    ];
+    if let Some(hint) = id_token.as_deref().filter(|t| !t.is_empty()) {
+        params.push(("id_token_hint", hint));
+    }
+    Ok(Some(with_query(&endpoint, &params)))
+}
+
+/// Where to go once the upstream sent the browser back after logout: `Some(return_to)` for
+/// a known `state` (used once), `None` for an unknown one.
+pub async fn returned(idp: &Idp, state: &str) -> Result<Option<Option<String>>, FederationError> {
+    let row: Option<(Option<String>,)> = sqlx::query_as(
+        "DELETE FROM federation_logouts WHERE state_hash = $1 AND expires_at > $2 RETURNING return_to",
+    )
+    .bind(secret::token_hash(state))
+    .bind(kizuna_core::time::now_unix())
+    .fetch_optional(idp.core.db.pool())
+    .await?;
+    Ok(row.map(|(r,)| r))
+}

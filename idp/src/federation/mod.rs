@@ -1,0 +1,86 @@
+//! Federation: Kizuna as a broker in front of the identity providers a city's stakeholders
+//! already run. Upstream OpenID providers (configured by OpenID Connect Discovery, owned by an
+//! organization, each with a trust ceiling), the upstream authorization code flow with PKCE
+//! and nonce checked through the `openidconnect` crate (`client`), claim mapping (`claims`),
+//! the trust ceiling (`ceiling`), account resolution, just-in-time provisioning and linking
+//! (`accounts`), and logout in both directions (`logout`). The pages live in
+//! `pages::federation`; `docs/federation.md` explains the design.
+
+pub mod accounts;
+pub mod ceiling;
+pub mod claims;
+pub mod client;
+pub mod logout;
+pub mod upstreams;
+
+pub use client::{Continuation, Federation, Started, UpstreamIdentity};
+pub use upstreams::{ClientAuth, NewUpstream, Upstream};
+
+/// Why an upstream could not be configured or a federated sign-in not finished.
+#[derive(Debug, thiserror::Error)]
+pub enum FederationError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("no upstream {0:?}")]
+    UnknownUpstream(String),
+    #[error("an upstream with the alias {0:?} already exists")]
+    AliasTaken(String),
+    #[error("this upstream is disabled")]
+    Disabled,
+    #[error("the upstream's discovery document could not be used: {0}")]
+    Discovery(String),
+    #[error("the sign-in state is unknown, expired, already used or from another browser")]
+    BadState,
+    #[error("the upstream answered with an error: {0}")]
+    Upstream(String),
+    #[error("the token request to the upstream failed: {0}")]
+    Token(String),
+    #[error("the upstream's ID token was refused: {0}")]
+    IdToken(String),
+    #[error("the upstream's UserInfo answer was refused: {0}")]
+    UserInfo(String),
+    #[error("the linked account is not active")]
+    AccountInactive,
+    #[error("{0}")]
+    Link(&'static str),
+    #[error("storage failed: {0}")]
+    Storage(#[from] sqlx::Error),
+    #[error("key custody failed: {0}")]
+    Custody(#[from] kizuna_core::custody::CustodyError),
+}
+
+impl FederationError {
+    /// True for failures on our side (shown as an internal error, not a message).
+    pub fn is_internal(&self) -> bool {
+        matches!(
+            self,
+            FederationError::Storage(_) | FederationError::Custody(_)
+        )
+    }
+
+    /// A short stable name for the audit log.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            FederationError::Invalid(_) => "invalid",
+            FederationError::UnknownUpstream(_) => "unknown upstream",
+            FederationError::AliasTaken(_) => "alias taken",
+            FederationError::Disabled => "upstream disabled",
+            FederationError::Discovery(_) => "discovery failed",
+            FederationError::BadState => "bad state",
+            FederationError::Upstream(_) => "upstream error",
+            FederationError::Token(_) => "token request failed",
+            FederationError::IdToken(_) => "ID token refused",
+            FederationError::UserInfo(_) => "userinfo refused",
+            FederationError::AccountInactive => "account inactive",
+            FederationError::Link(_) => "link refused",
+            FederationError::Storage(_) => "storage",
+            FederationError::Custody(_) => "custody",
+        }
+    }
+}
+
+/// Text from an upstream, made safe to show and store: at most `max` characters, no control
+/// characters.
+pub(crate) fn clean_text(text: &str, max: usize) -> String {
+    text.chars().filter(|c| !c.is_control()).take(max).collect()
+}

@@ -1,0 +1,238 @@
+//! `kizuna upstream add|list|disable`: the organizations' identity providers Kizuna brokers.
+
+use std::process::ExitCode;
+
+use anyhow::{Result, bail};
+use clap::{Args, Subcommand};
+use serde_json::json;
+
+use kizuna_core::audit::Actor;
+use kizuna_core::custody::KeyAlgorithm;
+use kizuna_core::orgs;
+use kizuna_idp::Idp;
+use kizuna_idp::federation::ceiling::{TrustCeiling, parse_acr_mapping};
+use kizuna_idp::federation::claims::{default_map, parse_mapping};
+use kizuna_idp::federation::{ClientAuth, NewUpstream, Upstream, client, upstreams};
+
+use crate::config::Config;
+use crate::serve::{close, open_idp};
+
+#[derive(Subcommand)]
+pub enum UpstreamCommand {
+    /// Add an upstream OpenID provider, read from its issuer's discovery document. Prints
+    /// the redirect URI and logout URI to register there (and the key, for private_key_jwt).
+    Add(Box<AddArgs>),
+    /// List upstreams.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Disable an upstream: no longer offered; its answers and logout tokens are refused.
+    Disable { alias: String },
+}
+
+#[derive(Args)]
+pub struct AddArgs {
+    /// Short name, used in URLs: 2-32 lower-case letters, digits and '-'.
+    #[arg(long)]
+    alias: String,
+    /// The name on the sign-in button ("Sign in with <name>").
+    #[arg(long)]
+    name: String,
+    /// The organization that runs this provider (id or name).
+    #[arg(long, value_name = "ORG")]
+    org: String,
+    /// The issuer URL; its /.well-known/openid-configuration is read now and at sign-in.
+    #[arg(long, value_name = "URL")]
+    issuer: String,
+    /// Kizuna's client id at the upstream.
+    #[arg(long, value_name = "ID")]
+    client_id: String,
+    /// Read the client secret from standard input (client_secret_basic).
+    #[arg(long)]
+    client_secret_stdin: bool,
+    /// Authenticate with private_key_jwt instead: Kizuna generates a key in custody and
+    /// prints its public JWK Set (also served at /federation/<alias>/jwks).
+    #[arg(long)]
+    private_key_jwt: bool,
+    /// The key type for private_key_jwt: p256 (ES256, default) or rsa2048 (RS256).
+    #[arg(long, value_name = "ALG", default_value = "p256")]
+    key_alg: String,
+    /// A scope to ask for (repeatable; openid is always included).
+    #[arg(long = "scope", value_name = "SCOPE")]
+    scopes: Vec<String>,
+    /// An acr value to send as acr_values (repeatable), e.g. aal3.
+    #[arg(long = "acr-value", value_name = "ACR")]
+    acr_values: Vec<String>,
+    /// Which upstream claim fills an account attribute (repeatable), ATTRIBUTE=CLAIM:
+    /// email, name, name_kana, birthdate, address, groups; `.` reaches into objects.
+    /// Default: the standard claims of the same names.
+    #[arg(long = "claim", value_name = "ATTRIBUTE=CLAIM")]
+    claims: Vec<String>,
+    /// What an upstream acr value means (repeatable), VALUE=AAL or VALUE=AAL:IAL.
+    #[arg(long = "acr-map", value_name = "VALUE=AAL[:IAL]")]
+    acr_map: Vec<String>,
+    /// Trust ceiling: the highest identity assurance level this upstream may vouch for.
+    #[arg(long, value_name = "LEVEL", value_parser = clap::value_parser!(u8).range(1..=3), default_value_t = 1)]
+    max_ial: u8,
+    /// Trust ceiling: the highest authentication assurance level this upstream may vouch for.
+    #[arg(long, value_name = "LEVEL", value_parser = clap::value_parser!(u8).range(1..=3), default_value_t = 1)]
+    max_aal: u8,
+    /// Never create accounts at first sign-in; people link an existing account instead.
+    #[arg(long)]
+    no_jit: bool,
+    /// An email domain whose people sign in here (repeatable; home-realm discovery).
+    #[arg(long = "email-domain", value_name = "DOMAIN")]
+    email_domains: Vec<String>,
+    /// Do not continue sign-out at the upstream's end-session endpoint.
+    #[arg(long)]
+    no_logout_propagation: bool,
+    #[arg(long)]
+    json: bool,
+}
+
+fn registration(idp: &Idp, upstream: &Upstream) -> serde_json::Value {
+    json!({
+        "redirect_uri": client::callback_url(idp),
+        "backchannel_logout_uri": idp.endpoint(&format!("/federation/{}/backchannel-logout", upstream.alias)),
+        "post_logout_redirect_uri": idp.endpoint("/federation/logout/done"),
+        "jwks_uri": upstream.key_id.as_ref().map(|_| idp.endpoint(&format!("/federation/{}/jwks", upstream.alias))),
+    })
+}
+
+async fn add(idp: &Idp, args: AddArgs) -> Result<ExitCode> {
+    let client_auth = match (args.private_key_jwt, args.client_secret_stdin) {
+        (true, false) => ClientAuth::PrivateKeyJwt,
+        (false, true) => ClientAuth::ClientSecretBasic,
+        _ => bail!("choose one of --client-secret-stdin and --private-key-jwt"),
+    };
+    let client_secret = if args.client_secret_stdin {
+        let secret = super::users::read_password()?;
+        if secret.is_empty() {
+            bail!("the client secret on standard input is empty");
+        }
+        Some(secret)
+    } else {
+        None
+    };
+    let key_algorithm: KeyAlgorithm = args.key_alg.parse()?;
+    let mut scopes = vec!["openid".to_string()];
+    scopes.extend(args.scopes.into_iter().filter(|s| s != "openid"));
+    let claim_map = if args.claims.is_empty() {
+        None
+    } else {
+        let mut map = default_map();
+        for c in &args.claims {
+            let (attribute, claim) = parse_mapping(c).map_err(anyhow::Error::msg)?;
+            map.insert(attribute, claim);
+        }
+        Some(map)
+    };
+    let acr_map = args
+        .acr_map
+        .iter()
+        .map(|m| parse_acr_mapping(m))
+        .collect::<Result<_, _>>()
+        .map_err(anyhow::Error::msg)?;
+    let org = orgs::find(&idp.core.db, &args.org).await?;
+    let upstream = upstreams::create(
+        idp,
+        Actor::cli(),
+        NewUpstream {
+            alias: args.alias,
+            name: args.name,
+            org_id: org.id,
+            issuer: args.issuer,
+            client_id: args.client_id,
+            client_auth,
+            client_secret,
+            key_algorithm,
+            scopes,
+            acr_values: args.acr_values,
+            claim_map,
+            acr_map,
+            ceiling: TrustCeiling::new(args.max_ial, args.max_aal).map_err(anyhow::Error::msg)?,
+            jit: !args.no_jit,
+            email_domains: args
+                .email_domains
+                .iter()
+                .map(|d| d.to_lowercase())
+                .collect(),
+            propagate_logout: !args.no_logout_propagation,
+        },
+    )
+    .await?;
+    let jwks = upstreams::client_jwks(idp, &upstream).await?;
+    let registration = registration(idp, &upstream);
+    if args.json {
+        let mut out = serde_json::to_value(&upstream)?;
+        out["registration"] = registration;
+        out["jwks"] = json!(jwks);
+        println!("{}", serde_json::to_string(&out)?);
+    } else {
+        println!("added upstream {} ({})", upstream.alias, upstream.id);
+        println!("register at the upstream:");
+        println!(
+            "  redirect URI:             {}",
+            registration["redirect_uri"].as_str().unwrap_or_default()
+        );
+        println!(
+            "  back-channel logout URI:  {}",
+            registration["backchannel_logout_uri"]
+                .as_str()
+                .unwrap_or_default()
+        );
+        println!(
+            "  post-logout redirect URI: {}",
+            registration["post_logout_redirect_uri"]
+                .as_str()
+                .unwrap_or_default()
+        );
+        if let Some(jwks) = jwks {
+            println!(
+                "  jwks_uri:                 {}",
+                registration["jwks_uri"].as_str().unwrap_or_default()
+            );
+            println!("  jwks:                     {jwks}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn run(cmd: UpstreamCommand, config: &Config) -> Result<ExitCode> {
+    let (idp, writer) = open_idp(config).await?;
+    let result = match cmd {
+        UpstreamCommand::Add(args) => add(&idp, *args).await,
+        UpstreamCommand::List { json } => {
+            let list = upstreams::list(&idp).await?;
+            if json {
+                println!("{}", serde_json::to_string(&list)?);
+            } else if list.is_empty() {
+                println!("no upstreams");
+            } else {
+                println!(
+                    "{:<16}  {:<8}  {:<7}  {:<40}  NAME",
+                    "ALIAS", "STATUS", "CEILING", "ISSUER"
+                );
+                for u in list {
+                    println!(
+                        "{:<16}  {:<8}  {:<7}  {:<40}  {}",
+                        u.alias,
+                        u.status,
+                        format!("IAL{}/AAL{}", u.ceiling.max_ial, u.ceiling.max_aal),
+                        u.issuer,
+                        u.name
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        UpstreamCommand::Disable { alias } => {
+            let upstream = upstreams::set_status(&idp, Actor::cli(), &alias, "disabled").await?;
+            println!("disabled upstream {}", upstream.alias);
+            Ok(ExitCode::SUCCESS)
+        }
+    };
+    close(idp, writer).await;
+    result
+}
