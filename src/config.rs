@@ -44,6 +44,7 @@ pub struct Config {
     pub ca: kizuna_ca::CaConfig,
     pub ocsp: kizuna_ocsp::OcspConfig,
     pub pkcs11: Pkcs11Section,
+    pub console: kizuna_admin::ConsoleConfig,
 }
 
 /// A PKCS#11 token (HSM) for CA keys.
@@ -130,6 +131,7 @@ impl Default for Config {
             ca: kizuna_ca::CaConfig::default(),
             ocsp: kizuna_ocsp::OcspConfig::default(),
             pkcs11: Pkcs11Section::default(),
+            console: kizuna_admin::ConsoleConfig::default(),
         }
     }
 }
@@ -323,6 +325,9 @@ impl Config {
             .validate()
             .map_err(|(key, message)| ConfigError::BadValue { key, message })?;
         self.ocsp
+            .validate()
+            .map_err(|(key, message)| ConfigError::BadValue { key, message })?;
+        self.console
             .validate()
             .map_err(|(key, message)| ConfigError::BadValue { key, message })?;
         if let Some(module) = &self.pkcs11.module {

@@ -238,11 +238,14 @@ pub async fn run(config: Config, mode: Mode) -> Result<()> {
                 tls_identity = Some(slot);
             }
             let bootstrap = kizuna_admin::bootstrap::issue_if_needed(&core).await?;
+            let console =
+                kizuna_admin::Console::new(idp.clone(), ca.clone(), config.console.clone());
+            kizuna_admin::init(&console).await?;
             let routes = Router::new()
-                .merge(kizuna_idp::router(idp.clone()))
+                .merge(kizuna_idp::router(idp))
                 .merge(kizuna_ca::router(ca))
                 .merge(kizuna_ocsp::router(responder.clone()))
-                .merge(kizuna_admin::router(idp));
+                .merge(kizuna_admin::router(console));
             (routes, bootstrap)
         }
         Mode::OcspOnly => {

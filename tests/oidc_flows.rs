@@ -2330,5 +2330,58 @@ async fn a_client_over_its_quota_gets_429_until_the_limit_is_lifted() {
         k.ok(&["client", "quota", &limited.id, "--unlimited"]);
         tokio::time::sleep(Duration::from_millis(2100)).await;
         assert_tokens(grant(&limited).await, "the limit is lifted").await;
+
+        // The admin API sets the same quota, for city administrators only.
+        let admin = common::service_token(&k, &server.base, "kizuna:admin", None).await;
+        let put = |id: String, body: Value, token: String| {
+            let url = format!("{}/admin/api/v1/clients/{id}/quota", server.base);
+            async move {
+                api()
+                    .put(url)
+                    .bearer_auth(token)
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap()
+            }
+        };
+        let set = put(
+            other.id.clone(),
+            json!({"requests_per_minute": 1}),
+            admin.clone(),
+        )
+        .await;
+        assert_eq!(set.status(), 200);
+        assert_eq!(set.json::<Value>().await.unwrap()["requests_per_minute"], 1);
+        let zero = put(
+            other.id.clone(),
+            json!({"requests_per_minute": 0}),
+            admin.clone(),
+        )
+        .await;
+        assert_eq!(zero.status(), 422, "out of range");
+        let unknown = put(
+            "nope".into(),
+            json!({"requests_per_minute": 5}),
+            admin.clone(),
+        )
+        .await;
+        assert_eq!(unknown.status(), 404);
+        let anonymous = put(
+            other.id.clone(),
+            json!({"requests_per_minute": null}),
+            "x".into(),
+        )
+        .await;
+        assert_eq!(anonymous.status(), 401);
+        tokio::time::sleep(Duration::from_millis(2100)).await;
+        assert_tokens(grant(&other).await, "one request a minute").await;
+        assert_oauth_error(
+            grant(&other).await,
+            429,
+            "temporarily_unavailable",
+            "API quota",
+        )
+        .await;
     }
 }

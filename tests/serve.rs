@@ -493,3 +493,53 @@ async fn the_start_page_offers_sign_in_and_shows_who_is_signed_in() {
         other => panic!("{other:?}"),
     }
 }
+
+#[tokio::test]
+async fn a_w3c_traceparent_becomes_the_request_id_in_logs_and_audit_entries() {
+    let k = Kizuna::sqlite();
+    let server = k.serve();
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let failed = reqwest::Client::new()
+        .post(server.url("/token"))
+        .header("traceparent", format!("00-{trace}-00f067aa0ba902b7-01"))
+        .basic_auth("no-such-client", Some("wrong"))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(failed.status(), 401);
+    assert_eq!(failed.headers()["x-request-id"], trace);
+    let db = database(&k).await;
+    let recorded: Vec<String> =
+        sqlx::query_scalar("SELECT request_id FROM audit_log WHERE action = 'client.authenticate'")
+            .fetch_all(db.pool())
+            .await
+            .unwrap();
+    db.close().await;
+    assert_eq!(
+        recorded,
+        vec![trace.to_string()],
+        "the caller's trace names the audit entry"
+    );
+
+    // An explicit X-Request-Id wins; a malformed traceparent is ignored.
+    let both = reqwest::Client::new()
+        .get(server.url("/healthz"))
+        .header("traceparent", format!("00-{trace}-00f067aa0ba902b7-01"))
+        .header("x-request-id", "proxy-42")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(both.headers()["x-request-id"], "proxy-42");
+    let malformed = reqwest::Client::new()
+        .get(server.url("/healthz"))
+        .header(
+            "traceparent",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+        )
+        .send()
+        .await
+        .unwrap();
+    let id = malformed.headers()["x-request-id"].to_str().unwrap();
+    assert!(!id.is_empty() && !id.starts_with("0000"), "{id}");
+}

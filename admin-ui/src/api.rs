@@ -1,58 +1,137 @@
-//! The admin JSON API (`/admin/api/v1/…`), the surface the console's pages will call too.
-//! Authenticated by a Kizuna access token with the `kizuna:admin` scope: from
-//! `client_credentials` for a client registered with that scope (automation), or from a
-//! sign-in by an account holding the `city-admin` role. Every change is audited with the
-//! caller as actor.
+//! The admin JSON API (`/admin/api/v1/…`): every console action, through the same functions
+//! in [`crate::ops`]. Authenticated by a Kizuna access token: from `client_credentials` for a
+//! client registered with `kizuna:admin` (city administrator) or `kizuna:role:<role>` scopes
+//! (that role in the client's organization), or from a person's sign-in with `kizuna:admin`
+//! (their own roles). Every change is audited with the caller as actor.
 
 use axum::Router;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::json;
 
-use kizuna_core::audit::Actor;
+use kizuna_ca::devices::NewDevice;
+use kizuna_ca::enroll::tokens::TokenSpec;
+use kizuna_ca::revoke::Reason;
+use kizuna_core::orgs::{NewOrganization, OrgKind};
 use kizuna_core::web::ProtocolResponse;
-use kizuna_idp::Idp;
-use kizuna_idp::clients::{self, AuthMethod, ClientError, GrantType, NewClient};
-use kizuna_idp::mfa::{self, MfaError};
-use kizuna_idp::tokens::{self, AccessClaims};
-use kizuna_idp::userinfo::bearer_token;
-use kizuna_idp::users::{self, NewUser, Role, UserError};
+use kizuna_idp::clients::{AuthMethod, ClientEdit, GrantType, NewClient};
+use kizuna_idp::users::{self, NewUser, Role};
 
-/// The scope an access token needs for the admin API.
-pub const ADMIN_SCOPE: &str = "kizuna:admin";
+use crate::Console;
+use crate::access::{Action, Staff};
+use crate::auth::api_caller;
+use crate::error::{ConsoleError, Stale};
+use crate::ops::{self, ClientChange, DeviceChange, Target};
+use crate::store::{AuditSearch, CertSearch, DeviceSearch};
 
-pub fn router(idp: Idp) -> Router {
+pub fn router(console: Console) -> Router {
     Router::new()
+        .route("/admin/api/openapi.json", get(crate::openapi::document))
+        .route("/admin/api/v1/dashboard", get(dashboard))
+        .route("/admin/api/v1/devices", get(devices).post(create_device))
+        .route("/admin/api/v1/devices/{id}", get(device))
+        .route("/admin/api/v1/devices/{id}/suspend", post(suspend_device))
+        .route("/admin/api/v1/devices/{id}/resume", post(resume_device))
+        .route("/admin/api/v1/devices/{id}/retire", post(retire_device))
+        .route("/admin/api/v1/certificates", get(certificates))
+        .route("/admin/api/v1/certificates/{serial}", get(certificate))
+        .route("/admin/api/v1/certificates/{serial}/unhold", post(unhold))
+        .route("/admin/api/v1/revocations", post(revoke))
+        .route(
+            "/admin/api/v1/enrollment-tokens",
+            get(enrollment_tokens).post(create_enrollment_token),
+        )
+        .route(
+            "/admin/api/v1/enrollment-tokens/{id}/void",
+            post(void_enrollment_token),
+        )
+        .route("/admin/api/v1/audit", get(audit))
+        .route("/admin/api/v1/audit/verify", post(verify_audit))
+        .route("/admin/api/v1/audit/{id}", get(audit_entry))
+        .route("/admin/api/v1/users", get(list_users).post(create_user))
+        .route("/admin/api/v1/users/bulk-disable", post(bulk_disable))
+        .route("/admin/api/v1/users/{id}", get(user))
+        .route("/admin/api/v1/users/{id}/disable", post(disable_user))
+        .route("/admin/api/v1/users/{id}/enable", post(enable_user))
+        .route("/admin/api/v1/users/{id}/sessions/end", post(end_sessions))
+        .route("/admin/api/v1/users/{id}/password", post(set_password))
+        .route("/admin/api/v1/users/{id}/mfa-reset", post(mfa_reset))
+        .route("/admin/api/v1/users/{id}/roles", post(change_role))
+        .route("/admin/api/v1/reviews", get(review))
         .route(
             "/admin/api/v1/clients",
             get(list_clients).post(create_client),
         )
         .route(
             "/admin/api/v1/clients/{id}",
-            get(show_client).delete(delete_client),
+            get(show_client).patch(edit_client).delete(delete_client),
         )
-        .route("/admin/api/v1/users", get(list_users).post(create_user))
-        .route("/admin/api/v1/users/{id}/disable", post(disable_user))
-        .route("/admin/api/v1/users/{id}/enable", post(enable_user))
-        .route("/admin/api/v1/users/{id}/password", post(set_password))
-        .route("/admin/api/v1/users/{id}/mfa-reset", post(mfa_reset))
-        .with_state(idp)
+        .route(
+            "/admin/api/v1/clients/{id}/rotate-secret",
+            post(rotate_secret),
+        )
+        .route(
+            "/admin/api/v1/clients/{id}/quota",
+            axum::routing::put(set_quota),
+        )
+        .route("/admin/api/v1/clients/{id}/approve", post(approve_client))
+        .route("/admin/api/v1/clients/{id}/disable", post(disable_client))
+        .route("/admin/api/v1/clients/{id}/enable", post(enable_client))
+        .route("/admin/api/v1/orgs", get(list_orgs).post(create_org))
+        .route("/admin/api/v1/orgs/{id}", get(org).patch(update_org))
+        .route("/admin/api/v1/orgs/{id}/disable", post(disable_org))
+        .route("/admin/api/v1/orgs/{id}/enable", post(enable_org))
+        .with_state(console)
 }
 
-/// An API error: a status and a JSON body `{"error", "message"}`.
-struct ApiError(StatusCode, &'static str, String);
+/// An API error: the console error's status and `{"error", "message"}` (and, for a stale
+/// edit, the current version as `current`).
+pub struct ApiError(ConsoleError);
+
+macro_rules! api_error_from {
+    ($($t:ty),*) => {$(
+        impl From<$t> for ApiError {
+            fn from(e: $t) -> Self {
+                ApiError(e.into())
+            }
+        }
+    )*};
+}
+
+api_error_from!(
+    sqlx::Error,
+    kizuna_ca::CaError,
+    kizuna_idp::clients::ClientError,
+    kizuna_core::orgs::OrgError,
+    kizuna_idp::users::UserError,
+    kizuna_idp::quota::QuotaError
+);
+
+impl From<ConsoleError> for ApiError {
+    fn from(e: ConsoleError) -> Self {
+        ApiError(e)
+    }
+}
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut response =
-            (self.0, Json(json!({"error": self.1, "message": self.2}))).into_response();
-        if self.0 == StatusCode::UNAUTHORIZED {
+        let status = self.0.status();
+        let mut body = json!({"error": self.0.code(), "message": self.0.public_message()});
+        if let ConsoleError::Stale(stale) = &self.0 {
+            body["current"] = match stale {
+                Stale::Client(c) => json!(c),
+                Stale::Org(o) => json!(o),
+            };
+        }
+        let mut response = (status, Json(body)).into_response();
+        if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
-                axum::http::header::WWW_AUTHENTICATE,
-                axum::http::HeaderValue::from_static("Bearer realm=\"kizuna-admin\""),
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer realm=\"kizuna-admin\""),
             );
         }
         response.extensions_mut().insert(ProtocolResponse);
@@ -60,221 +139,416 @@ impl IntoResponse for ApiError {
     }
 }
 
-impl From<sqlx::Error> for ApiError {
-    fn from(e: sqlx::Error) -> Self {
-        tracing::error!(error = %e, "admin API storage failure");
-        ApiError(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "server_error",
-            "storage failure".into(),
-        )
+type ApiResult = Result<Response, ApiError>;
+
+fn body<T>(b: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
+    b.map(|Json(t)| t)
+        .map_err(|e| ApiError(ConsoleError::BadRequest(e.body_text())))
+}
+
+fn ok(value: impl serde::Serialize) -> ApiResult {
+    Ok(Json(value).into_response())
+}
+
+fn created(value: impl serde::Serialize) -> ApiResult {
+    Ok((StatusCode::CREATED, Json(value)).into_response())
+}
+
+async fn who(c: &Console, headers: &HeaderMap) -> Result<Staff, ApiError> {
+    Ok(api_caller(c, headers).await?)
+}
+
+async fn dashboard(State(c): State<Console>, h: HeaderMap) -> ApiResult {
+    ok(ops::dashboard(&c, &who(&c, &h).await?).await?)
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceQuery {
+    pub q: Option<String>,
+    pub org: Option<String>,
+    pub status: Option<String>,
+}
+
+impl DeviceQuery {
+    pub fn search(self) -> Result<DeviceSearch, ConsoleError> {
+        Ok(DeviceSearch {
+            text: ops::search_text(self.q)?,
+            org_id: ops::search_text(self.org)?,
+            status: ops::search_text(self.status)?,
+        })
     }
 }
 
-impl From<ClientError> for ApiError {
-    fn from(e: ClientError) -> Self {
-        match e {
-            ClientError::Invalid(m) => ApiError(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_client_metadata",
-                m,
-            ),
-            ClientError::NotFound(m) => {
-                ApiError(StatusCode::NOT_FOUND, "not_found", format!("no client {m}"))
-            }
-            ClientError::Storage(e) => e.into(),
-        }
-    }
+async fn devices(
+    State(c): State<Console>,
+    h: HeaderMap,
+    Query(q): Query<DeviceQuery>,
+) -> ApiResult {
+    let who = who(&c, &h).await?;
+    ok(ops::search_devices(&c, &who, q.search()?).await?)
 }
 
-impl From<UserError> for ApiError {
-    fn from(e: UserError) -> Self {
-        match e {
-            UserError::NotFound(_) => ApiError(StatusCode::NOT_FOUND, "not_found", e.to_string()),
-            UserError::UsernameTaken(_) => {
-                ApiError(StatusCode::CONFLICT, "conflict", e.to_string())
-            }
-            UserError::Storage(e) => e.into(),
-            other => ApiError(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_user",
-                other.to_string(),
-            ),
-        }
-    }
+async fn device(State(c): State<Console>, h: HeaderMap, Path(id): Path<String>) -> ApiResult {
+    ok(ops::device(&c, &who(&c, &h).await?, &id).await?)
 }
 
-/// Who is calling: the verified token's subject, as an audit actor.
-async fn caller(idp: &Idp, headers: &HeaderMap) -> Result<Actor, ApiError> {
-    caller_in(idp, headers, &[Role::CityAdmin]).await
+async fn device_change(c: &Console, h: &HeaderMap, id: &str, change: DeviceChange) -> ApiResult {
+    ok(ops::change_device(c, &who(c, h).await?, id, change).await?)
 }
 
-/// The caller, who must hold one of `roles` (or be a client with the admin scope).
-async fn caller_in(idp: &Idp, headers: &HeaderMap, roles: &[Role]) -> Result<Actor, ApiError> {
-    let unauthorized = |m: &str| ApiError(StatusCode::UNAUTHORIZED, "invalid_token", m.to_string());
-    let token = bearer_token(headers, &[])
-        .ok_or_else(|| unauthorized("a bearer access token is required"))?;
-    let claims: AccessClaims = tokens::check_access_token(idp, &token)
-        .await?
-        .map_err(|_| unauthorized("the access token is not valid, expired or revoked"))?;
-    if !claims.scope.split(' ').any(|s| s == ADMIN_SCOPE) {
-        return Err(ApiError(
-            StatusCode::FORBIDDEN,
-            "insufficient_scope",
-            format!("the token lacks {ADMIN_SCOPE}"),
-        ));
-    }
-    if claims.sub == claims.client_id {
-        return Ok(Actor::client(claims.client_id));
-    }
-    let mut conn = idp.core.db.conn().await?;
-    for role in roles {
-        if users::has_role(&mut conn, &claims.sub, *role).await? {
-            return Ok(Actor::user(claims.sub));
-        }
-    }
-    let names: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
-    Err(ApiError(
-        StatusCode::FORBIDDEN,
-        "forbidden",
-        format!("the account holds none of the roles {}", names.join(", ")),
-    ))
-}
-
-async fn list_clients(State(idp): State<Idp>, headers: HeaderMap) -> Result<Response, ApiError> {
-    caller(&idp, &headers).await?;
-    Ok(Json(clients::list(&idp.core.db).await?).into_response())
-}
-
-async fn show_client(
-    State(idp): State<Idp>,
-    headers: HeaderMap,
+async fn suspend_device(
+    State(c): State<Console>,
+    h: HeaderMap,
     Path(id): Path<String>,
-) -> Result<Response, ApiError> {
-    caller(&idp, &headers).await?;
-    let client = clients::get(&idp.core.db, &id).await?.ok_or_else(|| {
-        ApiError(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("no client {id}"),
-        )
-    })?;
-    Ok(Json(client).into_response())
+) -> ApiResult {
+    device_change(&c, &h, &id, DeviceChange::Suspend).await
 }
 
-/// Client registration metadata, in RFC 7591 names.
+async fn resume_device(
+    State(c): State<Console>,
+    h: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult {
+    device_change(&c, &h, &id, DeviceChange::Resume).await
+}
+
+async fn retire_device(
+    State(c): State<Console>,
+    h: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult {
+    device_change(&c, &h, &id, DeviceChange::Retire).await
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ClientRequest {
-    client_name: String,
+pub struct DeviceRequest {
+    pub id: Option<String>,
+    pub org_id: String,
+    pub model: String,
+    pub hardware_serial: Option<String>,
     #[serde(default)]
-    description: Option<String>,
+    pub location: String,
     #[serde(default)]
-    org_id: Option<String>,
-    #[serde(default)]
-    redirect_uris: Vec<String>,
-    #[serde(default)]
-    post_logout_redirect_uris: Vec<String>,
-    #[serde(default)]
-    grant_types: Vec<String>,
-    #[serde(default)]
-    token_endpoint_auth_method: Option<String>,
-    #[serde(default)]
-    scope: Option<String>,
-    #[serde(default)]
-    jwks: Option<serde_json::Value>,
-    #[serde(default)]
-    jwks_uri: Option<String>,
-    #[serde(default)]
-    id_token_signed_response_alg: Option<String>,
-    #[serde(default)]
-    require_pushed_authorization_requests: bool,
-    #[serde(default)]
-    require_consent: Option<bool>,
-    #[serde(default)]
-    backchannel_logout_uri: Option<String>,
-    /// The lowest authentication assurance level (1-3) sign-ins for this client must reach.
-    #[serde(default)]
-    min_aal: u8,
+    pub installer: String,
 }
 
-async fn create_client(
-    State(idp): State<Idp>,
-    headers: HeaderMap,
-    body: Result<Json<ClientRequest>, axum::extract::rejection::JsonRejection>,
-) -> Result<Response, ApiError> {
-    let actor = caller(&idp, &headers).await?;
-    let Json(req) =
-        body.map_err(|e| ApiError(StatusCode::BAD_REQUEST, "invalid_request", e.body_text()))?;
-    let grant_types = req
-        .grant_types
-        .iter()
-        .map(|g| g.parse::<GrantType>())
-        .collect::<Result<Vec<_>, _>>()?;
-    let auth_method = req
-        .token_endpoint_auth_method
-        .as_deref()
-        .map(str::parse::<AuthMethod>)
-        .transpose()?;
-    let created = clients::create(
-        &idp.core,
-        actor,
-        NewClient {
-            name: req.client_name,
-            description: req.description,
-            org_id: req.org_id,
-            redirect_uris: req.redirect_uris,
-            post_logout_redirect_uris: req.post_logout_redirect_uris,
-            public: auth_method == Some(AuthMethod::None),
-            grant_types,
-            auth_method,
-            scopes: req
-                .scope
-                .map(|s| {
-                    s.split(' ')
-                        .filter(|s| !s.is_empty())
-                        .map(str::to_string)
-                        .collect()
-                })
-                .unwrap_or_default(),
-            jwks: req.jwks,
-            jwks_uri: req.jwks_uri,
-            id_token_alg: req.id_token_signed_response_alg,
-            require_par: req.require_pushed_authorization_requests,
-            require_consent: req.require_consent,
-            backchannel_logout_uri: req.backchannel_logout_uri,
-            min_aal: req.min_aal,
-        },
-    )
-    .await?;
-    idp.keys
-        .ensure(&created.client.id_token_alg)
-        .await
-        .map_err(|e| {
-            ApiError(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "server_error",
-                e.to_string(),
-            )
-        })?;
-    Ok((StatusCode::CREATED, Json(created)).into_response())
+impl From<DeviceRequest> for NewDevice {
+    fn from(r: DeviceRequest) -> NewDevice {
+        NewDevice {
+            id: r.id.filter(|s| !s.trim().is_empty()),
+            org_id: r.org_id,
+            model: r.model,
+            hardware_serial: r.hardware_serial.filter(|s| !s.trim().is_empty()),
+            location: r.location,
+            coordinates: None,
+            installer: r.installer,
+        }
+    }
 }
 
-async fn delete_client(
-    State(idp): State<Idp>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Result<Response, ApiError> {
-    let actor = caller(&idp, &headers).await?;
-    clients::delete(&idp.core, actor, &id).await?;
-    idp.clients.forget(&id);
+async fn create_device(
+    State(c): State<Console>,
+    h: HeaderMap,
+    b: Result<Json<DeviceRequest>, JsonRejection>,
+) -> ApiResult {
+    let who = who(&c, &h).await?;
+    created(ops::create_device(&c, &who, body(b)?.into()).await?)
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct CertQuery {
+    pub q: Option<String>,
+    pub org: Option<String>,
+    pub device: Option<String>,
+    pub status: Option<String>,
+}
+
+impl CertQuery {
+    pub fn search(self) -> Result<CertSearch, ConsoleError> {
+        Ok(CertSearch {
+            text: ops::search_text(self.q)?,
+            org_id: ops::search_text(self.org)?,
+            device_id: ops::search_text(self.device)?,
+            status: ops::search_text(self.status)?,
+        })
+    }
+}
+
+async fn certificates(
+    State(c): State<Console>,
+    h: HeaderMap,
+    Query(q): Query<CertQuery>,
+) -> ApiResult {
+    let who = who(&c, &h).await?;
+    ok(ops::search_certificates(&c, &who, q.search()?).await?)
+}
+
+async fn certificate(
+    State(c): State<Console>,
+    h: HeaderMap,
+    Path(serial): Path<String>,
+) -> ApiResult {
+    let cert = ops::certificate(&c, &who(&c, &h).await?, &serial).await?;
+    let pem = kizuna_ca::issue::pem("CERTIFICATE", &cert.der);
+    let mut value = json!(cert);
+    value["pem"] = json!(pem);
+    ok(value)
+}
+
+async fn unhold(State(c): State<Console>, h: HeaderMap, Path(serial): Path<String>) -> ApiResult {
+    ops::unhold(&c, &who(&c, &h).await?, &serial).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-async fn list_users(State(idp): State<Idp>, headers: HeaderMap) -> Result<Response, ApiError> {
-    caller(&idp, &headers).await?;
-    let mut conn = idp.core.db.conn().await?;
-    Ok(Json(users::list(&mut conn).await?).into_response())
+/// A revocation: exactly one of `serial`, `device_id` (with `org_id` when the id exists in
+/// several organizations) or `org_id` alone.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeRequest {
+    pub serial: Option<String>,
+    pub device_id: Option<String>,
+    pub org_id: Option<String>,
+    pub reason: String,
+}
+
+impl RevokeRequest {
+    pub fn target(&self) -> Result<(Target, Reason), ConsoleError> {
+        let reason: Reason = self.reason.parse().map_err(ConsoleError::Invalid)?;
+        let target = match (&self.serial, &self.device_id, &self.org_id) {
+            (Some(s), None, None) => Target::Serial(s.clone()),
+            (None, Some(d), org) => Target::Device {
+                device_id: d.clone(),
+                org_id: org.clone(),
+            },
+            (None, None, Some(o)) => Target::Org(o.clone()),
+            _ => {
+                return Err(ConsoleError::Invalid(
+                    "name exactly one of serial, device_id (with org_id if needed) or org_id"
+                        .into(),
+                ));
+            }
+        };
+        Ok((target, reason))
+    }
+}
+
+async fn revoke(
+    State(c): State<Console>,
+    h: HeaderMap,
+    b: Result<Json<RevokeRequest>, JsonRejection>,
+) -> ApiResult {
+    let who = who(&c, &h).await?;
+    let (target, reason) = body(b)?.target()?;
+    ok(ops::revoke(&c, &who, target, reason).await?)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OrgQuery {
+    org: String,
+}
+
+async fn enrollment_tokens(
+    State(c): State<Console>,
+    h: HeaderMap,
+    Query(q): Query<OrgQuery>,
+) -> ApiResult {
+    ok(ops::enrollment_tokens(&c, &who(&c, &h).await?, &q.org).await?)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenRequest {
+    pub org_id: String,
+    #[serde(default = "device_profile")]
+    pub profile: String,
+    pub device_id: Option<String>,
+    #[serde(default = "any_subject")]
+    pub subject_pattern: String,
+    #[serde(default = "day")]
+    pub ttl_secs: i64,
+}
+
+fn device_profile() -> String {
+    "device".into()
+}
+fn any_subject() -> String {
+    "*".into()
+}
+fn day() -> i64 {
+    86_400
+}
+
+impl From<TokenRequest> for TokenSpec {
+    fn from(r: TokenRequest) -> TokenSpec {
+        TokenSpec {
+            org_id: r.org_id,
+            profile: r.profile,
+            device_id: r.device_id.filter(|s| !s.trim().is_empty()),
+            model: None,
+            subject_pattern: r.subject_pattern,
+            ttl_secs: r.ttl_secs,
+            count: 1,
+        }
+    }
+}
+
+async fn create_enrollment_token(
+    State(c): State<Console>,
+    h: HeaderMap,
+    b: Result<Json<TokenRequest>, JsonRejection>,
+) -> ApiResult {
+    let who = who(&c, &h).await?;
+    created(ops::create_enrollment_token(&c, &who, body(b)?.into()).await?)
+}
+
+async fn void_enrollment_token(
+    State(c): State<Console>,
+    h: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult {
+    ok(ops::void_enrollment_token(&c, &who(&c, &h).await?, &id).await?)
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    pub actor: Option<String>,
+    pub action: Option<String>,
+    pub target: Option<String>,
+    pub since: Option<String>,
+    pub until: Option<String>,
+    /// `jsonl` or `csv` for an export (all matching entries, oldest first).
+    pub format: Option<String>,
+}
+
+impl AuditQuery {
+    pub fn search(&self, limit: i64) -> AuditSearch {
+        let f = |v: &Option<String>| v.clone().filter(|s| !s.trim().is_empty());
+        AuditSearch {
+            actor: f(&self.actor),
+            action: f(&self.action),
+            target: f(&self.target),
+            since: f(&self.since),
+            until: f(&self.until),
+            limit,
+        }
+    }
+}
+
+async fn audit(State(c): State<Console>, h: HeaderMap, Query(q): Query<AuditQuery>) -> ApiResult {
+    let who = who(&c, &h).await?;
+    match q.format.as_deref() {
+        None => ok(ops::search_audit(&c, &who, q.search(0)).await?),
+        Some(format) => Ok(export(&c, &who, &q, format).await?),
+    }
+}
+
+/// The matching entries as a download, oldest first: JSON lines or CSV.
+pub async fn export(
+    c: &Console,
+    who: &Staff,
+    q: &AuditQuery,
+    format: &str,
+) -> Result<Response, ConsoleError> {
+    let mut entries = ops::search_audit(c, who, q.search(100_000)).await?;
+    entries.reverse();
+    let (content_type, name, text) = match format {
+        "jsonl" => {
+            let mut out = String::new();
+            for e in &entries {
+                out.push_str(
+                    &serde_json::to_string(e).map_err(|e| ConsoleError::Internal(e.to_string()))?,
+                );
+                out.push('\n');
+            }
+            ("application/jsonl", "audit.jsonl", out)
+        }
+        "csv" => {
+            let mut out = String::from(
+                "seq,id,at,actor_kind,actor_id,action,target,outcome,source_ip,request_id,details,hash\n",
+            );
+            for e in &entries {
+                let fields = [
+                    e.seq.to_string(),
+                    e.id.clone(),
+                    e.at.clone(),
+                    e.actor_kind.clone(),
+                    e.actor_id.clone(),
+                    e.action.clone(),
+                    e.target.clone(),
+                    e.outcome.clone(),
+                    e.source_ip.clone().unwrap_or_default(),
+                    e.request_id.clone().unwrap_or_default(),
+                    e.details.clone(),
+                    e.hash.clone(),
+                ];
+                let row: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
+                out.push_str(&row.join(","));
+                out.push('\n');
+            }
+            ("text/csv; charset=utf-8", "audit.csv", out)
+        }
+        other => {
+            return Err(ConsoleError::Invalid(format!(
+                "unknown export format {other:?}: use jsonl or csv"
+            )));
+        }
+    };
+    Ok((
+        [
+            (header::CONTENT_TYPE, content_type.to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}\""),
+            ),
+        ],
+        text,
+    )
+        .into_response())
+}
+
+/// A CSV field (RFC 4180), with formula-leading characters neutralized for spreadsheets.
+fn csv_field(value: &str) -> String {
+    let value = if value.starts_with(['=', '+', '-', '@']) {
+        format!("'{value}")
+    } else {
+        value.to_string()
+    };
+    if value.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", value.replace('"', "\"\""))
+    } else {
+        value
+    }
+}
+
+async fn audit_entry(State(c): State<Console>, h: HeaderMap, Path(id): Path<String>) -> ApiResult {
+    ok(ops::audit_entry(&c, &who(&c, &h).await?, &id).await?)
+}
+
+async fn verify_audit(State(c): State<Console>, h: HeaderMap) -> ApiResult {
+    ok(ops::verify_audit(&c, &who(&c, &h).await?).await?)
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct UserQuery {
+    pub q: Option<String>,
+}
+
+async fn list_users(
+    State(c): State<Console>,
+    h: HeaderMap,
+    Query(q): Query<UserQuery>,
+) -> ApiResult {
+    ok(ops::search_users(&c, &who(&c, &h).await?, q.q).await?)
+}
+
+async fn user(State(c): State<Console>, h: HeaderMap, Path(id): Path<String>) -> ApiResult {
+    ok(ops::user(&c, &who(&c, &h).await?, &id).await?)
 }
 
 #[derive(Deserialize)]
@@ -287,50 +561,62 @@ struct UserRequest {
     name: Option<String>,
     #[serde(default)]
     password: Option<String>,
+    /// The organization the account belongs to (staff of a stakeholder).
+    #[serde(default)]
+    org_id: Option<String>,
 }
 
 async fn create_user(
-    State(idp): State<Idp>,
-    headers: HeaderMap,
-    body: Result<Json<UserRequest>, axum::extract::rejection::JsonRejection>,
-) -> Result<Response, ApiError> {
-    let actor = caller(&idp, &headers).await?;
-    let Json(req) =
-        body.map_err(|e| ApiError(StatusCode::BAD_REQUEST, "invalid_request", e.body_text()))?;
+    State(c): State<Console>,
+    h: HeaderMap,
+    b: Result<Json<UserRequest>, JsonRejection>,
+) -> ApiResult {
+    let who = who(&c, &h).await?;
+    let req = body(b)?;
+    let org = req.org_id.clone().filter(|o| !o.trim().is_empty());
+    who.require_in(
+        Action::ManageUsers,
+        org.as_deref(),
+        &format!("organization {}", org.as_deref().unwrap_or("*")),
+    )?;
+    if let Some(org) = &org {
+        kizuna_core::orgs::find(&c.idp.core.db, org).await?;
+    }
     let user = users::create_account(
-        &idp.core,
-        actor,
+        &c.idp.core,
+        who.actor.clone(),
         NewUser {
             username: req.username,
             email: req.email,
             name: req.name,
             password_hash: None,
-            org_id: None,
+            org_id: org,
         },
         req.password.as_deref(),
     )
     .await?;
-    Ok((StatusCode::CREATED, Json(user)).into_response())
+    created(user)
 }
 
-async fn disable_user(
-    State(idp): State<Idp>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Result<Response, ApiError> {
-    let actor = caller(&idp, &headers).await?;
-    let user = users::change_status(&idp.core, actor, &id, false).await?;
-    Ok(Json(user).into_response())
+async fn disable_user(State(c): State<Console>, h: HeaderMap, Path(id): Path<String>) -> ApiResult {
+    ops::set_user_status(&c, &who(&c, &h).await?, &id, false).await?;
+    ok(store_user(&c, &id).await?)
 }
 
-async fn enable_user(
-    State(idp): State<Idp>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Result<Response, ApiError> {
-    let actor = caller(&idp, &headers).await?;
-    let user = users::change_status(&idp.core, actor, &id, true).await?;
-    Ok(Json(user).into_response())
+async fn enable_user(State(c): State<Console>, h: HeaderMap, Path(id): Path<String>) -> ApiResult {
+    ops::set_user_status(&c, &who(&c, &h).await?, &id, true).await?;
+    ok(store_user(&c, &id).await?)
+}
+
+async fn store_user(c: &Console, id: &str) -> Result<crate::store::UserRow, ConsoleError> {
+    crate::store::user(&c.idp.core.db, id)
+        .await?
+        .ok_or_else(|| ConsoleError::NotFound(format!("account {id}")))
+}
+
+async fn end_sessions(State(c): State<Console>, h: HeaderMap, Path(id): Path<String>) -> ApiResult {
+    let ended = ops::end_sessions(&c, &who(&c, &h).await?, &id).await?;
+    ok(json!({"sessions_ended": ended}))
 }
 
 #[derive(Deserialize)]
@@ -340,15 +626,15 @@ struct PasswordRequest {
 }
 
 async fn set_password(
-    State(idp): State<Idp>,
-    headers: HeaderMap,
+    State(c): State<Console>,
+    h: HeaderMap,
     Path(id): Path<String>,
-    body: Result<Json<PasswordRequest>, axum::extract::rejection::JsonRejection>,
-) -> Result<Response, ApiError> {
-    let actor = caller(&idp, &headers).await?;
-    let Json(req) =
-        body.map_err(|e| ApiError(StatusCode::BAD_REQUEST, "invalid_request", e.body_text()))?;
-    users::change_password(&idp.core, actor, &id, &req.password).await?;
+    b: Result<Json<PasswordRequest>, JsonRejection>,
+) -> ApiResult {
+    let who = who(&c, &h).await?;
+    who.require_in(Action::ManageUsers, None, "accounts")?;
+    let req = body(b)?;
+    users::change_password(&c.idp.core, who.actor.clone(), &id, &req.password).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -361,37 +647,332 @@ struct MfaResetRequest {
     reason: Option<String>,
 }
 
-/// The helpdesk reset of a person who lost every factor (city administrators and the
-/// helpdesk role); needs the re-proofing reference.
 async fn mfa_reset(
-    State(idp): State<Idp>,
-    headers: HeaderMap,
+    State(c): State<Console>,
+    h: HeaderMap,
     Path(id): Path<String>,
-    body: Result<Json<MfaResetRequest>, axum::extract::rejection::JsonRejection>,
-) -> Result<Response, ApiError> {
-    let actor = caller_in(&idp, &headers, &[Role::CityAdmin, Role::Helpdesk]).await?;
-    let Json(req) =
-        body.map_err(|e| ApiError(StatusCode::BAD_REQUEST, "invalid_request", e.body_text()))?;
-    match mfa::reset::reset(
-        &idp,
-        actor,
+    b: Result<Json<MfaResetRequest>, JsonRejection>,
+) -> ApiResult {
+    let who = who(&c, &h).await?;
+    let req = body(b)?;
+    ok(ops::reset_factors(
+        &c,
+        &who,
         &id,
         &req.reproofing_reference,
         req.reason.as_deref(),
     )
-    .await
-    {
-        Ok(report) => Ok(Json(report).into_response()),
-        Err(MfaError::NoAccount(m)) => Err(ApiError(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("no account {m}"),
-        )),
-        Err(MfaError::Storage(e)) => Err(e.into()),
-        Err(e) => Err(ApiError(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_request",
-            e.to_string(),
-        )),
+    .await?)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleRequest {
+    pub role: String,
+    /// An organization id, or `*` for the whole city.
+    pub scope: String,
+    #[serde(default = "yes")]
+    pub granted: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+async fn change_role(
+    State(c): State<Console>,
+    h: HeaderMap,
+    Path(id): Path<String>,
+    b: Result<Json<RoleRequest>, JsonRejection>,
+) -> ApiResult {
+    let who = who(&c, &h).await?;
+    let req = body(b)?;
+    let role: Role = req.role.parse().map_err(ConsoleError::Invalid)?;
+    ops::change_role(&c, &who, &id, role, &req.scope, req.granted).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BulkRequest {
+    user_ids: Vec<String>,
+}
+
+async fn bulk_disable(
+    State(c): State<Console>,
+    h: HeaderMap,
+    b: Result<Json<BulkRequest>, JsonRejection>,
+) -> ApiResult {
+    let who = who(&c, &h).await?;
+    let req = body(b)?;
+    ok(json!({"disabled": ops::bulk_disable(&c, &who, &req.user_ids).await?}))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReviewQuery {
+    pub days: Option<i64>,
+}
+
+async fn review(State(c): State<Console>, h: HeaderMap, Query(q): Query<ReviewQuery>) -> ApiResult {
+    ok(ops::review(&c, &who(&c, &h).await?, q.days.unwrap_or(90)).await?)
+}
+
+async fn list_clients(State(c): State<Console>, h: HeaderMap) -> ApiResult {
+    ok(ops::list_clients(&c, &who(&c, &h).await?).await?)
+}
+
+async fn show_client(State(c): State<Console>, h: HeaderMap, Path(id): Path<String>) -> ApiResult {
+    ok(ops::client(&c, &who(&c, &h).await?, &id).await?)
+}
+
+/// Client registration metadata, in RFC 7591 names.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientRequest {
+    pub client_name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub org_id: Option<String>,
+    #[serde(default)]
+    pub redirect_uris: Vec<String>,
+    #[serde(default)]
+    pub post_logout_redirect_uris: Vec<String>,
+    #[serde(default)]
+    pub grant_types: Vec<String>,
+    #[serde(default)]
+    pub token_endpoint_auth_method: Option<String>,
+    #[serde(default)]
+    pub scope: Option<String>,
+    #[serde(default)]
+    pub jwks: Option<serde_json::Value>,
+    #[serde(default)]
+    pub jwks_uri: Option<String>,
+    #[serde(default)]
+    pub id_token_signed_response_alg: Option<String>,
+    #[serde(default)]
+    pub require_pushed_authorization_requests: bool,
+    #[serde(default)]
+    pub require_consent: Option<bool>,
+    #[serde(default)]
+    pub backchannel_logout_uri: Option<String>,
+    /// The lowest authentication assurance level (1-3) sign-ins for this client must reach.
+    #[serde(default)]
+    pub min_aal: u8,
+}
+
+impl ClientRequest {
+    pub fn into_new(self) -> Result<NewClient, ConsoleError> {
+        let grant_types = self
+            .grant_types
+            .iter()
+            .map(|g| g.parse::<GrantType>())
+            .collect::<Result<Vec<_>, _>>()?;
+        let auth_method = self
+            .token_endpoint_auth_method
+            .as_deref()
+            .map(str::parse::<AuthMethod>)
+            .transpose()?;
+        Ok(NewClient {
+            name: self.client_name,
+            description: self.description,
+            org_id: self.org_id.filter(|o| !o.trim().is_empty()),
+            redirect_uris: self.redirect_uris,
+            post_logout_redirect_uris: self.post_logout_redirect_uris,
+            public: auth_method == Some(AuthMethod::None),
+            grant_types,
+            auth_method,
+            scopes: self
+                .scope
+                .map(|s| {
+                    s.split(' ')
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default(),
+            jwks: self.jwks,
+            jwks_uri: self.jwks_uri,
+            id_token_alg: self.id_token_signed_response_alg,
+            require_par: self.require_pushed_authorization_requests,
+            require_consent: self.require_consent,
+            backchannel_logout_uri: self.backchannel_logout_uri,
+            min_aal: self.min_aal,
+        })
     }
+}
+
+async fn create_client(
+    State(c): State<Console>,
+    h: HeaderMap,
+    b: Result<Json<ClientRequest>, JsonRejection>,
+) -> ApiResult {
+    let who = who(&c, &h).await?;
+    let new = body(b)?.into_new()?;
+    created(ops::create_client(&c, &who, new).await?)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClientPatch {
+    redirect_uris: Vec<String>,
+    #[serde(default)]
+    min_aal: u8,
+    /// The `version` the edit was made on.
+    version: i64,
+}
+
+async fn edit_client(
+    State(c): State<Console>,
+    h: HeaderMap,
+    Path(id): Path<String>,
+    b: Result<Json<ClientPatch>, JsonRejection>,
+) -> ApiResult {
+    let who = who(&c, &h).await?;
+    let p = body(b)?;
+    let edit = ClientEdit {
+        redirect_uris: p.redirect_uris,
+        min_aal: p.min_aal,
+        expected_version: p.version,
+    };
+    ok(ops::edit_client(&c, &who, &id, edit).await?)
+}
+
+async fn delete_client(
+    State(c): State<Console>,
+    h: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let who = who(&c, &h).await?;
+    who.require_in(Action::ApproveClients, None, &format!("client {id}"))?;
+    kizuna_idp::clients::delete(&c.idp.core, who.actor.clone(), &id).await?;
+    c.idp.clients.forget(&id);
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QuotaBody {
+    /// Requests per minute; `null` removes the limit.
+    requests_per_minute: Option<i64>,
+}
+
+/// `PUT /admin/api/v1/clients/{id}/quota`: a client's request quota (city administrators).
+async fn set_quota(
+    State(c): State<Console>,
+    h: HeaderMap,
+    Path(id): Path<String>,
+    b: Result<Json<QuotaBody>, JsonRejection>,
+) -> ApiResult {
+    let who = who(&c, &h).await?;
+    who.require_in(Action::ApproveClients, None, &format!("client {id}"))?;
+    let quota = body(b)?;
+    ok(kizuna_idp::quota::set(&c.idp, &id, quota.requests_per_minute, who.actor.clone()).await?)
+}
+
+async fn rotate_secret(
+    State(c): State<Console>,
+    h: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let secret = ops::rotate_client_secret(&c, &who(&c, &h).await?, &id).await?;
+    ok(json!({"client_id": id, "client_secret": secret}))
+}
+
+async fn client_change(c: &Console, h: &HeaderMap, id: &str, change: ClientChange) -> ApiResult {
+    ok(ops::change_client(c, &who(c, h).await?, id, change).await?)
+}
+
+async fn approve_client(
+    State(c): State<Console>,
+    h: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult {
+    client_change(&c, &h, &id, ClientChange::Approve).await
+}
+
+async fn disable_client(
+    State(c): State<Console>,
+    h: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult {
+    client_change(&c, &h, &id, ClientChange::Disable).await
+}
+
+async fn enable_client(
+    State(c): State<Console>,
+    h: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult {
+    client_change(&c, &h, &id, ClientChange::Enable).await
+}
+
+async fn list_orgs(State(c): State<Console>, h: HeaderMap) -> ApiResult {
+    ok(ops::list_orgs(&c, &who(&c, &h).await?).await?)
+}
+
+async fn org(State(c): State<Console>, h: HeaderMap, Path(id): Path<String>) -> ApiResult {
+    ok(ops::org(&c, &who(&c, &h).await?, &id).await?)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrgRequest {
+    pub name: String,
+    #[serde(default)]
+    pub name_ja: Option<String>,
+    #[serde(default)]
+    pub kind: Option<String>,
+    /// For an edit: the `version` it was made on.
+    #[serde(default)]
+    pub version: Option<i64>,
+}
+
+impl OrgRequest {
+    pub fn organization(&self) -> Result<NewOrganization, ConsoleError> {
+        let kind: OrgKind = match self.kind.as_deref().filter(|k| !k.is_empty()) {
+            Some(k) => k
+                .parse()
+                .map_err(|e: kizuna_core::orgs::OrgError| ConsoleError::from(e))?,
+            None => OrgKind::Other,
+        };
+        Ok(NewOrganization {
+            name: self.name.clone(),
+            name_ja: self.name_ja.clone().filter(|n| !n.trim().is_empty()),
+            kind,
+        })
+    }
+}
+
+async fn create_org(
+    State(c): State<Console>,
+    h: HeaderMap,
+    b: Result<Json<OrgRequest>, JsonRejection>,
+) -> ApiResult {
+    let who = who(&c, &h).await?;
+    let new = body(b)?.organization()?;
+    created(ops::create_org(&c, &who, new).await?)
+}
+
+async fn update_org(
+    State(c): State<Console>,
+    h: HeaderMap,
+    Path(id): Path<String>,
+    b: Result<Json<OrgRequest>, JsonRejection>,
+) -> ApiResult {
+    let who = who(&c, &h).await?;
+    let req = body(b)?;
+    let version = req
+        .version
+        .ok_or_else(|| ConsoleError::Invalid("version is required for an edit".into()))?;
+    ok(ops::update_org(&c, &who, &id, version, req.organization()?).await?)
+}
+
+async fn disable_org(State(c): State<Console>, h: HeaderMap, Path(id): Path<String>) -> ApiResult {
+    ok(ops::set_org_status(&c, &who(&c, &h).await?, &id, false).await?)
+}
+
+async fn enable_org(State(c): State<Console>, h: HeaderMap, Path(id): Path<String>) -> ApiResult {
+    ok(ops::set_org_status(&c, &who(&c, &h).await?, &id, true).await?)
 }

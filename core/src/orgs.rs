@@ -68,6 +68,8 @@ pub struct Organization {
     pub kind: OrgKind,
     pub status: String,
     pub created_at: i64,
+    /// Counts edits, so an edit made on a stale copy can be refused.
+    pub version: i64,
 }
 
 #[derive(Debug, Clone)]
@@ -89,6 +91,9 @@ pub enum OrgError {
     UnknownKind(String),
     #[error("no organization with id or name {0:?}")]
     NotFound(String),
+    /// The organization changed since the caller read it; here is the current one.
+    #[error("the organization was changed by someone else since it was read")]
+    Stale(Box<Organization>),
     #[error("storage failed: {0}")]
     Storage(#[from] sqlx::Error),
 }
@@ -108,9 +113,9 @@ fn clean_name(name: &str) -> Result<String, OrgError> {
     Ok(name.to_string())
 }
 
-type OrgRow = (String, String, Option<String>, String, String, i64);
+type OrgRow = (String, String, Option<String>, String, String, i64, i64);
 
-fn from_row((id, name, name_ja, kind, status, created_at): OrgRow) -> Organization {
+fn from_row((id, name, name_ja, kind, status, created_at, version): OrgRow) -> Organization {
     Organization {
         id,
         name,
@@ -118,10 +123,11 @@ fn from_row((id, name, name_ja, kind, status, created_at): OrgRow) -> Organizati
         kind: kind.parse().unwrap_or(OrgKind::Other),
         status,
         created_at,
+        version,
     }
 }
 
-const COLUMNS: &str = "id, name, name_ja, kind, status, created_at";
+const COLUMNS: &str = "id, name, name_ja, kind, status, created_at, version";
 
 /// Creates an organization and audits it, in one transaction.
 pub async fn create(db: &Db, actor: Actor, new: NewOrganization) -> Result<Organization, OrgError> {
@@ -134,6 +140,7 @@ pub async fn create(db: &Db, actor: Actor, new: NewOrganization) -> Result<Organ
         kind: new.kind,
         status: "active".into(),
         created_at: crate::time::now_unix(),
+        version: 0,
     };
     let mut tx = db.begin().await?;
     insert(tx.conn(), &org).await.map_err(|e| {
@@ -203,6 +210,92 @@ pub async fn set_allowed_names(
     tx.commit().await?;
     audit::publish(&entries);
     Ok(())
+}
+
+/// Renames an organization or changes its kind, when nobody changed it since `expected_version`
+/// was read; audited.
+pub async fn update(
+    db: &Db,
+    actor: Actor,
+    id: &str,
+    expected_version: i64,
+    new: NewOrganization,
+) -> Result<Organization, OrgError> {
+    let name = clean_name(&new.name)?;
+    let name_ja = new.name_ja.as_deref().map(clean_name).transpose()?;
+    let mut tx = db.begin().await?;
+    let changed = sqlx::query(
+        "UPDATE organizations SET name = $1, name_ja = $2, kind = $3, version = version + 1, updated_at = $4 \
+         WHERE id = $5 AND version = $6",
+    )
+    .bind(&name)
+    .bind(&name_ja)
+    .bind(new.kind.as_str())
+    .bind(crate::time::now_unix())
+    .bind(id)
+    .bind(expected_version)
+    .execute(tx.conn())
+    .await
+    .map_err(|e| {
+        if is_unique_violation(&e) {
+            OrgError::NameTaken(name.clone())
+        } else {
+            OrgError::Storage(e)
+        }
+    })?
+    .rows_affected();
+    let current = find_in(tx.conn(), id).await?;
+    if changed == 0 {
+        return Err(OrgError::Stale(Box::new(current)));
+    }
+    let entries = audit::append_in(
+        tx.conn(),
+        &[AuditEvent::new(actor, "org.update", format!("org:{id}")).details(json!({
+            "name": current.name, "name_ja": current.name_ja, "kind": current.kind, "version": current.version,
+        }))],
+    )
+    .await?;
+    tx.commit().await?;
+    audit::publish(&entries);
+    Ok(current)
+}
+
+/// Disables or re-enables an organization; audited.
+pub async fn set_status(
+    db: &Db,
+    actor: Actor,
+    id: &str,
+    active: bool,
+) -> Result<Organization, OrgError> {
+    let status = if active { "active" } else { "disabled" };
+    let mut tx = db.begin().await?;
+    sqlx::query("UPDATE organizations SET status = $1, version = version + 1, updated_at = $2 WHERE id = $3")
+        .bind(status)
+        .bind(crate::time::now_unix())
+        .bind(id)
+        .execute(tx.conn())
+        .await?;
+    let current = find_in(tx.conn(), id).await?;
+    let action = if active { "org.enable" } else { "org.disable" };
+    let entries = audit::append_in(
+        tx.conn(),
+        &[AuditEvent::new(actor, action, format!("org:{id}"))],
+    )
+    .await?;
+    tx.commit().await?;
+    audit::publish(&entries);
+    Ok(current)
+}
+
+async fn find_in(conn: &mut AnyConnection, id: &str) -> Result<Organization, OrgError> {
+    let row: Option<OrgRow> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM organizations WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(conn)
+    .await?;
+    row.map(from_row)
+        .ok_or_else(|| OrgError::NotFound(id.to_string()))
 }
 
 pub async fn list(db: &Db) -> Result<Vec<Organization>, OrgError> {

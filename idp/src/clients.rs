@@ -137,6 +137,8 @@ pub struct Client {
     pub backchannel_logout_uri: Option<String>,
     pub status: String,
     pub created_at: i64,
+    /// Counts edits, so an edit made on a stale copy can be refused.
+    pub version: i64,
     #[serde(skip)]
     pub secret_hash: Option<String>,
 }
@@ -159,6 +161,9 @@ pub enum ClientError {
     Invalid(String),
     #[error("no client with id {0}")]
     NotFound(String),
+    /// The client changed since the caller read it; here is the current one.
+    #[error("the client was changed by someone else since it was read")]
+    Stale(Box<Client>),
     #[error("storage failed: {0}")]
     Storage(#[from] sqlx::Error),
 }
@@ -401,6 +406,7 @@ fn plan(new: NewClient) -> Result<Client, ClientError> {
         require_consent: new.require_consent.unwrap_or(true),
         backchannel_logout_uri: new.backchannel_logout_uri,
         status: "active".into(),
+        version: 0,
         created_at: kizuna_core::time::now_unix(),
         secret_hash: None,
     })
@@ -412,7 +418,19 @@ pub async fn create(
     actor: Actor,
     new: NewClient,
 ) -> Result<CreatedClient, ClientError> {
+    create_with_status(core, actor, new, ClientStatus::Active).await
+}
+
+/// Registers a client that starts `pending` (an organization administrator's registration,
+/// which a city administrator approves) or `active`.
+pub async fn create_with_status(
+    core: &Core,
+    actor: Actor,
+    new: NewClient,
+    status: ClientStatus,
+) -> Result<CreatedClient, ClientError> {
     let mut client = plan(new)?;
+    client.status = status.as_str().to_string();
     client.client_id = secret::new_id();
     let client_secret = client.auth_method.uses_secret().then(secret::random_token);
     client.secret_hash = client_secret.as_deref().map(secret::token_hash);
@@ -441,6 +459,7 @@ pub async fn create(
             "redirect_uris": client.redirect_uris,
             "org_id": client.org_id,
             "min_aal": client.min_aal,
+            "status": client.status,
         }))],
     )
     .await?;
@@ -490,7 +509,7 @@ async fn insert(conn: &mut AnyConnection, c: &Client) -> Result<(), sqlx::Error>
 
 const COLUMNS: &str = "id, name, description, org_id, secret_hash, auth_method, redirect_uris, \
     post_logout_redirect_uris, grant_types, scopes, jwks, jwks_uri, id_token_alg, require_par, \
-    require_consent, backchannel_logout_uri, status, created_at, min_aal";
+    require_consent, backchannel_logout_uri, status, created_at, min_aal, version";
 
 #[derive(sqlx::FromRow)]
 struct ClientRow {
@@ -513,6 +532,7 @@ struct ClientRow {
     status: String,
     created_at: i64,
     min_aal: i64,
+    version: i64,
 }
 
 impl From<ClientRow> for Client {
@@ -543,6 +563,7 @@ impl From<ClientRow> for Client {
             backchannel_logout_uri: r.backchannel_logout_uri,
             status: r.status,
             created_at: r.created_at,
+            version: r.version,
             secret_hash: r.secret_hash,
         }
     }
@@ -605,6 +626,245 @@ pub async fn delete(core: &Core, actor: Actor, client_id: &str) -> Result<(), Cl
     tx.commit().await?;
     audit::publish(&entries);
     Ok(())
+}
+
+/// Registers a public client that Kizuna itself runs (its admin console) under a fixed id,
+/// or points an existing one at `redirect_uri`. Audited when created.
+pub async fn ensure_first_party(
+    core: &Core,
+    client_id: &str,
+    name: &str,
+    redirect_uri: &str,
+    min_aal: u8,
+) -> Result<(), ClientError> {
+    let mut client = plan(NewClient {
+        name: name.to_string(),
+        redirect_uris: vec![redirect_uri.to_string()],
+        public: true,
+        auth_method: Some(AuthMethod::None),
+        grant_types: vec![GrantType::AuthorizationCode],
+        scopes: vec!["openid".into(), "profile".into()],
+        require_consent: Some(false),
+        min_aal,
+        ..NewClient::default()
+    })?;
+    client.client_id = client_id.to_string();
+    let mut tx = core.db.begin().await?;
+    match get_in(tx.conn(), client_id).await? {
+        Some(existing) if existing.redirect_uris == client.redirect_uris => return Ok(()),
+        Some(_) => {
+            change(
+                tx.conn(),
+                client_id,
+                None,
+                "redirect_uris = $4",
+                &[to_json(&client.redirect_uris)],
+            )
+            .await?;
+        }
+        None => {
+            insert(tx.conn(), &client).await?;
+            let entries = audit::append_in(
+                tx.conn(),
+                &[AuditEvent::new(
+                    Actor::system("kizuna"),
+                    "client.create",
+                    format!("client:{client_id}"),
+                )
+                .details(json!({"name": name, "first_party": true, "redirect_uris": client.redirect_uris}))],
+            )
+            .await?;
+            tx.commit().await?;
+            audit::publish(&entries);
+            return Ok(());
+        }
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn get_in(conn: &mut AnyConnection, client_id: &str) -> Result<Option<Client>, sqlx::Error> {
+    let row: Option<ClientRow> =
+        sqlx::query_as(&format!("SELECT {COLUMNS} FROM clients WHERE id = $1"))
+            .bind(client_id)
+            .fetch_optional(conn)
+            .await?;
+    Ok(row.map(Client::from))
+}
+
+/// A client's lifecycle: `pending` until approved, `active`, or `disabled`. Only active
+/// clients can sign anyone in or get tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientStatus {
+    Pending,
+    Active,
+    Disabled,
+}
+
+impl ClientStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClientStatus::Pending => "pending",
+            ClientStatus::Active => "active",
+            ClientStatus::Disabled => "disabled",
+        }
+    }
+}
+
+/// What an edit of a registered client may change.
+#[derive(Debug, Clone)]
+pub struct ClientEdit {
+    pub redirect_uris: Vec<String>,
+    pub min_aal: u8,
+    /// The version the editor read; the edit is refused when the client changed since.
+    pub expected_version: i64,
+}
+
+/// Bumps the version of a client whose version is still `expected`, with `set` (SQL
+/// assignments from `$3`) and `values`; the current client when someone else was first.
+async fn change(
+    conn: &mut AnyConnection,
+    client_id: &str,
+    expected: Option<i64>,
+    set: &str,
+    values: &[String],
+) -> Result<Client, ClientError> {
+    let sql = format!(
+        "UPDATE clients SET {set}, version = version + 1, updated_at = $1 WHERE id = $2 AND ($3 IS NULL OR version = $3)"
+    );
+    let mut query = sqlx::query(&sql)
+        .bind(kizuna_core::time::now_unix())
+        .bind(client_id)
+        .bind(expected);
+    for value in values {
+        query = query.bind(value);
+    }
+    let changed = query.execute(&mut *conn).await?.rows_affected();
+    let client = get_in(conn, client_id)
+        .await?
+        .ok_or_else(|| ClientError::NotFound(client_id.to_string()))?;
+    if changed == 0 {
+        return Err(ClientError::Stale(Box::new(client)));
+    }
+    Ok(client)
+}
+
+/// Replaces a client's redirect URIs and required assurance level; audited.
+pub async fn edit(
+    core: &Core,
+    actor: Actor,
+    client_id: &str,
+    edit: ClientEdit,
+) -> Result<Client, ClientError> {
+    if edit.min_aal > 3 {
+        return Err(invalid("min_aal must be 0 (none), 1, 2 or 3"));
+    }
+    let current = get(&core.db, client_id)
+        .await?
+        .ok_or_else(|| ClientError::NotFound(client_id.to_string()))?;
+    for uri in &edit.redirect_uris {
+        check_redirect_uri(uri, current.is_public())?;
+    }
+    if edit.redirect_uris.is_empty() && current.allows(GrantType::AuthorizationCode) {
+        return Err(invalid(
+            "a client using the authorization code grant needs at least one redirect URI",
+        ));
+    }
+    let mut tx = core.db.begin().await?;
+    let client = change(
+        tx.conn(),
+        client_id,
+        Some(edit.expected_version),
+        "redirect_uris = $4, min_aal = CAST($5 AS INTEGER)",
+        &[to_json(&edit.redirect_uris), edit.min_aal.to_string()],
+    )
+    .await?;
+    let entries = audit::append_in(
+        tx.conn(),
+        &[AuditEvent::new(actor, "client.update", format!("client:{client_id}"))
+            .details(json!({"redirect_uris": client.redirect_uris, "min_aal": client.min_aal, "version": client.version}))],
+    )
+    .await?;
+    tx.commit().await?;
+    audit::publish(&entries);
+    Ok(client)
+}
+
+/// Gives a confidential client a new secret (shown once); the old one stops working at once.
+pub async fn rotate_secret(
+    core: &Core,
+    actor: Actor,
+    client_id: &str,
+) -> Result<String, ClientError> {
+    let current = get(&core.db, client_id)
+        .await?
+        .ok_or_else(|| ClientError::NotFound(client_id.to_string()))?;
+    if !current.auth_method.uses_secret() {
+        return Err(invalid(format!(
+            "client {client_id} authenticates with {}, not a secret",
+            current.auth_method.as_str()
+        )));
+    }
+    let secret = secret::random_token();
+    let mut tx = core.db.begin().await?;
+    change(
+        tx.conn(),
+        client_id,
+        None,
+        "secret_hash = $4",
+        &[secret::token_hash(&secret)],
+    )
+    .await?;
+    let entries = audit::append_in(
+        tx.conn(),
+        &[AuditEvent::new(
+            actor,
+            "client.rotate_secret",
+            format!("client:{client_id}"),
+        )],
+    )
+    .await?;
+    tx.commit().await?;
+    audit::publish(&entries);
+    Ok(secret)
+}
+
+/// Moves a client to `to` (approve a pending one, disable, re-enable), audited as `action`.
+/// Disabling revokes its grants.
+pub async fn set_status(
+    core: &Core,
+    actor: Actor,
+    client_id: &str,
+    to: ClientStatus,
+    action: &str,
+) -> Result<Client, ClientError> {
+    let mut tx = core.db.begin().await?;
+    let client = change(
+        tx.conn(),
+        client_id,
+        None,
+        "status = $4",
+        &[to.as_str().to_string()],
+    )
+    .await?;
+    if to == ClientStatus::Disabled {
+        sqlx::query("UPDATE grants SET revoked_at = $1, revoked_reason = 'client disabled' WHERE client_id = $2 AND revoked_at IS NULL")
+            .bind(kizuna_core::time::now_unix())
+            .bind(client_id)
+            .execute(tx.conn())
+            .await?;
+    }
+    let entries = audit::append_in(
+        tx.conn(),
+        &[
+            AuditEvent::new(actor, action, format!("client:{client_id}"))
+                .details(json!({"status": to.as_str()})),
+        ],
+    )
+    .await?;
+    tx.commit().await?;
+    audit::publish(&entries);
+    Ok(client)
 }
 
 /// True when `secret` is this client's secret (compared as hashes, in constant time).

@@ -237,3 +237,32 @@ pub async fn add_client(
         .await?;
     Ok(())
 }
+
+/// Ends every live session of an account (a helpdesk or administrator action); audited.
+/// Returns how many were live.
+pub async fn end_all(
+    core: &kizuna_core::Core,
+    actor: kizuna_core::audit::Actor,
+    user_id: &str,
+) -> Result<u64, sqlx::Error> {
+    use kizuna_core::audit::{self, AuditEvent};
+    let mut tx = core.db.begin().await?;
+    let ended =
+        sqlx::query("UPDATE sessions SET ended_at = $1 WHERE user_id = $2 AND ended_at IS NULL")
+            .bind(kizuna_core::time::now_unix())
+            .bind(user_id)
+            .execute(tx.conn())
+            .await?
+            .rows_affected();
+    let entries = audit::append_in(
+        tx.conn(),
+        &[
+            AuditEvent::new(actor, "user.sessions_end", format!("user:{user_id}"))
+                .details(serde_json::json!({"sessions_ended": ended})),
+        ],
+    )
+    .await?;
+    tx.commit().await?;
+    audit::publish(&entries);
+    Ok(ended)
+}

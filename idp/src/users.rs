@@ -32,6 +32,27 @@ impl Role {
     }
 }
 
+impl std::str::FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Role, String> {
+        Role::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| format!("unknown role {s:?}"))
+    }
+}
+
+impl Role {
+    pub const ALL: [Role; 6] = [
+        Role::CityAdmin,
+        Role::OrgAdmin,
+        Role::Registrar,
+        Role::Installer,
+        Role::Auditor,
+        Role::Helpdesk,
+    ];
+}
+
 /// The scope of a role held across every organization.
 pub const CITY_WIDE: &str = "*";
 
@@ -187,6 +208,66 @@ pub async fn has_role(
     .fetch_one(conn)
     .await?;
     Ok(count > 0)
+}
+
+/// The account's role assignments: each role with its scope (an organization id, or
+/// [`CITY_WIDE`]), for an active account only.
+pub async fn assignments(
+    conn: &mut AnyConnection,
+    user_id: &str,
+) -> Result<Vec<(Role, String)>, sqlx::Error> {
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT r.role, r.scope FROM role_assignments r JOIN users u ON u.id = r.user_id \
+         WHERE r.user_id = $1 AND u.status = 'active' ORDER BY r.role, r.scope",
+    )
+    .bind(user_id)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(role, scope)| Some((role.parse().ok()?, scope)))
+        .collect())
+}
+
+/// Grants (`granted`) or withdraws a role in a scope; audited as `user.role_grant` or
+/// `user.role_revoke` (the periodic review lists these).
+pub async fn change_role(
+    core: &kizuna_core::Core,
+    actor: kizuna_core::audit::Actor,
+    user_id: &str,
+    role: Role,
+    scope: &str,
+    granted: bool,
+) -> Result<(), UserError> {
+    use kizuna_core::audit::{self, AuditEvent};
+    let mut tx = core.db.begin().await?;
+    if find(tx.conn(), user_id).await?.is_none() {
+        return Err(UserError::NotFound(user_id.to_string()));
+    }
+    if granted {
+        grant_role(tx.conn(), user_id, role, scope).await?;
+    } else {
+        sqlx::query("DELETE FROM role_assignments WHERE user_id = $1 AND role = $2 AND scope = $3")
+            .bind(user_id)
+            .bind(role.as_str())
+            .bind(scope)
+            .execute(tx.conn())
+            .await?;
+    }
+    let action = if granted {
+        "user.role_grant"
+    } else {
+        "user.role_revoke"
+    };
+    let entries = audit::append_in(
+        tx.conn(),
+        &[AuditEvent::new(actor, action, format!("user:{user_id}"))
+            .details(serde_json::json!({"role": role.as_str(), "scope": scope}))],
+    )
+    .await?;
+    tx.commit().await?;
+    audit::publish(&entries);
+    Ok(())
 }
 
 /// True when an active account holds `role` anywhere.
@@ -422,14 +503,28 @@ pub async fn change_status(
     login: &str,
     active: bool,
 ) -> Result<UserRecord, UserError> {
+    let mut tx = core.db.begin().await?;
+    let (user, entries) = change_status_in(tx.conn(), actor, login, active).await?;
+    tx.commit().await?;
+    kizuna_core::audit::publish(&entries);
+    Ok(user)
+}
+
+/// [`change_status`] inside the caller's transaction (several accounts at once); returns
+/// the audit entries to publish after commit.
+pub async fn change_status_in(
+    conn: &mut AnyConnection,
+    actor: kizuna_core::audit::Actor,
+    login: &str,
+    active: bool,
+) -> Result<(UserRecord, Vec<kizuna_core::audit::AuditEntry>), UserError> {
     use kizuna_core::audit::{self, AuditEvent};
     let now = kizuna_core::time::now_unix();
-    let mut tx = core.db.begin().await?;
-    let user = find_by_login(tx.conn(), login)
+    let user = find_by_login(&mut *conn, login)
         .await?
         .ok_or_else(|| UserError::NotFound(login.to_string()))?;
     set_status(
-        tx.conn(),
+        &mut *conn,
         &user.id,
         if active { "active" } else { "disabled" },
     )
@@ -438,16 +533,16 @@ pub async fn change_status(
         sqlx::query("UPDATE sessions SET ended_at = $1 WHERE user_id = $2 AND ended_at IS NULL")
             .bind(now)
             .bind(&user.id)
-            .execute(tx.conn())
+            .execute(&mut *conn)
             .await?;
         sqlx::query("UPDATE grants SET revoked_at = $1, revoked_reason = 'account disabled' WHERE user_id = $2 AND revoked_at IS NULL")
             .bind(now)
             .bind(&user.id)
-            .execute(tx.conn())
+            .execute(&mut *conn)
             .await?;
     }
     let entries = audit::append_in(
-        tx.conn(),
+        conn,
         &[AuditEvent::new(
             actor,
             if active {
@@ -459,9 +554,7 @@ pub async fn change_status(
         )],
     )
     .await?;
-    tx.commit().await?;
-    audit::publish(&entries);
-    Ok(user)
+    Ok((user, entries))
 }
 
 /// Records that the account's email address is verified; audited.

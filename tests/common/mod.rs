@@ -702,6 +702,39 @@ impl Browser {
         app
     }
 
+    /// Creates the first city administrator from the server's bootstrap link and signs in
+    /// to the account page with the password.
+    pub async fn bootstrap_admin(&self, server: &Server, username: &str, password: &str) {
+        let link = server
+            .bootstrap_link()
+            .expect("a bootstrap link on a fresh install");
+        let from = &link[link.find("/admin/bootstrap").unwrap()..];
+        let token = from.split("token=").nth(1).unwrap().to_string();
+        let response = self
+            .post(
+                from,
+                "/admin/bootstrap",
+                &[
+                    ("token", &token),
+                    ("username", username),
+                    ("password", password),
+                    ("password_confirm", password),
+                ],
+            )
+            .await;
+        assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
+        self.sign_in_to_account(username, password).await;
+    }
+
+    /// Signs in to the admin console (after an authenticator app is enrolled, for the
+    /// second factor it asks); returns the dashboard.
+    pub async fn sign_in_to_console(&self) -> String {
+        match self.walk(&format!("{}/admin", self.base), None, true).await {
+            Landing::Page(200, html) if html.contains("id=\"counts\"") => html,
+            other => panic!("did not reach the console dashboard: {other:?}"),
+        }
+    }
+
     /// Walks to the relying party; panics on a page.
     pub async fn sign_in(&self, url: &str, user: &str, password: &str) -> url::Url {
         match self.walk(url, Some((user, password)), true).await {

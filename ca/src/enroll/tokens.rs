@@ -341,6 +341,53 @@ pub fn write_csv(out: &mut impl std::io::Write, tokens: &[CreatedToken]) -> std:
     Ok(())
 }
 
+/// Voids an unused token: it expires now (a device presenting it is refused as it would be
+/// for an expired token); audited. Refuses a token already used or expired.
+pub async fn void(db: &Db, actor: Actor, id: &str) -> Result<TokenRecord, CaError> {
+    let now = kizuna_core::time::now_unix();
+    let mut tx = db.begin().await?;
+    let voided: Option<TokenRecord> = sqlx::query_as(&format!(
+        "UPDATE enrollment_tokens SET expires_at = $2 WHERE id = $1 AND used_at IS NULL AND expires_at > $2 RETURNING {COLUMNS}"
+    ))
+    .bind(id)
+    .bind(now)
+    .fetch_optional(tx.conn())
+    .await?;
+    let Some(record) = voided else {
+        let exists: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM enrollment_tokens WHERE id = $1")
+                .bind(id)
+                .fetch_one(tx.conn())
+                .await?;
+        return Err(if exists == 0 {
+            CaError::NotFound(format!("no enrollment token {id}"))
+        } else {
+            CaError::Conflict(format!("enrollment token {id} is already used or expired"))
+        });
+    };
+    let entries = audit::append_in(
+        tx.conn(),
+        &[
+            AuditEvent::new(actor, "enroll.token.void", format!("enroll-token:{id}"))
+                .details(json!({"org_id": record.org_id, "device_id": record.device_id})),
+        ],
+    )
+    .await?;
+    tx.commit().await?;
+    audit::publish(&entries);
+    Ok(record)
+}
+
+/// One token (without its hash).
+pub async fn get(db: &Db, id: &str) -> Result<Option<TokenRecord>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM enrollment_tokens WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(db.pool())
+    .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -82,15 +82,40 @@ fn valid_request_id(value: &HeaderValue) -> Option<String> {
     ok.then(|| text.to_string())
 }
 
+/// The trace id of a W3C Trace Context `traceparent` header (version 00: 32 lowercase hex
+/// digits, not all zero, after the version; a parent id that is not all zero; two hex flag
+/// digits), or `None` for anything else.
+fn trace_id(value: &HeaderValue) -> Option<String> {
+    let text = value.to_str().ok()?;
+    let mut parts = text.split('-');
+    let (version, trace, parent, flags) =
+        (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    let hex = |s: &str, len: usize| {
+        s.len() == len
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
+    let ok = parts.next().is_none()
+        && version == "00"
+        && hex(trace, 32)
+        && hex(parent, 16)
+        && hex(flags, 2)
+        && trace.bytes().any(|b| b != b'0')
+        && parent.bytes().any(|b| b != b'0');
+    ok.then(|| trace.to_string())
+}
+
 /// Gives every request an id (a well-formed incoming `X-Request-Id` is kept, so logs match
-/// across a proxy), a tracing span carrying it, the task-local context, and a log line when
-/// it finishes (refusals and failures at `info`/`error`, the rest at `debug`). The id is
-/// returned in `X-Request-Id`.
+/// across a proxy; without one, the trace id of a W3C `traceparent` header, so Kizuna's logs
+/// and audit entries match the caller's trace), a tracing span carrying it, the task-local
+/// context, and a log line when it finishes (refusals and failures at `info`/`error`, the
+/// rest at `debug`). The id is returned in `X-Request-Id`.
 pub async fn request_context(mut req: Request, next: Next) -> Response {
     let request_id = req
         .headers()
         .get(&X_REQUEST_ID)
         .and_then(valid_request_id)
+        .or_else(|| req.headers().get("traceparent").and_then(trace_id))
         .unwrap_or_else(crate::secret::new_id);
     let ctx = RequestContext {
         request_id: request_id.clone(),
@@ -209,5 +234,34 @@ pub fn local_path(next: Option<&str>) -> String {
             p.to_string()
         }
         _ => "/".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Option<String> {
+        trace_id(&HeaderValue::from_str(text).unwrap())
+    }
+
+    #[test]
+    fn a_traceparent_gives_its_trace_id_and_anything_malformed_gives_none() {
+        assert_eq!(
+            parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").as_deref(),
+            Some("4bf92f3577b34da6a3ce929d0e0e4736")
+        );
+        for bad in [
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
+            "garbage",
+        ] {
+            assert_eq!(parse(bad), None, "{bad}");
+        }
     }
 }

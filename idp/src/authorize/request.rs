@@ -308,6 +308,7 @@ mod tests {
             backchannel_logout_uri: None,
             status: "active".into(),
             created_at: 0,
+            version: 0,
             secret_hash: None,
         }
     }

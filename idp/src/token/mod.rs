@@ -1,6 +1,6 @@
 //! The token endpoint (RFC 6749 §3.2): client authentication, then the grant.
 
-mod authorization_code;
+pub mod authorization_code;
 mod client_credentials;
 mod refresh_token;
 

@@ -1,0 +1,821 @@
+//! Every console action, as one function each: check the caller's role and scope, validate
+//! the input, call the domain function. The pages and the admin API both call these, so a
+//! page and its API call always allow, refuse and audit the same way.
+
+use serde::Serialize;
+
+use kizuna_ca::devices::{self, Device, NewDevice};
+use kizuna_ca::enroll::tokens::{self as enroll_tokens, CreatedToken, TokenRecord, TokenSpec};
+use kizuna_ca::revoke::{self, Reason, RevokeReport, Selector};
+use kizuna_ca::store::{self as cert_store, CertRecord};
+use kizuna_core::audit::{self, AuditEntry, VerifyReport};
+use kizuna_core::orgs::{self, NewOrganization, Organization};
+use kizuna_idp::clients::{self, Client, ClientEdit, ClientStatus, CreatedClient, NewClient};
+use kizuna_idp::mfa;
+use kizuna_idp::sessions;
+use kizuna_idp::users::{self, CITY_WIDE, Role};
+
+use crate::Console;
+use crate::access::{Action, Reach, Staff};
+use crate::auth::{ADMIN_SCOPE, ROLE_SCOPE_PREFIX};
+use crate::error::ConsoleError;
+use crate::store::{self, AuditSearch, CertSearch, Counts, DeviceSearch, MAX_SEARCH, UserRow};
+
+/// Refuses search text longer than [`MAX_SEARCH`]; empty means no filter.
+pub fn search_text(text: Option<String>) -> Result<Option<String>, ConsoleError> {
+    match text.map(|t| t.trim().to_string()).filter(|t| !t.is_empty()) {
+        Some(t) if t.chars().count() > MAX_SEARCH => Err(ConsoleError::Invalid(format!(
+            "the search text is {} characters long; at most {MAX_SEARCH} are accepted",
+            t.chars().count()
+        ))),
+        other => Ok(other),
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct Dashboard {
+    pub counts: Counts,
+    /// Only for callers who may read the audit log.
+    pub security_events: Vec<AuditEntry>,
+}
+
+pub async fn dashboard(c: &Console, who: &Staff) -> Result<Dashboard, ConsoleError> {
+    let reach = who.require(Action::ViewDashboard)?;
+    let counts = store::counts(&c.idp.core.db, &reach).await?;
+    let security_events = if who.may_in(Action::ViewAudit, None) {
+        store::security_events(&c.idp.core.db).await?
+    } else {
+        Vec::new()
+    };
+    Ok(Dashboard {
+        counts,
+        security_events,
+    })
+}
+
+// Devices and certificates.
+
+pub async fn search_devices(
+    c: &Console,
+    who: &Staff,
+    search: DeviceSearch,
+) -> Result<Vec<Device>, ConsoleError> {
+    let reach = who.require(Action::ViewDevices)?;
+    Ok(store::devices(&c.idp.core.db, &reach, &search).await?)
+}
+
+pub async fn search_certificates(
+    c: &Console,
+    who: &Staff,
+    search: CertSearch,
+) -> Result<Vec<CertRecord>, ConsoleError> {
+    let reach = who.require(Action::ViewDevices)?;
+    Ok(store::certificates(&c.idp.core.db, &reach, &search).await?)
+}
+
+#[derive(Debug, Serialize)]
+pub struct DeviceView {
+    pub device: Device,
+    pub certificates: Vec<CertRecord>,
+}
+
+pub async fn device(c: &Console, who: &Staff, id: &str) -> Result<DeviceView, ConsoleError> {
+    let what = format!("device {id}");
+    let device = devices::get(&c.idp.core.db, id)
+        .await?
+        .ok_or_else(|| ConsoleError::NotFound(what.clone()))?;
+    who.require_in(Action::ViewDevices, Some(&device.org_id), &what)?;
+    let certificates = store::certificates(
+        &c.idp.core.db,
+        &Reach::Orgs([device.org_id.clone()].into()),
+        &CertSearch {
+            device_id: Some(device.id.clone()),
+            ..CertSearch::default()
+        },
+    )
+    .await?;
+    Ok(DeviceView {
+        device,
+        certificates,
+    })
+}
+
+pub async fn create_device(
+    c: &Console,
+    who: &Staff,
+    new: NewDevice,
+) -> Result<Device, ConsoleError> {
+    who.require_in(
+        Action::ManageDevices,
+        Some(&new.org_id),
+        &format!("organization {}", new.org_id),
+    )?;
+    Ok(devices::create(&c.idp.core.db, who.actor.clone(), new).await?)
+}
+
+/// What can happen to a registered device (its certificates follow: held, released,
+/// revoked).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceChange {
+    Suspend,
+    Resume,
+    Retire,
+}
+
+pub async fn change_device(
+    c: &Console,
+    who: &Staff,
+    id: &str,
+    change: DeviceChange,
+) -> Result<devices::StatusChange, ConsoleError> {
+    let what = format!("device {id}");
+    let device = devices::get(&c.idp.core.db, id)
+        .await?
+        .ok_or_else(|| ConsoleError::NotFound(what.clone()))?;
+    who.require_in(Action::RevokeCertificates, Some(&device.org_id), &what)?;
+    let actor = who.actor.clone();
+    Ok(match change {
+        DeviceChange::Suspend => devices::suspend(&c.ca, id, actor).await?,
+        DeviceChange::Resume => devices::resume(&c.ca, id, actor).await?,
+        DeviceChange::Retire => devices::retire(&c.ca, id, actor).await?,
+    })
+}
+
+pub async fn certificate(
+    c: &Console,
+    who: &Staff,
+    serial: &str,
+) -> Result<CertRecord, ConsoleError> {
+    let what = format!("certificate {serial}");
+    let cert = cert_store::get(&c.idp.core.db, serial)
+        .await?
+        .ok_or_else(|| ConsoleError::NotFound(what.clone()))?;
+    who.require_in(Action::ViewDevices, cert.org_id.as_deref(), &what)?;
+    Ok(cert)
+}
+
+/// What a revocation names: one certificate, a device's, or an organization's.
+#[derive(Debug, Clone)]
+pub enum Target {
+    Serial(String),
+    Device {
+        device_id: String,
+        org_id: Option<String>,
+    },
+    Org(String),
+}
+
+/// A resolved revocation: the selector, its organization, and what it will change.
+#[derive(Debug, Serialize)]
+pub struct RevokePlan {
+    #[serde(skip)]
+    pub selector: Selector,
+    pub kind: &'static str,
+    pub id: String,
+    pub org_id: Option<String>,
+    /// Certificates valid or on hold now, which the revocation changes.
+    pub count: i64,
+    pub serials: Vec<String>,
+}
+
+/// Resolves a target and checks the caller may revoke there; nothing changes yet.
+pub async fn plan_revocation(
+    c: &Console,
+    who: &Staff,
+    target: Target,
+) -> Result<RevokePlan, ConsoleError> {
+    who.require(Action::RevokeCertificates)?;
+    let (selector, kind, id, org_id) = match target {
+        Target::Serial(serial) => {
+            let cert = certificate(c, who, &serial).await?;
+            (
+                Selector::Serial(cert.serial.clone()),
+                "certificate",
+                cert.serial,
+                cert.org_id,
+            )
+        }
+        Target::Device { device_id, org_id } => {
+            let selector = revoke::device(&c.ca, &device_id, org_id.as_deref()).await?;
+            let Selector::Device { org_id, .. } = &selector else {
+                return Err(ConsoleError::Internal("device selector expected".into()));
+            };
+            let org = org_id.clone();
+            (selector, "device", device_id, Some(org))
+        }
+        Target::Org(org) => {
+            let found = orgs::find(&c.idp.core.db, &org).await?;
+            (
+                Selector::Organization(found.id.clone()),
+                "organization",
+                found.id.clone(),
+                Some(found.id),
+            )
+        }
+    };
+    who.require_in(
+        Action::RevokeCertificates,
+        org_id.as_deref(),
+        &format!("{kind} {id}"),
+    )?;
+    let count = revoke::count(&c.ca, &selector).await?;
+    let serials = affected(c, &selector).await?;
+    Ok(RevokePlan {
+        selector,
+        kind,
+        id,
+        org_id,
+        count,
+        serials,
+    })
+}
+
+async fn affected(c: &Console, selector: &Selector) -> Result<Vec<String>, ConsoleError> {
+    let search = match selector {
+        Selector::Serial(s) => return Ok(vec![s.clone()]),
+        Selector::Device { org_id, device_id } => CertSearch {
+            org_id: Some(org_id.clone()),
+            device_id: Some(device_id.clone()),
+            ..CertSearch::default()
+        },
+        Selector::Organization(o) => CertSearch {
+            org_id: Some(o.clone()),
+            ..CertSearch::default()
+        },
+    };
+    Ok(store::certificates(&c.idp.core.db, &Reach::City, &search)
+        .await?
+        .into_iter()
+        .filter(|r| r.status == "valid" || r.status == "hold")
+        .map(|r| r.serial)
+        .collect())
+}
+
+/// Revokes (or with `certificateHold` suspends) what the target names. A target with
+/// nothing left to revoke is refused as a conflict.
+pub async fn revoke(
+    c: &Console,
+    who: &Staff,
+    target: Target,
+    reason: Reason,
+) -> Result<RevokeReport, ConsoleError> {
+    let plan = plan_revocation(c, who, target).await?;
+    let report = revoke::revoke(&c.ca, &plan.selector, reason, who.actor.clone()).await?;
+    if report.revoked.is_empty() {
+        return Err(ConsoleError::Conflict(format!(
+            "nothing to revoke: the {} {}'s certificates are already revoked{}",
+            plan.kind,
+            plan.id,
+            if reason == Reason::CertificateHold {
+                " or on hold"
+            } else {
+                ""
+            }
+        )));
+    }
+    Ok(report)
+}
+
+pub async fn unhold(c: &Console, who: &Staff, serial: &str) -> Result<(), ConsoleError> {
+    let cert = certificate(c, who, serial).await?;
+    who.require_in(
+        Action::RevokeCertificates,
+        cert.org_id.as_deref(),
+        &format!("certificate {serial}"),
+    )?;
+    Ok(revoke::unhold(&c.ca, &cert.serial, who.actor.clone()).await?)
+}
+
+pub async fn create_enrollment_token(
+    c: &Console,
+    who: &Staff,
+    spec: TokenSpec,
+) -> Result<CreatedToken, ConsoleError> {
+    who.require_in(
+        Action::ManageDevices,
+        Some(&spec.org_id),
+        &format!("organization {}", spec.org_id),
+    )?;
+    if spec.count != 1 {
+        return Err(ConsoleError::Invalid(
+            "the console creates one token at a time; use `kizuna enroll tokens` for batches"
+                .into(),
+        ));
+    }
+    let mut created = enroll_tokens::create(&c.ca, who.actor.clone(), &spec, &mut |_| {}).await?;
+    created
+        .pop()
+        .ok_or_else(|| ConsoleError::Internal("no token was created".into()))
+}
+
+pub async fn enrollment_tokens(
+    c: &Console,
+    who: &Staff,
+    org_id: &str,
+) -> Result<Vec<TokenRecord>, ConsoleError> {
+    who.require_in(
+        Action::ManageDevices,
+        Some(org_id),
+        &format!("organization {org_id}"),
+    )?;
+    Ok(enroll_tokens::list(&c.idp.core.db, Some(org_id), None, store::PAGE).await?)
+}
+
+pub async fn void_enrollment_token(
+    c: &Console,
+    who: &Staff,
+    id: &str,
+) -> Result<TokenRecord, ConsoleError> {
+    let what = format!("enrollment token {id}");
+    let token = enroll_tokens::get(&c.idp.core.db, id)
+        .await?
+        .ok_or_else(|| ConsoleError::NotFound(what.clone()))?;
+    who.require_in(Action::ManageDevices, Some(&token.org_id), &what)?;
+    Ok(enroll_tokens::void(&c.idp.core.db, who.actor.clone(), id).await?)
+}
+
+// Audit log.
+
+pub async fn search_audit(
+    c: &Console,
+    who: &Staff,
+    search: AuditSearch,
+) -> Result<Vec<AuditEntry>, ConsoleError> {
+    who.require_in(Action::ViewAudit, None, "audit log")?;
+    for text in [
+        &search.actor,
+        &search.action,
+        &search.target,
+        &search.since,
+        &search.until,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        search_text(Some(text.clone()))?;
+    }
+    Ok(store::audit(&c.idp.core.db, &search).await?)
+}
+
+pub async fn audit_entry(c: &Console, who: &Staff, id: &str) -> Result<AuditEntry, ConsoleError> {
+    who.require_in(Action::ViewAudit, None, "audit log")?;
+    store::audit_entry(&c.idp.core.db, id)
+        .await?
+        .ok_or_else(|| ConsoleError::NotFound(format!("audit entry {id}")))
+}
+
+/// The same check as `kizuna audit verify`.
+pub async fn verify_audit(c: &Console, who: &Staff) -> Result<VerifyReport, ConsoleError> {
+    who.require_in(Action::ViewAudit, None, "audit log")?;
+    Ok(audit::verify(&c.idp.core.db).await?)
+}
+
+// Accounts.
+
+pub async fn search_users(
+    c: &Console,
+    who: &Staff,
+    text: Option<String>,
+) -> Result<Vec<UserRow>, ConsoleError> {
+    let reach = who.require(Action::ViewUsers)?;
+    let text = search_text(text)?;
+    Ok(store::users(&c.idp.core.db, &reach, text.as_deref()).await?)
+}
+
+#[derive(Debug, Serialize)]
+pub struct UserView {
+    pub user: UserRow,
+    pub roles: Vec<(Role, String)>,
+    pub passkeys: usize,
+    pub totp: bool,
+    pub recovery_codes_left: usize,
+    pub min_aal: u8,
+    pub sessions: Vec<SessionView>,
+    pub consents: Vec<store::ConsentRow>,
+    /// The account's audit trail, for callers who may read the audit log.
+    pub trail: Vec<AuditEntry>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SessionView {
+    pub sid: String,
+    pub amr: String,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub created_at: i64,
+}
+
+async fn user_in_reach(
+    c: &Console,
+    who: &Staff,
+    action: Action,
+    id: &str,
+) -> Result<UserRow, ConsoleError> {
+    let what = format!("account {id}");
+    let user = store::user(&c.idp.core.db, id)
+        .await?
+        .ok_or_else(|| ConsoleError::NotFound(what.clone()))?;
+    who.require_in(action, user.org_id.as_deref(), &what)?;
+    Ok(user)
+}
+
+pub async fn user(c: &Console, who: &Staff, id: &str) -> Result<UserView, ConsoleError> {
+    let user = user_in_reach(c, who, Action::ViewUsers, id).await?;
+    let mut conn = c.idp.core.db.conn().await?;
+    let roles = users::assignments(&mut conn, &user.id).await?;
+    let enrolled = mfa::enrolled(&c.idp, &mut conn, &user.id).await?;
+    drop(conn);
+    let sessions = sessions::list_live(&c.idp, &user.id)
+        .await?
+        .into_iter()
+        .map(|s| SessionView {
+            sid: s.sid,
+            amr: s.amr,
+            ip: s.ip,
+            user_agent: s.user_agent,
+            created_at: s.created_at,
+        })
+        .collect();
+    let consents = store::consents(&c.idp.core.db, &user.id).await?;
+    let trail = if who.may_in(Action::ViewAudit, None) {
+        store::audit(
+            &c.idp.core.db,
+            &AuditSearch {
+                target: Some(format!("user:{}", user.id)),
+                limit: 50,
+                ..AuditSearch::default()
+            },
+        )
+        .await?
+    } else {
+        Vec::new()
+    };
+    Ok(UserView {
+        user,
+        roles,
+        passkeys: enrolled.passkeys,
+        totp: enrolled.totp,
+        recovery_codes_left: enrolled.recovery_codes_left,
+        min_aal: enrolled.min_aal,
+        sessions,
+        consents,
+        trail,
+    })
+}
+
+pub async fn set_user_status(
+    c: &Console,
+    who: &Staff,
+    id: &str,
+    active: bool,
+) -> Result<(), ConsoleError> {
+    let user = user_in_reach(c, who, Action::ManageUsers, id).await?;
+    if !active && who.user_id.as_deref() == Some(user.id.as_str()) {
+        return Err(ConsoleError::Invalid(
+            "you cannot disable your own account".into(),
+        ));
+    }
+    users::change_status(&c.idp.core, who.actor.clone(), &user.id, active).await?;
+    Ok(())
+}
+
+pub async fn end_sessions(c: &Console, who: &Staff, id: &str) -> Result<u64, ConsoleError> {
+    let user = user_in_reach(c, who, Action::EndSessions, id).await?;
+    Ok(sessions::end_all(&c.idp.core, who.actor.clone(), &user.id).await?)
+}
+
+pub async fn reset_factors(
+    c: &Console,
+    who: &Staff,
+    id: &str,
+    reproofing_reference: &str,
+    reason: Option<&str>,
+) -> Result<mfa::reset::ResetReport, ConsoleError> {
+    let user = user_in_reach(c, who, Action::ResetFactors, id).await?;
+    Ok(mfa::reset::reset(
+        &c.idp,
+        who.actor.clone(),
+        &user.id,
+        reproofing_reference,
+        reason,
+    )
+    .await?)
+}
+
+/// Grants or withdraws a role. Organization administrators hand out their organization's
+/// roles (org-admin, registrar, installer) there only; the rest is for city administrators.
+pub async fn change_role(
+    c: &Console,
+    who: &Staff,
+    id: &str,
+    role: Role,
+    scope: &str,
+    granted: bool,
+) -> Result<(), ConsoleError> {
+    let user = user_in_reach(c, who, Action::ManageUsers, id).await?;
+    let org_role = matches!(role, Role::OrgAdmin | Role::Registrar | Role::Installer);
+    let allowed = if scope == CITY_WIDE {
+        who.may_in(Action::ManageOrgs, None)
+    } else {
+        orgs::find(&c.idp.core.db, scope).await?;
+        who.may_in(Action::ManageOrgs, None)
+            || (org_role && who.may_in(Action::ManageUsers, Some(scope)))
+    };
+    if !allowed {
+        return Err(ConsoleError::Forbidden(format!(
+            "you cannot {} the role {} in scope {scope}",
+            if granted { "grant" } else { "withdraw" },
+            role.as_str()
+        )));
+    }
+    if !granted && who.user_id.as_deref() == Some(user.id.as_str()) && role == Role::CityAdmin {
+        return Err(ConsoleError::Invalid(
+            "you cannot withdraw your own city-admin role".into(),
+        ));
+    }
+    Ok(users::change_role(
+        &c.idp.core,
+        who.actor.clone(),
+        &user.id,
+        role,
+        scope,
+        granted,
+    )
+    .await?)
+}
+
+/// Disables many accounts after a review, in one transaction (all or none); each is
+/// audited. Returns how many.
+pub async fn bulk_disable(c: &Console, who: &Staff, ids: &[String]) -> Result<usize, ConsoleError> {
+    let mut found = Vec::new();
+    for id in ids {
+        let user = user_in_reach(c, who, Action::ManageUsers, id).await?;
+        if who.user_id.as_deref() == Some(user.id.as_str()) {
+            return Err(ConsoleError::Invalid(
+                "you cannot disable your own account".into(),
+            ));
+        }
+        found.push(user.id);
+    }
+    let mut tx = c.idp.core.db.begin().await?;
+    let mut entries = Vec::new();
+    for id in &found {
+        entries.extend(
+            users::change_status_in(tx.conn(), who.actor.clone(), id, false)
+                .await?
+                .1,
+        );
+    }
+    tx.commit().await?;
+    audit::publish(&entries);
+    Ok(found.len())
+}
+
+#[derive(Debug, Serialize)]
+pub struct Review {
+    pub days: i64,
+    pub unused: Vec<UserRow>,
+    /// Role grants and withdrawals in the period.
+    pub role_changes: Vec<AuditEntry>,
+}
+
+pub async fn review(c: &Console, who: &Staff, days: i64) -> Result<Review, ConsoleError> {
+    let reach = who.require(Action::ViewReviews)?;
+    if !(1..=3650).contains(&days) {
+        return Err(ConsoleError::Invalid("days must be 1 to 3650".into()));
+    }
+    let since = kizuna_core::time::unix_to_rfc3339(kizuna_core::time::now_unix() - days * 86_400);
+    let role_changes = store::audit(
+        &c.idp.core.db,
+        &AuditSearch {
+            action: Some("user.role_".into()),
+            since: Some(since),
+            limit: store::PAGE,
+            ..AuditSearch::default()
+        },
+    )
+    .await?;
+    let role_changes = if reach == Reach::City {
+        role_changes
+    } else {
+        role_changes
+            .into_iter()
+            .filter(|e| {
+                serde_json::from_str::<serde_json::Value>(&e.details)
+                    .ok()
+                    .and_then(|d| {
+                        d["scope"]
+                            .as_str()
+                            .map(|s| who.may_in(Action::ViewReviews, Some(s)))
+                    })
+                    .unwrap_or(false)
+            })
+            .collect()
+    };
+    Ok(Review {
+        days,
+        unused: store::unused(&c.idp.core.db, &reach, days).await?,
+        role_changes,
+    })
+}
+
+// Clients.
+
+pub async fn list_clients(c: &Console, who: &Staff) -> Result<Vec<Client>, ConsoleError> {
+    who.require(Action::ViewClients)?;
+    Ok(clients::list(&c.idp.core.db)
+        .await?
+        .into_iter()
+        .filter(|cl| who.may_in(Action::ViewClients, cl.org_id.as_deref()))
+        .collect())
+}
+
+pub async fn client(c: &Console, who: &Staff, id: &str) -> Result<Client, ConsoleError> {
+    let what = format!("client {id}");
+    let client = clients::get(&c.idp.core.db, id)
+        .await?
+        .ok_or_else(|| ConsoleError::NotFound(what.clone()))?;
+    who.require_in(Action::ViewClients, client.org_id.as_deref(), &what)?;
+    Ok(client)
+}
+
+async fn managed_client(c: &Console, who: &Staff, id: &str) -> Result<Client, ConsoleError> {
+    let client = client(c, who, id).await?;
+    who.require_in(
+        Action::ManageClients,
+        client.org_id.as_deref(),
+        &format!("client {id}"),
+    )?;
+    if client.client_id == crate::auth::CLIENT_ID && !who.may_in(Action::ApproveClients, None) {
+        return Err(ConsoleError::Forbidden(
+            "the console's own client is for city administrators".into(),
+        ));
+    }
+    Ok(client)
+}
+
+/// Registers a client. One an organization administrator registers starts `pending` until
+/// a city administrator approves it; only city administrators register admin scopes.
+pub async fn create_client(
+    c: &Console,
+    who: &Staff,
+    new: NewClient,
+) -> Result<CreatedClient, ConsoleError> {
+    who.require_in(
+        Action::ManageClients,
+        new.org_id.as_deref(),
+        &format!(
+            "organization {}",
+            new.org_id.as_deref().unwrap_or(CITY_WIDE)
+        ),
+    )?;
+    let city = who.may_in(Action::ApproveClients, None);
+    if !city
+        && new
+            .scopes
+            .iter()
+            .any(|s| s == ADMIN_SCOPE || s.starts_with(ROLE_SCOPE_PREFIX))
+    {
+        return Err(ConsoleError::Forbidden(
+            "only city administrators register clients with admin scopes".into(),
+        ));
+    }
+    let status = if city {
+        ClientStatus::Active
+    } else {
+        ClientStatus::Pending
+    };
+    let created = clients::create_with_status(&c.idp.core, who.actor.clone(), new, status).await?;
+    c.idp
+        .keys
+        .ensure(&created.client.id_token_alg)
+        .await
+        .map_err(|e| ConsoleError::Internal(e.to_string()))?;
+    Ok(created)
+}
+
+pub async fn edit_client(
+    c: &Console,
+    who: &Staff,
+    id: &str,
+    edit: ClientEdit,
+) -> Result<Client, ConsoleError> {
+    managed_client(c, who, id).await?;
+    let client = clients::edit(&c.idp.core, who.actor.clone(), id, edit).await?;
+    c.idp.clients.forget(id);
+    Ok(client)
+}
+
+pub async fn rotate_client_secret(
+    c: &Console,
+    who: &Staff,
+    id: &str,
+) -> Result<String, ConsoleError> {
+    managed_client(c, who, id).await?;
+    let secret = clients::rotate_secret(&c.idp.core, who.actor.clone(), id).await?;
+    c.idp.clients.forget(id);
+    Ok(secret)
+}
+
+/// What can happen to a client's status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientChange {
+    Approve,
+    Disable,
+    Enable,
+}
+
+pub async fn change_client(
+    c: &Console,
+    who: &Staff,
+    id: &str,
+    change: ClientChange,
+) -> Result<Client, ConsoleError> {
+    let current = managed_client(c, who, id).await?;
+    if current.client_id == crate::auth::CLIENT_ID && change == ClientChange::Disable {
+        return Err(ConsoleError::Invalid(
+            "disabling the console's own client would lock every administrator out".into(),
+        ));
+    }
+    let (to, action) = match change {
+        ClientChange::Approve => {
+            who.require_in(Action::ApproveClients, None, &format!("client {id}"))?;
+            if current.status != ClientStatus::Pending.as_str() {
+                return Err(ConsoleError::Conflict(format!(
+                    "client {id} is {}, not pending",
+                    current.status
+                )));
+            }
+            (ClientStatus::Active, "client.approve")
+        }
+        ClientChange::Disable => (ClientStatus::Disabled, "client.disable"),
+        ClientChange::Enable => {
+            // Re-enabling a pending client would skip the approval.
+            if current.status == ClientStatus::Pending.as_str() {
+                return Err(ConsoleError::Conflict(format!(
+                    "client {id} is pending: a city administrator approves it"
+                )));
+            }
+            let to = if current.status == "disabled" && !who.may_in(Action::ApproveClients, None) {
+                ClientStatus::Pending
+            } else {
+                ClientStatus::Active
+            };
+            (to, "client.enable")
+        }
+    };
+    let client = clients::set_status(&c.idp.core, who.actor.clone(), id, to, action).await?;
+    c.idp.clients.forget(id);
+    Ok(client)
+}
+
+// Organizations.
+
+pub async fn list_orgs(c: &Console, who: &Staff) -> Result<Vec<Organization>, ConsoleError> {
+    who.require(Action::ViewOrgs)?;
+    Ok(orgs::list(&c.idp.core.db)
+        .await?
+        .into_iter()
+        .filter(|o| who.may_in(Action::ViewOrgs, Some(&o.id)))
+        .collect())
+}
+
+pub async fn org(c: &Console, who: &Staff, id: &str) -> Result<Organization, ConsoleError> {
+    let what = format!("organization {id}");
+    let found = orgs::find(&c.idp.core.db, id)
+        .await
+        .map_err(|_| ConsoleError::NotFound(what.clone()))?;
+    who.require_in(Action::ViewOrgs, Some(&found.id), &what)?;
+    Ok(found)
+}
+
+pub async fn create_org(
+    c: &Console,
+    who: &Staff,
+    new: NewOrganization,
+) -> Result<Organization, ConsoleError> {
+    who.require_in(Action::ManageOrgs, None, "organizations")?;
+    Ok(orgs::create(&c.idp.core.db, who.actor.clone(), new).await?)
+}
+
+pub async fn update_org(
+    c: &Console,
+    who: &Staff,
+    id: &str,
+    expected_version: i64,
+    new: NewOrganization,
+) -> Result<Organization, ConsoleError> {
+    who.require_in(Action::ManageOrgs, None, "organizations")?;
+    Ok(orgs::update(&c.idp.core.db, who.actor.clone(), id, expected_version, new).await?)
+}
+
+pub async fn set_org_status(
+    c: &Console,
+    who: &Staff,
+    id: &str,
+    active: bool,
+) -> Result<Organization, ConsoleError> {
+    who.require_in(Action::ManageOrgs, None, "organizations")?;
+    let found = org(c, who, id).await?;
+    Ok(orgs::set_status(&c.idp.core.db, who.actor.clone(), &found.id, active).await?)
+}

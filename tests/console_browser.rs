@@ -1,0 +1,507 @@
+//! The admin console in a browser. Headless Chromium (Debian's `chromium`, driven by
+//! playwright-core from `tests/node/console.mjs`) signs in as the first city administrator
+//! with a passkey (AAL3), adds an organization, a client and a device, enrolls the device over
+//! EST with curl, revokes its certificate through the confirmation and reads the revocation
+//! in the audit log; `openssl ocsp` then sees the certificate revoked. Screenshots of each
+//! main page go to `target/test-artifacts/console/`. The console's bad inputs are driven with
+//! a cookie-keeping HTTP client (TOTP second factor, city administrators admitted at AAL2):
+//! posts without the CSRF token, HTML in fields, stale forms, another organization's device
+//! by URL, huge searches and revoking twice.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::pki::{download_ca_certificates, sh};
+use common::{
+    Browser, Kizuna, Server, chromium, free_port, hidden_field, node_peers, root_pem, service_token,
+};
+
+const ARTIFACTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/target/test-artifacts/console");
+const DEVICE_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/est/device.sh");
+
+fn ocsp_until_revoked(dir: &std::path::Path, base: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let out = sh(
+            dir,
+            &format!(
+                "openssl ocsp -no_nonce -issuer issuing.pem -cert lamp-42/device.pem -url {base}/ocsp/issuing-1 -CAfile root.pem"
+            ),
+        );
+        let answer = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if answer.contains(": revoked") || Instant::now() > deadline {
+            return answer;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_city_administrator_revokes_an_enrolled_device_from_the_console() {
+    let (Some(node_dir), Some(chromium)) = (node_peers(), chromium()) else {
+        return;
+    };
+    for k in Kizuna::each_backend().await {
+        let port = free_port();
+        let tls_port = free_port();
+        // WebAuthn needs a domain (localhost); EST runs on the TLS listener, with the
+        // certificate Kizuna issues itself for that host.
+        let k = k
+            .env("KIZUNA_PUBLIC_URL", &format!("http://localhost:{port}"))
+            .env("KIZUNA_TLS_LISTEN", &format!("127.0.0.1:{tls_port}"));
+        let server = k
+            .try_serve(&["--listen", &format!("127.0.0.1:{port}")])
+            .unwrap_or_else(|failed| panic!("{failed}"));
+        let root = k.dir.path().join("root.pem");
+        std::fs::write(&root, root_pem(&server).await).unwrap();
+        let mut node = std::process::Command::new("node");
+        node.arg(node_dir.join("console.mjs"))
+            .current_dir(k.dir.path());
+        for (key, value) in k.env_vars() {
+            node.env(key, value);
+        }
+        let result = node
+            .env("ISSUER", &server.public)
+            .env(
+                "BOOTSTRAP",
+                server.bootstrap_link().expect("bootstrap link"),
+            )
+            .env(
+                "EST",
+                format!("https://localhost:{tls_port}/.well-known/est"),
+            )
+            .env("ROOT", &root)
+            .env("DEVICE_SCRIPT", DEVICE_SCRIPT)
+            .env("WORK", k.dir.path())
+            .env("ARTIFACTS", ARTIFACTS)
+            .env("CHROMIUM", &chromium)
+            .output()
+            .expect("run node");
+        let stdout = String::from_utf8_lossy(&result.stdout);
+        assert!(
+            result.status.success(),
+            "the browser run failed:\n{stdout}\n{}\nserver log:\n{}",
+            String::from_utf8_lossy(&result.stderr),
+            server.stderr()
+        );
+        let report: serde_json::Value =
+            serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+        let serial = report["serial"].as_str().unwrap();
+
+        download_ca_certificates(&k, &server).await;
+        let answer = ocsp_until_revoked(k.dir.path(), &server.base);
+        assert!(answer.contains(": revoked"), "openssl ocsp: {answer}");
+        assert!(answer.contains("Reason: keyCompromise"), "{answer}");
+        let audit = k.ok(&["audit", "export"]);
+        assert!(
+            audit.contains(&format!("\"target\":\"cert:{serial}\"")),
+            "the revocation is audited"
+        );
+        assert!(audit.contains("\"console.signin\""));
+        assert!(k.ok(&["audit", "verify"]).starts_with("ok"));
+        for shot in [
+            "dashboard",
+            "organizations",
+            "clients",
+            "devices",
+            "certificate",
+            "revoke-confirm",
+            "audit",
+            "user",
+            "reviews",
+        ] {
+            assert!(
+                std::path::Path::new(&format!("{ARTIFACTS}/{shot}.png")).is_file(),
+                "{shot}.png"
+            );
+        }
+        drop(server);
+    }
+}
+
+/// An install that admits city administrators at AAL2 (TOTP), with its administrator signed
+/// in to the console.
+async fn console() -> (Kizuna, Server, Browser) {
+    let k = Kizuna::sqlite().env("KIZUNA_CONSOLE__CITY_ADMIN_AAL", "2");
+    let server = k.serve();
+    let browser = Browser::for_server(&k, &server);
+    browser
+        .bootstrap_admin(&server, "city.admin", "a long city admin passphrase")
+        .await;
+    browser.enroll_totp().await;
+    browser.sign_in_to_console().await;
+    (k, server, browser)
+}
+
+async fn form_post(browser: &Browser, action: &str, fields: &[(&str, &str)]) -> (u16, String) {
+    let response = browser
+        .http
+        .post(format!("{}{action}", browser.base))
+        .header("accept", "text/html")
+        .form(fields)
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn the_console_needs_a_sign_in_and_sends_strict_security_headers() {
+    let (_k, server, browser) = console().await;
+    let anonymous = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let response = anonymous
+        .get(server.url("/admin/devices"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 303);
+    assert!(
+        response.headers()["location"]
+            .to_str()
+            .unwrap()
+            .starts_with("/admin/login?next=%2Fadmin%2Fdevices")
+    );
+    let response = browser
+        .http
+        .get(server.url("/admin"))
+        .header("accept-language", "ja")
+        .send()
+        .await
+        .unwrap();
+    let csp = response.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        csp.contains("script-src 'self'")
+            && !csp.contains("unsafe-inline")
+            && csp.contains("frame-ancestors 'none'"),
+        "{csp}"
+    );
+    assert_eq!(response.headers()["x-frame-options"], "DENY");
+    let html = response.text().await.unwrap();
+    assert!(
+        html.contains("ダッシュボード") && html.contains("<html lang=\"ja\">"),
+        "Japanese by Accept-Language"
+    );
+    assert!(!html.contains("<script"), "no script at all");
+}
+
+#[tokio::test]
+async fn console_posts_without_the_csrf_token_are_refused_and_change_nothing() {
+    let (k, _server, browser) = console().await;
+    for (action, fields) in [
+        ("/admin/orgs", vec![("name", "Forged")]),
+        (
+            "/admin/orgs",
+            vec![("name", "Forged"), ("csrf_token", "not-the-token")],
+        ),
+        (
+            "/admin/revoke",
+            vec![("org", "x"), ("reason", "keyCompromise")],
+        ),
+        ("/admin/logout", vec![]),
+    ] {
+        let (status, html) = form_post(&browser, action, &fields).await;
+        assert_eq!(status, 403, "{action}: {html}");
+        assert!(
+            html.contains("did not come from this site")
+                || html.contains("このサイトから送信されていません"),
+            "{html}"
+        );
+    }
+    let orgs = k.json(&["org", "list", "--json"]);
+    assert!(orgs.as_array().unwrap().is_empty(), "{orgs}");
+    browser.sign_in_to_console().await;
+}
+
+#[tokio::test]
+async fn html_and_script_in_fields_are_shown_as_text() {
+    let (_k, _server, browser) = console().await;
+    let evil = "<script>alert(1)</script><img src=x onerror=alert(2)>";
+    let response = browser
+        .post(
+            "/admin/orgs",
+            "/admin/orgs",
+            &[("name", evil), ("kind", "other")],
+        )
+        .await;
+    assert_eq!(response.status(), 303, "{}", response.text().await.unwrap());
+    let response = browser
+        .post(
+            "/admin/clients",
+            "/admin/clients",
+            &[
+                ("client_name", evil),
+                ("redirect_uris", "https://x.example/cb"),
+                ("min_aal", "0"),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), 201);
+    let (_, audit) = browser.page("/admin/audit?action=org.create").await;
+    let marker = "href=\"/admin/audit/";
+    let table = audit.find("id=\"entries\"").unwrap();
+    let start = table + audit[table..].find(marker).expect("the org.create entry") + marker.len();
+    let entry = format!(
+        "/admin/audit/{}",
+        &audit[start..start + audit[start..].find('"').unwrap()]
+    );
+    for path in ["/admin/orgs", "/admin/clients", entry.as_str()] {
+        let (status, html) = browser.page(path).await;
+        assert_eq!(status, 200);
+        assert!(
+            !html.contains("<script>alert") && !html.contains("<img src=x"),
+            "{path}: {html}"
+        );
+        assert!(
+            html.contains("&lt;script&gt;alert(1)&lt;/script&gt;")
+                || html.contains("&#60;script&#62;"),
+            "{path} shows the text"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_stale_form_is_refused_and_shows_the_newer_version() {
+    let (k, _server, browser) = console().await;
+    let org = k.json(&["org", "create", "--name", "Parks", "--json"]);
+    let path = format!("/admin/orgs/{}", org["id"].as_str().unwrap());
+    let (_, loaded) = browser.page(&path).await;
+    let csrf = hidden_field(&loaded, "csrf_token").unwrap();
+    let version = hidden_field(&loaded, "version").unwrap();
+    assert_eq!(version, "0");
+    let edit = |name: &'static str| {
+        let (csrf, version) = (csrf.clone(), version.clone());
+        let browser = &browser;
+        let path = path.clone();
+        async move {
+            form_post(
+                browser,
+                &path,
+                &[
+                    ("csrf_token", &csrf),
+                    ("version", &version),
+                    ("name", name),
+                    ("kind", "other"),
+                ],
+            )
+            .await
+        }
+    };
+    let (status, _) = edit("Parks and Gardens").await;
+    assert_eq!(status, 303);
+    // The second editor loaded the page before the first saved.
+    let (status, html) = edit("Parks Department").await;
+    assert_eq!(status, 409);
+    assert!(
+        html.contains("changed by someone else") || html.contains("changed"),
+        "{html}"
+    );
+    assert!(
+        html.contains("Parks and Gardens"),
+        "the newer version is shown"
+    );
+    assert_eq!(
+        hidden_field(&html, "version").as_deref(),
+        Some("1"),
+        "and can be edited from there"
+    );
+    let (_, page) = browser.page(&path).await;
+    assert!(
+        !page.contains("Parks Department"),
+        "the stale edit was not saved"
+    );
+
+    let response = browser
+        .post(
+            "/admin/clients",
+            "/admin/clients",
+            &[
+                ("client_name", "Library"),
+                ("redirect_uris", "https://library.example/cb"),
+                ("min_aal", "0"),
+            ],
+        )
+        .await;
+    let html = response.text().await.unwrap();
+    let id_marker = "href=\"/admin/clients/";
+    let start = html.find(id_marker).unwrap() + id_marker.len();
+    let client_id = &html[start..start + html[start..].find('"').unwrap()];
+    let path = format!("/admin/clients/{client_id}");
+    let (_, loaded) = browser.page(&path).await;
+    let csrf = hidden_field(&loaded, "csrf_token").unwrap();
+    for (uri, expected) in [
+        ("https://library.example/one", 303),
+        ("https://library.example/two", 409),
+    ] {
+        let (status, html) = form_post(
+            &browser,
+            &path,
+            &[
+                ("csrf_token", &csrf),
+                ("version", "0"),
+                ("redirect_uris", uri),
+                ("min_aal", "0"),
+            ],
+        )
+        .await;
+        assert_eq!(status, expected, "{html}");
+        if expected == 409 {
+            assert!(
+                html.contains("https://library.example/one"),
+                "the newer redirect URI is shown"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_org_admin_cannot_reach_another_organizations_device_by_url() {
+    let (k, server, _admin) = console().await;
+    let a = k.json(&["org", "create", "--name", "Streetlights", "--json"])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let b = k.json(&["org", "create", "--name", "Waterworks", "--json"])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    k.json(&[
+        "device", "add", "--org", &a, "--id", "lamp-1", "--model", "LED-9", "--json",
+    ]);
+    k.json(&[
+        "device", "add", "--org", &b, "--id", "pump-1", "--model", "P-2", "--json",
+    ]);
+    let city = service_token(&k, &server.base, "kizuna:admin", None).await;
+    let http = reqwest::Client::new();
+    let user: serde_json::Value = http
+        .post(server.url("/admin/api/v1/users"))
+        .bearer_auth(&city)
+        .json(&serde_json::json!({"username": "lamp.manager", "password": "a long org admin passphrase"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let granted = http
+        .post(server.url(&format!(
+            "/admin/api/v1/users/{}/roles",
+            user["id"].as_str().unwrap()
+        )))
+        .bearer_auth(&city)
+        .json(&serde_json::json!({"role": "org-admin", "scope": a}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(granted.status(), 204);
+    let browser = Browser::for_server(&k, &server);
+    browser
+        .sign_in_to_account("lamp.manager", "a long org admin passphrase")
+        .await;
+    browser.enroll_totp().await;
+    browser.sign_in_to_console().await;
+    let (status, _) = browser.page("/admin/devices/lamp-1").await;
+    assert_eq!(status, 200);
+    for path in [
+        "/admin/devices/pump-1",
+        "/admin/revoke?device=pump-1&reason=keyCompromise",
+        &format!("/admin/revoke?org={b}&reason=keyCompromise"),
+    ] {
+        let (status, html) = browser.page(path).await;
+        assert_eq!(status, 404, "{path}: {html}");
+        assert!(!html.contains("P-2"), "nothing of the device is shown");
+    }
+    let (_, list) = browser.page("/admin/devices").await;
+    assert!(list.contains("lamp-1") && !list.contains("pump-1"));
+    let (status, _) = browser.page("/admin/audit").await;
+    assert_eq!(status, 403, "an org-admin does not read the audit log");
+}
+
+#[tokio::test]
+async fn huge_searches_and_revoking_twice_get_a_clear_message() {
+    let (k, server, browser) = console().await;
+    let huge = "%41".repeat(5_000);
+    for path in [
+        format!("/admin/users?q={huge}"),
+        format!("/admin/devices?q={huge}"),
+        format!("/admin/audit?action={huge}"),
+    ] {
+        let (status, html) = browser.page(&path).await;
+        assert_eq!(status, 422, "{html}");
+        assert!(html.contains("at most 256"), "{html}");
+    }
+    let org = k.json(&["org", "create", "--name", "Transit", "--json"])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let dir = k.dir.path();
+    common::pki::csr(
+        dir,
+        "bus-1",
+        "p256",
+        "/CN=bus-1",
+        &[&format!("subjectAltName=URI:urn:kizuna:device:{org}:bus-1")],
+    );
+    let pem = k.ok(&[
+        "cert",
+        "issue",
+        "--csr",
+        "bus-1.csr",
+        "--profile",
+        "device",
+        "--org",
+        &org,
+    ]);
+    std::fs::write(dir.join("bus-1.pem"), pem).unwrap();
+    let serial = common::pki::sh_ok(dir, "openssl x509 -in bus-1.pem -noout -serial")
+        .trim()
+        .trim_start_matches("serial=")
+        .to_ascii_lowercase();
+    let confirm = format!("/admin/revoke?serial={serial}&reason=superseded");
+    let (status, html) = browser.page(&confirm).await;
+    assert_eq!(status, 200);
+    assert!(
+        html.contains(&serial) && html.contains("confirm-revoke"),
+        "{html}"
+    );
+    let csrf = hidden_field(&html, "csrf_token").unwrap();
+    let fields = [
+        ("csrf_token", csrf.as_str()),
+        ("serial", serial.as_str()),
+        ("reason", "superseded"),
+        ("expected", "1"),
+    ];
+    let (status, _) = form_post(&browser, "/admin/revoke", &fields).await;
+    assert_eq!(status, 303);
+    let (status, html) = form_post(
+        &browser,
+        "/admin/revoke",
+        &[
+            ("csrf_token", &csrf),
+            ("serial", &serial),
+            ("reason", "superseded"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 409, "{html}");
+    assert!(html.contains("already revoked"), "{html}");
+    let (status, html) = browser.page(&confirm).await;
+    assert_eq!(status, 200);
+    assert!(
+        html.contains("id=\"error\"") && !html.contains("confirm-revoke"),
+        "no button to revoke again: {html}"
+    );
+    let (status, _) = browser.page("/admin").await;
+    assert_eq!(status, 200, "the server keeps serving");
+    drop(server);
+}
