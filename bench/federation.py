@@ -51,6 +51,12 @@ def wait_http(url):
     sys.exit(f"{url} did not answer")
 
 
+def cpu_seconds(pid):
+    """User + system CPU time a process has used so far."""
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def field(html, name):
     m = re.search(f'name="{name}" value="([^"]*)"', html)
     return m.group(1) if m else ""
@@ -135,18 +141,22 @@ def main():
                         errors.append(str(e)[:200])
 
         threads = [threading.Thread(target=run_browser) for _ in range(BROWSERS)]
+        cpu_before = cpu_seconds(server.pid), cpu_seconds(op.pid)
         started = time.time()
         for t in threads:
             t.start()
         for t in threads:
             t.join()
         elapsed = time.time() - started
+        kizuna_cpu = (cpu_seconds(server.pid) - cpu_before[0]) / max(done[0], 1) * 1000
+        op_cpu = (cpu_seconds(op.pid) - cpu_before[1]) / max(done[0], 1) * 1000
         rss = next(int(l.split()[1]) // 1024 for l in open(f"/proc/{server.pid}/status") if l.startswith("VmHWM"))
         backend = "postgres" if os.environ.get("DATABASE_URL") else "sqlite"
         logins = run("audit", "export").count('"action":"federation.login"')
         chain = run("audit", "verify").strip()
         print(f"kizuna {backend}: {done[0] / elapsed:.1f} brokered sign-ins/s ({done[0]} in {elapsed:.1f} s, "
-              f"{BROWSERS} browsers, {len(errors)} errors; peak RSS {rss} MB; {logins} federation.login audit events; {chain})")
+              f"{BROWSERS} browsers, {len(errors)} errors; CPU per sign-in: Kizuna {kizuna_cpu:.1f} ms, oidc-provider "
+              f"{op_cpu:.1f} ms; peak RSS {rss} MB; {logins} federation.login audit events; {chain})")
         if errors:
             print("first error:", errors[0])
     finally:
