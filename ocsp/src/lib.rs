@@ -55,6 +55,8 @@ pub struct Prepared {
     pub etag: String,
     pub this_update: i64,
     pub next_update: i64,
+    /// What the response says, so a refresh that would say the same is skipped.
+    pub status: Status,
 }
 
 type CacheKey = (String, String, HashAlg);
@@ -261,6 +263,7 @@ impl Responder {
             etag,
             this_update: now,
             next_update,
+            status,
         });
         if status != Status::Unknown
             && let Ok(mut cache) = self.cache.write()
@@ -365,24 +368,37 @@ impl Responder {
         let Some(issuer) = issuer else {
             return;
         };
+        let status = match self.status(ca_id, serial).await {
+            Ok(status) => Some(status),
+            Err(e) => {
+                tracing::warn!(error = %e, ca = ca_id, serial, "reading a certificate's status");
+                None
+            }
+        };
+        let now = kizuna_core::time::now_unix();
+        let renew_after = self.config.response_validity_secs / 2;
         let hashes: Vec<HashAlg> = {
             let mut cache = match self.cache.write() {
                 Ok(c) => c,
                 Err(_) => return,
             };
-            let present: Vec<HashAlg> = HashAlg::ALL
-                .into_iter()
-                .filter(|h| {
-                    cache
-                        .remove(&(ca_id.to_string(), serial.to_string(), *h))
-                        .is_some()
-                })
-                .collect();
-            if present.is_empty() {
-                vec![HashAlg::Sha1]
-            } else {
-                present
+            let mut any = false;
+            let mut stale = Vec::new();
+            for hash in HashAlg::ALL {
+                let key = (ca_id.to_string(), serial.to_string(), hash);
+                let Some(cached) = cache.get(&key) else {
+                    continue;
+                };
+                any = true;
+                // A response that still says the same and is young is kept: signing it again
+                // would change nothing but its ETag, which caches in front revalidate by.
+                if Some(cached.status) == status && now - cached.this_update < renew_after {
+                    continue;
+                }
+                cache.remove(&key);
+                stale.push(hash);
             }
+            if any { stale } else { vec![HashAlg::Sha1] }
         };
         for hash in hashes {
             let cert_id = cert_id_der(&issuer, hash, serial);
