@@ -955,6 +955,19 @@ async fn a_registrar_records_an_in_person_check_with_the_document_number_hashed(
             .unwrap();
         assert_eq!(shown["ial"], 3);
         assert!(!shown.to_string().contains("301234567890"));
+        // The console's view of the account shows the level and where it came from.
+        let account: Value = http
+            .get(format!("{}/admin/api/v1/users/jiro", server.public))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(account["ial"], 3, "{account}");
+        assert_eq!(account["proofing"]["provider"], "counter", "{account}");
+        assert_eq!(account["linked"], json!([]), "{account}");
         // Bad input: unknown document type, a level a counter does not give, own account.
         for (body, path) in [
             (

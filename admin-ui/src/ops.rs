@@ -393,6 +393,11 @@ pub struct UserView {
     pub min_aal: u8,
     pub sessions: Vec<SessionView>,
     pub consents: Vec<store::ConsentRow>,
+    /// Identity assurance: the level and the current proofing record behind it.
+    pub ial: u8,
+    pub proofing: Option<assurance::Record>,
+    /// Upstream identity providers the account signs in through.
+    pub linked: Vec<kizuna_idp::federation::accounts::Link>,
     /// The account's audit trail, for callers who may read the audit log.
     pub trail: Vec<AuditEntry>,
 }
@@ -425,7 +430,9 @@ pub async fn user(c: &Console, who: &Staff, id: &str) -> Result<UserView, Consol
     let mut conn = c.idp.core.db.conn().await?;
     let roles = users::assignments(&mut conn, &user.id).await?;
     let enrolled = mfa::enrolled(&c.idp, &mut conn, &user.id).await?;
+    let proofing = assurance::current(&mut conn, &user.id).await?;
     drop(conn);
+    let linked = kizuna_idp::federation::accounts::links(&c.idp, &user.id).await?;
     let sessions = sessions::list_live(&c.idp, &user.id)
         .await?
         .into_iter()
@@ -460,6 +467,9 @@ pub async fn user(c: &Console, who: &Staff, id: &str) -> Result<UserView, Consol
         min_aal: enrolled.min_aal,
         sessions,
         consents,
+        ial: proofing.as_ref().map(|r| r.level).unwrap_or(1),
+        proofing,
+        linked,
         trail,
     })
 }
@@ -830,13 +840,11 @@ pub struct ProofingView {
 }
 
 pub async fn proofing(c: &Console, who: &Staff, id: &str) -> Result<ProofingView, ConsoleError> {
-    let user = user_in_reach(c, who, Action::ViewUsers, id).await?;
-    let mut conn = c.idp.core.db.conn().await?;
-    let record = assurance::current(&mut conn, &user.id).await?;
+    let view = user(c, who, id).await?;
     Ok(ProofingView {
-        ial: record.as_ref().map(|r| r.level).unwrap_or(1),
-        user_id: user.id,
-        record,
+        ial: view.ial,
+        user_id: view.user.id,
+        record: view.proofing,
     })
 }
 

@@ -1620,6 +1620,21 @@ async fn user(
                 t("回復コード残り", "Recovery codes left"),
                 u.recovery_codes_left.to_string(),
             ),
+            (
+                t("身元確認レベル", "Identity assurance"),
+                match &u.proofing {
+                    Some(r) => format!("IAL{} ({})", r.level, r.provider),
+                    None => format!("IAL{}", u.ial),
+                },
+            ),
+            (
+                t("連携アカウント", "Linked identity providers"),
+                u.linked
+                    .iter()
+                    .map(|l| l.name.clone())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            ),
         ];
         let base = format!("/admin/users/{}", u.user.id);
         if who.may_in(Action::ManageUsers, org.as_deref()) {
