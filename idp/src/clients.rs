@@ -637,9 +637,14 @@ pub async fn ensure_first_party(
     redirect_uri: &str,
     min_aal: u8,
 ) -> Result<(), ClientError> {
-    // The redirect URI is under Kizuna's own public URL, which the operator chose (plain
+    // The redirect URI must be under Kizuna's own public URL, which the operator chose (plain
     // HTTP included, for a development install on a host name): the https rule protects
-    // residents from third-party clients, and is checked here on a loopback stand-in only.
+    // residents from third-party clients, so the rest is checked on a loopback stand-in.
+    if !redirect_uri.starts_with(&format!("{}/", core.public_url.trim_end_matches('/'))) {
+        return Err(invalid(format!(
+            "a first-party redirect URI must be under the public URL, not {redirect_uri:?}"
+        )));
+    }
     let mut client = plan(NewClient {
         name: name.to_string(),
         redirect_uris: vec!["http://127.0.0.1/".to_string()],

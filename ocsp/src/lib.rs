@@ -245,11 +245,23 @@ impl Responder {
         hash: HashAlg,
         cert_id: &[u8],
     ) -> Result<Arc<Prepared>, OcspError> {
+        let status = self.status(&issuer.ca_id, serial).await?;
+        self.prepare_as(issuer, serial, hash, cert_id, status)
+    }
+
+    /// Signs (and caches) the response saying `status` for one certificate and CertID hash.
+    fn prepare_as(
+        &self,
+        issuer: &Issuer,
+        serial: &str,
+        hash: HashAlg,
+        cert_id: &[u8],
+        status: Status,
+    ) -> Result<Arc<Prepared>, OcspError> {
         let signer = issuer
             .signer
             .as_ref()
             .ok_or_else(|| OcspError::Invalid(format!("no OCSP signer for {}", issuer.ca_id)))?;
-        let status = self.status(&issuer.ca_id, serial).await?;
         let now = kizuna_core::time::now_unix();
         let next_update = now + self.config.response_validity_secs;
         let single = codec::single_response(cert_id, status, now, next_update);
@@ -368,6 +380,7 @@ impl Responder {
         let Some(issuer) = issuer else {
             return;
         };
+        // Without the status the cached responses are dropped and signed on demand.
         let status = match self.status(ca_id, serial).await {
             Ok(status) => Some(status),
             Err(e) => {
@@ -400,9 +413,12 @@ impl Responder {
             }
             if any { stale } else { vec![HashAlg::Sha1] }
         };
+        let Some(status) = status else {
+            return;
+        };
         for hash in hashes {
             let cert_id = cert_id_der(&issuer, hash, serial);
-            if let Err(e) = self.prepare(&issuer, serial, hash, &cert_id).await {
+            if let Err(e) = self.prepare_as(&issuer, serial, hash, &cert_id, status) {
                 tracing::warn!(error = %e, ca = ca_id, serial, "refreshing an OCSP response");
             }
         }

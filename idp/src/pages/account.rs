@@ -25,8 +25,16 @@ use crate::users::{self, UserRecord};
 
 /// A time for people: `2026-11-23 09:41 UTC`.
 pub fn display_time(unix: i64) -> String {
-    let text = kizuna_core::time::unix_to_rfc3339(unix);
-    format!("{} {} UTC", &text[..10], &text[11..16])
+    display_rfc3339(&kizuna_core::time::unix_to_rfc3339(unix))
+}
+
+/// An RFC 3339 time (as audit entries store it) for people: `2026-11-23 09:41 UTC`.
+pub fn display_rfc3339(at: &str) -> String {
+    format!(
+        "{} {} UTC",
+        at.get(..10).unwrap_or(""),
+        at.get(11..16).unwrap_or("")
+    )
 }
 
 pub struct PasskeyRow {
@@ -224,11 +232,7 @@ async fn history(
                     .to_string()
                 });
             HistoryRow {
-                time: format!(
-                    "{} {} UTC",
-                    at.get(..10).unwrap_or(""),
-                    at.get(11..16).unwrap_or("")
-                ),
+                time: display_rfc3339(&at),
                 method: if action == "login.step_up" {
                     format!("step-up: {method}")
                 } else {

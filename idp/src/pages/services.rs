@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use kizuna_core::web::Lang;
 
-use super::account::{display_time, signed_in};
+use super::account::{display_rfc3339, display_time, signed_in};
 use super::{check_csrf, form_page, internal_error, page_lang, scope_label, see_other};
 use crate::Idp;
 use crate::consent;
@@ -87,11 +87,7 @@ pub async fn show(
     let releases = released
         .into_iter()
         .map(|r| ReleaseRow {
-            time: format!(
-                "{} {} UTC",
-                r.at.get(..10).unwrap_or(""),
-                r.at.get(11..16).unwrap_or("")
-            ),
+            time: display_rfc3339(&r.at),
             service: r.client_name.unwrap_or(r.client_id),
             how: if r.action == "userinfo.release" {
                 lang.pick("ユーザー情報の問い合わせ", "asked for your details")
