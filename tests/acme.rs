@@ -55,6 +55,9 @@ async fn certbot_obtains_renews_and_revokes_over_http_01() {
             "--http-01-port",
         ];
         let port_text = port.to_string();
+        // The key is base64url and may begin with '-': given as `--opt=value` so certbot's
+        // parser cannot take it for an option.
+        let hmac_key = format!("--eab-hmac-key={}", eab["hmac_key"].as_str().unwrap());
         let mut obtain: Vec<&str> = vec!["certonly"];
         obtain.extend(standalone);
         obtain.extend([
@@ -65,8 +68,7 @@ async fn certbot_obtains_renews_and_revokes_over_http_01() {
             "--no-eff-email",
             "--eab-kid",
             eab["kid"].as_str().unwrap(),
-            "--eab-hmac-key",
-            eab["hmac_key"].as_str().unwrap(),
+            hmac_key.as_str(),
             "-d",
             NAME,
         ]);
