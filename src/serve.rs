@@ -1,6 +1,8 @@
 //! `kizuna serve`: opens storage and key custody, mounts every feature crate's router, and
 //! serves plain HTTP (and HTTPS when configured) until SIGINT/SIGTERM.
 
+use std::fmt::Write as _;
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -283,26 +285,41 @@ pub async fn run(config: Config, mode: Mode) -> Result<()> {
     let app = app(core.clone(), features, &config.http, channel);
     let (stop, stopped) = watch::channel(false);
 
-    println!("Kizuna {} is ready.", env!("CARGO_PKG_VERSION"));
-    println!("  listening:  http://{plain_addr}");
+    // The banner goes out in one write, so that whoever reads it (an operator's terminal,
+    // a supervisor, a test) sees it whole: the bootstrap link never trails the address.
+    let mut banner = format!(
+        "Kizuna {} is ready.\n  listening:  http://{plain_addr}\n",
+        env!("CARGO_PKG_VERSION")
+    );
     if let Some(tls) = &tls {
-        println!(
+        writeln!(
+            banner,
             "  listening:  https://{}",
             axum::serve::Listener::local_addr(tls)?
-        );
+        )?;
     }
-    println!("  public URL: {}", core.public_url);
-    println!(
+    writeln!(banner, "  public URL: {}", core.public_url)?;
+    writeln!(
+        banner,
         "  database:   {}",
         kizuna_core::db::redact_url(&config.database_url())
-    );
-    println!("  data dir:   {}", config.data_dir.display());
+    )?;
+    writeln!(banner, "  data dir:   {}", config.data_dir.display())?;
     if let Some(token) = bootstrap {
-        println!();
-        println!(
-            "No administrator exists yet. Within one hour, open this one-time link to create the first city administrator:"
-        );
-        println!("  {}/admin/bootstrap?token={token}", core.public_url);
+        writeln!(
+            banner,
+            "\nNo administrator exists yet. Within one hour, open this one-time link to create the first city administrator:"
+        )?;
+        writeln!(
+            banner,
+            "  {}/admin/bootstrap?token={token}",
+            core.public_url
+        )?;
+    }
+    {
+        let mut out = std::io::stdout().lock();
+        out.write_all(banner.as_bytes())?;
+        out.flush()?;
     }
     tracing::info!(listen = %plain_addr, public_url = %core.public_url, database = core.db.backend().name(), "kizuna started");
 

@@ -9,7 +9,7 @@ pub mod jpki;
 pub mod pki;
 pub mod upstream;
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -249,16 +249,30 @@ impl Kizuna {
     }
 }
 
-fn collect(stream: impl Read + Send + 'static) -> Arc<Mutex<String>> {
+/// Collects a child's output as it comes. Each read's complete lines are added at once,
+/// so text the child wrote in one go (the server's start-up banner) is seen whole.
+fn collect(mut stream: impl Read + Send + 'static) -> Arc<Mutex<String>> {
     let buffer = Arc::new(Mutex::new(String::new()));
     let sink = buffer.clone();
     std::thread::spawn(move || {
-        for line in BufReader::new(stream).lines() {
-            let Ok(line) = line else { break };
-            let mut b = sink.lock().unwrap();
-            b.push_str(&line);
-            b.push('\n');
+        let mut pending = Vec::new();
+        let mut chunk = [0u8; 16 * 1024];
+        loop {
+            let n = match stream.read(&mut chunk) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            pending.extend_from_slice(&chunk[..n]);
+            if let Some(end) = pending.iter().rposition(|b| *b == b'\n') {
+                let lines: Vec<u8> = pending.drain(..=end).collect();
+                sink.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&lines));
+            }
         }
+        sink.lock()
+            .unwrap()
+            .push_str(&String::from_utf8_lossy(&pending));
     });
     buffer
 }
