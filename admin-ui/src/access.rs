@@ -33,6 +33,12 @@ pub enum Action {
     ViewReviews,
     /// Record an in-person identity check (the counter proofing provider).
     RecordProofing,
+    ViewUpstreams,
+    /// Register and edit upstream identity providers, disable and enable them.
+    ManageUpstreams,
+    /// Approve an upstream an organization administrator registered; set the trust
+    /// ceiling and the email domains it answers for.
+    ApproveUpstreams,
 }
 
 /// The authorization table: may `role` take `action` (within its scope)?
@@ -53,6 +59,8 @@ pub fn allows(role: Role, action: Action) -> bool {
                 | ManageClients
                 | ViewOrgs
                 | ViewReviews
+                | ViewUpstreams
+                | ManageUpstreams
         ),
         Role::Registrar => matches!(
             action,
@@ -71,6 +79,7 @@ pub fn allows(role: Role, action: Action) -> bool {
                 | ViewClients
                 | ViewOrgs
                 | ViewReviews
+                | ViewUpstreams
         ),
         Role::Helpdesk => matches!(
             action,

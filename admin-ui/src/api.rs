@@ -19,13 +19,19 @@ use kizuna_ca::revoke::Reason;
 use kizuna_core::orgs::{NewOrganization, OrgKind};
 use kizuna_core::web::ProtocolResponse;
 use kizuna_idp::clients::{AuthMethod, ClientEdit, GrantType, NewClient};
+use kizuna_idp::federation::ceiling::{AcrMap, TrustCeiling};
+use kizuna_idp::federation::claims::{ClaimMap, default_map};
+use kizuna_idp::federation::upstreams::{
+    self as upstream_settings, acr_entries, acr_map_from, claim_entries, claim_map_from,
+};
+use kizuna_idp::federation::{ClientAuth, NewUpstream, UpstreamEdit};
 use kizuna_idp::users::{self, NewUser, Role};
 
 use crate::Console;
 use crate::access::{Action, Staff};
 use crate::auth::api_caller;
 use crate::error::{ConsoleError, Stale};
-use crate::ops::{self, ClientChange, DeviceChange, Target};
+use crate::ops::{self, ClientChange, DeviceChange, Target, UpstreamChange};
 use crate::store::{AuditSearch, CertSearch, DeviceSearch};
 
 pub fn router(console: Console) -> Router {
@@ -89,6 +95,23 @@ pub fn router(console: Console) -> Router {
         .route("/admin/api/v1/clients/{id}/approve", post(approve_client))
         .route("/admin/api/v1/clients/{id}/disable", post(disable_client))
         .route("/admin/api/v1/clients/{id}/enable", post(enable_client))
+        .route(
+            "/admin/api/v1/upstreams",
+            get(list_upstreams).post(create_upstream),
+        )
+        .route(
+            "/admin/api/v1/upstreams/{id}",
+            get(show_upstream).patch(edit_upstream),
+        )
+        .route(
+            "/admin/api/v1/upstreams/{id}/approve",
+            post(approve_upstream),
+        )
+        .route(
+            "/admin/api/v1/upstreams/{id}/disable",
+            post(disable_upstream),
+        )
+        .route("/admin/api/v1/upstreams/{id}/enable", post(enable_upstream))
         .route("/admin/api/v1/orgs", get(list_orgs).post(create_org))
         .route("/admin/api/v1/orgs/{id}", get(org).patch(update_org))
         .route("/admin/api/v1/orgs/{id}/disable", post(disable_org))
@@ -116,7 +139,8 @@ api_error_from!(
     kizuna_idp::clients::ClientError,
     kizuna_core::orgs::OrgError,
     kizuna_idp::users::UserError,
-    kizuna_idp::quota::QuotaError
+    kizuna_idp::quota::QuotaError,
+    kizuna_idp::federation::FederationError
 );
 
 impl From<ConsoleError> for ApiError {
@@ -133,6 +157,7 @@ impl IntoResponse for ApiError {
             body["current"] = match stale {
                 Stale::Client(c) => json!(c),
                 Stale::Org(o) => json!(o),
+                Stale::Upstream(u) => json!(u),
             };
         }
         let mut response = (status, Json(body)).into_response();
@@ -946,6 +971,220 @@ async fn enable_client(
     Path(id): Path<String>,
 ) -> ApiResult {
     client_change(&c, &h, &id, ClientChange::Enable).await
+}
+
+async fn list_upstreams(State(c): State<Console>, h: HeaderMap) -> ApiResult {
+    ok(ops::list_upstreams(&c, &who(&c, &h).await?).await?)
+}
+
+async fn show_upstream(
+    State(c): State<Console>,
+    h: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult {
+    ok(ops::upstream(&c, &who(&c, &h).await?, &id).await?)
+}
+
+fn one() -> u8 {
+    1
+}
+
+/// A trust ceiling from the API, checked (levels 1 to 3).
+fn ceiling(c: TrustCeiling) -> Result<TrustCeiling, ConsoleError> {
+    TrustCeiling::new(c.max_ial, c.max_aal).map_err(ConsoleError::Invalid)
+}
+
+/// A claim mapping from the API (`{attribute: claim}`), checked as the CLI checks it.
+fn claim_map(map: &ClaimMap) -> Result<ClaimMap, ConsoleError> {
+    Ok(claim_map_from(&claim_entries(map), ClaimMap::new())?)
+}
+
+/// An acr mapping from the API (`{value: {aal, ial}}`), checked as the CLI checks it.
+fn acr_map(map: &AcrMap) -> Result<AcrMap, ConsoleError> {
+    Ok(acr_map_from(&acr_entries(map))?)
+}
+
+/// An upstream OpenID provider to add; the names are those `GET` answers with.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamRequest {
+    pub alias: String,
+    pub name: String,
+    /// The organization that runs the provider (id or name).
+    pub org_id: String,
+    pub issuer: String,
+    pub client_id: String,
+    /// `client_secret_basic` (the default; needs `client_secret`) or `private_key_jwt`
+    /// (Kizuna generates the key; its public JWK Set is in the answer).
+    #[serde(default)]
+    pub client_auth: Option<String>,
+    #[serde(default)]
+    pub client_secret: Option<String>,
+    /// The private_key_jwt key type: `p256` (default) or `rsa2048`.
+    #[serde(default)]
+    pub key_algorithm: Option<String>,
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    #[serde(default)]
+    pub acr_values: Vec<String>,
+    /// Which upstream claim fills each account attribute; the standard claims by default.
+    #[serde(default)]
+    pub claim_map: Option<ClaimMap>,
+    #[serde(default)]
+    pub acr_map: AcrMap,
+    #[serde(default)]
+    pub ceiling: Option<TrustCeiling>,
+    #[serde(default = "yes")]
+    pub jit: bool,
+    #[serde(default)]
+    pub email_domains: Vec<String>,
+    #[serde(default = "yes")]
+    pub propagate_logout: bool,
+}
+
+impl UpstreamRequest {
+    pub fn into_new(self) -> Result<NewUpstream, ConsoleError> {
+        let client_auth =
+            ClientAuth::parse(self.client_auth.as_deref().unwrap_or("client_secret_basic"))?;
+        let key_algorithm = self
+            .key_algorithm
+            .as_deref()
+            .unwrap_or("p256")
+            .parse()
+            .map_err(|e: kizuna_core::custody::CustodyError| {
+                ConsoleError::Invalid(e.to_string())
+            })?;
+        Ok(NewUpstream {
+            alias: self.alias,
+            name: self.name,
+            org_id: self.org_id,
+            issuer: self.issuer,
+            client_id: self.client_id,
+            client_auth,
+            client_secret: self.client_secret.filter(|s| !s.is_empty()),
+            key_algorithm,
+            scopes: upstream_settings::with_openid(self.scopes),
+            acr_values: self.acr_values,
+            claim_map: match self.claim_map {
+                Some(map) => Some(claim_map_from(&claim_entries(&map), default_map())?),
+                None => None,
+            },
+            acr_map: acr_map(&self.acr_map)?,
+            ceiling: ceiling(self.ceiling.unwrap_or(TrustCeiling {
+                max_ial: one(),
+                max_aal: one(),
+            }))?,
+            jit: self.jit,
+            email_domains: self
+                .email_domains
+                .iter()
+                .map(|d| d.trim().to_lowercase())
+                .collect(),
+            propagate_logout: self.propagate_logout,
+        })
+    }
+}
+
+async fn create_upstream(
+    State(c): State<Console>,
+    h: HeaderMap,
+    b: Result<Json<UpstreamRequest>, JsonRejection>,
+) -> ApiResult {
+    let who = who(&c, &h).await?;
+    let new = body(b)?.into_new()?;
+    created(ops::create_upstream(&c, &who, new).await?)
+}
+
+/// An edit of an upstream: what is given replaces what is there; `version` is the one the
+/// edit was made on.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamPatch {
+    pub version: i64,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub client_secret: Option<String>,
+    #[serde(default)]
+    pub scopes: Option<Vec<String>>,
+    #[serde(default)]
+    pub acr_values: Option<Vec<String>>,
+    #[serde(default)]
+    pub claim_map: Option<ClaimMap>,
+    #[serde(default)]
+    pub acr_map: Option<AcrMap>,
+    #[serde(default)]
+    pub ceiling: Option<TrustCeiling>,
+    #[serde(default)]
+    pub jit: Option<bool>,
+    #[serde(default)]
+    pub email_domains: Option<Vec<String>>,
+    #[serde(default)]
+    pub propagate_logout: Option<bool>,
+}
+
+impl UpstreamPatch {
+    pub fn into_edit(self) -> Result<UpstreamEdit, ConsoleError> {
+        Ok(UpstreamEdit {
+            expected_version: self.version,
+            name: self.name,
+            client_secret: self.client_secret,
+            scopes: self.scopes.map(upstream_settings::with_openid),
+            acr_values: self.acr_values,
+            claim_map: self.claim_map.as_ref().map(claim_map).transpose()?,
+            acr_map: self.acr_map.as_ref().map(acr_map).transpose()?,
+            ceiling: self.ceiling.map(ceiling).transpose()?,
+            jit: self.jit,
+            email_domains: self
+                .email_domains
+                .map(|d| d.iter().map(|d| d.trim().to_lowercase()).collect()),
+            propagate_logout: self.propagate_logout,
+        })
+    }
+}
+
+async fn edit_upstream(
+    State(c): State<Console>,
+    h: HeaderMap,
+    Path(id): Path<String>,
+    b: Result<Json<UpstreamPatch>, JsonRejection>,
+) -> ApiResult {
+    let who = who(&c, &h).await?;
+    let edit = body(b)?.into_edit()?;
+    ok(ops::edit_upstream(&c, &who, &id, edit).await?)
+}
+
+async fn upstream_change(
+    c: &Console,
+    h: &HeaderMap,
+    id: &str,
+    change: UpstreamChange,
+) -> ApiResult {
+    ok(ops::change_upstream(c, &who(c, h).await?, id, change).await?)
+}
+
+async fn approve_upstream(
+    State(c): State<Console>,
+    h: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult {
+    upstream_change(&c, &h, &id, UpstreamChange::Approve).await
+}
+
+async fn disable_upstream(
+    State(c): State<Console>,
+    h: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult {
+    upstream_change(&c, &h, &id, UpstreamChange::Disable).await
+}
+
+async fn enable_upstream(
+    State(c): State<Console>,
+    h: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult {
+    upstream_change(&c, &h, &id, UpstreamChange::Enable).await
 }
 
 async fn list_orgs(State(c): State<Console>, h: HeaderMap) -> ApiResult {

@@ -7,6 +7,7 @@ use kizuna_ca::CaError;
 use kizuna_core::orgs::{OrgError, Organization};
 use kizuna_idp::assurance::AssuranceError;
 use kizuna_idp::clients::{Client, ClientError};
+use kizuna_idp::federation::{FederationError, Upstream};
 use kizuna_idp::mfa::MfaError;
 use kizuna_idp::quota::QuotaError;
 use kizuna_idp::users::UserError;
@@ -41,6 +42,7 @@ pub enum ConsoleError {
 pub enum Stale {
     Client(Box<Client>),
     Org(Box<Organization>),
+    Upstream(Box<Upstream>),
 }
 
 impl ConsoleError {
@@ -111,6 +113,19 @@ impl From<ClientError> for ConsoleError {
             ClientError::NotFound(m) => ConsoleError::NotFound(format!("client {m}")),
             ClientError::Stale(c) => ConsoleError::Stale(Stale::Client(c)),
             ClientError::Storage(e) => e.into(),
+        }
+    }
+}
+
+impl From<FederationError> for ConsoleError {
+    fn from(e: FederationError) -> Self {
+        match e {
+            FederationError::UnknownUpstream(m) => ConsoleError::NotFound(format!("upstream {m}")),
+            FederationError::AliasTaken(_) => ConsoleError::Conflict(e.to_string()),
+            FederationError::Stale(u) => ConsoleError::Stale(Stale::Upstream(u)),
+            FederationError::Storage(e) => e.into(),
+            e if e.is_internal() => ConsoleError::Internal(e.to_string()),
+            other => ConsoleError::Invalid(other.to_string()),
         }
     }
 }

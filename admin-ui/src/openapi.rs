@@ -387,6 +387,69 @@ const OPS: &[Op] = &[
     },
     Op {
         method: "get",
+        path: "/upstreams",
+        id: "listUpstreams",
+        summary: "Upstream identity providers",
+        roles: "city-admin, auditor; org-admin (own organization)",
+        body: None,
+        query: &[],
+    },
+    Op {
+        method: "post",
+        path: "/upstreams",
+        id: "createUpstream",
+        summary: "Add an upstream OpenID provider (its discovery document is read now; pending when an org-admin adds it); the answer carries what to register there",
+        roles: "city-admin; org-admin (own organization)",
+        body: Some("Upstream"),
+        query: &[],
+    },
+    Op {
+        method: "get",
+        path: "/upstreams/{id}",
+        id: "getUpstream",
+        summary: "An upstream (by id or alias), with its registration values and client-assertion JWK Set",
+        roles: "city-admin, auditor; org-admin (own organization)",
+        body: None,
+        query: &[],
+    },
+    Op {
+        method: "patch",
+        path: "/upstreams/{id}",
+        id: "editUpstream",
+        summary: "Edit an upstream (refused with 409 and the current version when stale); the trust ceiling and email domains are city-admin only",
+        roles: "city-admin; org-admin (own organization)",
+        body: Some("UpstreamEdit"),
+        query: &[],
+    },
+    Op {
+        method: "post",
+        path: "/upstreams/{id}/approve",
+        id: "approveUpstream",
+        summary: "Approve a pending upstream",
+        roles: "city-admin",
+        body: None,
+        query: &[],
+    },
+    Op {
+        method: "post",
+        path: "/upstreams/{id}/disable",
+        id: "disableUpstream",
+        summary: "Disable an upstream (no longer offered; its answers and logout tokens are refused)",
+        roles: "city-admin; org-admin (own organization)",
+        body: None,
+        query: &[],
+    },
+    Op {
+        method: "post",
+        path: "/upstreams/{id}/enable",
+        id: "enableUpstream",
+        summary: "Enable a disabled upstream (pending again when an org-admin enables it)",
+        roles: "city-admin; org-admin (own organization)",
+        body: None,
+        query: &[],
+    },
+    Op {
+        method: "get",
         path: "/orgs",
         id: "listOrgs",
         summary: "Organizations",
@@ -456,6 +519,13 @@ fn object(required: &[&str], props: &[(&str, Value)]) -> Value {
 fn schemas() -> Value {
     let int = json!({"type": "integer"});
     let strings = json!({"type": "array", "items": {"type": "string"}});
+    let level = json!({"type": "integer", "minimum": 1, "maximum": 3});
+    let claim_map = json!({"type": "object", "description": "account attribute (email, name, name_kana, birthdate, address, groups) to upstream claim", "additionalProperties": {"type": "string"}});
+    let acr_map = json!({"type": "object", "description": "upstream acr value to the levels it stands for", "additionalProperties": object(&["aal"], &[("aal", level.clone()), ("ial", level.clone())])});
+    let ceiling = object(
+        &["max_ial", "max_aal"],
+        &[("max_ial", level.clone()), ("max_aal", level)],
+    );
     json!({
         "Error": {"type": "object", "required": ["error", "message"], "properties": {
             "error": {"type": "string", "enum": ["invalid_token", "forbidden", "not_found", "invalid_request", "conflict", "stale", "server_error"]},
@@ -476,9 +546,18 @@ fn schemas() -> Value {
             ("backchannel_logout_uri", string()), ("min_aal", int.clone())]),
         "ClientEdit": object(&["redirect_uris", "version"], &[("redirect_uris", strings.clone()), ("min_aal", int.clone()), ("version", int.clone())]),
         "CounterCheck": object(&["document_type", "document_number", "level"], &[("document_type", string()), ("document_number", string()), ("issuer", string()), ("level", int.clone()), ("attributes", json!({"type": "object", "additionalProperties": {"type": "string"}}))]),
-        "ClientAssurance": object(&["min_ial", "verified_claims", "proofing_providers"], &[("min_ial", int.clone()), ("verified_claims", strings.clone()), ("proofing_providers", strings)]),
+        "ClientAssurance": object(&["min_ial", "verified_claims", "proofing_providers"], &[("min_ial", int.clone()), ("verified_claims", strings.clone()), ("proofing_providers", strings.clone())]),
         "ClientQuota": object(&["requests_per_minute"], &[("requests_per_minute", json!({"type": ["integer", "null"], "minimum": 1}))]),
-        "Organization": object(&["name"], &[("name", string()), ("name_ja", string()), ("kind", string()), ("version", int)]),
+        "Organization": object(&["name"], &[("name", string()), ("name_ja", string()), ("kind", string()), ("version", int.clone())]),
+        "Upstream": object(&["alias", "name", "org_id", "issuer", "client_id"], &[("alias", string()), ("name", string()), ("org_id", string()),
+            ("issuer", string()), ("client_id", string()),
+            ("client_auth", json!({"type": "string", "enum": ["client_secret_basic", "private_key_jwt"]})), ("client_secret", string()),
+            ("key_algorithm", json!({"type": "string", "enum": ["p256", "rsa2048"]})), ("scopes", strings.clone()), ("acr_values", strings.clone()),
+            ("claim_map", claim_map.clone()), ("acr_map", acr_map.clone()), ("ceiling", ceiling.clone()), ("jit", json!({"type": "boolean"})),
+            ("email_domains", strings.clone()), ("propagate_logout", json!({"type": "boolean"}))]),
+        "UpstreamEdit": object(&["version"], &[("version", int), ("name", string()), ("client_secret", string()), ("scopes", strings.clone()),
+            ("acr_values", strings.clone()), ("claim_map", claim_map), ("acr_map", acr_map), ("ceiling", ceiling), ("jit", json!({"type": "boolean"})),
+            ("email_domains", strings), ("propagate_logout", json!({"type": "boolean"}))]),
     })
 }
 

@@ -14,6 +14,8 @@ use kizuna_ca::revoke::Reason;
 use kizuna_core::audit::AuditEntry;
 use kizuna_core::time::unix_to_rfc3339;
 use kizuna_core::web::{Lang, RequestContext, csrf, local_path, page};
+use kizuna_idp::assurance::ATTRIBUTES;
+use kizuna_idp::assurance::counter::{CounterCheck, DOCUMENT_TYPES};
 use kizuna_idp::clients::{Client, ClientEdit};
 use kizuna_idp::users::Role;
 
@@ -24,7 +26,12 @@ use crate::api::{
 };
 use crate::auth::{self, CallbackQuery, Finished, Signed};
 use crate::error::{ConsoleError, Stale};
-use crate::ops::{self, ClientChange, DeviceChange, Target};
+use crate::ops::{self, ClientChange, DeviceChange, Target, UpstreamChange, UpstreamView};
+use kizuna_idp::federation::ceiling::TrustCeiling;
+use kizuna_idp::federation::upstreams::{
+    acr_entries, acr_map_from, claim_entries, claim_map_from, with_openid,
+};
+use kizuna_idp::federation::{ClientAuth, NewUpstream, UpstreamEdit};
 
 pub fn router(console: Console) -> Router {
     Router::new()
@@ -51,6 +58,9 @@ pub fn router(console: Console) -> Router {
         .route("/admin/clients", get(clients).post(create_client))
         .route("/admin/clients/{id}", get(client).post(edit_client))
         .route("/admin/clients/{id}/{action}", post(client_action))
+        .route("/admin/upstreams", get(upstreams).post(create_upstream))
+        .route("/admin/upstreams/{id}", get(upstream).post(edit_upstream))
+        .route("/admin/upstreams/{id}/{action}", post(upstream_action))
         .route("/admin/orgs", get(orgs).post(create_org))
         .route("/admin/orgs/{id}", get(org).post(edit_org))
         .route("/admin/orgs/{id}/{action}", post(org_action))
@@ -311,6 +321,12 @@ fn nav(who: &Staff) -> Vec<(String, String)> {
             "クライアント",
             "Clients",
         ),
+        (
+            Action::ViewUpstreams,
+            "/admin/upstreams",
+            "外部IdP",
+            "Identity providers",
+        ),
         (Action::ViewOrgs, "/admin/orgs", "組織", "Organizations"),
         (Action::ViewReviews, "/admin/reviews", "棚卸し", "Reviews"),
     ]
@@ -481,6 +497,7 @@ fn notice_for(query: &Option<String>) -> Option<String> {
         "role" => t("役割を変更しました。", "Role changed."),
         "created" => t("作成しました。", "Created."),
         "voided" => t("トークンを無効にしました。", "Tokens voided."),
+        "proofed" => t("本人確認を記録しました。", "Identity check recorded."),
         _ => return None,
     })
 }
@@ -1708,6 +1725,9 @@ async fn user(
             )));
         }
         v.sections.push(s);
+        if who.may_in(Action::RecordProofing, org.as_deref()) && who.user_id.is_some() {
+            v.sections.push(counter_check_section(&base));
+        }
         let mut sess = section(t("セッション", "Sessions"));
         sess.table = Some(table(
             &[
@@ -1789,6 +1809,23 @@ async fn user_action(
                 .await?;
                 done(&back, "reset")
             }
+            "proofing" => {
+                let check = CounterCheck {
+                    document_type: p.get("document_type"),
+                    document_number: p.get("document_number"),
+                    issuer: p.opt("issuer"),
+                    level: p
+                        .get("level")
+                        .parse()
+                        .map_err(|_| ConsoleError::Invalid("level must be 2 or 3".into()))?,
+                    attributes: ATTRIBUTES
+                        .iter()
+                        .filter_map(|a| p.opt(a).map(|v| (a.to_string(), v)))
+                        .collect(),
+                };
+                ops::record_proofing(&c, &p.who, &id, check).await?;
+                done(&back, "proofed")
+            }
             "roles" => {
                 let role: Role = p.get("role").parse().map_err(ConsoleError::Invalid)?;
                 ops::change_role(
@@ -1805,6 +1842,80 @@ async fn user_action(
             other => Err(ConsoleError::NotFound(format!("action {other}"))),
         }
     })
+}
+
+/// The registrar's form for an in-person check of a document at the counter.
+fn counter_check_section(base: &str) -> Section {
+    let mut s = section(t("窓口での本人確認", "In-person identity check"));
+    s.id = "counter-check".into();
+    s.text = t(
+        "本人確認書類を目の前の本人と照合してから記録してください。書類番号はハッシュとしてのみ保存されます。",
+        "Record this only after checking the document against the person in front of you. The document number is stored only as a hash.",
+    );
+    let mut fields = vec![
+        select(
+            "document_type",
+            t("書類の種類", "Document type"),
+            DOCUMENT_TYPES[0],
+            DOCUMENT_TYPES
+                .iter()
+                .map(|d| (d.to_string(), d.to_string()))
+                .collect(),
+        ),
+        required(text_field(
+            "document_number",
+            t("書類番号", "Document number"),
+            "",
+        )),
+        text_field("issuer", t("発行者", "Issuer"), ""),
+        select(
+            "level",
+            t("確認のレベル", "Level the check supports"),
+            "2",
+            vec![
+                (
+                    "2".into(),
+                    t("IAL2（書類の確認）", "IAL2 (document checked)"),
+                ),
+                (
+                    "3".into(),
+                    t(
+                        "IAL3（写真付き書類を本人と照合）",
+                        "IAL3 (photo ID matched to the person)",
+                    ),
+                ),
+            ],
+        ),
+    ];
+    fields.extend(
+        ATTRIBUTES
+            .iter()
+            .map(|a| text_field(a, attribute_label(a), "")),
+    );
+    s.forms.push(post_form(
+        "record-proofing",
+        format!("{base}/proofing"),
+        fields,
+        t("確認を記録", "Record the check"),
+    ));
+    s
+}
+
+fn attribute_label(attribute: &str) -> String {
+    match attribute {
+        "family_name" => t("姓", "Family name"),
+        "given_name" => t("名", "Given name"),
+        "name" => t("氏名", "Full name"),
+        "family_name#ja-Kana-JP" => t("姓（カナ）", "Family name (kana)"),
+        "given_name#ja-Kana-JP" => t("名（カナ）", "Given name (kana)"),
+        "birthdate" => t("生年月日（YYYY-MM-DD）", "Birthdate (YYYY-MM-DD)"),
+        "gender" => t(
+            "性別（male / female / other）",
+            "Gender (male / female / other)",
+        ),
+        "address" => t("住所", "Address"),
+        other => other.to_string(),
+    }
 }
 
 // Clients.
@@ -2140,6 +2251,569 @@ async fn client_action(
                 ClientChange::Approve => "approved",
                 ClientChange::Disable => "disabled",
                 ClientChange::Enable => "enabled",
+            },
+        )
+    })
+}
+
+// Upstream identity providers.
+
+fn level_options() -> Vec<(String, String)> {
+    (1..=3).map(|l| (l.to_string(), l.to_string())).collect()
+}
+
+fn yes_no() -> Vec<(String, String)> {
+    vec![
+        ("true".into(), t("はい", "yes")),
+        ("false".into(), t("いいえ", "no")),
+    ]
+}
+
+fn textarea(name: &'static str, label: String, value: String) -> Field {
+    Field {
+        kind: "textarea",
+        name,
+        label,
+        value,
+        ..Field::default()
+    }
+}
+
+fn words(text: &str) -> Vec<String> {
+    text.split_whitespace().map(str::to_string).collect()
+}
+
+fn level(p: &Posted, name: &str) -> Result<u8, ConsoleError> {
+    p.get(name)
+        .parse()
+        .map_err(|_| ConsoleError::Invalid(format!("{name} must be 1, 2 or 3")))
+}
+
+fn posted_ceiling(p: &Posted) -> Result<TrustCeiling, ConsoleError> {
+    TrustCeiling::new(level(p, "max_ial")?, level(p, "max_aal")?).map_err(ConsoleError::Invalid)
+}
+
+fn domains(text: &str) -> Vec<String> {
+    words(text).iter().map(|d| d.to_lowercase()).collect()
+}
+
+async fn upstreams(
+    State(c): State<Console>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    page_for!(c, headers, "/admin/upstreams", |who| {
+        let list = ops::list_upstreams(&c, &who).await?;
+        let mut v = view(t("外部IdP", "Identity providers"), "/admin/upstreams");
+        v.notice = notice_for(&raw);
+        let mut s = section(t("登録済みの外部IdP", "Upstream identity providers"));
+        s.id = "upstreams".into();
+        s.table = Some(table(
+            &[
+                ("名前", "Name"),
+                ("別名", "Alias"),
+                ("組織", "Organization"),
+                ("発行者", "Issuer"),
+                ("状態", "Status"),
+                ("信頼の上限", "Trust ceiling"),
+            ],
+            list.iter()
+                .map(|u| {
+                    vec![
+                        link(u.name.clone(), format!("/admin/upstreams/{}", u.alias)),
+                        cell(u.alias.clone()),
+                        cell(u.org_id.clone()),
+                        cell(u.issuer.clone()),
+                        cell(u.status.clone()),
+                        cell(format!(
+                            "IAL{} / AAL{}",
+                            u.ceiling.max_ial, u.ceiling.max_aal
+                        )),
+                    ]
+                })
+                .collect(),
+        ));
+        v.sections.push(s);
+        if who.may(Action::ManageUpstreams) {
+            let orgs = ops::list_orgs(&c, &who).await?;
+            let options = orgs
+                .iter()
+                .filter(|o| {
+                    o.status == "active" && who.may_in(Action::ManageUpstreams, Some(&o.id))
+                })
+                .map(|o| (o.id.clone(), o.name.clone()))
+                .collect();
+            let mut add = section(t("外部IdPを追加", "Add an identity provider"));
+            add.text = if who.may_in(Action::ApproveUpstreams, None) {
+                t(
+                    "発行者のディスカバリ文書を今読み込みます。",
+                    "The issuer's discovery document is read now.",
+                )
+            } else {
+                t(
+                    "発行者のディスカバリ文書を今読み込みます。追加した外部IdPは、市の管理者が承認するまで保留になります。",
+                    "The issuer's discovery document is read now. A provider you add stays pending until a city administrator approves it.",
+                )
+            };
+            add.forms.push(post_form(
+                "new-upstream",
+                "/admin/upstreams",
+                vec![
+                    required(text_field(
+                        "alias",
+                        t("別名（URL用、英小文字・数字・-）", "Alias (for URLs: a-z, 0-9, -)"),
+                        "",
+                    )),
+                    required(text_field(
+                        "name",
+                        t("ボタンに表示する名前", "Name on the sign-in button"),
+                        "",
+                    )),
+                    select("org_id", t("組織", "Organization"), "", options),
+                    required(text_field(
+                        "issuer",
+                        t("発行者URL", "Issuer URL"),
+                        "https://",
+                    )),
+                    required(text_field(
+                        "client_id",
+                        t("Kizunaのクライアントid", "Kizuna's client id there"),
+                        "",
+                    )),
+                    select(
+                        "client_auth",
+                        t("クライアント認証", "Client authentication"),
+                        "client_secret_basic",
+                        vec![
+                            ("client_secret_basic".into(), "client_secret_basic".into()),
+                            ("private_key_jwt".into(), "private_key_jwt".into()),
+                        ],
+                    ),
+                    select(
+                        "key_algorithm",
+                        t("鍵の種類（private_key_jwt）", "Key type (private_key_jwt)"),
+                        "p256",
+                        vec![
+                            ("p256".into(), "P-256 (ES256)".into()),
+                            ("rsa2048".into(), "RSA 2048 (RS256)".into()),
+                        ],
+                    ),
+                    Field {
+                        kind: "password",
+                        ..text_field(
+                            "client_secret",
+                            t(
+                                "クライアントシークレット（client_secret_basic）",
+                                "Client secret (client_secret_basic)",
+                            ),
+                            "",
+                        )
+                    },
+                    text_field(
+                        "scopes",
+                        t("スコープ（空白区切り）", "Scopes (space-separated)"),
+                        "openid email profile",
+                    ),
+                    text_field(
+                        "acr_values",
+                        t("送る acr_values（空白区切り）", "acr_values to send (space-separated)"),
+                        "",
+                    ),
+                    textarea(
+                        "claim_map",
+                        t(
+                            "属性の対応（1行に 属性=クレーム、空欄は標準）",
+                            "Claim mapping (ATTRIBUTE=CLAIM per line; empty for the standard claims)",
+                        ),
+                        String::new(),
+                    ),
+                    textarea(
+                        "acr_map",
+                        t(
+                            "acr の意味（1行に 値=AAL:IAL）",
+                            "What acr values mean (VALUE=AAL:IAL per line)",
+                        ),
+                        String::new(),
+                    ),
+                    select(
+                        "max_ial",
+                        t("信頼の上限：身元確認レベル", "Trust ceiling: identity assurance"),
+                        "1",
+                        level_options(),
+                    ),
+                    select(
+                        "max_aal",
+                        t("信頼の上限：認証レベル", "Trust ceiling: authentication assurance"),
+                        "1",
+                        level_options(),
+                    ),
+                    select(
+                        "jit",
+                        t("初回サインインでアカウントを作成", "Create accounts at first sign-in"),
+                        "true",
+                        yes_no(),
+                    ),
+                    text_field(
+                        "email_domains",
+                        t(
+                            "この IdP を使うメールドメイン（空白区切り）",
+                            "Email domains that sign in here (space-separated)",
+                        ),
+                        "",
+                    ),
+                    select(
+                        "propagate_logout",
+                        t("サインアウトを IdP に伝える", "Continue sign-out at the provider"),
+                        "true",
+                        yes_no(),
+                    ),
+                ],
+                t("追加", "Add"),
+            ));
+            v.sections.push(add);
+        }
+        Ok(v)
+    })
+}
+
+async fn create_upstream(State(c): State<Console>, headers: HeaderMap, body: Bytes) -> Response {
+    post_for!(c, headers, body, |p| {
+        let client_auth = ClientAuth::parse(&p.get("client_auth"))?;
+        let new = NewUpstream {
+            alias: p.get("alias").trim().to_string(),
+            name: p.get("name").trim().to_string(),
+            org_id: p.get("org_id"),
+            issuer: p.get("issuer").trim().to_string(),
+            client_id: p.get("client_id").trim().to_string(),
+            client_auth,
+            client_secret: match client_auth {
+                ClientAuth::ClientSecretBasic => p.opt("client_secret"),
+                ClientAuth::PrivateKeyJwt => None,
+            },
+            key_algorithm: match p.get("key_algorithm").as_str() {
+                "rsa2048" => kizuna_core::custody::KeyAlgorithm::Rsa2048,
+                _ => kizuna_core::custody::KeyAlgorithm::P256,
+            },
+            scopes: with_openid(words(&p.get("scopes"))),
+            acr_values: words(&p.get("acr_values")),
+            claim_map: match lines(&p.get("claim_map")) {
+                entries if entries.is_empty() => None,
+                entries => Some(claim_map_from(
+                    &entries,
+                    kizuna_idp::federation::claims::default_map(),
+                )?),
+            },
+            acr_map: acr_map_from(&lines(&p.get("acr_map")))?,
+            ceiling: posted_ceiling(&p)?,
+            jit: p.get("jit") != "false",
+            email_domains: domains(&p.get("email_domains")),
+            propagate_logout: p.get("propagate_logout") != "false",
+        };
+        let created = ops::create_upstream(&c, &p.who, new).await?;
+        done(
+            &format!("/admin/upstreams/{}", created.upstream.alias),
+            "created",
+        )
+    })
+}
+
+/// The upstream page; after a refused stale edit it shows the newer version with the error.
+fn upstream_view(
+    who: &Staff,
+    uv: &UpstreamView,
+    notice: Option<String>,
+    error: Option<String>,
+) -> View {
+    let u = &uv.upstream;
+    let path = format!("/admin/upstreams/{}", u.alias);
+    let mut v = view(
+        format!("{} {}", t("外部IdP", "Identity provider"), u.name),
+        &path,
+    );
+    v.notice = notice;
+    v.error = error;
+    let mut s = section(t("設定", "Settings"));
+    s.id = "upstream".into();
+    s.facts = vec![
+        ("ID".into(), u.id.clone()),
+        (t("別名", "Alias"), u.alias.clone()),
+        (t("名前", "Name"), u.name.clone()),
+        (t("組織", "Organization"), u.org_id.clone()),
+        (t("発行者", "Issuer"), u.issuer.clone()),
+        (t("クライアントid", "Client id"), u.client_id.clone()),
+        (
+            t("クライアント認証", "Client authentication"),
+            u.client_auth.as_str().to_string(),
+        ),
+        (t("状態", "Status"), u.status.clone()),
+        (t("スコープ", "Scopes"), u.scopes.join(" ")),
+        (
+            t("送る acr_values", "acr_values sent"),
+            u.acr_values.join(" "),
+        ),
+        (
+            t("属性の対応", "Claim mapping"),
+            claim_entries(&u.claim_map).join(", "),
+        ),
+        (
+            t("acr の意味", "What acr values mean"),
+            acr_entries(&u.acr_map).join(", "),
+        ),
+        (
+            t("信頼の上限", "Trust ceiling"),
+            format!("IAL{} / AAL{}", u.ceiling.max_ial, u.ceiling.max_aal),
+        ),
+        (
+            t(
+                "初回サインインでアカウントを作成",
+                "Accounts created at first sign-in",
+            ),
+            if u.jit {
+                t("はい", "yes")
+            } else {
+                t("いいえ", "no")
+            },
+        ),
+        (
+            t("メールドメイン", "Email domains"),
+            u.email_domains.join(" "),
+        ),
+        (
+            t("サインアウトを伝える", "Sign-out continues upstream"),
+            if u.propagate_logout {
+                t("はい", "yes")
+            } else {
+                t("いいえ", "no")
+            },
+        ),
+        (t("版", "Version"), u.version.to_string()),
+    ];
+    let manage = who.may_in(Action::ManageUpstreams, Some(&u.org_id));
+    let trust = who.may_in(Action::ApproveUpstreams, None);
+    if manage {
+        let mut fields = vec![
+            hidden("version", &u.version.to_string()),
+            required(text_field("name", t("名前", "Name"), &u.name)),
+            text_field("scopes", t("スコープ", "Scopes"), &u.scopes.join(" ")),
+            text_field(
+                "acr_values",
+                t("送る acr_values", "acr_values to send"),
+                &u.acr_values.join(" "),
+            ),
+            textarea(
+                "claim_map",
+                t(
+                    "属性の対応（1行に 属性=クレーム）",
+                    "Claim mapping (ATTRIBUTE=CLAIM per line)",
+                ),
+                claim_entries(&u.claim_map).join("\n"),
+            ),
+            textarea(
+                "acr_map",
+                t(
+                    "acr の意味（1行に 値=AAL:IAL）",
+                    "What acr values mean (VALUE=AAL:IAL per line)",
+                ),
+                acr_entries(&u.acr_map).join("\n"),
+            ),
+            select(
+                "jit",
+                t(
+                    "初回サインインでアカウントを作成",
+                    "Create accounts at first sign-in",
+                ),
+                &u.jit.to_string(),
+                yes_no(),
+            ),
+            select(
+                "propagate_logout",
+                t(
+                    "サインアウトを IdP に伝える",
+                    "Continue sign-out at the provider",
+                ),
+                &u.propagate_logout.to_string(),
+                yes_no(),
+            ),
+        ];
+        if u.client_auth == ClientAuth::ClientSecretBasic {
+            fields.push(Field {
+                kind: "password",
+                ..text_field(
+                    "client_secret",
+                    t(
+                        "新しいクライアントシークレット（変更する場合のみ）",
+                        "New client secret (only to replace it)",
+                    ),
+                    "",
+                )
+            });
+        }
+        if trust {
+            fields.extend([
+                select(
+                    "max_ial",
+                    t(
+                        "信頼の上限：身元確認レベル",
+                        "Trust ceiling: identity assurance",
+                    ),
+                    &u.ceiling.max_ial.to_string(),
+                    level_options(),
+                ),
+                select(
+                    "max_aal",
+                    t(
+                        "信頼の上限：認証レベル",
+                        "Trust ceiling: authentication assurance",
+                    ),
+                    &u.ceiling.max_aal.to_string(),
+                    level_options(),
+                ),
+                text_field(
+                    "email_domains",
+                    t(
+                        "メールドメイン（空白区切り）",
+                        "Email domains (space-separated)",
+                    ),
+                    &u.email_domains.join(" "),
+                ),
+            ]);
+        }
+        s.forms.push(post_form(
+            "edit-upstream",
+            path.clone(),
+            fields,
+            t("保存", "Save"),
+        ));
+        if u.status == "pending" && trust {
+            s.forms.push(post_form(
+                "approve",
+                format!("{path}/approve"),
+                vec![],
+                t("承認", "Approve"),
+            ));
+        }
+        if u.status == "disabled" {
+            s.forms.push(post_form(
+                "enable",
+                format!("{path}/enable"),
+                vec![],
+                t("有効にする", "Enable"),
+            ));
+        } else {
+            s.forms.push(danger(post_form(
+                "disable",
+                format!("{path}/disable"),
+                vec![],
+                t("無効にする", "Disable"),
+            )));
+        }
+    }
+    v.sections.push(s);
+    let mut reg = section(t("外部IdPに登録する値", "What to register at the provider"));
+    reg.id = "registration".into();
+    reg.facts = vec![
+        (
+            t("リダイレクトURI", "Redirect URI"),
+            uv.registration.redirect_uri.clone(),
+        ),
+        (
+            t("バックチャネルログアウトURI", "Back-channel logout URI"),
+            uv.registration.backchannel_logout_uri.clone(),
+        ),
+        (
+            t("ログアウト後のリダイレクトURI", "Post-logout redirect URI"),
+            uv.registration.post_logout_redirect_uri.clone(),
+        ),
+    ];
+    if let Some(jwks_uri) = &uv.registration.jwks_uri {
+        reg.facts.push(("jwks_uri".into(), jwks_uri.clone()));
+    }
+    reg.pre = uv
+        .jwks
+        .as_ref()
+        .map(|j| serde_json::to_string_pretty(j).unwrap_or_default());
+    v.sections.push(reg);
+    v
+}
+
+async fn upstream(
+    State(c): State<Console>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let path = format!("/admin/upstreams/{id}");
+    page_for!(c, headers, path, |who| {
+        let uv = ops::upstream(&c, &who, &id).await?;
+        Ok(upstream_view(&who, &uv, notice_for(&raw), None))
+    })
+}
+
+async fn edit_upstream(
+    State(c): State<Console>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    post_for!(c, headers, body, |p| {
+        let trust = p.who.may_in(Action::ApproveUpstreams, None);
+        let edit = UpstreamEdit {
+            expected_version: p
+                .get("version")
+                .parse()
+                .map_err(|_| ConsoleError::Invalid("the form has no version".into()))?,
+            name: Some(p.get("name").trim().to_string()),
+            client_secret: p.opt("client_secret"),
+            scopes: Some(with_openid(words(&p.get("scopes")))),
+            acr_values: Some(words(&p.get("acr_values"))),
+            claim_map: Some(claim_map_from(
+                &lines(&p.get("claim_map")),
+                Default::default(),
+            )?),
+            acr_map: Some(acr_map_from(&lines(&p.get("acr_map")))?),
+            ceiling: if trust {
+                Some(posted_ceiling(&p)?)
+            } else {
+                None
+            },
+            jit: Some(p.get("jit") != "false"),
+            email_domains: trust.then(|| domains(&p.get("email_domains"))),
+            propagate_logout: Some(p.get("propagate_logout") != "false"),
+        };
+        match ops::edit_upstream(&c, &p.who, &id, edit).await {
+            Ok(uv) => done(&format!("/admin/upstreams/{}", uv.upstream.alias), "saved"),
+            Err(e @ ConsoleError::Stale(_)) => {
+                let message = e.public_message();
+                let current = ops::upstream(&c, &p.who, &id).await?;
+                let mut v = upstream_view(&p.who, &current, None, Some(message));
+                v.status = StatusCode::CONFLICT;
+                Ok(v.render(&c, &headers, Some(&p.who)))
+            }
+            Err(e) => Err(e),
+        }
+    })
+}
+
+async fn upstream_action(
+    State(c): State<Console>,
+    headers: HeaderMap,
+    Path((id, action)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    post_for!(c, headers, body, |p| {
+        let change = match action.as_str() {
+            "approve" => UpstreamChange::Approve,
+            "disable" => UpstreamChange::Disable,
+            "enable" => UpstreamChange::Enable,
+            other => return Err(ConsoleError::NotFound(format!("action {other}"))),
+        };
+        let uv = ops::change_upstream(&c, &p.who, &id, change).await?;
+        done(
+            &format!("/admin/upstreams/{}", uv.upstream.alias),
+            match change {
+                UpstreamChange::Approve => "approved",
+                UpstreamChange::Disable => "disabled",
+                UpstreamChange::Enable => "enabled",
             },
         )
     })

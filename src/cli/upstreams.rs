@@ -1,4 +1,4 @@
-//! `kizuna upstream add|list|disable`: the organizations' identity providers Kizuna brokers.
+//! `kizuna upstream add|list|enable|disable`: the organizations' identity providers Kizuna brokers.
 
 use std::process::ExitCode;
 
@@ -10,9 +10,9 @@ use kizuna_core::audit::Actor;
 use kizuna_core::custody::KeyAlgorithm;
 use kizuna_core::orgs;
 use kizuna_idp::Idp;
-use kizuna_idp::federation::ceiling::{TrustCeiling, parse_acr_mapping};
-use kizuna_idp::federation::claims::{default_map, parse_mapping};
-use kizuna_idp::federation::{ClientAuth, NewUpstream, Upstream, client, upstreams};
+use kizuna_idp::federation::ceiling::TrustCeiling;
+use kizuna_idp::federation::claims::default_map;
+use kizuna_idp::federation::{ClientAuth, NewUpstream, UpstreamStatus, upstreams};
 
 use crate::config::Config;
 use crate::serve::{close, open_idp};
@@ -29,6 +29,9 @@ pub enum UpstreamCommand {
     },
     /// Disable an upstream: no longer offered; its answers and logout tokens are refused.
     Disable { alias: String },
+    /// Enable a disabled upstream, or approve a pending one (registered in the console by
+    /// an organization administrator): it is offered at sign-in again.
+    Enable { alias: String },
 }
 
 #[derive(Args)]
@@ -91,15 +94,6 @@ pub struct AddArgs {
     json: bool,
 }
 
-fn registration(idp: &Idp, upstream: &Upstream) -> serde_json::Value {
-    json!({
-        "redirect_uri": client::callback_url(idp),
-        "backchannel_logout_uri": idp.endpoint(&format!("/federation/{}/backchannel-logout", upstream.alias)),
-        "post_logout_redirect_uri": idp.endpoint("/federation/logout/done"),
-        "jwks_uri": upstream.key_id.as_ref().map(|_| idp.endpoint(&format!("/federation/{}/jwks", upstream.alias))),
-    })
-}
-
 async fn add(idp: &Idp, args: AddArgs) -> Result<ExitCode> {
     let client_auth = match (args.private_key_jwt, args.client_secret_stdin) {
         (true, false) => ClientAuth::PrivateKeyJwt,
@@ -116,24 +110,12 @@ async fn add(idp: &Idp, args: AddArgs) -> Result<ExitCode> {
         None
     };
     let key_algorithm: KeyAlgorithm = args.key_alg.parse()?;
-    let mut scopes = vec!["openid".to_string()];
-    scopes.extend(args.scopes.into_iter().filter(|s| s != "openid"));
     let claim_map = if args.claims.is_empty() {
         None
     } else {
-        let mut map = default_map();
-        for c in &args.claims {
-            let (attribute, claim) = parse_mapping(c).map_err(anyhow::Error::msg)?;
-            map.insert(attribute, claim);
-        }
-        Some(map)
+        Some(upstreams::claim_map_from(&args.claims, default_map())?)
     };
-    let acr_map = args
-        .acr_map
-        .iter()
-        .map(|m| parse_acr_mapping(m))
-        .collect::<Result<_, _>>()
-        .map_err(anyhow::Error::msg)?;
+    let acr_map = upstreams::acr_map_from(&args.acr_map)?;
     let org = orgs::find(&idp.core.db, &args.org).await?;
     let upstream = upstreams::create(
         idp,
@@ -147,7 +129,7 @@ async fn add(idp: &Idp, args: AddArgs) -> Result<ExitCode> {
             client_auth,
             client_secret,
             key_algorithm,
-            scopes,
+            scopes: upstreams::with_openid(args.scopes),
             acr_values: args.acr_values,
             claim_map,
             acr_map,
@@ -160,38 +142,32 @@ async fn add(idp: &Idp, args: AddArgs) -> Result<ExitCode> {
                 .collect(),
             propagate_logout: !args.no_logout_propagation,
         },
+        UpstreamStatus::Active,
     )
     .await?;
     let jwks = upstreams::client_jwks(idp, &upstream).await?;
-    let registration = registration(idp, &upstream);
+    let registration = upstreams::registration(idp, &upstream);
     if args.json {
         let mut out = serde_json::to_value(&upstream)?;
-        out["registration"] = registration;
+        out["registration"] = json!(registration);
         out["jwks"] = json!(jwks);
         println!("{}", serde_json::to_string(&out)?);
     } else {
         println!("added upstream {} ({})", upstream.alias, upstream.id);
         println!("register at the upstream:");
-        println!(
-            "  redirect URI:             {}",
-            registration["redirect_uri"].as_str().unwrap_or_default()
-        );
+        println!("  redirect URI:             {}", registration.redirect_uri);
         println!(
             "  back-channel logout URI:  {}",
-            registration["backchannel_logout_uri"]
-                .as_str()
-                .unwrap_or_default()
+            registration.backchannel_logout_uri
         );
         println!(
             "  post-logout redirect URI: {}",
-            registration["post_logout_redirect_uri"]
-                .as_str()
-                .unwrap_or_default()
+            registration.post_logout_redirect_uri
         );
         if let Some(jwks) = jwks {
             println!(
                 "  jwks_uri:                 {}",
-                registration["jwks_uri"].as_str().unwrap_or_default()
+                registration.jwks_uri.as_deref().unwrap_or_default()
             );
             println!("  jwks:                     {jwks}");
         }
@@ -228,8 +204,15 @@ pub async fn run(cmd: UpstreamCommand, config: &Config) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         UpstreamCommand::Disable { alias } => {
-            let upstream = upstreams::set_status(&idp, Actor::cli(), &alias, "disabled").await?;
+            let upstream =
+                upstreams::set_status(&idp, Actor::cli(), &alias, UpstreamStatus::Disabled).await?;
             println!("disabled upstream {}", upstream.alias);
+            Ok(ExitCode::SUCCESS)
+        }
+        UpstreamCommand::Enable { alias } => {
+            let upstream =
+                upstreams::set_status(&idp, Actor::cli(), &alias, UpstreamStatus::Active).await?;
+            println!("enabled upstream {}", upstream.alias);
             Ok(ExitCode::SUCCESS)
         }
     };

@@ -14,7 +14,7 @@ pub mod logout;
 pub mod upstreams;
 
 pub use client::{Continuation, Federation, Started, UpstreamIdentity};
-pub use upstreams::{ClientAuth, NewUpstream, Upstream};
+pub use upstreams::{ClientAuth, NewUpstream, Upstream, UpstreamEdit, UpstreamStatus};
 
 /// Why an upstream could not be configured or a federated sign-in not finished.
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +27,9 @@ pub enum FederationError {
     AliasTaken(String),
     #[error("this upstream is disabled")]
     Disabled,
+    /// An edit made on an older version; the current one is carried back.
+    #[error("this upstream was changed by someone else since it was loaded")]
+    Stale(Box<Upstream>),
     #[error("the upstream's discovery document could not be used: {0}")]
     Discovery(String),
     #[error("the sign-in state is unknown, expired, already used or from another browser")]
@@ -65,6 +68,7 @@ impl FederationError {
             FederationError::UnknownUpstream(_) => "unknown upstream",
             FederationError::AliasTaken(_) => "alias taken",
             FederationError::Disabled => "upstream disabled",
+            FederationError::Stale(_) => "stale edit",
             FederationError::Discovery(_) => "discovery failed",
             FederationError::BadState => "bad state",
             FederationError::Upstream(_) => "upstream error",

@@ -73,6 +73,27 @@ pub struct Upstream {
     pub propagate_logout: bool,
     pub status: String,
     pub created_at: i64,
+    /// Counts edits, so that a form loaded before another edit is refused.
+    pub version: i64,
+}
+
+/// Where an upstream stands: offered at sign-in, waiting for a city administrator's
+/// approval (one an organization administrator registered), or switched off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamStatus {
+    Active,
+    Pending,
+    Disabled,
+}
+
+impl UpstreamStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UpstreamStatus::Active => "active",
+            UpstreamStatus::Pending => "pending",
+            UpstreamStatus::Disabled => "disabled",
+        }
+    }
 }
 
 impl Upstream {
@@ -118,6 +139,47 @@ pub struct NewUpstream {
     pub propagate_logout: bool,
 }
 
+/// The scopes to ask for: `openid` first, then the others given, each once.
+pub fn with_openid(scopes: impl IntoIterator<Item = String>) -> Vec<String> {
+    let mut all = vec!["openid".to_string()];
+    for scope in scopes {
+        if !all.contains(&scope) {
+            all.push(scope);
+        }
+    }
+    all
+}
+
+/// A claim mapping from `ATTRIBUTE=CLAIM` entries laid over `base`.
+pub fn claim_map_from(entries: &[String], base: ClaimMap) -> Result<ClaimMap, FederationError> {
+    let mut map = base;
+    for entry in entries {
+        let (attribute, claim) = super::claims::parse_mapping(entry).map_err(invalid)?;
+        map.insert(attribute, claim);
+    }
+    Ok(map)
+}
+
+/// An acr mapping from `VALUE=AAL[:IAL]` entries.
+pub fn acr_map_from(entries: &[String]) -> Result<AcrMap, FederationError> {
+    entries
+        .iter()
+        .map(|e| super::ceiling::parse_acr_mapping(e).map_err(invalid))
+        .collect()
+}
+
+/// A claim mapping as `ATTRIBUTE=CLAIM` entries (what [`claim_map_from`] reads).
+pub fn claim_entries(map: &ClaimMap) -> Vec<String> {
+    map.iter().map(|(a, c)| format!("{a}={c}")).collect()
+}
+
+/// An acr mapping as `VALUE=AAL:IAL` entries (what [`acr_map_from`] reads).
+pub fn acr_entries(map: &AcrMap) -> Vec<String> {
+    map.iter()
+        .map(|(v, l)| format!("{v}={}:{}", l.aal, l.ial))
+        .collect()
+}
+
 fn invalid(text: impl Into<String>) -> FederationError {
     FederationError::Invalid(text.into())
 }
@@ -148,12 +210,7 @@ fn check(new: &NewUpstream) -> Result<(), FederationError> {
             "the alias must be 2 to 32 lower-case letters, digits and '-'",
         ));
     }
-    if new.name.trim().is_empty()
-        || new.name.chars().count() > 100
-        || clean_text(&new.name, 100) != new.name
-    {
-        return Err(invalid("the name must be 1 to 100 characters"));
-    }
+    check_name(&new.name)?;
     check_issuer(&new.issuer)?;
     if new.client_id.is_empty() || new.client_id.len() > 255 {
         return Err(invalid("the client id must be 1 to 255 characters"));
@@ -167,15 +224,32 @@ fn check(new: &NewUpstream) -> Result<(), FederationError> {
         }
         _ => {}
     }
-    if !new.scopes.iter().any(|s| s == "openid") {
+    check_requests(&new.scopes, &new.acr_values)?;
+    check_domains(&new.email_domains)
+}
+
+fn check_name(name: &str) -> Result<(), FederationError> {
+    if name.trim().is_empty() || name.chars().count() > 100 || clean_text(name, 100) != name {
+        return Err(invalid("the name must be 1 to 100 characters"));
+    }
+    Ok(())
+}
+
+/// The scopes and `acr_values` sent upstream: single printable words, `openid` among them.
+fn check_requests(scopes: &[String], acr_values: &[String]) -> Result<(), FederationError> {
+    if !scopes.iter().any(|s| s == "openid") {
         return Err(invalid("the scopes must include openid"));
     }
     let token_ok =
         |t: &String| !t.is_empty() && t.len() <= 200 && t.bytes().all(|b| b.is_ascii_graphic());
-    if !new.scopes.iter().all(token_ok) || !new.acr_values.iter().all(token_ok) {
+    if !scopes.iter().all(token_ok) || !acr_values.iter().all(token_ok) {
         return Err(invalid("scopes and acr values are single printable words"));
     }
-    for domain in &new.email_domains {
+    Ok(())
+}
+
+fn check_domains(domains: &[String]) -> Result<(), FederationError> {
+    for domain in domains {
         if !domain.contains('.')
             || domain.starts_with('.')
             || !domain
@@ -197,6 +271,7 @@ pub async fn create(
     idp: &Idp,
     actor: Actor,
     new: NewUpstream,
+    status: UpstreamStatus,
 ) -> Result<Upstream, FederationError> {
     check(&new)?;
     idp.federation.check_provider(&new.issuer).await?;
@@ -235,8 +310,9 @@ pub async fn create(
         jit: new.jit,
         email_domains: new.email_domains,
         propagate_logout: new.propagate_logout,
-        status: "active".into(),
+        status: status.as_str().into(),
         created_at: kizuna_core::time::now_unix(),
+        version: 0,
     };
     insert(tx.conn(), &upstream).await?;
     let entries = audit::append_in(
@@ -256,6 +332,7 @@ pub async fn create(
                     "ceiling": upstream.ceiling,
                     "jit": upstream.jit,
                     "email_domains": upstream.email_domains,
+                    "status": upstream.status,
                 }),
             ),
         ],
@@ -270,8 +347,8 @@ async fn insert(conn: &mut AnyConnection, u: &Upstream) -> Result<(), Federation
     sqlx::query(
         "INSERT INTO upstreams (id, alias, name, org_id, issuer, client_id, client_auth, client_secret, key_id, \
          scopes, acr_values, claim_map, acr_map, max_ial, max_aal, jit, email_domains, propagate_logout, status, \
-         created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $20)",
+         created_at, updated_at, version) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $20, $21)",
     )
     .bind(&u.id)
     .bind(&u.alias)
@@ -293,6 +370,7 @@ async fn insert(conn: &mut AnyConnection, u: &Upstream) -> Result<(), Federation
     .bind(u.propagate_logout as i64)
     .bind(&u.status)
     .bind(u.created_at)
+    .bind(u.version)
     .execute(conn)
     .await
     .map_err(|e| {
@@ -333,10 +411,11 @@ struct Row {
     propagate_logout: i64,
     status: String,
     created_at: i64,
+    version: i64,
 }
 
 const COLUMNS: &str = "id, alias, name, org_id, issuer, client_id, client_auth, client_secret, key_id, scopes, \
-    acr_values, claim_map, acr_map, max_ial, max_aal, jit, email_domains, propagate_logout, status, created_at";
+    acr_values, claim_map, acr_map, max_ial, max_aal, jit, email_domains, propagate_logout, status, created_at, version";
 
 impl From<Row> for Upstream {
     fn from(r: Row) -> Upstream {
@@ -366,6 +445,7 @@ impl From<Row> for Upstream {
             key_id: r.key_id,
             status: r.status,
             created_at: r.created_at,
+            version: r.version,
         }
     }
 }
@@ -410,47 +490,195 @@ pub async fn for_email(idp: &Idp, email: &str) -> Result<Option<Upstream>, sqlx:
         .find(|u| u.email_domains.iter().any(|d| d == domain)))
 }
 
-/// Sets an upstream's status (`active`, `disabled`); audited. A disabled upstream is not
-/// offered, and its callbacks and logout tokens are refused.
+/// Sets an upstream's status; audited as `upstream.approve` (pending to active),
+/// `upstream.enable` or `upstream.disable`. A disabled or pending upstream is not offered,
+/// and its callbacks and logout tokens are refused.
 pub async fn set_status(
     idp: &Idp,
     actor: Actor,
-    alias: &str,
-    status: &str,
+    alias_or_id: &str,
+    to: UpstreamStatus,
 ) -> Result<Upstream, FederationError> {
-    let upstream = find(idp, alias)
+    let upstream = find(idp, alias_or_id)
         .await?
-        .ok_or_else(|| FederationError::UnknownUpstream(alias.to_string()))?;
+        .ok_or_else(|| FederationError::UnknownUpstream(alias_or_id.to_string()))?;
+    let action = match to {
+        UpstreamStatus::Active if upstream.status == UpstreamStatus::Pending.as_str() => {
+            "upstream.approve"
+        }
+        UpstreamStatus::Active | UpstreamStatus::Pending => "upstream.enable",
+        UpstreamStatus::Disabled => "upstream.disable",
+    };
     let mut tx = idp.core.db.begin().await?;
-    sqlx::query("UPDATE upstreams SET status = $1, updated_at = $2 WHERE id = $3")
-        .bind(status)
-        .bind(kizuna_core::time::now_unix())
-        .bind(&upstream.id)
-        .execute(tx.conn())
-        .await?;
+    sqlx::query(
+        "UPDATE upstreams SET status = $1, updated_at = $2, version = version + 1 WHERE id = $3",
+    )
+    .bind(to.as_str())
+    .bind(kizuna_core::time::now_unix())
+    .bind(&upstream.id)
+    .execute(tx.conn())
+    .await?;
     let entries = audit::append_in(
         tx.conn(),
-        &[AuditEvent::new(
-            actor,
-            format!(
-                "upstream.{}",
-                if status == "active" {
-                    "enable"
-                } else {
-                    "disable"
-                }
-            ),
-            format!("upstream:{}", upstream.id),
-        )
-        .details(json!({"alias": upstream.alias}))],
+        &[
+            AuditEvent::new(actor, action, format!("upstream:{}", upstream.id)).details(json!({
+                "alias": upstream.alias,
+                "from": upstream.status,
+                "to": to.as_str(),
+            })),
+        ],
     )
     .await?;
     tx.commit().await?;
     audit::publish(&entries);
     Ok(Upstream {
-        status: status.to_string(),
+        status: to.as_str().to_string(),
+        version: upstream.version + 1,
         ..upstream
     })
+}
+
+/// An edit of an upstream's settings; `None` keeps what is there. The alias, issuer, client
+/// id and client authentication method stay as registered (a different provider or
+/// registration is a new upstream).
+#[derive(Debug, Clone, Default)]
+pub struct UpstreamEdit {
+    /// The version the editor loaded; a newer one refuses the edit.
+    pub expected_version: i64,
+    pub name: Option<String>,
+    /// A new client secret (client_secret_basic only).
+    pub client_secret: Option<String>,
+    pub scopes: Option<Vec<String>>,
+    pub acr_values: Option<Vec<String>>,
+    pub claim_map: Option<ClaimMap>,
+    pub acr_map: Option<AcrMap>,
+    pub ceiling: Option<TrustCeiling>,
+    pub jit: Option<bool>,
+    pub email_domains: Option<Vec<String>>,
+    pub propagate_logout: Option<bool>,
+}
+
+/// Edits an upstream: checks the settings as `create` does, refuses an edit made on an older
+/// version (returning the current one), stores and audits it (what changed, never the
+/// secret) in one transaction.
+pub async fn edit(
+    idp: &Idp,
+    actor: Actor,
+    id: &str,
+    edit: UpstreamEdit,
+) -> Result<Upstream, FederationError> {
+    let current = find(idp, id)
+        .await?
+        .ok_or_else(|| FederationError::UnknownUpstream(id.to_string()))?;
+    if current.version != edit.expected_version {
+        return Err(FederationError::Stale(Box::new(current)));
+    }
+    if edit.client_secret.is_some() && current.client_auth != ClientAuth::ClientSecretBasic {
+        return Err(invalid("private_key_jwt uses a key, not a secret"));
+    }
+    if edit.client_secret.as_deref().is_some_and(str::is_empty) {
+        return Err(invalid("the new client secret is empty"));
+    }
+    let mut next = current.clone();
+    let mut changed = serde_json::Map::new();
+    macro_rules! apply {
+        ($field:ident) => {
+            if let Some(value) = edit.$field {
+                if value != next.$field {
+                    changed.insert(stringify!($field).into(), json!(value));
+                    next.$field = value;
+                }
+            }
+        };
+    }
+    apply!(name);
+    apply!(scopes);
+    apply!(acr_values);
+    apply!(claim_map);
+    apply!(acr_map);
+    apply!(ceiling);
+    apply!(jit);
+    apply!(email_domains);
+    apply!(propagate_logout);
+    check_name(&next.name)?;
+    check_requests(&next.scopes, &next.acr_values)?;
+    check_domains(&next.email_domains)?;
+    if let Some(secret) = &edit.client_secret {
+        next.client_secret = Some(
+            idp.core
+                .custody
+                .seal(&secret_context(&next.id), secret.as_bytes())?,
+        );
+        changed.insert("client_secret".into(), json!("replaced"));
+    }
+    next.version += 1;
+    let mut tx = idp.core.db.begin().await?;
+    let updated = sqlx::query(
+        "UPDATE upstreams SET name = $1, client_secret = $2, scopes = $3, acr_values = $4, claim_map = $5, \
+         acr_map = $6, max_ial = $7, max_aal = $8, jit = $9, email_domains = $10, propagate_logout = $11, \
+         updated_at = $12, version = $13 WHERE id = $14 AND version = $15",
+    )
+    .bind(&next.name)
+    .bind(&next.client_secret)
+    .bind(to_json(&next.scopes))
+    .bind(to_json(&next.acr_values))
+    .bind(to_json(&next.claim_map))
+    .bind(to_json(&next.acr_map))
+    .bind(next.ceiling.max_ial as i64)
+    .bind(next.ceiling.max_aal as i64)
+    .bind(next.jit as i64)
+    .bind(to_json(&next.email_domains))
+    .bind(next.propagate_logout as i64)
+    .bind(kizuna_core::time::now_unix())
+    .bind(next.version)
+    .bind(&next.id)
+    .bind(current.version)
+    .execute(tx.conn())
+    .await?
+    .rows_affected();
+    if updated == 0 {
+        drop(tx);
+        let newer = find(idp, id)
+            .await?
+            .ok_or_else(|| FederationError::UnknownUpstream(id.to_string()))?;
+        return Err(FederationError::Stale(Box::new(newer)));
+    }
+    let entries = audit::append_in(
+        tx.conn(),
+        &[
+            AuditEvent::new(actor, "upstream.edit", format!("upstream:{}", next.id))
+                .details(json!({"alias": next.alias, "version": next.version, "changed": changed})),
+        ],
+    )
+    .await?;
+    tx.commit().await?;
+    audit::publish(&entries);
+    Ok(next)
+}
+
+/// What to register at the upstream for Kizuna's client there.
+#[derive(Debug, Clone, Serialize)]
+pub struct Registration {
+    pub redirect_uri: String,
+    pub backchannel_logout_uri: String,
+    pub post_logout_redirect_uri: String,
+    /// Where the upstream reads the client-assertion key (private_key_jwt only).
+    pub jwks_uri: Option<String>,
+}
+
+pub fn registration(idp: &Idp, upstream: &Upstream) -> Registration {
+    Registration {
+        redirect_uri: super::client::callback_url(idp),
+        backchannel_logout_uri: idp.endpoint(&format!(
+            "/federation/{}/backchannel-logout",
+            upstream.alias
+        )),
+        post_logout_redirect_uri: idp.endpoint("/federation/logout/done"),
+        jwks_uri: upstream
+            .key_id
+            .as_ref()
+            .map(|_| idp.endpoint(&format!("/federation/{}/jwks", upstream.alias))),
+    }
 }
 
 /// The public key of an upstream's client-assertion key as a JWK Set (for the upstream's
