@@ -114,6 +114,7 @@ async fn a_city_administrator_revokes_an_enrolled_device_from_the_console() {
             "audit",
             "user",
             "reviews",
+            "upstreams",
         ] {
             assert!(
                 std::path::Path::new(&format!("{ARTIFACTS}/{shot}.png")).is_file(),
@@ -504,4 +505,164 @@ async fn huge_searches_and_revoking_twice_get_a_clear_message() {
     let (status, _) = browser.page("/admin").await;
     assert_eq!(status, 200, "the server keeps serving");
     drop(server);
+}
+
+#[tokio::test]
+async fn an_identity_provider_is_added_and_edited_and_a_counter_check_recorded_from_the_pages() {
+    let (k, server, browser) = console().await;
+    let hospital_kizuna = Kizuna::sqlite();
+    let hospital_op = hospital_kizuna.serve();
+    let org = k.json(&["org", "create", "--name", "Hospital", "--json"]);
+    let org_id = org["id"].as_str().unwrap();
+
+    let (status, html) = browser.page("/admin/upstreams").await;
+    assert_eq!(status, 200);
+    assert!(
+        html.contains("href=\"/admin/upstreams\""),
+        "in the navigation"
+    );
+    let response = browser
+        .post(
+            "/admin/upstreams",
+            "/admin/upstreams",
+            &[
+                ("alias", "hospital"),
+                ("name", "<b>Hospital</b> staff"),
+                ("org_id", org_id),
+                ("issuer", &hospital_op.public),
+                ("client_id", "kizuna-city"),
+                ("client_auth", "client_secret_basic"),
+                ("key_algorithm", "p256"),
+                ("client_secret", "the hospital's secret"),
+                ("scopes", "openid email"),
+                ("acr_values", ""),
+                ("claim_map", "email=mail\nname=display_name"),
+                ("acr_map", "urn:hospital:mfa=2:1"),
+                ("max_ial", "2"),
+                ("max_aal", "2"),
+                ("jit", "false"),
+                ("email_domains", "Hospital.example"),
+                ("propagate_logout", "true"),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), 303, "{}", response.text().await.unwrap());
+    assert_eq!(
+        response.headers()["location"],
+        "/admin/upstreams/hospital?done=created"
+    );
+    let (_, page) = browser.page("/admin/upstreams/hospital").await;
+    assert!(
+        !page.contains("<b>Hospital") && page.contains("Hospital&#60;/b&#62; staff"),
+        "the name is shown as text"
+    );
+    assert!(page.contains(&format!("{}/federation/callback", server.public)));
+    assert!(page.contains("IAL2 / AAL2") && page.contains("hospital.example"));
+    assert!(page.contains("urn:hospital:mfa=2:1"), "{page}");
+    assert!(!page.contains("the hospital&#x27;s secret") && !page.contains("hospital's secret"));
+    let listed = k.json(&["upstream", "list", "--json"]);
+    assert_eq!(listed[0]["status"], "active");
+    assert_eq!(listed[0]["jit"], false);
+
+    // Two editors loaded version 0; the second is refused and shown the first's edit.
+    let csrf = hidden_field(&page, "csrf_token").unwrap();
+    assert_eq!(hidden_field(&page, "version").as_deref(), Some("0"));
+    let edit = |name: &'static str| {
+        let csrf = csrf.clone();
+        let browser = &browser;
+        async move {
+            form_post(
+                browser,
+                "/admin/upstreams/hospital",
+                &[
+                    ("csrf_token", &csrf),
+                    ("version", "0"),
+                    ("name", name),
+                    ("scopes", "openid email profile"),
+                    ("acr_values", ""),
+                    ("claim_map", "email=mail"),
+                    ("acr_map", ""),
+                    ("jit", "true"),
+                    ("propagate_logout", "true"),
+                    ("client_secret", ""),
+                    ("max_ial", "2"),
+                    ("max_aal", "2"),
+                    ("email_domains", "hospital.example"),
+                ],
+            )
+            .await
+        }
+    };
+    assert_eq!(edit("Hospital staff").await.0, 303);
+    let (status, html) = edit("Stale copy").await;
+    assert_eq!(status, 409);
+    assert!(html.contains("Hospital staff") && html.contains("changed by someone else"));
+    assert_eq!(hidden_field(&html, "version").as_deref(), Some("1"));
+    let (status, html) = form_post(
+        &browser,
+        "/admin/upstreams/hospital",
+        &[
+            ("csrf_token", &csrf),
+            ("version", "1"),
+            ("name", "Hospital staff"),
+            ("scopes", "openid"),
+            ("claim_map", "shoe_size=shoe"),
+            ("max_ial", "2"),
+            ("max_aal", "2"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 422, "{html}");
+    assert!(html.contains("shoe_size"), "the message names the bad line");
+
+    let response = browser
+        .post(
+            "/admin/upstreams/hospital",
+            "/admin/upstreams/hospital/disable",
+            &[],
+        )
+        .await;
+    assert_eq!(response.status(), 303);
+    assert_eq!(
+        k.json(&["upstream", "list", "--json"])[0]["status"],
+        "disabled"
+    );
+
+    // A registrar's check at the counter, from the user page.
+    let resident = k.resident("hanako", "a perfectly long passphrase");
+    let path = format!("/admin/users/{}", resident["id"].as_str().unwrap());
+    let (_, page) = browser.page(&path).await;
+    assert!(page.contains("id=\"counter-check\""), "{page}");
+    let check = |number: &'static str, birthdate: &'static str| {
+        let browser = &browser;
+        let path = path.clone();
+        async move {
+            browser
+                .post(
+                    &path,
+                    &format!("{path}/proofing"),
+                    &[
+                        ("document_type", "idcard"),
+                        ("document_number", number),
+                        ("issuer", "Kizuna City"),
+                        ("level", "3"),
+                        ("family_name", "山田"),
+                        ("given_name", "花子"),
+                        ("birthdate", birthdate),
+                    ],
+                )
+                .await
+        }
+    };
+    let refused = check("AB1234567", "1990-13-45").await;
+    assert_eq!(refused.status(), 422);
+    assert!(refused.text().await.unwrap().contains("birthdate"));
+    let recorded = check("AB1234567", "1990-04-01").await;
+    assert_eq!(recorded.status(), 303);
+    let (_, page) = browser.page(&path).await;
+    assert!(page.contains("IAL3 (counter)"), "{page}");
+    assert!(
+        !page.contains("AB1234567"),
+        "the document number is not shown"
+    );
 }

@@ -747,3 +747,286 @@ async fn devices_suspend_and_resume_with_their_certificates_and_reviews_disable_
         .await;
     assert_eq!(outsider["user"]["status"], "active");
 }
+
+/// The sign-in page, as a resident's browser gets it.
+async fn sign_in_page(server: &Server) -> String {
+    reqwest::Client::new()
+        .get(server.url("/login"))
+        .header("accept-language", "en")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn upstreams_are_vetted_before_they_are_offered_and_edited_within_each_role() {
+    // Another Kizuna stands in for a hospital's OpenID provider: its discovery document is
+    // what adding an upstream reads.
+    let hospital_kizuna = Kizuna::sqlite();
+    let hospital_op = hospital_kizuna.serve();
+    for k in Kizuna::each_backend().await {
+        let server = k.serve();
+        let base = server.base.clone();
+        let api = Api {
+            server: &server,
+            http: reqwest::Client::new(),
+        };
+        let a = k.json(&["org", "create", "--name", "Hospital", "--json"])["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let b = k.json(&["org", "create", "--name", "University", "--json"])["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let city = service_token(&k, &base, "kizuna:admin", None).await;
+        let org_admin = service_token(&k, &base, "kizuna:role:org-admin", Some(&a)).await;
+        let other_admin = service_token(&k, &base, "kizuna:role:org-admin", Some(&b)).await;
+        let auditor = service_token(&k, &base, "kizuna:role:auditor", None).await;
+        let installer = service_token(&k, &base, "kizuna:role:installer", Some(&a)).await;
+        let new = json!({
+            "alias": "hospital",
+            "name": "City Hospital staff",
+            "org_id": a,
+            "issuer": hospital_op.public,
+            "client_id": "kizuna-city",
+            "client_secret": "a secret the hospital gave us",
+            "ceiling": {"max_ial": 2, "max_aal": 2},
+            "email_domains": ["hospital.example"],
+        });
+
+        let (status, _) = api
+            .call(&installer, Method::POST, "/upstreams", Some(new.clone()))
+            .await;
+        assert_eq!(status, 403, "an installer does not add upstreams");
+        let (status, _) = api
+            .call(&other_admin, Method::POST, "/upstreams", Some(new.clone()))
+            .await;
+        assert_eq!(status, 404, "nor an org-admin for another organization");
+
+        let (status, added) = api
+            .call(&org_admin, Method::POST, "/upstreams", Some(new.clone()))
+            .await;
+        assert_eq!(status, 201, "{added}");
+        assert_eq!(added["status"], "pending", "{added}");
+        assert_eq!(
+            added["registration"]["redirect_uri"],
+            format!("{}/federation/callback", server.public)
+        );
+        assert!(added["client_secret"].is_null(), "never shown back");
+        assert!(
+            !sign_in_page(&server).await.contains("City Hospital staff"),
+            "a pending upstream is not offered"
+        );
+
+        let (status, _) = api
+            .call(
+                &org_admin,
+                Method::POST,
+                "/upstreams/hospital/approve",
+                None,
+            )
+            .await;
+        assert_eq!(
+            status, 403,
+            "an org-admin cannot approve their own upstream"
+        );
+        let (status, approved) = api
+            .call(&city, Method::POST, "/upstreams/hospital/approve", None)
+            .await;
+        assert_eq!(status, 200, "{approved}");
+        assert_eq!(approved["status"], "active");
+        assert!(sign_in_page(&server).await.contains("City Hospital staff"));
+        let (_, audit) = api
+            .call(&city, Method::GET, "/audit?action=upstream.approve", None)
+            .await;
+        assert_eq!(audit.as_array().unwrap().len(), 1, "{audit}");
+        let (status, _) = api
+            .call(&city, Method::POST, "/upstreams/hospital/approve", None)
+            .await;
+        assert_eq!(status, 409, "approving twice");
+
+        // Who sees it.
+        for role in ["registrar", "helpdesk"] {
+            let token = service_token(&k, &base, &format!("kizuna:role:{role}"), None).await;
+            let (status, _) = api.call(&token, Method::GET, "/upstreams", None).await;
+            assert_eq!(status, 403, "{role} does not see upstreams");
+        }
+        let (_, listed) = api.call(&auditor, Method::GET, "/upstreams", None).await;
+        assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+        let (_, listed) = api
+            .call(&other_admin, Method::GET, "/upstreams", None)
+            .await;
+        assert_eq!(listed.as_array().unwrap().len(), 0, "{listed}");
+        let (status, _) = api
+            .call(&other_admin, Method::GET, "/upstreams/hospital", None)
+            .await;
+        assert_eq!(status, 404);
+
+        // Edits: the organization's own settings by its admin; trust settings by the city;
+        // a stale version refused with the current one.
+        let (status, _) = api
+            .call(
+                &auditor,
+                Method::PATCH,
+                "/upstreams/hospital",
+                Some(json!({"version": 1, "name": "Renamed"})),
+            )
+            .await;
+        assert_eq!(status, 403, "an auditor changes nothing");
+        let (status, answer) = api
+            .call(
+                &org_admin,
+                Method::PATCH,
+                "/upstreams/hospital",
+                Some(json!({"version": 1, "ceiling": {"max_ial": 3, "max_aal": 3}})),
+            )
+            .await;
+        assert_eq!(status, 403, "{answer}");
+        assert!(
+            answer["message"]
+                .as_str()
+                .unwrap()
+                .contains("trust ceiling")
+        );
+        let (status, edited) = api
+            .call(
+                &org_admin,
+                Method::PATCH,
+                "/upstreams/hospital",
+                Some(
+                    json!({"version": 1, "name": "Hospital staff", "scopes": ["email", "profile"],
+                    "claim_map": {"email": "mail", "name": "display_name"}}),
+                ),
+            )
+            .await;
+        assert_eq!(status, 200, "{edited}");
+        assert_eq!(edited["version"], 2);
+        assert_eq!(edited["scopes"], json!(["openid", "email", "profile"]));
+        assert_eq!(
+            edited["claim_map"],
+            json!({"email": "mail", "name": "display_name"})
+        );
+        let (status, stale) = api
+            .call(
+                &city,
+                Method::PATCH,
+                "/upstreams/hospital",
+                Some(json!({"version": 1, "name": "Old copy"})),
+            )
+            .await;
+        assert_eq!(status, 409, "{stale}");
+        assert_eq!(stale["error"], "stale");
+        assert_eq!(stale["current"]["name"], "Hospital staff");
+        for bad in [
+            json!({"version": 2, "claim_map": {"shoe_size": "shoe"}}),
+            json!({"version": 2, "ceiling": {"max_ial": 4, "max_aal": 1}}),
+            json!({"version": 2, "email_domains": ["not a domain"]}),
+            json!({"version": 2, "name": ""}),
+        ] {
+            let (status, answer) = api
+                .call(
+                    &city,
+                    Method::PATCH,
+                    "/upstreams/hospital",
+                    Some(bad.clone()),
+                )
+                .await;
+            assert_eq!(status, 422, "{bad}: {answer}");
+        }
+        let (status, _) = api
+            .call(
+                &city,
+                Method::PATCH,
+                "/upstreams/hospital",
+                Some(json!({"version": 2, "colour": "blue"})),
+            )
+            .await;
+        assert_eq!(status, 400, "unknown fields are refused");
+
+        // Disabling, and re-enabling by the org-admin, which sends it back to vetting.
+        let (status, _) = api
+            .call(
+                &org_admin,
+                Method::POST,
+                "/upstreams/hospital/disable",
+                None,
+            )
+            .await;
+        assert_eq!(status, 200);
+        assert!(!sign_in_page(&server).await.contains("Hospital staff"));
+        let (_, enabled) = api
+            .call(&org_admin, Method::POST, "/upstreams/hospital/enable", None)
+            .await;
+        assert_eq!(enabled["status"], "pending", "{enabled}");
+        let (status, _) = api
+            .call(&city, Method::POST, "/upstreams/hospital/enable", None)
+            .await;
+        assert_eq!(status, 409, "a pending upstream is approved, not enabled");
+        k.ok(&["upstream", "enable", "hospital"]);
+        let listed = k.json(&["upstream", "list", "--json"]);
+        assert_eq!(listed[0]["status"], "active", "the CLI approves too");
+
+        // Bad registrations change nothing.
+        let unreachable = {
+            let mut n = new.clone();
+            n["alias"] = json!("nowhere");
+            n["issuer"] = json!("http://127.0.0.1:9");
+            n
+        };
+        let duplicate = new.clone();
+        let bad_alias = {
+            let mut n = new.clone();
+            n["alias"] = json!("Not An Alias");
+            n
+        };
+        let key_and_secret = {
+            let mut n = new.clone();
+            n["alias"] = json!("both");
+            n["client_auth"] = json!("private_key_jwt");
+            n
+        };
+        for (what, body, expected) in [
+            ("unreachable issuer", unreachable, 422),
+            ("taken alias", duplicate, 409),
+            ("bad alias", bad_alias, 422),
+            ("a secret with private_key_jwt", key_and_secret, 422),
+        ] {
+            let (status, answer) = api
+                .call(&city, Method::POST, "/upstreams", Some(body))
+                .await;
+            assert_eq!(status, expected, "{what}: {answer}");
+        }
+        let (_, listed) = api.call(&city, Method::GET, "/upstreams", None).await;
+        assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+
+        // private_key_jwt: Kizuna makes the key and shows what to register.
+        let (status, jwt) = api
+            .call(
+                &city,
+                Method::POST,
+                "/upstreams",
+                Some(json!({
+                    "alias": "agency",
+                    "name": "My Number card",
+                    "org_id": "Hospital",
+                    "issuer": hospital_op.public,
+                    "client_id": "kizuna-city",
+                    "client_auth": "private_key_jwt",
+                    "key_algorithm": "rsa2048",
+                })),
+            )
+            .await;
+        assert_eq!(status, 201, "{jwt}");
+        assert_eq!(jwt["status"], "active", "a city administrator's is active");
+        assert_eq!(jwt["org_id"], a, "the organization may be named");
+        assert_eq!(jwt["jwks"]["keys"][0]["kty"], "RSA");
+        assert_eq!(
+            jwt["registration"]["jwks_uri"],
+            format!("{}/federation/agency/jwks", server.public)
+        );
+    }
+}

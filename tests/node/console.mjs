@@ -167,6 +167,9 @@ try {
   await shot('user')
   await page.goto(url('/admin/reviews?days=30'))
   await shot('reviews')
+  await page.goto(url('/admin/upstreams'))
+  assert.ok(await page.isVisible('#new-upstream'), 'the form to add an identity provider')
+  await shot('upstreams')
   console.log(JSON.stringify({ serial, org_id: orgId }))
 } finally {
   await browser.close()

@@ -1,6 +1,6 @@
 //! The `counter` proofing provider: a registrar at city hall checks a resident's identity
 //! document in person (IDA evidence `document`, method `pipp`) and records it under their own
-//! account. The admin API calls [`record_check`]; the console page will too.
+//! account. The admin API and the console's user page call [`record_check`].
 
 use serde::Deserialize;
 
