@@ -407,6 +407,26 @@ enum Craft {
     ErrorResponse,
     SlowDiscovery,
     WrongAtHash,
+    /// UserInfo answers with a JWT signed by the provider's key.
+    SignedUserInfo,
+    /// ... signed by a key the provider does not publish.
+    UserInfoUnknownKey,
+    /// ... signed, for another client.
+    UserInfoWrongAudience,
+    /// ... encrypted (a five-part JWE).
+    UserInfoEncrypted,
+}
+
+impl Craft {
+    fn has_userinfo(self) -> bool {
+        matches!(
+            self,
+            Craft::SignedUserInfo
+                | Craft::UserInfoUnknownKey
+                | Craft::UserInfoWrongAudience
+                | Craft::UserInfoEncrypted
+        )
+    }
 }
 
 struct CraftedState {
@@ -448,6 +468,7 @@ impl CraftedOp {
             .route("/jwks", get(crafted_jwks))
             .route("/authorize", get(crafted_authorize))
             .route("/token", post(crafted_token))
+            .route("/userinfo", get(crafted_userinfo))
             .with_state(state.clone());
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -470,7 +491,7 @@ async fn crafted_discovery(axum::extract::State(s): Crafted) -> axum::Json<Value
     if *s.craft.lock().unwrap() == Craft::SlowDiscovery {
         tokio::time::sleep(std::time::Duration::from_secs(30)).await;
     }
-    axum::Json(json!({
+    let mut document = json!({
         "issuer": s.issuer,
         "authorization_endpoint": format!("{}/authorize", s.issuer),
         "token_endpoint": format!("{}/token", s.issuer),
@@ -479,7 +500,43 @@ async fn crafted_discovery(axum::extract::State(s): Crafted) -> axum::Json<Value
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["ES256"],
         "code_challenge_methods_supported": ["S256"],
-    }))
+    });
+    if s.craft.lock().unwrap().has_userinfo() {
+        document["userinfo_endpoint"] = json!(format!("{}/userinfo", s.issuer));
+        document["userinfo_signing_alg_values_supported"] = json!(["ES256"]);
+    }
+    axum::Json(document)
+}
+
+/// A compact JWS of `claims` by `key` under `kid`.
+fn crafted_jws(key: &common::acme::Key, kid: &str, claims: &Value) -> String {
+    let jws = key.sign(
+        &json!({"alg": "ES256", "kid": kid, "typ": "JWT"}),
+        Some(claims),
+    );
+    format!(
+        "{}.{}.{}",
+        jws["protected"].as_str().unwrap(),
+        jws["payload"].as_str().unwrap(),
+        jws["signature"].as_str().unwrap()
+    )
+}
+
+async fn crafted_userinfo(axum::extract::State(s): Crafted) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let craft = *s.craft.lock().unwrap();
+    let claims = json!({
+        "iss": s.issuer,
+        "aud": if craft == Craft::UserInfoWrongAudience { "someone-else" } else { "kizuna" },
+        "sub": "crafted-person",
+        "name": "Signed Person",
+    });
+    let body = match craft {
+        Craft::UserInfoUnknownKey => crafted_jws(&s.rogue, "k9", &claims),
+        Craft::UserInfoEncrypted => "eyJhbGciOiJSU0EtT0FFUCJ9.a.b.c.d".to_string(),
+        _ => crafted_jws(&s.key, "k1", &claims),
+    };
+    ([("content-type", "application/jwt")], body).into_response()
 }
 
 async fn crafted_jwks(axum::extract::State(s): Crafted) -> axum::Json<Value> {
@@ -562,16 +619,7 @@ async fn crafted_token(
             } else {
                 (&s.key, "k1")
             };
-            let jws = key.sign(
-                &json!({"alg": "ES256", "kid": kid, "typ": "JWT"}),
-                Some(&claims),
-            );
-            format!(
-                "{}.{}.{}",
-                jws["protected"].as_str().unwrap(),
-                jws["payload"].as_str().unwrap(),
-                jws["signature"].as_str().unwrap()
-            )
+            crafted_jws(key, kid, &claims)
         }
     };
     axum::Json(json!({
@@ -757,6 +805,39 @@ async fn an_id_token_signed_with_an_unknown_key_is_refused() {
         c.op.set(Craft::UnknownKey);
         c.refused(502, "could not be verified").await;
         c.audited("No matching key");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_userinfo_answer_is_verified_and_its_claims_used() {
+    for c in crafted_cities().await {
+        c.op.set(Craft::SignedUserInfo);
+        let attempt = c.city.start(None);
+        let back = arrive(&crafted_browser(), &attempt).await;
+        let (claims, _) = c.city.finish(attempt, &back).await;
+        assert_eq!(claims["name"], "Signed Person", "{claims}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_userinfo_answer_signed_with_an_unknown_key_is_refused() {
+    for c in crafted_cities().await {
+        c.op.set(Craft::UserInfoUnknownKey);
+        c.refused(502, "could not be verified").await;
+        c.audited("the UserInfo answer's signature");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_userinfo_answer_for_another_client_or_encrypted_is_refused() {
+    for c in crafted_cities().await {
+        c.op.set(Craft::UserInfoWrongAudience);
+        c.refused(502, "its aud is not Kizuna").await;
+        c.audited("userinfo refused");
+    }
+    for c in crafted_cities().await {
+        c.op.set(Craft::UserInfoEncrypted);
+        c.refused(502, "encrypted (JWE)").await;
     }
 }
 

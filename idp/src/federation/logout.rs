@@ -17,9 +17,6 @@ use crate::authorize::flow::with_query;
 use crate::sessions::{self, Session};
 
 const LOGOUT_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
-const ALLOWED: [&str; 10] = [
-    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA",
-];
 /// Logout tokens issued longer ago than this (plus the skew) are refused.
 const MAX_AGE_SECS: i64 = 600;
 const RETURN_TTL_SECS: i64 = 600;
@@ -59,19 +56,6 @@ pub async fn backchannel(idp: &Idp, alias: &str, token: &str) -> Result<usize, F
     result.map(|(_, _, ended)| ended)
 }
 
-async fn verified(idp: &Idp, issuer: &str, jws: &Jws) -> Result<(), FederationError> {
-    for refresh in [false, true] {
-        let md = idp.federation.metadata(issuer, refresh).await?;
-        let jwks = serde_json::to_value(md.jwks()).unwrap_or(Value::Null);
-        match jws.verify_with_set(&jwks, &ALLOWED) {
-            Ok(()) => return Ok(()),
-            Err(kizuna_core::jose::JoseError::NoKey) if !refresh => continue,
-            Err(e) => return Err(refuse(format!("the logout token's signature: {e}"))),
-        }
-    }
-    Err(refuse("no key of the upstream verifies the logout token"))
-}
-
 async fn end_named_sessions(
     idp: &Idp,
     upstream: &upstreams::Upstream,
@@ -81,7 +65,14 @@ async fn end_named_sessions(
         return Err(FederationError::Disabled);
     }
     let jws = Jws::parse(token).map_err(|e| refuse(format!("the logout token: {e}")))?;
-    verified(idp, &upstream.issuer, &jws).await?;
+    super::client::verify_upstream_jws(
+        idp,
+        &upstream.issuer,
+        &jws,
+        "logout token",
+        FederationError::IdToken,
+    )
+    .await?;
     let claims: Value = jws
         .claims()
         .map_err(|_| refuse("the logout token's claims are not JSON"))?;
