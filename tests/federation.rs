@@ -820,6 +820,60 @@ async fn a_signed_userinfo_answer_is_verified_and_its_claims_used() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_local_authenticator_code_steps_a_federated_sign_in_up_to_aal2() {
+    for c in crafted_cities().await {
+        let browser = crafted_browser();
+        let attempt = c.city.start(None);
+        let back = arrive(&browser, &attempt).await;
+        let (claims, _) = c.city.finish(attempt, &back).await;
+        assert_eq!(claims["acr"], "urn:kizuna:aal:1");
+
+        // The federated account sets up an authenticator app on its account page.
+        let account = format!("{}/account/totp/new", c.server.public);
+        let (status, html) = browser.get(&account).await;
+        assert_eq!(status, 200, "{html}");
+        let app = common::TotpApp::from_page(&html);
+        let enrolled = browser
+            .post_form(&account, "/account/totp", &[("code", &app.code())])
+            .await;
+        assert_eq!(enrolled.status(), 303);
+
+        // A service that needs AAL2 asks for the code only, not another upstream sign-in.
+        let attempt = c.city.start(Some("urn:kizuna:aal:2"));
+        let (at, status, html) = match browser.walk(&attempt.url, CALLBACK).await {
+            Arrival::Page(at, status, html) => (at, status, html),
+            Arrival::Arrived(url) => panic!("AAL2 without a second factor: {url}"),
+        };
+        assert!(at.path().starts_with("/login/mfa"), "{at} {status}");
+        assert!(html.contains("value=\"totp\""), "{html}");
+        let answered = browser
+            .post_form(
+                at.as_str(),
+                "/login/mfa",
+                &[("method", "totp"), ("code", &app.code())],
+            )
+            .await;
+        assert_eq!(answered.status(), 303);
+        let next = at
+            .join(answered.headers()["location"].to_str().unwrap())
+            .unwrap();
+        let back = match browser.walk(next.as_str(), CALLBACK).await {
+            Arrival::Arrived(url) => url,
+            Arrival::Page(at, status, html) => panic!("stopped at {at} ({status}): {html}"),
+        };
+        let (claims, _) = c.city.finish(attempt, &back).await;
+        assert_eq!(claims["acr"], "urn:kizuna:aal:2", "{claims}");
+        assert_eq!(claims["amr"], json!(["fed", "otp", "mfa"]));
+        assert!(
+            claims["idp"]
+                .as_str()
+                .unwrap()
+                .starts_with("http://127.0.0.1")
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_userinfo_answer_signed_with_an_unknown_key_is_refused() {
     for c in crafted_cities().await {
         c.op.set(Craft::UserInfoUnknownKey);

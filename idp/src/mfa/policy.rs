@@ -43,17 +43,24 @@ impl Aal {
 
     /// The level a sign-in with these methods reached: a hardware-bound passkey with user
     /// verification is AAL3; two factors (or a passkey, which verifies the user itself)
-    /// AAL2; one factor AAL1. `None` for no method at all.
+    /// AAL2; one factor AAL1. `None` for no method at all. A sign-in at an upstream
+    /// identity provider (`fed`) counts as the first factor, as a password would: with a
+    /// local code or passkey it is two (what Keycloak's post-broker OTP does); with a local
+    /// password it is still one.
     pub fn from_amr(amr: &[String]) -> Option<Aal> {
         let has = |m: &str| amr.iter().any(|a| a == m);
         let verified = has("user") || has("pin");
         if has("hwk") && verified {
             return Some(Aal::Three);
         }
-        let factors = [has("pwd"), has("otp"), has("hwk") || has("swk")]
-            .iter()
-            .filter(|f| **f)
-            .count();
+        let factors = [
+            has("pwd") || has("fed"),
+            has("otp"),
+            has("hwk") || has("swk"),
+        ]
+        .iter()
+        .filter(|f| **f)
+        .count();
         if factors >= 2 || (has("swk") && verified) || has("mfa") {
             Some(Aal::Two)
         } else if factors == 1 {
@@ -96,9 +103,10 @@ pub fn combine(amr: &[String], added: &[&str]) -> Vec<String> {
             out.push(a.to_string());
         }
     }
-    let kinds = ["pwd", "otp", "hwk", "swk"]
+    let has = |m: &str| out.iter().any(|a| a == m);
+    let kinds = [has("pwd") || has("fed"), has("otp"), has("hwk"), has("swk")]
         .iter()
-        .filter(|k| out.iter().any(|a| a == *k))
+        .filter(|k| **k)
         .count();
     let passkey_alone = out.iter().any(|a| a == "user");
     if kinds >= 2 || passkey_alone {
@@ -235,6 +243,25 @@ mod tests {
             amr(&["pwd", "otp", "hwk", "user", "mfa"])
         );
         assert_eq!(combine(&[], &["swk", "user"]), amr(&["swk", "user", "mfa"]));
+    }
+
+    #[test]
+    fn an_upstream_sign_in_is_a_first_factor_and_a_local_code_the_second() {
+        assert_eq!(Aal::from_amr(&amr(&["fed"])), Some(Aal::One));
+        assert_eq!(
+            combine(&amr(&["fed"]), &["otp"]),
+            amr(&["fed", "otp", "mfa"])
+        );
+        assert_eq!(Aal::from_amr(&amr(&["fed", "otp", "mfa"])), Some(Aal::Two));
+        assert_eq!(
+            Aal::from_amr(&combine(&amr(&["fed"]), &["pwd"])),
+            Some(Aal::One),
+            "an upstream sign-in and a password are not two factors"
+        );
+        assert_eq!(
+            next_factor(&amr(&["fed"]), Aal::Two, &[Factor::Totp]),
+            Next::Ask(vec![Factor::Totp])
+        );
     }
 
     #[test]
