@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use common::jpki::{Card, CrlServer, Holder, JpkiCa};
+use common::rp::{CALLBACK, Rp};
 use common::upstream::{Arrival, CrossBrowser, NodeOp};
 use common::{Browser, Kizuna, Landing, Server, database, free_port, hidden_field, query_param};
 use openidconnect::core::{
@@ -24,7 +25,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 const PASSWORD: &str = "a resident's long passphrase";
-const CALLBACK: &str = "http://127.0.0.1:9/cb";
 
 /// The `verified_claims` an RP reads (OpenID Connect for Identity Assurance 1.0 §5).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -50,26 +50,8 @@ struct Verification {
 type IdaIdToken =
     IdToken<Ida, CoreGenderClaim, CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm>;
 
-struct Rp {
-    id: String,
-    secret: String,
-}
-
 fn rp(k: &Kizuna, assurance: &[&str]) -> Rp {
-    let c = k.json(&[
-        "client",
-        "create",
-        "--name",
-        "Childcare benefits",
-        "--redirect-uri",
-        CALLBACK,
-        "--no-consent",
-        "--json",
-    ]);
-    let rp = Rp {
-        id: c["client_id"].as_str().unwrap().into(),
-        secret: c["client_secret"].as_str().unwrap().into(),
-    };
+    let rp = Rp::register(k, "Childcare benefits", &[]);
     let mut args = vec!["client", "set-assurance", rp.id.as_str()];
     args.extend_from_slice(assurance);
     args.push("--json");
@@ -86,37 +68,7 @@ fn verified_claims_request(names: &[&str]) -> String {
 }
 
 fn authorize_url(server: &Server, rp: &Rp, extra: &[(&str, &str)]) -> String {
-    let mut params = vec![
-        ("response_type", "code"),
-        ("client_id", rp.id.as_str()),
-        ("redirect_uri", CALLBACK),
-        ("scope", "openid profile"),
-        ("state", "st"),
-        ("nonce", "n-1"),
-    ];
-    params.extend_from_slice(extra);
-    url::Url::parse_with_params(&format!("{}/authorize", server.public), &params)
-        .unwrap()
-        .to_string()
-}
-
-/// Exchanges the callback's code; returns the token response.
-async fn tokens(server: &Server, rp: &Rp, callback: &url::Url) -> Value {
-    let code = query_param(callback, "code").unwrap_or_else(|| panic!("no code: {callback}"));
-    reqwest::Client::new()
-        .post(format!("{}/token", server.public))
-        .basic_auth(&rp.id, Some(&rp.secret))
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", CALLBACK),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    rp.authorize_url(server, "openid profile", extra)
 }
 
 fn claims_of(id_token: &str) -> Value {
@@ -285,7 +237,7 @@ async fn a_resident_at_ial1_proves_with_a_jpki_signature_and_the_rp_gets_verifie
         let callback = browser
             .sign_in(answer["continue_url"].as_str().unwrap(), "taro", PASSWORD)
             .await;
-        let tokens = tokens(server, &rp, &callback).await;
+        let tokens = rp.redeem(server, &callback).await;
         let id_token = tokens["id_token"].as_str().unwrap();
         assert_eq!(claims_of(id_token)["acr"], "urn:kizuna:ial:3:aal:1");
 
@@ -379,7 +331,7 @@ async fn rp_verified_claims(server: &Server, rp: &Rp, id_token: &str) -> Verifie
     .set_allowed_algs(vec![CoreJwsSigningAlgorithm::EcdsaP256Sha256]);
     let parsed: IdaIdToken = id_token.parse().unwrap();
     let claims = parsed
-        .claims(&verifier, &Nonce::new("n-1".into()))
+        .claims(&verifier, &Nonce::new(common::rp::NONCE.into()))
         .expect("ID token verifies");
     claims.additional_claims().verified_claims.clone()
 }
@@ -569,7 +521,7 @@ async fn verified_claims_a_client_is_not_allowed_are_omitted_not_an_error() {
                 PASSWORD,
             )
             .await;
-        let tokens = tokens(&env.server, &rp, &callback).await;
+        let tokens = rp.redeem(&env.server, &callback).await;
         let id_token = claims_of(tokens["id_token"].as_str().unwrap());
         assert!(id_token.get("verified_claims").is_none(), "{id_token}");
         assert_eq!(id_token["acr"], "urn:kizuna:aal:1");
@@ -918,7 +870,7 @@ async fn a_registrar_records_an_in_person_check_with_the_document_number_hashed(
             server.public, console.id
         );
         let callback = browser.sign_in(&url, "registrar", PASSWORD).await;
-        let token = tokens(&server, &console, &callback).await["access_token"]
+        let token = console.redeem(&server, &callback).await["access_token"]
             .as_str()
             .unwrap()
             .to_string();
@@ -1196,7 +1148,7 @@ async fn a_resident_at_ial1_goes_through_the_jpki_op_and_comes_back_at_ial3() {
             panic!("did not come back: {arrival:?}");
         };
         assert_eq!(ial(&k, user_id).await, 3);
-        let tokens = tokens(&server, &service, &callback).await;
+        let tokens = service.redeem(&server, &callback).await;
         let id_token = tokens["id_token"].as_str().unwrap();
         assert_eq!(claims_of(id_token)["acr"], "urn:kizuna:ial:3:aal:1");
         // The resident is still the same local account, signed in with a password.

@@ -5,73 +5,18 @@
 
 mod common;
 
+use common::rp::Rp;
 use common::{Browser, Kizuna, Landing, Server, TotpApp, database, hidden_field, query_param};
-use kizuna_core::jose::Jws;
 use serde_json::Value;
 
 const PASSWORD: &str = "a perfectly long passphrase";
-const CALLBACK: &str = "http://127.0.0.1:9/cb";
-
-struct Rp {
-    id: String,
-    secret: String,
-}
 
 fn rp(k: &Kizuna, args: &[&str]) -> Rp {
-    let mut all = vec![
-        "client",
-        "create",
-        "--name",
-        "Ward office",
-        "--redirect-uri",
-        CALLBACK,
-        "--no-consent",
-    ];
-    all.extend_from_slice(args);
-    all.push("--json");
-    let c = k.json(&all);
-    Rp {
-        id: c["client_id"].as_str().unwrap().into(),
-        secret: c["client_secret"].as_str().unwrap().into(),
-    }
+    Rp::register(k, "Ward office", args)
 }
 
 fn authorize_url(server: &Server, rp: &Rp, extra: &[(&str, &str)]) -> String {
-    let mut params = vec![
-        ("response_type", "code"),
-        ("client_id", rp.id.as_str()),
-        ("redirect_uri", CALLBACK),
-        ("scope", "openid"),
-        ("state", "st"),
-        ("nonce", "n"),
-    ];
-    params.extend_from_slice(extra);
-    url::Url::parse_with_params(&format!("{}/authorize", server.public), &params)
-        .unwrap()
-        .to_string()
-}
-
-/// Exchanges the code on the callback URL; returns the ID token's claims.
-async fn id_token_claims(server: &Server, rp: &Rp, callback: &url::Url) -> Value {
-    let code = query_param(callback, "code").unwrap_or_else(|| panic!("no code: {callback}"));
-    let tokens: Value = reqwest::Client::new()
-        .post(format!("{}/token", server.public))
-        .basic_auth(&rp.id, Some(&rp.secret))
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", CALLBACK),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    Jws::parse(tokens["id_token"].as_str().expect("id_token"))
-        .unwrap()
-        .claims()
-        .unwrap()
+    rp.authorize_url(server, "openid", extra)
 }
 
 fn amr(claims: &Value) -> Vec<String> {
@@ -130,7 +75,7 @@ async fn a_second_factor_raises_the_sign_in_to_aal2_and_the_id_token_says_so() {
         let callback = browser
             .sign_in(&authorize_url(&server, &ward, &[]), "taro", PASSWORD)
             .await;
-        let claims = id_token_claims(&server, &ward, &callback).await;
+        let claims = ward.id_token_claims(&server, &callback).await;
         assert_eq!(claims["acr"], "urn:kizuna:aal:2");
         assert_eq!(amr(&claims), ["pwd", "otp", "mfa"]);
         assert_eq!(claims["sub"], user_id.as_str());
@@ -179,7 +124,7 @@ async fn step_up_asks_only_for_the_missing_factor() {
             .sign_in(&authorize_url(&server, &portal, &[]), "hanako", PASSWORD)
             .await;
         assert_eq!(
-            id_token_claims(&server, &portal, &plain).await["acr"],
+            portal.id_token_claims(&server, &plain).await["acr"],
             "urn:kizuna:aal:1"
         );
 
@@ -221,7 +166,7 @@ async fn step_up_asks_only_for_the_missing_factor() {
             Landing::Redirect(to) => url::Url::parse(&to).unwrap(),
             Landing::Page(status, html) => panic!("stopped on a page ({status}): {html}"),
         };
-        let claims = id_token_claims(&server, &portal, &callback).await;
+        let claims = portal.id_token_claims(&server, &callback).await;
         assert_eq!(claims["acr"], "urn:kizuna:aal:2");
         assert_eq!(amr(&claims), ["pwd", "otp", "mfa"]);
 
@@ -239,7 +184,7 @@ async fn step_up_asks_only_for_the_missing_factor() {
             Landing::Page(status, html) => panic!("stopped on a page ({status}): {html}"),
         };
         assert_eq!(
-            id_token_claims(&server, &portal, &again).await["acr"],
+            portal.id_token_claims(&server, &again).await["acr"],
             "urn:kizuna:aal:2"
         );
     }

@@ -7,6 +7,7 @@ pub mod acme;
 pub mod enroll;
 pub mod jpki;
 pub mod pki;
+pub mod rp;
 pub mod upstream;
 
 use std::io::Read;
