@@ -2079,6 +2079,36 @@ async fn create_client(State(c): State<Console>, headers: HeaderMap, body: Bytes
     })
 }
 
+/// The status buttons of something a city administrator vets (a client, an upstream):
+/// approve while it is pending (for those who may), enable when disabled, else disable.
+fn status_forms(base: &str, status: &str, may_approve: bool) -> Vec<Form> {
+    let mut forms = Vec::new();
+    if status == "pending" && may_approve {
+        forms.push(post_form(
+            "approve",
+            format!("{base}/approve"),
+            vec![],
+            t("承認", "Approve"),
+        ));
+    }
+    forms.push(if status == "disabled" {
+        post_form(
+            "enable",
+            format!("{base}/enable"),
+            vec![],
+            t("有効にする", "Enable"),
+        )
+    } else {
+        danger(post_form(
+            "disable",
+            format!("{base}/disable"),
+            vec![],
+            t("無効にする", "Disable"),
+        ))
+    });
+    forms
+}
+
 /// The client page; `stale` shows it again with the newer version after a refused edit.
 fn client_view(who: &Staff, cl: &Client, notice: Option<String>, error: Option<String>) -> View {
     let path = format!("/admin/clients/{}", cl.client_id);
@@ -2146,29 +2176,11 @@ fn client_view(who: &Staff, cl: &Client, notice: Option<String>, error: Option<S
                 t("シークレットを再発行", "Rotate secret"),
             )));
         }
-        if cl.status == "pending" && who.may_in(Action::ApproveClients, None) {
-            s.forms.push(post_form(
-                "approve",
-                format!("{base}/approve"),
-                vec![],
-                t("承認", "Approve"),
-            ));
-        }
-        if cl.status == "disabled" {
-            s.forms.push(post_form(
-                "enable",
-                format!("{base}/enable"),
-                vec![],
-                t("有効にする", "Enable"),
-            ));
-        } else {
-            s.forms.push(danger(post_form(
-                "disable",
-                format!("{base}/disable"),
-                vec![],
-                t("無効にする", "Disable"),
-            )));
-        }
+        s.forms.extend(status_forms(
+            &base,
+            &cl.status,
+            who.may_in(Action::ApproveClients, None),
+        ));
     }
     v.sections.push(s);
     v
@@ -2684,29 +2696,7 @@ fn upstream_view(
             fields,
             t("保存", "Save"),
         ));
-        if u.status == "pending" && trust {
-            s.forms.push(post_form(
-                "approve",
-                format!("{path}/approve"),
-                vec![],
-                t("承認", "Approve"),
-            ));
-        }
-        if u.status == "disabled" {
-            s.forms.push(post_form(
-                "enable",
-                format!("{path}/enable"),
-                vec![],
-                t("有効にする", "Enable"),
-            ));
-        } else {
-            s.forms.push(danger(post_form(
-                "disable",
-                format!("{path}/disable"),
-                vec![],
-                t("無効にする", "Disable"),
-            )));
-        }
+        s.forms.extend(status_forms(&path, &u.status, trust));
     }
     v.sections.push(s);
     let mut reg = section(t("外部IdPに登録する値", "What to register at the provider"));
