@@ -821,6 +821,14 @@ async fn upstreams_are_vetted_before_they_are_offered_and_edited_within_each_rol
             !sign_in_page(&server).await.contains("City Hospital staff"),
             "a pending upstream is not offered"
         );
+        let (_, dashboard) = api.call(&city, Method::GET, "/dashboard", None).await;
+        assert_eq!(
+            dashboard["pending"],
+            json!([{"kind": "upstream", "id": "hospital", "name": "City Hospital staff", "org_id": a}]),
+            "the city's dashboard lists what waits for approval"
+        );
+        let (_, dashboard) = api.call(&org_admin, Method::GET, "/dashboard", None).await;
+        assert_eq!(dashboard["pending"], json!([]), "not the org-admin's");
 
         let (status, _) = api
             .call(
@@ -840,6 +848,8 @@ async fn upstreams_are_vetted_before_they_are_offered_and_edited_within_each_rol
         assert_eq!(status, 200, "{approved}");
         assert_eq!(approved["status"], "active");
         assert!(sign_in_page(&server).await.contains("City Hospital staff"));
+        let (_, dashboard) = api.call(&city, Method::GET, "/dashboard", None).await;
+        assert_eq!(dashboard["pending"], json!([]));
         let (_, audit) = api
             .call(&city, Method::GET, "/audit?action=upstream.approve", None)
             .await;

@@ -610,6 +610,34 @@ async fn dashboard(State(c): State<Console>, headers: HeaderMap) -> Response {
             ));
         }
         v.sections.push(counts);
+        if !d.pending.is_empty() {
+            let mut pending = section(t("承認待ち", "Waiting for approval"));
+            pending.id = "pending".into();
+            pending.table = Some(table(
+                &[("種類", "Kind"), ("名前", "Name"), ("組織", "Organization")],
+                d.pending
+                    .iter()
+                    .map(|p| {
+                        let (kind, href) = match p.kind {
+                            "upstream" => (
+                                t("外部IdP", "Identity provider"),
+                                format!("/admin/upstreams/{}", p.id),
+                            ),
+                            _ => (
+                                t("クライアント", "Client"),
+                                format!("/admin/clients/{}", p.id),
+                            ),
+                        };
+                        vec![
+                            cell(kind),
+                            link(p.name.clone(), href),
+                            cell(p.org_id.clone().unwrap_or_default()),
+                        ]
+                    })
+                    .collect(),
+            ));
+            v.sections.push(pending);
+        }
         if who.may_in(Action::ViewAudit, None) {
             let mut events = section(t("最近のセキュリティイベント", "Recent security events"));
             events.table = Some(audit_table(&d.security_events));
