@@ -83,6 +83,9 @@ enum Command {
     /// Upstream identity providers Kizuna brokers (federation).
     #[command(subcommand)]
     Upstream(cli::upstreams::UpstreamCommand),
+    /// Identity assurance: renewed My Number cards.
+    #[command(subcommand)]
+    Assurance(cli::assurance::AssuranceCommand),
 }
 
 fn main() -> ExitCode {
@@ -147,6 +150,7 @@ fn main() -> ExitCode {
                 cli::devices::run(cli::devices::Registry::Acme(cmd), &config).await
             }
             Command::Upstream(cmd) => cli::upstreams::run(cmd, &config).await,
+            Command::Assurance(cmd) => cli::assurance::run(cmd, &config).await,
         }
     });
     match result {

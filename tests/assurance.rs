@@ -568,6 +568,144 @@ async fn one_card_binds_one_account_and_a_second_binding_is_refused_and_audited(
     }
 }
 
+/// A card's serial number as `openssl x509 -serial` prints it (upper-case hex), with colons
+/// between the bytes, as an operator may copy it from a J-LIS list.
+fn printed_serial(k: &Kizuna, card: &Card) -> String {
+    let path = k.dir.path().join("card.der");
+    std::fs::write(&path, &card.der).unwrap();
+    let out = std::process::Command::new("openssl")
+        .args(["x509", "-inform", "DER", "-noout", "-serial", "-in"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let hex = String::from_utf8(out.stdout).unwrap();
+    let hex = hex.trim().trim_start_matches("serial=");
+    hex.as_bytes()
+        .chunks(2)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renewed_card_stays_bound_to_its_account_once_its_link_is_fed_in() {
+    for k in Kizuna::each_backend().await {
+        let env = X509Env::new(k).await;
+        let (taro, taro_id) = env.resident("taro").await;
+        let (other, other_id) = env.resident("taro2").await;
+        let (third, _) = env.resident("taro3").await;
+        let old = env.ca.card(Some(&Holder::taro()), -1, 365).await;
+        let (id, c) = challenge(&taro, None).await;
+        assert_eq!(verify(&env.server, &id, &old.sign(&c), &old).await.0, 200);
+
+        // J-LIS lists the renewed card; one line names a card never used here, and one a
+        // renewed card someone else has already proofed with.
+        let renewed = env.ca.card(Some(&Holder::taro()), -1, 365).await;
+        let unused_old = env.ca.card(Some(&Holder::taro()), -1, 365).await;
+        let unused_new = env.ca.card(Some(&Holder::taro()), -1, 365).await;
+        let taken = env.ca.card(Some(&Holder::taro()), -1, 365).await;
+        let (id, c) = challenge(&third, None).await;
+        assert_eq!(
+            verify(&env.server, &id, &taken.sign(&c), &taken).await.0,
+            200
+        );
+        let links = env.k.dir.path().join("links.csv");
+        std::fs::write(
+            &links,
+            format!(
+                "changed_on,old_serial,new_serial\n2026-11-30,{},{}\n2026-11-30,{},{}\n2026-11-30,{},{}\n",
+                printed_serial(&env.k, &old),
+                printed_serial(&env.k, &renewed),
+                printed_serial(&env.k, &unused_old),
+                printed_serial(&env.k, &unused_new),
+                printed_serial(&env.k, &old),
+                printed_serial(&env.k, &taken),
+            ),
+        )
+        .unwrap();
+        let anchor = env.k.dir.path().join("jpki-root.pem");
+        let args = [
+            "assurance",
+            "renew-cards",
+            "--issuer-cert",
+            anchor.to_str().unwrap(),
+            "--file",
+            links.to_str().unwrap(),
+            "--json",
+        ];
+        let out = env.k.run(&args);
+        assert_eq!(
+            out.status.code(),
+            Some(3),
+            "a conflict is reported in the exit code"
+        );
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(
+            report,
+            json!({"renewed": 1, "not_bound": 1, "already": 0, "conflicts": [3]})
+        );
+        let again: Value = serde_json::from_slice(&env.k.run(&args).stdout).unwrap();
+        assert_eq!(
+            again,
+            json!({"renewed": 0, "not_bound": 1, "already": 1, "conflicts": [3]}),
+            "feeding the file twice changes nothing"
+        );
+
+        // The renewed card belongs to taro's account: another account is refused, taro's is
+        // raised.
+        let (id, c) = challenge(&other, None).await;
+        let (status, answer) = verify(&env.server, &id, &renewed.sign(&c), &renewed).await;
+        assert_eq!(
+            (status, answer["error"].as_str()),
+            (409, Some("already_bound"))
+        );
+        assert_eq!(ial(&env.k, &other_id).await, 1);
+        let (id, c) = challenge(&taro, None).await;
+        assert_eq!(
+            verify(&env.server, &id, &renewed.sign(&c), &renewed)
+                .await
+                .0,
+            200
+        );
+        assert_eq!(ial(&env.k, &taro_id).await, 3);
+        assert_eq!(
+            count(
+                &env.k,
+                "SELECT COUNT(*) FROM audit_log WHERE target = $1 AND action = 'assurance.binding_renewed'",
+                &format!("user:{taro_id}"),
+            )
+            .await,
+            1
+        );
+
+        // Bad input changes nothing: a serial that is not hex, a file without the columns.
+        let out = env.k.run(&[
+            "assurance",
+            "renew-cards",
+            "--issuer-cert",
+            anchor.to_str().unwrap(),
+            "--old-serial",
+            "not-hex",
+            "--new-serial",
+            "01",
+        ]);
+        assert!(!out.status.success());
+        assert!(String::from_utf8_lossy(&out.stderr).contains("not a certificate serial number"));
+        std::fs::write(&links, "old,new\n01,02\n").unwrap();
+        let out = env.k.run(&args);
+        assert!(String::from_utf8_lossy(&out.stderr).contains("no old_serial column"));
+        assert_eq!(
+            count(
+                &env.k,
+                "SELECT COUNT(*) FROM identity_bindings WHERE user_id = $1",
+                &taro_id,
+            )
+            .await,
+            2
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn editing_a_verified_name_drops_the_level() {
     for k in Kizuna::each_backend().await {

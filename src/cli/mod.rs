@@ -1,6 +1,7 @@
 //! The operator's commands (`kizuna <noun> <verb>`). Each finds the database exactly as
 //! `serve` does, so it works beside a running server.
 
+pub mod assurance;
 pub mod ca;
 pub mod clients;
 pub mod devices;

@@ -10,6 +10,7 @@ pub mod counter;
 pub mod flow;
 pub mod jpki_oidc;
 pub mod pages;
+pub mod renewal;
 pub mod webhook;
 pub mod x509_signature;
 

@@ -38,6 +38,12 @@ use crate::sessions;
 /// The provider id.
 pub const ID: &str = "x509-signature";
 
+/// The identity a signature certificate binds to one account: its issuer and serial number
+/// (lower-case hex of the DER INTEGER). Stored only as a keyed hash.
+pub fn binding_identity(issuer: &str, serial: &str) -> String {
+    format!("jpki-signature:{issuer}:{serial}")
+}
+
 /// The JPKI personal-data arc (1.2.392.200149.8.5.5): subjectAltName otherNames of the
 /// signature certificate carrying the four basic attributes.
 const JPKI_NAME: &str = "1.2.392.200149.8.5.5.1";
@@ -709,10 +715,7 @@ pub async fn verify(
         attributes: checked.attributes,
         expires_at: (now + x509.valid_days * 86_400).min(checked.not_after),
         verifier: Verifier::System(ID.into()),
-        binding: Some(format!(
-            "jpki-signature:{}:{}",
-            checked.issuer, checked.serial
-        )),
+        binding: Some(binding_identity(&checked.issuer, &checked.serial)),
     };
     finish(&idp, &attempt, proofing).await
 }
