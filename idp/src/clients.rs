@@ -297,8 +297,42 @@ fn check_jwks(jwks: &serde_json::Value) -> Result<(), ClientError> {
     Ok(())
 }
 
+/// Which rule a client's redirect URIs follow.
+#[derive(Clone, Copy)]
+enum Redirects<'a> {
+    /// A relying party: https, http only on loopback, private-use schemes for native apps.
+    ThirdParty,
+    /// A client Kizuna itself runs: anywhere under its own public URL, which the operator
+    /// chose (plain HTTP included, for a development install on a host name).
+    UnderPublicUrl(&'a str),
+}
+
+impl Redirects<'_> {
+    fn check(self, uri: &str, public: bool) -> Result<(), ClientError> {
+        match self {
+            Redirects::ThirdParty => check_redirect_uri(uri, public),
+            Redirects::UnderPublicUrl(base) => {
+                if uri.starts_with(&format!("{}/", base.trim_end_matches('/')))
+                    && !uri.contains('#')
+                    && uri.len() <= 2048
+                {
+                    Ok(())
+                } else {
+                    Err(invalid(format!(
+                        "a first-party redirect URI must be under the public URL, not {uri:?}"
+                    )))
+                }
+            }
+        }
+    }
+}
+
 /// Applies defaults and checks every rule; returns the client to store (without id/secret).
 fn plan(new: NewClient) -> Result<Client, ClientError> {
+    plan_with(new, Redirects::ThirdParty)
+}
+
+fn plan_with(new: NewClient, redirects: Redirects) -> Result<Client, ClientError> {
     let name = new.name.trim().to_string();
     if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
         return Err(invalid("the client name must be 1 to 200 characters"));
@@ -340,7 +374,7 @@ fn plan(new: NewClient) -> Result<Client, ClientError> {
         .iter()
         .chain(&new.post_logout_redirect_uris)
     {
-        check_redirect_uri(uri, new.public)?;
+        redirects.check(uri, new.public)?;
     }
     if let Some(uri) = &new.backchannel_logout_uri {
         check_redirect_uri(uri, false)?;
@@ -637,27 +671,21 @@ pub async fn ensure_first_party(
     redirect_uri: &str,
     min_aal: u8,
 ) -> Result<(), ClientError> {
-    // The redirect URI must be under Kizuna's own public URL, which the operator chose (plain
-    // HTTP included, for a development install on a host name): the https rule protects
-    // residents from third-party clients, so the rest is checked on a loopback stand-in.
-    if !redirect_uri.starts_with(&format!("{}/", core.public_url.trim_end_matches('/'))) {
-        return Err(invalid(format!(
-            "a first-party redirect URI must be under the public URL, not {redirect_uri:?}"
-        )));
-    }
-    let mut client = plan(NewClient {
-        name: name.to_string(),
-        redirect_uris: vec!["http://127.0.0.1/".to_string()],
-        public: true,
-        auth_method: Some(AuthMethod::None),
-        grant_types: vec![GrantType::AuthorizationCode],
-        scopes: vec!["openid".into(), "profile".into()],
-        require_consent: Some(false),
-        min_aal,
-        ..NewClient::default()
-    })?;
+    let mut client = plan_with(
+        NewClient {
+            name: name.to_string(),
+            redirect_uris: vec![redirect_uri.to_string()],
+            public: true,
+            auth_method: Some(AuthMethod::None),
+            grant_types: vec![GrantType::AuthorizationCode],
+            scopes: vec!["openid".into(), "profile".into()],
+            require_consent: Some(false),
+            min_aal,
+            ..NewClient::default()
+        },
+        Redirects::UnderPublicUrl(&core.public_url),
+    )?;
     client.client_id = client_id.to_string();
-    client.redirect_uris = vec![redirect_uri.to_string()];
     let mut tx = core.db.begin().await?;
     match get_in(tx.conn(), client_id).await? {
         Some(existing) if existing.redirect_uris == client.redirect_uris => return Ok(()),
@@ -896,6 +924,36 @@ mod tests {
             redirect_uris: vec!["https://rp.city.example/cb".into()],
             ..NewClient::default()
         }
+    }
+
+    #[test]
+    fn a_first_party_redirect_must_lie_under_the_public_url() {
+        let console = |uri: &str| {
+            plan_with(
+                NewClient {
+                    public: true,
+                    redirect_uris: vec![uri.into()],
+                    ..web("Console")
+                },
+                Redirects::UnderPublicUrl("http://kizuna.city.internal:8080/"),
+            )
+        };
+        assert!(console("http://kizuna.city.internal:8080/admin/callback").is_ok());
+        for bad in [
+            "http://kizuna.city.internal:8080.evil.example/admin/callback",
+            "http://kizuna.city.internal:8080/admin/callback#x",
+            "https://rp.city.example/cb",
+        ] {
+            assert!(console(bad).is_err(), "{bad}");
+        }
+        assert!(
+            plan(NewClient {
+                redirect_uris: vec!["http://kizuna.city.internal:8080/admin/callback".into()],
+                ..web("Third party")
+            })
+            .is_err(),
+            "plain http on a host name is only for Kizuna's own clients"
+        );
     }
 
     #[test]
