@@ -1095,6 +1095,16 @@ impl ClientCache {
         {
             return Ok(client);
         }
+        self.fresh(db, client_id).await
+    }
+
+    /// The client as stored now (remembered for the steps that follow, such as the rest of
+    /// one sign-in).
+    pub async fn fresh(
+        &self,
+        db: &Db,
+        client_id: &str,
+    ) -> Result<Option<Arc<Client>>, sqlx::Error> {
         let client = get(db, client_id).await?.map(Arc::new);
         if let Ok(mut entries) = self.entries.lock() {
             if entries.len() > 10_000 {

@@ -17,7 +17,6 @@ use self::pending::{Pending, REQUEST_URI_PREFIX};
 use self::request::{Params, Rejection};
 use crate::Idp;
 use crate::client_auth;
-use crate::clients;
 use crate::error::{OAuthError, request_error_page};
 use crate::pages::{internal_error, page_lang, request_expired};
 use crate::sessions;
@@ -94,7 +93,7 @@ async fn authorize(idp: &Idp, headers: &HeaderMap, params: Params) -> Response {
         Ok(request) => request,
         Err(rejection) => return rejection_response(idp, rejection),
     };
-    let client = match clients::get(&idp.core.db, &request.client_id).await {
+    let client = match idp.clients.get(&idp.core.db, &request.client_id).await {
         Ok(Some(client)) => client,
         Ok(None) => {
             return request_error_page(
@@ -157,7 +156,11 @@ pub async fn resume(
         Ok(None) => return request_expired(page_lang(None)),
         Err(_) => return internal_error(),
     };
-    let client = match clients::get(&idp.core.db, &pending.request.client_id).await {
+    let client = match idp
+        .clients
+        .get(&idp.core.db, &pending.request.client_id)
+        .await
+    {
         Ok(Some(c)) if c.is_active() => c,
         Ok(_) => return request_expired(page_lang(None)),
         Err(_) => return internal_error(),

@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::Idp;
-use crate::clients::{self, Client, GrantType};
+use crate::clients::{Client, GrantType};
 use crate::error::OAuthError;
 
 /// The longest value accepted for any one parameter.
@@ -94,11 +94,14 @@ pub async fn client_and_redirect(
             "The request does not say which service it is for (client_id is missing).".into(),
         )
     })?;
-    let client = clients::get(&idp.core.db, client_id)
+    let client = idp
+        .clients
+        .fresh(&idp.core.db, client_id)
         .await
         .map_err(|_| {
             Rejection::Page("The service could not be looked up; try again later.".into())
         })?
+        .map(std::sync::Arc::unwrap_or_clone)
         .filter(Client::is_active)
         .ok_or_else(|| {
             Rejection::Page(

@@ -18,7 +18,7 @@ use super::{
 use crate::Idp;
 use crate::authorize::flow::error_redirect;
 use crate::authorize::pending::{self, Pending};
-use crate::clients::{self, Client};
+use crate::clients::Client;
 use crate::error::OAuthError;
 use crate::sessions::{self, Session};
 
@@ -50,13 +50,21 @@ async fn load(
     let Some(pending) = pending::load(idp, req).await? else {
         return Ok(None);
     };
-    let Some(client) = clients::get(&idp.core.db, &pending.request.client_id).await? else {
+    let Some(client) = idp
+        .clients
+        .get(&idp.core.db, &pending.request.client_id)
+        .await?
+    else {
         return Ok(None);
     };
     let Some(session) = sessions::current(idp, headers).await? else {
         return Ok(None);
     };
-    Ok(Some((pending, client, session)))
+    Ok(Some((
+        pending,
+        std::sync::Arc::unwrap_or_clone(client),
+        session,
+    )))
 }
 
 pub async fn show(

@@ -15,7 +15,6 @@ use kizuna_core::web::{Lang, local_path};
 use super::{check_csrf, form_page, internal_error, page_lang, request_expired};
 use crate::Idp;
 use crate::authorize::pending::{self, Pending};
-use crate::clients;
 use crate::federation::upstreams;
 use crate::login::{self, LoginFailure};
 use crate::mfa::webauthn;
@@ -52,8 +51,11 @@ async fn context(idp: &Idp, req: &str) -> Result<Option<(Pending, Option<String>
     let Some(pending) = pending::load(idp, req).await? else {
         return Ok(None);
     };
-    let client = clients::get(&idp.core.db, &pending.request.client_id).await?;
-    Ok(Some((pending, client.map(|c| c.name))))
+    let client = idp
+        .clients
+        .get(&idp.core.db, &pending.request.client_id)
+        .await?;
+    Ok(Some((pending, client.map(|c| c.name.clone()))))
 }
 
 fn url_encode(text: &str) -> String {

@@ -18,7 +18,6 @@ use super::{check_csrf, form_page, internal_error, page_lang, request_expired, s
 use crate::Idp;
 use crate::authorize::flow::error_redirect;
 use crate::authorize::pending;
-use crate::clients;
 use crate::error::OAuthError;
 use crate::login;
 use crate::mfa::pending::{self as mfa_pending, PendingMfa};
@@ -120,7 +119,9 @@ async fn first_target(idp: &Idp, user_id: &str, req: &str) -> Result<Option<Aal>
     if !req.is_empty()
         && let Some(p) = pending::load(idp, req).await?
     {
-        let client_min = clients::get(&idp.core.db, &p.request.client_id)
+        let client_min = idp
+            .clients
+            .get(&idp.core.db, &p.request.client_id)
             .await?
             .map_or(0, |c| c.min_aal);
         wanted = wanted.max(policy::required(
@@ -148,7 +149,9 @@ pub async fn require_level(
     back: &str,
 ) -> Option<Response> {
     let found = async {
-        let client_min = clients::get(&idp.core.db, client_id)
+        let client_min = idp
+            .clients
+            .get(&idp.core.db, client_id)
             .await?
             .map_or(0, |c| c.min_aal);
         let mut conn = idp.core.db.conn().await?;
