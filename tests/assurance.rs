@@ -1096,6 +1096,60 @@ async fn a_registrar_records_an_in_person_check_with_the_document_number_hashed(
             .unwrap();
         assert_eq!(refused.status(), 403);
         assert_eq!(ial(&k, resident["id"].as_str().unwrap()).await, 3);
+
+        // A helpdesk reset of an account proven at IAL3 names a fresh check at IAL3 or above
+        // of that person, not free text, not an old check, not a weaker one.
+        let reset =
+            |reference: &str| k.run(&["user", "mfa-reset", "jiro", "--reproofing-ref", reference]);
+        let refused = |reference: &str, expected: &str| {
+            let out = reset(reference);
+            let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+            assert!(!out.status.success(), "{reference}: reset anyway");
+            assert!(stderr.contains(expected), "{reference}: {stderr}");
+        };
+        refused("counter-2026-0042", "proven at IAL3");
+        let old_check = record["id"].as_str().unwrap();
+        sqlx::query("UPDATE identity_proofing SET verified_at = verified_at - 90000 WHERE id = $1")
+            .bind(old_check)
+            .execute(db.pool())
+            .await
+            .unwrap();
+        refused(old_check, "older than 24 hours");
+        let record_check = |level: u8| {
+            let (http, api, token) = (http.clone(), api.clone(), token.clone());
+            let mut check = check.clone();
+            check["level"] = json!(level);
+            async move {
+                let answer: Value = http
+                    .post(&api)
+                    .bearer_auth(&token)
+                    .json(&check)
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                answer["id"].as_str().unwrap().to_string()
+            }
+        };
+        let weaker = record_check(2).await;
+        refused(&weaker, "reached only IAL2");
+        let fresh = record_check(3).await;
+        let out = reset(&fresh);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let entry: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM audit_log WHERE action = 'mfa.reset' AND details LIKE $1",
+        )
+        .bind(format!("%\"reproofing_record\":{{%\"id\":\"{fresh}\"%"))
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+        assert_eq!(entry, 1, "the reset names the check it relied on");
     }
 }
 

@@ -665,4 +665,32 @@ async fn an_identity_provider_is_added_and_edited_and_a_counter_check_recorded_f
         !page.contains("AB1234567"),
         "the document number is not shown"
     );
+
+    // The helpdesk's reset of this IAL3 account names that check, not free text.
+    let marker = ["<dt>Proofing record</dt><dd>", "<dt>身元確認記録</dt><dd>"]
+        .into_iter()
+        .find(|m| page.contains(m))
+        .unwrap_or_else(|| panic!("the record on the page: {page}"));
+    let start = page.find(marker).unwrap() + marker.len();
+    let record_id = page[start..].split(' ').next().unwrap().to_string();
+    let reset = |reference: String| {
+        let browser = &browser;
+        let path = path.clone();
+        async move {
+            browser
+                .post(
+                    &path,
+                    &format!("{path}/reset-factors"),
+                    &[
+                        ("reproofing_reference", &reference),
+                        ("reason", "lost phone"),
+                    ],
+                )
+                .await
+        }
+    };
+    let refused = reset("desk visit 12".into()).await;
+    assert_eq!(refused.status(), 422);
+    assert!(refused.text().await.unwrap().contains("proven at IAL3"));
+    assert_eq!(reset(record_id).await.status(), 303);
 }

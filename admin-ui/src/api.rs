@@ -674,7 +674,8 @@ async fn set_password(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct MfaResetRequest {
-    /// The record of the person's re-proofing (identity checked again).
+    /// For an account proven at IAL2 or above, the id of a fresh proofing record of this
+    /// person at that level; for an IAL1 account, the helpdesk's own reference.
     reproofing_reference: String,
     #[serde(default)]
     reason: Option<String>,

@@ -1673,6 +1673,13 @@ async fn user(
                 },
             ),
             (
+                t("身元確認記録", "Proofing record"),
+                u.proofing
+                    .as_ref()
+                    .map(|r| format!("{} ({})", r.id, time(r.verified_at)))
+                    .unwrap_or_default(),
+            ),
+            (
                 t("連携アカウント", "Linked identity providers"),
                 u.linked
                     .iter()
@@ -1744,7 +1751,10 @@ async fn user(
                 vec![
                     required(text_field(
                         "reproofing_reference",
-                        t("本人確認の記録番号", "Re-proofing reference"),
+                        t(
+                            "本人確認の記録（IAL2以上は身元確認記録のID）",
+                            "Re-proofing reference (the proofing record id for IAL2 and above)",
+                        ),
                         "",
                     )),
                     text_field("reason", t("理由", "Reason"), ""),

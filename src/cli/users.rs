@@ -58,7 +58,9 @@ pub enum UserCommand {
     /// the re-proofing record (identity checked again at the account's assurance level).
     MfaReset {
         user: String,
-        /// The re-proofing record (e.g. counter visit number, JPKI check id).
+        /// For an account proven at IAL2 or above: the id of a fresh proofing record of this
+        /// person at that level (the console's user page shows it). For an IAL1 account:
+        /// the helpdesk's own reference (e.g. a counter visit number).
         #[arg(long, value_name = "REF")]
         reproofing_ref: String,
         /// Why (kept in the audit log).

@@ -27,6 +27,9 @@ pub struct MfaConfig {
     /// Authenticator models staff accounts may register as passkeys. Empty: any
     /// authenticator, no attestation asked (the default for everyone else, always).
     pub staff_authenticators: Vec<StaffAuthenticator>,
+    /// How recent the re-proofing a helpdesk reset names must be, for an account proven
+    /// at IAL2 or above.
+    pub reset_proofing_max_age_secs: i64,
 }
 
 /// An authenticator model allowed for staff: its AAGUID and the manufacturer's attestation
@@ -53,6 +56,7 @@ impl Default for MfaConfig {
             pending_ttl_secs: 600,
             staff_min_aal: 2,
             staff_authenticators: Vec::new(),
+            reset_proofing_max_age_secs: 86_400,
         }
     }
 }
@@ -60,12 +64,18 @@ impl Default for MfaConfig {
 impl MfaConfig {
     /// Checks ranges; returns the offending key and why.
     pub fn validate(&self) -> Result<(), (&'static str, String)> {
-        let checks: [(&'static str, i64, i64, i64); 5] = [
+        let checks: [(&'static str, i64, i64, i64); 6] = [
             ("mfa.code_max_failures", self.code_max_failures, 1, 1_000),
             ("mfa.code_window_secs", self.code_window_secs, 30, 86_400),
             ("mfa.reauth_secs", self.reauth_secs, 30, 3_600),
             ("mfa.pending_ttl_secs", self.pending_ttl_secs, 60, 3_600),
             ("mfa.staff_min_aal", self.staff_min_aal as i64, 0, 3),
+            (
+                "mfa.reset_proofing_max_age_secs",
+                self.reset_proofing_max_age_secs,
+                300,
+                30 * 86_400,
+            ),
         ];
         for (key, value, min, max) in checks {
             if !(min..=max).contains(&value) {

@@ -1,7 +1,9 @@
-//! The helpdesk reset of a person who lost every factor. Never weaker than enrollment: it
-//! needs the reference of a recorded re-proofing (the person's identity checked again at the
-//! account's assurance level, e.g. in person with an identity document or by JPKI), ends every
-//! session and grant, and is audited with that reference. See `docs/mfa.md`.
+//! The helpdesk reset of a person who lost every factor. Never weaker than enrollment: for an
+//! account proven at IAL2 or above it names a proofing record of that account, at the
+//! account's level or higher, made within `mfa.reset_proofing_max_age_secs` (the person's
+//! identity checked again: at the counter, or by JPKI); for a self-asserted (IAL1) account,
+//! the reference of the helpdesk's check. It ends every session and grant and is audited with
+//! that reference. See `docs/mfa.md`.
 
 use serde_json::json;
 
@@ -28,6 +30,50 @@ pub fn valid_reference(reference: &str) -> bool {
     (3..=128).contains(&r.chars().count()) && !r.chars().any(char::is_control)
 }
 
+/// The re-proofing a reset of an account at `level` (IAL2 or above) names: a proofing record
+/// of this account, live, at `level` or higher, made within the configured age. Returns what
+/// the audit entry says of it.
+async fn check_reproofing(
+    idp: &Idp,
+    conn: &mut kizuna_core::db::AnyConnection,
+    user_id: &str,
+    level: crate::assurance::Ial,
+    reference: &str,
+    now: i64,
+) -> Result<serde_json::Value, MfaError> {
+    let found: Option<(i64, i64, String, String)> = sqlx::query_as(
+        "SELECT level, verified_at, provider, verifier_id FROM identity_proofing \
+         WHERE id = $1 AND user_id = $2 AND superseded_at IS NULL AND expires_at > $3",
+    )
+    .bind(reference)
+    .bind(user_id)
+    .bind(now)
+    .fetch_optional(conn)
+    .await?;
+    let oldest = now - idp.mfa.reset_proofing_max_age_secs;
+    match found {
+        Some((reached, verified_at, provider, verifier)) if reached >= level.level() as i64 => {
+            if verified_at < oldest {
+                return Err(MfaError::Rejected(format!(
+                    "the proofing record {reference} is older than {} hours: check the person's identity again first",
+                    idp.mfa.reset_proofing_max_age_secs / 3600
+                )));
+            }
+            Ok(
+                json!({"id": reference, "level": reached, "provider": provider, "verifier": verifier, "verified_at": verified_at}),
+            )
+        }
+        Some((reached, ..)) => Err(MfaError::Rejected(format!(
+            "the account is proven at IAL{}; the proofing record {reference} reached only IAL{reached}",
+            level.level()
+        ))),
+        None => Err(MfaError::Rejected(format!(
+            "the account is proven at IAL{}: give the id of this person's proofing record from a fresh identity check at that level (a registrar's in-person check, or JPKI), not {reference:?}",
+            level.level()
+        ))),
+    }
+}
+
 /// Removes every second factor of the account, ends its sessions and grants; audited with
 /// the re-proofing reference, and the person notified.
 pub async fn reset(
@@ -47,6 +93,13 @@ pub async fn reset(
     let user: UserRecord = users::find_by_login(tx.conn(), login)
         .await?
         .ok_or_else(|| MfaError::NoAccount(login.to_string()))?;
+    let reference = reproofing_reference.trim();
+    let level = crate::assurance::level(tx.conn(), &user.id).await?;
+    let reproofing = if level > crate::assurance::Ial::One {
+        Some(check_reproofing(idp, tx.conn(), &user.id, level, reference, now).await?)
+    } else {
+        None
+    };
     let mut removed = [0u64; 3];
     for (i, table) in ["webauthn_credentials", "totp_credentials", "recovery_codes"]
         .iter()
@@ -85,7 +138,9 @@ pub async fn reset(
     let entries = audit::append_in(
         tx.conn(),
         &[AuditEvent::new(actor, "mfa.reset", format!("user:{}", user.id)).details(json!({
-            "reproofing_reference": reproofing_reference.trim(),
+            "reproofing_reference": reference,
+            "reproofing_record": reproofing,
+            "ial": level.level(),
             "reason": reason,
             "removed": {"passkeys": report.passkeys, "totp": report.totp, "recovery_codes": report.recovery_codes},
             "sessions_ended": sessions_ended,
