@@ -174,6 +174,12 @@ async fn verify(server: &Server, id: &str, signature: &str, card: &Card) -> (u16
     )
 }
 
+/// Proves the signed-in browser's account with `card`: a fresh challenge, signed by the card.
+async fn prove(server: &Server, browser: &Browser, card: &Card) -> (u16, Value) {
+    let (id, c) = challenge(browser, None).await;
+    verify(server, &id, &card.sign(&c), card).await
+}
+
 async fn ial(k: &Kizuna, user_id: &str) -> i64 {
     count(
         k,
@@ -365,8 +371,7 @@ async fn revoked_expired_and_untrusted_certificates_are_refused() {
             (&expired, "certificate_expired"),
             (&untrusted, "untrusted_certificate"),
         ] {
-            let (id, c) = challenge(&browser, None).await;
-            let (status, answer) = verify(&env.server, &id, &card.sign(&c), card).await;
+            let (status, answer) = prove(&env.server, &browser, card).await;
             assert_eq!(status, 422, "{code}: {answer}");
             assert_eq!(answer["error"], code, "{answer}");
         }
@@ -399,8 +404,7 @@ async fn a_challenge_works_once_and_not_after_it_expired() {
             (400, Some("invalid_challenge"))
         );
         // Reused after success.
-        let (id, c) = challenge(&browser, None).await;
-        assert_eq!(verify(&env.server, &id, &card.sign(&c), &card).await.0, 200);
+        assert_eq!(prove(&env.server, &browser, &card).await.0, 200);
         let (status, answer) = verify(&env.server, &id, &card.sign(&c), &card).await;
         assert_eq!(
             (status, answer["error"].as_str()),
@@ -463,8 +467,7 @@ async fn a_certificate_without_the_basic_attributes_is_refused() {
         let env = X509Env::new(k).await;
         let (browser, user_id) = env.resident("taro").await;
         let card = env.ca.card(None, -1, 365).await;
-        let (id, c) = challenge(&browser, None).await;
-        let (status, answer) = verify(&env.server, &id, &card.sign(&c), &card).await;
+        let (status, answer) = prove(&env.server, &browser, &card).await;
         assert_eq!(
             (status, answer["error"].as_str()),
             (422, Some("missing_attributes")),
@@ -485,8 +488,7 @@ async fn an_unreachable_crl_fails_closed_with_a_clear_message() {
         let env = X509Env::with(k, Some(&offline), "crl_timeout_secs = 2\n").await;
         let (browser, user_id) = env.resident("taro").await;
         let card = env.ca.card(Some(&Holder::taro()), -1, 365).await;
-        let (id, c) = challenge(&browser, None).await;
-        let (status, answer) = verify(&env.server, &id, &card.sign(&c), &card).await;
+        let (status, answer) = prove(&env.server, &browser, &card).await;
         assert_eq!(
             (status, answer["error"].as_str()),
             (503, Some("revocation_unavailable")),
@@ -510,8 +512,7 @@ async fn verified_claims_a_client_is_not_allowed_are_omitted_not_an_error() {
         let env = X509Env::new(k).await;
         let (browser, _) = env.resident("taro").await;
         let card = env.ca.card(Some(&Holder::taro()), -1, 365).await;
-        let (id, c) = challenge(&browser, None).await;
-        assert_eq!(verify(&env.server, &id, &card.sign(&c), &card).await.0, 200);
+        assert_eq!(prove(&env.server, &browser, &card).await.0, 200);
         let rp = rp(&env.k, &["--min-ial", "0"]);
         let claims = verified_claims_request(&["given_name", "birthdate"]);
         let callback = browser
@@ -538,10 +539,8 @@ async fn one_card_binds_one_account_and_a_second_binding_is_refused_and_audited(
         let (taro, _) = env.resident("taro").await;
         let (other, other_id) = env.resident("taro2").await;
         let card = env.ca.card(Some(&Holder::taro()), -1, 365).await;
-        let (id, c) = challenge(&taro, None).await;
-        assert_eq!(verify(&env.server, &id, &card.sign(&c), &card).await.0, 200);
-        let (id, c) = challenge(&other, None).await;
-        let (status, answer) = verify(&env.server, &id, &card.sign(&c), &card).await;
+        assert_eq!(prove(&env.server, &taro, &card).await.0, 200);
+        let (status, answer) = prove(&env.server, &other, &card).await;
         assert_eq!(
             (status, answer["error"].as_str()),
             (409, Some("already_bound"))
@@ -595,8 +594,7 @@ async fn a_renewed_card_stays_bound_to_its_account_once_its_link_is_fed_in() {
         let (other, other_id) = env.resident("taro2").await;
         let (third, _) = env.resident("taro3").await;
         let old = env.ca.card(Some(&Holder::taro()), -1, 365).await;
-        let (id, c) = challenge(&taro, None).await;
-        assert_eq!(verify(&env.server, &id, &old.sign(&c), &old).await.0, 200);
+        assert_eq!(prove(&env.server, &taro, &old).await.0, 200);
 
         // J-LIS lists the renewed card; one line names a card never used here, and one a
         // renewed card someone else has already proofed with.
@@ -653,8 +651,7 @@ async fn a_renewed_card_stays_bound_to_its_account_once_its_link_is_fed_in() {
 
         // The renewed card belongs to taro's account: another account is refused, taro's is
         // raised.
-        let (id, c) = challenge(&other, None).await;
-        let (status, answer) = verify(&env.server, &id, &renewed.sign(&c), &renewed).await;
+        let (status, answer) = prove(&env.server, &other, &renewed).await;
         assert_eq!(
             (status, answer["error"].as_str()),
             (409, Some("already_bound"))
@@ -712,8 +709,7 @@ async fn editing_a_verified_name_drops_the_level() {
         let env = X509Env::new(k).await;
         let (browser, user_id) = env.resident("taro").await;
         let card = env.ca.card(Some(&Holder::taro()), -1, 365).await;
-        let (id, c) = challenge(&browser, None).await;
-        assert_eq!(verify(&env.server, &id, &card.sign(&c), &card).await.0, 200);
+        assert_eq!(prove(&env.server, &browser, &card).await.0, 200);
         let (_, page) = browser.page("/account/identity").await;
         assert!(
             page.contains("id=\"name-warning\"") && page.contains("IAL3"),
@@ -1417,8 +1413,7 @@ async fn the_crl_is_fetched_once_and_cached_until_its_next_update() {
         let mut holder = Holder::taro();
         holder.name = "佐藤\u{3000}花子".into();
         let second = env.ca.card(Some(&holder), -1, 365).await;
-        let (id, c) = challenge(&b2, None).await;
-        let (status, answer) = verify(&env.server, &id, &second.sign(&c), &second).await;
+        let (status, answer) = prove(&env.server, &b2, &second).await;
         assert_eq!(status, 200, "{answer}");
         assert_eq!(env.crl.fetches(), 1);
         assert_eq!(ial(&env.k, &other).await, 3);
