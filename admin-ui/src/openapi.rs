@@ -622,6 +622,34 @@ pub async fn document() -> Response {
 
 #[cfg(test)]
 mod tests {
+    /// Every route `api.rs` serves under `/admin/api/v1`, read from its source.
+    fn served_routes() -> Vec<String> {
+        let source = include_str!("api.rs");
+        let mut routes = Vec::new();
+        let mut rest = source;
+        while let Some(at) = rest.find("\"/admin/api/v1/") {
+            let path = &rest[at + 1..];
+            let end = path.find('"').unwrap();
+            routes.push(path[..end].to_string());
+            rest = &path[end..];
+        }
+        routes
+    }
+
+    #[test]
+    fn every_route_the_api_serves_is_described() {
+        let spec = super::spec();
+        let paths = spec["paths"].as_object().unwrap();
+        let routes = served_routes();
+        assert!(routes.len() > 40, "{routes:?}");
+        for route in routes {
+            assert!(
+                paths.contains_key(&route),
+                "{route} is not in the OpenAPI document"
+            );
+        }
+    }
+
     #[test]
     fn every_path_parameter_is_declared_and_every_reference_resolves() {
         let spec = super::spec();
