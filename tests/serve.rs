@@ -193,14 +193,21 @@ async fn error_pages_and_json_logs_carry_the_request_id() {
         .unwrap();
     assert!(ja.contains("ページが見つかりません"), "Japanese by default");
 
-    // The request's log line is JSON and names the same id.
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    let logs = server.stderr();
-    let line = logs
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .find(|l| l["span"]["request_id"] == id.as_str())
-        .unwrap_or_else(|| panic!("no JSON log line with request id {id}:\n{logs}"));
+    // The request's log line is JSON and names the same id (the log writer is a thread of
+    // its own: wait for the line rather than for a fixed time).
+    let find = |logs: &str| {
+        logs.lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|l| l["span"]["request_id"] == id.as_str())
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut logs = server.stderr();
+    while find(&logs).is_none() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        logs = server.stderr();
+    }
+    let line =
+        find(&logs).unwrap_or_else(|| panic!("no JSON log line with request id {id}:\n{logs}"));
     assert_eq!(line["status"], 404);
     assert!(
         logs.lines()
