@@ -694,3 +694,61 @@ async fn an_identity_provider_is_added_and_edited_and_a_counter_check_recorded_f
     assert!(refused.text().await.unwrap().contains("proven at IAL3"));
     assert_eq!(reset(record_id).await.status(), 303);
 }
+
+#[tokio::test]
+async fn a_client_is_given_a_required_identity_level_from_its_page() {
+    let (k, server, browser) = console().await;
+    let client = k.json(&[
+        "client",
+        "create",
+        "--name",
+        "Childcare benefits",
+        "--redirect-uri",
+        "https://childcare.example/cb",
+        "--json",
+    ]);
+    let path = format!("/admin/clients/{}", client["client_id"].as_str().unwrap());
+    let (_, page) = browser.page(&path).await;
+    assert!(page.contains("id=\"client-assurance\""), "{page}");
+    let save = |claims: &'static str| {
+        let browser = &browser;
+        let path = path.clone();
+        async move {
+            browser
+                .post(
+                    &path,
+                    &format!("{path}/assurance"),
+                    &[
+                        ("min_ial", "2"),
+                        ("verified_claims", claims),
+                        ("proofing_providers", "counter"),
+                    ],
+                )
+                .await
+        }
+    };
+    let refused = save("family_name shoe_size").await;
+    assert_eq!(refused.status(), 422);
+    assert!(refused.text().await.unwrap().contains("shoe_size"));
+    assert_eq!(save("family_name given_name").await.status(), 303);
+    let (_, page) = browser.page(&path).await;
+    assert!(page.contains("IAL2") && page.contains("family_name given_name"));
+    // The same settings through the admin API.
+    let token = service_token(&k, &server.base, "kizuna:role:auditor", None).await;
+    let shown: serde_json::Value = reqwest::Client::new()
+        .get(server.url(&format!(
+            "/admin/api/v1/clients/{}/assurance",
+            client["client_id"].as_str().unwrap()
+        )))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        shown,
+        serde_json::json!({"min_ial": 2, "verified_claims": ["family_name", "given_name"], "proofing_providers": ["counter"]})
+    );
+}

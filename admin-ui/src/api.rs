@@ -90,7 +90,7 @@ pub fn router(console: Console) -> Router {
         )
         .route(
             "/admin/api/v1/clients/{id}/assurance",
-            axum::routing::put(set_client_assurance),
+            get(show_client_assurance).put(set_client_assurance),
         )
         .route("/admin/api/v1/clients/{id}/approve", post(approve_client))
         .route("/admin/api/v1/clients/{id}/disable", post(disable_client))
@@ -904,6 +904,15 @@ async fn record_proofing(
     let who = who(&c, &h).await?;
     let record = ops::record_proofing(&c, &who, &id, body(b)?).await?;
     Ok((StatusCode::CREATED, Json(record)).into_response())
+}
+
+/// `GET /admin/api/v1/clients/{id}/assurance`: a client's identity assurance settings.
+async fn show_client_assurance(
+    State(c): State<Console>,
+    h: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult {
+    ok(ops::client_assurance(&c, &who(&c, &h).await?, &id).await?)
 }
 
 /// `PUT /admin/api/v1/clients/{id}/assurance`: a client's identity assurance settings.

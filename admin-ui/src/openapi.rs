@@ -341,6 +341,15 @@ const OPS: &[Op] = &[
         query: &[],
     },
     Op {
+        method: "get",
+        path: "/clients/{id}/assurance",
+        id: "getClientAssurance",
+        summary: "A client's identity assurance settings (minimum IAL, verified claims, proofing providers)",
+        roles: "city-admin, auditor; org-admin (own organization)",
+        body: None,
+        query: &[],
+    },
+    Op {
         method: "put",
         path: "/clients/{id}/assurance",
         id: "setClientAssurance",

@@ -1060,6 +1060,17 @@ pub async fn record_proofing(
     Ok(assurance::counter::record_check(&c.idp, registrar, &user.id, check).await?)
 }
 
+/// A client's identity assurance settings, for whoever may view the client.
+pub async fn client_assurance(
+    c: &Console,
+    who: &Staff,
+    id: &str,
+) -> Result<assurance::ClientAssurance, ConsoleError> {
+    let found = client(c, who, id).await?;
+    let mut conn = c.idp.core.db.conn().await?;
+    Ok(assurance::client_settings(&mut conn, &found.client_id).await?)
+}
+
 /// A client's identity assurance settings (minimum IAL, verified claims it may receive, the
 /// proofing providers offered to its residents): city administrators.
 pub async fn set_client_assurance(

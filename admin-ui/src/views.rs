@@ -14,8 +14,8 @@ use kizuna_ca::revoke::Reason;
 use kizuna_core::audit::AuditEntry;
 use kizuna_core::time::unix_to_rfc3339;
 use kizuna_core::web::{Lang, RequestContext, csrf, local_path, page};
-use kizuna_idp::assurance::ATTRIBUTES;
 use kizuna_idp::assurance::counter::{CounterCheck, DOCUMENT_TYPES};
+use kizuna_idp::assurance::{ATTRIBUTES, ClientAssurance};
 use kizuna_idp::clients::{Client, ClientEdit};
 use kizuna_idp::users::Role;
 
@@ -2148,7 +2148,13 @@ fn status_forms(base: &str, status: &str, may_approve: bool) -> Vec<Form> {
 }
 
 /// The client page; `stale` shows it again with the newer version after a refused edit.
-fn client_view(who: &Staff, cl: &Client, notice: Option<String>, error: Option<String>) -> View {
+fn client_view(
+    who: &Staff,
+    cl: &Client,
+    ia: &ClientAssurance,
+    notice: Option<String>,
+    error: Option<String>,
+) -> View {
     let path = format!("/admin/clients/{}", cl.client_id);
     let mut v = view(
         format!("{} {}", t("クライアント", "Client"), cl.name),
@@ -2221,7 +2227,76 @@ fn client_view(who: &Staff, cl: &Client, notice: Option<String>, error: Option<S
         ));
     }
     v.sections.push(s);
+    v.sections.push(client_assurance_section(who, cl, ia));
     v
+}
+
+/// The identity level a client requires, the verified claims it may receive and the
+/// proofing providers its residents are offered; city administrators change them.
+fn client_assurance_section(who: &Staff, cl: &Client, ia: &ClientAssurance) -> Section {
+    let mut s = section(t("身元確認", "Identity assurance"));
+    s.id = "client-assurance".into();
+    s.facts = vec![
+        (
+            t("必要な身元確認レベル", "Required identity level"),
+            if ia.min_ial == 0 {
+                t("指定なし", "none")
+            } else {
+                format!("IAL{}", ia.min_ial)
+            },
+        ),
+        (
+            t("受け取れる確認済み属性", "Verified claims it may receive"),
+            ia.verified_claims.join(" "),
+        ),
+        (
+            t("案内する身元確認の方法", "Proofing providers offered"),
+            ia.proofing_providers.join(" "),
+        ),
+    ];
+    if who.may_in(Action::ApproveClients, None) {
+        s.forms.push(post_form(
+            "edit-assurance",
+            format!("/admin/clients/{}/assurance", cl.client_id),
+            vec![
+                select(
+                    "min_ial",
+                    t("必要な身元確認レベル", "Required identity level"),
+                    &ia.min_ial.to_string(),
+                    (0..=3)
+                        .map(|l| {
+                            (
+                                l.to_string(),
+                                if l == 0 {
+                                    t("指定なし", "none")
+                                } else {
+                                    format!("IAL{l}")
+                                },
+                            )
+                        })
+                        .collect(),
+                ),
+                text_field(
+                    "verified_claims",
+                    t(
+                        "受け取れる確認済み属性（空白区切り）",
+                        "Verified claims it may receive (space-separated)",
+                    ),
+                    &ia.verified_claims.join(" "),
+                ),
+                text_field(
+                    "proofing_providers",
+                    t(
+                        "案内する身元確認の方法（空白区切り）",
+                        "Proofing providers offered (space-separated)",
+                    ),
+                    &ia.proofing_providers.join(" "),
+                ),
+            ],
+            t("保存", "Save"),
+        ));
+    }
+    s
 }
 
 async fn client(
@@ -2233,7 +2308,8 @@ async fn client(
     let path = format!("/admin/clients/{id}");
     page_for!(c, headers, path, |who| {
         let cl = ops::client(&c, &who, &id).await?;
-        Ok(client_view(&who, &cl, notice_for(&raw), None))
+        let ia = ops::client_assurance(&c, &who, &id).await?;
+        Ok(client_view(&who, &cl, &ia, notice_for(&raw), None))
     })
 }
 
@@ -2262,7 +2338,8 @@ async fn edit_client(
                 let ConsoleError::Stale(Stale::Client(current)) = e else {
                     return Err(e);
                 };
-                let mut v = client_view(&p.who, &current, None, Some(message));
+                let ia = ops::client_assurance(&c, &p.who, &id).await?;
+                let mut v = client_view(&p.who, &current, &ia, None, Some(message));
                 v.status = StatusCode::CONFLICT;
                 Ok(v.render(&c, &headers, Some(&p.who)))
             }
@@ -2288,6 +2365,18 @@ async fn client_action(
                     Some(&secret),
                 )
                 .render(&c, &headers, Some(&p.who)));
+            }
+            "assurance" => {
+                let settings = ClientAssurance {
+                    min_ial: p
+                        .get("min_ial")
+                        .parse()
+                        .map_err(|_| ConsoleError::Invalid("min_ial must be 0 to 3".into()))?,
+                    verified_claims: words(&p.get("verified_claims")),
+                    proofing_providers: words(&p.get("proofing_providers")),
+                };
+                ops::set_client_assurance(&c, &p.who, &id, settings).await?;
+                return done(&back, "saved");
             }
             "approve" => ClientChange::Approve,
             "disable" => ClientChange::Disable,
