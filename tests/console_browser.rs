@@ -751,4 +751,28 @@ async fn a_client_is_given_a_required_identity_level_from_its_page() {
         shown,
         serde_json::json!({"min_ial": 2, "verified_claims": ["family_name", "given_name"], "proofing_providers": ["counter"]})
     );
+
+    // Its request quota, from the same page.
+    let quota = |value: &'static str| {
+        let browser = &browser;
+        let path = path.clone();
+        async move {
+            browser
+                .post(
+                    &path,
+                    &format!("{path}/quota"),
+                    &[("requests_per_minute", value)],
+                )
+                .await
+                .status()
+        }
+    };
+    assert_eq!(quota("many").await, 422);
+    assert_eq!(quota("0").await, 422);
+    assert_eq!(quota("120").await, 303);
+    let (_, page) = browser.page(&path).await;
+    assert!(page.contains("<dd>120</dd>"), "{page}");
+    assert_eq!(quota("").await, 303);
+    let (_, page) = browser.page(&path).await;
+    assert!(!page.contains("<dd>120</dd>"), "the limit is removed");
 }

@@ -86,7 +86,7 @@ pub fn router(console: Console) -> Router {
         )
         .route(
             "/admin/api/v1/clients/{id}/quota",
-            axum::routing::put(set_quota),
+            get(show_quota).put(set_quota),
         )
         .route(
             "/admin/api/v1/clients/{id}/assurance",
@@ -941,9 +941,13 @@ async fn set_quota(
     b: Result<Json<QuotaBody>, JsonRejection>,
 ) -> ApiResult {
     let who = who(&c, &h).await?;
-    who.require_in(Action::ApproveClients, None, &format!("client {id}"))?;
     let quota = body(b)?;
-    ok(kizuna_idp::quota::set(&c.idp, &id, quota.requests_per_minute, who.actor.clone()).await?)
+    ok(ops::set_client_quota(&c, &who, &id, quota.requests_per_minute).await?)
+}
+
+/// `GET /admin/api/v1/clients/{id}/quota`: a client's request quota.
+async fn show_quota(State(c): State<Console>, h: HeaderMap, Path(id): Path<String>) -> ApiResult {
+    ok(ops::client_quota(&c, &who(&c, &h).await?, &id).await?)
 }
 
 async fn rotate_secret(

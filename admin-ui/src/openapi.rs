@@ -359,6 +359,15 @@ const OPS: &[Op] = &[
         query: &[],
     },
     Op {
+        method: "get",
+        path: "/clients/{id}/quota",
+        id: "getClientQuota",
+        summary: "A client's request quota (requests per minute; null when not limited)",
+        roles: "city-admin, auditor; org-admin (own organization)",
+        body: None,
+        query: &[],
+    },
+    Op {
         method: "put",
         path: "/clients/{id}/quota",
         id: "setClientQuota",

@@ -1071,6 +1071,27 @@ pub async fn client_assurance(
     Ok(assurance::client_settings(&mut conn, &found.client_id).await?)
 }
 
+/// A client's request quota, for whoever may view the client.
+pub async fn client_quota(
+    c: &Console,
+    who: &Staff,
+    id: &str,
+) -> Result<kizuna_idp::quota::Quota, ConsoleError> {
+    let found = client(c, who, id).await?;
+    Ok(kizuna_idp::quota::get(&c.idp, &found.client_id).await?)
+}
+
+/// Sets (`Some`) or removes (`None`) a client's request quota: city administrators.
+pub async fn set_client_quota(
+    c: &Console,
+    who: &Staff,
+    id: &str,
+    requests_per_minute: Option<i64>,
+) -> Result<kizuna_idp::quota::Quota, ConsoleError> {
+    who.require_in(Action::ApproveClients, None, &format!("client {id}"))?;
+    Ok(kizuna_idp::quota::set(&c.idp, id, requests_per_minute, who.actor.clone()).await?)
+}
+
 /// A client's identity assurance settings (minimum IAL, verified claims it may receive, the
 /// proofing providers offered to its residents): city administrators.
 pub async fn set_client_assurance(

@@ -2148,13 +2148,27 @@ fn status_forms(base: &str, status: &str, may_approve: bool) -> Vec<Form> {
 }
 
 /// The client page; `stale` shows it again with the newer version after a refused edit.
+/// What the client page shows besides the client itself.
+struct ClientExtras {
+    assurance: ClientAssurance,
+    quota: Option<i64>,
+}
+
+async fn client_extras(c: &Console, who: &Staff, id: &str) -> Result<ClientExtras, ConsoleError> {
+    Ok(ClientExtras {
+        assurance: ops::client_assurance(c, who, id).await?,
+        quota: ops::client_quota(c, who, id).await?.requests_per_minute,
+    })
+}
+
 fn client_view(
     who: &Staff,
     cl: &Client,
-    ia: &ClientAssurance,
+    extras: &ClientExtras,
     notice: Option<String>,
     error: Option<String>,
 ) -> View {
+    let (ia, quota) = (&extras.assurance, extras.quota);
     let path = format!("/admin/clients/{}", cl.client_id);
     let mut v = view(
         format!("{} {}", t("クライアント", "Client"), cl.name),
@@ -2228,7 +2242,34 @@ fn client_view(
     }
     v.sections.push(s);
     v.sections.push(client_assurance_section(who, cl, ia));
+    v.sections.push(client_quota_section(who, cl, quota));
     v
+}
+
+/// The client's request quota at the endpoints it calls; city administrators change it.
+fn client_quota_section(who: &Staff, cl: &Client, quota: Option<i64>) -> Section {
+    let mut s = section(t("リクエスト上限", "Request quota"));
+    s.id = "client-quota".into();
+    s.facts = vec![(
+        t("1分あたりのリクエスト", "Requests per minute"),
+        quota.map_or_else(|| t("上限なし", "not limited"), |n| n.to_string()),
+    )];
+    if who.may_in(Action::ApproveClients, None) {
+        s.forms.push(post_form(
+            "edit-quota",
+            format!("/admin/clients/{}/quota", cl.client_id),
+            vec![text_field(
+                "requests_per_minute",
+                t(
+                    "1分あたりのリクエスト（空欄で上限なし）",
+                    "Requests per minute (empty: not limited)",
+                ),
+                &quota.map(|n| n.to_string()).unwrap_or_default(),
+            )],
+            t("保存", "Save"),
+        ));
+    }
+    s
 }
 
 /// The identity level a client requires, the verified claims it may receive and the
@@ -2308,8 +2349,8 @@ async fn client(
     let path = format!("/admin/clients/{id}");
     page_for!(c, headers, path, |who| {
         let cl = ops::client(&c, &who, &id).await?;
-        let ia = ops::client_assurance(&c, &who, &id).await?;
-        Ok(client_view(&who, &cl, &ia, notice_for(&raw), None))
+        let extras = client_extras(&c, &who, &id).await?;
+        Ok(client_view(&who, &cl, &extras, notice_for(&raw), None))
     })
 }
 
@@ -2338,8 +2379,8 @@ async fn edit_client(
                 let ConsoleError::Stale(Stale::Client(current)) = e else {
                     return Err(e);
                 };
-                let ia = ops::client_assurance(&c, &p.who, &id).await?;
-                let mut v = client_view(&p.who, &current, &ia, None, Some(message));
+                let extras = client_extras(&c, &p.who, &id).await?;
+                let mut v = client_view(&p.who, &current, &extras, None, Some(message));
                 v.status = StatusCode::CONFLICT;
                 Ok(v.render(&c, &headers, Some(&p.who)))
             }
@@ -2376,6 +2417,16 @@ async fn client_action(
                     proofing_providers: words(&p.get("proofing_providers")),
                 };
                 ops::set_client_assurance(&c, &p.who, &id, settings).await?;
+                return done(&back, "saved");
+            }
+            "quota" => {
+                let limit = match p.opt("requests_per_minute") {
+                    None => None,
+                    Some(n) => Some(n.trim().parse().map_err(|_| {
+                        ConsoleError::Invalid("requests per minute must be a whole number".into())
+                    })?),
+                };
+                ops::set_client_quota(&c, &p.who, &id, limit).await?;
                 return done(&back, "saved");
             }
             "approve" => ClientChange::Approve,

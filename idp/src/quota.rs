@@ -108,6 +108,19 @@ pub enum QuotaError {
     Audit(#[from] kizuna_core::audit::AuditError),
 }
 
+/// A client's quota as stored now.
+pub async fn get(idp: &Idp, client_id: &str) -> Result<Quota, sqlx::Error> {
+    let requests_per_minute =
+        sqlx::query_scalar("SELECT requests_per_minute FROM client_quotas WHERE client_id = $1")
+            .bind(client_id)
+            .fetch_optional(idp.core.db.pool())
+            .await?;
+    Ok(Quota {
+        client_id: client_id.to_string(),
+        requests_per_minute,
+    })
+}
+
 /// Sets (`Some`) or removes (`None`) a client's quota, audited.
 pub async fn set(
     idp: &Idp,
