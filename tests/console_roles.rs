@@ -122,6 +122,21 @@ async fn each_role_is_allowed_and_refused_as_the_table_says() {
             ));
         }
 
+        let portal = k.json(&[
+            "client",
+            "create",
+            "--name",
+            "Lamp portal",
+            "--org",
+            &a,
+            "--redirect-uri",
+            "https://lamps.example/cb",
+            "--json",
+        ])["client_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+
         // (name, method, path, body, roles allowed)
         let hold = json!({"serial": serial, "reason": "certificateHold"});
         let cases: Vec<Case> = vec![
@@ -251,6 +266,34 @@ async fn each_role_is_allowed_and_refused_as_the_table_says() {
                     json!({"client_name": "Lamp portal", "org_id": a, "redirect_uris": ["https://lamps.example/cb"]}),
                 ),
                 &["city-admin", "org-admin"],
+            ),
+            (
+                "view a client's identity assurance",
+                Method::GET,
+                format!("/clients/{portal}/assurance"),
+                None,
+                &["city-admin", "org-admin", "auditor"],
+            ),
+            (
+                "view a client's quota",
+                Method::GET,
+                format!("/clients/{portal}/quota"),
+                None,
+                &["city-admin", "org-admin", "auditor"],
+            ),
+            (
+                "set a client's quota",
+                Method::PUT,
+                format!("/clients/{portal}/quota"),
+                Some(json!({"requests_per_minute": 600})),
+                &["city-admin"],
+            ),
+            (
+                "list upstream identity providers",
+                Method::GET,
+                "/upstreams".into(),
+                None,
+                &["city-admin", "org-admin", "auditor"],
             ),
             (
                 "list organizations",
