@@ -1022,6 +1022,15 @@ async fn upstreams_are_vetted_before_they_are_offered_and_edited_within_each_rol
         k.ok(&["upstream", "enable", "hospital"]);
         let listed = k.json(&["upstream", "list", "--json"]);
         assert_eq!(listed[0]["status"], "active", "the CLI approves too");
+        let shown = k.json(&["upstream", "show", "hospital", "--json"]);
+        assert_eq!(shown["name"], "Hospital staff");
+        assert_eq!(
+            shown["registration"]["redirect_uri"],
+            format!("{}/federation/callback", server.public)
+        );
+        let text = k.ok(&["upstream", "show", "hospital"]);
+        assert!(text.contains("back-channel logout URI"), "{text}");
+        assert!(!k.run(&["upstream", "show", "nowhere"]).status.success());
 
         // Bad registrations change nothing.
         let unreachable = {

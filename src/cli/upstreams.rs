@@ -1,4 +1,4 @@
-//! `kizuna upstream add|list|enable|disable`: the organizations' identity providers Kizuna brokers.
+//! `kizuna upstream add|list|show|enable|disable`: the organizations' identity providers Kizuna brokers.
 
 use std::process::ExitCode;
 
@@ -12,7 +12,7 @@ use kizuna_core::orgs;
 use kizuna_idp::Idp;
 use kizuna_idp::federation::ceiling::TrustCeiling;
 use kizuna_idp::federation::claims::default_map;
-use kizuna_idp::federation::{ClientAuth, NewUpstream, UpstreamStatus, upstreams};
+use kizuna_idp::federation::{ClientAuth, NewUpstream, Upstream, UpstreamStatus, upstreams};
 
 use crate::config::Config;
 use crate::serve::{close, open_idp};
@@ -24,6 +24,12 @@ pub enum UpstreamCommand {
     Add(Box<AddArgs>),
     /// List upstreams.
     List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one upstream and what to register for Kizuna at it.
+    Show {
+        alias: String,
         #[arg(long)]
         json: bool,
     },
@@ -145,32 +151,48 @@ async fn add(idp: &Idp, args: AddArgs) -> Result<ExitCode> {
         UpstreamStatus::Active,
     )
     .await?;
-    let jwks = upstreams::client_jwks(idp, &upstream).await?;
-    let registration = upstreams::registration(idp, &upstream);
-    if args.json {
-        let mut out = serde_json::to_value(&upstream)?;
+    if !args.json {
+        println!("added upstream {} ({})", upstream.alias, upstream.id);
+    }
+    print_upstream(idp, &upstream, args.json).await
+}
+
+/// Prints an upstream's registration values (and, as JSON, the whole upstream).
+async fn print_upstream(idp: &Idp, upstream: &Upstream, json: bool) -> Result<ExitCode> {
+    let jwks = upstreams::client_jwks(idp, upstream).await?;
+    let registration = upstreams::registration(idp, upstream);
+    if json {
+        let mut out = serde_json::to_value(upstream)?;
         out["registration"] = json!(registration);
         out["jwks"] = json!(jwks);
         println!("{}", serde_json::to_string(&out)?);
-    } else {
-        println!("added upstream {} ({})", upstream.alias, upstream.id);
-        println!("register at the upstream:");
-        println!("  redirect URI:             {}", registration.redirect_uri);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{} ({}): {}, {}, ceiling IAL{}/AAL{}",
+        upstream.alias,
+        upstream.name,
+        upstream.issuer,
+        upstream.status,
+        upstream.ceiling.max_ial,
+        upstream.ceiling.max_aal
+    );
+    println!("register at the upstream:");
+    println!("  redirect URI:             {}", registration.redirect_uri);
+    println!(
+        "  back-channel logout URI:  {}",
+        registration.backchannel_logout_uri
+    );
+    println!(
+        "  post-logout redirect URI: {}",
+        registration.post_logout_redirect_uri
+    );
+    if let Some(jwks) = jwks {
         println!(
-            "  back-channel logout URI:  {}",
-            registration.backchannel_logout_uri
+            "  jwks_uri:                 {}",
+            registration.jwks_uri.as_deref().unwrap_or_default()
         );
-        println!(
-            "  post-logout redirect URI: {}",
-            registration.post_logout_redirect_uri
-        );
-        if let Some(jwks) = jwks {
-            println!(
-                "  jwks_uri:                 {}",
-                registration.jwks_uri.as_deref().unwrap_or_default()
-            );
-            println!("  jwks:                     {jwks}");
-        }
+        println!("  jwks:                     {jwks}");
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -203,6 +225,10 @@ pub async fn run(cmd: UpstreamCommand, config: &Config) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        UpstreamCommand::Show { alias, json } => match upstreams::find(&idp, &alias).await? {
+            Some(upstream) => print_upstream(&idp, &upstream, json).await,
+            None => Err(anyhow::anyhow!("no upstream {alias:?}")),
+        },
         UpstreamCommand::Disable { alias } => {
             let upstream =
                 upstreams::set_status(&idp, Actor::cli(), &alias, UpstreamStatus::Disabled).await?;
