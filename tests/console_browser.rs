@@ -563,6 +563,11 @@ async fn an_identity_provider_is_added_and_edited_and_a_counter_check_recorded_f
     let listed = k.json(&["upstream", "list", "--json"]);
     assert_eq!(listed[0]["status"], "active");
     assert_eq!(listed[0]["jit"], false);
+    let (_, org_page) = browser.page(&format!("/admin/orgs/{org_id}")).await;
+    assert!(
+        org_page.contains("href=\"/admin/upstreams/hospital\""),
+        "the organization's page lists its identity providers"
+    );
 
     // Two editors loaded version 0; the second is refused and shown the first's edit.
     let csrf = hidden_field(&page, "csrf_token").unwrap();

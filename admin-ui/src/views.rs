@@ -3058,6 +3058,44 @@ async fn create_org(State(c): State<Console>, headers: HeaderMap, body: Bytes) -
     })
 }
 
+/// The relying parties and upstream identity providers of one organization, as far as the
+/// viewer may see them.
+async fn org_partners(c: &Console, who: &Staff, org_id: &str) -> Result<Section, ConsoleError> {
+    let mut s = section(t(
+        "この組織のクライアントと外部IdP",
+        "This organization's clients and identity providers",
+    ));
+    s.id = "partners".into();
+    let mut rows = Vec::new();
+    if who.may(Action::ViewClients) {
+        for cl in ops::list_clients(c, who).await? {
+            if cl.org_id.as_deref() == Some(org_id) {
+                rows.push(vec![
+                    cell(t("クライアント", "Client")),
+                    link(cl.name.clone(), format!("/admin/clients/{}", cl.client_id)),
+                    cell(cl.status.clone()),
+                ]);
+            }
+        }
+    }
+    if who.may(Action::ViewUpstreams) {
+        for u in ops::list_upstreams(c, who).await? {
+            if u.org_id == org_id {
+                rows.push(vec![
+                    cell(t("外部IdP", "Identity provider")),
+                    link(u.name.clone(), format!("/admin/upstreams/{}", u.alias)),
+                    cell(u.status.clone()),
+                ]);
+            }
+        }
+    }
+    s.table = Some(table(
+        &[("種類", "Kind"), ("名前", "Name"), ("状態", "Status")],
+        rows,
+    ));
+    Ok(s)
+}
+
 fn org_view(
     who: &Staff,
     o: &kizuna_core::orgs::Organization,
@@ -3134,7 +3172,9 @@ async fn org(
     let path = format!("/admin/orgs/{id}");
     page_for!(c, headers, path, |who| {
         let o = ops::org(&c, &who, &id).await?;
-        Ok(org_view(&who, &o, notice_for(&raw), None))
+        let mut v = org_view(&who, &o, notice_for(&raw), None);
+        v.sections.push(org_partners(&c, &who, &o.id).await?);
+        Ok(v)
     })
 }
 
