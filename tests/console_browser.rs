@@ -639,25 +639,19 @@ async fn an_identity_provider_is_added_and_edited_and_a_counter_check_recorded_f
     let (_, page) = browser.page(&path).await;
     assert!(page.contains("id=\"counter-check\""), "{page}");
     let check = |number: &'static str, birthdate: &'static str| {
-        let browser = &browser;
-        let path = path.clone();
-        async move {
-            browser
-                .post(
-                    &path,
-                    &format!("{path}/proofing"),
-                    &[
-                        ("document_type", "idcard"),
-                        ("document_number", number),
-                        ("issuer", "Kizuna City"),
-                        ("level", "3"),
-                        ("family_name", "山田"),
-                        ("given_name", "花子"),
-                        ("birthdate", birthdate),
-                    ],
-                )
-                .await
-        }
+        browser.post_action(
+            &path,
+            "proofing",
+            vec![
+                ("document_type", "idcard"),
+                ("document_number", number),
+                ("issuer", "Kizuna City"),
+                ("level", "3"),
+                ("family_name", "山田"),
+                ("given_name", "花子"),
+                ("birthdate", birthdate),
+            ],
+        )
     };
     let refused = check("AB1234567", "1990-13-45").await;
     assert_eq!(refused.status(), 422);
@@ -678,26 +672,20 @@ async fn an_identity_provider_is_added_and_edited_and_a_counter_check_recorded_f
         .unwrap_or_else(|| panic!("the record on the page: {page}"));
     let start = page.find(marker).unwrap() + marker.len();
     let record_id = page[start..].split(' ').next().unwrap().to_string();
-    let reset = |reference: String| {
-        let browser = &browser;
-        let path = path.clone();
-        async move {
-            browser
-                .post(
-                    &path,
-                    &format!("{path}/reset-factors"),
-                    &[
-                        ("reproofing_reference", &reference),
-                        ("reason", "lost phone"),
-                    ],
-                )
-                .await
-        }
+    let reset = |reference| {
+        browser.post_action(
+            &path,
+            "reset-factors",
+            vec![
+                ("reproofing_reference", reference),
+                ("reason", "lost phone"),
+            ],
+        )
     };
-    let refused = reset("desk visit 12".into()).await;
+    let refused = reset("desk visit 12").await;
     assert_eq!(refused.status(), 422);
     assert!(refused.text().await.unwrap().contains("proven at IAL3"));
-    assert_eq!(reset(record_id).await.status(), 303);
+    assert_eq!(reset(&record_id).await.status(), 303);
 }
 
 #[tokio::test]
@@ -716,21 +704,15 @@ async fn a_client_is_given_a_required_identity_level_from_its_page() {
     let (_, page) = browser.page(&path).await;
     assert!(page.contains("id=\"client-assurance\""), "{page}");
     let save = |claims: &'static str| {
-        let browser = &browser;
-        let path = path.clone();
-        async move {
-            browser
-                .post(
-                    &path,
-                    &format!("{path}/assurance"),
-                    &[
-                        ("min_ial", "2"),
-                        ("verified_claims", claims),
-                        ("proofing_providers", "counter"),
-                    ],
-                )
-                .await
-        }
+        browser.post_action(
+            &path,
+            "assurance",
+            vec![
+                ("min_ial", "2"),
+                ("verified_claims", claims),
+                ("proofing_providers", "counter"),
+            ],
+        )
     };
     let refused = save("family_name shoe_size").await;
     assert_eq!(refused.status(), 422);
@@ -759,25 +741,14 @@ async fn a_client_is_given_a_required_identity_level_from_its_page() {
 
     // Its request quota, from the same page.
     let quota = |value: &'static str| {
-        let browser = &browser;
-        let path = path.clone();
-        async move {
-            browser
-                .post(
-                    &path,
-                    &format!("{path}/quota"),
-                    &[("requests_per_minute", value)],
-                )
-                .await
-                .status()
-        }
+        browser.post_action(&path, "quota", vec![("requests_per_minute", value)])
     };
-    assert_eq!(quota("many").await, 422);
-    assert_eq!(quota("0").await, 422);
-    assert_eq!(quota("120").await, 303);
+    assert_eq!(quota("many").await.status(), 422);
+    assert_eq!(quota("0").await.status(), 422);
+    assert_eq!(quota("120").await.status(), 303);
     let (_, page) = browser.page(&path).await;
     assert!(page.contains("<dd>120</dd>"), "{page}");
-    assert_eq!(quota("").await, 303);
+    assert_eq!(quota("").await.status(), 303);
     let (_, page) = browser.page(&path).await;
     assert!(!page.contains("<dd>120</dd>"), "the limit is removed");
 }

@@ -685,6 +685,16 @@ impl Browser {
             .unwrap()
     }
 
+    /// Posts one of a page's own forms: the action `page/action`, the CSRF token from `page`.
+    pub async fn post_action(
+        &self,
+        page: &str,
+        action: &str,
+        fields: Vec<(&str, &str)>,
+    ) -> reqwest::Response {
+        self.post(page, &format!("{page}/{action}"), &fields).await
+    }
+
     /// Signs in on Kizuna's own pages (not for a client) and lands on the account page.
     pub async fn sign_in_to_account(&self, user: &str, password: &str) {
         match self
