@@ -1060,15 +1060,35 @@ pub async fn record_proofing(
     Ok(assurance::counter::record_check(&c.idp, registrar, &user.id, check).await?)
 }
 
+/// A client with its identity assurance settings and request quota: what its console page
+/// shows, read with one client lookup.
+#[derive(Debug)]
+pub struct ClientPage {
+    pub client: Client,
+    pub assurance: assurance::ClientAssurance,
+    pub quota: kizuna_idp::quota::Quota,
+}
+
+pub async fn client_page(c: &Console, who: &Staff, id: &str) -> Result<ClientPage, ConsoleError> {
+    let client = client(c, who, id).await?;
+    let mut conn = c.idp.core.db.conn().await?;
+    let assurance = assurance::client_settings(&mut conn, &client.client_id).await?;
+    drop(conn);
+    let quota = kizuna_idp::quota::get(&c.idp, &client.client_id).await?;
+    Ok(ClientPage {
+        client,
+        assurance,
+        quota,
+    })
+}
+
 /// A client's identity assurance settings, for whoever may view the client.
 pub async fn client_assurance(
     c: &Console,
     who: &Staff,
     id: &str,
 ) -> Result<assurance::ClientAssurance, ConsoleError> {
-    let found = client(c, who, id).await?;
-    let mut conn = c.idp.core.db.conn().await?;
-    Ok(assurance::client_settings(&mut conn, &found.client_id).await?)
+    Ok(client_page(c, who, id).await?.assurance)
 }
 
 /// A client's request quota, for whoever may view the client.
@@ -1077,8 +1097,7 @@ pub async fn client_quota(
     who: &Staff,
     id: &str,
 ) -> Result<kizuna_idp::quota::Quota, ConsoleError> {
-    let found = client(c, who, id).await?;
-    Ok(kizuna_idp::quota::get(&c.idp, &found.client_id).await?)
+    Ok(client_page(c, who, id).await?.quota)
 }
 
 /// Sets (`Some`) or removes (`None`) a client's request quota: city administrators.

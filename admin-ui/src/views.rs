@@ -23,15 +23,17 @@ use crate::Console;
 use crate::access::{Action, Staff};
 use crate::api::{
     AuditQuery, CertQuery, ClientRequest, DeviceQuery, DeviceRequest, OrgRequest, TokenRequest,
+    UpstreamPatch, UpstreamRequest,
 };
 use crate::auth::{self, CallbackQuery, Finished, Signed};
 use crate::error::{ConsoleError, Stale};
-use crate::ops::{self, ClientChange, DeviceChange, Target, UpstreamChange, UpstreamView};
-use kizuna_idp::federation::ceiling::TrustCeiling;
-use kizuna_idp::federation::upstreams::{
-    acr_entries, acr_map_from, claim_entries, claim_map_from, with_openid,
+use crate::ops::{
+    self, ClientChange, ClientPage, DeviceChange, Target, UpstreamChange, UpstreamView,
 };
-use kizuna_idp::federation::{ClientAuth, NewUpstream, UpstreamEdit};
+use kizuna_idp::federation::ClientAuth;
+use kizuna_idp::federation::ceiling::{AcrMap, TrustCeiling};
+use kizuna_idp::federation::claims::ClaimMap;
+use kizuna_idp::federation::upstreams::{acr_entries, acr_map_from, claim_entries, claim_map_from};
 
 pub fn router(console: Console) -> Router {
     Router::new()
@@ -1958,7 +1960,8 @@ fn attribute_label(attribute: &str) -> String {
 
 // Clients.
 
-fn aal_options() -> Vec<(String, String)> {
+/// The choices of a required level: none, or `AAL1`–`AAL3` / `IAL1`–`IAL3`.
+fn required_level_options(kind: &str) -> Vec<(String, String)> {
     (0..=3)
         .map(|l| {
             (
@@ -1966,7 +1969,7 @@ fn aal_options() -> Vec<(String, String)> {
                 if l == 0 {
                     t("指定なし", "none")
                 } else {
-                    format!("AAL{l}")
+                    format!("{kind}{l}")
                 },
             )
         })
@@ -2045,7 +2048,7 @@ async fn clients(
                         "min_aal",
                         t("必要な認証レベル", "Required level"),
                         "0",
-                        aal_options(),
+                        required_level_options("AAL"),
                     ),
                 ],
                 t("登録", "Register"),
@@ -2147,28 +2150,18 @@ fn status_forms(base: &str, status: &str, may_approve: bool) -> Vec<Form> {
     forms
 }
 
-/// The client page; `stale` shows it again with the newer version after a refused edit.
-/// What the client page shows besides the client itself.
-struct ClientExtras {
-    assurance: ClientAssurance,
-    quota: Option<i64>,
-}
-
-async fn client_extras(c: &Console, who: &Staff, id: &str) -> Result<ClientExtras, ConsoleError> {
-    Ok(ClientExtras {
-        assurance: ops::client_assurance(c, who, id).await?,
-        quota: ops::client_quota(c, who, id).await?.requests_per_minute,
-    })
-}
-
+/// The client page; after a refused stale edit it shows the newer version with the error.
 fn client_view(
     who: &Staff,
-    cl: &Client,
-    extras: &ClientExtras,
+    page: &ClientPage,
     notice: Option<String>,
     error: Option<String>,
 ) -> View {
-    let (ia, quota) = (&extras.assurance, extras.quota);
+    let (cl, ia, quota) = (
+        &page.client,
+        &page.assurance,
+        page.quota.requests_per_minute,
+    );
     let path = format!("/admin/clients/{}", cl.client_id);
     let mut v = view(
         format!("{} {}", t("クライアント", "Client"), cl.name),
@@ -2221,7 +2214,7 @@ fn client_view(
                     "min_aal",
                     t("必要な認証レベル", "Required level"),
                     &cl.min_aal.to_string(),
-                    aal_options(),
+                    required_level_options("AAL"),
                 ),
             ],
             t("保存", "Save"),
@@ -2304,18 +2297,7 @@ fn client_assurance_section(who: &Staff, cl: &Client, ia: &ClientAssurance) -> S
                     "min_ial",
                     t("必要な身元確認レベル", "Required identity level"),
                     &ia.min_ial.to_string(),
-                    (0..=3)
-                        .map(|l| {
-                            (
-                                l.to_string(),
-                                if l == 0 {
-                                    t("指定なし", "none")
-                                } else {
-                                    format!("IAL{l}")
-                                },
-                            )
-                        })
-                        .collect(),
+                    required_level_options("IAL"),
                 ),
                 text_field(
                     "verified_claims",
@@ -2348,9 +2330,8 @@ async fn client(
 ) -> Response {
     let path = format!("/admin/clients/{id}");
     page_for!(c, headers, path, |who| {
-        let cl = ops::client(&c, &who, &id).await?;
-        let extras = client_extras(&c, &who, &id).await?;
-        Ok(client_view(&who, &cl, &extras, notice_for(&raw), None))
+        let page = ops::client_page(&c, &who, &id).await?;
+        Ok(client_view(&who, &page, notice_for(&raw), None))
     })
 }
 
@@ -2374,13 +2355,9 @@ async fn edit_client(
         };
         match ops::edit_client(&c, &p.who, &id, edit).await {
             Ok(_) => done(&format!("/admin/clients/{id}"), "saved"),
-            Err(e @ ConsoleError::Stale(_)) => {
-                let message = e.public_message();
-                let ConsoleError::Stale(Stale::Client(current)) = e else {
-                    return Err(e);
-                };
-                let extras = client_extras(&c, &p.who, &id).await?;
-                let mut v = client_view(&p.who, &current, &extras, None, Some(message));
+            Err(e @ ConsoleError::Stale(Stale::Client(_))) => {
+                let page = ops::client_page(&c, &p.who, &id).await?;
+                let mut v = client_view(&p.who, &page, None, Some(e.public_message()));
                 v.status = StatusCode::CONFLICT;
                 Ok(v.render(&c, &headers, Some(&p.who)))
             }
@@ -2477,14 +2454,6 @@ fn level(p: &Posted, name: &str) -> Result<u8, ConsoleError> {
     p.get(name)
         .parse()
         .map_err(|_| ConsoleError::Invalid(format!("{name} must be 1, 2 or 3")))
-}
-
-fn posted_ceiling(p: &Posted) -> Result<TrustCeiling, ConsoleError> {
-    TrustCeiling::new(level(p, "max_ial")?, level(p, "max_aal")?).map_err(ConsoleError::Invalid)
-}
-
-fn domains(text: &str) -> Vec<String> {
-    words(text).iter().map(|d| d.to_lowercase()).collect()
 }
 
 async fn upstreams(
@@ -2666,39 +2635,44 @@ async fn upstreams(
     })
 }
 
+/// A form's mapping lines (`ATTRIBUTE=CLAIM`, `VALUE=AAL:IAL`) as the API's maps; the API's
+/// conversion then checks them as it checks a JSON request.
+fn posted_maps(p: &Posted) -> Result<(ClaimMap, AcrMap), ConsoleError> {
+    Ok((
+        claim_map_from(&lines(&p.get("claim_map")), ClaimMap::new())?,
+        acr_map_from(&lines(&p.get("acr_map")))?,
+    ))
+}
+
+fn posted_ceiling(p: &Posted) -> Result<TrustCeiling, ConsoleError> {
+    Ok(TrustCeiling {
+        max_ial: level(p, "max_ial")?,
+        max_aal: level(p, "max_aal")?,
+    })
+}
+
 async fn create_upstream(State(c): State<Console>, headers: HeaderMap, body: Bytes) -> Response {
     post_for!(c, headers, body, |p| {
-        let client_auth = ClientAuth::parse(&p.get("client_auth"))?;
-        let new = NewUpstream {
+        let (claim_map, acr_map) = posted_maps(&p)?;
+        let new = UpstreamRequest {
             alias: p.get("alias").trim().to_string(),
             name: p.get("name").trim().to_string(),
             org_id: p.get("org_id"),
             issuer: p.get("issuer").trim().to_string(),
             client_id: p.get("client_id").trim().to_string(),
-            client_auth,
-            client_secret: match client_auth {
-                ClientAuth::ClientSecretBasic => p.opt("client_secret"),
-                ClientAuth::PrivateKeyJwt => None,
-            },
-            key_algorithm: match p.get("key_algorithm").as_str() {
-                "rsa2048" => kizuna_core::custody::KeyAlgorithm::Rsa2048,
-                _ => kizuna_core::custody::KeyAlgorithm::P256,
-            },
-            scopes: with_openid(words(&p.get("scopes"))),
+            client_auth: p.opt("client_auth"),
+            client_secret: p.opt("client_secret"),
+            key_algorithm: p.opt("key_algorithm"),
+            scopes: words(&p.get("scopes")),
             acr_values: words(&p.get("acr_values")),
-            claim_map: match lines(&p.get("claim_map")) {
-                entries if entries.is_empty() => None,
-                entries => Some(claim_map_from(
-                    &entries,
-                    kizuna_idp::federation::claims::default_map(),
-                )?),
-            },
-            acr_map: acr_map_from(&lines(&p.get("acr_map")))?,
-            ceiling: posted_ceiling(&p)?,
+            claim_map: (!claim_map.is_empty()).then_some(claim_map),
+            acr_map,
+            ceiling: Some(posted_ceiling(&p)?),
             jit: p.get("jit") != "false",
-            email_domains: domains(&p.get("email_domains")),
+            email_domains: words(&p.get("email_domains")),
             propagate_logout: p.get("propagate_logout") != "false",
-        };
+        }
+        .into_new()?;
         let created = ops::create_upstream(&c, &p.who, new).await?;
         done(
             &format!("/admin/upstreams/{}", created.upstream.alias),
@@ -2925,29 +2899,28 @@ async fn edit_upstream(
 ) -> Response {
     post_for!(c, headers, body, |p| {
         let trust = p.who.may_in(Action::ApproveUpstreams, None);
-        let edit = UpstreamEdit {
-            expected_version: p
+        let (claim_map, acr_map) = posted_maps(&p)?;
+        let edit = UpstreamPatch {
+            version: p
                 .get("version")
                 .parse()
                 .map_err(|_| ConsoleError::Invalid("the form has no version".into()))?,
             name: Some(p.get("name").trim().to_string()),
             client_secret: p.opt("client_secret"),
-            scopes: Some(with_openid(words(&p.get("scopes")))),
+            scopes: Some(words(&p.get("scopes"))),
             acr_values: Some(words(&p.get("acr_values"))),
-            claim_map: Some(claim_map_from(
-                &lines(&p.get("claim_map")),
-                Default::default(),
-            )?),
-            acr_map: Some(acr_map_from(&lines(&p.get("acr_map")))?),
+            claim_map: Some(claim_map),
+            acr_map: Some(acr_map),
             ceiling: if trust {
                 Some(posted_ceiling(&p)?)
             } else {
                 None
             },
             jit: Some(p.get("jit") != "false"),
-            email_domains: trust.then(|| domains(&p.get("email_domains"))),
+            email_domains: trust.then(|| words(&p.get("email_domains"))),
             propagate_logout: Some(p.get("propagate_logout") != "false"),
-        };
+        }
+        .into_edit()?;
         match ops::edit_upstream(&c, &p.who, &id, edit).await {
             Ok(uv) => done(&format!("/admin/upstreams/{}", uv.upstream.alias), "saved"),
             Err(e @ ConsoleError::Stale(_)) => {
