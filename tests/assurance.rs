@@ -980,29 +980,13 @@ async fn a_registrar_records_an_in_person_check_with_the_document_number_hashed(
             .execute(db.pool())
             .await
             .unwrap();
-        let console = k.json(&[
-            "client",
-            "create",
-            "--name",
+        let console = Rp::register(
+            &k,
             "console",
-            "--redirect-uri",
-            CALLBACK,
-            "--scope",
-            "openid",
-            "--scope",
-            "kizuna:admin",
-            "--no-consent",
-            "--json",
-        ]);
-        let console = Rp {
-            id: console["client_id"].as_str().unwrap().into(),
-            secret: console["client_secret"].as_str().unwrap().into(),
-        };
-        let browser = Browser::for_server(&k, &server);
-        let url = format!(
-            "{}/authorize?response_type=code&client_id={}&redirect_uri={CALLBACK}&scope=openid%20kizuna:admin&state=s",
-            server.public, console.id
+            &["--scope", "openid", "--scope", "kizuna:admin"],
         );
+        let browser = Browser::for_server(&k, &server);
+        let url = console.authorize_url(&server, "openid kizuna:admin", &[]);
         let callback = browser.sign_in(&url, "registrar", PASSWORD).await;
         let token = console.redeem(&server, &callback).await["access_token"]
             .as_str()
@@ -1131,6 +1115,22 @@ async fn a_registrar_records_an_in_person_check_with_the_document_number_hashed(
         };
         let weaker = record_check(2).await;
         refused(&weaker, "reached only IAL2");
+        // Another person's fresh IAL3 check does not re-prove this one.
+        k.resident("saburo", PASSWORD);
+        let someone_else: Value = http
+            .post(api.replace("/jiro/", "/saburo/"))
+            .bearer_auth(&token)
+            .json(&check)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        refused(
+            someone_else["id"].as_str().unwrap(),
+            "give the id of this person's proofing record",
+        );
         let fresh = record_check(3).await;
         let out = reset(&fresh);
         assert!(
