@@ -92,6 +92,7 @@ pub async fn open_core(
         secure_cookies: public_url.starts_with("https://"),
         public_url: public_url.into(),
         changes: kizuna_core::events::ChangeBus::default(),
+        levels: config.console.levels(),
     };
     Ok((core, writer))
 }

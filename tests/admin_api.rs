@@ -176,7 +176,9 @@ async fn the_admin_api_refuses_missing_weak_or_malformed_requests() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_signed_in_city_administrator_may_use_the_api_and_a_resident_may_not() {
-    let k = Kizuna::sqlite();
+    // This city accepts a second factor for its administrators (console.city_admin_aal = 2);
+    // tests/authorization.rs holds the default, which sends such a token to step up.
+    let k = Kizuna::sqlite().env("KIZUNA_CONSOLE__CITY_ADMIN_AAL", "2");
     let server = k.serve();
     let k = k.env("KIZUNA_PUBLIC_URL", &server.public);
     // The first administrator, through the bootstrap link.

@@ -167,7 +167,9 @@ fn hospital_staff() -> Value {
         "taro-upstream": {"claims": {"email": "taro@city.example.jp", "email_verified": true, "name": "Taro at the hospital"},
                           "acr": "aal2", "amr": ["pwd", "otp"]},
         "mallory": {"claims": {"email": "taro@city.example.jp", "email_verified": false, "name": "Not Taro"},
-                    "acr": "aal1", "amr": ["pwd"]}
+                    "acr": "aal1", "amr": ["pwd"]},
+        "eve": {"claims": {"email": "mayor@city.example.jp", "email_verified": true, "name": "Eve"},
+                "acr": "aal2", "amr": ["pwd", "otp"]}
     })
 }
 
@@ -309,6 +311,29 @@ impl HospitalCity {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_is_believed_about_verified_addresses_only_in_its_own_domains() {
+    let Some(node) = node_peers() else { return };
+    for c in hospital_cities(&node, false).await {
+        // The hospital says it verified an address at the city's domain: not its to vouch for.
+        let (claims, _) = c.sign_in(&upstream_browser("eve")).await;
+        assert_ne!(claims["email_verified"], true, "{claims}");
+        assert_ne!(claims["email"], "mayor@city.example.jp", "{claims}");
+        let users = c.k.json(&["user", "list", "--json"]);
+        let eve = users
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|u| u["id"] == claims["sub"])
+            .expect("a provisioned account");
+        assert!(eve["email"].is_null(), "{eve}");
+        // An address in its own domain stays verified.
+        let (claims, _) = c.sign_in(&upstream_browser("hanako")).await;
+        assert_eq!(claims["email"], "hanako@hospital.example.jp");
+        assert_eq!(claims["email_verified"], true);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_resident_signs_in_through_oidc_provider_and_is_provisioned_just_in_time() {
     let Some(node) = node_peers() else { return };
     for k in Kizuna::each_backend().await {
@@ -415,6 +440,12 @@ enum Craft {
     UserInfoWrongAudience,
     /// ... encrypted (a five-part JWE).
     UserInfoEncrypted,
+    /// Advertises RFC 9207 and sends `iss` with its answers.
+    IssSent,
+    /// Advertises RFC 9207 but answers without `iss`.
+    IssMissing,
+    /// Answers with another server's `iss` (a mix-up).
+    IssOfAnother,
 }
 
 impl Craft {
@@ -501,6 +532,9 @@ async fn crafted_discovery(axum::extract::State(s): Crafted) -> axum::Json<Value
         "id_token_signing_alg_values_supported": ["ES256"],
         "code_challenge_methods_supported": ["S256"],
     });
+    if matches!(*s.craft.lock().unwrap(), Craft::IssSent | Craft::IssMissing) {
+        document["authorization_response_iss_parameter_supported"] = json!(true);
+    }
     if s.craft.lock().unwrap().has_userinfo() {
         document["userinfo_endpoint"] = json!(format!("{}/userinfo", s.issuer));
         document["userinfo_signing_alg_values_supported"] = json!(["ES256"]);
@@ -561,7 +595,7 @@ async fn crafted_authorize(
     } else {
         q["state"].clone()
     };
-    let params: Vec<(&str, &str)> = if craft == Craft::ErrorResponse {
+    let mut params: Vec<(&str, &str)> = if craft == Craft::ErrorResponse {
         vec![
             ("error", "access_denied"),
             ("error_description", "the person said no"),
@@ -570,6 +604,11 @@ async fn crafted_authorize(
     } else {
         vec![("code", &code), ("state", &state)]
     };
+    match craft {
+        Craft::IssSent => params.push(("iss", &s.issuer)),
+        Craft::IssOfAnother => params.push(("iss", "http://127.0.0.1:1")),
+        _ => {}
+    }
     let to = url::Url::parse_with_params(&q["redirect_uri"], &params).unwrap();
     axum::response::Redirect::to(to.as_str())
 }
@@ -660,6 +699,8 @@ async fn crafted_cities() -> Vec<CraftedCity> {
                 "--client-id",
                 "kizuna",
                 "--client-secret-stdin",
+                "--email-domain",
+                "hospital.example.jp",
                 "--json",
             ],
             UPSTREAM_SECRET,
@@ -901,6 +942,21 @@ async fn an_unsigned_id_token_alg_none_is_refused() {
         c.op.set(Craft::AlgNone);
         c.refused(502, "could not be verified").await;
         c.audited("ID token refused");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_authorization_response_without_the_iss_its_upstream_promises_is_refused() {
+    for c in crafted_cities().await {
+        c.op.set(Craft::IssSent);
+        let attempt = c.city.start(None);
+        let back = arrive(&crafted_browser(), &attempt).await;
+        c.city.finish(attempt, &back).await;
+        c.op.set(Craft::IssMissing);
+        c.refused(502, "could not be verified").await;
+        c.audited("issuer mix-up");
+        c.op.set(Craft::IssOfAnother);
+        c.refused(502, "could not be verified").await;
     }
 }
 

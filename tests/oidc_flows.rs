@@ -767,7 +767,7 @@ async fn private_key_jwt_assertions_are_verified_and_single_use() {
         let sign = |signer: &KeyHandle, overrides: Value| {
             let now = kizuna_core::time::now_unix();
             let mut claims = json!({
-                "iss": rp.id, "sub": rp.id, "aud": token_url,
+                "iss": rp.id, "sub": rp.id, "aud": server.public,
                 "iat": now, "exp": now + 60, "jti": kizuna_core::secret::new_id(),
             });
             for (name, value) in overrides.as_object().unwrap() {
@@ -786,12 +786,6 @@ async fn private_key_jwt_assertions_are_verified_and_single_use() {
             claims(tokens["access_token"].as_str().unwrap())["sub"],
             rp.id
         );
-        let issuer_audience = sign(&key, json!({"aud": server.public}));
-        assert_tokens(
-            present_assertion(&server, &rp, issuer_audience).await,
-            "the issuer as audience",
-        )
-        .await;
 
         let now = kizuna_core::time::now_unix();
         let unsigned = format!(
@@ -803,6 +797,19 @@ async fn private_key_jwt_assertions_are_verified_and_single_use() {
             (
                 "another audience",
                 sign(&key, json!({"aud": "https://other.example/token"})),
+            ),
+            // The audience is the issuer as one string (the 2025 audience injection
+            // advisory): not the endpoint URL, not a list that holds the issuer.
+            (
+                "the token endpoint as audience",
+                sign(&key, json!({"aud": token_url})),
+            ),
+            (
+                "a list holding the issuer",
+                sign(
+                    &key,
+                    json!({"aud": [server.public, "https://other.example"]}),
+                ),
             ),
             (
                 "expired",
@@ -1763,7 +1770,7 @@ async fn private_key_jwt_keys_are_fetched_from_the_clients_jwks_uri() {
     let assertion = |kid: &str| {
         let now = kizuna_core::time::now_unix();
         let claims = json!({
-            "iss": rp.id, "sub": rp.id, "aud": format!("{}/token", server.public),
+            "iss": rp.id, "sub": rp.id, "aud": server.public,
             "iat": now, "exp": now + 60, "jti": kizuna_core::secret::new_id(),
         });
         jose::sign(&key, kid, None, &claims).unwrap()

@@ -28,11 +28,11 @@ use kizuna_idp::federation::{ClientAuth, NewUpstream, UpstreamEdit};
 use kizuna_idp::users::{self, NewUser, Role};
 
 use crate::Console;
-use crate::access::{Action, Staff};
 use crate::auth::api_caller;
 use crate::error::{ConsoleError, Stale};
 use crate::ops::{self, ClientChange, DeviceChange, Target, UpstreamChange};
 use crate::store::{AuditSearch, CertSearch, DeviceSearch};
+use kizuna_core::access::{Action, Caller};
 
 pub fn router(console: Console) -> Router {
     Router::new()
@@ -140,7 +140,8 @@ api_error_from!(
     kizuna_core::orgs::OrgError,
     kizuna_idp::users::UserError,
     kizuna_idp::quota::QuotaError,
-    kizuna_idp::federation::FederationError
+    kizuna_idp::federation::FederationError,
+    kizuna_core::access::Denied
 );
 
 impl From<ConsoleError> for ApiError {
@@ -162,9 +163,13 @@ impl IntoResponse for ApiError {
         }
         let mut response = (status, Json(body)).into_response();
         if status == StatusCode::UNAUTHORIZED {
+            let level = match &self.0 {
+                ConsoleError::StepUp(level) => Some(*level),
+                _ => None,
+            };
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
-                header::HeaderValue::from_static("Bearer realm=\"kizuna-admin\""),
+                kizuna_core::auth::challenge("kizuna-admin", self.0.code(), level),
             );
         }
         response.extensions_mut().insert(ProtocolResponse);
@@ -187,7 +192,7 @@ fn created(value: impl serde::Serialize) -> ApiResult {
     Ok((StatusCode::CREATED, Json(value)).into_response())
 }
 
-async fn who(c: &Console, headers: &HeaderMap) -> Result<Staff, ApiError> {
+async fn who(c: &Console, headers: &HeaderMap) -> Result<Caller, ApiError> {
     Ok(api_caller(c, headers).await?)
 }
 
@@ -483,7 +488,7 @@ async fn audit(State(c): State<Console>, h: HeaderMap, Query(q): Query<AuditQuer
 /// The matching entries as a download, oldest first: JSON lines or CSV.
 pub async fn export(
     c: &Console,
-    who: &Staff,
+    who: &Caller,
     q: &AuditQuery,
     format: &str,
 ) -> Result<Response, ConsoleError> {

@@ -17,22 +17,16 @@ use kizuna_idp::authorize::request::Params;
 use kizuna_idp::clients;
 use kizuna_idp::mfa::policy::Aal;
 use kizuna_idp::token::authorization_code::{exchange, pkce_s256};
-use kizuna_idp::tokens;
 use kizuna_idp::userinfo::bearer_token;
-use kizuna_idp::users::{self, CITY_WIDE, Role};
+use kizuna_idp::users;
 
 use crate::Console;
-use crate::access::Staff;
 use crate::error::ConsoleError;
+use kizuna_core::access::Caller;
+use kizuna_core::auth::Authenticator;
 
 /// The console's client id at Kizuna's own provider.
 pub const CLIENT_ID: &str = "kizuna-console";
-/// The scope that lets a token call the admin API: for a person, with their roles; for a
-/// client, as city administrator.
-pub const ADMIN_SCOPE: &str = "kizuna:admin";
-/// A client's scope `kizuna:role:<role>` gives it that role, in its organization (or the
-/// whole city for a client of no organization).
-pub const ROLE_SCOPE_PREFIX: &str = "kizuna:role:";
 const LOGIN_TTL_SECS: i64 = 600;
 
 fn session_cookie(secure: bool) -> &'static str {
@@ -71,7 +65,7 @@ pub async fn register(c: &Console) -> Result<(), ConsoleError> {
         CLIENT_ID,
         "Kizuna admin console",
         &redirect_uri(c),
-        c.config.min_aal,
+        c.idp.core.levels.min_aal,
     )
     .await?;
     c.idp.clients.forget(CLIENT_ID);
@@ -315,30 +309,24 @@ fn id_token_claims(jwt: &str) -> Option<IdClaims> {
 }
 
 /// The level a person's console session must have reached, from their roles.
-pub fn needed_aal(c: &Console, staff: &Staff) -> Aal {
-    let level = if staff.is_city_admin() {
-        c.config.city_admin_aal
-    } else {
-        c.config.min_aal
-    };
-    Aal::from_level(level as i64).unwrap_or(Aal::Three)
+pub fn needed_aal(c: &Console, staff: &Caller) -> Aal {
+    Aal::from_level(c.idp.core.levels.needed(&staff.roles) as i64).unwrap_or(Aal::Three)
 }
 
-async fn person(c: &Console, user_id: &str) -> Result<Staff, ConsoleError> {
+async fn person(c: &Console, user_id: &str) -> Result<Caller, ConsoleError> {
     let mut conn = c.idp.core.db.conn().await?;
     let user = users::find(&mut conn, user_id).await?;
     let roles = users::assignments(&mut conn, user_id).await?;
-    Ok(Staff {
-        actor: Actor::user(user_id),
-        user_id: Some(user_id.to_string()),
-        name: user.map(|u| u.username).unwrap_or_default(),
+    Ok(Caller::person(
+        user_id,
+        &user.map(|u| u.username).unwrap_or_default(),
         roles,
-    })
+    ))
 }
 
 /// A console session for a page.
 pub enum Signed {
-    In(Staff),
+    In(Caller),
     /// No session, or one too weak for the person's current roles: sign in (again).
     Out(Aal),
 }
@@ -349,7 +337,7 @@ pub async fn session(c: &Console, headers: &HeaderMap) -> Result<Signed, Console
     let secure = c.idp.core.secure_cookies;
     let Some(value) = cookie(headers, session_cookie(secure)).filter(|v| v.len() == 43) else {
         return Ok(Signed::Out(
-            Aal::from_level(c.config.min_aal as i64).unwrap_or(Aal::Two),
+            Aal::from_level(c.idp.core.levels.min_aal as i64).unwrap_or(Aal::Two),
         ));
     };
     let now = kizuna_core::time::now_unix();
@@ -365,7 +353,7 @@ pub async fn session(c: &Console, headers: &HeaderMap) -> Result<Signed, Console
     .await?;
     let Some((user_id, aal)) = row else {
         return Ok(Signed::Out(
-            Aal::from_level(c.config.min_aal as i64).unwrap_or(Aal::Two),
+            Aal::from_level(c.idp.core.levels.min_aal as i64).unwrap_or(Aal::Two),
         ));
     };
     let staff = person(c, &user_id).await?;
@@ -380,7 +368,7 @@ pub async fn session(c: &Console, headers: &HeaderMap) -> Result<Signed, Console
 pub async fn end(
     c: &Console,
     headers: &HeaderMap,
-    staff: &Staff,
+    staff: &Caller,
 ) -> Result<Response, ConsoleError> {
     let secure = c.idp.core.secure_cookies;
     if let Some(value) = cookie(headers, session_cookie(secure)) {
@@ -410,50 +398,10 @@ pub async fn end(
     Ok(response)
 }
 
-/// The caller of an admin API request, from its bearer access token.
-pub async fn api_caller(c: &Console, headers: &HeaderMap) -> Result<Staff, ConsoleError> {
-    let unauthorized = |m: &str| ConsoleError::Unauthorized(m.to_string());
+/// The caller of an admin API request, from its bearer access token, resolved as on every
+/// management API.
+pub async fn api_caller(c: &Console, headers: &HeaderMap) -> Result<Caller, ConsoleError> {
     let token = bearer_token(headers, &[])
-        .ok_or_else(|| unauthorized("a bearer access token is required"))?;
-    let claims = tokens::check_access_token(&c.idp, &token)
-        .await?
-        .map_err(|_| unauthorized("the access token is not valid, expired or revoked"))?;
-    let scopes: Vec<&str> = claims.scope.split(' ').collect();
-    if claims.sub != claims.client_id {
-        if !scopes.contains(&ADMIN_SCOPE) {
-            return Err(ConsoleError::InsufficientScope(format!(
-                "the token lacks {ADMIN_SCOPE}"
-            )));
-        }
-        return person(c, &claims.sub).await;
-    }
-    let client = clients::get(&c.idp.core.db, &claims.client_id)
-        .await?
-        .ok_or_else(|| unauthorized("the client is gone"))?;
-    let scope = client
-        .org_id
-        .clone()
-        .unwrap_or_else(|| CITY_WIDE.to_string());
-    let roles: Vec<(Role, String)> = scopes
-        .iter()
-        .filter_map(|s| {
-            if *s == ADMIN_SCOPE {
-                Some((Role::CityAdmin, CITY_WIDE.to_string()))
-            } else {
-                let role: Role = s.strip_prefix(ROLE_SCOPE_PREFIX)?.parse().ok()?;
-                Some((role, scope.clone()))
-            }
-        })
-        .collect();
-    if roles.is_empty() {
-        return Err(ConsoleError::InsufficientScope(format!(
-            "the token needs {ADMIN_SCOPE} or a {ROLE_SCOPE_PREFIX}<role> scope"
-        )));
-    }
-    Ok(Staff {
-        actor: Actor::client(&claims.client_id),
-        user_id: None,
-        name: client.name,
-        roles,
-    })
+        .ok_or_else(|| ConsoleError::Unauthorized("a bearer access token is required".into()))?;
+    Ok(c.idp.authenticate(&token).await?)
 }

@@ -25,6 +25,14 @@ impl Default for ConsoleConfig {
 }
 
 impl ConsoleConfig {
+    /// The levels staff sign-ins must reach, for every management surface.
+    pub fn levels(&self) -> kizuna_core::access::Levels {
+        kizuna_core::access::Levels {
+            min_aal: self.min_aal,
+            city_admin_aal: self.city_admin_aal,
+        }
+    }
+
     /// Checks ranges; returns the offending key and why.
     pub fn validate(&self) -> Result<(), (&'static str, String)> {
         if !(2..=3).contains(&self.min_aal) {

@@ -4,6 +4,8 @@
 use axum::http::StatusCode;
 
 use kizuna_ca::CaError;
+use kizuna_core::access::Denied;
+use kizuna_core::auth::Refused;
 use kizuna_core::orgs::{OrgError, Organization};
 use kizuna_idp::assurance::AssuranceError;
 use kizuna_idp::clients::{Client, ClientError};
@@ -16,6 +18,9 @@ use kizuna_idp::users::UserError;
 pub enum ConsoleError {
     #[error("{0}")]
     Unauthorized(String),
+    /// A person's token from a sign-in below the level (1–3) their roles need (RFC 9470).
+    #[error("your roles need a sign-in at urn:kizuna:aal:{0}; ask for it with acr_values")]
+    StepUp(u8),
     #[error("{0}")]
     Forbidden(String),
     /// The token is valid but lacks the scope the API needs.
@@ -48,7 +53,7 @@ pub enum Stale {
 impl ConsoleError {
     pub fn status(&self) -> StatusCode {
         match self {
-            ConsoleError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ConsoleError::Unauthorized(_) | ConsoleError::StepUp(_) => StatusCode::UNAUTHORIZED,
             ConsoleError::Forbidden(_) | ConsoleError::InsufficientScope(_) => {
                 StatusCode::FORBIDDEN
             }
@@ -64,6 +69,7 @@ impl ConsoleError {
     pub fn code(&self) -> &'static str {
         match self {
             ConsoleError::Unauthorized(_) => "invalid_token",
+            ConsoleError::StepUp(_) => "insufficient_user_authentication",
             ConsoleError::Forbidden(_) => "forbidden",
             ConsoleError::InsufficientScope(_) => "insufficient_scope",
             ConsoleError::BadRequest(_) => "invalid_request",
@@ -83,6 +89,31 @@ impl ConsoleError {
                 "internal error".into()
             }
             other => other.to_string(),
+        }
+    }
+}
+
+impl From<Denied> for ConsoleError {
+    fn from(denied: Denied) -> Self {
+        match denied {
+            Denied::Forbidden(m) => ConsoleError::Forbidden(m),
+            Denied::NotFound(what) => ConsoleError::NotFound(what),
+        }
+    }
+}
+
+impl From<Refused> for ConsoleError {
+    fn from(refused: Refused) -> Self {
+        match refused {
+            Refused::InvalidToken => ConsoleError::Unauthorized(
+                "the access token is not valid, expired or revoked".into(),
+            ),
+            Refused::InsufficientScope(m) => ConsoleError::InsufficientScope(m),
+            Refused::InsufficientUserAuthentication(level) => ConsoleError::StepUp(level),
+            Refused::NoRights(m) => ConsoleError::Forbidden(m),
+            Refused::Unavailable => {
+                ConsoleError::Internal("the caller could not be checked".into())
+            }
         }
     }
 }

@@ -3,7 +3,6 @@
 //! and the admin JSON API the console's actions share (described at
 //! `/admin/api/openapi.json`).
 
-mod access;
 mod api;
 mod auth;
 pub mod bootstrap;

@@ -19,10 +19,9 @@ use kizuna_idp::sessions;
 use kizuna_idp::users::{self, CITY_WIDE, Role};
 
 use crate::Console;
-use crate::access::{Action, Reach, Staff};
-use crate::auth::{ADMIN_SCOPE, ROLE_SCOPE_PREFIX};
 use crate::error::ConsoleError;
 use crate::store::{self, AuditSearch, CertSearch, Counts, DeviceSearch, MAX_SEARCH, UserRow};
+use kizuna_core::access::{ADMIN_SCOPE, Action, Caller, ROLE_SCOPE_PREFIX, Reach};
 
 /// Refuses search text longer than [`MAX_SEARCH`]; empty means no filter.
 pub fn search_text(text: Option<String>) -> Result<Option<String>, ConsoleError> {
@@ -54,7 +53,7 @@ pub struct PendingApproval {
     pub org_id: Option<String>,
 }
 
-pub async fn dashboard(c: &Console, who: &Staff) -> Result<Dashboard, ConsoleError> {
+pub async fn dashboard(c: &Console, who: &Caller) -> Result<Dashboard, ConsoleError> {
     let reach = who.require(Action::ViewDashboard)?;
     let counts = store::counts(&c.idp.core.db, &reach).await?;
     let security_events = if who.may_in(Action::ViewAudit, None) {
@@ -102,7 +101,7 @@ pub async fn dashboard(c: &Console, who: &Staff) -> Result<Dashboard, ConsoleErr
 
 pub async fn search_devices(
     c: &Console,
-    who: &Staff,
+    who: &Caller,
     search: DeviceSearch,
 ) -> Result<Vec<Device>, ConsoleError> {
     let reach = who.require(Action::ViewDevices)?;
@@ -111,7 +110,7 @@ pub async fn search_devices(
 
 pub async fn search_certificates(
     c: &Console,
-    who: &Staff,
+    who: &Caller,
     search: CertSearch,
 ) -> Result<Vec<CertRecord>, ConsoleError> {
     let reach = who.require(Action::ViewDevices)?;
@@ -124,7 +123,7 @@ pub struct DeviceView {
     pub certificates: Vec<CertRecord>,
 }
 
-pub async fn device(c: &Console, who: &Staff, id: &str) -> Result<DeviceView, ConsoleError> {
+pub async fn device(c: &Console, who: &Caller, id: &str) -> Result<DeviceView, ConsoleError> {
     let what = format!("device {id}");
     let device = devices::get(&c.idp.core.db, id)
         .await?
@@ -147,7 +146,7 @@ pub async fn device(c: &Console, who: &Staff, id: &str) -> Result<DeviceView, Co
 
 pub async fn create_device(
     c: &Console,
-    who: &Staff,
+    who: &Caller,
     new: NewDevice,
 ) -> Result<Device, ConsoleError> {
     who.require_in(
@@ -169,7 +168,7 @@ pub enum DeviceChange {
 
 pub async fn change_device(
     c: &Console,
-    who: &Staff,
+    who: &Caller,
     id: &str,
     change: DeviceChange,
 ) -> Result<devices::StatusChange, ConsoleError> {
@@ -188,7 +187,7 @@ pub async fn change_device(
 
 pub async fn certificate(
     c: &Console,
-    who: &Staff,
+    who: &Caller,
     serial: &str,
 ) -> Result<CertRecord, ConsoleError> {
     let what = format!("certificate {serial}");
@@ -226,7 +225,7 @@ pub struct RevokePlan {
 /// Resolves a target and checks the caller may revoke there; nothing changes yet.
 pub async fn plan_revocation(
     c: &Console,
-    who: &Staff,
+    who: &Caller,
     target: Target,
 ) -> Result<RevokePlan, ConsoleError> {
     who.require(Action::RevokeCertificates)?;
@@ -300,7 +299,7 @@ async fn affected(c: &Console, selector: &Selector) -> Result<Vec<String>, Conso
 /// nothing left to revoke is refused as a conflict.
 pub async fn revoke(
     c: &Console,
-    who: &Staff,
+    who: &Caller,
     target: Target,
     reason: Reason,
 ) -> Result<RevokeReport, ConsoleError> {
@@ -321,7 +320,7 @@ pub async fn revoke(
     Ok(report)
 }
 
-pub async fn unhold(c: &Console, who: &Staff, serial: &str) -> Result<(), ConsoleError> {
+pub async fn unhold(c: &Console, who: &Caller, serial: &str) -> Result<(), ConsoleError> {
     let cert = certificate(c, who, serial).await?;
     who.require_in(
         Action::RevokeCertificates,
@@ -333,7 +332,7 @@ pub async fn unhold(c: &Console, who: &Staff, serial: &str) -> Result<(), Consol
 
 pub async fn create_enrollment_token(
     c: &Console,
-    who: &Staff,
+    who: &Caller,
     spec: TokenSpec,
 ) -> Result<CreatedToken, ConsoleError> {
     who.require_in(
@@ -355,7 +354,7 @@ pub async fn create_enrollment_token(
 
 pub async fn enrollment_tokens(
     c: &Console,
-    who: &Staff,
+    who: &Caller,
     org_id: &str,
 ) -> Result<Vec<TokenRecord>, ConsoleError> {
     who.require_in(
@@ -368,7 +367,7 @@ pub async fn enrollment_tokens(
 
 pub async fn void_enrollment_token(
     c: &Console,
-    who: &Staff,
+    who: &Caller,
     id: &str,
 ) -> Result<TokenRecord, ConsoleError> {
     let what = format!("enrollment token {id}");
@@ -383,7 +382,7 @@ pub async fn void_enrollment_token(
 
 pub async fn search_audit(
     c: &Console,
-    who: &Staff,
+    who: &Caller,
     search: AuditSearch,
 ) -> Result<Vec<AuditEntry>, ConsoleError> {
     who.require_in(Action::ViewAudit, None, "audit log")?;
@@ -402,7 +401,7 @@ pub async fn search_audit(
     Ok(store::audit(&c.idp.core.db, &search).await?)
 }
 
-pub async fn audit_entry(c: &Console, who: &Staff, id: &str) -> Result<AuditEntry, ConsoleError> {
+pub async fn audit_entry(c: &Console, who: &Caller, id: &str) -> Result<AuditEntry, ConsoleError> {
     who.require_in(Action::ViewAudit, None, "audit log")?;
     store::audit_entry(&c.idp.core.db, id)
         .await?
@@ -410,7 +409,7 @@ pub async fn audit_entry(c: &Console, who: &Staff, id: &str) -> Result<AuditEntr
 }
 
 /// The same check as `kizuna audit verify`.
-pub async fn verify_audit(c: &Console, who: &Staff) -> Result<VerifyReport, ConsoleError> {
+pub async fn verify_audit(c: &Console, who: &Caller) -> Result<VerifyReport, ConsoleError> {
     who.require_in(Action::ViewAudit, None, "audit log")?;
     Ok(audit::verify(&c.idp.core.db).await?)
 }
@@ -419,7 +418,7 @@ pub async fn verify_audit(c: &Console, who: &Staff) -> Result<VerifyReport, Cons
 
 pub async fn search_users(
     c: &Console,
-    who: &Staff,
+    who: &Caller,
     text: Option<String>,
 ) -> Result<Vec<UserRow>, ConsoleError> {
     let reach = who.require(Action::ViewUsers)?;
@@ -457,7 +456,7 @@ pub struct SessionView {
 
 async fn user_in_reach(
     c: &Console,
-    who: &Staff,
+    who: &Caller,
     action: Action,
     id: &str,
 ) -> Result<UserRow, ConsoleError> {
@@ -469,7 +468,7 @@ async fn user_in_reach(
     Ok(user)
 }
 
-pub async fn user(c: &Console, who: &Staff, id: &str) -> Result<UserView, ConsoleError> {
+pub async fn user(c: &Console, who: &Caller, id: &str) -> Result<UserView, ConsoleError> {
     let user = user_in_reach(c, who, Action::ViewUsers, id).await?;
     let mut conn = c.idp.core.db.conn().await?;
     let roles = users::assignments(&mut conn, &user.id).await?;
@@ -520,7 +519,7 @@ pub async fn user(c: &Console, who: &Staff, id: &str) -> Result<UserView, Consol
 
 pub async fn set_user_status(
     c: &Console,
-    who: &Staff,
+    who: &Caller,
     id: &str,
     active: bool,
 ) -> Result<(), ConsoleError> {
@@ -534,14 +533,14 @@ pub async fn set_user_status(
     Ok(())
 }
 
-pub async fn end_sessions(c: &Console, who: &Staff, id: &str) -> Result<u64, ConsoleError> {
+pub async fn end_sessions(c: &Console, who: &Caller, id: &str) -> Result<u64, ConsoleError> {
     let user = user_in_reach(c, who, Action::EndSessions, id).await?;
     Ok(sessions::end_all(&c.idp.core, who.actor.clone(), &user.id).await?)
 }
 
 pub async fn reset_factors(
     c: &Console,
-    who: &Staff,
+    who: &Caller,
     id: &str,
     reproofing_reference: &str,
     reason: Option<&str>,
@@ -561,7 +560,7 @@ pub async fn reset_factors(
 /// roles (org-admin, registrar, installer) there only; the rest is for city administrators.
 pub async fn change_role(
     c: &Console,
-    who: &Staff,
+    who: &Caller,
     id: &str,
     role: Role,
     scope: &str,
@@ -601,7 +600,11 @@ pub async fn change_role(
 
 /// Disables many accounts after a review, in one transaction (all or none); each is
 /// audited. Returns how many.
-pub async fn bulk_disable(c: &Console, who: &Staff, ids: &[String]) -> Result<usize, ConsoleError> {
+pub async fn bulk_disable(
+    c: &Console,
+    who: &Caller,
+    ids: &[String],
+) -> Result<usize, ConsoleError> {
     let mut found = Vec::new();
     for id in ids {
         let user = user_in_reach(c, who, Action::ManageUsers, id).await?;
@@ -634,7 +637,7 @@ pub struct Review {
     pub role_changes: Vec<AuditEntry>,
 }
 
-pub async fn review(c: &Console, who: &Staff, days: i64) -> Result<Review, ConsoleError> {
+pub async fn review(c: &Console, who: &Caller, days: i64) -> Result<Review, ConsoleError> {
     let reach = who.require(Action::ViewReviews)?;
     if !(1..=3650).contains(&days) {
         return Err(ConsoleError::Invalid("days must be 1 to 3650".into()));
@@ -676,7 +679,7 @@ pub async fn review(c: &Console, who: &Staff, days: i64) -> Result<Review, Conso
 
 // Clients.
 
-pub async fn list_clients(c: &Console, who: &Staff) -> Result<Vec<Client>, ConsoleError> {
+pub async fn list_clients(c: &Console, who: &Caller) -> Result<Vec<Client>, ConsoleError> {
     who.require(Action::ViewClients)?;
     Ok(clients::list(&c.idp.core.db)
         .await?
@@ -685,7 +688,7 @@ pub async fn list_clients(c: &Console, who: &Staff) -> Result<Vec<Client>, Conso
         .collect())
 }
 
-pub async fn client(c: &Console, who: &Staff, id: &str) -> Result<Client, ConsoleError> {
+pub async fn client(c: &Console, who: &Caller, id: &str) -> Result<Client, ConsoleError> {
     let what = format!("client {id}");
     let client = clients::get(&c.idp.core.db, id)
         .await?
@@ -694,7 +697,7 @@ pub async fn client(c: &Console, who: &Staff, id: &str) -> Result<Client, Consol
     Ok(client)
 }
 
-async fn managed_client(c: &Console, who: &Staff, id: &str) -> Result<Client, ConsoleError> {
+async fn managed_client(c: &Console, who: &Caller, id: &str) -> Result<Client, ConsoleError> {
     let client = client(c, who, id).await?;
     who.require_in(
         Action::ManageClients,
@@ -709,11 +712,29 @@ async fn managed_client(c: &Console, who: &Staff, id: &str) -> Result<Client, Co
     Ok(client)
 }
 
+/// A client the caller may edit, give a new secret or re-point: one they manage, and for a
+/// client carrying admin scopes (`kizuna:admin`, `kizuna:role:*`), a city administrator only.
+async fn repointable_client(c: &Console, who: &Caller, id: &str) -> Result<Client, ConsoleError> {
+    let client = managed_client(c, who, id).await?;
+    if carries_admin_scopes(&client.scopes) && !who.may_in(Action::ApproveClients, None) {
+        return Err(ConsoleError::Forbidden(
+            "a client with admin scopes is changed by city administrators only".into(),
+        ));
+    }
+    Ok(client)
+}
+
+fn carries_admin_scopes(scopes: &[String]) -> bool {
+    scopes
+        .iter()
+        .any(|s| s == ADMIN_SCOPE || s.starts_with(ROLE_SCOPE_PREFIX))
+}
+
 /// Registers a client. One an organization administrator registers starts `pending` until
 /// a city administrator approves it; only city administrators register admin scopes.
 pub async fn create_client(
     c: &Console,
-    who: &Staff,
+    who: &Caller,
     new: NewClient,
 ) -> Result<CreatedClient, ConsoleError> {
     who.require_in(
@@ -725,12 +746,7 @@ pub async fn create_client(
         ),
     )?;
     let city = who.may_in(Action::ApproveClients, None);
-    if !city
-        && new
-            .scopes
-            .iter()
-            .any(|s| s == ADMIN_SCOPE || s.starts_with(ROLE_SCOPE_PREFIX))
-    {
+    if !city && carries_admin_scopes(&new.scopes) {
         return Err(ConsoleError::Forbidden(
             "only city administrators register clients with admin scopes".into(),
         ));
@@ -749,24 +765,27 @@ pub async fn create_client(
     Ok(created)
 }
 
+/// Edits a client. An organization administrator's change of where it redirects or what
+/// level it asks for sends it back to `pending` for a city administrator's approval.
 pub async fn edit_client(
     c: &Console,
-    who: &Staff,
+    who: &Caller,
     id: &str,
     edit: ClientEdit,
 ) -> Result<Client, ConsoleError> {
-    managed_client(c, who, id).await?;
-    let client = clients::edit(&c.idp.core, who.actor.clone(), id, edit).await?;
+    repointable_client(c, who, id).await?;
+    let review = !who.may_in(Action::ApproveClients, None);
+    let client = clients::edit(&c.idp.core, who.actor.clone(), id, edit, review).await?;
     c.idp.clients.forget(id);
     Ok(client)
 }
 
 pub async fn rotate_client_secret(
     c: &Console,
-    who: &Staff,
+    who: &Caller,
     id: &str,
 ) -> Result<String, ConsoleError> {
-    managed_client(c, who, id).await?;
+    repointable_client(c, who, id).await?;
     let secret = clients::rotate_secret(&c.idp.core, who.actor.clone(), id).await?;
     c.idp.clients.forget(id);
     Ok(secret)
@@ -782,7 +801,7 @@ pub enum ClientChange {
 
 pub async fn change_client(
     c: &Console,
-    who: &Staff,
+    who: &Caller,
     id: &str,
     change: ClientChange,
 ) -> Result<Client, ConsoleError> {
@@ -826,7 +845,7 @@ pub async fn change_client(
 
 // Upstream identity providers.
 
-pub async fn list_upstreams(c: &Console, who: &Staff) -> Result<Vec<Upstream>, ConsoleError> {
+pub async fn list_upstreams(c: &Console, who: &Caller) -> Result<Vec<Upstream>, ConsoleError> {
     who.require(Action::ViewUpstreams)?;
     Ok(upstreams::list(&c.idp)
         .await?
@@ -847,7 +866,7 @@ pub struct UpstreamView {
 
 async fn upstream_in(
     c: &Console,
-    who: &Staff,
+    who: &Caller,
     action: Action,
     id: &str,
 ) -> Result<Upstream, ConsoleError> {
@@ -860,7 +879,7 @@ async fn upstream_in(
     Ok(found)
 }
 
-pub async fn upstream(c: &Console, who: &Staff, id: &str) -> Result<UpstreamView, ConsoleError> {
+pub async fn upstream(c: &Console, who: &Caller, id: &str) -> Result<UpstreamView, ConsoleError> {
     let upstream = upstream_in(c, who, Action::ViewUpstreams, id).await?;
     upstream_view(c, upstream).await
 }
@@ -878,7 +897,7 @@ async fn upstream_view(c: &Console, upstream: Upstream) -> Result<UpstreamView, 
 /// ceiling they ask for is what the city administrator sees when approving.
 pub async fn create_upstream(
     c: &Console,
-    who: &Staff,
+    who: &Caller,
     mut new: NewUpstream,
 ) -> Result<UpstreamView, ConsoleError> {
     let what = format!("organization {}", new.org_id);
@@ -907,7 +926,7 @@ pub async fn create_upstream(
 /// them is refused.
 pub async fn edit_upstream(
     c: &Console,
-    who: &Staff,
+    who: &Caller,
     id: &str,
     edit: UpstreamEdit,
 ) -> Result<UpstreamView, ConsoleError> {
@@ -936,7 +955,7 @@ pub enum UpstreamChange {
 
 pub async fn change_upstream(
     c: &Console,
-    who: &Staff,
+    who: &Caller,
     id: &str,
     change: UpstreamChange,
 ) -> Result<UpstreamView, ConsoleError> {
@@ -977,7 +996,7 @@ pub async fn change_upstream(
 
 // Organizations.
 
-pub async fn list_orgs(c: &Console, who: &Staff) -> Result<Vec<Organization>, ConsoleError> {
+pub async fn list_orgs(c: &Console, who: &Caller) -> Result<Vec<Organization>, ConsoleError> {
     who.require(Action::ViewOrgs)?;
     Ok(orgs::list(&c.idp.core.db)
         .await?
@@ -986,7 +1005,7 @@ pub async fn list_orgs(c: &Console, who: &Staff) -> Result<Vec<Organization>, Co
         .collect())
 }
 
-pub async fn org(c: &Console, who: &Staff, id: &str) -> Result<Organization, ConsoleError> {
+pub async fn org(c: &Console, who: &Caller, id: &str) -> Result<Organization, ConsoleError> {
     let what = format!("organization {id}");
     let found = orgs::find(&c.idp.core.db, id)
         .await
@@ -997,7 +1016,7 @@ pub async fn org(c: &Console, who: &Staff, id: &str) -> Result<Organization, Con
 
 pub async fn create_org(
     c: &Console,
-    who: &Staff,
+    who: &Caller,
     new: NewOrganization,
 ) -> Result<Organization, ConsoleError> {
     who.require_in(Action::ManageOrgs, None, "organizations")?;
@@ -1006,7 +1025,7 @@ pub async fn create_org(
 
 pub async fn update_org(
     c: &Console,
-    who: &Staff,
+    who: &Caller,
     id: &str,
     expected_version: i64,
     new: NewOrganization,
@@ -1017,7 +1036,7 @@ pub async fn update_org(
 
 pub async fn set_org_status(
     c: &Console,
-    who: &Staff,
+    who: &Caller,
     id: &str,
     active: bool,
 ) -> Result<Organization, ConsoleError> {
@@ -1034,7 +1053,7 @@ pub struct ProofingView {
     pub record: Option<assurance::Record>,
 }
 
-pub async fn proofing(c: &Console, who: &Staff, id: &str) -> Result<ProofingView, ConsoleError> {
+pub async fn proofing(c: &Console, who: &Caller, id: &str) -> Result<ProofingView, ConsoleError> {
     let view = user(c, who, id).await?;
     Ok(ProofingView {
         ial: view.ial,
@@ -1047,7 +1066,7 @@ pub async fn proofing(c: &Console, who: &Staff, id: &str) -> Result<ProofingView
 /// automation client cannot, because a person must have seen the document.
 pub async fn record_proofing(
     c: &Console,
-    who: &Staff,
+    who: &Caller,
     id: &str,
     check: assurance::counter::CounterCheck,
 ) -> Result<assurance::Record, ConsoleError> {
@@ -1069,7 +1088,7 @@ pub struct ClientPage {
     pub quota: kizuna_idp::quota::Quota,
 }
 
-pub async fn client_page(c: &Console, who: &Staff, id: &str) -> Result<ClientPage, ConsoleError> {
+pub async fn client_page(c: &Console, who: &Caller, id: &str) -> Result<ClientPage, ConsoleError> {
     let client = client(c, who, id).await?;
     let mut conn = c.idp.core.db.conn().await?;
     let assurance = assurance::client_settings(&mut conn, &client.client_id).await?;
@@ -1085,7 +1104,7 @@ pub async fn client_page(c: &Console, who: &Staff, id: &str) -> Result<ClientPag
 /// A client's identity assurance settings, for whoever may view the client.
 pub async fn client_assurance(
     c: &Console,
-    who: &Staff,
+    who: &Caller,
     id: &str,
 ) -> Result<assurance::ClientAssurance, ConsoleError> {
     Ok(client_page(c, who, id).await?.assurance)
@@ -1094,7 +1113,7 @@ pub async fn client_assurance(
 /// A client's request quota, for whoever may view the client.
 pub async fn client_quota(
     c: &Console,
-    who: &Staff,
+    who: &Caller,
     id: &str,
 ) -> Result<kizuna_idp::quota::Quota, ConsoleError> {
     Ok(client_page(c, who, id).await?.quota)
@@ -1103,7 +1122,7 @@ pub async fn client_quota(
 /// Sets (`Some`) or removes (`None`) a client's request quota: city administrators.
 pub async fn set_client_quota(
     c: &Console,
-    who: &Staff,
+    who: &Caller,
     id: &str,
     requests_per_minute: Option<i64>,
 ) -> Result<kizuna_idp::quota::Quota, ConsoleError> {
@@ -1115,7 +1134,7 @@ pub async fn set_client_quota(
 /// proofing providers offered to its residents): city administrators.
 pub async fn set_client_assurance(
     c: &Console,
-    who: &Staff,
+    who: &Caller,
     id: &str,
     settings: assurance::ClientAssurance,
 ) -> Result<assurance::ClientAssurance, ConsoleError> {

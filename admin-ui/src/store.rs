@@ -9,7 +9,7 @@ use kizuna_ca::store::CertRecord;
 use kizuna_core::audit::AuditEntry;
 use kizuna_core::db::Db;
 
-use crate::access::Reach;
+use kizuna_core::access::Reach;
 
 /// The longest search text accepted (longer is refused, not cut).
 pub const MAX_SEARCH: usize = 256;

@@ -20,7 +20,6 @@ use kizuna_idp::clients::{Client, ClientEdit};
 use kizuna_idp::users::Role;
 
 use crate::Console;
-use crate::access::{Action, Staff};
 use crate::api::{
     AuditQuery, CertQuery, ClientRequest, DeviceQuery, DeviceRequest, OrgRequest, TokenRequest,
     UpstreamPatch, UpstreamRequest,
@@ -30,6 +29,7 @@ use crate::error::{ConsoleError, Stale};
 use crate::ops::{
     self, ClientChange, ClientPage, DeviceChange, Target, UpstreamChange, UpstreamView,
 };
+use kizuna_core::access::{Action, Caller};
 use kizuna_idp::federation::ClientAuth;
 use kizuna_idp::federation::ceiling::{AcrMap, TrustCeiling};
 use kizuna_idp::federation::claims::ClaimMap;
@@ -279,7 +279,7 @@ fn view(title: String, path: &str) -> View {
 }
 
 impl View {
-    fn render(self, c: &Console, headers: &HeaderMap, who: Option<&Staff>) -> Response {
+    fn render(self, c: &Console, headers: &HeaderMap, who: Option<&Caller>) -> Response {
         let token = csrf::CsrfToken::issue(headers, c.idp.core.secure_cookies);
         let nav = who.map(nav).unwrap_or_default();
         let data = ConsolePage {
@@ -290,7 +290,7 @@ impl View {
             current: self.path.split('?').next().unwrap_or("").to_string(),
             nav,
             who: who.map(|w| w.name.clone()).unwrap_or_default(),
-            roles: who.map(Staff::role_names).unwrap_or_default(),
+            roles: who.map(Caller::role_names).unwrap_or_default(),
             notice: self.notice,
             error: self.error,
             sections: self.sections,
@@ -301,7 +301,7 @@ impl View {
     }
 }
 
-fn nav(who: &Staff) -> Vec<(String, String)> {
+fn nav(who: &Caller) -> Vec<(String, String)> {
     [
         (
             Action::ViewDashboard,
@@ -345,7 +345,7 @@ fn nav(who: &Staff) -> Vec<(String, String)> {
 }
 
 /// The error as a page in the console frame, with the error's status.
-fn error_page(c: &Console, headers: &HeaderMap, who: Option<&Staff>, e: ConsoleError) -> Response {
+fn error_page(c: &Console, headers: &HeaderMap, who: Option<&Caller>, e: ConsoleError) -> Response {
     let status = e.status();
     let mut v = view(
         match status {
@@ -367,7 +367,7 @@ fn see_other(to: &str) -> Response {
 }
 
 /// The staff member, or the response that sends the browser to sign in.
-async fn staff(c: &Console, headers: &HeaderMap, path: &str) -> Result<Staff, Response> {
+async fn staff(c: &Console, headers: &HeaderMap, path: &str) -> Result<Caller, Response> {
     match auth::session(c, headers).await {
         Ok(Signed::In(s)) => Ok(s),
         Ok(Signed::Out(_)) => Err(see_other(&crate::views::login_path(path))),
@@ -388,7 +388,7 @@ fn path_with_query(path: &str, query: &Option<String>) -> String {
 
 /// A posted form: its fields, after the CSRF check and the session.
 struct Posted {
-    who: Staff,
+    who: Caller,
     fields: Vec<(String, String)>,
 }
 
@@ -2152,7 +2152,7 @@ fn status_forms(base: &str, status: &str, may_approve: bool) -> Vec<Form> {
 
 /// The client page; after a refused stale edit it shows the newer version with the error.
 fn client_view(
-    who: &Staff,
+    who: &Caller,
     page: &ClientPage,
     notice: Option<String>,
     error: Option<String>,
@@ -2240,7 +2240,7 @@ fn client_view(
 }
 
 /// The client's request quota at the endpoints it calls; city administrators change it.
-fn client_quota_section(who: &Staff, cl: &Client, quota: Option<i64>) -> Section {
+fn client_quota_section(who: &Caller, cl: &Client, quota: Option<i64>) -> Section {
     let mut s = section(t("リクエスト上限", "Request quota"));
     s.id = "client-quota".into();
     s.facts = vec![(
@@ -2267,7 +2267,7 @@ fn client_quota_section(who: &Staff, cl: &Client, quota: Option<i64>) -> Section
 
 /// The identity level a client requires, the verified claims it may receive and the
 /// proofing providers its residents are offered; city administrators change them.
-fn client_assurance_section(who: &Staff, cl: &Client, ia: &ClientAssurance) -> Section {
+fn client_assurance_section(who: &Caller, cl: &Client, ia: &ClientAssurance) -> Section {
     let mut s = section(t("身元確認", "Identity assurance"));
     s.id = "client-assurance".into();
     s.facts = vec![
@@ -2683,7 +2683,7 @@ async fn create_upstream(State(c): State<Console>, headers: HeaderMap, body: Byt
 
 /// The upstream page; after a refused stale edit it shows the newer version with the error.
 fn upstream_view(
-    who: &Staff,
+    who: &Caller,
     uv: &UpstreamView,
     notice: Option<String>,
     error: Option<String>,
@@ -3033,7 +3033,7 @@ async fn create_org(State(c): State<Console>, headers: HeaderMap, body: Bytes) -
 
 /// The relying parties and upstream identity providers of one organization, as far as the
 /// viewer may see them.
-async fn org_partners(c: &Console, who: &Staff, org_id: &str) -> Result<Section, ConsoleError> {
+async fn org_partners(c: &Console, who: &Caller, org_id: &str) -> Result<Section, ConsoleError> {
     let mut s = section(t(
         "この組織のクライアントと外部IdP",
         "This organization's clients and identity providers",
@@ -3070,7 +3070,7 @@ async fn org_partners(c: &Console, who: &Staff, org_id: &str) -> Result<Section,
 }
 
 fn org_view(
-    who: &Staff,
+    who: &Caller,
     o: &kizuna_core::orgs::Organization,
     notice: Option<String>,
     error: Option<String>,
@@ -3248,7 +3248,7 @@ async fn reviews(
         }
         unused.table = Some(tbl);
         v.sections.push(unused);
-        let mut roles = section(t("役割が変わったスタッフ", "Staff whose role changed"));
+        let mut roles = section(t("役割が変わったスタッフ", "Caller whose role changed"));
         roles.id = "role-changes".into();
         roles.table = Some(audit_table(&r.role_changes));
         v.sections.push(roles);

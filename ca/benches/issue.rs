@@ -22,7 +22,7 @@ struct NoTokens;
 
 impl Authenticator for NoTokens {
     fn authenticate<'a>(&'a self, _token: &'a str) -> AuthFuture<'a> {
-        Box::pin(async { None })
+        Box::pin(async { Err(kizuna_core::auth::Refused::InvalidToken) })
     }
 }
 

@@ -9,7 +9,8 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::json;
 
-use kizuna_core::auth::{Principal, bearer};
+use kizuna_core::access::{Action, Caller, Denied, Reach};
+use kizuna_core::auth::{Refused, bearer, challenge};
 use kizuna_core::web::ProtocolResponse;
 
 use crate::issue::{IssueRequest, pem};
@@ -32,21 +33,37 @@ pub fn router(ca: Ca) -> Router {
         .with_state(ca)
 }
 
-/// An API error: a status with `{"error", "message"}`.
-pub(crate) struct ApiError(
-    pub(crate) StatusCode,
-    pub(crate) &'static str,
-    pub(crate) String,
-);
+/// An API error: a status with `{"error", "message"}`; a 401 carries its challenge.
+pub(crate) struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    /// For `insufficient_user_authentication`: the level to sign in at (RFC 9470).
+    acr_level: Option<u8>,
+}
+
+impl ApiError {
+    pub(crate) fn new(status: StatusCode, code: &'static str, message: String) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message,
+            acr_level: None,
+        }
+    }
+}
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut response =
-            (self.0, Json(json!({"error": self.1, "message": self.2}))).into_response();
-        if self.0 == StatusCode::UNAUTHORIZED {
+        let mut response = (
+            self.status,
+            Json(json!({"error": self.code, "message": self.message})),
+        )
+            .into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
-                header::HeaderValue::from_static("Bearer realm=\"kizuna-ca\""),
+                challenge("kizuna-ca", self.code, self.acr_level),
             );
         }
         response.extensions_mut().insert(ProtocolResponse);
@@ -59,26 +76,30 @@ impl From<CaError> for ApiError {
         let message = e.to_string();
         match e {
             CaError::Csr(crate::csr::CsrError::TooLarge) => {
-                ApiError(StatusCode::PAYLOAD_TOO_LARGE, "csr_too_large", message)
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "csr_too_large", message)
             }
             CaError::Csr(crate::csr::CsrError::KeyNotAllowed(_)) => {
-                ApiError(StatusCode::UNPROCESSABLE_ENTITY, "not_allowed", message)
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "not_allowed", message)
             }
-            CaError::Csr(_) => ApiError(StatusCode::BAD_REQUEST, "bad_csr", message),
+            CaError::Csr(_) => ApiError::new(StatusCode::BAD_REQUEST, "bad_csr", message),
             CaError::UnknownProfile(_) => {
-                ApiError(StatusCode::BAD_REQUEST, "unknown_profile", message)
+                ApiError::new(StatusCode::BAD_REQUEST, "unknown_profile", message)
             }
             CaError::NotAllowed(_) => {
-                ApiError(StatusCode::UNPROCESSABLE_ENTITY, "not_allowed", message)
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "not_allowed", message)
             }
-            CaError::Invalid(_) => ApiError(StatusCode::BAD_REQUEST, "invalid_request", message),
-            CaError::Forbidden(_) => ApiError(StatusCode::FORBIDDEN, "forbidden", message),
-            CaError::NotFound(_) => ApiError(StatusCode::NOT_FOUND, "not_found", message),
-            CaError::Conflict(_) => ApiError(StatusCode::CONFLICT, "conflict", message),
-            CaError::NotReady(_) => ApiError(StatusCode::SERVICE_UNAVAILABLE, "not_ready", message),
+            CaError::Invalid(_) => {
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", message)
+            }
+            CaError::Forbidden(_) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", message),
+            CaError::NotFound(_) => ApiError::new(StatusCode::NOT_FOUND, "not_found", message),
+            CaError::Conflict(_) => ApiError::new(StatusCode::CONFLICT, "conflict", message),
+            CaError::NotReady(_) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", message)
+            }
             other => {
                 tracing::error!(error = %other, "CA failure");
-                ApiError(
+                ApiError::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "server_error",
                     "the CA could not complete the request".into(),
@@ -149,24 +170,92 @@ async fn certificate(State(ca): State<Ca>, Path(file): Path<String>) -> Response
     }
 }
 
-pub(crate) async fn principal(ca: &Ca, headers: &HeaderMap) -> Result<Principal, ApiError> {
+/// The management caller behind the request's bearer token, resolved as on every API.
+pub(crate) async fn caller(ca: &Ca, headers: &HeaderMap) -> Result<Caller, ApiError> {
     let token = bearer(headers).ok_or_else(|| {
-        ApiError(
+        ApiError::new(
             StatusCode::UNAUTHORIZED,
             "invalid_token",
             "a bearer access token is required".into(),
         )
     })?;
-    ca.auth.authenticate(token).await.ok_or_else(|| {
-        ApiError(
-            StatusCode::UNAUTHORIZED,
-            "invalid_token",
-            "the access token is not valid, expired or revoked".into(),
-        )
-    })
+    ca.auth.authenticate(token).await.map_err(ApiError::from)
 }
 
-pub(crate) const ADMIN_SCOPE: &str = "kizuna:admin";
+impl From<Refused> for ApiError {
+    fn from(refused: Refused) -> Self {
+        match refused {
+            Refused::InvalidToken => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_token",
+                "the access token is not valid, expired or revoked".into(),
+            ),
+            Refused::InsufficientScope(m) => {
+                ApiError::new(StatusCode::FORBIDDEN, "insufficient_scope", m)
+            }
+            Refused::InsufficientUserAuthentication(level) => ApiError {
+                acr_level: Some(level),
+                ..ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "insufficient_user_authentication",
+                    format!(
+                        "your roles need a sign-in at urn:kizuna:aal:{level}; ask for it with acr_values"
+                    ),
+                )
+            },
+            Refused::NoRights(m) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", m),
+            Refused::Unavailable => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                "the caller could not be checked; try again".into(),
+            ),
+        }
+    }
+}
+
+impl From<Denied> for ApiError {
+    fn from(denied: Denied) -> Self {
+        match denied {
+            Denied::Forbidden(m) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", m),
+            Denied::NotFound(what) => {
+                ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no {what}"))
+            }
+        }
+    }
+}
+
+/// The organization a request acts for: the one it names, if the caller's rights for
+/// `action` reach it; else the caller's one organization; `None` for a city-wide caller.
+pub(crate) async fn acting_for(
+    ca: &Ca,
+    who: &Caller,
+    action: Action,
+    asked: Option<String>,
+) -> Result<Option<String>, ApiError> {
+    let reach = who.require(action)?;
+    match asked {
+        Some(asked) => {
+            let id = ca.organization(&asked).await?.0.id;
+            if who.may_in(action, Some(&id)) {
+                Ok(Some(id))
+            } else {
+                Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "forbidden",
+                    format!("you may not act for organization {asked}"),
+                ))
+            }
+        }
+        None if reach == Reach::City => Ok(None),
+        None => who.own_org(action).map(Some).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "your rights reach several organizations: name one (org_id / org)".into(),
+            )
+        }),
+    }
+}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -182,42 +271,39 @@ struct IssueBody {
     org_id: Option<String>,
 }
 
-/// `POST /ca/api/v1/certificates`: needs the profile's scope (`kizuna:cert:<profile>`) or
-/// `kizuna:admin`. The certificate belongs to the caller's organization.
+/// `POST /ca/api/v1/certificates`: a role that issues certificates in the organization, or
+/// an automation client's profile scope (`kizuna:cert:<profile>`) in its own. The
+/// certificate belongs to the organization the request acts for.
 async fn issue(
     State(ca): State<Ca>,
     headers: HeaderMap,
     body: Result<Json<IssueBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let who = principal(&ca, &headers).await?;
+    let who = caller(&ca, &headers).await?;
     let Json(body) =
-        body.map_err(|e| ApiError(StatusCode::BAD_REQUEST, "invalid_request", e.body_text()))?;
+        body.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.body_text()))?;
     let profile = ca
         .profiles
         .get(&body.profile)
         .ok_or_else(|| ApiError::from(CaError::UnknownProfile(body.profile.clone())))?;
-    let admin = who.has_scope(ADMIN_SCOPE);
-    if !admin && !who.has_scope(&profile.scope) {
-        return Err(ApiError(
+    let org_id = match body.org_id {
+        Some(asked) => Some(ca.organization(&asked).await?.0.id),
+        None => who
+            .own_org(Action::IssueCertificates)
+            .or_else(|| who.grants.iter().map(|(_, org)| org.clone()).next()),
+    };
+    if !who.may_issue(&profile.scope, org_id.as_deref()) {
+        return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "insufficient_scope",
             format!(
-                "requesting {} needs the {} scope",
-                profile.name, profile.scope
+                "requesting {} certificates for {} needs the {} scope or a role there",
+                profile.name,
+                org_id.as_deref().unwrap_or("the city"),
+                profile.scope
             ),
         ));
     }
-    let org_id = match (admin, body.org_id) {
-        (true, Some(org)) => Some(org),
-        (false, Some(org)) if who.org_id.as_deref() != Some(org.as_str()) => {
-            return Err(ApiError(
-                StatusCode::FORBIDDEN,
-                "forbidden",
-                "only administrators may issue for another organization".into(),
-            ));
-        }
-        (_, _) => who.org_id.clone(),
-    };
     let sans = body
         .sans
         .map(|list| {
@@ -226,7 +312,7 @@ async fn issue(
                 .collect::<Result<Vec<_>, _>>()
         })
         .transpose()
-        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, "invalid_request", e))?;
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e))?;
     let issued = crate::issue::issue(
         &ca,
         IssueRequest {
@@ -234,7 +320,7 @@ async fn issue(
             profile: body.profile,
             sans,
             org_id,
-            actor: who.actor(),
+            actor: who.actor.clone(),
             internal: false,
             common_name: None,
             ca_id: None,
@@ -255,24 +341,14 @@ struct ListQuery {
     limit: Option<i64>,
 }
 
-/// `GET /ca/api/v1/certificates`: administrators see all; others their organization's.
+/// `GET /ca/api/v1/certificates`: what the caller's rights to see devices reach.
 async fn list(
     State(ca): State<Ca>,
     headers: HeaderMap,
     Query(q): Query<ListQuery>,
 ) -> Result<Response, ApiError> {
-    let who = principal(&ca, &headers).await?;
-    let org_id = if who.has_scope(ADMIN_SCOPE) {
-        q.org
-    } else {
-        Some(who.org_id.clone().ok_or_else(|| {
-            ApiError(
-                StatusCode::FORBIDDEN,
-                "forbidden",
-                "the caller belongs to no organization".into(),
-            )
-        })?)
-    };
+    let who = caller(&ca, &headers).await?;
+    let org_id = acting_for(&ca, &who, Action::ViewDevices, q.org).await?;
     let filter = Filter {
         ca_id: q.ca,
         org_id,
@@ -291,17 +367,9 @@ async fn show(
     headers: HeaderMap,
     Path(serial): Path<String>,
 ) -> Result<Response, ApiError> {
-    let who = principal(&ca, &headers).await?;
-    let record = store::get(&ca.core.db, &serial)
+    let record = certificate_for(&ca, &headers, &serial, Action::ViewDevices)
         .await?
-        .filter(|r| who.has_scope(ADMIN_SCOPE) || (r.org_id.is_some() && r.org_id == who.org_id))
-        .ok_or_else(|| {
-            ApiError(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                format!("no certificate {serial}"),
-            )
-        })?;
+        .1;
     let pem_text = pem("CERTIFICATE", &record.der);
     Ok(Json(json!({"certificate": record, "certificate_pem": pem_text})).into_response())
 }
@@ -399,7 +467,23 @@ async fn shard_crl(
     }
 }
 
-const REVOKE_SCOPE: &str = "kizuna:cert:revoke";
+/// The certificate `serial` and its caller, if the caller may take `action` on it; else
+/// "not found", so an organization cannot probe another's serials.
+async fn certificate_for(
+    ca: &Ca,
+    headers: &HeaderMap,
+    serial: &str,
+    action: Action,
+) -> Result<(Caller, store::CertRecord), ApiError> {
+    let who = caller(ca, headers).await?;
+    who.require(action)?;
+    let what = format!("certificate {serial}");
+    let record = store::get(&ca.core.db, serial)
+        .await?
+        .ok_or_else(|| ApiError::from(Denied::NotFound(what.clone())))?;
+    who.require_in(action, record.org_id.as_deref(), &what)?;
+    Ok((who, record))
+}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -407,39 +491,26 @@ struct RevokeBody {
     reason: String,
 }
 
-/// `POST /ca/api/v1/certificates/{serial}/revoke`: administrators, or the certificate's
-/// organization with the `kizuna:cert:revoke` scope.
+/// `POST /ca/api/v1/certificates/{serial}/revoke`: a caller whose rights to revoke reach
+/// the certificate's organization (`kizuna:cert:revoke` for an organization's client).
 async fn revoke_one(
     State(ca): State<Ca>,
     headers: HeaderMap,
     Path(serial): Path<String>,
     body: Result<Json<RevokeBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let who = principal(&ca, &headers).await?;
+    let (who, record) = certificate_for(&ca, &headers, &serial, Action::RevokeCertificates).await?;
     let Json(body) =
-        body.map_err(|e| ApiError(StatusCode::BAD_REQUEST, "invalid_request", e.body_text()))?;
+        body.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.body_text()))?;
     let reason: crate::revoke::Reason = body
         .reason
         .parse()
-        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, "invalid_request", e))?;
-    let record = store::get(&ca.core.db, &serial)
-        .await?
-        .filter(|r| {
-            who.has_scope(ADMIN_SCOPE)
-                || (who.has_scope(REVOKE_SCOPE) && r.org_id.is_some() && r.org_id == who.org_id)
-        })
-        .ok_or_else(|| {
-            ApiError(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                format!("no certificate {serial} you may revoke"),
-            )
-        })?;
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e))?;
     let report = crate::revoke::revoke(
         &ca,
         &crate::revoke::Selector::Serial(record.serial),
         reason,
-        who.actor(),
+        who.actor,
     )
     .await?;
     Ok(Json(report).into_response())
@@ -450,21 +521,8 @@ async fn unhold_one(
     headers: HeaderMap,
     Path(serial): Path<String>,
 ) -> Result<Response, ApiError> {
-    let who = principal(&ca, &headers).await?;
-    let record = store::get(&ca.core.db, &serial)
-        .await?
-        .filter(|r| {
-            who.has_scope(ADMIN_SCOPE)
-                || (who.has_scope(REVOKE_SCOPE) && r.org_id.is_some() && r.org_id == who.org_id)
-        })
-        .ok_or_else(|| {
-            ApiError(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                format!("no certificate {serial} you may release"),
-            )
-        })?;
-    crate::revoke::unhold(&ca, &record.serial, who.actor()).await?;
+    let (who, record) = certificate_for(&ca, &headers, &serial, Action::RevokeCertificates).await?;
+    crate::revoke::unhold(&ca, &record.serial, who.actor).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -482,38 +540,52 @@ struct RevokeManyBody {
 }
 
 /// `POST /ca/api/v1/revocations`: every certificate of a device (`device_id`, with `org_id`
-/// when the id is used in several organizations) or of an organization (`org_id` alone), for
-/// administrators only, in one transaction; without `confirm`, a count.
+/// when the id is used in several organizations) or of an organization (`org_id` alone), in
+/// one transaction, for a caller whose rights to revoke reach that organization; without
+/// `confirm`, a count.
 async fn revoke_many(
     State(ca): State<Ca>,
     headers: HeaderMap,
     body: Result<Json<RevokeManyBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let who = principal(&ca, &headers).await?;
-    if !who.has_scope(ADMIN_SCOPE) {
-        return Err(ApiError(
-            StatusCode::FORBIDDEN,
-            "insufficient_scope",
-            format!("bulk revocation needs {ADMIN_SCOPE}"),
-        ));
-    }
+    let who = caller(&ca, &headers).await?;
+    who.require(Action::RevokeCertificates)?;
     let Json(body) =
-        body.map_err(|e| ApiError(StatusCode::BAD_REQUEST, "invalid_request", e.body_text()))?;
+        body.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.body_text()))?;
     let reason: crate::revoke::Reason = body
         .reason
         .parse()
-        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, "invalid_request", e))?;
-    let selector = match (body.device_id, body.org_id) {
-        (Some(d), org) => crate::revoke::device(&ca, &d, org.as_deref()).await?,
-        (None, Some(o)) => crate::revoke::Selector::Organization(o),
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e))?;
+    let (selector, org) = match (body.device_id, body.org_id) {
+        (Some(d), org) => {
+            let org = match org {
+                Some(o) => Some(ca.organization(&o).await?.0.id),
+                None => None,
+            };
+            let selector = crate::revoke::device(&ca, &d, org.as_deref()).await?;
+            let owner = match &selector {
+                crate::revoke::Selector::Device { org_id, .. } => Some(org_id.clone()),
+                _ => None,
+            };
+            (selector, owner)
+        }
+        (None, Some(o)) => {
+            let id = ca.organization(&o).await?.0.id;
+            (crate::revoke::Selector::Organization(id.clone()), Some(id))
+        }
         _ => {
-            return Err(ApiError(
+            return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "invalid_request",
                 "give device_id or org_id".into(),
             ));
         }
     };
+    who.require_in(
+        Action::RevokeCertificates,
+        org.as_deref(),
+        "device or organization you may revoke for",
+    )?;
     if !body.confirm {
         let count = crate::revoke::count(&ca, &selector).await?;
         return Ok(Json(
@@ -521,6 +593,6 @@ async fn revoke_many(
         )
         .into_response());
     }
-    let report = crate::revoke::revoke(&ca, &selector, reason, who.actor()).await?;
+    let report = crate::revoke::revoke(&ca, &selector, reason, who.actor).await?;
     Ok(Json(report).into_response())
 }

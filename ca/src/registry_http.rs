@@ -1,7 +1,8 @@
 //! The registry API for the console and automation, in the CA API's style
 //! (`/ca/api/v1/…`, bearer access tokens, `{"error", "message"}` errors): devices,
-//! enrollment tokens and ACME binding keys. `kizuna:admin` reaches every organization; the
-//! `kizuna:devices` scope reaches the caller's own organization only.
+//! enrollment tokens and ACME binding keys. Callers are resolved and decided on as on every
+//! management API (`kizuna_core::access`): staff roles in their scopes, or an automation
+//! client's `kizuna:devices` scope in its own organization.
 
 use axum::Router;
 use axum::extract::{Path, Query, State};
@@ -11,15 +12,12 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::json;
 
-use kizuna_core::auth::Principal;
+use kizuna_core::access::{Action, Caller, Denied};
 
 use crate::Ca;
 use crate::devices::{self, DeviceFilter, NewDevice};
 use crate::enroll::tokens::{self, TokenSpec};
-use crate::http::{ADMIN_SCOPE, ApiError, principal};
-
-/// The scope an organization's own tools need to manage its devices and tokens.
-pub const DEVICES_SCOPE: &str = "kizuna:devices";
+use crate::http::{ApiError, acting_for, caller};
 
 pub fn router(ca: Ca) -> Router {
     Router::new()
@@ -34,51 +32,23 @@ pub fn router(ca: Ca) -> Router {
         .with_state(ca)
 }
 
-/// The caller and the organization it acts for: an administrator names one (or none, for
-/// listings), anyone else acts for their own.
-async fn caller(
+/// The caller and the organization it acts for with `action`: the one it names (if its
+/// rights reach it), its own, or none (a city-wide caller's listing).
+async fn caller_for(
     ca: &Ca,
     headers: &HeaderMap,
+    action: Action,
     asked: Option<String>,
-) -> Result<(Principal, Option<String>), ApiError> {
-    let who = principal(ca, headers).await?;
-    if who.has_scope(ADMIN_SCOPE) {
-        let org = match asked {
-            Some(o) => Some(ca.organization(&o).await?.0.id),
-            None => None,
-        };
-        return Ok((who, org));
-    }
-    if !who.has_scope(DEVICES_SCOPE) {
-        return Err(ApiError(
-            StatusCode::FORBIDDEN,
-            "insufficient_scope",
-            format!("the registry needs {DEVICES_SCOPE} or {ADMIN_SCOPE}"),
-        ));
-    }
-    let own = who.org_id.clone().ok_or_else(|| {
-        ApiError(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "the caller belongs to no organization".into(),
-        )
-    })?;
-    if let Some(asked) = asked
-        && ca.organization(&asked).await?.0.id != own
-    {
-        return Err(ApiError(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "only administrators act for another organization".into(),
-        ));
-    }
-    Ok((who, Some(own)))
+) -> Result<(Caller, Option<String>), ApiError> {
+    let who = caller(ca, headers).await?;
+    let org = acting_for(ca, &who, action, asked).await?;
+    Ok((who, org))
 }
 
 /// The organization a creating request acts for (administrators must name one).
 fn required(org_id: Option<String>) -> Result<String, ApiError> {
     org_id.ok_or_else(|| {
-        ApiError(
+        ApiError::new(
             StatusCode::BAD_REQUEST,
             "invalid_request",
             "give org_id".into(),
@@ -86,23 +56,20 @@ fn required(org_id: Option<String>) -> Result<String, ApiError> {
     })
 }
 
-/// The device, if the caller may see it.
-async fn visible_device(
+/// The device, if the caller may take `action` on it ("not found" otherwise).
+async fn device_for(
     ca: &Ca,
     headers: &HeaderMap,
     id: &str,
-) -> Result<(Principal, devices::Device), ApiError> {
-    let (who, org) = caller(ca, headers, None).await?;
+    action: Action,
+) -> Result<(Caller, devices::Device), ApiError> {
+    let who = caller(ca, headers).await?;
+    who.require(action)?;
+    let what = format!("device {id}");
     let device = devices::get(&ca.core.db, id)
         .await?
-        .filter(|d| who.has_scope(ADMIN_SCOPE) || org.as_deref() == Some(d.org_id.as_str()))
-        .ok_or_else(|| {
-            ApiError(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                format!("no device {id}"),
-            )
-        })?;
+        .ok_or_else(|| ApiError::from(Denied::NotFound(what.clone())))?;
+    who.require_in(action, Some(&device.org_id), &what)?;
     Ok((who, device))
 }
 
@@ -110,7 +77,7 @@ fn json_body<T>(
     body: Result<Json<T>, axum::extract::rejection::JsonRejection>,
 ) -> Result<T, ApiError> {
     body.map(|Json(b)| b)
-        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, "invalid_request", e.body_text()))
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.body_text()))
 }
 
 #[derive(Deserialize)]
@@ -127,7 +94,7 @@ async fn list(
     headers: HeaderMap,
     Query(q): Query<ListQuery>,
 ) -> Result<Response, ApiError> {
-    let (_, org_id) = caller(&ca, &headers, q.org).await?;
+    let (_, org_id) = caller_for(&ca, &headers, Action::ViewDevices, q.org).await?;
     let filter = DeviceFilter {
         org_id,
         status: q.status.as_deref().map(str::parse).transpose()?,
@@ -164,14 +131,15 @@ async fn create(
     headers: HeaderMap,
     body: Result<Json<DeviceBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, ApiError> {
+    let who = caller(&ca, &headers).await?;
     let body = json_body(body)?;
-    let (who, org_id) = caller(&ca, &headers, body.org_id).await?;
+    let org_id = acting_for(&ca, &who, Action::ManageDevices, body.org_id).await?;
     let org_id = required(org_id)?;
     let coordinates = match (body.latitude, body.longitude) {
         (Some(lat), Some(lon)) => Some((lat, lon)),
         (None, None) => None,
         _ => {
-            return Err(ApiError(
+            return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "invalid_request",
                 "give latitude and longitude together".into(),
@@ -180,7 +148,7 @@ async fn create(
     };
     let device = devices::create(
         &ca.core.db,
-        who.actor(),
+        who.actor.clone(),
         NewDevice {
             id: body.id,
             org_id,
@@ -201,7 +169,7 @@ async fn show(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let (_, device) = visible_device(&ca, &headers, &id).await?;
+    let (_, device) = device_for(&ca, &headers, &id, Action::ViewDevices).await?;
     let certificates = devices::certificates(&ca.core.db, &id).await?;
     Ok(Json(json!({"device": device, "certificates": certificates})).into_response())
 }
@@ -212,13 +180,13 @@ async fn change_status(
     headers: HeaderMap,
     Path((id, action)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let (who, _) = visible_device(&ca, &headers, &id).await?;
+    let (who, _) = device_for(&ca, &headers, &id, Action::RevokeCertificates).await?;
     let change = match action.as_str() {
-        "suspend" => devices::suspend(&ca, &id, who.actor()).await?,
-        "resume" => devices::resume(&ca, &id, who.actor()).await?,
-        "retire" => devices::retire(&ca, &id, who.actor()).await?,
+        "suspend" => devices::suspend(&ca, &id, who.actor.clone()).await?,
+        "resume" => devices::resume(&ca, &id, who.actor.clone()).await?,
+        "retire" => devices::retire(&ca, &id, who.actor.clone()).await?,
         _ => {
-            return Err(ApiError(
+            return Err(ApiError::new(
                 StatusCode::NOT_FOUND,
                 "not_found",
                 format!("no action {action}: use suspend, resume or retire"),
@@ -252,8 +220,9 @@ async fn create_tokens(
     headers: HeaderMap,
     body: Result<Json<TokensBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, ApiError> {
+    let who = caller(&ca, &headers).await?;
     let body = json_body(body)?;
-    let (who, org_id) = caller(&ca, &headers, body.org_id).await?;
+    let org_id = acting_for(&ca, &who, Action::ManageDevices, body.org_id).await?;
     let spec = TokenSpec {
         org_id: required(org_id)?,
         profile: body.profile,
@@ -263,7 +232,7 @@ async fn create_tokens(
         ttl_secs: body.ttl_secs.unwrap_or(ca.config.enrollment.token_ttl_secs),
         count: body.count.unwrap_or(1),
     };
-    let created = tokens::create(&ca, who.actor(), &spec, &mut |_| {}).await?;
+    let created = tokens::create(&ca, who.actor.clone(), &spec, &mut |_| {}).await?;
     Ok((StatusCode::CREATED, Json(json!({"tokens": created}))).into_response())
 }
 
@@ -280,7 +249,7 @@ async fn list_tokens(
     headers: HeaderMap,
     Query(q): Query<TokensQuery>,
 ) -> Result<Response, ApiError> {
-    let (_, org_id) = caller(&ca, &headers, q.org).await?;
+    let (_, org_id) = caller_for(&ca, &headers, Action::ViewDevices, q.org).await?;
     let list = tokens::list(
         &ca.core.db,
         org_id.as_deref(),
@@ -304,10 +273,11 @@ async fn create_eab(
     headers: HeaderMap,
     body: Result<Json<EabBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, ApiError> {
+    let who = caller(&ca, &headers).await?;
     let body = json_body(body)?;
-    let (who, org_id) = caller(&ca, &headers, body.org_id).await?;
+    let org_id = acting_for(&ca, &who, Action::ManageDevices, body.org_id).await?;
     let org_id = required(org_id)?;
-    let key = crate::acme::eab::create(&ca, who.actor(), &org_id)
+    let key = crate::acme::eab::create(&ca, who.actor.clone(), &org_id)
         .await
         .map_err(ApiError::from)?;
     Ok((StatusCode::CREATED, Json(key)).into_response())

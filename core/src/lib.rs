@@ -1,6 +1,7 @@
 //! Kizuna core: storage, migrations, the audit log, key custody, organizations, and the HTTP
 //! plumbing (request context, metrics, error pages, TLS) shared by the feature crates.
 
+pub mod access;
 pub mod audit;
 pub mod auth;
 pub mod custody;
@@ -40,4 +41,6 @@ pub struct Core {
     pub secure_cookies: bool,
     /// Certificate changes, for listeners in this process.
     pub changes: events::ChangeBus,
+    /// The sign-in levels staff roles need, on the console and every management API.
+    pub levels: access::Levels,
 }

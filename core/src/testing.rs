@@ -209,6 +209,7 @@ pub async fn core(db: &Db) -> crate::Core {
         public_url: "http://127.0.0.1:8080".into(),
         secure_cookies: false,
         changes: crate::events::ChangeBus::default(),
+        levels: crate::access::Levels::default(),
     }
 }
 

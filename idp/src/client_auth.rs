@@ -134,14 +134,13 @@ struct AssertionClaims {
     jti: Option<String>,
 }
 
-/// Authenticates the client calling `endpoint` (its full URL, an accepted assertion audience).
+/// Authenticates the client calling one of the provider's endpoints.
 pub async fn authenticate(
     idp: &Idp,
     headers: &HeaderMap,
     params: &Params,
-    endpoint: &str,
 ) -> Result<Arc<Client>, OAuthError> {
-    let result = authenticate_inner(idp, headers, params, endpoint).await;
+    let result = authenticate_inner(idp, headers, params).await;
     if let Err((client_id, error)) = &result
         && error.code == "invalid_client"
     {
@@ -168,7 +167,6 @@ async fn authenticate_inner(
     idp: &Idp,
     headers: &HeaderMap,
     params: &Params,
-    endpoint: &str,
 ) -> Result<Arc<Client>, (String, OAuthError)> {
     let presented = presented(headers, params).map_err(|e| (String::new(), e))?;
     let claimed = match &presented {
@@ -213,7 +211,7 @@ async fn authenticate_inner(
             if client.auth_method != AuthMethod::PrivateKeyJwt {
                 return Err(fail("this client is not registered for private_key_jwt"));
             }
-            verify_assertion(idp, &client, &assertion, endpoint)
+            verify_assertion(idp, &client, &assertion)
                 .await
                 .map_err(|message| fail(&message))?;
         }
@@ -221,12 +219,7 @@ async fn authenticate_inner(
     Ok(client)
 }
 
-async fn verify_assertion(
-    idp: &Idp,
-    client: &Client,
-    assertion: &str,
-    endpoint: &str,
-) -> Result<(), String> {
+async fn verify_assertion(idp: &Idp, client: &Client, assertion: &str) -> Result<(), String> {
     let jws = Jws::parse(assertion).map_err(|e| format!("client assertion: {e}"))?;
     if !ASSERTION_ALGS.contains(&jws.header.alg.as_str()) {
         return Err(format!(
@@ -254,16 +247,14 @@ async fn verify_assertion(
     {
         return Err("client assertion iss and sub must be the client_id".into());
     }
-    let accepted = [idp.issuer(), endpoint, &idp.endpoint("/token")];
-    let aud_ok = match &claims.aud {
-        Some(serde_json::Value::String(a)) => accepted.contains(&a.as_str()),
-        Some(serde_json::Value::Array(list)) => list
-            .iter()
-            .any(|a| a.as_str().is_some_and(|a| accepted.contains(&a))),
-        _ => false,
-    };
-    if !aud_ok {
-        return Err("client assertion audience must be the issuer or the endpoint URL".into());
+    // The audience is the issuer as one string (RFC 7523bis, after the 2025 audience
+    // injection advisory): a list, or an endpoint URL another party could also claim to be,
+    // would let an assertion made for one server be replayed at another.
+    if !matches!(&claims.aud, Some(serde_json::Value::String(a)) if a == idp.issuer()) {
+        return Err(format!(
+            "client assertion audience must be the issuer {:?} as a single string",
+            idp.issuer()
+        ));
     }
     let exp = claims.exp.ok_or("client assertion has no exp")?;
     if exp <= now - CLOCK_SKEW {

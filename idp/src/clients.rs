@@ -787,11 +787,15 @@ async fn change(
 }
 
 /// Replaces a client's redirect URIs and required assurance level; audited.
+/// Changes a client's redirect URIs and minimum level. With `review`, a change of either
+/// sends an active client back to `pending` until a city administrator approves it again
+/// (an organization administrator re-pointing a client they do not approve).
 pub async fn edit(
     core: &Core,
     actor: Actor,
     client_id: &str,
     edit: ClientEdit,
+    review: bool,
 ) -> Result<Client, ClientError> {
     if edit.min_aal > 3 {
         return Err(invalid("min_aal must be 0 (none), 1, 2 or 3"));
@@ -807,19 +811,30 @@ pub async fn edit(
             "a client using the authorization code grant needs at least one redirect URI",
         ));
     }
+    let changes_reach =
+        edit.redirect_uris != current.redirect_uris || edit.min_aal != current.min_aal;
+    let status = if review && changes_reach && current.status == ClientStatus::Active.as_str() {
+        ClientStatus::Pending.as_str()
+    } else {
+        current.status.as_str()
+    };
     let mut tx = core.db.begin().await?;
     let client = change(
         tx.conn(),
         client_id,
         Some(edit.expected_version),
-        "redirect_uris = $4, min_aal = CAST($5 AS INTEGER)",
-        &[to_json(&edit.redirect_uris), edit.min_aal.to_string()],
+        "redirect_uris = $4, min_aal = CAST($5 AS INTEGER), status = $6",
+        &[
+            to_json(&edit.redirect_uris),
+            edit.min_aal.to_string(),
+            status.to_string(),
+        ],
     )
     .await?;
     let entries = audit::append_in(
         tx.conn(),
         &[AuditEvent::new(actor, "client.update", format!("client:{client_id}"))
-            .details(json!({"redirect_uris": client.redirect_uris, "min_aal": client.min_aal, "version": client.version}))],
+            .details(json!({"redirect_uris": client.redirect_uris, "min_aal": client.min_aal, "status": client.status, "version": client.version}))],
     )
     .await?;
     tx.commit().await?;

@@ -73,13 +73,7 @@ async fn start(
     body: &[u8],
 ) -> Result<DeviceAuthorization, OAuthError> {
     let params = form_params(headers, body)?;
-    let client = client_auth::authenticate(
-        idp,
-        headers,
-        &params,
-        &idp.endpoint("/device_authorization"),
-    )
-    .await?;
+    let client = client_auth::authenticate(idp, headers, &params).await?;
     if !client.allows(GrantType::DeviceCode) {
         return Err(OAuthError::unauthorized_client(
             "this client is not registered for the device grant",
@@ -209,12 +203,16 @@ pub async fn exchange(
         auth_time: row.auth_time,
         acr: row.acr,
         amr: serde_json::from_str(&row.amr).unwrap_or_default(),
-        scope: row
-            .scope
-            .split(' ')
-            .filter(|s| !s.is_empty())
-            .map(str::to_string)
-            .collect(),
+        scope: users::permitted_scopes(
+            tx.conn(),
+            &user.id,
+            row.scope
+                .split(' ')
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect(),
+        )
+        .await?,
         nonce: None,
         claims: None,
     };
@@ -228,7 +226,7 @@ pub async fn exchange(
     )
     .await?;
     let refresh_token = if client.allows(GrantType::RefreshToken) {
-        Some(tokens::new_refresh_token(tx.conn(), idp, &grant_id).await?)
+        Some(tokens::new_refresh_token(tx.conn(), &grant_id).await?)
     } else {
         None
     };

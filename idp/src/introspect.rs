@@ -24,8 +24,7 @@ pub async fn endpoint(State(idp): State<Idp>, headers: HeaderMap, body: Bytes) -
 
 async fn answer(idp: &Idp, headers: &HeaderMap, body: &[u8]) -> Result<Value, OAuthError> {
     let params = form_params(headers, body)?;
-    let caller =
-        client_auth::authenticate(idp, headers, &params, &idp.endpoint("/introspect")).await?;
+    let caller = client_auth::authenticate(idp, headers, &params).await?;
     if caller.is_public() {
         return Err(OAuthError::invalid_client(
             "public clients may not introspect tokens",
@@ -64,7 +63,10 @@ async fn answer(idp: &Idp, headers: &HeaderMap, body: &[u8]) -> Result<Value, OA
     let row: Option<(String, String, String, i64, i64)> = sqlx::query_as(
         "SELECT g.client_id, g.user_id, g.scope, r.created_at, r.expires_at FROM refresh_tokens r \
          JOIN grants g ON g.id = r.grant_id \
-         WHERE r.token_hash = $1 AND r.used_at IS NULL AND g.revoked_at IS NULL AND r.expires_at > $2",
+         JOIN clients c ON c.id = g.client_id AND c.status = 'active' \
+         JOIN users u ON u.id = g.user_id AND u.status = 'active' \
+         WHERE r.token_hash = $1 AND r.used_at IS NULL AND g.revoked_at IS NULL \
+         AND r.expires_at > $2 AND g.expires_at > $2",
     )
     .bind(secret::token_hash(token))
     .bind(kizuna_core::time::now_unix())

@@ -27,7 +27,7 @@ pub async fn endpoint(State(idp): State<Idp>, headers: HeaderMap, body: Bytes) -
 
 async fn revoke(idp: &Idp, headers: &HeaderMap, body: &[u8]) -> Result<(), OAuthError> {
     let params = form_params(headers, body)?;
-    let client = client_auth::authenticate(idp, headers, &params, &idp.endpoint("/revoke")).await?;
+    let client = client_auth::authenticate(idp, headers, &params).await?;
     let token = params
         .get("token")
         .map_err(OAuthError::invalid_request)?

@@ -215,21 +215,22 @@ pub async fn create_grant(
     Ok(())
 }
 
-/// A new refresh token in the grant; returns the token (stored only as its hash).
+/// A new refresh token in the grant; returns the token (stored only as its hash). It expires
+/// with the grant: rotation never extends a sign-in's lifetime.
 pub async fn new_refresh_token(
     conn: &mut AnyConnection,
-    idp: &Idp,
     grant_id: &str,
 ) -> Result<String, sqlx::Error> {
     let token = secret::random_token();
-    let now = kizuna_core::time::now_unix();
-    sqlx::query("INSERT INTO refresh_tokens (token_hash, grant_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
-        .bind(secret::token_hash(&token))
-        .bind(grant_id)
-        .bind(now)
-        .bind(now + idp.config.refresh_token_ttl_secs)
-        .execute(conn)
-        .await?;
+    sqlx::query(
+        "INSERT INTO refresh_tokens (token_hash, grant_id, created_at, expires_at) \
+         SELECT $1, id, $2, expires_at FROM grants WHERE id = $3",
+    )
+    .bind(secret::token_hash(&token))
+    .bind(kizuna_core::time::now_unix())
+    .bind(grant_id)
+    .execute(conn)
+    .await?;
     Ok(token)
 }
 
@@ -257,8 +258,8 @@ pub enum Inactive {
     Revoked,
 }
 
-/// Checks one of Kizuna's access tokens: signature, issuer, expiry, and revocation (of the
-/// token itself or of its grant).
+/// Checks one of Kizuna's access tokens: signature, issuer, expiry, revocation (of the token
+/// itself or of its grant), and that its client and account are still active.
 pub async fn check_access_token(
     idp: &Idp,
     token: &str,
@@ -276,12 +277,19 @@ pub async fn check_access_token(
     if claims.exp <= kizuna_core::time::now_unix() {
         return Ok(Err(Inactive::Expired));
     }
+    // Revoked itself or through its grant, or issued to a client or an account that has
+    // since been disabled or deleted: inactive at once, on every replica.
     let revoked: i64 = sqlx::query_scalar(
         "SELECT (SELECT COUNT(*) FROM revoked_tokens WHERE jti = $1) + \
-                (SELECT COUNT(*) FROM grants WHERE id = $2 AND revoked_at IS NOT NULL)",
+                (SELECT COUNT(*) FROM grants WHERE id = $2 AND revoked_at IS NOT NULL) + \
+                (1 - (SELECT COUNT(*) FROM clients WHERE id = $3 AND status = 'active')) + \
+                (CASE WHEN $4 = $3 THEN 0 \
+                      ELSE 1 - (SELECT COUNT(*) FROM users WHERE id = $4 AND status = 'active') END)",
     )
     .bind(&claims.jti)
     .bind(claims.gid.as_deref().unwrap_or(""))
+    .bind(&claims.client_id)
+    .bind(&claims.sub)
     .fetch_one(idp.core.db.pool())
     .await?;
     Ok(if revoked > 0 {

@@ -8,53 +8,7 @@ use kizuna_core::db::{AnyConnection, is_unique_violation};
 
 use crate::password::PasswordError;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Role {
-    CityAdmin,
-    OrgAdmin,
-    Registrar,
-    Installer,
-    Auditor,
-    Helpdesk,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::CityAdmin => "city-admin",
-            Role::OrgAdmin => "org-admin",
-            Role::Registrar => "registrar",
-            Role::Installer => "installer",
-            Role::Auditor => "auditor",
-            Role::Helpdesk => "helpdesk",
-        }
-    }
-}
-
-impl std::str::FromStr for Role {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Role, String> {
-        Role::ALL
-            .into_iter()
-            .find(|r| r.as_str() == s)
-            .ok_or_else(|| format!("unknown role {s:?}"))
-    }
-}
-
-impl Role {
-    pub const ALL: [Role; 6] = [
-        Role::CityAdmin,
-        Role::OrgAdmin,
-        Role::Registrar,
-        Role::Installer,
-        Role::Auditor,
-        Role::Helpdesk,
-    ];
-}
-
-/// The scope of a role held across every organization.
-pub const CITY_WIDE: &str = "*";
+pub use kizuna_core::access::{CITY_WIDE, Role};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct User {
@@ -226,6 +180,36 @@ pub async fn assignments(
     Ok(rows
         .into_iter()
         .filter_map(|(role, scope)| Some((role.parse().ok()?, scope)))
+        .collect())
+}
+
+/// The scopes a person's token may carry. Management scopes (`kizuna:*`) are dropped unless
+/// the account holds a matching role now: `kizuna:admin` needs some staff role,
+/// `kizuna:role:<role>` that role; the narrow automation scopes (`kizuna:devices`,
+/// `kizuna:cert:*`) are for clients acting for themselves and never go to a person.
+pub async fn permitted_scopes(
+    conn: &mut AnyConnection,
+    user_id: &str,
+    scopes: Vec<String>,
+) -> Result<Vec<String>, sqlx::Error> {
+    use kizuna_core::access::{ADMIN_SCOPE, ROLE_SCOPE_PREFIX, is_management_scope};
+    if !scopes.iter().any(|s| is_management_scope(s)) {
+        return Ok(scopes);
+    }
+    let held = assignments(conn, user_id).await?;
+    Ok(scopes
+        .into_iter()
+        .filter(|s| {
+            if !is_management_scope(s) {
+                return true;
+            }
+            if s == ADMIN_SCOPE {
+                return !held.is_empty();
+            }
+            s.strip_prefix(ROLE_SCOPE_PREFIX)
+                .and_then(|r| r.parse::<Role>().ok())
+                .is_some_and(|role| held.iter().any(|(r, _)| *r == role))
+        })
         .collect())
 }
 

@@ -222,14 +222,19 @@ pub fn page(template: &impl askama::Template) -> Response {
     }
 }
 
-/// A same-site path to return to, or `/` for anything else (an open-redirect guard).
+/// A same-site path to return to, or `/` for anything else (an open-redirect guard). Control
+/// characters, whitespace and backslashes are refused anywhere: browsers drop tabs and
+/// newlines from a URL and read a backslash as a slash, so `/<TAB>/evil.example` would leave
+/// the site.
 pub fn local_path(next: Option<&str>) -> String {
     match next {
         Some(p)
             if p.starts_with('/')
                 && !p.starts_with("//")
-                && !p.starts_with("/\\")
-                && p.len() <= 2048 =>
+                && p.len() <= 2048
+                && !p
+                    .chars()
+                    .any(|c| c.is_control() || c.is_whitespace() || c == '\\') =>
         {
             p.to_string()
         }
@@ -240,6 +245,29 @@ pub fn local_path(next: Option<&str>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_plain_same_site_path_is_a_place_to_return_to() {
+        for ok in ["/", "/account", "/admin/clients?x=1&y=%2F", "/a/b#c"] {
+            assert_eq!(local_path(Some(ok)), ok);
+        }
+        for bad in [
+            "//evil.example",
+            "/\\evil.example",
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "/ /evil.example",
+            "/x\u{7f}",
+            "/\u{2028}/evil.example",
+            "https://evil.example",
+            "evil",
+            "",
+        ] {
+            assert_eq!(local_path(Some(bad)), "/", "{bad:?}");
+        }
+        assert_eq!(local_path(Some(&format!("/{}", "a".repeat(2048)))), "/");
+        assert_eq!(local_path(None), "/");
+    }
 
     fn parse(text: &str) -> Option<String> {
         trace_id(&HeaderValue::from_str(text).unwrap())

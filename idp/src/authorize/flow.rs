@@ -92,6 +92,15 @@ pub async fn decide(
         }
         return Ok(Step::Login(keep(idp, &pending, pending_id).await?));
     };
+    // Management scopes go only to an account that holds a matching role; dropped before
+    // consent so the person is never asked to grant what they cannot hold.
+    let mut pending = pending;
+    let asked = std::mem::take(&mut pending.request.scope);
+    pending.request.scope = {
+        let mut conn = idp.core.db.conn().await?;
+        crate::users::permitted_scopes(&mut conn, &session.user_id, asked).await?
+    };
+    let req = &pending.request;
     if let Some(step) = check_assurance(idp, client, &session, &pending, pending_id.clone()).await?
     {
         return Ok(step);

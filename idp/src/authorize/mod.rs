@@ -187,7 +187,7 @@ pub async fn par(State(idp): State<Idp>, headers: HeaderMap, body: Bytes) -> Res
 
 async fn push(idp: &Idp, headers: &HeaderMap, body: &[u8]) -> Result<(String, i64), OAuthError> {
     let params = form_params(headers, body)?;
-    let client = client_auth::authenticate(idp, headers, &params, &idp.endpoint("/par")).await?;
+    let client = client_auth::authenticate(idp, headers, &params).await?;
     if params
         .get("request_uri")
         .map_err(OAuthError::invalid_request)?

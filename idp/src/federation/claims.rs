@@ -101,6 +101,22 @@ fn birthdate(value: &Value) -> Option<String> {
     valid.then(|| s.to_string())
 }
 
+impl MappedClaims {
+    /// An upstream vouches only for addresses in the domains it answers for (its
+    /// `email_domains`): `email_verified` about any other address is not believed, so an
+    /// upstream cannot hand out verified addresses of the city's or another partner's domain.
+    pub fn believe_verification_within(&mut self, domains: &[String]) {
+        let own = self
+            .email
+            .as_deref()
+            .and_then(|e| e.rsplit_once('@'))
+            .is_some_and(|(_, domain)| domains.iter().any(|d| d.eq_ignore_ascii_case(domain)));
+        if !own {
+            self.email_verified = false;
+        }
+    }
+}
+
 /// Applies `map` to the upstream's claims (ID token and UserInfo, merged).
 pub fn apply(map: &ClaimMap, claims: &Map<String, Value>) -> MappedClaims {
     let mut out = MappedClaims {
@@ -158,6 +174,34 @@ pub fn apply(map: &ClaimMap, claims: &Map<String, Value>) -> MappedClaims {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn verification_counts_only_in_the_upstreams_own_domains() {
+        let mapped = |email: &str| MappedClaims {
+            email: Some(email.into()),
+            email_verified: true,
+            ..MappedClaims::default()
+        };
+        let domains = vec!["hospital.example.jp".to_string()];
+        let mut own = mapped("hanako@hospital.example.jp");
+        own.believe_verification_within(&domains);
+        assert!(own.email_verified);
+        for other in [
+            "mayor@city.example.jp",
+            "x@evil-hospital.example.jp",
+            "x@sub.hospital.example.jp",
+        ] {
+            let mut m = mapped(other);
+            m.believe_verification_within(&domains);
+            assert!(!m.email_verified, "{other}");
+        }
+        let mut none = mapped("hanako@hospital.example.jp");
+        none.believe_verification_within(&[]);
+        assert!(
+            !none.email_verified,
+            "an upstream with no domains vouches for none"
+        );
+    }
+
     use super::*;
     use serde_json::json;
 

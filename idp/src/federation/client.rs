@@ -43,11 +43,13 @@ use crate::Idp;
 use crate::mfa::policy::Aal;
 
 /// Provider metadata the core type leaves out: the RP-initiated logout endpoint (OpenID
-/// Connect RP-Initiated Logout 1.0 §2.1) and the PKCE methods (RFC 8414 §2).
+/// Connect RP-Initiated Logout 1.0 §2.1), the PKCE methods (RFC 8414 §2) and whether
+/// authorization responses carry `iss` (RFC 9207 §3).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ExtraMetadata {
     pub end_session_endpoint: Option<String>,
     pub code_challenge_methods_supported: Option<Vec<String>>,
+    pub authorization_response_iss_parameter_supported: Option<bool>,
 }
 impl AdditionalProviderMetadata for ExtraMetadata {}
 
@@ -495,13 +497,26 @@ async fn finish_inner(
     if !upstream.is_active() {
         return Err(FederationError::Disabled);
     }
-    if let Some(iss) = &params.iss
-        && *iss != upstream.issuer
-    {
-        return Err(FederationError::Upstream(format!(
-            "the response names another issuer ({})",
-            clean_text(iss, 100)
-        )));
+    // RFC 9207: a response naming another issuer is a mix-up; one without `iss` from an
+    // upstream that advertises it may be one too, and is refused alike.
+    let md = idp.federation.metadata(&upstream.issuer, false).await?;
+    match &params.iss {
+        Some(iss) if *iss != upstream.issuer => {
+            return Err(FederationError::IssuerMixUp(format!(
+                "it names another issuer ({})",
+                clean_text(iss, 100)
+            )));
+        }
+        None if md
+            .additional_metadata()
+            .authorization_response_iss_parameter_supported
+            == Some(true) =>
+        {
+            return Err(FederationError::IssuerMixUp(
+                "it has no iss, which the upstream says it always sends".into(),
+            ));
+        }
+        _ => {}
     }
     if let Some(error) = &params.error {
         let description = params
@@ -519,7 +534,6 @@ async fn finish_inner(
         .as_deref()
         .filter(|c| !c.is_empty() && c.len() <= 4096)
         .ok_or_else(|| FederationError::Upstream("the response has no code".into()))?;
-    let md = idp.federation.metadata(&upstream.issuer, false).await?;
     let tokens = exchange(idp, &md, &upstream, code, &pending.pkce_verifier).await?;
     let id_token = tokens
         .id_token()
@@ -587,7 +601,11 @@ async fn finish_inner(
         upstream_alias: upstream.alias.clone(),
         issuer: upstream.issuer.clone(),
         subject,
-        mapped: claims::apply(&upstream.claim_map, &merged),
+        mapped: {
+            let mut mapped = claims::apply(&upstream.claim_map, &merged);
+            mapped.believe_verification_within(&upstream.email_domains);
+            mapped
+        },
         upstream_sid: merged
             .get("sid")
             .and_then(Value::as_str)
@@ -643,10 +661,9 @@ async fn exchange(
         .map_err(|_| FederationError::Discovery("the upstream has no token endpoint".into()))?
         .set_pkce_verifier(PkceCodeVerifier::new(verifier.to_string()));
     if upstream.client_auth == ClientAuth::PrivateKeyJwt {
-        let audience = md
-            .token_endpoint()
-            .map(|u| u.to_string())
-            .unwrap_or_default();
+        // The upstream's issuer, one string: what RFC 7523bis asks of clients since the 2025
+        // audience injection advisory, and what Kizuna itself demands of its clients.
+        let audience = md.issuer().as_str().to_string();
         request = request
             .add_extra_param(
                 "client_assertion_type",

@@ -36,6 +36,9 @@ pub enum FederationError {
     BadState,
     #[error("the upstream answered with an error: {0}")]
     Upstream(String),
+    /// The authorization response does not name the upstream as its issuer (RFC 9207).
+    #[error("the authorization response is not the upstream's: {0}")]
+    IssuerMixUp(String),
     #[error("the token request to the upstream failed: {0}")]
     Token(String),
     #[error("the upstream's ID token was refused: {0}")]
@@ -72,6 +75,7 @@ impl FederationError {
             FederationError::Discovery(_) => "discovery failed",
             FederationError::BadState => "bad state",
             FederationError::Upstream(_) => "upstream error",
+            FederationError::IssuerMixUp(_) => "issuer mix-up",
             FederationError::Token(_) => "token request failed",
             FederationError::IdToken(_) => "ID token refused",
             FederationError::UserInfo(_) => "userinfo refused",

@@ -156,7 +156,7 @@ pub async fn exchange(
     )
     .await?;
     let refresh_token = if client.allows(GrantType::RefreshToken) {
-        Some(tokens::new_refresh_token(tx.conn(), idp, &row.grant_id).await?)
+        Some(tokens::new_refresh_token(tx.conn(), &row.grant_id).await?)
     } else {
         None
     };

@@ -58,7 +58,7 @@ pub async fn endpoint(State(idp): State<Idp>, headers: HeaderMap, body: Bytes) -
 
 async fn handle(idp: &Idp, headers: &HeaderMap, body: &[u8]) -> Result<TokenResponse, OAuthError> {
     let params = form_params(headers, body)?;
-    let client = client_auth::authenticate(idp, headers, &params, &idp.endpoint("/token")).await?;
+    let client = client_auth::authenticate(idp, headers, &params).await?;
     let grant_type = params
         .get("grant_type")
         .map_err(OAuthError::invalid_request)?

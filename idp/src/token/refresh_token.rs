@@ -43,7 +43,7 @@ pub async fn refresh(
     let now = kizuna_core::time::now_unix();
     let mut tx = idp.core.db.begin().await?;
     let row: Option<RefreshRow> = sqlx::query_as(
-        "SELECT r.grant_id, r.expires_at, r.used_at, g.client_id, g.user_id, g.revoked_at, g.scope, g.sid, \
+        "SELECT r.grant_id, CASE WHEN r.expires_at < g.expires_at THEN r.expires_at ELSE g.expires_at END AS expires_at, r.used_at, g.client_id, g.user_id, g.revoked_at, g.scope, g.sid, \
          g.auth_time, g.acr, g.amr, g.claims FROM refresh_tokens r JOIN grants g ON g.id = r.grant_id WHERE r.token_hash = $1",
     )
     .bind(&token_hash)
@@ -102,6 +102,8 @@ pub async fn refresh(
         .await?
         .filter(|u| u.status == "active")
         .ok_or_else(|| OAuthError::invalid_grant("the account is no longer active"))?;
+    // A role withdrawn since the sign-in takes its management scopes with it.
+    let scope = users::permitted_scopes(tx.conn(), &user.id, scope).await?;
     let auth = Authorization {
         grant_id: Some(row.grant_id.clone()),
         sid: row.sid,
@@ -112,7 +114,7 @@ pub async fn refresh(
         nonce: None,
         claims: row.claims.and_then(|c| serde_json::from_str(&c).ok()),
     };
-    let refresh_token = tokens::new_refresh_token(tx.conn(), idp, &row.grant_id).await?;
+    let refresh_token = tokens::new_refresh_token(tx.conn(), &row.grant_id).await?;
     let (access_token, access) = tokens::access_token(idp, client, &user.id, &auth).await?;
     let (id_token, released) = if auth.scope.iter().any(|s| s == "openid") {
         let (token, released) =
