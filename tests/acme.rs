@@ -467,3 +467,41 @@ async fn tls_alpn_01_validates_finalize_checks_the_csr_and_keys_roll_over() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_address_that_asks_for_too_many_nonces_is_rate_limited_and_nothing_is_stored() {
+    for k in Kizuna::each_backend().await {
+        let k = k.env("KIZUNA_CA__ACME__REQUESTS_PER_ADDRESS_PER_MINUTE", "5");
+        let server = k.serve();
+        let http = reqwest::Client::new();
+        let url = format!("{}/acme/new-nonce", server.public);
+        for n in 0..5 {
+            let answer = http.head(&url).send().await.unwrap();
+            assert_eq!(answer.status(), 200, "request {n}");
+            assert!(answer.headers().contains_key("replay-nonce"));
+        }
+        let db = common::database(&k).await;
+        let stored = || async {
+            sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM acme_nonces")
+                .fetch_one(db.pool())
+                .await
+                .unwrap()
+        };
+        let before = stored().await;
+        let limited = http.get(&url).send().await.unwrap();
+        assert_eq!(limited.status(), 429);
+        assert!(!limited.headers().contains_key("replay-nonce"));
+        let retry: u64 = limited.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(retry >= 1);
+        let problem: serde_json::Value = limited.json().await.unwrap();
+        assert_eq!(problem["type"], "urn:ietf:params:acme:error:rateLimited");
+        assert_eq!(stored().await, before, "a refused request stores no nonce");
+        // The rest of the server is not affected.
+        let health = http.get(server.url("/healthz")).send().await.unwrap();
+        assert_eq!(health.status(), 200);
+    }
+}

@@ -263,6 +263,9 @@ async fn bad_requests_get_a_clear_4xx_and_nothing_is_stored() {
         for garbage in [
             "hello",
             "-----BEGIN CERTIFICATE REQUEST-----\n!!!!\n-----END CERTIFICATE REQUEST-----\n",
+            // Armour whose footer comes before its body.
+            "-----BEGIN CERTIFICATE REQUEST-----END\nMIIB",
+            "-----BEGIN CERTIFICATE REQUEST-----END CERTIFICATE REQUEST-----\n",
         ] {
             refused(
                 api(

@@ -306,6 +306,14 @@ async fn bodies_that_are_not_base64_csrs_or_have_the_wrong_type_are_refused() {
         assert_eq!(status, 415, "{body}");
         let (status, _) = curl(&i, &url, "application/pkcs10", b"aGVsbG8=", None);
         assert_eq!(status, 401);
+        // PEM armour crafted so its footer comes before its body.
+        for crafted in [
+            &b"-----BEGIN CERTIFICATE REQUEST-----END\nMIIB"[..],
+            b"-----BEGIN CERTIFICATE REQUEST-----END CERTIFICATE REQUEST-----\n",
+        ] {
+            let (status, body) = curl(&i, &url, "application/pkcs10", crafted, Some(&token));
+            assert_eq!(status, 400, "{body}");
+        }
         // None of this spent the token, and the server still serves.
         i.enroll("d", &token, "/CN=d");
     }

@@ -1066,8 +1066,16 @@ async fn repeated_wrong_passwords_lock_the_account_and_are_audited() {
                 .any(|c| c.to_str().unwrap().starts_with("kizuna_session=")),
             "no session"
         );
-        let html = response.text().await.unwrap();
-        assert!(html.contains("locked"), "the locked message: {html}");
+        // A locked account answers as an unknown one does, so the page cannot tell which
+        // accounts exist.
+        let error = |html: &str| {
+            let start = html.find("id=\"login-error\">").expect("an error message");
+            html[start..].split("</p>").next().unwrap().to_string()
+        };
+        let locked = error(&response.text().await.unwrap());
+        let unknown = submit_login(&b, "/login", "nobody-at-all", PASSWORD).await;
+        assert_eq!(unknown.status(), 401);
+        assert_eq!(locked, error(&unknown.text().await.unwrap()));
         assert_eq!(count(&k, "SELECT COUNT(*) FROM sessions").await, 0);
 
         let target = format!("user:{}", user["id"].as_str().unwrap());
@@ -1307,6 +1315,59 @@ async fn a_device_gets_tokens_once_a_person_approves_its_user_code() {
             .await
             .unwrap();
         assert_eq!(used.status(), 400, "a used user code");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guessing_user_codes_is_throttled_on_the_decision_form_too() {
+    for k in Kizuna::each_backend().await {
+        let server = k.serve();
+        let rp = client(&k, "Kiosk", &["--public", "--grant-type", "device_code"]);
+        k.resident("taro", PASSWORD);
+        let started = start_device(&server, &rp).await;
+        let b = browser(&server);
+        let html = open_device_page(
+            &b,
+            started["verification_uri_complete"].as_str().unwrap(),
+            "taro",
+        )
+        .await;
+        let guess = |code: String| {
+            let b = &b;
+            let html = &html;
+            async move {
+                b.http
+                    .post(format!("{}/device/decision", b.base))
+                    .header(ACCEPT, "text/html")
+                    .form(&[
+                        ("csrf_token", hidden_field(html, "csrf_token").unwrap()),
+                        ("user_code", code),
+                        ("decision", "approve".to_string()),
+                    ])
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16()
+            }
+        };
+        for n in 0..20 {
+            assert_eq!(guess(format!("WXYZ-{n:04}")).await, 400, "guess {n}");
+        }
+        assert_eq!(guess("WXYZ-9999".into()).await, 429);
+        // The entry form counts the same guesses.
+        let entered = b
+            .http
+            .post(format!("{}/device", server.base))
+            .header(ACCEPT, "text/html")
+            .form(&[
+                ("csrf_token", hidden_field(&html, "csrf_token").unwrap()),
+                ("user_code", "WXYZ-0000".into()),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(entered.status(), 429);
     }
 }
 

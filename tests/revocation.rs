@@ -310,6 +310,50 @@ async fn bad_ocsp_requests_get_the_rfc_6960_error_and_the_responder_keeps_servin
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_that_need_live_signing_are_budgeted_per_address_and_cached_ones_are_not() {
+    let k = Kizuna::sqlite().env("KIZUNA_OCSP__LIVE_SIGNING_PER_ADDRESS_PER_MINUTE", "4");
+    let server = k.serve();
+    let k = k.env("KIZUNA_PUBLIC_URL", &server.public);
+    device_certificate(&k, &server, "meter-4").await;
+    let dir = k.dir.path();
+    sh(
+        dir,
+        "openssl ocsp -issuer issuing.pem -cert meter-4.pem -no_nonce -reqout cached.der",
+    );
+    let cached = std::fs::read(dir.join("cached.der")).unwrap();
+    // Unknown serials and nonces are signed on demand: four, then tryLater.
+    const TRY_LATER: u8 = 3;
+    let mut answers = Vec::new();
+    for n in 0..3 {
+        sh(
+            dir,
+            &format!(
+                "openssl ocsp -no_nonce -issuer issuing.pem -serial 0x{n}abc -reqout unknown{n}.der"
+            ),
+        );
+        let body = std::fs::read(dir.join(format!("unknown{n}.der"))).unwrap();
+        answers.push(response_status(&post_ocsp(&server.base, body).await));
+    }
+    sh(
+        dir,
+        "openssl ocsp -nonce -issuer issuing.pem -cert meter-4.pem -reqout nonce.der",
+    );
+    let nonce = std::fs::read(dir.join("nonce.der")).unwrap();
+    answers.push(response_status(
+        &post_ocsp(&server.base, nonce.clone()).await,
+    ));
+    answers.push(response_status(&post_ocsp(&server.base, nonce).await));
+    assert_eq!(answers, vec![0, 0, 0, 0, TRY_LATER]);
+    // The pre-signed answer costs nothing and keeps coming.
+    for _ in 0..20 {
+        assert_eq!(
+            response_status(&post_ocsp(&server.base, cached.clone()).await),
+            0
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crls_full_and_partitioned_make_openssl_reject_a_revoked_certificate() {
     let k = Kizuna::sqlite();
     let server = k.serve();

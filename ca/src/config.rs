@@ -86,6 +86,9 @@ pub struct AcmeConfig {
     pub validation_timeout_secs: u64,
     /// How long an external account binding key stays usable after it is created.
     pub eab_ttl_secs: i64,
+    /// ACME requests one client address may make per minute (each stores a nonce); past
+    /// it, `rateLimited`. 0: no limit.
+    pub requests_per_address_per_minute: u32,
 }
 
 impl Default for AcmeConfig {
@@ -100,6 +103,7 @@ impl Default for AcmeConfig {
             order_lifetime_secs: 86_400,
             validation_timeout_secs: 10,
             eab_ttl_secs: 7 * 86_400,
+            requests_per_address_per_minute: 300,
         }
     }
 }

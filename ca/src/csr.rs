@@ -60,15 +60,17 @@ fn to_der(input: &[u8]) -> Result<Vec<u8>, CsrError> {
         .map_err(|_| CsrError::Encoding)?
         .trim();
     let body: String = if text.starts_with("-----BEGIN") {
-        let begin = text.find('\n').ok_or(CsrError::Encoding)?;
-        let end = text.rfind("-----END").ok_or(CsrError::Encoding)?;
-        if !text[..begin].contains("CERTIFICATE REQUEST") {
+        // The header is the whole first line; the footer is looked for only after it, so a
+        // crafted `-----BEGIN CERTIFICATE REQUEST-----END…` cannot point before the body.
+        let (header, rest) = text.split_once('\n').ok_or(CsrError::Encoding)?;
+        if !matches!(
+            header.trim_end(),
+            "-----BEGIN CERTIFICATE REQUEST-----" | "-----BEGIN NEW CERTIFICATE REQUEST-----"
+        ) {
             return Err(CsrError::Encoding);
         }
-        text[begin..end]
-            .chars()
-            .filter(|c| !c.is_whitespace())
-            .collect()
+        let end = rest.find("-----END").ok_or(CsrError::Encoding)?;
+        rest[..end].chars().filter(|c| !c.is_whitespace()).collect()
     } else {
         text.chars().filter(|c| !c.is_whitespace()).collect()
     };
@@ -216,3 +218,45 @@ pub fn attribute(subject: &Name, oid: &str) -> Option<String> {
 pub const CN: &str = "2.5.4.3";
 /// The serialNumber attribute (2.5.4.5), e.g. a device's hardware serial.
 pub const SERIAL_NUMBER: &str = "2.5.4.5";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crafted_pem_armour_is_an_encoding_error_not_a_panic() {
+        for input in [
+            "-----BEGIN CERTIFICATE REQUEST-----END",
+            "-----BEGIN CERTIFICATE REQUEST-----END\nMIIB",
+            "-----BEGIN CERTIFICATE REQUEST-----END CERTIFICATE REQUEST-----\n",
+            "-----BEGIN CERTIFICATE REQUEST-----\n",
+            "-----BEGIN CERTIFICATE REQUEST-----\nMIIB",
+            "-----BEGIN-----\n-----END-----",
+            "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----",
+            "-----BEGIN\n",
+            "-----BEGIN",
+            "\u{feff}-----BEGIN CERTIFICATE REQUEST-----",
+        ] {
+            assert!(
+                matches!(to_der(input.as_bytes()), Err(CsrError::Encoding)),
+                "{input:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn pem_base64_and_der_requests_are_all_read() {
+        let der = [0x30, 0x03, 0x02, 0x01, 0x00];
+        let b64 = STANDARD.encode(der);
+        assert_eq!(to_der(&der).unwrap(), der);
+        assert_eq!(to_der(b64.as_bytes()).unwrap(), der);
+        let pem = format!(
+            "-----BEGIN CERTIFICATE REQUEST-----\r\n{b64}\r\n-----END CERTIFICATE REQUEST-----\n"
+        );
+        assert_eq!(to_der(pem.as_bytes()).unwrap(), der);
+        let legacy = format!(
+            "-----BEGIN NEW CERTIFICATE REQUEST-----\n{b64}\n-----END NEW CERTIFICATE REQUEST-----"
+        );
+        assert_eq!(to_der(legacy.as_bytes()).unwrap(), der);
+    }
+}

@@ -94,6 +94,8 @@ pub struct CaState {
     orgs: Mutex<HashMap<String, (OrgNames, Instant)>>,
     /// Manufacturers' trust anchors for IDevID enrollment.
     pub vendor_anchors: Vec<x509_cert::Certificate>,
+    /// ACME requests per client address (each stores a nonce).
+    acme_budget: kizuna_core::web::rate::AddressBudget,
 }
 
 /// An organization and the names it may use.
@@ -116,6 +118,9 @@ impl Ca {
         let vendor_anchors = enroll::load_anchors(&config.enrollment.idevid_anchors)?;
         Ok(Ca(Arc::new(CaState {
             vendor_anchors,
+            acme_budget: kizuna_core::web::rate::AddressBudget::new(
+                config.acme.requests_per_address_per_minute,
+            ),
             writer: store::CertWriter::start(core.db.clone(), core.changes.clone()),
             core,
             config,

@@ -22,10 +22,9 @@ use crate::users::{self, UserRecord};
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum LoginFailure {
-    /// Unknown account, wrong password, or disabled account (never told apart).
+    /// Unknown account, wrong password, disabled or locked account: never told apart, so
+    /// the answer does not say which accounts exist (the audit log tells them apart).
     BadCredentials,
-    /// The account is locked for a while after repeated failures.
-    Locked,
     /// Too many failures from this address.
     Throttled,
 }
@@ -87,9 +86,11 @@ pub async fn check_password(
         return Err(LoginFailure::BadCredentials);
     };
     if user.locked_until > now {
+        // As long as a password check, as for an unknown account.
+        let _ = password::verify(password_text, decoy_hash()).await;
         let _ = throttle::hit(idp, &key, cfg.login_ip_window_secs).await;
         audit_attempt(idp, Some(&user.id), login, "account locked").await;
-        return Err(LoginFailure::Locked);
+        return Err(LoginFailure::BadCredentials);
     }
     let ok = match &user.password_hash {
         Some(phc) => password::verify(password_text, phc).await,
@@ -121,11 +122,7 @@ pub async fn check_password(
             },
         )
         .await;
-        return Err(if locked {
-            LoginFailure::Locked
-        } else {
-            LoginFailure::BadCredentials
-        });
+        return Err(LoginFailure::BadCredentials);
     }
     Ok(user)
 }

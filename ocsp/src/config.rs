@@ -9,6 +9,10 @@ pub struct OcspConfig {
     pub response_validity_secs: i64,
     /// Cache-Control max-age of GET responses (never beyond nextUpdate).
     pub max_age_secs: i64,
+    /// Responses one client address may have signed on demand per minute (requests with a
+    /// nonce, several certificates, an unknown serial); past it, `tryLater`. Pre-signed
+    /// responses are never limited. 0: no limit.
+    pub live_signing_per_address_per_minute: u32,
 }
 
 impl Default for OcspConfig {
@@ -16,6 +20,7 @@ impl Default for OcspConfig {
         OcspConfig {
             response_validity_secs: 4 * 3600,
             max_age_secs: 60,
+            live_signing_per_address_per_minute: 600,
         }
     }
 }

@@ -27,6 +27,7 @@ use x509_cert::der::{Decode, Encode};
 use kizuna_core::Core;
 use kizuna_core::custody::KeyHandle;
 use kizuna_core::web::ProtocolResponse;
+use kizuna_core::web::rate::AddressBudget;
 
 use codec::{ErrorStatus, HashAlg, ParseError, Status};
 pub use config::OcspConfig;
@@ -74,6 +75,9 @@ pub struct ResponderState {
     issuers: RwLock<Vec<Arc<Issuer>>>,
     cache: RwLock<HashMap<CacheKey, Arc<Prepared>>>,
     last_seq: AtomicI64,
+    /// Responses signed on demand and never cached (a nonce, several certificates, an
+    /// unknown serial), per client address.
+    live_signing: AddressBudget,
 }
 
 impl std::ops::Deref for Responder {
@@ -116,10 +120,11 @@ impl Responder {
     pub fn new(core: Core, config: OcspConfig) -> Responder {
         Responder(Arc::new(ResponderState {
             core,
-            config,
             issuers: RwLock::new(Vec::new()),
             cache: RwLock::new(HashMap::new()),
             last_seq: AtomicI64::new(0),
+            live_signing: AddressBudget::new(config.live_signing_per_address_per_minute),
+            config,
         }))
     }
 
@@ -313,7 +318,19 @@ impl Responder {
             if let Some(hit) = cached.filter(|p| p.next_update > kizuna_core::time::now_unix()) {
                 return (hit.der.clone(), Some(hit));
             }
-            return match self.prepare(issuer, &id.serial_hex, id.hash, &id.raw).await {
+            // A known certificate's answer is signed once and cached; only unknown serials,
+            // which are never cached, take from the caller's budget.
+            let status = match self.status(&issuer.ca_id, &id.serial_hex).await {
+                Ok(status) => status,
+                Err(e) => {
+                    tracing::error!(error = %e, "OCSP status");
+                    return (Bytes::from(codec::error(ErrorStatus::InternalError)), None);
+                }
+            };
+            if status == Status::Unknown && !self.admit_live_signing() {
+                return (Bytes::from(codec::error(ErrorStatus::TryLater)), None);
+            }
+            return match self.prepare_as(issuer, &id.serial_hex, id.hash, &id.raw, status) {
                 Ok(p) => (p.der.clone(), Some(p)),
                 Err(e) => {
                     tracing::error!(error = %e, "OCSP response");
@@ -332,6 +349,9 @@ impl Responder {
         let Some(signer) = first.signer.clone() else {
             return (Bytes::from(codec::error(ErrorStatus::TryLater)), None);
         };
+        if !self.admit_live_signing() {
+            return (Bytes::from(codec::error(ErrorStatus::TryLater)), None);
+        }
         let now = kizuna_core::time::now_unix();
         let mut singles = Vec::new();
         for id in &parsed.ids {
@@ -355,6 +375,17 @@ impl Responder {
                 (Bytes::from(codec::error(ErrorStatus::InternalError)), None)
             }
         }
+    }
+
+    /// Takes one live signature from the caller's budget (`tryLater` when spent, RFC 6960
+    /// §2.3): what an unauthenticated client can make the responder sign stays bounded.
+    fn admit_live_signing(&self) -> bool {
+        let address = kizuna_core::web::RequestContext::current().and_then(|c| c.peer_ip);
+        let admitted = self.live_signing.admit(address);
+        if !admitted {
+            tracing::warn!(client = ?address, "OCSP live-signing budget spent: tryLater");
+        }
+        admitted
     }
 
     fn served(&self, ca_id: &str) -> Option<Arc<Issuer>> {

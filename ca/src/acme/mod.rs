@@ -55,7 +55,23 @@ pub fn router(ca: Ca) -> Router {
 }
 
 /// Every ACME response carries a fresh nonce, the directory link, and no caching (§6.5, §7.1).
+/// A nonce is a stored row, so an address's requests are budgeted
+/// (`acme.requests_per_address_per_minute`): past it, `rateLimited` with `Retry-After`
+/// (§6.6) and nothing stored.
 async fn replay_nonce(State(ca): State<Ca>, req: Request, next: Next) -> Response {
+    let address = kizuna_core::web::RequestContext::current().and_then(|c| c.peer_ip);
+    if !ca.acme_budget.admit(address) {
+        tracing::warn!(client = ?address, "ACME request budget spent: rateLimited");
+        let mut response = Problem::new(
+            Kind::RateLimited,
+            "too many requests from this address; retry later",
+        )
+        .into_response();
+        if let Ok(value) = HeaderValue::from_str(&ca.acme_budget.retry_after_secs().to_string()) {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        return response;
+    }
     let mut response = next.run(req).await;
     let headers = response.headers_mut();
     match store::new_nonce(&ca.core.db).await {

@@ -26,6 +26,7 @@ pub enum Kind {
     InvalidContact,
     Malformed,
     OrderNotReady,
+    RateLimited,
     RejectedIdentifier,
     ServerInternal,
     Tls,
@@ -50,6 +51,7 @@ impl Kind {
             Kind::InvalidContact => "invalidContact",
             Kind::Malformed => "malformed",
             Kind::OrderNotReady => "orderNotReady",
+            Kind::RateLimited => "rateLimited",
             Kind::RejectedIdentifier => "rejectedIdentifier",
             Kind::ServerInternal => "serverInternal",
             Kind::Tls => "tls",
@@ -80,6 +82,7 @@ impl Kind {
             | Kind::OrderNotReady
             | Kind::RejectedIdentifier
             | Kind::Unauthorized => StatusCode::FORBIDDEN,
+            Kind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Kind::ServerInternal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

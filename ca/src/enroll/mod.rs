@@ -249,7 +249,7 @@ pub async fn with_token(
 ) -> Result<Issued, EnrollError> {
     let serial = issue::random_serial();
     let new_device = kizuna_core::secret::new_id();
-    let record = match tokens::spend(&ca.core.db, token, &new_device, &serial.1).await? {
+    let record = match tokens::usable(&ca.core.db, token).await? {
         Ok(record) => record,
         Err(refusal) => {
             let e = EnrollError::Unauthorized(refusal.to_string());
@@ -309,10 +309,7 @@ async fn token_enrollment(
             device.last_seen_at = Some(device.created_at);
             (Some(device), true)
         }
-        None => {
-            tokens::record_device(&ca.core.db, &token.id, None).await?;
-            (None, false)
-        }
+        None => (None, false),
     };
     let sans = match &device {
         Some(d) => Some(device_names(&csr, &token.org_id, &d.id)?),
@@ -336,6 +333,20 @@ async fn token_enrollment(
     .await?
     .with_serial(serial)
     .audit_details(json!({"via": "est", "auth": "token", "token_id": token.id}));
+    // Every check has passed: only now is the token spent (a refused request leaves it
+    // usable), atomically, so two requests with one token cannot both go on.
+    if !tokens::spend(
+        &ca.core.db,
+        &token.id,
+        device_id.as_deref(),
+        prepared.serial(),
+    )
+    .await?
+    {
+        return Err(EnrollError::Unauthorized(
+            "the enrollment token was used by another request".into(),
+        ));
+    }
     let mut events = Vec::new();
     match (&device, registers) {
         (Some(d), true) => {

@@ -236,45 +236,42 @@ pub async fn create(
     Ok(tokens)
 }
 
-/// Spends a token in one statement: marks it used by `serial` (and, for a batch token, by
-/// `new_device`) if it is unused and unexpired, and returns it. When it cannot be spent,
-/// says why.
-pub async fn spend(
-    db: &Db,
-    token: &str,
-    new_device: &str,
-    serial: &str,
-) -> Result<Result<TokenRecord, TokenRefusal>, CaError> {
+/// The token behind `token` if it can still enroll (unused, unexpired); else why not.
+/// Nothing is changed: every check of a request is made before the token is spent.
+pub async fn usable(db: &Db, token: &str) -> Result<Result<TokenRecord, TokenRefusal>, CaError> {
     if !token.starts_with(TOKEN_PREFIX) || token.len() > 128 {
         return Ok(Err(TokenRefusal::Unknown));
     }
-    let hash = kizuna_core::secret::token_hash(token);
-    let now = kizuna_core::time::now_unix();
-    let mut writer = db.writer().await?;
-    let spent: Option<TokenRecord> = sqlx::query_as(&format!(
-        "UPDATE enrollment_tokens SET used_at = $2, used_device_id = COALESCE(device_id, $3), used_serial = $4 \
-         WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2 RETURNING {COLUMNS}"
+    let found: Option<TokenRecord> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM enrollment_tokens WHERE token_hash = $1"
     ))
-    .bind(&hash)
-    .bind(now)
-    .bind(new_device)
-    .bind(serial)
-    .fetch_optional(writer.conn())
+    .bind(kizuna_core::secret::token_hash(token))
+    .fetch_optional(db.pool())
     .await?;
-    drop(writer);
-    if let Some(record) = spent {
-        return Ok(Ok(record));
-    }
-    let found: Option<(Option<i64>, i64)> =
-        sqlx::query_as("SELECT used_at, expires_at FROM enrollment_tokens WHERE token_hash = $1")
-            .bind(&hash)
-            .fetch_optional(db.pool())
-            .await?;
-    Ok(Err(match found {
-        None => TokenRefusal::Unknown,
-        Some((Some(_), _)) => TokenRefusal::Used,
-        Some(_) => TokenRefusal::Expired,
-    }))
+    Ok(match found {
+        None => Err(TokenRefusal::Unknown),
+        Some(t) if t.used_at.is_some() => Err(TokenRefusal::Used),
+        Some(t) if t.expires_at <= kizuna_core::time::now_unix() => Err(TokenRefusal::Expired),
+        Some(t) => Ok(t),
+    })
+}
+
+/// Spends token `id` in one statement, just before its certificate is issued: marks it used
+/// by `serial` and (for a batch token) by `device`. False when another request spent it
+/// first, or it expired meanwhile.
+pub async fn spend(db: &Db, id: &str, device: Option<&str>, serial: &str) -> Result<bool, CaError> {
+    let spent = sqlx::query(
+        "UPDATE enrollment_tokens SET used_at = $2, used_device_id = COALESCE(device_id, $3), used_serial = $4 \
+         WHERE id = $1 AND used_at IS NULL AND expires_at > $2",
+    )
+    .bind(id)
+    .bind(kizuna_core::time::now_unix())
+    .bind(device)
+    .bind(serial)
+    .execute(db.writer().await?.conn())
+    .await?
+    .rows_affected();
+    Ok(spent == 1)
 }
 
 /// Gives a spent token back (its enrollment was refused or failed after spending it).
@@ -287,16 +284,6 @@ pub async fn release(db: &Db, id: &str, serial: &str) -> Result<(), sqlx::Error>
     .bind(serial)
     .execute(db.writer().await?.conn())
     .await?;
-    Ok(())
-}
-
-/// Corrects what a spent token records as its device (none, for profiles without devices).
-pub async fn record_device(db: &Db, id: &str, device: Option<&str>) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE enrollment_tokens SET used_device_id = $2 WHERE id = $1")
-        .bind(id)
-        .bind(device)
-        .execute(db.writer().await?.conn())
-        .await?;
     Ok(())
 }
 

@@ -5,6 +5,7 @@ pub mod client_cert;
 pub mod csrf;
 pub(crate) mod error;
 mod lang;
+pub mod rate;
 pub mod tls;
 
 use std::net::{IpAddr, SocketAddr};

@@ -129,43 +129,55 @@ pub async fn enter(
     }
     let lang = page_lang(None);
     let code = form.user_code.unwrap_or_default();
+    match pending_code(&idp, &headers, &code, lang).await {
+        Ok(pending) => render(&idp, &headers, StatusCode::OK, code, Some(pending), None).await,
+        Err(refused) => refused,
+    }
+}
+
+/// The pending request behind a user code, with the guess throttle on every form that
+/// takes a code (RFC 8628 §5.1): 20 wrong codes per address in 5 minutes, then 429.
+async fn pending_code(
+    idp: &Idp,
+    headers: &HeaderMap,
+    code: &str,
+    lang: Lang,
+) -> Result<device::PendingDevice, Response> {
     let ip = kizuna_core::web::RequestContext::current()
         .and_then(|c| c.peer_ip)
         .map(|ip| ip.to_string())
         .unwrap_or_default();
     let key = format!("device-code:{ip}");
-    if throttle::count(&idp, &key, 300).await.unwrap_or(0) >= 20 {
+    if throttle::count(idp, &key, 300).await.unwrap_or(0) >= 20 {
         let text = lang.pick(
             "試行回数が多すぎます。しばらくしてからやり直してください。",
             "Too many attempts. Try again later.",
         );
-        return render(
-            &idp,
-            &headers,
+        return Err(render(
+            idp,
+            headers,
             StatusCode::TOO_MANY_REQUESTS,
-            code,
+            code.to_string(),
             None,
             Some(text.to_string()),
         )
-        .await;
+        .await);
     }
-    match device::find_pending(&idp, &code).await {
-        Ok(Some(pending)) => {
-            render(&idp, &headers, StatusCode::OK, code, Some(pending), None).await
-        }
+    match device::find_pending(idp, code).await {
+        Ok(Some(pending)) => Ok(pending),
         Ok(None) => {
-            let _ = throttle::hit(&idp, &key, 300).await;
-            render(
-                &idp,
-                &headers,
+            let _ = throttle::hit(idp, &key, 300).await;
+            Err(render(
+                idp,
+                headers,
                 StatusCode::BAD_REQUEST,
-                code,
+                code.to_string(),
                 None,
                 Some(not_valid(lang)),
             )
-            .await
+            .await)
         }
-        Err(_) => internal_error(),
+        Err(_) => Err(internal_error()),
     }
 }
 
@@ -183,20 +195,9 @@ pub async fn decide(
     };
     let lang = page_lang(None);
     let code = form.user_code.unwrap_or_default();
-    let pending = match device::find_pending(&idp, &code).await {
-        Ok(Some(p)) => p,
-        Ok(None) => {
-            return render(
-                &idp,
-                &headers,
-                StatusCode::BAD_REQUEST,
-                code,
-                None,
-                Some(not_valid(lang)),
-            )
-            .await;
-        }
-        Err(_) => return internal_error(),
+    let pending = match pending_code(&idp, &headers, &code, lang).await {
+        Ok(p) => p,
+        Err(refused) => return refused,
     };
     let approve = form.decision.as_deref() == Some("approve");
     if approve {

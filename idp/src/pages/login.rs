@@ -191,13 +191,9 @@ pub async fn submit(
             let (status, text) = match failure {
                 LoginFailure::BadCredentials => (
                     StatusCode::UNAUTHORIZED,
-                    lang.pick("ユーザー名またはパスワードが正しくありません。", "The username or password is not correct."),
-                ),
-                LoginFailure::Locked => (
-                    StatusCode::UNAUTHORIZED,
                     lang.pick(
-                        "失敗が続いたため、このアカウントは一時的にロックされています。しばらくしてからやり直してください。",
-                        "After repeated failures this account is locked for a while. Try again later.",
+                        "ユーザー名またはパスワードが正しくありません。失敗が続いたアカウントは、しばらくサインインできません。",
+                        "The username or password is not correct. After repeated failures an account cannot sign in for a while.",
                     ),
                 ),
                 LoginFailure::Throttled => (
