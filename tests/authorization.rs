@@ -552,3 +552,502 @@ async fn an_org_administrator_cannot_repoint_an_admin_client_and_repointing_thei
         assert_eq!(edited["status"], "active", "{edited}");
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// The route matrix: every management route the admin API, the CA API and the device registry
+// serve (read from their routers' source, so a new route joins by itself), tried by every
+// kind of caller that must be refused.
+
+/// Every (method, path) a router file serves: the path of each `.route(…)` and the method
+/// routers up to the next one.
+fn served(source: &str) -> Vec<(&'static str, String)> {
+    let mut routes = Vec::new();
+    for call in source.split(".route(").skip(1) {
+        let Some(path) = call
+            .trim_start()
+            .strip_prefix('"')
+            .and_then(|p| p.split('"').next())
+        else {
+            continue;
+        };
+        let handlers = call
+            .split(".with_state(")
+            .next()
+            .and_then(|h| h.split(".layer(").next())
+            .unwrap_or(call);
+        for method in ["get", "post", "patch", "delete", "put"] {
+            let called = |prefix: &str| handlers.contains(&format!("{prefix}{method}("));
+            if called(" ") || called("(") || called(".") || called("::") {
+                routes.push((method, path.to_string()));
+            }
+        }
+    }
+    routes
+}
+
+/// Routes anyone may call: CA certificates, issued certificates, CRLs, the CA hierarchy.
+const PUBLIC: &[&str] = &[
+    "/pki/ca/{file}",
+    "/pki/cert/{file}",
+    "/pki/crl/{file}",
+    "/pki/crl/{ca}/{file}",
+    "/ca/api/v1/cas",
+    "/admin/api/openapi.json",
+];
+
+/// What organization A holds, for the attackers to reach for.
+struct Fixture {
+    org: String,
+    device: String,
+    serial: String,
+    token: String,
+    audit: String,
+    user: String,
+    client: String,
+    upstream: String,
+    csr: String,
+}
+
+impl Fixture {
+    /// The route's path with A's things in it; panics for a path parameter with no rule.
+    fn path(&self, route: &str) -> String {
+        let mut out = String::new();
+        let mut previous = "";
+        for segment in route.split('/').skip(1) {
+            let value = match segment {
+                "{id}" => match previous {
+                    "devices" => &self.device,
+                    "enrollment-tokens" => &self.token,
+                    "audit" => &self.audit,
+                    "users" => &self.user,
+                    "clients" => &self.client,
+                    "upstreams" => &self.upstream,
+                    "orgs" => &self.org,
+                    _ => panic!("{route}: no rule for {{id}} after {previous}: add one"),
+                },
+                "{serial}" => &self.serial,
+                "{action}" => "retire",
+                s if s.starts_with('{') => panic!("{route}: no rule for {s}: add one"),
+                s => s,
+            };
+            out.push('/');
+            out.push_str(value);
+            previous = segment;
+        }
+        out
+    }
+
+    /// The body an attacker sends to a changing route, aimed at organization A; panics for a
+    /// route with no rule.
+    fn body(&self, method: &str, route: &str) -> Option<Value> {
+        let a = &self.org;
+        let body = match (
+            method,
+            route
+                .trim_start_matches("/admin/api/v1")
+                .trim_start_matches("/ca/api/v1"),
+        ) {
+            ("post", "/devices") => json!({"id": "rogue", "org_id": a, "model": "x"}),
+            ("post", "/revocations") if route.starts_with("/ca/") => {
+                json!({"org_id": a, "reason": "keyCompromise", "confirm": true})
+            }
+            ("post", "/revocations") => json!({"org_id": a, "reason": "keyCompromise"}),
+            ("post", "/enrollment-tokens") => json!({"org_id": a, "profile": "device"}),
+            ("post", "/acme/eab") => json!({"org_id": a}),
+            ("post", "/certificates") => {
+                json!({"csr": self.csr, "profile": "service", "org_id": a})
+            }
+            ("post", "/certificates/{serial}/revoke") => json!({"reason": "keyCompromise"}),
+            ("post", "/users") => {
+                json!({"username": "rogue", "org_id": a, "password": "a rogue's long passphrase"})
+            }
+            ("post", "/users/{id}/password") => json!({"password": "a rogue's long passphrase"}),
+            ("post", "/users/{id}/mfa-reset") => {
+                json!({"reproofing_reference": "x", "reason": "lost"})
+            }
+            ("post", "/users/{id}/roles") => {
+                json!({"role": "city-admin", "scope": "*", "granted": true})
+            }
+            ("post", "/users/bulk-disable") => json!({"user_ids": [self.user]}),
+            ("post", "/users/{id}/proofing") => {
+                json!({"document_type": "passport", "document_number": "1", "level": 2})
+            }
+            ("post", "/clients") => {
+                json!({"client_name": "rogue", "org_id": a, "redirect_uris": ["https://evil.example/cb"], "scope": "openid kizuna:admin"})
+            }
+            ("patch", "/clients/{id}") => {
+                json!({"redirect_uris": ["https://evil.example/cb"], "version": 1})
+            }
+            ("put", "/clients/{id}/assurance") => {
+                json!({"min_ial": 0, "verified_claims": [], "proofing_providers": []})
+            }
+            ("put", "/clients/{id}/quota") => json!({"requests_per_minute": 1}),
+            ("post", "/upstreams") => {
+                json!({"alias": "rogue", "name": "Rogue", "org_id": a, "issuer": "http://127.0.0.1:9", "client_id": "x"})
+            }
+            ("patch", "/upstreams/{id}") => json!({"version": 1, "name": "Evil"}),
+            ("post", "/orgs") => json!({"name": "Rogue"}),
+            ("patch", "/orgs/{id}") => json!({"name": "Evil", "version": 1}),
+            // Changes that take no body.
+            ("post", r)
+                if [
+                    "/devices/{id}/suspend",
+                    "/devices/{id}/resume",
+                    "/devices/{id}/retire",
+                    "/devices/{id}/{action}",
+                    "/certificates/{serial}/unhold",
+                    "/enrollment-tokens/{id}/void",
+                    "/audit/verify",
+                    "/users/{id}/disable",
+                    "/users/{id}/enable",
+                    "/users/{id}/sessions/end",
+                    "/clients/{id}/rotate-secret",
+                    "/clients/{id}/approve",
+                    "/clients/{id}/disable",
+                    "/clients/{id}/enable",
+                    "/upstreams/{id}/approve",
+                    "/upstreams/{id}/disable",
+                    "/upstreams/{id}/enable",
+                    "/orgs/{id}/disable",
+                    "/orgs/{id}/enable",
+                ]
+                .contains(&r) =>
+            {
+                return None;
+            }
+            ("delete", "/clients/{id}") => return None,
+            ("get", _) => return None,
+            _ => panic!("{method} {route}: no attacker rule: add one"),
+        };
+        Some(body)
+    }
+
+    /// True when an answer names something of organization A.
+    fn leaks(&self, body: &str) -> bool {
+        [
+            &self.org,
+            &self.device,
+            &self.serial,
+            &self.user,
+            &self.client,
+            &self.upstream,
+        ]
+        .iter()
+        .any(|id| body.contains(id.as_str()))
+    }
+}
+
+/// A discovery document for an upstream fixture, served on a loopback port.
+async fn discovery() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let issuer = format!("http://{}", listener.local_addr().unwrap());
+    let doc = json!({
+        "issuer": issuer,
+        "authorization_endpoint": format!("{issuer}/authorize"),
+        "token_endpoint": format!("{issuer}/token"),
+        "jwks_uri": format!("{issuer}/jwks"),
+        "response_types_supported": ["code"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["ES256"],
+        "code_challenge_methods_supported": ["S256"],
+    });
+    let app = axum::Router::new()
+        .route(
+            "/.well-known/openid-configuration",
+            axum::routing::get(move || {
+                let doc = doc.clone();
+                async move { axum::Json(doc) }
+            }),
+        )
+        .route(
+            "/jwks",
+            axum::routing::get(|| async { axum::Json(json!({"keys": []})) }),
+        );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    issuer
+}
+
+async fn fixture(k: &Kizuna, server: &common::Server, city: &str) -> Fixture {
+    let org = k.json(&["org", "create", "--name", "Water", "--json"])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    k.ok(&["org", "allow", &org, "--dns", "water.city.example"]);
+    k.ok(&["org", "create", "--name", "Parks"]);
+    let api = |path: &str| server.url(path);
+    let post = |path: &str, body: Value| {
+        let url = api(path);
+        let city = city.to_string();
+        async move {
+            let (status, answer) = call(reqwest::Method::POST, &url, &city, Some(body)).await;
+            assert!((200..300).contains(&status), "{url}: {status} {answer}");
+            answer
+        }
+    };
+    let device = post(
+        "/admin/api/v1/devices",
+        json!({"id": "pump-1", "org_id": org, "model": "P-3"}),
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let csr = csr_for(k, "pump-api", "api.water.city.example");
+    let serial = post(
+        "/ca/api/v1/certificates",
+        json!({"csr": csr, "profile": "service", "org_id": org}),
+    )
+    .await["serial"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let token = post(
+        "/admin/api/v1/enrollment-tokens",
+        json!({"org_id": org, "profile": "device"}),
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let user = post(
+        "/admin/api/v1/users",
+        json!({"username": "water-clerk", "org_id": org, "password": PASSWORD}),
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let client = post("/admin/api/v1/clients", json!({"client_name": "Water portal", "org_id": org, "redirect_uris": ["https://portal.water.example/cb"]})).await["client_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let issuer = discovery().await;
+    let upstream = post("/admin/api/v1/upstreams", json!({"alias": "waterworks", "name": "Waterworks", "org_id": org, "issuer": issuer, "client_id": "kizuna", "client_secret": "a long enough upstream secret"})).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (_, entries) = call(
+        reqwest::Method::GET,
+        &api("/admin/api/v1/audit"),
+        city,
+        None,
+    )
+    .await;
+    let audit = entries
+        .as_array()
+        .and_then(|e| e.first())
+        .map(|e| e["id"].as_str().unwrap().to_string())
+        .unwrap_or_else(|| panic!("audit entries: {entries}"));
+    Fixture {
+        org,
+        device,
+        serial,
+        token,
+        audit,
+        user,
+        client,
+        upstream,
+        csr: csr_for(k, "rogue", "www.water.city.example"),
+    }
+}
+
+/// What organization A holds, as a city administrator sees it.
+async fn snapshot(server: &common::Server, city: &str, f: &Fixture) -> Vec<Value> {
+    let mut seen = Vec::new();
+    for path in [
+        format!("/admin/api/v1/devices?org={}", f.org),
+        format!("/admin/api/v1/certificates?org={}", f.org),
+        format!("/admin/api/v1/enrollment-tokens?org={}", f.org),
+        format!("/admin/api/v1/users/{}", f.user),
+        format!("/admin/api/v1/clients/{}", f.client),
+        format!("/admin/api/v1/upstreams/{}", f.upstream),
+        format!("/admin/api/v1/orgs/{}", f.org),
+        "/admin/api/v1/orgs".to_string(),
+        "/admin/api/v1/clients".to_string(),
+        format!("/ca/api/v1/devices?org={}", f.org),
+    ] {
+        let (status, body) = call(reqwest::Method::GET, &server.url(&path), city, None).await;
+        assert_eq!(status, 200, "{path}: {body}");
+        seen.push(body);
+    }
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_management_route_refuses_every_caller_it_must() {
+    let routes: Vec<(&str, String)> = [
+        served(include_str!("../admin-ui/src/api.rs")),
+        served(include_str!("../ca/src/http.rs")),
+        served(include_str!("../ca/src/registry_http.rs")),
+    ]
+    .concat()
+    .into_iter()
+    .filter(|(_, path)| !PUBLIC.contains(&path.as_str()))
+    .collect();
+    assert!(routes.len() > 60, "{routes:?}");
+    for k in Kizuna::each_backend().await {
+        // Staff may sign in with a password alone here, so a city administrator's AAL1
+        // token can be made; the management APIs must still refuse it.
+        let k = k.env("KIZUNA_MFA__STAFF_MIN_AAL", "0");
+        let server = k.serve();
+        let k = k.env("KIZUNA_PUBLIC_URL", &server.public);
+        let (_, city) = automation(&k, &server, "kizuna:admin").await;
+        let f = fixture(&k, &server, &city).await;
+        let parks = k
+            .json(&["org", "list", "--json"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["name"] == "Parks")
+            .unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+
+        // The callers.
+        let mut attackers: Vec<(String, Option<String>)> = vec![("no token".into(), None)];
+        let tool = Rp::register(
+            &k,
+            "ops-tool",
+            &["--scope", "openid", "--scope", "kizuna:admin"],
+        );
+        k.resident("mallory", PASSWORD);
+        let weak_mayor = k.resident("weak-mayor", PASSWORD);
+        grant(
+            &server,
+            &city,
+            weak_mayor["id"].as_str().unwrap(),
+            "city-admin",
+            "*",
+        )
+        .await;
+        for (who, user) in [
+            ("a resident", "mallory"),
+            ("an AAL1 city administrator", "weak-mayor"),
+        ] {
+            let browser = Browser::for_server(&k, &server);
+            let callback = browser
+                .sign_in(
+                    &tool.authorize_url(&server, "openid kizuna:admin", &[]),
+                    user,
+                    PASSWORD,
+                )
+                .await;
+            let tokens = tool.redeem(&server, &callback).await;
+            attackers.push((
+                who.into(),
+                Some(tokens["access_token"].as_str().unwrap().into()),
+            ));
+        }
+        for scope in [
+            "kizuna:role:org-admin",
+            "kizuna:role:registrar",
+            "kizuna:role:installer",
+            "kizuna:role:auditor",
+            "kizuna:role:helpdesk",
+            "kizuna:devices",
+            "kizuna:cert:revoke",
+            "kizuna:cert:service",
+        ] {
+            let client = k.json(&[
+                "client",
+                "create",
+                "--name",
+                scope,
+                "--grant-type",
+                "client_credentials",
+                "--scope",
+                scope,
+                "--org",
+                &parks,
+                "--json",
+            ]);
+            let answer: Value = reqwest::Client::new()
+                .post(server.url("/token"))
+                .basic_auth(
+                    client["client_id"].as_str().unwrap(),
+                    client["client_secret"].as_str(),
+                )
+                .form(&[("grant_type", "client_credentials"), ("scope", scope)])
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            attackers.push((
+                format!("{scope} of another organization"),
+                Some(answer["access_token"].as_str().unwrap().into()),
+            ));
+        }
+        let (gone_id, gone) = automation(&k, &server, "kizuna:admin").await;
+        let (status, _) = call(
+            reqwest::Method::POST,
+            &server.url(&format!("/admin/api/v1/clients/{gone_id}/disable")),
+            &city,
+            None,
+        )
+        .await;
+        assert_eq!(status, 200);
+        attackers.push(("a disabled client".into(), Some(gone)));
+
+        let before = snapshot(&server, &city, &f).await;
+        let http = reqwest::Client::new();
+        for (method, route) in &routes {
+            let mut url = server.url(&f.path(route));
+            let body = f.body(method, route);
+            // The city administrator reaches every read (the requests are well formed); reads
+            // that take an organization name A, as a caller fishing for it would.
+            if *method == "get" {
+                let fishing = format!("{url}?org={}", f.org);
+                let (status, _) = call(reqwest::Method::GET, &fishing, &city, None).await;
+                if status != 400 {
+                    url = fishing;
+                }
+                let (status, answer) = call(reqwest::Method::GET, &url, &city, None).await;
+                assert_eq!(status, 200, "city: GET {url}: {answer}");
+            }
+            for (who, token) in &attackers {
+                let mut request = http.request(method.to_uppercase().parse().unwrap(), &url);
+                if let Some(token) = token {
+                    request = request.bearer_auth(token);
+                }
+                if let Some(body) = &body {
+                    request = request.json(body);
+                }
+                let response = request.send().await.unwrap();
+                let status = response.status().as_u16();
+                let text: String = response.text().await.unwrap().chars().take(400).collect();
+                let must_be_401 = matches!(
+                    who.as_str(),
+                    "no token" | "a disabled client" | "an AAL1 city administrator"
+                );
+                if must_be_401 {
+                    assert_eq!(status, 401, "{who}: {method} {route}: {text}");
+                    if who == "an AAL1 city administrator" {
+                        assert!(
+                            text.contains("insufficient_user_authentication"),
+                            "{route}: {text}"
+                        );
+                    }
+                } else if *method == "get" && status == 200 {
+                    // A listing within the caller's own reach: nothing of A in it.
+                    assert!(
+                        !f.leaks(&text),
+                        "{who}: GET {route} shows organization A: {text}"
+                    );
+                } else {
+                    assert!(
+                        [401, 403, 404].contains(&status),
+                        "{who}: {method} {route} answered {status}: {text}"
+                    );
+                }
+            }
+        }
+        assert_eq!(
+            snapshot(&server, &city, &f).await,
+            before,
+            "nothing of organization A changed"
+        );
+    }
+}
