@@ -150,7 +150,6 @@ pub fn app(
         .merge(features)
         .fallback(|| async { ErrorPage::not_found() })
         .layer(from_fn(web::error_page_for_plain_errors))
-        .layer(from_fn_with_state(channel, web::client_cert::channel))
         .layer(from_fn_with_state(core.metrics.clone(), metrics::track))
         .layer(from_fn(web::security_headers))
         .layer(RequestBodyLimitLayer::new(http.max_body_bytes))
@@ -162,6 +161,7 @@ pub fn app(
             ErrorPage::internal().into_response()
         }))
         .layer(from_fn(web::request_context))
+        .layer(from_fn_with_state(channel, web::client_cert::channel))
 }
 
 async fn bind(addr: SocketAddr, key: &str) -> Result<TcpListener> {

@@ -505,3 +505,24 @@ async fn an_address_that_asks_for_too_many_nonces_is_rate_limited_and_nothing_is
         assert_eq!(health.status(), 200);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_trusted_proxy_the_budget_counts_each_forwarded_client() {
+    let k = Kizuna::sqlite()
+        .env("KIZUNA_CA__ACME__REQUESTS_PER_ADDRESS_PER_MINUTE", "2")
+        .env("KIZUNA_TLS__TRUSTED_PROXIES", "[\"127.0.0.1\"]");
+    let server = k.serve();
+    let http = reqwest::Client::new();
+    let url = format!("{}/acme/new-nonce", server.public);
+    let from = |client: &'static str| {
+        http.head(&url)
+            .header("x-forwarded-for", format!("198.51.100.9, {client}"))
+    };
+    for _ in 0..2 {
+        assert_eq!(from("192.0.2.1").send().await.unwrap().status(), 200);
+    }
+    assert_eq!(from("192.0.2.1").send().await.unwrap().status(), 429);
+    // Another client behind the same proxy has its own budget; the address the proxy
+    // appended counts, not one the client wrote itself.
+    assert_eq!(from("192.0.2.2").send().await.unwrap().status(), 200);
+}

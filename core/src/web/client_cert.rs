@@ -3,7 +3,9 @@
 //! reverse proxy that terminated TLS and forwarded the client's certificate in a header —
 //! Envoy's `X-Forwarded-Client-Cert` (`Cert="…"`/`Chain="…"`, URL-encoded PEM) or nginx's
 //! `$ssl_client_escaped_cert` (URL-encoded PEM). The header is believed only from the
-//! configured proxy addresses; from anyone else it is removed.
+//! configured proxy addresses; from anyone else it is removed. From a trusted proxy, the
+//! client's address is also taken from `X-Forwarded-For` (the last address the proxy
+//! appended), so logs, audit entries and per-address budgets see the client, not the proxy.
 
 use std::sync::Arc;
 
@@ -38,7 +40,12 @@ pub struct Channel {
     pub tls_base_url: Option<Arc<str>>,
 }
 
-/// Records the [`Channel`] of every request.
+/// The client's address as a trusted proxy reported it (`X-Forwarded-For`).
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddress(pub std::net::IpAddr);
+
+/// Records the [`Channel`] of every request (and [`ClientAddress`] behind a trusted proxy);
+/// runs before the request context is made, which takes the address from it.
 pub async fn channel(
     State(config): State<Arc<ChannelConfig>>,
     mut req: Request,
@@ -60,6 +67,18 @@ pub async fn channel(
         None
     };
     req.headers_mut().remove(&config.header);
+    if from_proxy
+        && let Some(client) = req
+            .headers()
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .next_back()
+            .and_then(|a| a.trim().parse::<std::net::IpAddr>().ok())
+    {
+        req.extensions_mut().insert(ClientAddress(client));
+    }
     let tls_chain = peer
         .as_ref()
         .and_then(|p| p.tls.as_ref())

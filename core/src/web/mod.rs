@@ -120,7 +120,11 @@ pub async fn request_context(mut req: Request, next: Next) -> Response {
         .unwrap_or_else(crate::secret::new_id);
     let ctx = RequestContext {
         request_id: request_id.clone(),
-        peer_ip: req.extensions().get::<Peer>().map(|p| p.addr.ip()),
+        peer_ip: req
+            .extensions()
+            .get::<client_cert::ClientAddress>()
+            .map(|c| c.0)
+            .or_else(|| req.extensions().get::<Peer>().map(|p| p.addr.ip())),
         lang: Lang::negotiate(req.headers()),
         wants_html: req
             .headers()
