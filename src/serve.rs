@@ -211,7 +211,11 @@ pub async fn run(config: Config, mode: Mode) -> Result<()> {
         tracing::warn!(listen = %config.listen, "serving plain HTTP on a non-loopback address: put a TLS-terminating proxy in front or configure tls_listen");
     }
 
-    let responder = Responder::new(core.clone(), config.ocsp.clone());
+    let responder = Responder::new(
+        core.clone(),
+        config.ocsp.clone(),
+        Arc::new(kizuna_ca::book::Book::new(core.db.clone())),
+    );
     let mut background = Vec::new();
     let client_auth = web::tls::ClientAuth::new(&[]);
     let mut tls_identity: Option<Arc<web::tls::CertSlot>> =

@@ -208,15 +208,8 @@ async fn read_entries(
     // One connection for every page: on SQLite each connection maps the file on its own.
     let mut conn = ca.core.db.conn().await?;
     loop {
-        let (last, joined): (Option<String>, Option<String>) = sqlx::query_as(
-            "SELECT MAX(serial), string_agg(serial || ':' || COALESCE(revoked_at, 0) || ':' ||              COALESCE(revocation_reason, ''), ',') FROM (SELECT serial, revoked_at, revocation_reason              FROM certificates WHERE ca_id = $1 AND status IN ('revoked', 'hold') AND not_after > $2              AND serial > $3 ORDER BY serial LIMIT $4) AS page",
-        )
-        .bind(ca_id)
-        .bind(now)
-        .bind(&after)
-        .bind(PAGE)
-        .fetch_one(&mut *conn)
-        .await?;
+        let (last, joined) =
+            crate::store::revoked_page(&mut conn, ca_id, now, &after, PAGE).await?;
         let (Some(last), Some(joined)) = (last, joined) else {
             break;
         };
@@ -273,16 +266,8 @@ pub async fn generate(
         .await?;
     let signature_algorithm = key.x509_signature_algorithm();
 
-    let source_seq: i64 =
-        sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM cert_changes WHERE kind = 'status'")
-            .fetch_one(ca.core.db.pool())
-            .await?;
-    let number: i64 = sqlx::query_scalar(
-        "UPDATE cas SET crl_number = crl_number + 1 WHERE id = $1 RETURNING crl_number",
-    )
-    .bind(&record.id)
-    .fetch_one(ca.core.db.pool())
-    .await?;
+    let source_seq = crate::changes::last_status_change(&ca.core.db, None).await?;
+    let number = hierarchy::next_crl_number(ca, &record.id).await?;
     let shards = if record.kind == "root" {
         0
     } else {
@@ -398,13 +383,6 @@ pub async fn publishing_cas(ca: &Ca) -> Result<Vec<CaRecord>, sqlx::Error> {
         .collect())
 }
 
-/// The newest status change (revocation, hold, release) of any certificate.
-pub async fn last_status_change(ca: &Ca) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM cert_changes WHERE kind = 'status'")
-        .fetch_one(ca.core.db.pool())
-        .await
-}
-
 /// Regenerates the CRLs of every CA that changed since its last CRL, or whose CRL is past a
 /// quarter of its life. One replica at a time; the others skip.
 pub async fn refresh(ca: &Ca) -> Result<Vec<Generated>, CaError> {
@@ -420,12 +398,7 @@ pub async fn refresh(ca: &Ca) -> Result<Vec<Generated>, CaError> {
         .bind(&record.id)
         .fetch_optional(ca.core.db.pool())
         .await?;
-        let changed: i64 = sqlx::query_scalar(
-            "SELECT COALESCE(MAX(seq), 0) FROM cert_changes WHERE ca_id = $1 AND kind = 'status'",
-        )
-        .bind(&record.id)
-        .fetch_one(ca.core.db.pool())
-        .await?;
+        let changed = crate::changes::last_status_change(&ca.core.db, Some(&record.id)).await?;
         let stale = match state {
             None => true,
             Some((seq, this_update)) => changed > seq || now - this_update > CRL_VALIDITY_SECS / 4,

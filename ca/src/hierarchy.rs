@@ -17,7 +17,7 @@ use x509_cert::der::{Decode, Encode};
 
 use kizuna_core::audit::{self, Actor, AuditEvent};
 use kizuna_core::custody::KeyAlgorithm;
-use kizuna_core::db::AnyConnection;
+use kizuna_core::db::{AnyConnection, Db};
 
 use crate::ext;
 use crate::signer::CustodySigner;
@@ -60,6 +60,25 @@ pub async fn get(ca: &Ca, id: &str) -> Result<Option<CaRecord>, sqlx::Error> {
 }
 
 /// The generation of `name` that issues new certificates.
+/// Takes the next CRL number of CA `id` (monotonic across replicas).
+pub(crate) async fn next_crl_number(ca: &Ca, id: &str) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "UPDATE cas SET crl_number = crl_number + 1 WHERE id = $1 RETURNING crl_number",
+    )
+    .bind(id)
+    .fetch_one(ca.core.db.pool())
+    .await
+}
+
+/// Issuing CAs that have a certificate (`(id, cert_der)`), for the OCSP responder.
+pub(crate) async fn issuing_certificates(db: &Db) -> Result<Vec<(String, Vec<u8>)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, cert_der FROM cas WHERE kind = 'issuing' AND cert_der IS NOT NULL AND status <> 'pending'",
+    )
+    .fetch_all(db.pool())
+    .await
+}
+
 pub async fn active(ca: &Ca, name: &str) -> Result<Option<CaRecord>, sqlx::Error> {
     sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM cas WHERE name = $1 AND status = 'active' ORDER BY generation DESC LIMIT 1"

@@ -3,6 +3,8 @@
 //! download URLs. Keys live in key custody (software or PKCS#11).
 
 pub mod acme;
+pub mod book;
+pub mod changes;
 pub mod config;
 pub mod crl;
 pub mod csr;
@@ -22,6 +24,21 @@ pub mod signer;
 pub mod store;
 pub mod tls_identity;
 pub mod verify;
+
+/// Crate-private parsers of untrusted input, for the fuzz targets in `fuzz/` only.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing {
+    /// Parses an ACME request body (a flattened JWS) as every ACME endpoint does first.
+    pub fn acme_jws(body: &[u8]) -> Result<kizuna_core::jose::Jws, crate::acme::problem::Problem> {
+        crate::acme::parse_jws(body)
+    }
+
+    /// Decodes an EST simpleenroll/simplereenroll body (base64 DER, any whitespace) to DER.
+    pub fn est_body(body: &[u8]) -> Result<Vec<u8>, String> {
+        crate::enroll::est::pkcs10_body(body)
+    }
+}
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -281,7 +298,9 @@ pub fn spawn_background(ca: Ca) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(2));
         let mut round: u64 = 0;
-        let mut handled = crl::last_status_change(&ca).await.unwrap_or(0);
+        let mut handled = changes::last_status_change(&ca.core.db, None)
+            .await
+            .unwrap_or(0);
         let mut previous = handled;
         loop {
             tick.tick().await;
@@ -292,14 +311,14 @@ pub fn spawn_background(ca: Ca) -> tokio::task::JoinHandle<()> {
                 tracing::warn!(error = %e, "renewing OCSP signers");
             }
             if round % 900 == 450
-                && let Err(e) = revoke::prune_changes(&ca).await
+                && let Err(e) = changes::prune(&ca).await
             {
                 tracing::warn!(error = %e, "pruning the certificate change feed");
             }
             if round % 300 == 150 {
                 acme::purge(&ca).await;
             }
-            let latest = match crl::last_status_change(&ca).await {
+            let latest = match changes::last_status_change(&ca.core.db, None).await {
                 Ok(seq) => seq,
                 Err(e) => {
                     tracing::warn!(error = %e, "reading certificate changes");

@@ -80,3 +80,19 @@ pub async fn ensure(ca: &Ca) -> Result<Vec<String>, CaError> {
     lock.release().await?;
     Ok(renewed)
 }
+
+/// CA `ca_id`'s newest OCSP signer valid at `now`: `(serial, key_id, cert_der)`.
+pub(crate) async fn newest(
+    db: &kizuna_core::db::Db,
+    ca_id: &str,
+    now: i64,
+) -> Result<Option<(String, String, Vec<u8>)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT serial, key_id, cert_der FROM ocsp_signers WHERE ca_id = $1 AND not_before <= $2 \
+         AND not_after > $2 ORDER BY not_after DESC LIMIT 1",
+    )
+    .bind(ca_id)
+    .bind(now)
+    .fetch_optional(db.pool())
+    .await
+}

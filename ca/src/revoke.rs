@@ -3,9 +3,6 @@
 //! releases. A revocation is committed, audited and announced (to this process's OCSP
 //! responder at once, to replicas through `cert_changes`) before it is acknowledged.
 
-use std::fmt;
-use std::str::FromStr;
-
 use serde::Serialize;
 use serde_json::json;
 
@@ -15,87 +12,7 @@ use kizuna_core::events::CertChange;
 
 use crate::{Ca, CaError};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub enum Reason {
-    Unspecified,
-    KeyCompromise,
-    CaCompromise,
-    AffiliationChanged,
-    Superseded,
-    CessationOfOperation,
-    CertificateHold,
-    PrivilegeWithdrawn,
-    AaCompromise,
-}
-
-impl Reason {
-    pub const ALL: [Reason; 9] = [
-        Reason::Unspecified,
-        Reason::KeyCompromise,
-        Reason::CaCompromise,
-        Reason::AffiliationChanged,
-        Reason::Superseded,
-        Reason::CessationOfOperation,
-        Reason::CertificateHold,
-        Reason::PrivilegeWithdrawn,
-        Reason::AaCompromise,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Reason::Unspecified => "unspecified",
-            Reason::KeyCompromise => "keyCompromise",
-            Reason::CaCompromise => "cACompromise",
-            Reason::AffiliationChanged => "affiliationChanged",
-            Reason::Superseded => "superseded",
-            Reason::CessationOfOperation => "cessationOfOperation",
-            Reason::CertificateHold => "certificateHold",
-            Reason::PrivilegeWithdrawn => "privilegeWithdrawn",
-            Reason::AaCompromise => "aACompromise",
-        }
-    }
-
-    /// The CRLReason code.
-    pub fn code(self) -> u8 {
-        match self {
-            Reason::Unspecified => 0,
-            Reason::KeyCompromise => 1,
-            Reason::CaCompromise => 2,
-            Reason::AffiliationChanged => 3,
-            Reason::Superseded => 4,
-            Reason::CessationOfOperation => 5,
-            Reason::CertificateHold => 6,
-            Reason::PrivilegeWithdrawn => 9,
-            Reason::AaCompromise => 10,
-        }
-    }
-}
-
-impl fmt::Display for Reason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Reason {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        Reason::ALL
-            .into_iter()
-            .find(|r| r.as_str().eq_ignore_ascii_case(s))
-            .ok_or_else(|| {
-                format!(
-                    "unknown reason {s:?}: use {}",
-                    Reason::ALL
-                        .iter()
-                        .map(|r| r.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
-            })
-    }
-}
+pub use kizuna_core::pki::Reason;
 
 /// Which certificates.
 #[derive(Debug, Clone)]
@@ -188,52 +105,6 @@ pub async fn count(ca: &Ca, selector: &Selector) -> Result<i64, CaError> {
         query = query.bind(value);
     }
     Ok(query.fetch_one(ca.core.db.pool()).await?)
-}
-
-/// Records changes for replicas (their OCSP caches) and, for status changes, the CRL job.
-/// `kind` is `issued` or `status`.
-pub(crate) async fn record_changes(
-    conn: &mut AnyConnection,
-    kind: &str,
-    changes: &[(String, String)],
-) -> Result<(), sqlx::Error> {
-    let now = kizuna_core::time::now_unix();
-    let sizes = kizuna_core::db::batch_sizes(conn);
-    for chunk in kizuna_core::db::chunks(changes, sizes) {
-        let sql = kizuna_core::db::insert_sql(
-            "cert_changes (ca_id, serial, kind, created_at)",
-            4,
-            chunk.len(),
-        );
-        let mut query = sqlx::query(&sql);
-        for (ca_id, serial) in chunk {
-            query = query.bind(ca_id).bind(serial).bind(kind).bind(now);
-        }
-        query.execute(&mut *conn).await?;
-    }
-    Ok(())
-}
-
-/// How long the change feed keeps a change. Responders poll it every fraction of a second; one
-/// that fell further behind than this re-signs everything (see the OCSP responder).
-pub const CHANGE_RETENTION_SECS: i64 = 3600;
-
-/// Deletes changes every replica has long since read. One replica at a time.
-pub async fn prune_changes(ca: &Ca) -> Result<u64, sqlx::Error> {
-    let Some(lock) = ca.core.db.try_job_lock("cert-changes-prune").await? else {
-        return Ok(0);
-    };
-    // The newest change always stays, so a responder can tell how far the feed has moved on.
-    let deleted = sqlx::query(
-        "DELETE FROM cert_changes WHERE created_at < $1 \
-         AND seq < (SELECT MAX(seq) FROM cert_changes)",
-    )
-    .bind(kizuna_core::time::now_unix() - CHANGE_RETENTION_SECS)
-    .execute(ca.core.db.pool())
-    .await?
-    .rows_affected();
-    lock.release().await?;
-    Ok(deleted)
 }
 
 /// What a revocation inside a caller's transaction changed, to announce once it commits.
@@ -342,7 +213,7 @@ pub async fn revoke_in(
         };
     let mut entries = Vec::new();
     if !changed.is_empty() {
-        record_changes(conn, "status", &changed).await?;
+        crate::changes::record(conn, "status", &changed).await?;
         let events: Vec<AuditEvent> = changed
             .iter()
             .map(|(ca_id, serial)| {
@@ -412,7 +283,7 @@ pub async fn unhold_in(
     let changed: Vec<(String, String)> = update.fetch_all(&mut *conn).await?;
     let mut entries = Vec::new();
     if !changed.is_empty() {
-        record_changes(conn, "status", &changed).await?;
+        crate::changes::record(conn, "status", &changed).await?;
         let events: Vec<AuditEvent> = changed
             .iter()
             .map(|(_, serial)| {

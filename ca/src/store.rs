@@ -56,6 +56,37 @@ pub async fn get(db: &Db, serial: &str) -> Result<Option<CertRecord>, sqlx::Erro
     .await
 }
 
+/// A certificate's status, when it was revoked or held, and why (`None`: never issued here).
+pub(crate) async fn standing(
+    db: &Db,
+    ca_id: &str,
+    serial: &str,
+) -> Result<Option<(String, Option<i64>, Option<String>)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT status, revoked_at, revocation_reason FROM certificates WHERE ca_id = $1 AND serial = $2",
+    )
+    .bind(ca_id)
+    .bind(serial)
+    .fetch_optional(db.pool())
+    .await
+}
+
+/// Serials of a CA's certificates that have not expired at `now`.
+pub(crate) async fn current_serials(
+    db: &Db,
+    ca_id: &str,
+    now: i64,
+) -> Result<Vec<String>, sqlx::Error> {
+    use futures_util::TryStreamExt;
+    let mut conn = db.conn().await?;
+    sqlx::query_scalar("SELECT serial FROM certificates WHERE ca_id = $1 AND not_after > $2")
+        .bind(ca_id)
+        .bind(now)
+        .fetch(&mut *conn)
+        .try_collect()
+        .await
+}
+
 /// Filters for listings; every field narrows.
 #[derive(Debug, Clone, Default)]
 pub struct Filter {
@@ -92,6 +123,30 @@ pub async fn list(db: &Db, f: &Filter) -> Result<Vec<CertRecord>, sqlx::Error> {
     .bind(name)
     .bind(if f.limit > 0 { f.limit.min(10_000) } else { 100 })
     .fetch_all(db.pool())
+    .await
+}
+
+/// One page of a CA's revoked and held, unexpired certificates after serial `after`, as
+/// `serial:revoked_at:reason` items joined by commas (so a million entries cross the driver
+/// as a few dozen rows), and the page's last serial; both `None` past the end.
+pub(crate) async fn revoked_page(
+    conn: &mut AnyConnection,
+    ca_id: &str,
+    now: i64,
+    after: &str,
+    limit: i64,
+) -> Result<(Option<String>, Option<String>), sqlx::Error> {
+    sqlx::query_as(
+        "SELECT MAX(serial), string_agg(serial || ':' || COALESCE(revoked_at, 0) || ':' || \
+         COALESCE(revocation_reason, ''), ',') FROM (SELECT serial, revoked_at, revocation_reason \
+         FROM certificates WHERE ca_id = $1 AND status IN ('revoked', 'hold') AND not_after > $2 \
+         AND serial > $3 ORDER BY serial LIMIT $4) AS page",
+    )
+    .bind(ca_id)
+    .bind(now)
+    .bind(after)
+    .bind(limit)
+    .fetch_one(conn)
     .await
 }
 
@@ -194,7 +249,7 @@ async fn commit(db: &Db, batch: &[Pending]) -> Result<Vec<audit::AuditEntry>, sq
         .iter()
         .map(|r| (r.ca_id.clone(), r.serial.clone()))
         .collect();
-    crate::revoke::record_changes(tx.conn(), "issued", &changes).await?;
+    crate::changes::record(tx.conn(), "issued", &changes).await?;
     let events: Vec<AuditEvent> = batch.iter().flat_map(|(_, e, _)| e.clone()).collect();
     let entries = audit::append_in(tx.conn(), &events).await?;
     tx.commit().await?;

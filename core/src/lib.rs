@@ -13,6 +13,7 @@ pub mod jose;
 pub mod metrics;
 pub mod net;
 pub mod orgs;
+pub mod pki;
 pub mod secret;
 pub mod settings;
 pub mod time;

@@ -2,6 +2,7 @@
 //! `malformedRequest`), responses encoded in DER.
 
 use kizuna_core::der;
+use kizuna_core::pki::Serial;
 
 /// Requests larger than this are malformed for our purposes (RFC 5019 requests are tiny).
 pub const MAX_REQUEST_BYTES: usize = 10 * 1024;
@@ -59,8 +60,8 @@ pub struct CertId {
     pub hash: HashAlg,
     pub issuer_name_hash: Vec<u8>,
     pub issuer_key_hash: Vec<u8>,
-    /// The serial as lower-case hex without leading zero bytes.
-    pub serial_hex: String,
+    /// The certificate's serial number.
+    pub serial: Serial,
     /// The CertID exactly as received, echoed in the response.
     pub raw: Vec<u8>,
 }
@@ -154,12 +155,11 @@ fn parse_cert_id(body: &[u8], raw: &[u8]) -> Result<CertId, ParseError> {
         return Err(ParseError::Malformed);
     }
     let hash = HashAlg::from_oid(oid).ok_or(ParseError::UnsupportedHash)?;
-    let skip = serial.iter().take_while(|b| **b == 0).count();
     Ok(CertId {
         hash,
         issuer_name_hash: name_hash.to_vec(),
         issuer_key_hash: key_hash.to_vec(),
-        serial_hex: kizuna_core::secret::hex(&serial[skip..]),
+        serial: Serial::from_bytes(serial).ok_or(ParseError::Malformed)?,
         raw: raw.to_vec(),
     })
 }
@@ -291,7 +291,7 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(parsed.ids.len(), 1);
-        assert_eq!(parsed.ids[0].serial_hex, "01ab");
+        assert_eq!(parsed.ids[0].serial.as_str(), "01ab");
         assert_eq!(parsed.ids[0].hash, HashAlg::Sha1);
         assert_eq!(
             parsed.nonce.unwrap(),

@@ -2,7 +2,7 @@
 //! pre-signed responses (one per certificate, signed by the issuing CA's delegated OCSP
 //! signer), refreshed before nextUpdate and replaced as soon as a certificate changes: at
 //! once for changes in this process, and within a fraction of a second for changes made by
-//! other replicas (it follows the `cert_changes` table). Requests with a nonce are signed on
+//! other replicas (it follows the CA's change feed). Requests with a nonce are signed on
 //! the fly so the nonce can be echoed. Runs inside `kizuna serve` or alone
 //! (`kizuna ocsp serve`).
 
@@ -26,6 +26,7 @@ use x509_cert::der::{Decode, Encode};
 
 use kizuna_core::Core;
 use kizuna_core::custody::KeyHandle;
+use kizuna_core::pki::{CertStatus, CertificateBook, Reason, Serial};
 use kizuna_core::web::ProtocolResponse;
 use kizuna_core::web::rate::AddressBudget;
 
@@ -43,7 +44,7 @@ struct Issuer {
 }
 
 struct Signer {
-    serial: String,
+    serial: Serial,
     key: KeyHandle,
     cert_der: Vec<u8>,
     key_hash: Vec<u8>,
@@ -60,7 +61,7 @@ pub struct Prepared {
     pub status: Status,
 }
 
-type CacheKey = (String, String, HashAlg);
+type CacheKey = (String, Serial, HashAlg);
 
 /// How far back the responder re-reads status changes, whatever their sequence number.
 const STATUS_LOOKBACK_SECS: i64 = 60;
@@ -71,6 +72,8 @@ pub struct Responder(Arc<ResponderState>);
 
 pub struct ResponderState {
     core: Core,
+    /// The CA's certificate records (implemented by the CA; never its tables directly).
+    book: Arc<dyn CertificateBook>,
     config: OcspConfig,
     issuers: RwLock<Vec<Arc<Issuer>>>,
     cache: RwLock<HashMap<CacheKey, Arc<Prepared>>>,
@@ -117,9 +120,10 @@ fn issuer_hashes(cert_der: &[u8]) -> Result<Vec<IssuerHash>, OcspError> {
 }
 
 impl Responder {
-    pub fn new(core: Core, config: OcspConfig) -> Responder {
+    pub fn new(core: Core, config: OcspConfig, book: Arc<dyn CertificateBook>) -> Responder {
         Responder(Arc::new(ResponderState {
             core,
+            book,
             issuers: RwLock::new(Vec::new()),
             cache: RwLock::new(HashMap::new()),
             last_seq: AtomicI64::new(0),
@@ -131,39 +135,26 @@ impl Responder {
     /// Loads the issuing CAs and their newest signers. A CA whose signer changed has its
     /// cached responses dropped (they carried the old signer).
     pub async fn load_issuers(&self) -> Result<(), OcspError> {
-        let rows: Vec<(String, Vec<u8>)> = sqlx::query_as(
-            "SELECT id, cert_der FROM cas WHERE kind = 'issuing' AND cert_der IS NOT NULL AND status <> 'pending'",
-        )
-        .fetch_all(self.core.db.pool())
-        .await?;
         let now = kizuna_core::time::now_unix();
         let mut issuers = Vec::new();
-        for (ca_id, cert_der) in rows {
-            let signer_row: Option<(String, String, Vec<u8>)> = sqlx::query_as(
-                "SELECT serial, key_id, cert_der FROM ocsp_signers WHERE ca_id = $1 AND not_before <= $2 AND not_after > $2 \
-                 ORDER BY not_after DESC LIMIT 1",
-            )
-            .bind(&ca_id)
-            .bind(now)
-            .fetch_optional(self.core.db.pool())
-            .await?;
-            let signer = match signer_row {
-                Some((serial, key_id, signer_der)) => {
-                    let key = self.core.custody.get(&key_id).await?;
+        for ca in self.book.issuing_cas(now).await? {
+            let signer = match ca.signer {
+                Some(signer) => {
+                    let key = self.core.custody.get(&signer.key_id).await?;
                     let public = key.public_key().raw().to_vec();
                     Some(Arc::new(Signer {
-                        serial,
+                        serial: signer.serial,
                         key_hash: HashAlg::Sha1.digest(&public),
                         signature_algorithm: key.x509_signature_algorithm(),
                         key,
-                        cert_der: signer_der,
+                        cert_der: signer.cert_der,
                     }))
                 }
                 None => None,
             };
             issuers.push(Arc::new(Issuer {
-                hashes: issuer_hashes(&cert_der)?,
-                ca_id,
+                hashes: issuer_hashes(&ca.cert_der)?,
+                ca_id: ca.ca_id,
                 signer,
             }));
         }
@@ -204,19 +195,13 @@ impl Responder {
             .cloned()
     }
 
-    async fn status(&self, ca_id: &str, serial: &str) -> Result<Status, OcspError> {
-        let row: Option<(String, Option<i64>, Option<String>)> =
-            sqlx::query_as("SELECT status, revoked_at, revocation_reason FROM certificates WHERE ca_id = $1 AND serial = $2")
-                .bind(ca_id)
-                .bind(serial)
-                .fetch_optional(self.core.db.pool())
-                .await?;
-        Ok(match row {
+    async fn status(&self, ca_id: &str, serial: &Serial) -> Result<Status, OcspError> {
+        Ok(match self.book.standing(ca_id, serial).await? {
             None => Status::Unknown,
-            Some((status, _, _)) if status == "valid" => Status::Good,
-            Some((_, at, reason)) => Status::Revoked {
-                at: at.unwrap_or(0),
-                reason: reason.as_deref().map(reason_code),
+            Some(s) if s.status == CertStatus::Valid => Status::Good,
+            Some(s) => Status::Revoked {
+                at: s.revoked_at.unwrap_or(0),
+                reason: s.reason.map(Reason::code),
             },
         })
     }
@@ -246,7 +231,7 @@ impl Responder {
     async fn prepare(
         &self,
         issuer: &Issuer,
-        serial: &str,
+        serial: &Serial,
         hash: HashAlg,
         cert_id: &[u8],
     ) -> Result<Arc<Prepared>, OcspError> {
@@ -258,7 +243,7 @@ impl Responder {
     fn prepare_as(
         &self,
         issuer: &Issuer,
-        serial: &str,
+        serial: &Serial,
         hash: HashAlg,
         cert_id: &[u8],
         status: Status,
@@ -286,7 +271,7 @@ impl Responder {
             && let Ok(mut cache) = self.cache.write()
         {
             cache.insert(
-                (issuer.ca_id.clone(), serial.to_string(), hash),
+                (issuer.ca_id.clone(), serial.clone(), hash),
                 prepared.clone(),
             );
         }
@@ -313,14 +298,14 @@ impl Responder {
             }
         }
         if let ([id], [issuer], None) = (parsed.ids.as_slice(), issuers.as_slice(), &parsed.nonce) {
-            let key = (issuer.ca_id.clone(), id.serial_hex.clone(), id.hash);
+            let key = (issuer.ca_id.clone(), id.serial.clone(), id.hash);
             let cached = self.cache.read().ok().and_then(|c| c.get(&key).cloned());
             if let Some(hit) = cached.filter(|p| p.next_update > kizuna_core::time::now_unix()) {
                 return (hit.der.clone(), Some(hit));
             }
             // A known certificate's answer is signed once and cached; only unknown serials,
             // which are never cached, take from the caller's budget.
-            let status = match self.status(&issuer.ca_id, &id.serial_hex).await {
+            let status = match self.status(&issuer.ca_id, &id.serial).await {
                 Ok(status) => status,
                 Err(e) => {
                     tracing::error!(error = %e, "OCSP status");
@@ -330,7 +315,7 @@ impl Responder {
             if status == Status::Unknown && !self.admit_live_signing() {
                 return (Bytes::from(codec::error(ErrorStatus::TryLater)), None);
             }
-            return match self.prepare_as(issuer, &id.serial_hex, id.hash, &id.raw, status) {
+            return match self.prepare_as(issuer, &id.serial, id.hash, &id.raw, status) {
                 Ok(p) => (p.der.clone(), Some(p)),
                 Err(e) => {
                     tracing::error!(error = %e, "OCSP response");
@@ -355,7 +340,7 @@ impl Responder {
         let now = kizuna_core::time::now_unix();
         let mut singles = Vec::new();
         for id in &parsed.ids {
-            match self.status(&first.ca_id, &id.serial_hex).await {
+            match self.status(&first.ca_id, &id.serial).await {
                 Ok(status) => singles.push(codec::single_response(
                     &id.raw,
                     status,
@@ -397,7 +382,7 @@ impl Responder {
 
     /// Re-signs the cached responses of one certificate (after it changed). A certificate of
     /// a CA this responder has not loaded yet (created moments ago) makes it reload its CAs.
-    async fn refresh_one(&self, ca_id: &str, serial: &str) {
+    async fn refresh_one(&self, ca_id: &str, serial: &Serial) {
         let issuer = match self.served(ca_id) {
             Some(issuer) => Some(issuer),
             None => match self.load_issuers().await {
@@ -415,7 +400,7 @@ impl Responder {
         let status = match self.status(ca_id, serial).await {
             Ok(status) => Some(status),
             Err(e) => {
-                tracing::warn!(error = %e, ca = ca_id, serial, "reading a certificate's status");
+                tracing::warn!(error = %e, ca = ca_id, %serial, "reading a certificate's status");
                 None
             }
         };
@@ -429,7 +414,7 @@ impl Responder {
             let mut any = false;
             let mut stale = Vec::new();
             for hash in HashAlg::ALL {
-                let key = (ca_id.to_string(), serial.to_string(), hash);
+                let key = (ca_id.to_string(), serial.clone(), hash);
                 let Some(cached) = cache.get(&key) else {
                     continue;
                 };
@@ -450,7 +435,7 @@ impl Responder {
         for hash in hashes {
             let cert_id = cert_id_der(&issuer, hash, serial);
             if let Err(e) = self.prepare_as(&issuer, serial, hash, &cert_id, status) {
-                tracing::warn!(error = %e, ca = ca_id, serial, "refreshing an OCSP response");
+                tracing::warn!(error = %e, ca = ca_id, %serial, "refreshing an OCSP response");
             }
         }
     }
@@ -458,22 +443,11 @@ impl Responder {
     /// Signs a response for every current certificate of every served CA (SHA-1 CertIDs,
     /// which RFC 5019 clients use).
     pub async fn prebuild(&self) -> Result<usize, OcspError> {
-        use futures_util::TryStreamExt;
         let issuers = self.issuers.read().map(|i| i.clone()).unwrap_or_default();
         let mut built = 0;
         for issuer in issuers.iter().filter(|i| i.signer.is_some()) {
-            let serials: Vec<String> = {
-                let mut conn = self.core.db.conn().await?;
-                sqlx::query_scalar(
-                    "SELECT serial FROM certificates WHERE ca_id = $1 AND not_after > $2",
-                )
-                .bind(&issuer.ca_id)
-                .bind(kizuna_core::time::now_unix())
-                .fetch(&mut *conn)
-                .try_collect()
-                .await?
-            };
-            for serial in serials {
+            let now = kizuna_core::time::now_unix();
+            for serial in self.book.current_serials(&issuer.ca_id, now).await? {
                 let cert_id = cert_id_der(issuer, HashAlg::Sha1, &serial);
                 self.prepare(issuer, &serial, HashAlg::Sha1, &cert_id)
                     .await?;
@@ -483,7 +457,8 @@ impl Responder {
         Ok(built)
     }
 
-    /// Follows `cert_changes` (other replicas' and CLI revocations) from where it left off.
+    /// Follows the certificate change feed (other replicas' and CLI revocations) from where
+    /// it left off.
     /// `seen` maps each handled change to its time.
     async fn follow_changes(&self, seen: &mut HashMap<i64, i64>) -> Result<(), OcspError> {
         // On PostgreSQL, transactions can commit out of sequence order: look a little behind
@@ -491,19 +466,11 @@ impl Responder {
         // behind (a revocation must never be missed; issuances only warm the cache).
         let from = self.last_seq.load(Ordering::Relaxed) - 256;
         let since = kizuna_core::time::now_unix() - STATUS_LOOKBACK_SECS;
-        let rows: Vec<(i64, String, String, i64)> = sqlx::query_as(
-            "SELECT seq, ca_id, serial, created_at FROM cert_changes \
-             WHERE seq > $1 OR (kind = 'status' AND created_at >= $2) ORDER BY seq LIMIT 5000",
-        )
-        .bind(from)
-        .bind(since)
-        .fetch_all(self.core.db.pool())
-        .await?;
-        for (seq, ca_id, serial, created_at) in rows {
-            if seen.insert(seq, created_at).is_none() {
-                self.refresh_one(&ca_id, &serial).await;
+        for change in self.book.changes(from, since, 5000).await? {
+            if seen.insert(change.seq, change.created_at).is_none() {
+                self.refresh_one(&change.ca_id, &change.serial).await;
             }
-            self.last_seq.fetch_max(seq, Ordering::Relaxed);
+            self.last_seq.fetch_max(change.seq, Ordering::Relaxed);
         }
         let floor = self.last_seq.load(Ordering::Relaxed) - 1024;
         seen.retain(|seq, at| *seq > floor || *at >= since);
@@ -514,9 +481,7 @@ impl Responder {
     /// cut off from the database for longer than the feed keeps them), re-signs every
     /// certificate's response from the database.
     async fn resync_if_behind(&self) -> Result<(), OcspError> {
-        let oldest: i64 = sqlx::query_scalar("SELECT COALESCE(MIN(seq), 0) FROM cert_changes")
-            .fetch_one(self.core.db.pool())
-            .await?;
+        let (oldest, newest) = self.book.change_bounds().await?;
         let last = self.last_seq.load(Ordering::Relaxed);
         if oldest > last + 1 {
             tracing::warn!(
@@ -524,9 +489,6 @@ impl Responder {
                 oldest_kept = oldest,
                 "the certificate change feed moved past this responder: re-signing every response"
             );
-            let newest: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM cert_changes")
-                .fetch_one(self.core.db.pool())
-                .await?;
             self.prebuild().await?;
             self.last_seq.fetch_max(newest, Ordering::Relaxed);
         }
@@ -557,10 +519,8 @@ impl Responder {
     /// reload issuers and signers every minute.
     pub async fn start(&self) -> Result<tokio::task::JoinHandle<()>, OcspError> {
         self.load_issuers().await?;
-        let max: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM cert_changes")
-            .fetch_one(self.core.db.pool())
-            .await?;
-        self.last_seq.store(max, Ordering::Relaxed);
+        let (_, newest) = self.book.change_bounds().await?;
+        self.last_seq.store(newest, Ordering::Relaxed);
         let responder = self.clone();
         let mut changes = self.core.changes.subscribe();
         Ok(tokio::spawn(async move {
@@ -583,8 +543,10 @@ impl Responder {
                 tokio::select! {
                     _ = &mut prebuild => {}
                     change = changes.recv() => {
-                        if let Ok(change) = change {
-                            responder.refresh_one(&change.ca_id, &change.serial).await;
+                        if let Ok(change) = change
+                            && let Ok(serial) = change.serial.parse::<Serial>()
+                        {
+                            responder.refresh_one(&change.ca_id, &serial).await;
                         }
                     }
                     _ = poll.tick() => {
@@ -609,7 +571,7 @@ impl Responder {
 }
 
 /// The DER CertID for a certificate of `issuer`, as a client hashing with `hash` sends it.
-fn cert_id_der(issuer: &Issuer, hash: HashAlg, serial_hex: &str) -> Vec<u8> {
+fn cert_id_der(issuer: &Issuer, hash: HashAlg, serial: &Serial) -> Vec<u8> {
     use kizuna_core::der;
     let (name, key) = issuer
         .hashes
@@ -617,29 +579,12 @@ fn cert_id_der(issuer: &Issuer, hash: HashAlg, serial_hex: &str) -> Vec<u8> {
         .find(|(h, _, _)| *h == hash)
         .map(|(_, n, k)| (n.clone(), k.clone()))
         .unwrap_or_default();
-    let serial: Vec<u8> = (0..serial_hex.len() / 2)
-        .filter_map(|i| u8::from_str_radix(&serial_hex[2 * i..2 * i + 2], 16).ok())
-        .collect();
     der::sequence(&[
         &der::sequence(&[&der::oid(&der::oid_content(hash.arcs())), &der::null()]),
         &der::octet_string(&name),
         &der::octet_string(&key),
-        &der::unsigned_integer(&serial),
+        &der::unsigned_integer(&serial.to_bytes()),
     ])
-}
-
-fn reason_code(reason: &str) -> u8 {
-    match reason {
-        "keyCompromise" => 1,
-        "cACompromise" => 2,
-        "affiliationChanged" => 3,
-        "superseded" => 4,
-        "cessationOfOperation" => 5,
-        "certificateHold" => 6,
-        "privilegeWithdrawn" => 9,
-        "aACompromise" => 10,
-        _ => 0,
-    }
 }
 
 /// The responder's routes: `POST /ocsp[/{ca}]` and `GET /ocsp/{ca}/{base64 request}`.
