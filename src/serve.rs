@@ -183,6 +183,12 @@ async fn bind(addr: SocketAddr, key: &str) -> Result<TcpListener> {
 }
 
 pub async fn run(config: Config, mode: Mode) -> Result<()> {
+    if kizuna_core::time::test_clock_in_use() {
+        tracing::warn!(
+            "{} is set: this server's clock follows a test file; never use it in production",
+            kizuna_core::time::TEST_CLOCK_FILE
+        );
+    }
     // Bind first: a taken port is reported before any state is touched, and with port 0 the
     // default public URL names the port actually bound.
     let plain = bind(config.listen_addr(), "listen").await?;

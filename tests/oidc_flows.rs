@@ -1889,7 +1889,7 @@ async fn prompt_login_select_account_and_max_age_ask_for_a_fresh_sign_in() {
         ("prompt", "select_account"),
         ("max_age", "0"),
     ] {
-        tokio::time::sleep(Duration::from_millis(1100)).await;
+        k.clock().advance(2);
         let to = location(&get_page(&b.http, &with(&[extra])).await);
         assert!(to.starts_with("/login?req="), "{extra:?}: {to}");
         let back = location(&submit_login(&b, &to, "taro", PASSWORD).await);
@@ -1898,7 +1898,7 @@ async fn prompt_login_select_account_and_max_age_ask_for_a_fresh_sign_in() {
     }
     // The ID token of a max_age request carries auth_time.
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
-    let before = kizuna_core::time::now_unix();
+    let before = k.clock().now_unix();
     let url = authorize_url(
         &server,
         &[
@@ -1911,7 +1911,7 @@ async fn prompt_login_select_account_and_max_age_ask_for_a_fresh_sign_in() {
             ("code_challenge_method", "S256"),
         ],
     );
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    k.clock().advance(2);
     let callback = b.sign_in(&url, "taro", PASSWORD).await;
     let code = query_param(&callback, "code").unwrap();
     let tokens = assert_tokens(

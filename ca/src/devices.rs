@@ -289,6 +289,15 @@ pub async fn certificates(db: &Db, id: &str) -> Result<Vec<CertRecord>, sqlx::Er
     .await
 }
 
+/// Removes a device that was registered only for an enrollment that then failed.
+pub(crate) async fn remove_in(conn: &mut AnyConnection, id: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM devices WHERE id = $1")
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 /// Marks a device enrolled (active, seen now) inside the caller's transaction; refuses a
 /// suspended or retired one.
 pub async fn mark_enrolled_in(conn: &mut AnyConnection, id: &str) -> Result<(), CaError> {

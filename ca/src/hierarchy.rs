@@ -138,7 +138,7 @@ fn ca_params(
         None => BasicConstraints::Unconstrained,
     });
     params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    params.not_before = OffsetDateTime::now_utc() - Duration::minutes(5);
+    params.not_before = kizuna_core::time::now() - Duration::minutes(5);
     params.not_after = not_after;
     params.serial_number = Some(crate::issue::random_serial().0);
     params.key_identifier_method = KeyIdMethod::Sha256;
@@ -360,7 +360,7 @@ async fn create_root(ca: &Ca, actor: Actor) -> Result<CaRecord, CaError> {
             key_algorithm(&ca.config.key_algorithm),
         )
         .await?;
-    let not_after = OffsetDateTime::now_utc() + Duration::days(ca.config.root_validity_days);
+    let not_after = kizuna_core::time::now() + Duration::days(ca.config.root_validity_days);
     let cn = format!("{} Root CA {generation}", ca.config.organization);
     let params = ca_params(subject(ca, cn), None, not_after);
     let cert = params
@@ -423,7 +423,7 @@ pub async fn create_issuer(ca: &Ca, name: &str, actor: Actor) -> Result<CaRecord
         .await?;
     let root_not_after = OffsetDateTime::from_unix_timestamp(root.record.not_after.unwrap_or(0))
         .unwrap_or(OffsetDateTime::UNIX_EPOCH);
-    let not_after = (OffsetDateTime::now_utc() + Duration::days(ca.config.issuing_validity_days))
+    let not_after = (kizuna_core::time::now() + Duration::days(ca.config.issuing_validity_days))
         .min(root_not_after);
     let cn = format!(
         "{} {} CA {generation}",

@@ -229,7 +229,7 @@ fn params(
     serial: SerialNumber,
 ) -> Result<CertificateParams, CaError> {
     let sans = naming.sans;
-    let now = OffsetDateTime::now_utc();
+    let now = kizuna_core::time::now();
     let ca_not_after =
         OffsetDateTime::from_unix_timestamp(ca_record.not_after.unwrap_or(0)).unwrap_or(now);
     let mut p = CertificateParams::default();

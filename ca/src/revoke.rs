@@ -9,45 +9,13 @@ use serde_json::json;
 use kizuna_core::audit::{self, Actor, AuditEvent, Outcome};
 use kizuna_core::db::AnyConnection;
 use kizuna_core::events::CertChange;
+use kizuna_core::pki::CertStatus;
 
 use crate::{Ca, CaError};
 
 pub use kizuna_core::pki::Reason;
 
-/// Which certificates.
-#[derive(Debug, Clone)]
-pub enum Selector {
-    Serial(String),
-    /// A device's certificates. Device ids are unique within their organization; see
-    /// [`device`] to resolve one.
-    Device {
-        org_id: String,
-        device_id: String,
-    },
-    Organization(String),
-}
-
-impl Selector {
-    /// The WHERE clause, its parameters numbered from `$first`, and their values.
-    fn clause(&self, first: usize) -> (String, Vec<String>) {
-        match self {
-            Selector::Serial(s) => (format!("serial = ${first}"), vec![s.to_ascii_lowercase()]),
-            Selector::Device { org_id, device_id } => (
-                format!("org_id = ${first} AND device_id = ${}", first + 1),
-                vec![org_id.clone(), device_id.clone()],
-            ),
-            Selector::Organization(o) => (format!("org_id = ${first}"), vec![o.clone()]),
-        }
-    }
-
-    fn target(&self) -> String {
-        match self {
-            Selector::Serial(s) => format!("cert:{}", s.to_ascii_lowercase()),
-            Selector::Device { device_id, .. } => format!("device:{device_id}"),
-            Selector::Organization(o) => format!("org:{o}"),
-        }
-    }
-}
+pub use crate::store::Selector;
 
 /// The selector for a device's certificates. Without `org_id`, the device id must name
 /// certificates of one organization only; the same id in several organizations needs the
@@ -59,13 +27,7 @@ pub async fn device(ca: &Ca, device_id: &str, org_id: Option<&str>) -> Result<Se
             device_id: device_id.to_string(),
         });
     }
-    let orgs: Vec<Option<String>> = sqlx::query_scalar(
-        "SELECT DISTINCT org_id FROM certificates WHERE device_id = $1 ORDER BY org_id",
-    )
-    .bind(device_id)
-    .fetch_all(ca.core.db.pool())
-    .await?;
-    let orgs: Vec<String> = orgs.into_iter().flatten().collect();
+    let orgs = crate::store::device_orgs(&ca.core.db, device_id).await?;
     match orgs.as_slice() {
         [] => match crate::devices::get(&ca.core.db, device_id).await? {
             Some(device) => Ok(Selector::Device {
@@ -97,14 +59,8 @@ pub struct RevokeReport {
 
 /// How many certificates a selector would revoke now (for a confirmation prompt).
 pub async fn count(ca: &Ca, selector: &Selector) -> Result<i64, CaError> {
-    let (clause, values) = selector.clause(1);
-    let query_sql =
-        format!("SELECT COUNT(*) FROM certificates WHERE {clause} AND status IN ('valid', 'hold')");
-    let mut query = sqlx::query_scalar(&query_sql);
-    for value in values {
-        query = query.bind(value);
-    }
-    Ok(query.fetch_one(ca.core.db.pool()).await?)
+    let mut conn = ca.core.db.conn().await?;
+    Ok(crate::store::count(&mut conn, selector, &[CertStatus::Valid, CertStatus::Hold]).await?)
 }
 
 /// What a revocation inside a caller's transaction changed, to announce once it commits.
@@ -137,12 +93,7 @@ pub async fn revoke(
     let changed = revoke_in(tx.conn(), selector, reason, &actor).await?;
     if changed.report.revoked.is_empty() {
         if let Selector::Serial(serial) = selector {
-            let exists: i64 =
-                sqlx::query_scalar("SELECT COUNT(*) FROM certificates WHERE serial = $1")
-                    .bind(serial.to_ascii_lowercase())
-                    .fetch_one(tx.conn())
-                    .await?;
-            if exists == 0 {
+            if crate::store::status_of(tx.conn(), serial).await?.is_none() {
                 return Err(CaError::NotFound(format!(
                     "no certificate with serial {serial}"
                 )));
@@ -172,41 +123,14 @@ pub async fn revoke_in(
     reason: Reason,
     actor: &Actor,
 ) -> Result<Changed, CaError> {
-    let (clause, values) = selector.clause(4);
     let status = if reason == Reason::CertificateHold {
-        "hold"
+        CertStatus::Hold
     } else {
-        "revoked"
+        CertStatus::Revoked
     };
-    // A held certificate may be revoked for good; a revoked one never changes again.
-    let from = if reason == Reason::CertificateHold {
-        "('valid')"
-    } else {
-        "('valid', 'hold')"
-    };
-    let now = kizuna_core::time::now_unix();
-    let update_sql = format!(
-        "UPDATE certificates SET status = $1, revoked_at = $2, revocation_reason = $3 \
-         WHERE {clause} AND status IN {from} RETURNING ca_id, serial"
-    );
-    let mut update = sqlx::query_as(&update_sql)
-        .bind(status)
-        .bind(now)
-        .bind(reason.as_str());
-    for value in &values {
-        update = update.bind(value);
-    }
-    let changed: Vec<(String, String)> = update.fetch_all(&mut *conn).await?;
-    let (clause, values) = selector.clause(1);
-    let revoked_sql =
-        format!("SELECT COUNT(*) FROM certificates WHERE {clause} AND status = 'revoked'");
-    let mut revoked = sqlx::query_scalar(&revoked_sql);
-    for value in values {
-        revoked = revoked.bind(value);
-    }
-    let already: i64 = revoked.fetch_one(&mut *conn).await?;
-    let already = already
-        - if status == "revoked" {
+    let changed = crate::store::set_revoked(conn, selector, status, reason).await?;
+    let already = crate::store::count(conn, selector, &[CertStatus::Revoked]).await?
+        - if status == CertStatus::Revoked {
             changed.len() as i64
         } else {
             0
@@ -219,7 +143,7 @@ pub async fn revoke_in(
             .map(|(ca_id, serial)| {
                 AuditEvent::new(
                     actor.clone(),
-                    if status == "hold" {
+                    if status == CertStatus::Hold {
                         "cert.hold"
                     } else {
                         "cert.revoke"
@@ -249,12 +173,7 @@ pub async fn unhold(ca: &Ca, serial: &str, actor: Actor) -> Result<(), CaError> 
     let mut tx = ca.core.db.begin().await?;
     let changed = unhold_in(tx.conn(), &Selector::Serial(serial.clone()), &actor).await?;
     if changed.report.revoked.is_empty() {
-        let status: Option<String> =
-            sqlx::query_scalar("SELECT status FROM certificates WHERE serial = $1")
-                .bind(&serial)
-                .fetch_optional(tx.conn())
-                .await?;
-        return Err(match status {
+        return Err(match crate::store::status_of(tx.conn(), &serial).await? {
             None => CaError::NotFound(format!("no certificate with serial {serial}")),
             Some(s) => CaError::Invalid(format!("certificate {serial} is {s}, not on hold")),
         });
@@ -271,16 +190,7 @@ pub async fn unhold_in(
     selector: &Selector,
     actor: &Actor,
 ) -> Result<Changed, CaError> {
-    let (clause, values) = selector.clause(1);
-    let update_sql = format!(
-        "UPDATE certificates SET status = 'valid', revoked_at = NULL, revocation_reason = NULL \
-         WHERE {clause} AND status = 'hold' RETURNING ca_id, serial"
-    );
-    let mut update = sqlx::query_as(&update_sql);
-    for value in values {
-        update = update.bind(value);
-    }
-    let changed: Vec<(String, String)> = update.fetch_all(&mut *conn).await?;
+    let changed = crate::store::release_held(conn, selector).await?;
     let mut entries = Vec::new();
     if !changed.is_empty() {
         crate::changes::record(conn, "status", &changed).await?;

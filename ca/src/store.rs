@@ -7,6 +7,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use kizuna_core::audit::{self, AuditEvent};
 use kizuna_core::db::{AnyConnection, Db};
+use kizuna_core::pki::CertStatus;
 
 use crate::names::San;
 
@@ -85,6 +86,139 @@ pub(crate) async fn current_serials(
         .fetch(&mut *conn)
         .try_collect()
         .await
+}
+
+/// Which certificates.
+#[derive(Debug, Clone)]
+pub enum Selector {
+    Serial(String),
+    /// A device's certificates. Device ids are unique within their organization; see
+    /// `revoke::device` to resolve one.
+    Device {
+        org_id: String,
+        device_id: String,
+    },
+    Organization(String),
+}
+
+impl Selector {
+    /// The WHERE clause, its parameters numbered from `$first`, and their values.
+    fn clause(&self, first: usize) -> (String, Vec<String>) {
+        match self {
+            Selector::Serial(s) => (format!("serial = ${first}"), vec![s.to_ascii_lowercase()]),
+            Selector::Device { org_id, device_id } => (
+                format!("org_id = ${first} AND device_id = ${}", first + 1),
+                vec![org_id.clone(), device_id.clone()],
+            ),
+            Selector::Organization(o) => (format!("org_id = ${first}"), vec![o.clone()]),
+        }
+    }
+
+    /// The audit target the selector names.
+    pub(crate) fn target(&self) -> String {
+        match self {
+            Selector::Serial(s) => format!("cert:{}", s.to_ascii_lowercase()),
+            Selector::Device { device_id, .. } => format!("device:{device_id}"),
+            Selector::Organization(o) => format!("org:{o}"),
+        }
+    }
+}
+
+/// How many of the selected certificates are in one of `statuses`.
+pub(crate) async fn count(
+    conn: &mut AnyConnection,
+    selector: &Selector,
+    statuses: &[CertStatus],
+) -> Result<i64, sqlx::Error> {
+    let (clause, values) = selector.clause(1);
+    let sql = format!(
+        "SELECT COUNT(*) FROM certificates WHERE {clause} AND status IN ({})",
+        in_list(statuses)
+    );
+    let mut query = sqlx::query_scalar(&sql);
+    for value in values {
+        query = query.bind(value);
+    }
+    query.fetch_one(conn).await
+}
+
+/// The statuses as a SQL list of literals (they are fixed words, never input).
+fn in_list(statuses: &[CertStatus]) -> String {
+    statuses
+        .iter()
+        .map(|s| format!("'{}'", s.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The status of the certificate with `serial`, if there is one.
+pub(crate) async fn status_of(
+    conn: &mut AnyConnection,
+    serial: &str,
+) -> Result<Option<CertStatus>, sqlx::Error> {
+    let status: Option<String> =
+        sqlx::query_scalar("SELECT status FROM certificates WHERE serial = $1")
+            .bind(serial.to_ascii_lowercase())
+            .fetch_optional(conn)
+            .await?;
+    Ok(status.and_then(|s| s.parse().ok()))
+}
+
+/// Organizations whose certificates carry device id `device_id`.
+pub(crate) async fn device_orgs(db: &Db, device_id: &str) -> Result<Vec<String>, sqlx::Error> {
+    let orgs: Vec<Option<String>> = sqlx::query_scalar(
+        "SELECT DISTINCT org_id FROM certificates WHERE device_id = $1 ORDER BY org_id",
+    )
+    .bind(device_id)
+    .fetch_all(db.pool())
+    .await?;
+    Ok(orgs.into_iter().flatten().collect())
+}
+
+/// Puts the selected certificates on hold or revokes them, now, for `reason`: a held one
+/// may be revoked for good, a revoked one never changes again. Returns `(ca_id, serial)` of
+/// each one changed.
+pub(crate) async fn set_revoked(
+    conn: &mut AnyConnection,
+    selector: &Selector,
+    status: CertStatus,
+    reason: kizuna_core::pki::Reason,
+) -> Result<Vec<(String, String)>, sqlx::Error> {
+    let (clause, values) = selector.clause(4);
+    let from = if status == CertStatus::Hold {
+        in_list(&[CertStatus::Valid])
+    } else {
+        in_list(&[CertStatus::Valid, CertStatus::Hold])
+    };
+    let sql = format!(
+        "UPDATE certificates SET status = $1, revoked_at = $2, revocation_reason = $3 \
+         WHERE {clause} AND status IN ({from}) RETURNING ca_id, serial"
+    );
+    let mut update = sqlx::query_as(&sql)
+        .bind(status.as_str())
+        .bind(kizuna_core::time::now_unix())
+        .bind(reason.as_str());
+    for value in values {
+        update = update.bind(value);
+    }
+    update.fetch_all(conn).await
+}
+
+/// Releases the selected certificates that are on hold. Returns `(ca_id, serial)` of each.
+pub(crate) async fn release_held(
+    conn: &mut AnyConnection,
+    selector: &Selector,
+) -> Result<Vec<(String, String)>, sqlx::Error> {
+    let (clause, values) = selector.clause(1);
+    let sql = format!(
+        "UPDATE certificates SET status = 'valid', revoked_at = NULL, revocation_reason = NULL \
+         WHERE {clause} AND status = 'hold' RETURNING ca_id, serial"
+    );
+    let mut update = sqlx::query_as(&sql);
+    for value in values {
+        update = update.bind(value);
+    }
+    update.fetch_all(conn).await
 }
 
 /// Filters for listings; every field narrows.

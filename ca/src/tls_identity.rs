@@ -56,10 +56,7 @@ pub fn url_host(url: &str) -> Option<San> {
 /// none or it is due for renewal.
 pub async fn self_certificate(ca: &Ca, host: &San) -> Result<SelfCertificate, CaError> {
     let meta_key = format!("tls_self:{host}");
-    let stored: Option<String> = sqlx::query_scalar("SELECT value FROM meta WHERE key = $1")
-        .bind(&meta_key)
-        .fetch_optional(ca.core.db.pool())
-        .await?;
+    let stored = kizuna_core::custody::meta_value(&ca.core.db, &meta_key).await?;
     let stored: Option<Stored> = stored.and_then(|s| serde_json::from_str(&s).ok());
     if let Some(stored) = &stored
         && let Some(record) = store::get(&ca.core.db, &stored.serial).await?
@@ -107,13 +104,7 @@ pub async fn self_certificate(ca: &Ca, host: &San) -> Result<SelfCertificate, Ca
         serial: issued.record.serial.clone(),
     })
     .map_err(|e| CaError::Storage(e.to_string()))?;
-    sqlx::query(
-        "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = $2",
-    )
-    .bind(&meta_key)
-    .bind(value)
-    .execute(ca.core.db.pool())
-    .await?;
+    kizuna_core::custody::set_meta_value(&ca.core.db, &meta_key, &value).await?;
     tracing::info!(serial = %issued.record.serial, %host, "issued the TLS listener's own certificate");
     Ok(SelfCertificate {
         chain: chain_of(ca, &issued.record.ca_id, issued.record.der.clone()).await?,

@@ -1,16 +1,64 @@
 //! Time as Kizuna stores it: unix seconds in most columns, RFC 3339 UTC text with microseconds
-//! in the audit log (fixed width, so text order is time order).
+//! in the audit log (fixed width, so text order is time order); and "now", from one clock
+//! that tests can move instead of sleeping.
+//!
+//! The clock is the system's, plus an offset. In-process tests move it with [`advance`]
+//! (each test runs in its own process under `cargo nextest`). Tests that drive the built
+//! binary point `KIZUNA_TEST_CLOCK_FILE` at a file holding the offset in seconds, which the
+//! server and the CLI read at every "now"; a warning is logged when it is set, and it is
+//! never meant for production.
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
-use time::{Date, OffsetDateTime, UtcOffset};
+use time::{Date, Duration, OffsetDateTime, UtcOffset};
+
+/// The environment variable naming the test clock's offset file.
+pub const TEST_CLOCK_FILE: &str = "KIZUNA_TEST_CLOCK_FILE";
+
+static OFFSET_SECS: AtomicI64 = AtomicI64::new(0);
+
+fn clock_file() -> Option<&'static PathBuf> {
+    static FILE: OnceLock<Option<PathBuf>> = OnceLock::new();
+    FILE.get_or_init(|| std::env::var_os(TEST_CLOCK_FILE).map(PathBuf::from))
+        .as_ref()
+}
+
+/// How far the clock is moved from the system's, in seconds.
+fn offset_secs() -> i64 {
+    match clock_file() {
+        Some(path) => std::fs::read_to_string(path)
+            .ok()
+            .and_then(|text| text.trim().parse().ok())
+            .unwrap_or(0),
+        None => OFFSET_SECS.load(Ordering::Relaxed),
+    }
+}
+
+/// True when the test clock file is in use (the server warns about it at start).
+pub fn test_clock_in_use() -> bool {
+    clock_file().is_some()
+}
+
+/// Moves this process's clock forward by `secs` (tests).
+pub fn advance(secs: i64) {
+    OFFSET_SECS.fetch_add(secs, Ordering::Relaxed);
+}
+
+/// Now, as a date-time in UTC.
+pub fn now() -> OffsetDateTime {
+    OffsetDateTime::now_utc() + Duration::seconds(offset_secs())
+}
 
 pub fn now_unix() -> i64 {
-    OffsetDateTime::now_utc().unix_timestamp()
+    now().unix_timestamp()
 }
 
 pub fn now_rfc3339_micros() -> String {
-    rfc3339_micros(OffsetDateTime::now_utc())
+    rfc3339_micros(now())
 }
 
 pub fn rfc3339_micros(t: OffsetDateTime) -> String {
@@ -70,5 +118,14 @@ mod tests {
             1_793_491_200
         );
         assert!(parse_time("yesterday").is_err());
+    }
+
+    #[test]
+    fn the_clock_moves_forward_when_a_test_advances_it() {
+        let before = now_unix();
+        advance(3600);
+        let after = now_unix();
+        assert!((3600..3700).contains(&(after - before)), "{before} {after}");
+        advance(-3600);
     }
 }

@@ -30,14 +30,26 @@ pub struct Kizuna {
 }
 
 impl Kizuna {
-    /// The zero-configuration install: SQLite under `./kizuna-data`.
+    /// The zero-configuration install: SQLite under `./kizuna-data`, with a clock the test
+    /// can move ([`Kizuna::clock`]).
     pub fn sqlite() -> Kizuna {
+        let dir = TempDir::new("kizuna-e2e");
+        let clock = dir.path().join("clock");
+        std::fs::write(&clock, "0").unwrap();
         Kizuna {
-            dir: TempDir::new("kizuna-e2e"),
-            env: Vec::new(),
+            env: vec![(
+                kizuna_core::time::TEST_CLOCK_FILE.into(),
+                clock.display().to_string(),
+            )],
+            dir,
             db: None,
             tls_root: None,
         }
+    }
+
+    /// The clock every process of this install reads.
+    pub fn clock(&self) -> Clock {
+        Clock(Arc::new(self.dir.path().join("clock")))
     }
 
     /// An install on this fresh database (SQLite file or PostgreSQL database).
@@ -514,6 +526,8 @@ pub struct Browser {
     pub base: String,
     /// The authenticator app the walk answers `/login/mfa` with, once enrolled.
     pub totp: Mutex<Option<Arc<TotpApp>>>,
+    /// The install's clock, when the browser was made for one.
+    pub clock: Option<Clock>,
 }
 
 /// Where a walk through the pages ended.
@@ -536,19 +550,23 @@ impl Browser {
             http,
             base: base.to_string(),
             totp: Mutex::new(None),
+            clock: None,
         }
     }
 
     /// A browser for this install's public URL (trusting its test certificate).
     pub fn for_server(k: &Kizuna, server: &Server) -> Browser {
-        Browser::with_client(
-            k.http()
-                .cookie_store(true)
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap(),
-            &server.public,
-        )
+        Browser {
+            clock: Some(k.clock()),
+            ..Browser::with_client(
+                k.http()
+                    .cookie_store(true)
+                    .redirect(reqwest::redirect::Policy::none())
+                    .build()
+                    .unwrap(),
+                &server.public,
+            )
+        }
     }
 
     fn absolute(&self, location: &str) -> Option<String> {
@@ -715,7 +733,7 @@ impl Browser {
     pub async fn enroll_totp(&self) -> Arc<TotpApp> {
         let (status, html) = self.page("/account/totp/new").await;
         assert_eq!(status, 200, "{html}");
-        let app = Arc::new(TotpApp::from_page(&html));
+        let app = Arc::new(TotpApp::from_page(&html).on(self.clock.clone()));
         let response = self
             .post(
                 "/account/totp/new",
@@ -798,11 +816,40 @@ pub fn node_peers() -> Option<std::path::PathBuf> {
     None
 }
 
+/// An install's clock: the offset (seconds) in the file its processes read through
+/// `KIZUNA_TEST_CLOCK_FILE`. Tests move it instead of sleeping.
+#[derive(Debug, Clone)]
+pub struct Clock(Arc<std::path::PathBuf>);
+
+impl Clock {
+    pub fn offset(&self) -> i64 {
+        std::fs::read_to_string(&*self.0)
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Now on the install's clock.
+    pub fn now_unix(&self) -> i64 {
+        kizuna_core::time::now_unix() + self.offset()
+    }
+
+    /// Moves the install's clock forward (written whole, then renamed into place, so a
+    /// process never reads half an offset).
+    pub fn advance(&self, secs: i64) {
+        let next = self.0.with_extension("next");
+        std::fs::write(&next, (self.offset() + secs).to_string()).unwrap();
+        std::fs::rename(&next, &*self.0).unwrap();
+    }
+}
+
 /// An authenticator app: the seed read off the enrollment page, and codes that never repeat
 /// a time step (Kizuna refuses a code used before in its window).
 pub struct TotpApp {
     pub seed: Vec<u8>,
     last_step: Mutex<i64>,
+    /// The install's clock, moved on to the next window instead of waiting for it.
+    clock: Option<Clock>,
 }
 
 impl TotpApp {
@@ -817,7 +864,14 @@ impl TotpApp {
         TotpApp {
             seed,
             last_step: Mutex::new(0),
+            clock: None,
         }
+    }
+
+    /// The same app, reading (and moving) the install's clock.
+    pub fn on(mut self, clock: Option<Clock>) -> TotpApp {
+        self.clock = clock;
+        self
     }
 
     /// The code for a time step.
@@ -832,12 +886,18 @@ impl TotpApp {
     /// when both were used, the next after waiting for its window.
     pub fn code(&self) -> String {
         let mut last = self.last_step.lock().unwrap();
-        let now = kizuna_core::time::now_unix().div_euclid(30);
+        let unix = match &self.clock {
+            Some(clock) => clock.now_unix(),
+            None => kizuna_core::time::now_unix(),
+        };
+        let now = unix.div_euclid(30);
         let step = (*last + 1).max(now);
         if step > now + 1 {
-            std::thread::sleep(Duration::from_secs(
-                ((step - 1) * 30 - kizuna_core::time::now_unix()).max(0) as u64 + 1,
-            ));
+            let wait = ((step - 1) * 30 - unix).max(0) + 1;
+            match &self.clock {
+                Some(clock) => clock.advance(wait),
+                None => std::thread::sleep(Duration::from_secs(wait as u64)),
+            }
         }
         *last = step;
         self.code_at(step)

@@ -6,6 +6,8 @@
 
 pub mod eab;
 mod jws;
+#[cfg(feature = "fuzzing")]
+pub(crate) use jws::parse as parse_jws;
 pub mod problem;
 pub mod store;
 pub mod validate;
@@ -321,12 +323,7 @@ async fn account(
                 )));
             }
         }
-        sqlx::query("UPDATE acme_accounts SET contact = $2, status = $3 WHERE id = $1")
-            .bind(&account.id)
-            .bind(&account.contact)
-            .bind(&account.status)
-            .execute(ca.core.db.pool())
-            .await?;
+        store::update_account(&ca.core.db, &account).await?;
         audit_record(
             &ca,
             AuditEvent::new(
@@ -1045,17 +1042,7 @@ async fn key_change(State(ca): State<Ca>, ByAccount(req): ByAccount) -> Result<R
         }
         return Ok(response);
     }
-    let changed = sqlx::query(
-        "UPDATE acme_accounts SET jwk = $2, thumbprint = $3 WHERE id = $1 AND thumbprint = $4",
-    )
-    .bind(&account.id)
-    .bind(new_key.to_string())
-    .bind(&new)
-    .bind(&account.thumbprint)
-    .execute(ca.core.db.pool())
-    .await?
-    .rows_affected();
-    if changed != 1 {
+    if !store::change_account_key(&ca.core.db, &account, &new_key.to_string(), &new).await? {
         return Err(Problem::unauthorized("the account key changed meanwhile"));
     }
     audit_record(

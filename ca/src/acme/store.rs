@@ -358,3 +358,35 @@ pub async fn set_challenge_status(
     .rows_affected()
         == 1)
 }
+
+/// Stores an account's contact and status.
+pub async fn update_account(db: &Db, account: &Account) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE acme_accounts SET contact = $2, status = $3 WHERE id = $1")
+        .bind(&account.id)
+        .bind(&account.contact)
+        .bind(&account.status)
+        .execute(db.pool())
+        .await?;
+    Ok(())
+}
+
+/// Rolls an account over to a new key (its JWK text and thumbprint), if its key is still the
+/// one the request was checked against; false when it changed meanwhile.
+pub async fn change_account_key(
+    db: &Db,
+    account: &Account,
+    jwk: &str,
+    thumbprint: &str,
+) -> Result<bool, sqlx::Error> {
+    let changed = sqlx::query(
+        "UPDATE acme_accounts SET jwk = $2, thumbprint = $3 WHERE id = $1 AND thumbprint = $4",
+    )
+    .bind(&account.id)
+    .bind(jwk)
+    .bind(thumbprint)
+    .bind(&account.thumbprint)
+    .execute(db.pool())
+    .await?
+    .rows_affected();
+    Ok(changed == 1)
+}

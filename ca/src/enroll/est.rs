@@ -250,6 +250,17 @@ fn csr_body(headers: &HeaderMap, body: &[u8]) -> Result<Vec<u8>, EstError> {
     Ok(der_bytes)
 }
 
+/// `csr_body` for an `application/pkcs10` request, its refusal as text (for the fuzz targets).
+#[cfg(feature = "fuzzing")]
+pub(crate) fn pkcs10_body(body: &[u8]) -> Result<Vec<u8>, String> {
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/pkcs10"),
+    );
+    csr_body(&headers, body).map_err(|e| e.1)
+}
+
 /// The password of an HTTP Basic `Authorization` header: the enrollment token.
 fn basic_password(headers: &HeaderMap) -> Option<String> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;

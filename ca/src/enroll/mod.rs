@@ -370,10 +370,7 @@ async fn token_enrollment(
             // Nothing was issued: remove a device registered only for this enrollment (the
             // caller gives the token back).
             if registers && let Some(id) = &device_id {
-                let removed = sqlx::query("DELETE FROM devices WHERE id = $1")
-                    .bind(id)
-                    .execute(ca.core.db.writer().await?.conn())
-                    .await;
+                let removed = devices::remove_in(ca.core.db.writer().await?.conn(), id).await;
                 if let Err(undo) = removed {
                     tracing::error!(error = %undo, device = %id, "removing a device after a failed enrollment");
                 }

@@ -262,6 +262,8 @@ pub struct Kek {
 
 const KEK_CHECK_AAD: &[u8] = b"kizuna-kek-check";
 const KEK_CHECK_PLAINTEXT: &[u8] = b"kizuna-kek-check-v1";
+/// The `meta` key of the KEK check value.
+const KEK_CHECK_KEY: &str = "kek_check";
 
 impl Kek {
     pub fn from_bytes(bytes: &[u8; 32]) -> Self {
@@ -325,13 +327,31 @@ pub enum KekSource {
     File { path: PathBuf, explicit: bool },
 }
 
+/// A record key custody keeps beside its keys in `meta` (the KEK check value; the
+/// reference to the TLS listener's own key and certificate). Custody owns the table.
+pub async fn meta_value(db: &Db, key: &str) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT value FROM meta WHERE key = $1")
+        .bind(key)
+        .fetch_optional(db.pool())
+        .await
+}
+
+/// Stores (or replaces) a [`meta_value`].
+pub async fn set_meta_value(db: &Db, key: &str, value: &str) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = $2",
+    )
+    .bind(key)
+    .bind(value)
+    .execute(db.pool())
+    .await?;
+    Ok(())
+}
+
 /// Opens the KEK and checks it against the database: creates the KEK file (0600) on a fresh
 /// install, refuses a wrong or missing KEK on an existing one.
 pub async fn open_kek(db: &Db, source: &KekSource) -> Result<Kek, CustodyError> {
-    let check: Option<String> =
-        sqlx::query_scalar("SELECT value FROM meta WHERE key = 'kek_check'")
-            .fetch_optional(db.pool())
-            .await?;
+    let check = meta_value(db, KEK_CHECK_KEY).await?;
     let kek = match source {
         KekSource::Inline(text) => Kek::parse(text)?,
         KekSource::File { path, explicit } => {
@@ -351,16 +371,17 @@ pub async fn open_kek(db: &Db, source: &KekSource) -> Result<Kek, CustodyError> 
         None => {
             let sealed = STANDARD.encode(kek.seal(KEK_CHECK_AAD, KEK_CHECK_PLAINTEXT));
             sqlx::query(
-                "INSERT INTO meta (key, value) VALUES ('kek_check', $1) ON CONFLICT (key) DO NOTHING",
+                "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
             )
+            .bind(KEK_CHECK_KEY)
             .bind(sealed)
             .execute(db.pool())
             .await?;
             // Another replica may have initialized the database at the same moment with its
             // own KEK; only the one stored counts.
-            sqlx::query_scalar("SELECT value FROM meta WHERE key = 'kek_check'")
-                .fetch_one(db.pool())
+            meta_value(db, KEK_CHECK_KEY)
                 .await?
+                .ok_or(CustodyError::WrongKek)?
         }
     };
     let sealed = STANDARD.decode(check).map_err(|_| CustodyError::WrongKek)?;
