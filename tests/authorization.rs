@@ -876,7 +876,7 @@ async fn snapshot(server: &common::Server, city: &str, f: &Fixture) -> Vec<Value
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_management_route_refuses_every_caller_it_must() {
     let routes: Vec<(&str, String)> = [
-        served(include_str!("../admin-ui/src/api.rs")),
+        served(include_str!("../admin-ui/src/api/mod.rs")),
         served(include_str!("../ca/src/http.rs")),
         served(include_str!("../ca/src/registry_http.rs")),
     ]

@@ -6,9 +6,11 @@
 mod api;
 mod auth;
 pub mod bootstrap;
-pub mod config;
+mod config;
 mod decode;
-pub mod error;
+mod error;
+mod export;
+mod forms;
 mod openapi;
 mod ops;
 mod pages;
@@ -22,6 +24,7 @@ use kizuna_ca::Ca;
 use kizuna_idp::Idp;
 
 pub use config::ConsoleConfig;
+pub use error::ConsoleError;
 
 /// What the console and the admin API work with. Cheap to clone.
 #[derive(Clone)]
@@ -47,7 +50,7 @@ impl Console {
 }
 
 /// Registers the console as a client of this provider; call once at start-up.
-pub async fn init(console: &Console) -> Result<(), error::ConsoleError> {
+pub async fn init(console: &Console) -> Result<(), ConsoleError> {
     auth::register(console).await
 }
 

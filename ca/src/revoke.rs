@@ -92,12 +92,12 @@ pub async fn revoke(
     let mut tx = ca.core.db.begin().await?;
     let changed = revoke_in(tx.conn(), selector, reason, &actor).await?;
     if changed.report.revoked.is_empty() {
-        if let Selector::Serial(serial) = selector {
-            if crate::store::status_of(tx.conn(), serial).await?.is_none() {
-                return Err(CaError::NotFound(format!(
-                    "no certificate with serial {serial}"
-                )));
-            }
+        if let Selector::Serial(serial) = selector
+            && crate::store::status_of(tx.conn(), serial).await?.is_none()
+        {
+            return Err(CaError::NotFound(format!(
+                "no certificate with serial {serial}"
+            )));
         }
         // Nothing changed: say so in the audit log once.
         let entries = audit::append_in(

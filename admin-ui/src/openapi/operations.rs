@@ -1,21 +1,18 @@
-//! The OpenAPI 3.1 description of the admin API, served at `/admin/api/openapi.json`.
-
-use axum::response::{IntoResponse, Json, Response};
-use serde_json::{Value, json};
+//! The admin API's operations, one entry per method and path under `/admin/api/v1`.
 
 /// One operation: summary, the roles that may call it, and an optional JSON request body
 /// schema reference.
-struct Op {
-    method: &'static str,
-    path: &'static str,
-    id: &'static str,
-    summary: &'static str,
-    roles: &'static str,
-    body: Option<&'static str>,
-    query: &'static [&'static str],
+pub(super) struct Op {
+    pub(super) method: &'static str,
+    pub(super) path: &'static str,
+    pub(super) id: &'static str,
+    pub(super) summary: &'static str,
+    pub(super) roles: &'static str,
+    pub(super) body: Option<&'static str>,
+    pub(super) query: &'static [&'static str],
 }
 
-const OPS: &[Op] = &[
+pub(super) const OPS: &[Op] = &[
     Op {
         method: "get",
         path: "/dashboard",
@@ -521,182 +518,3 @@ const OPS: &[Op] = &[
         query: &[],
     },
 ];
-
-fn string() -> Value {
-    json!({"type": "string"})
-}
-
-fn object(required: &[&str], props: &[(&str, Value)]) -> Value {
-    let properties: serde_json::Map<String, Value> = props
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.clone()))
-        .collect();
-    json!({"type": "object", "required": required, "properties": properties, "additionalProperties": false})
-}
-
-fn schemas() -> Value {
-    let int = json!({"type": "integer"});
-    let strings = json!({"type": "array", "items": {"type": "string"}});
-    let level = json!({"type": "integer", "minimum": 1, "maximum": 3});
-    let claim_map = json!({"type": "object", "description": "account attribute (email, name, name_kana, birthdate, address, groups) to upstream claim", "additionalProperties": {"type": "string"}});
-    let acr_map = json!({"type": "object", "description": "upstream acr value to the levels it stands for", "additionalProperties": object(&["aal"], &[("aal", level.clone()), ("ial", level.clone())])});
-    let ceiling = object(
-        &["max_ial", "max_aal"],
-        &[("max_ial", level.clone()), ("max_aal", level)],
-    );
-    json!({
-        "Error": {"type": "object", "required": ["error", "message"], "properties": {
-            "error": {"type": "string", "enum": ["invalid_token", "forbidden", "not_found", "invalid_request", "conflict", "stale", "server_error"]},
-            "message": string(), "current": {"type": "object", "description": "for `stale`: the current version"}}},
-        "Device": object(&["org_id", "model"], &[("id", string()), ("org_id", string()), ("model", string()), ("hardware_serial", string()), ("location", string()), ("installer", string())]),
-        "Revocation": object(&["reason"], &[("serial", string()), ("device_id", string()), ("org_id", string()),
-            ("reason", json!({"type": "string", "enum": ["unspecified", "keyCompromise", "cACompromise", "affiliationChanged", "superseded", "cessationOfOperation", "certificateHold", "privilegeWithdrawn", "aACompromise"]}))]),
-        "EnrollmentToken": object(&["org_id"], &[("org_id", string()), ("profile", string()), ("device_id", string()), ("subject_pattern", string()), ("ttl_secs", int.clone())]),
-        "User": object(&["username"], &[("username", string()), ("email", string()), ("name", string()), ("password", string()), ("org_id", string())]),
-        "Password": object(&["password"], &[("password", string())]),
-        "FactorReset": object(&["reproofing_reference"], &[("reproofing_reference", string()), ("reason", string())]),
-        "Role": object(&["role", "scope"], &[("role", json!({"type": "string", "enum": ["city-admin", "org-admin", "registrar", "installer", "auditor", "helpdesk"]})), ("scope", string()), ("granted", json!({"type": "boolean"}))]),
-        "BulkDisable": object(&["user_ids"], &[("user_ids", strings.clone())]),
-        "Client": object(&["client_name"], &[("client_name", string()), ("description", string()), ("org_id", string()), ("redirect_uris", strings.clone()),
-            ("post_logout_redirect_uris", strings.clone()), ("grant_types", strings.clone()), ("token_endpoint_auth_method", string()), ("scope", string()),
-            ("jwks", json!({"type": "object"})), ("jwks_uri", string()), ("id_token_signed_response_alg", string()),
-            ("require_pushed_authorization_requests", json!({"type": "boolean"})), ("require_consent", json!({"type": "boolean"})),
-            ("backchannel_logout_uri", string()), ("min_aal", int.clone())]),
-        "ClientEdit": object(&["redirect_uris", "version"], &[("redirect_uris", strings.clone()), ("min_aal", int.clone()), ("version", int.clone())]),
-        "CounterCheck": object(&["document_type", "document_number", "level"], &[("document_type", string()), ("document_number", string()), ("issuer", string()), ("level", int.clone()), ("attributes", json!({"type": "object", "additionalProperties": {"type": "string"}}))]),
-        "ClientAssurance": object(&["min_ial", "verified_claims", "proofing_providers"], &[("min_ial", int.clone()), ("verified_claims", strings.clone()), ("proofing_providers", strings.clone())]),
-        "ClientQuota": object(&["requests_per_minute"], &[("requests_per_minute", json!({"type": ["integer", "null"], "minimum": 1}))]),
-        "Organization": object(&["name"], &[("name", string()), ("name_ja", string()), ("kind", string()), ("version", int.clone())]),
-        "Upstream": object(&["alias", "name", "org_id", "issuer", "client_id"], &[("alias", string()), ("name", string()), ("org_id", string()),
-            ("issuer", string()), ("client_id", string()),
-            ("client_auth", json!({"type": "string", "enum": ["client_secret_basic", "private_key_jwt"]})), ("client_secret", string()),
-            ("key_algorithm", json!({"type": "string", "enum": ["p256", "rsa2048"]})), ("scopes", strings.clone()), ("acr_values", strings.clone()),
-            ("claim_map", claim_map.clone()), ("acr_map", acr_map.clone()), ("ceiling", ceiling.clone()), ("jit", json!({"type": "boolean"})),
-            ("email_domains", strings.clone()), ("propagate_logout", json!({"type": "boolean"}))]),
-        "UpstreamEdit": object(&["version"], &[("version", int), ("name", string()), ("client_secret", string()), ("scopes", strings.clone()),
-            ("acr_values", strings.clone()), ("claim_map", claim_map), ("acr_map", acr_map), ("ceiling", ceiling), ("jit", json!({"type": "boolean"})),
-            ("email_domains", strings), ("propagate_logout", json!({"type": "boolean"}))]),
-    })
-}
-
-fn operation(op: &Op) -> Value {
-    let mut parameters: Vec<Value> = op
-        .path
-        .split('/')
-        .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
-        .map(|name| json!({"name": name, "in": "path", "required": true, "schema": string()}))
-        .collect();
-    parameters.extend(
-        op.query.iter().map(
-            |name| json!({"name": name, "in": "query", "required": false, "schema": string()}),
-        ),
-    );
-    let error = json!({"description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}});
-    let mut value = json!({
-        "operationId": op.id,
-        "summary": op.summary,
-        "description": format!("Roles: {}.", op.roles),
-        "parameters": parameters,
-        "security": [{"bearer": []}],
-        "responses": {
-            "200": {"description": "done", "content": {"application/json": {}}},
-            "400": error.clone(), "401": error.clone(), "403": error.clone(), "404": error.clone(),
-            "409": error.clone(), "422": error,
-        },
-    });
-    if let Some(schema) = op.body {
-        value["requestBody"] = json!({"required": true, "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}}});
-    }
-    value
-}
-
-/// The whole document.
-pub fn spec() -> Value {
-    let mut paths = serde_json::Map::new();
-    for op in OPS {
-        let entry = paths
-            .entry(format!("/admin/api/v1{}", op.path))
-            .or_insert_with(|| json!({}));
-        entry[op.method] = operation(op);
-    }
-    json!({
-        "openapi": "3.1.0",
-        "info": {
-            "title": "Kizuna admin API",
-            "version": env!("CARGO_PKG_VERSION"),
-            "description": "Every admin console action. Authenticate with a Kizuna access token: client_credentials with scope kizuna:admin (city administrator) or kizuna:role:<role> (that role in the client's organization), or a person's token with kizuna:admin (their own roles).",
-        },
-        "paths": paths,
-        "components": {
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
-            "schemas": schemas(),
-        },
-    })
-}
-
-pub async fn document() -> Response {
-    Json(spec()).into_response()
-}
-
-#[cfg(test)]
-mod tests {
-    /// Every (route, method) `api.rs` serves under `/admin/api/v1`, read from its source: the
-    /// path of each `.route(…)` and the method routers up to the next one.
-    fn served_routes() -> Vec<(String, &'static str)> {
-        let source = include_str!("api.rs");
-        let mut routes = Vec::new();
-        for call in source.split(".route(").skip(1) {
-            let Some(path) = call
-                .trim_start()
-                .strip_prefix('"')
-                .and_then(|p| p.split('"').next())
-                .filter(|p| p.starts_with("/admin/api/v1/"))
-            else {
-                continue;
-            };
-            let handlers = call.split(".with_state(").next().unwrap_or(call);
-            for method in ["get", "post", "patch", "delete", "put"] {
-                let called = |prefix: &str| handlers.contains(&format!("{prefix}{method}("));
-                if called(" ") || called("(") || called(".") || called("::") {
-                    routes.push((path.to_string(), method));
-                }
-            }
-        }
-        routes
-    }
-
-    #[test]
-    fn every_route_the_api_serves_is_described() {
-        let spec = super::spec();
-        let routes = served_routes();
-        assert!(routes.len() > 50, "{routes:?}");
-        for (route, method) in routes {
-            assert!(
-                spec["paths"][&route][method].is_object(),
-                "{method} {route} is not in the OpenAPI document"
-            );
-        }
-    }
-
-    #[test]
-    fn every_path_parameter_is_declared_and_every_reference_resolves() {
-        let spec = super::spec();
-        let schemas = spec["components"]["schemas"].as_object().unwrap();
-        for (path, item) in spec["paths"].as_object().unwrap() {
-            for (_, op) in item.as_object().unwrap() {
-                let declared = op["parameters"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .filter(|p| p["in"] == "path")
-                    .count();
-                assert_eq!(declared, path.matches('{').count(), "{path}");
-                if let Some(r) =
-                    op["requestBody"]["content"]["application/json"]["schema"]["$ref"].as_str()
-                {
-                    assert!(schemas.contains_key(r.rsplit('/').next().unwrap()), "{r}");
-                }
-            }
-        }
-    }
-}

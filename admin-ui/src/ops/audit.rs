@@ -1,0 +1,43 @@
+//! The audit log: search, read one entry, verify the hash chain.
+
+use kizuna_core::audit::{self, AuditEntry, VerifyReport};
+
+use super::search_text;
+use crate::Console;
+use crate::error::ConsoleError;
+use crate::store::{self, AuditSearch};
+use kizuna_core::access::{Action, Caller};
+
+pub async fn search_audit(
+    c: &Console,
+    who: &Caller,
+    search: AuditSearch,
+) -> Result<Vec<AuditEntry>, ConsoleError> {
+    who.require_in(Action::ViewAudit, None, "audit log")?;
+    for text in [
+        &search.actor,
+        &search.action,
+        &search.target,
+        &search.since,
+        &search.until,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        search_text(Some(text.clone()))?;
+    }
+    Ok(store::audit(&c.idp.core.db, &search).await?)
+}
+
+pub async fn audit_entry(c: &Console, who: &Caller, id: &str) -> Result<AuditEntry, ConsoleError> {
+    who.require_in(Action::ViewAudit, None, "audit log")?;
+    store::audit_entry(&c.idp.core.db, id)
+        .await?
+        .ok_or_else(|| ConsoleError::NotFound(format!("audit entry {id}")))
+}
+
+/// The same check as `kizuna audit verify`.
+pub async fn verify_audit(c: &Console, who: &Caller) -> Result<VerifyReport, ConsoleError> {
+    who.require_in(Action::ViewAudit, None, "audit log")?;
+    Ok(audit::verify(&c.idp.core.db).await?)
+}

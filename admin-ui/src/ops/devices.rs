@@ -1,0 +1,88 @@
+//! Registered devices: search, look up, register, suspend, resume and retire.
+
+use serde::Serialize;
+
+use kizuna_ca::devices::{self, Device, NewDevice};
+use kizuna_ca::store::CertRecord;
+
+use crate::Console;
+use crate::error::ConsoleError;
+use crate::store::{self, CertSearch, DeviceSearch};
+use kizuna_core::access::{Action, Caller, Reach};
+
+pub async fn search_devices(
+    c: &Console,
+    who: &Caller,
+    search: DeviceSearch,
+) -> Result<Vec<Device>, ConsoleError> {
+    let reach = who.require(Action::ViewDevices)?;
+    Ok(store::devices(&c.idp.core.db, &reach, &search).await?)
+}
+
+#[derive(Debug, Serialize)]
+pub struct DeviceView {
+    pub device: Device,
+    pub certificates: Vec<CertRecord>,
+}
+
+pub async fn device(c: &Console, who: &Caller, id: &str) -> Result<DeviceView, ConsoleError> {
+    let what = format!("device {id}");
+    let device = devices::get(&c.idp.core.db, id)
+        .await?
+        .ok_or_else(|| ConsoleError::NotFound(what.clone()))?;
+    who.require_in(Action::ViewDevices, Some(&device.org_id), &what)?;
+    let certificates = store::certificates(
+        &c.idp.core.db,
+        &Reach::Orgs([device.org_id.clone()].into()),
+        &CertSearch {
+            device_id: Some(device.id.clone()),
+            ..CertSearch::default()
+        },
+    )
+    .await?;
+    Ok(DeviceView {
+        device,
+        certificates,
+    })
+}
+
+pub async fn create_device(
+    c: &Console,
+    who: &Caller,
+    new: NewDevice,
+) -> Result<Device, ConsoleError> {
+    who.require_in(
+        Action::ManageDevices,
+        Some(&new.org_id),
+        &format!("organization {}", new.org_id),
+    )?;
+    Ok(devices::create(&c.idp.core.db, who.actor.clone(), new).await?)
+}
+
+/// What can happen to a registered device (its certificates follow: held, released,
+/// revoked).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceChange {
+    Suspend,
+    Resume,
+    Retire,
+}
+
+pub async fn change_device(
+    c: &Console,
+    who: &Caller,
+    id: &str,
+    change: DeviceChange,
+) -> Result<devices::StatusChange, ConsoleError> {
+    let what = format!("device {id}");
+    let device = devices::get(&c.idp.core.db, id)
+        .await?
+        .ok_or_else(|| ConsoleError::NotFound(what.clone()))?;
+    who.require_in(Action::RevokeCertificates, Some(&device.org_id), &what)?;
+    let actor = who.actor.clone();
+    Ok(match change {
+        DeviceChange::Suspend => devices::suspend(&c.ca, id, actor).await?,
+        DeviceChange::Resume => devices::resume(&c.ca, id, actor).await?,
+        DeviceChange::Retire => devices::retire(&c.ca, id, actor).await?,
+    })
+}

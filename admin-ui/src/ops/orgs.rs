@@ -1,0 +1,56 @@
+//! Organizations: list, look up, add, edit, disable and enable.
+
+use kizuna_core::orgs::{self, NewOrganization, Organization};
+
+use crate::Console;
+use crate::error::ConsoleError;
+use kizuna_core::access::{Action, Caller};
+
+pub async fn list_orgs(c: &Console, who: &Caller) -> Result<Vec<Organization>, ConsoleError> {
+    who.require(Action::ViewOrgs)?;
+    Ok(orgs::list(&c.idp.core.db)
+        .await?
+        .into_iter()
+        .filter(|o| who.may_in(Action::ViewOrgs, Some(&o.id)))
+        .collect())
+}
+
+pub async fn org(c: &Console, who: &Caller, id: &str) -> Result<Organization, ConsoleError> {
+    let what = format!("organization {id}");
+    let found = orgs::find(&c.idp.core.db, id)
+        .await
+        .map_err(|_| ConsoleError::NotFound(what.clone()))?;
+    who.require_in(Action::ViewOrgs, Some(&found.id), &what)?;
+    Ok(found)
+}
+
+pub async fn create_org(
+    c: &Console,
+    who: &Caller,
+    new: NewOrganization,
+) -> Result<Organization, ConsoleError> {
+    who.require_in(Action::ManageOrgs, None, "organizations")?;
+    Ok(orgs::create(&c.idp.core.db, who.actor.clone(), new).await?)
+}
+
+pub async fn update_org(
+    c: &Console,
+    who: &Caller,
+    id: &str,
+    expected_version: i64,
+    new: NewOrganization,
+) -> Result<Organization, ConsoleError> {
+    who.require_in(Action::ManageOrgs, None, "organizations")?;
+    Ok(orgs::update(&c.idp.core.db, who.actor.clone(), id, expected_version, new).await?)
+}
+
+pub async fn set_org_status(
+    c: &Console,
+    who: &Caller,
+    id: &str,
+    active: bool,
+) -> Result<Organization, ConsoleError> {
+    who.require_in(Action::ManageOrgs, None, "organizations")?;
+    let found = org(c, who, id).await?;
+    Ok(orgs::set_status(&c.idp.core.db, who.actor.clone(), &found.id, active).await?)
+}

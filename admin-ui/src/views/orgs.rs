@@ -1,0 +1,255 @@
+//! The organization pages: the list and the form that adds one, an organization's page
+//! (with its clients and identity providers) and its actions.
+
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+
+use kizuna_core::orgs::{OrgKind, Organization};
+
+use super::widgets::{
+    Section, cell, danger, hidden, link, post_form, required, section, select, table, text_field,
+};
+use super::{Posted, View, done, notice_for, t, view};
+use crate::Console;
+use crate::error::{ConsoleError, Stale};
+use crate::forms::OrgRequest;
+use crate::ops;
+use kizuna_core::access::{Action, Caller};
+
+fn kind_options() -> Vec<(String, String)> {
+    OrgKind::ALL
+        .iter()
+        .map(|k| (k.as_str().to_string(), k.as_str().to_string()))
+        .collect()
+}
+
+pub(super) async fn list(
+    State(c): State<Console>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    page_for!(c, headers, "/admin/orgs", |who| {
+        let list = ops::list_orgs(&c, &who).await?;
+        let mut v = view(t("組織", "Organizations"), "/admin/orgs");
+        v.notice = notice_for(&raw);
+        let mut s = section(t("組織一覧", "Organizations"));
+        s.id = "orgs".into();
+        s.table = Some(table(
+            &[
+                ("名前", "Name"),
+                ("日本語名", "Japanese name"),
+                ("種類", "Kind"),
+                ("状態", "Status"),
+                ("ID", "Id"),
+            ],
+            list.iter()
+                .map(|o| {
+                    vec![
+                        link(o.name.clone(), format!("/admin/orgs/{}", o.id)),
+                        cell(o.name_ja.clone().unwrap_or_default()),
+                        cell(o.kind.as_str()),
+                        cell(o.status.clone()),
+                        cell(o.id.clone()),
+                    ]
+                })
+                .collect(),
+        ));
+        v.sections.push(s);
+        if who.may_in(Action::ManageOrgs, None) {
+            let mut add = section(t("組織を追加", "Add an organization"));
+            add.forms.push(post_form(
+                "new-org",
+                "/admin/orgs",
+                vec![
+                    required(text_field("name", t("名前", "Name"), "")),
+                    text_field("name_ja", t("日本語名", "Japanese name"), ""),
+                    select("kind", t("種類", "Kind"), "other", kind_options()),
+                ],
+                t("追加", "Add"),
+            ));
+            v.sections.push(add);
+        }
+        Ok(v)
+    })
+}
+
+fn org_request(p: &Posted, version: Option<i64>) -> OrgRequest {
+    OrgRequest {
+        name: p.get("name"),
+        name_ja: p.opt("name_ja"),
+        kind: p.opt("kind"),
+        version,
+    }
+}
+
+pub(super) async fn create(State(c): State<Console>, headers: HeaderMap, body: Bytes) -> Response {
+    post_for!(c, headers, body, |p| {
+        let org = ops::create_org(&c, &p.who, org_request(&p, None).organization()?).await?;
+        done(&format!("/admin/orgs/{}", org.id), "created")
+    })
+}
+
+/// The relying parties and upstream identity providers of one organization, as far as the
+/// viewer may see them.
+async fn org_partners(c: &Console, who: &Caller, org_id: &str) -> Result<Section, ConsoleError> {
+    let mut s = section(t(
+        "この組織のクライアントと外部IdP",
+        "This organization's clients and identity providers",
+    ));
+    s.id = "partners".into();
+    let mut rows = Vec::new();
+    if who.may(Action::ViewClients) {
+        for cl in ops::list_clients(c, who).await? {
+            if cl.org_id.as_deref() == Some(org_id) {
+                rows.push(vec![
+                    cell(t("クライアント", "Client")),
+                    link(cl.name.clone(), format!("/admin/clients/{}", cl.client_id)),
+                    cell(cl.status.clone()),
+                ]);
+            }
+        }
+    }
+    if who.may(Action::ViewUpstreams) {
+        for u in ops::list_upstreams(c, who).await? {
+            if u.org_id == org_id {
+                rows.push(vec![
+                    cell(t("外部IdP", "Identity provider")),
+                    link(u.name.clone(), format!("/admin/upstreams/{}", u.alias)),
+                    cell(u.status.clone()),
+                ]);
+            }
+        }
+    }
+    s.table = Some(table(
+        &[("種類", "Kind"), ("名前", "Name"), ("状態", "Status")],
+        rows,
+    ));
+    Ok(s)
+}
+
+fn org_view(who: &Caller, o: &Organization, notice: Option<String>, error: Option<String>) -> View {
+    let path = format!("/admin/orgs/{}", o.id);
+    let mut v = view(format!("{} {}", t("組織", "Organization"), o.name), &path);
+    v.notice = notice;
+    v.error = error;
+    let mut s = section(t("組織", "Organization"));
+    s.id = "org".into();
+    s.facts = vec![
+        ("ID".into(), o.id.clone()),
+        (t("名前", "Name"), o.name.clone()),
+        (
+            t("日本語名", "Japanese name"),
+            o.name_ja.clone().unwrap_or_default(),
+        ),
+        (t("種類", "Kind"), o.kind.as_str().to_string()),
+        (t("状態", "Status"), o.status.clone()),
+        (t("版", "Version"), o.version.to_string()),
+    ];
+    s.links.push((
+        format!("/admin/devices?org={}", o.id),
+        t(
+            "この組織の機器と証明書",
+            "This organization's devices and certificates",
+        ),
+        false,
+    ));
+    if who.may_in(Action::ManageOrgs, None) {
+        s.forms.push(post_form(
+            "edit-org",
+            path.clone(),
+            vec![
+                hidden("version", &o.version.to_string()),
+                required(text_field("name", t("名前", "Name"), &o.name)),
+                text_field(
+                    "name_ja",
+                    t("日本語名", "Japanese name"),
+                    o.name_ja.as_deref().unwrap_or_default(),
+                ),
+                select("kind", t("種類", "Kind"), o.kind.as_str(), kind_options()),
+            ],
+            t("保存", "Save"),
+        ));
+        if o.status == "active" {
+            s.forms.push(danger(post_form(
+                "disable-org",
+                format!("{path}/disable"),
+                vec![],
+                t("無効にする", "Disable"),
+            )));
+        } else {
+            s.forms.push(post_form(
+                "enable-org",
+                format!("{path}/enable"),
+                vec![],
+                t("有効にする", "Enable"),
+            ));
+        }
+    }
+    v.sections.push(s);
+    v
+}
+
+pub(super) async fn show(
+    State(c): State<Console>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let path = format!("/admin/orgs/{id}");
+    page_for!(c, headers, path, |who| {
+        let o = ops::org(&c, &who, &id).await?;
+        let mut v = org_view(&who, &o, notice_for(&raw), None);
+        v.sections.push(org_partners(&c, &who, &o.id).await?);
+        Ok(v)
+    })
+}
+
+pub(super) async fn edit(
+    State(c): State<Console>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    post_for!(c, headers, body, |p| {
+        let version: i64 = p
+            .get("version")
+            .parse()
+            .map_err(|_| ConsoleError::Invalid("the form has no version".into()))?;
+        let new = org_request(&p, Some(version)).organization()?;
+        match ops::update_org(&c, &p.who, &id, version, new).await {
+            Ok(_) => done(&format!("/admin/orgs/{id}"), "saved"),
+            Err(e @ ConsoleError::Stale(_)) => {
+                let message = e.public_message();
+                let ConsoleError::Stale(Stale::Org(current)) = e else {
+                    return Err(e);
+                };
+                let mut v = org_view(&p.who, &current, None, Some(message));
+                v.status = StatusCode::CONFLICT;
+                Ok(v.render(&c, &headers, Some(&p.who)))
+            }
+            Err(e) => Err(e),
+        }
+    })
+}
+
+pub(super) async fn action(
+    State(c): State<Console>,
+    headers: HeaderMap,
+    Path((id, action)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    post_for!(c, headers, body, |p| {
+        let active = match action.as_str() {
+            "disable" => false,
+            "enable" => true,
+            other => return Err(ConsoleError::NotFound(format!("action {other}"))),
+        };
+        ops::set_org_status(&c, &p.who, &id, active).await?;
+        done(
+            &format!("/admin/orgs/{id}"),
+            if active { "enabled" } else { "disabled" },
+        )
+    })
+}
