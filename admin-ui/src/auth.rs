@@ -16,6 +16,7 @@ use kizuna_idp::authorize::flow::with_query;
 use kizuna_idp::authorize::request::Params;
 use kizuna_idp::clients;
 use kizuna_idp::mfa::policy::Aal;
+use kizuna_idp::store::{sessions as session_store, users as user_store};
 use kizuna_idp::token::authorization_code::{exchange, pkce_s256};
 use kizuna_idp::userinfo::bearer_token;
 use kizuna_idp::users;
@@ -341,17 +342,26 @@ pub async fn session(c: &Console, headers: &HeaderMap) -> Result<Signed, Console
         ));
     };
     let now = kizuna_core::time::now_unix();
-    let row: Option<(String, i64)> = sqlx::query_as(
-        "SELECT cs.user_id, cs.aal FROM console_sessions cs \
-         JOIN sessions s ON s.sid = cs.sid JOIN users u ON u.id = cs.user_id \
-         WHERE cs.id_hash = $1 AND cs.ended_at IS NULL AND cs.expires_at > $2 \
-         AND s.ended_at IS NULL AND s.expires_at > $2 AND u.status = 'active'",
+    let row: Option<(String, String, i64)> = sqlx::query_as(
+        "SELECT user_id, sid, aal FROM console_sessions \
+         WHERE id_hash = $1 AND ended_at IS NULL AND expires_at > $2",
     )
     .bind(secret::token_hash(value))
     .bind(now)
     .fetch_optional(c.idp.core.db.pool())
     .await?;
-    let Some((user_id, aal)) = row else {
+    // The console session lasts no longer than the sign-in session and the account.
+    let db = &c.idp.core.db;
+    let live = match &row {
+        Some((user_id, sid, _)) => {
+            session_store::find_live(db, user_id, sid, now)
+                .await?
+                .is_some()
+                && user_store::is_active(db, user_id).await?
+        }
+        None => false,
+    };
+    let Some((user_id, _, aal)) = row.filter(|_| live) else {
         return Ok(Signed::Out(
             Aal::from_level(c.idp.core.levels.min_aal as i64).unwrap_or(Aal::Two),
         ));

@@ -9,8 +9,9 @@ use std::str::FromStr;
 use serde::Serialize;
 use serde_json::json;
 
+use kizuna_core::access::Reach;
 use kizuna_core::audit::{self, Actor, AuditEvent};
-use kizuna_core::db::{AnyConnection, Db, is_unique_violation};
+use kizuna_core::db::{AnyConnection, Db, is_unique_violation, like_containing, org_clause};
 
 use crate::revoke::{self, Reason, Selector};
 use crate::store::{self, CertRecord, Filter};
@@ -109,6 +110,46 @@ pub struct NewDevice {
 
 const COLUMNS: &str = "id, org_id, model, hardware_serial, location, latitude, longitude, installer, status, \
     created_at, updated_at, enrolled_at, last_seen_at";
+
+/// Devices within `reach` whose id, hardware serial, model or location contains `text`,
+/// narrowed by organization and status, newest first, at most `limit`.
+pub async fn search(
+    db: &Db,
+    reach: &Reach,
+    text: Option<&str>,
+    org_id: Option<&str>,
+    status: Option<&str>,
+    limit: i64,
+) -> Result<Vec<Device>, sqlx::Error> {
+    let (org_in, orgs) = org_clause("org_id", reach, 5);
+    let sql = format!(
+        "SELECT {COLUMNS} FROM devices WHERE ($1 IS NULL OR LOWER(id) LIKE $1 OR LOWER(hardware_serial) LIKE $1 \
+         OR LOWER(model) LIKE $1 OR LOWER(location) LIKE $1) AND ($2 IS NULL OR org_id = $2) AND ($3 IS NULL OR status = $3) \
+         AND {org_in} ORDER BY created_at DESC, id LIMIT $4"
+    );
+    let mut query = sqlx::query_as(&sql)
+        .bind(text.map(like_containing))
+        .bind(org_id)
+        .bind(status)
+        .bind(limit);
+    for org in &orgs {
+        query = query.bind(org);
+    }
+    query.fetch_all(db.pool()).await
+}
+
+/// How many devices within `reach` are in each status.
+pub async fn count_by_status(db: &Db, reach: &Reach) -> Result<Vec<(String, i64)>, sqlx::Error> {
+    let (org_in, orgs) = org_clause("org_id", reach, 1);
+    let sql = format!(
+        "SELECT status, COUNT(*) FROM devices WHERE {org_in} GROUP BY status ORDER BY status"
+    );
+    let mut query = sqlx::query_as(&sql);
+    for org in &orgs {
+        query = query.bind(org);
+    }
+    query.fetch_all(db.pool()).await
+}
 
 /// A device id: 1–64 letters, digits, `-`, `_`, `.` (it appears in the device URI).
 pub fn valid_device_id(id: &str) -> bool {

@@ -236,11 +236,7 @@ impl Ca {
 
     /// The names an organization may put in certificates.
     pub async fn allowed_names(&self, org_id: &str) -> Result<names::AllowedNames, sqlx::Error> {
-        let text: Option<String> =
-            sqlx::query_scalar("SELECT allowed_names FROM organizations WHERE id = $1")
-                .bind(org_id)
-                .fetch_optional(self.core.db.pool())
-                .await?;
+        let text = kizuna_core::orgs::allowed_names(&self.core.db, org_id).await?;
         Ok(text
             .and_then(|t| serde_json::from_str(&t).ok())
             .unwrap_or_default())

@@ -5,8 +5,9 @@
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
+use kizuna_core::access::Reach;
 use kizuna_core::audit::{self, AuditEvent};
-use kizuna_core::db::{AnyConnection, Db};
+use kizuna_core::db::{AnyConnection, Db, like_containing, org_clause};
 use kizuna_core::pki::CertStatus;
 
 use crate::names::San;
@@ -219,6 +220,70 @@ pub(crate) async fn release_held(
         update = update.bind(value);
     }
     update.fetch_all(conn).await
+}
+
+/// Certificates within `reach` matching `text` — a serial (exact, any spelling) or a
+/// substring of the subject, a SAN or the device id — narrowed by organization, device and
+/// status, newest first, at most `limit`.
+pub async fn search(
+    db: &Db,
+    reach: &Reach,
+    text: Option<&str>,
+    org_id: Option<&str>,
+    device_id: Option<&str>,
+    status: Option<&str>,
+    limit: i64,
+) -> Result<Vec<CertRecord>, sqlx::Error> {
+    let (org_in, orgs) = org_clause("org_id", reach, 7);
+    let serial = text.and_then(|t| t.parse::<kizuna_core::pki::Serial>().ok());
+    let sql = format!(
+        "SELECT {COLUMNS} FROM certificates WHERE ($1 IS NULL OR serial = $2 OR LOWER(subject) LIKE $1 \
+         OR LOWER(sans) LIKE $1 OR LOWER(device_id) LIKE $1) AND ($3 IS NULL OR org_id = $3) \
+         AND ($4 IS NULL OR device_id = $4) AND ($5 IS NULL OR status = $5) AND {org_in} \
+         ORDER BY created_at DESC, serial LIMIT $6"
+    );
+    let mut query = sqlx::query_as(&sql)
+        .bind(text.map(like_containing))
+        .bind(serial.map(String::from))
+        .bind(org_id)
+        .bind(device_id)
+        .bind(status)
+        .bind(limit);
+    for org in &orgs {
+        query = query.bind(org);
+    }
+    query.fetch_all(db.pool()).await
+}
+
+/// How many valid certificates within `reach` expire in `[from, until)`.
+pub async fn count_expiring(
+    db: &Db,
+    reach: &Reach,
+    from: i64,
+    until: i64,
+) -> Result<i64, sqlx::Error> {
+    let (org_in, orgs) = org_clause("org_id", reach, 3);
+    let sql = format!(
+        "SELECT COUNT(*) FROM certificates WHERE status = 'valid' AND not_after >= $1 AND not_after < $2 AND {org_in}"
+    );
+    let mut query = sqlx::query_scalar(&sql).bind(from).bind(until);
+    for org in &orgs {
+        query = query.bind(org);
+    }
+    query.fetch_one(db.pool()).await
+}
+
+/// How many certificates within `reach` were revoked or held since `since`.
+pub async fn count_revoked_since(db: &Db, reach: &Reach, since: i64) -> Result<i64, sqlx::Error> {
+    let (org_in, orgs) = org_clause("org_id", reach, 2);
+    let sql = format!(
+        "SELECT COUNT(*) FROM certificates WHERE status IN ('revoked', 'hold') AND revoked_at >= $1 AND {org_in}"
+    );
+    let mut query = sqlx::query_scalar(&sql).bind(since);
+    for org in &orgs {
+        query = query.bind(org);
+    }
+    query.fetch_one(db.pool()).await
 }
 
 /// Filters for listings; every field narrows.

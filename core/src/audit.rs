@@ -447,6 +447,106 @@ pub async fn export_jsonl(
     Ok(count)
 }
 
+/// What an audit search asks; every field narrows. Times are RFC 3339 (a prefix such as a
+/// date works: entries are stored with RFC 3339 UTC times, which sort as text).
+#[derive(Debug, Clone, Default)]
+pub struct AuditSearch {
+    pub actor: Option<String>,
+    /// An action, or a prefix ending in `.` (`cert.`).
+    pub action: Option<String>,
+    pub target: Option<String>,
+    pub since: Option<String>,
+    pub until: Option<String>,
+    /// At most this many (default 200, at most 100,000), newest first.
+    pub limit: i64,
+}
+
+const ENTRY_COLUMNS: &str = "seq, id, at, actor_kind, actor_id, action, target, outcome, source_ip, \
+    request_id, details, prev_hash, hash";
+
+/// Entries matching a search, newest first.
+pub async fn search(db: &Db, s: &AuditSearch) -> Result<Vec<AuditEntry>, sqlx::Error> {
+    let action_like = s.action.as_deref().map(|a| {
+        if a.ends_with('.') {
+            format!("{}%", a.replace('%', ""))
+        } else {
+            a.replace('%', "")
+        }
+    });
+    sqlx::query_as(&format!(
+        "SELECT {ENTRY_COLUMNS} FROM audit_log WHERE ($1 IS NULL OR actor_id = $1) AND ($2 IS NULL OR action LIKE $2) \
+         AND ($3 IS NULL OR target = $3) AND ($4 IS NULL OR at >= $4) AND ($5 IS NULL OR at < $5) \
+         ORDER BY seq DESC LIMIT $6"
+    ))
+    .bind(&s.actor)
+    .bind(action_like)
+    .bind(&s.target)
+    .bind(&s.since)
+    .bind(&s.until)
+    .bind(if s.limit > 0 { s.limit.min(100_000) } else { 200 })
+    .fetch_all(db.pool())
+    .await
+}
+
+/// One entry by its id.
+pub async fn entry(db: &Db, id: &str) -> Result<Option<AuditEntry>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {ENTRY_COLUMNS} FROM audit_log WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(db.pool())
+    .await
+}
+
+/// The ten newest refusals and security changes (revocations, holds, account and console
+/// events), for a dashboard.
+pub async fn security_events(db: &Db) -> Result<Vec<AuditEntry>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {ENTRY_COLUMNS} FROM audit_log WHERE outcome <> 'success' OR action LIKE 'cert.revoke%' \
+         OR action LIKE 'cert.hold%' OR action LIKE 'user.%' OR action LIKE 'console.%' ORDER BY seq DESC LIMIT 10"
+    ))
+    .fetch_all(db.pool())
+    .await
+}
+
+/// The latest entries about `target` (`user:<id>`) whose action is one of `actions`, and
+/// with `actor_kind` only those by that kind of actor; newest first, at most `limit`.
+pub async fn recent_about(
+    db: &Db,
+    target: &str,
+    actor_kind: Option<ActorKind>,
+    actions: &[&str],
+    limit: i64,
+) -> Result<Vec<AuditEntry>, sqlx::Error> {
+    if actions.is_empty() {
+        return Ok(Vec::new());
+    }
+    let first_action = if actor_kind.is_some() { 4 } else { 3 };
+    let marks: Vec<String> = (first_action..first_action + actions.len())
+        .map(|n| format!("${n}"))
+        .collect();
+    let by_kind = if actor_kind.is_some() {
+        " AND actor_kind = $3"
+    } else {
+        ""
+    };
+    let sql = format!(
+        "SELECT {ENTRY_COLUMNS} FROM audit_log WHERE target = $1{by_kind} \
+         AND action IN ({}) ORDER BY seq DESC LIMIT $2",
+        marks.join(", ")
+    );
+    let mut query = sqlx::query_as::<_, AuditEntry>(&sql)
+        .bind(target)
+        .bind(limit);
+    if let Some(kind) = actor_kind {
+        query = query.bind(kind.as_str());
+    }
+    for action in actions {
+        query = query.bind(*action);
+    }
+    query.fetch_all(db.pool()).await
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
     #[error("reading the audit log failed: {0}")]

@@ -470,6 +470,29 @@ pub fn chunks<'a, T>(items: &'a [T], sizes: &[usize]) -> Vec<&'a [T]> {
 }
 
 /// True when a query failed on a UNIQUE constraint.
+/// `column IN ($first, …)` for a caller whose rights reach some organizations (with the
+/// values to bind), `1 = 1` for a city-wide caller, `1 = 0` for one that reaches none: how
+/// every owner narrows a listing to what the caller may see.
+pub fn org_clause(
+    column: &str,
+    reach: &crate::access::Reach,
+    first: usize,
+) -> (String, Vec<String>) {
+    match reach.org_filter() {
+        None => ("1 = 1".into(), Vec::new()),
+        Some(orgs) if orgs.is_empty() => ("1 = 0".into(), Vec::new()),
+        Some(orgs) => {
+            let marks: Vec<String> = (0..orgs.len()).map(|i| format!("${}", first + i)).collect();
+            (format!("{column} IN ({})", marks.join(", ")), orgs)
+        }
+    }
+}
+
+/// A lower-case `LIKE` pattern containing `text` (wildcards in the text itself dropped).
+pub fn like_containing(text: &str) -> String {
+    format!("%{}%", text.replace(['%', '_', '\\'], "").to_lowercase())
+}
+
 pub fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
 }

@@ -2,6 +2,7 @@
 //! device vendors, the city-OS operator). Users, clients, upstream IdPs, devices and
 //! certificates each belong to one, and administrators' rights are scoped to one.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
 
@@ -180,6 +181,16 @@ async fn insert(conn: &mut AnyConnection, org: &Organization) -> Result<(), sqlx
     Ok(())
 }
 
+/// The names an organization may put in certificates, as stored (JSON; `None` when never
+/// set or no such organization). The CA gives the JSON its meaning.
+pub async fn allowed_names(db: &Db, id: &str) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT allowed_names FROM organizations WHERE id = $1")
+        .bind(id)
+        .fetch_optional(db.pool())
+        .await
+        .map(Option::flatten)
+}
+
 /// Replaces the names an organization may put in certificates; audited.
 pub async fn set_allowed_names(
     db: &Db,
@@ -317,6 +328,34 @@ pub async fn find(db: &Db, id_or_name: &str) -> Result<Organization, OrgError> {
     .await?;
     row.map(from_row)
         .ok_or_else(|| OrgError::NotFound(id_or_name.to_string()))
+}
+
+/// True when an organization with this id exists (read inside the caller's transaction).
+pub async fn exists_in(conn: &mut AnyConnection, id: &str) -> Result<bool, sqlx::Error> {
+    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM organizations WHERE id = $1")
+        .bind(id)
+        .fetch_one(conn)
+        .await?;
+    Ok(count > 0)
+}
+
+/// The names of the organizations among `ids` that exist, by id.
+pub async fn names(db: &Db, ids: &[String]) -> Result<HashMap<String, String>, sqlx::Error> {
+    let mut names = HashMap::new();
+    for chunk in ids.chunks(500) {
+        let marks: Vec<String> = (1..=chunk.len()).map(|n| format!("${n}")).collect();
+        let sql = format!(
+            "SELECT id, name FROM organizations WHERE id IN ({})",
+            marks.join(", ")
+        );
+        let mut query = sqlx::query_as(&sql);
+        for id in chunk {
+            query = query.bind(id);
+        }
+        let rows: Vec<(String, String)> = query.fetch_all(db.pool()).await?;
+        names.extend(rows);
+    }
+    Ok(names)
 }
 
 #[cfg(test)]

@@ -25,3 +25,16 @@ pub async fn set(db: &Db, key: &str, value: &str) -> Result<(), sqlx::Error> {
     .await?;
     Ok(())
 }
+
+/// Stores `value` under `key` unless a value is already stored there (the first writer wins).
+pub async fn set_if_absent(db: &Db, key: &str, value: &str) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO settings (key, value, updated_at) VALUES ($1, $2, $3) ON CONFLICT (key) DO NOTHING",
+    )
+    .bind(key)
+    .bind(value)
+    .bind(crate::time::now_unix())
+    .execute(db.pool())
+    .await?;
+    Ok(())
+}

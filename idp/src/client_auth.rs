@@ -22,6 +22,7 @@ use crate::authorize::request::Params;
 use crate::clients::{self, AuthMethod, Client};
 
 use crate::error::OAuthError;
+use crate::store;
 
 pub const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 /// Algorithms accepted for client assertions (never `none` or shared-secret HMAC).
@@ -274,14 +275,8 @@ async fn verify_assertion(idp: &Idp, client: &Client, assertion: &str) -> Result
         .jti
         .filter(|j| !j.is_empty() && j.len() <= 256)
         .ok_or("client assertion has no jti")?;
-    let stored = sqlx::query(
-        "INSERT INTO client_assertion_jtis (client_id, jti, expires_at) VALUES ($1, $2, $3)",
-    )
-    .bind(&client.client_id)
-    .bind(&jti)
-    .bind(exp + CLOCK_SKEW)
-    .execute(idp.core.db.pool())
-    .await;
+    let stored =
+        store::clients::record_jti(&idp.core.db, &client.client_id, &jti, exp + CLOCK_SKEW).await;
     match stored {
         Ok(_) => Ok(()),
         Err(e) if is_unique_violation(&e) => {

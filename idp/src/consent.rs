@@ -5,25 +5,21 @@
 
 use serde_json::{Value, json};
 
-use kizuna_core::audit::{self, Actor, AuditEvent};
+use kizuna_core::audit::{self, Actor, ActorKind, AuditEvent};
 use kizuna_core::db::AnyConnection;
 
 use crate::Idp;
+use crate::store::{clients, consents, grants};
 
 /// A service the person has granted scopes to.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct Granted {
     pub client_id: String,
+    /// The client's name (its id once the client is deleted).
     pub client_name: String,
     pub organization: Option<String>,
-    pub scopes: String,
+    pub scopes: Vec<String>,
     pub updated_at: i64,
-}
-
-impl Granted {
-    pub fn scope_list(&self) -> Vec<String> {
-        serde_json::from_str(&self.scopes).unwrap_or_default()
-    }
 }
 
 /// One release of the person's data to a service.
@@ -37,18 +33,35 @@ pub struct Release {
     pub claims: Vec<String>,
 }
 
+/// The audit actions that release the person's data to a client.
+const RELEASE_ACTIONS: [&str; 2] = ["token.issue", "userinfo.release"];
+
 /// What the person has granted, newest first.
 pub async fn list(idp: &Idp, user_id: &str) -> Result<Vec<Granted>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT c.client_id, COALESCE(k.name, c.client_id) AS client_name, o.name AS organization, \
-         c.scopes, c.updated_at FROM consents c \
-         LEFT JOIN clients k ON k.id = c.client_id \
-         LEFT JOIN organizations o ON o.id = k.org_id \
-         WHERE c.user_id = $1 ORDER BY c.updated_at DESC",
-    )
-    .bind(user_id)
-    .fetch_all(idp.core.db.pool())
-    .await
+    let db = &idp.core.db;
+    let granted = consents::for_user(db, user_id).await?;
+    let ids: Vec<String> = granted.iter().map(|c| c.client_id.clone()).collect();
+    let clients = clients::names(db, &ids).await?;
+    let org_ids: Vec<String> = clients
+        .values()
+        .filter_map(|(_, org)| org.clone())
+        .collect();
+    let orgs = kizuna_core::orgs::names(db, &org_ids).await?;
+    Ok(granted
+        .into_iter()
+        .map(|c| {
+            let client = clients.get(&c.client_id);
+            Granted {
+                client_name: client.map_or_else(|| c.client_id.clone(), |(name, _)| name.clone()),
+                organization: client
+                    .and_then(|(_, org)| org.as_ref())
+                    .and_then(|org| orgs.get(org).cloned()),
+                client_id: c.client_id,
+                scopes: c.scopes,
+                updated_at: c.updated_at,
+            }
+        })
+        .collect())
 }
 
 /// Withdraws the person's consent to a client: the consent is forgotten (the next sign-in
@@ -58,27 +71,12 @@ pub async fn list(idp: &Idp, user_id: &str) -> Result<Vec<Granted>, sqlx::Error>
 pub async fn withdraw(idp: &Idp, user_id: &str, client_id: &str) -> Result<bool, sqlx::Error> {
     let now = kizuna_core::time::now_unix();
     let mut tx = idp.core.db.begin().await?;
-    let scopes: Option<String> = sqlx::query_scalar(
-        "DELETE FROM consents WHERE user_id = $1 AND client_id = $2 RETURNING scopes",
-    )
-    .bind(user_id)
-    .bind(client_id)
-    .fetch_optional(tx.conn())
-    .await?;
-    let Some(scopes) = scopes else {
+    let Some(scopes) = consents::delete(tx.conn(), user_id, client_id).await? else {
         return Ok(false);
     };
-    let ended = sqlx::query(
-        "UPDATE grants SET revoked_at = $1, revoked_reason = 'consent withdrawn' \
-         WHERE user_id = $2 AND client_id = $3 AND revoked_at IS NULL",
-    )
-    .bind(now)
-    .bind(user_id)
-    .bind(client_id)
-    .execute(tx.conn())
-    .await?
-    .rows_affected();
-    let scopes: Value = serde_json::from_str(&scopes).unwrap_or(Value::Null);
+    let ended =
+        grants::revoke_for_user_client(tx.conn(), user_id, client_id, "consent withdrawn", now)
+            .await?;
     let entries = audit::append_in(
         tx.conn(),
         &[AuditEvent::new(
@@ -96,21 +94,23 @@ pub async fn withdraw(idp: &Idp, user_id: &str, client_id: &str) -> Result<bool,
 
 /// The latest releases of the person's data, newest first.
 pub async fn releases(idp: &Idp, user_id: &str, limit: i64) -> Result<Vec<Release>, sqlx::Error> {
-    let rows: Vec<(String, String, String, String, Option<String>)> = sqlx::query_as(
-        "SELECT a.at, a.actor_id, a.action, a.details, k.name FROM audit_log a \
-         LEFT JOIN clients k ON k.id = a.actor_id \
-         WHERE a.target = $1 AND a.actor_kind = 'client' \
-         AND a.action IN ('token.issue', 'userinfo.release') \
-         ORDER BY a.seq DESC LIMIT $2",
+    let db = &idp.core.db;
+    let entries = audit::recent_about(
+        db,
+        &format!("user:{user_id}"),
+        Some(ActorKind::Client),
+        &RELEASE_ACTIONS,
+        limit,
     )
-    .bind(format!("user:{user_id}"))
-    .bind(limit)
-    .fetch_all(idp.core.db.pool())
     .await?;
-    Ok(rows
+    let mut ids: Vec<String> = entries.iter().map(|e| e.actor_id.clone()).collect();
+    ids.sort();
+    ids.dedup();
+    let names = clients::names(db, &ids).await?;
+    Ok(entries
         .into_iter()
-        .map(|(at, client_id, action, details, client_name)| {
-            let details: Value = serde_json::from_str(&details).unwrap_or(Value::Null);
+        .map(|entry| {
+            let details: Value = serde_json::from_str(&entry.details).unwrap_or(Value::Null);
             let claims = details["claims"]
                 .as_array()
                 .map(|c| {
@@ -120,10 +120,10 @@ pub async fn releases(idp: &Idp, user_id: &str, limit: i64) -> Result<Vec<Releas
                 })
                 .unwrap_or_default();
             Release {
-                at,
-                client_id,
-                client_name,
-                action,
+                at: entry.at,
+                client_name: names.get(&entry.actor_id).map(|(name, _)| name.clone()),
+                client_id: entry.actor_id,
+                action: entry.action,
                 claims,
             }
         })
@@ -137,20 +137,10 @@ pub async fn covers(
     client_id: &str,
     scopes: &[String],
 ) -> Result<bool, sqlx::Error> {
-    let granted: Option<String> =
-        sqlx::query_scalar("SELECT scopes FROM consents WHERE user_id = $1 AND client_id = $2")
-            .bind(user_id)
-            .bind(client_id)
-            .fetch_optional(idp.core.db.pool())
-            .await?;
+    let mut conn = idp.core.db.conn().await?;
+    let granted = consents::scopes(&mut conn, user_id, client_id).await?;
     // A row means the person answered the consent page for this client at least once.
-    Ok(match granted {
-        None => false,
-        Some(text) => {
-            let granted: Vec<String> = serde_json::from_str(&text).unwrap_or_default();
-            scopes.iter().all(|s| granted.contains(s))
-        }
-    })
+    Ok(granted.is_some_and(|granted| scopes.iter().all(|s| granted.contains(s))))
 }
 
 /// Adds `scopes` to what the person has granted the client.
@@ -160,28 +150,19 @@ pub async fn grant(
     client_id: &str,
     scopes: &[String],
 ) -> Result<Vec<String>, sqlx::Error> {
-    let existing: Option<String> =
-        sqlx::query_scalar("SELECT scopes FROM consents WHERE user_id = $1 AND client_id = $2")
-            .bind(user_id)
-            .bind(client_id)
-            .fetch_optional(&mut *conn)
-            .await?;
-    let mut all: Vec<String> = existing
-        .and_then(|g| serde_json::from_str(&g).ok())
+    let mut all = consents::scopes(&mut *conn, user_id, client_id)
+        .await?
         .unwrap_or_default();
     all.extend(scopes.iter().cloned());
     all.sort();
     all.dedup();
-    let now = kizuna_core::time::now_unix();
-    sqlx::query(
-        "INSERT INTO consents (user_id, client_id, scopes, created_at, updated_at) VALUES ($1, $2, $3, $4, $4) \
-         ON CONFLICT (user_id, client_id) DO UPDATE SET scopes = $3, updated_at = $4",
+    consents::upsert(
+        conn,
+        user_id,
+        client_id,
+        &all,
+        kizuna_core::time::now_unix(),
     )
-    .bind(user_id)
-    .bind(client_id)
-    .bind(serde_json::to_string(&all).unwrap_or_else(|_| "[]".into()))
-    .bind(now)
-    .execute(conn)
     .await?;
     Ok(all)
 }

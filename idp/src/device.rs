@@ -18,6 +18,7 @@ use crate::client_auth;
 use crate::clients::{Client, GrantType};
 use crate::error::OAuthError;
 use crate::sessions::Session;
+use crate::store::codes;
 use crate::token::{form_params, no_store, requested_scope};
 use crate::tokens::{self, Authorization, TokenResponse};
 use crate::users;
@@ -83,18 +84,18 @@ async fn start(
     let device_code = secret::random_token();
     let user_code = new_user_code();
     let now = kizuna_core::time::now_unix();
-    sqlx::query(
-        "INSERT INTO device_codes (device_code_hash, user_code, client_id, scope, poll_interval, created_at, expires_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    codes::insert_device_code(
+        &idp.core.db,
+        &codes::NewDeviceCode {
+            device_code_hash: &secret::token_hash(&device_code),
+            user_code: &user_code,
+            client_id: &client.client_id,
+            scope: &scope,
+            poll_interval: idp.config.device_poll_interval_secs,
+            created_at: now,
+            expires_at: now + idp.config.device_code_ttl_secs,
+        },
     )
-    .bind(secret::token_hash(&device_code))
-    .bind(&user_code)
-    .bind(&client.client_id)
-    .bind(scope.join(" "))
-    .bind(idp.config.device_poll_interval_secs)
-    .bind(now)
-    .bind(now + idp.config.device_code_ttl_secs)
-    .execute(idp.core.db.pool())
     .await?;
     let verification_uri = idp.endpoint("/device");
     Ok(DeviceAuthorization {
@@ -105,21 +106,6 @@ async fn start(
         expires_in: idp.config.device_code_ttl_secs,
         interval: idp.config.device_poll_interval_secs,
     })
-}
-
-#[derive(sqlx::FromRow)]
-struct DeviceRow {
-    client_id: String,
-    scope: String,
-    status: String,
-    poll_interval: i64,
-    last_polled_at: Option<i64>,
-    user_id: Option<String>,
-    sid: Option<String>,
-    auth_time: Option<i64>,
-    acr: Option<String>,
-    amr: String,
-    expires_at: i64,
 }
 
 /// The device code grant at the token endpoint (RFC 8628 §3.4–3.5).
@@ -135,14 +121,8 @@ pub async fn exchange(
     let hash = secret::token_hash(code);
     let now = kizuna_core::time::now_unix();
     let mut tx = idp.core.db.begin().await?;
-    let row: Option<DeviceRow> = sqlx::query_as(
-        "SELECT client_id, scope, status, poll_interval, last_polled_at, user_id, sid, auth_time, acr, amr, expires_at \
-         FROM device_codes WHERE device_code_hash = $1",
-    )
-    .bind(&hash)
-    .fetch_optional(tx.conn())
-    .await?;
-    let row = row
+    let row = codes::find_device_code(tx.conn(), &hash)
+        .await?
         .filter(|r| r.client_id == client.client_id)
         .ok_or_else(|| OAuthError::invalid_grant("the device code is not valid"))?;
     if row.expires_at <= now {
@@ -160,12 +140,7 @@ pub async fn exchange(
             } else {
                 row.poll_interval
             };
-            sqlx::query("UPDATE device_codes SET last_polled_at = $1, poll_interval = $2 WHERE device_code_hash = $3")
-                .bind(now)
-                .bind(interval)
-                .bind(&hash)
-                .execute(tx.conn())
-                .await?;
+            codes::record_poll(tx.conn(), &hash, now, interval).await?;
             tx.commit().await?;
             return Err(if too_fast {
                 OAuthError::slow_down()
@@ -181,12 +156,7 @@ pub async fn exchange(
             ));
         }
     }
-    let claimed = sqlx::query("UPDATE device_codes SET status = 'consumed' WHERE device_code_hash = $1 AND status = 'approved'")
-        .bind(&hash)
-        .execute(tx.conn())
-        .await?
-        .rows_affected();
-    if claimed != 1 {
+    if !codes::consume_device_code(tx.conn(), &hash).await? {
         return Err(OAuthError::invalid_grant(
             "the device code was already used",
         ));
@@ -202,17 +172,8 @@ pub async fn exchange(
         sid: row.sid,
         auth_time: row.auth_time,
         acr: row.acr,
-        amr: serde_json::from_str(&row.amr).unwrap_or_default(),
-        scope: users::permitted_scopes(
-            tx.conn(),
-            &user.id,
-            row.scope
-                .split(' ')
-                .filter(|s| !s.is_empty())
-                .map(str::to_string)
-                .collect(),
-        )
-        .await?,
+        amr: row.amr,
+        scope: users::permitted_scopes(tx.conn(), &user.id, row.scope).await?,
         nonce: None,
         claims: None,
     };
@@ -280,21 +241,12 @@ pub async fn find_pending(
     let Some(code) = normalize_user_code(user_code) else {
         return Ok(None);
     };
-    let row: Option<(String, String)> = sqlx::query_as(
-        "SELECT client_id, scope FROM device_codes WHERE user_code = $1 AND status = 'pending' AND expires_at > $2",
-    )
-    .bind(&code)
-    .bind(kizuna_core::time::now_unix())
-    .fetch_optional(idp.core.db.pool())
-    .await?;
+    let row =
+        codes::pending_device_code(&idp.core.db, &code, kizuna_core::time::now_unix()).await?;
     Ok(row.map(|(client_id, scope)| PendingDevice {
         user_code: code,
         client_id,
-        scope: scope
-            .split(' ')
-            .filter(|s| !s.is_empty())
-            .map(str::to_string)
-            .collect(),
+        scope,
     }))
 }
 
@@ -306,22 +258,21 @@ pub async fn decide(
     approve: bool,
 ) -> Result<bool, sqlx::Error> {
     let mut tx = idp.core.db.begin().await?;
-    let changed = sqlx::query(
-        "UPDATE device_codes SET status = $1, user_id = $2, sid = $3, auth_time = $4, acr = $5, amr = $6 \
-         WHERE user_code = $7 AND status = 'pending' AND expires_at > $8",
+    let answered = codes::answer_device_code(
+        tx.conn(),
+        &pending.user_code,
+        &codes::DeviceAnswer {
+            approve,
+            user_id: &session.user_id,
+            sid: &session.sid,
+            auth_time: session.auth_time,
+            acr: session.acr.as_deref(),
+            amr: &session.amr,
+        },
+        kizuna_core::time::now_unix(),
     )
-    .bind(if approve { "approved" } else { "denied" })
-    .bind(&session.user_id)
-    .bind(&session.sid)
-    .bind(session.auth_time)
-    .bind(&session.acr)
-    .bind(serde_json::to_string(&session.amr).unwrap_or_else(|_| "[]".into()))
-    .bind(&pending.user_code)
-    .bind(kizuna_core::time::now_unix())
-    .execute(tx.conn())
-    .await?
-    .rows_affected();
-    if changed == 0 {
+    .await?;
+    if !answered {
         return Ok(false);
     }
     if approve {

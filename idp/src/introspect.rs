@@ -12,6 +12,7 @@ use kizuna_core::secret;
 use crate::Idp;
 use crate::client_auth;
 use crate::error::OAuthError;
+use crate::store::{clients, grants, users};
 use crate::token::{form_params, no_store};
 use crate::tokens;
 
@@ -60,28 +61,29 @@ async fn answer(idp: &Idp, headers: &HeaderMap, body: &[u8]) -> Result<Value, OA
             Err(_) => json!({"active": false}),
         });
     }
-    let row: Option<(String, String, String, i64, i64)> = sqlx::query_as(
-        "SELECT g.client_id, g.user_id, g.scope, r.created_at, r.expires_at FROM refresh_tokens r \
-         JOIN grants g ON g.id = r.grant_id \
-         JOIN clients c ON c.id = g.client_id AND c.status = 'active' \
-         JOIN users u ON u.id = g.user_id AND u.status = 'active' \
-         WHERE r.token_hash = $1 AND r.used_at IS NULL AND g.revoked_at IS NULL \
-         AND r.expires_at > $2 AND g.expires_at > $2",
+    let db = &idp.core.db;
+    let mut row = grants::live_refresh_token(
+        db,
+        &secret::token_hash(token),
+        kizuna_core::time::now_unix(),
     )
-    .bind(secret::token_hash(token))
-    .bind(kizuna_core::time::now_unix())
-    .fetch_optional(idp.core.db.pool())
     .await?;
+    if let Some(live) = &row
+        && !(clients::is_active(db, &live.client_id).await?
+            && users::is_active(db, &live.user_id).await?)
+    {
+        row = None;
+    }
     Ok(match row {
-        Some((client_id, sub, scope, iat, exp)) => json!({
+        Some(live) => json!({
             "active": true,
             "token_type": "refresh_token",
-            "scope": scope,
-            "client_id": client_id,
-            "sub": sub,
+            "scope": live.scope,
+            "client_id": live.client_id,
+            "sub": live.user_id,
             "iss": idp.issuer(),
-            "iat": iat,
-            "exp": exp,
+            "iat": live.created_at,
+            "exp": live.expires_at,
         }),
         None => json!({"active": false}),
     })

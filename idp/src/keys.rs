@@ -6,7 +6,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
 use serde_json::json;
 
 use kizuna_core::Core;
@@ -15,6 +14,9 @@ use kizuna_core::custody::{CustodyError, KeyAlgorithm, KeyHandle, PublicKey};
 use kizuna_core::jose::{JoseError, Jws};
 
 use crate::config::OidcConfig;
+use crate::store::keys as store;
+
+pub use crate::store::keys::SigningKeyInfo;
 
 /// The algorithms tokens are signed with.
 pub const SIGNING_ALGS: [&str; 2] = ["ES256", "RS256"];
@@ -42,17 +44,6 @@ pub enum KeyError {
     Storage(#[from] sqlx::Error),
     #[error("audit failed: {0}")]
     Audit(#[from] audit::AuditError),
-}
-
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
-pub struct SigningKeyInfo {
-    pub kid: String,
-    pub alg: String,
-    pub state: String,
-    pub created_at: i64,
-    pub activated_at: Option<i64>,
-    pub retired_at: Option<i64>,
-    pub publish_until: Option<i64>,
 }
 
 /// The signing key for an algorithm: its kid, the key, and when it was looked up.
@@ -96,12 +87,7 @@ impl SigningKeys {
 
     async fn fill(&self, alg: &str) -> Result<(), KeyError> {
         let mut tx = self.core.db.begin().await?;
-        let states: Vec<String> = sqlx::query_scalar(
-            "SELECT state FROM signing_keys WHERE alg = $1 AND state IN ('active', 'next')",
-        )
-        .bind(alg)
-        .fetch_all(tx.conn())
-        .await?;
+        let states = store::live_states(tx.conn(), alg).await?;
         let mut events = Vec::new();
         for wanted in ["active", "next"] {
             if states.iter().any(|s| s == wanted) {
@@ -114,17 +100,7 @@ impl SigningKeys {
                 .await?;
             let kid = key.public_key().thumbprint();
             let now = kizuna_core::time::now_unix();
-            sqlx::query(
-                "INSERT INTO signing_keys (kid, key_id, alg, state, created_at, activated_at) VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .bind(&kid)
-            .bind(key.id())
-            .bind(alg)
-            .bind(wanted)
-            .bind(now)
-            .bind((wanted == "active").then_some(now))
-            .execute(tx.conn())
-            .await?;
+            store::insert(tx.conn(), &kid, key.id(), alg, wanted, now).await?;
             events.push(
                 AuditEvent::new(
                     Actor::system("kizuna"),
@@ -147,13 +123,7 @@ impl SigningKeys {
         {
             return Ok((kid, key));
         }
-        let row: Option<(String, String)> = sqlx::query_as(
-            "SELECT kid, key_id FROM signing_keys WHERE alg = $1 AND state = 'active' ORDER BY activated_at DESC LIMIT 1",
-        )
-        .bind(alg)
-        .fetch_optional(self.core.db.pool())
-        .await?;
-        let (kid, key_id) = match row {
+        let (kid, key_id) = match store::active(&self.core.db, alg).await? {
             Some(row) => row,
             None => {
                 self.ensure(alg).await?;
@@ -169,14 +139,7 @@ impl SigningKeys {
 
     /// The JWK Set: next, active, and retired keys still inside their publication window.
     pub async fn jwks(&self) -> Result<serde_json::Value, KeyError> {
-        let rows: Vec<(String, String, String)> = sqlx::query_as(
-            "SELECT kid, key_id, alg FROM signing_keys \
-             WHERE state IN ('active', 'next') OR (state = 'retired' AND publish_until > $1) \
-             ORDER BY alg, created_at",
-        )
-        .bind(kizuna_core::time::now_unix())
-        .fetch_all(self.core.db.pool())
-        .await?;
+        let rows = store::published(&self.core.db, kizuna_core::time::now_unix()).await?;
         let mut keys = Vec::with_capacity(rows.len());
         for (kid, key_id, alg) in rows {
             let public = self.core.custody.get(&key_id).await?.public_key().clone();
@@ -205,12 +168,7 @@ impl SigningKeys {
         if let Some(found) = self.public.lock().ok().and_then(|c| c.get(kid).cloned()) {
             return Ok(Some(found));
         }
-        let row: Option<(String, String)> =
-            sqlx::query_as("SELECT key_id, alg FROM signing_keys WHERE kid = $1")
-                .bind(kid)
-                .fetch_optional(self.core.db.pool())
-                .await?;
-        let Some((key_id, alg)) = row else {
+        let Some((key_id, alg)) = store::find(&self.core.db, kid).await? else {
             return Ok(None);
         };
         let public = self
@@ -243,19 +201,8 @@ impl SigningKeys {
         let now = kizuna_core::time::now_unix();
         let mut tx = self.core.db.begin().await?;
         let publish_until = now + self.config.max_signed_token_ttl() + 60;
-        sqlx::query(
-            "UPDATE signing_keys SET state = 'retired', retired_at = $1, publish_until = $2 WHERE alg = $3 AND state = 'active'",
-        )
-        .bind(now)
-        .bind(publish_until)
-        .bind(alg)
-        .execute(tx.conn())
-        .await?;
-        sqlx::query("UPDATE signing_keys SET state = 'active', activated_at = $1 WHERE alg = $2 AND state = 'next'")
-            .bind(now)
-            .bind(alg)
-            .execute(tx.conn())
-            .await?;
+        store::retire_active(tx.conn(), alg, now, publish_until).await?;
+        store::activate_next(tx.conn(), alg, now).await?;
         let entries = audit::append_in(
             tx.conn(),
             &[
@@ -278,24 +225,16 @@ impl SigningKeys {
     /// Rotates every algorithm whose active key is older than the rotation period.
     pub async fn rotate_due(&self) -> Result<Vec<String>, KeyError> {
         let due_before = kizuna_core::time::now_unix() - self.config.key_rotation_days * 86_400;
-        let due: Vec<String> = sqlx::query_scalar(
-            "SELECT alg FROM signing_keys WHERE state = 'active' AND activated_at < $1",
-        )
-        .bind(due_before)
-        .fetch_all(self.core.db.pool())
-        .await?;
+        let due = store::due_for_rotation(&self.core.db, due_before).await?;
         for alg in &due {
             self.rotate(alg, Actor::system("kizuna")).await?;
         }
         Ok(due)
     }
 
+    /// Every key, by algorithm and age.
     pub async fn list(&self) -> Result<Vec<SigningKeyInfo>, KeyError> {
-        Ok(sqlx::query_as(
-            "SELECT kid, alg, state, created_at, activated_at, retired_at, publish_until FROM signing_keys ORDER BY alg, created_at",
-        )
-        .fetch_all(self.core.db.pool())
-        .await?)
+        Ok(store::list(&self.core.db).await?)
     }
 }
 

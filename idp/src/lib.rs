@@ -12,6 +12,7 @@
 pub mod assurance;
 pub mod auth;
 pub mod authorize;
+mod background;
 pub mod client_auth;
 pub mod clients;
 pub mod config;
@@ -30,106 +31,41 @@ pub mod password;
 pub mod quota;
 pub mod revoke;
 pub mod sessions;
+mod state;
+pub mod store;
 pub mod throttle;
 pub mod token;
 pub mod tokens;
 pub mod userinfo;
 pub mod users;
 
-use std::sync::Arc;
-use std::time::Duration;
+/// Crate-private parsers of untrusted input, for the fuzz targets in `fuzz/` only.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing {
+    use webauthn_rs::prelude::{PublicKeyCredential, RegisterPublicKeyCredential};
+
+    /// Reads a browser's passkey registration response as the account page does.
+    pub fn webauthn_registration(
+        response: &str,
+    ) -> Result<RegisterPublicKeyCredential, crate::mfa::MfaError> {
+        crate::mfa::webauthn::parse_response(response)
+    }
+
+    /// Reads a browser's passkey assertion as the second-factor and passwordless pages do.
+    pub fn webauthn_assertion(response: &str) -> Result<PublicKeyCredential, crate::mfa::MfaError> {
+        crate::mfa::webauthn::parse_response(response)
+    }
+}
 
 use axum::Router;
 use axum::routing::{get, post};
 
-use kizuna_core::Core;
-
 pub use assurance::AssuranceConfig;
+pub use background::{init, spawn_background};
 pub use config::OidcConfig;
 pub use mfa::config::{MailConfig, MfaConfig};
-
-/// The identity provider's state. Cheap to clone (one reference count).
-#[derive(Clone)]
-pub struct Idp(Arc<IdpState>);
-
-/// What the identity provider holds.
-pub struct IdpState {
-    pub core: Core,
-    pub config: Arc<OidcConfig>,
-    pub keys: keys::SigningKeys,
-    pub http: reqwest::Client,
-    pub remote_jwks: client_auth::RemoteJwks,
-    pub clients: clients::ClientCache,
-    pub quotas: quota::Quotas,
-    /// The broker's client for upstream providers.
-    pub federation: federation::Federation,
-    pub mfa: Arc<MfaConfig>,
-    pub passkeys: mfa::webauthn::Passkeys,
-    /// The SMTP relay for notifications; `None` keeps mail in the outbox.
-    pub mailer: Option<mfa::notify::Mailer>,
-    pub mail_from: String,
-    /// Proofing providers and identity assurance settings.
-    pub assurance: Arc<assurance::Assurance>,
-}
-
-impl std::ops::Deref for Idp {
-    type Target = IdpState;
-    fn deref(&self) -> &IdpState {
-        &self.0
-    }
-}
-
-impl Idp {
-    /// The provider over `core`. Fails when the `[mfa]`, `[mail]` or `[assurance]` settings
-    /// cannot be used (an unreadable attestation root or trust anchor, a malformed relay).
-    pub fn new(
-        core: Core,
-        config: OidcConfig,
-        mfa: MfaConfig,
-        mail: MailConfig,
-        assurance: AssuranceConfig,
-    ) -> Result<Idp, String> {
-        let federation = federation::Federation::new(
-            config.upstream_timeout_secs as u64,
-            config.upstream_clock_skew_secs,
-        );
-        let config = Arc::new(config);
-        let passkeys = mfa::webauthn::Passkeys::new(&core.public_url, &mfa)?;
-        let mailer = mfa::notify::mailer(&mail)?;
-        let assurance = Arc::new(assurance::Assurance::new(assurance)?);
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("kizuna/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .expect("HTTP client with static settings");
-        Ok(Idp(Arc::new(IdpState {
-            keys: keys::SigningKeys::new(core.clone(), config.clone()),
-            core,
-            config,
-            http,
-            remote_jwks: client_auth::RemoteJwks::default(),
-            clients: clients::ClientCache::default(),
-            quotas: quota::Quotas::default(),
-            federation,
-            mfa: Arc::new(mfa),
-            passkeys,
-            mailer,
-            mail_from: mail.from,
-            assurance,
-        })))
-    }
-
-    /// The issuer identifier: the public URL.
-    pub fn issuer(&self) -> &str {
-        &self.core.public_url
-    }
-
-    /// The absolute URL of one of this provider's endpoints.
-    pub fn endpoint(&self, path: &str) -> String {
-        format!("{}{path}", self.core.public_url)
-    }
-}
+pub use state::{Idp, IdpState};
 
 /// The identity provider's routes.
 pub fn router(idp: Idp) -> Router {
@@ -244,90 +180,4 @@ pub fn router(idp: Idp) -> Router {
         )
         .route("/account/links/remove", post(pages::account::unlink))
         .with_state(idp)
-}
-
-/// Prepares the signing keys; call once at start-up.
-pub async fn init(idp: &Idp) -> Result<(), keys::KeyError> {
-    idp.keys.ensure("ES256").await
-}
-
-/// Background work every replica runs: scheduled key rotation, back-channel logout
-/// delivery, and removal of expired rows.
-pub fn spawn_background(idp: Idp) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(5));
-        let mut round: u64 = 0;
-        loop {
-            tick.tick().await;
-            logout::deliver_due(&idp).await;
-            mfa::notify::deliver_due(&idp).await;
-            if round.is_multiple_of(60) {
-                if let Err(e) = idp.keys.rotate_due().await {
-                    tracing::warn!(error = %e, "scheduled key rotation");
-                }
-                sweep(&idp).await;
-            }
-            round += 1;
-        }
-    })
-}
-
-/// Deletes rows that can no longer matter (expired codes, requests, replay records,
-/// ceremonies, pending second steps, upstream authorizations and link requests, federated
-/// sessions whose session is gone, mail older than 90 days that is done).
-async fn sweep(idp: &Idp) {
-    let Ok(Some(lock)) = idp.core.db.try_job_lock("oidc-sweep").await else {
-        return;
-    };
-    let now = kizuna_core::time::now_unix();
-    let day_ago = now - 86_400;
-    for (sql, cutoff) in [
-        (
-            "DELETE FROM authorization_codes WHERE expires_at < $1",
-            day_ago,
-        ),
-        ("DELETE FROM auth_requests WHERE expires_at < $1", day_ago),
-        (
-            "DELETE FROM client_assertion_jtis WHERE expires_at < $1",
-            now,
-        ),
-        ("DELETE FROM revoked_tokens WHERE expires_at < $1", now),
-        ("DELETE FROM device_codes WHERE expires_at < $1", day_ago),
-        ("DELETE FROM throttle WHERE window_start < $1", day_ago),
-        ("DELETE FROM refresh_tokens WHERE expires_at < $1", now),
-        ("DELETE FROM sessions WHERE expires_at < $1", day_ago),
-        ("DELETE FROM webauthn_ceremonies WHERE expires_at < $1", now),
-        ("DELETE FROM mfa_pending WHERE expires_at < $1", now),
-        (
-            "DELETE FROM proofing_attempts WHERE expires_at < $1",
-            day_ago,
-        ),
-        ("DELETE FROM proofing_result_ids WHERE expires_at < $1", now),
-        (
-            "DELETE FROM upstream_authorizations WHERE expires_at < $1",
-            now,
-        ),
-        (
-            "DELETE FROM federation_link_requests WHERE expires_at < $1",
-            now,
-        ),
-        ("DELETE FROM federation_logouts WHERE expires_at < $1", now),
-        (
-            "DELETE FROM federated_sessions WHERE created_at < $1 AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.sid = federated_sessions.sid)",
-            day_ago,
-        ),
-        (
-            "DELETE FROM mail_outbox WHERE status <> 'queued' AND created_at < $1",
-            now - 90 * 86_400,
-        ),
-    ] {
-        if let Err(e) = sqlx::query(sql)
-            .bind(cutoff)
-            .execute(idp.core.db.pool())
-            .await
-        {
-            tracing::warn!(error = %e, "sweeping expired rows");
-        }
-    }
-    let _ = lock.release().await;
 }

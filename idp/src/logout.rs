@@ -12,6 +12,7 @@ use kizuna_core::{jose, secret};
 use crate::Idp;
 use crate::clients;
 use crate::sessions::{self, Session};
+use crate::store::{self, grants, logout as deliveries};
 
 const LOGOUT_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
 /// Delivery attempts before giving up, and the wait after each failure.
@@ -25,19 +26,8 @@ pub async fn end_session(idp: &Idp, session: &Session) -> Result<(), sqlx::Error
     if !sessions::end(tx.conn(), &session.sid).await? {
         return Ok(());
     }
-    sqlx::query(
-        "UPDATE grants SET revoked_at = $1, revoked_reason = 'signed out' \
-         WHERE sid = $2 AND revoked_at IS NULL AND ' ' || scope || ' ' NOT LIKE '% offline_access %'",
-    )
-    .bind(now)
-    .bind(&session.sid)
-    .execute(tx.conn())
-    .await?;
-    let client_ids: Vec<String> =
-        sqlx::query_scalar("SELECT client_id FROM session_clients WHERE sid = $1")
-            .bind(&session.sid)
-            .fetch_all(tx.conn())
-            .await?;
+    grants::revoke_for_session(tx.conn(), &session.sid, now).await?;
+    let client_ids = store::sessions::clients_of(tx.conn(), &session.sid).await?;
     let mut notified = Vec::new();
     for client_id in client_ids {
         let Some(client) = clients::get(&idp.core.db, &client_id).await? else {
@@ -69,15 +59,14 @@ pub async fn end_session(idp: &Idp, session: &Session) -> Result<(), sqlx::Error
                 continue;
             }
         };
-        sqlx::query(
-            "INSERT INTO logout_deliveries (id, client_id, uri, logout_token, next_attempt_at, created_at) VALUES ($1, $2, $3, $4, $5, $5)",
+        deliveries::queue(
+            tx.conn(),
+            &secret::new_id(),
+            &client.client_id,
+            &uri,
+            &token,
+            now,
         )
-        .bind(secret::new_id())
-        .bind(&client.client_id)
-        .bind(&uri)
-        .bind(&token)
-        .bind(now)
-        .execute(tx.conn())
         .await?;
         notified.push(client.client_id);
     }
@@ -104,38 +93,26 @@ pub async fn end_session(idp: &Idp, session: &Session) -> Result<(), sqlx::Error
 /// running this at once never deliver one twice.
 pub async fn deliver_due(idp: &Idp) {
     let now = kizuna_core::time::now_unix();
-    let due: Vec<(String, String, String, String, i64)> = match sqlx::query_as(
-        "SELECT id, client_id, uri, logout_token, attempts FROM logout_deliveries \
-         WHERE delivered_at IS NULL AND next_attempt_at <= $1 AND attempts < $2 ORDER BY next_attempt_at LIMIT 100",
-    )
-    .bind(now)
-    .bind(BACKOFF_SECS.len() as i64)
-    .fetch_all(idp.core.db.pool())
-    .await
-    {
+    let db = &idp.core.db;
+    let due = match deliveries::due(db, now, BACKOFF_SECS.len() as i64, 100).await {
         Ok(rows) => rows,
         Err(e) => {
             tracing::warn!(error = %e, "reading logout deliveries");
             return;
         }
     };
-    for (id, client_id, uri, token, attempts) in due {
-        let claimed = sqlx::query("UPDATE logout_deliveries SET next_attempt_at = $1 WHERE id = $2 AND next_attempt_at <= $3 AND delivered_at IS NULL")
-            .bind(now + 60)
-            .bind(&id)
-            .bind(now)
-            .execute(idp.core.db.pool())
+    for delivery in due {
+        let claimed = deliveries::claim(db, &delivery.id, now, now + 60)
             .await
-            .map(|r| r.rows_affected() == 1)
             .unwrap_or(false);
         if !claimed {
             continue;
         }
         let result = idp
             .http
-            .post(&uri)
+            .post(&delivery.uri)
             .timeout(Duration::from_secs(5))
-            .form(&[("logout_token", token.as_str())])
+            .form(&[("logout_token", delivery.logout_token.as_str())])
             .send()
             .await;
         let outcome = match result {
@@ -144,18 +121,20 @@ pub async fn deliver_due(idp: &Idp) {
             Err(e) => Err(e.to_string()),
         };
         let now = kizuna_core::time::now_unix();
-        let update = match &outcome {
-            Ok(()) => sqlx::query("UPDATE logout_deliveries SET delivered_at = $1, attempts = attempts + 1 WHERE id = $2")
-                .bind(now)
-                .bind(&id),
-            Err(e) => sqlx::query(
-                "UPDATE logout_deliveries SET attempts = attempts + 1, next_attempt_at = $1, last_error = $2 WHERE id = $3",
-            )
-            .bind(now + BACKOFF_SECS[(attempts as usize).min(BACKOFF_SECS.len() - 1)])
-            .bind(e.chars().take(500).collect::<String>())
-            .bind(&id),
+        let attempts = delivery.attempts;
+        let recorded = match &outcome {
+            Ok(()) => deliveries::mark_delivered(db, &delivery.id, now).await,
+            Err(e) => {
+                deliveries::mark_failed(
+                    db,
+                    &delivery.id,
+                    now + BACKOFF_SECS[(attempts as usize).min(BACKOFF_SECS.len() - 1)],
+                    &e.chars().take(500).collect::<String>(),
+                )
+                .await
+            }
         };
-        if let Err(e) = update.execute(idp.core.db.pool()).await {
+        if let Err(e) = recorded {
             tracing::warn!(error = %e, "recording a logout delivery");
         }
         let last_try = attempts + 1 >= BACKOFF_SECS.len() as i64;
@@ -163,7 +142,7 @@ pub async fn deliver_due(idp: &Idp) {
             let event = AuditEvent::new(
                 Actor::system("kizuna"),
                 "logout.backchannel",
-                format!("client:{client_id}"),
+                format!("client:{}", delivery.client_id),
             )
             .outcome(if outcome.is_ok() {
                 Outcome::Success

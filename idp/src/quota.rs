@@ -18,6 +18,7 @@ use kizuna_core::audit::{Actor, AuditEvent, Outcome};
 use kizuna_core::db::Db;
 
 use crate::error::OAuthError;
+use crate::store::clients;
 use crate::{Idp, throttle};
 
 /// How long a replica trusts its copy of the limits.
@@ -49,11 +50,7 @@ impl Quotas {
         {
             return Ok(table);
         }
-        let rows: Vec<(String, i64)> =
-            sqlx::query_as("SELECT client_id, requests_per_minute FROM client_quotas")
-                .fetch_all(db.pool())
-                .await?;
-        let table: Table = Arc::new(rows.into_iter().collect());
+        let table: Table = Arc::new(clients::quotas(db).await?.into_iter().collect());
         if let Ok(mut cached) = self.table.lock() {
             *cached = Some((Instant::now(), table.clone()));
         }
@@ -110,11 +107,7 @@ pub enum QuotaError {
 
 /// A client's quota as stored now.
 pub async fn get(idp: &Idp, client_id: &str) -> Result<Quota, sqlx::Error> {
-    let requests_per_minute =
-        sqlx::query_scalar("SELECT requests_per_minute FROM client_quotas WHERE client_id = $1")
-            .bind(client_id)
-            .fetch_optional(idp.core.db.pool())
-            .await?;
+    let requests_per_minute = clients::quota(&idp.core.db, client_id).await?;
     Ok(Quota {
         client_id: client_id.to_string(),
         requests_per_minute,
@@ -144,22 +137,9 @@ pub async fn set(
     let mut tx = idp.core.db.begin().await?;
     match requests_per_minute {
         Some(n) => {
-            sqlx::query(
-                "INSERT INTO client_quotas (client_id, requests_per_minute, updated_at) VALUES ($1, $2, $3) \
-                 ON CONFLICT (client_id) DO UPDATE SET requests_per_minute = $2, updated_at = $3",
-            )
-            .bind(client_id)
-            .bind(n)
-            .bind(kizuna_core::time::now_unix())
-            .execute(tx.conn())
-            .await?;
+            clients::set_quota(tx.conn(), client_id, n, kizuna_core::time::now_unix()).await?;
         }
-        None => {
-            sqlx::query("DELETE FROM client_quotas WHERE client_id = $1")
-                .bind(client_id)
-                .execute(tx.conn())
-                .await?;
-        }
+        None => clients::remove_quota(tx.conn(), client_id).await?,
     }
     let entries = kizuna_core::audit::append_in(
         tx.conn(),

@@ -15,6 +15,7 @@ use crate::Idp;
 use crate::client_auth;
 use crate::clients::Client;
 use crate::error::OAuthError;
+use crate::store::grants;
 use crate::token::form_params;
 use crate::tokens::{self, AccessClaims};
 
@@ -42,12 +43,7 @@ async fn revoke(idp: &Idp, headers: &HeaderMap, body: &[u8]) -> Result<(), OAuth
         return revoke_access_token(idp, &client, &claims).await;
     }
     let mut tx = idp.core.db.begin().await?;
-    let grant: Option<(String, String)> = sqlx::query_as(
-        "SELECT g.id, g.client_id FROM refresh_tokens r JOIN grants g ON g.id = r.grant_id WHERE r.token_hash = $1",
-    )
-    .bind(secret::token_hash(token))
-    .fetch_optional(tx.conn())
-    .await?;
+    let grant = grants::refresh_token_owner(tx.conn(), &secret::token_hash(token)).await?;
     let Some((grant_id, owner)) = grant else {
         return Ok(());
     };
@@ -87,15 +83,7 @@ async fn revoke_access_token(
         return Ok(());
     }
     let mut tx = idp.core.db.begin().await?;
-    let inserted = sqlx::query(
-        "INSERT INTO revoked_tokens (jti, expires_at) VALUES ($1, $2) ON CONFLICT (jti) DO NOTHING",
-    )
-    .bind(&claims.jti)
-    .bind(claims.exp)
-    .execute(tx.conn())
-    .await?
-    .rows_affected();
-    if inserted > 0 {
+    if grants::revoke_access_token(tx.conn(), &claims.jti, claims.exp).await? {
         let entries = audit::append_in(
             tx.conn(),
             &[AuditEvent::new(

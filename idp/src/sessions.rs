@@ -3,7 +3,6 @@
 //! serves any request.
 
 use axum::http::{HeaderMap, HeaderValue};
-use serde::Serialize;
 
 use kizuna_core::db::AnyConnection;
 use kizuna_core::secret;
@@ -11,16 +10,9 @@ use kizuna_core::web::cookie;
 
 use crate::Idp;
 use crate::mfa::policy::Aal;
+use crate::store::{sessions as store, users};
 
-#[derive(Debug, Clone, Serialize)]
-pub struct Session {
-    pub sid: String,
-    pub user_id: String,
-    pub auth_time: i64,
-    pub amr: Vec<String>,
-    pub acr: Option<String>,
-    pub expires_at: i64,
-}
+pub use crate::store::sessions::{Session, SessionInfo};
 
 pub fn cookie_name(secure: bool) -> &'static str {
     if secure {
@@ -38,16 +30,15 @@ pub async fn current(idp: &Idp, headers: &HeaderMap) -> Result<Option<Session>, 
     if value.len() != 43 {
         return Ok(None);
     }
-    let row: Option<(String, String, i64, String, Option<String>, i64)> = sqlx::query_as(
-        "SELECT s.sid, s.user_id, s.auth_time, s.amr, s.acr, s.expires_at FROM sessions s \
-         JOIN users u ON u.id = s.user_id \
-         WHERE s.id = $1 AND s.ended_at IS NULL AND s.expires_at > $2 AND u.status = 'active'",
-    )
-    .bind(secret::token_hash(value))
-    .bind(kizuna_core::time::now_unix())
-    .fetch_optional(idp.core.db.pool())
-    .await?;
-    Ok(row.map(to_session))
+    let now = kizuna_core::time::now_unix();
+    let Some(session) =
+        store::live_by_cookie(&idp.core.db, &secret::token_hash(value), now).await?
+    else {
+        return Ok(None);
+    };
+    Ok(users::is_active(&idp.core.db, &session.user_id)
+        .await?
+        .then_some(session))
 }
 
 impl Session {
@@ -82,7 +73,7 @@ pub async fn create(
         user_id: user_id.to_string(),
         auth_time: now,
         amr: amr.to_vec(),
-        acr: acr.clone(),
+        acr,
         expires_at: now + idp.config.session_ttl_secs,
     };
     let ctx = kizuna_core::web::RequestContext::current();
@@ -90,20 +81,13 @@ pub async fn create(
         .get(axum::http::header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
         .map(|ua| ua.chars().take(256).collect::<String>());
-    sqlx::query(
-        "INSERT INTO sessions (id, sid, user_id, auth_time, amr, acr, ip, user_agent, created_at, last_seen_at, expires_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $4, $4, $9)",
+    store::insert(
+        conn,
+        &secret::token_hash(&value),
+        &session,
+        ctx.and_then(|c| c.peer_ip.map(|ip| ip.to_string())),
+        user_agent,
     )
-    .bind(secret::token_hash(&value))
-    .bind(&session.sid)
-    .bind(user_id)
-    .bind(now)
-    .bind(serde_json::to_string(&session.amr).unwrap_or_else(|_| "[]".into()))
-    .bind(acr)
-    .bind(ctx.and_then(|c| c.peer_ip.map(|ip| ip.to_string())))
-    .bind(user_agent)
-    .bind(session.expires_at)
-    .execute(conn)
     .await?;
     Ok((session, value))
 }
@@ -138,17 +122,14 @@ pub async fn elevate(
     sid: &str,
     amr: &[String],
 ) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(
-        "UPDATE sessions SET amr = $1, acr = $2, auth_time = $3 WHERE sid = $4 AND ended_at IS NULL",
+    store::elevate(
+        conn,
+        sid,
+        amr,
+        Aal::from_amr(amr).map(|a| a.uri()),
+        kizuna_core::time::now_unix(),
     )
-    .bind(serde_json::to_string(amr).unwrap_or_else(|_| "[]".into()))
-    .bind(Aal::from_amr(amr).map(|a| a.uri()))
-    .bind(kizuna_core::time::now_unix())
-    .bind(sid)
-    .execute(conn)
-    .await?
-    .rows_affected();
-    Ok(done > 0)
+    .await
 }
 
 /// One of the account's live sessions, by its `sid`.
@@ -157,71 +138,17 @@ pub async fn find_live(
     user_id: &str,
     sid: &str,
 ) -> Result<Option<Session>, sqlx::Error> {
-    let row: Option<(String, String, i64, String, Option<String>, i64)> = sqlx::query_as(
-        "SELECT sid, user_id, auth_time, amr, acr, expires_at FROM sessions \
-         WHERE sid = $1 AND user_id = $2 AND ended_at IS NULL AND expires_at > $3",
-    )
-    .bind(sid)
-    .bind(user_id)
-    .bind(kizuna_core::time::now_unix())
-    .fetch_optional(idp.core.db.pool())
-    .await?;
-    Ok(row.map(to_session))
-}
-
-fn to_session(
-    (sid, user_id, auth_time, amr, acr, expires_at): (
-        String,
-        String,
-        i64,
-        String,
-        Option<String>,
-        i64,
-    ),
-) -> Session {
-    Session {
-        sid,
-        user_id,
-        auth_time,
-        amr: serde_json::from_str(&amr).unwrap_or_default(),
-        acr,
-        expires_at,
-    }
-}
-
-/// A live session as the account page lists it.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct SessionInfo {
-    pub sid: String,
-    pub amr: String,
-    pub ip: Option<String>,
-    pub user_agent: Option<String>,
-    pub created_at: i64,
-    pub auth_time: i64,
+    store::find_live(&idp.core.db, user_id, sid, kizuna_core::time::now_unix()).await
 }
 
 /// The account's live sessions, newest first.
 pub async fn list_live(idp: &Idp, user_id: &str) -> Result<Vec<SessionInfo>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT sid, amr, ip, user_agent, created_at, auth_time FROM sessions \
-         WHERE user_id = $1 AND ended_at IS NULL AND expires_at > $2 ORDER BY created_at DESC, sid",
-    )
-    .bind(user_id)
-    .bind(kizuna_core::time::now_unix())
-    .fetch_all(idp.core.db.pool())
-    .await
+    store::list_live(&idp.core.db, user_id, kizuna_core::time::now_unix()).await
 }
 
 /// Ends a session; returns whether it was live.
 pub async fn end(conn: &mut AnyConnection, sid: &str) -> Result<bool, sqlx::Error> {
-    let ended =
-        sqlx::query("UPDATE sessions SET ended_at = $1 WHERE sid = $2 AND ended_at IS NULL")
-            .bind(kizuna_core::time::now_unix())
-            .bind(sid)
-            .execute(conn)
-            .await?
-            .rows_affected();
-    Ok(ended > 0)
+    store::end(conn, sid, kizuna_core::time::now_unix()).await
 }
 
 /// Records that the session signed in to a client (for back-channel logout).
@@ -230,12 +157,7 @@ pub async fn add_client(
     sid: &str,
     client_id: &str,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO session_clients (sid, client_id) VALUES ($1, $2) ON CONFLICT (sid, client_id) DO NOTHING")
-        .bind(sid)
-        .bind(client_id)
-        .execute(conn)
-        .await?;
-    Ok(())
+    store::add_client(conn, sid, client_id).await
 }
 
 /// Ends every live session of an account (a helpdesk or administrator action); audited.
@@ -247,13 +169,7 @@ pub async fn end_all(
 ) -> Result<u64, sqlx::Error> {
     use kizuna_core::audit::{self, AuditEvent};
     let mut tx = core.db.begin().await?;
-    let ended =
-        sqlx::query("UPDATE sessions SET ended_at = $1 WHERE user_id = $2 AND ended_at IS NULL")
-            .bind(kizuna_core::time::now_unix())
-            .bind(user_id)
-            .execute(tx.conn())
-            .await?
-            .rows_affected();
+    let ended = store::end_all_of(tx.conn(), user_id, kizuna_core::time::now_unix()).await?;
     let entries = audit::append_in(
         tx.conn(),
         &[

@@ -14,6 +14,7 @@ use crate::Idp;
 use crate::clients::Client;
 use crate::error::OAuthError;
 use crate::federation::accounts::AMR_FED;
+use crate::store::{clients as store_clients, grants, users};
 use crate::users::UserRecord;
 
 /// The token endpoint's success response (RFC 6749 §5.1).
@@ -195,24 +196,23 @@ pub async fn create_grant(
     auth: &Authorization,
 ) -> Result<(), sqlx::Error> {
     let now = kizuna_core::time::now_unix();
-    sqlx::query(
-        "INSERT INTO grants (id, client_id, user_id, sid, scope, auth_time, acr, amr, created_at, expires_at, claims) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+    grants::insert(
+        conn,
+        &grants::NewGrant {
+            id: grant_id,
+            client_id,
+            user_id,
+            sid: auth.sid.as_deref(),
+            scope: &auth.scope,
+            auth_time: auth.auth_time,
+            acr: auth.acr.as_deref(),
+            amr: &auth.amr,
+            created_at: now,
+            expires_at: now + idp.config.refresh_token_ttl_secs,
+            claims: auth.claims.as_ref(),
+        },
     )
-    .bind(grant_id)
-    .bind(client_id)
-    .bind(user_id)
-    .bind(&auth.sid)
-    .bind(auth.scope.join(" "))
-    .bind(auth.auth_time)
-    .bind(&auth.acr)
-    .bind(serde_json::to_string(&auth.amr).unwrap_or_else(|_| "[]".into()))
-    .bind(now)
-    .bind(now + idp.config.refresh_token_ttl_secs)
-    .bind(auth.claims.as_ref().map(|c| c.to_string()))
-    .execute(conn)
-    .await?;
-    Ok(())
+    .await
 }
 
 /// A new refresh token in the grant; returns the token (stored only as its hash). It expires
@@ -222,14 +222,12 @@ pub async fn new_refresh_token(
     grant_id: &str,
 ) -> Result<String, sqlx::Error> {
     let token = secret::random_token();
-    sqlx::query(
-        "INSERT INTO refresh_tokens (token_hash, grant_id, created_at, expires_at) \
-         SELECT $1, id, $2, expires_at FROM grants WHERE id = $3",
+    grants::insert_refresh_token(
+        conn,
+        &secret::token_hash(&token),
+        grant_id,
+        kizuna_core::time::now_unix(),
     )
-    .bind(secret::token_hash(&token))
-    .bind(kizuna_core::time::now_unix())
-    .bind(grant_id)
-    .execute(conn)
     .await?;
     Ok(token)
 }
@@ -240,14 +238,7 @@ pub async fn revoke_grant(
     grant_id: &str,
     reason: &str,
 ) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query("UPDATE grants SET revoked_at = $1, revoked_reason = $2 WHERE id = $3 AND revoked_at IS NULL")
-        .bind(kizuna_core::time::now_unix())
-        .bind(reason)
-        .bind(grant_id)
-        .execute(conn)
-        .await?
-        .rows_affected();
-    Ok(done > 0)
+    grants::revoke(conn, grant_id, reason, kizuna_core::time::now_unix()).await
 }
 
 /// Why an access token is not (or no longer) valid.
@@ -279,20 +270,12 @@ pub async fn check_access_token(
     }
     // Revoked itself or through its grant, or issued to a client or an account that has
     // since been disabled or deleted: inactive at once, on every replica.
-    let revoked: i64 = sqlx::query_scalar(
-        "SELECT (SELECT COUNT(*) FROM revoked_tokens WHERE jti = $1) + \
-                (SELECT COUNT(*) FROM grants WHERE id = $2 AND revoked_at IS NOT NULL) + \
-                (1 - (SELECT COUNT(*) FROM clients WHERE id = $3 AND status = 'active')) + \
-                (CASE WHEN $4 = $3 THEN 0 \
-                      ELSE 1 - (SELECT COUNT(*) FROM users WHERE id = $4 AND status = 'active') END)",
-    )
-    .bind(&claims.jti)
-    .bind(claims.gid.as_deref().unwrap_or(""))
-    .bind(&claims.client_id)
-    .bind(&claims.sub)
-    .fetch_one(idp.core.db.pool())
-    .await?;
-    Ok(if revoked > 0 {
+    let db = &idp.core.db;
+    let revoked =
+        grants::access_token_revoked(db, &claims.jti, claims.gid.as_deref().unwrap_or("")).await?
+            || !store_clients::is_active(db, &claims.client_id).await?
+            || (claims.sub != claims.client_id && !users::is_active(db, &claims.sub).await?);
+    Ok(if revoked {
         Err(Inactive::Revoked)
     } else {
         Ok(claims)

@@ -11,6 +11,7 @@ use kizuna_core::audit::{Actor, AuditEvent};
 
 use crate::Idp;
 use crate::error::OAuthError;
+use crate::store::grants;
 use crate::token::no_store;
 use crate::tokens::{self, Inactive};
 use crate::users;
@@ -74,18 +75,13 @@ async fn answer(idp: &Idp, headers: &HeaderMap, body: &[u8]) -> Result<Value, OA
         .await?
         .filter(|u| u.status == "active")
         .ok_or_else(|| OAuthError::invalid_token("the account is no longer active"))?;
-    let claims_request: Option<String> = match &claims.gid {
-        Some(gid) => sqlx::query_scalar("SELECT claims FROM grants WHERE id = $1")
-            .bind(gid)
-            .fetch_optional(&mut *conn)
-            .await?
-            .flatten(),
+    let claims_request: Option<Value> = match &claims.gid {
+        Some(gid) => grants::claims(&mut conn, gid).await?,
         None => None,
     };
     drop(conn);
     let mut released = tokens::user_claims(&user, &scope);
     let mut names: Vec<String> = released.keys().cloned().collect();
-    let claims_request: Option<Value> = claims_request.and_then(|c| serde_json::from_str(&c).ok());
     if let Some((verified, verified_names)) = crate::assurance::claims::release(
         idp,
         &claims.client_id,

@@ -2,23 +2,13 @@
 //! passwords are stored only as argon2id hashes. Staff rights are role assignments, each
 //! scoped to one organization or to the whole city (`*`).
 
-use serde::Serialize;
-
 use kizuna_core::db::{AnyConnection, is_unique_violation};
 
 use crate::password::PasswordError;
+use crate::store::{grants, sessions, users as store};
 
+pub use crate::store::users::{User, UserRecord, assignments, find, has_role, list, role_exists};
 pub use kizuna_core::access::{CITY_WIDE, Role};
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct User {
-    pub id: String,
-    pub username: String,
-    pub email: Option<String>,
-    pub status: String,
-    pub org_id: Option<String>,
-    pub created_at: i64,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum UserError {
@@ -104,19 +94,12 @@ pub async fn insert(conn: &mut AnyConnection, new: NewUser) -> Result<User, User
         org_id: new.org_id,
         created_at: kizuna_core::time::now_unix(),
     };
-    sqlx::query(
-        "INSERT INTO users (id, username, email, password_hash, status, org_id, created_at, updated_at, name) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8)",
+    store::insert(
+        conn,
+        &user,
+        new.password_hash.as_deref(),
+        new.name.as_deref(),
     )
-    .bind(&user.id)
-    .bind(&user.username)
-    .bind(&user.email)
-    .bind(&new.password_hash)
-    .bind(&user.status)
-    .bind(&user.org_id)
-    .bind(user.created_at)
-    .bind(&new.name)
-    .execute(conn)
     .await
     .map_err(|e| {
         if is_unique_violation(&e) {
@@ -128,59 +111,14 @@ pub async fn insert(conn: &mut AnyConnection, new: NewUser) -> Result<User, User
     Ok(user)
 }
 
+/// Assigns a role in a scope (an organization id, or [`CITY_WIDE`]).
 pub async fn grant_role(
     conn: &mut AnyConnection,
     user_id: &str,
     role: Role,
     scope: &str,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO role_assignments (user_id, role, scope, created_at) VALUES ($1, $2, $3, $4) \
-         ON CONFLICT (user_id, role, scope) DO NOTHING",
-    )
-    .bind(user_id)
-    .bind(role.as_str())
-    .bind(scope)
-    .bind(kizuna_core::time::now_unix())
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
-/// True when the account holds `role` (in any scope) and is active.
-pub async fn has_role(
-    conn: &mut AnyConnection,
-    user_id: &str,
-    role: Role,
-) -> Result<bool, sqlx::Error> {
-    let count: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM role_assignments r JOIN users u ON u.id = r.user_id \
-         WHERE r.user_id = $1 AND r.role = $2 AND u.status = 'active'",
-    )
-    .bind(user_id)
-    .bind(role.as_str())
-    .fetch_one(conn)
-    .await?;
-    Ok(count > 0)
-}
-
-/// The account's role assignments: each role with its scope (an organization id, or
-/// [`CITY_WIDE`]), for an active account only.
-pub async fn assignments(
-    conn: &mut AnyConnection,
-    user_id: &str,
-) -> Result<Vec<(Role, String)>, sqlx::Error> {
-    let rows: Vec<(String, String)> = sqlx::query_as(
-        "SELECT r.role, r.scope FROM role_assignments r JOIN users u ON u.id = r.user_id \
-         WHERE r.user_id = $1 AND u.status = 'active' ORDER BY r.role, r.scope",
-    )
-    .bind(user_id)
-    .fetch_all(conn)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .filter_map(|(role, scope)| Some((role.parse().ok()?, scope)))
-        .collect())
+    store::grant_role(conn, user_id, role, scope, kizuna_core::time::now_unix()).await
 }
 
 /// The scopes a person's token may carry. Management scopes (`kizuna:*`) are dropped unless
@@ -231,12 +169,7 @@ pub async fn change_role(
     if granted {
         grant_role(tx.conn(), user_id, role, scope).await?;
     } else {
-        sqlx::query("DELETE FROM role_assignments WHERE user_id = $1 AND role = $2 AND scope = $3")
-            .bind(user_id)
-            .bind(role.as_str())
-            .bind(scope)
-            .execute(tx.conn())
-            .await?;
+        store::revoke_role(tx.conn(), user_id, role, scope).await?;
     }
     let action = if granted {
         "user.role_grant"
@@ -254,81 +187,6 @@ pub async fn change_role(
     Ok(())
 }
 
-/// True when an active account holds `role` anywhere.
-pub async fn role_exists(conn: &mut AnyConnection, role: Role) -> Result<bool, sqlx::Error> {
-    let count: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM role_assignments r JOIN users u ON u.id = r.user_id \
-         WHERE r.role = $1 AND u.status = 'active'",
-    )
-    .bind(role.as_str())
-    .fetch_one(conn)
-    .await?;
-    Ok(count > 0)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn usernames_are_normalized_and_checked() {
-        assert_eq!(normalize_username("  Alice.Admin ").unwrap(), "alice.admin");
-        assert!(normalize_username("ab").is_err());
-        assert!(normalize_username("alice admin").is_err());
-        assert!(normalize_username("<script>").is_err());
-        assert!(normalize_username(&"a".repeat(65)).is_err());
-    }
-
-    #[test]
-    fn emails_need_a_domain() {
-        assert!(normalize_email("taro@city.example.jp").is_ok());
-        assert!(normalize_email("taro@localhost").is_err());
-        assert!(normalize_email("@city.example").is_err());
-        assert!(normalize_email("taro @city.example").is_err());
-    }
-}
-
-/// A stored account with what sign-in and claims need.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
-pub struct UserRecord {
-    pub id: String,
-    pub username: String,
-    pub email: Option<String>,
-    #[serde(skip)]
-    pub email_verified_int: i64,
-    pub name: Option<String>,
-    pub status: String,
-    pub org_id: Option<String>,
-    #[serde(skip)]
-    pub password_hash: Option<String>,
-    #[serde(skip)]
-    pub failed_logins: i64,
-    #[serde(skip)]
-    pub locked_until: i64,
-    pub last_login_at: Option<i64>,
-    pub created_at: i64,
-    pub updated_at: i64,
-    #[sqlx(skip)]
-    pub email_verified: bool,
-}
-
-const RECORD_COLUMNS: &str = "id, username, email, email_verified AS email_verified_int, name, status, org_id, \
-    password_hash, failed_logins, locked_until, last_login_at, created_at, updated_at";
-
-fn finish(mut record: UserRecord) -> UserRecord {
-    record.email_verified = record.email_verified_int != 0;
-    record
-}
-
-pub async fn find(conn: &mut AnyConnection, id: &str) -> Result<Option<UserRecord>, sqlx::Error> {
-    let row: Option<UserRecord> =
-        sqlx::query_as(&format!("SELECT {RECORD_COLUMNS} FROM users WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(conn)
-            .await?;
-    Ok(row.map(finish))
-}
-
 /// Finds an account by username, email address, or id.
 pub async fn find_by_login(
     conn: &mut AnyConnection,
@@ -338,22 +196,7 @@ pub async fn find_by_login(
     if login.is_empty() || login.len() > 254 {
         return Ok(None);
     }
-    let row: Option<UserRecord> = sqlx::query_as(&format!(
-        "SELECT {RECORD_COLUMNS} FROM users WHERE username = $1 OR email = $1 OR id = $1 ORDER BY (username = $1) DESC LIMIT 1"
-    ))
-    .bind(&login)
-    .fetch_optional(conn)
-    .await?;
-    Ok(row.map(finish))
-}
-
-pub async fn list(conn: &mut AnyConnection) -> Result<Vec<UserRecord>, sqlx::Error> {
-    let rows: Vec<UserRecord> = sqlx::query_as(&format!(
-        "SELECT {RECORD_COLUMNS} FROM users ORDER BY username"
-    ))
-    .fetch_all(conn)
-    .await?;
-    Ok(rows.into_iter().map(finish).collect())
+    store::find_by_login(conn, &login).await
 }
 
 /// Counts a failed password; locks the account for `lockout_secs` once `max_failures` is
@@ -365,62 +208,35 @@ pub async fn record_failure(
     lockout_secs: i64,
 ) -> Result<bool, sqlx::Error> {
     let now = kizuna_core::time::now_unix();
-    let failures: i64 = sqlx::query_scalar(
-        "UPDATE users SET failed_logins = failed_logins + 1 WHERE id = $1 RETURNING failed_logins",
-    )
-    .bind(id)
-    .fetch_one(&mut *conn)
-    .await?;
+    let failures = store::count_failure(&mut *conn, id).await?;
     if failures >= max_failures {
-        sqlx::query("UPDATE users SET locked_until = $1, failed_logins = 0 WHERE id = $2")
-            .bind(now + lockout_secs)
-            .bind(id)
-            .execute(conn)
-            .await?;
+        store::lock(conn, id, now + lockout_secs).await?;
         return Ok(true);
     }
     Ok(false)
 }
 
+/// Records a sign-in: the failure count and lock are cleared.
 pub async fn record_success(conn: &mut AnyConnection, id: &str) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE users SET failed_logins = 0, locked_until = 0, last_login_at = $1 WHERE id = $2",
-    )
-    .bind(kizuna_core::time::now_unix())
-    .bind(id)
-    .execute(conn)
-    .await?;
-    Ok(())
+    store::record_login(conn, id, kizuna_core::time::now_unix()).await
 }
 
+/// Replaces the account's password hash; false when there is no account.
 pub async fn set_password_hash(
     conn: &mut AnyConnection,
     id: &str,
     hash: &str,
 ) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query("UPDATE users SET password_hash = $1, failed_logins = 0, locked_until = 0, updated_at = $2 WHERE id = $3")
-        .bind(hash)
-        .bind(kizuna_core::time::now_unix())
-        .bind(id)
-        .execute(conn)
-        .await?
-        .rows_affected();
-    Ok(done > 0)
+    store::set_password_hash(conn, id, hash, kizuna_core::time::now_unix()).await
 }
 
+/// Sets the account's status (`active`, `disabled`); false when there is no account.
 pub async fn set_status(
     conn: &mut AnyConnection,
     id: &str,
     status: &str,
 ) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query("UPDATE users SET status = $1, updated_at = $2 WHERE id = $3")
-        .bind(status)
-        .bind(kizuna_core::time::now_unix())
-        .bind(id)
-        .execute(conn)
-        .await?
-        .rows_affected();
-    Ok(done > 0)
+    store::set_status(conn, id, status, kizuna_core::time::now_unix()).await
 }
 
 /// Creates an account (hashing the password first) and audits it, in one transaction.
@@ -514,16 +330,8 @@ pub async fn change_status_in(
     )
     .await?;
     if !active {
-        sqlx::query("UPDATE sessions SET ended_at = $1 WHERE user_id = $2 AND ended_at IS NULL")
-            .bind(now)
-            .bind(&user.id)
-            .execute(&mut *conn)
-            .await?;
-        sqlx::query("UPDATE grants SET revoked_at = $1, revoked_reason = 'account disabled' WHERE user_id = $2 AND revoked_at IS NULL")
-            .bind(now)
-            .bind(&user.id)
-            .execute(&mut *conn)
-            .await?;
+        sessions::end_all_of(&mut *conn, &user.id, now).await?;
+        grants::revoke_for_user(&mut *conn, &user.id, "account disabled", now).await?;
     }
     let entries = audit::append_in(
         conn,
@@ -553,11 +361,7 @@ pub async fn mark_email_verified(
         .await?
         .filter(|u| u.email.is_some())
         .ok_or_else(|| UserError::NotFound(format!("{login} (with an email address)")))?;
-    sqlx::query("UPDATE users SET email_verified = 1, updated_at = $1 WHERE id = $2")
-        .bind(kizuna_core::time::now_unix())
-        .bind(&user.id)
-        .execute(tx.conn())
-        .await?;
+    store::mark_email_verified(tx.conn(), &user.id, kizuna_core::time::now_unix()).await?;
     let entries = audit::append_in(
         tx.conn(),
         &[AuditEvent::new(
@@ -570,4 +374,26 @@ pub async fn mark_email_verified(
     tx.commit().await?;
     audit::publish(&entries);
     Ok(user)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usernames_are_normalized_and_checked() {
+        assert_eq!(normalize_username("  Alice.Admin ").unwrap(), "alice.admin");
+        assert!(normalize_username("ab").is_err());
+        assert!(normalize_username("alice admin").is_err());
+        assert!(normalize_username("<script>").is_err());
+        assert!(normalize_username(&"a".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn emails_need_a_domain() {
+        assert!(normalize_email("taro@city.example.jp").is_ok());
+        assert!(normalize_email("taro@localhost").is_err());
+        assert!(normalize_email("@city.example").is_err());
+        assert!(normalize_email("taro @city.example").is_err());
+    }
 }

@@ -10,6 +10,7 @@ pub mod counter;
 pub mod flow;
 pub mod jpki_oidc;
 pub mod pages;
+mod records;
 pub mod renewal;
 pub mod webhook;
 pub mod x509_signature;
@@ -22,13 +23,16 @@ use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use kizuna_core::audit::{self, Actor, AuditEvent, Outcome};
+use kizuna_core::audit::{self, Actor, AuditEvent};
 use kizuna_core::db::AnyConnection;
 use kizuna_core::secret;
 use kizuna_core::web::Lang;
 
 use crate::Idp;
+use crate::store::assurance as store;
+use crate::store::clients as store_clients;
 pub use config::AssuranceConfig;
+pub use records::{audit_refusal, current, edit_name, level, record};
 
 /// An identity assurance level (NIST SP 800-63A).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -338,13 +342,11 @@ async fn binding_key(idp: &Idp) -> Result<[u8; 32], AssuranceError> {
         .get_or_try_init(|| async {
             let fresh = secret::random_bytes::<32>();
             let sealed = idp.core.custody.seal(BINDING_KEY_CONTEXT, &fresh)?;
-            sqlx::query(
-                "INSERT INTO settings (key, value, updated_at) VALUES ($1, $2, $3) ON CONFLICT (key) DO NOTHING",
+            kizuna_core::settings::set_if_absent(
+                &idp.core.db,
+                BINDING_KEY_SETTING,
+                &STANDARD.encode(&sealed),
             )
-            .bind(BINDING_KEY_SETTING)
-            .bind(STANDARD.encode(&sealed))
-            .bind(kizuna_core::time::now_unix())
-            .execute(idp.core.db.pool())
             .await?;
             let stored = kizuna_core::settings::get(&idp.core.db, BINDING_KEY_SETTING)
                 .await?
@@ -367,297 +369,6 @@ pub async fn keyed_hash(idp: &Idp, purpose: &str, value: &str) -> Result<String,
     Ok(secret::hex(tag.as_ref()))
 }
 
-type RecordRow = (
-    String,
-    String,
-    String,
-    String,
-    i64,
-    i64,
-    String,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    i64,
-    String,
-    String,
-    String,
-    i64,
-    i64,
-);
-
-const RECORD_COLUMNS: &str = "id, user_id, provider, trust_framework, level, claimed_level, evidence_type, \
-    evidence_method, evidence_issuer, evidence_document, evidence_time, verified_claims, verifier_kind, \
-    verifier_id, verified_at, expires_at";
-
-fn to_record(r: RecordRow) -> Record {
-    Record {
-        id: r.0,
-        user_id: r.1,
-        provider: r.2,
-        trust_framework: r.3,
-        level: r.4.clamp(1, 3) as u8,
-        claimed_level: r.5.clamp(1, 3) as u8,
-        evidence_type: r.6,
-        evidence_method: r.7,
-        evidence_issuer: r.8,
-        evidence_document: r.9,
-        evidence_time: r.10,
-        attributes: serde_json::from_str(&r.11).unwrap_or_default(),
-        verifier_kind: r.12,
-        verifier_id: r.13,
-        verified_at: r.14,
-        expires_at: r.15,
-    }
-}
-
-/// The person's best live proofing record (highest level, then newest).
-pub async fn current(
-    conn: &mut AnyConnection,
-    user_id: &str,
-) -> Result<Option<Record>, sqlx::Error> {
-    let row: Option<RecordRow> = sqlx::query_as(&format!(
-        "SELECT {RECORD_COLUMNS} FROM identity_proofing WHERE user_id = $1 AND superseded_at IS NULL \
-         AND expires_at > $2 ORDER BY level DESC, verified_at DESC LIMIT 1"
-    ))
-    .bind(user_id)
-    .bind(kizuna_core::time::now_unix())
-    .fetch_optional(conn)
-    .await?;
-    Ok(row.map(to_record))
-}
-
-/// The person's identity assurance level now (IAL1 without a live record).
-pub async fn level(conn: &mut AnyConnection, user_id: &str) -> Result<Ial, sqlx::Error> {
-    Ok(current(conn, user_id)
-        .await?
-        .map(|r| r.ial())
-        .unwrap_or(Ial::One))
-}
-
-/// Records a proofing in one transaction: the identity binding (refused, and audited, when
-/// the identity belongs to another account), the record at the level its provider's ceiling
-/// allows, older records it outranks superseded, the verified name copied to the account,
-/// and the audit entries for the proofing and the level change.
-pub async fn record(idp: &Idp, user_id: &str, p: Proofing) -> Result<Record, AssuranceError> {
-    let binding = match &p.binding {
-        Some(identifier) => Some(keyed_hash(idp, "binding", identifier).await?),
-        None => None,
-    };
-    let number_hash = match &p.evidence.number {
-        Some(n) => Some(keyed_hash(idp, "evidence", n).await?),
-        None => None,
-    };
-    let actor = match &p.verifier {
-        Verifier::Person(id) => Actor::user(id),
-        Verifier::System(id) => Actor::system(id),
-    };
-    let now = kizuna_core::time::now_unix();
-    let mut tx = idp.core.db.begin().await?;
-    if crate::users::find(tx.conn(), user_id).await?.is_none() {
-        return Err(AssuranceError::NoAccount(user_id.to_string()));
-    }
-    if let Some(hash) = &binding {
-        sqlx::query(
-            "INSERT INTO identity_bindings (identifier_hash, user_id, provider, created_at) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (identifier_hash) DO NOTHING",
-        )
-        .bind(hash)
-        .bind(user_id)
-        .bind(&p.provider)
-        .bind(now)
-        .execute(tx.conn())
-        .await?;
-        let owner: String =
-            sqlx::query_scalar("SELECT user_id FROM identity_bindings WHERE identifier_hash = $1")
-                .bind(hash)
-                .fetch_one(tx.conn())
-                .await?;
-        if owner != user_id {
-            drop(tx);
-            let event = AuditEvent::new(
-                actor,
-                "assurance.binding_refused",
-                format!("user:{user_id}"),
-            )
-            .outcome(Outcome::Denied)
-            .details(json!({"provider": p.provider, "bound_to": owner}));
-            idp.core.audit.record(event).await?;
-            return Err(AssuranceError::AlreadyBound);
-        }
-    }
-    let before = level(tx.conn(), user_id).await?;
-    let reached = p.claimed.min(p.ceiling);
-    sqlx::query(
-        "UPDATE identity_proofing SET superseded_at = $1, superseded_reason = 're-proofed' \
-         WHERE user_id = $2 AND superseded_at IS NULL AND level <= $3",
-    )
-    .bind(now)
-    .bind(user_id)
-    .bind(reached.level() as i64)
-    .execute(tx.conn())
-    .await?;
-    let (verifier_kind, verifier_id) = match &p.verifier {
-        Verifier::Person(id) => ("person", id.clone()),
-        Verifier::System(id) => ("system", id.clone()),
-    };
-    let record = Record {
-        id: secret::new_id(),
-        user_id: user_id.to_string(),
-        provider: p.provider.clone(),
-        trust_framework: idp.assurance.config.trust_framework.clone(),
-        level: reached.level(),
-        claimed_level: p.claimed.level(),
-        evidence_type: p.evidence.kind.as_str().to_string(),
-        evidence_method: p.evidence.method.clone(),
-        evidence_issuer: p.evidence.issuer.clone(),
-        evidence_document: p.evidence.document.clone(),
-        evidence_time: p.evidence.time,
-        attributes: p.attributes.clone(),
-        verifier_kind: verifier_kind.into(),
-        verifier_id,
-        verified_at: now,
-        expires_at: p.expires_at,
-    };
-    sqlx::query(&format!(
-        "INSERT INTO identity_proofing ({RECORD_COLUMNS}, evidence_number_hash) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
-    ))
-    .bind(&record.id)
-    .bind(&record.user_id)
-    .bind(&record.provider)
-    .bind(&record.trust_framework)
-    .bind(record.level as i64)
-    .bind(record.claimed_level as i64)
-    .bind(&record.evidence_type)
-    .bind(&record.evidence_method)
-    .bind(&record.evidence_issuer)
-    .bind(&record.evidence_document)
-    .bind(record.evidence_time)
-    .bind(serde_json::to_string(&record.attributes).unwrap_or_else(|_| "{}".into()))
-    .bind(&record.verifier_kind)
-    .bind(&record.verifier_id)
-    .bind(record.verified_at)
-    .bind(record.expires_at)
-    .bind(&number_hash)
-    .execute(tx.conn())
-    .await?;
-    if let Some(name) = record.attributes.get("name") {
-        sqlx::query("UPDATE users SET name = $1, updated_at = $2 WHERE id = $3")
-            .bind(name)
-            .bind(now)
-            .bind(user_id)
-            .execute(tx.conn())
-            .await?;
-    }
-    let after = level(tx.conn(), user_id).await?;
-    let mut events = vec![
-        AuditEvent::new(
-            actor.clone(),
-            "assurance.proofing",
-            format!("user:{user_id}"),
-        )
-        .details(json!({
-            "record": record.id,
-            "provider": record.provider,
-            "level": record.level,
-            "claimed_level": record.claimed_level,
-            "capped": reached < p.claimed,
-            "evidence_type": record.evidence_type,
-            "evidence_document": record.evidence_document,
-            "attributes": record.attributes.keys().collect::<Vec<_>>(),
-            "bound": binding.is_some(),
-            "expires_at": record.expires_at,
-        })),
-    ];
-    if after != before {
-        events.push(level_event(actor, user_id, before, after, "proofing"));
-    }
-    let entries = audit::append_in(tx.conn(), &events).await?;
-    tx.commit().await?;
-    audit::publish(&entries);
-    Ok(record)
-}
-
-fn level_event(actor: Actor, user_id: &str, from: Ial, to: Ial, cause: &str) -> AuditEvent {
-    AuditEvent::new(actor, "assurance.level", format!("user:{user_id}"))
-        .details(json!({"from": from.level(), "to": to.level(), "cause": cause}))
-}
-
-/// Audits a refused proofing attempt (nothing else is written).
-pub async fn audit_refusal(idp: &Idp, user_id: &str, provider: &str, reason: &str) {
-    let event = AuditEvent::new(
-        Actor::system(provider),
-        "assurance.proofing",
-        format!("user:{user_id}"),
-    )
-    .outcome(Outcome::Denied)
-    .details(json!({"provider": provider, "reason": reason}));
-    if let Err(e) = idp.core.audit.record(event).await {
-        tracing::error!(error = %e, "auditing a refused proofing");
-    }
-}
-
-/// The person changes their own name. A name that proofing verified cannot change without
-/// losing the level: every live record that verified a name is superseded (audited as a
-/// level change). Returns whether the level dropped.
-pub async fn edit_name(idp: &Idp, user_id: &str, name: &str) -> Result<bool, AssuranceError> {
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
-        return Err(AssuranceError::BadAttribute("name".into()));
-    }
-    let now = kizuna_core::time::now_unix();
-    let mut tx = idp.core.db.begin().await?;
-    let before = level(tx.conn(), user_id).await?;
-    let verified = current(tx.conn(), user_id).await?;
-    let changes_verified = verified.as_ref().is_some_and(|r| {
-        r.attributes.get("name").is_some_and(|v| v != name)
-            || (!r.attributes.contains_key("name")
-                && NAME_ATTRIBUTES
-                    .iter()
-                    .any(|a| r.attributes.contains_key(*a)))
-    });
-    if changes_verified {
-        sqlx::query(
-            "UPDATE identity_proofing SET superseded_at = $1, superseded_reason = 'attribute edited' \
-             WHERE user_id = $2 AND superseded_at IS NULL",
-        )
-        .bind(now)
-        .bind(user_id)
-        .execute(tx.conn())
-        .await?;
-    }
-    sqlx::query("UPDATE users SET name = $1, updated_at = $2 WHERE id = $3")
-        .bind(name)
-        .bind(now)
-        .bind(user_id)
-        .execute(tx.conn())
-        .await?;
-    let after = level(tx.conn(), user_id).await?;
-    let actor = Actor::user(user_id);
-    let mut events = vec![
-        AuditEvent::new(
-            actor.clone(),
-            "user.profile_edit",
-            format!("user:{user_id}"),
-        )
-        .details(json!({"attributes": ["name"], "verified_attribute_changed": changes_verified})),
-    ];
-    if after != before {
-        events.push(level_event(
-            actor,
-            user_id,
-            before,
-            after,
-            "attribute edited",
-        ));
-    }
-    let entries = audit::append_in(tx.conn(), &events).await?;
-    tx.commit().await?;
-    audit::publish(&entries);
-    Ok(after < before)
-}
-
 /// What a client asks of assurance: its minimum level, the verified claims it may receive,
 /// and the proofing providers its residents may use (empty: every configured one).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -672,18 +383,15 @@ pub async fn client_settings(
     conn: &mut AnyConnection,
     client_id: &str,
 ) -> Result<ClientAssurance, sqlx::Error> {
-    let row: Option<(i64, String, String)> = sqlx::query_as(
-        "SELECT min_ial, verified_claims, proofing_providers FROM client_assurance WHERE client_id = $1",
-    )
-    .bind(client_id)
-    .fetch_optional(conn)
-    .await?;
-    Ok(row
-        .map(|(min, claims, providers)| ClientAssurance {
-            min_ial: min.clamp(0, 3) as u8,
-            verified_claims: serde_json::from_str(&claims).unwrap_or_default(),
-            proofing_providers: serde_json::from_str(&providers).unwrap_or_default(),
-        })
+    Ok(store::client_settings(conn, client_id)
+        .await?
+        .map(
+            |(min, verified_claims, proofing_providers)| ClientAssurance {
+                min_ial: min.clamp(0, 3) as u8,
+                verified_claims,
+                proofing_providers,
+            },
+        )
         .unwrap_or_default())
 }
 
@@ -719,24 +427,17 @@ pub async fn set_client_settings(
         )));
     }
     let mut tx = idp.core.db.begin().await?;
-    let exists: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM clients WHERE id = $1")
-        .bind(client_id)
-        .fetch_one(tx.conn())
-        .await?;
-    if exists == 0 {
+    if store_clients::find(tx.conn(), client_id).await?.is_none() {
         return Err(AssuranceError::Refused(format!("no client {client_id}")));
     }
-    sqlx::query(
-        "INSERT INTO client_assurance (client_id, min_ial, verified_claims, proofing_providers, updated_at) \
-         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (client_id) DO UPDATE SET min_ial = $2, \
-         verified_claims = $3, proofing_providers = $4, updated_at = $5",
+    store::set_client_settings(
+        tx.conn(),
+        client_id,
+        settings.min_ial as i64,
+        &settings.verified_claims,
+        &settings.proofing_providers,
+        kizuna_core::time::now_unix(),
     )
-    .bind(client_id)
-    .bind(settings.min_ial as i64)
-    .bind(serde_json::to_string(&settings.verified_claims).unwrap_or_else(|_| "[]".into()))
-    .bind(serde_json::to_string(&settings.proofing_providers).unwrap_or_else(|_| "[]".into()))
-    .bind(kizuna_core::time::now_unix())
-    .execute(tx.conn())
     .await?;
     let entries = audit::append_in(
         tx.conn(),
@@ -766,29 +467,22 @@ pub async fn open_attempt(
 ) -> Result<Option<(String, i64)>, sqlx::Error> {
     let id = secret::random_token();
     let now = kizuna_core::time::now_unix();
-    let open: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM proofing_attempts WHERE user_id = $1 AND used_at IS NULL AND expires_at > $2",
-    )
-    .bind(user_id)
-    .bind(now)
-    .fetch_one(idp.core.db.pool())
-    .await?;
-    if open >= MAX_OPEN_ATTEMPTS {
+    if store::open_attempts(&idp.core.db, user_id, now).await? >= MAX_OPEN_ATTEMPTS {
         return Ok(None);
     }
     let expires_at = now + idp.assurance.config.attempt_ttl_secs;
-    sqlx::query(
-        "INSERT INTO proofing_attempts (id, user_id, provider, challenge, req, created_at, expires_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    store::insert_attempt(
+        &idp.core.db,
+        &store::NewAttempt {
+            id: &id,
+            user_id,
+            provider,
+            challenge,
+            req,
+            created_at: now,
+            expires_at,
+        },
     )
-    .bind(&id)
-    .bind(user_id)
-    .bind(provider)
-    .bind(challenge)
-    .bind(req)
-    .bind(now)
-    .bind(expires_at)
-    .execute(idp.core.db.pool())
     .await?;
     Ok(Some((id, expires_at)))
 }
@@ -813,27 +507,13 @@ pub async fn take_attempt(
     }
     let now = kizuna_core::time::now_unix();
     let mut tx = idp.core.db.begin().await?;
-    let row: Option<(String, Option<String>, Option<String>)> = sqlx::query_as(
-        "SELECT user_id, challenge, req FROM proofing_attempts WHERE id = $1 AND provider = $2 \
-         AND used_at IS NULL AND expires_at > $3",
-    )
-    .bind(id)
-    .bind(provider)
-    .bind(now)
-    .fetch_optional(tx.conn())
-    .await?;
-    let Some((user_id, challenge, req)) = row else {
+    let Some((user_id, challenge, req)) = store::live_attempt(tx.conn(), id, provider, now).await?
+    else {
         return Ok(None);
     };
-    let spent =
-        sqlx::query("UPDATE proofing_attempts SET used_at = $1 WHERE id = $2 AND used_at IS NULL")
-            .bind(now)
-            .bind(id)
-            .execute(tx.conn())
-            .await?
-            .rows_affected();
+    let spent = store::use_attempt(tx.conn(), id, now).await?;
     tx.commit().await?;
-    Ok((spent == 1).then_some(Attempt {
+    Ok(spent.then_some(Attempt {
         user_id,
         challenge,
         req,

@@ -12,6 +12,7 @@ use kizuna_core::audit::{self, Actor, AuditEvent, Outcome};
 
 use super::{AssuranceError, keyed_hash, x509_signature};
 use crate::Idp;
+use crate::store::assurance as store;
 
 /// One old-to-new certificate link: the issuer as Kizuna reads it from the certificates (the
 /// J-LIS signing CA's subject) and both serial numbers.
@@ -98,17 +99,11 @@ pub async fn renew(
     let mut events = Vec::new();
     let mut tx = idp.core.db.begin().await?;
     for (n, (old, new)) in hashes.iter().enumerate() {
-        let owner_of = |hash: &String| {
-            sqlx::query_scalar::<_, String>(
-                "SELECT user_id FROM identity_bindings WHERE identifier_hash = $1",
-            )
-            .bind(hash.clone())
-        };
-        let Some(owner) = owner_of(old).fetch_optional(tx.conn()).await? else {
+        let Some(owner) = store::binding_owner(tx.conn(), old).await? else {
             report.not_bound += 1;
             continue;
         };
-        match owner_of(new).fetch_optional(tx.conn()).await? {
+        match store::binding_owner(tx.conn(), new).await? {
             Some(current) if current == owner => report.already += 1,
             Some(other) => {
                 report.conflicts.push(n + 1);
@@ -123,16 +118,7 @@ pub async fn renew(
                 );
             }
             None => {
-                sqlx::query(
-                    "INSERT INTO identity_bindings (identifier_hash, user_id, provider, created_at) \
-                     VALUES ($1, $2, $3, $4)",
-                )
-                .bind(new)
-                .bind(&owner)
-                .bind(x509_signature::ID)
-                .bind(now)
-                .execute(tx.conn())
-                .await?;
+                store::insert_binding(tx.conn(), new, &owner, x509_signature::ID, now).await?;
                 report.renewed += 1;
                 events.push(
                     AuditEvent::new(

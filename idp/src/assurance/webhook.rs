@@ -21,6 +21,7 @@ use kizuna_core::web::Lang;
 use super::config::WebhookConfig;
 use super::{AssuranceError, Evidence, EvidenceType, Ial, Proofing, ProofingProvider, Verifier};
 use crate::Idp;
+use crate::store::assurance as store;
 
 /// The signature algorithms a vendor may sign results with.
 const RESULT_ALGS: [&str; 5] = ["ES256", "ES384", "RS256", "PS256", "EdDSA"];
@@ -171,17 +172,14 @@ impl Webhook {
         if result.jti.is_empty() || result.jti.len() > 128 {
             return Err(Refusal::bad("malformed", "jti is missing"));
         }
-        let fresh = sqlx::query(
-            "INSERT INTO proofing_result_ids (provider, jti, expires_at) VALUES ($1, $2, $3) ON CONFLICT (provider, jti) DO NOTHING",
+        let fresh = store::record_result_id(
+            &idp.core.db,
+            &self.id(),
+            &result.jti,
+            now + 2 * self.config.max_result_age_secs,
         )
-        .bind(self.id())
-        .bind(&result.jti)
-        .bind(now + 2 * self.config.max_result_age_secs)
-        .execute(idp.core.db.pool())
         .await
-        .map_err(Refusal::storage)?
-        .rows_affected()
-            == 1;
+        .map_err(Refusal::storage)?;
         if !fresh {
             return Err(Refusal::new(
                 StatusCode::CONFLICT,

@@ -13,6 +13,7 @@ use crate::mfa::{
     policy::{self, Next},
 };
 use crate::sessions::{self, Session};
+use crate::store::codes;
 
 /// The next step for the browser.
 #[derive(Debug)]
@@ -217,27 +218,27 @@ async fn issue_code(
             "this sign-in request was already completed",
         ));
     }
-    sqlx::query(
-        "INSERT INTO authorization_codes (code_hash, grant_id, client_id, user_id, sid, redirect_uri, scope, nonce, \
-         code_challenge, auth_time, acr, amr, created_at, expires_at, claims) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+    codes::insert_code(
+        tx.conn(),
+        &secret::token_hash(&code),
+        &codes::Code {
+            grant_id: secret::new_id(),
+            client_id: req.client_id.clone(),
+            user_id: session.user_id.clone(),
+            sid: Some(session.sid.clone()),
+            redirect_uri: req.redirect_uri.clone(),
+            scope: req.scope.clone(),
+            nonce: req.nonce.clone(),
+            code_challenge: req.code_challenge.clone(),
+            auth_time: session.auth_time,
+            acr: Some(acr),
+            amr: session.amr.clone(),
+            expires_at: now + idp.config.code_ttl_secs,
+            used_at: None,
+            claims: req.claims.clone(),
+        },
+        now,
     )
-    .bind(secret::token_hash(&code))
-    .bind(secret::new_id())
-    .bind(&req.client_id)
-    .bind(&session.user_id)
-    .bind(&session.sid)
-    .bind(&req.redirect_uri)
-    .bind(req.scope.join(" "))
-    .bind(&req.nonce)
-    .bind(&req.code_challenge)
-    .bind(session.auth_time)
-    .bind(acr)
-    .bind(serde_json::to_string(&session.amr).unwrap_or_else(|_| "[]".into()))
-    .bind(now)
-    .bind(now + idp.config.code_ttl_secs)
-    .bind(req.claims.as_ref().map(|c| c.to_string()))
-    .execute(tx.conn())
     .await?;
     sessions::add_client(tx.conn(), &session.sid, &req.client_id).await?;
     tx.commit().await?;

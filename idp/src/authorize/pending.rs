@@ -8,6 +8,7 @@ use kizuna_core::secret;
 
 use super::request::AuthorizationRequest;
 use crate::Idp;
+use crate::store::codes;
 
 /// The URN prefix of `request_uri` values (RFC 9126 §2.2).
 pub const REQUEST_URI_PREFIX: &str = "urn:ietf:params:oauth:request_uri:";
@@ -33,6 +34,7 @@ impl Pending {
     }
 }
 
+/// Stores a request waiting for the person (or a pushed one, RFC 9126); returns its id.
 pub async fn store(idp: &Idp, pending: &Pending, pushed: bool) -> Result<String, sqlx::Error> {
     let id = secret::random_token();
     let now = kizuna_core::time::now_unix();
@@ -41,27 +43,22 @@ pub async fn store(idp: &Idp, pending: &Pending, pushed: bool) -> Result<String,
     } else {
         idp.config.auth_request_ttl_secs
     };
-    sqlx::query(
-        "INSERT INTO auth_requests (id, client_id, params, pushed, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
+    codes::insert_request(
+        &idp.core.db,
+        &id,
+        &pending.request.client_id,
+        pending,
+        pushed,
+        now,
+        now + ttl,
     )
-    .bind(&id)
-    .bind(&pending.request.client_id)
-    .bind(serde_json::to_string(pending).unwrap_or_default())
-    .bind(pushed as i64)
-    .bind(now)
-    .bind(now + ttl)
-    .execute(idp.core.db.pool())
     .await?;
     Ok(id)
 }
 
+/// Replaces what a waiting request remembers (the person signed in, or answered consent).
 pub async fn update(idp: &Idp, id: &str, pending: &Pending) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE auth_requests SET params = $1 WHERE id = $2 AND used_at IS NULL")
-        .bind(serde_json::to_string(pending).unwrap_or_default())
-        .bind(id)
-        .execute(idp.core.db.pool())
-        .await?;
-    Ok(())
+    codes::update_request(&idp.core.db, id, pending).await
 }
 
 /// A live (unexpired, unused, not pushed) request waiting for the person.
@@ -69,26 +66,12 @@ pub async fn load(idp: &Idp, id: &str) -> Result<Option<Pending>, sqlx::Error> {
     if id.len() != 43 {
         return Ok(None);
     }
-    let params: Option<String> = sqlx::query_scalar(
-        "SELECT params FROM auth_requests WHERE id = $1 AND pushed = 0 AND used_at IS NULL AND expires_at > $2",
-    )
-    .bind(id)
-    .bind(kizuna_core::time::now_unix())
-    .fetch_optional(idp.core.db.pool())
-    .await?;
-    Ok(params.and_then(|p| serde_json::from_str(&p).ok()))
+    codes::live_request(&idp.core.db, id, kizuna_core::time::now_unix()).await
 }
 
 /// Marks a request used; false when it already was.
 pub async fn consume(conn: &mut AnyConnection, id: &str) -> Result<bool, sqlx::Error> {
-    let done =
-        sqlx::query("UPDATE auth_requests SET used_at = $1 WHERE id = $2 AND used_at IS NULL")
-            .bind(kizuna_core::time::now_unix())
-            .bind(id)
-            .execute(conn)
-            .await?
-            .rows_affected();
-    Ok(done == 1)
+    codes::consume_request(conn, id, kizuna_core::time::now_unix()).await
 }
 
 /// Redeems a pushed request for `client_id` (once).
@@ -100,20 +83,8 @@ pub async fn take_pushed(
     let Some(id) = request_uri.strip_prefix(REQUEST_URI_PREFIX) else {
         return Ok(None);
     };
-    let mut tx = idp.core.db.begin().await?;
-    let params: Option<String> = sqlx::query_scalar(
-        "SELECT params FROM auth_requests WHERE id = $1 AND client_id = $2 AND pushed = 1 AND used_at IS NULL AND expires_at > $3",
-    )
-    .bind(id)
-    .bind(client_id)
-    .bind(kizuna_core::time::now_unix())
-    .fetch_optional(tx.conn())
-    .await?;
-    if params.is_some() && !consume(tx.conn(), id).await? {
-        return Ok(None);
-    }
-    tx.commit().await?;
-    Ok(params
-        .and_then(|p| serde_json::from_str::<Pending>(&p).ok())
-        .map(|p| p.request))
+    let pending: Option<Pending> =
+        codes::take_pushed_request(&idp.core.db, id, client_id, kizuna_core::time::now_unix())
+            .await?;
+    Ok(pending.map(|p| p.request))
 }

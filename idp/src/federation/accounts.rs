@@ -5,11 +5,10 @@
 //! not. Links are listed and removed from `/account` (never the last way to sign in).
 
 use axum::http::{HeaderMap, HeaderValue};
-use serde::Serialize;
 use serde_json::json;
 
 use kizuna_core::audit::{self, Actor, AuditEvent};
-use kizuna_core::db::{AnyConnection, is_unique_violation};
+use kizuna_core::db::{AnyConnection, Db, is_unique_violation};
 use kizuna_core::secret;
 use kizuna_core::web::cookie;
 
@@ -17,7 +16,12 @@ use super::FederationError;
 use super::client::{Continuation, UpstreamIdentity};
 use crate::Idp;
 use crate::login::{self, SignedIn};
+use crate::store::{
+    federation as store, mfa as store_mfa, sessions as store_sessions, users as store_users,
+};
 use crate::users::{self, NewUser};
+
+pub use crate::store::federation::Link;
 
 /// The `amr` value of a federated sign-in (RFC 8176 §2).
 pub const AMR_FED: &str = "fed";
@@ -73,14 +77,13 @@ pub async fn sign_in(
     headers: &HeaderMap,
 ) -> Result<Resolution, FederationError> {
     let mut tx = idp.core.db.begin().await?;
-    let linked: Option<(String, String)> = sqlx::query_as(
-        "SELECT u.id, u.status FROM federated_identities f JOIN users u ON u.id = f.user_id \
-         WHERE f.upstream_id = $1 AND f.subject = $2",
-    )
-    .bind(&identity.upstream_id)
-    .bind(&identity.subject)
-    .fetch_optional(tx.conn())
-    .await?;
+    let linked =
+        match store::linked_account(tx.conn(), &identity.upstream_id, &identity.subject).await? {
+            Some(user_id) => users::find(tx.conn(), &user_id)
+                .await?
+                .map(|user| (user.id, user.status)),
+            None => None,
+        };
     let mut events = Vec::new();
     let user_id = match linked {
         Some((_, status)) if status != "active" => return Err(FederationError::AccountInactive),
@@ -90,12 +93,7 @@ pub async fn sign_in(
                 .await?
                 .ok_or(FederationError::BadState)?;
             let taken = match &identity.mapped.email {
-                Some(email) => {
-                    sqlx::query_scalar::<_, String>("SELECT id FROM users WHERE email = $1")
-                        .bind(email)
-                        .fetch_optional(tx.conn())
-                        .await?
-                }
+                Some(email) => store_users::id_by_email(tx.conn(), email).await?,
                 None => None,
             };
             if taken.is_some() || !upstream.jit {
@@ -119,14 +117,13 @@ pub async fn sign_in(
             user_id
         }
     };
-    sqlx::query(
-        "UPDATE federated_identities SET attributes = $1, last_login_at = $2 WHERE upstream_id = $3 AND subject = $4",
+    store::record_identity_login(
+        tx.conn(),
+        &identity.upstream_id,
+        &identity.subject,
+        &identity.mapped,
+        kizuna_core::time::now_unix(),
     )
-    .bind(serde_json::to_string(&identity.mapped).unwrap_or_else(|_| "{}".into()))
-    .bind(kizuna_core::time::now_unix())
-    .bind(&identity.upstream_id)
-    .bind(&identity.subject)
-    .execute(tx.conn())
     .await?;
     let mut signed_in = open(idp, tx.conn(), &user_id, identity, headers).await?;
     events.push(
@@ -163,19 +160,19 @@ async fn open(
         headers,
     )
     .await?;
-    sqlx::query(
-        "INSERT INTO federated_sessions (sid, upstream_id, subject, upstream_sid, id_token, ial, aal, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    store::insert_session(
+        conn,
+        &store::FederatedSession {
+            sid: &signed_in.session.sid,
+            upstream_id: &identity.upstream_id,
+            subject: &identity.subject,
+            upstream_sid: identity.upstream_sid.as_deref(),
+            id_token: &identity.id_token,
+            ial: identity.ial as i64,
+            aal: identity.aal as i64,
+            created_at: kizuna_core::time::now_unix(),
+        },
     )
-    .bind(&signed_in.session.sid)
-    .bind(&identity.upstream_id)
-    .bind(&identity.subject)
-    .bind(&identity.upstream_sid)
-    .bind(&identity.id_token)
-    .bind(identity.ial as i64)
-    .bind(identity.aal as i64)
-    .bind(kizuna_core::time::now_unix())
-    .execute(conn)
     .await?;
     Ok(signed_in)
 }
@@ -216,10 +213,7 @@ async fn provision(
         }),
     })?;
     if verified {
-        sqlx::query("UPDATE users SET email_verified = 1 WHERE id = $1")
-            .bind(&user.id)
-            .execute(&mut *conn)
-            .await?;
+        store_users::set_email_verified(&mut *conn, &user.id).await?;
     }
     insert_link(conn, &user.id, identity).await?;
     Ok(user.id)
@@ -230,15 +224,14 @@ async fn insert_link(
     user_id: &str,
     identity: &UpstreamIdentity,
 ) -> Result<(), FederationError> {
-    sqlx::query(
-        "INSERT INTO federated_identities (upstream_id, subject, user_id, attributes, created_at) VALUES ($1, $2, $3, $4, $5)",
+    store::insert_identity(
+        conn,
+        &identity.upstream_id,
+        &identity.subject,
+        user_id,
+        &identity.mapped,
+        kizuna_core::time::now_unix(),
     )
-    .bind(&identity.upstream_id)
-    .bind(&identity.subject)
-    .bind(user_id)
-    .bind(serde_json::to_string(&identity.mapped).unwrap_or_else(|_| "{}".into()))
-    .bind(kizuna_core::time::now_unix())
-    .execute(conn)
     .await
     .map_err(|e| {
         if is_unique_violation(&e) {
@@ -263,18 +256,18 @@ async fn ask_to_link(
     let mut kept = identity.clone();
     kept.id_token.clear();
     let mut tx = idp.core.db.begin().await?;
-    sqlx::query(
-        "INSERT INTO federation_link_requests (id_hash, upstream_id, subject, identity, continuation, created_at, expires_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    store::insert_link_request(
+        tx.conn(),
+        &store::NewLinkRequest {
+            id_hash: &secret::token_hash(&token),
+            upstream_id: &identity.upstream_id,
+            subject: &identity.subject,
+            identity: &kept,
+            continuation,
+        },
+        now,
+        now + LINK_TTL_SECS,
     )
-    .bind(secret::token_hash(&token))
-    .bind(&identity.upstream_id)
-    .bind(&identity.subject)
-    .bind(serde_json::to_string(&kept).unwrap_or_default())
-    .bind(serde_json::to_string(continuation).unwrap_or_default())
-    .bind(now)
-    .bind(now + LINK_TTL_SECS)
-    .execute(tx.conn())
     .await?;
     let mut details = summary(identity);
     details["reason"] = json!(reason);
@@ -323,20 +316,15 @@ pub async fn pending_link(
     let Some(hash) = link_token_hash(idp, headers) else {
         return Ok(None);
     };
-    let row: Option<(String, String, i64)> = sqlx::query_as(
-        "SELECT identity, continuation, created_at FROM federation_link_requests WHERE id_hash = $1 AND expires_at > $2",
-    )
-    .bind(hash)
-    .bind(kizuna_core::time::now_unix())
-    .fetch_optional(idp.core.db.pool())
-    .await?;
-    Ok(row.and_then(|(i, c, created_at)| {
-        Some(PendingLink {
-            identity: serde_json::from_str(&i).ok()?,
-            continuation: serde_json::from_str(&c).ok()?,
+    let found =
+        store::live_link_request(&idp.core.db, &hash, kizuna_core::time::now_unix()).await?;
+    Ok(
+        found.map(|(identity, continuation, created_at)| PendingLink {
+            identity,
+            continuation,
             created_at,
-        })
-    }))
+        }),
+    )
 }
 
 /// Links the waiting identity to the signed-in account `user_id` (who just proved it by
@@ -355,12 +343,7 @@ pub async fn complete_link(
         .ok_or(FederationError::BadState)?;
     let hash = link_token_hash(idp, headers).ok_or(FederationError::BadState)?;
     let mut tx = idp.core.db.begin().await?;
-    let taken = sqlx::query("DELETE FROM federation_link_requests WHERE id_hash = $1")
-        .bind(&hash)
-        .execute(tx.conn())
-        .await?
-        .rows_affected();
-    if taken != 1 {
+    if !store::delete_link_request(tx.conn(), &hash).await? {
         return Err(FederationError::BadState);
     }
     insert_link(tx.conn(), user_id, &identity).await?;
@@ -386,10 +369,8 @@ pub async fn cancel_link(
 ) -> Result<Option<Continuation>, FederationError> {
     let found = pending_link(idp, headers).await?;
     if let Some(hash) = link_token_hash(idp, headers) {
-        sqlx::query("DELETE FROM federation_link_requests WHERE id_hash = $1")
-            .bind(hash)
-            .execute(idp.core.db.pool())
-            .await?;
+        let mut conn = idp.core.db.conn().await?;
+        store::delete_link_request(&mut conn, &hash).await?;
     }
     Ok(found.map(|p| p.continuation))
 }
@@ -405,55 +386,29 @@ pub fn clear_link_cookie(idp: &Idp) -> HeaderValue {
     .expect("static cookie")
 }
 
-/// An account's link to an upstream, as `/account` shows it.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
-pub struct Link {
-    pub alias: String,
-    pub name: String,
-    pub subject: String,
-    pub created_at: i64,
-    pub last_login_at: Option<i64>,
-}
-
 /// The account's links, by upstream name.
 pub async fn links(idp: &Idp, user_id: &str) -> Result<Vec<Link>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT u.alias, u.name, f.subject, f.created_at, f.last_login_at FROM federated_identities f \
-         JOIN upstreams u ON u.id = f.upstream_id WHERE f.user_id = $1 ORDER BY u.name",
-    )
-    .bind(user_id)
-    .fetch_all(idp.core.db.pool())
-    .await
+    store::links(&idp.core.db, user_id).await
 }
 
 /// Removes the account's link to the upstream `alias`; refused when it is the account's
 /// only way to sign in (no password, no passkey, no other link). Audited.
 pub async fn unlink(idp: &Idp, user_id: &str, alias: &str) -> Result<(), FederationError> {
     let mut tx = idp.core.db.begin().await?;
-    let others: i64 = sqlx::query_scalar(
-        "SELECT (SELECT COUNT(*) FROM users WHERE id = $1 AND password_hash IS NOT NULL) \
-              + (SELECT COUNT(*) FROM webauthn_credentials WHERE user_id = $1 AND possibly_cloned = 0) \
-              + (SELECT COUNT(*) FROM federated_identities f JOIN upstreams u ON u.id = f.upstream_id \
-                 WHERE f.user_id = $1 AND u.alias <> $2)",
-    )
-    .bind(user_id)
-    .bind(alias)
-    .fetch_one(tx.conn())
-    .await?;
-    if others == 0 {
+    let password = users::find(tx.conn(), user_id)
+        .await?
+        .is_some_and(|u| u.password_hash.is_some());
+    let passkeys = store_mfa::unblocked_passkey_kinds(tx.conn(), user_id)
+        .await?
+        .len();
+    let other_links = store::links_except(tx.conn(), user_id, alias).await?;
+    if !password && passkeys == 0 && other_links == 0 {
         return Err(FederationError::Link(
             "this is the only way to sign in to the account; add a passkey or another link first",
         ));
     }
-    let removed: Option<(String, String)> = sqlx::query_as(
-        "DELETE FROM federated_identities WHERE user_id = $1 AND upstream_id = (SELECT id FROM upstreams WHERE alias = $2) \
-         RETURNING upstream_id, subject",
-    )
-    .bind(user_id)
-    .bind(alias)
-    .fetch_optional(tx.conn())
-    .await?;
-    let Some((upstream_id, subject)) = removed else {
+    let Some((upstream_id, subject)) = store::delete_identity(tx.conn(), user_id, alias).await?
+    else {
         return Err(FederationError::UnknownUpstream(alias.to_string()));
     };
     let entries = audit::append_in(
@@ -474,10 +429,20 @@ pub async fn unlink(idp: &Idp, user_id: &str, alias: &str) -> Result<(), Federat
 /// The issuer of the upstream whose sign-in started the session `sid`, if one did: the
 /// `idp` claim of Kizuna's ID tokens.
 pub async fn session_upstream(idp: &Idp, sid: &str) -> Result<Option<String>, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT u.issuer FROM federated_sessions f JOIN upstreams u ON u.id = f.upstream_id WHERE f.sid = $1",
-    )
-    .bind(sid)
-    .fetch_optional(idp.core.db.pool())
-    .await
+    store::session_issuer(&idp.core.db, sid).await
+}
+
+/// Forgets the federated sessions recorded more than a day before `now` whose session is
+/// gone (purged after it expired).
+pub(crate) async fn forget_ended_sessions(db: &Db, now: i64) -> Result<(), sqlx::Error> {
+    let recorded = store::sessions_before(db, now - 86_400).await?;
+    if recorded.is_empty() {
+        return Ok(());
+    }
+    let stored = store_sessions::stored_among(db, &recorded).await?;
+    let gone: Vec<String> = recorded
+        .into_iter()
+        .filter(|sid| !stored.contains(sid))
+        .collect();
+    store::delete_sessions(db, &gone).await
 }

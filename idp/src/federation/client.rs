@@ -8,25 +8,17 @@
 //! feature that needs a person to authenticate at an upstream (sign-in, identity proofing)
 //! starts with a [`Continuation`] and gets it back with the [`UpstreamIdentity`].
 
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
-
 use axum::http::{HeaderMap, HeaderValue};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use openidconnect::core::{
-    CoreAuthDisplay, CoreAuthenticationFlow, CoreClaimName, CoreClaimType, CoreClient,
-    CoreClientAuthMethod, CoreGrantType, CoreIdToken, CoreJsonWebKey,
-    CoreJweContentEncryptionAlgorithm, CoreJweKeyManagementAlgorithm, CoreJwsSigningAlgorithm,
-    CoreResponseMode, CoreResponseType, CoreSubjectIdentifierType, CoreTokenResponse,
+    CoreAuthenticationFlow, CoreClient, CoreIdToken, CoreJwsSigningAlgorithm, CoreTokenResponse,
 };
 use openidconnect::{
-    AccessTokenHash, AdditionalProviderMetadata, AuthType, AuthorizationCode,
-    AuthorizationCodeHash, ClaimsVerificationError, ClientId, ClientSecret, CsrfToken,
-    EndpointMaybeSet, EndpointNotSet, EndpointSet, IssuerUrl, Nonce, OAuth2TokenResponse,
-    PkceCodeChallenge, PkceCodeVerifier, ProviderMetadata, RedirectUrl, RequestTokenError, Scope,
-    SignatureVerificationError, TokenResponse,
+    AccessTokenHash, AuthType, AuthorizationCode, AuthorizationCodeHash, ClaimsVerificationError,
+    ClientId, ClientSecret, CsrfToken, EndpointMaybeSet, EndpointNotSet, EndpointSet, Nonce,
+    OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RequestTokenError,
+    Scope, SignatureVerificationError, TokenResponse,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -37,37 +29,13 @@ use kizuna_core::{jose, secret};
 
 use super::ceiling::{self, Mapped};
 use super::claims::{self, MappedClaims};
+use super::discovery::{Metadata, chain};
 use super::upstreams::{self, ClientAuth, Upstream};
+use super::userinfo::userinfo;
 use super::{FederationError, clean_text};
 use crate::Idp;
 use crate::mfa::policy::Aal;
-
-/// Provider metadata the core type leaves out: the RP-initiated logout endpoint (OpenID
-/// Connect RP-Initiated Logout 1.0 §2.1), the PKCE methods (RFC 8414 §2) and whether
-/// authorization responses carry `iss` (RFC 9207 §3).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct ExtraMetadata {
-    pub end_session_endpoint: Option<String>,
-    pub code_challenge_methods_supported: Option<Vec<String>>,
-    pub authorization_response_iss_parameter_supported: Option<bool>,
-}
-impl AdditionalProviderMetadata for ExtraMetadata {}
-
-/// An upstream's discovery document with its JWK Set.
-pub type Metadata = ProviderMetadata<
-    ExtraMetadata,
-    CoreAuthDisplay,
-    CoreClientAuthMethod,
-    CoreClaimName,
-    CoreClaimType,
-    CoreGrantType,
-    CoreJweContentEncryptionAlgorithm,
-    CoreJweKeyManagementAlgorithm,
-    CoreJsonWebKey,
-    CoreResponseMode,
-    CoreResponseType,
-    CoreSubjectIdentifierType,
->;
+use crate::store::federation as store;
 
 type UpstreamClient = CoreClient<
     EndpointSet,
@@ -78,15 +46,13 @@ type UpstreamClient = CoreClient<
     EndpointMaybeSet,
 >;
 
-/// Discovery documents are read again after this long.
-const METADATA_TTL: Duration = Duration::from_secs(300);
 /// How long a person has to finish at the upstream.
 const PENDING_TTL_SECS: i64 = 600;
 /// ID tokens issued longer ago than this (plus the skew) are refused.
 const MAX_ID_TOKEN_AGE_SECS: i64 = 600;
 
-/// The signature algorithms accepted from upstreams: asymmetric only (never `none`, never
-/// HMAC with the client secret).
+/// The signature algorithms accepted on an upstream's ID tokens: asymmetric only (never
+/// `none`, never HMAC with the client secret).
 const ALLOWED_ALGS: [CoreJwsSigningAlgorithm; 10] = [
     CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
     CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha384,
@@ -99,114 +65,6 @@ const ALLOWED_ALGS: [CoreJwsSigningAlgorithm; 10] = [
     CoreJwsSigningAlgorithm::EcdsaP521Sha512,
     CoreJwsSigningAlgorithm::EdDsa,
 ];
-
-/// The broker's HTTP client for upstreams (short timeouts, no redirects) and its cache of
-/// discovery documents.
-pub struct Federation {
-    http: reqwest::Client,
-    timeout_secs: u64,
-    skew_secs: i64,
-    cache: RwLock<HashMap<String, (Instant, Arc<Metadata>)>>,
-}
-
-fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    clean_text(&text, 400)
-}
-
-impl Federation {
-    /// `timeout_secs` bounds every request to an upstream; `skew_secs` is the clock skew
-    /// allowed on `exp` and `iat`.
-    pub fn new(timeout_secs: u64, skew_secs: i64) -> Federation {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(timeout_secs))
-            .connect_timeout(Duration::from_secs(timeout_secs))
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("kizuna/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .expect("HTTP client with static settings");
-        Federation {
-            http,
-            timeout_secs,
-            skew_secs,
-            cache: RwLock::new(HashMap::new()),
-        }
-    }
-
-    /// The HTTP client for upstreams.
-    pub fn http(&self) -> &reqwest::Client {
-        &self.http
-    }
-
-    /// The issuer's discovery document and keys: from the cache unless `refresh` or stale.
-    pub async fn metadata(
-        &self,
-        issuer: &str,
-        refresh: bool,
-    ) -> Result<Arc<Metadata>, FederationError> {
-        if !refresh
-            && let Ok(cache) = self.cache.read()
-            && let Some((at, md)) = cache.get(issuer)
-            && at.elapsed() < METADATA_TTL
-        {
-            return Ok(md.clone());
-        }
-        let url = IssuerUrl::new(issuer.to_string())
-            .map_err(|_| FederationError::Discovery("the issuer is not a URL".into()))?;
-        let md = Metadata::discover_async(url, &self.http)
-            .await
-            .map_err(|e| {
-                let text = chain(&e);
-                if text.contains("timed out") {
-                    FederationError::Discovery(format!(
-                        "{issuer} did not answer within {} seconds",
-                        self.timeout_secs
-                    ))
-                } else {
-                    FederationError::Discovery(format!("{issuer}: {text}"))
-                }
-            })?;
-        let md = Arc::new(md);
-        if let Ok(mut cache) = self.cache.write() {
-            cache.insert(issuer.to_string(), (Instant::now(), md.clone()));
-        }
-        Ok(md)
-    }
-
-    /// Checks that an issuer can be an upstream: its discovery document matches it, and it
-    /// offers the code flow with S256 (when it lists PKCE methods at all).
-    pub(crate) async fn check_provider(&self, issuer: &str) -> Result<(), FederationError> {
-        let md = self.metadata(issuer, true).await?;
-        if !md
-            .response_types_supported()
-            .iter()
-            .any(|r| r.as_slice() == [CoreResponseType::Code])
-        {
-            return Err(FederationError::Discovery(
-                "the upstream does not offer the authorization code flow".into(),
-            ));
-        }
-        if md.token_endpoint().is_none() {
-            return Err(FederationError::Discovery(
-                "the upstream has no token endpoint".into(),
-            ));
-        }
-        if let Some(methods) = &md.additional_metadata().code_challenge_methods_supported
-            && !methods.iter().any(|m| m == "S256")
-        {
-            return Err(FederationError::Discovery(
-                "the upstream does not support PKCE with S256".into(),
-            ));
-        }
-        Ok(())
-    }
-}
 
 /// What to do once the person is back from the upstream.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -357,19 +215,19 @@ pub async fn start(
         }
     };
     let now = kizuna_core::time::now_unix();
-    sqlx::query(
-        "INSERT INTO upstream_authorizations (state_hash, upstream_id, browser_hash, nonce, pkce_verifier, continuation, created_at, expires_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    store::insert_authorization(
+        &idp.core.db,
+        &store::NewAuthorization {
+            state_hash: &secret::token_hash(&state),
+            upstream_id: &upstream.id,
+            browser_hash: &secret::token_hash(&browser),
+            nonce: &nonce,
+            pkce_verifier: verifier.secret(),
+            continuation,
+        },
+        now,
+        now + PENDING_TTL_SECS,
     )
-    .bind(secret::token_hash(&state))
-    .bind(&upstream.id)
-    .bind(secret::token_hash(&browser))
-    .bind(&nonce)
-    .bind(verifier.secret())
-    .bind(serde_json::to_string(continuation).unwrap_or_default())
-    .bind(now)
-    .bind(now + PENDING_TTL_SECS)
-    .execute(idp.core.db.pool())
     .await?;
     Ok(Started {
         location: url.to_string(),
@@ -434,42 +292,23 @@ pub async fn finish(
     })
 }
 
-#[derive(sqlx::FromRow)]
-struct PendingRow {
-    upstream_id: String,
-    browser_hash: String,
-    nonce: String,
-    pkce_verifier: String,
-    continuation: String,
-    expires_at: i64,
-}
-
 async fn take_pending(
     idp: &Idp,
     headers: &HeaderMap,
     state: &str,
-) -> Result<PendingRow, FederationError> {
+) -> Result<store::Authorization, FederationError> {
     let state_hash = secret::token_hash(state);
-    let row: Option<PendingRow> = sqlx::query_as(
-        "SELECT upstream_id, browser_hash, nonce, pkce_verifier, continuation, expires_at \
-         FROM upstream_authorizations WHERE state_hash = $1",
-    )
-    .bind(&state_hash)
-    .fetch_optional(idp.core.db.pool())
-    .await?;
-    let row = row.ok_or(FederationError::BadState)?;
+    let row = store::find_authorization(&idp.core.db, &state_hash)
+        .await?
+        .ok_or(FederationError::BadState)?;
     let browser = cookie(headers, cookie_name(idp.core.secure_cookies))
         .map(secret::token_hash)
         .unwrap_or_default();
     if !secret::constant_time_eq(browser.as_bytes(), row.browser_hash.as_bytes()) {
         return Err(FederationError::BadState);
     }
-    let taken = sqlx::query("DELETE FROM upstream_authorizations WHERE state_hash = $1")
-        .bind(&state_hash)
-        .execute(idp.core.db.pool())
-        .await?
-        .rows_affected();
-    if taken != 1 || row.expires_at <= kizuna_core::time::now_unix() {
+    let taken = store::delete_authorization(&idp.core.db, &state_hash).await?;
+    if !taken || row.expires_at <= kizuna_core::time::now_unix() {
         return Err(FederationError::BadState);
     }
     Ok(row)
@@ -757,128 +596,4 @@ fn payload(token: &str) -> Result<Map<String, Value>, FederationError> {
         .and_then(|p| URL_SAFE_NO_PAD.decode(p).ok())
         .and_then(|bytes| serde_json::from_slice(&bytes).ok())
         .ok_or_else(|| FederationError::IdToken("the ID token's claims are not JSON".into()))
-}
-
-/// The signature algorithms accepted on what an upstream signs besides its ID tokens
-/// (logout tokens, signed UserInfo answers): asymmetric only.
-const UPSTREAM_JWS_ALGS: [&str; 10] = [
-    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA",
-];
-
-/// Verifies a JWS `what` the upstream `issuer` signed with its JWK Set, read again once when
-/// no key of the cached set matches (the upstream may have rotated); a bad signature is the
-/// error `refused` makes of the reason.
-pub(crate) async fn verify_upstream_jws(
-    idp: &Idp,
-    issuer: &str,
-    jws: &jose::Jws,
-    what: &str,
-    refused: fn(String) -> FederationError,
-) -> Result<(), FederationError> {
-    for refresh in [false, true] {
-        let md = idp.federation.metadata(issuer, refresh).await?;
-        let jwks = serde_json::to_value(md.jwks()).unwrap_or(Value::Null);
-        match jws.verify_with_set(&jwks, &UPSTREAM_JWS_ALGS) {
-            Ok(()) => return Ok(()),
-            Err(jose::JoseError::NoKey) if !refresh => continue,
-            Err(e) => return Err(refused(format!("the {what}'s signature: {e}"))),
-        }
-    }
-    Err(refused(format!(
-        "no key of the upstream verifies the {what}"
-    )))
-}
-
-/// UserInfo (OpenID Connect Core §5.3): a JSON object, or a JWT signed by the upstream
-/// (§5.3.2: verified with its JWK Set; `iss` and `aud`, when present, must be the upstream
-/// and Kizuna's client id). Its `sub` must be the ID token's.
-async fn userinfo(
-    idp: &Idp,
-    upstream: &Upstream,
-    endpoint: &str,
-    access_token: &str,
-    subject: &str,
-) -> Result<Map<String, Value>, FederationError> {
-    let refuse = |text: &str| FederationError::UserInfo(text.into());
-    let response = idp
-        .federation
-        .http()
-        .get(endpoint)
-        .bearer_auth(access_token)
-        .header(
-            reqwest::header::ACCEPT,
-            "application/json, application/jwt;q=0.9",
-        )
-        .send()
-        .await
-        .map_err(|e| FederationError::UserInfo(chain(&e)))?;
-    if !response.status().is_success() {
-        return Err(FederationError::UserInfo(format!(
-            "HTTP {}",
-            response.status()
-        )));
-    }
-    let content_type = response
-        .headers()
-        .get(reqwest::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v.to_ascii_lowercase())
-        .unwrap_or_default();
-    let signed = content_type.starts_with("application/jwt");
-    if !signed && !content_type.starts_with("application/json") {
-        return Err(refuse("the answer is neither JSON nor a signed JWT"));
-    }
-    let bytes = response
-        .bytes()
-        .await
-        .map_err(|e| FederationError::UserInfo(chain(&e)))?;
-    if bytes.len() > 64 * 1024 {
-        return Err(refuse("the answer is too large"));
-    }
-    let info: Map<String, Value> = if signed {
-        let text = std::str::from_utf8(&bytes)
-            .map_err(|_| refuse("the signed answer is not text"))?
-            .trim();
-        if text.split('.').count() == 5 {
-            return Err(refuse(
-                "the answer is encrypted (JWE), which Kizuna does not accept; register Kizuna for signed-only UserInfo",
-            ));
-        }
-        let jws = jose::Jws::parse(text).map_err(|e| FederationError::UserInfo(e.to_string()))?;
-        verify_upstream_jws(
-            idp,
-            &upstream.issuer,
-            &jws,
-            "UserInfo answer",
-            FederationError::UserInfo,
-        )
-        .await?;
-        let claims: Map<String, Value> = jws
-            .claims()
-            .map_err(|_| refuse("the signed answer's claims are not a JSON object"))?;
-        if claims
-            .get("iss")
-            .is_some_and(|iss| iss.as_str() != Some(upstream.issuer.as_str()))
-        {
-            return Err(refuse("its iss is not the upstream"));
-        }
-        let audience_ok = match claims.get("aud") {
-            None => true,
-            Some(Value::String(aud)) => *aud == upstream.client_id,
-            Some(Value::Array(auds)) => auds
-                .iter()
-                .any(|a| a.as_str() == Some(upstream.client_id.as_str())),
-            Some(_) => false,
-        };
-        if !audience_ok {
-            return Err(refuse("its aud is not Kizuna's client id"));
-        }
-        claims
-    } else {
-        serde_json::from_slice(&bytes).map_err(|_| refuse("the answer is not a JSON object"))?
-    };
-    if info.get("sub").and_then(Value::as_str) != Some(subject) {
-        return Err(refuse("its sub is not the ID token's"));
-    }
-    Ok(info)
 }

@@ -15,6 +15,7 @@ use super::{FederationError, clean_text, upstreams};
 use crate::Idp;
 use crate::authorize::flow::with_query;
 use crate::sessions::{self, Session};
+use crate::store::{self, clients, federation};
 
 const LOGOUT_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
 /// Logout tokens issued longer ago than this (plus the skew) are refused.
@@ -65,7 +66,7 @@ async fn end_named_sessions(
         return Err(FederationError::Disabled);
     }
     let jws = Jws::parse(token).map_err(|e| refuse(format!("the logout token: {e}")))?;
-    super::client::verify_upstream_jws(
+    super::userinfo::verify_upstream_jws(
         idp,
         &upstream.issuer,
         &jws,
@@ -113,13 +114,13 @@ async fn end_named_sessions(
         .as_str()
         .filter(|j| !j.is_empty() && j.len() <= 255)
         .ok_or_else(|| refuse("the logout token has no jti"))?;
-    sqlx::query(
-        "INSERT INTO client_assertion_jtis (client_id, jti, expires_at) VALUES ($1, $2, $3)",
+    let db = &idp.core.db;
+    clients::record_jti(
+        db,
+        &format!("upstream:{}", upstream.id),
+        jti,
+        now + MAX_AGE_SECS + 2 * skew,
     )
-    .bind(format!("upstream:{}", upstream.id))
-    .bind(jti)
-    .bind(now + MAX_AGE_SECS + 2 * skew)
-    .execute(idp.core.db.pool())
     .await
     .map_err(|e| {
         if is_unique_violation(&e) {
@@ -128,16 +129,9 @@ async fn end_named_sessions(
             FederationError::Storage(e)
         }
     })?;
-    let named: Vec<(String, String)> = sqlx::query_as(
-        "SELECT s.sid, s.user_id FROM federated_sessions f JOIN sessions s ON s.sid = f.sid \
-         WHERE f.upstream_id = $1 AND s.ended_at IS NULL \
-         AND ($2 IS NULL OR f.subject = $2) AND ($3 IS NULL OR f.upstream_sid = $3)",
-    )
-    .bind(&upstream.id)
-    .bind(&sub)
-    .bind(&sid)
-    .fetch_all(idp.core.db.pool())
-    .await?;
+    let federated =
+        federation::session_ids(db, &upstream.id, sub.as_deref(), sid.as_deref()).await?;
+    let named = store::sessions::unended_owners(db, &federated).await?;
     let mut ended = 0;
     for (sid, user_id) in named {
         if let Some(session) = sessions::find_live(idp, &user_id, &sid).await? {
@@ -156,12 +150,9 @@ pub async fn upstream_logout(
     session: &Session,
     return_to: Option<String>,
 ) -> Result<Option<String>, FederationError> {
-    let row: Option<(String, Option<String>)> =
-        sqlx::query_as("SELECT upstream_id, id_token FROM federated_sessions WHERE sid = $1")
-            .bind(&session.sid)
-            .fetch_optional(idp.core.db.pool())
-            .await?;
-    let Some((upstream_id, id_token)) = row else {
+    let Some((upstream_id, id_token)) =
+        federation::session_upstream(&idp.core.db, &session.sid).await?
+    else {
         return Ok(None);
     };
     let Some(upstream) = upstreams::find(idp, &upstream_id).await? else {
@@ -182,14 +173,13 @@ pub async fn upstream_logout(
     };
     let state = secret::random_token();
     let now = kizuna_core::time::now_unix();
-    sqlx::query(
-        "INSERT INTO federation_logouts (state_hash, return_to, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+    federation::insert_logout(
+        &idp.core.db,
+        &secret::token_hash(&state),
+        return_to.as_deref(),
+        now,
+        now + RETURN_TTL_SECS,
     )
-    .bind(secret::token_hash(&state))
-    .bind(&return_to)
-    .bind(now)
-    .bind(now + RETURN_TTL_SECS)
-    .execute(idp.core.db.pool())
     .await?;
     let back = idp.endpoint("/federation/logout/done");
     let mut params = vec![
@@ -206,12 +196,10 @@ pub async fn upstream_logout(
 /// Where to go once the upstream sent the browser back after logout: `Some(return_to)` for
 /// a known `state` (used once), `None` for an unknown one.
 pub async fn returned(idp: &Idp, state: &str) -> Result<Option<Option<String>>, FederationError> {
-    let row: Option<(Option<String>,)> = sqlx::query_as(
-        "DELETE FROM federation_logouts WHERE state_hash = $1 AND expires_at > $2 RETURNING return_to",
+    Ok(federation::take_logout(
+        &idp.core.db,
+        &secret::token_hash(state),
+        kizuna_core::time::now_unix(),
     )
-    .bind(secret::token_hash(state))
-    .bind(kizuna_core::time::now_unix())
-    .fetch_optional(idp.core.db.pool())
-    .await?;
-    Ok(row.map(|(r,)| r))
+    .await?)
 }

@@ -1,7 +1,8 @@
 //! Federation: Kizuna as a broker in front of the identity providers a city's stakeholders
 //! already run. Upstream OpenID providers (configured by OpenID Connect Discovery, owned by an
 //! organization, each with a trust ceiling), the upstream authorization code flow with PKCE
-//! and nonce checked through the `openidconnect` crate (`client`), claim mapping (`claims`),
+//! and nonce checked through the `openidconnect` crate (`client`, with discovery in
+//! `discovery` and UserInfo in `userinfo`), claim mapping (`claims`),
 //! the trust ceiling (`ceiling`), account resolution, just-in-time provisioning and linking
 //! (`accounts`), and logout in both directions (`logout`). The pages live in
 //! `pages::federation`; `docs/federation.md` explains the design.
@@ -10,10 +11,13 @@ pub mod accounts;
 pub mod ceiling;
 pub mod claims;
 pub mod client;
+pub mod discovery;
 pub mod logout;
 pub mod upstreams;
+mod userinfo;
 
-pub use client::{Continuation, Federation, Started, UpstreamIdentity};
+pub use client::{Continuation, Started, UpstreamIdentity};
+pub use discovery::Federation;
 pub use upstreams::{ClientAuth, NewUpstream, Upstream, UpstreamEdit, UpstreamStatus};
 
 /// Why an upstream could not be configured or a federated sign-in not finished.

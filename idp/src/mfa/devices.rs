@@ -9,6 +9,7 @@ use kizuna_core::secret;
 use kizuna_core::web::{RequestContext, cookie};
 
 use super::notify;
+use crate::store::mfa as store;
 
 const MAX_AGE_SECS: i64 = 400 * 86_400;
 
@@ -81,36 +82,13 @@ pub async fn remember(
     };
     let now = kizuna_core::time::now_unix();
     let hash = secret::token_hash(&token);
-    let known: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM known_devices WHERE user_id = $1 AND device_hash = $2",
-    )
-    .bind(user_id)
-    .bind(&hash)
-    .fetch_one(&mut *conn)
-    .await?;
-    if known > 0 {
-        sqlx::query(
-            "UPDATE known_devices SET last_seen = $1 WHERE user_id = $2 AND device_hash = $3",
-        )
-        .bind(now)
-        .bind(user_id)
-        .bind(&hash)
-        .execute(&mut *conn)
-        .await?;
+    if store::is_known_device(&mut *conn, user_id, &hash).await? {
+        store::touch_device(&mut *conn, user_id, &hash, now).await?;
         return Ok(new_cookie);
     }
-    let seen_before: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM known_devices WHERE user_id = $1")
-            .bind(user_id)
-            .fetch_one(&mut *conn)
-            .await?;
-    sqlx::query("INSERT INTO known_devices (user_id, device_hash, first_seen, last_seen) VALUES ($1, $2, $3, $3)")
-        .bind(user_id)
-        .bind(&hash)
-        .bind(now)
-        .execute(&mut *conn)
-        .await?;
-    if seen_before > 0 {
+    let seen_before = store::has_known_devices(&mut *conn, user_id).await?;
+    store::insert_device(&mut *conn, user_id, &hash, now).await?;
+    if seen_before {
         let place = RequestContext::current()
             .and_then(|c| c.peer_ip)
             .map(|ip| ip.to_string())

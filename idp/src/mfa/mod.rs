@@ -19,6 +19,7 @@ use kizuna_core::audit::{self, Actor, AuditEvent, Outcome};
 use kizuna_core::db::AnyConnection;
 
 use crate::Idp;
+use crate::store::{mfa as store, users as store_users};
 use crate::users;
 use policy::{Aal, Factor};
 
@@ -91,32 +92,17 @@ pub async fn enrolled(
     conn: &mut AnyConnection,
     user_id: &str,
 ) -> Result<Enrolled, sqlx::Error> {
-    let passkeys: Vec<(i64,)> = sqlx::query_as(
-        "SELECT hardware_bound FROM webauthn_credentials WHERE user_id = $1 AND possibly_cloned = 0",
-    )
-    .bind(user_id)
-    .fetch_all(&mut *conn)
-    .await?;
-    let totp: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM totp_credentials WHERE user_id = $1 AND confirmed = 1",
-    )
-    .bind(user_id)
-    .fetch_one(&mut *conn)
-    .await?;
-    let codes: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM recovery_codes WHERE user_id = $1 AND used_at IS NULL",
-    )
-    .bind(user_id)
-    .fetch_one(&mut *conn)
-    .await?;
+    let passkeys = store::unblocked_passkey_kinds(&mut *conn, user_id).await?;
+    let totp = store::has_confirmed_totp(&mut *conn, user_id).await?;
+    let codes = store::unused_recovery_codes(&mut *conn, user_id).await?;
     let (min_aal, staff) = account_rule(idp, conn, user_id).await?;
     let mut factors = Vec::new();
-    if totp > 0 {
+    if totp {
         factors.push(Factor::Totp);
     }
-    for (hardware,) in &passkeys {
+    for hardware in &passkeys {
         let f = Factor::Passkey {
-            hardware: *hardware != 0,
+            hardware: *hardware,
         };
         if !factors.contains(&f) {
             factors.push(f);
@@ -128,7 +114,7 @@ pub async fn enrolled(
     Ok(Enrolled {
         factors,
         passkeys: passkeys.len(),
-        totp: totp > 0,
+        totp,
         recovery_codes_left: codes as usize,
         min_aal,
         staff,
@@ -142,13 +128,9 @@ async fn account_rule(
     conn: &mut AnyConnection,
     user_id: &str,
 ) -> Result<(u8, bool), sqlx::Error> {
-    let row: Option<(i64, i64)> = sqlx::query_as(
-        "SELECT u.min_aal, (SELECT COUNT(*) FROM role_assignments r WHERE r.user_id = u.id) FROM users u WHERE u.id = $1",
-    )
-    .bind(user_id)
-    .fetch_optional(conn)
-    .await?;
-    let (own, roles) = row.unwrap_or((0, 0));
+    let (own, roles) = store_users::assurance_rule(conn, user_id)
+        .await?
+        .unwrap_or((0, 0));
     let staff = roles > 0;
     let staff_min = if staff { idp.mfa.staff_min_aal } else { 0 };
     Ok(((own.clamp(0, 3) as u8).max(staff_min), staff))
@@ -185,12 +167,13 @@ pub async fn set_account_min_aal(
     let user = users::find_by_login(tx.conn(), login)
         .await?
         .ok_or_else(|| MfaError::NoAccount(login.to_string()))?;
-    sqlx::query("UPDATE users SET min_aal = $1, updated_at = $2 WHERE id = $3")
-        .bind(min_aal.min(3) as i64)
-        .bind(kizuna_core::time::now_unix())
-        .bind(&user.id)
-        .execute(tx.conn())
-        .await?;
+    store_users::set_min_aal(
+        tx.conn(),
+        &user.id,
+        min_aal.min(3) as i64,
+        kizuna_core::time::now_unix(),
+    )
+    .await?;
     let entries = audit::append_in(
         tx.conn(),
         &[

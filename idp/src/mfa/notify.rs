@@ -13,6 +13,9 @@ use kizuna_core::secret;
 
 use super::config::MailConfig;
 use crate::Idp;
+use crate::store::{mail, users};
+
+pub use crate::store::mail::OutboxMail;
 
 /// What happened, for the message text.
 #[derive(Debug, Clone)]
@@ -103,12 +106,11 @@ pub async fn factor_changed(
     user_id: &str,
     change: Change,
 ) -> Result<(), sqlx::Error> {
-    let email: Option<(Option<String>, i64)> =
-        sqlx::query_as("SELECT email, email_verified FROM users WHERE id = $1")
-            .bind(user_id)
-            .fetch_optional(&mut *conn)
-            .await?;
-    let Some((Some(email), 1)) = email else {
+    let Some(email) = users::find(&mut *conn, user_id)
+        .await?
+        .filter(|u| u.email_verified)
+        .and_then(|u| u.email)
+    else {
         return Ok(());
     };
     let (subject, ja, en) = change.text();
@@ -116,41 +118,24 @@ pub async fn factor_changed(
         "{ja}\n心当たりがない場合は、すぐにアカウントページでサインイン方法を確認し、市の窓口に連絡してください。\n\n{en}\nIf this was not you, check your sign-in methods on your account page at once and contact the city helpdesk.\n"
     );
     let now = kizuna_core::time::now_unix();
-    sqlx::query(
-        "INSERT INTO mail_outbox (id, user_id, recipient, kind, subject, body, status, created_at, next_attempt) \
-         VALUES ($1, $2, $3, $4, $5, $6, 'queued', $7, $7)",
+    mail::queue(
+        conn,
+        &secret::new_id(),
+        &mail::NewMail {
+            user_id,
+            recipient: &email,
+            kind: change.kind(),
+            subject: &format!("[Kizuna] {subject}"),
+            body: &body,
+        },
+        now,
     )
-    .bind(secret::new_id())
-    .bind(user_id)
-    .bind(email)
-    .bind(change.kind())
-    .bind(format!("[Kizuna] {subject}"))
-    .bind(body)
-    .bind(now)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
-/// A message in the outbox, as the account page lists it.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct OutboxMail {
-    pub recipient: String,
-    pub kind: String,
-    pub subject: String,
-    pub status: String,
-    pub created_at: i64,
-}
-
-pub async fn recent(idp: &Idp, user_id: &str, limit: i64) -> Result<Vec<OutboxMail>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT recipient, kind, subject, status, created_at FROM mail_outbox WHERE user_id = $1 \
-         ORDER BY created_at DESC, id DESC LIMIT $2",
-    )
-    .bind(user_id)
-    .bind(limit)
-    .fetch_all(idp.core.db.pool())
     .await
+}
+
+/// The account's latest messages in the outbox, newest first.
+pub async fn recent(idp: &Idp, user_id: &str, limit: i64) -> Result<Vec<OutboxMail>, sqlx::Error> {
+    mail::recent(&idp.core.db, user_id, limit).await
 }
 
 /// The SMTP relay, when configured.
@@ -189,57 +174,47 @@ pub async fn deliver_due(idp: &Idp) {
         return;
     };
     let now = kizuna_core::time::now_unix();
-    let _ = sqlx::query(
-        "UPDATE mail_outbox SET status = 'expired' WHERE status = 'queued' AND created_at < $1",
-    )
-    .bind(now - MAX_AGE_SECS)
-    .execute(idp.core.db.pool())
-    .await;
-    let due: Vec<(String, String, String, String, i64)> = match sqlx::query_as(
-        "SELECT id, recipient, subject, body, attempts FROM mail_outbox \
-         WHERE status = 'queued' AND next_attempt <= $1 ORDER BY next_attempt LIMIT 20",
-    )
-    .bind(now)
-    .fetch_all(idp.core.db.pool())
-    .await
-    {
+    let db = &idp.core.db;
+    let _ = mail::expire_queued(db, now - MAX_AGE_SECS).await;
+    let due = match mail::due(db, now, 20).await {
         Ok(rows) => rows,
         Err(e) => {
             tracing::warn!(error = %e, "reading the mail outbox");
             return;
         }
     };
-    for (id, recipient, subject, body, attempts) in due {
+    for due in due {
         // Claim the row by pushing its next attempt out; a replica that lost the race skips it.
-        let claimed = sqlx::query(
-            "UPDATE mail_outbox SET next_attempt = $1 WHERE id = $2 AND status = 'queued' AND next_attempt <= $3",
-        )
-        .bind(now + 300)
-        .bind(&id)
-        .bind(now)
-        .execute(idp.core.db.pool())
-        .await
-        .map(|r| r.rows_affected() == 1)
-        .unwrap_or(false);
+        let claimed = mail::claim(db, &due.id, now, now + 300)
+            .await
+            .unwrap_or(false);
         if !claimed {
             continue;
         }
-        let result = send(mailer, &idp.mail_from, &recipient, &subject, &body).await;
-        let update = match result {
-            Ok(()) => sqlx::query("UPDATE mail_outbox SET status = 'sent', sent_at = $1, attempts = attempts + 1 WHERE id = $2")
-                .bind(now)
-                .bind(&id),
+        let result = send(
+            mailer,
+            &idp.mail_from,
+            &due.recipient,
+            &due.subject,
+            &due.body,
+        )
+        .await;
+        let recorded = match result {
+            Ok(()) => mail::mark_sent(db, &due.id, now).await,
             Err(error) => {
-                tracing::warn!(%error, mail = %id, "mail delivery failed");
-                let next = BACKOFF_SECS.get(attempts as usize).copied();
-                sqlx::query("UPDATE mail_outbox SET status = $1, next_attempt = $2, attempts = attempts + 1, last_error = $3 WHERE id = $4")
-                    .bind(if next.is_some() { "queued" } else { "failed" })
-                    .bind(now + next.unwrap_or(0))
-                    .bind(error.chars().take(500).collect::<String>())
-                    .bind(&id)
+                tracing::warn!(%error, mail = %due.id, "mail delivery failed");
+                let next = BACKOFF_SECS.get(due.attempts as usize).copied();
+                mail::mark_failed(
+                    db,
+                    &due.id,
+                    next.is_some(),
+                    now + next.unwrap_or(0),
+                    &error.chars().take(500).collect::<String>(),
+                )
+                .await
             }
         };
-        if let Err(e) = update.execute(idp.core.db.pool()).await {
+        if let Err(e) = recorded {
             tracing::warn!(error = %e, "recording a mail delivery");
         }
     }

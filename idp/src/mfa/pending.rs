@@ -10,6 +10,7 @@ use kizuna_core::web::cookie;
 
 use super::policy::Aal;
 use crate::Idp;
+use crate::store::mfa::{self as store, PendingStep};
 
 #[derive(Debug, Clone)]
 pub struct PendingMfa {
@@ -37,20 +38,20 @@ fn cookie_name(secure: bool) -> &'static str {
 pub async fn start(idp: &Idp, pending: &PendingMfa) -> Result<HeaderValue, sqlx::Error> {
     let token = secret::random_token();
     let now = kizuna_core::time::now_unix();
-    sqlx::query(
-        "INSERT INTO mfa_pending (id_hash, user_id, sid, amr, req, next, target_aal, created_at, expires_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    store::insert_pending(
+        &idp.core.db,
+        &secret::token_hash(&token),
+        &PendingStep {
+            user_id: pending.user_id.clone(),
+            sid: pending.sid.clone(),
+            amr: pending.amr.clone(),
+            req: pending.req.clone(),
+            next: pending.next.clone(),
+            target_aal: pending.target.level() as i64,
+        },
+        now,
+        now + idp.mfa.pending_ttl_secs,
     )
-    .bind(secret::token_hash(&token))
-    .bind(&pending.user_id)
-    .bind(&pending.sid)
-    .bind(serde_json::to_string(&pending.amr).unwrap_or_else(|_| "[]".into()))
-    .bind(&pending.req)
-    .bind(&pending.next)
-    .bind(pending.target.level() as i64)
-    .bind(now)
-    .bind(now + idp.mfa.pending_ttl_secs)
-    .execute(idp.core.db.pool())
     .await?;
     let secure = idp.core.secure_cookies;
     Ok(HeaderValue::from_str(&format!(
@@ -68,23 +69,14 @@ fn token(idp: &Idp, headers: &HeaderMap) -> Option<String> {
         .map(secret::token_hash)
 }
 
-type Row = (
-    String,
-    Option<String>,
-    String,
-    Option<String>,
-    Option<String>,
-    i64,
-);
-
-fn from_row((user_id, sid, amr, req, next, target): Row) -> PendingMfa {
+fn from_step(step: PendingStep) -> PendingMfa {
     PendingMfa {
-        user_id,
-        sid,
-        amr: serde_json::from_str(&amr).unwrap_or_default(),
-        req,
-        next,
-        target: Aal::from_level(target).unwrap_or(Aal::Two),
+        user_id: step.user_id,
+        sid: step.sid,
+        amr: step.amr,
+        req: step.req,
+        next: step.next,
+        target: Aal::from_level(step.target_aal).unwrap_or(Aal::Two),
     }
 }
 
@@ -93,14 +85,11 @@ pub async fn current(idp: &Idp, headers: &HeaderMap) -> Result<Option<PendingMfa
     let Some(hash) = token(idp, headers) else {
         return Ok(None);
     };
-    let row: Option<Row> = sqlx::query_as(
-        "SELECT user_id, sid, amr, req, next, target_aal FROM mfa_pending WHERE id_hash = $1 AND expires_at > $2",
+    Ok(
+        store::live_pending(&idp.core.db, &hash, kizuna_core::time::now_unix())
+            .await?
+            .map(from_step),
     )
-    .bind(hash)
-    .bind(kizuna_core::time::now_unix())
-    .fetch_optional(idp.core.db.pool())
-    .await?;
-    Ok(row.map(from_row))
 }
 
 /// Ends the browser's pending step inside the caller's transaction; false when it was
@@ -113,12 +102,7 @@ pub async fn finish(
     let Some(hash) = token(idp, headers) else {
         return Ok(false);
     };
-    let done = sqlx::query("DELETE FROM mfa_pending WHERE id_hash = $1")
-        .bind(hash)
-        .execute(conn)
-        .await?
-        .rows_affected();
-    Ok(done == 1)
+    store::delete_pending(conn, &hash).await
 }
 
 pub fn clear_cookie(idp: &Idp) -> HeaderValue {

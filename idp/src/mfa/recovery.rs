@@ -10,6 +10,7 @@ use kizuna_core::secret;
 use super::{MfaError, audit_failure, check_code_budget, commit_change, notify, spend_code_budget};
 use crate::Idp;
 use crate::password;
+use crate::store::mfa as store;
 
 pub const COUNT: usize = 10;
 const LEN: usize = 16;
@@ -58,21 +59,7 @@ pub async fn regenerate(idp: &Idp, user_id: &str) -> Result<Vec<String>, MfaErro
     }
     let now = kizuna_core::time::now_unix();
     let mut tx = idp.core.db.begin().await?;
-    sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1")
-        .bind(user_id)
-        .execute(tx.conn())
-        .await?;
-    for (code_id, hash) in &hashed {
-        sqlx::query(
-            "INSERT INTO recovery_codes (user_id, code_id, code_hash, created_at) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(user_id)
-        .bind(code_id)
-        .bind(hash)
-        .bind(now)
-        .execute(tx.conn())
-        .await?;
-    }
+    store::replace_recovery_codes(tx.conn(), user_id, &hashed, now).await?;
     commit_change(
         tx,
         AuditEvent::new(
@@ -99,14 +86,8 @@ pub async fn consume(idp: &Idp, user_id: &str, text: &str) -> Result<usize, MfaE
     let Some(code) = normalize(text) else {
         return refuse("malformed code").await;
     };
-    let row: Option<(String, Option<i64>)> = sqlx::query_as(
-        "SELECT code_hash, used_at FROM recovery_codes WHERE user_id = $1 AND code_id = $2",
-    )
-    .bind(user_id)
-    .bind(&code[..4])
-    .fetch_optional(idp.core.db.pool())
-    .await?;
-    let Some((hash, used_at)) = row else {
+    let Some((hash, used_at)) = store::recovery_code(&idp.core.db, user_id, &code[..4]).await?
+    else {
         return refuse("wrong code").await;
     };
     if !password::verify(&code, &hash).await {
@@ -117,25 +98,11 @@ pub async fn consume(idp: &Idp, user_id: &str, text: &str) -> Result<usize, MfaE
     }
     let now = kizuna_core::time::now_unix();
     let mut tx = idp.core.db.begin().await?;
-    let claimed = sqlx::query(
-        "UPDATE recovery_codes SET used_at = $1 WHERE user_id = $2 AND code_id = $3 AND used_at IS NULL",
-    )
-    .bind(now)
-    .bind(user_id)
-    .bind(&code[..4])
-    .execute(tx.conn())
-    .await?
-    .rows_affected();
-    if claimed == 0 {
+    if !store::use_recovery_code(tx.conn(), user_id, &code[..4], now).await? {
         drop(tx);
         return refuse("code already used").await;
     }
-    let left: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM recovery_codes WHERE user_id = $1 AND used_at IS NULL",
-    )
-    .bind(user_id)
-    .fetch_one(tx.conn())
-    .await?;
+    let left = store::unused_recovery_codes(tx.conn(), user_id).await?;
     commit_change(
         tx,
         AuditEvent::new(

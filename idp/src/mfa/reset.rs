@@ -11,6 +11,7 @@ use kizuna_core::audit::{self, Actor, AuditEvent};
 
 use super::{MfaError, notify};
 use crate::Idp;
+use crate::store::{assurance as store_assurance, grants, mfa as store, sessions};
 use crate::users::{self, UserRecord};
 
 /// What the reset removed.
@@ -41,15 +42,7 @@ async fn check_reproofing(
     reference: &str,
     now: i64,
 ) -> Result<serde_json::Value, MfaError> {
-    let found: Option<(i64, i64, String, String)> = sqlx::query_as(
-        "SELECT level, verified_at, provider, verifier_id FROM identity_proofing \
-         WHERE id = $1 AND user_id = $2 AND superseded_at IS NULL AND expires_at > $3",
-    )
-    .bind(reference)
-    .bind(user_id)
-    .bind(now)
-    .fetch_optional(conn)
-    .await?;
+    let found = store_assurance::live_record(conn, reference, user_id, now).await?;
     let oldest = now - idp.mfa.reset_proofing_max_age_secs;
     match found {
         Some((reached, verified_at, provider, verifier)) if reached >= level.level() as i64 => {
@@ -100,39 +93,18 @@ pub async fn reset(
     } else {
         None
     };
-    let mut removed = [0u64; 3];
-    for (i, table) in ["webauthn_credentials", "totp_credentials", "recovery_codes"]
-        .iter()
-        .enumerate()
-    {
-        removed[i] = sqlx::query(&format!("DELETE FROM {table} WHERE user_id = $1"))
-            .bind(&user.id)
-            .execute(tx.conn())
-            .await?
-            .rows_affected();
-    }
-    sqlx::query("DELETE FROM mfa_pending WHERE user_id = $1")
-        .bind(&user.id)
-        .execute(tx.conn())
-        .await?;
-    let sessions_ended =
-        sqlx::query("UPDATE sessions SET ended_at = $1 WHERE user_id = $2 AND ended_at IS NULL")
-            .bind(now)
-            .bind(&user.id)
-            .execute(tx.conn())
-            .await?
-            .rows_affected();
-    sqlx::query("UPDATE grants SET revoked_at = $1, revoked_reason = 'factors reset' WHERE user_id = $2 AND revoked_at IS NULL")
-        .bind(now)
-        .bind(&user.id)
-        .execute(tx.conn())
-        .await?;
+    let passkeys = store::delete_passkeys(tx.conn(), &user.id).await?;
+    let totp = store::delete_totp(tx.conn(), &user.id).await?;
+    let recovery_codes = store::delete_recovery_codes(tx.conn(), &user.id).await?;
+    store::delete_pending_of(tx.conn(), &user.id).await?;
+    let sessions_ended = sessions::end_all_of(tx.conn(), &user.id, now).await?;
+    grants::revoke_for_user(tx.conn(), &user.id, "factors reset", now).await?;
     let report = ResetReport {
         user_id: user.id.clone(),
         username: user.username.clone(),
-        passkeys: removed[0],
-        totp: removed[1],
-        recovery_codes: removed[2],
+        passkeys,
+        totp,
+        recovery_codes,
         sessions_ended,
     };
     let entries = audit::append_in(

@@ -12,6 +12,7 @@ use kizuna_core::secret;
 
 use super::{MfaError, audit_failure, check_code_budget, commit_change, notify, spend_code_budget};
 use crate::Idp;
+use crate::store::mfa as store;
 
 pub const STEP_SECS: i64 = 30;
 pub const DIGITS: u32 = 6;
@@ -154,28 +155,21 @@ fn enrollment(idp: &Idp, account: &str, seed: &[u8]) -> Enrollment {
 
 /// Starts (or shows again) an unconfirmed enrollment: a new seed, sealed and stored.
 pub async fn begin(idp: &Idp, user_id: &str, account: &str) -> Result<Enrollment, MfaError> {
-    let existing: Option<(Vec<u8>, i64)> =
-        sqlx::query_as("SELECT secret, confirmed FROM totp_credentials WHERE user_id = $1")
-            .bind(user_id)
-            .fetch_optional(idp.core.db.pool())
-            .await?;
-    match existing {
-        Some((_, 1)) => Err(MfaError::AlreadyEnrolled("an authenticator app")),
-        Some((sealed, _)) => {
+    match store::totp(&idp.core.db, user_id).await? {
+        Some((_, true, _)) => Err(MfaError::AlreadyEnrolled("an authenticator app")),
+        Some((sealed, false, _)) => {
             let seed = idp.core.custody.open(&context(user_id), &sealed)?;
             Ok(enrollment(idp, account, &seed))
         }
         None => {
             let seed = secret::random_bytes::<20>();
             let sealed = idp.core.custody.seal(&context(user_id), &seed)?;
-            sqlx::query(
-                "INSERT INTO totp_credentials (user_id, secret, confirmed, last_step, created_at) VALUES ($1, $2, 0, 0, $3) \
-                 ON CONFLICT (user_id) DO NOTHING",
+            store::insert_totp(
+                &idp.core.db,
+                user_id,
+                &sealed,
+                kizuna_core::time::now_unix(),
             )
-            .bind(user_id)
-            .bind(sealed)
-            .bind(kizuna_core::time::now_unix())
-            .execute(idp.core.db.pool())
             .await?;
             Box::pin(begin(idp, user_id, account)).await
         }
@@ -186,13 +180,9 @@ pub async fn begin(idp: &Idp, user_id: &str, account: &str) -> Result<Enrollment
 /// marks its step used. Returns whether the seed was already confirmed.
 async fn check(idp: &Idp, user_id: &str, code_text: &str, now: i64) -> Result<bool, MfaError> {
     check_code_budget(idp, user_id).await?;
-    let row: Option<(Vec<u8>, i64, i64)> = sqlx::query_as(
-        "SELECT secret, confirmed, last_step FROM totp_credentials WHERE user_id = $1",
-    )
-    .bind(user_id)
-    .fetch_optional(idp.core.db.pool())
-    .await?;
-    let (sealed, confirmed, last_step) = row.ok_or(MfaError::NotEnrolled)?;
+    let (sealed, confirmed, last_step) = store::totp(&idp.core.db, user_id)
+        .await?
+        .ok_or(MfaError::NotEnrolled)?;
     let seed = idp.core.custody.open(&context(user_id), &sealed)?;
     let code = parse_code(code_text);
     let Some(step) = code.and_then(|c| matching_step(&seed, c, now, last_step)) else {
@@ -214,16 +204,7 @@ async fn check(idp: &Idp, user_id: &str, code_text: &str, now: i64) -> Result<bo
         return Err(MfaError::WrongCode);
     };
     // Only one request can move last_step past this step: a concurrent replay loses here.
-    let claimed = sqlx::query(
-        "UPDATE totp_credentials SET last_step = $1, last_used_at = $2 WHERE user_id = $3 AND last_step < $1",
-    )
-    .bind(step)
-    .bind(now)
-    .bind(user_id)
-    .execute(idp.core.db.pool())
-    .await?
-    .rows_affected();
-    if claimed == 0 {
+    if !store::use_totp_step(&idp.core.db, user_id, step, now).await? {
         audit_failure(
             idp,
             user_id,
@@ -234,7 +215,7 @@ async fn check(idp: &Idp, user_id: &str, code_text: &str, now: i64) -> Result<bo
         .await;
         return Err(MfaError::WrongCode);
     }
-    Ok(confirmed == 1)
+    Ok(confirmed)
 }
 
 /// Verifies a sign-in code for an enrolled account.
@@ -244,13 +225,10 @@ pub async fn verify(idp: &Idp, user_id: &str, code: &str) -> Result<(), MfaError
 
 /// [`verify`] at a given time (for tests of the window rules).
 pub async fn verify_at(idp: &Idp, user_id: &str, code: &str, now: i64) -> Result<(), MfaError> {
-    let enrolled: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM totp_credentials WHERE user_id = $1 AND confirmed = 1",
-    )
-    .bind(user_id)
-    .fetch_one(idp.core.db.pool())
-    .await?;
-    if enrolled == 0 {
+    let mut conn = idp.core.db.conn().await?;
+    let enrolled = store::has_confirmed_totp(&mut conn, user_id).await?;
+    drop(conn);
+    if !enrolled {
         return Err(MfaError::NotEnrolled);
     }
     check(idp, user_id, code, now).await.map(|_| ())
@@ -262,10 +240,7 @@ pub async fn confirm(idp: &Idp, user_id: &str, code: &str) -> Result<(), MfaErro
         return Err(MfaError::AlreadyEnrolled("an authenticator app"));
     }
     let mut tx = idp.core.db.begin().await?;
-    sqlx::query("UPDATE totp_credentials SET confirmed = 1 WHERE user_id = $1")
-        .bind(user_id)
-        .execute(tx.conn())
-        .await?;
+    store::confirm_totp(tx.conn(), user_id).await?;
     let event = AuditEvent::new(
         Actor::user(user_id),
         "mfa.totp.enroll",
@@ -277,12 +252,7 @@ pub async fn confirm(idp: &Idp, user_id: &str, code: &str) -> Result<(), MfaErro
 /// Removes the authenticator app (confirmed or pending); audited and notified.
 pub async fn remove(idp: &Idp, user_id: &str) -> Result<bool, MfaError> {
     let mut tx = idp.core.db.begin().await?;
-    let removed = sqlx::query("DELETE FROM totp_credentials WHERE user_id = $1")
-        .bind(user_id)
-        .execute(tx.conn())
-        .await?
-        .rows_affected()
-        > 0;
+    let removed = store::delete_totp(tx.conn(), user_id).await? > 0;
     if removed {
         let event = AuditEvent::new(
             Actor::user(user_id),

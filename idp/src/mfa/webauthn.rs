@@ -21,6 +21,9 @@ use super::config::MfaConfig;
 use super::policy::Factor;
 use super::{MfaError, audit_failure, commit_change, notify};
 use crate::Idp;
+use crate::store::mfa as store;
+
+pub use crate::store::mfa::PasskeyInfo;
 
 /// How long a ceremony (the options sent to the browser) stays usable.
 const CEREMONY_TTL_SECS: i64 = 600;
@@ -109,26 +112,9 @@ pub fn user_handle(user_id: &str) -> Uuid {
     })
 }
 
-/// A passkey as the account page lists it.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
-pub struct PasskeyInfo {
-    pub id: String,
-    pub name: String,
-    pub hardware_bound: i64,
-    pub attested: i64,
-    pub possibly_cloned: i64,
-    pub created_at: i64,
-    pub last_used_at: Option<i64>,
-}
-
+/// The account's passkeys, oldest first.
 pub async fn list(idp: &Idp, user_id: &str) -> Result<Vec<PasskeyInfo>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT id, name, hardware_bound, attested, possibly_cloned, created_at, last_used_at \
-         FROM webauthn_credentials WHERE user_id = $1 ORDER BY created_at, id",
-    )
-    .bind(user_id)
-    .fetch_all(idp.core.db.pool())
-    .await
+    store::passkeys(&idp.core.db, user_id).await
 }
 
 struct Stored {
@@ -144,21 +130,16 @@ async fn load_by_credential(
     conn: &mut AnyConnection,
     credential_id: &[u8],
 ) -> Result<Option<Stored>, MfaError> {
-    let row: Option<(String, String, String, String, i64, i64)> = sqlx::query_as(
-        "SELECT id, user_id, name, passkey, hardware_bound, possibly_cloned FROM webauthn_credentials WHERE credential_id = $1",
-    )
-    .bind(URL_SAFE_NO_PAD.encode(credential_id))
-    .fetch_optional(conn)
-    .await?;
-    row.map(|(id, user_id, name, passkey, hw, cloned)| {
+    let row = store::passkey_by_credential(conn, &URL_SAFE_NO_PAD.encode(credential_id)).await?;
+    row.map(|found| {
         Ok(Stored {
-            passkey: serde_json::from_str(&passkey)
-                .map_err(|e| MfaError::Rejected(format!("stored passkey {id}: {e}")))?,
-            id,
-            user_id,
-            name,
-            hardware_bound: hw != 0,
-            possibly_cloned: cloned != 0,
+            passkey: serde_json::from_str(&found.passkey)
+                .map_err(|e| MfaError::Rejected(format!("stored passkey {}: {e}", found.id)))?,
+            id: found.id,
+            user_id: found.user_id,
+            name: found.name,
+            hardware_bound: found.hardware_bound,
+            possibly_cloned: found.possibly_cloned,
         })
     })
     .transpose()
@@ -169,16 +150,10 @@ async fn user_passkeys(
     user_id: &str,
     hardware_only: bool,
 ) -> Result<Vec<Passkey>, MfaError> {
-    let rows: Vec<(String,)> = sqlx::query_as(
-        "SELECT passkey FROM webauthn_credentials WHERE user_id = $1 AND possibly_cloned = 0 AND (hardware_bound = 1 OR $2 = 0)",
-    )
-    .bind(user_id)
-    .bind(hardware_only as i64)
-    .fetch_all(idp.core.db.pool())
-    .await?;
-    Ok(rows
+    Ok(store::usable_passkeys(&idp.core.db, user_id, hardware_only)
+        .await?
         .into_iter()
-        .filter_map(|(json,)| serde_json::from_str(&json).ok())
+        .filter_map(|json| serde_json::from_str(&json).ok())
         .collect())
 }
 
@@ -193,16 +168,16 @@ async fn keep_state<T: Serialize>(
 ) -> Result<String, MfaError> {
     let id = secret::random_token();
     let now = kizuna_core::time::now_unix();
-    sqlx::query(
-        "INSERT INTO webauthn_ceremonies (id, purpose, user_id, state, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
+    let state = serde_json::to_string(state).map_err(|e| MfaError::Rejected(e.to_string()))?;
+    store::insert_ceremony(
+        &idp.core.db,
+        &secret::token_hash(&id),
+        purpose,
+        user_id,
+        &state,
+        now,
+        now + CEREMONY_TTL_SECS,
     )
-    .bind(secret::token_hash(&id))
-    .bind(purpose)
-    .bind(user_id)
-    .bind(serde_json::to_string(state).map_err(|e| MfaError::Rejected(e.to_string()))?)
-    .bind(now)
-    .bind(now + CEREMONY_TTL_SECS)
-    .execute(idp.core.db.pool())
     .await?;
     Ok(id)
 }
@@ -214,14 +189,7 @@ async fn take_state<T: DeserializeOwned>(
     purpose: &str,
     user_id: Option<&str>,
 ) -> Result<T, MfaError> {
-    let row: Option<(String, Option<String>, i64)> = sqlx::query_as(
-        "DELETE FROM webauthn_ceremonies WHERE id = $1 AND purpose = $2 RETURNING state, user_id, expires_at",
-    )
-    .bind(secret::token_hash(id))
-    .bind(purpose)
-    .fetch_optional(idp.core.db.pool())
-    .await?;
-    match row {
+    match store::take_ceremony(&idp.core.db, &secret::token_hash(id), purpose).await? {
         Some((state, owner, expires_at))
             if owner.as_deref() == user_id && expires_at > kizuna_core::time::now_unix() =>
         {
@@ -237,6 +205,12 @@ fn parse<T: DeserializeOwned>(response: &str) -> Result<T, MfaError> {
     }
     serde_json::from_str(response)
         .map_err(|e| MfaError::Rejected(format!("malformed response: {e}")))
+}
+
+/// `parse`, for the fuzz targets.
+#[cfg(feature = "fuzzing")]
+pub(crate) fn parse_response<T: DeserializeOwned>(response: &str) -> Result<T, MfaError> {
+    parse(response)
 }
 
 fn options_json<T: Serialize>(options: &T) -> String {
@@ -387,20 +361,17 @@ pub async fn finish_registration(
         last_used_at: None,
     };
     let mut tx = idp.core.db.begin().await?;
-    sqlx::query(
-        "INSERT INTO webauthn_credentials (id, user_id, credential_id, name, passkey, hardware_bound, attested, aaguid, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    let stored = serde_json::to_string(&passkey).map_err(|e| MfaError::Rejected(e.to_string()))?;
+    store::insert_passkey(
+        tx.conn(),
+        user_id,
+        &store::NewPasskey {
+            info: &info,
+            credential_id: &URL_SAFE_NO_PAD.encode::<&[u8]>(passkey.cred_id().as_ref()),
+            passkey: &stored,
+            aaguid: aaguid.as_deref(),
+        },
     )
-    .bind(&info.id)
-    .bind(user_id)
-    .bind(URL_SAFE_NO_PAD.encode::<&[u8]>(passkey.cred_id().as_ref()))
-    .bind(&info.name)
-    .bind(serde_json::to_string(&passkey).map_err(|e| MfaError::Rejected(e.to_string()))?)
-    .bind(info.hardware_bound)
-    .bind(info.attested)
-    .bind(&aaguid)
-    .bind(info.created_at)
-    .execute(tx.conn())
     .await
     .map_err(|e| {
         if is_unique_violation(&e) {
@@ -424,14 +395,7 @@ async fn reject(idp: &Idp, user_id: &str, action: &str, error: MfaError) -> MfaE
 /// Removes one of the account's passkeys; audited and notified.
 pub async fn remove(idp: &Idp, user_id: &str, passkey_id: &str) -> Result<bool, MfaError> {
     let mut tx = idp.core.db.begin().await?;
-    let name: Option<String> = sqlx::query_scalar(
-        "DELETE FROM webauthn_credentials WHERE id = $1 AND user_id = $2 RETURNING name",
-    )
-    .bind(passkey_id)
-    .bind(user_id)
-    .fetch_optional(tx.conn())
-    .await?;
-    let Some(name) = name else {
+    let Some(name) = store::delete_passkey(tx.conn(), user_id, passkey_id).await? else {
         return Ok(false);
     };
     commit_change(
@@ -585,15 +549,15 @@ async fn verified(
         }
     };
     stored.passkey.update_credential(&result);
-    sqlx::query("UPDATE webauthn_credentials SET passkey = $1, last_used_at = $2 WHERE id = $3")
-        .bind(
-            serde_json::to_string(&stored.passkey)
-                .map_err(|e| MfaError::Rejected(e.to_string()))?,
-        )
-        .bind(kizuna_core::time::now_unix())
-        .bind(&stored.id)
-        .execute(idp.core.db.pool())
-        .await?;
+    let updated =
+        serde_json::to_string(&stored.passkey).map_err(|e| MfaError::Rejected(e.to_string()))?;
+    store::record_passkey_use(
+        &idp.core.db,
+        &stored.id,
+        &updated,
+        kizuna_core::time::now_unix(),
+    )
+    .await?;
     Ok(Factor::Passkey {
         hardware: stored.hardware_bound,
     })
@@ -601,10 +565,7 @@ async fn verified(
 
 async fn block_cloned(idp: &Idp, stored: &Stored) -> Result<(), MfaError> {
     let mut tx = idp.core.db.begin().await?;
-    sqlx::query("UPDATE webauthn_credentials SET possibly_cloned = 1 WHERE id = $1")
-        .bind(&stored.id)
-        .execute(tx.conn())
-        .await?;
+    store::block_passkey(tx.conn(), &stored.id).await?;
     commit_change(tx, AuditEvent::new(Actor::system("webauthn"), "mfa.passkey.clone_suspected", format!("user:{}", stored.user_id))
             .outcome(Outcome::Denied)
             .details(json!({"passkey": stored.id, "name": stored.name, "reason": "signature counter did not increase"})), &stored.user_id, notify::Change::PasskeyBlocked {

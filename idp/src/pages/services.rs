@@ -73,11 +73,7 @@ pub async fn show(
     let services = granted
         .into_iter()
         .map(|g| ServiceRow {
-            scopes: g
-                .scope_list()
-                .iter()
-                .map(|s| scope_label(s, lang))
-                .collect(),
+            scopes: g.scopes.iter().map(|s| scope_label(s, lang)).collect(),
             since: display_time(g.updated_at),
             client_id: g.client_id,
             name: g.client_name,

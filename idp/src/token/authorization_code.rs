@@ -10,26 +10,9 @@ use crate::Idp;
 use crate::authorize::request::Params;
 use crate::clients::{Client, GrantType};
 use crate::error::OAuthError;
+use crate::store::codes;
 use crate::tokens::{self, Authorization, TokenResponse};
 use crate::users;
-
-#[derive(sqlx::FromRow)]
-struct CodeRow {
-    grant_id: String,
-    client_id: String,
-    user_id: String,
-    sid: Option<String>,
-    redirect_uri: String,
-    scope: String,
-    nonce: Option<String>,
-    code_challenge: Option<String>,
-    auth_time: i64,
-    acr: Option<String>,
-    amr: String,
-    expires_at: i64,
-    used_at: Option<i64>,
-    claims: Option<String>,
-}
 
 /// S256: BASE64URL(SHA-256(code_verifier)) (RFC 7636 §4.2).
 pub fn pkce_s256(verifier: &str) -> String {
@@ -56,13 +39,7 @@ pub async fn exchange(
     let now = kizuna_core::time::now_unix();
 
     let mut tx = idp.core.db.begin().await?;
-    let row: Option<CodeRow> = sqlx::query_as(
-        "SELECT grant_id, client_id, user_id, sid, redirect_uri, scope, nonce, code_challenge, auth_time, acr, amr, \
-         expires_at, used_at, claims FROM authorization_codes WHERE code_hash = $1",
-    )
-    .bind(&code_hash)
-    .fetch_optional(tx.conn())
-    .await?;
+    let row = codes::find_code(tx.conn(), &code_hash).await?;
     let row =
         row.ok_or_else(|| OAuthError::invalid_grant("the authorization code is not valid"))?;
     if row.client_id != client.client_id {
@@ -70,15 +47,7 @@ pub async fn exchange(
             "the authorization code was issued to another client",
         ));
     }
-    let first_use = sqlx::query(
-        "UPDATE authorization_codes SET used_at = $1 WHERE code_hash = $2 AND used_at IS NULL",
-    )
-    .bind(now)
-    .bind(&code_hash)
-    .execute(tx.conn())
-    .await?
-    .rows_affected()
-        == 1;
+    let first_use = codes::use_code(tx.conn(), &code_hash, now).await?;
     if row.used_at.is_some() || !first_use {
         let revoked =
             tokens::revoke_grant(tx.conn(), &row.grant_id, "authorization code replayed").await?;
@@ -136,15 +105,10 @@ pub async fn exchange(
         sid: row.sid,
         auth_time: Some(row.auth_time),
         acr: row.acr,
-        amr: serde_json::from_str(&row.amr).unwrap_or_default(),
-        scope: row
-            .scope
-            .split(' ')
-            .filter(|s| !s.is_empty())
-            .map(str::to_string)
-            .collect(),
+        amr: row.amr,
+        scope: row.scope,
         nonce: row.nonce,
-        claims: row.claims.and_then(|c| serde_json::from_str(&c).ok()),
+        claims: row.claims,
     };
     tokens::create_grant(
         tx.conn(),

@@ -11,25 +11,11 @@ use crate::Idp;
 use crate::authorize::request::Params;
 use crate::clients::Client;
 use crate::error::OAuthError;
+use crate::store::grants;
 use crate::tokens::{self, Authorization, TokenResponse};
 use crate::users;
 
-#[derive(sqlx::FromRow)]
-struct RefreshRow {
-    grant_id: String,
-    expires_at: i64,
-    used_at: Option<i64>,
-    client_id: String,
-    user_id: String,
-    revoked_at: Option<i64>,
-    scope: String,
-    sid: Option<String>,
-    auth_time: Option<i64>,
-    acr: Option<String>,
-    amr: String,
-    claims: Option<String>,
-}
-
+/// Rotates a refresh token: a new one, a new access token and (with `openid`) ID token.
 pub async fn refresh(
     idp: &Idp,
     client: &Client,
@@ -42,13 +28,7 @@ pub async fn refresh(
     let token_hash = secret::token_hash(token);
     let now = kizuna_core::time::now_unix();
     let mut tx = idp.core.db.begin().await?;
-    let row: Option<RefreshRow> = sqlx::query_as(
-        "SELECT r.grant_id, CASE WHEN r.expires_at < g.expires_at THEN r.expires_at ELSE g.expires_at END AS expires_at, r.used_at, g.client_id, g.user_id, g.revoked_at, g.scope, g.sid, \
-         g.auth_time, g.acr, g.amr, g.claims FROM refresh_tokens r JOIN grants g ON g.id = r.grant_id WHERE r.token_hash = $1",
-    )
-    .bind(&token_hash)
-    .fetch_optional(tx.conn())
-    .await?;
+    let row = grants::refresh_grant(tx.conn(), &token_hash).await?;
     let row = row.ok_or_else(|| OAuthError::invalid_grant("the refresh token is not valid"))?;
     if row.client_id != client.client_id {
         return Err(OAuthError::invalid_grant(
@@ -60,15 +40,7 @@ pub async fn refresh(
             "the refresh token has been revoked",
         ));
     }
-    let first_use = sqlx::query(
-        "UPDATE refresh_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL",
-    )
-    .bind(now)
-    .bind(&token_hash)
-    .execute(tx.conn())
-    .await?
-    .rows_affected()
-        == 1;
+    let first_use = grants::use_refresh_token(tx.conn(), &token_hash, now).await?;
     if row.used_at.is_some() || !first_use {
         tokens::revoke_grant(tx.conn(), &row.grant_id, "refresh token reused").await?;
         let entries = audit::append_in(
@@ -91,12 +63,7 @@ pub async fn refresh(
     if row.expires_at <= now {
         return Err(OAuthError::invalid_grant("the refresh token has expired"));
     }
-    let granted: Vec<String> = row
-        .scope
-        .split(' ')
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-        .collect();
+    let granted = row.scope;
     let scope = requested_scope(params, &granted)?.unwrap_or_else(|| granted.clone());
     let user = users::find(tx.conn(), &row.user_id)
         .await?
@@ -109,10 +76,10 @@ pub async fn refresh(
         sid: row.sid,
         auth_time: row.auth_time,
         acr: row.acr,
-        amr: serde_json::from_str(&row.amr).unwrap_or_default(),
+        amr: row.amr,
         scope,
         nonce: None,
-        claims: row.claims.and_then(|c| serde_json::from_str(&c).ok()),
+        claims: row.claims,
     };
     let refresh_token = tokens::new_refresh_token(tx.conn(), &row.grant_id).await?;
     let (access_token, access) = tokens::access_token(idp, client, &user.id, &auth).await?;

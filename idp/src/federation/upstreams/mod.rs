@@ -7,14 +7,22 @@ use serde::Serialize;
 use serde_json::json;
 
 use kizuna_core::audit::{self, Actor, AuditEvent};
-use kizuna_core::custody::KeyAlgorithm;
-use kizuna_core::db::{AnyConnection, is_unique_violation};
+use kizuna_core::db::is_unique_violation;
 use kizuna_core::secret;
 
+mod settings;
+
+use super::FederationError;
 use super::ceiling::{AcrMap, TrustCeiling};
 use super::claims::{ClaimMap, default_map};
-use super::{FederationError, clean_text};
 use crate::Idp;
+use crate::store::federation::{self as store, UpstreamRow};
+use settings::{check, check_domains, check_name, check_requests, invalid};
+
+pub use settings::{
+    NewUpstream, acr_entries, acr_map_from, check_issuer, claim_entries, claim_map_from,
+    with_openid,
+};
 
 /// How Kizuna authenticates to the upstream's token endpoint (OpenID Connect Core §9).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -117,153 +125,6 @@ fn secret_context(id: &str) -> String {
     format!("upstream-client-secret:{id}")
 }
 
-/// What the operator gives to add an upstream.
-#[derive(Debug, Clone)]
-pub struct NewUpstream {
-    pub alias: String,
-    pub name: String,
-    pub org_id: String,
-    pub issuer: String,
-    pub client_id: String,
-    pub client_auth: ClientAuth,
-    pub client_secret: Option<String>,
-    /// For `private_key_jwt`: the key type to generate (P-256 unless the upstream wants RSA).
-    pub key_algorithm: KeyAlgorithm,
-    pub scopes: Vec<String>,
-    pub acr_values: Vec<String>,
-    pub claim_map: Option<ClaimMap>,
-    pub acr_map: AcrMap,
-    pub ceiling: TrustCeiling,
-    pub jit: bool,
-    pub email_domains: Vec<String>,
-    pub propagate_logout: bool,
-}
-
-/// The scopes to ask for: `openid` first, then the others given, each once.
-pub fn with_openid(scopes: impl IntoIterator<Item = String>) -> Vec<String> {
-    let mut all = vec!["openid".to_string()];
-    for scope in scopes {
-        if !all.contains(&scope) {
-            all.push(scope);
-        }
-    }
-    all
-}
-
-/// A claim mapping from `ATTRIBUTE=CLAIM` entries laid over `base`.
-pub fn claim_map_from(entries: &[String], base: ClaimMap) -> Result<ClaimMap, FederationError> {
-    let mut map = base;
-    for entry in entries {
-        let (attribute, claim) = super::claims::parse_mapping(entry).map_err(invalid)?;
-        map.insert(attribute, claim);
-    }
-    Ok(map)
-}
-
-/// An acr mapping from `VALUE=AAL[:IAL]` entries.
-pub fn acr_map_from(entries: &[String]) -> Result<AcrMap, FederationError> {
-    entries
-        .iter()
-        .map(|e| super::ceiling::parse_acr_mapping(e).map_err(invalid))
-        .collect()
-}
-
-/// A claim mapping as `ATTRIBUTE=CLAIM` entries (what [`claim_map_from`] reads).
-pub fn claim_entries(map: &ClaimMap) -> Vec<String> {
-    map.iter().map(|(a, c)| format!("{a}={c}")).collect()
-}
-
-/// An acr mapping as `VALUE=AAL:IAL` entries (what [`acr_map_from`] reads).
-pub fn acr_entries(map: &AcrMap) -> Vec<String> {
-    map.iter()
-        .map(|(v, l)| format!("{v}={}:{}", l.aal, l.ial))
-        .collect()
-}
-
-fn invalid(text: impl Into<String>) -> FederationError {
-    FederationError::Invalid(text.into())
-}
-
-/// An issuer URL Kizuna may talk to: HTTPS, or plain HTTP on a loopback address (tests and
-/// development), without query or fragment (OpenID Connect Discovery §2).
-pub fn check_issuer(issuer: &str) -> Result<String, FederationError> {
-    let url = url::Url::parse(issuer).map_err(|_| invalid("the issuer is not a URL"))?;
-    let loopback = matches!(url.host_str(), Some("127.0.0.1" | "[::1]" | "localhost"));
-    if url.scheme() != "https" && !(url.scheme() == "http" && loopback) {
-        return Err(invalid("the issuer must be an https:// URL"));
-    }
-    if url.query().is_some() || url.fragment().is_some() {
-        return Err(invalid("the issuer must not have a query or fragment"));
-    }
-    Ok(issuer.to_string())
-}
-
-fn check(new: &NewUpstream) -> Result<(), FederationError> {
-    let alias_ok = (2..=32).contains(&new.alias.len())
-        && new
-            .alias
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !new.alias.starts_with('-');
-    if !alias_ok {
-        return Err(invalid(
-            "the alias must be 2 to 32 lower-case letters, digits and '-'",
-        ));
-    }
-    check_name(&new.name)?;
-    check_issuer(&new.issuer)?;
-    if new.client_id.is_empty() || new.client_id.len() > 255 {
-        return Err(invalid("the client id must be 1 to 255 characters"));
-    }
-    match (new.client_auth, &new.client_secret) {
-        (ClientAuth::ClientSecretBasic, None) => {
-            return Err(invalid("client_secret_basic needs the client secret"));
-        }
-        (ClientAuth::PrivateKeyJwt, Some(_)) => {
-            return Err(invalid("private_key_jwt uses a key, not a secret"));
-        }
-        _ => {}
-    }
-    check_requests(&new.scopes, &new.acr_values)?;
-    check_domains(&new.email_domains)
-}
-
-fn check_name(name: &str) -> Result<(), FederationError> {
-    if name.trim().is_empty() || name.chars().count() > 100 || clean_text(name, 100) != name {
-        return Err(invalid("the name must be 1 to 100 characters"));
-    }
-    Ok(())
-}
-
-/// The scopes and `acr_values` sent upstream: single printable words, `openid` among them.
-fn check_requests(scopes: &[String], acr_values: &[String]) -> Result<(), FederationError> {
-    if !scopes.iter().any(|s| s == "openid") {
-        return Err(invalid("the scopes must include openid"));
-    }
-    let token_ok =
-        |t: &String| !t.is_empty() && t.len() <= 200 && t.bytes().all(|b| b.is_ascii_graphic());
-    if !scopes.iter().all(token_ok) || !acr_values.iter().all(token_ok) {
-        return Err(invalid("scopes and acr values are single printable words"));
-    }
-    Ok(())
-}
-
-fn check_domains(domains: &[String]) -> Result<(), FederationError> {
-    for domain in domains {
-        if !domain.contains('.')
-            || domain.starts_with('.')
-            || !domain
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
-        {
-            return Err(invalid(format!(
-                "{domain:?} is not an email domain (lower case)"
-            )));
-        }
-    }
-    Ok(())
-}
-
 /// Adds an upstream: checks the settings, reads its discovery document (the issuer must
 /// answer, match, and offer the code flow with S256), seals the secret or generates the
 /// client-assertion key, stores and audits it in one transaction.
@@ -314,7 +175,15 @@ pub async fn create(
         created_at: kizuna_core::time::now_unix(),
         version: 0,
     };
-    insert(tx.conn(), &upstream).await?;
+    store::insert_upstream(tx.conn(), &to_row(&upstream))
+        .await
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                FederationError::AliasTaken(upstream.alias.clone())
+            } else {
+                FederationError::Storage(e)
+            }
+        })?;
     let entries = audit::append_in(
         tx.conn(),
         &[
@@ -343,44 +212,31 @@ pub async fn create(
     Ok(upstream)
 }
 
-async fn insert(conn: &mut AnyConnection, u: &Upstream) -> Result<(), FederationError> {
-    sqlx::query(
-        "INSERT INTO upstreams (id, alias, name, org_id, issuer, client_id, client_auth, client_secret, key_id, \
-         scopes, acr_values, claim_map, acr_map, max_ial, max_aal, jit, email_domains, propagate_logout, status, \
-         created_at, updated_at, version) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $20, $21)",
-    )
-    .bind(&u.id)
-    .bind(&u.alias)
-    .bind(&u.name)
-    .bind(&u.org_id)
-    .bind(&u.issuer)
-    .bind(&u.client_id)
-    .bind(u.client_auth.as_str())
-    .bind(&u.client_secret)
-    .bind(&u.key_id)
-    .bind(to_json(&u.scopes))
-    .bind(to_json(&u.acr_values))
-    .bind(to_json(&u.claim_map))
-    .bind(to_json(&u.acr_map))
-    .bind(u.ceiling.max_ial as i64)
-    .bind(u.ceiling.max_aal as i64)
-    .bind(u.jit as i64)
-    .bind(to_json(&u.email_domains))
-    .bind(u.propagate_logout as i64)
-    .bind(&u.status)
-    .bind(u.created_at)
-    .bind(u.version)
-    .execute(conn)
-    .await
-    .map_err(|e| {
-        if is_unique_violation(&e) {
-            FederationError::AliasTaken(u.alias.clone())
-        } else {
-            FederationError::Storage(e)
-        }
-    })?;
-    Ok(())
+/// The upstream as stored.
+fn to_row(u: &Upstream) -> UpstreamRow {
+    UpstreamRow {
+        id: u.id.clone(),
+        alias: u.alias.clone(),
+        name: u.name.clone(),
+        org_id: u.org_id.clone(),
+        issuer: u.issuer.clone(),
+        client_id: u.client_id.clone(),
+        client_auth: u.client_auth.as_str().to_string(),
+        client_secret: u.client_secret.clone(),
+        key_id: u.key_id.clone(),
+        scopes: to_json(&u.scopes),
+        acr_values: to_json(&u.acr_values),
+        claim_map: to_json(&u.claim_map),
+        acr_map: to_json(&u.acr_map),
+        max_ial: u.ceiling.max_ial as i64,
+        max_aal: u.ceiling.max_aal as i64,
+        jit: u.jit as i64,
+        email_domains: to_json(&u.email_domains),
+        propagate_logout: u.propagate_logout as i64,
+        status: u.status.clone(),
+        created_at: u.created_at,
+        version: u.version,
+    }
 }
 
 /// Settings as JSON text, for storage.
@@ -389,36 +245,8 @@ fn to_json(value: &impl Serialize) -> String {
     serde_json::to_string(value).expect("plain settings serialize")
 }
 
-#[derive(sqlx::FromRow)]
-struct Row {
-    id: String,
-    alias: String,
-    name: String,
-    org_id: String,
-    issuer: String,
-    client_id: String,
-    client_auth: String,
-    client_secret: Option<Vec<u8>>,
-    key_id: Option<String>,
-    scopes: String,
-    acr_values: String,
-    claim_map: String,
-    acr_map: String,
-    max_ial: i64,
-    max_aal: i64,
-    jit: i64,
-    email_domains: String,
-    propagate_logout: i64,
-    status: String,
-    created_at: i64,
-    version: i64,
-}
-
-const COLUMNS: &str = "id, alias, name, org_id, issuer, client_id, client_auth, client_secret, key_id, scopes, \
-    acr_values, claim_map, acr_map, max_ial, max_aal, jit, email_domains, propagate_logout, status, created_at, version";
-
-impl From<Row> for Upstream {
-    fn from(r: Row) -> Upstream {
+impl From<UpstreamRow> for Upstream {
+    fn from(r: UpstreamRow) -> Upstream {
         fn parse<T: serde::de::DeserializeOwned + Default>(text: &str) -> T {
             serde_json::from_str(text).unwrap_or_default()
         }
@@ -452,10 +280,11 @@ impl From<Row> for Upstream {
 
 /// Every upstream, by alias.
 pub async fn list(idp: &Idp) -> Result<Vec<Upstream>, sqlx::Error> {
-    let rows: Vec<Row> = sqlx::query_as(&format!("SELECT {COLUMNS} FROM upstreams ORDER BY alias"))
-        .fetch_all(idp.core.db.pool())
-        .await?;
-    Ok(rows.into_iter().map(Upstream::from).collect())
+    Ok(store::upstreams(&idp.core.db)
+        .await?
+        .into_iter()
+        .map(Upstream::from)
+        .collect())
 }
 
 /// The upstreams the sign-in page offers.
@@ -469,13 +298,9 @@ pub async fn active(idp: &Idp) -> Result<Vec<Upstream>, sqlx::Error> {
 
 /// One upstream by alias or id.
 pub async fn find(idp: &Idp, alias_or_id: &str) -> Result<Option<Upstream>, sqlx::Error> {
-    let row: Option<Row> = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM upstreams WHERE alias = $1 OR id = $1"
-    ))
-    .bind(alias_or_id)
-    .fetch_optional(idp.core.db.pool())
-    .await?;
-    Ok(row.map(Upstream::from))
+    Ok(store::find_upstream(&idp.core.db, alias_or_id)
+        .await?
+        .map(Upstream::from))
 }
 
 /// The active upstream whose people have addresses at `email`'s domain.
@@ -510,13 +335,12 @@ pub async fn set_status(
         UpstreamStatus::Disabled => "upstream.disable",
     };
     let mut tx = idp.core.db.begin().await?;
-    sqlx::query(
-        "UPDATE upstreams SET status = $1, updated_at = $2, version = version + 1 WHERE id = $3",
+    store::set_upstream_status(
+        tx.conn(),
+        &upstream.id,
+        to.as_str(),
+        kizuna_core::time::now_unix(),
     )
-    .bind(to.as_str())
-    .bind(kizuna_core::time::now_unix())
-    .bind(&upstream.id)
-    .execute(tx.conn())
     .await?;
     let entries = audit::append_in(
         tx.conn(),
@@ -613,30 +437,14 @@ pub async fn edit(
     }
     next.version += 1;
     let mut tx = idp.core.db.begin().await?;
-    let updated = sqlx::query(
-        "UPDATE upstreams SET name = $1, client_secret = $2, scopes = $3, acr_values = $4, claim_map = $5, \
-         acr_map = $6, max_ial = $7, max_aal = $8, jit = $9, email_domains = $10, propagate_logout = $11, \
-         updated_at = $12, version = $13 WHERE id = $14 AND version = $15",
+    let updated = store::update_upstream(
+        tx.conn(),
+        &to_row(&next),
+        current.version,
+        kizuna_core::time::now_unix(),
     )
-    .bind(&next.name)
-    .bind(&next.client_secret)
-    .bind(to_json(&next.scopes))
-    .bind(to_json(&next.acr_values))
-    .bind(to_json(&next.claim_map))
-    .bind(to_json(&next.acr_map))
-    .bind(next.ceiling.max_ial as i64)
-    .bind(next.ceiling.max_aal as i64)
-    .bind(next.jit as i64)
-    .bind(to_json(&next.email_domains))
-    .bind(next.propagate_logout as i64)
-    .bind(kizuna_core::time::now_unix())
-    .bind(next.version)
-    .bind(&next.id)
-    .bind(current.version)
-    .execute(tx.conn())
-    .await?
-    .rows_affected();
-    if updated == 0 {
+    .await?;
+    if !updated {
         drop(tx);
         let newer = find(idp, id)
             .await?
@@ -696,56 +504,4 @@ pub async fn client_jwks(
     jwk["use"] = json!("sig");
     jwk["alg"] = json!(key.algorithm().jws_alg());
     Ok(Some(json!({"keys": [jwk]})))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn new(alias: &str, issuer: &str) -> NewUpstream {
-        NewUpstream {
-            alias: alias.into(),
-            name: "City Hospital".into(),
-            org_id: "org".into(),
-            issuer: issuer.into(),
-            client_id: "kizuna".into(),
-            client_auth: ClientAuth::ClientSecretBasic,
-            client_secret: Some("secret".into()),
-            key_algorithm: KeyAlgorithm::P256,
-            scopes: vec!["openid".into()],
-            acr_values: Vec::new(),
-            claim_map: None,
-            acr_map: AcrMap::new(),
-            ceiling: TrustCeiling::new(1, 1).unwrap(),
-            jit: true,
-            email_domains: vec!["hospital.example.jp".into()],
-            propagate_logout: true,
-        }
-    }
-
-    #[test]
-    fn issuers_are_https_except_on_loopback() {
-        assert!(check_issuer("https://login.hospital.example.jp").is_ok());
-        assert!(check_issuer("http://127.0.0.1:4000").is_ok());
-        assert!(check_issuer("http://localhost:4000").is_ok());
-        assert!(check_issuer("http://login.hospital.example.jp").is_err());
-        assert!(check_issuer("https://op.example/?tenant=1").is_err());
-        assert!(check_issuer("not a url").is_err());
-    }
-
-    #[test]
-    fn settings_are_checked_before_anything_is_fetched() {
-        assert!(check(&new("hospital", "https://op.example")).is_ok());
-        assert!(check(&new("Hospital", "https://op.example")).is_err());
-        assert!(check(&new("-x", "https://op.example")).is_err());
-        let mut no_openid = new("hospital", "https://op.example");
-        no_openid.scopes = vec!["email".into()];
-        assert!(check(&no_openid).is_err());
-        let mut both = new("hospital", "https://op.example");
-        both.client_auth = ClientAuth::PrivateKeyJwt;
-        assert!(check(&both).is_err(), "a key, not a secret");
-        let mut domain = new("hospital", "https://op.example");
-        domain.email_domains = vec!["Hospital.example".into()];
-        assert!(check(&domain).is_err());
-    }
 }
