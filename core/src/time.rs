@@ -57,6 +57,23 @@ pub fn now_unix() -> i64 {
     now().unix_timestamp()
 }
 
+/// A moment on the clock, for in-memory caches: like `Instant`, but it ages when a test
+/// moves the clock, so a test waits for a cache by moving time, not by sleeping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Stamp(i128);
+
+impl Stamp {
+    pub fn now() -> Stamp {
+        Stamp(now().unix_timestamp_nanos())
+    }
+
+    /// How long ago this moment was (zero if the clock went back).
+    pub fn age(&self) -> std::time::Duration {
+        let nanos = (Stamp::now().0 - self.0).max(0);
+        std::time::Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
+    }
+}
+
 pub fn now_rfc3339_micros() -> String {
     rfc3339_micros(now())
 }
@@ -126,6 +143,9 @@ mod tests {
         advance(3600);
         let after = now_unix();
         assert!((3600..3700).contains(&(after - before)), "{before} {after}");
-        advance(-3600);
+        let stamp = Stamp::now();
+        advance(5);
+        assert!(stamp.age() >= std::time::Duration::from_secs(5));
+        advance(-3605);
     }
 }

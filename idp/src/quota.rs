@@ -9,13 +9,14 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::Serialize;
 use serde_json::json;
 
 use kizuna_core::audit::{Actor, AuditEvent, Outcome};
 use kizuna_core::db::Db;
+use kizuna_core::time::Stamp;
 
 use crate::error::OAuthError;
 use crate::store::clients;
@@ -32,7 +33,7 @@ type Table = Arc<HashMap<String, i64>>;
 
 #[derive(Default)]
 pub struct Quotas {
-    table: Mutex<Option<(Instant, Table)>>,
+    table: Mutex<Option<(Stamp, Table)>>,
 }
 
 /// A client's quota as `kizuna client quota` shows it.
@@ -46,13 +47,13 @@ pub struct Quota {
 impl Quotas {
     async fn limits(&self, db: &Db) -> Result<Table, sqlx::Error> {
         if let Some((at, table)) = self.table.lock().ok().and_then(|t| t.clone())
-            && at.elapsed() < TABLE_TTL
+            && at.age() < TABLE_TTL
         {
             return Ok(table);
         }
         let table: Table = Arc::new(clients::quotas(db).await?.into_iter().collect());
         if let Ok(mut cached) = self.table.lock() {
-            *cached = Some((Instant::now(), table.clone()));
+            *cached = Some((Stamp::now(), table.clone()));
         }
         Ok(table)
     }

@@ -3,9 +3,10 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use kizuna_core::db::Db;
+use kizuna_core::time::Stamp;
 
 use super::{Client, get};
 
@@ -15,7 +16,7 @@ pub const CACHE_TTL: Duration = Duration::from_secs(2);
 
 /// Recently read clients, so the token endpoint does not read the same row on every call.
 /// A cached lookup: the client (or that there is none) and when it was read.
-type CachedClient = (Option<Arc<Client>>, Instant);
+type CachedClient = (Option<Arc<Client>>, Stamp);
 
 #[derive(Clone, Default)]
 pub struct ClientCache {
@@ -30,7 +31,7 @@ impl ClientCache {
             .lock()
             .ok()
             .and_then(|e| e.get(client_id).cloned())
-            && at.elapsed() < CACHE_TTL
+            && at.age() < CACHE_TTL
         {
             return Ok(client);
         }
@@ -47,9 +48,9 @@ impl ClientCache {
         let client = get(db, client_id).await?.map(Arc::new);
         if let Ok(mut entries) = self.entries.lock() {
             if entries.len() > 10_000 {
-                entries.retain(|_, (_, at)| at.elapsed() < CACHE_TTL);
+                entries.retain(|_, (_, at)| at.age() < CACHE_TTL);
             }
-            entries.insert(client_id.to_string(), (client.clone(), Instant::now()));
+            entries.insert(client_id.to_string(), (client.clone(), Stamp::now()));
         }
         Ok(client)
     }
