@@ -507,7 +507,7 @@ pub async fn finish(ca: &Ca, prepared: Prepared) -> Result<Issued, CaError> {
         key_sha256: csr.key.fingerprint(),
         not_before: p.not_before.unix_timestamp(),
         not_after: p.not_after.unix_timestamp(),
-        status: "valid".into(),
+        status: kizuna_core::pki::CertStatus::Valid,
         revoked_at: None,
         revocation_reason: None,
         requested_by: format!("{}:{}", actor.kind.as_str(), actor.id),

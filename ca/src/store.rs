@@ -25,7 +25,8 @@ pub struct CertRecord {
     pub key_sha256: String,
     pub not_before: i64,
     pub not_after: i64,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: CertStatus,
     pub revoked_at: Option<i64>,
     pub revocation_reason: Option<String>,
     pub requested_by: String,
@@ -372,7 +373,7 @@ async fn insert_all(conn: &mut AnyConnection, records: &[&CertRecord]) -> Result
                 .bind(&c.key_sha256)
                 .bind(c.not_before)
                 .bind(c.not_after)
-                .bind(&c.status)
+                .bind(c.status.as_str())
                 .bind(&c.requested_by)
                 .bind(&c.der)
                 .bind(c.created_at);

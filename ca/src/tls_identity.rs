@@ -60,7 +60,7 @@ pub async fn self_certificate(ca: &Ca, host: &San) -> Result<SelfCertificate, Ca
     let stored: Option<Stored> = stored.and_then(|s| serde_json::from_str(&s).ok());
     if let Some(stored) = &stored
         && let Some(record) = store::get(&ca.core.db, &stored.serial).await?
-        && record.status == "valid"
+        && record.status == kizuna_core::pki::CertStatus::Valid
     {
         let current = SelfCertificate {
             chain: chain_of(ca, &record.ca_id, record.der.clone()).await?,

@@ -123,6 +123,18 @@ impl FromStr for CertStatus {
     }
 }
 
+/// A stored value that is not one of the type's words.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Unknown(pub String);
+
+impl TryFrom<String> for CertStatus {
+    type Error = Unknown;
+    fn try_from(text: String) -> Result<CertStatus, Unknown> {
+        text.parse().map_err(Unknown)
+    }
+}
+
 impl fmt::Display for CertStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())

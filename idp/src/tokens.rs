@@ -7,11 +7,12 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use kizuna_core::db::AnyConnection;
+use kizuna_core::audit::{self, Actor, AuditEvent};
+use kizuna_core::db::{AnyConnection, WriteTx};
 use kizuna_core::{jose, secret};
 
 use crate::Idp;
-use crate::clients::Client;
+use crate::clients::{Client, GrantType};
 use crate::error::OAuthError;
 use crate::federation::accounts::AMR_FED;
 use crate::store::{clients as store_clients, grants, users};
@@ -97,6 +98,62 @@ pub async fn access_token(
     })?;
     let token = jose::sign(&key, &kid, Some("at+jwt"), &claims)?;
     Ok((token, claims))
+}
+
+/// The end of every grant that issues tokens for a person (authorization code, refresh
+/// token, device code): mints the access token, an ID token when `openid` was granted, and
+/// a refresh token in `grant_id` when `refresh`; records `token.issue` (who, which claims) in
+/// the caller's transaction and commits it, so nothing is issued unaudited.
+pub async fn issue_for_person(
+    idp: &Idp,
+    mut tx: WriteTx,
+    client: &Client,
+    user: &UserRecord,
+    auth: &Authorization,
+    grant_type: GrantType,
+    refresh: bool,
+) -> Result<TokenResponse, OAuthError> {
+    let grant_id = auth.grant_id.clone().unwrap_or_default();
+    let refresh_token = if refresh {
+        Some(new_refresh_token(tx.conn(), &grant_id).await?)
+    } else {
+        None
+    };
+    let (access_token, access) = access_token(idp, client, &user.id, auth).await?;
+    let (id_token, released) = if auth.scope.iter().any(|s| s == "openid") {
+        let (token, released) = id_token(idp, client, user, auth, Some(&access_token)).await?;
+        (Some(token), released)
+    } else {
+        (None, Vec::new())
+    };
+    let entries = audit::append_in(
+        tx.conn(),
+        &[AuditEvent::new(
+            Actor::client(&client.client_id),
+            "token.issue",
+            format!("user:{}", user.id),
+        )
+        .details(json!({
+            "grant_type": grant_type.as_str(),
+            "scope": access.scope,
+            "claims": released,
+            "jti": access.jti,
+            "grant_id": grant_id,
+            "id_token": id_token.is_some(),
+            "refresh_token": refresh_token.is_some(),
+        }))],
+    )
+    .await?;
+    tx.commit().await?;
+    audit::publish(&entries);
+    Ok(TokenResponse {
+        access_token,
+        token_type: "Bearer",
+        expires_in: idp.config.access_token_ttl_secs,
+        refresh_token,
+        id_token,
+        scope: auth.scope.join(" "),
+    })
 }
 
 /// The claims a scope releases about the person (OpenID Connect Core §5.4).

@@ -6,6 +6,7 @@ use serde::Serialize;
 use kizuna_ca::revoke::{self, Reason, RevokeReport, Selector};
 use kizuna_ca::store::{self as cert_store, CertRecord};
 use kizuna_core::orgs;
+use kizuna_core::pki::CertStatus;
 
 use crate::Console;
 use crate::error::ConsoleError;
@@ -126,7 +127,7 @@ async fn affected(c: &Console, selector: &Selector) -> Result<Vec<String>, Conso
     Ok(store::certificates(&c.idp.core.db, &Reach::City, &search)
         .await?
         .into_iter()
-        .filter(|r| r.status == "valid" || r.status == "hold")
+        .filter(|r| r.status != CertStatus::Revoked)
         .map(|r| r.serial)
         .collect())
 }

@@ -144,7 +144,7 @@ pub async fn change_client(
     let (to, action) = match change {
         ClientChange::Approve => {
             who.require_in(Action::ApproveClients, None, &format!("client {id}"))?;
-            if current.status != ClientStatus::Pending.as_str() {
+            if current.status != ClientStatus::Pending {
                 return Err(ConsoleError::Conflict(format!(
                     "client {id} is {}, not pending",
                     current.status
@@ -155,12 +155,14 @@ pub async fn change_client(
         ClientChange::Disable => (ClientStatus::Disabled, "client.disable"),
         ClientChange::Enable => {
             // Re-enabling a pending client would skip the approval.
-            if current.status == ClientStatus::Pending.as_str() {
+            if current.status == ClientStatus::Pending {
                 return Err(ConsoleError::Conflict(format!(
                     "client {id} is pending: a city administrator approves it"
                 )));
             }
-            let to = if current.status == "disabled" && !who.may_in(Action::ApproveClients, None) {
+            let to = if current.status == ClientStatus::Disabled
+                && !who.may_in(Action::ApproveClients, None)
+            {
                 ClientStatus::Pending
             } else {
                 ClientStatus::Active

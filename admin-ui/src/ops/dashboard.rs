@@ -45,7 +45,7 @@ pub async fn dashboard(c: &Console, who: &Caller) -> Result<Dashboard, ConsoleEr
             clients::list(&c.idp.core.db)
                 .await?
                 .into_iter()
-                .filter(|cl| cl.status == ClientStatus::Pending.as_str())
+                .filter(|cl| cl.status == ClientStatus::Pending)
                 .map(|cl| PendingApproval {
                     kind: "client",
                     id: cl.client_id,

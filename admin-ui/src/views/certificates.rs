@@ -17,6 +17,7 @@ use crate::Console;
 use crate::error::ConsoleError;
 use crate::ops::{self, Target};
 use kizuna_core::access::Action;
+use kizuna_core::pki::CertStatus;
 
 pub(super) fn reason_options() -> Vec<(String, String)> {
     Reason::ALL
@@ -38,7 +39,7 @@ pub(super) fn cert_rows(certs: &[kizuna_ca::store::CertRecord]) -> Vec<Vec<Cell>
                 cell(r.subject.clone()),
                 cell(r.device_id.clone().unwrap_or_default()),
                 cell(r.org_id.clone().unwrap_or_default()),
-                cell(r.status.clone()),
+                cell(r.status.to_string()),
                 cell(time(r.not_after)),
             ]
         })
@@ -127,7 +128,7 @@ pub(super) async fn show(
         let mut s = section(t("状態", "Status"));
         s.id = "status".into();
         s.facts = vec![
-            (t("状態", "Status"), cert.status.clone()),
+            (t("状態", "Status"), cert.status.to_string()),
             (t("失効日時", "Revoked at"), opt_time(cert.revoked_at)),
             (
                 t("失効理由", "Revocation reason"),
@@ -157,7 +158,7 @@ pub(super) async fn show(
             ));
         }
         if who.may_in(Action::RevokeCertificates, cert.org_id.as_deref()) {
-            if cert.status != "revoked" {
+            if cert.status != CertStatus::Revoked {
                 s.forms.push(Form {
                     id: "revoke".into(),
                     method: "get",
@@ -175,7 +176,7 @@ pub(super) async fn show(
                     danger: true,
                 });
             }
-            if cert.status == "valid" {
+            if cert.status == CertStatus::Valid {
                 s.forms.push(Form {
                     id: "hold".into(),
                     method: "get",
@@ -188,7 +189,7 @@ pub(super) async fn show(
                     danger: false,
                 });
             }
-            if cert.status == "hold" {
+            if cert.status == CertStatus::Hold {
                 s.forms.push(post_form(
                     "unhold",
                     format!("/admin/certificates/{}/unhold", cert.serial),

@@ -61,7 +61,7 @@ pub(super) async fn list(
                         link(cl.name.clone(), format!("/admin/clients/{}", cl.client_id)),
                         cell(cl.client_id.clone()),
                         cell(cl.org_id.clone().unwrap_or_default()),
-                        cell(cl.status.clone()),
+                        cell(cl.status.to_string()),
                         cell(cl.min_aal.to_string()),
                     ]
                 })
@@ -200,7 +200,7 @@ fn client_view(
             t("組織", "Organization"),
             cl.org_id.clone().unwrap_or_default(),
         ),
-        (t("状態", "Status"), cl.status.clone()),
+        (t("状態", "Status"), cl.status.to_string()),
         (
             t("認証方式", "Authentication"),
             cl.auth_method.as_str().to_string(),
@@ -251,7 +251,7 @@ fn client_view(
         }
         s.forms.extend(status_forms(
             &base,
-            &cl.status,
+            cl.status.as_str(),
             who.may_in(Action::ApproveClients, None),
         ));
     }

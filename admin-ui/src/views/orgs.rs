@@ -106,7 +106,7 @@ async fn org_partners(c: &Console, who: &Caller, org_id: &str) -> Result<Section
                 rows.push(vec![
                     cell(t("クライアント", "Client")),
                     link(cl.name.clone(), format!("/admin/clients/{}", cl.client_id)),
-                    cell(cl.status.clone()),
+                    cell(cl.status.to_string()),
                 ]);
             }
         }

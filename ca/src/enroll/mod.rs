@@ -15,6 +15,7 @@ use x509_cert::Certificate;
 use x509_cert::der::Decode;
 
 use kizuna_core::audit::{Actor, AuditEvent, Outcome};
+use kizuna_core::pki::CertStatus;
 
 use crate::csr::{self, Csr};
 use crate::devices::{self, Device, DeviceStatus, NewDevice};
@@ -472,14 +473,14 @@ pub async fn reenroll(
         .unwrap_or_else(|| Actor::system(format!("cert:{}", current.serial)));
     let result = async {
         check_label(label, &current.profile, "the current certificate")?;
-        match current.status.as_str() {
-            "valid" => {}
-            "hold" => {
+        match current.status {
+            CertStatus::Valid => {}
+            CertStatus::Hold => {
                 return Err(EnrollError::Forbidden(
                     "the current certificate is on hold (the device is suspended)".into(),
                 ));
             }
-            _ => {
+            CertStatus::Revoked => {
                 return Err(EnrollError::Forbidden(
                     "the current certificate is revoked".into(),
                 ));

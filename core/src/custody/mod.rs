@@ -4,90 +4,23 @@
 //! sealed with AES-256-GCM under the key-encryption key (KEK); an HSM backend keeps only a
 //! handle there.
 
+mod kek;
+pub mod pkcs11;
+mod public_key;
+mod software;
+
+pub use kek::{Kek, KekSource, open_kek};
+pub use public_key::{KeyAlgorithm, PublicKey};
+pub use software::SoftwareBackend;
+
 use std::collections::HashMap;
 use std::fmt;
-use std::path::{Path, PathBuf};
-use std::str::FromStr;
+use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
-use base64::Engine;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
-use ring::rand::SystemRandom;
-use ring::signature::{self, EcdsaKeyPair, Ed25519KeyPair, KeyPair, RsaKeyPair};
-use serde_json::json;
-
+use self::public_key::OID_ED25519;
 use crate::db::{AnyConnection, Db};
 use crate::der;
-
-pub mod pkcs11;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum KeyAlgorithm {
-    P256,
-    P384,
-    Ed25519,
-    Rsa2048,
-    Rsa3072,
-    Rsa4096,
-}
-
-impl KeyAlgorithm {
-    pub const ALL: [KeyAlgorithm; 6] = [
-        KeyAlgorithm::P256,
-        KeyAlgorithm::P384,
-        KeyAlgorithm::Ed25519,
-        KeyAlgorithm::Rsa2048,
-        KeyAlgorithm::Rsa3072,
-        KeyAlgorithm::Rsa4096,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            KeyAlgorithm::P256 => "p256",
-            KeyAlgorithm::P384 => "p384",
-            KeyAlgorithm::Ed25519 => "ed25519",
-            KeyAlgorithm::Rsa2048 => "rsa2048",
-            KeyAlgorithm::Rsa3072 => "rsa3072",
-            KeyAlgorithm::Rsa4096 => "rsa4096",
-        }
-    }
-
-    /// The JWS `alg` a key of this type signs with.
-    pub fn jws_alg(self) -> &'static str {
-        match self {
-            KeyAlgorithm::P256 => "ES256",
-            KeyAlgorithm::P384 => "ES384",
-            KeyAlgorithm::Ed25519 => "EdDSA",
-            KeyAlgorithm::Rsa2048 | KeyAlgorithm::Rsa3072 | KeyAlgorithm::Rsa4096 => "RS256",
-        }
-    }
-
-    fn rsa_bits(self) -> Option<usize> {
-        match self {
-            KeyAlgorithm::Rsa2048 => Some(2048),
-            KeyAlgorithm::Rsa3072 => Some(3072),
-            KeyAlgorithm::Rsa4096 => Some(4096),
-            _ => None,
-        }
-    }
-}
-
-impl fmt::Display for KeyAlgorithm {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for KeyAlgorithm {
-    type Err = CustodyError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        KeyAlgorithm::ALL
-            .into_iter()
-            .find(|a| a.as_str() == s)
-            .ok_or_else(|| CustodyError::UnknownAlgorithm(s.to_string()))
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum CustodyError {
@@ -129,95 +62,6 @@ pub enum CustodyError {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Public keys
-
-/// A public key in the form each consumer needs (SPKI DER for X.509, JWK for JOSE).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PublicKey {
-    algorithm: KeyAlgorithm,
-    /// EC: the uncompressed point; Ed25519: the 32-byte key; RSA: a PKCS#1 RSAPublicKey.
-    raw: Vec<u8>,
-}
-
-const OID_EC_PUBLIC_KEY: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
-const OID_P256: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
-const OID_P384: &[u8] = &[0x2b, 0x81, 0x04, 0x00, 0x22];
-const OID_ED25519: &[u8] = &[0x2b, 0x65, 0x70];
-const OID_RSA_ENCRYPTION: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
-
-impl PublicKey {
-    pub fn new(algorithm: KeyAlgorithm, raw: Vec<u8>) -> Self {
-        PublicKey { algorithm, raw }
-    }
-
-    pub fn algorithm(&self) -> KeyAlgorithm {
-        self.algorithm
-    }
-
-    /// The key as ring's verifiers take it.
-    pub fn raw(&self) -> &[u8] {
-        &self.raw
-    }
-
-    /// SubjectPublicKeyInfo (RFC 5280), DER.
-    pub fn spki_der(&self) -> Vec<u8> {
-        let algorithm_id = match self.algorithm {
-            KeyAlgorithm::P256 => {
-                der::sequence(&[&der::oid(OID_EC_PUBLIC_KEY), &der::oid(OID_P256)])
-            }
-            KeyAlgorithm::P384 => {
-                der::sequence(&[&der::oid(OID_EC_PUBLIC_KEY), &der::oid(OID_P384)])
-            }
-            KeyAlgorithm::Ed25519 => der::sequence(&[&der::oid(OID_ED25519)]),
-            _ => der::sequence(&[&der::oid(OID_RSA_ENCRYPTION), &der::null()]),
-        };
-        der::sequence(&[&algorithm_id, &der::bit_string(&self.raw)])
-    }
-
-    /// The public JWK (RFC 7517), without `kid`, `use` or `alg`.
-    pub fn jwk(&self) -> serde_json::Value {
-        let b64 = |b: &[u8]| URL_SAFE_NO_PAD.encode(b);
-        match self.algorithm {
-            KeyAlgorithm::P256 | KeyAlgorithm::P384 => {
-                let crv = if self.algorithm == KeyAlgorithm::P256 {
-                    "P-256"
-                } else {
-                    "P-384"
-                };
-                // Uncompressed point: 0x04 || X || Y.
-                let coords = &self.raw[1..];
-                let (x, y) = coords.split_at(coords.len() / 2);
-                json!({"kty": "EC", "crv": crv, "x": b64(x), "y": b64(y)})
-            }
-            KeyAlgorithm::Ed25519 => json!({"kty": "OKP", "crv": "Ed25519", "x": b64(&self.raw)}),
-            _ => {
-                let (n, e) = der::rsa_public_key_components(&self.raw).unwrap_or((&[], &[]));
-                json!({"kty": "RSA", "n": b64(n), "e": b64(e)})
-            }
-        }
-    }
-
-    /// The RFC 7638 thumbprint, a stable key id.
-    pub fn thumbprint(&self) -> String {
-        // A JWK built from our own key always has the members the thumbprint needs.
-        crate::jose::thumbprint(&self.jwk()).unwrap_or_default()
-    }
-
-    /// Verifies a signature made by [`KeyHandle::sign`] (the JOSE form).
-    pub fn verify(&self, message: &[u8], sig: &[u8]) -> bool {
-        let alg: &dyn signature::VerificationAlgorithm = match self.algorithm {
-            KeyAlgorithm::P256 => &signature::ECDSA_P256_SHA256_FIXED,
-            KeyAlgorithm::P384 => &signature::ECDSA_P384_SHA384_FIXED,
-            KeyAlgorithm::Ed25519 => &signature::ED25519,
-            _ => &signature::RSA_PKCS1_2048_8192_SHA256,
-        };
-        signature::UnparsedPublicKey::new(alg, &self.raw)
-            .verify(message, sig)
-            .is_ok()
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
 // Backends
 
 /// A private key inside a backend. It can sign; it cannot be read.
@@ -255,78 +99,6 @@ pub trait KeyBackend: Send + Sync {
     }
 }
 
-/// The AES-256 key-encryption key.
-pub struct Kek {
-    key: LessSafeKey,
-}
-
-const KEK_CHECK_AAD: &[u8] = b"kizuna-kek-check";
-const KEK_CHECK_PLAINTEXT: &[u8] = b"kizuna-kek-check-v1";
-/// The `meta` key of the KEK check value.
-const KEK_CHECK_KEY: &str = "kek_check";
-
-impl Kek {
-    pub fn from_bytes(bytes: &[u8; 32]) -> Self {
-        // AES-256 takes any 32-byte key.
-        let unbound = UnboundKey::new(&AES_256_GCM, bytes).expect("32-byte AES-256 key");
-        Kek {
-            key: LessSafeKey::new(unbound),
-        }
-    }
-
-    /// Parses the text form: 32 bytes in base64 (standard or URL-safe).
-    pub fn parse(text: &str) -> Result<Self, CustodyError> {
-        let text = text.trim();
-        let bytes = STANDARD
-            .decode(text)
-            .or_else(|_| URL_SAFE_NO_PAD.decode(text.trim_end_matches('=')))
-            .map_err(|_| CustodyError::MalformedKek("not base64".into()))?;
-        let bytes: [u8; 32] = bytes.try_into().map_err(|b: Vec<u8>| {
-            CustodyError::MalformedKek(format!("{} bytes, expected 32", b.len()))
-        })?;
-        Ok(Kek::from_bytes(&bytes))
-    }
-
-    pub fn seal(&self, aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
-        let nonce_bytes = crate::secret::random_bytes::<NONCE_LEN>();
-        let mut out = plaintext.to_vec();
-        // Sealing in place only fails for inputs beyond AES-GCM's size limit (~64 GiB).
-        self.key
-            .seal_in_place_append_tag(
-                Nonce::assume_unique_for_key(nonce_bytes),
-                Aad::from(aad),
-                &mut out,
-            )
-            .expect("plaintext within AES-GCM limits");
-        let mut sealed = nonce_bytes.to_vec();
-        sealed.extend_from_slice(&out);
-        sealed
-    }
-
-    pub fn open(&self, aad: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
-        if sealed.len() < NONCE_LEN {
-            return None;
-        }
-        let (nonce, ciphertext) = sealed.split_at(NONCE_LEN);
-        let nonce = Nonce::try_assume_unique_for_key(nonce).ok()?;
-        let mut buf = ciphertext.to_vec();
-        let plain = self
-            .key
-            .open_in_place(nonce, Aad::from(aad), &mut buf)
-            .ok()?;
-        Some(plain.to_vec())
-    }
-}
-
-/// Where the KEK comes from.
-#[derive(Debug, Clone)]
-pub enum KekSource {
-    /// Given directly (environment variable or config), base64.
-    Inline(String),
-    /// A file; `explicit` when the operator named it (then it must exist).
-    File { path: PathBuf, explicit: bool },
-}
-
 /// A record key custody keeps beside its keys in `meta` (the KEK check value; the
 /// reference to the TLS listener's own key and certificate). Custody owns the table.
 pub async fn meta_value(db: &Db, key: &str) -> Result<Option<String>, sqlx::Error> {
@@ -348,259 +120,6 @@ pub async fn set_meta_value(db: &Db, key: &str, value: &str) -> Result<(), sqlx:
     Ok(())
 }
 
-/// Opens the KEK and checks it against the database: creates the KEK file (0600) on a fresh
-/// install, refuses a wrong or missing KEK on an existing one.
-pub async fn open_kek(db: &Db, source: &KekSource) -> Result<Kek, CustodyError> {
-    let check = meta_value(db, KEK_CHECK_KEY).await?;
-    let kek = match source {
-        KekSource::Inline(text) => Kek::parse(text)?,
-        KekSource::File { path, explicit } => {
-            if path.exists() {
-                read_kek_file(path)?
-            } else if *explicit {
-                return Err(CustodyError::KekFileMissing(path.clone()));
-            } else if check.is_some() {
-                return Err(CustodyError::KekMissingForExistingData(path.clone()));
-            } else {
-                create_kek_file(path)?
-            }
-        }
-    };
-    let check = match check {
-        Some(check) => check,
-        None => {
-            let sealed = STANDARD.encode(kek.seal(KEK_CHECK_AAD, KEK_CHECK_PLAINTEXT));
-            sqlx::query(
-                "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
-            )
-            .bind(KEK_CHECK_KEY)
-            .bind(sealed)
-            .execute(db.pool())
-            .await?;
-            // Another replica may have initialized the database at the same moment with its
-            // own KEK; only the one stored counts.
-            meta_value(db, KEK_CHECK_KEY)
-                .await?
-                .ok_or(CustodyError::WrongKek)?
-        }
-    };
-    let sealed = STANDARD.decode(check).map_err(|_| CustodyError::WrongKek)?;
-    match kek.open(KEK_CHECK_AAD, &sealed) {
-        Some(plain) if plain == KEK_CHECK_PLAINTEXT => Ok(kek),
-        _ => Err(CustodyError::WrongKek),
-    }
-}
-
-fn read_kek_file(path: &Path) -> Result<Kek, CustodyError> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        if let Ok(meta) = std::fs::metadata(path) {
-            let mode = meta.permissions().mode() & 0o777;
-            if mode & 0o077 != 0 {
-                tracing::warn!(
-                    path = %path.display(),
-                    mode = format!("{mode:o}"),
-                    "the key-encryption key file is readable by other users; run chmod 600 on it"
-                );
-            }
-        }
-    }
-    let text = std::fs::read_to_string(path).map_err(|source| CustodyError::KekIo {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    Kek::parse(&text)
-}
-
-fn create_kek_file(path: &Path) -> Result<Kek, CustodyError> {
-    use std::io::Write;
-    let bytes = crate::secret::random_bytes::<32>();
-    let io_err = |source| CustodyError::KekIo {
-        path: path.to_path_buf(),
-        source,
-    };
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options.open(path).map_err(io_err)?;
-    writeln!(file, "{}", STANDARD.encode(bytes)).map_err(io_err)?;
-    file.sync_all().map_err(io_err)?;
-    tracing::info!(path = %path.display(), "created the key-encryption key file; back it up: without it the keys in the database cannot be used");
-    Ok(Kek::from_bytes(&bytes))
-}
-
-/// Keys generated with ring (RSA with the `rsa` crate, then used through ring), stored in the
-/// database sealed under the KEK with the key id and algorithm as associated data.
-pub struct SoftwareBackend {
-    kek: Kek,
-    rng: SystemRandom,
-}
-
-impl SoftwareBackend {
-    pub fn new(kek: Kek) -> Self {
-        SoftwareBackend {
-            kek,
-            rng: SystemRandom::new(),
-        }
-    }
-
-    fn aad(key_id: &str, algorithm: KeyAlgorithm) -> Vec<u8> {
-        format!("kizuna-key:{key_id}:{algorithm}").into_bytes()
-    }
-
-    /// Data is bound to its context under a prefix keys never use, so sealed key material
-    /// cannot be opened as data or the other way round.
-    fn data_aad(context: &str) -> Vec<u8> {
-        format!("kizuna-data:{context}").into_bytes()
-    }
-}
-
-enum SoftwareKey {
-    Ecdsa(EcdsaKeyPair, SystemRandom),
-    Ed25519(Ed25519KeyPair),
-    Rsa(RsaKeyPair, SystemRandom),
-}
-
-impl SigningKey for SoftwareKey {
-    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, CustodyError> {
-        match self {
-            SoftwareKey::Ecdsa(kp, rng) => kp
-                .sign(rng, message)
-                .map(|s| s.as_ref().to_vec())
-                .map_err(|_| CustodyError::SignFailed),
-            SoftwareKey::Ed25519(kp) => Ok(kp.sign(message).as_ref().to_vec()),
-            SoftwareKey::Rsa(kp, rng) => {
-                let mut sig = vec![0u8; kp.public().modulus_len()];
-                kp.sign(&signature::RSA_PKCS1_SHA256, rng, message, &mut sig)
-                    .map_err(|_| CustodyError::SignFailed)?;
-                Ok(sig)
-            }
-        }
-    }
-}
-
-fn ecdsa_alg(algorithm: KeyAlgorithm) -> &'static signature::EcdsaSigningAlgorithm {
-    if algorithm == KeyAlgorithm::P384 {
-        &signature::ECDSA_P384_SHA384_FIXED_SIGNING
-    } else {
-        &signature::ECDSA_P256_SHA256_FIXED_SIGNING
-    }
-}
-
-fn parse_software_key(
-    algorithm: KeyAlgorithm,
-    pkcs8: &[u8],
-    rng: &SystemRandom,
-) -> Option<(SoftwareKey, PublicKey)> {
-    match algorithm {
-        KeyAlgorithm::P256 | KeyAlgorithm::P384 => {
-            let kp = EcdsaKeyPair::from_pkcs8(ecdsa_alg(algorithm), pkcs8, rng).ok()?;
-            let public = PublicKey::new(algorithm, kp.public_key().as_ref().to_vec());
-            Some((SoftwareKey::Ecdsa(kp, rng.clone()), public))
-        }
-        KeyAlgorithm::Ed25519 => {
-            let kp = Ed25519KeyPair::from_pkcs8(pkcs8).ok()?;
-            let public = PublicKey::new(algorithm, kp.public_key().as_ref().to_vec());
-            Some((SoftwareKey::Ed25519(kp), public))
-        }
-        _ => {
-            let kp = RsaKeyPair::from_pkcs8(pkcs8).ok()?;
-            let public = PublicKey::new(algorithm, kp.public().as_ref().to_vec());
-            Some((SoftwareKey::Rsa(kp, rng.clone()), public))
-        }
-    }
-}
-
-/// Adapts ring's system RNG to the `rand_core` traits the `rsa` crate asks for.
-struct RingRng(SystemRandom);
-
-impl rsa::rand_core::RngCore for RingRng {
-    fn next_u32(&mut self) -> u32 {
-        u32::from_le_bytes(crate::secret::random_bytes::<4>())
-    }
-    fn next_u64(&mut self) -> u64 {
-        u64::from_le_bytes(crate::secret::random_bytes::<8>())
-    }
-    fn fill_bytes(&mut self, dest: &mut [u8]) {
-        use ring::rand::SecureRandom;
-        self.0.fill(dest).expect("system RNG");
-    }
-    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rsa::rand_core::Error> {
-        self.fill_bytes(dest);
-        Ok(())
-    }
-}
-
-impl rsa::rand_core::CryptoRng for RingRng {}
-
-impl KeyBackend for SoftwareBackend {
-    fn name(&self) -> &'static str {
-        "software"
-    }
-
-    fn generate(
-        &self,
-        key_id: &str,
-        algorithm: KeyAlgorithm,
-    ) -> Result<(PublicKey, Vec<u8>), CustodyError> {
-        let generate_err = |e: &dyn fmt::Display| CustodyError::Generate(e.to_string());
-        let pkcs8: Vec<u8> = match algorithm {
-            KeyAlgorithm::P256 | KeyAlgorithm::P384 => {
-                EcdsaKeyPair::generate_pkcs8(ecdsa_alg(algorithm), &self.rng)
-                    .map_err(|e| generate_err(&e))?
-                    .as_ref()
-                    .to_vec()
-            }
-            KeyAlgorithm::Ed25519 => Ed25519KeyPair::generate_pkcs8(&self.rng)
-                .map_err(|e| generate_err(&e))?
-                .as_ref()
-                .to_vec(),
-            _ => {
-                use rsa::pkcs8::EncodePrivateKey;
-                let bits = algorithm.rsa_bits().unwrap_or(2048);
-                let key = rsa::RsaPrivateKey::new(&mut RingRng(self.rng.clone()), bits)
-                    .map_err(|e| generate_err(&e))?;
-                key.to_pkcs8_der()
-                    .map_err(|e| generate_err(&e))?
-                    .as_bytes()
-                    .to_vec()
-            }
-        };
-        let (_, public) = parse_software_key(algorithm, &pkcs8, &self.rng)
-            .ok_or_else(|| CustodyError::Generate("generated key did not parse".into()))?;
-        let sealed = self.kek.seal(&Self::aad(key_id, algorithm), &pkcs8);
-        Ok((public, sealed))
-    }
-
-    fn load(
-        &self,
-        key_id: &str,
-        algorithm: KeyAlgorithm,
-        material: &[u8],
-    ) -> Result<Arc<dyn SigningKey>, CustodyError> {
-        let pkcs8 = self
-            .kek
-            .open(&Self::aad(key_id, algorithm), material)
-            .ok_or_else(|| CustodyError::CorruptKey(key_id.to_string()))?;
-        let (key, _) = parse_software_key(algorithm, &pkcs8, &self.rng)
-            .ok_or_else(|| CustodyError::CorruptKey(key_id.to_string()))?;
-        Ok(Arc::new(key))
-    }
-
-    fn seal_data(&self, context: &str, plaintext: &[u8]) -> Option<Vec<u8>> {
-        Some(self.kek.seal(&Self::data_aad(context), plaintext))
-    }
-
-    fn open_data(&self, context: &str, sealed: &[u8]) -> Option<Vec<u8>> {
-        self.kek.open(&Self::data_aad(context), sealed)
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // Custody
 
@@ -616,7 +135,7 @@ impl fmt::Debug for KeyHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("KeyHandle")
             .field("id", &self.id)
-            .field("algorithm", &self.public.algorithm)
+            .field("algorithm", &self.public.algorithm())
             .finish_non_exhaustive()
     }
 }
@@ -632,7 +151,7 @@ impl KeyHandle {
     }
 
     pub fn algorithm(&self) -> KeyAlgorithm {
-        self.public.algorithm
+        self.public.algorithm()
     }
 
     pub fn public_key(&self) -> &PublicKey {
@@ -646,7 +165,7 @@ impl KeyHandle {
 
     /// The AlgorithmIdentifier (DER) of this key's X.509 signatures.
     pub fn x509_signature_algorithm(&self) -> Vec<u8> {
-        match self.public.algorithm {
+        match self.public.algorithm() {
             KeyAlgorithm::P256 => {
                 der::sequence(&[&der::oid(&der::oid_content(&[1, 2, 840, 10045, 4, 3, 2]))])
             }
@@ -664,7 +183,7 @@ impl KeyHandle {
     /// A signature in the X.509 / CMS form (ECDSA as a DER ECDSA-Sig-Value).
     pub fn sign_der(&self, message: &[u8]) -> Result<Vec<u8>, CustodyError> {
         let sig = self.key.sign(message)?;
-        Ok(match self.public.algorithm {
+        Ok(match self.public.algorithm() {
             KeyAlgorithm::P256 | KeyAlgorithm::P384 => der::ecdsa_fixed_to_der(&sig),
             _ => sig,
         })
@@ -876,6 +395,9 @@ impl KeyCustody {
 
 #[cfg(test)]
 mod tests {
+    use base64::Engine;
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+
     use super::*;
 
     fn backend() -> SoftwareBackend {

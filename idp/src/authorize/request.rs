@@ -309,7 +309,7 @@ mod tests {
             require_consent: true,
             min_aal: 0,
             backchannel_logout_uri: None,
-            status: "active".into(),
+            status: crate::clients::ClientStatus::Active,
             created_at: 0,
             version: 0,
             secret_hash: None,

@@ -15,7 +15,8 @@ use crate::store::grants;
 
 /// A client's lifecycle: `pending` until approved, `active`, or `disabled`. Only active
 /// clients can sign anyone in or get tokens.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum ClientStatus {
     Pending,
     Active,
@@ -23,12 +24,34 @@ pub enum ClientStatus {
 }
 
 impl ClientStatus {
+    pub const ALL: [ClientStatus; 3] = [
+        ClientStatus::Pending,
+        ClientStatus::Active,
+        ClientStatus::Disabled,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             ClientStatus::Pending => "pending",
             ClientStatus::Active => "active",
             ClientStatus::Disabled => "disabled",
         }
+    }
+}
+
+impl std::str::FromStr for ClientStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<ClientStatus, String> {
+        ClientStatus::ALL
+            .into_iter()
+            .find(|c| c.as_str() == s)
+            .ok_or_else(|| format!("unknown client status {s:?}"))
+    }
+}
+
+impl std::fmt::Display for ClientStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -93,10 +116,10 @@ pub async fn edit(
     }
     let changes_reach =
         edit.redirect_uris != current.redirect_uris || edit.min_aal != current.min_aal;
-    let status = if review && changes_reach && current.status == ClientStatus::Active.as_str() {
-        ClientStatus::Pending.as_str()
+    let status = if review && changes_reach && current.status == ClientStatus::Active {
+        ClientStatus::Pending
     } else {
-        current.status.as_str()
+        current.status
     };
     let mut tx = core.db.begin().await?;
     let client = change(
@@ -106,7 +129,7 @@ pub async fn edit(
         ClientUpdate::Reach {
             redirect_uris: &to_json(&edit.redirect_uris),
             min_aal: edit.min_aal as i64,
-            status,
+            status: status.as_str(),
         },
     )
     .await?;

@@ -145,7 +145,7 @@ pub struct Client {
     /// reach; 0 for no rule of its own.
     pub min_aal: u8,
     pub backchannel_logout_uri: Option<String>,
-    pub status: String,
+    pub status: ClientStatus,
     pub created_at: i64,
     /// Counts edits, so an edit made on a stale copy can be refused.
     pub version: i64,
@@ -161,7 +161,7 @@ impl Client {
         self.grant_types.contains(&grant)
     }
     pub fn is_active(&self) -> bool {
-        self.status == "active"
+        self.status == ClientStatus::Active
     }
 }
 
@@ -232,7 +232,7 @@ pub async fn create_with_status(
     status: ClientStatus,
 ) -> Result<CreatedClient, ClientError> {
     let mut client = plan(new)?;
-    client.status = status.as_str().to_string();
+    client.status = status;
     client.client_id = secret::new_id();
     let client_secret = client.auth_method.uses_secret().then(secret::random_token);
     client.secret_hash = client_secret.as_deref().map(secret::token_hash);
@@ -293,7 +293,7 @@ fn to_row(c: &Client) -> ClientRow {
         require_par: c.require_par as i64,
         require_consent: c.require_consent as i64,
         backchannel_logout_uri: c.backchannel_logout_uri.clone(),
-        status: c.status.clone(),
+        status: c.status.as_str().to_string(),
         created_at: c.created_at,
         min_aal: c.min_aal as i64,
         version: c.version,
@@ -326,7 +326,8 @@ impl From<ClientRow> for Client {
             require_consent: r.require_consent != 0,
             min_aal: r.min_aal.clamp(0, 3) as u8,
             backchannel_logout_uri: r.backchannel_logout_uri,
-            status: r.status,
+            // An unknown stored status signs no one in.
+            status: r.status.parse().unwrap_or(ClientStatus::Disabled),
             created_at: r.created_at,
             version: r.version,
             secret_hash: r.secret_hash,

@@ -3,7 +3,7 @@
 
 use kizuna_core::jose::PublicJwk;
 
-use super::{AuthMethod, Client, ClientError, GrantType, NewClient, STANDARD_SCOPES};
+use super::{AuthMethod, Client, ClientError, ClientStatus, GrantType, NewClient, STANDARD_SCOPES};
 
 pub(super) fn invalid(message: impl Into<String>) -> ClientError {
     ClientError::Invalid(message.into())
@@ -240,7 +240,7 @@ pub(super) fn plan_with(new: NewClient, redirects: Redirects) -> Result<Client, 
         require_par: new.require_par,
         require_consent: new.require_consent.unwrap_or(true),
         backchannel_logout_uri: new.backchannel_logout_uri,
-        status: "active".into(),
+        status: ClientStatus::Active,
         version: 0,
         created_at: kizuna_core::time::now_unix(),
         secret_hash: None,

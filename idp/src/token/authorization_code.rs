@@ -119,47 +119,16 @@ pub async fn exchange(
         &auth,
     )
     .await?;
-    let refresh_token = if client.allows(GrantType::RefreshToken) {
-        Some(tokens::new_refresh_token(tx.conn(), &row.grant_id).await?)
-    } else {
-        None
-    };
-    let (access_token, access) = tokens::access_token(idp, client, &user.id, &auth).await?;
-    let (id_token, released) = if auth.scope.iter().any(|s| s == "openid") {
-        let (token, released) =
-            tokens::id_token(idp, client, &user, &auth, Some(&access_token)).await?;
-        (Some(token), released)
-    } else {
-        (None, Vec::new())
-    };
-    let entries = audit::append_in(
-        tx.conn(),
-        &[AuditEvent::new(
-            Actor::client(&client.client_id),
-            "token.issue",
-            format!("user:{}", user.id),
-        )
-        .details(json!({
-            "grant_type": "authorization_code",
-            "scope": access.scope,
-            "claims": released,
-            "jti": access.jti,
-            "grant_id": row.grant_id,
-            "id_token": id_token.is_some(),
-            "refresh_token": refresh_token.is_some(),
-        }))],
+    tokens::issue_for_person(
+        idp,
+        tx,
+        client,
+        &user,
+        &auth,
+        GrantType::AuthorizationCode,
+        client.allows(GrantType::RefreshToken),
     )
-    .await?;
-    tx.commit().await?;
-    audit::publish(&entries);
-    Ok(TokenResponse {
-        access_token,
-        token_type: "Bearer",
-        expires_in: idp.config.access_token_ttl_secs,
-        refresh_token,
-        id_token,
-        scope: auth.scope.join(" "),
-    })
+    .await
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use kizuna_core::secret;
 use super::requested_scope;
 use crate::Idp;
 use crate::authorize::request::Params;
-use crate::clients::Client;
+use crate::clients::{Client, GrantType};
 use crate::error::OAuthError;
 use crate::store::grants;
 use crate::tokens::{self, Authorization, TokenResponse};
@@ -81,39 +81,5 @@ pub async fn refresh(
         nonce: None,
         claims: row.claims,
     };
-    let refresh_token = tokens::new_refresh_token(tx.conn(), &row.grant_id).await?;
-    let (access_token, access) = tokens::access_token(idp, client, &user.id, &auth).await?;
-    let (id_token, released) = if auth.scope.iter().any(|s| s == "openid") {
-        let (token, released) =
-            tokens::id_token(idp, client, &user, &auth, Some(&access_token)).await?;
-        (Some(token), released)
-    } else {
-        (None, Vec::new())
-    };
-    let entries = audit::append_in(
-        tx.conn(),
-        &[AuditEvent::new(
-            Actor::client(&client.client_id),
-            "token.issue",
-            format!("user:{}", user.id),
-        )
-        .details(json!({
-            "grant_type": "refresh_token",
-            "scope": access.scope,
-            "claims": released,
-            "jti": access.jti,
-            "grant_id": row.grant_id,
-        }))],
-    )
-    .await?;
-    tx.commit().await?;
-    audit::publish(&entries);
-    Ok(TokenResponse {
-        access_token,
-        token_type: "Bearer",
-        expires_in: idp.config.access_token_ttl_secs,
-        refresh_token: Some(refresh_token),
-        id_token,
-        scope: auth.scope.join(" "),
-    })
+    tokens::issue_for_person(idp, tx, client, &user, &auth, GrantType::RefreshToken, true).await
 }
