@@ -5,7 +5,9 @@
 //!                                             KIZUNA_TEST_POSTGRES_URL is set)
 //! Environment: BENCH_SECONDS (default 20), BENCH_CONCURRENCY (default 16).
 
-#[path = "../tests/common/mod.rs"]
+// The end-to-end kit, of which a benchmark uses a part.
+#[allow(dead_code)]
+#[path = "../tests/e2e/common/mod.rs"]
 mod common;
 
 use std::sync::Arc;

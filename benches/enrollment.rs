@@ -11,7 +11,9 @@
 //! Environment: BENCH_SECONDS (default 15), BENCH_CONCURRENCY (default 32 for EST, a quarter
 //! of it for ACME), BENCH_TOKENS (default 40000).
 
-#[path = "../tests/common/mod.rs"]
+// The end-to-end kit, of which a benchmark uses a part.
+#[allow(dead_code)]
+#[path = "../tests/e2e/common/mod.rs"]
 mod common;
 
 use std::collections::HashMap;

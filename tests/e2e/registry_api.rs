@@ -2,9 +2,7 @@
 //! `/ca/api/v1/acme/eab`): administrators reach every organization, an organization's
 //! client with `kizuna:devices` only its own; every change is audited with the caller.
 
-mod common;
-
-use common::{Kizuna, service_token};
+use crate::common::{Kizuna, service_token};
 use serde_json::{Value, json};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

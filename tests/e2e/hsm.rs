@@ -2,11 +2,9 @@
 //! and issuing CA keys are generated inside the token; the certificates they sign verify with
 //! openssl; the database holds only the keys' object ids.
 
-mod common;
-
 use std::process::Command;
 
-use common::{Kizuna, TempDir, database};
+use crate::common::{Kizuna, TempDir, database};
 
 const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
 

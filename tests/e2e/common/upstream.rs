@@ -10,7 +10,6 @@ use super::{free_port, hidden_field};
 /// A running `oidc-provider`, stopped when dropped.
 pub struct NodeOp {
     child: Child,
-    pub port: u16,
     pub issuer: String,
 }
 
@@ -65,7 +64,6 @@ impl NodeOp {
         }
         NodeOp {
             child,
-            port,
             issuer: format!("http://127.0.0.1:{port}"),
         }
     }

@@ -2,9 +2,9 @@
 //! through Kizuna: discovery, authorization code + PKCE, ID token verification, UserInfo,
 //! refresh with rotation, introspection, revocation, and RP-initiated logout.
 
-mod common;
+use crate::common;
 
-use common::{Browser, Kizuna, query_param};
+use crate::common::{Browser, Kizuna, query_param};
 use openidconnect::core::{CoreClient, CoreProviderMetadata, CoreResponseType, CoreUserInfoClaims};
 use openidconnect::{
     AccessTokenHash, AuthenticationFlow, AuthorizationCode, ClientId, ClientSecret, CsrfToken,

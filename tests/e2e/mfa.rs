@@ -3,10 +3,10 @@
 //! recovery codes, TOTP replay and brute force, the account page's rules (fresh
 //! authentication, last factor), sessions, notifications, and the helpdesk reset.
 
-mod common;
-
-use common::rp::Rp;
-use common::{Browser, Kizuna, Landing, Server, TotpApp, database, hidden_field, query_param};
+use crate::common::rp::Rp;
+use crate::common::{
+    Browser, Kizuna, Landing, Server, TotpApp, database, hidden_field, query_param,
+};
 use serde_json::Value;
 
 const PASSWORD: &str = "a perfectly long passphrase";

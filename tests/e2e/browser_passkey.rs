@@ -4,9 +4,7 @@
 //! token that panva's openid-client gets. WebAuthn needs a secure context with a domain, so
 //! the public URL is `http://localhost:<port>`.
 
-mod common;
-
-use common::{BIN, Kizuna, chromium, node_peers};
+use crate::common::{BIN, Kizuna, chromium, node_peers};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chromium_registers_a_passkey_and_signs_in_passwordless_at_aal2() {

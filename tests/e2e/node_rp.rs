@@ -2,9 +2,7 @@
 //! code flow + PKCE and client_credentials, both with private_key_jwt. The script is
 //! `tests/node/rp.mjs`; `scripts/test` installs its packages.
 
-mod common;
-
-use common::{BIN, Kizuna, node_peers};
+use crate::common::{BIN, Kizuna, node_peers};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openid_client_signs_in_with_par_pkce_and_private_key_jwt() {

@@ -2,13 +2,11 @@
 //! a rustls server (service profile) requiring a client certificate accepts a device
 //! certificate from the same CA and refuses one from another CA.
 
-mod common;
-
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 
-use common::Kizuna;
+use crate::common::Kizuna;
 use rustls::RootCertStore;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};

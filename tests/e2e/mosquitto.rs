@@ -3,14 +3,12 @@
 //! A device that enrolled over EST publishes with `mosquitto_pub`; once it is retired in
 //! Kizuna and the broker has the refreshed CRL, its connection is refused.
 
-mod common;
-
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::enroll::{Installation, csr, stderr};
-use common::{Kizuna, free_port};
+use crate::common::enroll::{Installation, csr, stderr};
+use crate::common::{Kizuna, free_port};
 
 struct Broker {
     child: Child,

@@ -1,8 +1,6 @@
 //! The end-to-end test kit: runs the built `kizuna` binary in a fresh directory with a fresh
 //! database (SQLite, or PostgreSQL from `KIZUNA_TEST_POSTGRES_URL`), and talks to it over HTTP.
 
-#![allow(dead_code)]
-
 pub mod acme;
 pub mod enroll;
 pub mod jpki;
@@ -385,6 +383,7 @@ pub struct Server {
 }
 
 impl Server {
+    /// The server process's id (benchmarks sample its CPU and memory).
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
@@ -417,7 +416,7 @@ impl Server {
 
     fn terminate(&mut self) -> Option<i32> {
         let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
+            .args(["-TERM", &self.pid().to_string()])
             .status();
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {

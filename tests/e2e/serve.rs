@@ -1,8 +1,8 @@
 //! `kizuna serve` as an operator and a browser meet it.
 
-mod common;
+use crate::common;
 
-use common::{Kizuna, browser, database, hidden_field};
+use crate::common::{Kizuna, browser, database, hidden_field};
 use reqwest::header::{ACCEPT, ACCEPT_LANGUAGE};
 
 async fn create_admin(base: &str, link: &str, username: &str) -> reqwest::Response {

@@ -1,15 +1,15 @@
 //! ACME (RFC 8555) with certbot (PyPI), standalone http-01, against Kizuna's directory:
 //! register with external account binding, obtain, renew, revoke.
 
-mod common;
+use crate::common;
 
 use std::process::{Command, Output};
 
 use serde_json::json;
 
-use common::acme::{Client, NAME, install};
-use common::enroll::{Installation, csr, openssl_verify, self_signed, stderr, x509_field};
-use common::{Kizuna, free_port};
+use crate::common::acme::{Client, NAME, install};
+use crate::common::enroll::{Installation, csr, openssl_verify, self_signed, stderr, x509_field};
+use crate::common::{Kizuna, free_port};
 
 fn certbot(i: &Installation, args: &[&str]) -> Output {
     let dir = i.path("certbot");

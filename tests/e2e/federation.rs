@@ -3,7 +3,7 @@
 //! upstream — panva's `oidc-provider` (npm; not written here), another Kizuna, or a small
 //! provider in this file that signs crafted tokens for the bad-input cases — and back.
 
-mod common;
+use crate::common;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -14,8 +14,8 @@ use openidconnect::{
 };
 use serde_json::{Value, json};
 
-use common::upstream::{Arrival, CrossBrowser, NodeOp};
-use common::{Kizuna, Server, node_peers, query_param};
+use crate::common::upstream::{Arrival, CrossBrowser, NodeOp};
+use crate::common::{Kizuna, Server, node_peers, query_param};
 
 const CALLBACK: &str = "http://127.0.0.1:9/callback";
 const AFTER_LOGOUT: &str = "http://127.0.0.1:9/bye";

@@ -3,13 +3,11 @@
 //! each action, allowed and refused; and the API's bad inputs (another organization's
 //! device by URL, stale edits, huge search strings, revoking twice).
 
-mod common;
-
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use common::pki::{csr, sh_ok};
-use common::{Kizuna, Server, service_token};
+use crate::common::pki::{csr, sh_ok};
+use crate::common::{Kizuna, Server, service_token};
 
 /// Issues a device certificate for `name` in `org`; returns its serial (lower-case hex).
 fn device_cert(k: &Kizuna, org: &str, name: &str) -> String {

@@ -3,10 +3,10 @@
 //! clear 4xx and store nothing; rollover and an offline root keep every certificate valid;
 //! certificates and CA certificates download in PEM and DER.
 
-mod common;
+use crate::common;
 
-use common::pki::{self, csr, pkilint_clean, sh_ok, text};
-use common::{Kizuna, Server, database};
+use crate::common::pki::{self, csr, pkilint_clean, sh_ok, text};
+use crate::common::{Kizuna, Server, database};
 use serde_json::{Value, json};
 
 /// A serving install with an organization allowed `water.city.example`, `water.kizuna-city.jp`

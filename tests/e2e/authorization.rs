@@ -2,11 +2,11 @@
 //! who signs in to a client registered with management scopes, a city administrator's token
 //! from too weak a sign-in, tokens of disabled clients and accounts.
 
-mod common;
+use crate::common;
 
+use crate::common::rp::Rp;
+use crate::common::{Browser, Kizuna, service_token};
 use base64::Engine;
-use common::rp::Rp;
-use common::{Browser, Kizuna, service_token};
 use serde_json::{Value, json};
 
 const PASSWORD: &str = "a resident's long passphrase";
@@ -876,9 +876,9 @@ async fn snapshot(server: &common::Server, city: &str, f: &Fixture) -> Vec<Value
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_management_route_refuses_every_caller_it_must() {
     let routes: Vec<(&str, String)> = [
-        served(include_str!("../admin-ui/src/api/mod.rs")),
-        served(include_str!("../ca/src/http.rs")),
-        served(include_str!("../ca/src/registry_http.rs")),
+        served(include_str!("../../admin-ui/src/api/mod.rs")),
+        served(include_str!("../../ca/src/http.rs")),
+        served(include_str!("../../ca/src/registry_http.rs")),
     ]
     .concat()
     .into_iter()

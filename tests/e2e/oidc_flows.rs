@@ -4,12 +4,12 @@
 //! private_key_jwt assertions, CSRF on the pages, client credentials, the device grant, PAR,
 //! consent, account lockout, key rotation, and back-channel logout.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use common::{Browser, Kizuna, Server, database, hidden_field, query_param};
+use crate::common::{Browser, Kizuna, Server, database, hidden_field, query_param};
 use kizuna_core::custody::{Kek, KeyAlgorithm, KeyBackend, KeyHandle, SoftwareBackend};
 use kizuna_core::jose::{self, Jws};
 use openidconnect::PkceCodeChallenge;

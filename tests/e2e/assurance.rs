@@ -5,15 +5,17 @@
 //! counter, `verified_claims` parsed by an RP built on the `openidconnect` crate, claims a
 //! client is not allowed (omitted), one person one account, and editing a verified name.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use common::jpki::{Card, CrlServer, Holder, JpkiCa};
-use common::rp::{CALLBACK, Rp};
-use common::upstream::{Arrival, CrossBrowser, NodeOp};
-use common::{Browser, Kizuna, Landing, Server, database, free_port, hidden_field, query_param};
+use crate::common::jpki::{Card, CrlServer, Holder, JpkiCa};
+use crate::common::rp::{CALLBACK, Rp};
+use crate::common::upstream::{Arrival, CrossBrowser, NodeOp};
+use crate::common::{
+    Browser, Kizuna, Landing, Server, database, free_port, hidden_field, query_param,
+};
 use openidconnect::core::{
     CoreGenderClaim, CoreJsonWebKeySet, CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm,
 };

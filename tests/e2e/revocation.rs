@@ -2,14 +2,14 @@
 //! nonce), `openssl verify -crl_check` (full and partitioned CRLs), pkilint, and a rustls
 //! server that loads Kizuna's CRL.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::pki::{self, pkilint_clean, sh, text};
-use common::{Kizuna, Server, database};
+use crate::common::pki::{self, pkilint_clean, sh, text};
+use crate::common::{Kizuna, Server, database};
 
 /// An organization, a device certificate (leaf.pem, leaf.key) and the CA certificates
 /// (root.pem, issuing.pem) in the install's directory. Returns the serial.

@@ -1,9 +1,7 @@
 //! The admin JSON API: token-protected (scope `kizuna:admin`), every change audited with the
 //! caller as actor.
 
-mod common;
-
-use common::{Browser, Kizuna, hidden_field, query_param, service_token};
+use crate::common::{Browser, Kizuna, hidden_field, query_param, service_token};
 use serde_json::{Value, json};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,12 +8,12 @@
 //! posts without the CSRF token, HTML in fields, stale forms, another organization's device
 //! by URL, huge searches and revoking twice.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 
-use common::pki::{download_ca_certificates, sh};
-use common::{
+use crate::common::pki::{download_ca_certificates, sh};
+use crate::common::{
     Browser, Kizuna, Server, chromium, free_port, hidden_field, node_peers, root_pem, service_token,
 };
 

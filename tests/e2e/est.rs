@@ -2,14 +2,14 @@
 //! simpleenroll with a one-time token, simplereenroll with the issued certificate (and a new
 //! key), `openssl verify`, and every refusal the enrollment issue lists.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 
-use common::enroll::{
+use crate::common::enroll::{
     Installation, csr, openssl, openssl_verify, read_tokens, self_signed, stderr, x509_field,
 };
-use common::{Kizuna, database};
+use crate::common::{Kizuna, database};
 
 #[tokio::test]
 async fn a_device_enrolls_with_a_token_reenrolls_with_its_certificate_and_verifies() {

@@ -1,8 +1,6 @@
 //! The operator's command line: configuration, organizations, the audit log.
 
-mod common;
-
-use common::{Kizuna, database};
+use crate::common::{Kizuna, database};
 
 fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()

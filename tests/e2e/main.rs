@@ -1,0 +1,29 @@
+//! Kizuna's end-to-end and structure tests, one binary: each module drives the built `kizuna`
+//! binary (or reads the sources) the way a city's systems and operators would, through the
+//! shared kit in `common`.
+
+mod common;
+
+mod acme;
+mod admin_api;
+mod assurance;
+mod authorization;
+mod browser_passkey;
+mod ca;
+mod cli;
+mod console_browser;
+mod console_roles;
+mod est;
+mod federation;
+mod hsm;
+mod mfa;
+mod mosquitto;
+mod mtls;
+mod node_rp;
+mod oidc_flows;
+mod oidc_rp;
+mod registry_api;
+mod revocation;
+mod sbom;
+mod serve;
+mod structure;
