@@ -23,6 +23,7 @@ use kizuna_idp::users;
 
 use crate::Console;
 use crate::error::ConsoleError;
+use crate::messages::Msg;
 use kizuna_core::access::Caller;
 use kizuna_core::auth::Authenticator;
 
@@ -160,19 +161,20 @@ pub async fn finish(
 ) -> Result<Finished, ConsoleError> {
     let secure = c.idp.core.secure_cookies;
     if let Some(error) = q.error {
-        return Err(ConsoleError::Forbidden(format!(
-            "the sign-in did not finish: {error} {}",
-            q.error_description.unwrap_or_default()
-        )));
+        return Err(ConsoleError::Forbidden(
+            Msg::SignInNotFinished {
+                error,
+                description: q.error_description.unwrap_or_default(),
+            }
+            .into(),
+        ));
     }
     let (Some(code), Some(state)) = (q.code, q.state) else {
-        return Err(ConsoleError::Invalid("code and state are required".into()));
+        return Err(ConsoleError::Invalid(Msg::SignInIncomplete.into()));
     };
     let from_cookie = cookie(headers, login_cookie(secure)).unwrap_or("");
     if !secret::constant_time_eq(from_cookie.as_bytes(), state.as_bytes()) {
-        return Err(ConsoleError::Forbidden(
-            "this sign-in was not started in this browser".into(),
-        ));
+        return Err(ConsoleError::Forbidden(Msg::SignInOtherBrowser.into()));
     }
     let row: Option<(String, String, String, i64, i64)> = sqlx::query_as(
         "DELETE FROM console_logins WHERE state_hash = $1 \
@@ -182,12 +184,10 @@ pub async fn finish(
     .fetch_optional(c.idp.core.db.pool())
     .await?;
     let Some((verifier, nonce, next, asked, expires_at)) = row else {
-        return Err(ConsoleError::Forbidden(
-            "this sign-in is unknown or was already used".into(),
-        ));
+        return Err(ConsoleError::Forbidden(Msg::SignInUnknown.into()));
     };
     if expires_at < kizuna_core::time::now_unix() {
-        return Err(ConsoleError::Forbidden("this sign-in took too long".into()));
+        return Err(ConsoleError::Forbidden(Msg::SignInExpired.into()));
     }
     let client = clients::get(&c.idp.core.db, CLIENT_ID)
         .await?
@@ -198,18 +198,18 @@ pub async fn finish(
         ("redirect_uri".into(), redirect_uri(c)),
         ("code_verifier".into(), verifier),
     ]);
-    let tokens = exchange(&c.idp, &client, &params)
+    let tokens = exchange(&c.idp, &client, &params, None)
         .await
-        .map_err(|e| ConsoleError::Forbidden(format!("the code exchange failed: {e:?}")))?;
+        .map_err(|e| {
+            ConsoleError::Forbidden(Msg::CodeExchangeFailed.with_detail(format!("{e:?}")))
+        })?;
     let claims = tokens
         .id_token
         .as_deref()
         .and_then(id_token_claims)
         .ok_or_else(|| ConsoleError::Internal("the token response has no ID token".into()))?;
     if claims.nonce.as_deref() != Some(nonce.as_str()) {
-        return Err(ConsoleError::Forbidden(
-            "the ID token nonce does not match".into(),
-        ));
+        return Err(ConsoleError::Forbidden(Msg::NonceMismatch.into()));
     }
     let sid = claims
         .sid
@@ -222,9 +222,7 @@ pub async fn finish(
     let staff = person(c, &claims.sub).await?;
     if staff.roles.is_empty() {
         audit_denied(c, &claims.sub, "no console role").await?;
-        return Err(ConsoleError::Forbidden(
-            "this account holds no staff role; the console is for city staff and organization administrators".into(),
-        ));
+        return Err(ConsoleError::Forbidden(Msg::NoStaffRole.into()));
     }
     let needed = needed_aal(c, &staff);
     if reached < needed {
@@ -232,11 +230,13 @@ pub async fn finish(
             return Ok(Finished::StepUp(start(c, &next, needed).await?));
         }
         audit_denied(c, &claims.sub, "assurance too low").await?;
-        return Err(ConsoleError::Forbidden(format!(
-            "the console needs a {} sign-in for your roles; your sign-in reached {}. Add a hardware security key (passkey) on your account page.",
-            needed.uri(),
-            reached.uri()
-        )));
+        return Err(ConsoleError::Forbidden(
+            Msg::SignInTooWeak {
+                needed: needed.uri().into(),
+                reached: reached.uri().into(),
+            }
+            .into(),
+        ));
     }
     let token = secret::random_token();
     let now = kizuna_core::time::now_unix();
@@ -412,6 +412,6 @@ pub async fn end(
 /// management API.
 pub async fn api_caller(c: &Console, headers: &HeaderMap) -> Result<Caller, ConsoleError> {
     let token = bearer_token(headers, &[])
-        .ok_or_else(|| ConsoleError::Unauthorized("a bearer access token is required".into()))?;
+        .ok_or_else(|| ConsoleError::Unauthorized(Msg::BearerTokenRequired.into()))?;
     Ok(c.idp.authenticate(&token).await?)
 }

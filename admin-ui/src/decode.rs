@@ -8,6 +8,10 @@ use x509_cert::ext::pkix::{
     SubjectAltName,
 };
 
+use kizuna_core::web::Lang;
+
+use crate::messages::Msg;
+
 /// A field's name in Japanese and English.
 pub type Label = (&'static str, &'static str);
 
@@ -107,13 +111,11 @@ fn extension_value(oid: &str, der: &[u8]) -> String {
     decoded.unwrap_or_else(|| kizuna_core::secret::hex(der))
 }
 
-/// The certificate's fields and extensions, in order.
-pub fn fields(der: &[u8]) -> Vec<(Label, String)> {
+/// The certificate's fields and extensions, in order; a certificate that cannot be parsed
+/// says so in `lang`.
+pub fn fields(der: &[u8], lang: Lang) -> Vec<(Label, String)> {
     let Ok(cert) = x509_cert::Certificate::from_der(der) else {
-        return vec![(
-            ("解析", "Parsing"),
-            "the certificate cannot be parsed".into(),
-        )];
+        return vec![(("解析", "Parsing"), Msg::CertificateUnparsable.render(lang))];
     };
     let tbs = cert.tbs_certificate();
     let spki = tbs.subject_public_key_info();

@@ -1,5 +1,7 @@
 //! The console's error, and its one mapping to an HTTP status and an API error code. Pages
-//! and API answer with the same status for the same failure.
+//! and API answer with the same status for the same failure. Each error carries a catalogue
+//! message ([`crate::messages`]); one passed through from a domain crate keeps the domain's
+//! own text as the message's detail.
 
 use axum::http::StatusCode;
 
@@ -7,6 +9,7 @@ use kizuna_ca::CaError;
 use kizuna_core::access::Denied;
 use kizuna_core::auth::Refused;
 use kizuna_core::orgs::{OrgError, Organization};
+use kizuna_core::web::Lang;
 use kizuna_idp::assurance::AssuranceError;
 use kizuna_idp::clients::{Client, ClientError};
 use kizuna_idp::federation::{FederationError, Upstream};
@@ -14,30 +17,33 @@ use kizuna_idp::mfa::MfaError;
 use kizuna_idp::quota::QuotaError;
 use kizuna_idp::users::UserError;
 
+use crate::messages::{Message, Msg};
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConsoleError {
     #[error("{0}")]
-    Unauthorized(String),
+    Unauthorized(Message),
     /// A person's token from a sign-in below the level (1–3) their roles need (RFC 9470).
-    #[error("your roles need a sign-in at urn:kizuna:aal:{0}; ask for it with acr_values")]
+    #[error("{}", step_up(*.0).render(Lang::En))]
     StepUp(u8),
     #[error("{0}")]
-    Forbidden(String),
+    Forbidden(Message),
     /// The token is valid but lacks the scope the API needs.
     #[error("{0}")]
-    InsufficientScope(String),
+    InsufficientScope(Message),
     /// The request body is not what the API takes (malformed JSON, unknown fields).
     #[error("{0}")]
-    BadRequest(String),
-    #[error("not found: {0}")]
-    NotFound(String),
+    BadRequest(Message),
     #[error("{0}")]
-    Invalid(String),
+    NotFound(Message),
     #[error("{0}")]
-    Conflict(String),
+    Invalid(Message),
+    #[error("{0}")]
+    Conflict(Message),
     /// An edit made on a stale copy; the newer version is carried back to show.
-    #[error("this was changed by someone else since you loaded it; the newer version is shown")]
+    #[error("{}", Msg::Stale.render(Lang::En))]
     Stale(Stale),
+    /// A failure the caller cannot act on; its text goes to the log only.
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -48,6 +54,12 @@ pub enum Stale {
     Client(Box<Client>),
     Org(Box<Organization>),
     Upstream(Box<Upstream>),
+}
+
+fn step_up(level: u8) -> Msg {
+    Msg::StepUp {
+        acr: format!("urn:kizuna:aal:{level}"),
+    }
 }
 
 impl ConsoleError {
@@ -81,14 +93,23 @@ impl ConsoleError {
         }
     }
 
-    /// What may be shown to the caller (internal details stay in the log).
-    pub fn public_message(&self) -> String {
+    /// What may be shown to the caller: the message, with a domain error's own text as its
+    /// detail (an internal failure's text stays in the log).
+    pub fn public(&self) -> Message {
         match self {
+            ConsoleError::Unauthorized(m)
+            | ConsoleError::Forbidden(m)
+            | ConsoleError::InsufficientScope(m)
+            | ConsoleError::BadRequest(m)
+            | ConsoleError::NotFound(m)
+            | ConsoleError::Invalid(m)
+            | ConsoleError::Conflict(m) => m.clone(),
+            ConsoleError::StepUp(level) => step_up(*level).into(),
+            ConsoleError::Stale(_) => Msg::Stale.into(),
             ConsoleError::Internal(detail) => {
                 tracing::error!(error = %detail, "console failure");
-                "internal error".into()
+                Msg::Internal.into()
             }
-            other => other.to_string(),
         }
     }
 }
@@ -96,8 +117,10 @@ impl ConsoleError {
 impl From<Denied> for ConsoleError {
     fn from(denied: Denied) -> Self {
         match denied {
-            Denied::Forbidden(m) => ConsoleError::Forbidden(m),
-            Denied::NotFound(what) => ConsoleError::NotFound(what),
+            Denied::Forbidden(m) => ConsoleError::Forbidden(Msg::NotPermitted.with_detail(m)),
+            Denied::NotFound(_) => {
+                ConsoleError::NotFound(Msg::NotFound.with_detail(denied.to_string()))
+            }
         }
     }
 }
@@ -105,12 +128,12 @@ impl From<Denied> for ConsoleError {
 impl From<Refused> for ConsoleError {
     fn from(refused: Refused) -> Self {
         match refused {
-            Refused::InvalidToken => ConsoleError::Unauthorized(
-                "the access token is not valid, expired or revoked".into(),
-            ),
-            Refused::InsufficientScope(m) => ConsoleError::InsufficientScope(m),
+            Refused::InvalidToken => ConsoleError::Unauthorized(Msg::InvalidToken.into()),
+            Refused::InsufficientScope(m) => {
+                ConsoleError::InsufficientScope(Msg::InsufficientScope.with_detail(m))
+            }
             Refused::InsufficientUserAuthentication(level) => ConsoleError::StepUp(level),
-            Refused::NoRights(m) => ConsoleError::Forbidden(m),
+            Refused::NoRights(m) => ConsoleError::Forbidden(Msg::NoStaffRights.with_detail(m)),
             Refused::Unavailable => {
                 ConsoleError::Internal("the caller could not be checked".into())
             }
@@ -127,11 +150,17 @@ impl From<sqlx::Error> for ConsoleError {
 impl From<CaError> for ConsoleError {
     fn from(e: CaError) -> Self {
         match e {
-            CaError::NotFound(m) => ConsoleError::NotFound(m),
-            CaError::Forbidden(m) => ConsoleError::Forbidden(m),
-            CaError::Conflict(m) => ConsoleError::Conflict(m),
-            CaError::Invalid(m) | CaError::NotAllowed(m) => ConsoleError::Invalid(m),
-            CaError::UnknownProfile(_) | CaError::Csr(_) => ConsoleError::Invalid(e.to_string()),
+            CaError::NotFound(m) => ConsoleError::NotFound(Msg::NotFound.with_detail(m)),
+            CaError::Forbidden(m) => ConsoleError::Forbidden(Msg::CaForbidden.with_detail(m)),
+            CaError::Conflict(m) => ConsoleError::Conflict(Msg::CaConflict.with_detail(m)),
+            CaError::Invalid(m) => ConsoleError::Invalid(Msg::CaInvalid.with_detail(m)),
+            CaError::NotAllowed(m) => {
+                ConsoleError::Invalid(Msg::CertificateNotAllowed.with_detail(m))
+            }
+            CaError::UnknownProfile(_) => {
+                ConsoleError::Invalid(Msg::UnknownProfile.with_detail(e.to_string()))
+            }
+            CaError::Csr(_) => ConsoleError::Invalid(Msg::BadCsr.with_detail(e.to_string())),
             other => ConsoleError::Internal(other.to_string()),
         }
     }
@@ -140,8 +169,8 @@ impl From<CaError> for ConsoleError {
 impl From<ClientError> for ConsoleError {
     fn from(e: ClientError) -> Self {
         match e {
-            ClientError::Invalid(m) => ConsoleError::Invalid(m),
-            ClientError::NotFound(m) => ConsoleError::NotFound(format!("client {m}")),
+            ClientError::Invalid(m) => ConsoleError::Invalid(Msg::ClientInvalid.with_detail(m)),
+            ClientError::NotFound(id) => ConsoleError::NotFound(Msg::NoClient { id }.into()),
             ClientError::Stale(c) => ConsoleError::Stale(Stale::Client(c)),
             ClientError::Storage(e) => e.into(),
         }
@@ -151,12 +180,19 @@ impl From<ClientError> for ConsoleError {
 impl From<FederationError> for ConsoleError {
     fn from(e: FederationError) -> Self {
         match e {
-            FederationError::UnknownUpstream(m) => ConsoleError::NotFound(format!("upstream {m}")),
-            FederationError::AliasTaken(_) => ConsoleError::Conflict(e.to_string()),
+            FederationError::UnknownUpstream(id) => {
+                ConsoleError::NotFound(Msg::NoUpstream { id }.into())
+            }
+            FederationError::AliasTaken(_) => {
+                ConsoleError::Conflict(Msg::UpstreamAliasTaken.with_detail(e.to_string()))
+            }
             FederationError::Stale(u) => ConsoleError::Stale(Stale::Upstream(u)),
             FederationError::Storage(e) => e.into(),
             e if e.is_internal() => ConsoleError::Internal(e.to_string()),
-            other => ConsoleError::Invalid(other.to_string()),
+            FederationError::Discovery(_) => {
+                ConsoleError::Invalid(Msg::DiscoveryFailed.with_detail(e.to_string()))
+            }
+            other => ConsoleError::Invalid(Msg::UpstreamInvalid.with_detail(other.to_string())),
         }
     }
 }
@@ -164,11 +200,13 @@ impl From<FederationError> for ConsoleError {
 impl From<AssuranceError> for ConsoleError {
     fn from(e: AssuranceError) -> Self {
         match e {
-            AssuranceError::NoAccount(m) => ConsoleError::NotFound(format!("account {m}")),
-            AssuranceError::AlreadyBound => ConsoleError::Conflict(e.to_string()),
+            AssuranceError::NoAccount(id) => ConsoleError::NotFound(Msg::NoAccount { id }.into()),
+            AssuranceError::AlreadyBound => {
+                ConsoleError::Conflict(Msg::IdentityBound.with_detail(e.to_string()))
+            }
             AssuranceError::Storage(e) => e.into(),
             e if e.is_internal() => ConsoleError::Internal(e.to_string()),
-            other => ConsoleError::Invalid(other.to_string()),
+            other => ConsoleError::Invalid(Msg::ProofingInvalid.with_detail(other.to_string())),
         }
     }
 }
@@ -176,8 +214,8 @@ impl From<AssuranceError> for ConsoleError {
 impl From<QuotaError> for ConsoleError {
     fn from(e: QuotaError) -> Self {
         match e {
-            QuotaError::Invalid(m) => ConsoleError::Invalid(m),
-            QuotaError::UnknownClient(m) => ConsoleError::NotFound(format!("client {m}")),
+            QuotaError::Invalid(m) => ConsoleError::Invalid(Msg::QuotaInvalid.with_detail(m)),
+            QuotaError::UnknownClient(id) => ConsoleError::NotFound(Msg::NoClient { id }.into()),
             QuotaError::Storage(e) => e.into(),
             QuotaError::Audit(e) => e.into(),
         }
@@ -187,11 +225,13 @@ impl From<QuotaError> for ConsoleError {
 impl From<OrgError> for ConsoleError {
     fn from(e: OrgError) -> Self {
         match e {
-            OrgError::NotFound(m) => ConsoleError::NotFound(format!("organization {m}")),
-            OrgError::NameTaken(_) => ConsoleError::Conflict(e.to_string()),
+            OrgError::NotFound(id) => ConsoleError::NotFound(Msg::NoOrg { id }.into()),
+            OrgError::NameTaken(_) => {
+                ConsoleError::Conflict(Msg::OrgNameTaken.with_detail(e.to_string()))
+            }
             OrgError::Stale(o) => ConsoleError::Stale(Stale::Org(o)),
             OrgError::Storage(e) => e.into(),
-            other => ConsoleError::Invalid(other.to_string()),
+            other => ConsoleError::Invalid(Msg::OrgInvalid.with_detail(other.to_string())),
         }
     }
 }
@@ -199,10 +239,12 @@ impl From<OrgError> for ConsoleError {
 impl From<UserError> for ConsoleError {
     fn from(e: UserError) -> Self {
         match e {
-            UserError::NotFound(m) => ConsoleError::NotFound(format!("account {m}")),
-            UserError::UsernameTaken(_) => ConsoleError::Conflict(e.to_string()),
+            UserError::NotFound(id) => ConsoleError::NotFound(Msg::NoAccount { id }.into()),
+            UserError::UsernameTaken(_) => {
+                ConsoleError::Conflict(Msg::UsernameTaken.with_detail(e.to_string()))
+            }
             UserError::Storage(e) => e.into(),
-            other => ConsoleError::Invalid(other.to_string()),
+            other => ConsoleError::Invalid(Msg::AccountInvalid.with_detail(other.to_string())),
         }
     }
 }
@@ -210,9 +252,9 @@ impl From<UserError> for ConsoleError {
 impl From<MfaError> for ConsoleError {
     fn from(e: MfaError) -> Self {
         match e {
-            MfaError::NoAccount(m) => ConsoleError::NotFound(format!("account {m}")),
+            MfaError::NoAccount(id) => ConsoleError::NotFound(Msg::NoAccount { id }.into()),
             e if e.is_internal() => ConsoleError::Internal(e.to_string()),
-            other => ConsoleError::Invalid(other.to_string()),
+            other => ConsoleError::Invalid(Msg::FactorsInvalid.with_detail(other.to_string())),
         }
     }
 }

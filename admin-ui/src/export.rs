@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 use crate::Console;
 use crate::error::ConsoleError;
 use crate::forms::AuditQuery;
+use crate::messages::Msg;
 use crate::ops;
 use kizuna_core::access::Caller;
 
@@ -56,9 +57,12 @@ pub async fn audit_log(
             ("text/csv; charset=utf-8", "audit.csv", out)
         }
         other => {
-            return Err(ConsoleError::Invalid(format!(
-                "unknown export format {other:?}: use jsonl or csv"
-            )));
+            return Err(ConsoleError::Invalid(
+                Msg::ExportFormat {
+                    format: format!("{other:?}"),
+                }
+                .into(),
+            ));
         }
     };
     Ok((

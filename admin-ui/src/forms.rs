@@ -5,16 +5,19 @@ use serde::Deserialize;
 
 use kizuna_ca::devices::NewDevice;
 use kizuna_ca::enroll::tokens::TokenSpec;
+use kizuna_ca::revoke::Reason;
 use kizuna_core::orgs::{NewOrganization, OrgKind};
-use kizuna_idp::clients::{AuthMethod, GrantType, NewClient};
+use kizuna_idp::clients::{AuthMethod, GrantType, NewClient, TlsMatch, TlsMatchKind};
 use kizuna_idp::federation::ceiling::{AcrMap, TrustCeiling};
 use kizuna_idp::federation::claims::{ClaimMap, default_map};
 use kizuna_idp::federation::upstreams::{
     self as upstream_settings, acr_entries, acr_map_from, claim_entries, claim_map_from,
 };
 use kizuna_idp::federation::{ClientAuth, NewUpstream, UpstreamEdit};
+use kizuna_idp::users::Role;
 
 use crate::error::ConsoleError;
+use crate::messages::Msg;
 use crate::ops;
 use crate::store::{AuditSearch, CertSearch, DeviceSearch};
 
@@ -124,6 +127,12 @@ impl From<TokenRequest> for TokenSpec {
     }
 }
 
+/// A revocation reason by its RFC 5280 name.
+pub fn reason(name: &str) -> Result<Reason, ConsoleError> {
+    name.parse()
+        .map_err(|e: String| ConsoleError::Invalid(Msg::UnknownReason.with_detail(e)))
+}
+
 // The audit log.
 
 #[derive(Deserialize, Default)]
@@ -155,7 +164,7 @@ impl AuditQuery {
 // Clients.
 
 /// Client registration metadata, in RFC 7591 names.
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct ClientRequest {
     pub client_name: String,
@@ -188,9 +197,41 @@ pub struct ClientRequest {
     /// The lowest authentication assurance level (1-3) sign-ins for this client must reach.
     #[serde(default)]
     pub min_aal: u8,
+    /// RFC 8705 §2.1.2: for `tls_client_auth`, exactly one of these names the certificate.
+    #[serde(default)]
+    pub tls_client_auth_subject_dn: Option<String>,
+    #[serde(default)]
+    pub tls_client_auth_san_dns: Option<String>,
+    #[serde(default)]
+    pub tls_client_auth_san_uri: Option<String>,
+    #[serde(default)]
+    pub tls_client_auth_san_ip: Option<String>,
+    #[serde(default)]
+    pub tls_client_auth_san_email: Option<String>,
+    /// RFC 8705 §3.4: access tokens bound to the client's certificate.
+    #[serde(default)]
+    pub tls_client_certificate_bound_access_tokens: bool,
 }
 
 impl ClientRequest {
+    /// The one subject DN or SAN a `tls_client_auth` registration names.
+    fn tls_match(&self) -> Result<Option<TlsMatch>, ConsoleError> {
+        let given: Vec<TlsMatch> = [
+            (TlsMatchKind::SubjectDn, &self.tls_client_auth_subject_dn),
+            (TlsMatchKind::SanDns, &self.tls_client_auth_san_dns),
+            (TlsMatchKind::SanUri, &self.tls_client_auth_san_uri),
+            (TlsMatchKind::SanIp, &self.tls_client_auth_san_ip),
+            (TlsMatchKind::SanEmail, &self.tls_client_auth_san_email),
+        ]
+        .into_iter()
+        .filter_map(|(kind, value)| value.clone().map(|value| TlsMatch { kind, value }))
+        .collect();
+        match given.len() {
+            0 | 1 => Ok(given.into_iter().next()),
+            _ => Err(ConsoleError::Invalid(Msg::OneTlsClientAuthName.into())),
+        }
+    }
+
     pub fn into_new(self) -> Result<NewClient, ConsoleError> {
         let grant_types = self
             .grant_types
@@ -202,7 +243,10 @@ impl ClientRequest {
             .as_deref()
             .map(str::parse::<AuthMethod>)
             .transpose()?;
+        let tls_client_auth = self.tls_match()?;
         Ok(NewClient {
+            tls_client_auth,
+            certificate_bound: self.tls_client_certificate_bound_access_tokens,
             name: self.client_name,
             description: self.description,
             org_id: self.org_id.filter(|o| !o.trim().is_empty()),
@@ -231,6 +275,12 @@ impl ClientRequest {
     }
 }
 
+/// A role by its name (`org-admin`, …).
+pub fn role(name: &str) -> Result<Role, ConsoleError> {
+    name.parse()
+        .map_err(|e: String| ConsoleError::Invalid(Msg::UnknownRole.with_detail(e)))
+}
+
 // Upstream identity providers.
 
 fn one() -> u8 {
@@ -244,7 +294,8 @@ pub fn yes() -> bool {
 
 /// A trust ceiling from the API, checked (levels 1 to 3).
 fn ceiling(c: TrustCeiling) -> Result<TrustCeiling, ConsoleError> {
-    TrustCeiling::new(c.max_ial, c.max_aal).map_err(ConsoleError::Invalid)
+    TrustCeiling::new(c.max_ial, c.max_aal)
+        .map_err(|e| ConsoleError::Invalid(Msg::CeilingInvalid.with_detail(e)))
 }
 
 /// A claim mapping from the API (`{attribute: claim}`), checked as the CLI checks it.
@@ -305,7 +356,7 @@ impl UpstreamRequest {
             .unwrap_or("p256")
             .parse()
             .map_err(|e: kizuna_core::custody::CustodyError| {
-                ConsoleError::Invalid(e.to_string())
+                ConsoleError::Invalid(Msg::UnknownKeyType.with_detail(e.to_string()))
             })?;
         Ok(NewUpstream {
             alias: self.alias,

@@ -11,6 +11,7 @@ mod decode;
 mod error;
 mod export;
 mod forms;
+mod messages;
 mod openapi;
 mod ops;
 mod pages;

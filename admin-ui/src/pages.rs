@@ -15,6 +15,7 @@ use kizuna_idp::password::PasswordError;
 use kizuna_idp::users::UserError;
 
 use crate::bootstrap::{self, BootstrapError, NewAdministrator};
+use crate::messages::{Message, Msg};
 
 pub fn router(core: Core) -> Router {
     Router::new()
@@ -41,6 +42,8 @@ struct BootstrapPage {
     username: String,
     email: String,
     error: Option<String>,
+    /// A domain error's own text, in a smaller line beneath the error.
+    error_detail: Option<String>,
 }
 
 #[derive(Template)]
@@ -98,6 +101,7 @@ async fn bootstrap_form(
         (false, Ok(false)) => Some(BootstrapError::InvalidToken),
         (false, Err(e)) => return storage_error(e),
     };
+    let (error, error_detail) = shown(error.as_ref().map(message));
     let page_data = BootstrapPage {
         lang: lang(),
         back_path: "/admin/bootstrap".into(),
@@ -110,7 +114,8 @@ async fn bootstrap_form(
         },
         username: String::new(),
         email: String::new(),
-        error: error.map(|e| message(&e)),
+        error,
+        error_detail,
     };
     form_page(&core, &headers, page_data, StatusCode::OK)
 }
@@ -133,8 +138,8 @@ async fn bootstrap_submit(
     if !csrf::verify(&headers, form.csrf_token.as_deref(), core.secure_cookies) {
         return ErrorPage::new(
             StatusCode::FORBIDDEN,
-            "フォームの有効期限が切れました。ページを再読み込みしてやり直してください。",
-            "The form expired or did not come from this site. Reload the page and try again.",
+            Msg::BootstrapFormExpired.render(Lang::Ja),
+            Msg::BootstrapFormExpired.render(Lang::En),
         )
         .into_response();
     }
@@ -164,6 +169,7 @@ async fn bootstrap_submit(
             } else {
                 StatusCode::UNPROCESSABLE_ENTITY
             };
+            let (error, error_detail) = shown(Some(message(&e)));
             let page_data = BootstrapPage {
                 lang: lang(),
                 back_path: "/admin/bootstrap".into(),
@@ -175,7 +181,8 @@ async fn bootstrap_submit(
                 },
                 username,
                 email,
-                error: Some(message(&e)),
+                error,
+                error_detail,
             };
             form_page(&core, &headers, page_data, status)
         }
@@ -187,26 +194,25 @@ fn storage_error(e: BootstrapError) -> Response {
     ErrorPage::internal().into_response()
 }
 
-/// The error in the reader's language.
-fn message(e: &BootstrapError) -> String {
-    let lang = lang();
-    let text = match e {
-        BootstrapError::InvalidToken => lang.pick(
-            "このブートストラップトークンは無効か、期限切れか、使用済みです。サーバーを再起動すると新しいリンクが表示されます。",
-            "This bootstrap token is unknown, expired or already used. Restarting the server prints a new link.",
-        ),
-        BootstrapError::PasswordMismatch => lang.pick("パスワードが一致しません。", "The passwords do not match."),
+/// What the form says about the error; anything not named here keeps its own text as the
+/// detail.
+fn message(e: &BootstrapError) -> Message {
+    match e {
+        BootstrapError::InvalidToken => Msg::BootstrapTokenInvalid.into(),
+        BootstrapError::PasswordMismatch => Msg::PasswordMismatch.into(),
         BootstrapError::User(UserError::Password(PasswordError::TooShort)) => {
-            lang.pick("パスワードは12文字以上にしてください。", "The password must be at least 12 characters.")
+            Msg::PasswordTooShort.into()
         }
-        BootstrapError::User(UserError::InvalidEmail) => {
-            lang.pick("メールアドレスの形式が正しくありません。", "The email address is not valid.")
-        }
-        BootstrapError::User(UserError::InvalidUsername(_)) => lang.pick(
-            "ユーザー名は3〜64文字の英小文字・数字・. _ - @ で入力してください。",
-            "The username must be 3–64 characters: letters, digits and . _ - @.",
-        ),
-        other => return other.to_string(),
-    };
-    text.to_string()
+        BootstrapError::User(UserError::InvalidEmail) => Msg::EmailInvalid.into(),
+        BootstrapError::User(UserError::InvalidUsername(_)) => Msg::UsernameInvalid.into(),
+        other => Msg::AccountInvalid.with_detail(other.to_string()),
+    }
+}
+
+/// The message in the reader's language, and its detail.
+fn shown(message: Option<Message>) -> (Option<String>, Option<String>) {
+    match message {
+        Some(m) => (Some(m.msg.render(lang())), m.detail),
+        None => (None, None),
+    }
 }

@@ -262,3 +262,120 @@ async fn a_signed_in_city_administrator_may_use_the_api_and_a_resident_may_not()
         assert_eq!(status, expected, "{user}");
     }
 }
+
+/// A refused call's status and body, asking for its message in `language` (none: no
+/// `Accept-Language` at all).
+async fn refused(request: reqwest::RequestBuilder, language: Option<&str>) -> (u16, Value) {
+    let request = match language {
+        Some(language) => request.header("accept-language", language),
+        None => request,
+    };
+    let response = request.send().await.unwrap();
+    (response.status().as_u16(), response.json().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_keep_their_code_and_say_the_message_in_the_language_asked_for() {
+    let k = Kizuna::sqlite();
+    let server = k.serve();
+    let k = k.env("KIZUNA_PUBLIC_URL", &server.public);
+    let org = k.json(&["org", "create", "--name", "Streetlights", "--json"])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let city = service_token(&k, &server.public, "kizuna:admin", None).await;
+    let org_admin = service_token(&k, &server.public, "kizuna:role:org-admin", Some(&org)).await;
+    let http = reqwest::Client::new();
+    let clients = format!("{}/admin/api/v1/clients", server.public);
+
+    // A refusal the console writes itself: English without Accept-Language, Japanese when
+    // asked for (also as the preferred of several), the same code, and no detail.
+    let admin_scopes = json!({"client_name": "Lamp robot", "org_id": org,
+        "redirect_uris": ["https://lamps.example/cb"], "scope": "kizuna:admin"});
+    let ask = |language| {
+        refused(
+            http.post(&clients)
+                .bearer_auth(&org_admin)
+                .json(&admin_scopes),
+            language,
+        )
+    };
+    let (status, english) = ask(None).await;
+    assert_eq!(
+        (status, english["error"].as_str()),
+        (403, Some("forbidden")),
+        "{english}"
+    );
+    assert_eq!(
+        english["message"],
+        "only city administrators register clients with admin scopes"
+    );
+    assert!(english.get("detail").is_none(), "{english}");
+    for language in ["ja", "en;q=0.5, ja-JP"] {
+        let (status, japanese) = ask(Some(language)).await;
+        assert_eq!(
+            (status, japanese["error"].as_str()),
+            (403, Some("forbidden")),
+            "{japanese}"
+        );
+        assert_eq!(
+            japanese["message"],
+            "管理用スコープを持つクライアントを登録できるのは、市の管理者だけです。"
+        );
+    }
+
+    // A validation failure of the domain: its sentence in the language asked for, and the
+    // domain's own text as `detail`.
+    let bad_uri = json!({"client_name": "x", "redirect_uris": ["http://evil.example/cb"]});
+    let ask = |language| {
+        refused(
+            http.post(&clients).bearer_auth(&city).json(&bad_uri),
+            language,
+        )
+    };
+    let (status, english) = ask(Some("en")).await;
+    assert_eq!(
+        (status, english["error"].as_str()),
+        (422, Some("invalid_request")),
+        "{english}"
+    );
+    assert_eq!(english["message"], "The client registration is not valid.");
+    let detail = english["detail"].as_str().unwrap();
+    assert!(detail.contains("https"), "{english}");
+    let (status, japanese) = ask(Some("ja")).await;
+    assert_eq!(
+        (status, japanese["error"].as_str()),
+        (422, Some("invalid_request")),
+        "{japanese}"
+    );
+    assert_eq!(
+        japanese["message"],
+        "クライアントの登録内容が正しくありません。"
+    );
+    assert_eq!(japanese["detail"], detail, "the domain's text as it is");
+
+    // Without a token: the same code and challenge in either language.
+    for (language, message) in [
+        (None, "a bearer access token is required"),
+        (
+            Some("ja"),
+            "アクセストークン（ベアラートークン）が必要です。",
+        ),
+    ] {
+        let mut request = http.get(&clients);
+        if let Some(language) = language {
+            request = request.header("accept-language", language);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 401);
+        assert!(
+            response.headers()["www-authenticate"]
+                .to_str()
+                .unwrap()
+                .contains("invalid_token")
+        );
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"], "invalid_token");
+        assert_eq!(body["message"], message);
+    }
+}

@@ -303,10 +303,7 @@ async fn a_stale_form_is_refused_and_shows_the_newer_version() {
     // The second editor loaded the page before the first saved.
     let (status, html) = edit("Parks Department").await;
     assert_eq!(status, 409);
-    assert!(
-        html.contains("changed by someone else") || html.contains("changed"),
-        "{html}"
-    );
+    assert!(html.contains("ほかの方が変更しました"), "{html}");
     assert!(
         html.contains("Parks and Gardens"),
         "the newer version is shown"
@@ -365,24 +362,9 @@ async fn a_stale_form_is_refused_and_shows_the_newer_version() {
     }
 }
 
-#[tokio::test]
-async fn an_org_admin_cannot_reach_another_organizations_device_by_url() {
-    let (k, server, _admin) = console().await;
-    let a = k.json(&["org", "create", "--name", "Streetlights", "--json"])["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let b = k.json(&["org", "create", "--name", "Waterworks", "--json"])["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    k.json(&[
-        "device", "add", "--org", &a, "--id", "lamp-1", "--model", "LED-9", "--json",
-    ]);
-    k.json(&[
-        "device", "add", "--org", &b, "--id", "pump-1", "--model", "P-2", "--json",
-    ]);
-    let city = service_token(&k, &server.base, "kizuna:admin", None).await;
+/// An administrator of organization `org` (TOTP second factor), signed in to the console.
+async fn org_admin_console(k: &Kizuna, server: &Server, org: &str) -> Browser {
+    let city = service_token(k, &server.base, "kizuna:admin", None).await;
     let http = reqwest::Client::new();
     let user: serde_json::Value = http
         .post(server.url("/admin/api/v1/users"))
@@ -400,17 +382,38 @@ async fn an_org_admin_cannot_reach_another_organizations_device_by_url() {
             user["id"].as_str().unwrap()
         )))
         .bearer_auth(&city)
-        .json(&serde_json::json!({"role": "org-admin", "scope": a}))
+        .json(&serde_json::json!({"role": "org-admin", "scope": org}))
         .send()
         .await
         .unwrap();
     assert_eq!(granted.status(), 204);
-    let browser = Browser::for_server(&k, &server);
+    let browser = Browser::for_server(k, server);
     browser
         .sign_in_to_account("lamp.manager", "a long org admin passphrase")
         .await;
     browser.enroll_totp().await;
     browser.sign_in_to_console().await;
+    browser
+}
+
+#[tokio::test]
+async fn an_org_admin_cannot_reach_another_organizations_device_by_url() {
+    let (k, server, _admin) = console().await;
+    let a = k.json(&["org", "create", "--name", "Streetlights", "--json"])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let b = k.json(&["org", "create", "--name", "Waterworks", "--json"])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    k.json(&[
+        "device", "add", "--org", &a, "--id", "lamp-1", "--model", "LED-9", "--json",
+    ]);
+    k.json(&[
+        "device", "add", "--org", &b, "--id", "pump-1", "--model", "P-2", "--json",
+    ]);
+    let browser = org_admin_console(&k, &server, &a).await;
     let (status, _) = browser.page("/admin/devices/lamp-1").await;
     assert_eq!(status, 200);
     for path in [
@@ -428,6 +431,126 @@ async fn an_org_admin_cannot_reach_another_organizations_device_by_url() {
     assert_eq!(status, 403, "an org-admin does not read the audit log");
 }
 
+/// A console page fetched (or, with `form`, posted) asking for Japanese.
+async fn in_japanese(
+    browser: &Browser,
+    path: &str,
+    form: Option<&[(&str, &str)]>,
+) -> (u16, String) {
+    let url = format!("{}{path}", browser.base);
+    let request = match form {
+        Some(fields) => browser.http.post(url).form(fields),
+        None => browser.http.get(url),
+    };
+    let response = request
+        .header("accept", "text/html")
+        .header("accept-language", "ja")
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn a_japanese_console_page_says_refusals_and_validation_failures_in_japanese() {
+    let (k, server, admin) = console().await;
+    let (status, html) = in_japanese(&admin, "/admin/orgs?done=created", None).await;
+    assert_eq!(status, 200);
+    assert!(
+        html.contains("作成しました。") && !html.contains("Created."),
+        "the notice: {html}"
+    );
+
+    // A validation failure of the domain: a redirect URI without https. The sentence is
+    // Japanese; the domain's own text follows on its own line.
+    let (_, page) = in_japanese(&admin, "/admin/clients", None).await;
+    let csrf = hidden_field(&page, "csrf_token").unwrap();
+    let (status, html) = in_japanese(
+        &admin,
+        "/admin/clients",
+        Some(&[
+            ("csrf_token", &csrf),
+            ("client_name", "Lamp portal"),
+            ("redirect_uris", "http://lamps.example/cb"),
+            ("min_aal", "0"),
+        ]),
+    )
+    .await;
+    assert_eq!(status, 422, "{html}");
+    assert!(html.contains("<html lang=\"ja\">"), "{html}");
+    assert!(
+        html.contains("入力を確認してください")
+            && html.contains("クライアントの登録内容が正しくありません。"),
+        "{html}"
+    );
+    let detail = html
+        .split("id=\"error-detail\">")
+        .nth(1)
+        .expect("the detail line");
+    assert!(
+        detail[..detail.find('<').unwrap()].contains("https"),
+        "{html}"
+    );
+    for english in ["Check the input", "The client registration is not valid."] {
+        assert!(!html.contains(english), "{english:?} in {html}");
+    }
+
+    // A refusal the console writes itself: an organization administrator editing a client
+    // that carries admin scopes.
+    let org = k.json(&["org", "create", "--name", "Streetlights", "--json"])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let robot = k.json(&[
+        "client",
+        "create",
+        "--name",
+        "Lamp robot",
+        "--grant-type",
+        "client_credentials",
+        "--scope",
+        "kizuna:role:installer",
+        "--org",
+        &org,
+        "--json",
+    ])["client_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let lamps = org_admin_console(&k, &server, &org).await;
+    let path = format!("/admin/clients/{robot}");
+    let (status, page) = in_japanese(&lamps, &path, None).await;
+    assert_eq!(status, 200, "{page}");
+    let (csrf, version) = (
+        hidden_field(&page, "csrf_token").unwrap(),
+        hidden_field(&page, "version").unwrap(),
+    );
+    let (status, html) = in_japanese(
+        &lamps,
+        &path,
+        Some(&[
+            ("csrf_token", &csrf),
+            ("version", &version),
+            ("redirect_uris", "https://lamps.example/cb"),
+            ("min_aal", "0"),
+        ]),
+    )
+    .await;
+    assert_eq!(status, 403, "{html}");
+    assert!(
+        html.contains("できません")
+            && html.contains("管理用スコープを持つクライアントは、市の管理者だけが変更できます。"),
+        "{html}"
+    );
+    assert!(!html.contains("error-detail"), "no domain text: {html}");
+    for english in [
+        "Not allowed",
+        "a client with admin scopes is changed by city administrators only",
+    ] {
+        assert!(!html.contains(english), "{english:?} in {html}");
+    }
+}
+
 #[tokio::test]
 async fn huge_searches_and_revoking_twice_get_a_clear_message() {
     let (k, server, browser) = console().await;
@@ -439,7 +562,7 @@ async fn huge_searches_and_revoking_twice_get_a_clear_message() {
     ] {
         let (status, html) = browser.page(&path).await;
         assert_eq!(status, 422, "{html}");
-        assert!(html.contains("at most 256"), "{html}");
+        assert!(html.contains("256 文字以内で入力してください"), "{html}");
     }
     let org = k.json(&["org", "create", "--name", "Transit", "--json"])["id"]
         .as_str()
@@ -495,7 +618,7 @@ async fn huge_searches_and_revoking_twice_get_a_clear_message() {
     )
     .await;
     assert_eq!(status, 409, "{html}");
-    assert!(html.contains("already revoked"), "{html}");
+    assert!(html.contains("すべて失効済みです"), "{html}");
     let (status, html) = browser.page(&confirm).await;
     assert_eq!(status, 200);
     assert!(
@@ -601,7 +724,7 @@ async fn an_identity_provider_is_added_and_edited_and_a_counter_check_recorded_f
     assert_eq!(edit("Hospital staff").await.0, 303);
     let (status, html) = edit("Stale copy").await;
     assert_eq!(status, 409);
-    assert!(html.contains("Hospital staff") && html.contains("changed by someone else"));
+    assert!(html.contains("Hospital staff") && html.contains("ほかの方が変更しました"));
     assert_eq!(hidden_field(&html, "version").as_deref(), Some("1"));
     let (status, html) = form_post(
         &browser,

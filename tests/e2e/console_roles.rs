@@ -66,10 +66,25 @@ impl Api<'_> {
         path: &str,
         body: Option<Value>,
     ) -> (u16, Value) {
+        self.call_in(None, token, method, path, body).await
+    }
+
+    /// A call asking for its messages in `language` (`Accept-Language`).
+    async fn call_in(
+        &self,
+        language: Option<&str>,
+        token: &str,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
         let mut request = self
             .http
             .request(method, format!("{}/admin/api/v1{path}", self.server.base))
             .bearer_auth(token);
+        if let Some(language) = language {
+            request = request.header("accept-language", language);
+        }
         if let Some(body) = body {
             request = request.json(&body);
         }
@@ -942,6 +957,24 @@ async fn upstreams_are_vetted_before_they_are_offered_and_edited_within_each_rol
                 .as_str()
                 .unwrap()
                 .contains("trust ceiling")
+        );
+        let (status, japanese) = api
+            .call_in(
+                Some("ja"),
+                &org_admin,
+                Method::PATCH,
+                "/upstreams/hospital",
+                Some(json!({"version": 1, "ceiling": {"max_ial": 3, "max_aal": 3}})),
+            )
+            .await;
+        assert_eq!(
+            (status, &japanese["error"]),
+            (403, &answer["error"]),
+            "the same code in Japanese: {japanese}"
+        );
+        assert_eq!(
+            japanese["message"],
+            "信頼の上限とメールドメインは、市の管理者が設定します。"
         );
         let (status, edited) = api
             .call(

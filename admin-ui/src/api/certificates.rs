@@ -15,6 +15,7 @@ use super::{ApiResult, body, ok, who};
 use crate::Console;
 use crate::error::ConsoleError;
 use crate::forms::CertQuery;
+use crate::messages::Msg;
 use crate::ops::{self, Target};
 
 pub(super) async fn search(
@@ -60,7 +61,7 @@ pub struct RevokeRequest {
 
 impl RevokeRequest {
     pub fn target(&self) -> Result<(Target, Reason), ConsoleError> {
-        let reason: Reason = self.reason.parse().map_err(ConsoleError::Invalid)?;
+        let reason = crate::forms::reason(&self.reason)?;
         let target = match (&self.serial, &self.device_id, &self.org_id) {
             (Some(s), None, None) => Target::Serial(s.clone()),
             (None, Some(d), org) => Target::Device {
@@ -69,10 +70,7 @@ impl RevokeRequest {
             },
             (None, None, Some(o)) => Target::Org(o.clone()),
             _ => {
-                return Err(ConsoleError::Invalid(
-                    "name exactly one of serial, device_id (with org_id if needed) or org_id"
-                        .into(),
-                ));
+                return Err(ConsoleError::Invalid(Msg::NameExactlyOneTarget.into()));
             }
         };
         Ok((target, reason))

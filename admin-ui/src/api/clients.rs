@@ -14,6 +14,7 @@ use kizuna_idp::clients::ClientEdit;
 use super::{ApiResult, body, created, ok, who};
 use crate::Console;
 use crate::forms::ClientRequest;
+use crate::messages::Msg;
 use crate::ops::{self, ClientChange};
 use kizuna_core::access::Action;
 
@@ -71,7 +72,12 @@ pub(super) async fn delete(
     Path(id): Path<String>,
 ) -> ApiResult {
     let who = who(&c, &h).await?;
-    who.require_in(Action::ApproveClients, None, &format!("client {id}"))?;
+    ops::require_in(
+        &who,
+        Action::ApproveClients,
+        None,
+        Msg::NoClient { id: id.clone() },
+    )?;
     kizuna_idp::clients::delete(&c.idp.core, who.actor.clone(), &id).await?;
     c.idp.clients.forget(&id);
     Ok(StatusCode::NO_CONTENT.into_response())

@@ -3,6 +3,8 @@
 //! client registered with `kizuna:admin` (city administrator) or `kizuna:role:<role>` scopes
 //! (that role in the client's organization), or from a person's sign-in with `kizuna:admin`
 //! (their own roles). Every change is audited with the caller as actor.
+//! Errors answer `{"error", "message", "detail"?}`: a stable code, the catalogue message in
+//! the language of `Accept-Language` (English without one), and a domain error's own text.
 //! One module of handlers per resource; this one holds the router (every route is listed
 //! here) and the error and response plumbing the handlers share.
 
@@ -18,17 +20,20 @@ mod upstreams;
 mod users;
 
 use axum::Router;
+use axum::extract::Request;
 use axum::extract::rejection::JsonRejection;
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
 use serde_json::json;
 
-use kizuna_core::web::ProtocolResponse;
+use kizuna_core::web::{Lang, ProtocolResponse};
 
 use crate::Console;
 use crate::auth::api_caller;
 use crate::error::{ConsoleError, Stale};
+use crate::messages::Msg;
 use kizuna_core::access::Caller;
 
 pub fn router(console: Console) -> Router {
@@ -143,10 +148,28 @@ pub fn router(console: Console) -> Router {
         .route("/admin/api/v1/orgs/{id}/disable", post(orgs::disable))
         .route("/admin/api/v1/orgs/{id}/enable", post(orgs::enable))
         .with_state(console)
+        .layer(middleware::from_fn(language))
 }
 
-/// An API error: the console error's status and `{"error", "message"}` (and, for a stale
-/// edit, the current version as `current`).
+tokio::task_local! {
+    /// The language of the request being answered, for its error message.
+    static LANG: Lang;
+}
+
+/// Answers the request in the language its `Accept-Language` asks for, English without one
+/// (programs read the code; the message is for the person reading their logs).
+async fn language(request: Request, next: Next) -> Response {
+    let lang = request
+        .headers()
+        .get(header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(Lang::from_accept_language)
+        .unwrap_or(Lang::En);
+    LANG.scope(lang, next.run(request)).await
+}
+
+/// An API error: the console error's status and `{"error", "message"}`, with `detail` for
+/// a domain error's own text and, for a stale edit, the current version as `current`.
 pub struct ApiError(ConsoleError);
 
 macro_rules! api_error_from {
@@ -166,8 +189,7 @@ api_error_from!(
     kizuna_core::orgs::OrgError,
     kizuna_idp::users::UserError,
     kizuna_idp::quota::QuotaError,
-    kizuna_idp::federation::FederationError,
-    kizuna_core::access::Denied
+    kizuna_idp::federation::FederationError
 );
 
 impl From<ConsoleError> for ApiError {
@@ -179,7 +201,12 @@ impl From<ConsoleError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.0.status();
-        let mut body = json!({"error": self.0.code(), "message": self.0.public_message()});
+        let said = self.0.public();
+        let lang = LANG.try_with(|lang| *lang).unwrap_or(Lang::En);
+        let mut body = json!({"error": self.0.code(), "message": said.msg.render(lang)});
+        if let Some(detail) = said.detail {
+            body["detail"] = json!(detail);
+        }
         if let ConsoleError::Stale(stale) = &self.0 {
             body["current"] = match stale {
                 Stale::Client(c) => json!(c),
@@ -206,8 +233,11 @@ impl IntoResponse for ApiError {
 type ApiResult = Result<Response, ApiError>;
 
 fn body<T>(b: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
-    b.map(|Json(t)| t)
-        .map_err(|e| ApiError(ConsoleError::BadRequest(e.body_text())))
+    b.map(|Json(t)| t).map_err(|e| {
+        ApiError(ConsoleError::BadRequest(
+            Msg::MalformedBody.with_detail(e.body_text()),
+        ))
+    })
 }
 
 fn ok(value: impl serde::Serialize) -> ApiResult {

@@ -9,6 +9,7 @@ use super::{ApiResult, body, created, ok, who};
 use crate::Console;
 use crate::error::ConsoleError;
 use crate::forms::OrgRequest;
+use crate::messages::Msg;
 use crate::ops;
 
 pub(super) async fn list(State(c): State<Console>, h: HeaderMap) -> ApiResult {
@@ -43,7 +44,7 @@ pub(super) async fn update(
     let req = body(b)?;
     let version = req
         .version
-        .ok_or_else(|| ConsoleError::Invalid("version is required for an edit".into()))?;
+        .ok_or_else(|| ConsoleError::Invalid(Msg::VersionRequired.into()))?;
     ok(ops::update_org(&c, &who, &id, version, req.organization()?).await?)
 }
 

@@ -9,11 +9,12 @@ use axum::response::IntoResponse;
 use serde::Deserialize;
 use serde_json::json;
 
-use kizuna_idp::users::{self, NewUser, Role};
+use kizuna_idp::users::{self, NewUser};
 
 use super::{ApiResult, body, created, ok, who};
 use crate::Console;
 use crate::error::ConsoleError;
+use crate::messages::Msg;
 use crate::ops;
 use kizuna_core::access::Action;
 
@@ -62,10 +63,13 @@ pub(super) async fn create(
     let who = who(&c, &h).await?;
     let req = body(b)?;
     let org = req.org_id.clone().filter(|o| !o.trim().is_empty());
-    who.require_in(
+    ops::require_in(
+        &who,
         Action::ManageUsers,
         org.as_deref(),
-        &format!("organization {}", org.as_deref().unwrap_or("*")),
+        Msg::NoOrg {
+            id: org.as_deref().unwrap_or("*").into(),
+        },
     )?;
     if let Some(org) = &org {
         kizuna_core::orgs::find(&c.idp.core.db, org).await?;
@@ -107,7 +111,7 @@ pub(super) async fn enable(
 async fn store_user(c: &Console, id: &str) -> Result<crate::store::UserRow, ConsoleError> {
     crate::store::user(&c.idp.core.db, id)
         .await?
-        .ok_or_else(|| ConsoleError::NotFound(format!("account {id}")))
+        .ok_or_else(|| ConsoleError::NotFound(Msg::NoAccount { id: id.into() }.into()))
 }
 
 pub(super) async fn end_sessions(
@@ -132,7 +136,7 @@ pub(super) async fn set_password(
     b: Result<Json<PasswordRequest>, JsonRejection>,
 ) -> ApiResult {
     let who = who(&c, &h).await?;
-    who.require_in(Action::ManageUsers, None, "accounts")?;
+    ops::require_in(&who, Action::ManageUsers, None, Msg::NoAccounts)?;
     let req = body(b)?;
     users::change_password(&c.idp.core, who.actor.clone(), &id, &req.password).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -184,7 +188,7 @@ pub(super) async fn change_role(
 ) -> ApiResult {
     let who = who(&c, &h).await?;
     let req = body(b)?;
-    let role: Role = req.role.parse().map_err(ConsoleError::Invalid)?;
+    let role = crate::forms::role(&req.role)?;
     ops::change_role(&c, &who, &id, role, &req.scope, req.granted).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

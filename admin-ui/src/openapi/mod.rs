@@ -109,6 +109,42 @@ mod tests {
     }
 
     #[test]
+    fn the_error_schema_lists_every_code_the_api_answers_with() {
+        use crate::error::{ConsoleError, Stale};
+        use crate::messages::Msg;
+        use kizuna_core::orgs::{OrgKind, Organization};
+
+        let spec = super::spec();
+        let error = &spec["components"]["schemas"]["Error"];
+        let codes = error["properties"]["error"]["enum"].as_array().unwrap();
+        assert!(error["properties"]["detail"].is_object());
+        let org = Organization {
+            id: "o".into(),
+            name: "Parks".into(),
+            name_ja: None,
+            kind: OrgKind::Other,
+            status: "active".into(),
+            created_at: 0,
+            version: 1,
+        };
+        for e in [
+            ConsoleError::Unauthorized(Msg::InvalidToken.into()),
+            ConsoleError::StepUp(3),
+            ConsoleError::Forbidden(Msg::NotPermitted.into()),
+            ConsoleError::InsufficientScope(Msg::InsufficientScope.into()),
+            ConsoleError::BadRequest(Msg::MalformedBody.into()),
+            ConsoleError::NotFound(Msg::NotFound.into()),
+            ConsoleError::Invalid(Msg::DaysRange.into()),
+            ConsoleError::Conflict(Msg::TargetsChanged.into()),
+            ConsoleError::Stale(Stale::Org(Box::new(org))),
+            ConsoleError::Internal("x".into()),
+        ] {
+            assert!(codes.contains(&e.code().into()), "{}", e.code());
+        }
+        assert_eq!(codes.len(), 9, "{codes:?}");
+    }
+
+    #[test]
     fn every_path_parameter_is_declared_and_every_reference_resolves() {
         let spec = super::spec();
         let schemas = spec["components"]["schemas"].as_object().unwrap();

@@ -2,6 +2,19 @@
 
 use serde_json::{Value, json};
 
+/// Every `error` code the admin API answers with.
+const ERROR_CODES: [&str; 9] = [
+    "invalid_token",
+    "insufficient_user_authentication",
+    "insufficient_scope",
+    "forbidden",
+    "not_found",
+    "invalid_request",
+    "conflict",
+    "stale",
+    "server_error",
+];
+
 pub(super) fn string() -> Value {
     json!({"type": "string"})
 }
@@ -26,8 +39,10 @@ pub(super) fn schemas() -> Value {
     );
     json!({
         "Error": {"type": "object", "required": ["error", "message"], "properties": {
-            "error": {"type": "string", "enum": ["invalid_token", "forbidden", "not_found", "invalid_request", "conflict", "stale", "server_error"]},
-            "message": string(), "current": {"type": "object", "description": "for `stale`: the current version"}}},
+            "error": {"type": "string", "description": "stable and machine-readable: branch on this", "enum": ERROR_CODES},
+            "message": {"type": "string", "description": "for people: in the language Accept-Language asks for (ja or en), English without one"},
+            "detail": {"type": "string", "description": "when the error comes from a rule of Kizuna's domain (a redirect URI, a certificate profile, …): that rule's own text, in English"},
+            "current": {"type": "object", "description": "for `stale`: the current version"}}},
         "Device": object(&["org_id", "model"], &[("id", string()), ("org_id", string()), ("model", string()), ("hardware_serial", string()), ("location", string()), ("installer", string())]),
         "Revocation": object(&["reason"], &[("serial", string()), ("device_id", string()), ("org_id", string()),
             ("reason", json!({"type": "string", "enum": ["unspecified", "keyCompromise", "cACompromise", "affiliationChanged", "superseded", "cessationOfOperation", "certificateHold", "privilegeWithdrawn", "aACompromise"]}))]),

@@ -2,9 +2,10 @@
 
 use kizuna_core::audit::{self, AuditEntry, VerifyReport};
 
-use super::search_text;
+use super::{require_in, search_text};
 use crate::Console;
 use crate::error::ConsoleError;
+use crate::messages::Msg;
 use crate::store::{self, AuditSearch};
 use kizuna_core::access::{Action, Caller};
 
@@ -13,7 +14,7 @@ pub async fn search_audit(
     who: &Caller,
     search: AuditSearch,
 ) -> Result<Vec<AuditEntry>, ConsoleError> {
-    who.require_in(Action::ViewAudit, None, "audit log")?;
+    require_in(who, Action::ViewAudit, None, Msg::NoAuditLog)?;
     for text in [
         &search.actor,
         &search.action,
@@ -30,14 +31,14 @@ pub async fn search_audit(
 }
 
 pub async fn audit_entry(c: &Console, who: &Caller, id: &str) -> Result<AuditEntry, ConsoleError> {
-    who.require_in(Action::ViewAudit, None, "audit log")?;
+    require_in(who, Action::ViewAudit, None, Msg::NoAuditLog)?;
     store::audit_entry(&c.idp.core.db, id)
         .await?
-        .ok_or_else(|| ConsoleError::NotFound(format!("audit entry {id}")))
+        .ok_or_else(|| ConsoleError::NotFound(Msg::NoAuditEntry { id: id.into() }.into()))
 }
 
 /// The same check as `kizuna audit verify`.
 pub async fn verify_audit(c: &Console, who: &Caller) -> Result<VerifyReport, ConsoleError> {
-    who.require_in(Action::ViewAudit, None, "audit log")?;
+    require_in(who, Action::ViewAudit, None, Msg::NoAuditLog)?;
     Ok(audit::verify(&c.idp.core.db).await?)
 }

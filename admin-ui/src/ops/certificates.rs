@@ -8,8 +8,10 @@ use kizuna_ca::store::{self as cert_store, CertRecord};
 use kizuna_core::orgs;
 use kizuna_core::pki::CertStatus;
 
+use super::require_in;
 use crate::Console;
 use crate::error::ConsoleError;
+use crate::messages::Msg;
 use crate::store::{self, CertSearch};
 use kizuna_core::access::{Action, Caller, Reach};
 
@@ -27,11 +29,13 @@ pub async fn certificate(
     who: &Caller,
     serial: &str,
 ) -> Result<CertRecord, ConsoleError> {
-    let what = format!("certificate {serial}");
+    let missing = Msg::NoCertificate {
+        serial: serial.into(),
+    };
     let cert = cert_store::get(&c.idp.core.db, serial)
         .await?
-        .ok_or_else(|| ConsoleError::NotFound(what.clone()))?;
-    who.require_in(Action::ViewDevices, cert.org_id.as_deref(), &what)?;
+        .ok_or_else(|| ConsoleError::NotFound(missing.clone().into()))?;
+    require_in(who, Action::ViewDevices, cert.org_id.as_deref(), missing)?;
     Ok(cert)
 }
 
@@ -94,11 +98,12 @@ pub async fn plan_revocation(
             )
         }
     };
-    who.require_in(
-        Action::RevokeCertificates,
-        org_id.as_deref(),
-        &format!("{kind} {id}"),
-    )?;
+    let missing = match kind {
+        "certificate" => Msg::NoCertificate { serial: id.clone() },
+        "device" => Msg::NoDevice { id: id.clone() },
+        _ => Msg::NoOrg { id: id.clone() },
+    };
+    require_in(who, Action::RevokeCertificates, org_id.as_deref(), missing)?;
     let count = revoke::count(&c.ca, &selector).await?;
     let serials = affected(c, &selector).await?;
     Ok(RevokePlan {
@@ -143,26 +148,28 @@ pub async fn revoke(
     let plan = plan_revocation(c, who, target).await?;
     let report = revoke::revoke(&c.ca, &plan.selector, reason, who.actor.clone()).await?;
     if report.revoked.is_empty() {
-        return Err(ConsoleError::Conflict(format!(
-            "nothing to revoke: the {} {}'s certificates are already revoked{}",
-            plan.kind,
-            plan.id,
+        let (kind, id) = (plan.kind.to_string(), plan.id);
+        return Err(ConsoleError::Conflict(
             if reason == Reason::CertificateHold {
-                " or on hold"
+                Msg::AlreadyRevokedOrHeld { kind, id }
             } else {
-                ""
+                Msg::AlreadyRevoked { kind, id }
             }
-        )));
+            .into(),
+        ));
     }
     Ok(report)
 }
 
 pub async fn unhold(c: &Console, who: &Caller, serial: &str) -> Result<(), ConsoleError> {
     let cert = certificate(c, who, serial).await?;
-    who.require_in(
+    require_in(
+        who,
         Action::RevokeCertificates,
         cert.org_id.as_deref(),
-        &format!("certificate {serial}"),
+        Msg::NoCertificate {
+            serial: serial.into(),
+        },
     )?;
     Ok(revoke::unhold(&c.ca, &cert.serial, who.actor.clone()).await?)
 }

@@ -5,8 +5,10 @@ use kizuna_idp::assurance;
 use kizuna_idp::clients::{self, Client, ClientEdit, ClientStatus, CreatedClient, NewClient};
 use kizuna_idp::users::CITY_WIDE;
 
+use super::require_in;
 use crate::Console;
 use crate::error::ConsoleError;
+use crate::messages::Msg;
 use kizuna_core::access::{ADMIN_SCOPE, Action, Caller, ROLE_SCOPE_PREFIX};
 
 pub async fn list_clients(c: &Console, who: &Caller) -> Result<Vec<Client>, ConsoleError> {
@@ -19,24 +21,25 @@ pub async fn list_clients(c: &Console, who: &Caller) -> Result<Vec<Client>, Cons
 }
 
 pub async fn client(c: &Console, who: &Caller, id: &str) -> Result<Client, ConsoleError> {
-    let what = format!("client {id}");
+    let missing = Msg::NoClient { id: id.into() };
     let client = clients::get(&c.idp.core.db, id)
         .await?
-        .ok_or_else(|| ConsoleError::NotFound(what.clone()))?;
-    who.require_in(Action::ViewClients, client.org_id.as_deref(), &what)?;
+        .ok_or_else(|| ConsoleError::NotFound(missing.clone().into()))?;
+    require_in(who, Action::ViewClients, client.org_id.as_deref(), missing)?;
     Ok(client)
 }
 
 async fn managed_client(c: &Console, who: &Caller, id: &str) -> Result<Client, ConsoleError> {
     let client = client(c, who, id).await?;
-    who.require_in(
+    require_in(
+        who,
         Action::ManageClients,
         client.org_id.as_deref(),
-        &format!("client {id}"),
+        Msg::NoClient { id: id.into() },
     )?;
     if client.client_id == crate::auth::CLIENT_ID && !who.may_in(Action::ApproveClients, None) {
         return Err(ConsoleError::Forbidden(
-            "the console's own client is for city administrators".into(),
+            Msg::ConsoleClientForCityAdmins.into(),
         ));
     }
     Ok(client)
@@ -48,7 +51,7 @@ async fn repointable_client(c: &Console, who: &Caller, id: &str) -> Result<Clien
     let client = managed_client(c, who, id).await?;
     if carries_admin_scopes(&client.scopes) && !who.may_in(Action::ApproveClients, None) {
         return Err(ConsoleError::Forbidden(
-            "a client with admin scopes is changed by city administrators only".into(),
+            Msg::AdminScopeClientForCityAdmins.into(),
         ));
     }
     Ok(client)
@@ -67,18 +70,18 @@ pub async fn create_client(
     who: &Caller,
     new: NewClient,
 ) -> Result<CreatedClient, ConsoleError> {
-    who.require_in(
+    require_in(
+        who,
         Action::ManageClients,
         new.org_id.as_deref(),
-        &format!(
-            "organization {}",
-            new.org_id.as_deref().unwrap_or(CITY_WIDE)
-        ),
+        Msg::NoOrg {
+            id: new.org_id.as_deref().unwrap_or(CITY_WIDE).into(),
+        },
     )?;
     let city = who.may_in(Action::ApproveClients, None);
     if !city && carries_admin_scopes(&new.scopes) {
         return Err(ConsoleError::Forbidden(
-            "only city administrators register clients with admin scopes".into(),
+            Msg::AdminScopesForCityAdmins.into(),
         ));
     }
     let status = if city {
@@ -137,18 +140,24 @@ pub async fn change_client(
 ) -> Result<Client, ConsoleError> {
     let current = managed_client(c, who, id).await?;
     if current.client_id == crate::auth::CLIENT_ID && change == ClientChange::Disable {
-        return Err(ConsoleError::Invalid(
-            "disabling the console's own client would lock every administrator out".into(),
-        ));
+        return Err(ConsoleError::Invalid(Msg::ConsoleClientStaysOn.into()));
     }
     let (to, action) = match change {
         ClientChange::Approve => {
-            who.require_in(Action::ApproveClients, None, &format!("client {id}"))?;
+            require_in(
+                who,
+                Action::ApproveClients,
+                None,
+                Msg::NoClient { id: id.into() },
+            )?;
             if current.status != ClientStatus::Pending {
-                return Err(ConsoleError::Conflict(format!(
-                    "client {id} is {}, not pending",
-                    current.status
-                )));
+                return Err(ConsoleError::Conflict(
+                    Msg::ClientNotPending {
+                        id: id.into(),
+                        status: current.status.to_string(),
+                    }
+                    .into(),
+                ));
             }
             (ClientStatus::Active, "client.approve")
         }
@@ -156,9 +165,9 @@ pub async fn change_client(
         ClientChange::Enable => {
             // Re-enabling a pending client would skip the approval.
             if current.status == ClientStatus::Pending {
-                return Err(ConsoleError::Conflict(format!(
-                    "client {id} is pending: a city administrator approves it"
-                )));
+                return Err(ConsoleError::Conflict(
+                    Msg::ClientPending { id: id.into() }.into(),
+                ));
             }
             let to = if current.status == ClientStatus::Disabled
                 && !who.may_in(Action::ApproveClients, None)
@@ -222,7 +231,12 @@ pub async fn set_client_quota(
     id: &str,
     requests_per_minute: Option<i64>,
 ) -> Result<kizuna_idp::quota::Quota, ConsoleError> {
-    who.require_in(Action::ApproveClients, None, &format!("client {id}"))?;
+    require_in(
+        who,
+        Action::ApproveClients,
+        None,
+        Msg::NoClient { id: id.into() },
+    )?;
     Ok(kizuna_idp::quota::set(&c.idp, id, requests_per_minute, who.actor.clone()).await?)
 }
 
@@ -234,6 +248,11 @@ pub async fn set_client_assurance(
     id: &str,
     settings: assurance::ClientAssurance,
 ) -> Result<assurance::ClientAssurance, ConsoleError> {
-    who.require_in(Action::ApproveClients, None, &format!("client {id}"))?;
+    require_in(
+        who,
+        Action::ApproveClients,
+        None,
+        Msg::NoClient { id: id.into() },
+    )?;
     Ok(assurance::set_client_settings(&c.idp, who.actor.clone(), id, settings).await?)
 }

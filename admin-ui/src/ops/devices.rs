@@ -5,8 +5,10 @@ use serde::Serialize;
 use kizuna_ca::devices::{self, Device, NewDevice};
 use kizuna_ca::store::CertRecord;
 
+use super::require_in;
 use crate::Console;
 use crate::error::ConsoleError;
+use crate::messages::Msg;
 use crate::store::{self, CertSearch, DeviceSearch};
 use kizuna_core::access::{Action, Caller, Reach};
 
@@ -26,11 +28,11 @@ pub struct DeviceView {
 }
 
 pub async fn device(c: &Console, who: &Caller, id: &str) -> Result<DeviceView, ConsoleError> {
-    let what = format!("device {id}");
+    let missing = Msg::NoDevice { id: id.into() };
     let device = devices::get(&c.idp.core.db, id)
         .await?
-        .ok_or_else(|| ConsoleError::NotFound(what.clone()))?;
-    who.require_in(Action::ViewDevices, Some(&device.org_id), &what)?;
+        .ok_or_else(|| ConsoleError::NotFound(missing.clone().into()))?;
+    require_in(who, Action::ViewDevices, Some(&device.org_id), missing)?;
     let certificates = store::certificates(
         &c.idp.core.db,
         &Reach::Orgs([device.org_id.clone()].into()),
@@ -51,10 +53,13 @@ pub async fn create_device(
     who: &Caller,
     new: NewDevice,
 ) -> Result<Device, ConsoleError> {
-    who.require_in(
+    require_in(
+        who,
         Action::ManageDevices,
         Some(&new.org_id),
-        &format!("organization {}", new.org_id),
+        Msg::NoOrg {
+            id: new.org_id.clone(),
+        },
     )?;
     Ok(devices::create(&c.idp.core.db, who.actor.clone(), new).await?)
 }
@@ -74,11 +79,16 @@ pub async fn change_device(
     id: &str,
     change: DeviceChange,
 ) -> Result<devices::StatusChange, ConsoleError> {
-    let what = format!("device {id}");
+    let missing = Msg::NoDevice { id: id.into() };
     let device = devices::get(&c.idp.core.db, id)
         .await?
-        .ok_or_else(|| ConsoleError::NotFound(what.clone()))?;
-    who.require_in(Action::RevokeCertificates, Some(&device.org_id), &what)?;
+        .ok_or_else(|| ConsoleError::NotFound(missing.clone().into()))?;
+    require_in(
+        who,
+        Action::RevokeCertificates,
+        Some(&device.org_id),
+        missing,
+    )?;
     let actor = who.actor.clone();
     Ok(match change {
         DeviceChange::Suspend => devices::suspend(&c.ca, id, actor).await?,

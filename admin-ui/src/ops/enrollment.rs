@@ -2,8 +2,10 @@
 
 use kizuna_ca::enroll::tokens::{self as enroll_tokens, CreatedToken, TokenRecord, TokenSpec};
 
+use super::require_in;
 use crate::Console;
 use crate::error::ConsoleError;
+use crate::messages::Msg;
 use crate::store;
 use kizuna_core::access::{Action, Caller};
 
@@ -12,15 +14,20 @@ pub async fn create_enrollment_token(
     who: &Caller,
     spec: TokenSpec,
 ) -> Result<CreatedToken, ConsoleError> {
-    who.require_in(
+    require_in(
+        who,
         Action::ManageDevices,
         Some(&spec.org_id),
-        &format!("organization {}", spec.org_id),
+        Msg::NoOrg {
+            id: spec.org_id.clone(),
+        },
     )?;
     if spec.count != 1 {
         return Err(ConsoleError::Invalid(
-            "the console creates one token at a time; use `kizuna enroll tokens` for batches"
-                .into(),
+            Msg::OneTokenAtATime {
+                command: "kizuna enroll tokens".into(),
+            }
+            .into(),
         ));
     }
     let mut created = enroll_tokens::create(&c.ca, who.actor.clone(), &spec, &mut |_| {}).await?;
@@ -34,10 +41,11 @@ pub async fn enrollment_tokens(
     who: &Caller,
     org_id: &str,
 ) -> Result<Vec<TokenRecord>, ConsoleError> {
-    who.require_in(
+    require_in(
+        who,
         Action::ManageDevices,
         Some(org_id),
-        &format!("organization {org_id}"),
+        Msg::NoOrg { id: org_id.into() },
     )?;
     Ok(enroll_tokens::list(&c.idp.core.db, Some(org_id), None, store::PAGE).await?)
 }
@@ -47,10 +55,10 @@ pub async fn void_enrollment_token(
     who: &Caller,
     id: &str,
 ) -> Result<TokenRecord, ConsoleError> {
-    let what = format!("enrollment token {id}");
+    let missing = Msg::NoEnrollmentToken { id: id.into() };
     let token = enroll_tokens::get(&c.idp.core.db, id)
         .await?
-        .ok_or_else(|| ConsoleError::NotFound(what.clone()))?;
-    who.require_in(Action::ManageDevices, Some(&token.org_id), &what)?;
+        .ok_or_else(|| ConsoleError::NotFound(missing.clone().into()))?;
+    require_in(who, Action::ManageDevices, Some(&token.org_id), missing)?;
     Ok(enroll_tokens::void(&c.idp.core.db, who.actor.clone(), id).await?)
 }

@@ -35,16 +35,39 @@ pub use users::{
     set_user_status, user,
 };
 
+use kizuna_core::access::{Action, Caller, Denied};
+use kizuna_core::web::Lang;
+
 use crate::error::ConsoleError;
+use crate::messages::Msg;
 use crate::store::MAX_SEARCH;
 
 /// Refuses search text longer than [`MAX_SEARCH`]; empty means no filter.
 pub fn search_text(text: Option<String>) -> Result<Option<String>, ConsoleError> {
     match text.map(|t| t.trim().to_string()).filter(|t| !t.is_empty()) {
-        Some(t) if t.chars().count() > MAX_SEARCH => Err(ConsoleError::Invalid(format!(
-            "the search text is {} characters long; at most {MAX_SEARCH} are accepted",
-            t.chars().count()
-        ))),
+        Some(t) if t.chars().count() > MAX_SEARCH => Err(ConsoleError::Invalid(
+            Msg::SearchTooLong {
+                length: t.chars().count().to_string(),
+                max: MAX_SEARCH.to_string(),
+            }
+            .into(),
+        )),
         other => Ok(other),
     }
+}
+
+/// Refuses unless the caller may take `action` on something of `org`, as
+/// [`Caller::require_in`] does; what is out of reach is refused as `missing`, the console's
+/// words for the thing not found.
+pub fn require_in(
+    who: &Caller,
+    action: Action,
+    org: Option<&str>,
+    missing: Msg,
+) -> Result<(), ConsoleError> {
+    who.require_in(action, org, &missing.render(Lang::En))
+        .map_err(|denied| match denied {
+            Denied::NotFound(_) => ConsoleError::NotFound(missing.into()),
+            other => other.into(),
+        })
 }

@@ -2,8 +2,10 @@
 
 use kizuna_core::orgs::{self, NewOrganization, Organization};
 
+use super::require_in;
 use crate::Console;
 use crate::error::ConsoleError;
+use crate::messages::Msg;
 use kizuna_core::access::{Action, Caller};
 
 pub async fn list_orgs(c: &Console, who: &Caller) -> Result<Vec<Organization>, ConsoleError> {
@@ -16,11 +18,11 @@ pub async fn list_orgs(c: &Console, who: &Caller) -> Result<Vec<Organization>, C
 }
 
 pub async fn org(c: &Console, who: &Caller, id: &str) -> Result<Organization, ConsoleError> {
-    let what = format!("organization {id}");
+    let missing = Msg::NoOrg { id: id.into() };
     let found = orgs::find(&c.idp.core.db, id)
         .await
-        .map_err(|_| ConsoleError::NotFound(what.clone()))?;
-    who.require_in(Action::ViewOrgs, Some(&found.id), &what)?;
+        .map_err(|_| ConsoleError::NotFound(missing.clone().into()))?;
+    require_in(who, Action::ViewOrgs, Some(&found.id), missing)?;
     Ok(found)
 }
 
@@ -29,7 +31,7 @@ pub async fn create_org(
     who: &Caller,
     new: NewOrganization,
 ) -> Result<Organization, ConsoleError> {
-    who.require_in(Action::ManageOrgs, None, "organizations")?;
+    require_in(who, Action::ManageOrgs, None, Msg::NoOrgs)?;
     Ok(orgs::create(&c.idp.core.db, who.actor.clone(), new).await?)
 }
 
@@ -40,7 +42,7 @@ pub async fn update_org(
     expected_version: i64,
     new: NewOrganization,
 ) -> Result<Organization, ConsoleError> {
-    who.require_in(Action::ManageOrgs, None, "organizations")?;
+    require_in(who, Action::ManageOrgs, None, Msg::NoOrgs)?;
     Ok(orgs::update(&c.idp.core.db, who.actor.clone(), id, expected_version, new).await?)
 }
 
@@ -50,7 +52,7 @@ pub async fn set_org_status(
     id: &str,
     active: bool,
 ) -> Result<Organization, ConsoleError> {
-    who.require_in(Action::ManageOrgs, None, "organizations")?;
+    require_in(who, Action::ManageOrgs, None, Msg::NoOrgs)?;
     let found = org(c, who, id).await?;
     Ok(orgs::set_status(&c.idp.core.db, who.actor.clone(), &found.id, active).await?)
 }

@@ -9,6 +9,7 @@ use kizuna_idp::users;
 use super::users::user_in_reach;
 use crate::Console;
 use crate::error::ConsoleError;
+use crate::messages::Msg;
 use crate::store::{self, AuditSearch, UserRow};
 use kizuna_core::access::{Action, Caller, Reach};
 
@@ -23,9 +24,7 @@ pub async fn bulk_disable(
     for id in ids {
         let user = user_in_reach(c, who, Action::ManageUsers, id).await?;
         if who.user_id.as_deref() == Some(user.id.as_str()) {
-            return Err(ConsoleError::Invalid(
-                "you cannot disable your own account".into(),
-            ));
+            return Err(ConsoleError::Invalid(Msg::CannotDisableSelf.into()));
         }
         found.push(user.id);
     }
@@ -54,7 +53,7 @@ pub struct Review {
 pub async fn review(c: &Console, who: &Caller, days: i64) -> Result<Review, ConsoleError> {
     let reach = who.require(Action::ViewReviews)?;
     if !(1..=3650).contains(&days) {
-        return Err(ConsoleError::Invalid("days must be 1 to 3650".into()));
+        return Err(ConsoleError::Invalid(Msg::DaysRange.into()));
     }
     let since = kizuna_core::time::unix_to_rfc3339(kizuna_core::time::now_unix() - days * 86_400);
     let role_changes = store::audit(

@@ -6,8 +6,10 @@ use kizuna_core::orgs;
 use kizuna_idp::federation::upstreams::{self, Registration};
 use kizuna_idp::federation::{NewUpstream, Upstream, UpstreamEdit, UpstreamStatus};
 
+use super::require_in;
 use crate::Console;
 use crate::error::ConsoleError;
+use crate::messages::Msg;
 use kizuna_core::access::{Action, Caller};
 
 pub async fn list_upstreams(c: &Console, who: &Caller) -> Result<Vec<Upstream>, ConsoleError> {
@@ -35,12 +37,17 @@ async fn upstream_in(
     action: Action,
     id: &str,
 ) -> Result<Upstream, ConsoleError> {
-    let what = format!("upstream {id}");
+    let missing = Msg::NoUpstream { id: id.into() };
     let found = upstreams::find(&c.idp, id)
         .await?
-        .ok_or_else(|| ConsoleError::NotFound(what.clone()))?;
-    who.require_in(Action::ViewUpstreams, Some(&found.org_id), &what)?;
-    who.require_in(action, Some(&found.org_id), &what)?;
+        .ok_or_else(|| ConsoleError::NotFound(missing.clone().into()))?;
+    require_in(
+        who,
+        Action::ViewUpstreams,
+        Some(&found.org_id),
+        missing.clone(),
+    )?;
+    require_in(who, action, Some(&found.org_id), missing)?;
     Ok(found)
 }
 
@@ -65,16 +72,17 @@ pub async fn create_upstream(
     who: &Caller,
     mut new: NewUpstream,
 ) -> Result<UpstreamView, ConsoleError> {
-    let what = format!("organization {}", new.org_id);
+    let missing = Msg::NoOrg {
+        id: new.org_id.clone(),
+    };
     let org = orgs::find(&c.idp.core.db, &new.org_id)
         .await
-        .map_err(|_| ConsoleError::NotFound(what.clone()))?;
-    who.require_in(Action::ManageUpstreams, Some(&org.id), &what)?;
+        .map_err(|_| ConsoleError::NotFound(missing.clone().into()))?;
+    require_in(who, Action::ManageUpstreams, Some(&org.id), missing)?;
     if org.status != "active" {
-        return Err(ConsoleError::Invalid(format!(
-            "organization {} is disabled",
-            org.name
-        )));
+        return Err(ConsoleError::Invalid(
+            Msg::OrgDisabled { name: org.name }.into(),
+        ));
     }
     new.org_id = org.id;
     let status = if who.may_in(Action::ApproveUpstreams, None) {
@@ -102,9 +110,7 @@ pub async fn edit_upstream(
             .as_ref()
             .is_some_and(|d| *d != current.email_domains);
     if trust_changed && !who.may_in(Action::ApproveUpstreams, None) {
-        return Err(ConsoleError::Forbidden(
-            "the trust ceiling and the email domains are set by a city administrator".into(),
-        ));
+        return Err(ConsoleError::Forbidden(Msg::TrustSetByCity.into()));
     }
     let edited = upstreams::edit(&c.idp, who.actor.clone(), &current.id, edit).await?;
     upstream_view(c, edited).await
@@ -128,22 +134,32 @@ pub async fn change_upstream(
     let pending = current.status == UpstreamStatus::Pending.as_str();
     let to = match change {
         UpstreamChange::Approve => {
-            who.require_in(Action::ApproveUpstreams, None, &format!("upstream {id}"))?;
+            require_in(
+                who,
+                Action::ApproveUpstreams,
+                None,
+                Msg::NoUpstream { id: id.into() },
+            )?;
             if !pending {
-                return Err(ConsoleError::Conflict(format!(
-                    "upstream {} is {}, not pending",
-                    current.alias, current.status
-                )));
+                return Err(ConsoleError::Conflict(
+                    Msg::UpstreamNotPending {
+                        alias: current.alias,
+                        status: current.status,
+                    }
+                    .into(),
+                ));
             }
             UpstreamStatus::Active
         }
         UpstreamChange::Disable => UpstreamStatus::Disabled,
         UpstreamChange::Enable => {
             if pending {
-                return Err(ConsoleError::Conflict(format!(
-                    "upstream {} is pending: a city administrator approves it",
-                    current.alias
-                )));
+                return Err(ConsoleError::Conflict(
+                    Msg::UpstreamPending {
+                        alias: current.alias,
+                    }
+                    .into(),
+                ));
             }
             // An organization administrator's re-enabled upstream is vetted again.
             if current.status == UpstreamStatus::Disabled.as_str()

@@ -10,9 +10,10 @@ use kizuna_idp::mfa;
 use kizuna_idp::sessions;
 use kizuna_idp::users::{self, CITY_WIDE, Role};
 
-use super::search_text;
+use super::{require_in, search_text};
 use crate::Console;
 use crate::error::ConsoleError;
+use crate::messages::Msg;
 use crate::store::{self, AuditSearch, UserRow};
 use kizuna_core::access::{Action, Caller};
 
@@ -60,11 +61,11 @@ pub(super) async fn user_in_reach(
     action: Action,
     id: &str,
 ) -> Result<UserRow, ConsoleError> {
-    let what = format!("account {id}");
+    let missing = Msg::NoAccount { id: id.into() };
     let user = store::user(&c.idp.core.db, id)
         .await?
-        .ok_or_else(|| ConsoleError::NotFound(what.clone()))?;
-    who.require_in(action, user.org_id.as_deref(), &what)?;
+        .ok_or_else(|| ConsoleError::NotFound(missing.clone().into()))?;
+    require_in(who, action, user.org_id.as_deref(), missing)?;
     Ok(user)
 }
 
@@ -125,9 +126,7 @@ pub async fn set_user_status(
 ) -> Result<(), ConsoleError> {
     let user = user_in_reach(c, who, Action::ManageUsers, id).await?;
     if !active && who.user_id.as_deref() == Some(user.id.as_str()) {
-        return Err(ConsoleError::Invalid(
-            "you cannot disable your own account".into(),
-        ));
+        return Err(ConsoleError::Invalid(Msg::CannotDisableSelf.into()));
     }
     users::change_status(&c.idp.core, who.actor.clone(), &user.id, active).await?;
     Ok(())
@@ -176,15 +175,19 @@ pub async fn change_role(
             || (org_role && who.may_in(Action::ManageUsers, Some(scope)))
     };
     if !allowed {
-        return Err(ConsoleError::Forbidden(format!(
-            "you cannot {} the role {} in scope {scope}",
-            if granted { "grant" } else { "withdraw" },
-            role.as_str()
-        )));
+        let (role, scope) = (role.as_str().to_string(), scope.to_string());
+        return Err(ConsoleError::Forbidden(
+            if granted {
+                Msg::CannotGrantRole { role, scope }
+            } else {
+                Msg::CannotWithdrawRole { role, scope }
+            }
+            .into(),
+        ));
     }
     if !granted && who.user_id.as_deref() == Some(user.id.as_str()) && role == Role::CityAdmin {
         return Err(ConsoleError::Invalid(
-            "you cannot withdraw your own city-admin role".into(),
+            Msg::CannotWithdrawOwnCityAdmin.into(),
         ));
     }
     Ok(users::change_role(
@@ -225,9 +228,7 @@ pub async fn record_proofing(
 ) -> Result<assurance::Record, ConsoleError> {
     let user = user_in_reach(c, who, Action::RecordProofing, id).await?;
     let Some(registrar) = &who.user_id else {
-        return Err(ConsoleError::Forbidden(
-            "an in-person check is recorded by a registrar's own account".into(),
-        ));
+        return Err(ConsoleError::Forbidden(Msg::ProofingByRegistrar.into()));
     };
     Ok(assurance::counter::record_check(&c.idp, registrar, &user.id, check).await?)
 }

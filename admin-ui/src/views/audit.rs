@@ -8,9 +8,10 @@ use axum::response::Response;
 use kizuna_core::audit::AuditEntry;
 
 use super::widgets::{Table, cell, link, post_form, search_form, section, table, text_field};
-use super::{error_page, path_with_query, query_value, staff, t, view};
+use super::{error_page, lang, path_with_query, query_value, staff, t, view};
 use crate::Console;
 use crate::forms::AuditQuery;
+use crate::messages::Msg;
 use crate::ops;
 
 pub(super) fn audit_table(entries: &[AuditEntry]) -> Table {
@@ -147,18 +148,18 @@ pub(super) async fn verify(State(c): State<Console>, headers: HeaderMap, body: B
         s.id = "verify".into();
         match &report.broken {
             None => {
-                s.text = format!(
-                    "ok: {} {}",
-                    report.entries,
-                    t("件の記録を検証しました", "entries verified")
-                );
+                s.text = Msg::ChainVerified {
+                    count: report.entries.to_string(),
+                }
+                .render(lang());
             }
             Some(b) => {
-                v.error = Some(t(
-                    "ハッシュチェーンが壊れています。",
-                    "The hash chain is broken.",
-                ));
-                s.text = format!("broken at entry {} ({}): {}", b.seq, b.id, b.reason);
+                v.error = Some(Msg::ChainBroken.with_detail(b.reason.clone()));
+                s.text = Msg::ChainBrokenAt {
+                    seq: b.seq.to_string(),
+                    id: b.id.clone(),
+                }
+                .render(lang());
             }
         }
         v.sections.push(s);

@@ -15,6 +15,7 @@ use super::widgets::{
 use super::{done, error_page, lang, notice_for, path_with_query, query_value, staff, t, view};
 use crate::Console;
 use crate::error::ConsoleError;
+use crate::messages::Msg;
 use crate::ops::{self, Target};
 use kizuna_core::access::Action;
 use kizuna_core::pki::CertStatus;
@@ -201,7 +202,7 @@ pub(super) async fn show(
         v.sections.push(s);
         let mut f = section(t("内容", "Decoded fields"));
         f.id = "fields".into();
-        f.facts = crate::decode::fields(&cert.der)
+        f.facts = crate::decode::fields(&cert.der, lang())
             .into_iter()
             .map(|(name, value)| (lang().pick(name.0, name.1).to_string(), value))
             .collect();
@@ -252,10 +253,7 @@ fn target_of(
             org_id: org,
         }),
         (None, None, Some(o)) => Ok(Target::Org(o)),
-        _ => Err(ConsoleError::Invalid(t(
-            "証明書のシリアル、機器ID、組織IDのいずれか一つを指定してください。",
-            "Name one certificate serial, device id or organization id.",
-        ))),
+        _ => Err(ConsoleError::Invalid(Msg::NameOneTarget.into())),
     }
 }
 
@@ -268,10 +266,7 @@ pub(super) async fn revoke_confirm(
     let path = path_with_query("/admin/revoke", &raw);
     page_for!(c, headers, path, |who| {
         let q = |n| query_value(&raw, n);
-        let reason: Reason = q("reason")
-            .unwrap_or_else(|| "unspecified".into())
-            .parse()
-            .map_err(ConsoleError::Invalid)?;
+        let reason = crate::forms::reason(&q("reason").unwrap_or_else(|| "unspecified".into()))?;
         let target = target_of(q("serial"), q("device"), q("org"))?;
         let plan = ops::plan_revocation(&c, &who, target).await?;
         let hold = reason == Reason::CertificateHold;
@@ -314,10 +309,7 @@ pub(super) async fn revoke_confirm(
                 .collect(),
         ));
         if plan.count == 0 {
-            v.error = Some(t(
-                "失効できる証明書はありません（すでに失効済みです）。",
-                "There is nothing to revoke: the certificates are already revoked.",
-            ));
+            v.error = Some(Msg::NothingToRevoke.into());
         } else {
             let mut fields = vec![hidden("reason", reason.as_str())];
             match plan.kind {
@@ -352,7 +344,7 @@ pub(super) async fn revoke_confirm(
 
 pub(super) async fn revoke(State(c): State<Console>, headers: HeaderMap, body: Bytes) -> Response {
     post_for!(c, headers, body, |p| {
-        let reason: Reason = p.get("reason").parse().map_err(ConsoleError::Invalid)?;
+        let reason = crate::forms::reason(&p.get("reason"))?;
         let target = target_of(p.opt("serial"), p.opt("device"), p.opt("org"))?;
         let back = match &target {
             Target::Serial(s) => format!("/admin/certificates/{s}"),
@@ -363,10 +355,7 @@ pub(super) async fn revoke(State(c): State<Console>, headers: HeaderMap, body: B
         if p.opt("expected")
             .is_some_and(|e| e != plan.count.to_string())
         {
-            return Err(ConsoleError::Conflict(t(
-                "確認後に対象の証明書が変わりました。もう一度確認してください。",
-                "The certificates changed since you confirmed; review them again.",
-            )));
+            return Err(ConsoleError::Conflict(Msg::TargetsChanged.into()));
         }
         ops::revoke(&c, &p.who, target, reason).await?;
         done(

@@ -17,6 +17,7 @@ use super::{View, done, notice_for, t, view};
 use crate::Console;
 use crate::error::{ConsoleError, Stale};
 use crate::forms::ClientRequest;
+use crate::messages::{Message, Msg};
 use crate::ops::{self, ClientChange, ClientPage};
 use kizuna_core::access::{Action, Caller};
 
@@ -149,17 +150,8 @@ pub(super) async fn create(State(c): State<Console>, headers: HeaderMap, body: B
             description: None,
             org_id: p.opt("org_id"),
             redirect_uris: lines(&p.get("redirect_uris")),
-            post_logout_redirect_uris: Vec::new(),
-            grant_types: Vec::new(),
-            token_endpoint_auth_method: None,
-            scope: None,
-            jwks: None,
-            jwks_uri: None,
-            id_token_signed_response_alg: None,
-            require_pushed_authorization_requests: false,
-            require_consent: None,
-            backchannel_logout_uri: None,
             min_aal: p.get("min_aal").parse().unwrap_or(0),
+            ..ClientRequest::default()
         };
         let created = ops::create_client(&c, &p.who, req.into_new()?).await?;
         let mut v = secret_view(
@@ -177,7 +169,7 @@ fn client_view(
     who: &Caller,
     page: &ClientPage,
     notice: Option<String>,
-    error: Option<String>,
+    error: Option<Message>,
 ) -> View {
     let (cl, ia, quota) = (
         &page.client,
@@ -369,17 +361,17 @@ pub(super) async fn edit(
             min_aal: p
                 .get("min_aal")
                 .parse()
-                .map_err(|_| ConsoleError::Invalid("min_aal must be 0 to 3".into()))?,
+                .map_err(|_| ConsoleError::Invalid(Msg::MinAalRange.into()))?,
             expected_version: p
                 .get("version")
                 .parse()
-                .map_err(|_| ConsoleError::Invalid("the form has no version".into()))?,
+                .map_err(|_| ConsoleError::Invalid(Msg::FormHasNoVersion.into()))?,
         };
         match ops::edit_client(&c, &p.who, &id, edit).await {
             Ok(_) => done(&format!("/admin/clients/{id}"), "saved"),
             Err(e @ ConsoleError::Stale(Stale::Client(_))) => {
                 let page = ops::client_page(&c, &p.who, &id).await?;
-                let mut v = client_view(&p.who, &page, None, Some(e.public_message()));
+                let mut v = client_view(&p.who, &page, None, Some(e.public()));
                 v.status = StatusCode::CONFLICT;
                 Ok(v.render(&c, &headers, Some(&p.who)))
             }
@@ -411,7 +403,7 @@ pub(super) async fn action(
                     min_ial: p
                         .get("min_ial")
                         .parse()
-                        .map_err(|_| ConsoleError::Invalid("min_ial must be 0 to 3".into()))?,
+                        .map_err(|_| ConsoleError::Invalid(Msg::MinIalRange.into()))?,
                     verified_claims: words(&p.get("verified_claims")),
                     proofing_providers: words(&p.get("proofing_providers")),
                 };
@@ -421,9 +413,11 @@ pub(super) async fn action(
             "quota" => {
                 let limit = match p.opt("requests_per_minute") {
                     None => None,
-                    Some(n) => Some(n.trim().parse().map_err(|_| {
-                        ConsoleError::Invalid("requests per minute must be a whole number".into())
-                    })?),
+                    Some(n) => Some(
+                        n.trim()
+                            .parse()
+                            .map_err(|_| ConsoleError::Invalid(Msg::QuotaWholeNumber.into()))?,
+                    ),
                 };
                 ops::set_client_quota(&c, &p.who, &id, limit).await?;
                 return done(&back, "saved");
@@ -431,7 +425,14 @@ pub(super) async fn action(
             "approve" => ClientChange::Approve,
             "disable" => ClientChange::Disable,
             "enable" => ClientChange::Enable,
-            other => return Err(ConsoleError::NotFound(format!("action {other}"))),
+            other => {
+                return Err(ConsoleError::NotFound(
+                    Msg::NoAction {
+                        action: other.into(),
+                    }
+                    .into(),
+                ));
+            }
         };
         ops::change_client(&c, &p.who, &id, change).await?;
         done(

@@ -15,6 +15,7 @@ use super::{certificates, done, enrollment, notice_for, path_with_query, query_v
 use crate::Console;
 use crate::error::ConsoleError;
 use crate::forms::{CertQuery, DeviceQuery, DeviceRequest};
+use crate::messages::Msg;
 use crate::ops::{self, DeviceChange};
 use kizuna_core::access::Action;
 
@@ -178,7 +179,14 @@ pub(super) async fn action(
             "suspend" => DeviceChange::Suspend,
             "resume" => DeviceChange::Resume,
             "retire" => DeviceChange::Retire,
-            other => return Err(ConsoleError::NotFound(format!("action {other}"))),
+            other => {
+                return Err(ConsoleError::NotFound(
+                    Msg::NoAction {
+                        action: other.into(),
+                    }
+                    .into(),
+                ));
+            }
         };
         ops::change_device(&c, &p.who, &id, change).await?;
         done(&format!("/admin/devices/{id}"), "saved")

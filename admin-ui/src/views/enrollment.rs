@@ -13,6 +13,7 @@ use super::{done, t, view};
 use crate::Console;
 use crate::error::ConsoleError;
 use crate::forms::TokenRequest;
+use crate::messages::Msg;
 use crate::ops;
 use kizuna_core::access::Caller;
 
@@ -125,10 +126,7 @@ pub(super) async fn void(State(c): State<Console>, headers: HeaderMap, body: Byt
     post_for!(c, headers, body, |p| {
         let ids = p.all("token_id");
         if ids.is_empty() {
-            return Err(ConsoleError::Invalid(t(
-                "トークンが選択されていません。",
-                "No token is selected.",
-            )));
+            return Err(ConsoleError::Invalid(Msg::NoTokenSelected.into()));
         }
         for id in &ids {
             ops::void_enrollment_token(&c, &p.who, id).await?;

@@ -1,6 +1,7 @@
 //! The console's pages (`/admin/…`): server-rendered HTML in Japanese and English, no
 //! script. Each page is described as sections (facts, a table, forms) and rendered by one
 //! template; every form post carries the CSRF token; every action calls [`crate::ops`].
+//! Errors and notices come from the catalogue ([`crate::messages`]) in the page's language.
 //! One module per resource; this one holds the router and what every page shares.
 
 use askama::Template;
@@ -15,6 +16,7 @@ use kizuna_core::web::{Lang, RequestContext, csrf, page};
 use crate::Console;
 use crate::auth::{self, Signed};
 use crate::error::ConsoleError;
+use crate::messages::{Message, Msg};
 use kizuna_core::access::{Action, Caller};
 
 use widgets::Section;
@@ -139,6 +141,8 @@ struct ConsolePage {
     roles: String,
     notice: Option<String>,
     error: Option<String>,
+    /// A domain error's own text, in a smaller line beneath the error.
+    error_detail: Option<String>,
     sections: Vec<Section>,
 }
 
@@ -147,7 +151,7 @@ struct View {
     title: String,
     path: String,
     notice: Option<String>,
-    error: Option<String>,
+    error: Option<Message>,
     sections: Vec<Section>,
     status: StatusCode,
 }
@@ -167,6 +171,10 @@ impl View {
     fn render(self, c: &Console, headers: &HeaderMap, who: Option<&Caller>) -> Response {
         let token = csrf::CsrfToken::issue(headers, c.idp.core.secure_cookies);
         let nav = who.map(nav).unwrap_or_default();
+        let (error, error_detail) = match self.error {
+            Some(m) => (Some(m.msg.render(lang())), m.detail),
+            None => (None, None),
+        };
         let data = ConsolePage {
             lang: lang(),
             back_path: self.path.clone(),
@@ -177,7 +185,8 @@ impl View {
             who: who.map(|w| w.name.clone()).unwrap_or_default(),
             roles: who.map(Caller::role_names).unwrap_or_default(),
             notice: self.notice,
-            error: self.error,
+            error,
+            error_detail,
             sections: self.sections,
         };
         let mut response = (self.status, page(&data)).into_response();
@@ -232,17 +241,15 @@ fn nav(who: &Caller) -> Vec<(String, String)> {
 /// The error as a page in the console frame, with the error's status.
 fn error_page(c: &Console, headers: &HeaderMap, who: Option<&Caller>, e: ConsoleError) -> Response {
     let status = e.status();
-    let mut v = view(
-        match status {
-            StatusCode::NOT_FOUND => t("見つかりません", "Not found"),
-            StatusCode::FORBIDDEN | StatusCode::UNAUTHORIZED => t("できません", "Not allowed"),
-            StatusCode::CONFLICT => t("実行できません", "Cannot do that"),
-            StatusCode::INTERNAL_SERVER_ERROR => t("エラー", "Error"),
-            _ => t("入力を確認してください", "Check the input"),
-        },
-        "/admin",
-    );
-    v.error = Some(e.public_message());
+    let title = match status {
+        StatusCode::NOT_FOUND => Msg::TitleNotFound,
+        StatusCode::FORBIDDEN | StatusCode::UNAUTHORIZED => Msg::TitleNotAllowed,
+        StatusCode::CONFLICT => Msg::TitleCannot,
+        StatusCode::INTERNAL_SERVER_ERROR => Msg::TitleError,
+        _ => Msg::TitleCheckInput,
+    };
+    let mut v = view(title.render(lang()), "/admin");
+    v.error = Some(e.public());
     v.status = status;
     v.render(c, headers, who)
 }
@@ -311,10 +318,7 @@ async fn posted(c: &Console, headers: &HeaderMap, body: &Bytes) -> Result<Posted
             c,
             headers,
             None,
-            ConsoleError::Forbidden(t(
-                "フォームの有効期限が切れたか、このサイトから送信されていません。ページを再読み込みしてやり直してください。",
-                "The form expired or did not come from this site. Reload the page and try again.",
-            )),
+            ConsoleError::Forbidden(Msg::FormExpired.into()),
         ));
     }
     match auth::session(c, headers).await {
@@ -323,10 +327,7 @@ async fn posted(c: &Console, headers: &HeaderMap, body: &Bytes) -> Result<Posted
             c,
             headers,
             None,
-            ConsoleError::Unauthorized(t(
-                "コンソールのセッションが終了しています。もう一度サインインしてください。",
-                "Your console session has ended. Sign in again.",
-            )),
+            ConsoleError::Unauthorized(Msg::SessionEnded.into()),
         )),
         Err(e) => Err(error_page(c, headers, None, e)),
     }
@@ -341,22 +342,23 @@ fn notice_for(query: &Option<String>) -> Option<String> {
     let done = form_urlencoded::parse(query.as_deref().unwrap_or("").as_bytes())
         .find(|(k, _)| k == "done")
         .map(|(_, v)| v.into_owned())?;
-    Some(match done.as_str() {
-        "revoked" => t("失効しました。", "Revoked."),
-        "held" => t("一時停止しました。", "Suspended (on hold)."),
-        "released" => t("一時停止を解除しました。", "Released from hold."),
-        "saved" => t("保存しました。", "Saved."),
-        "disabled" => t("無効にしました。", "Disabled."),
-        "enabled" => t("有効にしました。", "Enabled."),
-        "approved" => t("承認しました。", "Approved."),
-        "sessions" => t("セッションを終了しました。", "Sessions ended."),
-        "reset" => t("認証要素をリセットしました。", "Factors reset."),
-        "role" => t("役割を変更しました。", "Role changed."),
-        "created" => t("作成しました。", "Created."),
-        "voided" => t("トークンを無効にしました。", "Tokens voided."),
-        "proofed" => t("本人確認を記録しました。", "Identity check recorded."),
+    let notice = match done.as_str() {
+        "revoked" => Msg::Revoked,
+        "held" => Msg::Held,
+        "released" => Msg::Released,
+        "saved" => Msg::Saved,
+        "disabled" => Msg::Disabled,
+        "enabled" => Msg::Enabled,
+        "approved" => Msg::Approved,
+        "sessions" => Msg::SessionsEnded,
+        "reset" => Msg::FactorsReset,
+        "role" => Msg::RoleChanged,
+        "created" => Msg::Created,
+        "voided" => Msg::TokensVoided,
+        "proofed" => Msg::ProofingRecorded,
         _ => return None,
-    })
+    };
+    Some(notice.render(lang()))
 }
 
 fn query_value(query: &Option<String>, name: &str) -> Option<String> {

@@ -15,6 +15,7 @@ use super::{Posted, View, done, notice_for, t, view};
 use crate::Console;
 use crate::error::{ConsoleError, Stale};
 use crate::forms::OrgRequest;
+use crate::messages::{Message, Msg};
 use crate::ops;
 use kizuna_core::access::{Action, Caller};
 
@@ -129,7 +130,12 @@ async fn org_partners(c: &Console, who: &Caller, org_id: &str) -> Result<Section
     Ok(s)
 }
 
-fn org_view(who: &Caller, o: &Organization, notice: Option<String>, error: Option<String>) -> View {
+fn org_view(
+    who: &Caller,
+    o: &Organization,
+    notice: Option<String>,
+    error: Option<Message>,
+) -> View {
     let path = format!("/admin/orgs/{}", o.id);
     let mut v = view(format!("{} {}", t("組織", "Organization"), o.name), &path);
     v.notice = notice;
@@ -216,12 +222,12 @@ pub(super) async fn edit(
         let version: i64 = p
             .get("version")
             .parse()
-            .map_err(|_| ConsoleError::Invalid("the form has no version".into()))?;
+            .map_err(|_| ConsoleError::Invalid(Msg::FormHasNoVersion.into()))?;
         let new = org_request(&p, Some(version)).organization()?;
         match ops::update_org(&c, &p.who, &id, version, new).await {
             Ok(_) => done(&format!("/admin/orgs/{id}"), "saved"),
             Err(e @ ConsoleError::Stale(_)) => {
-                let message = e.public_message();
+                let message = e.public();
                 let ConsoleError::Stale(Stale::Org(current)) = e else {
                     return Err(e);
                 };
@@ -244,7 +250,14 @@ pub(super) async fn action(
         let active = match action.as_str() {
             "disable" => false,
             "enable" => true,
-            other => return Err(ConsoleError::NotFound(format!("action {other}"))),
+            other => {
+                return Err(ConsoleError::NotFound(
+                    Msg::NoAction {
+                        action: other.into(),
+                    }
+                    .into(),
+                ));
+            }
         };
         ops::set_org_status(&c, &p.who, &id, active).await?;
         done(

@@ -12,6 +12,7 @@ use super::widgets::{danger, post_form, search_form, section, text_field};
 use super::{done, notice_for, path_with_query, query_value, t, view};
 use crate::Console;
 use crate::error::ConsoleError;
+use crate::messages::Msg;
 use crate::ops;
 use kizuna_core::access::Action;
 
@@ -25,7 +26,7 @@ pub(super) async fn list(
         let days: i64 = match query_value(&raw, "days") {
             Some(d) => d
                 .parse()
-                .map_err(|_| ConsoleError::Invalid("days must be a number".into()))?,
+                .map_err(|_| ConsoleError::Invalid(Msg::DaysNumber.into()))?,
             None => 90,
         };
         let r = ops::review(&c, &who, days).await?;
@@ -74,10 +75,7 @@ pub(super) async fn disable(State(c): State<Console>, headers: HeaderMap, body: 
     post_for!(c, headers, body, |p| {
         let ids = p.all("user_id");
         if ids.is_empty() {
-            return Err(ConsoleError::Invalid(t(
-                "アカウントが選択されていません。",
-                "No account is selected.",
-            )));
+            return Err(ConsoleError::Invalid(Msg::NoAccountSelected.into()));
         }
         ops::bulk_disable(&c, &p.who, &ids).await?;
         done("/admin/reviews", "disabled")

@@ -19,6 +19,7 @@ use super::{Posted, View, done, notice_for, t, view};
 use crate::Console;
 use crate::error::ConsoleError;
 use crate::forms::{UpstreamPatch, UpstreamRequest};
+use crate::messages::{Message, Msg};
 use crate::ops::{self, UpstreamChange, UpstreamView};
 use kizuna_core::access::{Action, Caller};
 
@@ -26,10 +27,10 @@ fn level_options() -> Vec<(String, String)> {
     (1..=3).map(|l| (l.to_string(), l.to_string())).collect()
 }
 
-fn level(p: &Posted, name: &str) -> Result<u8, ConsoleError> {
+fn level(p: &Posted, name: &str, out_of_range: Msg) -> Result<u8, ConsoleError> {
     p.get(name)
         .parse()
-        .map_err(|_| ConsoleError::Invalid(format!("{name} must be 1, 2 or 3")))
+        .map_err(|_| ConsoleError::Invalid(out_of_range.into()))
 }
 
 pub(super) async fn list(
@@ -222,8 +223,8 @@ fn posted_maps(p: &Posted) -> Result<(ClaimMap, AcrMap), ConsoleError> {
 
 fn posted_ceiling(p: &Posted) -> Result<TrustCeiling, ConsoleError> {
     Ok(TrustCeiling {
-        max_ial: level(p, "max_ial")?,
-        max_aal: level(p, "max_aal")?,
+        max_ial: level(p, "max_ial", Msg::MaxIalRange)?,
+        max_aal: level(p, "max_aal", Msg::MaxAalRange)?,
     })
 }
 
@@ -262,7 +263,7 @@ fn upstream_view(
     who: &Caller,
     uv: &UpstreamView,
     notice: Option<String>,
-    error: Option<String>,
+    error: Option<Message>,
 ) -> View {
     let u = &uv.upstream;
     let path = format!("/admin/upstreams/{}", u.alias);
@@ -480,7 +481,7 @@ pub(super) async fn edit(
             version: p
                 .get("version")
                 .parse()
-                .map_err(|_| ConsoleError::Invalid("the form has no version".into()))?,
+                .map_err(|_| ConsoleError::Invalid(Msg::FormHasNoVersion.into()))?,
             name: Some(p.get("name").trim().to_string()),
             client_secret: p.opt("client_secret"),
             scopes: Some(words(&p.get("scopes"))),
@@ -500,7 +501,7 @@ pub(super) async fn edit(
         match ops::edit_upstream(&c, &p.who, &id, edit).await {
             Ok(uv) => done(&format!("/admin/upstreams/{}", uv.upstream.alias), "saved"),
             Err(e @ ConsoleError::Stale(_)) => {
-                let message = e.public_message();
+                let message = e.public();
                 let current = ops::upstream(&c, &p.who, &id).await?;
                 let mut v = upstream_view(&p.who, &current, None, Some(message));
                 v.status = StatusCode::CONFLICT;
@@ -522,7 +523,14 @@ pub(super) async fn action(
             "approve" => UpstreamChange::Approve,
             "disable" => UpstreamChange::Disable,
             "enable" => UpstreamChange::Enable,
-            other => return Err(ConsoleError::NotFound(format!("action {other}"))),
+            other => {
+                return Err(ConsoleError::NotFound(
+                    Msg::NoAction {
+                        action: other.into(),
+                    }
+                    .into(),
+                ));
+            }
         };
         let uv = ops::change_upstream(&c, &p.who, &id, change).await?;
         done(

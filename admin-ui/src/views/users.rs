@@ -18,6 +18,7 @@ use super::widgets::{
 use super::{done, notice_for, path_with_query, query_value, t, view};
 use crate::Console;
 use crate::error::ConsoleError;
+use crate::messages::Msg;
 use crate::ops;
 use kizuna_core::access::Action;
 
@@ -321,7 +322,7 @@ pub(super) async fn action(
                     level: p
                         .get("level")
                         .parse()
-                        .map_err(|_| ConsoleError::Invalid("level must be 2 or 3".into()))?,
+                        .map_err(|_| ConsoleError::Invalid(Msg::ProofingLevel.into()))?,
                     attributes: ATTRIBUTES
                         .iter()
                         .filter_map(|a| p.opt(a).map(|v| (a.to_string(), v)))
@@ -331,7 +332,7 @@ pub(super) async fn action(
                 done(&back, "proofed")
             }
             "roles" => {
-                let role: Role = p.get("role").parse().map_err(ConsoleError::Invalid)?;
+                let role = crate::forms::role(&p.get("role"))?;
                 ops::change_role(
                     &c,
                     &p.who,
@@ -343,7 +344,12 @@ pub(super) async fn action(
                 .await?;
                 done(&back, "role")
             }
-            other => Err(ConsoleError::NotFound(format!("action {other}"))),
+            other => Err(ConsoleError::NotFound(
+                Msg::NoAction {
+                    action: other.into(),
+                }
+                .into(),
+            )),
         }
     })
 }
