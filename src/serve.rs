@@ -106,12 +106,14 @@ pub async fn open_idp(config: &Config) -> Result<(Idp, tokio::task::JoinHandle<(
 
 /// The identity provider over `core` with the configured OIDC, MFA and mail settings.
 pub fn idp(config: &Config, core: Core) -> Result<Idp> {
+    let certificates = Arc::new(kizuna_ca::book::Book::new(core.db.clone()));
     Idp::new(
         core,
         config.oidc.clone(),
         config.mfa.clone(),
         config.mail.clone(),
         config.assurance.clone(),
+        certificates,
     )
     .map_err(anyhow::Error::msg)
 }
@@ -223,7 +225,7 @@ pub async fn run(config: Config, mode: Mode) -> Result<()> {
         Arc::new(kizuna_ca::book::Book::new(core.db.clone())),
     );
     let mut background = Vec::new();
-    let client_auth = web::tls::ClientAuth::new(&[]);
+    let client_auth = web::tls::ClientAuth::new();
     let mut tls_identity: Option<Arc<web::tls::CertSlot>> =
         match (&config.tls.cert_file, &config.tls.key_file) {
             (Some(cert), Some(key)) if tls_tcp.is_some() => {
@@ -247,8 +249,7 @@ pub async fn run(config: Config, mode: Mode) -> Result<()> {
                         (slot.clone(), Some((slot, serial)))
                     }
                 };
-                client_auth.set_anchors(&kizuna_ca::client_trust_anchors(&ca).await?);
-                background.push(tls_upkeep(ca.clone(), client_auth.clone(), own));
+                background.push(tls_upkeep(ca.clone(), own));
                 tls_identity = Some(slot);
             }
             let bootstrap = kizuna_admin::bootstrap::issue_if_needed(&core).await?;
@@ -398,11 +399,9 @@ async fn self_issued_identity(ca: &Ca) -> Result<(Arc<web::tls::CertSlot>, Strin
     Ok((slot, own.serial))
 }
 
-/// Keeps the TLS listener current: client certificate anchors follow the CA hierarchy
-/// (rollovers, new issuers), and Kizuna's own certificate, when it serves one, is renewed.
+/// Keeps the TLS listener's own certificate, when it serves Kizuna's, renewed.
 fn tls_upkeep(
     ca: Ca,
-    client_auth: Arc<web::tls::ClientAuth>,
     mut own: Option<(Arc<web::tls::CertSlot>, String)>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
@@ -410,10 +409,6 @@ fn tls_upkeep(
         tick.tick().await;
         loop {
             tick.tick().await;
-            match kizuna_ca::client_trust_anchors(&ca).await {
-                Ok(anchors) => client_auth.set_anchors(&anchors),
-                Err(e) => tracing::warn!(error = %e, "reading client certificate anchors"),
-            }
             let Some((slot, serial)) = &mut own else {
                 continue;
             };

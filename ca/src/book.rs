@@ -1,12 +1,20 @@
-//! The CA's certificates as the OCSP responder reads them ([`CertificateBook`]): issuing
-//! CAs and their signers, a certificate's standing, and the change feed, through the
-//! modules that own those tables. Needs only the database, so the standalone responder
+//! The CA's certificates as the OCSP responder and the identity provider read them
+//! ([`CertificateBook`]): issuing CAs and their signers, a certificate's standing, the change
+//! feed, and certificates presented as client credentials, through the modules that own
+//! those tables. Needs only the database, so the standalone responder
 //! (`kizuna ocsp serve`) uses it without the rest of the CA.
+
+use x509_cert::Certificate;
+use x509_cert::der::Decode;
 
 use kizuna_core::db::Db;
 use kizuna_core::pki::{
-    BookFuture, CertStatus, CertificateBook, Change, IssuingCa, OcspSigner, Serial, Standing,
+    Binding, BookFuture, CertStatus, CertificateBook, Change, Credential, IssuingCa, OcspSigner,
+    Serial, Standing,
 };
+
+use crate::devices::DeviceStatus;
+use crate::names::San;
 
 /// The CA's certificate records over one database.
 #[derive(Clone)]
@@ -78,4 +86,70 @@ impl CertificateBook for Book {
     fn change_bounds(&self) -> BookFuture<'_, (i64, i64)> {
         Box::pin(crate::changes::bounds(&self.db))
     }
+
+    fn credential<'a>(&'a self, der: &'a [u8]) -> BookFuture<'a, Option<Credential>> {
+        Box::pin(async move {
+            let Ok(cert) = Certificate::from_der(der) else {
+                return Ok(None);
+            };
+            let serial = crate::enroll::serial_hex(&cert);
+            let Some(record) = crate::store::get(&self.db, &serial)
+                .await?
+                .filter(|r| kizuna_core::secret::constant_time_eq(&r.der, der))
+            else {
+                return Ok(None);
+            };
+            let device = match &record.device_id {
+                Some(id) => crate::devices::get(&self.db, id).await?,
+                None => None,
+            };
+            let model = device.as_ref().map_or("", |d| d.model.as_str());
+            let client_scopes = match &record.org_id {
+                Some(org) => {
+                    crate::cert_clients::scopes_for(&self.db, org, &record.profile, model).await?
+                }
+                None => None,
+            };
+            Ok(Some(Credential {
+                serial: record
+                    .serial
+                    .parse()
+                    .map_err(|e: String| sqlx::Error::Decode(e.into()))?,
+                status: record.status,
+                status_changed_at: record.status_changed_at,
+                not_before: record.not_before,
+                not_after: record.not_after,
+                org_id: record.org_id,
+                profile: record.profile,
+                subject: record.subject,
+                sans: record.sans.0.iter().filter_map(san_pair).collect(),
+                device: device.map(|d| (d.id, d.status == DeviceStatus::Active)),
+                client_scopes,
+            }))
+        })
+    }
+
+    fn binding<'a>(&'a self, serial: &'a Serial) -> BookFuture<'a, Option<Binding>> {
+        Box::pin(async move {
+            let row = crate::store::binding(&self.db, serial.as_str()).await?;
+            Ok(row.and_then(|(status, status_changed_at)| {
+                Some(Binding {
+                    status: status.parse().ok()?,
+                    status_changed_at,
+                })
+            }))
+        })
+    }
+}
+
+/// A name as `(kind, value)` for matching a client registration (RFC 8705 §2.1.2).
+fn san_pair(san: &San) -> Option<(String, String)> {
+    let (kind, value) = match san {
+        San::Dns(d) => ("dns", d.clone()),
+        San::Ip(ip) => ("ip", ip.to_string()),
+        San::Uri(u) => ("uri", u.clone()),
+        San::Email(e) => ("email", e.clone()),
+        San::HardwareModule { .. } => return None,
+    };
+    Some((kind.to_string(), value))
 }

@@ -510,6 +510,7 @@ pub async fn finish(ca: &Ca, prepared: Prepared) -> Result<Issued, CaError> {
         status: kizuna_core::pki::CertStatus::Valid,
         revoked_at: None,
         revocation_reason: None,
+        status_changed_at: None,
         requested_by: format!("{}:{}", actor.kind.as_str(), actor.id),
         der: cert.der().to_vec(),
         created_at: kizuna_core::time::now_unix(),

@@ -4,6 +4,7 @@
 
 pub mod acme;
 pub mod book;
+pub mod cert_clients;
 pub mod changes;
 pub mod config;
 pub mod crl;
@@ -259,20 +260,6 @@ pub fn router(ca: Ca) -> Router {
     } else {
         routes
     }
-}
-
-/// What a client certificate may chain to: every CA certificate of the hierarchy (issuing
-/// CAs too, since devices often send only their own certificate) and the manufacturers'
-/// anchors. DER.
-pub async fn client_trust_anchors(ca: &Ca) -> Result<Vec<Vec<u8>>, sqlx::Error> {
-    use x509_cert::der::Encode;
-    let mut anchors: Vec<Vec<u8>> = hierarchy::list(ca)
-        .await?
-        .into_iter()
-        .filter_map(|c| c.cert_der)
-        .collect();
-    anchors.extend(ca.vendor_anchors.iter().filter_map(|c| c.to_der().ok()));
-    Ok(anchors)
 }
 
 /// Creates the hierarchy on first start when configured to, then makes sure every issuing

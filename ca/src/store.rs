@@ -29,6 +29,8 @@ pub struct CertRecord {
     pub status: CertStatus,
     pub revoked_at: Option<i64>,
     pub revocation_reason: Option<String>,
+    /// When the status last changed (held, released, revoked), if ever.
+    pub status_changed_at: Option<i64>,
     pub requested_by: String,
     #[serde(skip)]
     pub der: Vec<u8>,
@@ -48,7 +50,7 @@ impl TryFrom<String> for Sans {
 }
 
 const COLUMNS: &str = "serial, ca_id, subject, sans, profile, org_id, device_id, key_sha256, not_before, not_after, \
-    status, revoked_at, revocation_reason, requested_by, der, created_at";
+    status, revoked_at, revocation_reason, status_changed_at, requested_by, der, created_at";
 
 pub async fn get(db: &Db, serial: &str) -> Result<Option<CertRecord>, sqlx::Error> {
     sqlx::query_as(&format!(
@@ -193,7 +195,7 @@ pub(crate) async fn set_revoked(
         in_list(&[CertStatus::Valid, CertStatus::Hold])
     };
     let sql = format!(
-        "UPDATE certificates SET status = $1, revoked_at = $2, revocation_reason = $3 \
+        "UPDATE certificates SET status = $1, revoked_at = $2, revocation_reason = $3, status_changed_at = $2 \
          WHERE {clause} AND status IN ({from}) RETURNING ca_id, serial"
     );
     let mut update = sqlx::query_as(&sql)
@@ -211,16 +213,28 @@ pub(crate) async fn release_held(
     conn: &mut AnyConnection,
     selector: &Selector,
 ) -> Result<Vec<(String, String)>, sqlx::Error> {
-    let (clause, values) = selector.clause(1);
+    let (clause, values) = selector.clause(2);
     let sql = format!(
-        "UPDATE certificates SET status = 'valid', revoked_at = NULL, revocation_reason = NULL \
-         WHERE {clause} AND status = 'hold' RETURNING ca_id, serial"
+        "UPDATE certificates SET status = 'valid', revoked_at = NULL, revocation_reason = NULL, \
+         status_changed_at = $1 WHERE {clause} AND status = 'hold' RETURNING ca_id, serial"
     );
-    let mut update = sqlx::query_as(&sql);
+    let mut update = sqlx::query_as(&sql).bind(kizuna_core::time::now_unix());
     for value in values {
         update = update.bind(value);
     }
     update.fetch_all(conn).await
+}
+
+/// Where certificate `serial` stands for the tokens bound to it: its status and when that
+/// last changed.
+pub(crate) async fn binding(
+    db: &Db,
+    serial: &str,
+) -> Result<Option<(String, Option<i64>)>, sqlx::Error> {
+    sqlx::query_as("SELECT status, status_changed_at FROM certificates WHERE serial = $1")
+        .bind(serial)
+        .fetch_optional(db.pool())
+        .await
 }
 
 /// Certificates within `reach` matching `text` — a serial (exact, any spelling) or a

@@ -264,6 +264,51 @@ pub struct Change {
     pub created_at: i64,
 }
 
+/// A certificate the CA issued, presented as a client credential (RFC 8705): who it names,
+/// where it stands, and what its organization lets it ask for as a client of its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credential {
+    pub serial: Serial,
+    pub status: CertStatus,
+    /// When its status last changed (held, released, revoked), if ever.
+    pub status_changed_at: Option<i64>,
+    pub not_before: i64,
+    pub not_after: i64,
+    pub org_id: Option<String>,
+    pub profile: String,
+    /// The subject DN as stored (RFC 4514 text).
+    pub subject: String,
+    /// Subject alternative names as `(kind, value)`: `dns`, `ip`, `uri`, `email`.
+    pub sans: Vec<(String, String)>,
+    /// The registry device it belongs to, and whether that device may act now (active).
+    pub device: Option<(String, bool)>,
+    /// The scopes its organization lets it get as a client of its own (`client_credentials`
+    /// with no separate registration); `None` when it may not.
+    pub client_scopes: Option<Vec<String>>,
+}
+
+impl Credential {
+    /// True when the certificate may authenticate now: valid status, within its validity.
+    pub fn is_live(&self, now: i64) -> bool {
+        self.status == CertStatus::Valid && self.not_before <= now && now <= self.not_after
+    }
+}
+
+/// A certificate's status and when it last changed, for the tokens bound to it: a token
+/// counts only while the certificate is valid and was issued after its last change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Binding {
+    pub status: CertStatus,
+    pub status_changed_at: Option<i64>,
+}
+
+impl Binding {
+    /// May a token issued at `issued_at` and bound to this certificate be used?
+    pub fn admits(&self, issued_at: i64) -> bool {
+        self.status == CertStatus::Valid && self.status_changed_at.is_none_or(|t| issued_at >= t)
+    }
+}
+
 pub type BookFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, sqlx::Error>> + Send + 'a>>;
 
 /// Read access to the CA's certificates for the OCSP responder (the CA implements it; the
@@ -284,6 +329,10 @@ pub trait CertificateBook: Send + Sync {
     fn changes(&self, after: i64, since: i64, limit: i64) -> BookFuture<'_, Vec<Change>>;
     /// The oldest and newest sequence numbers the feed still holds (0, 0 when empty).
     fn change_bounds(&self) -> BookFuture<'_, (i64, i64)>;
+    /// The certificate with exactly these DER bytes, if this CA issued it.
+    fn credential<'a>(&'a self, der: &'a [u8]) -> BookFuture<'a, Option<Credential>>;
+    /// Where certificate `serial` stands for the tokens bound to it (`None`: unknown).
+    fn binding<'a>(&'a self, serial: &'a Serial) -> BookFuture<'a, Option<Binding>>;
 }
 
 #[cfg(test)]
@@ -313,6 +362,31 @@ mod tests {
             Serial::from_bytes(&[0, 0, 1, 0xab]).unwrap().as_str(),
             "01ab"
         );
+    }
+
+    #[test]
+    fn a_bound_token_counts_only_while_its_certificate_is_valid_and_after_its_last_change() {
+        let valid = Binding {
+            status: CertStatus::Valid,
+            status_changed_at: None,
+        };
+        assert!(valid.admits(10));
+        let released = Binding {
+            status: CertStatus::Valid,
+            status_changed_at: Some(100),
+        };
+        assert!(
+            !released.admits(99),
+            "a token from before a hold stays dead"
+        );
+        assert!(released.admits(100) && released.admits(101));
+        for status in [CertStatus::Hold, CertStatus::Revoked] {
+            let dead = Binding {
+                status,
+                status_changed_at: Some(100),
+            };
+            assert!(!dead.admits(200), "{status}");
+        }
     }
 
     #[test]

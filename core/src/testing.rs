@@ -213,6 +213,58 @@ pub async fn core(db: &Db) -> crate::Core {
     }
 }
 
+/// A CA that issued nothing: for tests of the identity provider without one.
+pub struct NoCertificates;
+
+impl crate::pki::CertificateBook for NoCertificates {
+    fn issuing_cas(&self, _now: i64) -> crate::pki::BookFuture<'_, Vec<crate::pki::IssuingCa>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
+
+    fn standing<'a>(
+        &'a self,
+        _ca_id: &'a str,
+        _serial: &'a crate::pki::Serial,
+    ) -> crate::pki::BookFuture<'a, Option<crate::pki::Standing>> {
+        Box::pin(async { Ok(None) })
+    }
+
+    fn current_serials<'a>(
+        &'a self,
+        _ca_id: &'a str,
+        _now: i64,
+    ) -> crate::pki::BookFuture<'a, Vec<crate::pki::Serial>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
+
+    fn changes(
+        &self,
+        _after: i64,
+        _since: i64,
+        _limit: i64,
+    ) -> crate::pki::BookFuture<'_, Vec<crate::pki::Change>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
+
+    fn change_bounds(&self) -> crate::pki::BookFuture<'_, (i64, i64)> {
+        Box::pin(async { Ok((0, 0)) })
+    }
+
+    fn credential<'a>(
+        &'a self,
+        _der: &'a [u8],
+    ) -> crate::pki::BookFuture<'a, Option<crate::pki::Credential>> {
+        Box::pin(async { Ok(None) })
+    }
+
+    fn binding<'a>(
+        &'a self,
+        _serial: &'a crate::pki::Serial,
+    ) -> crate::pki::BookFuture<'a, Option<crate::pki::Binding>> {
+        Box::pin(async { Ok(None) })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -83,6 +83,7 @@ fn stored_checks(c: &mut Criterion) {
             MfaConfig::default(),
             MailConfig::default(),
             Default::default(),
+            std::sync::Arc::new(kizuna_core::testing::NoCertificates),
         )
         .unwrap();
         let mut conn = idp.core.db.conn().await.unwrap();

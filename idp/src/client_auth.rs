@@ -1,7 +1,8 @@
 //! Client authentication at the token, PAR, introspection, revocation and device endpoints
 //! (RFC 6749 §2.3, OpenID Connect Core §9): `client_secret_basic`, `client_secret_post`,
-//! `private_key_jwt` (RFC 7523, with a `jti` replay check), and `none` for public clients.
-//! A client must use the method it registered.
+//! `private_key_jwt` (RFC 7523, with a `jti` replay check), mutual TLS (`tls_client_auth`,
+//! `self_signed_tls_client_auth`, and certificates acting as clients of their own: RFC 8705,
+//! see [`mtls`]), and `none` for public clients. A client must use the method it registered.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -22,7 +23,7 @@ use crate::authorize::request::Params;
 use crate::clients::{self, AuthMethod, Client};
 
 use crate::error::OAuthError;
-use crate::store;
+use crate::{mtls, store};
 
 pub const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 /// Algorithms accepted for client assertions (never `none` or shared-secret HMAC).
@@ -135,13 +136,22 @@ struct AssertionClaims {
     jti: Option<String>,
 }
 
-/// Authenticates the client calling one of the provider's endpoints.
+/// A client that authenticated, and the certificate its tokens are bound to (RFC 8705 §3)
+/// when it presented one that counts.
+pub struct Authenticated {
+    pub client: Arc<Client>,
+    pub bound: Option<mtls::Bound>,
+}
+
+/// Authenticates the client calling one of the provider's endpoints; `certificate` is the
+/// client certificate (DER) of a mutual-TLS request.
 pub async fn authenticate(
     idp: &Idp,
     headers: &HeaderMap,
     params: &Params,
-) -> Result<Arc<Client>, OAuthError> {
-    let result = authenticate_inner(idp, headers, params).await;
+    certificate: Option<&[u8]>,
+) -> Result<Authenticated, OAuthError> {
+    let result = authenticate_inner(idp, headers, params, certificate).await;
     if let Err((client_id, error)) = &result
         && error.code == "invalid_client"
     {
@@ -159,17 +169,32 @@ pub async fn authenticate(
             )
             .await;
     }
-    let client = result.map_err(|(_, e)| e)?;
-    idp.quotas.admit(idp, &client.client_id).await?;
-    Ok(client)
+    let authenticated = result.map_err(|(_, e)| e)?;
+    idp.quotas
+        .admit(idp, &authenticated.client.client_id)
+        .await?;
+    Ok(authenticated)
 }
 
 async fn authenticate_inner(
     idp: &Idp,
     headers: &HeaderMap,
     params: &Params,
-) -> Result<Arc<Client>, (String, OAuthError)> {
-    let presented = presented(headers, params).map_err(|e| (String::new(), e))?;
+    certificate: Option<&[u8]>,
+) -> Result<Authenticated, (String, OAuthError)> {
+    let presented = match (presented(headers, params), certificate) {
+        // A certificate alone: a certificate acting as a client of its own.
+        (Err(e), Some(der)) if e.code == "invalid_client" => {
+            return mtls::certificate_client(idp, der, None)
+                .await
+                .map(|(client, bound)| Authenticated {
+                    client: Arc::new(client),
+                    bound: Some(bound),
+                })
+                .map_err(|m| (String::new(), OAuthError::invalid_client(m)));
+        }
+        (presented, _) => presented.map_err(|e| (String::new(), e))?,
+    };
     let claimed = match &presented {
         Presented::Secret { client_id, .. } | Presented::None { client_id } => client_id.clone(),
         Presented::Assertion {
@@ -185,13 +210,29 @@ async fn authenticate_inner(
         },
     };
     let fail = |message: &str| (claimed.clone(), OAuthError::invalid_client(message));
-    let client = idp
+    let registered = idp
         .clients
         .get(&idp.core.db, &claimed)
         .await
-        .map_err(|e| (claimed.clone(), OAuthError::from(e)))?
-        .filter(|c| c.is_active())
-        .ok_or_else(|| fail("unknown or disabled client"))?;
+        .map_err(|e| (claimed.clone(), OAuthError::from(e)))?;
+    let client = match (registered, &presented, certificate) {
+        (Some(client), _, _) => client,
+        (None, Presented::None { client_id }, Some(der))
+            if mtls::names_a_certificate_client(client_id) =>
+        {
+            let (client, bound) = mtls::certificate_client(idp, der, Some(client_id))
+                .await
+                .map_err(|m| fail(&m))?;
+            return Ok(Authenticated {
+                client: Arc::new(client),
+                bound: Some(bound),
+            });
+        }
+        (None, _, _) => return Err(fail("unknown or disabled client")),
+    };
+    if !client.is_active() {
+        return Err(fail("unknown or disabled client"));
+    }
     match presented {
         Presented::Secret { secret, method, .. } => {
             if client.auth_method != method {
@@ -202,6 +243,18 @@ async fn authenticate_inner(
             if !clients::secret_matches(&client, &secret) {
                 return Err(fail("wrong client secret"));
             }
+        }
+        Presented::None { .. } if client.auth_method.uses_certificate() => {
+            let der = certificate.ok_or_else(|| {
+                fail("this client authenticates with its certificate: use the mutual-TLS endpoint")
+            })?;
+            let bound = mtls::verify_registered(idp, &client, der)
+                .await
+                .map_err(|m| fail(&m))?;
+            return Ok(Authenticated {
+                client,
+                bound: Some(bound),
+            });
         }
         Presented::None { .. } => {
             if !client.is_public() {
@@ -217,7 +270,24 @@ async fn authenticate_inner(
                 .map_err(|message| fail(&message))?;
         }
     }
-    Ok(client)
+    // A client that asked for bound tokens gets them only with its certificate.
+    let bound = match (
+        client.tls_client_certificate_bound_access_tokens,
+        certificate,
+    ) {
+        (true, Some(der)) => Some(
+            mtls::verify_registered(idp, &client, der)
+                .await
+                .map_err(|m| fail(&m))?,
+        ),
+        (true, None) => {
+            return Err(fail(
+                "this client's tokens are bound to its certificate: use the mutual-TLS endpoint",
+            ));
+        }
+        (false, _) => None,
+    };
+    Ok(Authenticated { client, bound })
 }
 
 async fn verify_assertion(idp: &Idp, client: &Client, assertion: &str) -> Result<(), String> {

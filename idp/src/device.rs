@@ -12,11 +12,14 @@ use serde_json::json;
 use kizuna_core::audit::{self, Actor, AuditEvent};
 use kizuna_core::secret;
 
+use kizuna_core::web::client_cert::Channel;
+
 use crate::Idp;
 use crate::authorize::request::Params;
 use crate::client_auth;
 use crate::clients::{Client, GrantType};
 use crate::error::OAuthError;
+use crate::mtls::Bound;
 use crate::sessions::Session;
 use crate::store::codes;
 use crate::token::{form_params, no_store, requested_scope};
@@ -59,10 +62,12 @@ pub fn normalize_user_code(input: &str) -> Option<String> {
 /// `POST /device_authorization` (RFC 8628 §3.1–3.2).
 pub async fn authorization_endpoint(
     State(idp): State<Idp>,
+    channel: Option<axum::Extension<Channel>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    match start(&idp, &headers, &body).await {
+    let certificate = channel.as_ref().and_then(|c| c.leaf());
+    match start(&idp, &headers, &body, certificate).await {
         Ok(answer) => no_store(answer),
         Err(e) => e.into_response(),
     }
@@ -72,9 +77,12 @@ async fn start(
     idp: &Idp,
     headers: &HeaderMap,
     body: &[u8],
+    certificate: Option<&[u8]>,
 ) -> Result<DeviceAuthorization, OAuthError> {
     let params = form_params(headers, body)?;
-    let client = client_auth::authenticate(idp, headers, &params).await?;
+    let client = client_auth::authenticate(idp, headers, &params, certificate)
+        .await?
+        .client;
     if !client.allows(GrantType::DeviceCode) {
         return Err(OAuthError::unauthorized_client(
             "this client is not registered for the device grant",
@@ -113,6 +121,7 @@ pub async fn exchange(
     idp: &Idp,
     client: &Client,
     params: &Params,
+    bound: Option<&Bound>,
 ) -> Result<TokenResponse, OAuthError> {
     let code = params
         .get("device_code")
@@ -168,6 +177,7 @@ pub async fn exchange(
         .ok_or_else(|| OAuthError::invalid_grant("the account is no longer active"))?;
     let grant_id = secret::new_id();
     let auth = Authorization {
+        bound: bound.cloned(),
         grant_id: Some(grant_id.clone()),
         sid: row.sid,
         auth_time: row.auth_time,

@@ -1,10 +1,13 @@
 //! OpenID Provider metadata (OpenID Connect Discovery 1.0 §3, RFC 8414) and the JWK Set,
 //! listing exactly what this provider supports.
 
+use axum::Extension;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Json, Response};
 use serde_json::{Value, json};
+
+use kizuna_core::web::client_cert::Channel;
 
 use crate::Idp;
 use crate::client_auth::ASSERTION_ALGS;
@@ -12,7 +15,10 @@ use crate::clients::{AuthMethod, GrantType, STANDARD_SCOPES};
 use crate::error::OAuthError;
 use crate::keys::SIGNING_ALGS;
 
-pub async fn configuration(State(idp): State<Idp>) -> Response {
+pub async fn configuration(
+    State(idp): State<Idp>,
+    channel: Option<Extension<Channel>>,
+) -> Response {
     let e = |path: &str| idp.endpoint(path);
     let mut acr_values: Vec<String> = crate::mfa::policy::ACR_VALUES
         .iter()
@@ -40,7 +46,7 @@ pub async fn configuration(State(idp): State<Idp>) -> Response {
         "userinfo_signing_alg_values_supported": ["none"],
         "token_endpoint_auth_methods_supported": AuthMethod::ALL.iter().map(|m| m.as_str()).collect::<Vec<_>>(),
         "token_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGS,
-        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt"],
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt", "tls_client_auth", "self_signed_tls_client_auth"],
         "introspection_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGS,
         "revocation_endpoint_auth_methods_supported": AuthMethod::ALL.iter().map(|m| m.as_str()).collect::<Vec<_>>(),
         "revocation_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGS,
@@ -58,7 +64,20 @@ pub async fn configuration(State(idp): State<Idp>) -> Response {
         "frontchannel_logout_supported": false,
         "backchannel_logout_supported": true,
         "backchannel_logout_session_supported": true,
+        "tls_client_certificate_bound_access_tokens": true,
     });
+    // RFC 8705 §5: where the endpoints are served with client certificates, when the TLS
+    // listener is configured.
+    if let Some(tls) = channel.as_ref().and_then(|c| c.tls_base_url.clone()) {
+        let at = |path: &str| format!("{}{path}", tls.trim_end_matches('/'));
+        body["mtls_endpoint_aliases"] = json!({
+            "token_endpoint": at("/token"),
+            "introspection_endpoint": at("/introspect"),
+            "revocation_endpoint": at("/revoke"),
+            "pushed_authorization_request_endpoint": at("/par"),
+            "device_authorization_endpoint": at("/device_authorization"),
+        });
+    }
     if let (Some(body), Value::Object(ida)) = (
         body.as_object_mut(),
         crate::assurance::claims::discovery(&idp),

@@ -1,6 +1,7 @@
 //! Token introspection (RFC 7662) for resource servers, which authenticate as clients.
 //! Inactive, unknown and malformed tokens all answer `{"active": false}`.
 
+use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -9,6 +10,8 @@ use serde_json::{Value, json};
 
 use kizuna_core::secret;
 
+use kizuna_core::web::client_cert::Channel;
+
 use crate::Idp;
 use crate::client_auth;
 use crate::error::OAuthError;
@@ -16,16 +19,29 @@ use crate::store::{clients, grants, users};
 use crate::token::{form_params, no_store};
 use crate::tokens;
 
-pub async fn endpoint(State(idp): State<Idp>, headers: HeaderMap, body: Bytes) -> Response {
-    match answer(&idp, &headers, &body).await {
+pub async fn endpoint(
+    State(idp): State<Idp>,
+    channel: Option<Extension<Channel>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let certificate = channel.as_ref().and_then(|c| c.leaf());
+    match answer(&idp, &headers, &body, certificate).await {
         Ok(v) => no_store(v),
         Err(e) => e.into_response(),
     }
 }
 
-async fn answer(idp: &Idp, headers: &HeaderMap, body: &[u8]) -> Result<Value, OAuthError> {
+async fn answer(
+    idp: &Idp,
+    headers: &HeaderMap,
+    body: &[u8],
+    certificate: Option<&[u8]>,
+) -> Result<Value, OAuthError> {
     let params = form_params(headers, body)?;
-    let caller = client_auth::authenticate(idp, headers, &params).await?;
+    let caller = client_auth::authenticate(idp, headers, &params, certificate)
+        .await?
+        .client;
     if caller.is_public() {
         return Err(OAuthError::invalid_client(
             "public clients may not introspect tokens",
@@ -56,6 +72,11 @@ async fn answer(idp: &Idp, headers: &HeaderMap, body: &[u8]) -> Result<Value, OA
                 if let Some(acr) = c.acr {
                     v["acr"] = json!(acr);
                 }
+                // RFC 8705 §3.2: the resource server compares it with the certificate the
+                // token came with.
+                if let Some(cnf) = c.cnf {
+                    v["cnf"] = json!(cnf);
+                }
                 v
             }
             Err(_) => json!({"active": false}),
@@ -69,7 +90,7 @@ async fn answer(idp: &Idp, headers: &HeaderMap, body: &[u8]) -> Result<Value, OA
     )
     .await?;
     if let Some(live) = &row
-        && !(clients::is_active(db, &live.client_id).await?
+        && !(clients::status(db, &live.client_id).await?.as_deref() == Some("active")
             && users::is_active(db, &live.user_id).await?)
     {
         row = None;

@@ -26,6 +26,7 @@ pub mod keys;
 pub mod login;
 pub mod logout;
 pub mod mfa;
+pub mod mtls;
 pub mod pages;
 pub mod password;
 pub mod quota;

@@ -2,6 +2,7 @@
 //! that sign-in); revoking an access token blocks it until it would have expired. Unknown
 //! tokens are answered with success, as the RFC asks.
 
+use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -11,6 +12,8 @@ use serde_json::json;
 use kizuna_core::audit::{self, Actor, AuditEvent};
 use kizuna_core::secret;
 
+use kizuna_core::web::client_cert::Channel;
+
 use crate::Idp;
 use crate::client_auth;
 use crate::clients::Client;
@@ -19,16 +22,29 @@ use crate::store::grants;
 use crate::token::form_params;
 use crate::tokens::{self, AccessClaims};
 
-pub async fn endpoint(State(idp): State<Idp>, headers: HeaderMap, body: Bytes) -> Response {
-    match revoke(&idp, &headers, &body).await {
+pub async fn endpoint(
+    State(idp): State<Idp>,
+    channel: Option<Extension<Channel>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let certificate = channel.as_ref().and_then(|c| c.leaf());
+    match revoke(&idp, &headers, &body, certificate).await {
         Ok(()) => StatusCode::OK.into_response(),
         Err(e) => e.into_response(),
     }
 }
 
-async fn revoke(idp: &Idp, headers: &HeaderMap, body: &[u8]) -> Result<(), OAuthError> {
+async fn revoke(
+    idp: &Idp,
+    headers: &HeaderMap,
+    body: &[u8],
+    certificate: Option<&[u8]>,
+) -> Result<(), OAuthError> {
     let params = form_params(headers, body)?;
-    let client = client_auth::authenticate(idp, headers, &params).await?;
+    let client = client_auth::authenticate(idp, headers, &params, certificate)
+        .await?
+        .client;
     let token = params
         .get("token")
         .map_err(OAuthError::invalid_request)?

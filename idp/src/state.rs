@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kizuna_core::Core;
+use kizuna_core::pki::CertificateBook;
 
 use crate::{AssuranceConfig, MailConfig, MfaConfig, OidcConfig};
 use crate::{assurance, client_auth, clients, federation, keys, mfa, quota};
@@ -30,6 +31,9 @@ pub struct IdpState {
     pub mail_from: String,
     /// Proofing providers and identity assurance settings.
     pub assurance: Arc<assurance::Assurance>,
+    /// The CA's certificates, for clients that authenticate with one (RFC 8705) and the
+    /// tokens bound to them (implemented by the CA; the IdP never reads its tables).
+    pub certificates: Arc<dyn CertificateBook>,
 }
 
 impl std::ops::Deref for Idp {
@@ -48,6 +52,7 @@ impl Idp {
         mfa: MfaConfig,
         mail: MailConfig,
         assurance: AssuranceConfig,
+        certificates: Arc<dyn CertificateBook>,
     ) -> Result<Idp, String> {
         let federation = federation::Federation::new(
             config.upstream_timeout_secs as u64,
@@ -77,6 +82,7 @@ impl Idp {
             mailer,
             mail_from: mail.from,
             assurance,
+            certificates,
         })))
     }
 

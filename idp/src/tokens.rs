@@ -9,12 +9,14 @@ use serde_json::{Map, Value, json};
 
 use kizuna_core::audit::{self, Actor, AuditEvent};
 use kizuna_core::db::{AnyConnection, WriteTx};
+use kizuna_core::pki::Serial;
 use kizuna_core::{jose, secret};
 
 use crate::Idp;
-use crate::clients::{Client, GrantType};
+use crate::clients::{Client, ClientStatus, GrantType};
 use crate::error::OAuthError;
 use crate::federation::accounts::AMR_FED;
+use crate::mtls::Bound;
 use crate::store::{clients as store_clients, grants, users};
 use crate::users::UserRecord;
 
@@ -44,6 +46,15 @@ pub struct Authorization {
     /// The request's `claims` parameter (OpenID Connect Core §5.5), kept for
     /// `verified_claims` at the ID token and UserInfo.
     pub claims: Option<Value>,
+    /// The client certificate the access token is bound to (RFC 8705 §3).
+    pub bound: Option<Bound>,
+}
+
+/// `cnf` of a certificate-bound access token (RFC 8705 §3.1).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Confirmation {
+    #[serde(rename = "x5t#S256")]
+    pub x5t_s256: String,
 }
 
 /// Claims of Kizuna's JWT access tokens.
@@ -68,6 +79,13 @@ pub struct AccessClaims {
     /// The grant this token was issued under; revoking the grant revokes the token.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gid: Option<String>,
+    /// The certificate the token is bound to: only a request presenting it may use the token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<Confirmation>,
+    /// That certificate's serial when this Kizuna issued it: its revocation, or a hold, ends
+    /// the token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kizuna_cert: Option<String>,
 }
 
 pub async fn access_token(
@@ -91,6 +109,14 @@ pub async fn access_token(
         amr: auth.amr.clone(),
         sid: auth.sid.clone(),
         gid: auth.grant_id.clone(),
+        cnf: auth.bound.as_ref().map(|b| Confirmation {
+            x5t_s256: b.thumbprint.clone(),
+        }),
+        kizuna_cert: auth
+            .bound
+            .as_ref()
+            .and_then(|b| b.serial.as_ref())
+            .map(|s| s.to_string()),
     };
     let (kid, key) = idp.keys.active(&client.id_token_alg).await.map_err(|e| {
         tracing::error!(error = %e, "no signing key");
@@ -141,6 +167,7 @@ pub async fn issue_for_person(
             "grant_id": grant_id,
             "id_token": id_token.is_some(),
             "refresh_token": refresh_token.is_some(),
+            "cert_serial": access.kizuna_cert,
         }))],
     )
     .await?;
@@ -330,13 +357,43 @@ pub async fn check_access_token(
     let db = &idp.core.db;
     let revoked =
         grants::access_token_revoked(db, &claims.jti, claims.gid.as_deref().unwrap_or("")).await?
-            || !store_clients::is_active(db, &claims.client_id).await?
+            || !client_may_act(idp, &claims).await?
             || (claims.sub != claims.client_id && !users::is_active(db, &claims.sub).await?);
     Ok(if revoked {
         Err(Inactive::Revoked)
     } else {
         Ok(claims)
     })
+}
+
+/// Whether the token's client may still act: a registered client must be active; a
+/// certificate acting as a client of its own has no registration, so its token counts only
+/// bound to it. Either way a token bound to a certificate this Kizuna issued counts only
+/// while that certificate is valid and was issued after its last status change (a hold
+/// ends it; a release does not bring it back).
+async fn client_may_act(idp: &Idp, claims: &AccessClaims) -> Result<bool, sqlx::Error> {
+    if let Some(serial) = &claims.kizuna_cert {
+        let Ok(serial) = serial.parse::<Serial>() else {
+            return Ok(false);
+        };
+        let live = idp
+            .certificates
+            .binding(&serial)
+            .await?
+            .is_some_and(|b| b.admits(claims.iat));
+        if !live {
+            return Ok(false);
+        }
+    }
+    Ok(
+        match store_clients::status(&idp.core.db, &claims.client_id).await? {
+            Some(status) => status == ClientStatus::Active.as_str(),
+            None => {
+                claims.kizuna_cert.is_some()
+                    && crate::mtls::names_a_certificate_client(&claims.client_id)
+            }
+        },
+    )
 }
 
 #[cfg(test)]

@@ -27,6 +27,7 @@ async fn idp(db: &Db, mfa: MfaConfig) -> Idp {
         mfa,
         MailConfig::default(),
         Default::default(),
+        std::sync::Arc::new(testing::NoCertificates),
     )
     .unwrap()
 }

@@ -8,7 +8,7 @@ use clap::{Args, Subcommand};
 
 use kizuna_core::audit::Actor;
 use kizuna_core::orgs;
-use kizuna_idp::clients::{self, AuthMethod, Client, GrantType, NewClient};
+use kizuna_idp::clients::{self, AuthMethod, Client, GrantType, NewClient, TlsMatch, TlsMatchKind};
 
 use crate::config::Config;
 use crate::serve::{close, open_idp};
@@ -80,9 +80,18 @@ pub struct CreateArgs {
     /// Default: authorization_code and refresh_token.
     #[arg(long = "grant-type", value_name = "TYPE")]
     grant_types: Vec<String>,
-    /// client_secret_basic (default), client_secret_post, private_key_jwt or none.
+    /// client_secret_basic (default), client_secret_post, private_key_jwt, tls_client_auth,
+    /// self_signed_tls_client_auth or none.
     #[arg(long, value_name = "METHOD")]
     auth_method: Option<String>,
+    /// For tls_client_auth: the one name its certificate must carry (RFC 8705 §2.1.2), as
+    /// dns:NAME, uri:URI, ip:ADDRESS, email:ADDRESS or dn:SUBJECT-DN.
+    #[arg(long, value_name = "NAME")]
+    tls_name: Option<String>,
+    /// Bind the client's access tokens to its certificate (RFC 8705 §3); always so for the
+    /// mutual-TLS methods.
+    #[arg(long)]
+    certificate_bound: bool,
     /// The client's JWK Set URL, for private_key_jwt.
     #[arg(long, value_name = "URI")]
     jwks_uri: Option<String>,
@@ -118,6 +127,25 @@ pub struct CreateArgs {
     json: bool,
 }
 
+/// `dns:NAME`, `uri:URI`, `ip:ADDRESS`, `email:ADDRESS` or `dn:SUBJECT-DN`.
+fn parse_tls_name(text: &str) -> Result<TlsMatch> {
+    let (kind, value) = text.split_once(':').ok_or_else(|| {
+        anyhow::anyhow!("write the certificate name as dns:, uri:, ip:, email: or dn:")
+    })?;
+    let kind = match kind {
+        "dns" => TlsMatchKind::SanDns,
+        "uri" => TlsMatchKind::SanUri,
+        "ip" => TlsMatchKind::SanIp,
+        "email" => TlsMatchKind::SanEmail,
+        "dn" => TlsMatchKind::SubjectDn,
+        other => bail!("unknown certificate name kind {other:?}: use dns, uri, ip, email or dn"),
+    };
+    Ok(TlsMatch {
+        kind,
+        value: value.to_string(),
+    })
+}
+
 fn print_client(client: &Client) {
     println!("client_id:     {}", client.client_id);
     println!("name:          {}", client.name);
@@ -150,6 +178,8 @@ pub async fn run(cmd: ClientCommand, config: &Config) -> Result<ExitCode> {
                 public,
                 grant_types,
                 auth_method,
+                tls_name,
+                certificate_bound,
                 jwks_uri,
                 jwks_file,
                 scopes,
@@ -167,6 +197,7 @@ pub async fn run(cmd: ClientCommand, config: &Config) -> Result<ExitCode> {
                 .map(|g| g.parse::<GrantType>())
                 .collect::<Result<Vec<_>, _>>()?;
             let auth_method = auth_method.map(|m| m.parse::<AuthMethod>()).transpose()?;
+            let tls_client_auth = tls_name.as_deref().map(parse_tls_name).transpose()?;
             let jwks = match jwks_file {
                 Some(path) => Some(
                     serde_json::from_str(
@@ -201,6 +232,8 @@ pub async fn run(cmd: ClientCommand, config: &Config) -> Result<ExitCode> {
                     require_consent: Some(!no_consent),
                     backchannel_logout_uri,
                     min_aal,
+                    tls_client_auth,
+                    certificate_bound,
                 },
             )
             .await?;

@@ -8,9 +8,9 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 
-use kizuna_ca::Ca;
 use kizuna_ca::devices::{self, Device, DeviceFilter, NewDevice, StatusChange};
 use kizuna_ca::enroll::tokens::{self, TokenSpec};
+use kizuna_ca::{Ca, cert_clients};
 use kizuna_core::audit::Actor;
 use kizuna_core::orgs;
 use kizuna_core::time::unix_to_rfc3339;
@@ -83,6 +83,29 @@ pub enum DeviceCommand {
     /// Retire a device for good: every certificate it holds is revoked (cessationOfOperation).
     Retire {
         id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Let an organization's certificates act as OAuth clients of their own (RFC 8705): with
+    /// their certificate at the mutual-TLS token endpoint, devices (and ACME-enrolled
+    /// services) get client_credentials tokens with these scopes, bound to the certificate.
+    /// No scope removes the rule. Management scopes (kizuna:*) are refused.
+    ClientScopes {
+        /// The organization (id or name).
+        #[arg(long)]
+        org: String,
+        /// The certificate profile the rule is for (device, service, …).
+        #[arg(long, default_value = "device")]
+        profile: String,
+        /// Only devices of this model (default: every model of the profile).
+        #[arg(long, default_value = "")]
+        model: String,
+        /// A scope they may get (repeatable).
+        #[arg(long = "scope", value_name = "SCOPE")]
+        scopes: Vec<String>,
+        /// Only list the organization's rules.
+        #[arg(long, conflicts_with = "scopes")]
+        list: bool,
         #[arg(long)]
         json: bool,
     },
@@ -362,6 +385,31 @@ async fn run_device(cmd: DeviceCommand, ca: &Ca) -> Result<ExitCode> {
             "revoked",
             json,
         )?,
+        DeviceCommand::ClientScopes {
+            org,
+            profile,
+            model,
+            scopes,
+            list,
+            json,
+        } => {
+            let org = org_id(ca, &org).await?;
+            if !list {
+                if ca.profiles.get(&profile).is_none() {
+                    bail!("no profile {profile:?}");
+                }
+                cert_clients::set(db, Actor::cli(), &org, &profile, &model, &scopes).await?;
+            }
+            let rules = cert_clients::list(db, &org).await?;
+            if json {
+                println!("{}", serde_json::to_string(&rules)?);
+            } else {
+                for r in rules {
+                    let model = if r.model.is_empty() { "*" } else { &r.model };
+                    println!("{:<10}  {:<12}  {}", r.profile, model, r.scopes.join(" "));
+                }
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

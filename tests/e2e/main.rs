@@ -13,6 +13,7 @@ mod ca;
 mod cli;
 mod console_browser;
 mod console_roles;
+mod device_clients;
 mod est;
 mod federation;
 mod hsm;

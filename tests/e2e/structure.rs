@@ -20,6 +20,7 @@ const OWNERS: &[(&str, &str)] = &[
     ("certificates", "ca/src/store.rs"),
     ("cas", "ca/src/hierarchy/"),
     ("cert_changes", "ca/src/changes.rs"),
+    ("certificate_client_scopes", "ca/src/cert_clients.rs"),
     ("crls", "ca/src/crl.rs"),
     ("ocsp_signers", "ca/src/ocsp_signer.rs"),
     ("devices", "ca/src/devices.rs"),

@@ -40,6 +40,16 @@ pub struct Channel {
     pub tls_base_url: Option<Arc<str>>,
 }
 
+impl Channel {
+    /// The client certificate (DER) the request came with, if any.
+    pub fn leaf(&self) -> Option<&[u8]> {
+        self.client_chain
+            .as_ref()
+            .and_then(|chain| chain.first())
+            .map(Vec::as_slice)
+    }
+}
+
 /// The client's address as a trusted proxy reported it (`X-Forwarded-For`).
 #[derive(Debug, Clone, Copy)]
 pub struct ClientAddress(pub std::net::IpAddr);

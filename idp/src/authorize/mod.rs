@@ -15,6 +15,8 @@ use serde_json::json;
 use self::flow::{Step, decide, error_redirect};
 use self::pending::{Pending, REQUEST_URI_PREFIX};
 use self::request::{Params, Rejection};
+use kizuna_core::web::client_cert::Channel;
+
 use crate::Idp;
 use crate::client_auth;
 use crate::error::{OAuthError, request_error_page};
@@ -173,8 +175,14 @@ pub async fn resume(
 }
 
 /// `POST /par`: stores a validated request and returns its `request_uri` (RFC 9126 §2).
-pub async fn par(State(idp): State<Idp>, headers: HeaderMap, body: Bytes) -> Response {
-    match push(&idp, &headers, &body).await {
+pub async fn par(
+    State(idp): State<Idp>,
+    channel: Option<axum::Extension<Channel>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let certificate = channel.as_ref().and_then(|c| c.leaf());
+    match push(&idp, &headers, &body, certificate).await {
         Ok((request_uri, expires_in)) => (
             StatusCode::CREATED,
             [(axum::http::header::CACHE_CONTROL, "no-store")],
@@ -185,9 +193,16 @@ pub async fn par(State(idp): State<Idp>, headers: HeaderMap, body: Bytes) -> Res
     }
 }
 
-async fn push(idp: &Idp, headers: &HeaderMap, body: &[u8]) -> Result<(String, i64), OAuthError> {
+async fn push(
+    idp: &Idp,
+    headers: &HeaderMap,
+    body: &[u8],
+    certificate: Option<&[u8]>,
+) -> Result<(String, i64), OAuthError> {
     let params = form_params(headers, body)?;
-    let client = client_auth::authenticate(idp, headers, &params).await?;
+    let client = client_auth::authenticate(idp, headers, &params, certificate)
+        .await?
+        .client;
     if params
         .get("request_uri")
         .map_err(OAuthError::invalid_request)?

@@ -304,6 +304,8 @@ mod tests {
             scopes: vec!["openid".into(), "profile".into()],
             jwks: None,
             jwks_uri: None,
+            tls_client_auth: None,
+            tls_client_certificate_bound_access_tokens: false,
             id_token_alg: "ES256".into(),
             require_par: false,
             require_consent: true,

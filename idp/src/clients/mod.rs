@@ -32,14 +32,22 @@ pub enum AuthMethod {
     ClientSecretBasic,
     ClientSecretPost,
     PrivateKeyJwt,
+    /// Mutual TLS with a certificate from a trusted CA naming the registered subject DN or
+    /// SAN (RFC 8705 §2.1).
+    TlsClientAuth,
+    /// Mutual TLS with a self-signed certificate whose key is in the client's JWK Set
+    /// (RFC 8705 §2.2).
+    SelfSignedTlsClientAuth,
     None,
 }
 
 impl AuthMethod {
-    pub const ALL: [AuthMethod; 4] = [
+    pub const ALL: [AuthMethod; 6] = [
         AuthMethod::ClientSecretBasic,
         AuthMethod::ClientSecretPost,
         AuthMethod::PrivateKeyJwt,
+        AuthMethod::TlsClientAuth,
+        AuthMethod::SelfSignedTlsClientAuth,
         AuthMethod::None,
     ];
     pub fn as_str(self) -> &'static str {
@@ -47,8 +55,17 @@ impl AuthMethod {
             AuthMethod::ClientSecretBasic => "client_secret_basic",
             AuthMethod::ClientSecretPost => "client_secret_post",
             AuthMethod::PrivateKeyJwt => "private_key_jwt",
+            AuthMethod::TlsClientAuth => "tls_client_auth",
+            AuthMethod::SelfSignedTlsClientAuth => "self_signed_tls_client_auth",
             AuthMethod::None => "none",
         }
+    }
+    /// True for the mutual-TLS methods (RFC 8705 §2).
+    pub fn uses_certificate(self) -> bool {
+        matches!(
+            self,
+            AuthMethod::TlsClientAuth | AuthMethod::SelfSignedTlsClientAuth
+        )
     }
     pub fn uses_secret(self) -> bool {
         matches!(
@@ -65,7 +82,7 @@ impl FromStr for AuthMethod {
             .into_iter()
             .find(|m| m.as_str() == s)
             .ok_or_else(|| ClientError::Invalid(format!(
-                "unknown auth method {s:?}: use client_secret_basic, client_secret_post, private_key_jwt or none"
+                "unknown auth method {s:?}: use client_secret_basic, client_secret_post, private_key_jwt, tls_client_auth, self_signed_tls_client_auth or none"
             )))
     }
 }
@@ -122,6 +139,42 @@ impl FromStr for GrantType {
     }
 }
 
+/// What a `tls_client_auth` client's certificate must name (RFC 8705 §2.1.2: exactly one).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct TlsMatch {
+    pub kind: TlsMatchKind,
+    pub value: String,
+}
+
+/// Which name of the certificate a `tls_client_auth` registration matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TlsMatchKind {
+    /// `tls_client_auth_subject_dn`: the subject DN (RFC 4514 text, compared exactly).
+    SubjectDn,
+    /// `tls_client_auth_san_dns`
+    SanDns,
+    /// `tls_client_auth_san_uri`
+    SanUri,
+    /// `tls_client_auth_san_ip`
+    SanIp,
+    /// `tls_client_auth_san_email`
+    SanEmail,
+}
+
+impl TlsMatchKind {
+    /// The SAN kind a certificate record names it by (`dns`, `uri`, `ip`, `email`).
+    pub fn san_kind(self) -> Option<&'static str> {
+        match self {
+            TlsMatchKind::SubjectDn => None,
+            TlsMatchKind::SanDns => Some("dns"),
+            TlsMatchKind::SanUri => Some("uri"),
+            TlsMatchKind::SanIp => Some("ip"),
+            TlsMatchKind::SanEmail => Some("email"),
+        }
+    }
+}
+
 /// The scopes Kizuna itself defines.
 pub const STANDARD_SCOPES: [&str; 4] = ["openid", "profile", "email", "offline_access"];
 
@@ -138,6 +191,11 @@ pub struct Client {
     pub scopes: Vec<String>,
     pub jwks: Option<serde_json::Value>,
     pub jwks_uri: Option<String>,
+    /// For `tls_client_auth`: the subject DN or SAN its certificate must name.
+    pub tls_client_auth: Option<TlsMatch>,
+    /// Access tokens bound to the client's certificate (RFC 8705 §3); always for the
+    /// mutual-TLS methods.
+    pub tls_client_certificate_bound_access_tokens: bool,
     pub id_token_alg: String,
     pub require_par: bool,
     pub require_consent: bool,
@@ -198,6 +256,9 @@ pub struct NewClient {
     pub scopes: Vec<String>,
     pub jwks: Option<serde_json::Value>,
     pub jwks_uri: Option<String>,
+    pub tls_client_auth: Option<TlsMatch>,
+    /// Ask for certificate-bound access tokens (with a mutual-TLS method they always are).
+    pub certificate_bound: bool,
     pub id_token_alg: Option<String>,
     pub require_par: bool,
     pub require_consent: Option<bool>,
@@ -289,6 +350,8 @@ fn to_row(c: &Client) -> ClientRow {
         scopes: to_json(&c.scopes),
         jwks: c.jwks.as_ref().map(|j| j.to_string()),
         jwks_uri: c.jwks_uri.clone(),
+        tls_client_auth: c.tls_client_auth.as_ref().map(to_json),
+        certificate_bound: c.tls_client_certificate_bound_access_tokens as i64,
         id_token_alg: c.id_token_alg.clone(),
         require_par: c.require_par as i64,
         require_consent: c.require_consent as i64,
@@ -321,6 +384,10 @@ impl From<ClientRow> for Client {
             scopes: list(&r.scopes),
             jwks: r.jwks.and_then(|j| serde_json::from_str(&j).ok()),
             jwks_uri: r.jwks_uri,
+            tls_client_auth: r
+                .tls_client_auth
+                .and_then(|t| serde_json::from_str(&t).ok()),
+            tls_client_certificate_bound_access_tokens: r.certificate_bound != 0,
             id_token_alg: r.id_token_alg,
             require_par: r.require_par != 0,
             require_consent: r.require_consent != 0,

@@ -180,11 +180,33 @@ pub(super) fn plan_with(new: NewClient, redirects: Redirects) -> Result<Client, 
     if let Some(uri) = &new.backchannel_logout_uri {
         check_redirect_uri(uri, false)?;
     }
-    match (auth_method, &new.jwks, &new.jwks_uri) {
-        (AuthMethod::PrivateKeyJwt, None, None) => {
+    match (auth_method, &new.tls_client_auth) {
+        (AuthMethod::TlsClientAuth, None) => {
             return Err(invalid(
-                "private_key_jwt needs the client's keys: --jwks-uri (or a JWK Set)",
+                "tls_client_auth needs the subject DN or one SAN its certificate names (RFC 8705 §2.1.2)",
             ));
+        }
+        (AuthMethod::TlsClientAuth, Some(m))
+            if m.value.trim().is_empty() || m.value.len() > 1024 =>
+        {
+            return Err(invalid(
+                "the tls_client_auth name must be 1 to 1024 characters",
+            ));
+        }
+        (AuthMethod::TlsClientAuth, _) => {}
+        (_, Some(_)) => {
+            return Err(invalid(
+                "a subject DN or SAN to match is for the tls_client_auth method only",
+            ));
+        }
+        _ => {}
+    }
+    match (auth_method, &new.jwks, &new.jwks_uri) {
+        (AuthMethod::PrivateKeyJwt | AuthMethod::SelfSignedTlsClientAuth, None, None) => {
+            return Err(invalid(format!(
+                "{} needs the client's keys: --jwks-uri (or a JWK Set)",
+                auth_method.as_str()
+            )));
         }
         (_, Some(_), Some(_)) => return Err(invalid("give jwks or jwks_uri, not both")),
         (_, Some(jwks), None) => check_jwks(jwks)?,
@@ -236,6 +258,9 @@ pub(super) fn plan_with(new: NewClient, redirects: Redirects) -> Result<Client, 
         scopes,
         jwks: new.jwks,
         jwks_uri: new.jwks_uri,
+        tls_client_auth: new.tls_client_auth,
+        tls_client_certificate_bound_access_tokens: new.certificate_bound
+            || auth_method.uses_certificate(),
         id_token_alg,
         require_par: new.require_par,
         require_consent: new.require_consent.unwrap_or(true),

@@ -22,6 +22,8 @@ pub struct ClientRow {
     pub scopes: String,
     pub jwks: Option<String>,
     pub jwks_uri: Option<String>,
+    pub tls_client_auth: Option<String>,
+    pub certificate_bound: i64,
     pub id_token_alg: String,
     pub require_par: i64,
     pub require_consent: i64,
@@ -33,16 +35,18 @@ pub struct ClientRow {
 }
 
 const COLUMNS: &str = "id, name, description, org_id, secret_hash, auth_method, redirect_uris, \
-    post_logout_redirect_uris, grant_types, scopes, jwks, jwks_uri, id_token_alg, require_par, \
-    require_consent, backchannel_logout_uri, status, created_at, min_aal, version";
+    post_logout_redirect_uris, grant_types, scopes, jwks, jwks_uri, tls_client_auth, \
+    certificate_bound, id_token_alg, require_par, require_consent, backchannel_logout_uri, status, \
+    created_at, min_aal, version";
 
 /// Stores a new client (its version starts at 0).
 pub(crate) async fn insert(conn: &mut AnyConnection, c: &ClientRow) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO clients (id, name, description, org_id, secret_hash, auth_method, redirect_uris, \
          post_logout_redirect_uris, grant_types, scopes, jwks, jwks_uri, id_token_alg, require_par, \
-         require_consent, backchannel_logout_uri, status, created_at, updated_at, min_aal) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $18, $19)",
+         require_consent, backchannel_logout_uri, status, created_at, updated_at, min_aal, \
+         tls_client_auth, certificate_bound) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $18, $19, $20, $21)",
     )
     .bind(&c.id)
     .bind(&c.name)
@@ -63,6 +67,8 @@ pub(crate) async fn insert(conn: &mut AnyConnection, c: &ClientRow) -> Result<()
     .bind(&c.status)
     .bind(c.created_at)
     .bind(c.min_aal)
+    .bind(&c.tls_client_auth)
+    .bind(c.certificate_bound)
     .execute(conn)
     .await?;
     Ok(())
@@ -109,14 +115,12 @@ pub(crate) async fn names(
     Ok(names)
 }
 
-/// True when the client exists and is active.
-pub(crate) async fn is_active(db: &Db, client_id: &str) -> Result<bool, sqlx::Error> {
-    let count: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM clients WHERE id = $1 AND status = 'active'")
-            .bind(client_id)
-            .fetch_one(db.pool())
-            .await?;
-    Ok(count > 0)
+/// The client's status as stored (`None`: no such client).
+pub(crate) async fn status(db: &Db, client_id: &str) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT status FROM clients WHERE id = $1")
+        .bind(client_id)
+        .fetch_optional(db.pool())
+        .await
 }
 
 /// A change to a registered client.

@@ -10,6 +10,7 @@ use crate::Idp;
 use crate::authorize::request::Params;
 use crate::clients::{Client, GrantType};
 use crate::error::OAuthError;
+use crate::mtls::Bound;
 use crate::store::codes;
 use crate::tokens::{self, Authorization, TokenResponse};
 use crate::users;
@@ -30,6 +31,7 @@ pub async fn exchange(
     idp: &Idp,
     client: &Client,
     params: &Params,
+    bound: Option<&Bound>,
 ) -> Result<TokenResponse, OAuthError> {
     let get = |name| params.get(name).map_err(OAuthError::invalid_request);
     let code = get("code")?.ok_or_else(|| OAuthError::invalid_request("code is missing"))?;
@@ -101,6 +103,7 @@ pub async fn exchange(
         .filter(|u| u.status == "active")
         .ok_or_else(|| OAuthError::invalid_grant("the account is no longer active"))?;
     let auth = Authorization {
+        bound: bound.cloned(),
         grant_id: Some(row.grant_id.clone()),
         sid: row.sid,
         auth_time: Some(row.auth_time),

@@ -10,12 +10,14 @@ use crate::Idp;
 use crate::authorize::request::Params;
 use crate::clients::{Client, STANDARD_SCOPES};
 use crate::error::OAuthError;
+use crate::mtls::Bound;
 use crate::tokens::{self, Authorization, TokenResponse};
 
 pub async fn issue(
     idp: &Idp,
     client: &Client,
     params: &Params,
+    bound: Option<&Bound>,
 ) -> Result<TokenResponse, OAuthError> {
     // Person-related scopes mean nothing without a person.
     let allowed: Vec<String> = client
@@ -26,6 +28,7 @@ pub async fn issue(
         .collect();
     let scope = requested_scope(params, &allowed)?.unwrap_or(allowed);
     let auth = Authorization {
+        bound: bound.cloned(),
         scope,
         ..Authorization::default()
     };
@@ -35,7 +38,10 @@ pub async fn issue(
         .audit
         .record(
             AuditEvent::new(Actor::client(&client.client_id), "token.issue", format!("client:{}", client.client_id))
-                .details(json!({"grant_type": "client_credentials", "scope": claims.scope, "jti": claims.jti})),
+                .details(json!({
+                    "grant_type": "client_credentials", "scope": claims.scope, "jti": claims.jti,
+                    "cert_serial": claims.kizuna_cert, "x5t#S256": claims.cnf.as_ref().map(|c| &c.x5t_s256),
+                })),
         )
         .await?;
     Ok(TokenResponse {

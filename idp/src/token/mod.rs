@@ -4,10 +4,13 @@ pub mod authorization_code;
 mod client_credentials;
 mod refresh_token;
 
+use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Json, Response};
+
+use kizuna_core::web::client_cert::Channel;
 
 use crate::Idp;
 use crate::authorize::request::Params;
@@ -49,16 +52,29 @@ pub fn no_store(body: impl serde::Serialize) -> Response {
         .into_response()
 }
 
-pub async fn endpoint(State(idp): State<Idp>, headers: HeaderMap, body: Bytes) -> Response {
-    match handle(&idp, &headers, &body).await {
+pub async fn endpoint(
+    State(idp): State<Idp>,
+    channel: Option<Extension<Channel>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let certificate = channel.as_ref().and_then(|c| c.leaf());
+    match handle(&idp, &headers, &body, certificate).await {
         Ok(tokens) => no_store(tokens),
         Err(e) => e.into_response(),
     }
 }
 
-async fn handle(idp: &Idp, headers: &HeaderMap, body: &[u8]) -> Result<TokenResponse, OAuthError> {
+async fn handle(
+    idp: &Idp,
+    headers: &HeaderMap,
+    body: &[u8],
+    certificate: Option<&[u8]>,
+) -> Result<TokenResponse, OAuthError> {
     let params = form_params(headers, body)?;
-    let client = client_auth::authenticate(idp, headers, &params).await?;
+    let client_auth::Authenticated { client, bound } =
+        client_auth::authenticate(idp, headers, &params, certificate).await?;
+    let bound = bound.as_ref();
     let grant_type = params
         .get("grant_type")
         .map_err(OAuthError::invalid_request)?
@@ -78,10 +94,14 @@ async fn handle(idp: &Idp, headers: &HeaderMap, body: &[u8]) -> Result<TokenResp
         )));
     }
     match grant {
-        GrantType::AuthorizationCode => authorization_code::exchange(idp, &client, &params).await,
-        GrantType::RefreshToken => refresh_token::refresh(idp, &client, &params).await,
-        GrantType::ClientCredentials => client_credentials::issue(idp, &client, &params).await,
-        GrantType::DeviceCode => device::exchange(idp, &client, &params).await,
+        GrantType::AuthorizationCode => {
+            authorization_code::exchange(idp, &client, &params, bound).await
+        }
+        GrantType::RefreshToken => refresh_token::refresh(idp, &client, &params, bound).await,
+        GrantType::ClientCredentials => {
+            client_credentials::issue(idp, &client, &params, bound).await
+        }
+        GrantType::DeviceCode => device::exchange(idp, &client, &params, bound).await,
     }
 }
 

@@ -11,6 +11,7 @@ use crate::Idp;
 use crate::authorize::request::Params;
 use crate::clients::{Client, GrantType};
 use crate::error::OAuthError;
+use crate::mtls::Bound;
 use crate::store::grants;
 use crate::tokens::{self, Authorization, TokenResponse};
 use crate::users;
@@ -20,6 +21,7 @@ pub async fn refresh(
     idp: &Idp,
     client: &Client,
     params: &Params,
+    bound: Option<&Bound>,
 ) -> Result<TokenResponse, OAuthError> {
     let token = params
         .get("refresh_token")
@@ -72,6 +74,7 @@ pub async fn refresh(
     // A role withdrawn since the sign-in takes its management scopes with it.
     let scope = users::permitted_scopes(tx.conn(), &user.id, scope).await?;
     let auth = Authorization {
+        bound: bound.cloned(),
         grant_id: Some(row.grant_id.clone()),
         sid: row.sid,
         auth_time: row.auth_time,
