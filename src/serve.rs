@@ -93,6 +93,7 @@ pub async fn open_core(
         public_url: public_url.into(),
         changes: kizuna_core::events::ChangeBus::default(),
         levels: config.console.levels(),
+        token_ttl_secs: config.oidc.access_token_ttl_secs,
     };
     Ok((core, writer))
 }

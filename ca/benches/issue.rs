@@ -32,7 +32,7 @@ fn requests(org_id: &str, alg: &'static rcgen::SignatureAlgorithm) -> Vec<Vec<u8
             let key = rcgen::KeyPair::generate_for(alg).expect("key");
             let mut params = rcgen::CertificateParams::new(vec![]).expect("params");
             params.subject_alt_names = vec![rcgen::SanType::URI(
-                format!("urn:kizuna:device:{org_id}:sensor-{i}")
+                format!("spiffe://127.0.0.1/org/{org_id}/device/sensor-{i}")
                     .try_into()
                     .expect("ascii"),
             )];

@@ -29,6 +29,9 @@ pub struct CaConfig {
     /// plain HTTP (RFC 5280 §4.2.1.13/§4.2.2.1, RFC 5019, the CA/Browser Forum baseline):
     /// default the public URL with `https` replaced by `http`.
     pub pki_url: Option<String>,
+    /// The SPIFFE trust domain of device names (`spiffe://<trust domain>/org/<org>/device/<id>`);
+    /// default the public URL's host.
+    pub trust_domain: Option<String>,
     /// Name constraints by logical issuing CA name, written into new issuing CA certificates
     /// and enforced at issuance.
     pub issuers: BTreeMap<String, IssuerConfig>,
@@ -126,6 +129,7 @@ impl Default for CaConfig {
             issuing_validity_days: 5 * 365,
             crl_shards: 16,
             pki_url: None,
+            trust_domain: None,
             issuers: BTreeMap::new(),
             profiles: BTreeMap::new(),
             enrollment: EnrollmentConfig::default(),

@@ -151,13 +151,10 @@ pub async fn count_by_status(db: &Db, reach: &Reach) -> Result<Vec<(String, i64)
     query.fetch_all(db.pool()).await
 }
 
-/// A device id: 1–64 letters, digits, `-`, `_`, `.` (it appears in the device URI).
+/// A device id: 1–64 letters, digits, `-`, `_`, `.`, not `.` or `..` (it is a segment of
+/// the device's SPIFFE ID).
 pub fn valid_device_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 64
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    crate::device_name::segment(id).is_ok()
 }
 
 fn text_field(name: &str, value: &str, max: usize) -> Result<String, CaError> {
@@ -366,6 +363,8 @@ pub struct StatusChange {
     pub device: Device,
     /// Serials held, revoked or released with the change.
     pub certificates: Vec<String>,
+    /// Access tokens bound to those certificates that ended with them.
+    pub tokens_ended: i64,
 }
 
 /// Moves a device to `to`, holding (suspend), revoking (retire) or releasing (resume) its
@@ -422,10 +421,17 @@ async fn change_status(
     }
     let certs = match to {
         DeviceStatus::Suspended => {
-            revoke::revoke_in(tx.conn(), &selector, Reason::CertificateHold, &actor).await?
+            revoke::revoke_in(tx.conn(), ca, &selector, Reason::CertificateHold, &actor).await?
         }
         DeviceStatus::Retired => {
-            revoke::revoke_in(tx.conn(), &selector, Reason::CessationOfOperation, &actor).await?
+            revoke::revoke_in(
+                tx.conn(),
+                ca,
+                &selector,
+                Reason::CessationOfOperation,
+                &actor,
+            )
+            .await?
         }
         _ => revoke::unhold_in(tx.conn(), &selector, &actor).await?,
     };
@@ -433,7 +439,8 @@ async fn change_status(
         tx.conn(),
         &[
             AuditEvent::new(actor, format!("device.{verb}"), format!("device:{id}")).details(
-                json!({"from": device.status, "to": to, "certificates": certs.report.revoked}),
+                json!({"from": device.status, "to": to, "certificates": certs.report.revoked,
+                       "tokens_ended": certs.report.tokens_ended}),
             ),
         ],
     )
@@ -444,6 +451,7 @@ async fn change_status(
     Ok(StatusChange {
         device: find(&ca.core.db, id).await?,
         certificates: report.revoked,
+        tokens_ended: report.tokens_ended,
     })
 }
 

@@ -15,6 +15,7 @@ use kizuna_core::audit::{Actor, AuditEvent};
 use kizuna_core::orgs;
 
 use crate::csr::{self, Csr};
+use crate::device_name::{DeviceName, Parsed};
 use crate::ext;
 use crate::hierarchy;
 use crate::keys::KeyType;
@@ -22,9 +23,6 @@ use crate::names::{AllowedNames, San, valid_dns_name};
 use crate::profile::{ExtendedUsage, NameRule, Profile, Usage};
 use crate::store::{CertRecord, Sans};
 use crate::{Ca, CaError};
-
-/// The device URI form (`urn:kizuna:device:<org-id>:<device-id>`).
-pub const DEVICE_URN: &str = "urn:kizuna:device:";
 
 /// A fresh serial: 128 bits from the CSPRNG, as rcgen wants it and as stored (hex).
 pub fn random_serial() -> (SerialNumber, String) {
@@ -113,6 +111,7 @@ fn check_names(
     org: Option<&orgs::Organization>,
     allowed: &AllowedNames,
     internal: bool,
+    trust_domain: &str,
 ) -> Result<Option<String>, CaError> {
     if sans.is_empty() {
         return Err(not_allowed(format!(
@@ -167,36 +166,26 @@ fn check_names(
                 }
             }
             San::Uri(uri) => {
-                let Some(rest) = uri.strip_prefix(DEVICE_URN).filter(|_| profile.device_uri) else {
-                    return Err(not_allowed(format!(
-                        "profile {} does not allow the URI {uri}",
-                        profile.name
-                    )));
+                let name = match DeviceName::parse(uri, trust_domain) {
+                    Parsed::Device(name) if profile.device_uri => name,
+                    Parsed::Invalid(why) if profile.device_uri => return Err(not_allowed(why)),
+                    _ => {
+                        return Err(not_allowed(format!(
+                            "profile {} does not allow the URI {uri}",
+                            profile.name
+                        )));
+                    }
                 };
-                let (org_part, device) = rest.split_once(':').ok_or_else(|| {
-                    not_allowed(format!(
-                        "{uri} is not {DEVICE_URN}<organization>:<device-id>"
-                    ))
-                })?;
                 let org = org.ok_or_else(|| {
                     not_allowed("a device certificate needs an owning organization")
                 })?;
-                if org_part != org.id {
+                if name.org != org.id {
                     return Err(not_allowed(format!(
                         "{uri} names another organization than the requester's ({})",
                         org.id
                     )));
                 }
-                if device.is_empty()
-                    || device.len() > 64
-                    || !device
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-                {
-                    return Err(not_allowed(format!(
-                        "the device id in {uri} must be 1-64 letters, digits, - _ ."
-                    )));
-                }
+                let device = name.device;
                 if device_id.replace(device.to_string()).is_some() {
                     return Err(not_allowed("one device URI per certificate"));
                 }
@@ -205,7 +194,7 @@ fn check_names(
     }
     if profile.device_uri && device_id.is_none() {
         return Err(not_allowed(format!(
-            "profile {} needs a device URI {DEVICE_URN}<organization>:<device-id>",
+            "profile {} needs a device URI spiffe://{trust_domain}/org/<organization>/device/<device-id>",
             profile.name
         )));
     }
@@ -415,10 +404,20 @@ pub async fn prepare_parsed(ca: &Ca, req: IssueRequest, csr: Csr) -> Result<Prep
     profile
         .allows_key(csr.key.key_type)
         .map_err(CaError::NotAllowed)?;
-    let mut sans = req
+    // A device name asked for in the legacy URN form is certified as its SPIFFE ID.
+    let mut sans: Vec<San> = req
         .sans
         .clone()
-        .unwrap_or_else(|| csr.requested_sans.clone());
+        .unwrap_or_else(|| csr.requested_sans.clone())
+        .into_iter()
+        .map(|san| match &san {
+            San::Uri(uri) => match DeviceName::parse(uri, &ca.trust_domain) {
+                Parsed::Device(name) => San::Uri(name.spiffe_id(&ca.trust_domain)),
+                _ => san,
+            },
+            _ => san,
+        })
+        .collect();
     sans.dedup();
     let (org, allowed) = match &req.org_id {
         Some(id) => {
@@ -430,7 +429,14 @@ pub async fn prepare_parsed(ca: &Ca, req: IssueRequest, csr: Csr) -> Result<Prep
     let device_id = if profile.internal && sans.is_empty() {
         None
     } else {
-        check_names(&profile, &sans, org.as_ref(), &allowed, req.internal)?
+        check_names(
+            &profile,
+            &sans,
+            org.as_ref(),
+            &allowed,
+            req.internal,
+            &ca.trust_domain,
+        )?
     };
     let loaded = match (&req.ca_id, req.internal) {
         (Some(id), true) => {

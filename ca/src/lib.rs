@@ -9,6 +9,7 @@ pub mod changes;
 pub mod config;
 pub mod crl;
 pub mod csr;
+pub mod device_name;
 pub mod devices;
 pub mod enroll;
 pub mod ext;
@@ -112,6 +113,8 @@ pub struct CaState {
     orgs: Mutex<HashMap<String, (OrgNames, Instant)>>,
     /// Manufacturers' trust anchors for IDevID enrollment.
     pub vendor_anchors: Vec<x509_cert::Certificate>,
+    /// The SPIFFE trust domain device names are issued under.
+    pub trust_domain: String,
     /// ACME requests per client address (each stores a nonce).
     acme_budget: kizuna_core::web::rate::AddressBudget,
 }
@@ -134,8 +137,14 @@ impl Ca {
     pub fn new(core: Core, config: CaConfig, auth: Arc<dyn Authenticator>) -> Result<Ca, String> {
         let profiles = profile::Profiles::new(&config.profiles)?;
         let vendor_anchors = enroll::load_anchors(&config.enrollment.idevid_anchors)?;
+        let trust_domain = config
+            .trust_domain
+            .clone()
+            .unwrap_or_else(|| device_name::default_trust_domain(&core.public_url));
+        device_name::check_trust_domain(&trust_domain)?;
         Ok(Ca(Arc::new(CaState {
             vendor_anchors,
+            trust_domain,
             acme_budget: kizuna_core::web::rate::AddressBudget::new(
                 config.acme.requests_per_address_per_minute,
             ),

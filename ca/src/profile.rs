@@ -54,7 +54,8 @@ pub struct ProfileConfig {
     pub dns: Option<NameRule>,
     pub ip: Option<NameRule>,
     pub email: Option<NameRule>,
-    /// Allow the device URI `urn:kizuna:device:<org>:<device-id>`.
+    /// Allow the device name `spiffe://<trust domain>/org/<org>/device/<device-id>` (the
+    /// legacy `urn:kizuna:device:<org>:<device-id>` is read and certified as that).
     pub device_uri: Option<bool>,
     /// Copy a `serialNumber` from the request's subject (a device's hardware serial).
     pub subject_serial_number: Option<bool>,

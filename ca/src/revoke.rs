@@ -55,12 +55,61 @@ pub struct RevokeReport {
     pub revoked: Vec<String>,
     /// How many were already revoked and stayed as they were.
     pub already: i64,
+    /// Access tokens bound to those certificates (RFC 8705) that were still within their
+    /// lifetime and ended with them.
+    pub tokens_ended: i64,
 }
 
 /// How many certificates a selector would revoke now (for a confirmation prompt).
 pub async fn count(ca: &Ca, selector: &Selector) -> Result<i64, CaError> {
     let mut conn = ca.core.db.conn().await?;
     Ok(crate::store::count(&mut conn, selector, &[CertStatus::Valid, CertStatus::Hold]).await?)
+}
+
+/// The access tokens bound to certificate `serial` that are still alive — within their
+/// lifetime (`token_ttl_secs`) and issued since the certificate's last status change
+/// (`changed_at`; a token from before a hold stays dead) — and when it last got one.
+async fn bound_tokens(
+    conn: &mut AnyConnection,
+    ca: &Ca,
+    serial: &str,
+    changed_at: Option<i64>,
+) -> Result<audit::Tally, CaError> {
+    let since =
+        (kizuna_core::time::now_unix() - ca.core.token_ttl_secs).max(changed_at.unwrap_or(0));
+    let since = kizuna_core::time::unix_to_rfc3339_micros(since);
+    Ok(audit::tally(conn, &format!("cert:{serial}"), "token.issue", &since).await?)
+}
+
+/// The live access tokens bound to each selected certificate that is valid now: what
+/// revoking (or holding) them ends. A held certificate's tokens ended when it was held.
+async fn live_tokens(
+    conn: &mut AnyConnection,
+    ca: &Ca,
+    selector: &Selector,
+) -> Result<Vec<(String, audit::Tally)>, CaError> {
+    let mut live = Vec::new();
+    for (serial, changed_at) in crate::store::serials(conn, selector, &[CertStatus::Valid]).await? {
+        let tokens = bound_tokens(conn, ca, &serial, changed_at).await?;
+        live.push((serial, tokens));
+    }
+    Ok(live)
+}
+
+/// The access tokens bound to the selected certificates: how many are alive (what revoking
+/// them would end), and when the newest of all was issued.
+pub async fn tokens_of(ca: &Ca, selector: &Selector) -> Result<audit::Tally, CaError> {
+    let mut conn = ca.core.db.conn().await?;
+    let any = [CertStatus::Valid, CertStatus::Hold, CertStatus::Revoked];
+    let mut tokens = audit::Tally::default();
+    for (_, one) in live_tokens(&mut conn, ca, selector).await? {
+        tokens.recent += one.recent;
+    }
+    for (serial, _) in crate::store::serials(&mut conn, selector, &any).await? {
+        let one = audit::tally(&mut conn, &format!("cert:{serial}"), "token.issue", "").await?;
+        tokens.newest = tokens.newest.max(one.newest);
+    }
+    Ok(tokens)
 }
 
 /// What a revocation inside a caller's transaction changed, to announce once it commits.
@@ -90,7 +139,7 @@ pub async fn revoke(
     actor: Actor,
 ) -> Result<RevokeReport, CaError> {
     let mut tx = ca.core.db.begin().await?;
-    let changed = revoke_in(tx.conn(), selector, reason, &actor).await?;
+    let changed = revoke_in(tx.conn(), ca, selector, reason, &actor).await?;
     if changed.report.revoked.is_empty() {
         if let Selector::Serial(serial) = selector
             && crate::store::status_of(tx.conn(), serial).await?.is_none()
@@ -117,8 +166,11 @@ pub async fn revoke(
 
 /// Revokes (or holds) inside the caller's transaction: status, change feed and audit entries
 /// commit with whatever else the caller changes (a device retired with its certificates).
+/// Each certificate's entry names the bound access tokens that ended with it (RFC 8705:
+/// they stop working because the certificate did, in this same commit).
 pub async fn revoke_in(
     conn: &mut AnyConnection,
+    ca: &Ca,
     selector: &Selector,
     reason: Reason,
     actor: &Actor,
@@ -128,6 +180,7 @@ pub async fn revoke_in(
     } else {
         CertStatus::Revoked
     };
+    let live = live_tokens(conn, ca, selector).await?;
     let changed = crate::store::set_revoked(conn, selector, status, reason).await?;
     let already = crate::store::count(conn, selector, &[CertStatus::Revoked]).await?
         - if status == CertStatus::Revoked {
@@ -136,11 +189,17 @@ pub async fn revoke_in(
             0
         };
     let mut entries = Vec::new();
+    let mut tokens_ended = 0;
     if !changed.is_empty() {
         crate::changes::record(conn, "status", &changed).await?;
-        let events: Vec<AuditEvent> = changed
-            .iter()
-            .map(|(ca_id, serial)| {
+        let mut events = Vec::with_capacity(changed.len());
+        for (ca_id, serial) in &changed {
+            let tokens = live
+                .iter()
+                .find(|(s, _)| s == serial)
+                .map_or(0, |(_, t)| t.recent);
+            tokens_ended += tokens;
+            events.push(
                 AuditEvent::new(
                     actor.clone(),
                     if status == CertStatus::Hold {
@@ -150,17 +209,19 @@ pub async fn revoke_in(
                     },
                     format!("cert:{serial}"),
                 )
-                .details(
-                    json!({"reason": reason.as_str(), "ca": ca_id, "selector": selector.target()}),
-                )
-            })
-            .collect();
+                .details(json!({
+                    "reason": reason.as_str(), "ca": ca_id, "selector": selector.target(),
+                    "ended": {"bound_access_tokens": tokens, "certificate_client": true},
+                })),
+            );
+        }
         entries = audit::append_in(conn, &events).await?;
     }
     Ok(Changed {
         report: RevokeReport {
             revoked: changed.iter().map(|(_, s)| s.clone()).collect(),
             already,
+            tokens_ended,
         },
         changed,
         entries,
@@ -207,6 +268,7 @@ pub async fn unhold_in(
         report: RevokeReport {
             revoked: changed.iter().map(|(_, s)| s.clone()).collect(),
             already: 0,
+            tokens_ended: 0,
         },
         changed,
         entries,

@@ -146,6 +146,25 @@ pub(crate) async fn count(
     query.fetch_one(conn).await
 }
 
+/// The serials of the selected certificates that are in one of `statuses`, with when their
+/// status last changed.
+pub(crate) async fn serials(
+    conn: &mut AnyConnection,
+    selector: &Selector,
+    statuses: &[CertStatus],
+) -> Result<Vec<(String, Option<i64>)>, sqlx::Error> {
+    let (clause, values) = selector.clause(1);
+    let sql = format!(
+        "SELECT serial, status_changed_at FROM certificates WHERE {clause} AND status IN ({})",
+        in_list(statuses)
+    );
+    let mut query = sqlx::query_as(&sql);
+    for value in values {
+        query = query.bind(value);
+    }
+    query.fetch_all(conn).await
+}
+
 /// The statuses as a SQL list of literals (they are fixed words, never input).
 fn in_list(statuses: &[CertStatus]) -> String {
     statuses

@@ -509,6 +509,37 @@ pub async fn security_events(db: &Db) -> Result<Vec<AuditEntry>, sqlx::Error> {
     .await
 }
 
+/// How many `action` entries about `target` were recorded at or after `since` (RFC 3339,
+/// as entries are stamped), and when the newest of all of them was: the tokens bound to a
+/// certificate (`cert:<serial>`, `token.issue`) that are still within their lifetime, and
+/// when it last got one. Read on the caller's connection (inside its transaction).
+pub async fn tally(
+    conn: &mut AnyConnection,
+    target: &str,
+    action: &str,
+    since: &str,
+) -> Result<Tally, sqlx::Error> {
+    let (recent, newest): (i64, Option<String>) = sqlx::query_as(
+        "SELECT COUNT(CASE WHEN at >= $3 THEN 1 END), MAX(at) FROM audit_log \
+         WHERE target = $1 AND action = $2",
+    )
+    .bind(target)
+    .bind(action)
+    .bind(since)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(Tally { recent, newest })
+}
+
+/// What [`tally`] found.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Tally {
+    /// Entries at or after the time asked for.
+    pub recent: i64,
+    /// The newest entry's time, if there is any.
+    pub newest: Option<String>,
+}
+
 /// The latest entries about `target` (`user:<id>`) whose action is one of `actions`, and
 /// with `actor_kind` only those by that kind of actor; newest first, at most `limit`.
 pub async fn recent_about(

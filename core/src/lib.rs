@@ -44,4 +44,7 @@ pub struct Core {
     pub changes: events::ChangeBus,
     /// The sign-in levels staff roles need, on the console and every management API.
     pub levels: access::Levels,
+    /// How long access tokens live (`oidc.access_token_ttl_secs`): how far back a revocation
+    /// looks for the tokens bound to a certificate that it ends.
+    pub token_ttl_secs: i64,
 }

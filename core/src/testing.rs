@@ -210,6 +210,7 @@ pub async fn core(db: &Db) -> crate::Core {
         secure_cookies: false,
         changes: crate::events::ChangeBus::default(),
         levels: crate::access::Levels::default(),
+        token_ttl_secs: 600,
     }
 }
 
@@ -263,6 +264,69 @@ impl crate::pki::CertificateBook for NoCertificates {
     ) -> crate::pki::BookFuture<'a, Option<crate::pki::Binding>> {
         Box::pin(async { Ok(None) })
     }
+}
+
+/// The public keys (P-256 `ec`, P-384 `ec384`, Ed25519 `ed`, RSA-2048 `rsa`) and the HMAC key
+/// the committed JOSE fuzz seeds are signed with: the fixed set in `fuzz/fuzz_targets/jws.rs`.
+pub const FUZZ_JWKS: &str = r#"{"keys":[{"kty":"EC","crv":"P-256","x":"Z0tB0asAzFhuDXo3vtT1ANW2kHlYoRa3cfAvTxqScOY","y":"7pxglE5Nlg-ItK28R5gxcUhKaueazT6fSgAZhjrtCrI","kid":"ec","use":"sig"},{"kty":"EC","crv":"P-384","x":"Ki_EBUPfCeEenRR_96FIdjunbKkFbl1A7M4APHFPLgxPQ98GlVhZ5z2opF2lT6z3","y":"8q0liB9Aj0kZWouOeFEuM6QOTTHqZptuMpmaPS8DL9SFUDEreb-NhS2kOoaJ5_5p","kid":"ec384","use":"sig"},{"kty":"OKP","crv":"Ed25519","x":"05qskDPqLIa2c3sARgcXBE8MQ8idgOFoL5_7FP0xbJE","kid":"ed","use":"sig"},{"kty":"RSA","n":"q9zx8Hme-Bb0oItF77JEmApz45JUkzkgzudg48W9059qJKjOmm8BTsx0AA-u6ajDElgQCu-2KKncQOQxd6Az5JWHTNv-ngxecIdR45pnoQMAs4V0Qb_32CzIJXNX27wpYfcQJN_lznc4vFlLPZhXtmRe1UVXnEbrMdjWCCh_og6n4fHiWIPqX1tP40YhoTJIy34ME4lvB2CFAp2ZVe84V1smqQR2Z2UAe6wi2SjNh34-X4l8Fcwsm16IMfAgh8GFhcgsjpk2dFuwJ3u7Soty0Fcd7Rdq82LhU2h7ZDYRANCI080BjEKOeaQQ_mdKijriI2NEe2cCFNdMz-jdR2UsNw","e":"AQAB","kid":"rsa","use":"sig"}]}"#;
+/// See [`FUZZ_JWKS`].
+pub const FUZZ_HMAC_KEY: &[u8] = b"fuzzing-hmac-key";
+
+/// Runs every committed seed of a fuzz target (the files of `dir`, a `fuzz/corpus/<target>/`)
+/// through `outcome` and compares the result with the table's row for its file name. Every
+/// file needs a row and every row a file, so a new seed must be classified before the suite
+/// passes; all mismatches are reported together.
+pub fn check_fuzz_seeds<T: PartialEq + std::fmt::Debug>(
+    dir: &str,
+    expected: &[(&str, T)],
+    outcome: impl Fn(&[u8]) -> T,
+) {
+    let dir = Path::new(dir);
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("read the fuzz seeds in {}: {e}", dir.display()))
+        .map(|entry| entry.expect("read a corpus entry").path())
+        .collect();
+    files.sort();
+    let mut problems = Vec::new();
+    let mut names = Vec::new();
+    for path in &files {
+        let name = path
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        let got = match std::fs::read(path) {
+            Ok(bytes) => outcome(&bytes),
+            Err(e) => {
+                problems.push(format!("{name}: cannot be read as a seed file: {e}"));
+                continue;
+            }
+        };
+        match expected
+            .iter()
+            .filter(|(n, _)| *n == name)
+            .collect::<Vec<_>>()[..]
+        {
+            [] => problems.push(format!(
+                "{name}: no expected outcome in the table (it gives {got:?})"
+            )),
+            [(_, want)] if *want == got => {}
+            [(_, want)] => problems.push(format!("{name}: expected {want:?}, got {got:?}")),
+            _ => problems.push(format!("{name}: more than one row in the table")),
+        }
+        names.push(name);
+    }
+    for (name, _) in expected {
+        if !names.iter().any(|n| n == name) {
+            problems.push(format!("{name}: in the table but not a file in the corpus"));
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "fuzz seeds in {}:\n  {}",
+        dir.display(),
+        problems.join("\n  ")
+    );
 }
 
 #[cfg(test)]

@@ -87,6 +87,12 @@ pub fn rfc3339_micros(t: OffsetDateTime) -> String {
         .expect("fixed format of a UTC time")
 }
 
+/// A unix time as the audit log stamps entries (RFC 3339 with microseconds), for comparing
+/// with their times.
+pub fn unix_to_rfc3339_micros(secs: i64) -> String {
+    rfc3339_micros(OffsetDateTime::from_unix_timestamp(secs).unwrap_or(OffsetDateTime::UNIX_EPOCH))
+}
+
 /// A unix time as RFC 3339, for display.
 pub fn unix_to_rfc3339(secs: i64) -> String {
     OffsetDateTime::from_unix_timestamp(secs)

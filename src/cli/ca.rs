@@ -367,7 +367,8 @@ pub async fn cert(cmd: CertCommand, config: &Config) -> Result<ExitCode> {
                 };
                 if !matches!(selector, kizuna_ca::revoke::Selector::Serial(_)) && !yes {
                     let n = kizuna_ca::revoke::count(&ca, &selector).await?;
-                    println!("{n} certificates would be revoked ({reason}); run again with --yes to revoke them");
+                    let tokens = kizuna_ca::revoke::tokens_of(&ca, &selector).await?.recent;
+                    println!("{n} certificates would be revoked ({reason}), ending {tokens} bound access tokens; run again with --yes to revoke them");
                     return Ok(ExitCode::FAILURE);
                 }
                 let report = kizuna_ca::revoke::revoke(&ca, &selector, reason, Actor::cli()).await?;
@@ -376,7 +377,11 @@ pub async fn cert(cmd: CertCommand, config: &Config) -> Result<ExitCode> {
                 } else if report.revoked.is_empty() {
                     println!("nothing to revoke: {} already revoked", report.already);
                 } else {
-                    println!("revoked {} certificates ({reason})", report.revoked.len());
+                    println!(
+                        "revoked {} certificates ({reason}); {} bound access tokens ended",
+                        report.revoked.len(),
+                        report.tokens_ended
+                    );
                 }
             }
             CertCommand::Unhold { serial } => {

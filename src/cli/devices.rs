@@ -233,10 +233,11 @@ fn print_change(change: &StatusChange, verb: &str, json: bool) -> Result<()> {
         println!("{}", serde_json::to_string(change)?);
     } else {
         println!(
-            "device {} is {} ({} certificates {verb})",
+            "device {} is {} ({} certificates {verb}, {} bound access tokens ended)",
             change.device.id,
             change.device.status,
-            change.certificates.len()
+            change.certificates.len(),
+            change.tokens_ended
         );
     }
     Ok(())

@@ -64,6 +64,77 @@ fn verify(k: &Kizuna, leaf: &str, purpose: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn device_names_are_spiffe_ids_in_this_trust_domain_only() {
+    let (k, server, org) = pki_install(Kizuna::sqlite()).await;
+    let dir = k.dir.path().to_path_buf();
+    let spiffe = server.device_uri(&org, "valve-7");
+    assert_eq!(
+        spiffe,
+        format!("spiffe://127.0.0.1/org/{org}/device/valve-7"),
+        "trust domain: the public URL's host"
+    );
+    csr(
+        &dir,
+        "valve-7",
+        "p256",
+        "/CN=valve-7",
+        &[&format!("subjectAltName=URI:{spiffe}")],
+    );
+    issue(&k, "valve-7", "device", &org, &[]);
+    verify(&k, "valve-7.pem", "sslclient");
+    pkilint_clean(&dir, "lint_pkix_cert lint -s ERROR valve-7.pem");
+
+    let refused = |name: &str, uri: &str, says: &str| {
+        csr(
+            &dir,
+            name,
+            "p256",
+            "/CN=x",
+            &[&format!("subjectAltName=URI:{uri}")],
+        );
+        let csr_file = format!("{name}.csr");
+        let out = k.run(&[
+            "cert",
+            "issue",
+            "--csr",
+            &csr_file,
+            "--profile",
+            "device",
+            "--org",
+            &org,
+        ]);
+        let printed = format!("{}{}", text(&out), String::from_utf8_lossy(&out.stderr));
+        assert!(
+            !out.status.success() && printed.contains(says),
+            "{uri}: {printed}"
+        );
+    };
+    refused(
+        "foreign",
+        &format!("spiffe://other.example/org/{org}/device/valve-8"),
+        "not this CA's (127.0.0.1)",
+    );
+    refused(
+        "dots",
+        &format!("spiffe://127.0.0.1/org/{org}/device/.."),
+        "must not be . or ..",
+    );
+    refused(
+        "deep",
+        &format!("spiffe://127.0.0.1/org/{org}/device/a/b"),
+        "is not spiffe://127.0.0.1/org/",
+    );
+    refused(
+        "other-org",
+        "spiffe://127.0.0.1/org/someone-else/device/valve-9",
+        "another organization",
+    );
+    // Nothing was written for the refused requests.
+    let listed = k.json(&["cert", "list", "--org", &org, "--json"]);
+    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_profile_and_key_type_passes_openssl_verify_and_pkilint() {
     let (mut k, server, org) = pki_install(Kizuna::sqlite()).await;
     let dir = k.dir.path().to_path_buf();
@@ -81,6 +152,16 @@ async fn every_profile_and_key_type_passes_openssl_verify_and_pkilint() {
         verify(&k, &format!("{name}.pem"), "sslclient");
         pkilint_clean(&dir, &format!("lint_pkix_cert lint -s ERROR {name}.pem"));
     }
+    // The request asked for the legacy URN; the certificate names the device by its SPIFFE ID.
+    let san = sh_ok(
+        &dir,
+        "openssl x509 -in meter-p256.pem -noout -ext subjectAltName",
+    );
+    assert!(
+        san.contains(&format!("URI:{}", server.device_uri(&org, "meter-p256")))
+            && !san.contains("urn:kizuna"),
+        "{san}"
+    );
     // The subject serialNumber is copied from the request.
     let subject = sh_ok(&dir, "openssl x509 -in meter-p256.pem -noout -subject");
     assert!(
@@ -107,7 +188,9 @@ async fn every_profile_and_key_type_passes_openssl_verify_and_pkilint() {
         "openssl x509 -in gateway.pem -noout -ext subjectAltName",
     );
     assert!(
-        san.to_ascii_lowercase().contains("othername") && san.contains("urn:kizuna:device"),
+        san.to_ascii_lowercase().contains("othername")
+            && san.contains(&format!("URI:spiffe://127.0.0.1/org/{org}/device/gateway"))
+            && !san.contains("urn:"),
         "{san}"
     );
 

@@ -166,7 +166,7 @@ async fn a_device_gets_a_bound_token_with_its_certificate_and_retiring_it_ends_b
         let token_url = format!("{}/token", i.server.public);
         let lamp = enrolled(&i, "lamp-1");
         let other = enrolled(&i, "lamp-2");
-        let lamp_uri = format!("urn:kizuna:device:{}:lamp-1", i.org_id);
+        let lamp_uri = i.server.device_uri(&i.org_id, "lamp-1");
 
         // Until its organization lets devices act as clients, the certificate gets nothing.
         let (status, answer) = curl_form(
@@ -283,9 +283,48 @@ async fn a_device_gets_a_bound_token_with_its_certificate_and_retiring_it_ends_b
         assert_eq!(call_api(&local, &access, Some(&other)), 401);
         assert_eq!(call_api(&local, "not.a.token", Some(&lamp)), 401);
 
+        // The device's page in the console (and the admin API) shows its live tokens, and
+        // a revocation's preview says how many would end.
+        let org_admin = crate::common::service_token(
+            &i.k,
+            &i.server.base,
+            "kizuna:role:org-admin",
+            Some(&i.org_id),
+        )
+        .await;
+        let device_tokens = || async {
+            let view: Value = http
+                .get(format!("{}/admin/api/v1/devices/lamp-1", i.server.base))
+                .bearer_auth(&org_admin)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            view["tokens"].clone()
+        };
+        let tokens = device_tokens().await;
+        assert_eq!(tokens["recent"], 1, "{tokens}");
+        assert!(tokens["newest"].is_string(), "{tokens}");
+        let preview = i.k.run(&[
+            "cert",
+            "revoke",
+            "--device",
+            "lamp-1",
+            "--reason",
+            "keyCompromise",
+        ]);
+        assert!(
+            String::from_utf8_lossy(&preview.stdout).contains("ending 1 bound access tokens"),
+            "{}",
+            String::from_utf8_lossy(&preview.stdout)
+        );
+
         // Suspending the device holds the certificate: the token ends, and resuming brings
         // back new tokens, never the old one.
-        i.k.ok(&["device", "suspend", "lamp-1"]);
+        let held = i.k.ok(&["device", "suspend", "lamp-1"]);
+        assert!(held.contains("1 bound access tokens ended"), "{held}");
         assert_eq!(
             introspect(&i.server, &rs, &http, &access).await["active"],
             false
@@ -320,7 +359,11 @@ async fn a_device_gets_a_bound_token_with_its_certificate_and_retiring_it_ends_b
         // Retiring the device revokes its certificate and, with it, every token bound to it:
         // introspection, the city API and OCSP agree.
         assert_eq!(call_api(&api, &fresh, Some(&lamp)), 200);
-        i.k.ok(&["device", "retire", "lamp-1"]);
+        // The token from before the hold is dead already: only the fresh one is counted.
+        assert_eq!(device_tokens().await["recent"], 1);
+        let retired = i.k.ok(&["device", "retire", "lamp-1"]);
+        assert!(retired.contains("1 bound access tokens ended"), "{retired}");
+        assert_eq!(device_tokens().await["recent"], 0);
         assert_eq!(
             introspect(&i.server, &rs, &http, &fresh).await["active"],
             false
@@ -361,8 +404,14 @@ async fn a_device_gets_a_bound_token_with_its_certificate_and_retiring_it_ends_b
             &["grant_type=client_credentials"],
         );
         assert_eq!(status, 200);
-        // The issuance named the certificate in the audit log.
+        // The issuance named the certificate in the audit log, and the revocation what ended.
         let audit = i.k.ok(&["audit", "export"]);
+        assert!(
+            audit
+                .lines()
+                .any(|l| l.contains("\"cert.revoke\"") && l.contains("\"bound_access_tokens\":1")),
+            "cert.revoke lists the tokens that ended"
+        );
         assert!(
             audit.lines().any(|l| l.contains("\"token.issue\"")
                 && l.contains("cert_serial")

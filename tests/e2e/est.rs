@@ -42,7 +42,10 @@ async fn a_device_enrolls_with_a_token_reenrolls_with_its_certificate_and_verifi
         );
         let san = x509_field(&cert, "-ext=subjectAltName");
         assert!(
-            san.contains(&format!("URI:urn:kizuna:device:{}:sl-0042", i.org_id)),
+            san.contains(&format!(
+                "URI:{}",
+                i.server.device_uri(&i.org_id, "sl-0042")
+            )),
             "{san}"
         );
         assert!(x509_field(&cert, "-subject").contains("serialNumber=SN-0042"));
@@ -471,7 +474,10 @@ async fn a_manufacturer_certificate_enrolls_a_registered_device_without_a_token(
         let ok = idevid("LM-1", "lamp-1");
         assert!(ok.status.success(), "{}", stderr(&ok));
         let san = x509_field(&i.path("lamp-1").join("device.pem"), "-ext=subjectAltName");
-        assert!(san.contains(":lamp-1"), "{san}");
+        assert!(
+            san.contains("URI:spiffe://") && san.contains("/device/lamp-1"),
+            "{san}"
+        );
         // LM-2 has a valid manufacturer certificate but is not registered: quarantined.
         let unknown = idevid("LM-2", "lamp-2");
         assert!(

@@ -130,7 +130,7 @@ try {
   const serial = (await serialLink.textContent()).trim()
   await serialLink.click()
   await page.waitForURL(/\/admin\/certificates\//)
-  assert.match(await page.textContent('#fields'), /URI:urn:kizuna:device:/)
+  assert.match(await page.textContent('#fields'), /URI:spiffe:\/\/[^/]+\/org\/[^/]+\/device\/lamp-42/)
   assert.match(await page.textContent('#status'), /valid/)
   await shot('certificate')
   await page.selectOption('#revoke-reason', 'keyCompromise')

@@ -61,6 +61,8 @@ pub struct RevokePlan {
     /// Certificates valid or on hold now, which the revocation changes.
     pub count: i64,
     pub serials: Vec<String>,
+    /// Live access tokens bound to those certificates, which end with them (RFC 8705).
+    pub tokens: i64,
 }
 
 /// Resolves a target and checks the caller may revoke there; nothing changes yet.
@@ -106,6 +108,7 @@ pub async fn plan_revocation(
     require_in(who, Action::RevokeCertificates, org_id.as_deref(), missing)?;
     let count = revoke::count(&c.ca, &selector).await?;
     let serials = affected(c, &selector).await?;
+    let tokens = revoke::tokens_of(&c.ca, &selector).await?.recent;
     Ok(RevokePlan {
         selector,
         kind,
@@ -113,6 +116,7 @@ pub async fn plan_revocation(
         org_id,
         count,
         serials,
+        tokens,
     })
 }
 

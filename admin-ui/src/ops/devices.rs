@@ -3,6 +3,7 @@
 use serde::Serialize;
 
 use kizuna_ca::devices::{self, Device, NewDevice};
+use kizuna_ca::revoke::{self, Selector};
 use kizuna_ca::store::CertRecord;
 
 use super::require_in;
@@ -11,6 +12,7 @@ use crate::error::ConsoleError;
 use crate::messages::Msg;
 use crate::store::{self, CertSearch, DeviceSearch};
 use kizuna_core::access::{Action, Caller, Reach};
+use kizuna_core::audit::Tally;
 
 pub async fn search_devices(
     c: &Console,
@@ -25,6 +27,9 @@ pub async fn search_devices(
 pub struct DeviceView {
     pub device: Device,
     pub certificates: Vec<CertRecord>,
+    /// Access tokens the device got with its certificates (RFC 8705): how many are alive,
+    /// and when the newest was issued.
+    pub tokens: Tally,
 }
 
 pub async fn device(c: &Console, who: &Caller, id: &str) -> Result<DeviceView, ConsoleError> {
@@ -42,9 +47,15 @@ pub async fn device(c: &Console, who: &Caller, id: &str) -> Result<DeviceView, C
         },
     )
     .await?;
+    let selector = Selector::Device {
+        org_id: device.org_id.clone(),
+        device_id: device.id.clone(),
+    };
+    let tokens = revoke::tokens_of(&c.ca, &selector).await?;
     Ok(DeviceView {
         device,
         certificates,
+        tokens,
     })
 }
 

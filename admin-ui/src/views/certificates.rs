@@ -286,7 +286,7 @@ pub(super) async fn revoke_confirm(
             _ => t("組織", "organization"),
         };
         s.text = format!(
-            "{} {} {} ({}: {}) — {} {} — {}: {}",
+            "{} {} {} ({}: {}) — {} {} — {}: {} — {} {}",
             if hold {
                 t("一時停止:", "Suspend:")
             } else {
@@ -300,6 +300,11 @@ pub(super) async fn revoke_confirm(
             t("件の証明書", "certificate(s)"),
             t("理由", "reason"),
             reason.as_str(),
+            plan.tokens,
+            t(
+                "件の有効なアクセストークン（証明書に結び付いたもの）も失効します",
+                "live access token(s) bound to them will end too",
+            ),
         );
         s.table = Some(table(
             &[("シリアル", "Serial")],

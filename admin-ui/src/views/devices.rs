@@ -216,6 +216,17 @@ pub(super) async fn show(
             (t("設置場所", "Location"), d.device.location.clone()),
             (t("状態", "Status"), d.device.status.as_str().to_string()),
             (t("登録", "Enrolled"), opt_time(d.device.enrolled_at)),
+            (
+                t("有効なアクセストークン", "Live access tokens"),
+                d.tokens.recent.to_string(),
+            ),
+            (
+                t("最後のトークン発行", "Last token issued"),
+                d.tokens
+                    .newest
+                    .clone()
+                    .unwrap_or_else(|| t("なし", "never")),
+            ),
         ];
         if who.may_in(Action::RevokeCertificates, Some(&d.device.org_id)) {
             let base = format!("/admin/devices/{}", d.device.id);

@@ -189,3 +189,80 @@ pub async fn account_of_kid(ca: &Ca, kid: &str) -> Result<Account, Problem> {
     }
     Ok(account)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// How a request was signed, whether its payload is JSON (POST-as-GET has none), and the
+    /// key it verifies with: its own `jwk`, or a key of the fixed set (by kid) for `kid`.
+    type Seen = (&'static str, bool, Vec<&'static str>);
+
+    /// The committed `acme_jws` fuzz seeds (`fuzz/corpus/acme_jws/`), parsed as every ACME
+    /// endpoint does first, then read and verified as the fuzz target does.
+    #[test]
+    fn acme_jws_fuzz_seeds_parse_and_verify() {
+        let set: serde_json::Value = serde_json::from_str(kizuna_core::testing::FUZZ_JWKS).unwrap();
+        let expected: [(&str, Result<Seen, String>); 5] = [
+            ("key_change_rs256.json", Ok(("kid", true, vec!["rsa"]))),
+            // Its payload carries an external account binding made with the fixed HMAC key.
+            (
+                "new_account_es256.json",
+                Ok(("jwk", true, vec!["jwk", "ec", "eab"])),
+            ),
+            ("new_order_kid.json", Ok(("kid", true, vec!["ec"]))),
+            ("post_as_get.json", Ok(("kid", false, vec!["ec"]))),
+            (
+                "revoke_eddsa_jwk.json",
+                Ok(("jwk", true, vec!["jwk", "ed"])),
+            ),
+        ];
+        kizuna_core::testing::check_fuzz_seeds(
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../fuzz/corpus/acme_jws"),
+            &expected,
+            |body| {
+                let jws = parse(body).map_err(|p| p.detail)?;
+                assert!(jws.header.nonce.is_some() && jws.header.url.is_some());
+                let claims = jws.claims::<serde_json::Value>();
+                let mut by = Vec::new();
+                let signer = match (&jws.header.jwk, &jws.header.kid) {
+                    (Some(jwk), None) => {
+                        kizuna_core::jose::thumbprint(jwk).map_err(|e| e.to_string())?;
+                        if jws.verify(jwk, ALGORITHMS).is_ok() {
+                            by.push("jwk");
+                        }
+                        "jwk"
+                    }
+                    (None, Some(_)) => "kid",
+                    _ => return Err("neither jwk nor kid alone".to_string()),
+                };
+                for key in set["keys"].as_array().unwrap() {
+                    if jws.verify(key, ALGORITHMS).is_ok() {
+                        by.push(if key["kid"] == "ec" {
+                            "ec"
+                        } else if key["kid"] == "ed" {
+                            "ed"
+                        } else if key["kid"] == "rsa" {
+                            "rsa"
+                        } else {
+                            "ec384"
+                        });
+                    }
+                }
+                if let Ok(eab) = claims.as_ref().map(|c| &c["externalAccountBinding"])
+                    && !eab.is_null()
+                {
+                    let inner = parse(eab.to_string().as_bytes()).map_err(|p| p.detail)?;
+                    if inner
+                        .verify_hmac(kizuna_core::testing::FUZZ_HMAC_KEY)
+                        .is_ok()
+                        && inner.claims::<serde_json::Value>().ok() == jws.header.jwk
+                    {
+                        by.push("eab");
+                    }
+                }
+                Ok((signer, claims.is_ok(), by))
+            },
+        );
+    }
+}

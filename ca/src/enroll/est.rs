@@ -419,4 +419,42 @@ mod tests {
             vec![0x30, 3, 2, 1, 1]
         );
     }
+
+    /// The committed `est_body` fuzz seeds (`fuzz/corpus/est_body/`): base64 requests with
+    /// CRLF, 76-column, indented and single lines, decoded and parsed as `simpleenroll` does.
+    #[test]
+    fn est_body_fuzz_seeds_are_valid_requests() {
+        use crate::keys::KeyType;
+        let expected = [
+            (
+                "ed25519_oneline.b64",
+                Ok((KeyType::Ed25519, "ed".into(), 0)),
+            ),
+            ("p256_crlf.b64", Ok((KeyType::P256, "x".into(), 0))),
+            (
+                "p384_indented.b64",
+                Ok((KeyType::P384, "device-1".into(), 0)),
+            ),
+            (
+                "sans_76.b64",
+                Ok((KeyType::P256, "sensor.example.org".into(), 5)),
+            ),
+        ];
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/pkcs10"),
+        );
+        kizuna_core::testing::check_fuzz_seeds(
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../fuzz/corpus/est_body"),
+            &expected,
+            |body| -> Result<(KeyType, String, usize), String> {
+                let der = csr_body(&headers, body).map_err(|e| e.1)?;
+                let request = crate::csr::parse(&der, |_| Ok(())).map_err(|e| e.to_string())?;
+                let cn =
+                    crate::csr::attribute(&request.subject, crate::csr::CN).unwrap_or_default();
+                Ok((request.key.key_type, cn, request.requested_sans.len()))
+            },
+        );
+    }
 }

@@ -18,8 +18,9 @@ use kizuna_core::audit::{Actor, AuditEvent, Outcome};
 use kizuna_core::pki::CertStatus;
 
 use crate::csr::{self, Csr};
+use crate::device_name::{DeviceName, Parsed};
 use crate::devices::{self, Device, DeviceStatus, NewDevice};
-use crate::issue::{self, DEVICE_URN, IssueRequest, Issued};
+use crate::issue::{self, IssueRequest, Issued};
 use crate::names::San;
 use crate::store::{self, CertRecord};
 use crate::{Ca, CaError, verify};
@@ -177,30 +178,40 @@ async fn refused(ca: &Ca, actor: Actor, target: String, e: EnrollError) -> Enrol
     e
 }
 
-fn device_urn(org_id: &str, device_id: &str) -> San {
-    San::Uri(format!("{DEVICE_URN}{org_id}:{device_id}"))
-}
-
-/// The names to certify for a device: its URI. The request may ask for that URI or for
-/// nothing; anything else is refused, naming another organization's device first.
-fn device_names(csr: &Csr, org_id: &str, device_id: &str) -> Result<Vec<San>, EnrollError> {
-    let urn = device_urn(org_id, device_id);
+/// The names to certify for a device: its SPIFFE ID. The request may ask for that name (in
+/// either form) or for nothing; anything else is refused, naming another organization's
+/// device first.
+fn device_names(
+    ca: &Ca,
+    csr: &Csr,
+    org_id: &str,
+    device_id: &str,
+) -> Result<Vec<San>, EnrollError> {
+    let own = DeviceName {
+        org: org_id.to_string(),
+        device: device_id.to_string(),
+    };
+    let spiffe = own.spiffe_id(&ca.trust_domain);
     for san in &csr.requested_sans {
-        if let San::Uri(uri) = san
-            && let Some(rest) = uri.strip_prefix(DEVICE_URN)
-            && !rest.starts_with(&format!("{org_id}:"))
-        {
-            return Err(EnrollError::Forbidden(format!(
-                "the request names a device of another organization ({uri}); the credential is for organization {org_id}"
-            )));
-        }
-        if *san != urn {
-            return Err(EnrollError::Forbidden(format!(
-                "the request asks for {san}, which this enrollment does not allow (only {urn})"
-            )));
+        let named = match san {
+            San::Uri(uri) => DeviceName::parse(uri, &ca.trust_domain),
+            _ => Parsed::Other,
+        };
+        match named {
+            Parsed::Device(name) if name == own => {}
+            Parsed::Device(name) if name.org != org_id => {
+                return Err(EnrollError::Forbidden(format!(
+                    "the request names a device of another organization ({san}); the credential is for organization {org_id}"
+                )));
+            }
+            _ => {
+                return Err(EnrollError::Forbidden(format!(
+                    "the request asks for {san}, which this enrollment does not allow (only URI:{spiffe})"
+                )));
+            }
         }
     }
-    Ok(vec![urn])
+    Ok(vec![San::Uri(spiffe)])
 }
 
 /// Refuses a request whose subject serialNumber differs from the registered hardware serial
@@ -313,7 +324,7 @@ async fn token_enrollment(
         None => (None, false),
     };
     let sans = match &device {
-        Some(d) => Some(device_names(&csr, &token.org_id, &d.id)?),
+        Some(d) => Some(device_names(ca, &csr, &token.org_id, &d.id)?),
         None => None,
     };
     let actor = match &device {
@@ -411,7 +422,7 @@ pub async fn with_idevid(
         let profile = label.unwrap_or(&ca.config.enrollment.idevid_profile);
         let csr = issue::parse_csr(ca, profile, csr_bytes).map_err(CaError::from)?;
         check_hardware_serial(&csr, &device)?;
-        let sans = device_names(&csr, &device.org_id, &device.id)?;
+        let sans = device_names(ca, &csr, &device.org_id, &device.id)?;
         certify_device(
             ca,
             &device,

@@ -34,10 +34,16 @@ pub async fn issue(
     };
     let (access_token, claims) =
         tokens::access_token(idp, client, &client.client_id, &auth).await?;
+    // A token bound to a certificate is about that certificate: its revocation counts the
+    // tokens it ends by this target.
+    let target = match &claims.kizuna_cert {
+        Some(serial) => format!("cert:{serial}"),
+        None => format!("client:{}", client.client_id),
+    };
     idp.core
         .audit
         .record(
-            AuditEvent::new(Actor::client(&client.client_id), "token.issue", format!("client:{}", client.client_id))
+            AuditEvent::new(Actor::client(&client.client_id), "token.issue", target)
                 .details(json!({
                     "grant_type": "client_credentials", "scope": claims.scope, "jti": claims.jti,
                     "cert_serial": claims.kizuna_cert, "x5t#S256": claims.cnf.as_ref().map(|c| &c.x5t_s256),

@@ -4,7 +4,7 @@
 mod follow;
 
 use std::collections::HashMap;
-use std::sync::atomic::AtomicI64;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use axum::body::Bytes;
@@ -61,6 +61,8 @@ pub struct ResponderState {
     issuers: RwLock<Vec<Arc<Issuer>>>,
     cache: RwLock<HashMap<CacheKey, Arc<Prepared>>>,
     last_seq: AtomicI64,
+    /// When a request for an unknown issuer last made the responder reload its CAs.
+    last_issuer_reload: AtomicI64,
     /// Responses signed on demand and never cached (a nonce, several certificates, an
     /// unknown serial), per client address.
     live_signing: AddressBudget,
@@ -100,6 +102,7 @@ impl Responder {
             issuers: RwLock::new(Vec::new()),
             cache: RwLock::new(HashMap::new()),
             last_seq: AtomicI64::new(0),
+            last_issuer_reload: AtomicI64::new(0),
             live_signing: AddressBudget::new(config.live_signing_per_address_per_minute),
             config,
         }))
@@ -265,7 +268,7 @@ impl Responder {
         };
         let mut issuers = Vec::with_capacity(parsed.ids.len());
         for id in &parsed.ids {
-            match self.issuer_for(id) {
+            match self.issuer_or_reload(id).await {
                 Some(issuer) => issuers.push(issuer),
                 None => return (Bytes::from(codec::error(ErrorStatus::Unauthorized)), None),
             }
@@ -333,6 +336,30 @@ impl Responder {
                 (Bytes::from(codec::error(ErrorStatus::InternalError)), None)
             }
         }
+    }
+
+    /// The issuer of a CertID. An issuer this responder does not know may be a CA another
+    /// process created moments ago (a rollover from the command line), before the change
+    /// feed shows it: the CAs are reloaded, at most once a second whoever asks, so unknown
+    /// issuers cannot turn requests into database reads.
+    async fn issuer_or_reload(&self, id: &codec::CertId) -> Option<Arc<Issuer>> {
+        if let Some(issuer) = self.issuer_for(id) {
+            return Some(issuer);
+        }
+        let now = kizuna_core::time::now_unix();
+        let last = self.last_issuer_reload.load(Ordering::Relaxed);
+        if now <= last
+            || self
+                .last_issuer_reload
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return None;
+        }
+        if let Err(e) = self.load_issuers().await {
+            tracing::warn!(error = %e, "reloading OCSP issuers");
+        }
+        self.issuer_for(id)
     }
 
     /// Takes one live signature from the caller's budget (`tryLater` when spent, RFC 6960

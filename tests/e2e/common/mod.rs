@@ -392,6 +392,15 @@ impl Server {
         format!("{}{path}", self.base)
     }
 
+    /// The SPIFFE ID this server certifies for a device (trust domain: the public host).
+    pub fn device_uri(&self, org: &str, device: &str) -> String {
+        kizuna_ca::device_name::DeviceName {
+            org: org.into(),
+            device: device.into(),
+        }
+        .spiffe_id(&kizuna_ca::device_name::default_trust_domain(&self.public))
+    }
+
     pub fn stdout(&self) -> String {
         self.stdout.lock().unwrap().clone()
     }

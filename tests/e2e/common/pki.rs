@@ -61,16 +61,19 @@ pub fn csr(dir: &Path, name: &str, key: &str, subject: &str, addext: &[&str]) ->
     dir.join(format!("{name}.csr"))
 }
 
-/// pkilint checks URIs with a web-URL validator, so it reports every URN as
-/// `pkix.invalid_uri_syntax`. RFC 5280 §4.2.1.6 permits URNs (a scheme and a scheme-specific
-/// part; only URIs with an authority need a host), and the device profile's identity is
-/// `urn:kizuna:device:<org>:<device>`: that one finding, on that form, is not a defect.
-const KNOWN_URN_FINDING: &str =
-    "pkix.invalid_uri_syntax (ERROR): Invalid URI syntax: \"urn:kizuna:device:";
+/// pkilint (0.13, through `validators` 0.22) checks every URI against a fixed list of web
+/// schemes (ftp, git, http(s), rtsp, sftp, ssh, telnet), so it reports any other scheme as
+/// `pkix.invalid_uri_syntax`, whatever the URI. RFC 5280 §4.2.1.6 asks for RFC 3986 syntax
+/// and a host that is a domain name or address, which a SPIFFE ID
+/// (`spiffe://<trust domain>/org/<org>/device/<id>`) has. That one finding, on a SPIFFE ID
+/// only, is the linter's list and not a defect; see docs/ca.md.
+const KNOWN_SPIFFE_FINDING: &str =
+    "pkix.invalid_uri_syntax (ERROR): Invalid URI syntax: \"spiffe://";
 
 /// Runs a pkilint command (`lint_pkix_cert lint -s ERROR file`, …) in `dir` and asserts it
-/// found nothing at ERROR or FATAL but the known URN finding. pkilint exits non-zero when it
-/// reports a finding at or above the threshold, and when it cannot read the document.
+/// found nothing at ERROR or FATAL but the scheme finding on a SPIFFE ID. pkilint exits
+/// non-zero when it reports a finding at or above the threshold, and when it cannot read the
+/// document.
 pub fn pkilint_clean(dir: &Path, command: &str) {
     let out = sh(dir, command);
     let printed = text(&out);
@@ -80,7 +83,7 @@ pub fn pkilint_clean(dir: &Path, command: &str) {
         .collect();
     let unexpected: Vec<&&str> = findings
         .iter()
-        .filter(|l| !l.trim_start().starts_with(KNOWN_URN_FINDING))
+        .filter(|l| !l.trim_start().starts_with(KNOWN_SPIFFE_FINDING))
         .collect();
     assert!(unexpected.is_empty(), "{command}:\n{printed}");
     assert!(
