@@ -42,6 +42,11 @@ async fn answer(
     let caller = client_auth::authenticate(idp, headers, &params, certificate)
         .await?
         .client;
+    if crate::mtls::is_certificate_client(&caller) {
+        return Err(OAuthError::invalid_client(
+            "a certificate acting as a client of its own may not introspect tokens: register a client for the resource server",
+        ));
+    }
     if caller.is_public() {
         return Err(OAuthError::invalid_client(
             "public clients may not introspect tokens",

@@ -23,6 +23,19 @@ pub struct Bound {
     pub thumbprint: String,
     /// The serial, when this Kizuna issued the certificate: its revocation ends the tokens.
     pub serial: Option<Serial>,
+    /// When that certificate expires: the tokens never outlive it.
+    pub not_after: Option<i64>,
+}
+
+impl Bound {
+    /// Tokens bound to certificate `der`, and to its record when this Kizuna issued it.
+    fn to(der: &[u8], issued: Option<&Credential>) -> Bound {
+        Bound {
+            thumbprint: thumbprint(der),
+            serial: issued.map(|c| c.serial.clone()),
+            not_after: issued.map(|c| c.not_after),
+        }
+    }
 }
 
 /// The `x5t#S256` thumbprint of a DER certificate.
@@ -30,17 +43,25 @@ pub fn thumbprint(der: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(kizuna_core::secret::sha256(der))
 }
 
+/// The certificate's record when this Kizuna issued it.
+async fn issued_here(idp: &Idp, der: &[u8]) -> Result<Option<Credential>, String> {
+    idp.certificates.credential(der).await.map_err(|e| {
+        tracing::error!(error = %e, "reading a client certificate");
+        "the certificate could not be checked".to_string()
+    })
+}
+
 /// A certificate this Kizuna issued and that may authenticate now.
 async fn live_credential(idp: &Idp, der: &[u8]) -> Result<Credential, String> {
-    let credential = idp
-        .certificates
-        .credential(der)
-        .await
-        .map_err(|e| {
-            tracing::error!(error = %e, "reading a client certificate");
-            "the certificate could not be checked".to_string()
-        })?
+    let credential = issued_here(idp, der)
+        .await?
         .ok_or("the certificate was not issued by this Kizuna")?;
+    check_live(credential)
+}
+
+/// The credential, if it may authenticate now: valid, within its validity, and its device
+/// (if any) active.
+fn check_live(credential: Credential) -> Result<Credential, String> {
     if !credential.is_live(kizuna_core::time::now_unix()) {
         return Err(format!(
             "the certificate is {} or outside its validity",
@@ -76,10 +97,7 @@ pub async fn verify_registered(idp: &Idp, client: &Client, der: &[u8]) -> Result
             if !names {
                 return Err("the certificate does not name the registered subject".into());
             }
-            Ok(Bound {
-                thumbprint: thumbprint(der),
-                serial: Some(credential.serial),
-            })
+            Ok(Bound::to(der, Some(&credential)))
         }
         AuthMethod::SelfSignedTlsClientAuth => {
             let spki = Certificate::from_der(der)
@@ -102,15 +120,15 @@ pub async fn verify_registered(idp: &Idp, client: &Client, der: &[u8]) -> Result
             if !registered {
                 return Err("the certificate's key is not in the client's JWK Set".into());
             }
-            Ok(Bound {
-                thumbprint: thumbprint(der),
-                serial: None,
-            })
+            Ok(Bound::to(der, None))
         }
-        _ => Ok(Bound {
-            thumbprint: thumbprint(der),
-            serial: live_credential(idp, der).await.ok().map(|c| c.serial),
-        }),
+        // A secret or key proved the client; the certificate only binds its tokens. One this
+        // Kizuna issued must be live, and binds them by serial too, so its revocation ends
+        // them; any other binds by thumbprint alone.
+        _ => match issued_here(idp, der).await? {
+            Some(credential) => Ok(Bound::to(der, Some(&check_live(credential)?))),
+            None => Ok(Bound::to(der, None)),
+        },
     }
 }
 
@@ -171,13 +189,14 @@ pub async fn certificate_client(
         version: 0,
         secret_hash: None,
     };
-    Ok((
-        client,
-        Bound {
-            thumbprint: thumbprint(der),
-            serial: Some(credential.serial),
-        },
-    ))
+    let bound = Bound::to(der, Some(&credential));
+    Ok((client, bound))
+}
+
+/// A certificate acting as a client of its own (no registration): it may get tokens for
+/// itself, and nothing else a registered client may do (introspection).
+pub fn is_certificate_client(client: &Client) -> bool {
+    client.auth_method == AuthMethod::TlsClientAuth && client.tls_client_auth.is_none()
 }
 
 /// A certificate client's kind of identity, for telling its tokens from a registered

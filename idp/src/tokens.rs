@@ -99,7 +99,13 @@ pub async fn access_token(
         iss: idp.issuer().to_string(),
         sub: sub.to_string(),
         aud: idp.issuer().to_string(),
-        exp: now + idp.config.access_token_ttl_secs,
+        exp: auth
+            .bound
+            .as_ref()
+            .and_then(|b| b.not_after)
+            .map_or(now + idp.config.access_token_ttl_secs, |end| {
+                end.min(now + idp.config.access_token_ttl_secs)
+            }),
         iat: now,
         jti: secret::new_id(),
         client_id: client.client_id.clone(),
@@ -176,7 +182,7 @@ pub async fn issue_for_person(
     Ok(TokenResponse {
         access_token,
         token_type: "Bearer",
-        expires_in: idp.config.access_token_ttl_secs,
+        expires_in: access.exp - access.iat,
         refresh_token,
         id_token,
         scope: auth.scope.join(" "),

@@ -404,6 +404,73 @@ async fn a_device_gets_a_bound_token_with_its_certificate_and_retiring_it_ends_b
             &["grant_type=client_credentials"],
         );
         assert_eq!(status, 200);
+        // A certificate acting as a client of its own is no resource server: it may not read
+        // other tokens through introspection.
+        let (other_token_status, other_token) = curl_form(
+            &i,
+            &token_url,
+            Some(&other),
+            &["grant_type=client_credentials"],
+        );
+        assert_eq!(other_token_status, 200, "{other_token}");
+        let other_token = other_token["access_token"].as_str().unwrap().to_string();
+        let (status, answer) = curl_form(
+            &i,
+            &format!("{}/introspect", i.server.public),
+            Some(&other),
+            &[&format!("token={other_token}")],
+        );
+        assert_eq!(
+            (status, answer["error"].as_str()),
+            (401, Some("invalid_client")),
+            "{answer}"
+        );
+
+        // A bound token never outlives its certificate: one issued a minute before the
+        // certificate expires expires with it, and is inactive once it has.
+        let not_after = Command::new("openssl")
+            .args(["x509", "-noout", "-enddate", "-in"])
+            .arg(other.join("device.pem"))
+            .output()
+            .unwrap();
+        let not_after = String::from_utf8_lossy(&not_after.stdout)
+            .trim()
+            .trim_start_matches("notAfter=")
+            .to_string();
+        let not_after = Command::new("date")
+            .args(["-u", "-d", &not_after, "+%s"])
+            .output()
+            .unwrap();
+        let not_after: i64 = String::from_utf8_lossy(&not_after.stdout)
+            .trim()
+            .parse()
+            .unwrap();
+        let now = i.k.clock().now_unix();
+        i.k.clock().advance(not_after - now - 60);
+        let (status, answer) = curl_form(
+            &i,
+            &token_url,
+            Some(&other),
+            &["grant_type=client_credentials"],
+        );
+        assert_eq!(status, 200, "{answer}");
+        let last = answer["access_token"].as_str().unwrap().to_string();
+        assert!(
+            claims(&last)["exp"].as_i64().unwrap() <= not_after,
+            "exp {} is after the certificate's notAfter {not_after}",
+            claims(&last)["exp"]
+        );
+        assert!(answer["expires_in"].as_i64().unwrap() <= 60, "{answer}");
+        assert_eq!(
+            introspect(&i.server, &rs, &http, &last).await["active"],
+            true
+        );
+        i.k.clock().advance(61);
+        assert_eq!(
+            introspect(&i.server, &rs, &http, &last).await["active"],
+            false
+        );
+
         // The issuance named the certificate in the audit log, and the revocation what ended.
         let audit = i.k.ok(&["audit", "export"]);
         assert!(
@@ -518,6 +585,75 @@ async fn registered_clients_authenticate_with_tls_client_auth_or_a_self_signed_c
         // And no certificate at all (the plain listener has none to give).
         let (status, _) = curl_form(&i, &i.server.url("/token"), None, &form);
         assert_eq!(status, 401);
+
+        // A client with a secret whose tokens are bound to its certificate: a certificate of
+        // Kizuna's binds them by serial too, so its revocation ends them, and a revoked one
+        // gets nothing.
+        let secret_bound = i.k.json(&[
+            "client",
+            "create",
+            "--name",
+            "Lights reporter",
+            "--grant-type",
+            "client_credentials",
+            "--auth-method",
+            "client_secret_post",
+            "--certificate-bound",
+            "--scope",
+            "lights:read",
+            "--json",
+        ]);
+        let secret_form = [
+            "grant_type=client_credentials".to_string(),
+            format!("client_id={}", secret_bound["client_id"].as_str().unwrap()),
+            format!(
+                "client_secret={}",
+                secret_bound["client_secret"].as_str().unwrap()
+            ),
+        ];
+        let secret_form: Vec<&str> = secret_form.iter().map(String::as_str).collect();
+        let (status, answer) = curl_with(
+            &i,
+            &token_url,
+            &dir.join("other.pem"),
+            &dir.join("other.key"),
+            &secret_form,
+        );
+        assert_eq!(status, 200, "{answer}");
+        let reporter = claims(answer["access_token"].as_str().unwrap());
+        assert_eq!(
+            reporter["cnf"]["x5t#S256"],
+            thumbprint(&dir.join("other.pem"))
+        );
+        let other_serial = Command::new("openssl")
+            .args(["x509", "-noout", "-serial", "-in"])
+            .arg(dir.join("other.pem"))
+            .output()
+            .unwrap();
+        let other_serial = String::from_utf8_lossy(&other_serial.stdout)
+            .trim()
+            .trim_start_matches("serial=")
+            .to_ascii_lowercase();
+        assert_eq!(
+            reporter["kizuna_cert"]
+                .as_str()
+                .map(|s| s.trim_start_matches('0')),
+            Some(other_serial.trim_start_matches('0')),
+            "{reporter}"
+        );
+        i.k.ok(&["cert", "revoke", &other_serial, "--reason", "keyCompromise"]);
+        let (status, answer) = curl_with(
+            &i,
+            &token_url,
+            &dir.join("other.pem"),
+            &dir.join("other.key"),
+            &secret_form,
+        );
+        assert_eq!(
+            (status, answer["error"].as_str()),
+            (401, Some("invalid_client")),
+            "a revoked certificate binds nothing: {answer}"
+        );
 
         // A self-signed certificate whose key the client registered (RFC 8705 §2.2).
         let key = rcgen::KeyPair::generate().unwrap();

@@ -53,7 +53,7 @@ pub async fn issue(
     Ok(TokenResponse {
         access_token,
         token_type: "Bearer",
-        expires_in: idp.config.access_token_ttl_secs,
+        expires_in: claims.exp - claims.iat,
         refresh_token: None,
         id_token: None,
         scope: claims.scope,
