@@ -467,3 +467,36 @@ impl OrgRequest {
         })
     }
 }
+
+/// A rule letting an organization's certificates of a profile (and, for devices, a model) act
+/// as OAuth clients of their own (RFC 8705); no scopes removes it.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientScopesRequest {
+    #[serde(default = "device_profile")]
+    pub profile: String,
+    #[serde(default)]
+    pub model: String,
+    #[serde(default)]
+    pub scopes: Vec<String>,
+}
+
+impl ClientScopesRequest {
+    /// From the console's form: scopes separated by spaces or commas.
+    pub fn from_form(profile: &str, model: &str, scopes: &str) -> ClientScopesRequest {
+        ClientScopesRequest {
+            profile: if profile.trim().is_empty() {
+                device_profile()
+            } else {
+                profile.trim().to_string()
+            },
+            model: model.trim().to_string(),
+            scopes: scopes
+                .split([' ', ','])
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect(),
+        }
+    }
+}

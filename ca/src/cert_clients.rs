@@ -10,7 +10,7 @@ use kizuna_core::access::is_management_scope;
 use kizuna_core::audit::{self, Actor, AuditEvent};
 use kizuna_core::db::Db;
 
-use crate::CaError;
+use crate::{Ca, CaError};
 
 /// One rule: certificates of `org_id` issued under `profile` (and, when `model` is not
 /// empty, for devices of that model) may get `scopes`.
@@ -67,16 +67,31 @@ pub async fn list(db: &Db, org_id: &str) -> Result<Vec<ClientScopes>, sqlx::Erro
         .collect())
 }
 
-/// Sets (or, with no scopes, removes) the rule for `profile` and `model` in `org_id`;
-/// audited as `cert_client.scopes`.
+/// Sets (or, with no scopes, removes) the rule for `profile` (one of the CA's profiles) and
+/// `model` in `org_id`; audited as `cert_client.scopes`. The CLI, the admin API and the
+/// console all set rules here.
 pub async fn set(
-    db: &Db,
+    ca: &Ca,
     actor: Actor,
     org_id: &str,
     profile: &str,
     model: &str,
     scopes: &[String],
 ) -> Result<(), CaError> {
+    if ca.profiles.get(profile).is_none() {
+        return Err(CaError::Invalid(format!(
+            "no certificate profile {profile:?}"
+        )));
+    }
+    if model.len() > 128 || model.chars().any(char::is_control) {
+        return Err(CaError::Invalid(
+            "a model is at most 128 characters, without control characters".into(),
+        ));
+    }
+    if scopes.len() > 64 {
+        return Err(CaError::Invalid("at most 64 scopes per rule".into()));
+    }
+    let db = &ca.core.db;
     if let Some(bad) = scopes
         .iter()
         .find(|s| s.is_empty() || s.len() > 128 || s.contains(char::is_whitespace))

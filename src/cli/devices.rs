@@ -396,10 +396,7 @@ async fn run_device(cmd: DeviceCommand, ca: &Ca) -> Result<ExitCode> {
         } => {
             let org = org_id(ca, &org).await?;
             if !list {
-                if ca.profiles.get(&profile).is_none() {
-                    bail!("no profile {profile:?}");
-                }
-                cert_clients::set(db, Actor::cli(), &org, &profile, &model, &scopes).await?;
+                cert_clients::set(ca, Actor::cli(), &org, &profile, &model, &scopes).await?;
             }
             let rules = cert_clients::list(db, &org).await?;
             if json {

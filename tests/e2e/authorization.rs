@@ -688,6 +688,9 @@ impl Fixture {
             ("patch", "/upstreams/{id}") => json!({"version": 1, "name": "Evil"}),
             ("post", "/orgs") => json!({"name": "Rogue"}),
             ("patch", "/orgs/{id}") => json!({"name": "Evil", "version": 1}),
+            ("put", "/orgs/{id}/client-scopes") => {
+                json!({"profile": "device", "scopes": ["city:everything"]})
+            }
             // Changes that take no body.
             ("post", r)
                 if [

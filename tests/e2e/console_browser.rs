@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 
 use crate::common::pki::{download_ca_certificates, sh};
 use crate::common::{
-    Browser, Kizuna, Server, chromium, free_port, hidden_field, node_peers, root_pem, service_token,
+    Browser, Kizuna, Landing, Server, chromium, free_port, hidden_field, node_peers, root_pem,
+    service_token,
 };
 
 const ARTIFACTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/target/test-artifacts/console");
@@ -194,6 +195,33 @@ async fn the_console_needs_a_sign_in_and_sends_strict_security_headers() {
         "Japanese by Accept-Language"
     );
     assert!(!html.contains("<script"), "no script at all");
+}
+
+#[tokio::test]
+async fn admin_with_a_trailing_slash_reaches_the_console_like_admin() {
+    let (k, server, signed_in) = console().await;
+    let anonymous = Browser::for_server(&k, &server);
+    // One canonical URL: a permanent redirect that keeps the method and the query.
+    let response = anonymous
+        .http
+        .get(format!("{}/admin/?lang=en", anonymous.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 308);
+    assert_eq!(response.headers()["location"], "/admin?lang=en");
+    for path in ["/admin", "/admin/"] {
+        let url = format!("{}{path}", anonymous.base);
+        match anonymous.walk(&url, None, true).await {
+            Landing::Page(200, html) if html.contains("name=\"password\"") => {}
+            other => panic!("{path} signed out did not end at the sign-in page: {other:?}"),
+        }
+        let url = format!("{}{path}", signed_in.base);
+        match signed_in.walk(&url, None, true).await {
+            Landing::Page(200, html) if html.contains("id=\"counts\"") => {}
+            other => panic!("{path} signed in did not reach the dashboard: {other:?}"),
+        }
+    }
 }
 
 #[tokio::test]
@@ -429,6 +457,112 @@ async fn an_org_admin_cannot_reach_another_organizations_device_by_url() {
     assert!(list.contains("lamp-1") && !list.contains("pump-1"));
     let (status, _) = browser.page("/admin/audit").await;
     assert_eq!(status, 403, "an org-admin does not read the audit log");
+}
+
+#[tokio::test]
+async fn an_org_admin_lets_its_devices_act_as_clients_from_the_org_page_and_the_api() {
+    let (k, server, _admin) = console().await;
+    let a = k.json(&["org", "create", "--name", "Streetlights", "--json"])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let b = k.json(&["org", "create", "--name", "Waterworks", "--json"])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let browser = org_admin_console(&k, &server, &a).await;
+    let page = format!("/admin/orgs/{a}");
+    let (status, html) = browser.page(&page).await;
+    assert_eq!(status, 200);
+    assert!(html.contains("id=\"certificate-clients\""), "{html}");
+    let saved = browser
+        .post_action(
+            &page,
+            "client-scopes",
+            vec![
+                ("profile", "device"),
+                ("model", "LED-9"),
+                ("scopes", "lights:dim lights:read"),
+            ],
+        )
+        .await;
+    assert_eq!(saved.status(), 303, "{}", saved.text().await.unwrap());
+    let (_, html) = browser.page(&page).await;
+    assert!(html.contains("LED-9") && html.contains("lights:dim lights:read"));
+    // A management scope is refused with why, and nothing is stored.
+    let refused = browser
+        .post_action(
+            &page,
+            "client-scopes",
+            vec![("profile", "device"), ("scopes", "kizuna:admin")],
+        )
+        .await;
+    assert_eq!(refused.status(), 422);
+    assert!(refused.text().await.unwrap().contains("management scope"));
+    // Another organization's page gives no form and takes no rule.
+    let other = browser
+        .post(
+            &page,
+            &format!("/admin/orgs/{b}/client-scopes"),
+            &[("profile", "device"), ("scopes", "water:open")],
+        )
+        .await;
+    assert_eq!(other.status(), 404);
+
+    // The admin API reads and changes the same rules; an empty list removes one.
+    let org_admin =
+        crate::common::service_token(&k, &server.base, "kizuna:role:org-admin", Some(&a)).await;
+    let api = |method: reqwest::Method, body: Option<serde_json::Value>| {
+        let mut request = reqwest::Client::new()
+            .request(
+                method,
+                server.url(&format!("/admin/api/v1/orgs/{a}/client-scopes")),
+            )
+            .bearer_auth(&org_admin);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            (status, response.json::<serde_json::Value>().await.unwrap())
+        }
+    };
+    let (status, rules) = api(reqwest::Method::GET, None).await;
+    assert_eq!(status, 200, "{rules}");
+    assert_eq!(rules[0]["model"], "LED-9");
+    assert_eq!(
+        rules[0]["scopes"],
+        serde_json::json!(["lights:dim", "lights:read"])
+    );
+    let (status, answer) = api(
+        reqwest::Method::PUT,
+        Some(serde_json::json!({"profile": "no-such-profile", "scopes": ["x"]})),
+    )
+    .await;
+    assert_eq!(status, 422, "{answer}");
+    assert_eq!(answer["error"], "invalid_request");
+    assert!(
+        answer["detail"]
+            .as_str()
+            .unwrap()
+            .contains("no-such-profile")
+    );
+    let (status, rules) = api(
+        reqwest::Method::PUT,
+        Some(serde_json::json!({"profile": "device", "model": "LED-9", "scopes": []})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(rules, serde_json::json!([]));
+    assert!(
+        k.ok(&["audit", "export"])
+            .lines()
+            .filter(|l| l.contains("\"cert_client.scopes\""))
+            .count()
+            == 2,
+        "each change is audited; the refused ones are not changes"
+    );
 }
 
 /// A console page fetched (or, with `form`, posted) asking for Japanese.

@@ -147,6 +147,10 @@ pub fn router(console: Console) -> Router {
         )
         .route("/admin/api/v1/orgs/{id}/disable", post(orgs::disable))
         .route("/admin/api/v1/orgs/{id}/enable", post(orgs::enable))
+        .route(
+            "/admin/api/v1/orgs/{id}/client-scopes",
+            get(orgs::client_scopes).put(orgs::set_client_scopes),
+        )
         .with_state(console)
         .layer(middleware::from_fn(language))
 }

@@ -8,7 +8,7 @@ use axum::http::HeaderMap;
 use super::{ApiResult, body, created, ok, who};
 use crate::Console;
 use crate::error::ConsoleError;
-use crate::forms::OrgRequest;
+use crate::forms::{ClientScopesRequest, OrgRequest};
 use crate::messages::Msg;
 use crate::ops;
 
@@ -62,4 +62,22 @@ pub(super) async fn enable(
     Path(id): Path<String>,
 ) -> ApiResult {
     ok(ops::set_org_status(&c, &who(&c, &h).await?, &id, true).await?)
+}
+
+pub(super) async fn client_scopes(
+    State(c): State<Console>,
+    h: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult {
+    ok(ops::client_scopes(&c, &who(&c, &h).await?, &id).await?)
+}
+
+pub(super) async fn set_client_scopes(
+    State(c): State<Console>,
+    h: HeaderMap,
+    Path(id): Path<String>,
+    b: Result<Json<ClientScopesRequest>, JsonRejection>,
+) -> ApiResult {
+    let who = who(&c, &h).await?;
+    ok(ops::set_client_scopes(&c, &who, &id, body(b)?).await?)
 }

@@ -517,4 +517,22 @@ pub(super) const OPS: &[Op] = &[
         body: None,
         query: &[],
     },
+    Op {
+        method: "get",
+        path: "/orgs/{id}/client-scopes",
+        id: "listCertificateClientScopes",
+        summary: "The scopes the organization's certificates may get as OAuth clients of their own (RFC 8705), by profile and model",
+        roles: "city-admin, org-admin, auditor (own organization)",
+        body: None,
+        query: &[],
+    },
+    Op {
+        method: "put",
+        path: "/orgs/{id}/client-scopes",
+        id: "setCertificateClientScopes",
+        summary: "Set (no scopes: remove) the rule for one profile and model; management scopes (kizuna:*) are refused",
+        roles: "city-admin, org-admin (own organization)",
+        body: Some("CertificateClientScopes"),
+        query: &[],
+    },
 ];

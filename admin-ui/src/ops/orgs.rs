@@ -1,10 +1,12 @@
 //! Organizations: list, look up, add, edit, disable and enable.
 
+use kizuna_ca::cert_clients::{self, ClientScopes};
 use kizuna_core::orgs::{self, NewOrganization, Organization};
 
 use super::require_in;
 use crate::Console;
 use crate::error::ConsoleError;
+use crate::forms::ClientScopesRequest;
 use crate::messages::Msg;
 use kizuna_core::access::{Action, Caller};
 
@@ -55,4 +57,47 @@ pub async fn set_org_status(
     require_in(who, Action::ManageOrgs, None, Msg::NoOrgs)?;
     let found = org(c, who, id).await?;
     Ok(orgs::set_status(&c.idp.core.db, who.actor.clone(), &found.id, active).await?)
+}
+
+/// The rules letting the organization's certificates act as OAuth clients of their own.
+pub async fn client_scopes(
+    c: &Console,
+    who: &Caller,
+    id: &str,
+) -> Result<Vec<ClientScopes>, ConsoleError> {
+    let found = org(c, who, id).await?;
+    require_in(
+        who,
+        Action::ViewClients,
+        Some(&found.id),
+        Msg::NoOrg { id: id.into() },
+    )?;
+    Ok(cert_clients::list(&c.idp.core.db, &found.id).await?)
+}
+
+/// Sets (or, with no scopes, removes) one rule; an organization's administrators may, for
+/// their own organization, as they may register its clients. Management scopes are refused.
+pub async fn set_client_scopes(
+    c: &Console,
+    who: &Caller,
+    id: &str,
+    rule: ClientScopesRequest,
+) -> Result<Vec<ClientScopes>, ConsoleError> {
+    let found = org(c, who, id).await?;
+    require_in(
+        who,
+        Action::ManageClients,
+        Some(&found.id),
+        Msg::NoOrg { id: id.into() },
+    )?;
+    cert_clients::set(
+        &c.ca,
+        who.actor.clone(),
+        &found.id,
+        &rule.profile,
+        &rule.model,
+        &rule.scopes,
+    )
+    .await?;
+    Ok(cert_clients::list(&c.idp.core.db, &found.id).await?)
 }

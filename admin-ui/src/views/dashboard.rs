@@ -1,8 +1,8 @@
 //! The dashboard page: counts, what waits for approval, recent security events.
 
-use axum::extract::State;
+use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
-use axum::response::Response;
+use axum::response::{Redirect, Response};
 
 use super::audit::audit_table;
 use super::widgets::{cell, link, section, table};
@@ -10,6 +10,15 @@ use super::{t, view};
 use crate::Console;
 use crate::ops;
 use kizuna_core::access::Action;
+
+/// `/admin/` is the console too. It answers a permanent redirect (308) to `/admin`, query
+/// kept, so the console has one canonical URL (bookmarks, `next=` after sign-in).
+pub(super) async fn to_canonical(RawQuery(query): RawQuery) -> Redirect {
+    match query {
+        Some(query) => Redirect::permanent(&format!("/admin?{query}")),
+        None => Redirect::permanent("/admin"),
+    }
+}
 
 pub(super) async fn show(State(c): State<Console>, headers: HeaderMap) -> Response {
     page_for!(c, headers, "/admin", |who| {

@@ -70,6 +70,7 @@ mod widgets;
 pub fn router(console: Console) -> Router {
     Router::new()
         .route("/admin", get(dashboard::show))
+        .route("/admin/", get(dashboard::to_canonical))
         .route("/admin/login", get(signin::login))
         .route("/admin/callback", get(signin::callback))
         .route("/admin/logout", post(signin::logout))
@@ -112,6 +113,7 @@ pub fn router(console: Console) -> Router {
         .route("/admin/upstreams/{id}/{action}", post(upstreams::action))
         .route("/admin/orgs", get(orgs::list).post(orgs::create))
         .route("/admin/orgs/{id}", get(orgs::show).post(orgs::edit))
+        .route("/admin/orgs/{id}/client-scopes", post(orgs::client_scopes))
         .route("/admin/orgs/{id}/{action}", post(orgs::action))
         .route("/admin/reviews", get(reviews::list))
         .route("/admin/reviews/disable", post(reviews::disable))

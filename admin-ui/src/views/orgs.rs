@@ -10,11 +10,12 @@ use kizuna_core::orgs::{OrgKind, Organization};
 
 use super::widgets::{
     Section, cell, danger, hidden, link, post_form, required, section, select, table, text_field,
+    time,
 };
 use super::{Posted, View, done, notice_for, t, view};
 use crate::Console;
 use crate::error::{ConsoleError, Stale};
-use crate::forms::OrgRequest;
+use crate::forms::{ClientScopesRequest, OrgRequest};
 use crate::messages::{Message, Msg};
 use crate::ops;
 use kizuna_core::access::{Action, Caller};
@@ -130,6 +131,92 @@ async fn org_partners(c: &Console, who: &Caller, org_id: &str) -> Result<Section
     Ok(s)
 }
 
+/// The rules letting the organization's certificates act as OAuth clients of their own
+/// (RFC 8705), and, for those who may set them, the form.
+async fn certificate_clients(
+    c: &Console,
+    who: &Caller,
+    org_id: &str,
+) -> Result<Section, ConsoleError> {
+    let mut s = section(t(
+        "証明書によるクライアント（RFC 8705）",
+        "Certificates as clients (RFC 8705)",
+    ));
+    s.id = "certificate-clients".into();
+    s.text = t(
+        "この組織の証明書（機器など）が、クライアント登録なしに相互TLSのトークンエンドポイントで得られるスコープです。管理用スコープ（kizuna:*）は指定できません。",
+        "The scopes this organization's certificates (devices and the like) may get at the mutual-TLS token endpoint, with no client registration. Management scopes (kizuna:*) cannot be given.",
+    );
+    let rows = ops::client_scopes(c, who, org_id)
+        .await?
+        .into_iter()
+        .map(|r| {
+            vec![
+                cell(r.profile),
+                cell(if r.model.is_empty() {
+                    t("すべての型式", "every model")
+                } else {
+                    r.model
+                }),
+                cell(r.scopes.join(" ")),
+                cell(time(r.updated_at)),
+            ]
+        })
+        .collect();
+    s.table = Some(table(
+        &[
+            ("プロファイル", "Profile"),
+            ("型式", "Model"),
+            ("スコープ", "Scopes"),
+            ("更新", "Updated"),
+        ],
+        rows,
+    ));
+    if who.may_in(Action::ManageClients, Some(org_id)) {
+        s.forms.push(post_form(
+            "client-scopes",
+            format!("/admin/orgs/{org_id}/client-scopes"),
+            vec![
+                required(text_field(
+                    "profile",
+                    t("プロファイル", "Profile"),
+                    "device",
+                )),
+                text_field(
+                    "model",
+                    t("型式（空欄はすべての型式）", "Model (empty: every model)"),
+                    "",
+                ),
+                text_field(
+                    "scopes",
+                    t(
+                        "スコープ（空白区切り。空欄で規則を削除）",
+                        "Scopes (separated by spaces; empty removes the rule)",
+                    ),
+                    "",
+                ),
+            ],
+            t("規則を保存", "Save the rule"),
+        ));
+    }
+    Ok(s)
+}
+
+/// Sets one rule from the organization page's form.
+pub(super) async fn client_scopes(
+    State(c): State<Console>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    post_for!(c, headers, body, |p| {
+        let rule =
+            ClientScopesRequest::from_form(&p.get("profile"), &p.get("model"), &p.get("scopes"));
+        ops::set_client_scopes(&c, &p.who, &id, rule).await?;
+        done(&format!("/admin/orgs/{id}"), "saved")
+    })
+}
+
 fn org_view(
     who: &Caller,
     o: &Organization,
@@ -208,6 +295,9 @@ pub(super) async fn show(
         let o = ops::org(&c, &who, &id).await?;
         let mut v = org_view(&who, &o, notice_for(&raw), None);
         v.sections.push(org_partners(&c, &who, &o.id).await?);
+        if who.may_in(Action::ViewClients, Some(&o.id)) {
+            v.sections.push(certificate_clients(&c, &who, &o.id).await?);
+        }
         Ok(v)
     })
 }
