@@ -1,6 +1,6 @@
-//! Configuration: defaults, then `kizuna.toml`, then `KIZUNA_…` environment variables, then
-//! command-line flags. Unknown keys and bad values stop start-up with a message naming the
-//! key. Every key is documented in `docs/configuration.md`.
+//! Configuration: defaults, then `kizuna.toml`, then `KIZUNA_…` environment variables (a
+//! list also as `a,b`), then command-line flags. Unknown keys and bad values stop start-up
+//! with a message naming the key. Every key is documented in `docs/configuration.md`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -11,6 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use kizuna_core::custody::KekSource;
 use kizuna_core::db::{DbOptions, redact_url};
+
+mod env_lists;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -227,11 +229,10 @@ impl Config {
         if let Some(path) = config_path(overrides)? {
             figment = figment.merge(Toml::file_exact(path));
         }
-        figment = figment.merge(
-            Env::prefixed("KIZUNA_")
-                .split("__")
-                .filter(|key| !ignored_env_key(key.as_str())),
-        );
+        let env = Env::prefixed("KIZUNA_")
+            .split("__")
+            .filter(|key| !ignored_env_key(key.as_str()));
+        figment = figment.merge(env.clone());
         for (var, key) in TEXT_VARIABLES {
             if let Ok(value) = std::env::var(var) {
                 figment = figment.merge(Serialized::default(key, value));
@@ -252,8 +253,15 @@ impl Config {
         if let Some(listen) = &overrides.listen {
             figment = figment.merge(Serialized::default("listen", listen));
         }
-        let config: Config = figment.extract().map_err(|e| {
-            ConfigError::Invalid(e.into_iter().map(describe).collect::<Vec<_>>().join("; "))
+        // A list-typed key also takes a comma-separated value from the environment.
+        let raw = |key: &str| env.iter().find(|(k, _)| k == key).map(|(_, value)| value);
+        let config: Config = env_lists::extract(figment, raw).map_err(|e| {
+            ConfigError::Invalid(
+                (*e).into_iter()
+                    .map(describe)
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            )
         })?;
         config.validate()?;
         Ok(config)

@@ -71,6 +71,53 @@ fn config_show_prints_the_effective_configuration_with_secrets_redacted() {
 }
 
 #[test]
+fn a_list_key_takes_a_comma_separated_environment_value() {
+    let k = Kizuna::sqlite()
+        .env("KIZUNA_ASSURANCE__JPKI_OIDC__UPSTREAMS", "jpki,jpki2")
+        .env("KIZUNA_TLS__TRUSTED_PROXIES", "10.0.0.1, 10.1.0.0/16,")
+        .env("KIZUNA_LOG_LEVEL", "info,kizuna=debug");
+    let json: serde_json::Value =
+        serde_json::from_str(&k.ok(&["config", "show", "--json"])).unwrap();
+    assert_eq!(
+        json["assurance"]["jpki_oidc"]["upstreams"],
+        serde_json::json!(["jpki", "jpki2"])
+    );
+    assert_eq!(
+        json["tls"]["trusted_proxies"],
+        serde_json::json!(["10.0.0.1", "10.1.0.0/16"]),
+        "items trimmed, the empty one dropped"
+    );
+    assert_eq!(
+        json["log_level"], "info,kizuna=debug",
+        "a key that is not a list keeps its commas"
+    );
+    let shown = k.ok(&["config", "show"]);
+    assert!(
+        shown.contains("\"jpki2\"") && shown.contains("\"10.1.0.0/16\""),
+        "{shown}"
+    );
+
+    // The array form keeps working.
+    let array = Kizuna::sqlite().env("KIZUNA_TLS__TRUSTED_PROXIES", r#"["10.0.0.1", "10.0.0.2"]"#);
+    let json: serde_json::Value =
+        serde_json::from_str(&array.ok(&["config", "show", "--json"])).unwrap();
+    assert_eq!(
+        json["tls"]["trusted_proxies"],
+        serde_json::json!(["10.0.0.1", "10.0.0.2"])
+    );
+
+    // Each item is checked like a list written in the file.
+    let bad = Kizuna::sqlite().env("KIZUNA_TLS__TRUSTED_PROXIES", "10.0.0.1,proxy.example");
+    let out = bad.run(&["config", "show"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains("tls.trusted_proxies") && err.contains("proxy.example"),
+        "{err}"
+    );
+}
+
+#[test]
 fn an_unknown_key_stops_start_up_and_names_it() {
     let k = Kizuna::sqlite();
     std::fs::write(
