@@ -12,6 +12,7 @@ use kizuna_core::orgs::{OrgError, Organization};
 use kizuna_core::web::Lang;
 use kizuna_idp::assurance::AssuranceError;
 use kizuna_idp::clients::{Client, ClientError};
+use kizuna_idp::consent::ConsentError;
 use kizuna_idp::federation::{FederationError, Upstream};
 use kizuna_idp::mfa::MfaError;
 use kizuna_idp::quota::QuotaError;
@@ -207,6 +208,18 @@ impl From<AssuranceError> for ConsoleError {
             AssuranceError::Storage(e) => e.into(),
             e if e.is_internal() => ConsoleError::Internal(e.to_string()),
             other => ConsoleError::Invalid(Msg::ProofingInvalid.with_detail(other.to_string())),
+        }
+    }
+}
+
+impl From<ConsentError> for ConsoleError {
+    fn from(e: ConsentError) -> Self {
+        match e {
+            ConsentError::Invalid(m) => {
+                ConsoleError::Invalid(Msg::ConsentTermsInvalid.with_detail(m))
+            }
+            ConsentError::NotFound => ConsoleError::NotFound(Msg::NotFound.into()),
+            ConsentError::Storage(e) => e.into(),
         }
     }
 }

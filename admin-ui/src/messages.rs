@@ -175,6 +175,7 @@ catalogue! {
     IdentityBound => "この本人情報は、すでに別のアカウントに結び付けられています。", "This identity is already bound to another account.";
     ProofingInvalid => "本人確認の内容が正しくありません。", "The identity check is not valid.";
     QuotaInvalid => "リクエスト上限の値が正しくありません。", "The request quota is not valid.";
+    ConsentTermsInvalid => "同意の条件（利用目的・期限・任意項目）が正しくありません。", "The consent terms (purpose, lifetime, optional claims) are not valid.";
     OrgNameTaken => "同じ名前の組織がすでにあります。", "An organization with this name already exists.";
     OrgInvalid => "組織の入力内容が正しくありません。", "The organization details are not valid.";
     UsernameTaken => "このユーザー名またはメールアドレスのアカウントはすでにあります。", "An account with this username or email address already exists.";

@@ -34,7 +34,8 @@ pub fn spawn_background(idp: Idp) -> tokio::task::JoinHandle<()> {
 }
 
 /// Deletes rows that can no longer matter, on one replica at a time: each store purges its
-/// expired rows, then federated sessions whose session is gone are forgotten.
+/// expired rows, then federated sessions whose session is gone are forgotten, and releases
+/// older than `oidc.release_retention_days` leave the release history.
 async fn sweep(idp: &Idp) {
     let Ok(Some(lock)) = idp.core.db.try_job_lock("oidc-sweep").await else {
         return;
@@ -53,5 +54,6 @@ async fn sweep(idp: &Idp) {
         tracing::warn!(error = %e, "sweeping expired rows");
     }
     store::mail::purge(db, now).await;
+    store::releases::purge(db, now, idp.config.release_retention_days).await;
     let _ = lock.release().await;
 }

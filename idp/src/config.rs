@@ -28,6 +28,11 @@ pub struct OidcConfig {
     pub upstream_timeout_secs: i64,
     /// Clock skew allowed on an upstream's `exp` and `iat`.
     pub upstream_clock_skew_secs: i64,
+    /// The longest a resident's consent to a service lasts; a client may set a shorter
+    /// lifetime and the resident may end it sooner.
+    pub consent_max_lifetime_days: i64,
+    /// How long a release of a person's data stays in their history (and its export).
+    pub release_retention_days: i64,
 }
 
 impl Default for OidcConfig {
@@ -49,6 +54,8 @@ impl Default for OidcConfig {
             login_ip_window_secs: 300,
             upstream_timeout_secs: 5,
             upstream_clock_skew_secs: 60,
+            consent_max_lifetime_days: 365,
+            release_retention_days: 3 * 365,
         }
     }
 }
@@ -56,7 +63,7 @@ impl Default for OidcConfig {
 impl OidcConfig {
     /// Checks ranges; returns the offending key and why.
     pub fn validate(&self) -> Result<(), (&'static str, String)> {
-        let checks: [(&'static str, i64, i64, i64); 16] = [
+        let checks: [(&'static str, i64, i64, i64); 17] = [
             ("oidc.id_token_ttl_secs", self.id_token_ttl_secs, 60, 86_400),
             (
                 "oidc.access_token_ttl_secs",
@@ -128,8 +135,20 @@ impl OidcConfig {
                 0,
                 300,
             ),
+            (
+                "oidc.release_retention_days",
+                self.release_retention_days,
+                30,
+                3_650,
+            ),
         ];
-        for (key, value, min, max) in checks {
+        let consent = [(
+            "oidc.consent_max_lifetime_days",
+            self.consent_max_lifetime_days,
+            1,
+            3650,
+        )];
+        for (key, value, min, max) in checks.into_iter().chain(consent) {
             if !(min..=max).contains(&value) {
                 return Err((
                     key,

@@ -186,6 +186,7 @@ pub async fn exchange(
         scope: users::permitted_scopes(tx.conn(), &user.id, row.scope).await?,
         nonce: None,
         claims: None,
+        exchange: None,
     };
     tokens::create_grant(
         tx.conn(),
@@ -259,10 +260,16 @@ pub async fn decide(
     }
     if approve {
         crate::consent::grant(
+            idp,
             tx.conn(),
             &session.user_id,
             &pending.client_id,
-            &pending.scope,
+            &crate::consent::Agreement {
+                scopes: &pending.scope,
+                declined: &[],
+                linked: &[],
+                given_by: crate::consent::DEVICE_PAGE,
+            },
         )
         .await?;
         crate::sessions::add_client(tx.conn(), &session.sid, &pending.client_id).await?;

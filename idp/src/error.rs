@@ -39,6 +39,10 @@ impl OAuthError {
     pub fn unsupported_grant_type(d: impl Into<String>) -> Self {
         Self::new("unsupported_grant_type", StatusCode::BAD_REQUEST, d)
     }
+    /// RFC 8693 §2.2.2: the requested audience is not acceptable.
+    pub fn invalid_target(d: impl Into<String>) -> Self {
+        Self::new("invalid_target", StatusCode::BAD_REQUEST, d)
+    }
     pub fn invalid_scope(d: impl Into<String>) -> Self {
         Self::new("invalid_scope", StatusCode::BAD_REQUEST, d)
     }

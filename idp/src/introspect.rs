@@ -1,5 +1,8 @@
 //! Token introspection (RFC 7662) for resource servers, which authenticate as clients.
-//! Inactive, unknown and malformed tokens all answer `{"active": false}`.
+//! Inactive, unknown and malformed tokens all answer `{"active": false}`. An active answer
+//! about a person's token tells the resource server who the person is (`sub`): that is a
+//! release, recorded in the person's history (once per resource server and token) before
+//! the answer leaves.
 
 use axum::Extension;
 use axum::body::Bytes;
@@ -15,6 +18,7 @@ use kizuna_core::web::client_cert::Channel;
 use crate::Idp;
 use crate::client_auth;
 use crate::error::OAuthError;
+use crate::releases::{self, How, Released};
 use crate::store::{clients, grants, users};
 use crate::token::{form_params, no_store};
 use crate::tokens;
@@ -59,6 +63,10 @@ async fn answer(
     if token.contains('.') {
         return Ok(match tokens::check_access_token(idp, token).await? {
             Ok(c) => {
+                // A client's own token (client credentials) names no person.
+                if c.sub != c.client_id {
+                    released(idp, &caller.client_id, &c.sub, &c.scope, &c.jti).await?;
+                }
                 let mut v = json!({
                     "active": true,
                     "token_type": "Bearer",
@@ -82,23 +90,34 @@ async fn answer(
                 if let Some(cnf) = c.cnf {
                     v["cnf"] = json!(cnf);
                 }
+                // RFC 8693 §4.1: the service acting for the person (an exchanged token).
+                if let Some(act) = c.act {
+                    v["act"] = json!(act);
+                }
                 v
             }
             Err(_) => json!({"active": false}),
         });
     }
     let db = &idp.core.db;
-    let mut row = grants::live_refresh_token(
-        db,
-        &secret::token_hash(token),
-        kizuna_core::time::now_unix(),
-    )
-    .await?;
+    let token_hash = secret::token_hash(token);
+    let mut row =
+        grants::live_refresh_token(db, &token_hash, kizuna_core::time::now_unix()).await?;
     if let Some(live) = &row
         && !(clients::status(db, &live.client_id).await?.as_deref() == Some("active")
             && users::is_active(db, &live.user_id).await?)
     {
         row = None;
+    }
+    if let Some(live) = &row {
+        released(
+            idp,
+            &caller.client_id,
+            &live.user_id,
+            &live.scope,
+            &token_hash,
+        )
+        .await?;
     }
     Ok(match row {
         Some(live) => json!({
@@ -113,4 +132,28 @@ async fn answer(
         }),
         None => json!({"active": false}),
     })
+}
+
+/// Records that the resource server `caller` learned `user_id` from the token `token_ref`.
+async fn released(
+    idp: &Idp,
+    caller: &str,
+    user_id: &str,
+    scope: &str,
+    token_ref: &str,
+) -> Result<(), OAuthError> {
+    releases::record_introspection(
+        idp,
+        &Released {
+            user_id,
+            client_id: caller,
+            claims: &[],
+            scope,
+            how: How::Introspection,
+            purpose: None,
+        },
+        token_ref,
+    )
+    .await?;
+    Ok(())
 }

@@ -30,6 +30,7 @@ pub mod mtls;
 pub mod pages;
 pub mod password;
 pub mod quota;
+pub mod releases;
 pub mod revoke;
 pub mod sessions;
 mod state;
@@ -118,9 +119,18 @@ pub fn router(idp: Idp) -> Router {
         .route("/account/sessions/end", post(pages::account::end_session))
         .route("/account/services", get(pages::services::show))
         .route(
+            "/account/services/releases.csv",
+            get(pages::services::export_csv),
+        )
+        .route(
+            "/account/services/releases.json",
+            get(pages::services::export_json),
+        )
+        .route(
             "/account/services/withdraw",
             post(pages::services::withdraw),
         )
+        .route("/account/services/expiry", post(pages::services::shorten))
         .route(
             "/consent",
             get(pages::consent::show).post(pages::consent::submit),

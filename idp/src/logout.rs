@@ -10,9 +10,10 @@ use kizuna_core::audit::{self, Actor, AuditEvent, Outcome};
 use kizuna_core::{jose, secret};
 
 use crate::Idp;
-use crate::clients;
+use crate::clients::{self, Client};
 use crate::sessions::{self, Session};
 use crate::store::{self, grants, logout as deliveries};
+use kizuna_core::db::AnyConnection;
 
 const LOGOUT_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
 /// Delivery attempts before giving up, and the wait after each failure.
@@ -33,42 +34,18 @@ pub async fn end_session(idp: &Idp, session: &Session) -> Result<(), sqlx::Error
         let Some(client) = clients::get(&idp.core.db, &client_id).await? else {
             continue;
         };
-        let Some(uri) = client.backchannel_logout_uri.clone() else {
-            continue;
-        };
-        let claims = json!({
-            "iss": idp.issuer(),
-            "aud": client.client_id,
-            "iat": now,
-            "exp": now + 120,
-            "jti": secret::new_id(),
-            "sub": session.user_id,
-            "sid": session.sid,
-            "events": { LOGOUT_EVENT: {} },
-        });
-        let token = match idp.keys.active(&client.id_token_alg).await {
-            Ok((kid, key)) => match jose::sign(&key, &kid, Some("logout+jwt"), &claims) {
-                Ok(token) => token,
-                Err(e) => {
-                    tracing::error!(error = %e, "signing a logout token");
-                    continue;
-                }
-            },
-            Err(e) => {
-                tracing::error!(error = %e, "no signing key for a logout token");
-                continue;
-            }
-        };
-        deliveries::queue(
+        if queue_logout_token(
+            idp,
             tx.conn(),
-            &secret::new_id(),
-            &client.client_id,
-            &uri,
-            &token,
+            &client,
+            &session.user_id,
+            Some(&session.sid),
             now,
         )
-        .await?;
-        notified.push(client.client_id);
+        .await?
+        {
+            notified.push(client.client_id);
+        }
     }
     let entries = audit::append_in(
         tx.conn(),
@@ -87,6 +64,49 @@ pub async fn end_session(idp: &Idp, session: &Session) -> Result<(), sqlx::Error
         tokio::spawn(async move { deliver_due(&idp).await });
     }
     Ok(())
+}
+
+/// Queues a back-channel logout token for `client` (when it registered a back-channel logout
+/// URI) naming the person and, for one session, its `sid`: inside the caller's transaction,
+/// delivered by [`deliver_due`] after it commits. False when the client is not told.
+pub(crate) async fn queue_logout_token(
+    idp: &Idp,
+    conn: &mut AnyConnection,
+    client: &Client,
+    user_id: &str,
+    sid: Option<&str>,
+    now: i64,
+) -> Result<bool, sqlx::Error> {
+    let Some(uri) = client.backchannel_logout_uri.as_deref() else {
+        return Ok(false);
+    };
+    let mut claims = json!({
+        "iss": idp.issuer(),
+        "aud": client.client_id,
+        "iat": now,
+        "exp": now + 120,
+        "jti": secret::new_id(),
+        "sub": user_id,
+        "events": { LOGOUT_EVENT: {} },
+    });
+    if let Some(sid) = sid {
+        claims["sid"] = json!(sid);
+    }
+    let token = match idp.keys.active(&client.id_token_alg).await {
+        Ok((kid, key)) => match jose::sign(&key, &kid, Some("logout+jwt"), &claims) {
+            Ok(token) => token,
+            Err(e) => {
+                tracing::error!(error = %e, "signing a logout token");
+                return Ok(false);
+            }
+        },
+        Err(e) => {
+            tracing::error!(error = %e, "no signing key for a logout token");
+            return Ok(false);
+        }
+    };
+    deliveries::queue(conn, &secret::new_id(), &client.client_id, uri, &token, now).await?;
+    Ok(true)
 }
 
 /// Delivers every queued logout token that is due. Rows are claimed first, so replicas

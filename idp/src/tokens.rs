@@ -17,6 +17,7 @@ use crate::clients::{Client, ClientStatus, GrantType};
 use crate::error::OAuthError;
 use crate::federation::accounts::AMR_FED;
 use crate::mtls::Bound;
+use crate::releases::{self, How, Released};
 use crate::store::{clients as store_clients, grants, users};
 use crate::users::UserRecord;
 
@@ -31,6 +32,9 @@ pub struct TokenResponse {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id_token: Option<String>,
     pub scope: String,
+    /// What a token exchange issued (RFC 8693 §2.2.1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issued_token_type: Option<&'static str>,
 }
 
 /// How and when the person authenticated, and what the authorization covers.
@@ -48,6 +52,23 @@ pub struct Authorization {
     pub claims: Option<Value>,
     /// The client certificate the access token is bound to (RFC 8705 §3).
     pub bound: Option<Bound>,
+    /// For a token exchange (RFC 8693): the service the token is for (its `aud`), and the
+    /// client acting (its `act`); the token lives no longer than `until`.
+    pub exchange: Option<Exchange>,
+}
+
+/// The audience, actor and end of an exchanged token.
+#[derive(Debug, Clone)]
+pub struct Exchange {
+    pub audience: String,
+    pub actor: String,
+    pub until: i64,
+}
+
+/// `act` of an exchanged token (RFC 8693 §4.1): the client acting for the person.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Act {
+    pub sub: String,
 }
 
 /// `cnf` of a certificate-bound access token (RFC 8705 §3.1).
@@ -86,6 +107,9 @@ pub struct AccessClaims {
     /// the token.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kizuna_cert: Option<String>,
+    /// The client acting for the person in an exchanged token (RFC 8693 §4.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub act: Option<Act>,
 }
 
 pub async fn access_token(
@@ -98,14 +122,17 @@ pub async fn access_token(
     let claims = AccessClaims {
         iss: idp.issuer().to_string(),
         sub: sub.to_string(),
-        aud: idp.issuer().to_string(),
-        exp: auth
-            .bound
+        aud: auth
+            .exchange
             .as_ref()
-            .and_then(|b| b.not_after)
-            .map_or(now + idp.config.access_token_ttl_secs, |end| {
-                end.min(now + idp.config.access_token_ttl_secs)
-            }),
+            .map_or_else(|| idp.issuer().to_string(), |e| e.audience.clone()),
+        exp: [
+            auth.bound.as_ref().and_then(|b| b.not_after),
+            auth.exchange.as_ref().map(|e| e.until),
+        ]
+        .into_iter()
+        .flatten()
+        .fold(now + idp.config.access_token_ttl_secs, i64::min),
         iat: now,
         jti: secret::new_id(),
         client_id: client.client_id.clone(),
@@ -123,6 +150,9 @@ pub async fn access_token(
             .as_ref()
             .and_then(|b| b.serial.as_ref())
             .map(|s| s.to_string()),
+        act: auth.exchange.as_ref().map(|e| Act {
+            sub: e.actor.clone(),
+        }),
     };
     let (kid, key) = idp.keys.active(&client.id_token_alg).await.map_err(|e| {
         tracing::error!(error = %e, "no signing key");
@@ -134,8 +164,9 @@ pub async fn access_token(
 
 /// The end of every grant that issues tokens for a person (authorization code, refresh
 /// token, device code): mints the access token, an ID token when `openid` was granted, and
-/// a refresh token in `grant_id` when `refresh`; records `token.issue` (who, which claims) in
-/// the caller's transaction and commits it, so nothing is issued unaudited.
+/// a refresh token in `grant_id` when `refresh`; records `token.issue` (who, which claims)
+/// and, when the ID token carries claims about the person, the release in their history, in
+/// the caller's transaction, and commits it: nothing is issued unaudited or unrecorded.
 pub async fn issue_for_person(
     idp: &Idp,
     mut tx: WriteTx,
@@ -177,6 +208,21 @@ pub async fn issue_for_person(
         }))],
     )
     .await?;
+    if !released.is_empty() {
+        releases::record(
+            tx.conn(),
+            &Released {
+                user_id: &user.id,
+                client_id: &client.client_id,
+                claims: &released,
+                scope: &access.scope,
+                how: How::IdToken,
+                purpose: None,
+            },
+            entries.first().map(|e| e.id.as_str()),
+        )
+        .await?;
+    }
     tx.commit().await?;
     audit::publish(&entries);
     Ok(TokenResponse {
@@ -186,11 +232,38 @@ pub async fn issue_for_person(
         refresh_token,
         id_token,
         scope: auth.scope.join(" "),
+        issued_token_type: None,
     })
 }
 
-/// The claims a scope releases about the person (OpenID Connect Core §5.4).
-pub fn user_claims(user: &UserRecord, scope: &[String]) -> Map<String, Value> {
+/// The scopes that release claims about the person, and the claims each releases (OpenID
+/// Connect Core §5.4, as far as Kizuna holds them). [`user_claims`] releases no others.
+const SCOPE_CLAIMS: [(&str, &[&str]); 2] = [
+    ("profile", &["preferred_username", "name", "updated_at"]),
+    ("email", &["email", "email_verified"]),
+];
+
+/// The scopes that release claims about the person.
+pub const PERSON_SCOPES: [&str; 2] = [SCOPE_CLAIMS[0].0, SCOPE_CLAIMS[1].0];
+
+/// The claims `scope` may release about the person (what a consent page lists).
+pub fn claims_of(scope: &[String]) -> Vec<String> {
+    SCOPE_CLAIMS
+        .iter()
+        .filter(|(s, _)| scope.iter().any(|x| x == s))
+        .flat_map(|(_, claims)| claims.iter().map(|c| c.to_string()))
+        .collect()
+}
+
+/// The claims a scope releases about the person (OpenID Connect Core §5.4), without those
+/// the person declined to give the client.
+pub fn user_claims(user: &UserRecord, scope: &[String], declined: &[String]) -> Map<String, Value> {
+    let mut claims = scope_claims(user, scope);
+    claims.retain(|name, _| !declined.contains(name));
+    claims
+}
+
+fn scope_claims(user: &UserRecord, scope: &[String]) -> Map<String, Value> {
     let mut claims = Map::new();
     let has = |s: &str| scope.iter().any(|x| x == s);
     if has("profile") {
@@ -222,7 +295,8 @@ pub async fn id_token(
     access_token: Option<&str>,
 ) -> Result<(String, Vec<String>), OAuthError> {
     let now = kizuna_core::time::now_unix();
-    let mut claims = user_claims(user, &auth.scope);
+    let declined = crate::consent::declined(idp, &user.id, &client.client_id).await?;
+    let mut claims = user_claims(user, &auth.scope, &declined);
     let mut released: Vec<String> = claims.keys().cloned().collect();
     if let Some((verified, names)) = crate::assurance::claims::release(
         idp,
@@ -405,6 +479,38 @@ async fn client_may_act(idp: &Idp, claims: &AccessClaims) -> Result<bool, sqlx::
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scopes_release_only_the_claims_a_consent_page_lists_and_never_declined_ones() {
+        let user = UserRecord {
+            id: "u1".into(),
+            username: "hanako".into(),
+            email: Some("hanako@city.example".into()),
+            email_verified_int: 1,
+            name: Some("Hanako".into()),
+            status: "active".into(),
+            org_id: None,
+            password_hash: None,
+            failed_logins: 0,
+            locked_until: 0,
+            last_login_at: None,
+            created_at: 1,
+            updated_at: 2,
+            email_verified: true,
+        };
+        let every: Vec<String> = PERSON_SCOPES.map(String::from).to_vec();
+        let listed = claims_of(&every);
+        let released = user_claims(&user, &every, &[]);
+        assert!(
+            released.keys().all(|k| listed.contains(k)),
+            "{released:?} vs {listed:?}"
+        );
+        assert_eq!(released.len(), listed.len());
+        let without_email = user_claims(&user, &every, &["email".into()]);
+        assert!(!without_email.contains_key("email"));
+        assert!(without_email.contains_key("name"));
+        assert_eq!(claims_of(&["openid".into()]), Vec::<String>::new());
+    }
 
     #[test]
     fn at_hash_matches_the_oidc_core_example() {

@@ -1,5 +1,6 @@
 //! The UserInfo endpoint (OpenID Connect Core §5.3): claims about the person, as far as the
-//! access token's scopes allow. Every answer is an audit event naming the claims released.
+//! access token's scopes allow. Every answer is an audit event naming the claims released
+//! and a record in the person's release history, committed together.
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -7,10 +8,11 @@ use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use kizuna_core::audit::{Actor, AuditEvent};
+use kizuna_core::audit::{self, Actor, AuditEvent};
 
 use crate::Idp;
 use crate::error::OAuthError;
+use crate::releases::{self, How, Released};
 use crate::store::grants;
 use crate::token::no_store;
 use crate::tokens::{self, Inactive};
@@ -80,7 +82,8 @@ async fn answer(idp: &Idp, headers: &HeaderMap, body: &[u8]) -> Result<Value, OA
         None => None,
     };
     drop(conn);
-    let mut released = tokens::user_claims(&user, &scope);
+    let declined = crate::consent::declined(idp, &user.id, &claims.client_id).await?;
+    let mut released = tokens::user_claims(&user, &scope, &declined);
     let mut names: Vec<String> = released.keys().cloned().collect();
     if let Some((verified, verified_names)) = crate::assurance::claims::release(
         idp,
@@ -95,16 +98,32 @@ async fn answer(idp: &Idp, headers: &HeaderMap, body: &[u8]) -> Result<Value, OA
         names.extend(verified_names);
     }
     released.insert("sub".into(), json!(user.id));
-    idp.core
-        .audit
-        .record(
-            AuditEvent::new(
-                Actor::client(&claims.client_id),
-                "userinfo.release",
-                format!("user:{}", user.id),
-            )
-            .details(json!({"claims": names, "scope": claims.scope, "jti": claims.jti})),
+    // The audit entry and the history's record commit together, or the answer is an error.
+    let mut tx = idp.core.db.begin().await?;
+    let entries = audit::append_in(
+        tx.conn(),
+        &[AuditEvent::new(
+            Actor::client(&claims.client_id),
+            "userinfo.release",
+            format!("user:{}", user.id),
         )
-        .await?;
+        .details(json!({"claims": names, "scope": claims.scope, "jti": claims.jti}))],
+    )
+    .await?;
+    releases::record(
+        tx.conn(),
+        &Released {
+            user_id: &user.id,
+            client_id: &claims.client_id,
+            claims: &names,
+            scope: &claims.scope,
+            how: How::Userinfo,
+            purpose: None,
+        },
+        entries.first().map(|e| e.id.as_str()),
+    )
+    .await?;
+    tx.commit().await?;
+    audit::publish(&entries);
     Ok(Value::Object(released))
 }

@@ -17,6 +17,45 @@ use crate::serve::{close, open_idp};
 pub enum ClientCommand {
     /// Register a relying party. Prints the client (with its secret, shown only now).
     Create(Box<CreateArgs>),
+    /// Set what residents are asked to agree to: the purpose (a changed purpose asks every
+    /// resident again), how long a consent lasts (at most oidc.consent_max_lifetime_days),
+    /// and the claims they may decline while allowing the rest.
+    ConsentTerms {
+        client_id: String,
+        /// The purpose, as the consent page shows it (English, and the default).
+        #[arg(long)]
+        purpose: String,
+        /// The purpose in Japanese.
+        #[arg(long)]
+        purpose_ja: Option<String>,
+        /// How many days a consent lasts (default: the city's maximum).
+        #[arg(long, value_name = "DAYS")]
+        lifetime_days: Option<i64>,
+        /// A claim residents may decline (repeatable): preferred_username, name,
+        /// updated_at, email, email_verified.
+        #[arg(long = "optional-claim", value_name = "CLAIM")]
+        optional_claims: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Offer residents, on this client's consent page, that it may obtain these scopes of
+    /// another service (--to) for a purpose, by token exchange (RFC 8693). No scope removes
+    /// the offer; a changed purpose or scope set asks residents again.
+    Linkage {
+        client_id: String,
+        /// The service whose data this client may obtain (its client id).
+        #[arg(long, value_name = "CLIENT")]
+        to: String,
+        #[arg(long, default_value = "")]
+        purpose: String,
+        #[arg(long)]
+        purpose_ja: Option<String>,
+        /// A scope of that service (repeatable).
+        #[arg(long = "scope", value_name = "SCOPE")]
+        scopes: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
     /// List clients.
     List {
         #[arg(long)]
@@ -302,6 +341,75 @@ pub async fn run(cmd: ClientCommand, config: &Config) -> Result<ExitCode> {
                     Some(n) => println!("client {client_id}: at most {n} requests per minute"),
                     None => println!("client {client_id}: no request limit"),
                 }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ClientCommand::ConsentTerms {
+            client_id,
+            purpose,
+            purpose_ja,
+            lifetime_days,
+            optional_claims,
+            json,
+        } => {
+            let terms = kizuna_idp::consent::set_terms(
+                &idp,
+                Actor::cli(),
+                &client_id,
+                kizuna_idp::consent::NewTerms {
+                    purpose,
+                    purpose_ja,
+                    lifetime_days,
+                    optional_claims,
+                },
+            )
+            .await?;
+            if json {
+                println!("{}", serde_json::to_string(&terms)?);
+            } else {
+                println!(
+                    "client {client_id}: consent terms version {} (lifetime {}, optional claims: {})",
+                    terms.version,
+                    terms
+                        .lifetime_days
+                        .map_or_else(|| "the city's maximum".to_string(), |d| format!("{d} days")),
+                    if terms.optional_claims.is_empty() {
+                        "none".to_string()
+                    } else {
+                        terms.optional_claims.join(", ")
+                    }
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ClientCommand::Linkage {
+            client_id,
+            to,
+            purpose,
+            purpose_ja,
+            scopes,
+            json,
+        } => {
+            let linkage = kizuna_idp::consent::set_linkage(
+                &idp,
+                Actor::cli(),
+                &client_id,
+                kizuna_idp::consent::NewLinkage {
+                    target_client_id: to.clone(),
+                    purpose,
+                    purpose_ja,
+                    scopes,
+                },
+            )
+            .await?;
+            match (&linkage, json) {
+                (_, true) => println!("{}", serde_json::to_string(&linkage)?),
+                (Some(l), false) => println!(
+                    "client {client_id} may obtain {} from {to} (version {}) with each resident's consent",
+                    l.scopes.join(" "),
+                    l.version
+                ),
+                (None, false) => println!("client {client_id} no longer offers a linkage to {to}"),
             }
             Ok(ExitCode::SUCCESS)
         }

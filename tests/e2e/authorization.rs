@@ -682,6 +682,12 @@ impl Fixture {
                 json!({"min_ial": 0, "verified_claims": [], "proofing_providers": []})
             }
             ("put", "/clients/{id}/quota") => json!({"requests_per_minute": 1}),
+            ("put", "/clients/{id}/linkages") => {
+                json!({"target_client_id": self.client, "purpose": "x", "scopes": ["openid"]})
+            }
+            ("put", "/clients/{id}/consent-terms") => {
+                json!({"purpose": "Something else entirely", "lifetime_days": 1})
+            }
             ("post", "/upstreams") => {
                 json!({"alias": "rogue", "name": "Rogue", "org_id": a, "issuer": "http://127.0.0.1:9", "client_id": "x"})
             }

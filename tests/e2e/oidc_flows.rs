@@ -19,19 +19,19 @@ use reqwest::header::{
 };
 use serde_json::{Value, json};
 
-const PASSWORD: &str = "correct horse battery staple";
-const CALLBACK: &str = "http://127.0.0.1:9/callback";
+pub(crate) const PASSWORD: &str = "correct horse battery staple";
+pub(crate) const CALLBACK: &str = "http://127.0.0.1:9/callback";
 const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
-const LOGOUT_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
+pub(crate) const LOGOUT_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
 /// A registered relying party and its secret (empty for public and private_key_jwt clients).
-struct Rp {
-    id: String,
-    secret: String,
+pub(crate) struct Rp {
+    pub(crate) id: String,
+    pub(crate) secret: String,
 }
 
 /// `kizuna client create --name NAME ARGS... --json`.
@@ -53,14 +53,14 @@ fn client(k: &Kizuna, name: &str, args: &[&str]) -> Rp {
 }
 
 /// A confidential client (client_secret_basic) for the authorization code flow.
-fn web_client(k: &Kizuna, name: &str, args: &[&str]) -> Rp {
+pub(crate) fn web_client(k: &Kizuna, name: &str, args: &[&str]) -> Rp {
     let mut all = vec!["--redirect-uri", CALLBACK];
     all.extend_from_slice(args);
     client(k, name, &all)
 }
 
 /// An HTTP client for API calls: no cookies, no redirects followed.
-fn api() -> reqwest::Client {
+pub(crate) fn api() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -68,7 +68,7 @@ fn api() -> reqwest::Client {
 }
 
 /// A browser (cookies, no redirects followed) that prefers English pages.
-fn browser(server: &Server) -> Browser {
+pub(crate) fn browser(server: &Server) -> Browser {
     let mut headers = HeaderMap::new();
     headers.insert(ACCEPT_LANGUAGE, HeaderValue::from_static("en"));
     Browser::with_client(
@@ -86,14 +86,14 @@ fn pairs<'a>(owned: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)
     owned.iter().map(|(k, v)| (*k, v.as_str())).collect()
 }
 
-fn authorize_url(server: &Server, params: &[(&str, &str)]) -> String {
+pub(crate) fn authorize_url(server: &Server, params: &[(&str, &str)]) -> String {
     url::Url::parse_with_params(&format!("{}/authorize", server.public), params)
         .unwrap()
         .to_string()
 }
 
 /// A page request from a browser.
-async fn get_page(http: &reqwest::Client, url: &str) -> reqwest::Response {
+pub(crate) async fn get_page(http: &reqwest::Client, url: &str) -> reqwest::Response {
     http.get(url)
         .header(ACCEPT, "text/html")
         .send()
@@ -101,7 +101,7 @@ async fn get_page(http: &reqwest::Client, url: &str) -> reqwest::Response {
         .unwrap()
 }
 
-fn location(response: &reqwest::Response) -> String {
+pub(crate) fn location(response: &reqwest::Response) -> String {
     assert!(
         response.status().is_redirection(),
         "expected a redirect, got {} from {}",
@@ -179,7 +179,7 @@ async fn assert_oauth_error(response: reqwest::Response, status: u16, error: &st
 }
 
 /// A successful token response (RFC 6749 §5.1).
-async fn assert_tokens(response: reqwest::Response, case: &str) -> Value {
+pub(crate) async fn assert_tokens(response: reqwest::Response, case: &str) -> Value {
     let status = response.status();
     let no_store = response
         .headers()
@@ -194,7 +194,7 @@ async fn assert_tokens(response: reqwest::Response, case: &str) -> Value {
     body
 }
 
-async fn post_token(
+pub(crate) async fn post_token(
     server: &Server,
     basic: Option<&Rp>,
     form: &[(&str, &str)],
@@ -206,7 +206,7 @@ async fn post_token(
     request.send().await.unwrap()
 }
 
-async fn exchange_code(
+pub(crate) async fn exchange_code(
     server: &Server,
     rp: &Rp,
     code: &str,
@@ -225,7 +225,7 @@ async fn exchange_code(
 }
 
 /// Introspection (RFC 7662) by a confidential client.
-async fn introspect(server: &Server, caller: &Rp, token: &str) -> Value {
+pub(crate) async fn introspect(server: &Server, caller: &Rp, token: &str) -> Value {
     let response = api()
         .post(format!("{}/introspect", server.base))
         .basic_auth(&caller.id, Some(&caller.secret))
@@ -260,7 +260,7 @@ async fn present_assertion(server: &Server, rp: &Rp, assertion: String) -> reqwe
     .await
 }
 
-async fn jwks(server: &Server) -> Value {
+pub(crate) async fn jwks(server: &Server) -> Value {
     api()
         .get(format!("{}/jwks", server.base))
         .send()
@@ -271,7 +271,7 @@ async fn jwks(server: &Server) -> Value {
         .unwrap()
 }
 
-fn claims(token: &str) -> Value {
+pub(crate) fn claims(token: &str) -> Value {
     Jws::parse(token).unwrap().claims().unwrap()
 }
 
@@ -302,7 +302,7 @@ async fn code_for(
 }
 
 /// Gets the sign-in page at `login_path`, then submits it; returns the answer to the post.
-async fn submit_login(
+pub(crate) async fn submit_login(
     browser: &Browser,
     login_path: &str,
     user: &str,
@@ -332,7 +332,7 @@ async fn submit_login(
 
 /// From an authorization URL, signs in at the pages and follows the browser back to
 /// `/authorize/resume`; returns where that sends the browser (consent page or the client).
-async fn sign_in_to_next_step(browser: &Browser, url: &str, user: &str) -> String {
+pub(crate) async fn sign_in_to_next_step(browser: &Browser, url: &str, user: &str) -> String {
     let login = location(&get_page(&browser.http, url).await);
     assert!(login.starts_with("/login?req="), "{login}");
     let resume = location(&submit_login(browser, &login, user, PASSWORD).await);
@@ -340,7 +340,7 @@ async fn sign_in_to_next_step(browser: &Browser, url: &str, user: &str) -> Strin
     location(&get_page(&browser.http, &format!("{}{resume}", browser.base)).await)
 }
 
-async fn count(k: &Kizuna, sql: &str) -> i64 {
+pub(crate) async fn count(k: &Kizuna, sql: &str) -> i64 {
     let db = database(k).await;
     let n: i64 = sqlx::query_scalar(sql).fetch_one(db.pool()).await.unwrap();
     db.close().await;
@@ -1609,7 +1609,7 @@ async fn key_rotation_publishes_retired_active_and_next_keys_and_old_tokens_stay
 
 /// A relying party's back-channel logout endpoint: every POSTed `logout_token` goes to the
 /// channel.
-async fn logout_receiver() -> (String, tokio::sync::mpsc::UnboundedReceiver<String>) {
+pub(crate) async fn logout_receiver() -> (String, tokio::sync::mpsc::UnboundedReceiver<String>) {
     let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
     let app = axum::Router::new().route(
         "/bcl",

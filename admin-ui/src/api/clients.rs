@@ -167,3 +167,43 @@ pub(super) async fn enable(
 ) -> ApiResult {
     client_change(&c, &h, &id, ClientChange::Enable).await
 }
+
+/// `GET /admin/api/v1/clients/{id}/consent-terms`: what residents are asked to agree to.
+pub(super) async fn show_consent_terms(
+    State(c): State<Console>,
+    h: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult {
+    ok(ops::client_consent_terms(&c, &who(&c, &h).await?, &id).await?)
+}
+
+/// `PUT /admin/api/v1/clients/{id}/consent-terms`: the purpose, lifetime and optional claims.
+pub(super) async fn set_consent_terms(
+    State(c): State<Console>,
+    h: HeaderMap,
+    Path(id): Path<String>,
+    b: Result<Json<kizuna_idp::consent::NewTerms>, JsonRejection>,
+) -> ApiResult {
+    let who = who(&c, &h).await?;
+    ok(ops::set_client_consent_terms(&c, &who, &id, body(b)?).await?)
+}
+
+/// `GET /admin/api/v1/clients/{id}/linkages`: what the client may obtain from other services.
+pub(super) async fn show_linkages(
+    State(c): State<Console>,
+    h: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult {
+    ok(ops::client_linkages(&c, &who(&c, &h).await?, &id).await?)
+}
+
+/// `PUT /admin/api/v1/clients/{id}/linkages`: set (no scopes: remove) one offer.
+pub(super) async fn set_linkage(
+    State(c): State<Console>,
+    h: HeaderMap,
+    Path(id): Path<String>,
+    b: Result<Json<kizuna_idp::consent::NewLinkage>, JsonRejection>,
+) -> ApiResult {
+    let who = who(&c, &h).await?;
+    ok(ops::set_client_linkage(&c, &who, &id, body(b)?).await?)
+}

@@ -117,6 +117,14 @@ pub fn router(console: Console) -> Router {
             "/admin/api/v1/clients/{id}/assurance",
             get(clients::show_assurance).put(clients::set_assurance),
         )
+        .route(
+            "/admin/api/v1/clients/{id}/consent-terms",
+            get(clients::show_consent_terms).put(clients::set_consent_terms),
+        )
+        .route(
+            "/admin/api/v1/clients/{id}/linkages",
+            get(clients::show_linkages).put(clients::set_linkage),
+        )
         .route("/admin/api/v1/clients/{id}/approve", post(clients::approve))
         .route("/admin/api/v1/clients/{id}/disable", post(clients::disable))
         .route("/admin/api/v1/clients/{id}/enable", post(clients::enable))

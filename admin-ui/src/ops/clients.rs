@@ -256,3 +256,64 @@ pub async fn set_client_assurance(
     )?;
     Ok(assurance::set_client_settings(&c.idp, who.actor.clone(), id, settings).await?)
 }
+
+/// A client's terms for asking consent (purpose, lifetime, optional claims), for whoever
+/// may view the client; `None` when it has none.
+pub async fn client_consent_terms(
+    c: &Console,
+    who: &Caller,
+    id: &str,
+) -> Result<Option<kizuna_idp::consent::Terms>, ConsoleError> {
+    let client = client(c, who, id).await?;
+    Ok(kizuna_idp::consent::terms(&c.idp, &client.client_id)
+        .await?
+        .0)
+}
+
+/// Sets a client's consent terms: who may manage the client. A changed purpose asks every
+/// resident again; nothing here gives or extends a resident's consent.
+pub async fn set_client_consent_terms(
+    c: &Console,
+    who: &Caller,
+    id: &str,
+    terms: kizuna_idp::consent::NewTerms,
+) -> Result<kizuna_idp::consent::Terms, ConsoleError> {
+    let client = client(c, who, id).await?;
+    require_in(
+        who,
+        Action::ManageClients,
+        client.org_id.as_deref(),
+        Msg::NoClient { id: id.into() },
+    )?;
+    Ok(kizuna_idp::consent::set_terms(&c.idp, who.actor.clone(), &client.client_id, terms).await?)
+}
+
+/// A client's offers to obtain residents' data from other services (RFC 8693), for whoever
+/// may view the client.
+pub async fn client_linkages(
+    c: &Console,
+    who: &Caller,
+    id: &str,
+) -> Result<Vec<kizuna_idp::consent::Linkage>, ConsoleError> {
+    let client = client(c, who, id).await?;
+    Ok(kizuna_idp::consent::linkages(&c.idp, &client.client_id).await?)
+}
+
+/// Sets (no scopes: removes) one offer: who may manage the client. Residents are asked on
+/// the consent page; nothing here agrees on their behalf.
+pub async fn set_client_linkage(
+    c: &Console,
+    who: &Caller,
+    id: &str,
+    linkage: kizuna_idp::consent::NewLinkage,
+) -> Result<Vec<kizuna_idp::consent::Linkage>, ConsoleError> {
+    let client = client(c, who, id).await?;
+    require_in(
+        who,
+        Action::ManageClients,
+        client.org_id.as_deref(),
+        Msg::NoClient { id: id.into() },
+    )?;
+    kizuna_idp::consent::set_linkage(&c.idp, who.actor.clone(), &client.client_id, linkage).await?;
+    Ok(kizuna_idp::consent::linkages(&c.idp, &client.client_id).await?)
+}

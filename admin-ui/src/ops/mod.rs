@@ -17,8 +17,9 @@ mod users;
 pub use audit::{audit_entry, search_audit, verify_audit};
 pub use certificates::{Target, certificate, plan_revocation, revoke, search_certificates, unhold};
 pub use clients::{
-    ClientChange, ClientPage, change_client, client, client_assurance, client_page, client_quota,
-    create_client, edit_client, list_clients, rotate_client_secret, set_client_assurance,
+    ClientChange, ClientPage, change_client, client, client_assurance, client_consent_terms,
+    client_linkages, client_page, client_quota, create_client, edit_client, list_clients,
+    rotate_client_secret, set_client_assurance, set_client_consent_terms, set_client_linkage,
     set_client_quota,
 };
 pub use dashboard::dashboard;

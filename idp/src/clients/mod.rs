@@ -97,14 +97,19 @@ pub enum GrantType {
     ClientCredentials,
     #[serde(rename = "urn:ietf:params:oauth:grant-type:device_code")]
     DeviceCode,
+    /// RFC 8693: a service passes a resident's token on to another service, within what the
+    /// resident consented to.
+    #[serde(rename = "urn:ietf:params:oauth:grant-type:token-exchange")]
+    TokenExchange,
 }
 
 impl GrantType {
-    pub const ALL: [GrantType; 4] = [
+    pub const ALL: [GrantType; 5] = [
         GrantType::AuthorizationCode,
         GrantType::RefreshToken,
         GrantType::ClientCredentials,
         GrantType::DeviceCode,
+        GrantType::TokenExchange,
     ];
     pub fn as_str(self) -> &'static str {
         match self {
@@ -112,6 +117,7 @@ impl GrantType {
             GrantType::RefreshToken => "refresh_token",
             GrantType::ClientCredentials => "client_credentials",
             GrantType::DeviceCode => "urn:ietf:params:oauth:grant-type:device_code",
+            GrantType::TokenExchange => "urn:ietf:params:oauth:grant-type:token-exchange",
         }
     }
 }
@@ -125,16 +131,16 @@ impl fmt::Display for GrantType {
 impl FromStr for GrantType {
     type Err = ClientError;
     fn from_str(s: &str) -> Result<Self, ClientError> {
-        let s = if s == "device_code" {
-            GrantType::DeviceCode.as_str()
-        } else {
-            s
+        let s = match s {
+            "device_code" => GrantType::DeviceCode.as_str(),
+            "token_exchange" | "token-exchange" => GrantType::TokenExchange.as_str(),
+            s => s,
         };
         GrantType::ALL
             .into_iter()
             .find(|g| g.as_str() == s)
             .ok_or_else(|| ClientError::Invalid(format!(
-                "unknown grant type {s:?}: use authorization_code, refresh_token, client_credentials or device_code"
+                "unknown grant type {s:?}: use authorization_code, refresh_token, client_credentials, device_code or token_exchange"
             )))
     }
 }

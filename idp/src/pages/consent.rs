@@ -1,7 +1,7 @@
 //! `GET/POST /consent`: what the service asks for, and the person's answer.
 
 use askama::Template;
-use axum::Form;
+use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
@@ -12,8 +12,10 @@ use kizuna_core::audit::{self, Actor, AuditEvent, Outcome};
 use kizuna_core::orgs;
 use kizuna_core::web::Lang;
 
+use super::account::display_time;
 use super::{
-    check_csrf, form_page, internal_error, page_lang, request_expired, scope_label, see_other,
+    check_csrf, claim_label, form_page, internal_error, page_lang, request_expired, scope_label,
+    see_other,
 };
 use crate::Idp;
 use crate::authorize::flow::error_redirect;
@@ -32,8 +34,27 @@ struct ConsentPage {
     req: String,
     client_name: String,
     org_name: Option<String>,
-    description: Option<String>,
+    /// What the service uses the data for, as its terms say (else its description).
+    purpose: Option<String>,
     scopes: Vec<String>,
+    claims: Vec<ClaimRow>,
+    /// The day the consent ends unless the person ends it sooner.
+    until: String,
+    /// What the service offers to pass on to other services, each for the person to allow.
+    linkages: Vec<LinkageRow>,
+}
+
+struct LinkageRow {
+    target: String,
+    /// "This service may obtain … from … for …", in the page's language.
+    text: String,
+}
+
+struct ClaimRow {
+    name: String,
+    label: String,
+    /// The person may decline it and still allow the rest.
+    optional: bool,
 }
 
 #[derive(Deserialize)]
@@ -89,6 +110,55 @@ pub async fn show(
             }),
         None => None,
     };
+    let (terms, lifetime) = match crate::consent::terms(&idp, &client.client_id).await {
+        Ok(found) => found,
+        Err(_) => return internal_error(),
+    };
+    let optional = terms
+        .as_ref()
+        .map(|t| t.optional_claims.clone())
+        .unwrap_or_default();
+    let purpose = match (&terms, lang) {
+        (Some(t), Lang::Ja) => Some(t.purpose_ja.clone().unwrap_or_else(|| t.purpose.clone())),
+        (Some(t), _) => Some(t.purpose.clone()),
+        (None, _) => client.description.clone(),
+    };
+    let claims = crate::tokens::claims_of(&pending.request.scope)
+        .into_iter()
+        .map(|name| ClaimRow {
+            label: claim_label(&name, lang),
+            optional: optional.contains(&name),
+            name,
+        })
+        .collect();
+    let until = display_time(kizuna_core::time::now_unix() + lifetime);
+    let offers = match crate::consent::linkages(&idp, &client.client_id).await {
+        Ok(found) => found,
+        Err(_) => return internal_error(),
+    };
+    let mut linkages = Vec::with_capacity(offers.len());
+    for l in offers {
+        let target_name = match idp.clients.get(&idp.core.db, &l.target_client_id).await {
+            Ok(Some(target)) => target.name.clone(),
+            Ok(None) => continue,
+            Err(_) => return internal_error(),
+        };
+        let scopes = l.scopes.join(", ");
+        let text = match (lang, &l.purpose_ja) {
+            (Lang::Ja, ja) => format!(
+                "このサービスが {target_name} から {scopes} を受け取ること（目的: {}）",
+                ja.as_ref().unwrap_or(&l.purpose)
+            ),
+            _ => format!(
+                "This service may obtain {scopes} from {target_name}, for: {}",
+                l.purpose
+            ),
+        };
+        linkages.push(LinkageRow {
+            target: l.target_client_id,
+            text,
+        });
+    }
     form_page(&idp, &headers, StatusCode::OK, |csrf| ConsentPage {
         back_path: format!("/consent?req={req}"),
         lang,
@@ -97,7 +167,10 @@ pub async fn show(
         req,
         client_name: client.name.clone(),
         org_name,
-        description: client.description.clone(),
+        purpose,
+        claims,
+        until: until.get(..10).unwrap_or_default().to_string(),
+        linkages,
         scopes: pending
             .request
             .scope
@@ -107,18 +180,42 @@ pub async fn show(
     })
 }
 
-#[derive(Deserialize)]
-pub struct ConsentForm {
+/// The page's answer: `csrf_token`, `req`, `decision` (approve or deny), and one `claim` per
+/// optional claim the person left ticked (the optional claims not among them are declined).
+struct ConsentForm {
     csrf_token: Option<String>,
     req: Option<String>,
     decision: Option<String>,
+    kept: Vec<String>,
+    /// The linkages (target client ids) the person ticked.
+    linked: Vec<String>,
 }
 
-pub async fn submit(
-    State(idp): State<Idp>,
-    headers: HeaderMap,
-    Form(form): Form<ConsentForm>,
-) -> Response {
+impl ConsentForm {
+    fn read(body: &[u8]) -> ConsentForm {
+        let mut form = ConsentForm {
+            csrf_token: None,
+            req: None,
+            decision: None,
+            kept: Vec::new(),
+            linked: Vec::new(),
+        };
+        for (key, value) in url::form_urlencoded::parse(body) {
+            match key.as_ref() {
+                "csrf_token" => form.csrf_token = Some(value.into_owned()),
+                "req" => form.req = Some(value.into_owned()),
+                "decision" => form.decision = Some(value.into_owned()),
+                "claim" => form.kept.push(value.into_owned()),
+                "linkage" => form.linked.push(value.into_owned()),
+                _ => {}
+            }
+        }
+        form
+    }
+}
+
+pub async fn submit(State(idp): State<Idp>, headers: HeaderMap, body: Bytes) -> Response {
+    let form = ConsentForm::read(&body);
     if let Err(refused) = check_csrf(&idp, &headers, form.csrf_token.as_deref()) {
         return refused;
     }
@@ -129,7 +226,16 @@ pub async fn submit(
         Err(_) => return internal_error(),
     };
     let approve = form.decision.as_deref() == Some("approve");
-    let result = record(&idp, &session, &client, &pending, &req, approve).await;
+    let declined: Vec<String> = crate::tokens::claims_of(&pending.request.scope)
+        .into_iter()
+        .filter(|c| !form.kept.contains(c))
+        .collect();
+    let answer = Answer {
+        approve,
+        declined: &declined,
+        linked: &form.linked,
+    };
+    let result = record(&idp, &session, &client, &pending, &req, answer).await;
     if result.is_err() {
         return internal_error();
     }
@@ -149,26 +255,45 @@ pub async fn submit(
     see_other(&format!("/authorize/resume?req={req}"), None)
 }
 
+/// The person's answer on the page.
+struct Answer<'a> {
+    approve: bool,
+    /// Optional claims kept back.
+    declined: &'a [String],
+    /// Linkages allowed (target client ids).
+    linked: &'a [String],
+}
+
 async fn record(
     idp: &Idp,
     session: &Session,
     client: &Client,
     pending: &Pending,
     req: &str,
-    approve: bool,
+    answer: Answer<'_>,
 ) -> Result<(), sqlx::Error> {
+    let approve = answer.approve;
     let mut tx = idp.core.db.begin().await?;
-    if approve {
-        crate::consent::grant(
-            tx.conn(),
-            &session.user_id,
-            &client.client_id,
-            &pending.request.scope,
+    let given = if approve {
+        Some(
+            crate::consent::grant(
+                idp,
+                tx.conn(),
+                &session.user_id,
+                &client.client_id,
+                &crate::consent::Agreement {
+                    scopes: &pending.request.scope,
+                    declined: answer.declined,
+                    linked: answer.linked,
+                    given_by: crate::consent::CONSENT_PAGE,
+                },
+            )
+            .await?,
         )
-        .await?;
     } else {
         pending::consume(tx.conn(), req).await?;
-    }
+        None
+    };
     let event = AuditEvent::new(
         Actor::user(&session.user_id),
         if approve {
@@ -183,7 +308,14 @@ async fn record(
     } else {
         Outcome::Denied
     })
-    .details(json!({"scope": pending.request.scope}));
+    .details(match &given {
+        Some(c) => json!({
+            "scope": pending.request.scope, "claims": c.claims, "declined": c.declined,
+            "purpose_version": c.purpose_version, "expires_at": c.expires_at,
+            "given_by": c.given_by, "linkages": c.linkages,
+        }),
+        None => json!({"scope": pending.request.scope}),
+    });
     let entries = audit::append_in(tx.conn(), &[event]).await?;
     tx.commit().await?;
     audit::publish(&entries);

@@ -46,6 +46,22 @@ pub fn scope_label(scope: &str, lang: Lang) -> String {
     text.to_string()
 }
 
+/// What a claim is, for the person: the consent page and the services page.
+pub fn claim_label(claim: &str, lang: Lang) -> String {
+    let text = match claim {
+        "preferred_username" => lang.pick("ユーザー名", "Your username"),
+        "name" => lang.pick("氏名", "Your name"),
+        "updated_at" => lang.pick("プロフィールの更新日時", "When your profile last changed"),
+        "email" => lang.pick("メールアドレス", "Your email address"),
+        "email_verified" => lang.pick(
+            "メールアドレスが確認済みかどうか",
+            "Whether your email address is verified",
+        ),
+        other => return other.to_string(),
+    };
+    text.to_string()
+}
+
 /// Renders a form page with a CSRF token (and sets the token cookie when new).
 pub fn form_page<T: Template>(
     idp: &Idp,

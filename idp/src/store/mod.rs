@@ -15,6 +15,7 @@
 //! | [`logout`] | logout_deliveries |
 //! | [`mail`] | mail_outbox |
 //! | [`mfa`] | totp_credentials, webauthn_credentials, webauthn_ceremonies, recovery_codes, mfa_pending, known_devices |
+//! | [`releases`] | releases |
 //! | [`sessions`] | sessions, session_clients |
 //! | [`throttle`] | throttle |
 //! | [`users`] | users, role_assignments |
@@ -29,6 +30,7 @@ pub mod keys;
 pub mod logout;
 pub mod mail;
 pub mod mfa;
+pub mod releases;
 pub mod sessions;
 pub mod throttle;
 pub mod users;

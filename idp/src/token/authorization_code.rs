@@ -112,6 +112,7 @@ pub async fn exchange(
         scope: row.scope,
         nonce: row.nonce,
         claims: row.claims,
+        exchange: None,
     };
     tokens::create_grant(
         tx.conn(),

@@ -57,5 +57,6 @@ pub async fn issue(
         refresh_token: None,
         id_token: None,
         scope: claims.scope,
+        issued_token_type: None,
     })
 }

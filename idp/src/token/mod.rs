@@ -3,6 +3,7 @@
 pub mod authorization_code;
 mod client_credentials;
 mod refresh_token;
+mod token_exchange;
 
 use axum::Extension;
 use axum::body::Bytes;
@@ -82,10 +83,9 @@ async fn handle(
     let grant: GrantType = grant_type.parse().map_err(|_| {
         OAuthError::unsupported_grant_type(format!("grant_type {grant_type:?} is not supported"))
     })?;
-    if grant_type == "device_code" {
+    if grant_type != grant.as_str() {
         return Err(OAuthError::unsupported_grant_type(format!(
-            "use grant_type={}",
-            GrantType::DeviceCode.as_str()
+            "use grant_type={grant}"
         )));
     }
     if !client.allows(grant) {
@@ -102,6 +102,7 @@ async fn handle(
             client_credentials::issue(idp, &client, &params, bound).await
         }
         GrantType::DeviceCode => device::exchange(idp, &client, &params, bound).await,
+        GrantType::TokenExchange => token_exchange::exchange(idp, &client, &params, bound).await,
     }
 }
 

@@ -65,6 +65,15 @@ pub async fn refresh(
     if row.expires_at <= now {
         return Err(OAuthError::invalid_grant("the refresh token has expired"));
     }
+    // The person's consent bounds the grant: once it expires (or the client's purpose
+    // changed) the client must ask again at a sign-in.
+    if client.require_consent
+        && !crate::consent::in_force(idp, tx.conn(), &row.user_id, &client.client_id).await?
+    {
+        return Err(OAuthError::invalid_grant(
+            "the person's consent to this service has expired or no longer covers its purpose",
+        ));
+    }
     let granted = row.scope;
     let scope = requested_scope(params, &granted)?.unwrap_or_else(|| granted.clone());
     let user = users::find(tx.conn(), &row.user_id)
@@ -83,6 +92,7 @@ pub async fn refresh(
         scope,
         nonce: None,
         claims: row.claims,
+        exchange: None,
     };
     tokens::issue_for_person(idp, tx, client, &user, &auth, GrantType::RefreshToken, true).await
 }
