@@ -145,7 +145,7 @@ impl Default for DatabaseSection {
         DatabaseSection {
             max_connections: 16,
             connect_timeout_secs: 30,
-            acquire_timeout_secs: 10,
+            acquire_timeout_secs: 5,
         }
     }
 }

@@ -97,6 +97,14 @@ impl From<CaError> for ApiError {
             CaError::NotReady(_) => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", message)
             }
+            CaError::Db(e) if kizuna_core::db::is_unavailable(&e) => {
+                tracing::error!(error = %e, "database unavailable: answering 503 until it is back");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "temporarily_unavailable",
+                    "the database is unreachable; try again shortly".into(),
+                )
+            }
             other => {
                 tracing::error!(error = %other, "CA failure");
                 ApiError::new(

@@ -334,11 +334,17 @@ async fn write_batches(db: Db, mut receiver: mpsc::Receiver<(AuditEvent, Reply)>
             }
             Err(e) => {
                 tracing::error!(error = %e, count = events.len(), "audit append failed");
+                // Each waiting request gets the failure; one that means the database is
+                // unreachable stays recognizable as that (a 503, not a 500).
+                let unavailable = crate::db::is_unavailable(&e);
                 let message = e.to_string();
                 for reply in replies {
-                    let _ = reply.send(Err(AuditError::Storage(sqlx::Error::Protocol(
-                        message.clone(),
-                    ))));
+                    let error = if unavailable {
+                        sqlx::Error::PoolTimedOut
+                    } else {
+                        sqlx::Error::Protocol(message.clone())
+                    };
+                    let _ = reply.send(Err(AuditError::Storage(error)));
                 }
             }
         }

@@ -62,7 +62,7 @@ impl Default for DbOptions {
         DbOptions {
             max_connections: 16,
             connect_timeout: Duration::from_secs(30),
-            acquire_timeout: Duration::from_secs(10),
+            acquire_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -492,6 +492,28 @@ pub fn org_clause(
 pub fn like_containing(text: &str) -> String {
     format!("%{}%", text.replace(['%', '_', '\\'], "").to_lowercase())
 }
+
+/// Whether an error means the database cannot be reached now (down, restarting, the pool
+/// out of connections) rather than that the request was wrong: the caller answers 503 with
+/// `Retry-After`, and the pool reconnects by itself when the database is back.
+pub fn is_unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        // SQLSTATE class 08 (connection exception), 57P01-57P03 (shutting down, crash,
+        // cannot connect now), 53300 (too many connections).
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            code.starts_with("08") || code.starts_with("57P0") || code == "53300"
+        }),
+        _ => false,
+    }
+}
+
+/// How long a client should wait before retrying while the database is unavailable.
+pub const RETRY_AFTER_SECS: u32 = 5;
 
 pub fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())

@@ -24,8 +24,15 @@ pub fn router(core: Core) -> Router {
         .with_state(core)
 }
 
+/// How long readiness waits for the database before saying it is unreachable.
+const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 async fn readyz(State(core): State<Core>) -> Response {
-    match core.db.schema_status().await {
+    let status = match tokio::time::timeout(READY_TIMEOUT, core.db.schema_status()).await {
+        Ok(status) => status,
+        Err(_) => Err(sqlx::Error::PoolTimedOut),
+    };
+    match status {
         Ok(schema) if schema.is_current() => Json(json!({
             "status": "ready",
             "database": core.db.backend().name(),

@@ -103,6 +103,15 @@ impl OAuthError {
     pub fn rate_limited(d: impl Into<String>) -> Self {
         Self::new("temporarily_unavailable", StatusCode::TOO_MANY_REQUESTS, d)
     }
+    /// The database is unreachable for now (RFC 6749's `temporarily_unavailable`, HTTP 503
+    /// with `Retry-After`).
+    pub fn unavailable() -> Self {
+        Self::new(
+            "temporarily_unavailable",
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the service is temporarily unavailable; try again shortly",
+        )
+    }
     pub fn server_error() -> Self {
         Self::new(
             "server_error",
@@ -114,6 +123,10 @@ impl OAuthError {
 
 impl From<sqlx::Error> for OAuthError {
     fn from(e: sqlx::Error) -> Self {
+        if kizuna_core::db::is_unavailable(&e) {
+            tracing::error!(error = %e, "database unavailable: answering 503 until it is back");
+            return OAuthError::unavailable();
+        }
         tracing::error!(error = %e, "storage failure");
         OAuthError::server_error()
     }
@@ -128,8 +141,13 @@ impl From<kizuna_core::custody::CustodyError> for OAuthError {
 
 impl From<kizuna_core::audit::AuditError> for OAuthError {
     fn from(e: kizuna_core::audit::AuditError) -> Self {
-        tracing::error!(error = %e, "audit failure");
-        OAuthError::server_error()
+        match e {
+            kizuna_core::audit::AuditError::Storage(e) => e.into(),
+            e => {
+                tracing::error!(error = %e, "audit failure");
+                OAuthError::server_error()
+            }
+        }
     }
 }
 
@@ -156,6 +174,12 @@ impl IntoResponse for OAuthError {
                     .headers_mut()
                     .insert(header::WWW_AUTHENTICATE, value);
             }
+        }
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(kizuna_core::db::RETRY_AFTER_SECS),
+            );
         }
         if self.status == StatusCode::TOO_MANY_REQUESTS {
             response.headers_mut().insert(

@@ -16,6 +16,7 @@ mod console_browser;
 mod console_roles;
 mod device_clients;
 mod est;
+mod faults;
 mod federation;
 mod hsm;
 mod mfa;

@@ -1,0 +1,286 @@
+//! Faults with nothing lost (issue #19): the database restarted under load. Kizuna runs on
+//! a PostgreSQL of the test's own (initdb in a temporary directory, its own port), so
+//! stopping it disturbs no other test.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::common::{Kizuna, TempDir, free_port};
+
+/// A PostgreSQL server of this test only.
+struct PrivatePostgres {
+    dir: TempDir,
+    bin: PathBuf,
+    port: u16,
+}
+
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// Runs a PostgreSQL program as the `postgres` account when this test runs as root (the
+/// server refuses to run as root).
+fn pg(bin: &Path, program: &str, args: &[&str]) -> std::process::Output {
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0"));
+    let mut command = if root {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(bin.join(program));
+        c
+    } else {
+        Command::new(bin.join(program))
+    };
+    command
+        .args(args)
+        .output()
+        .expect("run a PostgreSQL program")
+}
+
+impl PrivatePostgres {
+    /// Creates and starts one, or says why it cannot (no PostgreSQL server programs here).
+    fn start() -> Result<PrivatePostgres, String> {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .map_err(|e| format!("no /usr/lib/postgresql: {e}"))?
+            .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+            .find(|b| b.join("initdb").exists())
+            .ok_or("no initdb under /usr/lib/postgresql")?;
+        let dir = TempDir::new("kizuna-private-pg");
+        let data = dir.path().join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        let _ = Command::new("chown")
+            .args(["-R", "postgres:postgres"])
+            .arg(dir.path())
+            .status();
+        let init = pg(
+            &bin,
+            "initdb",
+            &[
+                "-D",
+                data.to_str().unwrap(),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+            ],
+        );
+        if !init.status.success() {
+            return Err(format!(
+                "initdb failed: {}",
+                String::from_utf8_lossy(&init.stderr)
+            ));
+        }
+        let server = PrivatePostgres {
+            dir,
+            bin,
+            port: free_port(),
+        };
+        server.up();
+        Ok(server)
+    }
+
+    fn data(&self) -> String {
+        self.dir.path().join("data").to_str().unwrap().to_string()
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    fn up(&self) {
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1",
+            self.port,
+            self.dir.path().display()
+        );
+        let log = self.dir.path().join("log");
+        let out = pg(
+            &self.bin,
+            "pg_ctl",
+            &[
+                "-D",
+                &self.data(),
+                "-o",
+                &options,
+                "-l",
+                log.to_str().unwrap(),
+                "-w",
+                "start",
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "pg_ctl start: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn down(&self) {
+        let out = pg(
+            &self.bin,
+            "pg_ctl",
+            &["-D", &self.data(), "-m", "fast", "-w", "stop"],
+        );
+        assert!(
+            out.status.success(),
+            "pg_ctl stop: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+impl Drop for PrivatePostgres {
+    fn drop(&mut self) {
+        let _ = pg(
+            &self.bin,
+            "pg_ctl",
+            &["-D", &self.data(), "-m", "immediate", "-w", "stop"],
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgresql_restarted_under_load_gives_503s_then_recovers_with_nothing_lost() {
+    let postgres = match PrivatePostgres::start() {
+        Ok(p) => p,
+        Err(why) if !in_ci() => {
+            eprintln!("skipped: a private PostgreSQL cannot be started here: {why}");
+            return;
+        }
+        Err(why) => panic!("CI=true: a private PostgreSQL must start: {why}"),
+    };
+    let k = Kizuna::sqlite().env("KIZUNA_DATABASE_URL", &postgres.url());
+    let server = k.serve();
+    let client = k.json(&[
+        "client",
+        "create",
+        "--name",
+        "meter reader",
+        "--grant-type",
+        "client_credentials",
+        "--scope",
+        "meters:read",
+        "--json",
+    ]);
+    let id = client["client_id"].as_str().unwrap().to_string();
+    let secret = client["client_secret"].as_str().unwrap().to_string();
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let token_url = server.url("/token");
+
+    // Load: four callers asking for tokens until told to stop; every answer counted.
+    let stop = Arc::new(AtomicBool::new(false));
+    let granted = Arc::new(AtomicUsize::new(0));
+    let unavailable = Arc::new(AtomicUsize::new(0));
+    let other = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let mut callers = Vec::new();
+    for _ in 0..4 {
+        let (http, url, id, secret) = (http.clone(), token_url.clone(), id.clone(), secret.clone());
+        let (stop, granted, unavailable, other) = (
+            stop.clone(),
+            granted.clone(),
+            unavailable.clone(),
+            other.clone(),
+        );
+        callers.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let response = http
+                    .post(&url)
+                    .basic_auth(&id, Some(&secret))
+                    .form(&[("grant_type", "client_credentials")])
+                    .send()
+                    .await;
+                match response {
+                    Ok(r) if r.status() == 200 => {
+                        granted.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Ok(r) if r.status() == 503 => {
+                        let retry = r.headers().contains_key("retry-after");
+                        let body: serde_json::Value = r.json().await.unwrap_or_default();
+                        if body["error"] == "temporarily_unavailable" && retry {
+                            unavailable.fetch_add(1, Ordering::Relaxed);
+                        } else {
+                            other.lock().unwrap().push(format!("503 {body}"));
+                        }
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                    Ok(r) => {
+                        let status = r.status();
+                        let text = r.text().await.unwrap_or_default();
+                        other.lock().unwrap().push(format!("{status} {text}"));
+                    }
+                    Err(e) => other.lock().unwrap().push(format!("transport: {e}")),
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(
+        granted.load(Ordering::Relaxed) > 0,
+        "tokens before the outage"
+    );
+
+    // The database goes away: refusals say so (503, Retry-After), readiness says so.
+    postgres.down();
+    let ready = http.get(server.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 503, "not ready without the database");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while unavailable.load(Ordering::Relaxed) == 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        unavailable.load(Ordering::Relaxed) > 0,
+        "503 temporarily_unavailable during the outage; other answers: {:?}",
+        other.lock().unwrap()
+    );
+
+    // It comes back: Kizuna recovers by itself, no restart.
+    postgres.up();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let before = granted.load(Ordering::Relaxed);
+    while granted.load(Ordering::Relaxed) == before && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        granted.load(Ordering::Relaxed) > before,
+        "tokens again after the database returned: {}",
+        server.stderr()
+    );
+    stop.store(true, Ordering::Relaxed);
+    for caller in callers {
+        caller.await.unwrap();
+    }
+    let ready = http.get(server.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+    assert!(
+        other.lock().unwrap().is_empty(),
+        "every answer was a token or a clear 503: {:?}",
+        other.lock().unwrap()
+    );
+    assert!(
+        server.stderr().contains("database unavailable"),
+        "a clear log line: {}",
+        server.stderr()
+    );
+
+    // Nothing lost: every token answered was audited, and the chain is whole.
+    drop(server);
+    let audited = k.ok(&["audit", "export"]);
+    let issued = audited
+        .lines()
+        .filter(|l| l.contains("\"token.issue\"") && l.contains("client_credentials"))
+        .count();
+    assert_eq!(
+        issued,
+        granted.load(Ordering::Relaxed),
+        "each granted token has its audit entry, and no other"
+    );
+    assert!(k.ok(&["audit", "verify"]).starts_with("ok: "));
+}
