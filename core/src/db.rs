@@ -83,9 +83,17 @@ pub enum DbError {
     #[error("could not open the database at {url}: {source}")]
     Open { url: String, source: sqlx::Error },
     #[error(
-        "the database contains migration {version}, which this kizuna binary does not know: it was upgraded by a newer release. Refusing to start; run that release (or restore a backup taken before the upgrade)"
+        "the database schema is at version {applied}, and since version {readers_from} it needs a kizuna binary that knows at least that version; this one knows up to {known}. Refusing to start; run the newer release (or restore a backup taken before the upgrade)"
     )]
-    NewerThanBinary { version: i64 },
+    NewerThanBinary {
+        applied: i64,
+        known: i64,
+        readers_from: i64,
+    },
+    #[error(
+        "the database contains migration {version}, which this kizuna binary does not know; refusing to start"
+    )]
+    UnknownMigration { version: i64 },
     #[error(
         "migration {version} recorded in the database differs from the one built into this binary (checksum mismatch); refusing to start"
     )]
@@ -99,7 +107,7 @@ pub enum DbError {
 impl From<MigrateError> for DbError {
     fn from(e: MigrateError) -> Self {
         match e {
-            MigrateError::VersionMissing(version) => DbError::NewerThanBinary { version },
+            MigrateError::VersionMissing(version) => DbError::UnknownMigration { version },
             MigrateError::VersionMismatch(version) => DbError::ChecksumMismatch { version },
             other => DbError::Migrate(other),
         }
@@ -111,11 +119,24 @@ impl From<MigrateError> for DbError {
 pub struct SchemaStatus {
     pub applied: i64,
     pub expected: i64,
+    /// The oldest binary (by the newest migration it knows) that may use this schema: raised
+    /// by a migration that contracts (drops or changes what older binaries use). Expand-only
+    /// migrations leave it, so the previous release keeps serving during a rolling upgrade.
+    pub readers_from: i64,
 }
+
+/// The `meta` key a contracting migration sets to its own version
+/// (see docs/design/storage.md, "Expand and contract").
+pub const READERS_FROM_KEY: &str = "schema.readers_from";
 
 impl SchemaStatus {
     pub fn is_current(&self) -> bool {
         self.applied == self.expected
+    }
+
+    /// This binary may serve on this schema: its own, or a newer one that only expanded.
+    pub fn is_compatible(&self) -> bool {
+        self.is_current() || (self.applied > self.expected && self.readers_from <= self.expected)
     }
 }
 
@@ -318,7 +339,28 @@ impl Db {
     }
 
     /// Applies pending migrations. Refuses a database that a newer binary migrated.
+    /// Brings the schema to this binary's version. A schema newer than the binary (another
+    /// replica of a newer release migrated it) is left alone and served when it is still
+    /// compatible (expand/contract, [`SchemaStatus::is_compatible`]); otherwise refused.
     pub async fn migrate(&self) -> Result<(), DbError> {
+        // A fresh database has no migrations table yet: nothing is newer than this binary.
+        if let Ok(status) = self.schema_status().await
+            && status.applied > status.expected
+        {
+            if !status.is_compatible() {
+                return Err(DbError::NewerThanBinary {
+                    applied: status.applied,
+                    known: status.expected,
+                    readers_from: status.readers_from,
+                });
+            }
+            tracing::warn!(
+                applied = status.applied,
+                known = status.expected,
+                "the database schema is newer than this binary and still compatible (a rolling upgrade): serving without migrating"
+            );
+            return Ok(());
+        }
         self.backend.migrator().run(&self.pool).await?;
         Ok(())
     }
@@ -336,7 +378,17 @@ impl Db {
         )
         .fetch_one(&self.pool)
         .await?;
-        Ok(SchemaStatus { applied, expected })
+        let readers_from: Option<String> =
+            sqlx::query_scalar("SELECT value FROM meta WHERE key = $1")
+                .bind(READERS_FROM_KEY)
+                .fetch_optional(&self.pool)
+                .await
+                .unwrap_or(None);
+        Ok(SchemaStatus {
+            applied,
+            expected,
+            readers_from: readers_from.and_then(|v| v.parse().ok()).unwrap_or(0),
+        })
     }
 
     pub async fn ping(&self) -> Result<(), sqlx::Error> {

@@ -33,19 +33,26 @@ async fn readyz(State(core): State<Core>) -> Response {
         Err(_) => Err(sqlx::Error::PoolTimedOut),
     };
     match status {
-        Ok(schema) if schema.is_current() => Json(json!({
+        Ok(schema) if schema.is_compatible() => Json(json!({
             "status": "ready",
             "database": core.db.backend().name(),
             "schema_version": schema.applied,
+            "binary_schema_version": schema.expected,
+            "newer_compatible_schema": schema.applied > schema.expected,
         }))
         .into_response(),
         Ok(schema) => (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(json!({
                 "status": "not_ready",
-                "reason": "database schema is not at this binary's version",
+                "reason": if schema.applied < schema.expected {
+                    "the database schema is older than this binary's: it has not been migrated"
+                } else {
+                    "the database schema is newer than this binary can use (a contracting migration): run the newer release"
+                },
                 "schema_version": schema.applied,
-                "expected_version": schema.expected,
+                "binary_schema_version": schema.expected,
+                "readers_from": schema.readers_from,
             })),
         )
             .into_response(),

@@ -37,8 +37,9 @@ async fn migrations_are_current_and_rerunning_them_changes_nothing() {
 }
 
 #[tokio::test]
-async fn a_database_migrated_by_a_newer_binary_is_refused() {
+async fn a_newer_schema_is_served_while_it_only_expanded_and_refused_once_it_contracted() {
     for TestDb { db, fresh } in testing::databases().await {
+        let known = db.schema_status().await.unwrap().expected;
         sqlx::query(
             "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
              VALUES (99990101000000, 'from the future', TRUE, $1, 1)",
@@ -47,19 +48,31 @@ async fn a_database_migrated_by_a_newer_binary_is_refused() {
         .execute(db.pool())
         .await
         .unwrap();
+        // An expand-only migration of a newer release: this binary keeps serving on it.
+        db.migrate().await.unwrap();
+        let status = db.schema_status().await.unwrap();
+        assert!(status.is_compatible() && !status.is_current(), "{status:?}");
+        // A contracting one says which binaries may read the schema now.
+        sqlx::query("INSERT INTO meta (key, value) VALUES ($1, '99990101000000')")
+            .bind(kizuna_core::db::READERS_FROM_KEY)
+            .execute(db.pool())
+            .await
+            .unwrap();
         let err = db.migrate().await.unwrap_err();
         assert!(
             matches!(
                 err,
                 DbError::NewerThanBinary {
-                    version: 99990101000000
-                }
+                    applied: 99990101000000,
+                    known: k,
+                    readers_from: 99990101000000,
+                } if k == known
             ),
             "{:?}: {err}",
             fresh.backend
         );
         assert!(err.to_string().contains("newer release"), "{err}");
-        assert!(!db.schema_status().await.unwrap().is_current());
+        assert!(!db.schema_status().await.unwrap().is_compatible());
     }
 }
 

@@ -427,8 +427,11 @@ async fn an_unreachable_database_is_retried_then_reported() {
     );
 }
 
+/// A rolling upgrade: a replica of the previous release meets the schema a newer one
+/// migrated. While the newer migrations only expanded, it serves (and says so); once one
+/// contracted (`schema.readers_from`), it refuses to start and says why.
 #[tokio::test]
-async fn a_database_from_a_newer_release_is_refused() {
+async fn a_newer_schema_is_served_while_compatible_and_refused_once_it_contracted() {
     for k in Kizuna::each_backend().await {
         drop(k.serve());
         let db = database(&k).await;
@@ -440,6 +443,29 @@ async fn a_database_from_a_newer_release_is_refused() {
         .execute(db.pool())
         .await
         .unwrap();
+        let server = k.serve();
+        let ready = reqwest::get(server.url("/readyz")).await.unwrap();
+        assert_eq!(ready.status(), 200);
+        let ready: serde_json::Value = ready.json().await.unwrap();
+        assert_eq!(ready["schema_version"], 99990101000000_i64, "{ready}");
+        assert_eq!(ready["newer_compatible_schema"], true, "{ready}");
+        assert!(
+            server
+                .stderr()
+                .contains("newer than this binary and still compatible"),
+            "{}",
+            server.stderr()
+        );
+        // Another replica contracts the schema meanwhile: this one's readiness fails.
+        sqlx::query(
+            "INSERT INTO meta (key, value) VALUES ('schema.readers_from', '99990101000000')",
+        )
+        .execute(db.pool())
+        .await
+        .unwrap();
+        let ready = reqwest::get(server.url("/readyz")).await.unwrap();
+        assert_eq!(ready.status(), 503);
+        drop(server);
         db.close().await;
         let failed = k.try_serve(&[]).err().expect("must not start");
         assert_eq!(failed.code, Some(1));
