@@ -390,11 +390,15 @@ pub async fn grant(
         .as_ref()
         .map(|t| t.optional_claims.clone())
         .unwrap_or_default();
-    let declined: Vec<String> = declined
+    let mut declined: Vec<String> = declined
         .iter()
         .filter(|c| optional.contains(c))
         .cloned()
         .collect();
+    // Whether an address is verified says there is one: it goes with the address.
+    if declined.iter().any(|c| c == "email") && !declined.iter().any(|c| c == "email_verified") {
+        declined.push("email_verified".into());
+    }
     let claims = crate::tokens::claims_of(&all)
         .into_iter()
         .filter(|c| !declined.contains(c))

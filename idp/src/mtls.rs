@@ -5,6 +5,10 @@
 //! as clients of their own — a device or an ACME-enrolled service whose organization lets
 //! its certificates of that profile (and model) get scopes, with no separate registration.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use x509_cert::Certificate;
@@ -12,6 +16,7 @@ use x509_cert::der::{Decode, Encode};
 
 use kizuna_core::jose::PublicJwk;
 use kizuna_core::pki::{Credential, Serial};
+use kizuna_core::time::Stamp;
 
 use crate::Idp;
 use crate::clients::{AuthMethod, Client, ClientStatus, GrantType};
@@ -43,12 +48,64 @@ pub fn thumbprint(der: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(kizuna_core::secret::sha256(der))
 }
 
-/// The certificate's record when this Kizuna issued it.
+/// How long a replica keeps what a presented certificate is (its names, organization,
+/// device, the scopes its organization grants) before reading it again. Its status is read
+/// on every use, so a revocation or hold refuses the next request at once.
+const CREDENTIAL_TTL: Duration = Duration::from_secs(2);
+
+type CachedCredential = (Option<Credential>, Stamp);
+
+/// Certificates recently presented as client credentials, by the SHA-256 of their DER.
+#[derive(Clone, Default)]
+pub struct CredentialCache {
+    entries: Arc<Mutex<HashMap<[u8; 32], CachedCredential>>>,
+}
+
+impl CredentialCache {
+    fn fresh(&self, key: &[u8; 32]) -> Option<Option<Credential>> {
+        let entries = self.entries.lock().ok()?;
+        let (credential, at) = entries.get(key)?;
+        (at.age() < CREDENTIAL_TTL).then(|| credential.clone())
+    }
+
+    fn remember(&self, key: [u8; 32], credential: Option<Credential>) {
+        if let Ok(mut entries) = self.entries.lock() {
+            if entries.len() > 10_000 {
+                entries.retain(|_, (_, at)| at.age() < CREDENTIAL_TTL);
+            }
+            entries.insert(key, (credential, Stamp::now()));
+        }
+    }
+}
+
+/// The certificate's record when this Kizuna issued it, with its status as it is now.
 async fn issued_here(idp: &Idp, der: &[u8]) -> Result<Option<Credential>, String> {
-    idp.certificates.credential(der).await.map_err(|e| {
+    let failed = |e: sqlx::Error| {
         tracing::error!(error = %e, "reading a client certificate");
         "the certificate could not be checked".to_string()
-    })
+    };
+    let key = kizuna_core::secret::sha256(der);
+    let Some(cached) = idp.credentials.fresh(&key) else {
+        let credential = idp.certificates.credential(der).await.map_err(failed)?;
+        idp.credentials.remember(key, credential.clone());
+        return Ok(credential);
+    };
+    let Some(mut credential) = cached else {
+        return Ok(None);
+    };
+    match idp
+        .certificates
+        .binding(&credential.serial)
+        .await
+        .map_err(failed)?
+    {
+        Some(now) => {
+            credential.status = now.status;
+            credential.status_changed_at = now.status_changed_at;
+            Ok(Some(credential))
+        }
+        None => Ok(None),
+    }
 }
 
 /// A certificate this Kizuna issued and that may authenticate now.

@@ -34,6 +34,8 @@ pub struct IdpState {
     /// The CA's certificates, for clients that authenticate with one (RFC 8705) and the
     /// tokens bound to them (implemented by the CA; the IdP never reads its tables).
     pub certificates: Arc<dyn CertificateBook>,
+    /// Certificates recently presented as client credentials (their status read each time).
+    pub credentials: crate::mtls::CredentialCache,
 }
 
 impl std::ops::Deref for Idp {
@@ -83,6 +85,7 @@ impl Idp {
             mail_from: mail.from,
             assurance,
             certificates,
+            credentials: crate::mtls::CredentialCache::default(),
         })))
     }
 

@@ -154,6 +154,10 @@ async fn a_consent_has_a_purpose_an_end_and_optional_claims_the_resident_keeps_b
         let id = claims(tokens["id_token"].as_str().unwrap());
         assert_eq!(id["preferred_username"], "hanako", "{id}");
         assert!(id.get("email").is_none(), "declined: {id}");
+        assert!(
+            id.get("email_verified").is_none(),
+            "whether it is verified goes with the address: {id}"
+        );
         let info: Value = api()
             .get(format!("{}/userinfo", server.base))
             .bearer_auth(tokens["access_token"].as_str().unwrap())

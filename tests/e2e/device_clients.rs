@@ -189,6 +189,9 @@ async fn a_device_gets_a_bound_token_with_its_certificate_and_retiring_it_ends_b
             "--scope",
             "streetlight:dim",
         ]);
+        // What a presented certificate is (its organization's rule included) is kept for
+        // two seconds on each replica; its status is read on every request.
+        i.k.clock().advance(2);
         // A management scope is never one of them.
         let refused = i.k.run(&[
             "device",

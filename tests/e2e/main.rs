@@ -12,6 +12,7 @@ mod browser_passkey;
 mod ca;
 mod cli;
 mod consent;
+mod consent_browser;
 mod console_browser;
 mod console_roles;
 mod device_clients;

@@ -123,8 +123,10 @@ pub async fn show(
         (Some(t), _) => Some(t.purpose.clone()),
         (None, _) => client.description.clone(),
     };
+    // Whether an address is verified goes with the address: shown, and kept back, with it.
     let claims = crate::tokens::claims_of(&pending.request.scope)
         .into_iter()
+        .filter(|name| !(name == "email_verified" && optional.iter().any(|o| o == "email")))
         .map(|name| ClaimRow {
             label: claim_label(&name, lang),
             optional: optional.contains(&name),
