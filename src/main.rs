@@ -86,6 +86,11 @@ enum Command {
     /// Identity assurance: renewed My Number cards.
     #[command(subcommand)]
     Assurance(cli::assurance::AssuranceCommand),
+    /// Write a consistent backup of the database (SQLite), or print the pg_dump commands
+    /// (PostgreSQL). The key-encryption key is not in it: back it up separately.
+    Backup(cli::backup::BackupArgs),
+    /// Put a SQLite backup in place: checks it, migrates it, verifies its audit chain.
+    Restore(cli::backup::RestoreArgs),
 }
 
 fn main() -> ExitCode {
@@ -151,6 +156,8 @@ fn main() -> ExitCode {
             }
             Command::Upstream(cmd) => cli::upstreams::run(cmd, &config).await,
             Command::Assurance(cmd) => cli::assurance::run(cmd, &config).await,
+            Command::Backup(args) => cli::backup::backup(args, &config).await,
+            Command::Restore(args) => cli::backup::restore(args, &config).await,
         }
     });
     match result {

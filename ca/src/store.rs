@@ -320,6 +320,22 @@ pub async fn count_revoked_since(db: &Db, reach: &Reach, since: i64) -> Result<i
     query.fetch_one(db.pool()).await
 }
 
+/// Certificates revoked or put on hold at or after `since` (unix seconds), oldest first, as
+/// `(serial, ca_id, revoked_at, reason)`: what an operator re-applies after restoring a
+/// backup taken before them.
+pub async fn revoked_since(
+    db: &Db,
+    since: i64,
+) -> Result<Vec<(String, String, i64, Option<String>)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT serial, ca_id, revoked_at, revocation_reason FROM certificates \
+         WHERE status IN ('revoked', 'hold') AND revoked_at >= $1 ORDER BY revoked_at, serial",
+    )
+    .bind(since)
+    .fetch_all(db.pool())
+    .await
+}
+
 /// Filters for listings; every field narrows.
 #[derive(Debug, Clone, Default)]
 pub struct Filter {

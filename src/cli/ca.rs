@@ -120,6 +120,9 @@ pub enum CertCommand {
     },
     /// Release a certificate from certificateHold.
     Unhold { serial: String },
+    /// Carry revocations over to a database restored from an earlier backup.
+    #[command(subcommand)]
+    Revocations(crate::cli::backup::RevocationsCommand),
     /// Show one certificate.
     Show {
         serial: String,
@@ -383,6 +386,9 @@ pub async fn cert(cmd: CertCommand, config: &Config) -> Result<ExitCode> {
                         report.tokens_ended
                     );
                 }
+            }
+            CertCommand::Revocations(cmd) => {
+                return crate::cli::backup::revocations(cmd, &ca).await;
             }
             CertCommand::Unhold { serial } => {
                 kizuna_ca::revoke::unhold(&ca, &serial, Actor::cli()).await?;

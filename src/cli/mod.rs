@@ -2,6 +2,7 @@
 //! `serve` does, so it works beside a running server.
 
 pub mod assurance;
+pub mod backup;
 pub mod ca;
 pub mod clients;
 pub mod devices;

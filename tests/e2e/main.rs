@@ -8,6 +8,7 @@ mod acme;
 mod admin_api;
 mod assurance;
 mod authorization;
+mod backup;
 mod browser_passkey;
 mod ca;
 mod cli;

@@ -60,12 +60,18 @@ pub async fn get(ca: &Ca, id: &str) -> Result<Option<CaRecord>, sqlx::Error> {
         .await
 }
 
-/// Takes the next CRL number of CA `id` (monotonic across replicas).
+/// Takes the next CRL number of CA `id`: one more than the last, and never less than the
+/// time in milliseconds. Monotonic across replicas (one row update), and across a restore
+/// to an earlier backup: the numbers published since were below the time they were made,
+/// so the restored CA's next number is above every one of them (RFC 5280 §5.2.3).
 pub(crate) async fn next_crl_number(ca: &Ca, id: &str) -> Result<i64, sqlx::Error> {
+    let now_ms = kizuna_core::time::now().unix_timestamp_nanos() / 1_000_000;
     sqlx::query_scalar(
-        "UPDATE cas SET crl_number = crl_number + 1 WHERE id = $1 RETURNING crl_number",
+        "UPDATE cas SET crl_number = CASE WHEN crl_number + 1 > $2 THEN crl_number + 1 ELSE $2 END \
+         WHERE id = $1 RETURNING crl_number",
     )
     .bind(id)
+    .bind(i64::try_from(now_ms).unwrap_or(i64::MAX))
     .fetch_one(ca.core.db.pool())
     .await
 }
