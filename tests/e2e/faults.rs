@@ -284,3 +284,182 @@ async fn postgresql_restarted_under_load_gives_503s_then_recovers_with_nothing_l
     );
     assert!(k.ok(&["audit", "verify"]).starts_with("ok: "));
 }
+
+/// Issues a device certificate through the CA API; its serial and PEM when acknowledged.
+async fn issue_one(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    org: &str,
+    csr: &str,
+) -> Option<(String, String)> {
+    let response = http
+        .post(format!("{base}/ca/api/v1/certificates"))
+        .bearer_auth(token)
+        .json(&serde_json::json!({"csr": csr, "profile": "device", "org_id": org}))
+        .send()
+        .await
+        .ok()?;
+    if response.status() != 201 {
+        return None;
+    }
+    let body: serde_json::Value = response.json().await.ok()?;
+    Some((
+        body["serial"].as_str()?.to_ascii_lowercase(),
+        body["certificate_pem"].as_str()?.to_string(),
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_killed_during_issuance_and_revocation_keeps_all_it_acknowledged() {
+    let k = Kizuna::sqlite();
+    let mut server = k.serve();
+    let k = k.env("KIZUNA_PUBLIC_URL", &server.public);
+    let org = k.json(&["org", "create", "--name", "Gates", "--json"])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let admin = crate::common::service_token(&k, &server.base, "kizuna:admin", None).await;
+    let dir = k.dir.path().to_path_buf();
+    let csrs: Vec<String> = (0..40)
+        .map(|n| {
+            let name = format!("gate-{n}");
+            let path = crate::common::pki::csr(
+                &dir,
+                &name,
+                "p256",
+                &format!("/CN={name}"),
+                &[&format!(
+                    "subjectAltName=URI:{}",
+                    server.device_uri(&org, &name)
+                )],
+            );
+            std::fs::read_to_string(path).unwrap()
+        })
+        .collect();
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let mut first = Vec::new();
+    for csr in &csrs[..20] {
+        first.push(
+            issue_one(&http, &server.base, &admin, &org, csr)
+                .await
+                .expect("issued before the crash"),
+        );
+    }
+
+    // Revocations and issuances run while the process is killed; only what was answered
+    // counts as acknowledged.
+    let revoked = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let issued = Arc::new(std::sync::Mutex::new(Vec::<(String, String)>::new()));
+    let revoking = {
+        let (http, base, admin, revoked) = (
+            http.clone(),
+            server.base.clone(),
+            admin.clone(),
+            revoked.clone(),
+        );
+        let serials: Vec<String> = first.iter().map(|(s, _)| s.clone()).collect();
+        tokio::spawn(async move {
+            for serial in serials {
+                let answer = http
+                    .post(format!("{base}/ca/api/v1/certificates/{serial}/revoke"))
+                    .bearer_auth(&admin)
+                    .json(&serde_json::json!({"reason": "keyCompromise"}))
+                    .send()
+                    .await;
+                match answer {
+                    Ok(r) if r.status() == 200 => revoked.lock().unwrap().push(serial),
+                    _ => break,
+                }
+            }
+        })
+    };
+    let issuing = {
+        let (http, base, admin, org, issued) = (
+            http.clone(),
+            server.base.clone(),
+            admin.clone(),
+            org.clone(),
+            issued.clone(),
+        );
+        let csrs = csrs[20..].to_vec();
+        tokio::spawn(async move {
+            for csr in csrs {
+                match issue_one(&http, &base, &admin, &org, &csr).await {
+                    Some(done) => issued.lock().unwrap().push(done),
+                    None => break,
+                }
+            }
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while revoked.lock().unwrap().len() < 5 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    server.kill();
+    revoking.await.unwrap();
+    issuing.await.unwrap();
+    let revoked = revoked.lock().unwrap().clone();
+    let issued = issued.lock().unwrap().clone();
+    assert!(
+        revoked.len() >= 5 && revoked.len() < 20,
+        "killed mid-way: {} revocations acknowledged",
+        revoked.len()
+    );
+
+    // Restarted: every acknowledged revocation is on OCSP and the CRL, every acknowledged
+    // certificate is stored, no serial twice, the audit chain whole.
+    let server = k.serve();
+    crate::common::pki::download_ca_certificates(&k, &server).await;
+    for (serial, pem) in first.iter().chain(issued.iter()) {
+        std::fs::write(dir.join(format!("{serial}.pem")), pem).unwrap();
+    }
+    for serial in &revoked {
+        let said = crate::common::pki::sh_ok(
+            &dir,
+            &format!(
+                "openssl ocsp -no_nonce -issuer issuing.pem -cert {serial}.pem -url {}/ocsp -CAfile root.pem",
+                server.base
+            ),
+        );
+        assert!(said.contains(": revoked"), "{serial}: {said}");
+    }
+    k.ok(&["crl", "generate"]);
+    let crl = reqwest::get(server.url("/pki/crl/issuing-1.crl"))
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    std::fs::write(dir.join("after.crl"), crl).unwrap();
+    let listed =
+        crate::common::pki::sh_ok(&dir, "openssl crl -inform DER -in after.crl -noout -text")
+            .to_ascii_lowercase()
+            .replace(':', "");
+    for serial in &revoked {
+        assert!(
+            listed.contains(serial.trim_start_matches('0')),
+            "{serial} on the CRL"
+        );
+    }
+    let db = crate::common::database(&k).await;
+    let (all, distinct): (i64, i64) =
+        sqlx::query_as("SELECT COUNT(*), COUNT(DISTINCT serial) FROM certificates")
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+    assert_eq!(all, distinct, "no serial issued twice");
+    for (serial, _) in &issued {
+        let found: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM certificates WHERE serial = $1")
+            .bind(serial)
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+        assert_eq!(found, 1, "acknowledged certificate {serial} is stored");
+    }
+    db.close().await;
+    assert!(k.ok(&["audit", "verify"]).starts_with("ok: "));
+}

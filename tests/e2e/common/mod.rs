@@ -423,6 +423,12 @@ impl Server {
         self.terminate()
     }
 
+    /// Kills the process at once (SIGKILL): no shutdown, nothing flushed.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     fn terminate(&mut self) -> Option<i32> {
         let _ = Command::new("kill")
             .args(["-TERM", &self.pid().to_string()])
