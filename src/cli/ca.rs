@@ -122,7 +122,7 @@ pub enum CertCommand {
     Unhold { serial: String },
     /// Carry revocations over to a database restored from an earlier backup.
     #[command(subcommand)]
-    Revocations(crate::cli::backup::RevocationsCommand),
+    Revocations(crate::cli::revocations::RevocationsCommand),
     /// Show one certificate.
     Show {
         serial: String,
@@ -388,7 +388,7 @@ pub async fn cert(cmd: CertCommand, config: &Config) -> Result<ExitCode> {
                 }
             }
             CertCommand::Revocations(cmd) => {
-                return crate::cli::backup::revocations(cmd, &ca).await;
+                return crate::cli::revocations::revocations(cmd, &ca).await;
             }
             CertCommand::Unhold { serial } => {
                 kizuna_ca::revoke::unhold(&ca, &serial, Actor::cli()).await?;

@@ -7,6 +7,7 @@ pub mod ca;
 pub mod clients;
 pub mod devices;
 pub mod keys;
+pub mod revocations;
 pub mod upstreams;
 pub mod users;
 
