@@ -52,14 +52,55 @@ fn ends_at(idp: &Idp, c: &Consent) -> i64 {
         .unwrap_or(c.updated_at + idp.config.consent_max_lifetime_days * DAY)
 }
 
-/// How long a consent given now lasts under `terms`: the client's lifetime, capped by the
-/// city's maximum.
-fn lifetime_secs(idp: &Idp, terms: Option<&Terms>) -> i64 {
+/// How long a consent to `client_id` given now lasts: the soonest of the client's lifetime
+/// (`terms`), its organization's limit and the city's maximum.
+async fn lifetime_secs(
+    idp: &Idp,
+    conn: &mut AnyConnection,
+    client_id: &str,
+    terms: Option<&Terms>,
+) -> Result<i64, sqlx::Error> {
+    let org = match idp.clients.get(&idp.core.db, client_id).await? {
+        Some(client) => match &client.org_id {
+            Some(org) => consents::org_lifetime(conn, org).await?,
+            None => None,
+        },
+        None => None,
+    };
+    let days = [terms.and_then(|t| t.lifetime_days), org]
+        .into_iter()
+        .flatten()
+        .fold(idp.config.consent_max_lifetime_days, i64::min);
+    Ok(days * DAY)
+}
+
+/// Sets (or, with `None`, removes) an organization's limit on how long consents to its
+/// services last (1 day to the city's maximum); audited as `org.consent_lifetime`.
+pub async fn set_org_lifetime(
+    idp: &Idp,
+    actor: Actor,
+    org_id: &str,
+    days: Option<i64>,
+) -> Result<Option<i64>, ConsentError> {
     let max = idp.config.consent_max_lifetime_days;
-    terms
-        .and_then(|t| t.lifetime_days)
-        .map_or(max, |d| d.min(max))
-        * DAY
+    if days.is_some_and(|d| !(1..=max).contains(&d)) {
+        return Err(ConsentError::Invalid(format!(
+            "an organization's consent lifetime is 1 to {max} days (the city's maximum, oidc.consent_max_lifetime_days)"
+        )));
+    }
+    let mut tx = idp.core.db.begin().await?;
+    consents::set_org_lifetime(tx.conn(), org_id, days, kizuna_core::time::now_unix()).await?;
+    let entries = audit::append_in(
+        tx.conn(),
+        &[
+            AuditEvent::new(actor, "org.consent_lifetime", format!("org:{org_id}"))
+                .details(json!({"lifetime_days": days})),
+        ],
+    )
+    .await?;
+    tx.commit().await?;
+    audit::publish(&entries);
+    Ok(days)
 }
 
 /// What the person has allowed, newest first.
@@ -228,7 +269,7 @@ pub async fn declined(
 pub async fn terms(idp: &Idp, client_id: &str) -> Result<(Option<Terms>, i64), sqlx::Error> {
     let mut conn = idp.core.db.conn().await?;
     let terms = consents::terms(&mut conn, client_id).await?;
-    let lifetime = lifetime_secs(idp, terms.as_ref());
+    let lifetime = lifetime_secs(idp, &mut conn, client_id, terms.as_ref()).await?;
     Ok((terms, lifetime))
 }
 
@@ -386,6 +427,7 @@ pub async fn grant(
     all.extend(scopes.iter().cloned());
     all.sort();
     all.dedup();
+    let lifetime = lifetime_secs(idp, &mut *conn, client_id, terms.as_ref()).await?;
     let optional = terms
         .as_ref()
         .map(|t| t.optional_claims.clone())
@@ -412,7 +454,7 @@ pub async fn grant(
         purpose_version: terms.as_ref().map_or(0, |t| t.version),
         created_at: before.as_ref().map_or(now, |c| c.created_at),
         updated_at: now,
-        expires_at: Some(now + lifetime_secs(idp, terms.as_ref())),
+        expires_at: Some(now + lifetime),
         given_by: given_by.to_string(),
         linkages,
     };

@@ -77,6 +77,16 @@ pub enum OrgCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Limit how long residents' consents to the organization's services last (at most
+    /// the city's oidc.consent_max_lifetime_days); --clear removes the limit.
+    ConsentLifetime {
+        /// The organization (id or name).
+        org: String,
+        #[arg(long, value_name = "DAYS", required_unless_present = "clear")]
+        days: Option<i64>,
+        #[arg(long, conflicts_with = "days")]
+        clear: bool,
+    },
     /// List organizations.
     List {
         #[arg(long)]
@@ -218,6 +228,17 @@ pub async fn org(cmd: OrgCommand, config: &Config) -> Result<ExitCode> {
             orgs::set_allowed_names(&db, Actor::cli(), &org.id, serde_json::to_value(&allowed)?)
                 .await?;
             println!("{} may use: {}", org.name, serde_json::to_string(&allowed)?);
+        }
+        OrgCommand::ConsentLifetime { org, days, .. } => {
+            let (idp, writer) = crate::serve::open_idp(config).await?;
+            let org = orgs::find(&idp.core.db, &org).await?;
+            let set =
+                kizuna_idp::consent::set_org_lifetime(&idp, Actor::cli(), &org.id, days).await;
+            crate::serve::close(idp, writer).await;
+            match set? {
+                Some(d) => println!("consents to {}'s services last at most {d} days", org.name),
+                None => println!("{} sets no consent lifetime of its own", org.name),
+            }
         }
         OrgCommand::List { json } => {
             let db = open_db(config).await?;

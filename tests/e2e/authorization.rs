@@ -694,6 +694,7 @@ impl Fixture {
             ("patch", "/upstreams/{id}") => json!({"version": 1, "name": "Evil"}),
             ("post", "/orgs") => json!({"name": "Rogue"}),
             ("patch", "/orgs/{id}") => json!({"name": "Evil", "version": 1}),
+            ("put", "/orgs/{id}/consent-lifetime") => json!({"lifetime_days": 1}),
             ("put", "/orgs/{id}/client-scopes") => {
                 json!({"profile": "device", "scopes": ["city:everything"]})
             }

@@ -577,3 +577,89 @@ async fn a_service_obtains_a_providers_token_only_within_the_residents_consent()
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_organization_limits_how_long_consents_to_its_services_last() {
+    for k in Kizuna::each_backend().await {
+        let server = k.serve();
+        let org = k.json(&["org", "create", "--name", "Childcare", "--json"])["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let rp = web_client(&k, "Childcare portal", &["--org", &org]);
+        k.ok(&[
+            "client",
+            "consent-terms",
+            &rp.id,
+            "--purpose",
+            "Reminders",
+            "--lifetime-days",
+            "30",
+        ]);
+        // Beyond the city's maximum: refused, from the CLI and the admin API alike.
+        assert!(
+            !k.run(&["org", "consent-lifetime", &org, "--days", "4000"])
+                .status
+                .success()
+        );
+        let org_admin = service_token(&k, &server.base, "kizuna:role:org-admin", Some(&org)).await;
+        let status = api()
+            .put(server.url(&format!("/admin/api/v1/orgs/{org}/consent-lifetime")))
+            .bearer_auth(&org_admin)
+            .json(&json!({"lifetime_days": 4000}))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, 422);
+        // The organization's administrator sets ten days: sooner than the client's thirty.
+        let set: Value = api()
+            .put(server.url(&format!("/admin/api/v1/orgs/{org}/consent-lifetime")))
+            .bearer_auth(&org_admin)
+            .json(&json!({"lifetime_days": 10}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(set["lifetime_days"], 10, "{set}");
+
+        k.resident("taro", PASSWORD);
+        let b = crate::oidc_flows::browser(&server);
+        let consent = sign_in_to_next_step(&b, &sign_in_url(&server, &rp, "one"), "taro").await;
+        let (_, html) = b.page(&consent).await;
+        let now = k.clock().now_unix();
+        assert!(html.contains(&day(now + 10 * 86_400)), "ten days: {html}");
+        consent_keeping(&b, &server, &consent, &[]).await;
+        let ends = count(&k, "SELECT MAX(expires_at) FROM consents").await;
+        assert!(
+            (now + 10 * 86_400..=now + 10 * 86_400 + 60).contains(&ends),
+            "{ends} vs {now}"
+        );
+        // Cleared, the client's own thirty days apply to consents given afterwards.
+        k.ok(&["org", "consent-lifetime", &org, "--clear"]);
+        let (_, html) = b
+            .page(&location(
+                &get_page(
+                    &b.http,
+                    &authorize_url(
+                        &server,
+                        &[
+                            ("client_id", &rp.id),
+                            ("redirect_uri", CALLBACK),
+                            ("response_type", "code"),
+                            ("scope", "openid profile"),
+                            ("prompt", "consent"),
+                        ],
+                    ),
+                )
+                .await,
+            ))
+            .await;
+        assert!(
+            html.contains(&day(now + 30 * 86_400)),
+            "thirty days: {html}"
+        );
+    }
+}

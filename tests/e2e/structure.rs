@@ -53,6 +53,7 @@ const OWNERS: &[(&str, &str)] = &[
     ("consents", "idp/src/store/consents.rs"),
     ("consent_terms", "idp/src/store/consents.rs"),
     ("consent_linkages", "idp/src/store/consents.rs"),
+    ("org_consent_lifetimes", "idp/src/store/consents.rs"),
     ("signing_keys", "idp/src/store/keys.rs"),
     ("throttle", "idp/src/store/throttle.rs"),
     ("mail_outbox", "idp/src/store/mail.rs"),

@@ -25,7 +25,7 @@ use axum::extract::rejection::JsonRejection;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Json, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use serde_json::json;
 
 use kizuna_core::web::{Lang, ProtocolResponse};
@@ -158,6 +158,10 @@ pub fn router(console: Console) -> Router {
         .route(
             "/admin/api/v1/orgs/{id}/client-scopes",
             get(orgs::client_scopes).put(orgs::set_client_scopes),
+        )
+        .route(
+            "/admin/api/v1/orgs/{id}/consent-lifetime",
+            put(orgs::set_consent_lifetime),
         )
         .with_state(console)
         .layer(middleware::from_fn(language))

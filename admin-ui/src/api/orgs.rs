@@ -81,3 +81,21 @@ pub(super) async fn set_client_scopes(
     let who = who(&c, &h).await?;
     ok(ops::set_client_scopes(&c, &who, &id, body(b)?).await?)
 }
+
+/// The body of `PUT /admin/api/v1/orgs/{id}/consent-lifetime`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ConsentLifetime {
+    lifetime_days: Option<i64>,
+}
+
+pub(super) async fn set_consent_lifetime(
+    State(c): State<Console>,
+    h: HeaderMap,
+    Path(id): Path<String>,
+    b: Result<Json<ConsentLifetime>, JsonRejection>,
+) -> ApiResult {
+    let who = who(&c, &h).await?;
+    let days = body(b)?.lifetime_days;
+    ok(ops::set_consent_lifetime(&c, &who, &id, days).await?)
+}

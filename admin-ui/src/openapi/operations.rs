@@ -554,6 +554,15 @@ pub(super) const OPS: &[Op] = &[
         query: &[],
     },
     Op {
+        method: "put",
+        path: "/orgs/{id}/consent-lifetime",
+        id: "setOrgConsentLifetime",
+        summary: "Limit how long residents' consents to the organization's services last (null removes the limit; never beyond the city's maximum)",
+        roles: "city-admin, org-admin (own organization)",
+        body: Some("OrgConsentLifetime"),
+        query: &[],
+    },
+    Op {
         method: "get",
         path: "/orgs/{id}/client-scopes",
         id: "listCertificateClientScopes",

@@ -61,6 +61,7 @@ pub(super) fn schemas() -> Value {
         "CounterCheck": object(&["document_type", "document_number", "level"], &[("document_type", string()), ("document_number", string()), ("issuer", string()), ("level", int.clone()), ("attributes", json!({"type": "object", "additionalProperties": {"type": "string"}}))]),
         "ClientAssurance": object(&["min_ial", "verified_claims", "proofing_providers"], &[("min_ial", int.clone()), ("verified_claims", strings.clone()), ("proofing_providers", strings.clone())]),
         "ClientQuota": object(&["requests_per_minute"], &[("requests_per_minute", json!({"type": ["integer", "null"], "minimum": 1}))]),
+        "OrgConsentLifetime": object(&["lifetime_days"], &[("lifetime_days", json!({"type": ["integer", "null"], "minimum": 1}))]),
         "Linkage": object(&["target_client_id"], &[("target_client_id", string()), ("purpose", string()), ("purpose_ja", string()), ("scopes", strings.clone())]),
         "ConsentTerms": object(&["purpose"], &[("purpose", string()), ("purpose_ja", string()), ("lifetime_days", json!({"type": ["integer", "null"], "minimum": 1})), ("optional_claims", strings.clone())]),
         "CertificateClientScopes": object(&[], &[("profile", string()), ("model", string()), ("scopes", json!({"type": "array", "items": string()}))]),

@@ -26,7 +26,8 @@ pub use dashboard::dashboard;
 pub use devices::{DeviceChange, change_device, create_device, device, search_devices};
 pub use enrollment::{create_enrollment_token, enrollment_tokens, void_enrollment_token};
 pub use orgs::{
-    client_scopes, create_org, list_orgs, org, set_client_scopes, set_org_status, update_org,
+    client_scopes, create_org, list_orgs, org, set_client_scopes, set_consent_lifetime,
+    set_org_status, update_org,
 };
 pub use reviews::{bulk_disable, review};
 pub use upstreams::{

@@ -101,3 +101,23 @@ pub async fn set_client_scopes(
     .await?;
     Ok(cert_clients::list(&c.idp.core.db, &found.id).await?)
 }
+
+/// Sets (or, with `None`, removes) the organization's limit on how long residents' consents
+/// to its services last: its administrators, as they manage its clients.
+pub async fn set_consent_lifetime(
+    c: &Console,
+    who: &Caller,
+    id: &str,
+    days: Option<i64>,
+) -> Result<serde_json::Value, ConsoleError> {
+    let found = org(c, who, id).await?;
+    require_in(
+        who,
+        Action::ManageClients,
+        Some(&found.id),
+        Msg::NoOrg { id: id.into() },
+    )?;
+    let days =
+        kizuna_idp::consent::set_org_lifetime(&c.idp, who.actor.clone(), &found.id, days).await?;
+    Ok(serde_json::json!({"org_id": found.id, "lifetime_days": days}))
+}

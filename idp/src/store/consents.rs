@@ -355,3 +355,36 @@ pub(crate) async fn set_linkage(conn: &mut AnyConnection, l: &Linkage) -> Result
     .await?;
     Ok(())
 }
+
+/// An organization's limit on its services' consent lifetime, in days.
+pub(crate) async fn org_lifetime(
+    conn: &mut AnyConnection,
+    org_id: &str,
+) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar("SELECT lifetime_days FROM org_consent_lifetimes WHERE org_id = $1")
+        .bind(org_id)
+        .fetch_optional(conn)
+        .await
+}
+
+/// Sets (or, with `None`, removes) an organization's limit.
+pub(crate) async fn set_org_lifetime(
+    conn: &mut AnyConnection,
+    org_id: &str,
+    days: Option<i64>,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    match days {
+        Some(days) => sqlx::query(
+            "INSERT INTO org_consent_lifetimes (org_id, lifetime_days, updated_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (org_id) DO UPDATE SET lifetime_days = $2, updated_at = $3",
+        )
+        .bind(org_id)
+        .bind(days)
+        .bind(now),
+        None => sqlx::query("DELETE FROM org_consent_lifetimes WHERE org_id = $1").bind(org_id),
+    }
+    .execute(conn)
+    .await?;
+    Ok(())
+}
