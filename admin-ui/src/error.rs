@@ -47,6 +47,10 @@ pub enum ConsoleError {
     /// A failure the caller cannot act on; its text goes to the log only.
     #[error("internal error: {0}")]
     Internal(String),
+    /// The database is unreachable for now (503 with `Retry-After`); its text goes to the
+    /// log only.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
 }
 
 /// The current version of what a stale edit tried to change.
@@ -75,6 +79,7 @@ impl ConsoleError {
             ConsoleError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ConsoleError::Conflict(_) | ConsoleError::Stale(_) => StatusCode::CONFLICT,
             ConsoleError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ConsoleError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -91,6 +96,7 @@ impl ConsoleError {
             ConsoleError::Conflict(_) => "conflict",
             ConsoleError::Stale(_) => "stale",
             ConsoleError::Internal(_) => "server_error",
+            ConsoleError::Unavailable(_) => "temporarily_unavailable",
         }
     }
 
@@ -110,6 +116,10 @@ impl ConsoleError {
             ConsoleError::Internal(detail) => {
                 tracing::error!(error = %detail, "console failure");
                 Msg::Internal.into()
+            }
+            ConsoleError::Unavailable(detail) => {
+                tracing::error!(error = %detail, "database unavailable: answering 503 until it is back");
+                Msg::Unavailable.into()
             }
         }
     }
@@ -136,7 +146,7 @@ impl From<Refused> for ConsoleError {
             Refused::InsufficientUserAuthentication(level) => ConsoleError::StepUp(level),
             Refused::NoRights(m) => ConsoleError::Forbidden(Msg::NoStaffRights.with_detail(m)),
             Refused::Unavailable => {
-                ConsoleError::Internal("the caller could not be checked".into())
+                ConsoleError::Unavailable("the caller could not be checked".into())
             }
         }
     }
@@ -144,6 +154,9 @@ impl From<Refused> for ConsoleError {
 
 impl From<sqlx::Error> for ConsoleError {
     fn from(e: sqlx::Error) -> Self {
+        if kizuna_core::db::is_unavailable(&e) {
+            return ConsoleError::Unavailable(e.to_string());
+        }
         ConsoleError::Internal(format!("storage: {e}"))
     }
 }

@@ -320,11 +320,27 @@ impl AuditLog {
     }
 }
 
+/// After the database was found unreachable, how long the writer answers waiting requests
+/// at once (503) instead of letting each batch wait out the pool's acquire timeout in turn.
+const UNAVAILABLE_PAUSE: std::time::Duration = std::time::Duration::from_secs(1);
+
 async fn write_batches(db: Db, mut receiver: mpsc::Receiver<(AuditEvent, Reply)>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
+    let mut unreachable_since: Option<std::time::Instant> = None;
     while receiver.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let (events, replies): (Vec<_>, Vec<_>) = batch.drain(..).unzip();
-        match commit_batch(&db, &events).await {
+        if unreachable_since.is_some_and(|t| t.elapsed() < UNAVAILABLE_PAUSE) {
+            for reply in replies {
+                let _ = reply.send(Err(AuditError::Storage(sqlx::Error::PoolTimedOut)));
+            }
+            continue;
+        }
+        let result = commit_batch(&db, &events).await;
+        unreachable_since = match &result {
+            Err(e) if crate::db::is_unavailable(e) => Some(std::time::Instant::now()),
+            _ => None,
+        };
+        match result {
             Ok(entries) => {
                 // Answer the waiting requests first; the log stream can wait a moment.
                 for (entry, reply) in entries.iter().cloned().zip(replies) {

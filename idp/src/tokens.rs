@@ -421,6 +421,8 @@ pub async fn check_access_token(
 ) -> Result<Result<AccessClaims, Inactive>, sqlx::Error> {
     let jws = match idp.keys.verify_own(token).await {
         Ok(jws) if jws.header.typ.as_deref() == Some("at+jwt") => jws,
+        // The key could not be read: not the token's fault (a 503, not "invalid").
+        Err(crate::keys::VerifyError::Storage(e)) => return Err(e),
         _ => return Ok(Err(Inactive::Invalid)),
     };
     let Ok(claims) = jws.claims::<AccessClaims>() else {

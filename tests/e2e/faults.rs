@@ -221,6 +221,7 @@ async fn postgresql_restarted_under_load_gives_503s_then_recovers_with_nothing_l
             }
         }));
     }
+    let admin = crate::common::service_token(&k, &server.base, "kizuna:admin", None).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert!(
         granted.load(Ordering::Relaxed) > 0,
@@ -240,6 +241,20 @@ async fn postgresql_restarted_under_load_gives_503s_then_recovers_with_nothing_l
         "503 temporarily_unavailable during the outage; other answers: {:?}",
         other.lock().unwrap()
     );
+
+    // The management APIs say the same.
+    for path in ["/admin/api/v1/dashboard", "/ca/api/v1/certificates"] {
+        let answer = http
+            .get(server.url(path))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 503, "{path}");
+        assert!(answer.headers().contains_key("retry-after"), "{path}");
+        let body: serde_json::Value = answer.json().await.unwrap();
+        assert_eq!(body["error"], "temporarily_unavailable", "{path}: {body}");
+    }
 
     // It comes back: Kizuna recovers by itself, no restart.
     postgres.up();
@@ -275,7 +290,7 @@ async fn postgresql_restarted_under_load_gives_503s_then_recovers_with_nothing_l
     let audited = k.ok(&["audit", "export"]);
     let issued = audited
         .lines()
-        .filter(|l| l.contains("\"token.issue\"") && l.contains("client_credentials"))
+        .filter(|l| l.contains("\"token.issue\"") && l.contains(&format!("client:{id}")))
         .count();
     assert_eq!(
         issued,

@@ -241,6 +241,12 @@ impl IntoResponse for ApiError {
                 kizuna_core::auth::challenge("kizuna-admin", self.0.code(), level),
             );
         }
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                axum::http::HeaderValue::from(kizuna_core::db::RETRY_AFTER_SECS),
+            );
+        }
         response.extensions_mut().insert(ProtocolResponse);
         response
     }

@@ -138,10 +138,11 @@ mod tests {
             ConsoleError::Conflict(Msg::TargetsChanged.into()),
             ConsoleError::Stale(Stale::Org(Box::new(org))),
             ConsoleError::Internal("x".into()),
+            ConsoleError::Unavailable("x".into()),
         ] {
             assert!(codes.contains(&e.code().into()), "{}", e.code());
         }
-        assert_eq!(codes.len(), 9, "{codes:?}");
+        assert_eq!(codes.len(), 10, "{codes:?}");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use serde_json::{Value, json};
 
 /// Every `error` code the admin API answers with.
-const ERROR_CODES: [&str; 9] = [
+const ERROR_CODES: [&str; 10] = [
     "invalid_token",
     "insufficient_user_authentication",
     "insufficient_scope",
@@ -13,6 +13,7 @@ const ERROR_CODES: [&str; 9] = [
     "conflict",
     "stale",
     "server_error",
+    "temporarily_unavailable",
 ];
 
 pub(super) fn string() -> Value {

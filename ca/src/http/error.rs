@@ -1,7 +1,7 @@
 //! The CA API's errors: a status with `{"error", "message"}` (a 401 with its challenge), from
 //! the CA's domain errors, the caller checks and the database (503 while it is unreachable).
 
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Json, Response};
 use serde_json::json;
 
@@ -42,6 +42,12 @@ impl IntoResponse for ApiError {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
                 challenge("kizuna-ca", self.code, self.acr_level),
+            );
+        }
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(kizuna_core::db::RETRY_AFTER_SECS),
             );
         }
         response.extensions_mut().insert(ProtocolResponse);
