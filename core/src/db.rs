@@ -14,7 +14,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 pub use sqlx::AnyConnection;
 
+mod sql;
 mod sqlite_file;
+pub use sql::{batch_sizes, chunks, insert_sql, like_containing, org_clause};
 pub use sqlite_file::{
     SqliteFileError, SqliteFileInfo, check_sqlite_file, sqlite_file, sqlite_in_use, sqlite_url,
 };
@@ -504,74 +506,6 @@ fn redact_query_password(tail: &str) -> String {
     format!("{path}?{}", query.join("&"))
 }
 
-/// Rows per INSERT statement for bulk writes, largest first, in a few fixed sizes so each
-/// connection caches a handful of prepared statements. SQLite binds `$N` parameters by a
-/// linear name search, so its statements stay small.
-pub fn batch_sizes(conn: &AnyConnection) -> &'static [usize] {
-    if conn.backend_name() == "SQLite" {
-        &[8, 1]
-    } else {
-        &[64, 8, 1]
-    }
-}
-
-/// `INSERT INTO table (columns) VALUES ($1, …), (…)` for `rows` rows.
-pub fn insert_sql(table_and_columns: &str, columns: usize, rows: usize) -> String {
-    let values: Vec<String> = (0..rows)
-        .map(|row| {
-            let cols: Vec<String> = (1..=columns)
-                .map(|c| format!("${}", row * columns + c))
-                .collect();
-            format!("({})", cols.join(", "))
-        })
-        .collect();
-    format!(
-        "INSERT INTO {table_and_columns} VALUES {}",
-        values.join(", ")
-    )
-}
-
-/// Splits `items` into chunks of the sizes [`batch_sizes`] allows.
-pub fn chunks<'a, T>(items: &'a [T], sizes: &[usize]) -> Vec<&'a [T]> {
-    let mut out = Vec::new();
-    let mut rest = items;
-    while !rest.is_empty() {
-        let size = sizes
-            .iter()
-            .copied()
-            .find(|s| *s <= rest.len())
-            .unwrap_or(1);
-        let (chunk, tail) = rest.split_at(size);
-        out.push(chunk);
-        rest = tail;
-    }
-    out
-}
-
-/// True when a query failed on a UNIQUE constraint.
-/// `column IN ($first, …)` for a caller whose rights reach some organizations (with the
-/// values to bind), `1 = 1` for a city-wide caller, `1 = 0` for one that reaches none: how
-/// every owner narrows a listing to what the caller may see.
-pub fn org_clause(
-    column: &str,
-    reach: &crate::access::Reach,
-    first: usize,
-) -> (String, Vec<String>) {
-    match reach.org_filter() {
-        None => ("1 = 1".into(), Vec::new()),
-        Some(orgs) if orgs.is_empty() => ("1 = 0".into(), Vec::new()),
-        Some(orgs) => {
-            let marks: Vec<String> = (0..orgs.len()).map(|i| format!("${}", first + i)).collect();
-            (format!("{column} IN ({})", marks.join(", ")), orgs)
-        }
-    }
-}
-
-/// A lower-case `LIKE` pattern containing `text` (wildcards in the text itself dropped).
-pub fn like_containing(text: &str) -> String {
-    format!("%{}%", text.replace(['%', '_', '\\'], "").to_lowercase())
-}
-
 /// Whether an error means the database cannot be reached now (down, restarting, the pool
 /// out of connections) rather than that the request was wrong: the caller answers 503 with
 /// `Retry-After`, and the pool reconnects by itself when the database is back.
@@ -594,6 +528,7 @@ pub fn is_unavailable(e: &sqlx::Error) -> bool {
 /// How long a client should wait before retrying while the database is unavailable.
 pub const RETRY_AFTER_SECS: u32 = 5;
 
+/// True when a query failed on a UNIQUE constraint.
 pub fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
 }
