@@ -221,13 +221,22 @@ pub async fn covers(
     scopes: &[String],
 ) -> Result<bool, sqlx::Error> {
     let mut conn = idp.core.db.conn().await?;
-    let Some(consent) = consents::get(&mut conn, user_id, client_id).await? else {
-        return Ok(false);
-    };
-    let version = consents::terms(&mut conn, client_id)
+    Ok(current(idp, &mut conn, user_id, client_id)
         .await?
-        .map_or(0, |t| t.version);
-    Ok(is_current(idp, &consent, version) && scopes.iter().all(|s| consent.scopes.contains(s)))
+        .is_some_and(|c| scopes.iter().all(|s| c.scopes.contains(s))))
+}
+
+/// The person's consent to the client if it is in force (one read).
+async fn current(
+    idp: &Idp,
+    conn: &mut AnyConnection,
+    user_id: &str,
+    client_id: &str,
+) -> Result<Option<Consent>, sqlx::Error> {
+    Ok(consents::get_with_purpose_version(conn, user_id, client_id)
+        .await?
+        .filter(|(consent, version)| is_current(idp, consent, *version))
+        .map(|(consent, _)| consent))
 }
 
 /// A consent still in force: not expired, given to the client's current purpose.
@@ -243,13 +252,7 @@ pub async fn in_force(
     user_id: &str,
     client_id: &str,
 ) -> Result<bool, sqlx::Error> {
-    let Some(consent) = consents::get(&mut *conn, user_id, client_id).await? else {
-        return Ok(false);
-    };
-    let version = consents::terms(conn, client_id)
-        .await?
-        .map_or(0, |t| t.version);
-    Ok(is_current(idp, &consent, version))
+    Ok(current(idp, conn, user_id, client_id).await?.is_some())
 }
 
 /// The claims the person declined to give the client: never released to it.
@@ -384,10 +387,7 @@ pub async fn agreed_linkage(
     let Some(offer) = consents::linkage_to(&mut conn, client_id, target).await? else {
         return Ok(None);
     };
-    if !in_force(idp, &mut conn, user_id, client_id).await? {
-        return Ok(None);
-    }
-    let agreed = consents::get(&mut conn, user_id, client_id)
+    let agreed = current(idp, &mut conn, user_id, client_id)
         .await?
         .is_some_and(|c| c.linkages.contains(&offer.agreement()));
     Ok(agreed.then_some(offer))

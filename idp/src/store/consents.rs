@@ -101,6 +101,32 @@ pub(crate) async fn get(
     Ok(row.map(consent))
 }
 
+/// The person's consent to the client with the version of the client's purpose now (0
+/// when it has no terms), in one read.
+pub(crate) async fn get_with_purpose_version(
+    conn: &mut AnyConnection,
+    user_id: &str,
+    client_id: &str,
+) -> Result<Option<(Consent, i64)>, sqlx::Error> {
+    let columns: Vec<String> = COLUMNS.split(", ").map(|c| format!("c.{c}")).collect();
+    let row: Option<sqlx::any::AnyRow> = sqlx::query(&format!(
+        "SELECT {}, COALESCE(t.version, 0) AS terms_version FROM consents c \
+         LEFT JOIN consent_terms t ON t.client_id = c.client_id \
+         WHERE c.user_id = $1 AND c.client_id = $2",
+        columns.join(", ")
+    ))
+    .bind(user_id)
+    .bind(client_id)
+    .fetch_optional(conn)
+    .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    use sqlx::{FromRow, Row as _};
+    let version: i64 = row.try_get("terms_version")?;
+    Ok(Some((consent(Row::from_row(&row)?), version)))
+}
+
 /// Stores what the person agreed to give the client (replacing what was there; the first
 /// time it was given is kept).
 pub(crate) async fn upsert(
