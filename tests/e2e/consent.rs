@@ -200,6 +200,16 @@ async fn a_consent_has_a_purpose_an_end_and_optional_claims_the_resident_keeps_b
             )
             .await;
         assert_eq!(past.status(), 400, "never in the past");
+        for garbled in ["", "next week", "2026-13-45", "2026-12-01T00:00:00Z"] {
+            let answer = b
+                .post(
+                    "/account/services",
+                    "/account/services/expiry",
+                    &[("client_id", &rp.id), ("until", garbled)],
+                )
+                .await;
+            assert_eq!(answer.status(), 400, "{garbled:?}");
+        }
         let sooner = b
             .post(
                 "/account/services",
@@ -495,6 +505,52 @@ async fn a_service_obtains_a_providers_token_only_within_the_residents_consent()
         let seen = introspect(&server, &hospital, &exchanged).await;
         assert_eq!(seen["active"], true, "{seen}");
         assert_eq!(seen["act"]["sub"], portal.id.as_str());
+
+        // Malformed requests: the RFC 8693 errors, nothing issued.
+        for (form, error) in [
+            (
+                vec![
+                    ("grant_type", EXCHANGE),
+                    ("subject_token", subject),
+                    ("subject_token_type", ACCESS_TOKEN_TYPE),
+                ],
+                "invalid_target",
+            ),
+            (
+                vec![
+                    ("grant_type", EXCHANGE),
+                    ("subject_token", subject),
+                    (
+                        "subject_token_type",
+                        "urn:ietf:params:oauth:token-type:id_token",
+                    ),
+                    ("audience", &hospital.id),
+                ],
+                "invalid_request",
+            ),
+            (
+                vec![
+                    ("grant_type", EXCHANGE),
+                    ("subject_token_type", ACCESS_TOKEN_TYPE),
+                    ("audience", &hospital.id),
+                ],
+                "invalid_request",
+            ),
+            (
+                vec![
+                    ("grant_type", EXCHANGE),
+                    ("subject_token", "not.a.token"),
+                    ("subject_token_type", ACCESS_TOKEN_TYPE),
+                    ("audience", &hospital.id),
+                ],
+                "invalid_grant",
+            ),
+        ] {
+            let response = post_token(&server, Some(&portal), &form).await;
+            assert_eq!(response.status(), 400, "{form:?}");
+            let answer: Value = response.json().await.unwrap();
+            assert_eq!(answer["error"], error, "{form:?}: {answer}");
+        }
 
         // Outside the consent: more scopes, another service, or a token exchanged again.
         let (status, answer) = exchange(
