@@ -480,23 +480,3 @@ pub struct ClientScopesRequest {
     #[serde(default)]
     pub scopes: Vec<String>,
 }
-
-impl ClientScopesRequest {
-    /// From the console's form: scopes separated by spaces or commas.
-    pub fn from_form(profile: &str, model: &str, scopes: &str) -> ClientScopesRequest {
-        ClientScopesRequest {
-            profile: if profile.trim().is_empty() {
-                device_profile()
-            } else {
-                profile.trim().to_string()
-            },
-            model: model.trim().to_string(),
-            scopes: scopes
-                .split([' ', ','])
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_string)
-                .collect(),
-        }
-    }
-}

@@ -10,7 +10,7 @@ use kizuna_core::orgs::{OrgKind, Organization};
 
 use super::widgets::{
     Section, cell, danger, hidden, link, post_form, required, section, select, table, text_field,
-    time,
+    time, words,
 };
 use super::{Posted, View, done, notice_for, t, view};
 use crate::Console;
@@ -210,8 +210,15 @@ pub(super) async fn client_scopes(
     body: Bytes,
 ) -> Response {
     post_for!(c, headers, body, |p| {
-        let rule =
-            ClientScopesRequest::from_form(&p.get("profile"), &p.get("model"), &p.get("scopes"));
+        let profile = p.get("profile");
+        let rule = ClientScopesRequest {
+            profile: match profile.trim() {
+                "" => "device".into(),
+                named => named.into(),
+            },
+            model: p.get("model").trim().into(),
+            scopes: words(&p.get("scopes")),
+        };
         ops::set_client_scopes(&c, &p.who, &id, rule).await?;
         done(&format!("/admin/orgs/{id}"), "saved")
     })
