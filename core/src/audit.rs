@@ -208,8 +208,15 @@ pub enum AuditError {
     WriterStopped,
 }
 
+/// The chain head this process wrote last, `(seq, hash)`: a guess the database checks, so
+/// an append that finds the head where it left it moves it in one statement.
+static LAST_HEAD: std::sync::Mutex<Option<(i64, String)>> = std::sync::Mutex::new(None);
+
 /// Appends events inside the caller's transaction, so the audit entry commits (or rolls back)
-/// with the change it describes. Takes the chain head's row lock: appends never fork.
+/// with the change it describes. Takes the chain head's row lock: appends never fork. When
+/// the head is where this process left it (the usual case on one replica), one statement
+/// checks that and moves it; otherwise the head is locked and read first. The head row always
+/// holds the last entry's hash, so replicas of every version chain alike.
 pub async fn append_in(
     conn: &mut AnyConnection,
     events: &[AuditEvent],
@@ -217,19 +224,62 @@ pub async fn append_in(
     if events.is_empty() {
         return Ok(Vec::new());
     }
-    let (last_seq, mut prev_hash): (i64, String) =
+    let at = crate::time::now_rfc3339_micros();
+    let guess = LAST_HEAD.lock().ok().and_then(|head| head.clone());
+    if let Some((seq, hash)) = guess {
+        let entries = chain(events, seq + 1, hash.clone(), &at);
+        let last = entries.last().expect("at least one event");
+        let moved = sqlx::query(
+            "UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1 AND seq = $3 AND hash = $4",
+        )
+        .bind(last.seq)
+        .bind(&last.hash)
+        .bind(seq)
+        .bind(&hash)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected()
+            == 1;
+        if moved {
+            insert_entries(conn, &entries).await?;
+            remember_head(&entries);
+            return Ok(entries);
+        }
+    }
+    let (last_seq, prev_hash): (i64, String) =
         sqlx::query_as("UPDATE audit_head SET seq = seq + $1 WHERE id = 1 RETURNING seq, hash")
             .bind(events.len() as i64)
             .fetch_one(&mut *conn)
             .await?;
-    let first_seq = last_seq - events.len() as i64 + 1;
-    let at = crate::time::now_rfc3339_micros();
+    let entries = chain(events, last_seq - events.len() as i64 + 1, prev_hash, &at);
+    insert_entries(conn, &entries).await?;
+    sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
+        .bind(&entries.last().expect("at least one event").hash)
+        .execute(&mut *conn)
+        .await?;
+    remember_head(&entries);
+    Ok(entries)
+}
+
+fn remember_head(entries: &[AuditEntry]) {
+    if let (Some(last), Ok(mut head)) = (entries.last(), LAST_HEAD.lock()) {
+        *head = Some((last.seq, last.hash.clone()));
+    }
+}
+
+/// The entries for `events`, numbered from `first_seq`, each linked to the one before.
+fn chain(
+    events: &[AuditEvent],
+    first_seq: i64,
+    mut prev_hash: String,
+    at: &str,
+) -> Vec<AuditEntry> {
     let mut entries = Vec::with_capacity(events.len());
     for (i, event) in events.iter().enumerate() {
         let mut entry = AuditEntry {
             seq: first_seq + i as i64,
             id: crate::secret::new_id(),
-            at: at.clone(),
+            at: at.to_string(),
             actor_kind: event.actor.kind.as_str().to_string(),
             actor_id: event.actor.id.clone(),
             action: event.action.clone(),
@@ -245,8 +295,15 @@ pub async fn append_in(
         prev_hash = entry.hash.clone();
         entries.push(entry);
     }
+    entries
+}
+
+async fn insert_entries(
+    conn: &mut AnyConnection,
+    entries: &[AuditEntry],
+) -> Result<(), sqlx::Error> {
     let sizes = crate::db::batch_sizes(conn);
-    for chunk in crate::db::chunks(&entries, sizes) {
+    for chunk in crate::db::chunks(entries, sizes) {
         let sql = crate::db::insert_sql(
             "audit_log (seq, id, at, actor_kind, actor_id, action, target, outcome, source_ip, \
              request_id, details, prev_hash, hash)",
@@ -272,11 +329,7 @@ pub async fn append_in(
         }
         query.execute(&mut *conn).await?;
     }
-    sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
-        .bind(&prev_hash)
-        .execute(&mut *conn)
-        .await?;
-    Ok(entries)
+    Ok(())
 }
 
 /// Emits committed entries on the `kizuna::audit` log target, one JSON object each, for a SIEM.

@@ -36,9 +36,13 @@ pub async fn current(idp: &Idp, headers: &HeaderMap) -> Result<Option<Session>, 
     else {
         return Ok(None);
     };
-    Ok(users::is_active(&idp.core.db, &session.user_id)
+    // Only an active account's session counts; its assurance rule comes in the same read.
+    Ok(users::active_rule(&idp.core.db, &session.user_id)
         .await?
-        .then_some(session))
+        .map(|rule| Session {
+            account_rule: Some(rule),
+            ..session
+        }))
 }
 
 impl Session {
@@ -75,6 +79,7 @@ pub async fn create(
         amr: amr.to_vec(),
         acr,
         expires_at: now + idp.config.session_ttl_secs,
+        account_rule: None,
     };
     let ctx = kizuna_core::web::RequestContext::current();
     let user_agent = headers

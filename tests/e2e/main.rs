@@ -32,5 +32,6 @@ mod release_history;
 mod revocation;
 mod sbom;
 mod serve;
+mod statement_budget;
 mod structure;
 mod test_script;

@@ -3,6 +3,7 @@
 //! committed.
 
 use tokio::sync::{mpsc, oneshot};
+use tracing::Instrument;
 
 use super::{AuditEntry, AuditError, AuditEvent, append_in, publish};
 use crate::db::Db;
@@ -25,7 +26,10 @@ impl AuditLog {
     /// clone has been dropped.
     pub fn start(db: Db) -> (AuditLog, tokio::task::JoinHandle<()>) {
         let (sender, receiver) = mpsc::channel(MAX_BATCH * 8);
-        let writer = tokio::spawn(write_batches(db, receiver));
+        // Its statements carry the span's name in the logs (the statement budget test counts them).
+        let writer = tokio::spawn(
+            write_batches(db, receiver).instrument(tracing::info_span!("audit_writer")),
+        );
         (AuditLog { sender }, writer)
     }
 

@@ -4,7 +4,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::{ATTRIBUTES, EvidenceType, Record, client_settings, current};
+use super::{ATTRIBUTES, EvidenceType, Record, current};
 use crate::Idp;
 
 /// The `verified_claims` requests of one member (`id_token` or `userinfo`) of the `claims`
@@ -98,11 +98,12 @@ pub async fn release(
     if wanted.is_empty() {
         return Ok(None);
     }
-    let mut conn = idp.core.db.conn().await?;
-    let allowed = client_settings(&mut conn, client_id).await?.verified_claims;
+    let settings = idp.clients.assurance(&idp.core.db, client_id).await?;
+    let allowed = &settings.verified_claims;
     if allowed.is_empty() {
         return Ok(None);
     }
+    let mut conn = idp.core.db.conn().await?;
     let Some(record) = current(&mut conn, user_id).await? else {
         return Ok(None);
     };

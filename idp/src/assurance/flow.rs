@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use super::{Ial, client_settings, level};
+use super::{Ial, level};
 use crate::Idp;
 use crate::authorize::flow::{Step, error_redirect, keep};
 use crate::authorize::pending::Pending;
@@ -122,11 +122,15 @@ pub async fn acr_claim(
     session: &Session,
 ) -> Result<String, sqlx::Error> {
     let request = IalRequest::of(req);
-    let mut conn = idp.core.db.conn().await?;
-    let client_min = client_settings(&mut conn, &req.client_id).await?.min_ial;
+    let client_min = idp
+        .clients
+        .assurance(&idp.core.db, &req.client_id)
+        .await?
+        .min_ial;
     if request.wanted.is_empty() && client_min == 0 {
         return Ok(req.acr_request().claim(session.aal()).to_string());
     }
+    let mut conn = idp.core.db.conn().await?;
     let ial = level(&mut conn, &session.user_id).await?;
     Ok(request
         .claim(ial, session.aal())
@@ -144,11 +148,14 @@ pub async fn check(
     pending_id: Option<String>,
 ) -> Result<Option<Step>, OAuthError> {
     let req = &pending.request;
-    let mut conn = idp.core.db.conn().await?;
-    let settings = client_settings(&mut conn, &client.client_id).await?;
+    let settings = idp
+        .clients
+        .assurance(&idp.core.db, &client.client_id)
+        .await?;
     let Some(target) = required_ial(settings.min_ial, &IalRequest::of(req)) else {
         return Ok(None);
     };
+    let mut conn = idp.core.db.conn().await?;
     if level(&mut conn, &session.user_id).await? >= target {
         return Ok(None);
     }

@@ -448,6 +448,7 @@ pub async fn set_client_settings(
     )
     .await?;
     tx.commit().await?;
+    idp.clients.forget(client_id);
     audit::publish(&entries);
     Ok(settings)
 }

@@ -141,7 +141,7 @@ async fn check_assurance(
 ) -> Result<Option<Step>, OAuthError> {
     let req = &pending.request;
     let mut conn = idp.core.db.conn().await?;
-    let account_min = mfa::account_min_aal(idp, &mut conn, &session.user_id).await?;
+    let account_min = mfa::account_min_aal(idp, &mut conn, &session).await?;
     let target = policy::required(&req.acr_request(), client.min_aal, account_min)
         .max(crate::assurance::flow::requested_aal(req).unwrap_or(policy::Aal::One));
     if session.aal() >= target {
@@ -234,7 +234,6 @@ async fn issue_code(
             acr: Some(acr),
             amr: session.amr.clone(),
             expires_at: now + idp.config.code_ttl_secs,
-            used_at: None,
             claims: req.claims.clone(),
         },
         now,

@@ -32,6 +32,13 @@ impl Pending {
             consent_done: false,
         }
     }
+
+    /// The request wants the person to sign in again (`prompt=login` or `select_account`)
+    /// or not too long ago (`max_age`): then a sign-in for it must be remembered.
+    pub fn asks_for_fresh_sign_in(&self) -> bool {
+        let req = &self.request;
+        req.has_prompt("login") || req.has_prompt("select_account") || req.max_age.is_some()
+    }
 }
 
 /// Stores a request waiting for the person (or a pushed one, RFC 9126); returns its id.

@@ -398,9 +398,8 @@ pub async fn unlink(idp: &Idp, user_id: &str, alias: &str) -> Result<(), Federat
     let password = users::find(tx.conn(), user_id)
         .await?
         .is_some_and(|u| u.password_hash.is_some());
-    let passkeys = store_mfa::unblocked_passkey_kinds(tx.conn(), user_id)
-        .await?
-        .len();
+    let counts = store_mfa::factor_counts(tx.conn(), user_id).await?;
+    let passkeys = counts.hardware_passkeys + counts.other_passkeys;
     let other_links = store::links_except(tx.conn(), user_id, alias).await?;
     if !password && passkeys == 0 && other_links == 0 {
         return Err(FederationError::Link(

@@ -82,11 +82,11 @@ pub async fn remember(
     };
     let now = kizuna_core::time::now_unix();
     let hash = secret::token_hash(&token);
-    if store::is_known_device(&mut *conn, user_id, &hash).await? {
+    let (known, seen_before) = store::device_seen(&mut *conn, user_id, &hash).await?;
+    if known {
         store::touch_device(&mut *conn, user_id, &hash, now).await?;
         return Ok(new_cookie);
     }
-    let seen_before = store::has_known_devices(&mut *conn, user_id).await?;
     store::insert_device(&mut *conn, user_id, &hash, now).await?;
     if seen_before {
         let place = RequestContext::current()

@@ -92,32 +92,52 @@ pub async fn enrolled(
     conn: &mut AnyConnection,
     user_id: &str,
 ) -> Result<Enrolled, sqlx::Error> {
-    let passkeys = store::unblocked_passkey_kinds(&mut *conn, user_id).await?;
-    let totp = store::has_confirmed_totp(&mut *conn, user_id).await?;
-    let codes = store::unused_recovery_codes(&mut *conn, user_id).await?;
-    let (min_aal, staff) = account_rule(idp, conn, user_id).await?;
+    let factors = factors(conn, user_id).await?;
+    with_rule(idp, conn, user_id, factors).await
+}
+
+/// What the account has enrolled, without its rule yet (`min_aal` 0, not staff): for a
+/// caller that needs the rule only when a second factor exists ([`with_rule`] adds it).
+pub async fn factors(conn: &mut AnyConnection, user_id: &str) -> Result<Enrolled, sqlx::Error> {
+    let counts = store::factor_counts(&mut *conn, user_id).await?;
+    let totp = counts.confirmed_totp > 0;
     let mut factors = Vec::new();
     if totp {
         factors.push(Factor::Totp);
     }
-    for hardware in &passkeys {
-        let f = Factor::Passkey {
-            hardware: *hardware,
-        };
-        if !factors.contains(&f) {
-            factors.push(f);
+    for (count, hardware) in [
+        (counts.other_passkeys, false),
+        (counts.hardware_passkeys, true),
+    ] {
+        if count > 0 {
+            factors.push(Factor::Passkey { hardware });
         }
     }
-    if codes > 0 {
+    if counts.recovery_codes > 0 {
         factors.push(Factor::RecoveryCode);
     }
     Ok(Enrolled {
         factors,
-        passkeys: passkeys.len(),
+        passkeys: (counts.hardware_passkeys + counts.other_passkeys) as usize,
         totp,
-        recovery_codes_left: codes as usize,
+        recovery_codes_left: counts.recovery_codes as usize,
+        min_aal: 0,
+        staff: false,
+    })
+}
+
+/// Completes what [`factors`] read with the account's rule.
+pub async fn with_rule(
+    idp: &Idp,
+    conn: &mut AnyConnection,
+    user_id: &str,
+    factors: Enrolled,
+) -> Result<Enrolled, sqlx::Error> {
+    let (min_aal, staff) = account_rule(idp, conn, user_id).await?;
+    Ok(Enrolled {
         min_aal,
         staff,
+        ..factors
     })
 }
 
@@ -128,21 +148,30 @@ async fn account_rule(
     conn: &mut AnyConnection,
     user_id: &str,
 ) -> Result<(u8, bool), sqlx::Error> {
-    let (own, roles) = store_users::assurance_rule(conn, user_id)
+    let rule = store_users::assurance_rule(conn, user_id)
         .await?
         .unwrap_or((0, 0));
-    let staff = roles > 0;
-    let staff_min = if staff { idp.mfa.staff_min_aal } else { 0 };
-    Ok(((own.clamp(0, 3) as u8).max(staff_min), staff))
+    Ok(apply_rule(idp, rule))
 }
 
-/// The level the account must reach at every sign-in.
+/// The level and staff flag from an account's own rule and its number of roles.
+fn apply_rule(idp: &Idp, (own, roles): (i64, i64)) -> (u8, bool) {
+    let staff = roles > 0;
+    let staff_min = if staff { idp.mfa.staff_min_aal } else { 0 };
+    ((own.clamp(0, 3) as u8).max(staff_min), staff)
+}
+
+/// The level the account must reach at every sign-in (from the rule read with the session
+/// when there is one).
 pub async fn account_min_aal(
     idp: &Idp,
     conn: &mut AnyConnection,
-    user_id: &str,
+    session: &crate::sessions::Session,
 ) -> Result<u8, sqlx::Error> {
-    Ok(account_rule(idp, conn, user_id).await?.0)
+    Ok(match session.account_rule {
+        Some(rule) => apply_rule(idp, rule).0,
+        None => account_rule(idp, conn, &session.user_id).await?.0,
+    })
 }
 
 /// Refuses removing the last strong factor of an account whose rule needs one.

@@ -169,7 +169,7 @@ async fn proceed(
 ) -> Response {
     match continuation {
         Continuation::SignIn { req, next } => {
-            continue_to(idp, req.as_deref(), next.as_deref(), cookies, true).await
+            continue_to(idp, req.as_deref(), next.as_deref(), cookies, true, None).await
         }
         Continuation::Proofing { req, .. } => see_other(
             &crate::assurance::pages::continue_path(req.as_deref()),

@@ -186,7 +186,10 @@ pub async fn submit(
     let username = form.username.unwrap_or_default();
     let next = local_path(form.next.as_deref());
     match login::check_password(&idp, &username, &form.password.unwrap_or_default()).await {
-        Ok(user) => super::mfa::after_password(&idp, &headers, &user.id, &req, &next).await,
+        Ok(user) => {
+            let loaded = found.as_ref().map(|(p, _)| p);
+            super::mfa::after_password(&idp, &headers, &user.id, (&req, loaded), &next).await
+        }
         Err(failure) => {
             let (status, text) = match failure {
                 LoginFailure::BadCredentials => (

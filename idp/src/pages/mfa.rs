@@ -17,7 +17,7 @@ use kizuna_core::web::{Lang, local_path};
 use super::{check_csrf, form_page, internal_error, page_lang, request_expired, see_other};
 use crate::Idp;
 use crate::authorize::flow::error_redirect;
-use crate::authorize::pending;
+use crate::authorize::pending::{self, Pending};
 use crate::error::OAuthError;
 use crate::login;
 use crate::mfa::pending::{self as mfa_pending, PendingMfa};
@@ -38,25 +38,33 @@ pub async fn script() -> Response {
 }
 
 /// Where a finished sign-in goes: back into the authorization request, or to a local page.
+/// `login_done` says the step was a sign-in (not a step-up), and `loaded` is the request when
+/// the caller read it already. Only a request that asks for a fresh sign-in (`prompt=login`,
+/// `select_account`, `max_age`) has to remember that one happened.
 pub(crate) async fn continue_to(
     idp: &Idp,
     req: Option<&str>,
     next: Option<&str>,
     cookies: Vec<HeaderValue>,
     login_done: bool,
+    loaded: Option<&Pending>,
 ) -> Response {
     let location = match req.filter(|r| !r.is_empty()) {
         Some(req) => {
             if login_done {
-                match pending::load(idp, req).await {
-                    Ok(Some(mut p)) => {
-                        p.login_done = true;
-                        if pending::update(idp, req, &p).await.is_err() {
-                            return internal_error();
-                        }
+                let request = match loaded {
+                    Some(p) => Some(p.clone()),
+                    None => match pending::load(idp, req).await {
+                        Ok(Some(p)) => Some(p),
+                        Ok(None) => return request_expired(page_lang(None)),
+                        Err(_) => return internal_error(),
+                    },
+                };
+                if let Some(mut p) = request.filter(Pending::asks_for_fresh_sign_in) {
+                    p.login_done = true;
+                    if pending::update(idp, req, &p).await.is_err() {
+                        return internal_error();
                     }
-                    Ok(None) => return request_expired(page_lang(None)),
-                    Err(_) => return internal_error(),
                 }
             }
             format!("/authorize/resume?req={req}")
@@ -76,11 +84,11 @@ pub async fn after_password(
     idp: &Idp,
     headers: &HeaderMap,
     user_id: &str,
-    req: &str,
+    (req, loaded): (&str, Option<&Pending>),
     next: &str,
 ) -> Response {
     let amr = vec!["pwd".to_string()];
-    let target = match first_target(idp, user_id, req).await {
+    let target = match first_target(idp, user_id, req, loaded).await {
         Ok(t) => t,
         Err(_) => return internal_error(),
     };
@@ -100,7 +108,9 @@ pub async fn after_password(
             }
         }
         None => match login::sign_in_with(idp, user_id, &amr, "pwd", headers).await {
-            Ok(signed_in) => continue_to(idp, Some(req), Some(next), signed_in.cookies, true).await,
+            Ok(signed_in) => {
+                continue_to(idp, Some(req), Some(next), signed_in.cookies, true, loaded).await
+            }
             Err(_) => internal_error(),
         },
     }
@@ -108,17 +118,26 @@ pub async fn after_password(
 
 /// The level the second step must reach after a password, or `None` when the password is
 /// enough (the account has no second factor).
-async fn first_target(idp: &Idp, user_id: &str, req: &str) -> Result<Option<Aal>, sqlx::Error> {
+async fn first_target(
+    idp: &Idp,
+    user_id: &str,
+    req: &str,
+    loaded: Option<&Pending>,
+) -> Result<Option<Aal>, sqlx::Error> {
     let mut conn = idp.core.db.conn().await?;
-    let enrolled = mfa::enrolled(idp, &mut conn, user_id).await?;
-    drop(conn);
-    if !enrolled.has_strong_factor() {
+    let factors = mfa::factors(&mut conn, user_id).await?;
+    if !factors.has_strong_factor() {
         return Ok(None);
     }
+    let enrolled = mfa::with_rule(idp, &mut conn, user_id, factors).await?;
+    drop(conn);
     let mut wanted = Aal::Two;
-    if !req.is_empty()
-        && let Some(p) = pending::load(idp, req).await?
-    {
+    let request = match loaded {
+        Some(p) => Some(p.clone()),
+        None if !req.is_empty() => pending::load(idp, req).await?,
+        None => None,
+    };
+    if let Some(p) = request {
         let client_min = idp
             .clients
             .get(&idp.core.db, &p.request.client_id)
@@ -155,7 +174,7 @@ pub async fn require_level(
             .await?
             .map_or(0, |c| c.min_aal);
         let mut conn = idp.core.db.conn().await?;
-        let account_min = mfa::account_min_aal(idp, &mut conn, &session.user_id).await?;
+        let account_min = mfa::account_min_aal(idp, &mut conn, &session).await?;
         let target = policy::required(&policy::AcrRequest::default(), client_min, account_min);
         if session.aal() >= target {
             return Ok::<_, sqlx::Error>(None);
@@ -383,6 +402,7 @@ pub async fn submit(
                 pending.next.as_deref(),
                 cookies,
                 pending.sid.is_none(),
+                None,
             )
             .await
         }
@@ -562,6 +582,7 @@ pub async fn passwordless(
                 form.next.as_deref(),
                 signed_in.cookies,
                 true,
+                None,
             )
             .await
         }

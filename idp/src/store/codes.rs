@@ -121,7 +121,6 @@ pub(crate) struct Code {
     pub acr: Option<String>,
     pub amr: Vec<String>,
     pub expires_at: i64,
-    pub used_at: Option<i64>,
     /// The request's `claims` parameter.
     pub claims: Option<Value>,
 }
@@ -140,7 +139,6 @@ struct CodeRow {
     acr: Option<String>,
     amr: String,
     expires_at: i64,
-    used_at: Option<i64>,
     claims: Option<String>,
 }
 
@@ -176,51 +174,59 @@ pub(crate) async fn insert_code(
     Ok(())
 }
 
-/// The code stored under this hash, used or not.
+const CODE_COLUMNS: &str = "grant_id, client_id, user_id, sid, redirect_uri, scope, nonce, \
+    code_challenge, auth_time, acr, amr, expires_at, claims";
+
+impl From<CodeRow> for Code {
+    fn from(r: CodeRow) -> Code {
+        Code {
+            grant_id: r.grant_id,
+            client_id: r.client_id,
+            user_id: r.user_id,
+            sid: r.sid,
+            redirect_uri: r.redirect_uri,
+            scope: split_scope(&r.scope),
+            nonce: r.nonce,
+            code_challenge: r.code_challenge,
+            auth_time: r.auth_time,
+            acr: r.acr,
+            amr: list_from_json(&r.amr),
+            expires_at: r.expires_at,
+            claims: r.claims.and_then(|c| serde_json::from_str(&c).ok()),
+        }
+    }
+}
+
+/// The code stored under this hash, used or not (only a used one is looked up this way).
 pub(crate) async fn find_code(
     conn: &mut AnyConnection,
     code_hash: &str,
 ) -> Result<Option<Code>, sqlx::Error> {
-    let row: Option<CodeRow> = sqlx::query_as(
-        "SELECT grant_id, client_id, user_id, sid, redirect_uri, scope, nonce, code_challenge, auth_time, acr, amr, \
-         expires_at, used_at, claims FROM authorization_codes WHERE code_hash = $1",
-    )
+    let row: Option<CodeRow> = sqlx::query_as(&format!(
+        "SELECT {CODE_COLUMNS} FROM authorization_codes WHERE code_hash = $1"
+    ))
     .bind(code_hash)
     .fetch_optional(conn)
     .await?;
-    Ok(row.map(|r| Code {
-        grant_id: r.grant_id,
-        client_id: r.client_id,
-        user_id: r.user_id,
-        sid: r.sid,
-        redirect_uri: r.redirect_uri,
-        scope: split_scope(&r.scope),
-        nonce: r.nonce,
-        code_challenge: r.code_challenge,
-        auth_time: r.auth_time,
-        acr: r.acr,
-        amr: list_from_json(&r.amr),
-        expires_at: r.expires_at,
-        used_at: r.used_at,
-        claims: r.claims.and_then(|c| serde_json::from_str(&c).ok()),
-    }))
+    Ok(row.map(Code::from))
 }
 
-/// Marks a code used at `now`; false when it already was.
-pub(crate) async fn use_code(
+/// Marks an unused code used at `now` and returns it as it was before; `None` when there is
+/// no such code or it was used before (tell them apart with [`find_code`]).
+pub(crate) async fn take_code(
     conn: &mut AnyConnection,
     code_hash: &str,
     now: i64,
-) -> Result<bool, sqlx::Error> {
-    Ok(sqlx::query(
-        "UPDATE authorization_codes SET used_at = $1 WHERE code_hash = $2 AND used_at IS NULL",
-    )
+) -> Result<Option<Code>, sqlx::Error> {
+    let row: Option<CodeRow> = sqlx::query_as(&format!(
+        "UPDATE authorization_codes SET used_at = $1 WHERE code_hash = $2 AND used_at IS NULL \
+         RETURNING {CODE_COLUMNS}"
+    ))
     .bind(now)
     .bind(code_hash)
-    .execute(conn)
-    .await?
-    .rows_affected()
-        == 1)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(Code::from))
 }
 
 /// A new device authorization: the device code (as its hash), the code the person types,

@@ -214,18 +214,32 @@ pub(crate) async fn usable_passkeys(
     .await
 }
 
-/// Whether each of the account's unblocked passkeys is hardware-bound.
-pub(crate) async fn unblocked_passkey_kinds(
+/// What an account has enrolled, counted in one statement: unblocked passkeys
+/// (hardware-bound, others), whether a TOTP seed is confirmed, and unused recovery codes.
+#[derive(Debug, Clone, Copy, Default, sqlx::FromRow)]
+pub(crate) struct FactorCounts {
+    pub hardware_passkeys: i64,
+    pub other_passkeys: i64,
+    pub confirmed_totp: i64,
+    pub recovery_codes: i64,
+}
+
+pub(crate) async fn factor_counts(
     conn: &mut AnyConnection,
     user_id: &str,
-) -> Result<Vec<bool>, sqlx::Error> {
-    let rows: Vec<(i64,)> = sqlx::query_as(
-        "SELECT hardware_bound FROM webauthn_credentials WHERE user_id = $1 AND possibly_cloned = 0",
+) -> Result<FactorCounts, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT \
+         (SELECT COUNT(*) FROM webauthn_credentials WHERE user_id = $1 AND possibly_cloned = 0 \
+          AND hardware_bound <> 0) AS hardware_passkeys, \
+         (SELECT COUNT(*) FROM webauthn_credentials WHERE user_id = $1 AND possibly_cloned = 0 \
+          AND hardware_bound = 0) AS other_passkeys, \
+         (SELECT COUNT(*) FROM totp_credentials WHERE user_id = $1 AND confirmed = 1) AS confirmed_totp, \
+         (SELECT COUNT(*) FROM recovery_codes WHERE user_id = $1 AND used_at IS NULL) AS recovery_codes",
     )
     .bind(user_id)
-    .fetch_all(conn)
-    .await?;
-    Ok(rows.into_iter().map(|(hardware,)| hardware != 0).collect())
+    .fetch_one(conn)
+    .await
 }
 
 /// Stores a passkey's updated credential (its counter) after a use at `now`.
@@ -510,20 +524,22 @@ pub(crate) async fn delete_pending_of(
 // ---------------------------------------------------------------------------------------------
 // Known devices
 
-/// True when the account signed in from the device with this hash before.
-pub(crate) async fn is_known_device(
+/// Whether the account signed in from the device with this hash before, and from any device
+/// before (one statement).
+pub(crate) async fn device_seen(
     conn: &mut AnyConnection,
     user_id: &str,
     device_hash: &str,
-) -> Result<bool, sqlx::Error> {
-    let known: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM known_devices WHERE user_id = $1 AND device_hash = $2",
+) -> Result<(bool, bool), sqlx::Error> {
+    let (this, any): (i64, i64) = sqlx::query_as(
+        "SELECT COALESCE(SUM(CASE WHEN device_hash = $2 THEN 1 ELSE 0 END), 0), COUNT(*) \
+         FROM known_devices WHERE user_id = $1",
     )
     .bind(user_id)
     .bind(device_hash)
     .fetch_one(conn)
     .await?;
-    Ok(known > 0)
+    Ok((this > 0, any > 0))
 }
 
 /// Records that the account was seen on a known device at `now`.
@@ -540,18 +556,6 @@ pub(crate) async fn touch_device(
         .execute(conn)
         .await?;
     Ok(())
-}
-
-/// True when the account has signed in from any device before.
-pub(crate) async fn has_known_devices(
-    conn: &mut AnyConnection,
-    user_id: &str,
-) -> Result<bool, sqlx::Error> {
-    let seen: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM known_devices WHERE user_id = $1")
-        .bind(user_id)
-        .fetch_one(conn)
-        .await?;
-    Ok(seen > 0)
 }
 
 /// Remembers a new device of the account, first seen at `now`.

@@ -17,6 +17,10 @@ pub struct Session {
     pub amr: Vec<String>,
     pub acr: Option<String>,
     pub expires_at: i64,
+    /// The account's own assurance rule and how many roles it holds, when read with the
+    /// session (by [`crate::sessions::current`]).
+    #[serde(skip)]
+    pub account_rule: Option<(i64, i64)>,
 }
 
 type SessionRow = (String, String, i64, String, Option<String>, i64);
@@ -30,6 +34,7 @@ fn to_session((sid, user_id, auth_time, amr, acr, expires_at): SessionRow) -> Se
         amr: list_from_json(&amr),
         acr,
         expires_at,
+        account_rule: None,
     }
 }
 

@@ -342,6 +342,18 @@ pub(crate) async fn set_min_aal(
     Ok(())
 }
 
+/// An active account's own assurance rule and how many roles it holds; `None` when there is
+/// no such account or it is not active.
+pub(crate) async fn active_rule(db: &Db, id: &str) -> Result<Option<(i64, i64)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT u.min_aal, (SELECT COUNT(*) FROM role_assignments r WHERE r.user_id = u.id) FROM users u \
+         WHERE u.id = $1 AND u.status = 'active'",
+    )
+    .bind(id)
+    .fetch_optional(db.pool())
+    .await
+}
+
 /// The account's own assurance rule and how many roles it holds; `None` without an account.
 pub(crate) async fn assurance_rule(
     conn: &mut AnyConnection,

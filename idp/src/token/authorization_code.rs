@@ -27,6 +27,41 @@ fn valid_verifier(v: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
 }
 
+fn same_client(row: &codes::Code, client: &Client) -> Result<(), OAuthError> {
+    if row.client_id != client.client_id {
+        return Err(OAuthError::invalid_grant(
+            "the authorization code was issued to another client",
+        ));
+    }
+    Ok(())
+}
+
+/// A used code presented again: revokes what its grant issued, audited; the error to answer.
+async fn replayed(
+    mut tx: kizuna_core::db::WriteTx,
+    client: &Client,
+    row: &codes::Code,
+) -> Result<OAuthError, OAuthError> {
+    let revoked =
+        tokens::revoke_grant(tx.conn(), &row.grant_id, "authorization code replayed").await?;
+    let entries = audit::append_in(
+        tx.conn(),
+        &[AuditEvent::new(
+            Actor::client(&client.client_id),
+            "token.code_replay",
+            format!("grant:{}", row.grant_id),
+        )
+        .outcome(Outcome::Denied)
+        .details(json!({"user_id": row.user_id, "grant_revoked": revoked}))],
+    )
+    .await?;
+    tx.commit().await?;
+    audit::publish(&entries);
+    Ok(OAuthError::invalid_grant(
+        "the authorization code was already used; the tokens issued with it are revoked",
+    ))
+}
+
 pub async fn exchange(
     idp: &Idp,
     client: &Client,
@@ -41,35 +76,19 @@ pub async fn exchange(
     let now = kizuna_core::time::now_unix();
 
     let mut tx = idp.core.db.begin().await?;
-    let row = codes::find_code(tx.conn(), &code_hash).await?;
-    let row =
-        row.ok_or_else(|| OAuthError::invalid_grant("the authorization code is not valid"))?;
-    if row.client_id != client.client_id {
-        return Err(OAuthError::invalid_grant(
-            "the authorization code was issued to another client",
-        ));
-    }
-    let first_use = codes::use_code(tx.conn(), &code_hash, now).await?;
-    if row.used_at.is_some() || !first_use {
-        let revoked =
-            tokens::revoke_grant(tx.conn(), &row.grant_id, "authorization code replayed").await?;
-        let entries = audit::append_in(
-            tx.conn(),
-            &[AuditEvent::new(
-                Actor::client(&client.client_id),
-                "token.code_replay",
-                format!("grant:{}", row.grant_id),
-            )
-            .outcome(Outcome::Denied)
-            .details(json!({"user_id": row.user_id, "grant_revoked": revoked}))],
-        )
-        .await?;
-        tx.commit().await?;
-        audit::publish(&entries);
-        return Err(OAuthError::invalid_grant(
-            "the authorization code was already used; the tokens issued with it are revoked",
-        ));
-    }
+    let row = match codes::take_code(tx.conn(), &code_hash, now).await? {
+        Some(row) => row,
+        // Unknown, or used before: a replay ends the grant the code started.
+        None => {
+            let row = codes::find_code(tx.conn(), &code_hash)
+                .await?
+                .ok_or_else(|| OAuthError::invalid_grant("the authorization code is not valid"))?;
+            same_client(&row, client)?;
+            return Err(replayed(tx, client, &row).await?);
+        }
+    };
+    // A refusal from here on rolls the transaction back, so the code stays unused.
+    same_client(&row, client)?;
     if row.expires_at <= now {
         return Err(OAuthError::invalid_grant(
             "the authorization code has expired",
