@@ -34,3 +34,4 @@ mod sbom;
 mod serve;
 mod structure;
 mod test_script;
+mod topology;
