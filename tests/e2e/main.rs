@@ -20,6 +20,7 @@ mod device_clients;
 mod est;
 mod faults;
 mod federation;
+mod helm_chart;
 mod hsm;
 mod mfa;
 mod mosquitto;
