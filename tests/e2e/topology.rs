@@ -1,5 +1,6 @@
 //! The deployment topology of `deploy/compose/` run as processes (no container engine is
-//! needed): a fresh PostgreSQL database, two `kizuna serve` replicas on it sharing one KEK
+//! needed): a fresh PostgreSQL database and role made by the shipped `postgres-init.sh` SQL
+//! (least privilege), two `kizuna serve` replicas on it sharing one KEK
 //! file, and nginx running the shipped `deploy/compose/nginx.conf` with only its upstream
 //! addresses, listen ports and certificate directory changed. Through nginx: a whole OpenID
 //! Connect sign-in served by both replicas (one stopped half-way), an EST enrollment and a
@@ -211,6 +212,92 @@ fn shared_kek(dir: &Path) -> PathBuf {
     path
 }
 
+/// A database and login role made by the shipped `deploy/compose/postgres-init.sh` SQL (the
+/// least-privilege role docs/ha.md gives), under a unique test name, dropped with the value.
+struct LeastPrivilegeDatabase {
+    server_url: String,
+    name: String,
+    /// The replicas' URL: the role's own login, its own database.
+    url: String,
+}
+
+impl LeastPrivilegeDatabase {
+    async fn create(server_url: &str) -> LeastPrivilegeDatabase {
+        let script = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/deploy/compose/postgres-init.sh"
+        ))
+        .unwrap();
+        // The script's two SQL here-documents: one run in `postgres`, one in the new database.
+        let blocks: Vec<&str> = script
+            .split("<<'SQL'\n")
+            .skip(1)
+            .map(|b| b.split("\nSQL\n").next().unwrap())
+            .collect();
+        assert_eq!(blocks.len(), 2, "postgres-init.sh: two SQL blocks");
+        let name = format!(
+            "kizuna_test_{}_{}",
+            kizuna_core::time::now_unix(),
+            kizuna_core::secret::hex(&kizuna_core::secret::random_bytes::<6>())
+        );
+        let password = kizuna_core::secret::hex(&kizuna_core::secret::random_bytes::<16>());
+        let sql = |block: &str| {
+            block
+                .replace("kizuna", &name)
+                .replace(":'password'", &format!("'{password}'"))
+        };
+        let mut url = url::Url::parse(server_url).unwrap();
+        let run = |url: String, sql: String| async move {
+            let db = kizuna_core::db::Db::connect(&url, &Default::default())
+                .await
+                .unwrap();
+            for statement in sql.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+                sqlx::query(statement)
+                    .execute(db.pool())
+                    .await
+                    .unwrap_or_else(|e| panic!("{statement}: {e}"));
+            }
+            db.close().await;
+        };
+        run(server_url.to_string(), sql(blocks[0])).await;
+        url.set_path(&format!("/{name}"));
+        run(url.to_string(), sql(blocks[1])).await;
+        url.set_username(&name).unwrap();
+        url.set_password(Some(&password)).unwrap();
+        LeastPrivilegeDatabase {
+            server_url: server_url.to_string(),
+            url: url.to_string(),
+            name,
+        }
+    }
+}
+
+impl Drop for LeastPrivilegeDatabase {
+    fn drop(&mut self) {
+        let (server_url, name) = (self.server_url.clone(), self.name.clone());
+        // Drop runs outside any async context it can borrow: a short-lived runtime.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                if let Ok(db) = kizuna_core::db::Db::connect(&server_url, &Default::default()).await
+                {
+                    for statement in [
+                        format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+                        format!("DROP ROLE IF EXISTS {name}"),
+                    ] {
+                        let _ = sqlx::query(&statement).execute(db.pool()).await;
+                    }
+                    db.close().await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
 fn serve_on(k: &Kizuna, addr: &str) -> Server {
     k.try_serve(&["--listen", addr])
         .unwrap_or_else(|failed| panic!("replica on {addr} did not start: {failed}"))
@@ -225,7 +312,9 @@ async fn two_replicas_behind_the_shipped_nginx_sign_in_enroll_and_answer_ocsp() 
         eprintln!("note: skipped: the topology runs on PostgreSQL only");
         return;
     };
-    let fresh = kizuna_core::testing::fresh_postgres(&pg).await;
+    // The database and role the operator checklist creates: no superuser, owner of its own
+    // database only. Both replicas migrate and serve on it.
+    let database = LeastPrivilegeDatabase::create(&pg).await;
     let work = common::TempDir::new("kizuna-topology");
     let dir = work.path();
     let tls_dir = dir.join("tls");
@@ -252,7 +341,8 @@ async fn two_replicas_behind_the_shipped_nginx_sign_in_enroll_and_answer_ocsp() 
         &tls_dir,
     );
     let kek = shared_kek(dir);
-    let mut k = Kizuna::on(fresh)
+    let mut k = Kizuna::sqlite()
+        .env("KIZUNA_DATABASE_URL", &database.url)
         .env("KIZUNA_KEK_FILE", kek.to_str().unwrap())
         .env("KIZUNA_PUBLIC_URL", &nginx.https_url(""))
         .env("KIZUNA_CA__PKI_URL", &nginx.http_url(""))
@@ -278,6 +368,12 @@ async fn two_replicas_behind_the_shipped_nginx_sign_in_enroll_and_answer_ocsp() 
         redirected.headers()["location"],
         "https://127.0.0.1/authorize?client_id=x"
     );
+
+    // Metrics stay inside: nginx does not pass /metrics on.
+    let https = k.http().build().unwrap();
+    let metrics = https.get(nginx.https_url("/metrics")).send().await.unwrap();
+    assert_eq!(metrics.status(), 404);
+    assert_eq!(reqwest::get(b.url("/metrics")).await.unwrap().status(), 200);
 
     // --- A sign-in through nginx, begun while both replicas serve, finished on the second
     // after the first is stopped.
@@ -333,7 +429,6 @@ async fn two_replicas_behind_the_shipped_nginx_sign_in_enroll_and_answer_ocsp() 
         Some("st-topology")
     );
     let code = query_param(&callback, "code").expect("a code");
-    let https = k.http().build().unwrap();
     let tokens = assert_tokens(
         https
             .post(nginx.https_url("/token"))
