@@ -708,3 +708,87 @@ async fn forged_certificate_headers_are_not_believed(
         control.text().await.unwrap()
     );
 }
+
+/// The value of `key: value` on a line of compose.yaml (the first such line).
+fn compose_value<'a>(compose: &'a str, key: &str) -> &'a str {
+    compose
+        .lines()
+        .find_map(|l| l.trim().strip_prefix(&format!("{key}: ")))
+        .unwrap_or_else(|| panic!("compose.yaml has no {key}"))
+}
+
+/// compose.yaml cannot run here (no container engine), so what it says is checked against
+/// the files it names: the nginx.conf that the process test runs, the Dockerfile, and the
+/// settings in docs/configuration.md.
+#[test]
+fn the_compose_file_agrees_with_nginx_conf_the_dockerfile_and_the_docs() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/compose");
+    let compose = std::fs::read_to_string(dir.join("compose.yaml")).unwrap();
+    let nginx = std::fs::read_to_string(SHIPPED).unwrap();
+    let documented = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/configuration.md"),
+    )
+    .unwrap();
+    let readme = std::fs::read_to_string(dir.join("README.md")).unwrap();
+
+    // Every KIZUNA_* setting is a documented one.
+    let settings: Vec<&str> = compose
+        .lines()
+        .filter_map(|l| l.trim().split_once(": ").map(|(k, _)| k))
+        .filter(|k| k.starts_with("KIZUNA_"))
+        .collect();
+    assert!(settings.len() >= 8, "{settings:?}");
+    for name in settings {
+        assert!(documented.contains(&format!("`{name}`")), "{name}");
+    }
+    // nginx's fixed address is the one trusted proxy; the header nginx sets is the one read.
+    assert_eq!(
+        compose_value(&compose, "ipv4_address"),
+        compose_value(&compose, "KIZUNA_TLS__TRUSTED_PROXIES")
+    );
+    let header = compose_value(&compose, "KIZUNA_TLS__CLIENT_CERT_HEADER");
+    assert!(
+        nginx.to_ascii_lowercase().contains(&format!(
+            "proxy_set_header {header} $ssl_client_escaped_cert;"
+        )),
+        "{header}"
+    );
+    // The upstream servers are the replica services on the port they listen on.
+    let port = compose_value(&compose, "KIZUNA_LISTEN")
+        .rsplit(':')
+        .next()
+        .unwrap();
+    for service in ["kizuna-1", "kizuna-2"] {
+        assert!(compose.contains(&format!("\n  {service}:\n")), "{service}");
+        assert!(
+            nginx.contains(&format!("server {service}:{port} ")),
+            "{service}"
+        );
+    }
+    // The mounts put nginx.conf and the certificates where nginx.conf expects them.
+    assert!(compose.contains("./nginx.conf:/etc/nginx/conf.d/default.conf:ro"));
+    assert!(compose.contains("./tls:/etc/nginx/tls:ro"));
+    for file in ["server.crt", "server.key"] {
+        assert!(nginx.contains(&format!("/etc/nginx/tls/{file};")), "{file}");
+        assert!(
+            readme.contains(&format!("tls/{file}")),
+            "README makes {file}"
+        );
+    }
+    // The image is built from the Dockerfile in the repository, and the init script exists.
+    assert_eq!(compose_value(&compose, "dockerfile"), "deploy/Dockerfile");
+    assert!(dir.join("../Dockerfile").is_file());
+    assert!(dir.join("postgres-init.sh").is_file());
+    // Every secret file compose mounts is one the README says how to make.
+    let secrets: Vec<&str> = compose
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("file: ./"))
+        .collect();
+    assert_eq!(secrets.len(), 4, "{secrets:?}");
+    for secret in secrets {
+        assert!(
+            readme.contains(&format!("> {secret}")) || readme.contains(&format!("--out {secret}")),
+            "{secret}"
+        );
+    }
+}
