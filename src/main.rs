@@ -91,14 +91,24 @@ enum Command {
     Backup(cli::backup::BackupArgs),
     /// Put a SQLite backup in place: checks it, migrates it, verifies its audit chain.
     Restore(cli::backup::RestoreArgs),
+    /// Exit 0 when the server on this configuration's listen address answers GET /readyz
+    /// with 200 (the container's HEALTHCHECK; 0.0.0.0 and :: are asked on loopback).
+    Healthcheck {
+        /// The server's plain-HTTP address, if not the configured one. Env: KIZUNA_LISTEN.
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+        /// Give up after this many seconds.
+        #[arg(long, value_name = "SECS", default_value_t = 3)]
+        timeout: u64,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let listen = match &cli.command {
-        Command::Serve { listen } | Command::Ocsp(cli::ca::OcspCommand::Serve { listen }) => {
-            listen.clone()
-        }
+        Command::Serve { listen }
+        | Command::Ocsp(cli::ca::OcspCommand::Serve { listen })
+        | Command::Healthcheck { listen, .. } => listen.clone(),
         _ => None,
     };
     let overrides = Overrides {
@@ -158,6 +168,7 @@ fn main() -> ExitCode {
             Command::Assurance(cmd) => cli::assurance::run(cmd, &config).await,
             Command::Backup(args) => cli::backup::backup(args, &config).await,
             Command::Restore(args) => cli::backup::restore(args, &config).await,
+            Command::Healthcheck { timeout, .. } => cli::health::run(&config, timeout).await,
         }
     });
     match result {

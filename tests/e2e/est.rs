@@ -490,7 +490,7 @@ async fn a_manufacturer_certificate_enrolls_a_registered_device_without_a_token(
 }
 
 /// Percent-encodes PEM as nginx's `$ssl_client_escaped_cert` does.
-fn escaped(pem: &str) -> String {
+pub(crate) fn escaped(pem: &str) -> String {
     pem.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {

@@ -591,3 +591,66 @@ async fn a_w3c_traceparent_becomes_the_request_id_in_logs_and_audit_entries() {
     let id = malformed.headers()["x-request-id"].to_str().unwrap();
     assert!(!id.is_empty() && !id.starts_with("0000"), "{id}");
 }
+
+/// A listener on a free port that answers every connection with `answer` (or, when empty,
+/// holds it open without a word); returns its address.
+async fn canned_server(answer: &'static str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut request = [0u8; 1024];
+                let _ = stream.read(&mut request).await;
+                if answer.is_empty() {
+                    tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+                } else {
+                    let _ = stream.write_all(answer.as_bytes()).await;
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthcheck_exits_0_only_when_readyz_answers_200() {
+    let k = Kizuna::sqlite();
+    let server = k.serve();
+    let addr = server.base.trim_start_matches("http://").to_string();
+    let ready = k.run(&["healthcheck", "--listen", &addr]);
+    assert!(ready.status.success(), "{ready:?}");
+    assert!(String::from_utf8_lossy(&ready.stdout).starts_with("ready: "));
+    // The image's listen address, 0.0.0.0, is asked on loopback.
+    let port = addr.rsplit(':').next().unwrap();
+    let k = k.env("KIZUNA_LISTEN", &format!("0.0.0.0:{port}"));
+    assert!(k.run(&["healthcheck"]).status.success());
+
+    let not_ready = canned_server(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: 55\r\n\r\n{\"status\":\"not_ready\",\"reason\":\"database unreachable\"}",
+    )
+    .await;
+    let silent = canned_server("").await;
+    let ssh = canned_server("SSH-2.0-OpenSSH_9.2\r\n").await;
+    drop(server);
+    let cases = [
+        (addr.as_str(), 1, "cannot connect"),
+        (
+            not_ready.as_str(),
+            1,
+            "answered 503: {\"status\":\"not_ready\",\"reason\":\"database unreachable\"}",
+        ),
+        (silent.as_str(), 1, "did not answer within 1s"),
+        (ssh.as_str(), 1, "not an HTTP answer"),
+        ("127.0.0.1:0", 1, "no fixed port to check"),
+        // A listen address that is no address is a configuration error, as for `serve`.
+        ("localhost:8080", 2, "is not an address"),
+    ];
+    for (listen, code, reason) in cases {
+        let out = k.run(&["healthcheck", "--listen", listen, "--timeout", "1"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{listen}: {stderr}");
+        assert!(stderr.contains(reason), "{listen}: {stderr}");
+    }
+}

@@ -25,6 +25,8 @@ const TOOLS: &[(&str, &str)] = &[
     ("pkcs11-tool", ""),
     ("mosquitto", ""),
     ("mosquitto_pub", ""),
+    ("nginx", ""),
+    ("helm", ""),
     (
         "apt-get",
         r#"for pkg in "$@"; do

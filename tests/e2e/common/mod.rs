@@ -262,7 +262,7 @@ impl Kizuna {
 
 /// Collects a child's output as it comes. Each read's complete lines are added at once,
 /// so text the child wrote in one go (the server's start-up banner) is seen whole.
-fn collect(mut stream: impl Read + Send + 'static) -> Arc<Mutex<String>> {
+pub fn collect(mut stream: impl Read + Send + 'static) -> Arc<Mutex<String>> {
     let buffer = Arc::new(Mutex::new(String::new()));
     let sink = buffer.clone();
     std::thread::spawn(move || {
@@ -929,6 +929,27 @@ pub fn chromium() -> Option<std::path::PathBuf> {
         panic!("/usr/bin/chromium is required in CI (scripts/test installs it)");
     }
     eprintln!("note: skipped: chromium is not installed (run scripts/test)");
+    None
+}
+
+/// nginx, for the deployment topology test, when installed (Debian's, or one on PATH). In CI
+/// a missing nginx is a failure; elsewhere the test says why it is skipped.
+pub fn nginx() -> Option<std::path::PathBuf> {
+    let on_path = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
+        .map(|dir| dir.join("nginx"));
+    if let Some(path) = [std::path::PathBuf::from("/usr/sbin/nginx")]
+        .into_iter()
+        .chain(on_path)
+        .find(|p| p.is_file())
+    {
+        return Some(path);
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
+        panic!("nginx is required in CI (scripts/test installs it)");
+    }
+    eprintln!("note: skipped: nginx is not installed (run scripts/test)");
     None
 }
 
