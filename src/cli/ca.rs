@@ -37,6 +37,13 @@ pub enum CaCommand {
         #[arg(long, value_name = "FILE")]
         root: PathBuf,
     },
+    /// Publish a cross-certificate made where an offline root is kept (the new root's key
+    /// certified by the old root, or the old root's by the new one) during a root rollover.
+    ImportCross {
+        /// The cross-certificate (PEM).
+        #[arg(long, value_name = "FILE")]
+        cert: PathBuf,
+    },
     /// Create another issuing CA under the root (e.g. one for devices, one for services).
     CreateIssuer {
         #[arg(long)]
@@ -247,6 +254,11 @@ pub async fn ca(cmd: CaCommand, config: &Config) -> Result<ExitCode> {
                 let root = std::fs::read(&root).with_context(|| format!("cannot read {}", root.display()))?;
                 let record = hierarchy::import_issuer(&ca, &cert, &root, Actor::cli()).await?;
                 println!("issuing CA {} is active (signed by {})", record.id, record.parent_id.unwrap_or_default());
+            }
+            CaCommand::ImportCross { cert } => {
+                let cert = std::fs::read(&cert).with_context(|| format!("cannot read {}", cert.display()))?;
+                let record = hierarchy::import_cross(&ca, &cert, Actor::cli()).await?;
+                println!("published cross-certificate {} (signed by {}, valid until {})", record.id, record.parent_id.unwrap_or_default(), unix_to_rfc3339(record.not_after.unwrap_or(0)));
             }
             CaCommand::CreateIssuer { name } | CaCommand::Rollover { name } => {
                 let record = hierarchy::create_issuer(&ca, &name, Actor::cli()).await?;

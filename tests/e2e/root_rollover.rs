@@ -498,16 +498,150 @@ async fn a_device_that_trusts_only_the_old_root_enrolls_and_validates_after_a_ro
     }
 }
 
-#[test]
-fn a_root_kept_offline_is_not_rolled_over_here() {
-    let k = Kizuna::sqlite().env("KIZUNA_CA__AUTO_INIT", "false");
-    k.ok(&["ca", "init", "--root-csr-out", "issuing.csr"]);
-    let untouched = state(&k);
-    let (code, out) = refused(&k, &["ca", "rollover-root", "--yes"]);
-    assert_eq!(code, Some(1), "{out}");
-    assert!(
-        out.contains("offline") && out.contains("docs/ca.md"),
-        "{out}"
+/// Makes an offline root `<name>.pem` (key `<name>.key`, request `<name>.csr` kept for its
+/// cross-certificate) with openssl, as the machine that keeps it would.
+fn offline_root(dir: &Path, name: &str, cn: &str) {
+    sh_ok(
+        dir,
+        &format!(
+            "printf 'basicConstraints=critical,CA:TRUE\\nkeyUsage=critical,keyCertSign,cRLSign\\nsubjectKeyIdentifier=hash\\nauthorityKeyIdentifier=keyid\\n' > ca.ext && \
+             openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout {name}.key \
+             -subj '/C=JP/O=City/CN={cn}' -out {name}.csr && \
+             openssl x509 -req -in {name}.csr -key {name}.key -days 3650 -set_serial 0x{:x} -extfile ca.ext -out {name}.pem",
+            crate::common::free_port()
+        ),
     );
-    assert_eq!(state(&k), untouched);
+}
+
+/// Signs `<csr>.csr` with offline root `<root>` into `<out>.pem`, as a CA certificate
+/// (`pathlen` for an issuing CA, none for a cross-certificate).
+fn offline_sign(dir: &Path, root: &str, csr: &str, out: &str, pathlen: &str) {
+    sh_ok(
+        dir,
+        &format!(
+            "printf 'basicConstraints=critical,CA:TRUE{pathlen}\\nkeyUsage=critical,keyCertSign,cRLSign\\nsubjectKeyIdentifier=hash\\nauthorityKeyIdentifier=keyid\\n' > {out}.ext && \
+             openssl x509 -req -in {csr}.csr -CA {root}.pem -CAkey {root}.key -days 1800 -set_serial 0x{:x} -extfile {out}.ext -out {out}.pem",
+            crate::common::free_port()
+        ),
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offline_root_rolls_over_where_it_is_kept_and_kizuna_publishes_the_cross_certificates() {
+    for k in Kizuna::each_backend().await {
+        let k = k.env("KIZUNA_CA__AUTO_INIT", "false");
+        let dir = k.dir.path().to_path_buf();
+        offline_root(&dir, "r1", "City Offline Root 1");
+        k.ok(&["ca", "init", "--root-csr-out", "issuing-1.csr"]);
+        offline_sign(&dir, "r1", "issuing-1", "issuing-1", ",pathlen:0");
+        k.ok(&[
+            "ca",
+            "import-issuer",
+            "--cert",
+            "issuing-1.pem",
+            "--root",
+            "r1.pem",
+        ]);
+
+        // Kizuna holds no root key, so it cannot roll the root over itself.
+        let untouched = state(&k);
+        let (code, out) = refused(&k, &["ca", "rollover-root", "--yes"]);
+        assert_eq!(code, Some(1), "{out}");
+        assert!(
+            out.contains("offline") && out.contains("docs/ca.md"),
+            "{out}"
+        );
+        assert_eq!(state(&k), untouched);
+
+        // On the offline machine: a new root and both cross-certificates; here: a new issuing
+        // generation under the new root, then the cross-certificates.
+        offline_root(&dir, "r2", "City Offline Root 2");
+        offline_sign(&dir, "r1", "r2", "r2-by-r1", "");
+        offline_sign(&dir, "r2", "r1", "r1-by-r2", "");
+        k.ok(&["ca", "init", "--root-csr-out", "issuing-2.csr"]);
+        offline_sign(&dir, "r2", "issuing-2", "issuing-2", ",pathlen:0");
+        k.ok(&[
+            "ca",
+            "import-issuer",
+            "--cert",
+            "issuing-2.pem",
+            "--root",
+            "r2.pem",
+        ]);
+
+        // Bad cross-certificates: a root's own certificate, one for a key that is no root
+        // here, a leaf; none is stored.
+        let before = state(&k);
+        let (_, out) = refused(&k, &["ca", "import-cross", "--cert", "r2.pem"]);
+        assert!(out.contains("not signed by another root"), "{out}");
+        offline_sign(&dir, "r1", "issuing-2", "stray", "");
+        let (_, out) = refused(&k, &["ca", "import-cross", "--cert", "stray.pem"]);
+        assert!(
+            out.contains("does not certify the key of any root"),
+            "{out}"
+        );
+        csr(&dir, "leafy", "p256", "/CN=leafy", &[]);
+        sh_ok(
+            &dir,
+            "openssl x509 -req -in leafy.csr -CA r1.pem -CAkey r1.key -days 30 -out leafy.pem",
+        );
+        let (_, out) = refused(&k, &["ca", "import-cross", "--cert", "leafy.pem"]);
+        assert!(out.contains("not a CA certificate"), "{out}");
+        let (code, _) = refused(&k, &["ca", "import-cross"]);
+        assert_eq!(code, Some(2));
+        assert_eq!(state(&k), before);
+
+        let out = k.ok(&["ca", "import-cross", "--cert", "r2-by-r1.pem"]);
+        assert!(
+            out.contains("published cross-certificate root-ext-"),
+            "{out}"
+        );
+        k.ok(&["ca", "import-cross", "--cert", "r1-by-r2.pem"]);
+        let (_, out) = refused(&k, &["ca", "import-cross", "--cert", "r1-by-r2.pem"]);
+        assert!(out.contains("already a cross-certificate"), "{out}");
+
+        let server = k.serve();
+        let k = k.env("KIZUNA_PUBLIC_URL", &server.public);
+        assert_eq!(certificates_in(&bundle(&server).await), 4);
+        let org = k.json(&["org", "create", "--name", "Parks", "--json"]);
+        let org = org["id"].as_str().unwrap().to_string();
+        device(&k, &org, "after");
+        let chain = k.ok(&[
+            "cert",
+            "issue",
+            "--csr",
+            "after.csr",
+            "--profile",
+            "device",
+            "--org",
+            &org,
+            "--chain",
+        ]);
+        std::fs::write(dir.join("chain.pem"), &chain).unwrap();
+        verifies(&dir, "r2.pem", &["issuing-2.pem"], "after.pem");
+        verifies(
+            &dir,
+            "r1.pem",
+            &["issuing-2.pem", "r2-by-r1.pem"],
+            "after.pem",
+        );
+        verifies(&dir, "r1.pem", &["chain.pem"], "chain.pem");
+
+        // Ending the overlap: the old root by its id.
+        let list: Value = k.json(&["ca", "list", "--json"]);
+        let old = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["kind"] == "root")
+            .min_by_key(|c| c["generation"].as_i64())
+            .unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let retired: Value = k.json(&["ca", "retire-root", "--id", &old, "--json"]);
+        assert_eq!(retired["cross_certificates"].as_array().unwrap().len(), 2);
+        assert_eq!(certificates_in(&bundle(&server).await), 1);
+        assert!(k.ok(&["audit", "verify"]).starts_with("ok: "));
+    }
 }

@@ -10,7 +10,7 @@ mod root_rollover;
 mod trust;
 
 pub use init::{InitReport, create_issuer, init};
-pub use offline::{import_issuer, start_offline_issuer};
+pub use offline::{import_cross, import_issuer, start_offline_issuer};
 pub use root_rollover::{
     Retired, RootRollover, RootRolloverPlan, plan_root_rollover, retire_root, rollover_root,
 };
