@@ -63,10 +63,12 @@ pub enum CaCommand {
     /// /pki/trust-bundle.pem, EST /cacerts and issued chains) until the old root is retired
     /// with `kizuna ca retire-root` or expires. Relying parties should install the new root
     /// during this overlap. Without --yes, prints what would change and changes nothing.
+    /// A root kept offline is rolled over where it is kept. See docs/ca.md, "Root rollover".
     RolloverRoot {
         /// Do it (without it, only shows what would change).
         #[arg(long)]
         yes: bool,
+        /// Print the result as JSON (for scripts).
         #[arg(long)]
         json: bool,
     },
@@ -82,6 +84,7 @@ pub enum CaCommand {
         /// Retire even though certificates issued under the root are still valid.
         #[arg(long)]
         force: bool,
+        /// Print the result as JSON (for scripts).
         #[arg(long)]
         json: bool,
     },
