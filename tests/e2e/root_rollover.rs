@@ -498,6 +498,29 @@ async fn a_device_that_trusts_only_the_old_root_enrolls_and_validates_after_a_ro
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kizunas_own_tls_certificate_validates_under_either_root_during_the_overlap() {
+    for k in Kizuna::each_backend().await {
+        let k = k.tls_self();
+        let server = k.serve();
+        k.ok(&["ca", "rollover-root", "--yes"]);
+        for id in ["root-1", "root-2"] {
+            download(&k, &server, id).await;
+        }
+        // The listener's certificate was issued under root-1; after a restart its chain
+        // carries OldWithNew, so a client that trusts only root-2 connects too.
+        server.stop();
+        let server = k.serve();
+        for anchor in ["root-1.pem", "root-2.pem"] {
+            let out = sh(
+                k.dir.path(),
+                &format!("curl -sS --fail --cacert {anchor} {}/readyz", server.public),
+            );
+            assert!(out.status.success(), "with {anchor}: {}", text(&out));
+        }
+    }
+}
+
 /// Makes an offline root `<name>.pem` (key `<name>.key`, request `<name>.csr` kept for its
 /// cross-certificate) with openssl, as the machine that keeps it would.
 fn offline_root(dir: &Path, name: &str, cn: &str) {
