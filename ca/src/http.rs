@@ -25,6 +25,7 @@ pub(crate) use error::ApiError;
 pub fn router(ca: Ca) -> Router {
     Router::new()
         .route("/pki/ca/{file}", get(ca_certificate))
+        .route("/pki/trust-bundle.pem", get(trust_bundle))
         .route("/pki/cert/{file}", get(certificate))
         .route("/ca/api/v1/certificates", post(issue).get(list))
         .route("/ca/api/v1/certificates/{serial}", get(show))
@@ -68,11 +69,38 @@ async fn ca_certificate(State(ca): State<Ca>, Path(file): Path<String>) -> Respo
         return StatusCode::NOT_FOUND.into_response();
     };
     match hierarchy::get(&ca, id).await {
-        Ok(Some(record)) => match record.cert_der {
+        // A retired root (and its cross-certificates) is no longer published.
+        Ok(Some(record)) if record.status != "retired" => match record.cert_der {
             Some(der) => certificate_response(der, as_pem, "application/pkix-cert"),
             None => StatusCode::NOT_FOUND.into_response(),
         },
-        Ok(None) => StatusCode::NOT_FOUND.into_response(),
+        Ok(_) => StatusCode::NOT_FOUND.into_response(),
+        Err(e) => ApiError::from(e).into_response(),
+    }
+}
+
+/// `GET /pki/trust-bundle.pem` — the roots to trust now and, during a root rollover's
+/// overlap, the cross-certificates between them.
+async fn trust_bundle(State(ca): State<Ca>) -> Response {
+    match hierarchy::trust_bundle(&ca).await {
+        Ok(bundle) => {
+            let text: String = bundle
+                .iter()
+                .filter_map(|r| r.cert_der.as_deref())
+                .map(|der| pem("CERTIFICATE", der))
+                .collect();
+            let mut response = (
+                [(header::CONTENT_TYPE, "application/pem-certificate-chain")],
+                text,
+            )
+                .into_response();
+            response.headers_mut().insert(
+                header::CACHE_CONTROL,
+                header::HeaderValue::from_static("public, max-age=300"),
+            );
+            response.extensions_mut().insert(ProtocolResponse);
+            response
+        }
         Err(e) => ApiError::from(e).into_response(),
     }
 }

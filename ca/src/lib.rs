@@ -107,8 +107,8 @@ pub struct CaState {
     /// The active CA per logical name, re-read after a few seconds (rollover on another
     /// replica shows within that time).
     active: Mutex<HashMap<String, (Arc<hierarchy::LoadedCa>, Instant)>>,
-    /// Chains (PEM) by CA id; a CA's chain never changes.
-    chains: Mutex<HashMap<String, Arc<String>>>,
+    /// Chains (PEM) by CA id, briefly: a root rollover adds the cross-certificates.
+    chains: Mutex<HashMap<String, (Arc<String>, Instant)>>,
     /// Organizations with their allowed names, briefly.
     orgs: Mutex<HashMap<String, (OrgNames, Instant)>>,
     /// Manufacturers' trust anchors for IDevID enrollment.
@@ -202,20 +202,23 @@ impl Ca {
         Ok(loaded)
     }
 
-    /// The chain of a CA (it and its parents), PEM.
+    /// The chain of a CA (it and its parents; during a root rollover's overlap also the other
+    /// root and the cross-certificates), PEM.
     pub async fn chain_pem(&self, ca_id: &str) -> Result<Arc<String>, sqlx::Error> {
-        if let Some(chain) = self.chains.lock().ok().and_then(|c| c.get(ca_id).cloned()) {
+        if let Some((chain, at)) = self.chains.lock().ok().and_then(|c| c.get(ca_id).cloned())
+            && at.elapsed() < CACHE_TTL
+        {
             return Ok(chain);
         }
         let chain = Arc::new(
-            hierarchy::chain(self, ca_id)
+            hierarchy::published_chain(self, ca_id)
                 .await?
                 .iter()
                 .map(|der| issue::pem("CERTIFICATE", der))
                 .collect::<String>(),
         );
         if let Ok(mut cache) = self.chains.lock() {
-            cache.insert(ca_id.to_string(), chain.clone());
+            cache.insert(ca_id.to_string(), (chain.clone(), Instant::now()));
         }
         Ok(chain)
     }

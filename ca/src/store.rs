@@ -92,6 +92,30 @@ pub(crate) async fn current_serials(
         .await
 }
 
+/// How many certificates issued by the CAs `ca_ids` are still valid at `now` (not expired,
+/// not revoked; a hold may be released), leaving out the CAs' own delegated OCSP signers, and
+/// the last notAfter among them.
+pub(crate) async fn count_still_valid(
+    db: &Db,
+    ca_ids: &[String],
+    now: i64,
+) -> Result<(i64, Option<i64>), sqlx::Error> {
+    let (mut count, mut last) = (0, None);
+    for ca_id in ca_ids {
+        let (n, max): (i64, Option<i64>) = sqlx::query_as(
+            "SELECT COUNT(*), MAX(not_after) FROM certificates \
+             WHERE ca_id = $1 AND not_after > $2 AND status <> 'revoked' AND profile <> 'ocsp-signer'",
+        )
+        .bind(ca_id)
+        .bind(now)
+        .fetch_one(db.pool())
+        .await?;
+        count += n;
+        last = last.max(max);
+    }
+    Ok((count, last))
+}
+
 /// Which certificates.
 #[derive(Debug, Clone)]
 pub enum Selector {

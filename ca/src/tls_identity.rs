@@ -117,7 +117,15 @@ pub async fn self_certificate(ca: &Ca, host: &San) -> Result<SelfCertificate, Ca
 
 async fn chain_of(ca: &Ca, ca_id: &str, leaf: Vec<u8>) -> Result<Vec<Vec<u8>>, sqlx::Error> {
     let mut chain = vec![leaf];
-    chain.extend(crate::hierarchy::chain(ca, ca_id).await?);
+    let mut path = crate::hierarchy::chain(ca, ca_id).await?;
+    // During a root rollover, the cross-certificate (before the root, so path builders that
+    // take the first matching issuer use it) lets clients that trust only the other root
+    // connect too.
+    if let Some(root) = path.pop() {
+        path.extend(crate::hierarchy::bridges(ca, &root).await?);
+        path.push(root);
+    }
+    chain.extend(path);
     Ok(chain)
 }
 

@@ -37,6 +37,13 @@ pub enum CaCommand {
         #[arg(long, value_name = "FILE")]
         root: PathBuf,
     },
+    /// Publish a cross-certificate made where an offline root is kept (the new root's key
+    /// certified by the old root, or the old root's by the new one) during a root rollover.
+    ImportCross {
+        /// The cross-certificate (PEM).
+        #[arg(long, value_name = "FILE")]
+        cert: PathBuf,
+    },
     /// Create another issuing CA under the root (e.g. one for devices, one for services).
     CreateIssuer {
         #[arg(long)]
@@ -47,6 +54,39 @@ pub enum CaCommand {
     Rollover {
         #[arg(long)]
         name: String,
+    },
+    /// Roll over the root CA: a new root key and certificate, cross-certificates between the
+    /// old and the new root, and a new generation of every issuing CA under the new root.
+    ///
+    /// New certificates then chain to the new root; certificates already issued keep
+    /// chaining to the old one. Both roots are trusted (and published in
+    /// /pki/trust-bundle.pem, EST /cacerts and issued chains) until the old root is retired
+    /// with `kizuna ca retire-root` or expires. Relying parties should install the new root
+    /// during this overlap. Without --yes, prints what would change and changes nothing.
+    /// A root kept offline is rolled over where it is kept. See docs/ca.md, "Root rollover".
+    RolloverRoot {
+        /// Do it (without it, only shows what would change).
+        #[arg(long)]
+        yes: bool,
+        /// Print the result as JSON (for scripts).
+        #[arg(long)]
+        json: bool,
+    },
+    /// End a root rollover's overlap: the old root and its cross-certificates are no longer
+    /// published or handed out in chains.
+    ///
+    /// Refused while certificates issued under the old root are still valid (they would then
+    /// validate only for relying parties that still trust the old root), unless --force.
+    RetireRoot {
+        /// The root to retire (default: the one the last rollover replaced).
+        #[arg(long, value_name = "CA")]
+        id: Option<String>,
+        /// Retire even though certificates issued under the root are still valid.
+        #[arg(long)]
+        force: bool,
+        /// Print the result as JSON (for scripts).
+        #[arg(long)]
+        json: bool,
     },
     /// List the CAs with their validity.
     List {
@@ -218,9 +258,61 @@ pub async fn ca(cmd: CaCommand, config: &Config) -> Result<ExitCode> {
                 let record = hierarchy::import_issuer(&ca, &cert, &root, Actor::cli()).await?;
                 println!("issuing CA {} is active (signed by {})", record.id, record.parent_id.unwrap_or_default());
             }
+            CaCommand::ImportCross { cert } => {
+                let cert = std::fs::read(&cert).with_context(|| format!("cannot read {}", cert.display()))?;
+                let record = hierarchy::import_cross(&ca, &cert, Actor::cli()).await?;
+                println!("published cross-certificate {} (signed by {}, valid until {})", record.id, record.parent_id.unwrap_or_default(), unix_to_rfc3339(record.not_after.unwrap_or(0)));
+            }
             CaCommand::CreateIssuer { name } | CaCommand::Rollover { name } => {
                 let record = hierarchy::create_issuer(&ca, &name, Actor::cli()).await?;
                 println!("created issuing CA {} (valid until {})", record.id, unix_to_rfc3339(record.not_after.unwrap_or(0)));
+            }
+            CaCommand::RolloverRoot { yes: false, json } => {
+                let plan = hierarchy::plan_root_rollover(&ca).await?;
+                if json {
+                    println!("{}", serde_json::to_string(&plan)?);
+                } else {
+                    println!(
+                        "a root rollover would replace {} with a new root, cross-certify the two roots both ways, and make a new generation of these issuing CAs under the new root: {}",
+                        plan.old_root.id,
+                        if plan.issuers.is_empty() { "none".into() } else { plan.issuers.join(", ") }
+                    );
+                    println!("run again with --yes to do it");
+                }
+                return Ok(ExitCode::FAILURE);
+            }
+            CaCommand::RolloverRoot { yes: true, json } => {
+                let done = hierarchy::rollover_root(&ca, Actor::cli()).await?;
+                if json {
+                    println!("{}", serde_json::to_string(&done)?);
+                } else {
+                    println!("created root CA {} (valid until {})", done.new_root.id, unix_to_rfc3339(done.new_root.not_after.unwrap_or(0)));
+                    for c in &done.cross_certificates {
+                        println!("created cross-certificate {} (signed by {})", c.id, c.parent_id.as_deref().unwrap_or("-"));
+                    }
+                    for c in &done.issuers {
+                        println!("created issuing CA {} under {}", c.id, done.new_root.id);
+                    }
+                    println!(
+                        "{} stays trusted beside {} until you run kizuna ca retire-root (at the latest until {}); have relying parties install {} from /pki/trust-bundle.pem now",
+                        done.old_root, done.new_root.id, unix_to_rfc3339(done.overlap_until), done.new_root.id
+                    );
+                }
+            }
+            CaCommand::RetireRoot { id, force, json } => {
+                let retired = hierarchy::retire_root(&ca, id.as_deref(), force, Actor::cli()).await?;
+                if json {
+                    println!("{}", serde_json::to_string(&retired)?);
+                } else {
+                    println!(
+                        "retired root CA {} and cross-certificates {}",
+                        retired.root,
+                        if retired.cross_certificates.is_empty() { "(none)".into() } else { retired.cross_certificates.join(", ") }
+                    );
+                    if retired.still_valid > 0 {
+                        println!("{} certificates issued under it are still valid", retired.still_valid);
+                    }
+                }
             }
             CaCommand::List { json } => {
                 let list = hierarchy::list(&ca).await?;

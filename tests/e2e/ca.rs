@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 /// A serving install with an organization allowed `water.city.example`, `water.kizuna-city.jp`
 /// and `10.20.0.0/16`, and the CA certificates in its directory. Returns (install with its
 /// public URL set, server, organization id).
-async fn pki_install(k: Kizuna) -> (Kizuna, Server, String) {
+pub(crate) async fn pki_install(k: Kizuna) -> (Kizuna, Server, String) {
     let server = k.serve();
     let k = k.env("KIZUNA_PUBLIC_URL", &server.public);
     let org = k.json(&["org", "create", "--name", "Water", "--json"]);
@@ -33,7 +33,7 @@ async fn pki_install(k: Kizuna) -> (Kizuna, Server, String) {
 }
 
 /// Issues `<name>.pem` from `<name>.csr` with the CLI.
-fn issue(k: &Kizuna, name: &str, profile: &str, org: &str, sans: &[&str]) -> String {
+pub(crate) fn issue(k: &Kizuna, name: &str, profile: &str, org: &str, sans: &[&str]) -> String {
     let csr = format!("{name}.csr");
     let mut args = vec![
         "cert",

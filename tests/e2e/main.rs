@@ -31,6 +31,7 @@ mod oidc_rp;
 mod registry_api;
 mod release_history;
 mod revocation;
+mod root_rollover;
 mod sbom;
 mod serve;
 mod statement_budget;

@@ -35,9 +35,13 @@ pub(super) async fn certificate(
         .await?
         .ok_or_else(|| Problem::not_found("certificate"))?;
     let mut chain = hierarchy::chain(&ca, &record.ca_id).await?;
-    // The root is the relying party's trust anchor, not part of what the server sends.
-    if chain.len() > 1 {
-        chain.pop();
+    // The root is the relying party's trust anchor, not part of what the server sends; during
+    // a root rollover the cross-certificate to the other root takes its place, so relying
+    // parties that trust only the other root find a path too.
+    if chain.len() > 1
+        && let Some(root) = chain.pop()
+    {
+        chain.extend(hierarchy::bridges(&ca, &root).await?);
     }
     let mut text = pem("CERTIFICATE", &record.der);
     for der in &chain {

@@ -152,7 +152,9 @@ fn certs_only_response(certs: &[&[u8]]) -> Response {
     )
 }
 
-/// The CA certificates for a profile: its issuing CA (active generation) up to the root.
+/// The CA certificates for a profile: its issuing CA (active generation) up to the root, and
+/// during a root rollover's overlap the old root and both cross-certificates (RFC 7030
+/// §4.1.3: OldWithOld, OldWithNew, NewWithOld besides NewWithNew).
 async fn cacerts_for(ca: &Ca, label: Option<&str>) -> Result<Response, EstError> {
     let profile = ca
         .profiles
@@ -162,7 +164,7 @@ async fn cacerts_for(ca: &Ca, label: Option<&str>) -> Result<Response, EstError>
         .active_issuer(&profile.issuer)
         .await
         .map_err(EnrollError::from)?;
-    let chain = hierarchy::chain(ca, &issuer.record.id).await?;
+    let chain = hierarchy::published_chain(ca, &issuer.record.id).await?;
     let refs: Vec<&[u8]> = chain.iter().map(Vec::as_slice).collect();
     Ok(certs_only_response(&refs))
 }

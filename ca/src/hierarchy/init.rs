@@ -2,13 +2,16 @@
 //! issuing CA (rollover), signed by the active root.
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, IsCa, KeyIdMethod, KeyUsagePurpose,
+    BasicConstraints, CertificateParams, DistinguishedName, IsCa, Issuer, KeyIdMethod,
+    KeyUsagePurpose,
 };
 use serde::Serialize;
 use serde_json::json;
 use time::{Duration, OffsetDateTime};
 
 use kizuna_core::audit::{self, Actor, AuditEvent};
+use kizuna_core::custody::KeyHandle;
+use kizuna_core::db::AnyConnection;
 
 use super::{
     CaRecord, active, display_name, forget_active, insert, key_algorithm, load, next_generation,
@@ -18,7 +21,7 @@ use crate::ext;
 use crate::signer::CustodySigner;
 use crate::{Ca, CaError};
 
-fn ca_params(
+pub(super) fn ca_params(
     dn: DistinguishedName,
     path_len: Option<u8>,
     not_after: OffsetDateTime,
@@ -66,12 +69,32 @@ pub async fn init(ca: &Ca, actor: Actor) -> Result<InitReport, CaError> {
 
 async fn create_root(ca: &Ca, actor: Actor) -> Result<CaRecord, CaError> {
     let mut tx = ca.core.db.begin().await?;
-    let generation = next_generation(tx.conn(), "root").await?;
+    let (record, _, _) = new_root_in(tx.conn(), ca).await?;
+    let entries = audit::append_in(
+        tx.conn(),
+        &[AuditEvent::new(actor, "ca.create", format!("ca:{}", record.id))
+            .details(json!({"kind": "root", "key_backend": ca.config.key_backend, "not_after": record.not_after}))],
+    )
+    .await?;
+    tx.commit().await?;
+    audit::publish(&entries);
+    Ok(record)
+}
+
+/// Creates the key and self-signed certificate of the next root generation inside `conn`'s
+/// transaction and stores it as `active`. Returns its record, the parameters it was made
+/// from (an rcgen issuer built from them signs with its name and key identifier exactly as
+/// in its certificate) and its key.
+pub(super) async fn new_root_in(
+    conn: &mut AnyConnection,
+    ca: &Ca,
+) -> Result<(CaRecord, CertificateParams, KeyHandle), CaError> {
+    let generation = next_generation(conn, "root").await?;
     let key = ca
         .core
         .custody
         .generate_in_backend(
-            tx.conn(),
+            &mut *conn,
             &ca.config.key_backend,
             "ca-root",
             key_algorithm(&ca.config.key_algorithm),
@@ -97,22 +120,14 @@ async fn create_root(ca: &Ca, actor: Actor) -> Result<CaRecord, CaError> {
         crl_shards: 1,
         created_at: kizuna_core::time::now_unix(),
     };
-    insert(tx.conn(), &record, None).await?;
-    let entries = audit::append_in(
-        tx.conn(),
-        &[AuditEvent::new(actor, "ca.create", format!("ca:{}", record.id))
-            .details(json!({"kind": "root", "key_backend": ca.config.key_backend, "not_after": record.not_after}))],
-    )
-    .await?;
-    tx.commit().await?;
-    audit::publish(&entries);
-    Ok(record)
+    insert(conn, &record, None).await?;
+    Ok((record, params, key))
 }
 
-/// Creates (or rolls over to) a new generation of the issuing CA `name`, signed by the
-/// active root. Earlier generations stay valid for the certificates they issued.
-pub async fn create_issuer(ca: &Ca, name: &str, actor: Actor) -> Result<CaRecord, CaError> {
+/// Checks a logical issuing CA name: lower-case letters, digits and `-`, not `root`.
+fn check_issuer_name(name: &str) -> Result<(), CaError> {
     if name == "root"
+        || name == "cross"
         || name.is_empty()
         || !name
             .chars()
@@ -122,23 +137,56 @@ pub async fn create_issuer(ca: &Ca, name: &str, actor: Actor) -> Result<CaRecord
             "{name:?} is not a valid CA name (lower-case letters, digits, -)"
         )));
     }
+    Ok(())
+}
+
+/// Creates (or rolls over to) a new generation of the issuing CA `name`, signed by the
+/// active root. Earlier generations stay valid for the certificates they issued.
+pub async fn create_issuer(ca: &Ca, name: &str, actor: Actor) -> Result<CaRecord, CaError> {
+    check_issuer_name(name)?;
     let root = active(ca, "root")
         .await?
         .ok_or_else(|| CaError::NotReady("there is no active root CA".into()))?;
     let root = load(ca, root).await?;
     let mut tx = ca.core.db.begin().await?;
-    let generation = next_generation(tx.conn(), name).await?;
+    let record = new_issuer_in(tx.conn(), ca, name, &root.record, &root.issuer).await?;
+    let entries = audit::append_in(
+        tx.conn(),
+        &[AuditEvent::new(actor, "ca.create", format!("ca:{}", record.id)).details(json!({
+            "kind": "issuing", "parent": root.record.id, "generation": record.generation, "not_after": record.not_after,
+        }))],
+    )
+    .await?;
+    tx.commit().await?;
+    audit::publish(&entries);
+    forget_active(ca, name);
+    // The new CA's certificates get OCSP answers from the start.
+    crate::ocsp_signer::ensure(ca).await?;
+    Ok(record)
+}
+
+/// Signs the next generation of issuing CA `name` under `root` (signing as `root_issuer`)
+/// inside `conn`'s transaction, stores it as the active generation and marks the earlier
+/// active one superseded (it keeps answering for what it issued).
+pub(super) async fn new_issuer_in(
+    conn: &mut AnyConnection,
+    ca: &Ca,
+    name: &str,
+    root: &CaRecord,
+    root_issuer: &Issuer<'_, CustodySigner>,
+) -> Result<CaRecord, CaError> {
+    let generation = next_generation(conn, name).await?;
     let key = ca
         .core
         .custody
         .generate_in_backend(
-            tx.conn(),
+            &mut *conn,
             &ca.config.key_backend,
             &format!("ca-{name}"),
             key_algorithm(&ca.config.key_algorithm),
         )
         .await?;
-    let root_not_after = OffsetDateTime::from_unix_timestamp(root.record.not_after.unwrap_or(0))
+    let root_not_after = OffsetDateTime::from_unix_timestamp(root.not_after.unwrap_or(0))
         .unwrap_or(OffsetDateTime::UNIX_EPOCH);
     let not_after = (kizuna_core::time::now() + Duration::days(ca.config.issuing_validity_days))
         .min(root_not_after);
@@ -148,14 +196,7 @@ pub async fn create_issuer(ca: &Ca, name: &str, actor: Actor) -> Result<CaRecord
         display_name(name)
     );
     let mut params = ca_params(subject(ca, cn), Some(0), not_after);
-    params.use_authority_key_identifier_extension = true;
-    params.crl_distribution_points = vec![rcgen::CrlDistributionPoint {
-        uris: vec![ca.pki_url(&format!("/pki/crl/{}.crl", root.record.id))],
-    }];
-    params.custom_extensions.push(ext::authority_info_access(
-        None,
-        &ca.pki_url(&format!("/pki/ca/{}.der", root.record.id)),
-    ));
+    add_issuer_urls(ca, &mut params, &root.id);
     params
         .custom_extensions
         .extend(ext::certificate_policies(&[ext::ANY_POLICY.to_string()]));
@@ -168,18 +209,18 @@ pub async fn create_issuer(ca: &Ca, name: &str, actor: Actor) -> Result<CaRecord
         params.custom_extensions.push(nc);
     }
     let cert = params
-        .signed_by(&CustodySigner(key.clone()), &root.issuer)
+        .signed_by(&CustodySigner(key.clone()), root_issuer)
         .map_err(CaError::from)?;
     sqlx::query("UPDATE cas SET status = 'superseded' WHERE name = $1 AND status = 'active'")
         .bind(name)
-        .execute(tx.conn())
+        .execute(&mut *conn)
         .await?;
     let record = CaRecord {
         id: format!("{name}-{generation}"),
         name: name.to_string(),
         generation,
         kind: "issuing".into(),
-        parent_id: Some(root.record.id.clone()),
+        parent_id: Some(root.id.clone()),
         key_id: Some(key.id().to_string()),
         cert_der: Some(cert.der().to_vec()),
         status: "active".into(),
@@ -188,18 +229,19 @@ pub async fn create_issuer(ca: &Ca, name: &str, actor: Actor) -> Result<CaRecord
         crl_shards: ca.config.crl_shards,
         created_at: kizuna_core::time::now_unix(),
     };
-    insert(tx.conn(), &record, None).await?;
-    let entries = audit::append_in(
-        tx.conn(),
-        &[AuditEvent::new(actor, "ca.create", format!("ca:{}", record.id)).details(json!({
-            "kind": "issuing", "parent": root.record.id, "generation": generation, "not_after": record.not_after,
-        }))],
-    )
-    .await?;
-    tx.commit().await?;
-    audit::publish(&entries);
-    forget_active(ca, name);
-    // The new CA's certificates get OCSP answers from the start.
-    crate::ocsp_signer::ensure(ca).await?;
+    insert(conn, &record, None).await?;
     Ok(record)
+}
+
+/// What a certificate signed by root `root_id` names about its issuer: the Authority Key
+/// Identifier, the root's CRL and where to download the root's certificate.
+pub(super) fn add_issuer_urls(ca: &Ca, params: &mut CertificateParams, root_id: &str) {
+    params.use_authority_key_identifier_extension = true;
+    params.crl_distribution_points = vec![rcgen::CrlDistributionPoint {
+        uris: vec![ca.pki_url(&format!("/pki/crl/{root_id}.crl"))],
+    }];
+    params.custom_extensions.push(ext::authority_info_access(
+        None,
+        &ca.pki_url(&format!("/pki/ca/{root_id}.der")),
+    ));
 }

@@ -1,13 +1,20 @@
 //! The CA hierarchy: a root and issuing CAs under it (one per logical name, e.g. `issuing`,
 //! `devices`, `services`), each with generations for rollover. A root may also live offline:
 //! Kizuna then holds only the issuing CA's key, sends its CSR out, and imports the signed
-//! certificate.
+//! certificate. The root itself rolls over with cross-certificates and an overlap during
+//! which both roots are trusted.
 
 mod init;
 mod offline;
+mod root_rollover;
+mod trust;
 
 pub use init::{InitReport, create_issuer, init};
-pub use offline::{import_issuer, start_offline_issuer};
+pub use offline::{import_cross, import_issuer, start_offline_issuer};
+pub use root_rollover::{
+    Retired, RootRollover, RootRolloverPlan, plan_root_rollover, retire_root, rollover_root,
+};
+pub use trust::{bridges, published_chain, trust_bundle};
 
 use std::sync::Arc;
 

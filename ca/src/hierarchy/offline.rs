@@ -1,5 +1,6 @@
 //! Issuing CAs under an offline root: the pending CA's key and CSR, then the import of the
-//! certificate the offline root signed.
+//! certificate the offline root signed; and the cross-certificates of an offline root's
+//! rollover, made where the roots are kept.
 
 use rcgen::CertificateParams;
 use serde_json::json;
@@ -8,6 +9,7 @@ use x509_cert::der::{Decode, Encode};
 
 use kizuna_core::audit::{self, Actor, AuditEvent};
 
+use super::trust::spki_of;
 use super::{
     COLUMNS, CaRecord, display_name, forget_active, insert, key_algorithm, next_generation, subject,
 };
@@ -192,5 +194,102 @@ pub async fn import_issuer(
     record.parent_id = Some(root_id);
     record.not_before = Some(not_before);
     record.not_after = Some(not_after);
+    Ok(record)
+}
+
+/// Publishes a cross-certificate made where an offline root is kept (NewWithOld or
+/// OldWithNew): it must be a CA certificate, valid now, for the key of a root Kizuna knows
+/// and under that root's exact name (or relying parties would not chain through it), and
+/// signed by another root Kizuna knows. It is then in the trust bundle and chains until
+/// either root is retired.
+pub async fn import_cross(ca: &Ca, cert_pem: &[u8], actor: Actor) -> Result<CaRecord, CaError> {
+    let der = pem_certificates(cert_pem)?.remove(0);
+    let cert = Certificate::from_der(&der)
+        .map_err(|e| CaError::Invalid(format!("cross-certificate: {e}")))?;
+    crate::verify::is_ca(&cert).map_err(CaError::Invalid)?;
+    let (not_before, not_after) = crate::verify::validity(&cert);
+    let now = kizuna_core::time::now_unix();
+    if not_before > now + 300 || not_after <= now {
+        return Err(CaError::Invalid(
+            "the cross-certificate is not valid now".into(),
+        ));
+    }
+    let roots: Vec<CaRecord> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM cas WHERE kind = 'root' AND status <> 'retired' AND cert_der IS NOT NULL \
+         ORDER BY generation"
+    ))
+    .fetch_all(ca.core.db.pool())
+    .await?;
+    let parsed: Vec<(&CaRecord, Certificate)> = roots
+        .iter()
+        .filter_map(|r| Some((r, Certificate::from_der(r.cert_der.as_deref()?).ok()?)))
+        .collect();
+    let key = spki_of(&der);
+    let (subject, subject_cert) = parsed
+        .iter()
+        .find(|(r, _)| r.cert_der.as_deref().and_then(spki_of) == key)
+        .ok_or_else(|| {
+            CaError::Invalid(
+                "the certificate does not certify the key of any root here; import the issuing \
+                 CA under the new root first (kizuna ca import-issuer), which records that root"
+                    .into(),
+            )
+        })?;
+    if cert.tbs_certificate().subject().to_der().ok()
+        != subject_cert.tbs_certificate().subject().to_der().ok()
+    {
+        return Err(CaError::Invalid(format!(
+            "the certificate's subject is not {}'s subject exactly: relying parties would not \
+             chain through it",
+            subject.id
+        )));
+    }
+    let (issuer, _) = parsed
+        .iter()
+        .filter(|(r, _)| r.id != subject.id)
+        .find(|(_, c)| crate::verify::signed_by(&cert, c).is_ok())
+        .ok_or_else(|| {
+            CaError::Invalid(format!(
+                "the certificate for {}'s key is not signed by another root here",
+                subject.id
+            ))
+        })?;
+    let id = format!("{}-by-{}", subject.id, issuer.id);
+    let mut tx = ca.core.db.begin().await?;
+    let exists: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM cas WHERE id = $1")
+        .bind(&id)
+        .fetch_one(tx.conn())
+        .await?;
+    if exists > 0 {
+        return Err(CaError::Conflict(format!(
+            "there is already a cross-certificate {id}"
+        )));
+    }
+    let record = CaRecord {
+        id,
+        name: "cross".into(),
+        generation: next_generation(tx.conn(), "cross").await?,
+        kind: "cross".into(),
+        parent_id: Some(issuer.id.clone()),
+        key_id: None,
+        cert_der: Some(der),
+        status: "active".into(),
+        not_before: Some(not_before),
+        not_after: Some(not_after),
+        crl_shards: 1,
+        created_at: now,
+    };
+    insert(tx.conn(), &record, None).await?;
+    let entries = audit::append_in(
+        tx.conn(),
+        &[
+            AuditEvent::new(actor, "ca.import_cross", format!("ca:{}", record.id)).details(
+                json!({"root": subject.id, "signed_by": issuer.id, "not_after": not_after}),
+            ),
+        ],
+    )
+    .await?;
+    tx.commit().await?;
+    audit::publish(&entries);
     Ok(record)
 }
