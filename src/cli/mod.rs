@@ -6,6 +6,7 @@ pub mod backup;
 pub mod ca;
 pub mod clients;
 pub mod devices;
+pub mod kek;
 pub mod keys;
 pub mod revocations;
 pub mod upstreams;
