@@ -21,6 +21,7 @@ mod est;
 mod faults;
 mod federation;
 mod hsm;
+mod kek;
 mod mfa;
 mod mosquitto;
 mod mtls;
