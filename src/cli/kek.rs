@@ -17,8 +17,10 @@ use crate::serve::open_db;
 
 #[derive(Subcommand)]
 pub enum KekCommand {
-    /// Write a fresh random key-encryption key (32 bytes, base64) to a new file, mode 0600.
-    /// Prints the file and the KEK's id, never the key (unless --stdout asks for it).
+    /// Write a fresh random key-encryption key to a new file (mode 0600).
+    ///
+    /// 32 random bytes, base64. Prints the file and the KEK's id, never the key (unless
+    /// --stdout asks for it).
     Create {
         /// The file to write; refused when it exists (a KEK file is never replaced).
         #[arg(long, value_name = "FILE", required_unless_present = "stdout")]
@@ -27,13 +29,17 @@ pub enum KekCommand {
         /// secret manager. Its id goes to standard error.
         #[arg(long, conflicts_with_all = ["out", "json"])]
         stdout: bool,
+        /// Print the file and the KEK id as JSON.
         #[arg(long)]
         json: bool,
     },
-    /// Seal every KEK-sealed value in the database (software keys, TOTP seeds, upstream client
-    /// secrets, the assurance binding key, the KEK check value) again under a new KEK, in one
-    /// transaction, audited as kek.rotate. The KEKs that open them come from the configuration
-    /// (kek_file or kek, and kek_open_only_files). Keys in an HSM are not touched.
+    /// Re-seal everything in the database under a new KEK, in one audited transaction.
+    ///
+    /// Seals every KEK-sealed value (software keys, TOTP seeds, upstream client secrets, the
+    /// assurance binding key, the KEK check value) again under the new KEK, all or nothing,
+    /// audited as kek.rotate. The KEKs that open them come from the configuration (kek_file
+    /// or kek, and kek_open_only_files). Keys in an HSM are not touched. With replicas, see
+    /// docs/operations.md, "Rotate the key-encryption key", first.
     Rotate {
         /// The new KEK (made with `kizuna kek create`).
         #[arg(long, value_name = "FILE")]
@@ -42,6 +48,7 @@ pub enum KekCommand {
         /// under an old KEK.
         #[arg(long)]
         dry_run: bool,
+        /// Print the KEK ids and the counts per kind as JSON.
         #[arg(long)]
         json: bool,
     },
