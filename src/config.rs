@@ -35,6 +35,8 @@ pub struct Config {
     pub kek_file: Option<PathBuf>,
     #[serde(deserialize_with = "text")]
     pub kek: Option<String>,
+    /// KEK files that open sealed values but never seal: set only while rotating the KEK.
+    pub kek_open_only_files: Vec<PathBuf>,
     pub log_format: LogFormat,
     pub log_level: String,
     pub database: DatabaseSection,
@@ -123,6 +125,7 @@ impl Default for Config {
             public_url: None,
             kek_file: None,
             kek: None,
+            kek_open_only_files: Vec::new(),
             log_format: LogFormat::Text,
             log_level: "info".into(),
             database: DatabaseSection::default(),

@@ -59,6 +59,9 @@ enum Command {
     /// Manage token signing keys.
     #[command(subcommand)]
     Keys(cli::keys::KeysCommand),
+    /// Create a key-encryption key, and re-seal the database under a new one.
+    #[command(subcommand)]
+    Kek(cli::kek::KekCommand),
     /// Manage the certificate authorities.
     #[command(subcommand)]
     Ca(cli::ca::CaCommand),
@@ -153,6 +156,7 @@ fn main() -> ExitCode {
             Command::Client(cmd) => cli::clients::run(cmd, &config).await,
             Command::User(cmd) => cli::users::run(cmd, &config).await,
             Command::Keys(cmd) => cli::keys::run(cmd, &config).await,
+            Command::Kek(cmd) => cli::kek::run(cmd, &config).await,
             Command::Ca(cmd) => cli::ca::ca(cmd, &config).await,
             Command::Cert(cmd) => cli::ca::cert(cmd, &config).await,
             Command::Device(cmd) => {

@@ -73,7 +73,7 @@ pub async fn open_core(
             .await?
             .unwrap_or_else(|| config.public_url()),
     };
-    let kek = custody::open_kek(&db, &config.kek_source()).await?;
+    let kek = custody::open_keyring(&db, &config.kek_source(), &config.kek_open_only_files).await?;
     let mut others: Vec<Arc<dyn custody::KeyBackend>> = Vec::new();
     if let Some(settings) = config.pkcs11.settings().map_err(anyhow::Error::msg)? {
         let backend =

@@ -38,3 +38,37 @@ pub async fn set_if_absent(db: &Db, key: &str, value: &str) -> Result<(), sqlx::
     .await?;
     Ok(())
 }
+
+/// [`get`] inside the caller's transaction.
+pub async fn get_in(
+    conn: &mut crate::db::AnyConnection,
+    key: &str,
+) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT value FROM settings WHERE key = $1")
+        .bind(key)
+        .fetch_optional(conn)
+        .await
+}
+
+/// Replaces the value under `key` with `value` if it still is `was` (compare and set, in the
+/// caller's transaction); false when it changed meanwhile or is gone.
+pub async fn replace_in(
+    conn: &mut crate::db::AnyConnection,
+    key: &str,
+    was: &str,
+    value: &str,
+) -> Result<bool, sqlx::Error> {
+    Ok(
+        sqlx::query(
+            "UPDATE settings SET value = $1, updated_at = $2 WHERE key = $3 AND value = $4",
+        )
+        .bind(value)
+        .bind(crate::time::now_unix())
+        .bind(key)
+        .bind(was)
+        .execute(conn)
+        .await?
+        .rows_affected()
+            == 1,
+    )
+}

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use base64::Engine;
 use kizuna_core::audit::{self, Actor, AuditEvent, AuditLog, Outcome};
 use kizuna_core::custody::{
-    self, CustodyError, Kek, KekSource, KeyAlgorithm, KeyCustody, SoftwareBackend,
+    self, CustodyError, Kek, KekSource, KeyAlgorithm, KeyBackend, KeyCustody, SoftwareBackend,
 };
 use kizuna_core::db::{Backend, Db, DbError, DbOptions};
 use kizuna_core::orgs::{self, NewOrganization, OrgError, OrgKind};
@@ -381,6 +381,146 @@ async fn stored_keys_are_sealed_and_sign_after_reload() {
                 "plaintext PKCS#8 stored"
             );
         }
+    }
+}
+
+/// A value sealed the way releases before KEK ids sealed: nonce ‖ ciphertext ‖ tag.
+fn legacy_seal(key: [u8; 32], aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
+    use ring::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
+    let key = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &key).unwrap());
+    let nonce = kizuna_core::secret::random_bytes::<12>();
+    let mut out = plaintext.to_vec();
+    key.seal_in_place_append_tag(
+        Nonce::assume_unique_for_key(nonce),
+        Aad::from(aad),
+        &mut out,
+    )
+    .unwrap();
+    [nonce.to_vec(), out].concat()
+}
+
+#[tokio::test]
+async fn a_database_sealed_before_kek_ids_opens_keeps_its_format_and_rotates_whole() {
+    for TestDb { db, fresh } in testing::databases().await {
+        let b64 = |k: [u8; 32]| base64::engine::general_purpose::STANDARD.encode(k);
+        let (old, new) = ([4u8; 32], [5u8; 32]);
+        custody::set_meta_value(
+            &db,
+            "kek_check",
+            &b64_bytes(&legacy_seal(
+                old,
+                b"kizuna-kek-check",
+                b"kizuna-kek-check-v1",
+            )),
+        )
+        .await
+        .unwrap();
+        // An older release's replicas may still run: new values keep the old layout.
+        let keyring = custody::open_kek(&db, &KekSource::Inline(b64(old)))
+            .await
+            .unwrap();
+        let custody = KeyCustody::new(db.clone(), Arc::new(SoftwareBackend::new(keyring)));
+        let key = custody.generate("test", KeyAlgorithm::P256).await.unwrap();
+        let material: Vec<u8> = sqlx::query_scalar("SELECT material FROM keys")
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+        assert_eq!(
+            custody::sealed_kek_id(&material),
+            None,
+            "{:?}",
+            fresh.backend
+        );
+
+        // The rotation re-seals the key and the check value under the new KEK, with its id.
+        let from = custody::open_kek(&db, &KekSource::Inline(b64(old)))
+            .await
+            .unwrap();
+        let mut rotation = custody::Rotation::new(from, Kek::from_bytes(&new));
+        let mut tx = db.begin().await.unwrap();
+        custody::reseal_keys(tx.conn(), &mut rotation)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(rotation.resealed(), 2);
+        assert_eq!(rotation.counts()["kek_check"].resealed, 1);
+        assert_eq!(rotation.counts()["software_key"].resealed, 1);
+        let material: Vec<u8> = sqlx::query_scalar("SELECT material FROM keys")
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+        assert_eq!(
+            custody::sealed_kek_id(&material),
+            Some(Kek::from_bytes(&new).id())
+        );
+        let err = custody::open_kek(&db, &KekSource::Inline(b64(old)))
+            .await
+            .err()
+            .expect("the old KEK alone is refused");
+        assert!(matches!(err, CustodyError::WrongKek), "{err}");
+        let keyring = custody::open_kek(&db, &KekSource::Inline(b64(new)))
+            .await
+            .unwrap();
+        let replica = KeyCustody::new(db.clone(), Arc::new(SoftwareBackend::new(keyring)));
+        let sig = replica.get(key.id()).await.unwrap().sign(b"m").unwrap();
+        assert!(key.public_key().verify(b"m", &sig));
+        let sealed = replica.seal("totp:u", b"seed").unwrap();
+        assert_eq!(
+            custody::sealed_kek_id(&sealed),
+            Some(Kek::from_bytes(&new).id()),
+            "once rotated, new values name their KEK"
+        );
+    }
+}
+
+fn b64_bytes(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+#[tokio::test]
+async fn open_only_keks_open_what_they_sealed_and_never_seal() {
+    for TestDb { db, .. } in testing::databases().await {
+        let dir = TempDir::new("kizuna-kek");
+        let old = kek_file(&dir, "old", [6u8; 32]);
+        let new = kek_file(&dir, "new", [7u8; 32]);
+        let file = |path: &PathBuf| KekSource::File {
+            path: path.clone(),
+            explicit: true,
+        };
+        let first = custody::open_kek(&db, &file(&old)).await.unwrap();
+        let by_old = SoftwareBackend::new(first).seal_data("totp:u", b"seed");
+        // Step 1 of a rotation: the old KEK seals, the new one only opens.
+        let step1 = custody::open_keyring(&db, &file(&old), std::slice::from_ref(&new))
+            .await
+            .unwrap();
+        assert_eq!(step1.current().id(), Kek::from_bytes(&[6u8; 32]).id());
+        // Step 2: the new KEK seals; the database (still under the old one) opens.
+        let step2 = custody::open_keyring(&db, &file(&new), std::slice::from_ref(&old))
+            .await
+            .unwrap();
+        let by_new = SoftwareBackend::new(step2).seal_data("totp:v", b"seed2");
+        let step1 = SoftwareBackend::new(
+            custody::open_keyring(&db, &file(&old), std::slice::from_ref(&new))
+                .await
+                .unwrap(),
+        );
+        assert_eq!(
+            step1.open_data("totp:u", &by_old.unwrap()).unwrap(),
+            b"seed"
+        );
+        assert_eq!(
+            step1.open_data("totp:v", &by_new.unwrap()).unwrap(),
+            b"seed2"
+        );
+        // Without the old KEK the database is refused; a missing open-only file is named.
+        let err = custody::open_kek(&db, &file(&new)).await.err().unwrap();
+        assert!(matches!(err, CustodyError::WrongKek), "{err}");
+        let absent = dir.path().join("absent");
+        let err = custody::open_keyring(&db, &file(&old), &[absent])
+            .await
+            .err()
+            .unwrap();
+        assert!(matches!(err, CustodyError::KekFileMissing(_)), "{err}");
     }
 }
 

@@ -31,6 +31,7 @@ pub mod pages;
 pub mod password;
 pub mod quota;
 pub mod releases;
+pub mod reseal;
 pub mod revoke;
 pub mod sessions;
 mod state;

@@ -428,7 +428,7 @@ async fn bring_up_to_date(path: &Path, config: &Config) -> Result<Checked> {
                 },
                 inline => inline,
             };
-            custody::open_kek(&db, &source).await.map_err(|e| {
+            custody::open_keyring(&db, &source, &config.kek_open_only_files).await.map_err(|e| {
                 anyhow::anyhow!(
                     "the backup does not open with the configured key-encryption key: {e}. \
                      Put the KEK that belongs to this backup in place (kek_file, KIZUNA_KEK_FILE or KIZUNA_KEK) and run again; nothing was changed"

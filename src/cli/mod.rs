@@ -7,6 +7,7 @@ pub mod ca;
 pub mod clients;
 pub mod devices;
 pub mod health;
+pub mod kek;
 pub mod keys;
 pub mod revocations;
 pub mod upstreams;

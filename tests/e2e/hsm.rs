@@ -4,51 +4,8 @@
 
 use std::process::Command;
 
+use crate::common::softhsm::{MODULE, softhsm_token, with_ca_keys_in};
 use crate::common::{Kizuna, TempDir, database};
-
-const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
-
-/// A fresh SoftHSM2 token directory with one initialised token; returns the config path.
-fn softhsm_token(dir: &TempDir) -> Option<std::path::PathBuf> {
-    if !std::path::Path::new(MODULE).exists() {
-        if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
-            panic!("SoftHSM2 ({MODULE}) is required in CI; scripts/test installs it");
-        }
-        eprintln!("note: skipped: SoftHSM2 is not installed (apt-get install softhsm2)");
-        return None;
-    }
-    let tokens = dir.path().join("tokens");
-    std::fs::create_dir_all(&tokens).unwrap();
-    let conf = dir.path().join("softhsm2.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
-            tokens.display()
-        ),
-    )
-    .unwrap();
-    let out = Command::new("softhsm2-util")
-        .args([
-            "--init-token",
-            "--free",
-            "--label",
-            "kizuna-ca",
-            "--pin",
-            "246810",
-            "--so-pin",
-            "13579",
-        ])
-        .env("SOFTHSM2_CONF", &conf)
-        .output()
-        .expect("softhsm2-util");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Some(conf)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ca_keys_generated_in_softhsm_sign_certificates_openssl_verifies() {
@@ -57,12 +14,7 @@ async fn ca_keys_generated_in_softhsm_sign_certificates_openssl_verifies() {
         let Some(conf) = softhsm_token(&hsm) else {
             return;
         };
-        let k = k
-            .env("SOFTHSM2_CONF", conf.to_str().unwrap())
-            .env("KIZUNA_PKCS11__MODULE", MODULE)
-            .env("KIZUNA_PKCS11__TOKEN_LABEL", "kizuna-ca")
-            .env("KIZUNA_PKCS11__PIN", "246810")
-            .env("KIZUNA_CA__KEY_BACKEND", "pkcs11");
+        let k = with_ca_keys_in(k, &conf);
         let created = k.ok(&["ca", "init"]);
         assert!(
             created.contains("root-1") && created.contains("issuing-1"),

@@ -22,6 +22,7 @@ mod faults;
 mod federation;
 mod helm_chart;
 mod hsm;
+mod kek;
 mod mfa;
 mod mosquitto;
 mod mtls;

@@ -7,10 +7,15 @@
 mod kek;
 pub mod pkcs11;
 mod public_key;
+mod rotate;
 mod software;
 
-pub use kek::{Kek, KekSource, open_kek};
+pub use kek::{
+    Kek, KekId, KekSource, Keyring, has_kek_check, kek_opens_check, new_kek, open_kek,
+    open_keyring, read_kek_file, sealed_kek_id, write_new_kek_file,
+};
 pub use public_key::{KeyAlgorithm, PublicKey};
+pub use rotate::{Count, Rotation, reseal_keys};
 pub use software::SoftwareBackend;
 
 use std::collections::HashMap;
@@ -36,6 +41,8 @@ pub enum CustodyError {
     WrongKek,
     #[error("key-encryption key file {0} does not exist")]
     KekFileMissing(PathBuf),
+    #[error("{0} already exists: refusing to overwrite it (a KEK file is never replaced)")]
+    KekFileExists(PathBuf),
     #[error(
         "this database was initialized with a key-encryption key, but the KEK file {0} is missing. Restore it (or set kek_file / KIZUNA_KEK_FILE to where it is); refusing to create a new KEK over existing keys"
     )]
@@ -55,6 +62,10 @@ pub enum CustodyError {
     SealUnavailable,
     #[error("sealed data for {0} could not be decrypted")]
     CorruptData(String),
+    #[error(
+        "{0} could not be opened with the configured key-encryption keys (KEK ids {1}): nothing was changed. Add the KEK it was sealed with to kek_open_only_files"
+    )]
+    ResealFailed(String, String),
     #[error("key generation failed: {0}")]
     Generate(String),
     #[error("key storage failed: {0}")]

@@ -7,30 +7,31 @@ use std::sync::Arc;
 use ring::rand::SystemRandom;
 use ring::signature::{self, EcdsaKeyPair, Ed25519KeyPair, KeyPair, RsaKeyPair};
 
-use super::{CustodyError, Kek, KeyAlgorithm, KeyBackend, PublicKey, SigningKey};
+use super::{CustodyError, KeyAlgorithm, KeyBackend, Keyring, PublicKey, SigningKey};
 
 /// Keys generated with ring (RSA with the `rsa` crate, then used through ring), stored in the
-/// database sealed under the KEK with the key id and algorithm as associated data.
+/// database sealed under the KEK with the key id and algorithm as associated data. Seals with
+/// the keyring's current KEK; opens with any of its KEKs.
 pub struct SoftwareBackend {
-    kek: Kek,
+    kek: Keyring,
     rng: SystemRandom,
 }
 
 impl SoftwareBackend {
-    pub fn new(kek: Kek) -> Self {
+    pub fn new(kek: impl Into<Keyring>) -> Self {
         SoftwareBackend {
-            kek,
+            kek: kek.into(),
             rng: SystemRandom::new(),
         }
     }
 
-    fn aad(key_id: &str, algorithm: KeyAlgorithm) -> Vec<u8> {
+    pub(super) fn aad(key_id: &str, algorithm: KeyAlgorithm) -> Vec<u8> {
         format!("kizuna-key:{key_id}:{algorithm}").into_bytes()
     }
 
     /// Data is bound to its context under a prefix keys never use, so sealed key material
     /// cannot be opened as data or the other way round.
-    fn data_aad(context: &str) -> Vec<u8> {
+    pub(super) fn data_aad(context: &str) -> Vec<u8> {
         format!("kizuna-data:{context}").into_bytes()
     }
 }

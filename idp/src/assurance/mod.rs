@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use kizuna_core::audit::{self, Actor, AuditEvent};
+use kizuna_core::custody::{CustodyError, Rotation};
 use kizuna_core::db::AnyConnection;
 use kizuna_core::secret;
 use kizuna_core::web::Lang;
@@ -358,6 +359,30 @@ async fn binding_key(idp: &Idp) -> Result<[u8; 32], AssuranceError> {
         })
         .await
         .copied()
+}
+
+/// Seals the binding key again under the rotation's new KEK, in the caller's transaction
+/// (`kizuna kek rotate`); nothing to do before the key was first needed.
+pub(crate) async fn reseal_binding_key(
+    conn: &mut AnyConnection,
+    rotation: &mut Rotation,
+) -> Result<(), CustodyError> {
+    let Some(stored) = kizuna_core::settings::get_in(conn, BINDING_KEY_SETTING).await? else {
+        return Ok(());
+    };
+    let what = "the assurance binding key";
+    let sealed = STANDARD
+        .decode(&stored)
+        .map_err(|_| CustodyError::CorruptData(what.into()))?;
+    if let Some(next) =
+        rotation.reseal_data("assurance_binding_key", BINDING_KEY_CONTEXT, &sealed, what)?
+    {
+        let value = STANDARD.encode(&next.sealed);
+        let updated =
+            kizuna_core::settings::replace_in(conn, BINDING_KEY_SETTING, &stored, &value).await?;
+        next.stored(updated);
+    }
+    Ok(())
 }
 
 /// HMAC-SHA256 of `value` under the binding key, hex: how identifiers and document numbers

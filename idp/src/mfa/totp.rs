@@ -8,6 +8,8 @@ use base64::engine::general_purpose::STANDARD;
 use ring::hmac;
 
 use kizuna_core::audit::{Actor, AuditEvent, Outcome};
+use kizuna_core::custody::{CustodyError, Rotation};
+use kizuna_core::db::AnyConnection;
 use kizuna_core::secret;
 
 use super::{MfaError, audit_failure, check_code_budget, commit_change, notify, spend_code_budget};
@@ -130,6 +132,22 @@ pub fn qr_data_uri(text: &str) -> Option<String> {
 
 fn context(user_id: &str) -> String {
     format!("totp:{user_id}")
+}
+
+/// Seals every stored seed again under the rotation's new KEK, in the caller's transaction
+/// (`kizuna kek rotate`).
+pub(crate) async fn reseal(
+    conn: &mut AnyConnection,
+    rotation: &mut Rotation,
+) -> Result<(), CustodyError> {
+    for (user_id, sealed) in store::sealed_totp_seeds(conn).await? {
+        let what = format!("the TOTP seed of user {user_id}");
+        if let Some(next) = rotation.reseal_data("totp_seed", &context(&user_id), &sealed, &what)? {
+            let updated = store::reseal_totp_seed(conn, &user_id, &sealed, &next.sealed).await?;
+            next.stored(updated);
+        }
+    }
+    Ok(())
 }
 
 /// What the enrollment page shows: the seed in text and as a QR code.

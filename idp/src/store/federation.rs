@@ -11,35 +11,11 @@ use kizuna_core::db::{AnyConnection, Db};
 
 use super::{IN_LIST_MAX, placeholders};
 
+mod rows;
+pub(crate) use rows::UpstreamRow;
+
 // ---------------------------------------------------------------------------------------------
 // Upstreams
-
-/// An upstream as stored: lists and maps as JSON text, flags as integers, the client secret
-/// sealed by key custody.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub(crate) struct UpstreamRow {
-    pub id: String,
-    pub alias: String,
-    pub name: String,
-    pub org_id: String,
-    pub issuer: String,
-    pub client_id: String,
-    pub client_auth: String,
-    pub client_secret: Option<Vec<u8>>,
-    pub key_id: Option<String>,
-    pub scopes: String,
-    pub acr_values: String,
-    pub claim_map: String,
-    pub acr_map: String,
-    pub max_ial: i64,
-    pub max_aal: i64,
-    pub jit: i64,
-    pub email_domains: String,
-    pub propagate_logout: i64,
-    pub status: String,
-    pub created_at: i64,
-    pub version: i64,
-}
 
 const UPSTREAM_COLUMNS: &str = "id, alias, name, org_id, issuer, client_id, client_auth, client_secret, key_id, scopes, \
     acr_values, claim_map, acr_map, max_ial, max_aal, jit, email_domains, propagate_logout, status, created_at, version";
@@ -153,6 +129,36 @@ pub(crate) async fn update_upstream(
     .await?
     .rows_affected();
     Ok(updated > 0)
+}
+
+/// Every upstream's sealed client secret (upstream id, sealed secret), for re-sealing under a
+/// new KEK.
+pub(crate) async fn sealed_client_secrets(
+    conn: &mut AnyConnection,
+) -> Result<Vec<(String, Vec<u8>)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, client_secret FROM upstreams WHERE client_secret IS NOT NULL ORDER BY id",
+    )
+    .fetch_all(conn)
+    .await
+}
+
+/// Replaces an upstream's sealed secret with the same secret sealed under another KEK, if it
+/// is still `was`; false when it changed meanwhile.
+pub(crate) async fn reseal_client_secret(
+    conn: &mut AnyConnection,
+    id: &str,
+    was: &[u8],
+    sealed: &[u8],
+) -> Result<bool, sqlx::Error> {
+    let updated =
+        sqlx::query("UPDATE upstreams SET client_secret = $1 WHERE id = $2 AND client_secret = $3")
+            .bind(sealed)
+            .bind(id)
+            .bind(was)
+            .execute(conn)
+            .await?;
+    Ok(updated.rows_affected() == 1)
 }
 
 // ---------------------------------------------------------------------------------------------

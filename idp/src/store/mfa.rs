@@ -3,11 +3,13 @@
 //! (`totp_credentials`, `webauthn_credentials`, `webauthn_ceremonies`, `recovery_codes`,
 //! `mfa_pending`, `known_devices`).
 
-use serde::Serialize;
-
 use kizuna_core::db::{AnyConnection, Db};
 
 use super::{list_from_json, list_to_json};
+
+mod rows;
+pub use rows::PasskeyInfo;
+pub(crate) use rows::{NewPasskey, PendingStep, StoredPasskey};
 
 // ---------------------------------------------------------------------------------------------
 // Authenticator app (TOTP)
@@ -105,20 +107,35 @@ pub(crate) async fn delete_totp(
     )
 }
 
+/// Every account's sealed seed (account id, sealed seed), for re-sealing under a new KEK.
+pub(crate) async fn sealed_totp_seeds(
+    conn: &mut AnyConnection,
+) -> Result<Vec<(String, Vec<u8>)>, sqlx::Error> {
+    sqlx::query_as("SELECT user_id, secret FROM totp_credentials ORDER BY user_id")
+        .fetch_all(conn)
+        .await
+}
+
+/// Replaces the account's sealed seed with the same seed sealed under another KEK, if it is
+/// still `was`; false when it changed or was deleted meanwhile.
+pub(crate) async fn reseal_totp_seed(
+    conn: &mut AnyConnection,
+    user_id: &str,
+    was: &[u8],
+    sealed: &[u8],
+) -> Result<bool, sqlx::Error> {
+    let updated =
+        sqlx::query("UPDATE totp_credentials SET secret = $1 WHERE user_id = $2 AND secret = $3")
+            .bind(sealed)
+            .bind(user_id)
+            .bind(was)
+            .execute(conn)
+            .await?;
+    Ok(updated.rows_affected() == 1)
+}
+
 // ---------------------------------------------------------------------------------------------
 // Passkeys (WebAuthn credentials)
-
-/// A passkey as the account page lists it.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
-pub struct PasskeyInfo {
-    pub id: String,
-    pub name: String,
-    pub hardware_bound: i64,
-    pub attested: i64,
-    pub possibly_cloned: i64,
-    pub created_at: i64,
-    pub last_used_at: Option<i64>,
-}
 
 /// The account's passkeys, oldest first.
 pub(crate) async fn passkeys(db: &Db, user_id: &str) -> Result<Vec<PasskeyInfo>, sqlx::Error> {
@@ -129,14 +146,6 @@ pub(crate) async fn passkeys(db: &Db, user_id: &str) -> Result<Vec<PasskeyInfo>,
     .bind(user_id)
     .fetch_all(db.pool())
     .await
-}
-
-/// A new passkey: the credential id (base64url), and the webauthn-rs credential as JSON.
-pub(crate) struct NewPasskey<'a> {
-    pub info: &'a PasskeyInfo,
-    pub credential_id: &'a str,
-    pub passkey: &'a str,
-    pub aaguid: Option<&'a str>,
 }
 
 /// Stores a passkey of the account; fails with a unique violation when the credential is
@@ -162,17 +171,6 @@ pub(crate) async fn insert_passkey(
     .execute(conn)
     .await?;
     Ok(())
-}
-
-/// A stored passkey found by its credential id.
-pub(crate) struct StoredPasskey {
-    pub id: String,
-    pub user_id: String,
-    pub name: String,
-    /// The webauthn-rs credential as JSON.
-    pub passkey: String,
-    pub hardware_bound: bool,
-    pub possibly_cloned: bool,
 }
 
 /// The passkey with this credential id (base64url).
@@ -423,18 +421,6 @@ pub(crate) async fn delete_recovery_codes(
 
 // ---------------------------------------------------------------------------------------------
 // Pending second-factor steps
-
-/// A sign-in waiting for its second factor, as stored.
-#[derive(Debug, Clone)]
-pub(crate) struct PendingStep {
-    pub user_id: String,
-    pub sid: Option<String>,
-    pub amr: Vec<String>,
-    pub req: Option<String>,
-    pub next: Option<String>,
-    /// The level (1 to 3) the second factor must bring the sign-in to.
-    pub target_aal: i64,
-}
 
 /// Stores a pending step under the hash of its cookie value, from `now` to `expires_at`.
 pub(crate) async fn insert_pending(

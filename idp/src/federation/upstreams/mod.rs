@@ -7,7 +7,8 @@ use serde::Serialize;
 use serde_json::json;
 
 use kizuna_core::audit::{self, Actor, AuditEvent};
-use kizuna_core::db::is_unique_violation;
+use kizuna_core::custody::{CustodyError, Rotation};
+use kizuna_core::db::{AnyConnection, is_unique_violation};
 use kizuna_core::secret;
 
 mod settings;
@@ -123,6 +124,25 @@ impl Upstream {
 
 fn secret_context(id: &str) -> String {
     format!("upstream-client-secret:{id}")
+}
+
+/// Seals every upstream's client secret again under the rotation's new KEK, in the caller's
+/// transaction (`kizuna kek rotate`).
+pub(crate) async fn reseal(
+    conn: &mut AnyConnection,
+    rotation: &mut Rotation,
+) -> Result<(), CustodyError> {
+    for (id, sealed) in store::sealed_client_secrets(conn).await? {
+        let what = format!("the client secret of upstream {id}");
+        let context = secret_context(&id);
+        if let Some(next) =
+            rotation.reseal_data("upstream_client_secret", &context, &sealed, &what)?
+        {
+            let updated = store::reseal_client_secret(conn, &id, &sealed, &next.sealed).await?;
+            next.stored(updated);
+        }
+    }
+    Ok(())
 }
 
 /// Adds an upstream: checks the settings, reads its discovery document (the issuer must
