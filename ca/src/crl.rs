@@ -26,8 +26,8 @@ const ID_CE_CRL_NUMBER: [u64; 4] = [2, 5, 29, 20];
 const ID_CE_ISSUING_DISTRIBUTION_POINT: [u64; 4] = [2, 5, 29, 28];
 const ID_CE_CRL_REASONS: [u64; 4] = [2, 5, 29, 21];
 
-/// Revoked certificates read per query while generating (one aggregated row each).
-const PAGE: i64 = 20_000;
+/// How often (in entries) generation reports its progress.
+const PROGRESS_EVERY: usize = 20_000;
 /// Room kept in front of a CRL being built for its outer SEQUENCE header.
 const OUTER_HEADER_ROOM: usize = 10;
 
@@ -191,8 +191,8 @@ fn decode_serial(hex: &str, out: &mut Vec<u8>) -> bool {
 }
 
 /// Reads the CA's revoked (and held), unexpired certificates, encoded as CRL entries into one
-/// run per partition (`buckets` of them; the root CA has one). The database concatenates each
-/// page of rows into one text value, so a million entries cross the driver as a few dozen rows.
+/// run per partition (`buckets` of them; the root CA has one). The database joins the rows
+/// into one text value, so a million entries cross the driver at once.
 async fn read_entries(
     ca: &Ca,
     ca_id: &str,
@@ -203,37 +203,32 @@ async fn read_entries(
     let mut runs: Vec<Vec<u8>> = (0..buckets).map(|_| Vec::new()).collect();
     let (mut scratch, mut serial) = (Vec::new(), Vec::new());
     let mut read = 0;
-    let mut after = String::new();
     let now = kizuna_core::time::now_unix();
-    // One connection for every page: on SQLite each connection maps the file on its own.
-    let mut conn = ca.core.db.conn().await?;
-    loop {
-        let (last, joined) =
-            crate::store::revoked_page(&mut conn, ca_id, now, &after, PAGE).await?;
-        let (Some(last), Some(joined)) = (last, joined) else {
-            break;
+    let joined = {
+        let mut conn = ca.core.db.conn().await?;
+        crate::store::revoked_entries(&mut conn, ca_id, now).await?
+    };
+    for item in joined.as_deref().unwrap_or_default().split(',') {
+        let mut fields = item.splitn(3, ':');
+        let (Some(hex), Some(at), reason) = (fields.next(), fields.next(), fields.next()) else {
+            continue;
         };
-        for item in joined.split(',') {
-            let mut fields = item.splitn(3, ':');
-            let (Some(hex), Some(at), reason) = (fields.next(), fields.next(), fields.next())
-            else {
-                continue;
-            };
-            if !decode_serial(hex, &mut serial) {
-                tracing::warn!(serial = hex, "skipping a stored serial that is not hex");
-                continue;
-            }
-            let revoked_at = at.parse().unwrap_or(0);
-            let extension = reason_code(reason.filter(|r| !r.is_empty()))
-                .filter(|code| *code != 0)
-                .map(|code| reasons[code as usize].as_slice());
-            let run = &mut runs[crate::crl_shard(hex, buckets) as usize];
-            push_entry(run, &mut scratch, &serial, revoked_at, extension);
-            read += 1;
+        if !decode_serial(hex, &mut serial) {
+            tracing::warn!(serial = hex, "skipping a stored serial that is not hex");
+            continue;
         }
-        progress(read);
-        after = last;
+        let revoked_at = at.parse().unwrap_or(0);
+        let extension = reason_code(reason.filter(|r| !r.is_empty()))
+            .filter(|code| *code != 0)
+            .map(|code| reasons[code as usize].as_slice());
+        let run = &mut runs[crate::crl_shard(hex, buckets) as usize];
+        push_entry(run, &mut scratch, &serial, revoked_at, extension);
+        read += 1;
+        if read % PROGRESS_EVERY == 0 {
+            progress(read);
+        }
     }
+    progress(read);
     Ok((runs, read))
 }
 

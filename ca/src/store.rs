@@ -399,28 +399,54 @@ pub async fn list(db: &Db, f: &Filter) -> Result<Vec<CertRecord>, sqlx::Error> {
     .await
 }
 
-/// One page of a CA's revoked and held, unexpired certificates after serial `after`, as
-/// `serial:revoked_at:reason` items joined by commas (so a million entries cross the driver
-/// as a few dozen rows), and the page's last serial; both `None` past the end.
-pub(crate) async fn revoked_page(
+/// Every revoked and held, unexpired certificate of a CA, as `serial:revoked_at:reason` items
+/// joined by commas (so a million entries cross the driver as one value), in no particular
+/// order: the database reads them in one pass the cheapest way it knows, through the
+/// `certificates_revoked` index when a CA has few, by scanning the table when most of its
+/// certificates are revoked. Paging in serial order instead made PostgreSQL visit the table
+/// in index order, a random read per entry, whenever autovacuum had not yet marked the pages
+/// all-visible after a mass revocation. `None` when there are none.
+pub(crate) async fn revoked_entries(
     conn: &mut AnyConnection,
     ca_id: &str,
     now: i64,
-    after: &str,
-    limit: i64,
-) -> Result<(Option<String>, Option<String>), sqlx::Error> {
-    sqlx::query_as(
-        "SELECT MAX(serial), string_agg(serial || ':' || COALESCE(revoked_at, 0) || ':' || \
-         COALESCE(revocation_reason, ''), ',') FROM (SELECT serial, revoked_at, revocation_reason \
-         FROM certificates WHERE ca_id = $1 AND status IN ('revoked', 'hold') AND not_after > $2 \
-         AND serial > $3 ORDER BY serial LIMIT $4) AS page",
+) -> Result<Option<String>, sqlx::Error> {
+    refresh_statistics(conn).await?;
+    sqlx::query_scalar(
+        "SELECT string_agg(serial || ':' || COALESCE(revoked_at, 0) || ':' || \
+         COALESCE(revocation_reason, ''), ',') FROM certificates WHERE ca_id = $1 \
+         AND status IN ('revoked', 'hold') AND not_after > $2",
     )
     .bind(ca_id)
     .bind(now)
-    .bind(after)
-    .bind(limit)
     .fetch_one(conn)
     .await
+}
+
+/// On PostgreSQL, gathers the certificate table's statistics when they were never gathered
+/// or more than a tenth of the table changed since (a mass revocation, a bulk import) and
+/// autovacuum has not caught up yet: without them the planner takes the table for a few rows
+/// and chooses the index for a read of most of it.
+async fn refresh_statistics(conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
+    if conn.backend_name() == "SQLite" {
+        return Ok(());
+    }
+    let stale: Option<bool> = sqlx::query_scalar(
+        "SELECT c.reltuples < 0 OR (s.n_mod_since_analyze > 1000 \
+         AND s.n_mod_since_analyze * 10 > c.reltuples) \
+         FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid \
+         WHERE s.relname = 'certificates' AND s.schemaname = current_schema()",
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
+    if stale == Some(true) {
+        tracing::info!("gathering the certificate table's statistics before reading revocations");
+        // Only the planner gains: a role that may not analyze the table still gets its CRL.
+        if let Err(e) = sqlx::query("ANALYZE certificates").execute(conn).await {
+            tracing::warn!(error = %e, "could not gather the certificate table's statistics");
+        }
+    }
+    Ok(())
 }
 
 /// Inserts certificates, several rows per statement.
