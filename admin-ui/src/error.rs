@@ -118,7 +118,7 @@ impl ConsoleError {
                 Msg::Internal.into()
             }
             ConsoleError::Unavailable(detail) => {
-                tracing::error!(error = %detail, "database unavailable: answering 503 until it is back");
+                tracing::error!("{detail}");
                 Msg::Unavailable.into()
             }
         }
@@ -155,7 +155,10 @@ impl From<Refused> for ConsoleError {
 impl From<sqlx::Error> for ConsoleError {
     fn from(e: sqlx::Error) -> Self {
         if kizuna_core::db::is_unavailable(&e) {
-            return ConsoleError::Unavailable(e.to_string());
+            return ConsoleError::Unavailable(format!(
+                "{} ({e})",
+                kizuna_core::db::unavailable_reason(&e)
+            ));
         }
         ConsoleError::Internal(format!("storage: {e}"))
     }

@@ -506,10 +506,13 @@ fn redact_query_password(tail: &str) -> String {
     format!("{path}?{}", query.join("&"))
 }
 
-/// Whether an error means the database cannot be reached now (down, restarting, the pool
-/// out of connections) rather than that the request was wrong: the caller answers 503 with
-/// `Retry-After`, and the pool reconnects by itself when the database is back.
+/// Whether an error means the database cannot serve now (down, restarting, the pool out of
+/// connections, its disk full) rather than that the request was wrong: the caller answers
+/// 503 with `Retry-After`, and the pool reconnects by itself when the database is back.
 pub fn is_unavailable(e: &sqlx::Error) -> bool {
+    if is_disk_full(e) {
+        return true;
+    }
     match e {
         sqlx::Error::Io(_)
         | sqlx::Error::Tls(_)
@@ -522,6 +525,22 @@ pub fn is_unavailable(e: &sqlx::Error) -> bool {
             code.starts_with("08") || code.starts_with("57P0") || code == "53300"
         }),
         _ => false,
+    }
+}
+
+/// Whether a write failed because the database's disk is full: SQLite's `SQLITE_FULL` (13),
+/// PostgreSQL's `disk_full` (53100). Nothing of the failed transaction is kept, and writes
+/// succeed again once space is freed.
+pub fn is_disk_full(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.code().is_some_and(|c| c == "13" || c == "53100"))
+}
+
+/// The log line for an error that [`is_unavailable`] accepts: what an operator must know.
+pub fn unavailable_reason(e: &sqlx::Error) -> &'static str {
+    if is_disk_full(e) {
+        "the database's disk is full: writes are refused (503) until space is freed"
+    } else {
+        "database unavailable: answering 503 until it is back"
     }
 }
 

@@ -124,7 +124,7 @@ impl OAuthError {
 impl From<sqlx::Error> for OAuthError {
     fn from(e: sqlx::Error) -> Self {
         if kizuna_core::db::is_unavailable(&e) {
-            tracing::error!(error = %e, "database unavailable: answering 503 until it is back");
+            tracing::error!(error = %e, "{}", kizuna_core::db::unavailable_reason(&e));
             return OAuthError::unavailable();
         }
         tracing::error!(error = %e, "storage failure");

@@ -17,6 +17,7 @@ mod consent_browser;
 mod console_browser;
 mod console_roles;
 mod device_clients;
+mod disk_full;
 mod est;
 mod faults;
 mod federation;

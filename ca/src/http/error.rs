@@ -82,11 +82,15 @@ impl From<CaError> for ApiError {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", message)
             }
             CaError::Db(e) if kizuna_core::db::is_unavailable(&e) => {
-                tracing::error!(error = %e, "database unavailable: answering 503 until it is back");
+                tracing::error!(error = %e, "{}", kizuna_core::db::unavailable_reason(&e));
                 ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "temporarily_unavailable",
-                    "the database is unreachable; try again shortly".into(),
+                    if kizuna_core::db::is_disk_full(&e) {
+                        "the database cannot store anything now; try again later".into()
+                    } else {
+                        "the database is unreachable; try again shortly".into()
+                    },
                 )
             }
             other => {
