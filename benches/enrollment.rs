@@ -1,6 +1,7 @@
 //! Enrollment throughput against the release binary serving TLS with its own certificate:
 //! - EST `simpleenroll`s per second over keep-alive TLS (HTTP/1.1), each with its own
 //!   one-time batch token (consumed, device registered, certificate issued and audited);
+//! - certificates issued per second through the CA's HTTP API (JSON, bearer token);
 //! - ACME orders per second to certificate: newOrder → authorization → http-01 challenge
 //!   (validated by Kizuna against a responder in this process) → finalize → download.
 //!
@@ -8,7 +9,7 @@
 //! `cargo bench --bench enrollment` (SQLite, and PostgreSQL when `KIZUNA_TEST_POSTGRES_URL`
 //! is set).
 //!
-//! Environment: BENCH_SECONDS (default 15), BENCH_CONCURRENCY (default 32 for EST, a quarter
+//! Environment: BENCH_ONLY (est,http,acme: which to run; default all), BENCH_SECONDS (default 15), BENCH_CONCURRENCY (default 32 for EST, a quarter
 //! of it for ACME), BENCH_TOKENS (default 40000).
 
 // The end-to-end kit, of which a benchmark uses a part.
@@ -71,36 +72,103 @@ async fn est(label: &str, k: Kizuna) {
         .build()
         .unwrap();
     let url = format!("{}/simpleenroll", i.est);
+    let run = drive(
+        seconds,
+        concurrency,
+        tokens.len(),
+        200,
+        i.server.pid(),
+        move |n| {
+            http.post(&url)
+                .basic_auth("device", Some(&tokens[n]))
+                .header("content-type", "application/pkcs10")
+                .body(body.clone())
+        },
+    )
+    .await;
+    run.print("EST", label, "simpleenrolls", &i.k.ok(&["audit", "verify"]));
+}
+
+/// What one measured run did, and the CPU the server and this process spent on it.
+struct Run {
+    done: u64,
+    failed: u64,
+    concurrency: usize,
+    elapsed: f64,
+    server_cpu: f64,
+    bench_cpu: f64,
+}
+
+impl Run {
+    fn print(&self, what: &str, label: &str, unit: &str, audit: &str) {
+        let Run {
+            done,
+            failed,
+            concurrency,
+            elapsed,
+            server_cpu,
+            bench_cpu,
+        } = self;
+        println!(
+            "{what} {label}: {:.0} {unit}/s ({done} in {elapsed:.1}s, {failed} failed, concurrency {concurrency}; audit verify: {})",
+            *done as f64 / elapsed,
+            audit.trim()
+        );
+        println!(
+            "{what} {label}: CPU per request: server {:.0} µs, load generator {:.0} µs (so {:.0}/s per core of server CPU)",
+            server_cpu * 1e6 / *done as f64,
+            bench_cpu * 1e6 / *done as f64,
+            *done as f64 / server_cpu
+        );
+    }
+}
+
+/// Runs `concurrency` workers for `seconds`, each sending the next of `count` requests that
+/// `request(n)` builds, and counts the answers with status `expected` and the others.
+async fn drive(
+    seconds: u64,
+    concurrency: usize,
+    count: usize,
+    expected: u16,
+    server_pid: u32,
+    request: impl Fn(usize) -> reqwest::RequestBuilder + Send + Sync + 'static,
+) -> Run {
+    let server_pid = server_pid.to_string();
+    let (server_cpu, bench_cpu) = (cpu_seconds(&server_pid), cpu_seconds("self"));
+    let started = Instant::now();
+    let request = Arc::new(request);
     let next = Arc::new(AtomicUsize::new(0));
     let done = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));
-    let server_pid = i.server.pid().to_string();
-    let (server_cpu, bench_cpu) = (cpu_seconds(&server_pid), cpu_seconds("self"));
     let deadline = Instant::now() + Duration::from_secs(seconds);
-    let started = Instant::now();
     let workers: Vec<_> = (0..concurrency)
         .map(|_| {
-            let (http, url, body, tokens) =
-                (http.clone(), url.clone(), body.clone(), tokens.clone());
-            let (next, done, failed) = (next.clone(), done.clone(), failed.clone());
+            let (request, next, done, failed) =
+                (request.clone(), next.clone(), done.clone(), failed.clone());
             tokio::spawn(async move {
                 while Instant::now() < deadline {
                     let n = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(token) = tokens.get(n) else { break };
-                    let response = http
-                        .post(&url)
-                        .basic_auth("device", Some(token))
-                        .header("content-type", "application/pkcs10")
-                        .body(body.clone())
-                        .send()
-                        .await;
-                    match response {
-                        Ok(r) if r.status() == 200 => {
+                    if n >= count {
+                        break;
+                    }
+                    match request(n).send().await {
+                        Ok(r) if r.status() == expected => {
                             let _ = r.bytes().await;
                             done.fetch_add(1, Ordering::Relaxed);
                         }
-                        _ => {
-                            failed.fetch_add(1, Ordering::Relaxed);
+                        Ok(r) => {
+                            if failed.fetch_add(1, Ordering::Relaxed) == 0 {
+                                let status = r.status();
+                                eprintln!(
+                                    "first failure: {status} {}",
+                                    r.text().await.unwrap_or_default()
+                                );
+                            }
+                        }
+                        Err(e) => {
+                            if failed.fetch_add(1, Ordering::Relaxed) == 0 {
+                                eprintln!("first failure: {e}");
+                            }
                         }
                     }
                 }
@@ -110,23 +178,75 @@ async fn est(label: &str, k: Kizuna) {
     for w in workers {
         w.await.unwrap();
     }
-    let elapsed = started.elapsed().as_secs_f64();
-    let done = done.load(Ordering::Relaxed);
-    let server_cpu = cpu_seconds(&server_pid) - server_cpu;
-    let bench_cpu = cpu_seconds("self") - bench_cpu;
-    drop(http);
-    let chain = i.k.ok(&["audit", "verify"]);
-    println!(
-        "EST {label}: {:.0} simpleenrolls/s ({done} in {elapsed:.1}s, {} failed, concurrency {concurrency}; audit verify: {})",
-        done as f64 / elapsed,
-        failed.load(Ordering::Relaxed),
-        chain.trim()
+    Run {
+        done: done.load(Ordering::Relaxed),
+        failed: failed.load(Ordering::Relaxed),
+        concurrency,
+        elapsed: started.elapsed().as_secs_f64(),
+        server_cpu: cpu_seconds(&server_pid) - server_cpu,
+        bench_cpu: cpu_seconds("self") - bench_cpu,
+    }
+}
+
+/// Certificates issued through the CA's HTTP API (`POST /ca/api/v1/certificates`, JSON with
+/// a base64 PKCS#10, a bearer token), each request with its own P-256 key, over plain-HTTP
+/// keep-alive connections: the path another CA's HTTP figure measures.
+async fn http_api(label: &str, k: Kizuna) {
+    let seconds = env_number("BENCH_SECONDS", 15);
+    let concurrency = env_number("BENCH_CONCURRENCY", 32) as usize;
+    let count = env_number("BENCH_TOKENS", 40_000) as usize;
+    let k = k.env("KIZUNA_LOG_LEVEL", "warn");
+    let server = k.serve();
+    let k = k.env("KIZUNA_PUBLIC_URL", &server.public);
+    let org = k.json(&["org", "create", "--name", "Water", "--json"])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    k.ok(&["org", "allow", &org, "--dns", "water.city.example"]);
+    let token = common::service_token(&k, &server.public, "kizuna:admin", None).await;
+    let made = Instant::now();
+    let bodies: Arc<Vec<String>> = Arc::new(
+        (0..count)
+            .map(|n| {
+                let name = format!("pump-{n}.water.city.example");
+                let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+                let mut params = rcgen::CertificateParams::new(vec![name]).unwrap();
+                params.distinguished_name = rcgen::DistinguishedName::new();
+                let der = params.serialize_request(&key).unwrap().der().to_vec();
+                json!({"csr": STANDARD.encode(der), "profile": "service", "org_id": org})
+                    .to_string()
+            })
+            .collect(),
     );
-    println!(
-        "EST {label}: CPU per enrollment: server {:.0} µs, load generator {:.0} µs (so {:.0}/s per core of server CPU)",
-        server_cpu * 1e6 / done as f64,
-        bench_cpu * 1e6 / done as f64,
-        done as f64 / server_cpu
+    eprintln!(
+        "{label}: {count} requests made in {:.1}s",
+        made.elapsed().as_secs_f64()
+    );
+    let http = reqwest::Client::builder()
+        .http1_only()
+        .pool_max_idle_per_host(concurrency)
+        .build()
+        .unwrap();
+    let url = server.url("/ca/api/v1/certificates");
+    let run = drive(
+        seconds,
+        concurrency,
+        bodies.len(),
+        201,
+        server.pid(),
+        move |n| {
+            http.post(&url)
+                .bearer_auth(&token)
+                .header("content-type", "application/json")
+                .body(bodies[n].clone())
+        },
+    )
+    .await;
+    run.print(
+        "HTTP API",
+        label,
+        "certificates",
+        &k.ok(&["audit", "verify"]),
     );
 }
 
@@ -289,12 +409,24 @@ async fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    let wanted = |name: &str| only.is_empty() || only.split(',').any(|o| o == name);
     for k in Kizuna::each_backend().await {
         let label = k.db.as_ref().map(|d| d.backend.name()).unwrap_or("sqlite");
-        est(label, k).await;
+        if wanted("est") {
+            est(label, k).await;
+        }
     }
     for k in Kizuna::each_backend().await {
         let label = k.db.as_ref().map(|d| d.backend.name()).unwrap_or("sqlite");
-        acme(label, k).await;
+        if wanted("http") {
+            http_api(label, k).await;
+        }
+    }
+    for k in Kizuna::each_backend().await {
+        let label = k.db.as_ref().map(|d| d.backend.name()).unwrap_or("sqlite");
+        if wanted("acme") {
+            acme(label, k).await;
+        }
     }
 }
