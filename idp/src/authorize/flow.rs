@@ -141,7 +141,7 @@ async fn check_assurance(
 ) -> Result<Option<Step>, OAuthError> {
     let req = &pending.request;
     let mut conn = idp.core.db.conn().await?;
-    let account_min = mfa::account_min_aal(idp, &mut conn, &session).await?;
+    let account_min = mfa::account_min_aal(idp, &mut conn, session).await?;
     let target = policy::required(&req.acr_request(), client.min_aal, account_min)
         .max(crate::assurance::flow::requested_aal(req).unwrap_or(policy::Aal::One));
     if session.aal() >= target {

@@ -174,7 +174,7 @@ pub async fn require_level(
             .await?
             .map_or(0, |c| c.min_aal);
         let mut conn = idp.core.db.conn().await?;
-        let account_min = mfa::account_min_aal(idp, &mut conn, &session).await?;
+        let account_min = mfa::account_min_aal(idp, &mut conn, session).await?;
         let target = policy::required(&policy::AcrRequest::default(), client_min, account_min);
         if session.aal() >= target {
             return Ok::<_, sqlx::Error>(None);
