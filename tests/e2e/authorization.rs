@@ -585,9 +585,11 @@ fn served(source: &str) -> Vec<(&'static str, String)> {
     routes
 }
 
-/// Routes anyone may call: CA certificates, issued certificates, CRLs, the CA hierarchy.
+/// Routes anyone may call: CA certificates and the trust bundle, issued certificates, CRLs,
+/// the CA hierarchy.
 const PUBLIC: &[&str] = &[
     "/pki/ca/{file}",
+    "/pki/trust-bundle.pem",
     "/pki/cert/{file}",
     "/pki/crl/{file}",
     "/pki/crl/{ca}/{file}",
