@@ -64,6 +64,7 @@ catalogue! {
     TitleCannot => "実行できません", "Cannot do that";
     TitleError => "エラー", "Error";
     TitleCheckInput => "入力を確認してください", "Check the input";
+    TitleUnavailable => "一時的に利用できません", "Temporarily unavailable";
     Internal => "内部エラーが発生しました。時間をおいてもう一度お試しください。", "internal error";
     Unavailable => "データベースに一時的に接続できません。しばらくしてからもう一度お試しください。", "The database is unreachable for the moment; try again shortly.";
     Stale => "読み込んだ後にほかの方が変更しました。新しい内容を表示しています。", "this was changed by someone else since you loaded it; the newer version is shown";

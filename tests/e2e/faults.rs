@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::common::{Kizuna, TempDir, free_port};
+use crate::common::{Browser, Kizuna, TempDir, free_port};
 
 /// A PostgreSQL server of this test only.
 struct PrivatePostgres {
@@ -154,8 +154,17 @@ async fn postgresql_restarted_under_load_gives_503s_then_recovers_with_nothing_l
         }
         Err(why) => panic!("CI=true: a private PostgreSQL must start: {why}"),
     };
-    let k = Kizuna::sqlite().env("KIZUNA_DATABASE_URL", &postgres.url());
+    let k = Kizuna::sqlite()
+        .env("KIZUNA_DATABASE_URL", &postgres.url())
+        .env("KIZUNA_CONSOLE__CITY_ADMIN_AAL", "2");
     let server = k.serve();
+    // An administrator signed in to the console before the outage.
+    let console = Browser::for_server(&k, &server);
+    console
+        .bootstrap_admin(&server, "city.admin", "a long city admin passphrase")
+        .await;
+    console.enroll_totp().await;
+    console.sign_in_to_console().await;
     let client = k.json(&[
         "client",
         "create",
@@ -254,6 +263,42 @@ async fn postgresql_restarted_under_load_gives_503s_then_recovers_with_nothing_l
         assert!(answer.headers().contains_key("retry-after"), "{path}");
         let body: serde_json::Value = answer.json().await.unwrap();
         assert_eq!(body["error"], "temporarily_unavailable", "{path}: {body}");
+    }
+
+    // So does the console, as a page that says what happened (in the reader's language),
+    // not "check the input".
+    for (lang, title, text) in [
+        (
+            "en",
+            "Temporarily unavailable",
+            "The database is unreachable",
+        ),
+        (
+            "ja",
+            "一時的に利用できません",
+            "データベースに一時的に接続できません",
+        ),
+    ] {
+        let page = console
+            .http
+            .get(server.url("/admin/users"))
+            .header("accept", "text/html")
+            .header("accept-language", lang)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            page.status(),
+            503,
+            "a console page during the outage ({lang})"
+        );
+        assert!(page.headers().contains_key("retry-after"), "{lang}");
+        let html = page.text().await.unwrap();
+        assert!(html.contains(title) && html.contains(text), "{html}");
+        assert!(
+            !html.contains("Check the input") && !html.contains("入力を確認"),
+            "{html}"
+        );
     }
 
     // It comes back: Kizuna recovers by itself, no restart.

@@ -248,12 +248,20 @@ fn error_page(c: &Console, headers: &HeaderMap, who: Option<&Caller>, e: Console
         StatusCode::FORBIDDEN | StatusCode::UNAUTHORIZED => Msg::TitleNotAllowed,
         StatusCode::CONFLICT => Msg::TitleCannot,
         StatusCode::INTERNAL_SERVER_ERROR => Msg::TitleError,
+        StatusCode::SERVICE_UNAVAILABLE => Msg::TitleUnavailable,
         _ => Msg::TitleCheckInput,
     };
     let mut v = view(title.render(lang()), "/admin");
     v.error = Some(e.public());
     v.status = status;
-    v.render(c, headers, who)
+    let mut page = v.render(c, headers, who);
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        page.headers_mut().insert(
+            header::RETRY_AFTER,
+            axum::http::HeaderValue::from(kizuna_core::db::RETRY_AFTER_SECS),
+        );
+    }
+    page
 }
 
 fn see_other(to: &str) -> Response {
