@@ -138,6 +138,7 @@ async fn rotate(
     let mut tx = db.begin().await?;
     custody::reseal_keys(tx.conn(), &mut rotation).await?;
     kizuna_idp::reseal::reseal(tx.conn(), &mut rotation).await?;
+    kizuna_ca::acme::eab::reseal(tx.conn(), &mut rotation).await?;
     let report = report(&rotation, dry_run);
     if rotation.resealed() == 0 && !dry_run {
         bail!(

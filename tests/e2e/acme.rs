@@ -5,6 +5,7 @@ use crate::common;
 
 use std::process::{Command, Output};
 
+use base64::Engine;
 use serde_json::json;
 
 use crate::common::acme::{Client, NAME, install};
@@ -122,6 +123,45 @@ async fn certbot_obtains_renews_and_revokes_over_http_01() {
         ] {
             assert!(audit.contains(&format!("\"{action}\"")), "{action} audited");
         }
+    }
+}
+
+/// The binding key's HMAC key is a secret: stored sealed under the KEK (bound to its key id),
+/// never as handed to the administrator, and a registration with it still works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_eab_hmac_key_is_stored_sealed_and_still_binds_an_account() {
+    for k in Kizuna::each_backend().await {
+        let (http, tls) = (free_port(), free_port());
+        let i = install(k, http, tls).await;
+        let eab =
+            i.k.json(&["acme", "eab", "create", "--org", "Streetlights", "--json"]);
+        let issued = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(eab["hmac_key"].as_str().unwrap())
+            .unwrap();
+        let db = common::database(&i.k).await;
+        let stored: Vec<u8> =
+            sqlx::query_scalar("SELECT hmac_key FROM acme_eab_keys WHERE kid = $1")
+                .bind(eab["kid"].as_str().unwrap())
+                .fetch_one(db.pool())
+                .await
+                .unwrap();
+        db.close().await;
+        assert!(
+            !stored.windows(issued.len()).any(|w| w == issued.as_slice()),
+            "the HMAC key is stored as issued"
+        );
+        assert!(
+            kizuna_core::custody::sealed_kek_id(&stored).is_some(),
+            "sealed under the KEK"
+        );
+        let mut client = Client::new(&i).await;
+        let answer = client
+            .register(Some((
+                eab["kid"].as_str().unwrap(),
+                eab["hmac_key"].as_str().unwrap(),
+            )))
+            .await;
+        assert_eq!(answer.status, 201, "{}", answer.body);
     }
 }
 

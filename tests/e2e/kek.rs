@@ -206,6 +206,16 @@ async fn sealed_values(k: &Kizuna) -> Vec<(String, Option<String>, Vec<u8>)> {
             s,
         )
     }));
+    let eab_keys: Vec<(String, Vec<u8>)> =
+        sqlx::query_as("SELECT kid, hmac_key FROM acme_eab_keys")
+            .fetch_all(db.pool())
+            .await
+            .unwrap();
+    out.extend(
+        eab_keys
+            .into_iter()
+            .map(|(kid, key)| ("acme eab".into(), Some(format!("acme-eab:{kid}")), key)),
+    );
     let b64 = base64::engine::general_purpose::STANDARD;
     let texts: Vec<(String, String)> = sqlx::query_as(
         "SELECT 'check', value FROM meta WHERE key = 'kek_check' \
@@ -231,6 +241,8 @@ async fn a_rolling_rotation_moves_everything_to_the_new_kek_and_the_install_runs
         let old = k.data_dir().join("kek");
         water_org(&k);
         k.ok(&["org", "create", "--name", "Hospital"]);
+        // An ACME binding key not yet used: its HMAC key is a sealed value too.
+        k.ok(&["acme", "eab", "create", "--org", "Hospital"]);
         let rp = Rp::register(&k, "Ward office", &["--min-aal", "2"]);
         let taro = resident_with_totp(&k, &server, "taro").await;
         let upstream_args = |alias: &'static str| {

@@ -1,7 +1,8 @@
 //! External account binding (RFC 8555 §7.3.4): an administrator gives an organization a key
 //! id and an HMAC key; the ACME client signs its account key with them when it registers,
 //! which ties the account to that organization — whose allowed names then decide what the
-//! account may order. A binding key is used once and expires.
+//! account may order. A binding key is used once and expires. Its HMAC key is stored sealed
+//! under the key-encryption key, bound to its key id.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -9,6 +10,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use kizuna_core::audit::{self, Actor, AuditEvent};
+use kizuna_core::custody::{CustodyError, Rotation};
 use kizuna_core::db::AnyConnection;
 
 use super::jws;
@@ -36,6 +38,16 @@ pub struct EabRecord {
     pub created_at: i64,
 }
 
+/// Length of an HMAC key as stored before keys were sealed: such a row opens as it is until it
+/// expires.
+const PLAIN_KEY_LEN: usize = 32;
+
+/// What a binding key's HMAC key is sealed to: its key id, so a sealed key copied to another
+/// row does not open.
+fn context(kid: &str) -> String {
+    format!("acme-eab:{kid}")
+}
+
 /// Creates a binding key for an organization; audited.
 pub async fn create(ca: &Ca, actor: Actor, org_id: &str) -> Result<EabKey, CaError> {
     let (org, _) = ca.organization(org_id).await?;
@@ -50,6 +62,7 @@ pub async fn create(ca: &Ca, actor: Actor, org_id: &str) -> Result<EabKey, CaErr
         org_id: org.id.clone(),
         expires_at: now + ca.config.acme.eab_ttl_secs,
     };
+    let sealed = ca.core.custody.seal(&context(&eab.kid), &key)?;
     let mut tx = ca.core.db.begin().await?;
     sqlx::query(
         "INSERT INTO acme_eab_keys (kid, org_id, hmac_key, expires_at, created_by, created_at) \
@@ -57,7 +70,7 @@ pub async fn create(ca: &Ca, actor: Actor, org_id: &str) -> Result<EabKey, CaErr
     )
     .bind(&eab.kid)
     .bind(&eab.org_id)
-    .bind(key.to_vec())
+    .bind(sealed)
     .bind(eab.expires_at)
     .bind(format!("{}:{}", actor.kind.as_str(), actor.id))
     .bind(now)
@@ -116,7 +129,15 @@ pub async fn verify(
     .bind(&kid)
     .fetch_optional(ca.core.db.pool())
     .await?;
-    let (org_id, key, account, expires_at) = row.ok_or_else(|| bad("unknown key id"))?;
+    let (org_id, stored, account, expires_at) = row.ok_or_else(|| bad("unknown key id"))?;
+    let key = if stored.len() == PLAIN_KEY_LEN {
+        stored
+    } else {
+        ca.core.custody.open(&context(&kid), &stored).map_err(|e| {
+            tracing::error!(error = %e, kid, "an ACME binding key does not open");
+            Problem::internal()
+        })?
+    };
     inner.verify_hmac(&key).map_err(|e| match e {
         kizuna_core::jose::JoseError::AlgorithmNotAllowed(alg) => Problem::new(
             Kind::BadSignatureAlgorithm,
@@ -149,4 +170,32 @@ pub async fn bind_in(
     .await?
     .rows_affected()
         == 1)
+}
+
+/// Re-seals the binding keys' HMAC keys under a new key-encryption key (`kizuna kek rotate`),
+/// in the caller's transaction. Keys stored before sealing (plain, 32 bytes) stay as they are
+/// until they expire.
+pub async fn reseal(conn: &mut AnyConnection, rotation: &mut Rotation) -> Result<(), CustodyError> {
+    let rows: Vec<(String, Vec<u8>)> = sqlx::query_as("SELECT kid, hmac_key FROM acme_eab_keys")
+        .fetch_all(&mut *conn)
+        .await?;
+    for (kid, sealed) in rows.into_iter().filter(|(_, k)| k.len() != PLAIN_KEY_LEN) {
+        let what = format!("the HMAC key of ACME binding key {kid}");
+        if let Some(next) =
+            rotation.reseal_data("acme_eab_hmac_key", &context(&kid), &sealed, &what)?
+        {
+            let updated = sqlx::query(
+                "UPDATE acme_eab_keys SET hmac_key = $1 WHERE kid = $2 AND hmac_key = $3",
+            )
+            .bind(&next.sealed)
+            .bind(&kid)
+            .bind(&sealed)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected()
+                == 1;
+            next.stored(updated);
+        }
+    }
+    Ok(())
 }
