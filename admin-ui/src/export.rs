@@ -50,8 +50,7 @@ pub async fn audit_log(
                     e.details.clone(),
                     e.hash.clone(),
                 ];
-                let row: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
-                out.push_str(&row.join(","));
+                out.push_str(&kizuna_core::web::csv::row(&fields));
                 out.push('\n');
             }
             ("text/csv; charset=utf-8", "audit.csv", out)
@@ -76,18 +75,4 @@ pub async fn audit_log(
         text,
     )
         .into_response())
-}
-
-/// A CSV field (RFC 4180), with formula-leading characters neutralized for spreadsheets.
-fn csv_field(value: &str) -> String {
-    let value = if value.starts_with(['=', '+', '-', '@']) {
-        format!("'{value}")
-    } else {
-        value.to_string()
-    };
-    if value.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", value.replace('"', "\"\""))
-    } else {
-        value
-    }
 }

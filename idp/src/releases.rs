@@ -251,8 +251,7 @@ pub fn csv(entries: &[Entry]) -> String {
             &e.scopes.join(" "),
             e.purpose.as_deref().unwrap_or(""),
         ];
-        let row: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
-        out.push_str(&row.join(","));
+        out.push_str(&kizuna_core::web::csv::row(&fields));
         out.push_str("\r\n");
     }
     out
@@ -261,22 +260,6 @@ pub fn csv(entries: &[Entry]) -> String {
 /// The history as JSON: the person's `sub` and the releases, newest first.
 pub fn json(user_id: &str, entries: &[Entry]) -> Value {
     json!({ "sub": user_id, "releases": entries })
-}
-
-/// A CSV field: quoted when it holds a comma, quote or line break (quotes doubled). A value
-/// a spreadsheet would run as a formula (a service names itself, so `=HYPERLINK(…)` is
-/// possible) gets a leading apostrophe; the JSON export carries every value unchanged.
-fn csv_field(value: &str) -> String {
-    let value = if value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        format!("'{value}")
-    } else {
-        value.to_string()
-    };
-    if value.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", value.replace('"', "\"\""))
-    } else {
-        value
-    }
 }
 
 #[cfg(test)]
@@ -312,13 +295,6 @@ mod tests {
                 "2026-11-23T09:41:00Z,\"Childcare \"\"Hoiku\"\", Ward 3\nNorth\",c1,userinfo,sub name,openid profile,"
             )
         );
-    }
-
-    #[test]
-    fn csv_defuses_values_a_spreadsheet_would_run() {
-        assert_eq!(csv_field("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
-        assert_eq!(csv_field("@sum"), "'@sum");
-        assert_eq!(csv_field("市立保育園"), "市立保育園");
     }
 
     #[test]

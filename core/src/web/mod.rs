@@ -3,6 +3,7 @@
 
 pub mod client_cert;
 pub mod csrf;
+pub mod csv;
 pub(crate) mod error;
 mod lang;
 pub mod rate;
