@@ -358,6 +358,14 @@ pub struct BrokenLink {
     pub reason: String,
 }
 
+/// `entry <id> (seq <n>): <reason>`, with `-` for an entry without an id (the chain head).
+impl std::fmt::Display for BrokenLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let id = if self.id.is_empty() { "-" } else { &self.id };
+        write!(f, "entry {id} (seq {}): {}", self.seq, self.reason)
+    }
+}
+
 /// Recomputes every entry's hash and link, in order, and checks the chain head.
 pub async fn verify(db: &Db) -> Result<VerifyReport, sqlx::Error> {
     let mut conn = db.conn().await?;

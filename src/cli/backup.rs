@@ -326,15 +326,8 @@ pub async fn restore(args: RestoreArgs, config: &Config) -> Result<ExitCode> {
     let checked = bring_up_to_date(&partial.path, config).await?;
     if let Some(broken) = &checked.audit.broken {
         bail!(
-            "the audit chain in {} is broken at entry {} (seq {}): {}. Refusing to restore it; nothing was changed",
+            "the audit chain in {} is broken at {broken}. Refusing to restore it; nothing was changed",
             args.from.display(),
-            if broken.id.is_empty() {
-                "-"
-            } else {
-                &broken.id
-            },
-            broken.seq,
-            broken.reason
         );
     }
 

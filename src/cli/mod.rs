@@ -134,16 +134,7 @@ pub async fn audit(cmd: AuditCommand, config: &Config) -> Result<ExitCode> {
             if json {
                 println!("{}", serde_json::to_string(&report)?);
             } else if let Some(broken) = &report.broken {
-                println!(
-                    "broken: entry {} (seq {}): {}",
-                    if broken.id.is_empty() {
-                        "-"
-                    } else {
-                        &broken.id
-                    },
-                    broken.seq,
-                    broken.reason
-                );
+                println!("broken: {broken}");
                 println!("{} entries before it verified", report.entries);
             } else {
                 println!("ok: {} entries", report.entries);
