@@ -175,12 +175,7 @@ impl IntoResponse for OAuthError {
                     .insert(header::WWW_AUTHENTICATE, value);
             }
         }
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
-            response.headers_mut().insert(
-                header::RETRY_AFTER,
-                HeaderValue::from(kizuna_core::db::RETRY_AFTER_SECS),
-            );
-        }
+        kizuna_core::web::retry_after_if_unavailable(&mut response);
         if self.status == StatusCode::TOO_MANY_REQUESTS {
             response.headers_mut().insert(
                 header::RETRY_AFTER,

@@ -241,12 +241,7 @@ impl IntoResponse for ApiError {
                 kizuna_core::auth::challenge("kizuna-admin", self.0.code(), level),
             );
         }
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            response.headers_mut().insert(
-                header::RETRY_AFTER,
-                axum::http::HeaderValue::from(kizuna_core::db::RETRY_AFTER_SECS),
-            );
-        }
+        kizuna_core::web::retry_after_if_unavailable(&mut response);
         response.extensions_mut().insert(ProtocolResponse);
         response
     }

@@ -255,12 +255,7 @@ fn error_page(c: &Console, headers: &HeaderMap, who: Option<&Caller>, e: Console
     v.error = Some(e.public());
     v.status = status;
     let mut page = v.render(c, headers, who);
-    if status == StatusCode::SERVICE_UNAVAILABLE {
-        page.headers_mut().insert(
-            header::RETRY_AFTER,
-            axum::http::HeaderValue::from(kizuna_core::db::RETRY_AFTER_SECS),
-        );
-    }
+    kizuna_core::web::retry_after_if_unavailable(&mut page);
     page
 }
 

@@ -1,7 +1,7 @@
 //! The CA API's errors: a status with `{"error", "message"}` (a 401 with its challenge), from
 //! the CA's domain errors, the caller checks and the database (503 while it is unreachable).
 
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Json, Response};
 use serde_json::json;
 
@@ -44,12 +44,7 @@ impl IntoResponse for ApiError {
                 challenge("kizuna-ca", self.code, self.acr_level),
             );
         }
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
-            response.headers_mut().insert(
-                header::RETRY_AFTER,
-                HeaderValue::from(kizuna_core::db::RETRY_AFTER_SECS),
-            );
-        }
+        kizuna_core::web::retry_after_if_unavailable(&mut response);
         response.extensions_mut().insert(ProtocolResponse);
         response
     }

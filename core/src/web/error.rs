@@ -162,6 +162,17 @@ pub async fn error_page_for_plain_errors(req: Request, next: Next) -> Response {
     rebuilt
 }
 
+/// Adds `Retry-After` to a 503 answer: the database is unavailable for now (down, restarting,
+/// its disk full) and a client should come back after [`crate::db::RETRY_AFTER_SECS`].
+pub fn retry_after_if_unavailable(response: &mut Response) {
+    if response.status() == StatusCode::SERVICE_UNAVAILABLE {
+        response.headers_mut().insert(
+            header::RETRY_AFTER,
+            http::HeaderValue::from(crate::db::RETRY_AFTER_SECS),
+        );
+    }
+}
+
 /// Escapes text for HTML element content and quoted attribute values.
 pub fn html_escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());

@@ -18,7 +18,10 @@ use axum::response::Response;
 use http::{HeaderName, HeaderValue, header};
 use tracing::Instrument;
 
-pub use error::{ErrorPage, ProtocolResponse, error_page_for_plain_errors, html_escape};
+pub use error::{
+    ErrorPage, ProtocolResponse, error_page_for_plain_errors, html_escape,
+    retry_after_if_unavailable,
+};
 pub use lang::{LANG_COOKIE, Lang};
 
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
