@@ -5,6 +5,7 @@
 use crate::common;
 
 use crate::common::rp::Rp;
+use crate::common::upstream::DiscoveryStub;
 use crate::common::{Browser, Kizuna, service_token};
 use base64::Engine;
 use serde_json::{Value, json};
@@ -749,36 +750,6 @@ impl Fixture {
     }
 }
 
-/// A discovery document for an upstream fixture, served on a loopback port.
-async fn discovery() -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let issuer = format!("http://{}", listener.local_addr().unwrap());
-    let doc = json!({
-        "issuer": issuer,
-        "authorization_endpoint": format!("{issuer}/authorize"),
-        "token_endpoint": format!("{issuer}/token"),
-        "jwks_uri": format!("{issuer}/jwks"),
-        "response_types_supported": ["code"],
-        "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": ["ES256"],
-        "code_challenge_methods_supported": ["S256"],
-    });
-    let app = axum::Router::new()
-        .route(
-            "/.well-known/openid-configuration",
-            axum::routing::get(move || {
-                let doc = doc.clone();
-                async move { axum::Json(doc) }
-            }),
-        )
-        .route(
-            "/jwks",
-            axum::routing::get(|| async { axum::Json(json!({"keys": []})) }),
-        );
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    issuer
-}
-
 async fn fixture(k: &Kizuna, server: &common::Server, city: &str) -> Fixture {
     let org = k.json(&["org", "create", "--name", "Water", "--json"])["id"]
         .as_str()
@@ -833,7 +804,8 @@ async fn fixture(k: &Kizuna, server: &common::Server, city: &str) -> Fixture {
         .as_str()
         .unwrap()
         .to_string();
-    let issuer = discovery().await;
+    let stub = DiscoveryStub::start().await;
+    let issuer = &stub.issuer;
     let upstream = post("/admin/api/v1/upstreams", json!({"alias": "waterworks", "name": "Waterworks", "org_id": org, "issuer": issuer, "client_id": "kizuna", "client_secret": "a long enough upstream secret"})).await["id"]
         .as_str()
         .unwrap()

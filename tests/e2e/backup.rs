@@ -10,47 +10,6 @@ use std::time::{Duration, Instant};
 use crate::common::pki::{self, sh, sh_ok, text};
 use crate::common::{Kizuna, Server, database};
 
-/// A device certificate `<name>.pem` of organization "Water", and root.pem and issuing.pem,
-/// in the install's directory. Returns the serial (lower-case hex).
-async fn device_certificate(k: &Kizuna, server: &Server, name: &str) -> String {
-    let org = match k
-        .json(&["org", "list", "--json"])
-        .as_array()
-        .and_then(|a| a.first().cloned())
-    {
-        Some(org) => org,
-        None => k.json(&["org", "create", "--name", "Water", "--json"]),
-    };
-    let org_id = org["id"].as_str().unwrap();
-    let dir = k.dir.path();
-    pki::csr(
-        dir,
-        name,
-        "p256",
-        &format!("/CN={name}"),
-        &[&format!(
-            "subjectAltName=URI:urn:kizuna:device:{org_id}:{name}"
-        )],
-    );
-    let pem = k.ok(&[
-        "cert",
-        "issue",
-        "--csr",
-        &format!("{name}.csr"),
-        "--profile",
-        "device",
-        "--org",
-        org_id,
-    ]);
-    std::fs::write(dir.join(format!("{name}.pem")), &pem).unwrap();
-    pki::download_ca_certificates(k, server).await;
-    let serial = sh_ok(dir, &format!("openssl x509 -in {name}.pem -noout -serial"));
-    serial
-        .trim()
-        .trim_start_matches("serial=")
-        .to_ascii_lowercase()
-}
-
 /// What `openssl ocsp` says about `<cert>.pem`; waits (within a bound) for `want`.
 fn ocsp_until(dir: &Path, base: &str, cert: &str, want: &str) -> String {
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -114,8 +73,8 @@ async fn a_restore_to_an_earlier_point_loses_later_revocations_until_they_are_im
     let k = Kizuna::sqlite();
     let server = k.serve();
     let k = k.env("KIZUNA_PUBLIC_URL", &server.public);
-    let first = device_certificate(&k, &server, "gate-1").await;
-    let second = device_certificate(&k, &server, "gate-2").await;
+    let first = pki::device_certificate(&k, &server, "Water", "gate-1").await;
+    let second = pki::device_certificate(&k, &server, "Water", "gate-2").await;
     k.ok(&["cert", "revoke", &first, "--reason", "keyCompromise"]);
     k.ok(&["crl", "generate"]);
 
@@ -411,7 +370,7 @@ async fn on_postgresql_backup_prints_or_runs_pg_dump_and_pg_restore_brings_it_ba
     let server = k.serve();
     let k = k.env("KIZUNA_PUBLIC_URL", &server.public);
     let dir = k.dir.path();
-    let serial = device_certificate(&k, &server, "pump-1").await;
+    let serial = pki::device_certificate(&k, &server, "Water", "pump-1").await;
     k.ok(&["cert", "revoke", &serial, "--reason", "keyCompromise"]);
     if sh(dir, "pg_dump --version").status.success() {
         let taken = k.json(&["backup", "--out", "city.dump", "--run-pg-dump", "--json"]);

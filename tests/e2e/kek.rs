@@ -11,51 +11,11 @@ use serde_json::{Value, json};
 
 use crate::common::rp::Rp;
 use crate::common::softhsm::{softhsm_token, with_ca_keys_in};
+use crate::common::upstream::DiscoveryStub;
 use crate::common::{Browser, Kizuna, Server, TempDir, TotpApp, database, pki, service_token};
 
 const PASSWORD: &str = "a perfectly long passphrase";
 const UPSTREAM_SECRET: &str = "upstream-client-secret-for-the-kek-test";
-
-/// An upstream provider's discovery document and empty key set, served in this process: all
-/// `kizuna upstream add` reads.
-struct Discovery {
-    issuer: String,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Discovery {
-    async fn start() -> Discovery {
-        use axum::routing::get;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let issuer = format!("http://{}", listener.local_addr().unwrap());
-        let document = json!({
-            "issuer": issuer,
-            "authorization_endpoint": format!("{issuer}/authorize"),
-            "token_endpoint": format!("{issuer}/token"),
-            "jwks_uri": format!("{issuer}/jwks"),
-            "response_types_supported": ["code"],
-            "subject_types_supported": ["public"],
-            "id_token_signing_alg_values_supported": ["ES256"],
-            "code_challenge_methods_supported": ["S256"],
-        });
-        let app = axum::Router::new()
-            .route(
-                "/.well-known/openid-configuration",
-                get(move || async move { axum::Json(document) }),
-            )
-            .route("/jwks", get(|| async { axum::Json(json!({"keys": []})) }));
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Discovery { issuer, task }
-    }
-}
-
-impl Drop for Discovery {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
 
 /// Points the install at a KEK and its open-only KEKs (none: an empty list).
 fn use_keks(k: &mut Kizuna, current: &Path, open_only: &[&Path]) {
@@ -235,7 +195,7 @@ async fn sealed_values(k: &Kizuna) -> Vec<(String, Option<String>, Vec<u8>)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rolling_rotation_moves_everything_to_the_new_kek_and_the_install_runs_on_it_alone() {
     for mut k in Kizuna::each_backend().await {
-        let upstream = Discovery::start().await;
+        let upstream = DiscoveryStub::start().await;
         // The first start creates the CAs, the token signing key and the KEK file.
         let server = k.serve();
         let old = k.data_dir().join("kek");

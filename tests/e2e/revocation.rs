@@ -11,47 +11,6 @@ use std::time::{Duration, Instant};
 use crate::common::pki::{self, pkilint_clean, sh, text};
 use crate::common::{Kizuna, Server, database};
 
-/// An organization, a device certificate (leaf.pem, leaf.key) and the CA certificates
-/// (root.pem, issuing.pem) in the install's directory. Returns the serial.
-async fn device_certificate(k: &Kizuna, server: &Server, name: &str) -> String {
-    let dir = k.dir.path();
-    let org = match k
-        .json(&["org", "list", "--json"])
-        .as_array()
-        .and_then(|a| a.first().cloned())
-    {
-        Some(org) => org,
-        None => k.json(&["org", "create", "--name", "Transit", "--json"]),
-    };
-    let org_id = org["id"].as_str().unwrap();
-    pki::csr(
-        dir,
-        name,
-        "p256",
-        &format!("/CN={name}"),
-        &[&format!(
-            "subjectAltName=URI:urn:kizuna:device:{org_id}:{name}"
-        )],
-    );
-    let pem = k.ok(&[
-        "cert",
-        "issue",
-        "--csr",
-        &format!("{name}.csr"),
-        "--profile",
-        "device",
-        "--org",
-        org_id,
-    ]);
-    std::fs::write(dir.join(format!("{name}.pem")), &pem).unwrap();
-    pki::download_ca_certificates(k, server).await;
-    let serial = sh(dir, &format!("openssl x509 -in {name}.pem -noout -serial"));
-    String::from_utf8_lossy(&serial.stdout)
-        .trim()
-        .trim_start_matches("serial=")
-        .to_ascii_lowercase()
-}
-
 /// `openssl ocsp` for `<cert>.pem`. Without `-nonce` in `extra` the request carries no
 /// nonce, as RFC 5019 clients send it, so the answer comes from the pre-signed cache.
 fn ocsp(dir: &Path, base: &str, cert: &str, extra: &str) -> String {
@@ -85,7 +44,7 @@ async fn openssl_ocsp_sees_good_then_revoked_with_the_reason() {
     for k in Kizuna::each_backend().await {
         let server = k.serve();
         let k = k.env("KIZUNA_PUBLIC_URL", &server.public);
-        let serial = device_certificate(&k, &server, "bus-1").await;
+        let serial = pki::device_certificate(&k, &server, "Transit", "bus-1").await;
         let dir = k.dir.path();
         let good = ocsp(dir, &server.base, "bus-1", "");
         assert!(
@@ -142,7 +101,7 @@ async fn rfc_5019_get_requests_are_cacheable_and_verify() {
     let k = Kizuna::sqlite();
     let server = k.serve();
     let k = k.env("KIZUNA_PUBLIC_URL", &server.public);
-    device_certificate(&k, &server, "lamp-7").await;
+    pki::device_certificate(&k, &server, "Transit", "lamp-7").await;
     let dir = k.dir.path();
     let out = sh(
         dir,
@@ -234,7 +193,7 @@ async fn bad_ocsp_requests_get_the_rfc_6960_error_and_the_responder_keeps_servin
     let k = Kizuna::sqlite();
     let server = k.serve();
     let k = k.env("KIZUNA_PUBLIC_URL", &server.public);
-    device_certificate(&k, &server, "meter-3").await;
+    pki::device_certificate(&k, &server, "Transit", "meter-3").await;
     let dir = k.dir.path();
     sh(
         dir,
@@ -294,7 +253,7 @@ async fn bad_ocsp_requests_get_the_rfc_6960_error_and_the_responder_keeps_servin
     let other = Kizuna::sqlite();
     let other_server = other.serve();
     let other = other.env("KIZUNA_PUBLIC_URL", &other_server.public);
-    device_certificate(&other, &other_server, "stranger").await;
+    pki::device_certificate(&other, &other_server, "Transit", "stranger").await;
     let foreign = other.dir.path();
     sh(
         foreign,
@@ -314,7 +273,7 @@ async fn requests_that_need_live_signing_are_budgeted_per_address_and_cached_one
     let k = Kizuna::sqlite().env("KIZUNA_OCSP__LIVE_SIGNING_PER_ADDRESS_PER_MINUTE", "4");
     let server = k.serve();
     let k = k.env("KIZUNA_PUBLIC_URL", &server.public);
-    device_certificate(&k, &server, "meter-4").await;
+    pki::device_certificate(&k, &server, "Transit", "meter-4").await;
     let dir = k.dir.path();
     sh(
         dir,
@@ -358,7 +317,7 @@ async fn crls_full_and_partitioned_make_openssl_reject_a_revoked_certificate() {
     let k = Kizuna::sqlite();
     let server = k.serve();
     let k = k.env("KIZUNA_PUBLIC_URL", &server.public);
-    let serial = device_certificate(&k, &server, "cam-9").await;
+    let serial = pki::device_certificate(&k, &server, "Transit", "cam-9").await;
     let dir = k.dir.path();
     k.ok(&[
         "cert",
@@ -420,7 +379,7 @@ async fn crls_full_and_partitioned_make_openssl_reject_a_revoked_certificate() {
         assert!(out.contains("certificate revoked"), "{crl}: {out}");
     }
     // A certificate that is not revoked passes with the same CRL.
-    device_certificate(&k, &server, "cam-10").await;
+    pki::device_certificate(&k, &server, "Transit", "cam-10").await;
     let out = text(&sh(
         dir,
         "openssl verify -crl_check_all -CAfile chain.pem -CRLfile crls-full.pem cam-10.pem",
@@ -440,7 +399,7 @@ async fn pkilint_finds_nothing_wrong_in_ocsp_responses() {
     let k = Kizuna::sqlite();
     let server = k.serve();
     let k = k.env("KIZUNA_PUBLIC_URL", &server.public);
-    let serial = device_certificate(&k, &server, "hub-2").await;
+    let serial = pki::device_certificate(&k, &server, "Transit", "hub-2").await;
     let dir = k.dir.path();
     for state in ["good", "revoked"] {
         if state == "revoked" {
@@ -461,8 +420,8 @@ async fn a_hold_is_released_and_bulk_revocation_asks_for_confirmation() {
     for k in Kizuna::each_backend().await {
         let server = k.serve();
         let k = k.env("KIZUNA_PUBLIC_URL", &server.public);
-        let held = device_certificate(&k, &server, "kiosk-1").await;
-        device_certificate(&k, &server, "kiosk-2").await;
+        let held = pki::device_certificate(&k, &server, "Transit", "kiosk-1").await;
+        pki::device_certificate(&k, &server, "Transit", "kiosk-2").await;
         let dir = k.dir.path();
         k.ok(&["cert", "revoke", &held, "--reason", "certificateHold"]);
         let on_hold = until_revoked(dir, &server.base, "kiosk-1");
@@ -518,7 +477,7 @@ async fn after_a_crash_between_the_database_and_the_cache_the_responder_follows_
     let k = Kizuna::sqlite();
     let server = k.serve();
     let k = k.env("KIZUNA_PUBLIC_URL", &server.public);
-    let serial = device_certificate(&k, &server, "gate-5").await;
+    let serial = pki::device_certificate(&k, &server, "Transit", "gate-5").await;
     let dir = k.dir.path().to_path_buf();
     assert!(ocsp(&dir, &server.base, "gate-5", "").contains("gate-5.pem: good"));
     drop(server);
@@ -554,7 +513,7 @@ async fn a_revocation_on_one_replica_reaches_the_other_replicas_responder() {
         .env("KIZUNA_KEK_FILE", kek_file.to_str().unwrap())
         .env("KIZUNA_PUBLIC_URL", "http://pki.city.example");
     let responder_b = b.serve();
-    let serial = device_certificate(&a, &server_a, "tram-4").await;
+    let serial = pki::device_certificate(&a, &server_a, "Transit", "tram-4").await;
     let dir = a.dir.path();
     assert!(ocsp(dir, &responder_b.base, "tram-4", "").contains("tram-4.pem: good"));
     // Revoked through replica A's admin API path (the CLI stands in for it).
@@ -568,7 +527,7 @@ async fn the_standalone_responder_answers_from_the_same_database() {
     let k = Kizuna::sqlite();
     let server = k.serve();
     let k = k.env("KIZUNA_PUBLIC_URL", &server.public);
-    device_certificate(&k, &server, "pole-8").await;
+    pki::device_certificate(&k, &server, "Transit", "pole-8").await;
     drop(server);
     let responder = responder_only(&k);
     let dir = k.dir.path();
@@ -615,7 +574,7 @@ async fn a_rustls_server_loading_the_crl_refuses_a_revoked_device() {
     let k = Kizuna::sqlite();
     let server = k.serve();
     let k = k.env("KIZUNA_PUBLIC_URL", &server.public);
-    let serial = device_certificate(&k, &server, "sensor-1").await;
+    let serial = pki::device_certificate(&k, &server, "Transit", "sensor-1").await;
     let dir = k.dir.path();
     let leaf = CertificateDer::from_pem_file(dir.join("sensor-1.pem")).unwrap();
     let issuing = CertificateDer::from_pem_file(dir.join("issuing.pem")).unwrap();
@@ -680,7 +639,7 @@ async fn a_revocation_reaches_the_published_crl_without_anyone_asking() {
     let k = Kizuna::sqlite();
     let server = k.serve();
     let k = k.env("KIZUNA_PUBLIC_URL", &server.public);
-    let serial = device_certificate(&k, &server, "crane-2").await;
+    let serial = pki::device_certificate(&k, &server, "Transit", "crane-2").await;
     let dir = k.dir.path();
     let url = format!("{}/pki/crl/issuing-1.crl", server.base);
     let before = reqwest::get(&url).await.unwrap().bytes().await.unwrap();
@@ -707,8 +666,8 @@ async fn the_revocation_api_revokes_holds_releases_and_counts_before_a_bulk_revo
     for k in Kizuna::each_backend().await {
         let server = k.serve();
         let k = k.env("KIZUNA_PUBLIC_URL", &server.public);
-        let one = device_certificate(&k, &server, "tap-1").await;
-        device_certificate(&k, &server, "tap-2").await;
+        let one = pki::device_certificate(&k, &server, "Transit", "tap-1").await;
+        pki::device_certificate(&k, &server, "Transit", "tap-2").await;
         let dir = k.dir.path();
         let admin = common::service_token(&k, &server.base, "kizuna:admin", None).await;
         let http = reqwest::Client::new();

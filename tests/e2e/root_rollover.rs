@@ -12,21 +12,8 @@ use serde_json::Value;
 
 use crate::ca::{issue, pki_install};
 use crate::common::enroll::{Installation, openssl_verify, stderr};
-use crate::common::pki::{csr, pkilint_clean, sh, sh_ok, text};
+use crate::common::pki::{csr, download_ca, pkilint_clean, sh, sh_ok, text};
 use crate::common::{Kizuna, Server};
-
-/// Downloads `/pki/ca/<id>.pem` into `<id>.pem` in the install's directory.
-async fn download(k: &Kizuna, server: &Server, id: &str) {
-    let body = reqwest::get(format!("{}/pki/ca/{id}.pem", server.base))
-        .await
-        .unwrap()
-        .error_for_status()
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    std::fs::write(k.dir.path().join(format!("{id}.pem")), body).unwrap();
-}
 
 /// A device certificate `<name>.pem` (key `<name>.key`) for organization `org`.
 fn device(k: &Kizuna, org: &str, name: &str) {
@@ -174,7 +161,7 @@ async fn after_a_root_rollover_old_and_new_certificates_validate_under_either_ro
             "root-2-by-root-1",
             "root-1-by-root-2",
         ] {
-            download(&k, &server, id).await;
+            download_ca(&k, &server, id, &format!("{id}.pem")).await;
         }
 
         // Each leaf under its own root alone.
@@ -384,7 +371,7 @@ async fn a_second_root_rollover_waits_for_the_overlap_and_retiring_ends_it() {
         // cross-certificates are gone from /pki/ca, and chains carry the new path only.
         let published = bundle(&server).await;
         assert_eq!(certificates_in(&published), 1, "{published}");
-        download(&k, &server, "root-2").await;
+        download_ca(&k, &server, "root-2", "root-2.pem").await;
         let root2 = std::fs::read_to_string(dir.join("root-2.pem")).unwrap();
         assert_eq!(published.trim(), root2.trim());
         for id in ["root-1", "root-2-by-root-1", "root-1-by-root-2"] {
@@ -505,7 +492,7 @@ async fn kizunas_own_tls_certificate_validates_under_either_root_during_the_over
         let server = k.serve();
         k.ok(&["ca", "rollover-root", "--yes"]);
         for id in ["root-1", "root-2"] {
-            download(&k, &server, id).await;
+            download_ca(&k, &server, id, &format!("{id}.pem")).await;
         }
         // The listener's certificate was issued under root-1; after a restart its chain
         // carries OldWithNew, so a client that trusts only root-2 connects too.

@@ -96,14 +96,60 @@ pub fn pkilint_clean(dir: &Path, command: &str) {
 /// and `issuing.pem` in its directory.
 pub async fn download_ca_certificates(k: &Kizuna, server: &Server) {
     for (id, file) in [("root-1", "root.pem"), ("issuing-1", "issuing.pem")] {
-        let body = reqwest::get(format!("{}/pki/ca/{id}.pem", server.base))
-            .await
-            .unwrap()
-            .error_for_status()
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        std::fs::write(k.dir.path().join(file), body).unwrap();
+        download_ca(k, server, id, file).await;
     }
+}
+
+/// Downloads `/pki/ca/<id>.pem` into `file` in the install's directory.
+pub async fn download_ca(k: &Kizuna, server: &Server, id: &str, file: &str) {
+    let body = reqwest::get(format!("{}/pki/ca/{id}.pem", server.base))
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    std::fs::write(k.dir.path().join(file), body).unwrap();
+}
+
+/// A device certificate `<name>.pem` (key `<name>.key`) of the install's first organization,
+/// or of a new one named `org_name` when it has none, and root.pem and issuing.pem, in the
+/// install's directory. Returns the serial (lower-case hex).
+pub async fn device_certificate(k: &Kizuna, server: &Server, org_name: &str, name: &str) -> String {
+    let org = match k
+        .json(&["org", "list", "--json"])
+        .as_array()
+        .and_then(|a| a.first().cloned())
+    {
+        Some(org) => org,
+        None => k.json(&["org", "create", "--name", org_name, "--json"]),
+    };
+    let org_id = org["id"].as_str().unwrap();
+    let dir = k.dir.path();
+    csr(
+        dir,
+        name,
+        "p256",
+        &format!("/CN={name}"),
+        &[&format!(
+            "subjectAltName=URI:urn:kizuna:device:{org_id}:{name}"
+        )],
+    );
+    let pem = k.ok(&[
+        "cert",
+        "issue",
+        "--csr",
+        &format!("{name}.csr"),
+        "--profile",
+        "device",
+        "--org",
+        org_id,
+    ]);
+    std::fs::write(dir.join(format!("{name}.pem")), &pem).unwrap();
+    download_ca_certificates(k, server).await;
+    sh_ok(dir, &format!("openssl x509 -in {name}.pem -noout -serial"))
+        .trim()
+        .trim_start_matches("serial=")
+        .to_ascii_lowercase()
 }

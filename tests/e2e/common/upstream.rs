@@ -5,7 +5,50 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use serde_json::json;
+
 use super::{free_port, hidden_field};
+
+/// An upstream that only publishes a discovery document and an empty key set on a loopback
+/// port: what `kizuna upstream add` reads. Stopped when dropped.
+pub struct DiscoveryStub {
+    pub issuer: String,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl DiscoveryStub {
+    pub async fn start() -> DiscoveryStub {
+        use axum::routing::get;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let issuer = format!("http://{}", listener.local_addr().unwrap());
+        let document = json!({
+            "issuer": issuer,
+            "authorization_endpoint": format!("{issuer}/authorize"),
+            "token_endpoint": format!("{issuer}/token"),
+            "jwks_uri": format!("{issuer}/jwks"),
+            "response_types_supported": ["code"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": ["ES256"],
+            "code_challenge_methods_supported": ["S256"],
+        });
+        let app = axum::Router::new()
+            .route(
+                "/.well-known/openid-configuration",
+                get(move || async move { axum::Json(document) }),
+            )
+            .route("/jwks", get(|| async { axum::Json(json!({"keys": []})) }));
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        DiscoveryStub { issuer, task }
+    }
+}
+
+impl Drop for DiscoveryStub {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
 
 /// A running `oidc-provider`, stopped when dropped.
 pub struct NodeOp {
