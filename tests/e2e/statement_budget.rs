@@ -9,8 +9,9 @@
 use reqwest::header::{ACCEPT_LANGUAGE, HeaderMap, HeaderValue};
 use serde_json::Value;
 
-use crate::common::{Browser, Kizuna, Server, query_param};
-use crate::oidc_flows::{CALLBACK, PASSWORD, authorize_url, web_client};
+use crate::common::rp::Rp;
+use crate::common::{Browser, Kizuna, Server};
+use crate::oidc_flows::PASSWORD;
 
 const QUERIES: usize = 30;
 const TRANSACTIONS: usize = 3;
@@ -34,35 +35,11 @@ fn tagged(server: &Server, id: &str) -> (Browser, reqwest::Client) {
     )
 }
 
-async fn sign_in(server: &Server, rp: &crate::oidc_flows::Rp, id: &str) {
+async fn sign_in(server: &Server, rp: &Rp, id: &str) {
     let (browser, api) = tagged(server, id);
-    let url = authorize_url(
-        server,
-        &[
-            ("response_type", "code"),
-            ("client_id", &rp.id),
-            ("redirect_uri", CALLBACK),
-            ("scope", "openid profile email"),
-            ("state", "st"),
-            ("nonce", "n"),
-        ],
-    );
+    let url = rp.authorize_url(server, "openid profile email", &[]);
     let callback = browser.sign_in(&url, "mei", PASSWORD).await;
-    let code = query_param(&callback, "code").expect("a code");
-    let tokens: Value = api
-        .post(format!("{}/token", server.base))
-        .basic_auth(&rp.id, Some(&rp.secret))
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", CALLBACK),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let tokens = rp.redeem_with(&api, server, &callback).await;
     assert!(tokens["id_token"].is_string(), "{tokens}");
 }
 
@@ -101,26 +78,47 @@ async fn a_sign_in_with_its_code_exchange_runs_at_most_30_queries_in_3_transacti
             "warn,kizuna_core::web=info,kizuna_core::audit=info,sqlx::query=debug",
         );
         let server = k.serve();
-        let rp = web_client(&k, "statement-budget", &["--no-consent"]);
+        let rp = Rp::register(&k, "statement-budget", &[]);
         k.resident("mei", PASSWORD);
         // The first sign-in fills the caches a running server keeps (client record, keys).
         sign_in(&server, &rp, "warm-up-sign-in").await;
         let mark = server.stderr().lines().count();
         sign_in(&server, &rp, "measured-sign-in").await;
 
-        let counted: Vec<String> = statements(&server, mark)
+        let counted: Vec<(String, String)> = statements(&server, mark)
             .await
             .iter()
             .filter(|s| {
                 s["span"]["request_id"] == "measured-sign-in" || s["span"]["name"] == "audit_writer"
             })
-            .map(|s| s["summary"].as_str().unwrap_or_default().to_string())
+            .map(|s| {
+                let text = |key: &str| s[key].as_str().unwrap_or_default().to_string();
+                (text("summary"), text("db.statement"))
+            })
             .collect();
-        let commits = counted.iter().filter(|s| *s == "COMMIT").count();
-        let queries = counted.len() - commits;
+        let commits = counted.iter().filter(|(s, _)| s == "COMMIT").count();
+        // A client's record and assurance settings are kept 2 s: a sign-in slower than that
+        // (a loaded machine, argon2 in a debug build) reads them again. Those refills are the
+        // cache at work, not the sign-in's own cost, so they are not counted.
+        let reads = |table: &str| {
+            counted
+                .iter()
+                .filter(|(_, sql)| sql.contains(&format!("FROM {table} WHERE")))
+                .count()
+        };
+        let refills =
+            reads("clients").saturating_sub(1) + reads("client_assurance").saturating_sub(1);
+        // A connection the pool opens during the sign-in (under load) first runs its PRAGMAs
+        // on SQLite: connection set-up, not the sign-in's work.
+        let setup = counted
+            .iter()
+            .filter(|(s, _)| s.starts_with("PRAGMA "))
+            .count();
+        let queries = counted.len() - commits - refills - setup;
+        let listing: Vec<&str> = counted.iter().map(|(s, _)| s.as_str()).collect();
         println!(
-            "{backend}: {queries} queries and {commits} logged COMMITs per sign-in\n{}",
-            counted.join("\n")
+            "{backend}: {queries} queries ({refills} cache refills and {setup} connection set-up statements not counted) and {commits} logged COMMITs per sign-in\n{}",
+            listing.join("\n")
         );
         assert!(queries > 0, "no statement was logged");
         if queries > QUERIES || commits > TRANSACTIONS {

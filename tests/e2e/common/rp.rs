@@ -56,9 +56,19 @@ impl Rp {
 
     /// Redeems the code the browser came back with; returns the token response.
     pub async fn redeem(&self, server: &Server, callback: &url::Url) -> Value {
+        self.redeem_with(&reqwest::Client::new(), server, callback)
+            .await
+    }
+
+    /// [`redeem`](Self::redeem) with the caller's HTTP client (its headers, say).
+    pub async fn redeem_with(
+        &self,
+        http: &reqwest::Client,
+        server: &Server,
+        callback: &url::Url,
+    ) -> Value {
         let code = query_param(callback, "code").unwrap_or_else(|| panic!("no code: {callback}"));
-        reqwest::Client::new()
-            .post(format!("{}/token", server.public))
+        http.post(format!("{}/token", server.public))
             .basic_auth(&self.id, Some(&self.secret))
             .form(&[
                 ("grant_type", "authorization_code"),
