@@ -165,6 +165,60 @@ async fn an_eab_hmac_key_is_stored_sealed_and_still_binds_an_account() {
     }
 }
 
+/// A binding key stored before keys were sealed (its HMAC key as issued, 32 bytes) still
+/// binds an account until it expires; one whose sealed key was tampered with does not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_eab_key_stored_before_sealing_still_binds_and_a_tampered_one_does_not() {
+    let (http, tls) = (free_port(), free_port());
+    let i = install(Kizuna::sqlite(), http, tls).await;
+    let db = common::database(&i.k).await;
+    let mut keys = Vec::new();
+    for _ in 0..2 {
+        keys.push(i.k.json(&["acme", "eab", "create", "--org", "Streetlights", "--json"]));
+    }
+    let plain = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(keys[0]["hmac_key"].as_str().unwrap())
+        .unwrap();
+    sqlx::query("UPDATE acme_eab_keys SET hmac_key = $1 WHERE kid = $2")
+        .bind(&plain)
+        .bind(keys[0]["kid"].as_str().unwrap())
+        .execute(db.pool())
+        .await
+        .unwrap();
+    sqlx::query("UPDATE acme_eab_keys SET hmac_key = hmac_key || x'00' WHERE kid = $1")
+        .bind(keys[1]["kid"].as_str().unwrap())
+        .execute(db.pool())
+        .await
+        .unwrap();
+    db.close().await;
+    let register = |eab: &serde_json::Value| {
+        let (kid, key) = (
+            eab["kid"].as_str().unwrap().to_string(),
+            eab["hmac_key"].as_str().unwrap().to_string(),
+        );
+        let i = &i;
+        async move {
+            let mut client = Client::new(i).await;
+            client.register(Some((&kid, &key))).await
+        }
+    };
+    let answer = register(&keys[0]).await;
+    assert_eq!(answer.status, 201, "{}", answer.body);
+    let tampered = register(&keys[1]).await;
+    assert_eq!(tampered.status, 500, "{}", tampered.body);
+    assert_eq!(tampered.problem(), "serverInternal", "{}", tampered.body);
+    assert_eq!(
+        i.k.json(&["acme", "eab", "list", "--json"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| !e["account_id"].is_null())
+            .count(),
+        1,
+        "only the plain key bound an account"
+    );
+}
+
 /// An install, a registered account bound to Streetlights, and the http-01 port.
 async fn registered(k: Kizuna) -> (Installation, Client, u16, u16) {
     let (http, tls) = (free_port(), free_port());
