@@ -278,13 +278,7 @@ pub async fn set_client_consent_terms(
     id: &str,
     terms: kizuna_idp::consent::NewTerms,
 ) -> Result<kizuna_idp::consent::Terms, ConsoleError> {
-    let client = client(c, who, id).await?;
-    require_in(
-        who,
-        Action::ManageClients,
-        client.org_id.as_deref(),
-        Msg::NoClient { id: id.into() },
-    )?;
+    let client = managed_client(c, who, id).await?;
     Ok(kizuna_idp::consent::set_terms(&c.idp, who.actor.clone(), &client.client_id, terms).await?)
 }
 
@@ -307,13 +301,7 @@ pub async fn set_client_linkage(
     id: &str,
     linkage: kizuna_idp::consent::NewLinkage,
 ) -> Result<Vec<kizuna_idp::consent::Linkage>, ConsoleError> {
-    let client = client(c, who, id).await?;
-    require_in(
-        who,
-        Action::ManageClients,
-        client.org_id.as_deref(),
-        Msg::NoClient { id: id.into() },
-    )?;
+    let client = managed_client(c, who, id).await?;
     kizuna_idp::consent::set_linkage(&c.idp, who.actor.clone(), &client.client_id, linkage).await?;
     Ok(kizuna_idp::consent::linkages(&c.idp, &client.client_id).await?)
 }

@@ -28,6 +28,18 @@ pub async fn org(c: &Console, who: &Caller, id: &str) -> Result<Organization, Co
     Ok(found)
 }
 
+/// An organization the caller may see and act on with `action` there.
+async fn org_for(
+    c: &Console,
+    who: &Caller,
+    id: &str,
+    action: Action,
+) -> Result<Organization, ConsoleError> {
+    let found = org(c, who, id).await?;
+    require_in(who, action, Some(&found.id), Msg::NoOrg { id: id.into() })?;
+    Ok(found)
+}
+
 pub async fn create_org(
     c: &Console,
     who: &Caller,
@@ -65,13 +77,7 @@ pub async fn client_scopes(
     who: &Caller,
     id: &str,
 ) -> Result<Vec<ClientScopes>, ConsoleError> {
-    let found = org(c, who, id).await?;
-    require_in(
-        who,
-        Action::ViewClients,
-        Some(&found.id),
-        Msg::NoOrg { id: id.into() },
-    )?;
+    let found = org_for(c, who, id, Action::ViewClients).await?;
     Ok(cert_clients::list(&c.idp.core.db, &found.id).await?)
 }
 
@@ -83,13 +89,7 @@ pub async fn set_client_scopes(
     id: &str,
     rule: ClientScopesRequest,
 ) -> Result<Vec<ClientScopes>, ConsoleError> {
-    let found = org(c, who, id).await?;
-    require_in(
-        who,
-        Action::ManageClients,
-        Some(&found.id),
-        Msg::NoOrg { id: id.into() },
-    )?;
+    let found = org_for(c, who, id, Action::ManageClients).await?;
     cert_clients::set(
         &c.ca,
         who.actor.clone(),
@@ -110,13 +110,7 @@ pub async fn set_consent_lifetime(
     id: &str,
     days: Option<i64>,
 ) -> Result<serde_json::Value, ConsoleError> {
-    let found = org(c, who, id).await?;
-    require_in(
-        who,
-        Action::ManageClients,
-        Some(&found.id),
-        Msg::NoOrg { id: id.into() },
-    )?;
+    let found = org_for(c, who, id, Action::ManageClients).await?;
     let days =
         kizuna_idp::consent::set_org_lifetime(&c.idp, who.actor.clone(), &found.id, days).await?;
     Ok(serde_json::json!({"org_id": found.id, "lifetime_days": days}))
