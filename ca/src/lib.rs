@@ -22,7 +22,6 @@ pub mod ocsp_signer;
 pub mod profile;
 mod registry_http;
 pub mod revoke;
-pub mod signer;
 pub mod store;
 pub mod tls_identity;
 pub mod verify;

@@ -9,7 +9,7 @@ use kizuna_core::custody::KeyAlgorithm;
 
 use crate::crl::publishing_cas;
 use crate::issue::{IssueRequest, issue};
-use crate::signer::CustodySigner;
+use kizuna_core::custody::CustodySigner;
 use crate::{Ca, CaError};
 
 /// A signer is replaced when it has less than this left.

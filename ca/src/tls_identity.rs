@@ -11,7 +11,7 @@ use kizuna_core::custody::{KeyAlgorithm, KeyHandle};
 
 use crate::issue::{self, IssueRequest};
 use crate::names::San;
-use crate::signer::CustodySigner;
+use kizuna_core::custody::CustodySigner;
 use crate::{Ca, CaError, store};
 
 /// A certificate for Kizuna's own host, with its custody key.

@@ -18,7 +18,7 @@ use super::{
     subject,
 };
 use crate::ext;
-use crate::signer::CustodySigner;
+use kizuna_core::custody::CustodySigner;
 use crate::{Ca, CaError};
 
 pub(super) fn ca_params(

@@ -28,7 +28,7 @@ use x509_cert::der::Decode;
 use kizuna_core::custody::KeyAlgorithm;
 use kizuna_core::db::{AnyConnection, Db};
 
-use crate::signer::CustodySigner;
+use kizuna_core::custody::CustodySigner;
 use crate::{Ca, CaError};
 
 /// A CA as stored.

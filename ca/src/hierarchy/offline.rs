@@ -13,7 +13,7 @@ use super::trust::spki_of;
 use super::{
     COLUMNS, CaRecord, display_name, forget_active, insert, key_algorithm, next_generation, subject,
 };
-use crate::signer::CustodySigner;
+use kizuna_core::custody::CustodySigner;
 use crate::{Ca, CaError};
 
 /// Starts an issuing CA whose root is kept offline: creates its key and returns its CSR

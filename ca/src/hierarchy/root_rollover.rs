@@ -21,7 +21,7 @@ use super::{
     COLUMNS, CaRecord, active, dn_from, forget_active, get, insert, load, next_generation,
     subject_key_identifier,
 };
-use crate::signer::CustodySigner;
+use kizuna_core::custody::CustodySigner;
 use crate::{Ca, CaError, ext};
 
 /// What a root rollover would change: the root it replaces and the issuing CAs (logical

@@ -7,6 +7,7 @@
 mod kek;
 pub mod pkcs11;
 mod public_key;
+mod rcgen_signer;
 mod rotate;
 mod software;
 
@@ -15,8 +16,9 @@ pub use kek::{
     open_keyring, read_kek_file, sealed_kek_id, write_new_kek_file,
 };
 pub use public_key::{KeyAlgorithm, PublicKey};
+pub use rcgen_signer::CustodySigner;
 pub use rotate::{Count, Rotation, reseal_keys};
-pub use software::SoftwareBackend;
+pub use software::{SoftwareBackend, rsa_pkcs8};
 
 use std::collections::HashMap;
 use std::fmt;

@@ -114,6 +114,20 @@ impl rsa::rand_core::RngCore for RingRng {
 
 impl rsa::rand_core::CryptoRng for RingRng {}
 
+/// A new RSA private key of `bits` bits as PKCS#8 DER, from the system RNG (ring cannot make
+/// RSA keys). For keys that must decrypt, which custody keys never do.
+pub fn rsa_pkcs8(bits: usize) -> Result<Vec<u8>, CustodyError> {
+    use rsa::pkcs8::EncodePrivateKey;
+    let generate_err = |e: &dyn fmt::Display| CustodyError::Generate(e.to_string());
+    let key = rsa::RsaPrivateKey::new(&mut RingRng(SystemRandom::new()), bits)
+        .map_err(|e| generate_err(&e))?;
+    Ok(key
+        .to_pkcs8_der()
+        .map_err(|e| generate_err(&e))?
+        .as_bytes()
+        .to_vec())
+}
+
 impl KeyBackend for SoftwareBackend {
     fn name(&self) -> &'static str {
         "software"
@@ -136,16 +150,7 @@ impl KeyBackend for SoftwareBackend {
                 .map_err(|e| generate_err(&e))?
                 .as_ref()
                 .to_vec(),
-            _ => {
-                use rsa::pkcs8::EncodePrivateKey;
-                let bits = algorithm.rsa_bits().unwrap_or(2048);
-                let key = rsa::RsaPrivateKey::new(&mut RingRng(self.rng.clone()), bits)
-                    .map_err(|e| generate_err(&e))?;
-                key.to_pkcs8_der()
-                    .map_err(|e| generate_err(&e))?
-                    .as_bytes()
-                    .to_vec()
-            }
+            _ => rsa_pkcs8(algorithm.rsa_bits().unwrap_or(2048))?,
         };
         let (_, public) = parse_software_key(algorithm, &pkcs8, &self.rng)
             .ok_or_else(|| CustodyError::Generate("generated key did not parse".into()))?;

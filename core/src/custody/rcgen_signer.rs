@@ -1,7 +1,7 @@
-//! rcgen signs certificates and CRLs through key custody: the CA's private key never leaves
+//! rcgen signs certificates, CSRs and CRLs through key custody: the private key never leaves
 //! its backend (software or HSM).
 
-use kizuna_core::custody::{KeyAlgorithm, KeyHandle};
+use super::{KeyAlgorithm, KeyHandle};
 
 /// A custody key as rcgen's signing key.
 pub struct CustodySigner(pub KeyHandle);
@@ -26,7 +26,7 @@ impl rcgen::PublicKeyData for CustodySigner {
 impl rcgen::SigningKey for CustodySigner {
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>, rcgen::Error> {
         self.0.sign_der(message).map_err(|e| {
-            tracing::error!(error = %e, key = self.0.id(), "CA signing failed");
+            tracing::error!(error = %e, key = self.0.id(), "signing through rcgen failed");
             rcgen::Error::RemoteKeyError
         })
     }
