@@ -75,6 +75,11 @@ pub struct MappedClaims {
 }
 
 fn lookup<'a>(claims: &'a Map<String, Value>, path: &str) -> Option<&'a Value> {
+    // A claim named exactly so comes first: SAML attribute names (`urn:oid:0.9.2342…`)
+    // have dots of their own.
+    if let Some(value) = claims.get(path) {
+        return Some(value);
+    }
     let mut parts = path.split('.');
     let mut value = claims.get(parts.next()?)?;
     for part in parts {
