@@ -6,6 +6,7 @@ pub mod enroll;
 pub mod jpki;
 pub mod pki;
 pub mod rp;
+pub mod saml_idp;
 pub mod softhsm;
 pub mod upstream;
 
