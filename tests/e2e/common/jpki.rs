@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use kizuna_ca::signer::CustodySigner;
+use kizuna_core::custody::CustodySigner;
 use kizuna_core::custody::{KeyAlgorithm, KeyHandle};
 use rcgen::{
     BasicConstraints, CertificateParams, CertificateRevocationListParams, CrlDistributionPoint,
