@@ -25,10 +25,10 @@ pub(super) fn decrypt(
 ) -> Result<Vec<u8>, SamlError> {
     let data = xml::child(doc, encrypted_assertion, XMLENC, "EncryptedData")
         .ok_or(SamlError::Decryption("no EncryptedData"))?;
-    if let Some(kind) = xml::attr(doc, data, "Type") {
-        if kind != "http://www.w3.org/2001/04/xmlenc#Element" {
-            return Err(SamlError::Decryption("the EncryptedData is not an element"));
-        }
+    if let Some(kind) = xml::attr(doc, data, "Type")
+        && kind != "http://www.w3.org/2001/04/xmlenc#Element"
+    {
+        return Err(SamlError::Decryption("the EncryptedData is not an element"));
     }
     let content = Content::from_uri(method(doc, data)?)?;
     // The EncryptedKey sits in the EncryptedData's KeyInfo, or beside the EncryptedData.
@@ -145,7 +145,7 @@ where
     C: BlockCipherDecrypt<BlockSize = U16> + KeyInit,
 {
     const BLOCK: usize = 16;
-    if value.len() < 2 * BLOCK || value.len() % BLOCK != 0 {
+    if value.len() < 2 * BLOCK || !value.len().is_multiple_of(BLOCK) {
         return Err(FAILED);
     }
     let (iv, body) = value.split_at(BLOCK);

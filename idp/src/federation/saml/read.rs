@@ -217,3 +217,7 @@ pub fn inflate(b64: &str) -> Result<Vec<u8>, SamlError> {
     }
     Ok(out)
 }
+
+#[cfg(test)]
+#[path = "read_tests.rs"]
+mod tests;

@@ -111,15 +111,15 @@ pub fn verify_response(
     }
     let assertion = read_assertion(doc, assertion, expected)?;
 
-    if let Some(issuer) = xml::child(doc, response, ASSERTION, "Issuer") {
-        if xml::text(doc, issuer) != expected.idp_entity_id {
-            return Err(SamlError::Issuer);
-        }
+    if let Some(issuer) = xml::child(doc, response, ASSERTION, "Issuer")
+        && xml::text(doc, issuer) != expected.idp_entity_id
+    {
+        return Err(SamlError::Issuer);
     }
-    if let Some(in_response_to) = xml::attr(doc, response, "InResponseTo") {
-        if in_response_to != expected.request_id {
-            return Err(SamlError::InResponseTo);
-        }
+    if let Some(in_response_to) = xml::attr(doc, response, "InResponseTo")
+        && in_response_to != expected.request_id
+    {
+        return Err(SamlError::InResponseTo);
     }
     Ok(Assertion {
         encrypted: encrypted.is_some(),
@@ -254,10 +254,10 @@ fn read_assertion(doc: &Document, a: NodeId, expected: &Expected) -> Result<Asse
 /// naming this SP (each one present must). Returns its NotOnOrAfter.
 fn conditions(doc: &Document, a: NodeId, expected: &Expected) -> Result<Option<i64>, SamlError> {
     let c = xml::child(doc, a, ASSERTION, "Conditions").ok_or(SamlError::Missing("Conditions"))?;
-    if let Some(not_before) = xml::attr(doc, c, "NotBefore") {
-        if expected.now + expected.skew_secs < xml::time(not_before)? {
-            return Err(SamlError::NotYetValid);
-        }
+    if let Some(not_before) = xml::attr(doc, c, "NotBefore")
+        && expected.now + expected.skew_secs < xml::time(not_before)?
+    {
+        return Err(SamlError::NotYetValid);
     }
     let not_on_or_after = xml::attr(doc, c, "NotOnOrAfter")
         .map(xml::time)
@@ -306,10 +306,10 @@ fn confirmation(doc: &Document, sc: NodeId, expected: &Expected) -> Result<i64, 
     if xml::attr(doc, data, "InResponseTo") != Some(expected.request_id) {
         return Err(SamlError::InResponseTo);
     }
-    if let Some(not_before) = xml::attr(doc, data, "NotBefore") {
-        if expected.now + expected.skew_secs < xml::time(not_before)? {
-            return Err(SamlError::NotYetValid);
-        }
+    if let Some(not_before) = xml::attr(doc, data, "NotBefore")
+        && expected.now + expected.skew_secs < xml::time(not_before)?
+    {
+        return Err(SamlError::NotYetValid);
     }
     let until = xml::attr(doc, data, "NotOnOrAfter")
         .ok_or(SamlError::SubjectConfirmation("no NotOnOrAfter"))
@@ -327,3 +327,11 @@ mod tests;
 #[cfg(test)]
 #[path = "wrapping_tests.rs"]
 mod wrapping_tests;
+
+#[cfg(test)]
+#[path = "conditions_tests.rs"]
+mod conditions_tests;
+
+#[cfg(test)]
+#[path = "encryption_tests.rs"]
+mod encryption_tests;
