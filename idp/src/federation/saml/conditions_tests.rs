@@ -58,6 +58,12 @@ fn a_wrong_in_response_to_is_refused() {
         verify_with(SIGNED_ASSERTION, &e),
         Err(SamlError::InResponseTo)
     ));
+    // The signed SubjectConfirmationData's alone, when the Response carries none.
+    let xml = SIGNED_ASSERTION.replacen(" InResponseTo=\"_req1\"", "", 1);
+    assert!(matches!(
+        verify_with(&xml, &e),
+        Err(SamlError::InResponseTo)
+    ));
     // The Response's own InResponseTo is checked too.
     let xml = SIGNED_ASSERTION.replacen("InResponseTo=\"_req1\"", "InResponseTo=\"_x\"", 1);
     assert!(matches!(verify(&xml), Err(SamlError::InResponseTo)));
@@ -73,6 +79,13 @@ fn a_wrong_issuer_is_refused() {
         verify_with(SIGNED_ASSERTION, &e),
         Err(SamlError::Issuer)
     ));
+    // The signed Assertion's Issuer alone, when the Response carries none.
+    let xml = SIGNED_ASSERTION.replacen(
+        "<saml:Issuer>https://idp.example.org/idp</saml:Issuer>",
+        "",
+        1,
+    );
+    assert!(matches!(verify_with(&xml, &e), Err(SamlError::Issuer)));
     // The Response's Issuer, when present, must name the same identity provider.
     let xml = SIGNED_ASSERTION.replacen(
         "<saml:Issuer>https://idp.example.org/idp</saml:Issuer>",
@@ -124,11 +137,15 @@ fn a_non_success_status_is_its_own_refusal() {
 /// Runs the assertion checks alone on the signed fixture's assertion after `edit` (the
 /// signature is not checked here, so the edit can change signed content).
 fn read_edited(edit: impl Fn(&str) -> String) -> Result<Assertion, SamlError> {
+    read_edited_at(NOW, edit)
+}
+
+fn read_edited_at(now: i64, edit: impl Fn(&str) -> String) -> Result<Assertion, SamlError> {
     let text = edit(SIGNED_ASSERTION);
     let doc = super::xml::parse(text.as_bytes()).unwrap();
     let response = super::xml::root(&doc, PROTOCOL, "Response").unwrap();
     let assertion = super::xml::child(&doc, response, ASSERTION, "Assertion").unwrap();
-    read_assertion(&doc, assertion, &expected())
+    read_assertion(&doc, assertion, &Expected { now, ..expected() })
 }
 
 #[test]
@@ -209,6 +226,36 @@ fn an_expired_subject_confirmation_is_refused_while_conditions_still_hold() {
         )
     });
     assert!(matches!(result, Err(SamlError::Expired)));
+}
+
+#[test]
+fn expired_conditions_are_refused_while_the_confirmation_still_holds() {
+    let later = |x: &str| {
+        x.replace(
+            "NotOnOrAfter=\"2030-01-01T00:05:00Z\" Recipient",
+            "NotOnOrAfter=\"2030-01-01T00:10:00Z\" Recipient",
+        )
+    };
+    read_edited_at(END + SKEW - 1, later).unwrap();
+    assert!(matches!(
+        read_edited_at(END + SKEW, later),
+        Err(SamlError::Expired)
+    ));
+}
+
+#[test]
+fn a_confirmation_not_yet_valid_is_refused_while_conditions_hold() {
+    // Conditions without NotBefore; the confirmation's NotBefore is still ahead.
+    let edit = |x: &str| {
+        x.replace(" NotBefore=\"2030-01-01T00:00:00Z\"", "")
+            .replace(
+                " Recipient=",
+                " NotBefore=\"2030-01-01T00:03:00Z\" Recipient=",
+            )
+    };
+    read_edited_at(START + 180 - SKEW, edit).unwrap();
+    let result = read_edited_at(START + 180 - SKEW - 1, edit);
+    assert!(matches!(result, Err(SamlError::NotYetValid)));
 }
 
 #[test]

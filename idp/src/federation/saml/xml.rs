@@ -115,7 +115,7 @@ pub(super) fn descendants(doc: &Document, id: NodeId, ns: &str, local: &str) -> 
         .into_iter()
         .filter(|&d| is(doc, d, ns, local))
         .collect();
-    if is(doc, id, ns, local) && !found.contains(&id) {
+    if is(doc, id, ns, local) {
         found.insert(0, id);
     }
     found
