@@ -13,6 +13,7 @@ pub mod claims;
 pub mod client;
 pub mod discovery;
 pub mod logout;
+pub mod saml;
 pub mod upstreams;
 mod userinfo;
 
