@@ -316,8 +316,14 @@ pub struct UpstreamRequest {
     pub name: String,
     /// The organization that runs the provider (id or name).
     pub org_id: String,
+    /// The OpenID issuer and Kizuna's client id there (not for a SAML IdP).
+    #[serde(default)]
     pub issuer: String,
+    #[serde(default)]
     pub client_id: String,
+    /// A SAML 2.0 IdP instead, read from its metadata at this URL.
+    #[serde(default)]
+    pub saml_metadata_url: Option<String>,
     /// `client_secret_basic` (the default; needs `client_secret`) or `private_key_jwt`
     /// (Kizuna generates the key; its public JWK Set is in the answer).
     #[serde(default)]
@@ -348,8 +354,12 @@ pub struct UpstreamRequest {
 
 impl UpstreamRequest {
     pub fn into_new(self) -> Result<NewUpstream, ConsoleError> {
-        let client_auth =
-            ClientAuth::parse(self.client_auth.as_deref().unwrap_or("client_secret_basic"))?;
+        let saml = self.saml_metadata_url.is_some();
+        let client_auth = if saml {
+            ClientAuth::Saml
+        } else {
+            ClientAuth::parse(self.client_auth.as_deref().unwrap_or("client_secret_basic"))?
+        };
         let key_algorithm = self
             .key_algorithm
             .as_deref()
@@ -367,11 +377,20 @@ impl UpstreamRequest {
             client_auth,
             client_secret: self.client_secret.filter(|s| !s.is_empty()),
             key_algorithm,
-            scopes: upstream_settings::with_openid(self.scopes),
+            scopes: if saml {
+                Vec::new()
+            } else {
+                upstream_settings::with_openid(self.scopes)
+            },
             acr_values: self.acr_values,
-            claim_map: match self.claim_map {
-                Some(map) => Some(claim_map_from(&claim_entries(&map), default_map())?),
-                None => None,
+            claim_map: match (self.claim_map, saml) {
+                (Some(map), false) => Some(claim_map_from(&claim_entries(&map), default_map())?),
+                (Some(map), true) => Some(claim_map_from(
+                    &claim_entries(&map),
+                    kizuna_idp::federation::saml::default_claim_map(),
+                )?),
+                (None, true) => Some(kizuna_idp::federation::saml::default_claim_map()),
+                (None, false) => None,
             },
             acr_map: acr_map(&self.acr_map)?,
             ceiling: ceiling(self.ceiling.unwrap_or(TrustCeiling {
@@ -385,6 +404,7 @@ impl UpstreamRequest {
                 .map(|d| d.trim().to_lowercase())
                 .collect(),
             propagate_logout: self.propagate_logout,
+            saml: None,
         })
     }
 }

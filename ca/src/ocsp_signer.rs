@@ -9,8 +9,8 @@ use kizuna_core::custody::KeyAlgorithm;
 
 use crate::crl::publishing_cas;
 use crate::issue::{IssueRequest, issue};
-use kizuna_core::custody::CustodySigner;
 use crate::{Ca, CaError};
+use kizuna_core::custody::CustodySigner;
 
 /// A signer is replaced when it has less than this left.
 const RENEW_BEFORE_SECS: i64 = 7 * 86_400;

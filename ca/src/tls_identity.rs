@@ -11,8 +11,8 @@ use kizuna_core::custody::{KeyAlgorithm, KeyHandle};
 
 use crate::issue::{self, IssueRequest};
 use crate::names::San;
-use kizuna_core::custody::CustodySigner;
 use crate::{Ca, CaError, store};
+use kizuna_core::custody::CustodySigner;
 
 /// A certificate for Kizuna's own host, with its custody key.
 pub struct SelfCertificate {

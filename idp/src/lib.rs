@@ -170,6 +170,12 @@ pub fn router(idp: Idp) -> Router {
         )
         .route("/login/federated", post(pages::federation::start))
         .route("/federation/callback", get(pages::federation::callback))
+        .route("/federation/saml/{alias}/acs", post(pages::saml::acs))
+        .route("/federation/saml/{alias}/slo", get(pages::saml::slo))
+        .route(
+            "/federation/saml/{alias}/metadata",
+            get(pages::saml::metadata),
+        )
         .route(
             "/federation/link",
             get(pages::federation::link_page).post(pages::federation::link),

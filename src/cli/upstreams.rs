@@ -12,15 +12,17 @@ use kizuna_core::orgs;
 use kizuna_idp::Idp;
 use kizuna_idp::federation::ceiling::TrustCeiling;
 use kizuna_idp::federation::claims::default_map;
-use kizuna_idp::federation::{ClientAuth, NewUpstream, Upstream, UpstreamStatus, upstreams};
+use kizuna_idp::federation::upstreams::SamlIdp;
+use kizuna_idp::federation::{ClientAuth, NewUpstream, Upstream, UpstreamStatus, saml, upstreams};
 
 use crate::config::Config;
 use crate::serve::{close, open_idp};
 
 #[derive(Subcommand)]
 pub enum UpstreamCommand {
-    /// Add an upstream OpenID provider, read from its issuer's discovery document. Prints
-    /// the redirect URI and logout URI to register there (and the key, for private_key_jwt).
+    /// Add an upstream OpenID provider, read from its issuer's discovery document, or (with
+    /// --saml) a SAML 2.0 IdP, read from its metadata. Prints what to register there: the
+    /// redirect and logout URIs (and the key, for private_key_jwt), or Kizuna's SP metadata.
     Add(Box<AddArgs>),
     /// List upstreams.
     List {
@@ -52,11 +54,29 @@ pub struct AddArgs {
     #[arg(long, value_name = "ORG")]
     org: String,
     /// The issuer URL; its /.well-known/openid-configuration is read now and at sign-in.
-    #[arg(long, value_name = "URL")]
-    issuer: String,
+    #[arg(long, value_name = "URL", required_unless_present = "saml")]
+    issuer: Option<String>,
     /// Kizuna's client id at the upstream.
-    #[arg(long, value_name = "ID")]
-    client_id: String,
+    #[arg(long, value_name = "ID", required_unless_present = "saml")]
+    client_id: Option<String>,
+    /// A SAML 2.0 IdP instead of an OpenID provider, read from --metadata-url or
+    /// --metadata-file. Kizuna makes its SP keys and serves its SP metadata at
+    /// /federation/saml/<alias>/metadata; --acr-value sets the requested authentication
+    /// context classes, --acr-map reads AuthnContextClassRef, --claim maps attributes (by
+    /// Name or FriendlyName; default email=mail, name=displayName).
+    #[arg(long, conflicts_with_all = ["issuer", "client_id", "client_secret_stdin", "private_key_jwt", "scopes"])]
+    saml: bool,
+    /// Where the SAML IdP's metadata is read (https://, or http:// on loopback).
+    #[arg(
+        long,
+        value_name = "URL",
+        requires = "saml",
+        conflicts_with = "metadata_file"
+    )]
+    metadata_url: Option<String>,
+    /// A file holding the SAML IdP's metadata.
+    #[arg(long, value_name = "FILE", requires = "saml")]
+    metadata_file: Option<std::path::PathBuf>,
     /// Read the client secret from standard input (client_secret_basic).
     #[arg(long)]
     client_secret_stdin: bool,
@@ -100,11 +120,34 @@ pub struct AddArgs {
     json: bool,
 }
 
+/// The SAML IdP's metadata, from its URL or file.
+async fn saml_idp(idp: &Idp, args: &AddArgs) -> Result<SamlIdp> {
+    match (&args.metadata_url, &args.metadata_file) {
+        (Some(url), None) => Ok(saml::idp_from_url(idp, url).await?),
+        (None, Some(file)) => {
+            let xml = std::fs::read(file)
+                .map_err(|e| anyhow::anyhow!("reading {}: {e}", file.display()))?;
+            Ok(SamlIdp {
+                metadata: saml::read::idp_metadata(&xml)
+                    .map_err(|e| anyhow::anyhow!("the IdP's metadata: {e}"))?,
+                metadata_url: None,
+            })
+        }
+        _ => bail!("--saml needs --metadata-url or --metadata-file"),
+    }
+}
+
 async fn add(idp: &Idp, args: AddArgs) -> Result<ExitCode> {
-    let client_auth = match (args.private_key_jwt, args.client_secret_stdin) {
-        (true, false) => ClientAuth::PrivateKeyJwt,
-        (false, true) => ClientAuth::ClientSecretBasic,
-        _ => bail!("choose one of --client-secret-stdin and --private-key-jwt"),
+    let saml = if args.saml {
+        Some(saml_idp(idp, &args).await?)
+    } else {
+        None
+    };
+    let client_auth = match (args.saml, args.private_key_jwt, args.client_secret_stdin) {
+        (true, _, _) => ClientAuth::Saml,
+        (false, true, false) => ClientAuth::PrivateKeyJwt,
+        (false, false, true) => ClientAuth::ClientSecretBasic,
+        _ => bail!("choose one of --client-secret-stdin, --private-key-jwt and --saml"),
     };
     let client_secret = if args.client_secret_stdin {
         let secret = super::users::read_password()?;
@@ -116,10 +159,15 @@ async fn add(idp: &Idp, args: AddArgs) -> Result<ExitCode> {
         None
     };
     let key_algorithm: KeyAlgorithm = args.key_alg.parse()?;
-    let claim_map = if args.claims.is_empty() {
+    let base = if args.saml {
+        saml::default_claim_map()
+    } else {
+        default_map()
+    };
+    let claim_map = if args.claims.is_empty() && !args.saml {
         None
     } else {
-        Some(upstreams::claim_map_from(&args.claims, default_map())?)
+        Some(upstreams::claim_map_from(&args.claims, base)?)
     };
     let acr_map = upstreams::acr_map_from(&args.acr_map)?;
     let org = orgs::find(&idp.core.db, &args.org).await?;
@@ -130,12 +178,16 @@ async fn add(idp: &Idp, args: AddArgs) -> Result<ExitCode> {
             alias: args.alias,
             name: args.name,
             org_id: org.id,
-            issuer: args.issuer,
-            client_id: args.client_id,
+            issuer: args.issuer.unwrap_or_default(),
+            client_id: args.client_id.unwrap_or_default(),
             client_auth,
             client_secret,
             key_algorithm,
-            scopes: upstreams::with_openid(args.scopes),
+            scopes: if args.saml {
+                Vec::new()
+            } else {
+                upstreams::with_openid(args.scopes)
+            },
             acr_values: args.acr_values,
             claim_map,
             acr_map,
@@ -147,6 +199,7 @@ async fn add(idp: &Idp, args: AddArgs) -> Result<ExitCode> {
                 .map(|d| d.to_lowercase())
                 .collect(),
             propagate_logout: !args.no_logout_propagation,
+            saml,
         },
         UpstreamStatus::Active,
     )
@@ -177,6 +230,17 @@ async fn print_upstream(idp: &Idp, upstream: &Upstream, json: bool) -> Result<Ex
         upstream.ceiling.max_ial,
         upstream.ceiling.max_aal
     );
+    if let Some(sp) = &registration.saml {
+        println!("register Kizuna at the IdP by its SP metadata:");
+        println!("  metadata URL:             {}", sp.metadata_url);
+        println!("  entity id:                {}", sp.entity_id);
+        println!("  assertion consumer (POST): {}", sp.acs_url);
+        println!("  single logout (Redirect): {}", sp.slo_url);
+        if let Some(saml) = &upstream.saml {
+            println!("{}", saml::sp::metadata(idp, &upstream.alias, saml));
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     println!("register at the upstream:");
     println!("  redirect URI:             {}", registration.redirect_uri);
     println!(

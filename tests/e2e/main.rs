@@ -34,6 +34,7 @@ mod registry_api;
 mod release_history;
 mod revocation;
 mod root_rollover;
+mod saml;
 mod saml_peer;
 mod sbom;
 mod serve;

@@ -29,8 +29,10 @@ pub(super) async fn create(
     b: Result<Json<UpstreamRequest>, JsonRejection>,
 ) -> ApiResult {
     let who = who(&c, &h).await?;
-    let new = body(b)?.into_new()?;
-    created(ops::create_upstream(&c, &who, new).await?)
+    let request = body(b)?;
+    let saml = request.saml_metadata_url.clone();
+    let new = request.into_new()?;
+    created(ops::create_upstream(&c, &who, new, saml.as_deref()).await?)
 }
 
 pub(super) async fn edit(

@@ -29,6 +29,8 @@ pub struct UpstreamView {
     pub registration: Registration,
     /// The public JWK Set of the client-assertion key (private_key_jwt).
     pub jwks: Option<serde_json::Value>,
+    /// Kizuna's SP metadata at a SAML IdP.
+    pub sp_metadata: Option<String>,
 }
 
 async fn upstream_in(
@@ -60,6 +62,10 @@ async fn upstream_view(c: &Console, upstream: Upstream) -> Result<UpstreamView, 
     Ok(UpstreamView {
         registration: upstreams::registration(&c.idp, &upstream),
         jwks: upstreams::client_jwks(&c.idp, &upstream).await?,
+        sp_metadata: upstream
+            .saml
+            .as_ref()
+            .map(|saml| kizuna_idp::federation::saml::sp::metadata(&c.idp, &upstream.alias, saml)),
         upstream,
     })
 }
@@ -71,6 +77,7 @@ pub async fn create_upstream(
     c: &Console,
     who: &Caller,
     mut new: NewUpstream,
+    saml_metadata_url: Option<&str>,
 ) -> Result<UpstreamView, ConsoleError> {
     let missing = Msg::NoOrg {
         id: new.org_id.clone(),
@@ -85,6 +92,9 @@ pub async fn create_upstream(
         ));
     }
     new.org_id = org.id;
+    if let Some(url) = saml_metadata_url {
+        new.saml = Some(kizuna_idp::federation::saml::idp_from_url(&c.idp, url).await?);
+    }
     let status = if who.may_in(Action::ApproveUpstreams, None) {
         UpstreamStatus::Active
     } else {

@@ -106,16 +106,27 @@ pub(super) async fn list(
                         "",
                     )),
                     select("org_id", t("組織", "Organization"), "", options),
-                    required(text_field(
+                    text_field(
                         "issuer",
-                        t("発行者URL", "Issuer URL"),
-                        "https://",
-                    )),
-                    required(text_field(
-                        "client_id",
-                        t("Kizunaのクライアントid", "Kizuna's client id there"),
+                        t("発行者URL（OpenID Connect）", "Issuer URL (OpenID Connect)"),
                         "",
-                    )),
+                    ),
+                    text_field(
+                        "client_id",
+                        t(
+                            "Kizunaのクライアントid（OpenID Connect）",
+                            "Kizuna's client id there (OpenID Connect)",
+                        ),
+                        "",
+                    ),
+                    text_field(
+                        "saml_metadata_url",
+                        t(
+                            "または SAML 2.0 IdP のメタデータURL（発行者とクライアントidは空欄）",
+                            "Or a SAML 2.0 IdP's metadata URL (leave the issuer and client id empty)",
+                        ),
+                        "",
+                    ),
                     select(
                         "client_auth",
                         t("クライアント認証", "Client authentication"),
@@ -231,12 +242,14 @@ fn posted_ceiling(p: &Posted) -> Result<TrustCeiling, ConsoleError> {
 pub(super) async fn create(State(c): State<Console>, headers: HeaderMap, body: Bytes) -> Response {
     post_for!(c, headers, body, |p| {
         let (claim_map, acr_map) = posted_maps(&p)?;
+        let saml = p.opt("saml_metadata_url").filter(|u| !u.trim().is_empty());
         let new = UpstreamRequest {
             alias: p.get("alias").trim().to_string(),
             name: p.get("name").trim().to_string(),
             org_id: p.get("org_id"),
             issuer: p.get("issuer").trim().to_string(),
             client_id: p.get("client_id").trim().to_string(),
+            saml_metadata_url: saml.clone(),
             client_auth: p.opt("client_auth"),
             client_secret: p.opt("client_secret"),
             key_algorithm: p.opt("key_algorithm"),
@@ -250,7 +263,7 @@ pub(super) async fn create(State(c): State<Console>, headers: HeaderMap, body: B
             propagate_logout: p.get("propagate_logout") != "false",
         }
         .into_new()?;
-        let created = ops::create_upstream(&c, &p.who, new).await?;
+        let created = ops::create_upstream(&c, &p.who, new, saml.as_deref()).await?;
         done(
             &format!("/admin/upstreams/{}", created.upstream.alias),
             "created",
@@ -430,6 +443,32 @@ fn upstream_view(
     v.sections.push(s);
     let mut reg = section(t("外部IdPに登録する値", "What to register at the provider"));
     reg.id = "registration".into();
+    if let Some(sp) = &uv.registration.saml {
+        reg.facts = vec![
+            (
+                t("SPメタデータURL", "SP metadata URL"),
+                sp.metadata_url.clone(),
+            ),
+            (t("エンティティID", "Entity ID"), sp.entity_id.clone()),
+            (
+                t(
+                    "アサーション受信URL (POST)",
+                    "Assertion consumer service (POST)",
+                ),
+                sp.acs_url.clone(),
+            ),
+            (
+                t(
+                    "シングルログアウトURL (Redirect)",
+                    "Single logout service (Redirect)",
+                ),
+                sp.slo_url.clone(),
+            ),
+        ];
+        reg.pre = uv.sp_metadata.clone();
+        v.sections.push(reg);
+        return v;
+    }
     reg.facts = vec![
         (
             t("リダイレクトURI", "Redirect URI"),

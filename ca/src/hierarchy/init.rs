@@ -18,8 +18,8 @@ use super::{
     subject,
 };
 use crate::ext;
-use kizuna_core::custody::CustodySigner;
 use crate::{Ca, CaError};
+use kizuna_core::custody::CustodySigner;
 
 pub(super) fn ca_params(
     dn: DistinguishedName,

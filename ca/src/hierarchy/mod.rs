@@ -28,8 +28,8 @@ use x509_cert::der::Decode;
 use kizuna_core::custody::KeyAlgorithm;
 use kizuna_core::db::{AnyConnection, Db};
 
-use kizuna_core::custody::CustodySigner;
 use crate::{Ca, CaError};
+use kizuna_core::custody::CustodySigner;
 
 /// A CA as stored.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]

@@ -13,8 +13,8 @@ use super::trust::spki_of;
 use super::{
     COLUMNS, CaRecord, display_name, forget_active, insert, key_algorithm, next_generation, subject,
 };
-use kizuna_core::custody::CustodySigner;
 use crate::{Ca, CaError};
+use kizuna_core::custody::CustodySigner;
 
 /// Starts an issuing CA whose root is kept offline: creates its key and returns its CSR
 /// (DER). The CA is `pending` until [`import_issuer`].

@@ -21,8 +21,8 @@ use super::{
     COLUMNS, CaRecord, active, dn_from, forget_active, get, insert, load, next_generation,
     subject_key_identifier,
 };
-use kizuna_core::custody::CustodySigner;
 use crate::{Ca, CaError, ext};
+use kizuna_core::custody::CustodySigner;
 
 /// What a root rollover would change: the root it replaces and the issuing CAs (logical
 /// names) that get a new generation under the new root.

@@ -23,19 +23,17 @@ use openidconnect::{
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use kizuna_core::audit::{Actor, AuditEvent, Outcome};
-use kizuna_core::web::cookie;
 use kizuna_core::{jose, secret};
 
 use super::ceiling::{self, Mapped};
 use super::claims::{self, MappedClaims};
 use super::discovery::{Metadata, chain};
+use super::pending::{Pending, Return, pend, refused, take_pending};
 use super::upstreams::{self, ClientAuth, Upstream};
 use super::userinfo::userinfo;
 use super::{FederationError, clean_text};
 use crate::Idp;
 use crate::mfa::policy::Aal;
-use crate::store::federation as store;
 
 type UpstreamClient = CoreClient<
     EndpointSet,
@@ -46,8 +44,6 @@ type UpstreamClient = CoreClient<
     EndpointMaybeSet,
 >;
 
-/// How long a person has to finish at the upstream.
-const PENDING_TTL_SECS: i64 = 600;
 /// ID tokens issued longer ago than this (plus the skew) are refused.
 const MAX_ID_TOKEN_AGE_SECS: i64 = 600;
 
@@ -123,14 +119,6 @@ impl UpstreamIdentity {
     }
 }
 
-fn cookie_name(secure: bool) -> &'static str {
-    if secure {
-        "__Host-kizuna_fed"
-    } else {
-        "kizuna_fed"
-    }
-}
-
 /// Kizuna's redirect URI at every upstream.
 pub fn callback_url(idp: &Idp) -> String {
     idp.endpoint("/federation/callback")
@@ -151,7 +139,9 @@ fn client(
     )
     .set_redirect_uri(redirect);
     Ok(match upstream.client_auth {
-        ClientAuth::ClientSecretBasic => client.set_auth_type(AuthType::BasicAuth),
+        ClientAuth::ClientSecretBasic | ClientAuth::Saml => {
+            client.set_auth_type(AuthType::BasicAuth)
+        }
         ClientAuth::PrivateKeyJwt => client.set_auth_type(AuthType::RequestBody),
     })
 }
@@ -168,6 +158,9 @@ pub async fn start(
 ) -> Result<Started, FederationError> {
     if !upstream.is_active() {
         return Err(FederationError::Disabled);
+    }
+    if let Some(saml) = &upstream.saml {
+        return super::saml::start(idp, upstream, saml, continuation, headers).await;
     }
     let md = idp.federation.metadata(&upstream.issuer, false).await?;
     let client = client(idp, &md, upstream)?;
@@ -197,41 +190,22 @@ pub async fn start(
         request = request.add_extra_param("login_hint", hint.to_string());
     }
     let (url, _, _) = request.url();
-    let existing = cookie(headers, cookie_name(idp.core.secure_cookies))
-        .filter(|v| v.len() == 43)
-        .map(str::to_string);
-    let (browser, set_cookie) = match existing {
-        Some(value) => (value, None),
-        None => {
-            let value = secret::random_token();
-            let secure = idp.core.secure_cookies;
-            let header = HeaderValue::from_str(&format!(
-                "{}={value}; Path=/; Max-Age={PENDING_TTL_SECS}; HttpOnly; SameSite=Lax{}",
-                cookie_name(secure),
-                if secure { "; Secure" } else { "" }
-            ))
-            .expect("cookie value is URL-safe base64");
-            (value, Some(header))
-        }
-    };
-    let now = kizuna_core::time::now_unix();
-    store::insert_authorization(
-        &idp.core.db,
-        &store::NewAuthorization {
-            state_hash: &secret::token_hash(&state),
+    let cookie = pend(
+        idp,
+        Pending {
+            state: &state,
             upstream_id: &upstream.id,
-            browser_hash: &secret::token_hash(&browser),
             nonce: &nonce,
             pkce_verifier: verifier.secret(),
             continuation,
         },
-        now,
-        now + PENDING_TTL_SECS,
+        headers,
+        Return::Redirect,
     )
     .await?;
     Ok(Started {
         location: url.to_string(),
-        cookie: set_cookie,
+        cookie,
     })
 }
 
@@ -263,55 +237,7 @@ pub async fn finish(
 ) -> Result<(UpstreamIdentity, Continuation), Refused> {
     let mut known = (None, None);
     let result = finish_inner(idp, headers, params, &mut known).await;
-    if let Err(error) = &result {
-        let target = known
-            .0
-            .as_ref()
-            .map_or("upstream:unknown".to_string(), |u: &Upstream| {
-                format!("upstream:{}", u.id)
-            });
-        let event = AuditEvent::new(Actor::anonymous(), "federation.callback", target)
-            .outcome(if matches!(error, FederationError::Upstream(_)) {
-                Outcome::Denied
-            } else {
-                Outcome::Failure
-            })
-            .details(json!({
-                "alias": known.0.as_ref().map(|u: &Upstream| u.alias.clone()),
-                "reason": error.reason(),
-                "detail": clean_text(&error.to_string(), 300),
-            }));
-        if let Err(e) = idp.core.audit.record(event).await {
-            tracing::error!(error = %e, "auditing a refused upstream callback");
-        }
-    }
-    result.map_err(|error| Refused {
-        error,
-        upstream: known.0,
-        continuation: known.1,
-    })
-}
-
-async fn take_pending(
-    idp: &Idp,
-    headers: &HeaderMap,
-    state: &str,
-) -> Result<store::Authorization, FederationError> {
-    let state_hash = secret::token_hash(state);
-    let row = store::find_authorization(&idp.core.db, &state_hash)
-        .await?
-        .ok_or(FederationError::BadState)?;
-    let browser = cookie(headers, cookie_name(idp.core.secure_cookies))
-        .map(secret::token_hash)
-        .unwrap_or_default();
-    if !secret::constant_time_eq(browser.as_bytes(), row.browser_hash.as_bytes()) {
-        return Err(FederationError::BadState);
-    }
-    let taken = store::delete_authorization(&idp.core.db, &state_hash).await?;
-    if !taken || row.expires_at <= kizuna_core::time::now_unix() {
-        return Err(FederationError::BadState);
-    }
-    Ok(row)
+    refused(idp, result, known).await
 }
 
 async fn finish_inner(
@@ -325,7 +251,7 @@ async fn finish_inner(
         .as_deref()
         .filter(|s| !s.is_empty() && s.len() <= 100)
         .ok_or(FederationError::BadState)?;
-    let pending = take_pending(idp, headers, state).await?;
+    let pending = take_pending(idp, headers, state, Return::Redirect).await?;
     let continuation: Continuation =
         serde_json::from_str(&pending.continuation).map_err(|_| FederationError::BadState)?;
     known.1 = Some(continuation.clone());

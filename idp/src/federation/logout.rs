@@ -131,7 +131,17 @@ async fn end_named_sessions(
     })?;
     let federated =
         federation::session_ids(db, &upstream.id, sub.as_deref(), sid.as_deref()).await?;
-    let named = store::sessions::unended_owners(db, &federated).await?;
+    let ended = end_federated(idp, &federated).await?;
+    Ok((sub, sid, ended))
+}
+
+/// Ends the live Kizuna sessions among `federated` (session ids an upstream's sign-in
+/// started), each with Kizuna's own logout; returns how many ended.
+pub(super) async fn end_federated(
+    idp: &Idp,
+    federated: &[String],
+) -> Result<usize, FederationError> {
+    let named = store::sessions::unended_owners(&idp.core.db, federated).await?;
     let mut ended = 0;
     for (sid, user_id) in named {
         if let Some(session) = sessions::find_live(idp, &user_id, &sid).await? {
@@ -139,7 +149,7 @@ async fn end_named_sessions(
             ended += 1;
         }
     }
-    Ok((sub, sid, ended))
+    Ok(ended)
 }
 
 /// For RP-initiated logout of a federated session: the upstream's end-session URL to send
@@ -161,6 +171,14 @@ pub async fn upstream_logout(
     if !upstream.is_active() || !upstream.propagate_logout {
         return Ok(None);
     }
+    if let Some(saml) = &upstream.saml {
+        if saml.slo_url.is_none() {
+            return Ok(None);
+        }
+        let state = remember_return(idp, return_to.as_deref()).await?;
+        return super::saml::slo::logout_url(idp, &upstream, saml, id_token.as_deref(), &state)
+            .await;
+    }
     let endpoint = match idp.federation.metadata(&upstream.issuer, false).await {
         Ok(md) => md.additional_metadata().end_session_endpoint.clone(),
         Err(e) => {
@@ -171,16 +189,7 @@ pub async fn upstream_logout(
     let Some(endpoint) = endpoint else {
         return Ok(None);
     };
-    let state = secret::random_token();
-    let now = kizuna_core::time::now_unix();
-    federation::insert_logout(
-        &idp.core.db,
-        &secret::token_hash(&state),
-        return_to.as_deref(),
-        now,
-        now + RETURN_TTL_SECS,
-    )
-    .await?;
+    let state = remember_return(idp, return_to.as_deref()).await?;
     let back = idp.endpoint("/federation/logout/done");
     let mut params = vec![
         ("client_id", upstream.client_id.as_str()),
@@ -191,6 +200,22 @@ pub async fn upstream_logout(
         params.push(("id_token_hint", hint));
     }
     Ok(Some(with_query(&endpoint, &params)))
+}
+
+/// Remembers where to go once the upstream sends the browser back; returns the state that
+/// names it.
+async fn remember_return(idp: &Idp, return_to: Option<&str>) -> Result<String, FederationError> {
+    let state = secret::random_token();
+    let now = kizuna_core::time::now_unix();
+    federation::insert_logout(
+        &idp.core.db,
+        &secret::token_hash(&state),
+        return_to,
+        now,
+        now + RETURN_TTL_SECS,
+    )
+    .await?;
+    Ok(state)
 }
 
 /// Where to go once the upstream sent the browser back after logout: `Some(return_to)` for

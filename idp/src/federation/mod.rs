@@ -4,7 +4,8 @@
 //! and nonce checked through the `openidconnect` crate (`client`, with discovery in
 //! `discovery` and UserInfo in `userinfo`), claim mapping (`claims`),
 //! the trust ceiling (`ceiling`), account resolution, just-in-time provisioning and linking
-//! (`accounts`), and logout in both directions (`logout`). The pages live in
+//! (`accounts`), and logout in both directions (`logout`). SAML 2.0 upstreams (`saml`) share
+//! all of it but the protocol. The pages live in
 //! `pages::federation`; `docs/federation.md` explains the design.
 
 pub mod accounts;
@@ -13,6 +14,7 @@ pub mod claims;
 pub mod client;
 pub mod discovery;
 pub mod logout;
+mod pending;
 pub mod saml;
 pub mod upstreams;
 mod userinfo;
@@ -50,6 +52,12 @@ pub enum FederationError {
     IdToken(String),
     #[error("the upstream's UserInfo answer was refused: {0}")]
     UserInfo(String),
+    /// A SAML message the verifier refused (signature, wrapping, conditions, …).
+    #[error("the upstream's SAML answer was refused: {0}")]
+    Saml(#[from] saml::verify::SamlError),
+    /// A verified SAML message that still cannot be used (replayed, no usable subject, …).
+    #[error("the upstream's SAML answer was refused: {0}")]
+    Assertion(String),
     #[error("the linked account is not active")]
     AccountInactive,
     #[error("{0}")]
@@ -84,6 +92,8 @@ impl FederationError {
             FederationError::Token(_) => "token request failed",
             FederationError::IdToken(_) => "ID token refused",
             FederationError::UserInfo(_) => "userinfo refused",
+            FederationError::Saml(e) => e.reason(),
+            FederationError::Assertion(_) => "assertion refused",
             FederationError::AccountInactive => "account inactive",
             FederationError::Link(_) => "link refused",
             FederationError::Storage(_) => "storage",

@@ -185,16 +185,27 @@ pub async fn callback(
     headers: HeaderMap,
     Query(params): Query<CallbackParams>,
 ) -> Response {
-    let (identity, continuation) = match client::finish(&idp, &headers, &params).await {
+    let result = client::finish(&idp, &headers, &params).await;
+    answered(&idp, &headers, result).await
+}
+
+/// An upstream's answer (OpenID Connect or SAML): the refusal page, or on to what the
+/// sign-in was started for.
+pub(super) async fn answered(
+    idp: &Idp,
+    headers: &HeaderMap,
+    result: Result<(UpstreamIdentity, Continuation), Refused>,
+) -> Response {
+    let (identity, continuation) = match result {
         Ok(done) => done,
         Err(refused) if refused.error.is_internal() => return internal_error(),
         Err(refused) => return refused_page(&refused),
     };
     match &continuation {
-        Continuation::SignIn { .. } => sign_in(&idp, &headers, &identity, &continuation).await,
+        Continuation::SignIn { .. } => sign_in(idp, headers, &identity, &continuation).await,
         Continuation::Proofing { user_id, .. } => {
-            match crate::assurance::jpki_oidc::record(&idp, &headers, &identity, user_id).await {
-                Ok(()) => proceed(&idp, &continuation, Vec::new()).await,
+            match crate::assurance::jpki_oidc::record(idp, headers, &identity, user_id).await {
+                Ok(()) => proceed(idp, &continuation, Vec::new()).await,
                 Err(page) => page,
             }
         }
@@ -369,17 +380,22 @@ pub async fn logged_out(State(idp): State<Idp>, Query(q): Query<LogoutReturn>) -
     let state = q.state.unwrap_or_default();
     match logout::returned(&idp, &state).await {
         Ok(Some(Some(url))) => see_other(&url, None),
-        Ok(_) => message(
-            StatusCode::OK,
-            page_lang(None),
-            ("サインアウトしました", "Signed out"),
-            (
-                "市のサインインと連携先のサインインを終了しました。",
-                "You are signed out of your city account and of the organization you signed in with.",
-            ),
-        ),
+        Ok(_) => signed_out(),
         Err(_) => internal_error(),
     }
+}
+
+/// The page after a logout that went on to the upstream and has nowhere else to go.
+pub(super) fn signed_out() -> Response {
+    message(
+        StatusCode::OK,
+        page_lang(None),
+        ("サインアウトしました", "Signed out"),
+        (
+            "市のサインインと連携先のサインインを終了しました。",
+            "You are signed out of your city account and of the organization you signed in with.",
+        ),
+    )
 }
 
 #[derive(Deserialize)]

@@ -9,6 +9,7 @@ pub mod federation;
 pub mod login;
 pub mod logout;
 pub mod mfa;
+pub mod saml;
 pub mod services;
 
 use askama::Template;

@@ -17,8 +17,8 @@ pub(crate) use rows::UpstreamRow;
 // ---------------------------------------------------------------------------------------------
 // Upstreams
 
-const UPSTREAM_COLUMNS: &str = "id, alias, name, org_id, issuer, client_id, client_auth, client_secret, key_id, scopes, \
-    acr_values, claim_map, acr_map, max_ial, max_aal, jit, email_domains, propagate_logout, status, created_at, version";
+const UPSTREAM_COLUMNS: &str = "id, alias, name, org_id, issuer, client_id, client_auth, client_secret, key_id, saml, \
+    scopes, acr_values, claim_map, acr_map, max_ial, max_aal, jit, email_domains, propagate_logout, status, created_at, version";
 
 /// Stores a new upstream; fails with a unique violation when its alias is taken.
 pub(crate) async fn insert_upstream(
@@ -28,8 +28,8 @@ pub(crate) async fn insert_upstream(
     sqlx::query(
         "INSERT INTO upstreams (id, alias, name, org_id, issuer, client_id, client_auth, client_secret, key_id, \
          scopes, acr_values, claim_map, acr_map, max_ial, max_aal, jit, email_domains, propagate_logout, status, \
-         created_at, updated_at, version) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $20, $21)",
+         created_at, updated_at, version, saml) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $20, $21, $22)",
     )
     .bind(&u.id)
     .bind(&u.alias)
@@ -52,6 +52,7 @@ pub(crate) async fn insert_upstream(
     .bind(&u.status)
     .bind(u.created_at)
     .bind(u.version)
+    .bind(&u.saml)
     .execute(conn)
     .await?;
     Ok(())

@@ -130,12 +130,14 @@ pub enum Arrival {
 
 /// A browser (cookies kept per host, redirects followed by hand) and what it answers with:
 /// which upstream button to press on Kizuna's sign-in page, the login to give the upstream
-/// `oidc-provider`, and a username and password for a Kizuna password form.
+/// `oidc-provider`, a username and password for a Kizuna password form, and whether to
+/// submit a SAML IdP's HTTP-POST form (as its page's script would).
 pub struct CrossBrowser {
     pub http: reqwest::Client,
     pub upstream: Option<String>,
     pub upstream_login: Option<String>,
     pub password_login: Option<(String, String)>,
+    pub saml_post: bool,
 }
 
 impl Default for CrossBrowser {
@@ -155,6 +157,7 @@ impl Default for CrossBrowser {
             upstream: None,
             upstream_login: None,
             password_login: None,
+            saml_post: false,
         }
     }
 }
@@ -245,6 +248,9 @@ impl CrossBrowser {
                         ],
                     )
                     .await
+                } else if self.saml_post && html.contains("name=\"SAMLResponse\"") {
+                    let (action, form) = saml_post_form(&html);
+                    self.post(&url, &action, &form).await
                 } else if path.starts_with("/consent") && status == 200 {
                     self.post(
                         &url,
@@ -265,8 +271,9 @@ impl CrossBrowser {
                 let at = response.url().clone();
                 return Arrival::Page(at, status, response.text().await.unwrap());
             }
+            // Relative to where the request went: a SAML form posts to another host.
             let location = response.headers()["location"].to_str().unwrap().to_string();
-            url = url.join(&location).unwrap();
+            url = response.url().join(&location).unwrap();
         }
         panic!("too many redirects from {start}");
     }
@@ -299,4 +306,19 @@ impl CrossBrowser {
         self.post(&url::Url::parse(from).unwrap(), action, &form)
             .await
     }
+}
+
+/// A SAML IdP's HTTP-POST binding page: where its form posts, and its fields.
+pub fn saml_post_form(html: &str) -> (String, Vec<(String, String)>) {
+    let start = html.find("action=\"").expect("a form action") + "action=\"".len();
+    let end = html[start..].find('"').unwrap() + start;
+    let action = html[start..end].replace("&amp;", "&");
+    let mut form = vec![(
+        "SAMLResponse".to_string(),
+        hidden_field(html, "SAMLResponse").expect("a SAMLResponse"),
+    )];
+    if let Some(relay) = hidden_field(html, "RelayState") {
+        form.push(("RelayState".to_string(), relay));
+    }
+    (action, form)
 }

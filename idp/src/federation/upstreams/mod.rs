@@ -11,17 +11,20 @@ use kizuna_core::custody::{CustodyError, Rotation};
 use kizuna_core::db::{AnyConnection, is_unique_violation};
 use kizuna_core::secret;
 
+mod registration;
 mod settings;
 
 use super::FederationError;
 use super::ceiling::{AcrMap, TrustCeiling};
 use super::claims::{ClaimMap, default_map};
+use super::saml::{SamlSettings, sp};
 use crate::Idp;
 use crate::store::federation::{self as store, UpstreamRow};
 use settings::{check, check_domains, check_name, check_requests, invalid};
 
+pub use registration::{Registration, SamlRegistration, client_jwks, registration};
 pub use settings::{
-    NewUpstream, acr_entries, acr_map_from, check_issuer, claim_entries, claim_map_from,
+    NewUpstream, SamlIdp, acr_entries, acr_map_from, check_issuer, claim_entries, claim_map_from,
     with_openid,
 };
 
@@ -31,6 +34,8 @@ pub use settings::{
 pub enum ClientAuth {
     ClientSecretBasic,
     PrivateKeyJwt,
+    /// A SAML upstream: Kizuna signs its requests with its SP key (`key_id`).
+    Saml,
 }
 
 impl ClientAuth {
@@ -38,6 +43,7 @@ impl ClientAuth {
         match self {
             ClientAuth::ClientSecretBasic => "client_secret_basic",
             ClientAuth::PrivateKeyJwt => "private_key_jwt",
+            ClientAuth::Saml => "saml",
         }
     }
 
@@ -45,6 +51,7 @@ impl ClientAuth {
         match text {
             "client_secret_basic" => Ok(ClientAuth::ClientSecretBasic),
             "private_key_jwt" => Ok(ClientAuth::PrivateKeyJwt),
+            "saml" => Ok(ClientAuth::Saml),
             other => Err(FederationError::Invalid(format!(
                 "client authentication {other:?}: use client_secret_basic or private_key_jwt"
             ))),
@@ -61,13 +68,18 @@ pub struct Upstream {
     /// The name on the sign-in button.
     pub name: String,
     pub org_id: String,
+    /// The OpenID issuer, or the SAML IdP's entity id.
     pub issuer: String,
+    /// Kizuna's client id there, or its SAML SP entity id.
     pub client_id: String,
     pub client_auth: ClientAuth,
+    /// The client secret, or a SAML upstream's SP decryption key (PKCS#8), sealed by custody.
     #[serde(skip)]
     pub(crate) client_secret: Option<Vec<u8>>,
-    /// The custody key that signs `private_key_jwt` assertions.
+    /// The custody key that signs `private_key_jwt` assertions, or SAML requests.
     pub key_id: Option<String>,
+    /// What a SAML upstream has beyond the rest (`None`: an OpenID provider).
+    pub saml: Option<SamlSettings>,
     pub scopes: Vec<String>,
     /// `acr_values` sent with every authorization request.
     pub acr_values: Vec<String>,
@@ -112,11 +124,17 @@ impl Upstream {
 
     /// The client secret, opened from custody.
     pub(crate) fn secret(&self, idp: &Idp) -> Result<Option<String>, FederationError> {
+        Ok(self
+            .secret_bytes(idp)?
+            .map(|plain| String::from_utf8_lossy(&plain).into_owned()))
+    }
+
+    /// The sealed secret as bytes (a SAML upstream's SP decryption key).
+    pub(crate) fn secret_bytes(&self, idp: &Idp) -> Result<Option<Vec<u8>>, FederationError> {
         match &self.client_secret {
-            Some(sealed) => {
-                let plain = idp.core.custody.open(&secret_context(&self.id), sealed)?;
-                Ok(Some(String::from_utf8_lossy(&plain).into_owned()))
-            }
+            Some(sealed) => Ok(Some(
+                idp.core.custody.open(&secret_context(&self.id), sealed)?,
+            )),
             None => Ok(None),
         }
     }
@@ -155,15 +173,18 @@ pub async fn create(
     status: UpstreamStatus,
 ) -> Result<Upstream, FederationError> {
     check(&new)?;
-    idp.federation.check_provider(&new.issuer).await?;
+    if new.saml.is_none() {
+        idp.federation.check_provider(&new.issuer).await?;
+    }
     let id = secret::new_id();
-    let client_secret = match &new.client_secret {
+    let mut client_secret = match &new.client_secret {
         Some(s) => Some(idp.core.custody.seal(&secret_context(&id), s.as_bytes())?),
         None => None,
     };
+    let (mut issuer, mut client_id, mut saml) = (new.issuer, new.client_id, None);
     let mut tx = idp.core.db.begin().await?;
-    let key_id = match new.client_auth {
-        ClientAuth::PrivateKeyJwt => Some(
+    let key_id = match (new.client_auth, new.saml) {
+        (ClientAuth::PrivateKeyJwt, _) => Some(
             idp.core
                 .custody
                 .generate_in(tx.conn(), "upstream-client-assertion", new.key_algorithm)
@@ -171,18 +192,31 @@ pub async fn create(
                 .id()
                 .to_string(),
         ),
-        ClientAuth::ClientSecretBasic => None,
+        (ClientAuth::Saml, Some(given)) => {
+            let keys = sp::generate(idp, tx.conn(), &new.alias).await?;
+            client_secret = Some(
+                idp.core
+                    .custody
+                    .seal(&secret_context(&id), &keys.decryption_key)?,
+            );
+            issuer = given.metadata.entity_id.clone();
+            client_id = sp::entity_id(idp, &new.alias);
+            saml = Some(SamlSettings::new(given, &keys));
+            Some(keys.signing_key_id)
+        }
+        _ => None,
     };
     let upstream = Upstream {
         id,
         alias: new.alias,
         name: new.name,
         org_id: new.org_id,
-        issuer: new.issuer,
-        client_id: new.client_id,
+        issuer,
+        client_id,
         client_auth: new.client_auth,
         client_secret,
         key_id,
+        saml,
         scopes: new.scopes,
         acr_values: new.acr_values,
         claim_map: new.claim_map.unwrap_or_else(default_map),
@@ -222,6 +256,12 @@ pub async fn create(
                     "jit": upstream.jit,
                     "email_domains": upstream.email_domains,
                     "status": upstream.status,
+                    "saml": upstream.saml.as_ref().map(|s| json!({
+                        "sso_url": s.sso_url,
+                        "slo_url": s.slo_url,
+                        "metadata_url": s.metadata_url,
+                        "idp_certificates": s.idp_certs.len(),
+                    })),
                 }),
             ),
         ],
@@ -244,6 +284,7 @@ fn to_row(u: &Upstream) -> UpstreamRow {
         client_auth: u.client_auth.as_str().to_string(),
         client_secret: u.client_secret.clone(),
         key_id: u.key_id.clone(),
+        saml: u.saml.as_ref().map(to_json),
         scopes: to_json(&u.scopes),
         acr_values: to_json(&u.acr_values),
         claim_map: to_json(&u.claim_map),
@@ -291,6 +332,7 @@ impl From<UpstreamRow> for Upstream {
             client_id: r.client_id,
             client_secret: r.client_secret,
             key_id: r.key_id,
+            saml: r.saml.and_then(|s| serde_json::from_str(&s).ok()),
             status: r.status,
             created_at: r.created_at,
             version: r.version,
@@ -445,7 +487,9 @@ pub async fn edit(
     apply!(email_domains);
     apply!(propagate_logout);
     check_name(&next.name)?;
-    check_requests(&next.scopes, &next.acr_values)?;
+    if next.saml.is_none() {
+        check_requests(&next.scopes, &next.acr_values)?;
+    }
     check_domains(&next.email_domains)?;
     if let Some(secret) = &edit.client_secret {
         next.client_secret = Some(
@@ -482,46 +526,4 @@ pub async fn edit(
     tx.commit().await?;
     audit::publish(&entries);
     Ok(next)
-}
-
-/// What to register at the upstream for Kizuna's client there.
-#[derive(Debug, Clone, Serialize)]
-pub struct Registration {
-    pub redirect_uri: String,
-    pub backchannel_logout_uri: String,
-    pub post_logout_redirect_uri: String,
-    /// Where the upstream reads the client-assertion key (private_key_jwt only).
-    pub jwks_uri: Option<String>,
-}
-
-pub fn registration(idp: &Idp, upstream: &Upstream) -> Registration {
-    Registration {
-        redirect_uri: super::client::callback_url(idp),
-        backchannel_logout_uri: idp.endpoint(&format!(
-            "/federation/{}/backchannel-logout",
-            upstream.alias
-        )),
-        post_logout_redirect_uri: idp.endpoint("/federation/logout/done"),
-        jwks_uri: upstream
-            .key_id
-            .as_ref()
-            .map(|_| idp.endpoint(&format!("/federation/{}/jwks", upstream.alias))),
-    }
-}
-
-/// The public key of an upstream's client-assertion key as a JWK Set (for the upstream's
-/// registration, or its `jwks_uri`).
-pub async fn client_jwks(
-    idp: &Idp,
-    upstream: &Upstream,
-) -> Result<Option<serde_json::Value>, FederationError> {
-    let Some(key_id) = &upstream.key_id else {
-        return Ok(None);
-    };
-    let key = idp.core.custody.get(key_id).await?;
-    let mut jwk = key.public_key().jwk();
-    jwk["kid"] = json!(key.public_key().thumbprint());
-    jwk["use"] = json!("sig");
-    jwk["alg"] = json!(key.algorithm().jws_alg());
-    Ok(Some(json!({"keys": [jwk]})))
 }

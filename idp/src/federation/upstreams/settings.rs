@@ -6,6 +6,7 @@ use kizuna_core::custody::KeyAlgorithm;
 use super::ClientAuth;
 use crate::federation::ceiling::{self, AcrMap, TrustCeiling};
 use crate::federation::claims::{self, ClaimMap};
+use crate::federation::saml::read::IdpMetadata;
 use crate::federation::{FederationError, clean_text};
 
 /// What the operator gives to add an upstream.
@@ -28,6 +29,16 @@ pub struct NewUpstream {
     pub jit: bool,
     pub email_domains: Vec<String>,
     pub propagate_logout: bool,
+    /// A SAML IdP (with `ClientAuth::Saml`): its metadata, and where it was read. Its
+    /// entity id is the issuer; Kizuna's SP entity id is made from the alias.
+    pub saml: Option<SamlIdp>,
+}
+
+/// A SAML IdP's metadata as an operator gave it.
+#[derive(Debug, Clone)]
+pub struct SamlIdp {
+    pub metadata: IdpMetadata,
+    pub metadata_url: Option<String>,
 }
 
 /// The scopes to ask for: `openid` first, then the others given, each once.
@@ -102,6 +113,9 @@ pub(super) fn check(new: &NewUpstream) -> Result<(), FederationError> {
         ));
     }
     check_name(&new.name)?;
+    if let Some(saml) = &new.saml {
+        return check_saml(new, &saml.metadata);
+    }
     check_issuer(&new.issuer)?;
     if new.client_id.is_empty() || new.client_id.len() > 255 {
         return Err(invalid("the client id must be 1 to 255 characters"));
@@ -110,12 +124,46 @@ pub(super) fn check(new: &NewUpstream) -> Result<(), FederationError> {
         (ClientAuth::ClientSecretBasic, None) => {
             return Err(invalid("client_secret_basic needs the client secret"));
         }
-        (ClientAuth::PrivateKeyJwt, Some(_)) => {
+        (ClientAuth::PrivateKeyJwt | ClientAuth::Saml, Some(_)) => {
             return Err(invalid("private_key_jwt uses a key, not a secret"));
         }
+        (ClientAuth::Saml, None) => return Err(invalid("a SAML upstream needs its metadata")),
         _ => {}
     }
     check_requests(&new.scopes, &new.acr_values)?;
+    check_domains(&new.email_domains)
+}
+
+/// A SAML upstream: an entity id and endpoints Kizuna may use, at least one certificate,
+/// and no OpenID settings.
+fn check_saml(new: &NewUpstream, md: &IdpMetadata) -> Result<(), FederationError> {
+    if new.client_auth != ClientAuth::Saml || new.client_secret.is_some() {
+        return Err(invalid(
+            "a SAML upstream has no client secret or client authentication",
+        ));
+    }
+    if md.entity_id.is_empty()
+        || md.entity_id.len() > 1024
+        || clean_text(&md.entity_id, 1024) != md.entity_id
+    {
+        return Err(invalid(
+            "the IdP's entity id must be 1 to 1024 printable characters",
+        ));
+    }
+    for url in std::iter::once(&md.sso_redirect_url).chain(&md.slo_redirect_url) {
+        check_issuer(url)
+            .map_err(|_| invalid("the IdP's sign-in and logout services must be https:// URLs"))?;
+    }
+    if md.signing_certs.is_empty() {
+        return Err(invalid("the IdP's metadata has no signing certificate"));
+    }
+    let token_ok =
+        |t: &String| !t.is_empty() && t.len() <= 200 && t.bytes().all(|b| b.is_ascii_graphic());
+    if !new.acr_values.iter().all(token_ok) {
+        return Err(invalid(
+            "authentication context classes are single printable words",
+        ));
+    }
     check_domains(&new.email_domains)
 }
 
@@ -180,6 +228,7 @@ mod tests {
             jit: true,
             email_domains: vec!["hospital.example.jp".into()],
             propagate_logout: true,
+            saml: None,
         }
     }
 

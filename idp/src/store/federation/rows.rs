@@ -13,6 +13,8 @@ pub(crate) struct UpstreamRow {
     pub client_auth: String,
     pub client_secret: Option<Vec<u8>>,
     pub key_id: Option<String>,
+    /// A SAML upstream's settings as JSON.
+    pub saml: Option<String>,
     pub scopes: String,
     pub acr_values: String,
     pub claim_map: String,

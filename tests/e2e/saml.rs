@@ -1,0 +1,485 @@
+//! SAML 2.0 upstreams against pysaml2's IdP (`tests/saml/idp.py`), which this project did not
+//! write: a city service signs a resident in through the university's IdP with JIT
+//! provisioning and an encrypted assertion, logout goes both ways, and every answer that must
+//! not be believed (a tampered signature, a replay, an expired assertion, another audience,
+//! signature wrapping, a DTD, no signature) is refused, audited, and creates nothing.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::{Value, json};
+
+use crate::common::rp::{CALLBACK, Rp};
+use crate::common::saml_idp::SamlIdp;
+use crate::common::upstream::{Arrival, CrossBrowser, saml_post_form};
+use crate::common::{Kizuna, Server, query_param};
+
+const AFTER_LOGOUT: &str = "http://127.0.0.1:9/bye";
+const PPT: &str = "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport";
+const MFA: &str = "urn:oasis:names:tc:SAML:2.0:ac:classes:MobileTwoFactorContract";
+
+/// A city with the university's IdP as SAML upstream `uni` and a city service.
+struct University {
+    k: Kizuna,
+    server: Server,
+    idp: SamlIdp,
+    rp: Rp,
+    /// The IdP's entity id, as Kizuna stored it.
+    entity_id: String,
+}
+
+fn hanako() -> Value {
+    json!({
+        "name_id": "u-1001",
+        "name_id_format": "persistent",
+        "attributes": {
+            "mail": ["hanako@uni.example.jp"],
+            "displayName": ["Hanako Sato"],
+            "eduPersonPrincipalName": ["hanako@uni.example.jp"],
+            "eduPersonAffiliation": ["student", "member"]
+        },
+        "authn_context": MFA,
+        "session_index": "s-1",
+        "data_encryption": "http://www.w3.org/2009/xmlenc11#aes256-gcm",
+        "sign_assertion": true,
+        "sign_response": false,
+        "encrypt_assertion": false,
+        "issue_offset_secs": 0,
+        "audience": null,
+    })
+}
+
+async fn universities() -> Vec<University> {
+    let mut out = Vec::new();
+    for k in Kizuna::each_backend().await {
+        let server = k.serve();
+        k.ok(&[
+            "org",
+            "create",
+            "--name",
+            "University",
+            "--kind",
+            "service-provider",
+        ]);
+        let idp = SamlIdp::start();
+        let added = k.json(&[
+            "upstream",
+            "add",
+            "--saml",
+            "--alias",
+            "uni",
+            "--name",
+            "City University",
+            "--org",
+            "University",
+            "--metadata-url",
+            &idp.metadata_url,
+            "--acr-map",
+            &format!("{PPT}=1"),
+            "--acr-map",
+            &format!("{MFA}=2"),
+            "--max-aal",
+            "2",
+            "--email-domain",
+            "uni.example.jp",
+            "--claim",
+            "groups=eduPersonAffiliation",
+            "--json",
+        ]);
+        let sp_metadata = added["registration"]["saml"]["metadata_url"]
+            .as_str()
+            .expect("the SP metadata URL")
+            .to_string();
+        let mut settings = hanako();
+        settings["sp_metadata_url"] = json!(sp_metadata);
+        idp.control(settings).await;
+        let rp = Rp::register(&k, "Library", &["--post-logout-redirect-uri", AFTER_LOGOUT]);
+        out.push(University {
+            entity_id: added["issuer"].as_str().unwrap().to_string(),
+            k,
+            server,
+            idp,
+            rp,
+        });
+    }
+    out
+}
+
+fn browser(saml_post: bool) -> CrossBrowser {
+    CrossBrowser {
+        upstream: Some("uni".into()),
+        saml_post,
+        ..CrossBrowser::default()
+    }
+}
+
+impl University {
+    fn authorize(&self) -> String {
+        self.rp
+            .authorize_url(&self.server, "openid email profile", &[])
+    }
+
+    /// Signs in at the city service through the IdP; the ID token response.
+    async fn sign_in(&self, browser: &CrossBrowser) -> Value {
+        match browser.walk(&self.authorize(), CALLBACK).await {
+            Arrival::Arrived(back) => self.rp.redeem(&self.server, &back).await,
+            Arrival::Page(at, status, html) => panic!("stopped at {at} ({status}):\n{html}"),
+        }
+    }
+
+    /// Walks a fresh browser to the IdP's HTTP-POST page: the browser, the ACS URL and the
+    /// form's fields.
+    async fn answer(&self) -> (CrossBrowser, String, Vec<(String, String)>) {
+        let browser = browser(false);
+        match browser.walk(&self.authorize(), CALLBACK).await {
+            Arrival::Page(_, 200, html) if html.contains("SAMLResponse") => {
+                let (action, form) = saml_post_form(&html);
+                (browser, action, form)
+            }
+            other => panic!("no SAML answer: {other:?}"),
+        }
+    }
+
+    fn accounts(&self) -> Vec<Value> {
+        self.k
+            .json(&["user", "list", "--json"])
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+
+    fn audit(&self) -> Vec<Value> {
+        assert!(self.k.ok(&["audit", "verify"]).starts_with("ok: "));
+        self.k
+            .ok(&["audit", "export"])
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    /// How many answers the audit log says were refused.
+    fn refusals(&self) -> usize {
+        self.audit()
+            .iter()
+            .filter(|e| e["action"] == "federation.callback" && e["outcome"] != "success")
+            .count()
+    }
+
+    /// The reason of the last refused answer in the audit log.
+    fn last_refusal(&self) -> String {
+        self.audit()
+            .iter()
+            .rev()
+            .find(|e| e["action"] == "federation.callback")
+            .map(|e| format!("{} {}", e["details"]["reason"], e["details"]["detail"]))
+            .unwrap_or_default()
+    }
+}
+
+fn id_token(tokens: &Value) -> Value {
+    kizuna_core::jose::Jws::parse(tokens["id_token"].as_str().expect("id_token"))
+        .unwrap()
+        .claims()
+        .unwrap()
+}
+
+/// Posts `form` (its SAMLResponse replaced by `xml`) to the ACS: status and body.
+async fn post(
+    browser: &CrossBrowser,
+    action: &str,
+    form: &[(String, String)],
+    xml: Option<&str>,
+) -> (u16, String) {
+    let mut form = form.to_vec();
+    if let Some(xml) = xml {
+        form[0].1 = STANDARD.encode(xml);
+    }
+    let response = browser
+        .http
+        .post(action)
+        .header("accept", "text/html")
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+fn decoded(form: &[(String, String)]) -> String {
+    String::from_utf8(STANDARD.decode(&form[0].1).unwrap()).unwrap()
+}
+
+/// The span of the first element named `local` (any prefix) in `xml`, end tag included.
+fn element(xml: &str, local: &str) -> (usize, usize) {
+    let open = [":", ""]
+        .iter()
+        .find_map(|sep| {
+            xml.match_indices('<').find_map(|(i, _)| {
+                let tag = &xml[i + 1..];
+                let name_end = tag.find([' ', '>', '/'])?;
+                let name = &tag[..name_end];
+                (name == local || name.ends_with(&format!("{sep}{local}")) && !sep.is_empty())
+                    .then_some(i)
+            })
+        })
+        .unwrap_or_else(|| panic!("no {local} in {xml}"));
+    let tag_end = xml[open..].find([' ', '>']).unwrap() + open;
+    let name = &xml[open + 1..tag_end];
+    let close = format!("</{name}>");
+    let end = xml[open..].find(&close).unwrap() + open + close.len();
+    (open, end)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resident_signs_in_through_a_saml_idp_just_in_time_and_again_with_an_encrypted_assertion()
+{
+    for u in universities().await {
+        // Kizuna's SP metadata names its ACS, its logout service and both certificates.
+        let sp = reqwest::get(format!("{}/federation/saml/uni/metadata", u.server.public))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(sp.contains("AuthnRequestsSigned=\"true\""), "{sp}");
+        assert!(sp.contains("/federation/saml/uni/acs"), "{sp}");
+        assert!(sp.contains("use=\"encryption\""), "{sp}");
+
+        let tokens = u.sign_in(&browser(true)).await;
+        let claims = id_token(&tokens);
+        assert_eq!(claims["amr"], json!(["fed"]), "{claims}");
+        assert_eq!(claims["idp"], json!(u.entity_id), "{claims}");
+        assert_eq!(claims["email"], "hanako@uni.example.jp", "{claims}");
+        assert_eq!(claims["email_verified"], true, "{claims}");
+        assert_eq!(claims["name"], "Hanako Sato", "{claims}");
+        let accounts = u.accounts();
+        assert_eq!(accounts.len(), 1, "{accounts:?}");
+        assert!(
+            accounts[0]["username"]
+                .as_str()
+                .unwrap()
+                .starts_with("uni."),
+            "{accounts:?}"
+        );
+        let audit = u.audit();
+        let login = audit
+            .iter()
+            .rev()
+            .find(|e| e["action"] == "federation.login")
+            .expect("the sign-in is audited");
+        assert_eq!(login["details"]["aal"], 2, "{login}");
+        assert_eq!(
+            login["details"]["mapped"]["groups"],
+            json!(["student", "member"]),
+            "{login}"
+        );
+
+        // An encrypted assertion is decrypted with the SP key: the same person again.
+        u.idp.control(json!({"encrypt_assertion": true})).await;
+        let again = id_token(&u.sign_in(&browser(true)).await);
+        assert_eq!(again["sub"], claims["sub"], "{again}");
+        assert!(
+            u.idp.last_response().await.contains("EncryptedAssertion"),
+            "the IdP encrypted it"
+        );
+        assert_eq!(u.accounts().len(), 1);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn saml_answers_that_must_not_be_believed_are_refused_audited_and_create_nothing() {
+    for u in universities().await {
+        // A tampered attribute: the digest no longer matches.
+        let (b, action, form) = u.answer().await;
+        let xml = decoded(&form).replace("hanako@uni.example.jp", "mallory@uni.example.jp");
+        let (status, page) = post(&b, &action, &form, Some(&xml)).await;
+        assert_eq!(status, 502, "{page}");
+        assert!(page.contains("could not be verified"), "{page}");
+        let refusal = u.last_refusal();
+        assert!(
+            refusal.contains("digest") || refusal.contains("signature"),
+            "{refusal}"
+        );
+
+        // No signature at all.
+        u.idp
+            .control(json!({"sign_assertion": false, "sign_response": false}))
+            .await;
+        let (b, action, form) = u.answer().await;
+        assert_eq!(post(&b, &action, &form, None).await.0, 502);
+        assert!(
+            u.last_refusal().contains("unsigned"),
+            "{}",
+            u.last_refusal()
+        );
+        u.idp.control(json!({"sign_assertion": true})).await;
+
+        // An assertion issued an hour ago is expired.
+        u.idp.control(json!({"issue_offset_secs": -3600})).await;
+        let (b, action, form) = u.answer().await;
+        assert_eq!(post(&b, &action, &form, None).await.0, 502);
+        assert!(u.last_refusal().contains("expired"), "{}", u.last_refusal());
+        u.idp.control(json!({"issue_offset_secs": 0})).await;
+
+        // An assertion for another service provider.
+        u.idp
+            .control(json!({"audience": "https://elsewhere.example/sp"}))
+            .await;
+        let (b, action, form) = u.answer().await;
+        assert_eq!(post(&b, &action, &form, None).await.0, 502);
+        assert!(
+            u.last_refusal().contains("audience"),
+            "{}",
+            u.last_refusal()
+        );
+        u.idp.control(json!({"audience": null})).await;
+
+        // A DTD with an external entity is refused before anything else is read.
+        let (b, action, form) = u.answer().await;
+        let xml = decoded(&form);
+        let body = xml.trim_start_matches(|c| c != '<');
+        let body = if body.starts_with("<?xml") {
+            &body[body.find("?>").unwrap() + 2..]
+        } else {
+            body
+        };
+        let evil = format!(
+            "<?xml version=\"1.0\"?><!DOCTYPE r [<!ENTITY x SYSTEM \"file:///etc/passwd\">]>{body}"
+        );
+        assert_eq!(post(&b, &action, &form, Some(&evil)).await.0, 502);
+        assert!(u.last_refusal().contains("dtd"), "{}", u.last_refusal());
+
+        // Signature wrapping: the signed assertion stays, an unsigned one naming someone
+        // else is put first (XSW3), last (XSW4) or the signed one is hidden inside the evil
+        // one (XSW5-like).
+        for shape in ["before", "after", "inside"] {
+            let (b, action, form) = u.answer().await;
+            let xml = decoded(&form);
+            let (start, end) = element(&xml, "Assertion");
+            let signed = &xml[start..end];
+            let (s_start, s_end) = element(signed, "Signature");
+            let evil = format!("{}{}", &signed[..s_start], &signed[s_end..])
+                .replace("u-1001", "u-6666")
+                .replace("hanako@uni.example.jp", "mayor@uni.example.jp")
+                .replacen(" ID=\"", " ID=\"evil", 1);
+            let wrapped = match shape {
+                "before" => format!("{}{evil}{signed}{}", &xml[..start], &xml[end..]),
+                "after" => format!("{}{signed}{evil}{}", &xml[..start], &xml[end..]),
+                _ => {
+                    let close = evil.rfind("</").unwrap();
+                    format!(
+                        "{}{}{signed}{}{}",
+                        &xml[..start],
+                        &evil[..close],
+                        &evil[close..],
+                        &xml[end..]
+                    )
+                }
+            };
+            let before = u.refusals();
+            let (status, page) = post(&b, &action, &form, Some(&wrapped)).await;
+            assert_eq!(status, 502, "{shape}: {page}");
+            assert_eq!(u.refusals(), before + 1, "{shape}: audited");
+            let refusal = u.last_refusal();
+            assert!(
+                refusal.starts_with("\"wrapping\"") || refusal.starts_with("\"duplicate id\""),
+                "{shape}: {refusal}"
+            );
+        }
+        assert!(
+            u.accounts().is_empty(),
+            "a refused answer created an account"
+        );
+
+        // A good answer signs in; posting it again is refused, and so is posting it for
+        // a sign-in started afterwards (its InResponseTo names the first).
+        let (b, action, form) = u.answer().await;
+        let (status, _) = post(&b, &action, &form, None).await;
+        assert_eq!(status, 303);
+        assert_eq!(post(&b, &action, &form, None).await.0, 400);
+        assert!(
+            u.last_refusal().contains("bad state"),
+            "{}",
+            u.last_refusal()
+        );
+        let (b2, action2, fresh) = u.answer().await;
+        let replayed = vec![form[0].clone(), fresh[1].clone()];
+        assert_eq!(post(&b2, &action2, &replayed, None).await.0, 502);
+        assert!(
+            u.last_refusal().contains("response"),
+            "{}",
+            u.last_refusal()
+        );
+        assert_eq!(u.accounts().len(), 1);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn saml_logout_goes_from_kizuna_to_the_idp_and_from_the_idp_to_kizuna() {
+    for u in universities().await {
+        // Kizuna → IdP: RP-initiated logout continues at the IdP with a signed
+        // LogoutRequest and comes back to the city service.
+        let b = browser(true);
+        let tokens = u.sign_in(&b).await;
+        let logout = url::Url::parse_with_params(
+            &format!("{}/logout", u.server.public),
+            &[
+                ("id_token_hint", tokens["id_token"].as_str().unwrap()),
+                ("post_logout_redirect_uri", AFTER_LOGOUT),
+                ("state", "bye-1"),
+            ],
+        )
+        .unwrap();
+        match b.walk(logout.as_str(), AFTER_LOGOUT).await {
+            Arrival::Arrived(url) => {
+                assert_eq!(query_param(&url, "state").as_deref(), Some("bye-1"))
+            }
+            other => panic!("{other:?}"),
+        }
+        let logouts = u.idp.logouts().await;
+        let request = &logouts.as_array().unwrap()[0];
+        assert_eq!(request["name_id"], "u-1001", "{logouts}");
+        assert_eq!(request["signature_verified"], true, "{logouts}");
+        assert_eq!(b.get(&format!("{}/account", u.server.public)).await.0, 303);
+
+        // IdP → Kizuna: the IdP's signed LogoutRequest ends the session it names.
+        let b = browser(true);
+        u.sign_in(&b).await;
+        assert_eq!(b.get(&format!("{}/account", u.server.public)).await.0, 200);
+        let url = u.idp.initiate_logout("u-1001", "s-1").await;
+        let answer = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+            .get(&url)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 303);
+        let back = answer.headers()["location"].to_str().unwrap().to_string();
+        assert!(back.contains("SAMLResponse="), "{back}");
+        assert_eq!(b.get(&format!("{}/account", u.server.public)).await.0, 303);
+        let ended = u
+            .audit()
+            .into_iter()
+            .rev()
+            .find(|e| e["action"] == "federation.saml_logout")
+            .expect("audited");
+        assert_eq!(ended["details"]["sessions_ended"], 1, "{ended}");
+
+        // The same request with its signature broken is refused and audited.
+        let forged = u.idp.initiate_logout("u-1001", "s-1").await.replacen(
+            "Signature=",
+            "Signature=AAAA",
+            1,
+        );
+        let refused = reqwest::get(&forged).await.unwrap();
+        assert_eq!(refused.status(), 400);
+        let last = u
+            .audit()
+            .into_iter()
+            .rev()
+            .find(|e| e["action"] == "federation.saml_logout")
+            .unwrap();
+        assert_eq!(last["outcome"], "failure", "{last}");
+    }
+}
