@@ -483,3 +483,139 @@ async fn saml_logout_goes_from_kizuna_to_the_idp_and_from_the_idp_to_kizuna() {
         assert_eq!(last["outcome"], "failure", "{last}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_saml_identity_with_an_existing_accounts_address_is_linked_after_signing_in_to_it() {
+    const PASSWORD: &str = "correct horse battery staple";
+    for u in universities().await {
+        let taro = u.k.resident("taro", PASSWORD);
+        // A transient NameID: the eduPersonPrincipalName is who it is.
+        u.idp
+            .control(json!({
+                "name_id": "t-8c1f",
+                "name_id_format": "transient",
+                "attributes": {
+                    "mail": ["taro@city.example.jp"],
+                    "displayName": ["Taro at the university"],
+                    "eduPersonPrincipalName": ["taro@uni.example.jp"]
+                }
+            }))
+            .await;
+        let b = browser(true);
+        let html = match b.walk(&u.authorize(), CALLBACK).await {
+            Arrival::Page(at, 200, html) if at.path() == "/federation/link" => html,
+            other => panic!("{other:?}"),
+        };
+        assert!(html.contains("Sign in to your city account"), "{html}");
+        assert!(
+            u.audit().iter().all(|e| e["action"] != "federation.link"),
+            "not linked by address"
+        );
+
+        let signing_in = CrossBrowser {
+            http: b.http.clone(),
+            password_login: Some(("taro".into(), PASSWORD.into())),
+            ..CrossBrowser::default()
+        };
+        let start = format!("{}/login?next=/federation/link", u.server.public);
+        assert!(matches!(
+            signing_in.walk(&start, CALLBACK).await,
+            Arrival::Page(at, 200, _) if at.path() == "/federation/link"
+        ));
+        let link_url = format!("{}/federation/link", u.server.public);
+        let linked = b.post_form(&link_url, "/federation/link", &[]).await;
+        assert_eq!(linked.status(), 303);
+        let link = u
+            .audit()
+            .into_iter()
+            .rev()
+            .find(|e| e["action"] == "federation.link")
+            .expect("the link is audited");
+        assert_eq!(link["details"]["subject"], "taro@uni.example.jp", "{link}");
+
+        // The next transient NameID differs; the same person is signed in to taro.
+        u.idp.control(json!({"name_id": "t-93d0"})).await;
+        let claims = id_token(&u.sign_in(&browser(true)).await);
+        assert_eq!(claims["sub"], taro["id"], "{claims}");
+        assert_eq!(u.accounts().len(), 1, "nothing provisioned");
+
+        // Without an eduPersonPrincipalName a transient NameID names no one: refused.
+        u.idp
+            .control(json!({"attributes": {"mail": ["taro@city.example.jp"]}}))
+            .await;
+        let (b, action, form) = u.answer().await;
+        assert_eq!(post(&b, &action, &form, None).await.0, 502);
+        assert!(
+            u.last_refusal().contains("transient"),
+            "{}",
+            u.last_refusal()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_saml_idp_is_registered_through_the_admin_api_by_its_metadata_url() {
+    for k in Kizuna::each_backend().await {
+        let server = k.serve();
+        let k = k.env("KIZUNA_PUBLIC_URL", &server.public);
+        k.ok(&[
+            "org",
+            "create",
+            "--name",
+            "Hospital",
+            "--kind",
+            "service-provider",
+        ]);
+        let token = crate::common::service_token(&k, &server.public, "kizuna:admin", None).await;
+        let idp = SamlIdp::start();
+        let api = format!("{}/admin/api/v1/upstreams", server.public);
+        let http = reqwest::Client::new();
+        let add = |alias: &str, url: &str| {
+            http.post(&api).bearer_auth(&token).json(&json!({
+                "alias": alias, "name": "City Hospital", "org_id": "Hospital",
+                "saml_metadata_url": url, "acr_map": {PPT: {"aal": 1, "ial": 1}},
+            }))
+        };
+
+        // Metadata that cannot be read stores nothing.
+        let missing = add("gone", &format!("{}/nothing-here", idp.base_url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(missing.status(), 422);
+        let why: Value = missing.json().await.unwrap();
+        assert!(
+            why["detail"].as_str().unwrap().contains("metadata"),
+            "{why}"
+        );
+        assert!(!k.ok(&["upstream", "list"]).contains("gone"));
+
+        let created = add("hospital", &idp.metadata_url).send().await.unwrap();
+        assert_eq!(created.status(), 201);
+        let created: Value = created.json().await.unwrap();
+        assert_eq!(created["status"], "active", "{created}");
+        assert_eq!(created["issuer"], idp.metadata_url, "{created}");
+        assert_eq!(
+            created["registration"]["saml"]["acs_url"],
+            format!("{}/federation/saml/hospital/acs", server.public),
+            "{created}"
+        );
+        assert!(
+            created["jwks"].is_null(),
+            "no client-assertion key: {created}"
+        );
+        assert!(
+            created["sp_metadata"]
+                .as_str()
+                .unwrap()
+                .contains("<md:SPSSODescriptor"),
+            "{created}"
+        );
+        // The command line prints the same SP metadata to register at the IdP.
+        let shown = k.ok(&["upstream", "show", "hospital"]);
+        assert!(
+            shown.contains("entity id:") && shown.contains("entityID=\""),
+            "{shown}"
+        );
+    }
+}

@@ -81,7 +81,9 @@ const MAX_METADATA_BYTES: usize = 256 * 1024;
 pub async fn fetch_metadata(idp: &Idp, url: &str) -> Result<Vec<u8>, FederationError> {
     super::upstreams::check_issuer(url)
         .map_err(|_| FederationError::Invalid("the metadata URL must be an https:// URL".into()))?;
-    let fail = |e: String| FederationError::Discovery(format!("{url}: {e}"));
+    let fail = |e: String| {
+        FederationError::Invalid(format!("the IdP metadata at {url} could not be read: {e}"))
+    };
     let response = idp
         .federation
         .http()
