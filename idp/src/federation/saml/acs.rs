@@ -243,3 +243,133 @@ fn identity(
         .to_text(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::federation::ceiling::{Levels, TrustCeiling};
+    use crate::federation::saml::verify::Attribute;
+    use crate::federation::upstreams::{ClientAuth, Upstream};
+
+    fn upstream() -> Upstream {
+        Upstream {
+            id: "u1".into(),
+            alias: "uni".into(),
+            name: "City University".into(),
+            org_id: "org".into(),
+            issuer: "https://idp.uni.example.jp/metadata".into(),
+            client_id: "https://kizuna.example/federation/saml/uni/metadata".into(),
+            client_auth: ClientAuth::Saml,
+            client_secret: None,
+            key_id: None,
+            saml: None,
+            scopes: Vec::new(),
+            acr_values: Vec::new(),
+            claim_map: super::super::default_claim_map(),
+            acr_map: [(MFA.to_string(), Levels { aal: 3, ial: 1 })].into(),
+            ceiling: TrustCeiling::new(1, 2).unwrap(),
+            jit: true,
+            email_domains: vec!["uni.example.jp".into()],
+            propagate_logout: true,
+            status: "active".into(),
+            created_at: 0,
+            version: 0,
+        }
+    }
+
+    const MFA: &str = "urn:oasis:names:tc:SAML:2.0:ac:classes:MobileTwoFactorContract";
+
+    fn assertion(name_id: &str, format: &str, attributes: Vec<Attribute>) -> Assertion {
+        Assertion {
+            id: "_a".into(),
+            issuer: "https://idp.uni.example.jp/metadata".into(),
+            name_id: name_id.into(),
+            name_id_format: Some(format.into()),
+            session_index: Some("s-1".into()),
+            authn_context_class_ref: Some(MFA.into()),
+            attributes,
+            expires_at: 0,
+            encrypted: false,
+        }
+    }
+
+    fn attribute(name: &str, friendly: Option<&str>, values: &[&str]) -> Attribute {
+        Attribute {
+            name: name.into(),
+            friendly_name: friendly.map(str::to_string),
+            values: values.iter().map(|v| v.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn an_email_nameid_stands_in_for_mail_and_is_believed_only_in_the_upstreams_domains() {
+        let own = identity(&upstream(), &assertion("ken@uni.example.jp", EMAIL, vec![])).unwrap();
+        assert_eq!(own.subject, "ken@uni.example.jp");
+        assert_eq!(own.mapped.email.as_deref(), Some("ken@uni.example.jp"));
+        assert!(own.mapped.email_verified);
+        let other = identity(
+            &upstream(),
+            &assertion("mayor@city.example.jp", EMAIL, vec![]),
+        )
+        .unwrap();
+        assert_eq!(other.mapped.email.as_deref(), Some("mayor@city.example.jp"));
+        assert!(!other.mapped.email_verified, "not the upstream's domain");
+    }
+
+    #[test]
+    fn attributes_are_found_by_name_friendly_name_or_usual_name_whatever_the_idps_spelling() {
+        let attributes = vec![
+            attribute(
+                "urn:oid:2.16.840.1.113730.3.1.241",
+                Some("displayname"),
+                &["Ken Mori"],
+            ),
+            attribute(
+                "urn:oid:1.3.6.1.4.1.5923.1.1.1.1",
+                None,
+                &["staff", "member"],
+            ),
+        ];
+        let mut u = upstream();
+        u.claim_map
+            .insert("groups".into(), "eduPersonAffiliation".into());
+        let id = identity(&u, &assertion("p-1", PERSISTENT, attributes)).unwrap();
+        assert_eq!(id.mapped.name.as_deref(), Some("Ken Mori"));
+        assert_eq!(id.mapped.groups, vec!["staff", "member"]);
+        assert_eq!(id.claims["displayname"], "Ken Mori");
+        assert_eq!(id.claims["urn:oid:2.16.840.1.113730.3.1.241"], "Ken Mori");
+    }
+
+    #[test]
+    fn the_authentication_context_is_mapped_and_capped_by_the_ceiling() {
+        let id = identity(&upstream(), &assertion("p-1", PERSISTENT, vec![])).unwrap();
+        assert_eq!(
+            (id.aal, id.capped),
+            (2, true),
+            "aal3 asked, the ceiling is 2"
+        );
+        assert_eq!(id.upstream_acr.as_deref(), Some(MFA));
+        let hint: super::super::slo::LogoutHint = serde_json::from_str(&id.id_token).unwrap();
+        assert_eq!(
+            (hint.name_id.as_str(), hint.session_index.as_deref()),
+            ("p-1", Some("s-1"))
+        );
+    }
+
+    #[test]
+    fn a_transient_nameid_is_keyed_by_the_eppn_or_refused() {
+        let eppn = attribute(
+            EPPN,
+            Some("eduPersonPrincipalName"),
+            &["ken@uni.example.jp"],
+        );
+        let id = identity(&upstream(), &assertion("t-1", TRANSIENT, vec![eppn])).unwrap();
+        assert_eq!(id.subject, "ken@uni.example.jp");
+        assert!(identity(&upstream(), &assertion("t-2", TRANSIENT, vec![])).is_err());
+        let control = assertion("bad\u{7}id", PERSISTENT, vec![]);
+        assert!(
+            identity(&upstream(), &control).is_err(),
+            "control characters refused"
+        );
+    }
+}
