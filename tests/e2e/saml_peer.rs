@@ -32,7 +32,14 @@ async fn the_saml_peer_publishes_an_idp_entity_descriptor_with_a_signing_certifi
     );
     let sso = format!("Location=\"{}/sso\"", idp.base_url);
     assert!(metadata.contains(&sso), "{metadata}");
-    assert!(idp.log().contains("GET /metadata"), "{}", idp.log());
+    // The peer's log is read by a thread: give it a moment to catch up under load.
+    for _ in 0..100 {
+        if idp.log().contains("GET /metadata") {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the request is not in the peer's log:\n{}", idp.log());
 }
 
 /// Through the kit: an SP known by its metadata alone (no keys: it neither signs nor
