@@ -16,6 +16,15 @@ use kizuna_core::pki::{
 use crate::devices::DeviceStatus;
 use crate::names::San;
 
+/// A stored status as a [`Standing`] (`None` for a status this build does not know).
+fn standing(status: &str, revoked_at: Option<i64>, reason: Option<String>) -> Option<Standing> {
+    Some(Standing {
+        status: status.parse::<CertStatus>().ok()?,
+        revoked_at,
+        reason: reason.and_then(|r| r.parse().ok()),
+    })
+}
+
 /// The CA's certificate records over one database.
 #[derive(Clone)]
 pub struct Book {
@@ -59,13 +68,24 @@ impl CertificateBook for Book {
     ) -> BookFuture<'a, Option<Standing>> {
         Box::pin(async move {
             let row = crate::store::standing(&self.db, ca_id, serial.as_str()).await?;
-            Ok(row.and_then(|(status, revoked_at, reason)| {
-                Some(Standing {
-                    status: status.parse::<CertStatus>().ok()?,
-                    revoked_at,
-                    reason: reason.and_then(|r| r.parse().ok()),
+            Ok(row.and_then(|(status, revoked_at, reason)| standing(&status, revoked_at, reason)))
+        })
+    }
+
+    fn standings<'a>(
+        &'a self,
+        ca_id: &'a str,
+        serials: &'a [Serial],
+    ) -> BookFuture<'a, Vec<(Serial, Standing)>> {
+        Box::pin(async move {
+            let texts: Vec<&str> = serials.iter().map(Serial::as_str).collect();
+            Ok(crate::store::standings(&self.db, ca_id, &texts)
+                .await?
+                .into_iter()
+                .filter_map(|(serial, status, revoked_at, reason)| {
+                    Some((serial.parse().ok()?, standing(&status, revoked_at, reason)?))
                 })
-            }))
+                .collect())
         })
     }
 

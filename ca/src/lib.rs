@@ -147,7 +147,7 @@ impl Ca {
             acme_budget: kizuna_core::web::rate::AddressBudget::new(
                 config.acme.requests_per_address_per_minute,
             ),
-            writer: store::CertWriter::start(core.db.clone(), core.changes.clone()),
+            writer: store::CertWriter::start(core.db.clone()),
             core,
             config,
             profiles,

@@ -76,6 +76,30 @@ pub(crate) async fn standing(
     .await
 }
 
+/// The standings of several of a CA's certificates at once (those it never issued are
+/// missing), read in chunks of at most 500 serials per query.
+pub(crate) async fn standings(
+    db: &Db,
+    ca_id: &str,
+    serials: &[&str],
+) -> Result<Vec<(String, String, Option<i64>, Option<String>)>, sqlx::Error> {
+    let mut out = Vec::with_capacity(serials.len());
+    for chunk in serials.chunks(500) {
+        let marks: Vec<String> = (2..chunk.len() + 2).map(|n| format!("${n}")).collect();
+        let sql = format!(
+            "SELECT serial, status, revoked_at, revocation_reason FROM certificates \
+             WHERE ca_id = $1 AND serial IN ({})",
+            marks.join(", ")
+        );
+        let mut query = sqlx::query_as(&sql).bind(ca_id);
+        for serial in chunk {
+            query = query.bind(*serial);
+        }
+        out.extend(query.fetch_all(db.pool()).await?);
+    }
+    Ok(out)
+}
+
 /// Serials of a CA's certificates that have not expired at `now`.
 pub(crate) async fn current_serials(
     db: &Db,
@@ -496,7 +520,10 @@ pub struct CertWriter {
 }
 
 impl CertWriter {
-    pub fn start(db: Db, changes: kizuna_core::events::ChangeBus) -> CertWriter {
+    /// Issued certificates reach this process's OCSP responder through the change feed like
+    /// every replica's (it reads their statuses a poll at a time); until then a request for
+    /// one is signed on demand. Only revocations are published in-process, for at once.
+    pub fn start(db: Db) -> CertWriter {
         let (sender, mut receiver) = mpsc::channel::<Pending>(MAX_BATCH * 8);
         tokio::spawn(async move {
             let mut batch = Vec::with_capacity(MAX_BATCH);
@@ -507,14 +534,6 @@ impl CertWriter {
                     tracing::error!(error = %e, count = batch.len(), "storing issued certificates failed");
                 }
                 let entries = result.unwrap_or_default();
-                if failure.is_none() {
-                    for (record, _, _) in &batch {
-                        changes.publish(kizuna_core::events::CertChange {
-                            ca_id: record.ca_id.clone(),
-                            serial: record.serial.clone(),
-                        });
-                    }
-                }
                 for (_, _, reply) in batch.drain(..) {
                     let _ = reply.send(match &failure {
                         Some(e) => Err(e.clone()),

@@ -322,6 +322,13 @@ pub trait CertificateBook: Send + Sync {
         ca_id: &'a str,
         serial: &'a Serial,
     ) -> BookFuture<'a, Option<Standing>>;
+    /// The standings of several of a CA's certificates in one read (serials it never issued
+    /// are left out).
+    fn standings<'a>(
+        &'a self,
+        ca_id: &'a str,
+        serials: &'a [Serial],
+    ) -> BookFuture<'a, Vec<(Serial, Standing)>>;
     /// Serials of a CA's certificates that have not expired at `now`.
     fn current_serials<'a>(&'a self, ca_id: &'a str, now: i64) -> BookFuture<'a, Vec<Serial>>;
     /// Changes after sequence number `after`, and every status change since `since` (unix

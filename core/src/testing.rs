@@ -230,6 +230,14 @@ impl crate::pki::CertificateBook for NoCertificates {
         Box::pin(async { Ok(None) })
     }
 
+    fn standings<'a>(
+        &'a self,
+        _ca_id: &'a str,
+        _serials: &'a [crate::pki::Serial],
+    ) -> crate::pki::BookFuture<'a, Vec<(crate::pki::Serial, crate::pki::Standing)>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
+
     fn current_serials<'a>(
         &'a self,
         _ca_id: &'a str,

@@ -132,3 +132,96 @@ async fn a_sign_in_with_its_code_exchange_runs_at_most_30_queries_in_3_transacti
         "over the budget of {QUERIES} queries in {TRANSACTIONS} transactions per sign-in: {over:?}"
     );
 }
+
+/// A certificate request for `name` in the service profile of `org`, as JSON.
+fn service_request(name: &str, org: &str) -> Value {
+    use base64::Engine;
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut params = rcgen::CertificateParams::new(vec![name.to_string()]).unwrap();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    let der = params.serialize_request(&key).unwrap().der().to_vec();
+    serde_json::json!({
+        "csr": base64::engine::general_purpose::STANDARD.encode(der),
+        "profile": "service",
+        "org_id": org,
+    })
+}
+
+/// An issuance through the CA's HTTP API (issue #20's PostgreSQL target): the request checks
+/// its bearer token (two reads), the certificate writer stores the certificate, its change
+/// and its audit entry (several certificates share the transaction and the audit head's move
+/// under load), and nothing reads the new certificate back one at a time: OCSP responders
+/// learn about it from the change feed, a poll's worth at a time.
+#[tokio::test]
+async fn an_issuance_through_the_http_api_reads_twice_and_writes_once_per_table() {
+    for k in Kizuna::each_backend().await {
+        let backend = format!("{:?}", k.db.as_ref().expect("a fresh database").backend);
+        let k = k.env("KIZUNA_LOG_FORMAT", "json").env(
+            "KIZUNA_LOG_LEVEL",
+            "warn,kizuna_core::web=info,kizuna_core::audit=info,sqlx::query=debug",
+        );
+        let server = k.serve();
+        let k = k.env("KIZUNA_PUBLIC_URL", &server.public);
+        let org = k.json(&["org", "create", "--name", "Water", "--json"])["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        k.ok(&["org", "allow", &org, "--dns", "water.city.example"]);
+        let token = crate::common::service_token(&k, &server.public, "kizuna:admin", None).await;
+        let issue = |id: &'static str, name: &str| {
+            let (_, api) = tagged(&server, id);
+            let body = service_request(name, &org);
+            let url = server.url("/ca/api/v1/certificates");
+            let token = token.clone();
+            async move {
+                let r = api
+                    .post(url)
+                    .bearer_auth(token)
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+            }
+        };
+        issue("warm-up", "pump-1.water.city.example").await;
+        let mark = server.stderr().lines().count();
+        issue("measured", "pump-2.water.city.example").await;
+        // Past the next change-feed poll, so that its reads are in the window too.
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        let all: Vec<(Value, String)> = statements(&server, mark)
+            .await
+            .into_iter()
+            .filter(|s| s["span"]["request_id"] != "log-caught-up")
+            .map(|s| {
+                let sql = s["db.statement"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .trim()
+                    .to_string();
+                (s["span"]["request_id"].clone(), sql)
+            })
+            .collect();
+        let listing: Vec<&str> = all.iter().map(|(_, sql)| sql.as_str()).collect();
+        println!("{backend}:\n{}", listing.join("\n"));
+        let request = all.iter().filter(|(id, _)| *id == "measured").count();
+        assert_eq!(request, 2, "{backend}: the bearer token's checks");
+        let written = |table: &str| {
+            all.iter()
+                .filter(|(_, sql)| {
+                    sql.starts_with(&format!("INSERT INTO {table} "))
+                        || sql.starts_with(&format!("UPDATE {table} "))
+                })
+                .count()
+        };
+        for table in ["certificates", "cert_changes", "audit_log", "audit_head"] {
+            assert_eq!(written(table), 1, "{backend}: {table}");
+        }
+        assert!(
+            !listing
+                .iter()
+                .any(|sql| sql.contains("FROM certificates WHERE ca_id = $1 AND serial = $2")),
+            "{backend}: the new certificate is read back one at a time"
+        );
+    }
+}

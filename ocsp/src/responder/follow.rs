@@ -1,4 +1,4 @@
-//! The responder's background work: following certificate changes (this process's at once,
+//! The responder's background work: following certificate changes (this process's revocations at once,
 //! other replicas' through the change feed), pre-signing, and renewing aging responses.
 
 use std::collections::HashMap;
@@ -6,11 +6,11 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use kizuna_core::pki::Serial;
+use kizuna_core::pki::{Serial, Standing};
 
-use super::{CacheKey, Issuer, Responder};
+use super::{CacheKey, Issuer, Responder, status_of};
 use crate::OcspError;
-use crate::codec::HashAlg;
+use crate::codec::{HashAlg, Status};
 
 /// How far back the responder re-reads status changes, whatever their sequence number.
 const STATUS_LOOKBACK_SECS: i64 = 60;
@@ -23,9 +23,24 @@ impl Responder {
             .and_then(|i| i.iter().find(|i| i.ca_id == ca_id).cloned())
     }
 
-    /// Re-signs the cached responses of one certificate (after it changed). A certificate of
-    /// a CA this responder has not loaded yet (created moments ago) makes it reload its CAs.
+    /// Re-signs the cached responses of one certificate (after it changed), reading its
+    /// status.
     async fn refresh_one(&self, ca_id: &str, serial: &Serial) {
+        // Without the status the cached responses are dropped and signed on demand.
+        let status = match self.status(ca_id, serial).await {
+            Ok(status) => Some(status),
+            Err(e) => {
+                tracing::warn!(error = %e, ca = ca_id, %serial, "reading a certificate's status");
+                None
+            }
+        };
+        self.refresh_as(ca_id, serial, status).await;
+    }
+
+    /// Re-signs the cached responses of one certificate as `status` says (`None`: drops them,
+    /// to be signed on demand). A certificate of a CA this responder has not loaded yet
+    /// (created moments ago) makes it reload its CAs.
+    async fn refresh_as(&self, ca_id: &str, serial: &Serial, status: Option<Status>) {
         let issuer = match self.served(ca_id) {
             Some(issuer) => Some(issuer),
             None => match self.load_issuers().await {
@@ -38,14 +53,6 @@ impl Responder {
         };
         let Some(issuer) = issuer else {
             return;
-        };
-        // Without the status the cached responses are dropped and signed on demand.
-        let status = match self.status(ca_id, serial).await {
-            Ok(status) => Some(status),
-            Err(e) => {
-                tracing::warn!(error = %e, ca = ca_id, %serial, "reading a certificate's status");
-                None
-            }
         };
         let now = kizuna_core::time::now_unix();
         let renew_after = self.config.response_validity_secs / 2;
@@ -109,11 +116,33 @@ impl Responder {
         // behind (a revocation must never be missed; issuances only warm the cache).
         let from = self.last_seq.load(Ordering::Relaxed) - 256;
         let since = kizuna_core::time::now_unix() - STATUS_LOOKBACK_SECS;
+        let mut fresh: HashMap<String, Vec<Serial>> = HashMap::new();
         for change in self.book.changes(from, since, 5000).await? {
             if seen.insert(change.seq, change.created_at).is_none() {
-                self.refresh_one(&change.ca_id, &change.serial).await;
+                fresh.entry(change.ca_id).or_default().push(change.serial);
             }
             self.last_seq.fetch_max(change.seq, Ordering::Relaxed);
+        }
+        // One read per CA for the statuses of everything that changed (under an issuance
+        // load, hundreds of certificates per poll), read after the changes were.
+        for (ca_id, mut serials) in fresh {
+            serials.sort();
+            serials.dedup();
+            let statuses: Option<HashMap<Serial, Standing>> = match self
+                .book
+                .standings(&ca_id, &serials)
+                .await
+            {
+                Ok(found) => Some(found.into_iter().collect()),
+                Err(e) => {
+                    tracing::warn!(error = %e, ca = %ca_id, "reading changed certificates' statuses");
+                    None
+                }
+            };
+            for serial in &serials {
+                let status = statuses.as_ref().map(|s| status_of(s.get(serial)));
+                self.refresh_as(&ca_id, serial, status).await;
+            }
         }
         let floor = self.last_seq.load(Ordering::Relaxed) - 1024;
         seen.retain(|seq, at| *seq > floor || *at >= since);

@@ -13,7 +13,7 @@ use x509_cert::der::{Decode, Encode};
 
 use kizuna_core::Core;
 use kizuna_core::custody::KeyHandle;
-use kizuna_core::pki::{CertStatus, CertificateBook, Reason, Serial};
+use kizuna_core::pki::{CertStatus, CertificateBook, Reason, Serial, Standing};
 use kizuna_core::web::rate::AddressBudget;
 
 use crate::codec::{self, ErrorStatus, HashAlg, ParseError, Status};
@@ -72,6 +72,18 @@ impl std::ops::Deref for Responder {
     type Target = ResponderState;
     fn deref(&self) -> &ResponderState {
         &self.0
+    }
+}
+
+/// What OCSP says about a certificate that stands so (`None`: never issued here).
+fn status_of(standing: Option<&Standing>) -> Status {
+    match standing {
+        None => Status::Unknown,
+        Some(s) if s.status == CertStatus::Valid => Status::Good,
+        Some(s) => Status::Revoked {
+            at: s.revoked_at.unwrap_or(0),
+            reason: s.reason.map(Reason::code),
+        },
     }
 }
 
@@ -172,14 +184,7 @@ impl Responder {
     }
 
     async fn status(&self, ca_id: &str, serial: &Serial) -> Result<Status, OcspError> {
-        Ok(match self.book.standing(ca_id, serial).await? {
-            None => Status::Unknown,
-            Some(s) if s.status == CertStatus::Valid => Status::Good,
-            Some(s) => Status::Revoked {
-                at: s.revoked_at.unwrap_or(0),
-                reason: s.reason.map(Reason::code),
-            },
-        })
+        Ok(status_of(self.book.standing(ca_id, serial).await?.as_ref()))
     }
 
     fn sign(
