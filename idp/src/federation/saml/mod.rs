@@ -121,3 +121,7 @@ pub fn default_claim_map() -> super::claims::ClaimMap {
         .map(|(a, c)| (a.to_string(), c.to_string()))
         .collect()
 }
+
+#[cfg(test)]
+#[path = "fuzz_seeds_tests.rs"]
+mod fuzz_seeds_tests;
