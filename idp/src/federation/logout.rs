@@ -6,16 +6,14 @@
 
 use serde_json::{Value, json};
 
-use kizuna_core::audit::{Actor, AuditEvent, Outcome};
-use kizuna_core::db::is_unique_violation;
 use kizuna_core::jose::Jws;
 use kizuna_core::secret;
 
-use super::{FederationError, clean_text, upstreams};
+use super::{FederationError, upstreams};
 use crate::Idp;
 use crate::authorize::flow::with_query;
 use crate::sessions::{self, Session};
-use crate::store::{self, clients, federation};
+use crate::store::{self, federation};
 
 const LOGOUT_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
 /// Logout tokens issued longer ago than this (plus the skew) are refused.
@@ -34,26 +32,14 @@ pub async fn backchannel(idp: &Idp, alias: &str, token: &str) -> Result<usize, F
         .filter(|u| u.alias == alias)
         .ok_or_else(|| FederationError::UnknownUpstream(alias.to_string()))?;
     let result = end_named_sessions(idp, &upstream, token).await;
-    let (outcome, details) = match &result {
-        Ok((sub, sid, ended)) => (
-            Outcome::Success,
-            json!({"upstream": upstream.alias, "subject": sub, "upstream_sid": sid, "sessions_ended": ended}),
-        ),
-        Err(e) => (
-            Outcome::Failure,
-            json!({"upstream": upstream.alias, "reason": e.reason(), "detail": clean_text(&e.to_string(), 300)}),
-        ),
-    };
-    let event = AuditEvent::new(
-        Actor::system(format!("upstream:{}", upstream.alias)),
+    super::audit_logout(
+        idp,
+        &upstream,
         "federation.backchannel_logout",
-        format!("upstream:{}", upstream.id),
+        &result,
+        |(sub, sid, ended)| json!({"subject": sub, "upstream_sid": sid, "sessions_ended": ended}),
     )
-    .outcome(outcome)
-    .details(details);
-    if let Err(e) = idp.core.audit.record(event).await {
-        tracing::error!(error = %e, "auditing an upstream logout token");
-    }
+    .await;
     result.map(|(_, _, ended)| ended)
 }
 
@@ -114,21 +100,15 @@ async fn end_named_sessions(
         .as_str()
         .filter(|j| !j.is_empty() && j.len() <= 255)
         .ok_or_else(|| refuse("the logout token has no jti"))?;
-    let db = &idp.core.db;
-    clients::record_jti(
-        db,
+    super::use_once(
+        idp,
         &format!("upstream:{}", upstream.id),
         jti,
         now + MAX_AGE_SECS + 2 * skew,
+        refuse("the logout token was already used"),
     )
-    .await
-    .map_err(|e| {
-        if is_unique_violation(&e) {
-            refuse("the logout token was already used")
-        } else {
-            FederationError::Storage(e)
-        }
-    })?;
+    .await?;
+    let db = &idp.core.db;
     let federated =
         federation::session_ids(db, &upstream.id, sub.as_deref(), sid.as_deref()).await?;
     let ended = end_federated(idp, &federated).await?;

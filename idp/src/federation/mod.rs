@@ -102,6 +102,51 @@ impl FederationError {
     }
 }
 
+/// Records the message `id` an upstream sent (its `jti`, assertion or request id) under
+/// `issuer` until `expires_at`, on every replica; one seen before is refused as `replayed`.
+pub(crate) async fn use_once(
+    idp: &crate::Idp,
+    issuer: &str,
+    id: &str,
+    expires_at: i64,
+    replayed: FederationError,
+) -> Result<(), FederationError> {
+    match crate::store::clients::record_jti(&idp.core.db, issuer, id, expires_at).await {
+        Ok(()) => Ok(()),
+        Err(e) if kizuna_core::db::is_unique_violation(&e) => Err(replayed),
+        Err(e) => Err(FederationError::Storage(e)),
+    }
+}
+
+/// Audits what an upstream's logout message (`action`) did, or why it was refused.
+pub(crate) async fn audit_logout<T>(
+    idp: &crate::Idp,
+    upstream: &Upstream,
+    action: &str,
+    result: &Result<T, FederationError>,
+    done: impl FnOnce(&T) -> serde_json::Value,
+) {
+    use kizuna_core::audit::{Actor, AuditEvent, Outcome};
+    let (outcome, mut details) = match result {
+        Ok(value) => (Outcome::Success, done(value)),
+        Err(e) => (
+            Outcome::Failure,
+            serde_json::json!({"reason": e.reason(), "detail": clean_text(&e.to_string(), 300)}),
+        ),
+    };
+    details["upstream"] = serde_json::json!(upstream.alias);
+    let event = AuditEvent::new(
+        Actor::system(format!("upstream:{}", upstream.alias)),
+        action,
+        format!("upstream:{}", upstream.id),
+    )
+    .outcome(outcome)
+    .details(details);
+    if let Err(e) = idp.core.audit.record(event).await {
+        tracing::error!(error = %e, action, "auditing an upstream's logout message");
+    }
+}
+
 /// Text from an upstream, made safe to show and store: at most `max` characters, no control
 /// characters.
 pub(crate) fn clean_text(text: &str, max: usize) -> String {

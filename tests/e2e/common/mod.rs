@@ -160,7 +160,9 @@ impl Kizuna {
     /// A `kizuna` command in this install's directory and environment (no other KIZUNA_*
     /// variables leak in from the test runner).
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(BIN);
+        // A benchmark may run another build in alternating rounds (an A/B comparison).
+        let bin = std::env::var("BENCH_KIZUNA_BIN").unwrap_or_else(|_| BIN.to_string());
+        let mut cmd = Command::new(bin);
         cmd.args(args).current_dir(self.dir.path());
         for (key, _) in std::env::vars() {
             if key.starts_with("KIZUNA_") {

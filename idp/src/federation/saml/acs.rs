@@ -11,8 +11,6 @@ use base64::engine::general_purpose::STANDARD;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use kizuna_core::db::is_unique_violation;
-
 use super::sp;
 use super::verify::{self, Assertion, Expected, SamlError};
 use crate::Idp;
@@ -21,7 +19,6 @@ use crate::federation::client::{Continuation, Refused, UpstreamIdentity};
 use crate::federation::pending::{self, Return};
 use crate::federation::upstreams::{self, Upstream};
 use crate::federation::{FederationError, claims, clean_text};
-use crate::store::clients;
 
 /// The form the IdP's page posts (SAML 2.0 Bindings §3.5).
 #[derive(Debug, Default, Deserialize)]
@@ -119,20 +116,14 @@ async fn finish_inner(
         SamlError::Status { .. } => FederationError::Upstream(e.to_string()),
         e => FederationError::Saml(e),
     })?;
-    clients::record_jti(
-        &idp.core.db,
+    crate::federation::use_once(
+        idp,
         &format!("saml:{}", upstream.id),
         &assertion.id,
         assertion.expires_at,
+        refuse("the assertion was already used"),
     )
-    .await
-    .map_err(|e| {
-        if is_unique_violation(&e) {
-            refuse("the assertion was already used")
-        } else {
-            FederationError::Storage(e)
-        }
-    })?;
+    .await?;
     Ok((identity(&upstream, &assertion)?, continuation))
 }
 

@@ -12,6 +12,8 @@ use flate2::write::DeflateEncoder;
 use url::form_urlencoded::byte_serialize;
 
 use kizuna_core::custody::KeyHandle;
+/// Text made safe for XML content and attribute values (the HTML rules are XML's too).
+pub use kizuna_core::web::html_escape as escape;
 
 use crate::federation::FederationError;
 
@@ -20,22 +22,6 @@ const ASSERTION: &str = "urn:oasis:names:tc:SAML:2.0:assertion";
 /// The only signature algorithm Kizuna signs redirect-bound messages with.
 pub const RSA_SHA256: &str = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256";
 pub const SUCCESS: &str = "urn:oasis:names:tc:SAML:2.0:status:Success";
-
-/// Text made safe for XML content and attribute values.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
 
 /// A new message id: an NCName (it starts with `_`) with 256 random bits.
 pub fn new_id() -> String {

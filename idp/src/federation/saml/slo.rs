@@ -8,15 +8,12 @@
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use kizuna_core::audit::{Actor, AuditEvent, Outcome};
-use kizuna_core::db::is_unique_violation;
-
 use super::messages::{self, SUCCESS};
 use super::{SamlSettings, read, sp, verify};
 use crate::Idp;
 use crate::federation::upstreams::{self, Upstream};
 use crate::federation::{FederationError, clean_text};
-use crate::store::{clients, federation};
+use crate::store::federation;
 
 /// Logout requests older than this (plus the skew) are refused.
 const MAX_AGE_SECS: i64 = 600;
@@ -190,26 +187,16 @@ pub async fn redirect_binding(
         return logout_returned(idp, &upstream, &saml, &message).await;
     }
     let result = logout_requested(idp, &upstream, &saml, &message).await;
-    let (outcome, details) = match &result {
-        Ok((request, ended, _)) => (
-            Outcome::Success,
-            json!({"upstream": upstream.alias, "name_id": request.name_id, "session_indexes": request.session_indexes, "sessions_ended": ended}),
-        ),
-        Err(e) => (
-            Outcome::Failure,
-            json!({"upstream": upstream.alias, "reason": e.reason(), "detail": clean_text(&e.to_string(), 300)}),
-        ),
-    };
-    let event = AuditEvent::new(
-        Actor::system(format!("upstream:{}", upstream.alias)),
+    crate::federation::audit_logout(
+        idp,
+        &upstream,
         "federation.saml_logout",
-        format!("upstream:{}", upstream.id),
+        &result,
+        |(request, ended, _)| {
+            json!({"name_id": request.name_id, "session_indexes": request.session_indexes, "sessions_ended": ended})
+        },
     )
-    .outcome(outcome)
-    .details(details);
-    if let Err(e) = idp.core.audit.record(event).await {
-        tracing::error!(error = %e, "auditing a SAML logout request");
-    }
+    .await;
     result.map(|(_, _, next)| next)
 }
 
@@ -265,20 +252,14 @@ async fn logout_requested(
     if request.not_on_or_after.is_some_and(|t| t <= now - skew) {
         return Err(refuse("the logout request has expired"));
     }
-    clients::record_jti(
-        &idp.core.db,
+    crate::federation::use_once(
+        idp,
         &format!("saml-logout:{}", upstream.id),
         &request.id,
         now + MAX_AGE_SECS + 2 * skew,
+        refuse("the logout request was already used"),
     )
-    .await
-    .map_err(|e| {
-        if is_unique_violation(&e) {
-            refuse("the logout request was already used")
-        } else {
-            FederationError::Storage(e)
-        }
-    })?;
+    .await?;
     let db = &idp.core.db;
     let mut named = Vec::new();
     if request.session_indexes.is_empty() {
