@@ -2,7 +2,9 @@
 //! write: a city service signs a resident in through the university's IdP with JIT
 //! provisioning and an encrypted assertion, logout goes both ways, and every answer that must
 //! not be believed (a tampered signature, a replay, an expired assertion, another audience,
-//! signature wrapping, a DTD, no signature) is refused, audited, and creates nothing.
+//! signature wrapping, a DTD, no signature) is refused, audited, and creates nothing. Once,
+//! headless Chromium (`tests/node/saml.mjs`) walks the sign-in as a person would, the IdP's
+//! page posting itself back across sites.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -48,58 +50,64 @@ fn hanako() -> Value {
     })
 }
 
+/// `k` running, with the university's IdP as SAML upstream `uni` and a city service.
+async fn university(k: Kizuna) -> University {
+    let server = k.serve();
+    k.ok(&[
+        "org",
+        "create",
+        "--name",
+        "University",
+        "--kind",
+        "service-provider",
+    ]);
+    let idp = SamlIdp::start();
+    let added = k.json(&[
+        "upstream",
+        "add",
+        "--saml",
+        "--alias",
+        "uni",
+        "--name",
+        "City University",
+        "--org",
+        "University",
+        "--metadata-url",
+        &idp.metadata_url,
+        "--acr-map",
+        &format!("{PPT}=1"),
+        "--acr-map",
+        &format!("{MFA}=2"),
+        "--max-aal",
+        "2",
+        "--email-domain",
+        "uni.example.jp",
+        "--claim",
+        "groups=eduPersonAffiliation",
+        "--json",
+    ]);
+    let sp_metadata = added["registration"]["saml"]["metadata_url"]
+        .as_str()
+        .expect("the SP metadata URL")
+        .to_string();
+    let mut settings = hanako();
+    settings["sp_metadata_url"] = json!(sp_metadata);
+    idp.control(settings).await;
+    let rp = Rp::register(&k, "Library", &["--post-logout-redirect-uri", AFTER_LOGOUT]);
+    University {
+        entity_id: added["issuer"].as_str().unwrap().to_string(),
+        k,
+        server,
+        idp,
+        rp,
+    }
+}
+
+/// [`university`] on each backend.
 async fn universities() -> Vec<University> {
     let mut out = Vec::new();
     for k in Kizuna::each_backend().await {
-        let server = k.serve();
-        k.ok(&[
-            "org",
-            "create",
-            "--name",
-            "University",
-            "--kind",
-            "service-provider",
-        ]);
-        let idp = SamlIdp::start();
-        let added = k.json(&[
-            "upstream",
-            "add",
-            "--saml",
-            "--alias",
-            "uni",
-            "--name",
-            "City University",
-            "--org",
-            "University",
-            "--metadata-url",
-            &idp.metadata_url,
-            "--acr-map",
-            &format!("{PPT}=1"),
-            "--acr-map",
-            &format!("{MFA}=2"),
-            "--max-aal",
-            "2",
-            "--email-domain",
-            "uni.example.jp",
-            "--claim",
-            "groups=eduPersonAffiliation",
-            "--json",
-        ]);
-        let sp_metadata = added["registration"]["saml"]["metadata_url"]
-            .as_str()
-            .expect("the SP metadata URL")
-            .to_string();
-        let mut settings = hanako();
-        settings["sp_metadata_url"] = json!(sp_metadata);
-        idp.control(settings).await;
-        let rp = Rp::register(&k, "Library", &["--post-logout-redirect-uri", AFTER_LOGOUT]);
-        out.push(University {
-            entity_id: added["issuer"].as_str().unwrap().to_string(),
-            k,
-            server,
-            idp,
-            rp,
-        });
+        out.push(university(k).await);
     }
     out
 }
@@ -618,4 +626,46 @@ async fn a_saml_idp_is_registered_through_the_admin_api_by_its_metadata_url() {
             "{shown}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resident_signs_in_through_the_saml_idp_in_a_real_browser() {
+    let (Some(node), Some(chromium)) = (crate::common::node_peers(), crate::common::chromium())
+    else {
+        return;
+    };
+    let u = university(Kizuna::sqlite()).await;
+    let out = std::process::Command::new("node")
+        .arg("saml.mjs")
+        .current_dir(&node)
+        .env("AUTHORIZE_URL", u.authorize())
+        .env("CALLBACK", CALLBACK)
+        .env("UPSTREAM", "uni")
+        .env("CHROMIUM", &chromium)
+        .env(
+            "ARTIFACTS",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/target/test-artifacts/saml"),
+        )
+        .output()
+        .expect("run node");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "saml.mjs failed:\n{stderr}\nthe IdP:\n{}",
+        u.idp.log()
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let report: Value = serde_json::from_str(stdout.lines().last().unwrap_or_default())
+        .unwrap_or_else(|_| panic!("no report:\n{stdout}\n{stderr}"));
+    // Over plain HTTP (this test) the binding cookie is Lax; over HTTPS it is None and Secure.
+    assert_eq!(
+        report["cookie"],
+        json!({"httpOnly": true, "sameSite": "Lax"}),
+        "{report}"
+    );
+    let code = report["code"].as_str().unwrap();
+    let back = url::Url::parse(&format!("{CALLBACK}?code={code}&state=st")).unwrap();
+    let claims = id_token(&u.rp.redeem(&u.server, &back).await);
+    assert_eq!(claims["amr"], json!(["fed"]), "{claims}");
+    assert_eq!(claims["email"], "hanako@uni.example.jp", "{claims}");
 }
