@@ -236,8 +236,8 @@ async fn print_upstream(idp: &Idp, upstream: &Upstream, json: bool) -> Result<Ex
         println!("  entity id:                {}", sp.entity_id);
         println!("  assertion consumer (POST): {}", sp.acs_url);
         println!("  single logout (Redirect): {}", sp.slo_url);
-        if let Some(saml) = &upstream.saml {
-            println!("{}", saml::sp::metadata(idp, &upstream.alias, saml));
+        if let Some(metadata) = saml::sp::metadata(idp, upstream) {
+            println!("{metadata}");
         }
         return Ok(ExitCode::SUCCESS);
     }

@@ -669,3 +669,47 @@ async fn a_resident_signs_in_through_the_saml_idp_in_a_real_browser() {
     assert_eq!(claims["amr"], json!(["fed"]), "{claims}");
     assert_eq!(claims["email"], "hanako@uni.example.jp", "{claims}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sp_decryption_key_is_resealed_by_a_kek_rotation_and_still_decrypts() {
+    let u = university(Kizuna::sqlite()).await;
+    u.idp.control(json!({"encrypt_assertion": true})).await;
+    let before = id_token(&u.sign_in(&browser(true)).await);
+    let University {
+        mut k,
+        server,
+        idp,
+        rp,
+        entity_id,
+    } = u;
+    let listen = server.base.trim_start_matches("http://").to_string();
+    server.stop();
+    let new = k.dir.path().join("new.kek");
+    k.ok(&["kek", "create", "--out", new.to_str().unwrap()]);
+    let report = k.json(&[
+        "kek",
+        "rotate",
+        "--new-kek-file",
+        new.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(
+        report["kinds"]["upstream_client_secret"]["resealed"], 1,
+        "the SP decryption key: {report}"
+    );
+    // The new KEK alone: the old one cannot open anything any more.
+    k.set_env("KIZUNA_KEK_FILE", new.to_str().unwrap());
+    let server = k
+        .try_serve(&["--listen", &listen])
+        .unwrap_or_else(|e| panic!("{e}"));
+    let u = University {
+        k,
+        server,
+        idp,
+        rp,
+        entity_id,
+    };
+    let after = id_token(&u.sign_in(&browser(true)).await);
+    assert_eq!(after["sub"], before["sub"]);
+    assert!(u.idp.last_response().await.contains("EncryptedAssertion"));
+}

@@ -62,10 +62,7 @@ async fn upstream_view(c: &Console, upstream: Upstream) -> Result<UpstreamView, 
     Ok(UpstreamView {
         registration: upstreams::registration(&c.idp, &upstream),
         jwks: upstreams::client_jwks(&c.idp, &upstream).await?,
-        sp_metadata: upstream
-            .saml
-            .as_ref()
-            .map(|saml| kizuna_idp::federation::saml::sp::metadata(&c.idp, &upstream.alias, saml)),
+        sp_metadata: kizuna_idp::federation::saml::sp::metadata(&c.idp, &upstream),
         upstream,
     })
 }

@@ -54,13 +54,13 @@ pub async fn slo(
 /// `GET /federation/saml/{alias}/metadata`: Kizuna's SP metadata for this upstream.
 pub async fn metadata(State(idp): State<Idp>, Path(alias): Path<String>) -> Response {
     match upstreams::find(&idp, &alias).await {
-        Ok(Some(u)) if u.alias == alias => match &u.saml {
-            Some(saml) => (
+        Ok(Some(u)) if u.alias == alias => match sp::metadata(&idp, &u) {
+            Some(metadata) => (
                 [
                     (header::CONTENT_TYPE, "application/samlmetadata+xml"),
                     (header::CACHE_CONTROL, "public, max-age=300"),
                 ],
-                sp::metadata(&idp, &u.alias, saml),
+                metadata,
             )
                 .into_response(),
             None => ErrorPage::not_found().into_response(),

@@ -15,7 +15,7 @@ use kizuna_core::db::AnyConnection;
 use super::messages::escape;
 use crate::Idp;
 use crate::federation::FederationError;
-use crate::federation::upstreams::SamlIdp;
+use crate::federation::upstreams::{SamlIdp, Upstream};
 
 /// What Kizuna holds about a SAML upstream beyond the fields every upstream has (its
 /// entity id is the upstream's `issuer`, Kizuna's entity id there its `client_id`).
@@ -140,9 +140,13 @@ const NAMEID_FORMATS: [&str; 3] = [
     "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress",
 ];
 
-/// The SP metadata for the upstream `alias`: requests signed, assertions wanted signed, the
-/// ACS (HTTP-POST), SLO (HTTP-Redirect), and both certificates.
-pub fn metadata(idp: &Idp, alias: &str, settings: &SamlSettings) -> String {
+/// The SP metadata for a SAML upstream (`None` for an OpenID one): its entity id as stored
+/// (the one its requests are issued by and its assertions are for), requests signed,
+/// assertions wanted signed, the ACS (HTTP-POST), SLO (HTTP-Redirect), and both
+/// certificates.
+pub fn metadata(idp: &Idp, upstream: &Upstream) -> Option<String> {
+    let settings = upstream.saml.as_ref()?;
+    let alias = &upstream.alias;
     let key = |usage: &str, cert: &str| {
         format!(
             "<md:KeyDescriptor use=\"{usage}\"><ds:KeyInfo><ds:X509Data><ds:X509Certificate>{cert}\
@@ -153,7 +157,7 @@ pub fn metadata(idp: &Idp, alias: &str, settings: &SamlSettings) -> String {
         .iter()
         .map(|f| format!("<md:NameIDFormat>{f}</md:NameIDFormat>"))
         .collect();
-    format!(
+    Some(format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\
          <md:EntityDescriptor xmlns:md=\"urn:oasis:names:tc:SAML:2.0:metadata\" \
          xmlns:ds=\"http://www.w3.org/2000/09/xmldsig#\" entityID=\"{entity}\">\
@@ -165,10 +169,10 @@ pub fn metadata(idp: &Idp, alias: &str, settings: &SamlSettings) -> String {
          <md:AssertionConsumerService Binding=\"urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST\" \
          Location=\"{acs}\" index=\"0\" isDefault=\"true\"/>\
          </md:SPSSODescriptor></md:EntityDescriptor>",
-        entity = escape(&entity_id(idp, alias)),
+        entity = escape(&upstream.client_id),
         signing = key("signing", &settings.sp_signing_cert),
         encryption = key("encryption", &settings.sp_encryption_cert),
         slo = escape(&slo_url(idp, alias)),
         acs = escape(&acs_url(idp, alias)),
-    )
+    ))
 }
