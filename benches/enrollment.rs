@@ -28,7 +28,7 @@ use serde_json::json;
 
 use common::Kizuna;
 use common::acme::{Client, NAME, b64, install};
-use common::enroll::{Installation, csr, read_tokens};
+use common::enroll::{Installation, csr, read_tokens, service_request};
 
 fn env_number(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -207,15 +207,7 @@ async fn http_api(label: &str, k: Kizuna) {
     let made = Instant::now();
     let bodies: Arc<Vec<String>> = Arc::new(
         (0..count)
-            .map(|n| {
-                let name = format!("pump-{n}.water.city.example");
-                let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
-                let mut params = rcgen::CertificateParams::new(vec![name]).unwrap();
-                params.distinguished_name = rcgen::DistinguishedName::new();
-                let der = params.serialize_request(&key).unwrap().der().to_vec();
-                json!({"csr": STANDARD.encode(der), "profile": "service", "org_id": org})
-                    .to_string()
-            })
+            .map(|n| service_request(&format!("pump-{n}.water.city.example"), &org).to_string())
             .collect(),
     );
     eprintln!(

@@ -43,6 +43,16 @@ async fn sign_in(server: &Server, rp: &Rp, id: &str) {
     assert!(tokens["id_token"].is_string(), "{tokens}");
 }
 
+/// The install, logging every statement as JSON, and the name of its backend.
+fn logging_statements(k: Kizuna) -> (String, Kizuna) {
+    let backend = format!("{:?}", k.db.as_ref().expect("a fresh database").backend);
+    let k = k.env("KIZUNA_LOG_FORMAT", "json").env(
+        "KIZUNA_LOG_LEVEL",
+        "warn,kizuna_core::web=info,kizuna_core::audit=info,sqlx::query=debug",
+    );
+    (backend, k)
+}
+
 /// The server's statement log lines from `from` (a line count) on, as JSON, once the log has
 /// caught up: lines are written in order by a writer thread, so a statement of a later
 /// request (`/readyz` reads the schema version) means every earlier one is in.
@@ -72,11 +82,7 @@ async fn statements(server: &Server, from: usize) -> Vec<Value> {
 async fn a_sign_in_with_its_code_exchange_runs_at_most_30_queries_in_3_transactions() {
     let mut over = Vec::new();
     for k in Kizuna::each_backend().await {
-        let backend = format!("{:?}", k.db.as_ref().expect("a fresh database").backend);
-        let k = k.env("KIZUNA_LOG_FORMAT", "json").env(
-            "KIZUNA_LOG_LEVEL",
-            "warn,kizuna_core::web=info,kizuna_core::audit=info,sqlx::query=debug",
-        );
+        let (backend, k) = logging_statements(k);
         let server = k.serve();
         let rp = Rp::register(&k, "statement-budget", &[]);
         k.resident("mei", PASSWORD);
@@ -133,20 +139,6 @@ async fn a_sign_in_with_its_code_exchange_runs_at_most_30_queries_in_3_transacti
     );
 }
 
-/// A certificate request for `name` in the service profile of `org`, as JSON.
-fn service_request(name: &str, org: &str) -> Value {
-    use base64::Engine;
-    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
-    let mut params = rcgen::CertificateParams::new(vec![name.to_string()]).unwrap();
-    params.distinguished_name = rcgen::DistinguishedName::new();
-    let der = params.serialize_request(&key).unwrap().der().to_vec();
-    serde_json::json!({
-        "csr": base64::engine::general_purpose::STANDARD.encode(der),
-        "profile": "service",
-        "org_id": org,
-    })
-}
-
 /// An issuance through the CA's HTTP API (issue #20's PostgreSQL target): the request checks
 /// its bearer token (two reads), the certificate writer stores the certificate, its change
 /// and its audit entry (several certificates share the transaction and the audit head's move
@@ -155,11 +147,7 @@ fn service_request(name: &str, org: &str) -> Value {
 #[tokio::test]
 async fn an_issuance_through_the_http_api_reads_twice_and_writes_once_per_table() {
     for k in Kizuna::each_backend().await {
-        let backend = format!("{:?}", k.db.as_ref().expect("a fresh database").backend);
-        let k = k.env("KIZUNA_LOG_FORMAT", "json").env(
-            "KIZUNA_LOG_LEVEL",
-            "warn,kizuna_core::web=info,kizuna_core::audit=info,sqlx::query=debug",
-        );
+        let (backend, k) = logging_statements(k);
         let server = k.serve();
         let k = k.env("KIZUNA_PUBLIC_URL", &server.public);
         let org = k.json(&["org", "create", "--name", "Water", "--json"])["id"]
@@ -170,7 +158,7 @@ async fn an_issuance_through_the_http_api_reads_twice_and_writes_once_per_table(
         let token = crate::common::service_token(&k, &server.public, "kizuna:admin", None).await;
         let issue = |id: &'static str, name: &str| {
             let (_, api) = tagged(&server, id);
-            let body = service_request(name, &org);
+            let body = crate::common::enroll::service_request(name, &org);
             let url = server.url("/ca/api/v1/certificates");
             let token = token.clone();
             async move {

@@ -199,3 +199,18 @@ pub fn self_signed(dir: &Path, name: &str, subject: &str, extensions: &[&str]) {
     }
     openssl(dir, &args);
 }
+
+/// A body for `POST /ca/api/v1/certificates`: a PKCS#10 for `name` with its own P-256 key, in
+/// the service profile of organization `org`.
+pub fn service_request(name: &str, org: &str) -> serde_json::Value {
+    use base64::Engine;
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut params = rcgen::CertificateParams::new(vec![name.to_string()]).unwrap();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    let der = params.serialize_request(&key).unwrap().der().to_vec();
+    serde_json::json!({
+        "csr": base64::engine::general_purpose::STANDARD.encode(der),
+        "profile": "service",
+        "org_id": org,
+    })
+}
