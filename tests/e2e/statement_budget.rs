@@ -173,7 +173,24 @@ async fn an_issuance_through_the_http_api_reads_twice_and_writes_once_per_table(
             }
         };
         issue("warm-up", "pump-1.water.city.example").await;
-        let mark = server.stderr().lines().count();
+        // A new server's own start-up work (OCSP signers, keys, pre-signing) writes too; on a
+        // loaded machine it can still be running: wait until only the feed's polls are left.
+        let busy = |line: &&str| {
+            line.contains("\"target\":\"sqlx::query\"")
+                && !line.contains("FROM cert_changes")
+                && !line.contains("serial IN (")
+        };
+        let mut mark = server.stderr().lines().count();
+        for _ in 0..40 {
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            let log = server.stderr();
+            let now = log.lines().count();
+            let quiet = !log.lines().skip(mark).any(|l| busy(&l));
+            mark = now;
+            if quiet {
+                break;
+            }
+        }
         issue("measured", "pump-2.water.city.example").await;
         // Past the next change-feed poll, so that its reads are in the window too.
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
@@ -192,7 +209,11 @@ async fn an_issuance_through_the_http_api_reads_twice_and_writes_once_per_table(
             .collect();
         let listing: Vec<&str> = all.iter().map(|(_, sql)| sql.as_str()).collect();
         println!("{backend}:\n{}", listing.join("\n"));
-        let request = all.iter().filter(|(id, _)| *id == "measured").count();
+        // A signing key read again (the cache at work) is not the request's own cost.
+        let request = all
+            .iter()
+            .filter(|(id, sql)| *id == "measured" && !sql.contains("FROM signing_keys"))
+            .count();
         assert_eq!(request, 2, "{backend}: the bearer token's checks");
         let written = |table: &str| {
             all.iter()
