@@ -1009,3 +1009,58 @@ async fn a_client_is_given_a_required_identity_level_from_its_page() {
     let (_, page) = browser.page(&path).await;
     assert!(!page.contains("<dd>120</dd>"), "the limit is removed");
 }
+
+#[tokio::test]
+async fn a_saml_identity_provider_is_added_by_its_metadata_url_and_its_page_shows_the_sp() {
+    let (k, server, browser) = console().await;
+    let idp = crate::common::saml_idp::SamlIdp::start();
+    let org = k.json(&["org", "create", "--name", "University", "--json"]);
+    let response = browser
+        .post(
+            "/admin/upstreams",
+            "/admin/upstreams",
+            &[
+                ("alias", "uni"),
+                ("name", "City University"),
+                ("org_id", org["id"].as_str().unwrap()),
+                ("issuer", ""),
+                ("client_id", ""),
+                ("saml_metadata_url", &idp.metadata_url),
+                ("client_auth", "client_secret_basic"),
+                ("key_algorithm", "p256"),
+                ("client_secret", ""),
+                ("scopes", "openid email profile"),
+                ("acr_values", ""),
+                ("claim_map", "groups=eduPersonAffiliation"),
+                ("acr_map", ""),
+                ("max_ial", "1"),
+                ("max_aal", "1"),
+                ("jit", "true"),
+                ("email_domains", "uni.example.jp"),
+                ("propagate_logout", "true"),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), 303, "{}", response.text().await.unwrap());
+    let (_, page) = browser.page("/admin/upstreams/uni").await;
+    assert!(
+        page.contains(&idp.metadata_url),
+        "the IdP's entity id: {page}"
+    );
+    assert!(
+        page.contains(&format!("{}/federation/saml/uni/acs", server.public))
+            && page.contains("SPメタデータURL"),
+        "{page}"
+    );
+    assert!(
+        page.contains("&#60;md:SPSSODescriptor") || page.contains("&lt;md:SPSSODescriptor"),
+        "the SP metadata, shown as text: {page}"
+    );
+    assert!(
+        !page.contains("federation/callback"),
+        "no OpenID registration values"
+    );
+    let listed = k.json(&["upstream", "list", "--json"]);
+    assert_eq!(listed[0]["client_auth"], "saml", "{listed}");
+    assert_eq!(listed[0]["scopes"], serde_json::json!([]), "{listed}");
+}
