@@ -28,7 +28,7 @@ use serde_json::json;
 
 use common::Kizuna;
 use common::acme::{Client, NAME, b64, install};
-use common::enroll::{Installation, csr, read_tokens, service_request};
+use common::enroll::{Installation, api_issuer, csr, read_tokens, service_request};
 
 fn env_number(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -198,12 +198,7 @@ async fn http_api(label: &str, k: Kizuna) {
     let k = k.env("KIZUNA_LOG_LEVEL", "warn");
     let server = k.serve();
     let k = k.env("KIZUNA_PUBLIC_URL", &server.public);
-    let org = k.json(&["org", "create", "--name", "Water", "--json"])["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    k.ok(&["org", "allow", &org, "--dns", "water.city.example"]);
-    let token = common::service_token(&k, &server.public, "kizuna:admin", None).await;
+    let (org, token) = api_issuer(&k, &server).await;
     let made = Instant::now();
     let bodies: Arc<Vec<String>> = Arc::new(
         (0..count)

@@ -6,7 +6,7 @@ use crate::common;
 use std::process::{Command, Output};
 
 use base64::Engine;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::common::acme::{Client, NAME, install};
 use crate::common::enroll::{Installation, csr, openssl_verify, self_signed, stderr, x509_field};
@@ -154,15 +154,21 @@ async fn an_eab_hmac_key_is_stored_sealed_and_still_binds_an_account() {
             kizuna_core::custody::sealed_kek_id(&stored).is_some(),
             "sealed under the KEK"
         );
-        let mut client = Client::new(&i).await;
-        let answer = client
-            .register(Some((
-                eab["kid"].as_str().unwrap(),
-                eab["hmac_key"].as_str().unwrap(),
-            )))
-            .await;
-        assert_eq!(answer.status, 201, "{}", answer.body);
+        bound_account(&i, &eab).await;
     }
+}
+
+/// A new account registered with the binding key `eab` (`acme eab create --json`).
+async fn bound_account(i: &Installation, eab: &Value) -> Client {
+    let mut client = Client::new(i).await;
+    let answer = client
+        .register(Some((
+            eab["kid"].as_str().unwrap(),
+            eab["hmac_key"].as_str().unwrap(),
+        )))
+        .await;
+    assert_eq!(answer.status, 201, "{}", answer.body);
+    client
 }
 
 /// A binding key stored before keys were sealed (its HMAC key as issued, 32 bytes) still
@@ -225,14 +231,7 @@ async fn registered(k: Kizuna) -> (Installation, Client, u16, u16) {
     let i = install(k, http, tls).await;
     let eab =
         i.k.json(&["acme", "eab", "create", "--org", "Streetlights", "--json"]);
-    let mut client = Client::new(&i).await;
-    let answer = client
-        .register(Some((
-            eab["kid"].as_str().unwrap(),
-            eab["hmac_key"].as_str().unwrap(),
-        )))
-        .await;
-    assert_eq!(answer.status, 201, "{}", answer.body);
+    let client = bound_account(&i, &eab).await;
     (i, client, http, tls)
 }
 

@@ -6,37 +6,8 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::common::pki::{csr, sh_ok};
+use crate::common::pki::issue_device_certificate;
 use crate::common::{Kizuna, Server, service_token};
-
-/// Issues a device certificate for `name` in `org`; returns its serial (lower-case hex).
-fn device_cert(k: &Kizuna, org: &str, name: &str) -> String {
-    let dir = k.dir.path();
-    csr(
-        dir,
-        name,
-        "p256",
-        &format!("/CN={name}"),
-        &[&format!(
-            "subjectAltName=URI:urn:kizuna:device:{org}:{name}"
-        )],
-    );
-    let pem = k.ok(&[
-        "cert",
-        "issue",
-        "--csr",
-        &format!("{name}.csr"),
-        "--profile",
-        "device",
-        "--org",
-        org,
-    ]);
-    std::fs::write(dir.join(format!("{name}.pem")), &pem).unwrap();
-    sh_ok(dir, &format!("openssl x509 -in {name}.pem -noout -serial"))
-        .trim()
-        .trim_start_matches("serial=")
-        .to_ascii_lowercase()
-}
 
 fn add_device(k: &Kizuna, org: &str, id: &str) {
     k.json(&[
@@ -112,7 +83,7 @@ async fn each_role_is_allowed_and_refused_as_the_table_says() {
             .unwrap()
             .to_string();
         add_device(&k, &a, "lamp-1");
-        let serial = device_cert(&k, &a, "lamp-1");
+        let serial = issue_device_certificate(&k, &a, "lamp-1");
         let resident = k.resident("hanako", "a perfectly long passphrase");
         let resident = resident["id"].as_str().unwrap().to_string();
         let api = Api {
@@ -438,7 +409,7 @@ async fn each_role_is_allowed_and_refused_as_the_table_says() {
 
         // Another organization's device, certificate and bulk revocation are out of reach.
         add_device(&k, &b, "pump-1");
-        let foreign = device_cert(&k, &b, "pump-1");
+        let foreign = issue_device_certificate(&k, &b, "pump-1");
         for path in [
             "/devices/pump-1".to_string(),
             format!("/certificates/{foreign}"),
@@ -570,7 +541,7 @@ async fn stale_edits_huge_searches_and_double_revocations_are_refused_clearly() 
     assert_eq!(status, 200);
 
     // Revoking a revoked certificate says so, and changes nothing.
-    let serial = device_cert(&k, &org, "bus-7");
+    let serial = issue_device_certificate(&k, &org, "bus-7");
     let body = json!({"serial": serial, "reason": "keyCompromise"});
     let (status, report) = api
         .call(&city, Method::POST, "/revocations", Some(body.clone()))
@@ -702,7 +673,7 @@ async fn devices_suspend_and_resume_with_their_certificates_and_reviews_disable_
         .unwrap()
         .to_string();
     add_device(&k, &org, "meter-1");
-    let serial = device_cert(&k, &org, "meter-1");
+    let serial = issue_device_certificate(&k, &org, "meter-1");
     let org_admin = service_token(&k, &server.base, "kizuna:role:org-admin", Some(&org)).await;
     let (status, change) = api
         .call(&org_admin, Method::POST, "/devices/meter-1/suspend", None)

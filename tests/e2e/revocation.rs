@@ -757,44 +757,14 @@ async fn revoking_by_device_never_reaches_another_organizations_device() {
     for k in Kizuna::each_backend().await {
         let server = k.serve();
         let k = k.env("KIZUNA_PUBLIC_URL", &server.public);
-        let dir = k.dir.path();
         let mut serials = Vec::new();
         for org in ["Water", "Gas"] {
             let id = k.json(&["org", "create", "--name", org, "--json"])["id"]
                 .as_str()
                 .unwrap()
                 .to_string();
-            let name = format!("meter-{org}");
-            pki::csr(
-                dir,
-                &name,
-                "p256",
-                "/CN=meter-1",
-                &[&format!(
-                    "subjectAltName=URI:urn:kizuna:device:{id}:meter-1"
-                )],
-            );
-            let pem = k.ok(&[
-                "cert",
-                "issue",
-                "--csr",
-                &format!("{name}.csr"),
-                "--profile",
-                "device",
-                "--org",
-                &id,
-            ]);
-            std::fs::write(dir.join(format!("{name}.pem")), pem).unwrap();
-            let serial = text(&sh(
-                dir,
-                &format!("openssl x509 -in {name}.pem -noout -serial"),
-            ));
-            serials.push(
-                serial
-                    .trim()
-                    .trim_start_matches("serial=")
-                    .to_ascii_lowercase(),
-            );
+            // The same device name in both organizations.
+            serials.push(pki::issue_device_certificate(&k, &id, "meter-1"));
         }
         let ambiguous = k.run(&[
             "cert",

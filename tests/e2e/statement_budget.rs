@@ -150,12 +150,7 @@ async fn an_issuance_through_the_http_api_reads_twice_and_writes_once_per_table(
         let (backend, k) = logging_statements(k);
         let server = k.serve();
         let k = k.env("KIZUNA_PUBLIC_URL", &server.public);
-        let org = k.json(&["org", "create", "--name", "Water", "--json"])["id"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        k.ok(&["org", "allow", &org, "--dns", "water.city.example"]);
-        let token = crate::common::service_token(&k, &server.public, "kizuna:admin", None).await;
+        let (org, token) = crate::common::enroll::api_issuer(&k, &server).await;
         let issue = |id: &'static str, name: &str| {
             let (_, api) = tagged(&server, id);
             let body = crate::common::enroll::service_request(name, &org);

@@ -200,6 +200,18 @@ pub fn self_signed(dir: &Path, name: &str, subject: &str, extensions: &[&str]) {
     openssl(dir, &args);
 }
 
+/// What a client of the CA's HTTP API needs on a running install: the organization Water
+/// (allowed `water.city.example` names) and an administrator's bearer token.
+pub async fn api_issuer(k: &Kizuna, server: &Server) -> (String, String) {
+    let org = k.json(&["org", "create", "--name", "Water", "--json"])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    k.ok(&["org", "allow", &org, "--dns", "water.city.example"]);
+    let token = super::service_token(k, &server.public, "kizuna:admin", None).await;
+    (org, token)
+}
+
 /// A body for `POST /ca/api/v1/certificates`: a PKCS#10 for `name` with its own P-256 key, in
 /// the service profile of organization `org`.
 pub fn service_request(name: &str, org: &str) -> serde_json::Value {

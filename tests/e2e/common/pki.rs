@@ -125,7 +125,14 @@ pub async fn device_certificate(k: &Kizuna, server: &Server, org_name: &str, nam
         Some(org) => org,
         None => k.json(&["org", "create", "--name", org_name, "--json"]),
     };
-    let org_id = org["id"].as_str().unwrap();
+    let serial = issue_device_certificate(k, org["id"].as_str().unwrap(), name);
+    download_ca_certificates(k, server).await;
+    serial
+}
+
+/// A device certificate `<name>.pem` (key `<name>.key`) of organization `org_id` in the
+/// install's directory, issued with `kizuna cert issue`. Returns the serial (lower-case hex).
+pub fn issue_device_certificate(k: &Kizuna, org_id: &str, name: &str) -> String {
     let dir = k.dir.path();
     csr(
         dir,
@@ -147,7 +154,6 @@ pub async fn device_certificate(k: &Kizuna, server: &Server, org_name: &str, nam
         org_id,
     ]);
     std::fs::write(dir.join(format!("{name}.pem")), &pem).unwrap();
-    download_ca_certificates(k, server).await;
     sh_ok(dir, &format!("openssl x509 -in {name}.pem -noout -serial"))
         .trim()
         .trim_start_matches("serial=")
