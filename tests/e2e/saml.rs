@@ -713,3 +713,30 @@ async fn the_sp_decryption_key_is_resealed_by_a_kek_rotation_and_still_decrypts(
     assert_eq!(after["sub"], before["sub"]);
     assert!(u.idp.last_response().await.contains("EncryptedAssertion"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idp_logout_request_issued_long_ago_is_refused() {
+    let u = university(Kizuna::sqlite()).await;
+    let b = browser(true);
+    u.sign_in(&b).await;
+    // Signed by the IdP an hour before Kizuna reads it: captured and replayed later, it
+    // would sign the person out of whatever session they have by then.
+    let url = u.idp.initiate_logout("u-1001", "s-1").await;
+    u.k.clock().advance(3600);
+    let answer = reqwest::get(&url).await.unwrap();
+    assert_eq!(answer.status(), 400);
+    let refused = u
+        .audit()
+        .into_iter()
+        .rev()
+        .find(|e| e["action"] == "federation.saml_logout")
+        .expect("audited");
+    assert_eq!(refused["outcome"], "failure", "{refused}");
+    assert!(
+        refused["details"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("issued"),
+        "{refused}"
+    );
+}

@@ -129,6 +129,8 @@ pub struct LogoutRequest {
     pub name_id: String,
     pub session_indexes: Vec<String>,
     pub destination: Option<String>,
+    /// When the IdP issued it (required, SAML core §3.2.1), unix seconds.
+    pub issue_instant: i64,
     /// Unix seconds.
     pub not_on_or_after: Option<i64>,
 }
@@ -151,6 +153,10 @@ pub fn logout_request(xml: &[u8]) -> Result<LogoutRequest, SamlError> {
             .map(|s| xml::text(&doc, s))
             .collect(),
         destination: xml::attr(&doc, root, "Destination").map(str::to_owned),
+        issue_instant: xml::attr(&doc, root, "IssueInstant")
+            .map(xml::time)
+            .transpose()?
+            .ok_or(SamlError::Missing("IssueInstant"))?,
         not_on_or_after: xml::attr(&doc, root, "NotOnOrAfter")
             .map(xml::time)
             .transpose()?,

@@ -144,13 +144,14 @@ fn a_logout_request_is_read() {
             name_id: "alice".into(),
             session_indexes: vec!["_session1".into(), "_session2".into()],
             destination: Some("https://kizuna.example.com/saml/slo".into()),
+            issue_instant: 1_893_456_000,
             not_on_or_after: Some(1_893_456_300),
         }
     );
 }
 
 #[test]
-fn a_logout_request_without_name_id_issuer_or_id_is_refused() {
+fn a_logout_request_without_name_id_issuer_id_or_issue_instant_is_refused() {
     for (cut, what) in [
         (
             "<saml:NameID Format=\"urn:oasis:names:tc:SAML:2.0:nameid-format:persistent\">alice</saml:NameID>",
@@ -161,6 +162,7 @@ fn a_logout_request_without_name_id_issuer_or_id_is_refused() {
             "Issuer",
         ),
         (" ID=\"_lr1\"", "ID"),
+        (" IssueInstant=\"2030-01-01T00:00:00Z\"", "IssueInstant"),
     ] {
         let xml = LOGOUT_REQUEST.replace(cut, "");
         assert!(

@@ -15,7 +15,8 @@ use crate::federation::upstreams::{self, Upstream};
 use crate::federation::{FederationError, clean_text};
 use crate::store::federation;
 
-/// Logout requests older than this (plus the skew) are refused.
+/// Logout requests issued longer ago than this (plus the skew) are refused; their ids are
+/// remembered as long, so none is accepted twice.
 const MAX_AGE_SECS: i64 = 600;
 
 /// What a SAML session keeps for logout at the IdP (in the place an OIDC session keeps its
@@ -251,6 +252,11 @@ async fn logout_requested(
     let skew = idp.config.upstream_clock_skew_secs;
     if request.not_on_or_after.is_some_and(|t| t <= now - skew) {
         return Err(refuse("the logout request has expired"));
+    }
+    if request.issue_instant < now - MAX_AGE_SECS - skew || request.issue_instant > now + skew {
+        return Err(refuse(
+            "the logout request was issued too long ago or in the future",
+        ));
     }
     crate::federation::use_once(
         idp,
