@@ -597,6 +597,21 @@ async fn a_saml_idp_is_registered_through_the_admin_api_by_its_metadata_url() {
             "{why}"
         );
         assert!(!k.ok(&["upstream", "list"]).contains("gone"));
+        // Saying "saml" without giving the metadata is refused too.
+        let half = http
+            .post(&api)
+            .bearer_auth(&token)
+            .json(&json!({"alias": "half", "name": "Half", "org_id": "Hospital",
+                          "issuer": idp.metadata_url, "client_id": "kizuna", "client_auth": "saml"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(half.status(), 422);
+        let why: Value = half.json().await.unwrap();
+        assert!(
+            why["detail"].as_str().unwrap().contains("metadata"),
+            "{why}"
+        );
 
         let created = add("hospital", &idp.metadata_url).send().await.unwrap();
         assert_eq!(created.status(), 201);

@@ -40,11 +40,7 @@ pub(crate) async fn start(
     continuation: &Continuation,
     headers: &HeaderMap,
 ) -> Result<Started, FederationError> {
-    let key_id = upstream
-        .key_id
-        .as_deref()
-        .ok_or_else(|| FederationError::Invalid("the SAML upstream has no signing key".into()))?;
-    let key = idp.core.custody.get(key_id).await?;
+    let key = signing_key(idp, upstream).await?;
     let request_id = messages::new_id();
     let relay_state = kizuna_core::secret::random_token();
     let xml = messages::authn_request(
@@ -75,6 +71,18 @@ pub(crate) async fn start(
 
 /// The largest IdP metadata document read (a federation's aggregate is not an upstream).
 const MAX_METADATA_BYTES: usize = 256 * 1024;
+
+/// Kizuna's SP signing key at this upstream, from custody.
+async fn signing_key(
+    idp: &Idp,
+    upstream: &Upstream,
+) -> Result<kizuna_core::custody::KeyHandle, FederationError> {
+    let key_id = upstream
+        .key_id
+        .as_deref()
+        .ok_or_else(|| FederationError::Invalid("the SAML upstream has no signing key".into()))?;
+    Ok(idp.core.custody.get(key_id).await?)
+}
 
 /// Reads an IdP's metadata from `url` (HTTPS, or HTTP on loopback), with the upstream
 /// request timeout and a size cap.

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::messages::{self, SUCCESS};
-use super::{SamlSettings, read, sp, verify};
+use super::{SamlSettings, read, signing_key, sp, verify};
 use crate::Idp;
 use crate::federation::upstreams::{self, Upstream};
 use crate::federation::{FederationError, clean_text};
@@ -68,20 +68,9 @@ pub(crate) async fn logout_url(
     messages::redirect(&key, endpoint, "SAMLRequest", &xml, Some(state)).map(Some)
 }
 
-async fn signing_key(
-    idp: &Idp,
-    upstream: &Upstream,
-) -> Result<kizuna_core::custody::KeyHandle, FederationError> {
-    let key_id = upstream
-        .key_id
-        .as_deref()
-        .ok_or_else(|| FederationError::Invalid("the SAML upstream has no signing key".into()))?;
-    Ok(idp.core.custody.get(key_id).await?)
-}
-
 /// A message that came by the HTTP-Redirect binding, its values as received.
 struct Redirected<'a> {
-    parameter: &'static str,
+    parameter: &'a str,
     message: &'a str,
     relay_state: Option<&'a str>,
     sig_alg: Option<&'a str>,
@@ -101,12 +90,7 @@ impl<'a> Redirected<'a> {
             let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
             let slot = match name {
                 "SAMLRequest" | "SAMLResponse" if found.parameter.is_empty() => {
-                    found.parameter = if name == "SAMLRequest" {
-                        "SAMLRequest"
-                    } else {
-                        "SAMLResponse"
-                    };
-                    found.message = value;
+                    (found.parameter, found.message) = (name, value);
                     continue;
                 }
                 "SAMLRequest" | "SAMLResponse" => {

@@ -124,10 +124,10 @@ pub(super) fn check(new: &NewUpstream) -> Result<(), FederationError> {
         (ClientAuth::ClientSecretBasic, None) => {
             return Err(invalid("client_secret_basic needs the client secret"));
         }
-        (ClientAuth::PrivateKeyJwt | ClientAuth::Saml, Some(_)) => {
+        (ClientAuth::Saml, _) => return Err(invalid("a SAML upstream needs its metadata")),
+        (ClientAuth::PrivateKeyJwt, Some(_)) => {
             return Err(invalid("private_key_jwt uses a key, not a secret"));
         }
-        (ClientAuth::Saml, None) => return Err(invalid("a SAML upstream needs its metadata")),
         _ => {}
     }
     check_requests(&new.scopes, &new.acr_values)?;
