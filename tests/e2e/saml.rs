@@ -398,6 +398,17 @@ async fn saml_answers_that_must_not_be_believed_are_refused_audited_and_create_n
             "a refused answer created an account"
         );
 
+        // An answer that names no request (IdP-initiated, or its RelayState dropped) is
+        // refused: Kizuna takes only answers to requests this browser started.
+        let (b, action, form) = u.answer().await;
+        let unsolicited = vec![form[0].clone()];
+        assert_eq!(post(&b, &action, &unsolicited, None).await.0, 400);
+        assert!(
+            u.last_refusal().contains("bad state"),
+            "{}",
+            u.last_refusal()
+        );
+
         // A good answer signs in; posting it again is refused, and so is posting it for
         // a sign-in started afterwards (its InResponseTo names the first).
         let (b, action, form) = u.answer().await;
@@ -489,6 +500,24 @@ async fn saml_logout_goes_from_kizuna_to_the_idp_and_from_the_idp_to_kizuna() {
             .find(|e| e["action"] == "federation.saml_logout")
             .unwrap();
         assert_eq!(last["outcome"], "failure", "{last}");
+
+        // Without its signature at all it is refused and audited as unsigned.
+        let signed = u.idp.initiate_logout("u-1001", "s-1").await;
+        let unsigned = signed[..signed.find("&SigAlg=").expect("a signed request")].to_string();
+        assert_eq!(reqwest::get(&unsigned).await.unwrap().status(), 400);
+        let last = u
+            .audit()
+            .into_iter()
+            .rev()
+            .find(|e| e["action"] == "federation.saml_logout")
+            .unwrap();
+        assert!(
+            last["details"]["detail"]
+                .as_str()
+                .unwrap()
+                .contains("not signed"),
+            "{last}"
+        );
     }
 }
 
