@@ -164,6 +164,34 @@ impl University {
             .collect()
     }
 
+    /// Walks a fresh browser to the IdP's answer and posts it to the ACS, changed by
+    /// `tamper`: it must be refused (502), with one more refusal audited whose reason or
+    /// detail names one of `reasons`. The page and the refusal.
+    async fn refused_as(
+        &self,
+        tamper: impl FnOnce(String) -> String,
+        reasons: &[&str],
+    ) -> (String, String) {
+        let (b, action, form) = self.answer().await;
+        let before = self.refusals();
+        let xml = tamper(decoded(&form));
+        let (status, page) = post(&b, &action, &form, Some(&xml)).await;
+        assert_eq!(status, 502, "{page}");
+        assert_eq!(self.refusals(), before + 1, "audited");
+        let refusal = self.last_refusal();
+        assert!(reasons.iter().any(|r| refusal.contains(r)), "{refusal}");
+        (page, refusal)
+    }
+
+    /// The last audit entry of an IdP's logout request.
+    fn last_logout(&self) -> Value {
+        self.audit()
+            .into_iter()
+            .rev()
+            .find(|e| e["action"] == "federation.saml_logout")
+            .expect("a SAML logout request is audited")
+    }
+
     /// How many answers the audit log says were refused.
     fn refusals(&self) -> usize {
         self.audit()
@@ -297,97 +325,76 @@ async fn a_resident_signs_in_through_a_saml_idp_just_in_time_and_again_with_an_e
 async fn saml_answers_that_must_not_be_believed_are_refused_audited_and_create_nothing() {
     for u in universities().await {
         // A tampered attribute: the digest no longer matches.
-        let (b, action, form) = u.answer().await;
-        let xml = decoded(&form).replace("hanako@uni.example.jp", "mallory@uni.example.jp");
-        let (status, page) = post(&b, &action, &form, Some(&xml)).await;
-        assert_eq!(status, 502, "{page}");
+        let (page, _) = u
+            .refused_as(
+                |xml| xml.replace("hanako@uni.example.jp", "mallory@uni.example.jp"),
+                &["digest", "signature"],
+            )
+            .await;
         assert!(page.contains("could not be verified"), "{page}");
-        let refusal = u.last_refusal();
-        assert!(
-            refusal.contains("digest") || refusal.contains("signature"),
-            "{refusal}"
-        );
 
         // No signature at all.
         u.idp
             .control(json!({"sign_assertion": false, "sign_response": false}))
             .await;
-        let (b, action, form) = u.answer().await;
-        assert_eq!(post(&b, &action, &form, None).await.0, 502);
-        assert!(
-            u.last_refusal().contains("unsigned"),
-            "{}",
-            u.last_refusal()
-        );
+        u.refused_as(|xml| xml, &["unsigned"]).await;
         u.idp.control(json!({"sign_assertion": true})).await;
 
         // An assertion issued an hour ago is expired.
         u.idp.control(json!({"issue_offset_secs": -3600})).await;
-        let (b, action, form) = u.answer().await;
-        assert_eq!(post(&b, &action, &form, None).await.0, 502);
-        assert!(u.last_refusal().contains("expired"), "{}", u.last_refusal());
+        u.refused_as(|xml| xml, &["expired"]).await;
         u.idp.control(json!({"issue_offset_secs": 0})).await;
 
         // An assertion for another service provider.
         u.idp
             .control(json!({"audience": "https://elsewhere.example/sp"}))
             .await;
-        let (b, action, form) = u.answer().await;
-        assert_eq!(post(&b, &action, &form, None).await.0, 502);
-        assert!(
-            u.last_refusal().contains("audience"),
-            "{}",
-            u.last_refusal()
-        );
+        u.refused_as(|xml| xml, &["audience"]).await;
         u.idp.control(json!({"audience": null})).await;
 
         // A DTD with an external entity is refused before anything else is read.
-        let (b, action, form) = u.answer().await;
-        let xml = decoded(&form);
-        let body = xml.trim_start_matches(|c| c != '<');
-        let body = if body.starts_with("<?xml") {
-            &body[body.find("?>").unwrap() + 2..]
-        } else {
-            body
+        let with_dtd = |xml: String| {
+            let body = xml.trim_start_matches(|c| c != '<');
+            let body = match body.strip_prefix("<?xml") {
+                Some(rest) => &rest[rest.find("?>").unwrap() + 2..],
+                None => body,
+            };
+            format!(
+                "<?xml version=\"1.0\"?><!DOCTYPE r [<!ENTITY x SYSTEM \"file:///etc/passwd\">]>{body}"
+            )
         };
-        let evil = format!(
-            "<?xml version=\"1.0\"?><!DOCTYPE r [<!ENTITY x SYSTEM \"file:///etc/passwd\">]>{body}"
-        );
-        assert_eq!(post(&b, &action, &form, Some(&evil)).await.0, 502);
-        assert!(u.last_refusal().contains("dtd"), "{}", u.last_refusal());
+        u.refused_as(with_dtd, &["dtd"]).await;
 
         // Signature wrapping: the signed assertion stays, an unsigned one naming someone
         // else is put first (XSW3), last (XSW4) or the signed one is hidden inside the evil
         // one (XSW5-like).
         for shape in ["before", "after", "inside"] {
-            let (b, action, form) = u.answer().await;
-            let xml = decoded(&form);
-            let (start, end) = element(&xml, "Assertion");
-            let signed = &xml[start..end];
-            let (s_start, s_end) = element(signed, "Signature");
-            let evil = format!("{}{}", &signed[..s_start], &signed[s_end..])
-                .replace("u-1001", "u-6666")
-                .replace("hanako@uni.example.jp", "mayor@uni.example.jp")
-                .replacen(" ID=\"", " ID=\"evil", 1);
-            let wrapped = match shape {
-                "before" => format!("{}{evil}{signed}{}", &xml[..start], &xml[end..]),
-                "after" => format!("{}{signed}{evil}{}", &xml[..start], &xml[end..]),
-                _ => {
-                    let close = evil.rfind("</").unwrap();
-                    format!(
-                        "{}{}{signed}{}{}",
-                        &xml[..start],
-                        &evil[..close],
-                        &evil[close..],
-                        &xml[end..]
-                    )
+            let wrap = |xml: String| {
+                let (start, end) = element(&xml, "Assertion");
+                let signed = &xml[start..end];
+                let (s_start, s_end) = element(signed, "Signature");
+                let evil = format!("{}{}", &signed[..s_start], &signed[s_end..])
+                    .replace("u-1001", "u-6666")
+                    .replace("hanako@uni.example.jp", "mayor@uni.example.jp")
+                    .replacen(" ID=\"", " ID=\"evil", 1);
+                match shape {
+                    "before" => format!("{}{evil}{signed}{}", &xml[..start], &xml[end..]),
+                    "after" => format!("{}{signed}{evil}{}", &xml[..start], &xml[end..]),
+                    _ => {
+                        let close = evil.rfind("</").unwrap();
+                        format!(
+                            "{}{}{signed}{}{}",
+                            &xml[..start],
+                            &evil[..close],
+                            &evil[close..],
+                            &xml[end..]
+                        )
+                    }
                 }
             };
-            let before = u.refusals();
-            let (status, page) = post(&b, &action, &form, Some(&wrapped)).await;
-            assert_eq!(status, 502, "{shape}: {page}");
-            assert_eq!(u.refusals(), before + 1, "{shape}: audited");
-            let refusal = u.last_refusal();
+            let (_, refusal) = u
+                .refused_as(wrap, &["\"wrapping\"", "\"duplicate id\""])
+                .await;
             assert!(
                 refusal.starts_with("\"wrapping\"") || refusal.starts_with("\"duplicate id\""),
                 "{shape}: {refusal}"
@@ -477,12 +484,7 @@ async fn saml_logout_goes_from_kizuna_to_the_idp_and_from_the_idp_to_kizuna() {
         let back = answer.headers()["location"].to_str().unwrap().to_string();
         assert!(back.contains("SAMLResponse="), "{back}");
         assert_eq!(b.get(&format!("{}/account", u.server.public)).await.0, 303);
-        let ended = u
-            .audit()
-            .into_iter()
-            .rev()
-            .find(|e| e["action"] == "federation.saml_logout")
-            .expect("audited");
+        let ended = u.last_logout();
         assert_eq!(ended["details"]["sessions_ended"], 1, "{ended}");
 
         // The same request with its signature broken is refused and audited.
@@ -493,24 +495,14 @@ async fn saml_logout_goes_from_kizuna_to_the_idp_and_from_the_idp_to_kizuna() {
         );
         let refused = reqwest::get(&forged).await.unwrap();
         assert_eq!(refused.status(), 400);
-        let last = u
-            .audit()
-            .into_iter()
-            .rev()
-            .find(|e| e["action"] == "federation.saml_logout")
-            .unwrap();
+        let last = u.last_logout();
         assert_eq!(last["outcome"], "failure", "{last}");
 
         // Without its signature at all it is refused and audited as unsigned.
         let signed = u.idp.initiate_logout("u-1001", "s-1").await;
         let unsigned = signed[..signed.find("&SigAlg=").expect("a signed request")].to_string();
         assert_eq!(reqwest::get(&unsigned).await.unwrap().status(), 400);
-        let last = u
-            .audit()
-            .into_iter()
-            .rev()
-            .find(|e| e["action"] == "federation.saml_logout")
-            .unwrap();
+        let last = u.last_logout();
         assert!(
             last["details"]["detail"]
                 .as_str()
@@ -769,12 +761,7 @@ async fn an_idp_logout_request_issued_long_ago_is_refused() {
     u.k.clock().advance(3600);
     let answer = reqwest::get(&url).await.unwrap();
     assert_eq!(answer.status(), 400);
-    let refused = u
-        .audit()
-        .into_iter()
-        .rev()
-        .find(|e| e["action"] == "federation.saml_logout")
-        .expect("audited");
+    let refused = u.last_logout();
     assert_eq!(refused["outcome"], "failure", "{refused}");
     assert!(
         refused["details"]["detail"]
