@@ -242,6 +242,17 @@ impl Db {
                         Ok(())
                     })
                 });
+        } else {
+            // A connection that answered a moment ago is taken as live: only one that sat
+            // idle longer (the server may have closed it, a failover moved the address) is
+            // pinged before use, instead of a round trip to the server before every query.
+            pool_options = pool_options
+                .test_before_acquire(false)
+                .before_acquire(|conn, meta| {
+                    Box::pin(async move {
+                        Ok(meta.idle_for < PING_AFTER_IDLE || conn.ping().await.is_ok())
+                    })
+                });
         }
 
         // Probe with single connections first: the pool's own connect retries silently until
@@ -546,6 +557,9 @@ pub fn unavailable_reason(e: &sqlx::Error) -> &'static str {
 
 /// How long a client should wait before retrying while the database is unavailable.
 pub const RETRY_AFTER_SECS: u32 = 5;
+
+/// How long a PostgreSQL connection may sit idle in the pool before it is pinged on its next use.
+const PING_AFTER_IDLE: Duration = Duration::from_secs(1);
 
 /// True when a query failed on a UNIQUE constraint.
 pub fn is_unique_violation(e: &sqlx::Error) -> bool {

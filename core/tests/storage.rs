@@ -598,3 +598,35 @@ async fn run_once_jobs_are_exclusive_across_replicas_on_postgres() {
         }
     }
 }
+
+#[tokio::test]
+async fn connections_the_server_closed_are_replaced_once_they_sat_idle() {
+    for TestDb { db, fresh } in testing::databases().await {
+        if fresh.backend != Backend::Postgres {
+            continue;
+        }
+        let count = || async {
+            sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM audit_head")
+                .fetch_one(db.pool())
+                .await
+        };
+        assert_eq!(count().await.unwrap(), 1);
+        // An administrator (or a failover) ends every session of the pool.
+        let admin = Db::connect(&fresh.url, &DbOptions::default())
+            .await
+            .unwrap();
+        let ended: Vec<bool> = sqlx::query_scalar(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        )
+        .fetch_all(admin.pool())
+        .await
+        .unwrap();
+        assert!(!ended.is_empty() && ended.iter().all(|e| *e), "{ended:?}");
+        // A connection idle past the ping threshold is tested before use and replaced.
+        tokio::time::sleep(std::time::Duration::from_millis(1_200)).await;
+        assert_eq!(count().await.unwrap(), 1, "the first query after the break");
+        assert_eq!(count().await.unwrap(), 1);
+        admin.close().await;
+    }
+}
