@@ -130,16 +130,17 @@ async fn the_audit_chain_verifies_and_names_the_first_altered_entry() {
 #[tokio::test]
 async fn a_large_batch_is_stored_in_order_across_statement_sizes() {
     for TestDb { db, fresh } in testing::databases().await {
-        // 75 = 64 + 8 + 1 + 1 + 1 on PostgreSQL, 9 × 8 + 3 × 1 on SQLite.
-        append(&db, &(0..75).map(event).collect::<Vec<_>>()).await;
+        // Every statement size: 127 = 64 + 32 + 16 + 8 + 4 + 2 + 1 on PostgreSQL,
+        // 15 × 8 + 4 + 2 + 1 on SQLite.
+        append(&db, &(0..127).map(event).collect::<Vec<_>>()).await;
         let report = audit::verify(&db).await.unwrap();
-        assert_eq!(report.entries, 75, "{:?}", fresh.backend);
+        assert_eq!(report.entries, 127, "{:?}", fresh.backend);
         assert!(report.broken.is_none());
         let targets: Vec<String> = sqlx::query_scalar("SELECT target FROM audit_log ORDER BY seq")
             .fetch_all(db.pool())
             .await
             .unwrap();
-        assert_eq!(targets[74], "thing:74");
+        assert_eq!(targets[126], "thing:126");
     }
 }
 

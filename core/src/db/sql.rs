@@ -4,13 +4,14 @@
 use super::AnyConnection;
 
 /// Rows per INSERT statement for bulk writes, largest first, in a few fixed sizes so each
-/// connection caches a handful of prepared statements. SQLite binds `$N` parameters by a
-/// linear name search, so its statements stay small.
+/// connection caches a handful of prepared statements. Powers of two: a batch of n rows
+/// takes at most log2(n) + 1 statements, each a round trip. SQLite binds `$N` parameters by
+/// a linear name search, so its statements stay small.
 pub fn batch_sizes(conn: &AnyConnection) -> &'static [usize] {
     if conn.backend_name() == "SQLite" {
-        &[8, 1]
+        &[8, 4, 2, 1]
     } else {
-        &[64, 8, 1]
+        &[64, 32, 16, 8, 4, 2, 1]
     }
 }
 
