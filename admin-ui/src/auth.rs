@@ -357,7 +357,7 @@ pub async fn session(c: &Console, headers: &HeaderMap) -> Result<Signed, Console
             session_store::find_live(db, user_id, sid, now)
                 .await?
                 .is_some()
-                && user_store::is_active(db, user_id).await?
+                && user_store::is_active(&mut *db.conn().await?, user_id).await?
         }
         None => false,
     };

@@ -331,7 +331,10 @@ pub async fn set_linkage(
             "the purpose is 1 to 500 characters".into(),
         ));
     }
-    if clients::status(&idp.core.db, client_id).await?.is_none() {
+    if clients::status(&mut *idp.core.db.conn().await?, client_id)
+        .await?
+        .is_none()
+    {
         return Err(ConsentError::NotFound);
     }
     let mut scopes = new.scopes;
@@ -529,7 +532,10 @@ pub async fn set_terms(
     let mut optional = new.optional_claims;
     optional.sort();
     optional.dedup();
-    if clients::status(&idp.core.db, client_id).await?.is_none() {
+    if clients::status(&mut *idp.core.db.conn().await?, client_id)
+        .await?
+        .is_none()
+    {
         return Err(ConsentError::NotFound);
     }
     let now = kizuna_core::time::now_unix();

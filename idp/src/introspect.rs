@@ -99,16 +99,20 @@ async fn answer(
             Err(_) => json!({"active": false}),
         });
     }
-    let db = &idp.core.db;
     let token_hash = secret::token_hash(token);
+    let mut conn = idp.core.db.conn().await?;
     let mut row =
-        grants::live_refresh_token(db, &token_hash, kizuna_core::time::now_unix()).await?;
+        grants::live_refresh_token(&mut conn, &token_hash, kizuna_core::time::now_unix()).await?;
     if let Some(live) = &row
-        && !(clients::status(db, &live.client_id).await?.as_deref() == Some("active")
-            && users::is_active(db, &live.user_id).await?)
+        && !(clients::status(&mut conn, &live.client_id)
+            .await?
+            .as_deref()
+            == Some("active")
+            && users::is_active(&mut conn, &live.user_id).await?)
     {
         row = None;
     }
+    drop(conn);
     if let Some(live) = &row {
         released(
             idp,

@@ -434,13 +434,20 @@ pub async fn check_access_token(
     if claims.exp <= kizuna_core::time::now_unix() {
         return Ok(Err(Inactive::Expired));
     }
-    // Revoked itself or through its grant, or issued to a client or an account that has
-    // since been disabled or deleted: inactive at once, on every replica.
-    let db = &idp.core.db;
+    // Bound to a certificate that was revoked or held since, revoked itself or through its
+    // grant, or issued to a client or an account that has since been disabled or deleted:
+    // inactive at once, on every replica.
+    if !certificate_admits(idp, &claims).await? {
+        return Ok(Err(Inactive::Revoked));
+    }
+    // The reads share one pooled connection: one round trip to take it and give it back.
+    let mut conn = idp.core.db.conn().await?;
     let revoked =
-        grants::access_token_revoked(db, &claims.jti, claims.gid.as_deref().unwrap_or("")).await?
-            || !client_may_act(idp, &claims).await?
-            || (claims.sub != claims.client_id && !users::is_active(db, &claims.sub).await?);
+        grants::access_token_revoked(&mut conn, &claims.jti, claims.gid.as_deref().unwrap_or(""))
+            .await?
+            || !client_may_act(&mut conn, &claims).await?
+            || (claims.sub != claims.client_id
+                && !users::is_active(&mut conn, &claims.sub).await?);
     Ok(if revoked {
         Err(Inactive::Revoked)
     } else {
@@ -448,27 +455,32 @@ pub async fn check_access_token(
     })
 }
 
+/// A token bound to a certificate this Kizuna issued counts only while that certificate is
+/// valid and was issued after its last status change (a hold ends it; a release does not
+/// bring it back). A token bound to none passes.
+async fn certificate_admits(idp: &Idp, claims: &AccessClaims) -> Result<bool, sqlx::Error> {
+    let Some(serial) = &claims.kizuna_cert else {
+        return Ok(true);
+    };
+    let Ok(serial) = serial.parse::<Serial>() else {
+        return Ok(false);
+    };
+    Ok(idp
+        .certificates
+        .binding(&serial)
+        .await?
+        .is_some_and(|b| b.admits(claims.iat)))
+}
+
 /// Whether the token's client may still act: a registered client must be active; a
 /// certificate acting as a client of its own has no registration, so its token counts only
-/// bound to it. Either way a token bound to a certificate this Kizuna issued counts only
-/// while that certificate is valid and was issued after its last status change (a hold
-/// ends it; a release does not bring it back).
-async fn client_may_act(idp: &Idp, claims: &AccessClaims) -> Result<bool, sqlx::Error> {
-    if let Some(serial) = &claims.kizuna_cert {
-        let Ok(serial) = serial.parse::<Serial>() else {
-            return Ok(false);
-        };
-        let live = idp
-            .certificates
-            .binding(&serial)
-            .await?
-            .is_some_and(|b| b.admits(claims.iat));
-        if !live {
-            return Ok(false);
-        }
-    }
+/// bound to it.
+async fn client_may_act(
+    conn: &mut AnyConnection,
+    claims: &AccessClaims,
+) -> Result<bool, sqlx::Error> {
     Ok(
-        match store_clients::status(&idp.core.db, &claims.client_id).await? {
+        match store_clients::status(conn, &claims.client_id).await? {
             Some(status) => status == ClientStatus::Active.as_str(),
             None => {
                 claims.kizuna_cert.is_some()

@@ -116,10 +116,13 @@ pub(crate) async fn names(
 }
 
 /// The client's status as stored (`None`: no such client).
-pub(crate) async fn status(db: &Db, client_id: &str) -> Result<Option<String>, sqlx::Error> {
+pub(crate) async fn status(
+    conn: &mut AnyConnection,
+    client_id: &str,
+) -> Result<Option<String>, sqlx::Error> {
     sqlx::query_scalar("SELECT status FROM clients WHERE id = $1")
         .bind(client_id)
-        .fetch_optional(db.pool())
+        .fetch_optional(conn)
         .await
 }
 

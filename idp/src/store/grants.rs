@@ -151,7 +151,7 @@ pub(crate) async fn revoke_for_session(
 
 /// True when the access token `jti` was revoked itself, or its grant `grant_id` was.
 pub(crate) async fn access_token_revoked(
-    db: &Db,
+    conn: &mut AnyConnection,
     jti: &str,
     grant_id: &str,
 ) -> Result<bool, sqlx::Error> {
@@ -161,7 +161,7 @@ pub(crate) async fn access_token_revoked(
     )
     .bind(jti)
     .bind(grant_id)
-    .fetch_one(db.pool())
+    .fetch_one(conn)
     .await?;
     Ok(revoked > 0)
 }
@@ -306,7 +306,7 @@ pub(crate) struct LiveRefreshToken {
 
 /// The live refresh token stored under this hash.
 pub(crate) async fn live_refresh_token(
-    db: &Db,
+    conn: &mut AnyConnection,
     token_hash: &str,
     now: i64,
 ) -> Result<Option<LiveRefreshToken>, sqlx::Error> {
@@ -318,7 +318,7 @@ pub(crate) async fn live_refresh_token(
     )
     .bind(token_hash)
     .bind(now)
-    .fetch_optional(db.pool())
+    .fetch_optional(conn)
     .await?;
     Ok(row.map(
         |(client_id, user_id, scope, created_at, expires_at)| LiveRefreshToken {

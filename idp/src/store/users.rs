@@ -190,11 +190,11 @@ pub async fn find_by_id_or_username(
 }
 
 /// True when the account exists and is active.
-pub async fn is_active(db: &Db, id: &str) -> Result<bool, sqlx::Error> {
+pub async fn is_active(conn: &mut AnyConnection, id: &str) -> Result<bool, sqlx::Error> {
     let count: i64 =
         sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE id = $1 AND status = 'active'")
             .bind(id)
-            .fetch_one(db.pool())
+            .fetch_one(conn)
             .await?;
     Ok(count > 0)
 }
