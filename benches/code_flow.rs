@@ -46,7 +46,7 @@ fn peak_rss_mb(pid: u32) -> u64 {
 async fn run(label: &str, k: Kizuna) {
     let seconds = env_number("BENCH_SECONDS", 20);
     let concurrency = env_number("BENCH_CONCURRENCY", 16);
-    let k = k.env("KIZUNA_LOG_LEVEL", "warn");
+    let k = k.system_clock().env("KIZUNA_LOG_LEVEL", "warn");
     let server = k.serve();
     let k = k.env("KIZUNA_PUBLIC_URL", &server.public);
     let client = k.json(&[

@@ -399,18 +399,21 @@ async fn main() {
     let only = std::env::var("BENCH_ONLY").unwrap_or_default();
     let wanted = |name: &str| only.is_empty() || only.split(',').any(|o| o == name);
     for k in Kizuna::each_backend().await {
+        let k = k.system_clock();
         let label = k.db.as_ref().map(|d| d.backend.name()).unwrap_or("sqlite");
         if wanted("est") {
             est(label, k).await;
         }
     }
     for k in Kizuna::each_backend().await {
+        let k = k.system_clock();
         let label = k.db.as_ref().map(|d| d.backend.name()).unwrap_or("sqlite");
         if wanted("http") {
             http_api(label, k).await;
         }
     }
     for k in Kizuna::each_backend().await {
+        let k = k.system_clock();
         let label = k.db.as_ref().map(|d| d.backend.name()).unwrap_or("sqlite");
         if wanted("acme") {
             acme(label, k).await;

@@ -654,3 +654,23 @@ async fn healthcheck_exits_0_only_when_readyz_answers_200() {
         assert!(stderr.contains(reason), "{listen}: {stderr}");
     }
 }
+
+#[tokio::test]
+async fn a_server_on_the_test_clock_says_so_at_start_and_one_on_the_systems_does_not() {
+    let warning = "KIZUNA_TEST_CLOCK_FILE is set";
+    let tested = Kizuna::sqlite().serve();
+    assert!(tested.stderr().contains(warning), "{}", tested.stderr());
+    let production = Kizuna::sqlite().system_clock().serve();
+    assert_eq!(
+        reqwest::get(production.url("/readyz"))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert!(
+        !production.stderr().contains(warning),
+        "{}",
+        production.stderr()
+    );
+}

@@ -69,6 +69,14 @@ impl Kizuna {
             .collect()
     }
 
+    /// The system's clock, as in production, instead of the test clock (whose offset file
+    /// every process reads at each "now"): for benchmarks, which never move time.
+    pub fn system_clock(mut self) -> Kizuna {
+        self.env
+            .retain(|(key, _)| key != kizuna_core::time::TEST_CLOCK_FILE);
+        self
+    }
+
     pub fn env(mut self, key: &str, value: &str) -> Kizuna {
         self.env.push((key.into(), value.into()));
         self
