@@ -2,7 +2,7 @@
 //! `next` key is published in JWKS a whole rotation period before it signs; a `retired` key
 //! stays published until every token it signed has expired. Keys live in key custody.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -56,7 +56,11 @@ pub struct SigningKeys {
     config: Arc<OidcConfig>,
     active: Arc<Mutex<HashMap<String, ActiveKey>>>,
     public: Arc<Mutex<HashMap<String, (String, PublicKey)>>>,
+    verified: Arc<Mutex<HashSet<[u8; 32]>>>,
 }
+
+/// How many verified tokens [`SigningKeys::verify_own`] remembers before it starts afresh.
+const VERIFIED_MAX: usize = 8192;
 
 impl SigningKeys {
     pub fn new(core: Core, config: Arc<OidcConfig>) -> Self {
@@ -65,6 +69,7 @@ impl SigningKeys {
             config,
             active: Arc::default(),
             public: Arc::default(),
+            verified: Arc::default(),
         }
     }
 
@@ -153,6 +158,10 @@ impl SigningKeys {
     }
 
     /// Verifies a token this issuer signed (any key it ever published) and returns the JWS.
+    /// A token whose signature this process verified before (a bearer token presented on
+    /// every call) is known by its SHA-256 digest and costs a hash instead of a signature
+    /// check. Only the signature is remembered: callers check expiry and revocation at every
+    /// use, and no key is ever withdrawn from verification here, so nothing goes stale.
     pub async fn verify_own(&self, token: &str) -> Result<Jws, VerifyError> {
         let jws = Jws::parse(token)?;
         let kid = jws.header.kid.clone().ok_or(JoseError::NoKey)?;
@@ -160,7 +169,16 @@ impl SigningKeys {
         if jws.header.alg != alg {
             return Err(JoseError::AlgorithmNotAllowed(jws.header.alg.clone()).into());
         }
-        jws.verify(&public.jwk(), &SIGNING_ALGS)?;
+        let digest = kizuna_core::secret::sha256(token.as_bytes());
+        if !self.verified.lock().is_ok_and(|v| v.contains(&digest)) {
+            jws.verify(&public.jwk(), &SIGNING_ALGS)?;
+            if let Ok(mut verified) = self.verified.lock() {
+                if verified.len() >= VERIFIED_MAX {
+                    verified.clear();
+                }
+                verified.insert(digest);
+            }
+        }
         Ok(jws)
     }
 
@@ -246,4 +264,49 @@ pub enum VerifyError {
     Keys(#[from] KeyError),
     #[error("storage failed: {0}")]
     Storage(#[from] sqlx::Error),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine;
+
+    #[tokio::test]
+    async fn a_token_verified_once_passes_again_and_no_altered_copy_ever_does() {
+        for test_db in kizuna_core::testing::databases().await {
+            let core = kizuna_core::testing::core(&test_db.db).await;
+            let keys = SigningKeys::new(core, Arc::new(OidcConfig::default()));
+            let (kid, key) = keys.active("ES256").await.unwrap();
+            let token =
+                kizuna_core::jose::sign(&key, &kid, Some("at+jwt"), &json!({"sub": "hanako"}))
+                    .unwrap();
+            let (head, rest) = token.split_once('.').unwrap();
+            let (_, signature) = rest.split_once('.').unwrap();
+            let forged = |claims: serde_json::Value| {
+                let payload =
+                    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(claims.to_string());
+                format!("{head}.{payload}.{signature}")
+            };
+            // Refused before and after the genuine token was verified (and remembered).
+            assert!(
+                keys.verify_own(&forged(json!({"sub": "admin"})))
+                    .await
+                    .is_err()
+            );
+            for _ in 0..2 {
+                let jws = keys.verify_own(&token).await.unwrap();
+                assert_eq!(jws.claims::<serde_json::Value>().unwrap()["sub"], "hanako");
+            }
+            assert!(
+                keys.verify_own(&forged(json!({"sub": "admin"})))
+                    .await
+                    .is_err()
+            );
+            let mut flipped = token.clone().into_bytes();
+            let inside = flipped.len() - 10;
+            flipped[inside] = if flipped[inside] == b'A' { b'B' } else { b'A' };
+            let flipped = String::from_utf8(flipped).unwrap();
+            assert!(keys.verify_own(&flipped).await.is_err());
+        }
+    }
 }
