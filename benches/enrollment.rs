@@ -391,6 +391,15 @@ async fn acme(label: &str, k: Kizuna) {
     );
 }
 
+/// One install per backend, on the system's clock as in production.
+async fn installs() -> Vec<Kizuna> {
+    Kizuna::each_backend()
+        .await
+        .into_iter()
+        .map(Kizuna::system_clock)
+        .collect()
+}
+
 #[tokio::main]
 async fn main() {
     if std::env::args().any(|a| a == "--list") {
@@ -398,22 +407,19 @@ async fn main() {
     }
     let only = std::env::var("BENCH_ONLY").unwrap_or_default();
     let wanted = |name: &str| only.is_empty() || only.split(',').any(|o| o == name);
-    for k in Kizuna::each_backend().await {
-        let k = k.system_clock();
+    for k in installs().await {
         let label = k.db.as_ref().map(|d| d.backend.name()).unwrap_or("sqlite");
         if wanted("est") {
             est(label, k).await;
         }
     }
-    for k in Kizuna::each_backend().await {
-        let k = k.system_clock();
+    for k in installs().await {
         let label = k.db.as_ref().map(|d| d.backend.name()).unwrap_or("sqlite");
         if wanted("http") {
             http_api(label, k).await;
         }
     }
-    for k in Kizuna::each_backend().await {
-        let k = k.system_clock();
+    for k in installs().await {
         let label = k.db.as_ref().map(|d| d.backend.name()).unwrap_or("sqlite");
         if wanted("acme") {
             acme(label, k).await;
