@@ -2,7 +2,7 @@
 //! sequence, for the OCSP responders of every replica and for the CRL job. This module owns
 //! the table.
 
-use kizuna_core::db::{AnyConnection, Db};
+use kizuna_core::db::{AnyConnection, Backend, Db, OneCall};
 use kizuna_core::pki::{Change, Serial};
 
 use crate::Ca;
@@ -18,21 +18,26 @@ pub(crate) async fn record(
     kind: &str,
     changes: &[(String, String)],
 ) -> Result<(), sqlx::Error> {
-    let now = kizuna_core::time::now_unix();
-    let sizes = kizuna_core::db::batch_sizes(conn);
-    for chunk in kizuna_core::db::chunks(changes, sizes) {
-        let sql = kizuna_core::db::insert_sql(
-            "cert_changes (ca_id, serial, kind, created_at)",
-            4,
-            chunk.len(),
-        );
-        let mut query = sqlx::query(&sql);
-        for (ca_id, serial) in chunk {
-            query = query.bind(ca_id).bind(serial).bind(kind).bind(now);
-        }
-        query.execute(&mut *conn).await?;
-    }
-    Ok(())
+    let mut call = OneCall::new(Backend::of(conn));
+    add(&mut call, kind, changes, kizuna_core::time::now_unix());
+    call.run_in(conn).await
+}
+
+/// Adds the changes (`(ca_id, serial)`, made at `now`) to a call of several owners' rows.
+pub(crate) fn add<'q>(
+    call: &mut OneCall<'q>,
+    kind: &'q str,
+    changes: &'q [(String, String)],
+    now: i64,
+) {
+    call.insert(
+        "cert_changes (ca_id, serial, kind, created_at)",
+        4,
+        changes,
+        |b, (ca_id, serial)| {
+            b.bind(ca_id).bind(serial).bind(kind).bind(now);
+        },
+    );
 }
 
 /// Deletes changes every replica has long since read. One replica at a time.

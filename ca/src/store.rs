@@ -7,7 +7,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use kizuna_core::access::Reach;
 use kizuna_core::audit::{self, AuditEvent};
-use kizuna_core::db::{AnyConnection, Db, like_containing, org_clause};
+use kizuna_core::db::{AnyConnection, Db, OneCall, like_containing, org_clause};
 use kizuna_core::pki::CertStatus;
 
 use crate::names::San;
@@ -473,20 +473,15 @@ async fn refresh_statistics(conn: &mut AnyConnection) -> Result<(), sqlx::Error>
     Ok(())
 }
 
-/// Inserts certificates, several rows per statement.
-async fn insert_all(conn: &mut AnyConnection, records: &[&CertRecord]) -> Result<(), sqlx::Error> {
-    let sizes = kizuna_core::db::batch_sizes(conn);
-    for chunk in kizuna_core::db::chunks(records, sizes) {
-        let sql = kizuna_core::db::insert_sql(
-            "certificates (serial, ca_id, subject, sans, profile, org_id, device_id, key_sha256, not_before, \
-             not_after, status, requested_by, der, created_at)",
-            14,
-            chunk.len(),
-        );
-        let mut query = sqlx::query(&sql);
-        for c in chunk {
-            query = query
-                .bind(&c.serial)
+/// Adds certificates to a call of several owners' rows.
+fn insert_all<'q>(call: &mut OneCall<'q>, records: &'q [&CertRecord]) {
+    call.insert(
+        "certificates (serial, ca_id, subject, sans, profile, org_id, device_id, key_sha256, not_before, \
+         not_after, status, requested_by, der, created_at)",
+        14,
+        records,
+        |b, c| {
+            b.bind(&c.serial)
                 .bind(&c.ca_id)
                 .bind(&c.subject)
                 .bind(serde_json::to_string(&c.sans).unwrap_or_else(|_| "[]".into()))
@@ -500,10 +495,8 @@ async fn insert_all(conn: &mut AnyConnection, records: &[&CertRecord]) -> Result
                 .bind(&c.requested_by)
                 .bind(&c.der)
                 .bind(c.created_at);
-        }
-        query.execute(&mut *conn).await?;
-    }
-    Ok(())
+        },
+    );
 }
 
 type Pending = (
@@ -558,17 +551,30 @@ impl CertWriter {
     }
 }
 
+/// Stores a batch: its certificates, their changes (new certificates are changes too: OCSP
+/// responders sign their responses ahead) and their audit entries, in one call to the
+/// database when the audit chain's head is where this process left it.
 async fn commit(db: &Db, batch: &[Pending]) -> Result<Vec<audit::AuditEntry>, sqlx::Error> {
-    let mut tx = db.begin().await?;
     let records: Vec<&CertRecord> = batch.iter().map(|(r, _, _)| r).collect();
-    insert_all(tx.conn(), &records).await?;
-    // New certificates are changes too: OCSP responders sign their responses ahead.
     let changes: Vec<(String, String)> = records
         .iter()
         .map(|r| (r.ca_id.clone(), r.serial.clone()))
         .collect();
-    crate::changes::record(tx.conn(), "issued", &changes).await?;
     let events: Vec<AuditEvent> = batch.iter().flat_map(|(_, e, _)| e.clone()).collect();
+    let now = kizuna_core::time::now_unix();
+    if let Some(guess) = audit::Guess::new(&events) {
+        let mut call = guess.call(db.backend());
+        insert_all(&mut call, &records);
+        crate::changes::add(&mut call, "issued", &changes, now);
+        if db.write_in_one_call(call).await? {
+            return Ok(guess.committed());
+        }
+    }
+    let mut tx = db.begin().await?;
+    let mut call = OneCall::new(db.backend());
+    insert_all(&mut call, &records);
+    crate::changes::add(&mut call, "issued", &changes, now);
+    call.run_in(tx.conn()).await?;
     let entries = audit::append_in(tx.conn(), &events).await?;
     tx.commit().await?;
     Ok(entries)

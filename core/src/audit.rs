@@ -5,146 +5,19 @@
 use std::io::Write;
 
 use futures_util::TryStreamExt;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::value::RawValue;
 
-use crate::db::{AnyConnection, Db};
-use crate::web::RequestContext;
+use crate::db::{AnyConnection, Backend, Db, OneCall};
 
+mod event;
 mod writer;
+pub use event::{Actor, ActorKind, AuditEvent, Outcome};
 pub use writer::AuditLog;
 
 /// The `prev_hash` of the first entry.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 const DOMAIN: &[u8] = b"kizuna-audit-v1";
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ActorKind {
-    User,
-    Client,
-    Device,
-    System,
-    Anonymous,
-}
-
-impl ActorKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ActorKind::User => "user",
-            ActorKind::Client => "client",
-            ActorKind::Device => "device",
-            ActorKind::System => "system",
-            ActorKind::Anonymous => "anonymous",
-        }
-    }
-}
-
-/// Who did it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Actor {
-    pub kind: ActorKind,
-    pub id: String,
-}
-
-impl Actor {
-    pub fn user(id: impl Into<String>) -> Self {
-        Actor {
-            kind: ActorKind::User,
-            id: id.into(),
-        }
-    }
-    pub fn client(id: impl Into<String>) -> Self {
-        Actor {
-            kind: ActorKind::Client,
-            id: id.into(),
-        }
-    }
-    pub fn device(id: impl Into<String>) -> Self {
-        Actor {
-            kind: ActorKind::Device,
-            id: id.into(),
-        }
-    }
-    pub fn system(id: impl Into<String>) -> Self {
-        Actor {
-            kind: ActorKind::System,
-            id: id.into(),
-        }
-    }
-    pub fn anonymous() -> Self {
-        Actor {
-            kind: ActorKind::Anonymous,
-            id: String::new(),
-        }
-    }
-    /// An operator at the command line, named by their OS account.
-    pub fn cli() -> Self {
-        let who = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
-        Actor::system(format!("cli:{who}"))
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Outcome {
-    Success,
-    Failure,
-    Denied,
-}
-
-impl Outcome {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Success => "success",
-            Outcome::Failure => "failure",
-            Outcome::Denied => "denied",
-        }
-    }
-}
-
-/// An event to append. The request id and source address are taken from the request being
-/// served when there is one.
-#[derive(Debug, Clone)]
-pub struct AuditEvent {
-    pub actor: Actor,
-    pub action: String,
-    pub target: String,
-    pub outcome: Outcome,
-    pub details: serde_json::Value,
-    pub source_ip: Option<String>,
-    pub request_id: Option<String>,
-}
-
-impl AuditEvent {
-    /// `action` is a dotted name such as `org.create` or `cert.revoke`; `target` names the
-    /// object acted on (`org:<id>`, `cert:<serial>`).
-    pub fn new(actor: Actor, action: impl Into<String>, target: impl Into<String>) -> Self {
-        let ctx = RequestContext::current();
-        AuditEvent {
-            actor,
-            action: action.into(),
-            target: target.into(),
-            outcome: Outcome::Success,
-            details: serde_json::Value::Object(Default::default()),
-            source_ip: ctx
-                .as_ref()
-                .and_then(|c| c.peer_ip.map(|ip| ip.to_string())),
-            request_id: ctx.map(|c| c.request_id),
-        }
-    }
-
-    pub fn outcome(mut self, outcome: Outcome) -> Self {
-        self.outcome = outcome;
-        self
-    }
-
-    /// Structured details. Never put a secret, token, password or key here.
-    pub fn details(mut self, details: serde_json::Value) -> Self {
-        self.details = details;
-        self
-    }
-}
-
 /// A stored entry, as exported.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct AuditEntry {
@@ -298,22 +171,90 @@ fn chain(
     entries
 }
 
+/// Appends `events` as a transaction of their own, committed when it returns: the audit
+/// writer's group commit. When the chain head is where this process left it, the head's move
+/// and the entries reach the database in one call ([`Guess`]); otherwise the head is locked
+/// and read first ([`append_in`]).
+pub async fn append_alone(db: &Db, events: &[AuditEvent]) -> Result<Vec<AuditEntry>, sqlx::Error> {
+    if let Some(guess) = Guess::new(events)
+        && db.write_in_one_call(guess.call(db.backend())).await?
+    {
+        return Ok(guess.committed());
+    }
+    let mut tx = db.begin().await?;
+    let entries = append_in(tx.conn(), events).await?;
+    tx.commit().await?;
+    Ok(entries)
+}
+
+/// An append prepared on the guess that the chain head is where this process left it (the
+/// usual case on one replica): the entries the events become then, written in one call with
+/// whatever other rows the caller adds to [`Guess::call`], and only if the guess was right.
+pub struct Guess {
+    seq: i64,
+    hash: String,
+    entries: Vec<AuditEntry>,
+}
+
+impl Guess {
+    /// None for no events, or before this process's first append.
+    pub fn new(events: &[AuditEvent]) -> Option<Guess> {
+        if events.is_empty() {
+            return None;
+        }
+        let (seq, hash) = LAST_HEAD.lock().ok().and_then(|head| head.clone())?;
+        let entries = chain(
+            events,
+            seq + 1,
+            hash.clone(),
+            &crate::time::now_rfc3339_micros(),
+        );
+        Some(Guess { seq, hash, entries })
+    }
+
+    /// A call that moves the head from the guessed place to the last entry and inserts the
+    /// entries; it writes nothing (neither they nor rows added to it) if the head was elsewhere.
+    pub fn call(&self, backend: Backend) -> OneCall<'_> {
+        let last = self.entries.last().expect("at least one event");
+        let mut call = OneCall::guarded_by(
+            backend,
+            "UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1 AND seq = $3 AND hash = $4",
+            // Only this append can have given the head the last entry's (random) hash.
+            "audit_head WHERE id = 1 AND hash = $2",
+            |b| {
+                b.bind(last.seq)
+                    .bind(&last.hash)
+                    .bind(self.seq)
+                    .bind(&self.hash);
+            },
+        );
+        add_entries(&mut call, &self.entries);
+        call
+    }
+
+    /// The entries, once the call wrote them; the next guess starts from the last.
+    pub fn committed(self) -> Vec<AuditEntry> {
+        remember_head(&self.entries);
+        self.entries
+    }
+}
+
 async fn insert_entries(
     conn: &mut AnyConnection,
     entries: &[AuditEntry],
 ) -> Result<(), sqlx::Error> {
-    let sizes = crate::db::batch_sizes(conn);
-    for chunk in crate::db::chunks(entries, sizes) {
-        let sql = crate::db::insert_sql(
-            "audit_log (seq, id, at, actor_kind, actor_id, action, target, outcome, source_ip, \
-             request_id, details, prev_hash, hash)",
-            13,
-            chunk.len(),
-        );
-        let mut query = sqlx::query(&sql);
-        for entry in chunk {
-            query = query
-                .bind(entry.seq)
+    let mut call = OneCall::new(Backend::of(conn));
+    add_entries(&mut call, entries);
+    call.run_in(conn).await
+}
+
+fn add_entries<'q>(call: &mut OneCall<'q>, entries: &'q [AuditEntry]) {
+    call.insert(
+        &format!("audit_log ({ENTRY_COLUMNS})"),
+        13,
+        entries,
+        |b, entry| {
+            b.bind(entry.seq)
                 .bind(&entry.id)
                 .bind(&entry.at)
                 .bind(&entry.actor_kind)
@@ -326,10 +267,8 @@ async fn insert_entries(
                 .bind(&entry.details)
                 .bind(&entry.prev_hash)
                 .bind(&entry.hash);
-        }
-        query.execute(&mut *conn).await?;
-    }
-    Ok(())
+        },
+    );
 }
 
 /// Emits committed entries on the `kizuna::audit` log target, one JSON object each, for a SIEM.

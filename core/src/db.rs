@@ -14,9 +14,17 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 pub use sqlx::AnyConnection;
 
+mod errors;
+mod one_call;
 mod sql;
 mod sqlite_file;
-pub use sql::{batch_sizes, chunks, insert_sql, like_containing, org_clause};
+use errors::is_transient;
+pub use errors::{
+    RETRY_AFTER_SECS, is_disk_full, is_unavailable, is_unique_violation, redact_url,
+    unavailable_reason,
+};
+pub use one_call::{Binder, OneCall};
+pub use sql::{batch_sizes, chunks, insert_sql, like_containing, org_clause, values_sql};
 pub use sqlite_file::{
     SqliteFileError, SqliteFileInfo, check_sqlite_file, sqlite_file, sqlite_in_use, sqlite_url,
 };
@@ -41,10 +49,30 @@ impl Backend {
         }
     }
 
+    /// The backend a connection talks to.
+    pub fn of(conn: &AnyConnection) -> Backend {
+        if conn.backend_name() == "SQLite" {
+            Backend::Sqlite
+        } else {
+            Backend::Postgres
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Backend::Sqlite => "sqlite",
             Backend::Postgres => "postgres",
+        }
+    }
+
+    /// Rows per INSERT statement for bulk writes, largest first, in a few fixed sizes so each
+    /// connection caches a handful of prepared statements. Powers of two: a batch of n rows
+    /// takes at most log2(n) + 1 statements. SQLite binds `$N` parameters by a linear name
+    /// search, so its statements stay small.
+    pub fn batch_sizes(self) -> &'static [usize] {
+        match self {
+            Backend::Sqlite => &[8, 4, 2, 1],
+            Backend::Postgres => &[64, 32, 16, 8, 4, 2, 1],
         }
     }
 
@@ -470,121 +498,12 @@ fn advisory_key(job: &str) -> i64 {
     i64::from_be_bytes(first)
 }
 
-fn is_transient(e: &sqlx::Error) -> bool {
-    match e {
-        sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolTimedOut => true,
-        // 57P03: the server is starting up; 53300: too many connections.
-        sqlx::Error::Database(db) => matches!(db.code().as_deref(), Some("57P03" | "53300")),
-        _ => false,
-    }
-}
-
-/// A database URL with any password replaced, safe to print and log.
-pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    let (authority, tail) = match rest.find('/') {
-        Some(i) => rest.split_at(i),
-        None => (rest, ""),
-    };
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split(':').next().unwrap_or("");
-            let masked = if userinfo.contains(':') {
-                format!("{user}:***")
-            } else {
-                user.to_string()
-            };
-            let tail = redact_query_password(tail);
-            format!("{scheme}://{masked}@{host}{tail}")
-        }
-        None => format!("{scheme}://{authority}{}", redact_query_password(tail)),
-    }
-}
-
-fn redact_query_password(tail: &str) -> String {
-    let Some((path, query)) = tail.split_once('?') else {
-        return tail.to_string();
-    };
-    let query: Vec<String> = query
-        .split('&')
-        .map(|pair| match pair.split_once('=') {
-            Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
-            _ => pair.to_string(),
-        })
-        .collect();
-    format!("{path}?{}", query.join("&"))
-}
-
-/// Whether an error means the database cannot serve now (down, restarting, the pool out of
-/// connections, its disk full) rather than that the request was wrong: the caller answers
-/// 503 with `Retry-After`, and the pool reconnects by itself when the database is back.
-pub fn is_unavailable(e: &sqlx::Error) -> bool {
-    if is_disk_full(e) {
-        return true;
-    }
-    match e {
-        sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_)
-        | sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::WorkerCrashed => true,
-        // SQLSTATE class 08 (connection exception), 57P01-57P03 (shutting down, crash,
-        // cannot connect now), 53300 (too many connections).
-        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
-            code.starts_with("08") || code.starts_with("57P0") || code == "53300"
-        }),
-        _ => false,
-    }
-}
-
-/// Whether a write failed because the database's disk is full: SQLite's `SQLITE_FULL` (13),
-/// PostgreSQL's `disk_full` (53100). Nothing of the failed transaction is kept, and writes
-/// succeed again once space is freed.
-pub fn is_disk_full(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(db) if db.code().is_some_and(|c| c == "13" || c == "53100"))
-}
-
-/// The log line for an error that [`is_unavailable`] accepts: what an operator must know.
-pub fn unavailable_reason(e: &sqlx::Error) -> &'static str {
-    if is_disk_full(e) {
-        "the database's disk is full: writes are refused (503) until space is freed"
-    } else {
-        "database unavailable: answering 503 until it is back"
-    }
-}
-
-/// How long a client should wait before retrying while the database is unavailable.
-pub const RETRY_AFTER_SECS: u32 = 5;
-
 /// How long a PostgreSQL connection may sit idle in the pool before it is pinged on its next use.
 const PING_AFTER_IDLE: Duration = Duration::from_secs(1);
-
-/// True when a query failed on a UNIQUE constraint.
-pub fn is_unique_violation(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
-}
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn redaction_hides_passwords_only() {
-        assert_eq!(
-            redact_url("postgres://kizuna:s3cret@db.example:5432/kizuna"),
-            "postgres://kizuna:***@db.example:5432/kizuna"
-        );
-        assert_eq!(
-            redact_url("postgres://kizuna@db/kizuna?sslmode=require&password=x"),
-            "postgres://kizuna@db/kizuna?sslmode=require&password=***"
-        );
-        assert_eq!(
-            redact_url("sqlite://./kizuna-data/kizuna.db?mode=rwc"),
-            "sqlite://./kizuna-data/kizuna.db?mode=rwc"
-        );
-    }
 
     #[test]
     fn unknown_schemes_are_refused_with_the_url_redacted() {

@@ -144,6 +144,72 @@ async fn a_large_batch_is_stored_in_order_across_statement_sizes() {
     }
 }
 
+/// The group commit's one-call append (`append_alone`): batches of every size, after a guess
+/// of the chain head that a rolled-back transaction made wrong, chain one linear log.
+#[tokio::test]
+async fn appends_alone_chain_on_after_a_wrong_guess_and_in_every_statement_size() {
+    for TestDb { db, fresh } in testing::databases().await {
+        let mut n = 0;
+        let mut batch = |size: usize| {
+            n += size;
+            (n - size..n).map(event).collect::<Vec<_>>()
+        };
+        let first = audit::append_alone(&db, &batch(3)).await.unwrap();
+        assert_eq!(first.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2, 3]);
+        // 200 = 3 × 64 + 8 on PostgreSQL (four INSERTs in one statement), 25 × 8 on SQLite.
+        let big = audit::append_alone(&db, &batch(200)).await.unwrap();
+        assert_eq!((big[0].seq, big[199].seq), (4, 203));
+        // This process now takes the head to be where the rolled-back append left it.
+        let mut tx = db.begin().await.unwrap();
+        audit::append_in(tx.conn(), &batch(2)).await.unwrap();
+        drop(tx);
+        let after = audit::append_alone(&db, &batch(5)).await.unwrap();
+        assert_eq!(after[0].seq, 204, "{:?}", fresh.backend);
+        assert_eq!(after[0].prev_hash, big[199].hash);
+        let report = audit::verify(&db).await.unwrap();
+        assert_eq!(report.entries, 208, "{:?}", fresh.backend);
+        assert!(report.broken.is_none(), "{:?}", report.broken);
+    }
+}
+
+/// An append that fails after the head moved (here an INSERT meeting a row already at its
+/// place) leaves nothing half-written: the head stays, no transaction is left open on a
+/// pooled connection, and the next appends chain on from where the log was.
+#[tokio::test]
+async fn an_append_alone_failing_part_way_leaves_no_trace_and_the_log_keeps_going() {
+    for TestDb { db, fresh } in testing::databases().await {
+        let before = audit::append_alone(&db, &[event(1)]).await.unwrap();
+        sqlx::query(
+            "INSERT INTO audit_log (seq, id, at, actor_kind, actor_id, action, target, outcome, \
+             details, prev_hash, hash) VALUES (2, 'squatter', '', 'system', 'test', 'x', 'x', \
+             'success', '{}', 'p', 'h')",
+        )
+        .execute(db.pool())
+        .await
+        .unwrap();
+        let failed = audit::append_alone(&db, &[event(2), event(3)]).await;
+        assert!(failed.is_err(), "{:?}: the INSERT must fail", fresh.backend);
+        sqlx::query("DELETE FROM audit_log WHERE id = 'squatter'")
+            .execute(db.pool())
+            .await
+            .unwrap();
+        // Every pooled connection is used again (four at most): none holds a transaction.
+        for round in 0..8 {
+            let entries = audit::append_alone(&db, &[event(10 + round)])
+                .await
+                .unwrap();
+            assert_eq!(entries[0].seq, 2 + 2 * round as i64, "{:?}", fresh.backend);
+            append(&db, &[event(100 + round)]).await;
+        }
+        let entries = audit::append_alone(&db, &[event(50)]).await.unwrap();
+        assert_eq!(entries[0].seq, 18);
+        let report = audit::verify(&db).await.unwrap();
+        assert_eq!(report.entries, 18, "{:?}", fresh.backend);
+        assert!(report.broken.is_none(), "{:?}", report.broken);
+        assert_eq!(before[0].seq, 1);
+    }
+}
+
 #[tokio::test]
 async fn removed_entries_break_the_chain_in_the_middle_and_at_the_end() {
     for TestDb { db, .. } in testing::databases().await {

@@ -5,7 +5,7 @@
 use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument;
 
-use super::{AuditEntry, AuditError, AuditEvent, append_in, publish};
+use super::{AuditEntry, AuditError, AuditEvent, publish};
 use crate::db::Db;
 
 /// The most entries the writer commits in one transaction.
@@ -58,7 +58,7 @@ async fn write_batches(db: Db, mut receiver: mpsc::Receiver<(AuditEvent, Reply)>
             }
             continue;
         }
-        let result = commit_batch(&db, &events).await;
+        let result = super::append_alone(&db, &events).await;
         unreachable_since = match &result {
             Err(e) if crate::db::is_unavailable(e) => Some(std::time::Instant::now()),
             _ => None,
@@ -88,11 +88,4 @@ async fn write_batches(db: Db, mut receiver: mpsc::Receiver<(AuditEvent, Reply)>
             }
         }
     }
-}
-
-async fn commit_batch(db: &Db, events: &[AuditEvent]) -> Result<Vec<AuditEntry>, sqlx::Error> {
-    let mut tx = db.begin().await?;
-    let entries = append_in(tx.conn(), events).await?;
-    tx.commit().await?;
-    Ok(entries)
 }

@@ -1,34 +1,32 @@
 //! Building SQL both databases take: bulk INSERTs in a few fixed batch sizes, the
 //! organization filter every listing applies, and `LIKE` patterns.
 
-use super::AnyConnection;
+use super::{AnyConnection, Backend};
 
-/// Rows per INSERT statement for bulk writes, largest first, in a few fixed sizes so each
-/// connection caches a handful of prepared statements. Powers of two: a batch of n rows
-/// takes at most log2(n) + 1 statements, each a round trip. SQLite binds `$N` parameters by
-/// a linear name search, so its statements stay small.
+/// Rows per INSERT statement on this connection's backend ([`Backend::batch_sizes`]).
 pub fn batch_sizes(conn: &AnyConnection) -> &'static [usize] {
-    if conn.backend_name() == "SQLite" {
-        &[8, 4, 2, 1]
-    } else {
-        &[64, 32, 16, 8, 4, 2, 1]
-    }
+    Backend::of(conn).batch_sizes()
 }
 
 /// `INSERT INTO table (columns) VALUES ($1, …), (…)` for `rows` rows.
 pub fn insert_sql(table_and_columns: &str, columns: usize, rows: usize) -> String {
+    format!(
+        "INSERT INTO {table_and_columns} VALUES {}",
+        values_sql(columns, rows, 1)
+    )
+}
+
+/// `($first, …), (…)`: `rows` rows of `columns` parameters each, numbered from `first`.
+pub fn values_sql(columns: usize, rows: usize, first: usize) -> String {
     let values: Vec<String> = (0..rows)
         .map(|row| {
-            let cols: Vec<String> = (1..=columns)
-                .map(|c| format!("${}", row * columns + c))
+            let cols: Vec<String> = (0..columns)
+                .map(|c| format!("${}", first + row * columns + c))
                 .collect();
             format!("({})", cols.join(", "))
         })
         .collect();
-    format!(
-        "INSERT INTO {table_and_columns} VALUES {}",
-        values.join(", ")
-    )
+    values.join(", ")
 }
 
 /// Splits `items` into chunks of the sizes [`batch_sizes`] allows.
