@@ -16,6 +16,7 @@ pub use sqlx::AnyConnection;
 
 mod errors;
 mod one_call;
+mod one_read;
 mod sql;
 mod sqlite_file;
 use errors::is_transient;
@@ -24,6 +25,7 @@ pub use errors::{
     unavailable_reason,
 };
 pub use one_call::{Binder, OneCall};
+pub use one_read::{Column, OneRead, Params, Values};
 pub use sql::{batch_sizes, chunks, insert_sql, like_containing, org_clause, values_sql};
 pub use sqlite_file::{
     SqliteFileError, SqliteFileInfo, check_sqlite_file, sqlite_file, sqlite_in_use, sqlite_url,

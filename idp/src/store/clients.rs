@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use kizuna_core::db::{AnyConnection, Db};
+use kizuna_core::db::{AnyConnection, Column, Db, OneRead};
 
 use super::{IN_LIST_MAX, placeholders};
 
@@ -120,10 +120,20 @@ pub(crate) async fn status(
     conn: &mut AnyConnection,
     client_id: &str,
 ) -> Result<Option<String>, sqlx::Error> {
-    sqlx::query_scalar("SELECT status FROM clients WHERE id = $1")
-        .bind(client_id)
-        .fetch_optional(conn)
-        .await
+    let mut read = OneRead::new();
+    let status = status_of(&mut read, client_id);
+    read.fetch(conn).await?.get(status)
+}
+
+/// A client's status (none for an unknown client), as one value of a read with other
+/// owners' checks.
+pub(crate) fn status_of<'q>(read: &mut OneRead<'q>, client_id: &'q str) -> Column<Option<String>> {
+    read.column(|p| {
+        format!(
+            "SELECT status FROM clients WHERE id = {}",
+            p.param(client_id)
+        )
+    })
 }
 
 /// A change to a registered client.

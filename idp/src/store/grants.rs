@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use kizuna_core::db::{AnyConnection, Db};
+use kizuna_core::db::{AnyConnection, Column, Db, OneRead};
 
 use super::{list_from_json, list_to_json, split_scope};
 
@@ -149,21 +149,21 @@ pub(crate) async fn revoke_for_session(
     Ok(())
 }
 
-/// True when the access token `jti` was revoked itself, or its grant `grant_id` was.
-pub(crate) async fn access_token_revoked(
-    conn: &mut AnyConnection,
-    jti: &str,
-    grant_id: &str,
-) -> Result<bool, sqlx::Error> {
-    let revoked: i64 = sqlx::query_scalar(
-        "SELECT (SELECT COUNT(*) FROM revoked_tokens WHERE jti = $1) + \
-                (SELECT COUNT(*) FROM grants WHERE id = $2 AND revoked_at IS NOT NULL)",
-    )
-    .bind(jti)
-    .bind(grant_id)
-    .fetch_one(conn)
-    .await?;
-    Ok(revoked > 0)
+/// How many times the access token `jti` was revoked, itself or through its grant
+/// `grant_id`: above zero means revoked. One value of a read with other owners' checks.
+pub(crate) fn access_token_revocations<'q>(
+    read: &mut OneRead<'q>,
+    jti: &'q str,
+    grant_id: &'q str,
+) -> Column<i64> {
+    read.column(|p| {
+        format!(
+            "SELECT (SELECT COUNT(*) FROM revoked_tokens WHERE jti = {}) + \
+                    (SELECT COUNT(*) FROM grants WHERE id = {} AND revoked_at IS NOT NULL)",
+            p.param(jti),
+            p.param(grant_id)
+        )
+    })
 }
 
 /// Blocks an access token until it would expire; false when it already was.

@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use kizuna_core::access::{Reach, Role};
-use kizuna_core::db::{AnyConnection, Db, like_containing, org_clause};
+use kizuna_core::db::{AnyConnection, Column, Db, OneRead, like_containing, org_clause};
 
 /// A new account as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -191,12 +191,20 @@ pub async fn find_by_id_or_username(
 
 /// True when the account exists and is active.
 pub async fn is_active(conn: &mut AnyConnection, id: &str) -> Result<bool, sqlx::Error> {
-    let count: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE id = $1 AND status = 'active'")
-            .bind(id)
-            .fetch_one(conn)
-            .await?;
-    Ok(count > 0)
+    let mut read = OneRead::new();
+    let active = active_count(&mut read, id);
+    Ok(read.fetch(conn).await?.get(active)? > 0)
+}
+
+/// 1 when the account `id` exists and is active, else 0: one value of a read with other
+/// owners' checks.
+pub(crate) fn active_count<'q>(read: &mut OneRead<'q>, id: &'q str) -> Column<i64> {
+    read.column(|p| {
+        format!(
+            "SELECT COUNT(*) FROM users WHERE id = {} AND status = 'active'",
+            p.param(id)
+        )
+    })
 }
 
 /// The id of the account using the email address `email`.
