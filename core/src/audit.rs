@@ -87,9 +87,10 @@ static LAST_HEAD: std::sync::Mutex<Option<(i64, String)>> = std::sync::Mutex::ne
 
 /// Appends events inside the caller's transaction, so the audit entry commits (or rolls back)
 /// with the change it describes. Takes the chain head's row lock: appends never fork. When
-/// the head is where this process left it (the usual case on one replica), one statement
-/// checks that and moves it; otherwise the head is locked and read first. The head row always
-/// holds the last entry's hash, so replicas of every version chain alike.
+/// the head is where this process left it (the usual case on one replica), one call checks
+/// that, moves it and inserts the entries ([`Guess`]); otherwise the head is locked and read
+/// first. The head row always holds the last entry's hash, so replicas of every version
+/// chain alike.
 pub async fn append_in(
     conn: &mut AnyConnection,
     events: &[AuditEvent],
@@ -97,28 +98,15 @@ pub async fn append_in(
     if events.is_empty() {
         return Ok(Vec::new());
     }
-    let at = crate::time::now_rfc3339_micros();
-    let guess = LAST_HEAD.lock().ok().and_then(|head| head.clone());
-    if let Some((seq, hash)) = guess {
-        let entries = chain(events, seq + 1, hash.clone(), &at);
-        let last = entries.last().expect("at least one event");
-        let moved = sqlx::query(
-            "UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1 AND seq = $3 AND hash = $4",
-        )
-        .bind(last.seq)
-        .bind(&last.hash)
-        .bind(seq)
-        .bind(&hash)
-        .execute(&mut *conn)
-        .await?
-        .rows_affected()
-            == 1;
-        if moved {
-            insert_entries(conn, &entries).await?;
-            remember_head(&entries);
-            return Ok(entries);
-        }
+    if let Some(guess) = Guess::new(events)
+        && guess
+            .call(Backend::of(conn))
+            .run_guarded_in(&mut *conn)
+            .await?
+    {
+        return Ok(guess.committed());
     }
+    let at = crate::time::now_rfc3339_micros();
     let (last_seq, prev_hash): (i64, String) =
         sqlx::query_as("UPDATE audit_head SET seq = seq + $1 WHERE id = 1 RETURNING seq, hash")
             .bind(events.len() as i64)

@@ -105,9 +105,10 @@ impl<'q> OneCall<'q> {
     }
 
     /// The call's text. PostgreSQL: one statement, the guard and all but the last INSERT in
-    /// a `WITH`. SQLite: its statements in turn, a guarded call's between `BEGIN IMMEDIATE`
-    /// and `COMMIT`. A guarded call ends by counting the moved rows.
-    fn sql(&self) -> String {
+    /// a `WITH`. SQLite: its statements in turn, between `BEGIN IMMEDIATE` and `COMMIT` when
+    /// the call is its `own_transaction`. A guarded call ends by counting the moved rows,
+    /// except on SQLite inside the caller's transaction (see [`OneCall::run_guarded_in`]).
+    fn sql(&self, own_transaction: bool) -> String {
         let mut inserts = self.inserts.clone();
         match (self.backend, &self.guard) {
             (Backend::Postgres, guard) => {
@@ -133,10 +134,13 @@ impl<'q> OneCall<'q> {
             }
             (Backend::Sqlite, None) => inserts.join("; "),
             (Backend::Sqlite, Some(guard)) => {
-                let mut statements = vec!["BEGIN IMMEDIATE".to_string(), guard.update.clone()];
+                let mut statements = vec![guard.update.clone()];
                 statements.append(&mut inserts);
-                statements.push(format!("SELECT COUNT(*) FROM {}", guard.moved));
-                statements.push("COMMIT".into());
+                if own_transaction {
+                    statements.insert(0, "BEGIN IMMEDIATE".into());
+                    statements.push(format!("SELECT COUNT(*) FROM {}", guard.moved));
+                    statements.push("COMMIT".into());
+                }
                 statements.join("; ")
             }
         }
@@ -151,9 +155,36 @@ impl<'q> OneCall<'q> {
         if self.inserts.is_empty() {
             return Ok(());
         }
-        let sql = self.sql();
+        let sql = self.sql(false);
         conn.execute(sqlx::query_with(&sql, self.args)).await?;
         Ok(())
+    }
+
+    /// Runs a guarded call inside the caller's transaction, in one call; true when its guard
+    /// moved and everything was written, false when nothing was.
+    pub async fn run_guarded_in(mut self, conn: &mut AnyConnection) -> Result<bool, sqlx::Error> {
+        debug_assert!(
+            self.guard.is_some(),
+            "an unguarded call has nothing to count"
+        );
+        if let Some(e) = self.error.take() {
+            return Err(sqlx::Error::Encode(e));
+        }
+        let sql = self.sql(false);
+        match self.backend {
+            Backend::Postgres => moved(
+                sqlx::query_scalar_with(&sql, self.args)
+                    .fetch_all(conn)
+                    .await?,
+            ),
+            // Only UPDATEs and INSERTs: the rows they changed add up to more than none only
+            // if the guard moved. (Not so with `BEGIN` and `COMMIT` in the text: SQLite
+            // reports the previous statement's count for those.)
+            Backend::Sqlite => {
+                let result = conn.execute(sqlx::query_with(&sql, self.args)).await?;
+                Ok(result.rows_affected() > 0)
+            }
+        }
     }
 }
 
@@ -171,17 +202,22 @@ impl Db {
         if let Some(e) = call.error.take() {
             return Err(sqlx::Error::Encode(e));
         }
-        let sql = call.sql();
+        let sql = call.sql(true);
         let WriteConn { conn, _writer } = self.writer().await?;
         let mut conn = ClosedUnlessFinished(Some(conn));
         // Every row, not one: a fetch that stops at its first row would leave SQLite's
         // `COMMIT` unrun.
-        let moved: Vec<i64> = sqlx::query_scalar_with(&sql, call.args)
+        let counted = sqlx::query_scalar_with(&sql, call.args)
             .fetch_all(&mut **conn.held())
             .await?;
         conn.finished();
-        Ok(moved.first().is_some_and(|n| *n > 0))
+        moved(counted)
     }
+}
+
+/// Whether a guarded call's closing count found the moved row.
+fn moved(counted: Vec<i64>) -> Result<bool, sqlx::Error> {
+    Ok(counted.first().is_some_and(|n| *n > 0))
 }
 
 /// A pooled connection that is closed when dropped unless [`ClosedUnlessFinished::finished`]
