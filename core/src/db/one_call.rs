@@ -146,42 +146,42 @@ impl<'q> OneCall<'q> {
         }
     }
 
-    /// Runs the INSERTs inside the caller's transaction, in one call.
-    pub async fn run_in(mut self, conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
-        debug_assert!(self.guard.is_none(), "a guarded call commits by itself");
+    /// The call's text and values, once every value is bound; `guarded` says which kind of
+    /// call the runner takes.
+    fn into_query(
+        mut self,
+        guarded: bool,
+        own_transaction: bool,
+    ) -> Result<(String, AnyArguments<'q>), sqlx::Error> {
+        debug_assert_eq!(self.guard.is_some(), guarded, "a call of the other kind");
         if let Some(e) = self.error.take() {
             return Err(sqlx::Error::Encode(e));
         }
+        Ok((self.sql(own_transaction), self.args))
+    }
+
+    /// Runs the INSERTs inside the caller's transaction, in one call.
+    pub async fn run_in(self, conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
         if self.inserts.is_empty() {
             return Ok(());
         }
-        let sql = self.sql(false);
-        conn.execute(sqlx::query_with(&sql, self.args)).await?;
+        let (sql, args) = self.into_query(false, false)?;
+        conn.execute(sqlx::query_with(&sql, args)).await?;
         Ok(())
     }
 
     /// Runs a guarded call inside the caller's transaction, in one call; true when its guard
     /// moved and everything was written, false when nothing was.
-    pub async fn run_guarded_in(mut self, conn: &mut AnyConnection) -> Result<bool, sqlx::Error> {
-        debug_assert!(
-            self.guard.is_some(),
-            "an unguarded call has nothing to count"
-        );
-        if let Some(e) = self.error.take() {
-            return Err(sqlx::Error::Encode(e));
-        }
-        let sql = self.sql(false);
-        match self.backend {
-            Backend::Postgres => moved(
-                sqlx::query_scalar_with(&sql, self.args)
-                    .fetch_all(conn)
-                    .await?,
-            ),
+    pub async fn run_guarded_in(self, conn: &mut AnyConnection) -> Result<bool, sqlx::Error> {
+        let backend = self.backend;
+        let (sql, args) = self.into_query(true, false)?;
+        match backend {
+            Backend::Postgres => moved(sqlx::query_scalar_with(&sql, args).fetch_all(conn).await?),
             // Only UPDATEs and INSERTs: the rows they changed add up to more than none only
             // if the guard moved. (Not so with `BEGIN` and `COMMIT` in the text: SQLite
             // reports the previous statement's count for those.)
             Backend::Sqlite => {
-                let result = conn.execute(sqlx::query_with(&sql, self.args)).await?;
+                let result = conn.execute(sqlx::query_with(&sql, args)).await?;
                 Ok(result.rows_affected() > 0)
             }
         }
@@ -194,20 +194,13 @@ impl Db {
     /// nothing was. A connection the call did not finish on (an error part-way, or the caller
     /// gone) is closed rather than given back, so a transaction it left open never reaches
     /// another caller. Do not call while holding a `WriteTx` or a `WriteConn` in the same task.
-    pub async fn write_in_one_call(&self, mut call: OneCall<'_>) -> Result<bool, sqlx::Error> {
-        debug_assert!(
-            call.guard.is_some(),
-            "an unguarded call runs in a transaction"
-        );
-        if let Some(e) = call.error.take() {
-            return Err(sqlx::Error::Encode(e));
-        }
-        let sql = call.sql(true);
+    pub async fn write_in_one_call(&self, call: OneCall<'_>) -> Result<bool, sqlx::Error> {
+        let (sql, args) = call.into_query(true, true)?;
         let WriteConn { conn, _writer } = self.writer().await?;
         let mut conn = ClosedUnlessFinished(Some(conn));
         // Every row, not one: a fetch that stops at its first row would leave SQLite's
         // `COMMIT` unrun.
-        let counted = sqlx::query_scalar_with(&sql, call.args)
+        let counted = sqlx::query_scalar_with(&sql, args)
             .fetch_all(&mut **conn.held())
             .await?;
         conn.finished();
