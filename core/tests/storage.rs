@@ -697,3 +697,46 @@ async fn connections_the_server_closed_are_replaced_once_they_sat_idle() {
         admin.close().await;
     }
 }
+
+/// A PostgreSQL on the same host reached through its Unix socket, as docs/ha.md advises for
+/// a single-host install: the connection is the socket (no server address), the schema
+/// migrates and the audit writer's one-call appends chain. Runs where PostgreSQL tests run
+/// and the socket directory (`KIZUNA_TEST_POSTGRES_SOCKET_DIR`, default
+/// `/var/run/postgresql`) holds the server's socket.
+#[tokio::test]
+async fn a_postgres_on_this_host_serves_through_its_unix_socket() {
+    let Some(tcp) = testing::postgres_url() else {
+        println!("skipped: KIZUNA_TEST_POSTGRES_URL is not set");
+        return;
+    };
+    let dir = std::env::var("KIZUNA_TEST_POSTGRES_SOCKET_DIR")
+        .unwrap_or_else(|_| "/var/run/postgresql".into());
+    if !std::path::Path::new(&dir).join(".s.PGSQL.5432").exists() {
+        println!("skipped: no PostgreSQL socket in {dir}");
+        return;
+    }
+    let user = tcp
+        .split_once("://")
+        .and_then(|(_, rest)| rest.split_once('@'))
+        .map(|(userinfo, _)| userinfo.to_string())
+        .unwrap_or_else(|| "postgres".into());
+    let url = format!("postgres://{user}@localhost/postgres?host={dir}");
+    let TestDb {
+        db,
+        fresh: _dropped_last,
+    } = testing::connect_migrated(testing::fresh_postgres(&url).await).await;
+    let over_socket: bool = sqlx::query_scalar("SELECT inet_server_addr() IS NULL")
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+    assert!(over_socket, "connected over TCP, not the socket");
+    let (log, writer) = AuditLog::start(db.clone());
+    for n in 0..3 {
+        log.record(event(n)).await.unwrap();
+    }
+    drop(log);
+    writer.await.unwrap();
+    let report = audit::verify(&db).await.unwrap();
+    assert_eq!(report.entries, 3);
+    assert!(report.broken.is_none(), "{:?}", report.broken);
+}
