@@ -1,9 +1,10 @@
 //! Several INSERTs sent to the database in one call: one round trip to PostgreSQL, one
 //! hand-off to SQLite's worker thread, instead of one per statement. Each owner adds the rows
-//! of its own tables. A call runs inside the caller's transaction ([`OneCall::run_in`]), or
-//! as a transaction of its own ([`Db::write_in_one_call`]) guarded by an UPDATE that moves a
-//! row from the state the caller expects (the audit chain's head): every INSERT then writes
-//! only if that move did, so a wrong guess writes nothing and the caller takes the long way.
+//! of its own tables. A call may be guarded by an UPDATE that moves a row from the state the
+//! caller expects (the audit chain's head): every INSERT then writes only if that move did,
+//! so a wrong guess writes nothing and the caller takes the long way. A call runs inside the
+//! caller's transaction ([`OneCall::run_in`], [`OneCall::run_guarded_in`]) or, guarded, as a
+//! transaction of its own ([`Db::write_in_one_call`]).
 
 use sqlx::any::AnyArguments;
 use sqlx::pool::PoolConnection;
@@ -55,9 +56,9 @@ impl<'q> OneCall<'q> {
         }
     }
 
-    /// INSERTs that commit by themselves ([`Db::write_in_one_call`]), guarded by `update`
-    /// (`UPDATE table SET … WHERE <the expected state>`, placeholders from `$1`, bound by
-    /// `bind`). `moved_on_sqlite` finds the moved row by its new state (`table WHERE …`,
+    /// INSERTs written only if `update` (`UPDATE table SET … WHERE <the expected state>`,
+    /// placeholders from `$1`, bound by `bind`) moves its row; run by
+    /// [`Db::write_in_one_call`] or [`OneCall::run_guarded_in`]. `moved_on_sqlite` finds the moved row by its new state (`table WHERE …`,
     /// reusing the update's placeholders).
     pub fn guarded_by(
         backend: Backend,
