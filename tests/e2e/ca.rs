@@ -518,6 +518,64 @@ async fn bad_requests_get_a_clear_4xx_and_nothing_is_stored() {
     }
 }
 
+/// An OCSP responder that met an issuing CA before the CA's signer was valid (another process,
+/// the CLI, commits a new CA and then its signer; a responder reading between the two) answers
+/// `tryLater` for it, not an internal error, and answers for it once the signer is valid,
+/// without a restart.
+#[tokio::test]
+async fn a_responder_that_met_an_issuer_before_its_signer_answers_once_the_signer_is_there() {
+    let (k, server, org) = pki_install(Kizuna::sqlite()).await;
+    let dir = k.dir.path().to_path_buf();
+    k.ok(&["ca", "rollover", "--name", "issuing"]);
+    csr(
+        &dir,
+        "late",
+        "p256",
+        "/CN=late",
+        &[&format!("subjectAltName=URI:urn:kizuna:device:{org}:late")],
+    );
+    issue(&k, "late", "device", &org, &[]);
+    drop(server);
+    // The new CA's signer not yet valid when the responder starts and reads its CAs.
+    let db = database(&k).await;
+    let shift = |by: i64| {
+        sqlx::query(
+            "UPDATE ocsp_signers SET not_before = not_before + $1 WHERE ca_id = 'issuing-2'",
+        )
+        .bind(by)
+        .execute(db.pool())
+    };
+    shift(1_000_000).await.unwrap();
+    let server = k.serve();
+    let issuing2 = reqwest::get(format!("{}/pki/ca/issuing-2.pem", server.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    std::fs::write(dir.join("issuing-2.pem"), issuing2).unwrap();
+    let ask = || {
+        text(&pki::sh(
+            &dir,
+            &format!(
+                "openssl ocsp -no_nonce -issuer issuing-2.pem -cert late.pem -url {}/ocsp/issuing-2 -CAfile root.pem",
+                server.base
+            ),
+        ))
+    };
+    let early = ask();
+    assert!(early.contains("trylater"), "{early}");
+    shift(-1_000_000).await.unwrap();
+    db.close().await;
+    // Past the responder's limit of one reload of its CAs a second.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let answer = ask();
+    assert!(
+        answer.contains("late.pem: good") && answer.contains("Response verify OK"),
+        "{answer}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rolled_over_issuer_keeps_its_certificates_valid_and_answers_ocsp_at_once() {
     let (k, server, org) = pki_install(Kizuna::sqlite()).await;

@@ -284,6 +284,10 @@ impl Responder {
             if let Some(hit) = cached.filter(|p| p.next_update > kizuna_core::time::now_unix()) {
                 return (hit.der.clone(), Some(hit));
             }
+            // No signer valid yet (RFC 6960 §2.3: try later), as below for several.
+            if issuer.signer.is_none() {
+                return (Bytes::from(codec::error(ErrorStatus::TryLater)), None);
+            }
             // A known certificate's answer is signed once and cached; only unknown serials,
             // which are never cached, take from the caller's budget.
             let status = match self.status(&issuer.ca_id, &id.serial).await {
@@ -348,8 +352,11 @@ impl Responder {
     /// feed shows it: the CAs are reloaded, at most once a second whoever asks, so unknown
     /// issuers cannot turn requests into database reads.
     async fn issuer_or_reload(&self, id: &codec::CertId) -> Option<Arc<Issuer>> {
-        if let Some(issuer) = self.issuer_for(id) {
-            return Some(issuer);
+        // A CA known without a valid signer is read again too: another process (the CLI)
+        // commits a new CA and then its signer, and this responder may have read between.
+        let known = self.issuer_for(id);
+        if known.as_ref().is_some_and(|issuer| issuer.signer.is_some()) {
+            return known;
         }
         let now = kizuna_core::time::now_unix();
         let last = self.last_issuer_reload.load(Ordering::Relaxed);
@@ -359,7 +366,7 @@ impl Responder {
                 .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
                 .is_err()
         {
-            return None;
+            return known;
         }
         if let Err(e) = self.load_issuers().await {
             tracing::warn!(error = %e, "reloading OCSP issuers");
