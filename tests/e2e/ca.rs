@@ -527,14 +527,7 @@ async fn a_responder_that_met_an_issuer_before_its_signer_answers_once_the_signe
     let (k, server, org) = pki_install(Kizuna::sqlite()).await;
     let dir = k.dir.path().to_path_buf();
     k.ok(&["ca", "rollover", "--name", "issuing"]);
-    csr(
-        &dir,
-        "late",
-        "p256",
-        "/CN=late",
-        &[&format!("subjectAltName=URI:urn:kizuna:device:{org}:late")],
-    );
-    issue(&k, "late", "device", &org, &[]);
+    crate::root_rollover::device(&k, &org, "late");
     drop(server);
     // The new CA's signer not yet valid when the responder starts and reads its CAs.
     let db = database(&k).await;
@@ -547,13 +540,7 @@ async fn a_responder_that_met_an_issuer_before_its_signer_answers_once_the_signe
     };
     shift(1_000_000).await.unwrap();
     let server = k.serve();
-    let issuing2 = reqwest::get(format!("{}/pki/ca/issuing-2.pem", server.base))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    std::fs::write(dir.join("issuing-2.pem"), issuing2).unwrap();
+    pki::download_ca(&k, &server, "issuing-2", "issuing-2.pem").await;
     let ask = || {
         text(&pki::sh(
             &dir,
@@ -580,29 +567,11 @@ async fn a_responder_that_met_an_issuer_before_its_signer_answers_once_the_signe
 async fn a_rolled_over_issuer_keeps_its_certificates_valid_and_answers_ocsp_at_once() {
     let (k, server, org) = pki_install(Kizuna::sqlite()).await;
     let dir = k.dir.path().to_path_buf();
-    let device = |name: &str| {
-        csr(
-            &dir,
-            name,
-            "p256",
-            &format!("/CN={name}"),
-            &[&format!(
-                "subjectAltName=URI:urn:kizuna:device:{org}:{name}"
-            )],
-        );
-        issue(&k, name, "device", &org, &[]);
-    };
-    device("before");
+    crate::root_rollover::device(&k, &org, "before");
     let out = k.ok(&["ca", "rollover", "--name", "issuing"]);
     assert!(out.contains("issuing-2"), "{out}");
-    device("after");
-    let issuing2 = reqwest::get(format!("{}/pki/ca/issuing-2.pem", server.base))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    std::fs::write(dir.join("issuing-2.pem"), issuing2).unwrap();
+    crate::root_rollover::device(&k, &org, "after");
+    pki::download_ca(&k, &server, "issuing-2", "issuing-2.pem").await;
     verify(&k, "before.pem", "sslclient");
     let after = sh_ok(
         &dir,

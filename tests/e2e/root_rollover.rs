@@ -16,7 +16,7 @@ use crate::common::pki::{csr, download_ca, pkilint_clean, sh, sh_ok, text};
 use crate::common::{Kizuna, Server};
 
 /// A device certificate `<name>.pem` (key `<name>.key`) for organization `org`.
-fn device(k: &Kizuna, org: &str, name: &str) {
+pub(crate) fn device(k: &Kizuna, org: &str, name: &str) {
     csr(
         k.dir.path(),
         name,
