@@ -564,18 +564,27 @@ async fn commit(db: &Db, batch: &[Pending]) -> Result<Vec<audit::AuditEntry>, sq
     let now = kizuna_core::time::now_unix();
     if let Some(guess) = audit::Guess::new(&events) {
         let mut call = guess.call(db.backend());
-        insert_all(&mut call, &records);
-        crate::changes::add(&mut call, "issued", &changes, now);
+        add_batch(&mut call, &records, &changes, now);
         if db.write_in_one_call(call).await? {
             return Ok(guess.committed());
         }
     }
     let mut tx = db.begin().await?;
     let mut call = OneCall::new(db.backend());
-    insert_all(&mut call, &records);
-    crate::changes::add(&mut call, "issued", &changes, now);
+    add_batch(&mut call, &records, &changes, now);
     call.run_in(tx.conn()).await?;
     let entries = audit::append_in(tx.conn(), &events).await?;
     tx.commit().await?;
     Ok(entries)
+}
+
+/// A batch's certificates and their `issued` changes, for either way of writing it.
+fn add_batch<'q>(
+    call: &mut OneCall<'q>,
+    records: &'q [&CertRecord],
+    changes: &'q [(String, String)],
+    now: i64,
+) {
+    insert_all(call, records);
+    crate::changes::add(call, "issued", changes, now);
 }
