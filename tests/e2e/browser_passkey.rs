@@ -12,11 +12,7 @@ async fn chromium_registers_a_passkey_and_signs_in_passwordless_at_aal2() {
         return;
     };
     for k in Kizuna::each_backend().await {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = crate::common::free_port();
         let k = k.env("KIZUNA_PUBLIC_URL", &format!("http://localhost:{port}"));
         let server = k
             .try_serve(&["--listen", &format!("127.0.0.1:{port}")])

@@ -564,11 +564,7 @@ fn smtp_relay(port: u16) -> Option<std::process::Child> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn notification_mail_goes_out_through_the_smtp_relay() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::common::free_port();
     let Some(mut relay) = smtp_relay(port) else {
         return;
     };

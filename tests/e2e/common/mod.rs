@@ -122,11 +122,7 @@ impl Kizuna {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         self.tls_root = Some(std::fs::read(&cert).unwrap());
         self.env("KIZUNA_TLS_LISTEN", &format!("127.0.0.1:{port}"))
             .env("KIZUNA_TLS__CERT_FILE", cert.to_str().unwrap())
@@ -353,12 +349,26 @@ pub async fn service_token(k: &Kizuna, base: &str, scope: &str, org: Option<&str
 }
 
 /// A free TCP port on 127.0.0.1 (for a listener started just after).
+///
+/// The port is drawn at random from below the kernel's ephemeral range. A port the kernel
+/// hands out for `:0` comes from that range, and so do the local ports of every outgoing
+/// connection the tests running in parallel open (to PostgreSQL, to servers): one of those
+/// could take the port between this check and the listener's bind ("Address already in use").
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    let ephemeral_from = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let low = 10_000u16.min(ephemeral_from / 2);
+    let span = u32::from(ephemeral_from - low);
+    let random = ring::rand::SystemRandom::new();
+    loop {
+        let draw: [u8; 4] = ring::rand::generate(&random).unwrap().expose();
+        let port = low + (u32::from_le_bytes(draw) % span) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// The root CA certificate (PEM) of a running install, fetched from its public downloads.
