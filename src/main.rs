@@ -12,6 +12,13 @@ use clap::{Parser, Subcommand};
 
 use crate::config::{Config, Overrides};
 
+/// mimalloc instead of glibc's malloc: under the `client_credentials` load glibc's allocator
+/// took about an eighth of the server's CPU (docs/performance.md). Built without transparent
+/// huge pages (`no_thp`): with them, every thread's first small allocations pinned whole
+/// 2 MiB pages and the idle server grew from 32 to about 60 MiB.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "kizuna",
