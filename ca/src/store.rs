@@ -555,36 +555,26 @@ impl CertWriter {
 /// responders sign their responses ahead) and their audit entries, in one call to the
 /// database when the audit chain's head is where this process left it.
 async fn commit(db: &Db, batch: &[Pending]) -> Result<Vec<audit::AuditEntry>, sqlx::Error> {
-    let records: Vec<&CertRecord> = batch.iter().map(|(r, _, _)| r).collect();
-    let changes: Vec<(String, String)> = records
-        .iter()
-        .map(|r| (r.ca_id.clone(), r.serial.clone()))
-        .collect();
+    let rows = BatchRows {
+        records: batch.iter().map(|(r, _, _)| r).collect(),
+        changes: batch
+            .iter()
+            .map(|(r, _, _)| (r.ca_id.clone(), r.serial.clone()))
+            .collect(),
+        now: kizuna_core::time::now_unix(),
+    };
     let events: Vec<AuditEvent> = batch.iter().flat_map(|(_, e, _)| e.clone()).collect();
-    let now = kizuna_core::time::now_unix();
-    if let Some(guess) = audit::Guess::new(&events) {
-        let mut call = guess.call(db.backend());
-        add_batch(&mut call, &records, &changes, now);
-        if db.write_in_one_call(call).await? {
-            return Ok(guess.committed());
-        }
-    }
-    let mut tx = db.begin().await?;
-    let mut call = OneCall::new(db.backend());
-    add_batch(&mut call, &records, &changes, now);
-    call.run_in(tx.conn()).await?;
-    let entries = audit::append_in(tx.conn(), &events).await?;
-    tx.commit().await?;
-    Ok(entries)
+    audit::append_alone_with(db, &events, &rows, add_batch).await
 }
 
-/// A batch's certificates and their `issued` changes, for either way of writing it.
-fn add_batch<'q>(
-    call: &mut OneCall<'q>,
-    records: &'q [&CertRecord],
-    changes: &'q [(String, String)],
+/// A batch's certificates and their `issued` changes.
+struct BatchRows<'a> {
+    records: Vec<&'a CertRecord>,
+    changes: Vec<(String, String)>,
     now: i64,
-) {
-    insert_all(call, records);
-    crate::changes::add(call, "issued", changes, now);
+}
+
+fn add_batch<'q>(call: &mut OneCall<'q>, rows: &'q BatchRows<'_>) {
+    insert_all(call, &rows.records);
+    crate::changes::add(call, "issued", &rows.changes, rows.now);
 }

@@ -160,16 +160,34 @@ fn chain(
 }
 
 /// Appends `events` as a transaction of their own, committed when it returns: the audit
-/// writer's group commit. When the chain head is where this process left it, the head's move
-/// and the entries reach the database in one call ([`Guess`]); otherwise the head is locked
-/// and read first ([`append_in`]).
+/// writer's group commit.
 pub async fn append_alone(db: &Db, events: &[AuditEvent]) -> Result<Vec<AuditEntry>, sqlx::Error> {
-    if let Some(guess) = Guess::new(events)
-        && db.write_in_one_call(guess.call(db.backend())).await?
-    {
-        return Ok(guess.committed());
+    append_alone_with(db, events, &(), |_, _| {}).await
+}
+
+/// Appends `events` as a transaction of their own together with the rows `add` takes from
+/// `rows` into the same call (each owner adds its own tables' rows: the certificate writer its
+/// certificates and their changes). When the chain head is where this process left it, the
+/// head's move, the entries and the rows reach the database in one call ([`Guess`]);
+/// otherwise the rows are written and the head is locked and read first ([`append_in`]), in
+/// one transaction.
+pub async fn append_alone_with<R: ?Sized>(
+    db: &Db,
+    events: &[AuditEvent],
+    rows: &R,
+    add: impl for<'c> Fn(&mut OneCall<'c>, &'c R),
+) -> Result<Vec<AuditEntry>, sqlx::Error> {
+    if let Some(guess) = Guess::new(events) {
+        let mut call = guess.call(db.backend());
+        add(&mut call, rows);
+        if db.write_in_one_call(call).await? {
+            return Ok(guess.committed());
+        }
     }
     let mut tx = db.begin().await?;
+    let mut call = OneCall::new(db.backend());
+    add(&mut call, rows);
+    call.run_in(tx.conn()).await?;
     let entries = append_in(tx.conn(), events).await?;
     tx.commit().await?;
     Ok(entries)
@@ -178,7 +196,7 @@ pub async fn append_alone(db: &Db, events: &[AuditEvent]) -> Result<Vec<AuditEnt
 /// An append prepared on the guess that the chain head is where this process left it (the
 /// usual case on one replica): the entries the events become then, written in one call with
 /// whatever other rows the caller adds to [`Guess::call`], and only if the guess was right.
-pub struct Guess {
+struct Guess {
     seq: i64,
     hash: String,
     entries: Vec<AuditEntry>,
@@ -186,7 +204,7 @@ pub struct Guess {
 
 impl Guess {
     /// None for no events, or before this process's first append.
-    pub fn new(events: &[AuditEvent]) -> Option<Guess> {
+    fn new(events: &[AuditEvent]) -> Option<Guess> {
         if events.is_empty() {
             return None;
         }
@@ -202,7 +220,7 @@ impl Guess {
 
     /// A call that moves the head from the guessed place to the last entry and inserts the
     /// entries; it writes nothing (neither they nor rows added to it) if the head was elsewhere.
-    pub fn call(&self, backend: Backend) -> OneCall<'_> {
+    fn call(&self, backend: Backend) -> OneCall<'_> {
         let last = self.entries.last().expect("at least one event");
         let mut call = OneCall::guarded_by(
             backend,
@@ -221,7 +239,7 @@ impl Guess {
     }
 
     /// The entries, once the call wrote them; the next guess starts from the last.
-    pub fn committed(self) -> Vec<AuditEntry> {
+    fn committed(self) -> Vec<AuditEntry> {
         remember_head(&self.entries);
         self.entries
     }

@@ -58,8 +58,8 @@ impl<'q> OneCall<'q> {
 
     /// INSERTs written only if `update` (`UPDATE table SET … WHERE <the expected state>`,
     /// placeholders from `$1`, bound by `bind`) moves its row; run by
-    /// [`Db::write_in_one_call`] or [`OneCall::run_guarded_in`]. `moved_on_sqlite` finds the moved row by its new state (`table WHERE …`,
-    /// reusing the update's placeholders).
+    /// [`Db::write_in_one_call`] or [`OneCall::run_guarded_in`]. `moved_on_sqlite` finds the
+    /// moved row by its new state (`table WHERE …`, reusing the update's placeholders).
     pub fn guarded_by(
         backend: Backend,
         update: &str,
