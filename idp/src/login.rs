@@ -3,8 +3,6 @@
 //! every factor the sign-in needs has passed. Every attempt is audited; the answer never
 //! says whether the account exists.
 
-use std::sync::OnceLock;
-
 use axum::http::{HeaderMap, HeaderValue};
 use serde_json::json;
 
@@ -27,20 +25,6 @@ pub enum LoginFailure {
     BadCredentials,
     /// Too many failures from this address.
     Throttled,
-}
-
-/// A stored value to verify against when the account does not exist, so both cases take as
-/// long: our parameters, a random salt and a random hash that no password matches.
-fn decoy_hash() -> &'static str {
-    static DECOY: OnceLock<String> = OnceLock::new();
-    DECOY.get_or_init(|| {
-        use argon2::password_hash::{Output, SaltString};
-        let salt = SaltString::encode_b64(&kizuna_core::secret::random_bytes::<16>())
-            .expect("16-byte salt");
-        let output =
-            Output::new(&kizuna_core::secret::random_bytes::<32>()).expect("32-byte output");
-        format!("$argon2id$v=19$m=19456,t=2,p=1${}${output}", salt.as_str())
-    })
 }
 
 fn ip_key() -> String {
@@ -80,14 +64,14 @@ pub async fn check_password(
     drop(conn);
     let now = kizuna_core::time::now_unix();
     let Some(user) = user.filter(|u| u.status == "active") else {
-        let _ = password::verify(password_text, decoy_hash()).await;
+        let _ = password::verify(password_text, password::decoy()).await;
         let _ = throttle::hit(idp, &key, cfg.login_ip_window_secs).await;
         audit_attempt(idp, None, login, "bad credentials").await;
         return Err(LoginFailure::BadCredentials);
     };
     if user.locked_until > now {
         // As long as a password check, as for an unknown account.
-        let _ = password::verify(password_text, decoy_hash()).await;
+        let _ = password::verify(password_text, password::decoy()).await;
         let _ = throttle::hit(idp, &key, cfg.login_ip_window_secs).await;
         audit_attempt(idp, Some(&user.id), login, "account locked").await;
         return Err(LoginFailure::BadCredentials);
@@ -95,7 +79,7 @@ pub async fn check_password(
     let ok = match &user.password_hash {
         Some(phc) => password::verify(password_text, phc).await,
         None => {
-            let _ = password::verify(password_text, decoy_hash()).await;
+            let _ = password::verify(password_text, password::decoy()).await;
             false
         }
     };
