@@ -361,9 +361,8 @@ pub fn free_port() -> u16 {
         .unwrap_or(32768);
     let low = 10_000u16.min(ephemeral_from / 2);
     let span = u32::from(ephemeral_from - low);
-    let random = ring::rand::SystemRandom::new();
     loop {
-        let draw: [u8; 4] = ring::rand::generate(&random).unwrap().expose();
+        let draw = kizuna_core::secret::random_bytes::<4>();
         let port = low + (u32::from_le_bytes(draw) % span) as u16;
         if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
             return port;
